@@ -1,0 +1,254 @@
+"""``tracee-rules``: replay recorded Tracee events through the signatures.
+
+Compatible with Tracee's tracee-rules::
+
+    tracee-rules --input events.json                       # all built-in signatures
+    tracee-rules --input-tracee file:events.json --input-tracee format:json --rules TRC-102
+    tracee -o json ... | tracee-rules --input -            # live, from a pipe
+    tracee-rules --list                                    # what is loaded
+    tracee-rules --list-events                             # what a tracer must trace
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from ..dispatch import LoadedSignature
+from ..output.templates import TemplateError
+from ..plugins import PluginManager
+from ..reader import DEFAULT_MAX_LINE_SIZE, STDIN, EventReader
+from ..session import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, ConfigError, Session, SessionConfig
+
+PROG = "tracee-rules"
+_SEVERITY_NAMES = {0: "info", 1: "low", 2: "medium", 3: "high", 4: "critical"}
+
+EPILOG = """\
+exit status:
+  0    the input was replayed (skipped records and signature errors are reported on stderr)
+  1    the run failed: unreadable input, a --strict violation, findings not delivered
+  2    bad usage or configuration: options, templates, unknown --rules IDs, broken rules (--strict)
+  130  interrupted
+
+Plugins: packages in the 'pytracee' entry-point group load automatically
+(PYTRACEE_DISABLE_PLUGIN_AUTOLOAD=1 turns that off); --disable NAME blocks a
+plugin or a signature (by ID or event name)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser with tracee-rules' own options (plugins add theirs through tracee_addoption)."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Replay Tracee events (trace.Event JSON) through detection signatures and print findings.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    source = parser.add_argument_group("input")
+    source.add_argument(
+        "--input", "-i", metavar="FILE", action="append", default=[],
+        help="events to read: JSON lines or a JSON array, optionally gzip-compressed; '-' is stdin (repeatable)",
+    )
+    source.add_argument(
+        "--input-tracee", metavar="KEY:VALUE", action="append", default=[],
+        help="Tracee's input syntax: file:PATH, file:stdin, format:json ('help' explains)",
+    )
+    source.add_argument("--strict", action="store_true", help="stop at the first bad record or broken rule file")
+    source.add_argument(
+        "--max-line-size", metavar="BYTES", type=int, default=DEFAULT_MAX_LINE_SIZE,
+        help="skip JSON lines longer than this (default: %(default)s, Tracee's limit; 0: no limit)",
+    )
+    source.add_argument(
+        "--allow-unknown-events", action="store_true",
+        help="deliver events whose name is not a known Tracee event instead of skipping them",
+    )
+    sigs = parser.add_argument_group("signatures")
+    sigs.add_argument(
+        "--rules", metavar="ID[,ID...]", action="append", default=[],
+        help="run only these signatures (IDs or event names); also enables ones that are off by default",
+    )
+    sigs.add_argument(
+        "--rules-dir", metavar="DIR", action="append", default=[], type=Path,
+        help="load signatures from DIR: Python files and rule files, searched recursively (repeatable)",
+    )
+    sigs.add_argument(
+        "--disable", metavar="NAME", action="append", default=[],
+        help="leave out a plugin (by name) or a signature (by ID or event name) (repeatable)",
+    )
+    sigs.add_argument("--list", action="store_true", help="list the loaded signatures and exit")
+    sigs.add_argument(
+        "--list-events", action="store_true", help="print the events the loaded signatures need, comma-separated, and exit"
+    )
+    parser.add_argument(
+        "--log", metavar="LEVEL", default="info", choices=["debug", "info", "warn", "error"],
+        help="log level on stderr: debug, info, warn, error (default: %(default)s)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run tracee-rules; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    pre, _ = _pre_parser().parse_known_args(argv)
+    _setup_logging(pre.log)
+    pm = PluginManager()
+    pm.load_plugins(pre.disable, installed=not os.environ.get("PYTRACEE_DISABLE_PLUGIN_AUTOLOAD"))
+    parser = build_parser()
+    pm.hook.tracee_addoption.call_historic(kwargs={"parser": parser})
+    args = parser.parse_args(argv)
+    if "help" in args.input_tracee:
+        print(_INPUT_TRACEE_HELP)
+        return EXIT_OK
+    try:
+        inputs = _inputs(args)
+    except ValueError as exc:
+        parser.print_usage(sys.stderr)
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.max_line_size < 0:
+        parser.error("--max-line-size must be 0 or more")
+
+    config = SessionConfig(
+        rules_dirs=args.rules_dir,
+        rules=args.rules,
+        disabled=args.disable,
+        strict=args.strict,
+        allow_unknown_events=args.allow_unknown_events,
+        options=args,
+        pluginmanager=pm,
+    )
+    session = Session(config)
+    log = logging.getLogger("pytracee")
+    try:
+        session.load()
+    except (ConfigError, TemplateError) as exc:
+        log.error("%s", exc)
+        return EXIT_USAGE
+    except OSError as exc:
+        log.error("%s: %s", getattr(exc, "filename", None) or "output", exc.strerror or exc)
+        return EXIT_USAGE
+    if args.list:
+        _print_list(session.signatures, sum(1 for _ in _disabled_by_default(session)))
+        return EXIT_OK
+    if args.list_events:
+        print(",".join(session.engine.selected_event_names() if session.engine else []))
+        return EXIT_OK
+    if not inputs:
+        if sys.stdin.isatty():
+            parser.print_usage(sys.stderr)
+            print(f"{PROG}: error: no input: give --input FILE, or pipe events into --input -", file=sys.stderr)
+            return EXIT_USAGE
+        inputs = [STDIN]
+
+    log.info("loaded %d signatures; reading %s", len(session.signatures), ", ".join(inputs))
+    reader = EventReader(
+        inputs, strict=args.strict, max_line_size=args.max_line_size, is_known_event=session.is_known_event
+    )
+    try:
+        status = session.run(reader)
+    except BrokenPipeError:
+        _silence_stdout()
+        log.error("stdout was closed; stopped")
+        return EXIT_FAILURE
+    log.info("%s", session.summary())
+    return status
+
+
+_INPUT_TRACEE_HELP = """\
+--input-tracee KEY:VALUE configures the event source (repeatable):
+  file:PATH     read events from PATH (JSON lines or a JSON array, plain or gzip)
+  file:stdin    read events from standard input
+  format:json   the events are Tracee's trace.Event JSON (the only format; 'gob' was Go-only)
+--input FILE is the short form of file:FILE ('-' meaning stdin)."""
+
+
+def _inputs(args: argparse.Namespace) -> list[str]:
+    inputs = list(args.input)
+    for item in args.input_tracee:
+        key, sep, value = item.partition(":")
+        key = key.strip().lower()
+        if not sep or not value:
+            raise ValueError(f"--input-tracee {item!r}: expected KEY:VALUE (see --input-tracee help)")
+        if key == "file":
+            inputs.append(STDIN if value == "stdin" else value)
+        elif key == "format":
+            if value.lower() != "json":
+                raise ValueError(f"--input-tracee format:{value}: only json is supported (gob is a Go-only encoding)")
+        else:
+            raise ValueError(f"--input-tracee {item!r}: unknown key {key!r} (file or format)")
+    return inputs
+
+
+def _pre_parser() -> argparse.ArgumentParser:
+    # Options needed before plugins load (they decide which plugins load at all).
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--disable", action="append", default=[])
+    pre.add_argument("--log", default="info")
+    return pre
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        message = super().format(record)
+        if record.levelno >= logging.WARNING:
+            return f"{PROG}: {record.levelname.lower()}: {message}"
+        return f"{PROG}: {message}"
+
+
+def _setup_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel({"warn": logging.WARNING}.get(level, getattr(logging, level.upper(), logging.INFO)))
+
+
+def _disabled_by_default(session: Session) -> list[str]:
+    chosen = {s.metadata.id for s in session.signatures}
+    return [
+        s.metadata.id
+        for s in session.available
+        if s.metadata.id not in chosen and not type(s.signature).enabled_by_default
+    ]
+
+
+def _print_list(signatures: Sequence[LoadedSignature], off_by_default: int) -> None:
+    rows = [("ID", "NAME", "VERSION", "LANGUAGE", "SEVERITY", "EVENTS")]
+    for loaded in sorted(signatures, key=lambda s: _id_sort_key(s.metadata.id)):
+        meta = loaded.metadata
+        events = ",".join(
+            dict.fromkeys(s.name + (f"({s.origin})" if s.origin != "*" else "") for s in loaded.selectors)
+        )
+        severity = meta.severity
+        rows.append(
+            (
+                meta.id,
+                meta.name,
+                meta.version,
+                type(loaded.signature).language,
+                _SEVERITY_NAMES.get(severity, str(severity)) if severity is not None else "-",
+                events,
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
+    print(f"\n{len(signatures)} signatures loaded", end="")
+    print(f"; {off_by_default} more off by default (enable with --rules ID)" if off_by_default else "")
+
+
+def _id_sort_key(sig_id: str) -> tuple[str, int, str]:
+    prefix, _, number = sig_id.rpartition("-")
+    return (prefix, int(number), "") if number.isdigit() else (sig_id, 0, sig_id)
+
+
+def _silence_stdout() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

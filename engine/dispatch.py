@@ -1,0 +1,295 @@
+"""The engine: routes each event to the signatures that selected it.
+
+Dispatch is an index lookup, not a plugin-hook call per signature. For every
+event name the engine builds (once, on first sight) a route: per origin, the
+signatures whose selectors match ``(source, name, origin)`` with Tracee's ``*``
+wildcards, each with its data-filter predicate, plus a merged *gate* that
+rejects events none of them can want. A signature that raises is logged with
+its ID and counted; the engine and the other signatures carry on.
+
+Findings go to the ``on_finding`` callback. A finding is also turned into a
+signature event (:func:`~pytracee.engine.findings.finding_to_event`) when some
+signature selects that event by name, so signatures can build on each other as
+in Tracee's unified binary.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable, Final, Iterable, Sequence
+
+from .events import Event, ORIGIN_CONTAINER, ORIGIN_CONTAINER_INIT, ORIGIN_HOST
+from .findings import SIGNATURE_EVENT_ID_BASE, Finding, finding_to_event
+from .selectors import ANY, ORIGINS, Accept, EventSelector, accept_any_of, union_gate
+from .signature import Signature, SignatureContext, SignatureDefinitionError, SourceComplete
+
+__all__ = ["DuplicateSignatureError", "Engine", "EngineStats", "LoadedSignature"]
+
+log = logging.getLogger("pytracee.engine")
+
+#: How many tracebacks per signature are logged before further errors are only counted.
+ERRORS_LOGGED_PER_SIGNATURE: Final = 5
+#: Depth limit for signatures consuming signature events.
+MAX_DERIVATION_DEPTH: Final = 5
+
+
+class DuplicateSignatureError(SignatureDefinitionError):
+    """Two signatures share one ID."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedSignature:
+    """A signature with the metadata and selectors read from it at load time."""
+
+    signature: Signature
+    metadata: Any  # SignatureMetadata; Any keeps the hot path free of attribute checks
+    selectors: tuple[EventSelector, ...]
+    plugin: str = ""
+
+
+@dataclass(slots=True)
+class EngineStats:
+    """Counters of one engine run."""
+
+    events: int = 0
+    findings: int = 0
+    findings_by_signature: Counter[str] = field(default_factory=Counter)
+    errors_by_signature: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass(frozen=True, slots=True)
+class _Handlers:
+    gate: Accept | None
+    entries: tuple[tuple[LoadedSignature, Callable[[Event], None], Accept | None], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    handlers: _Handlers | None  # same for every origin
+    by_origin: dict[str, _Handlers | None] | None  # when origins differ
+
+
+def _origin(raw: dict[str, Any]) -> str:
+    flags = raw.get("contextFlags")
+    if flags and flags.get("containerStarted"):
+        return ORIGIN_CONTAINER
+    container = raw.get("container")
+    if (container and container.get("id")) or raw.get("containerId"):
+        return ORIGIN_CONTAINER_INIT
+    return ORIGIN_HOST
+
+
+class Engine:
+    """Runs signatures over a stream of events.
+
+    :param signatures: the signatures to run; each is initialised here.
+    :param on_finding: receives every finding, in order.
+    :param derive_events: feed findings back as signature events to signatures that select them.
+    :param on_error: called as ``on_error(signature, event_or_None, exception)`` after a
+        signature raised (in ``init``, ``on_event``, ``on_signal`` or ``close``); it is
+        logged and counted in any case.
+    :raises DuplicateSignatureError: when two signatures share an ID.
+    :raises SignatureDefinitionError: when a signature's metadata or selectors are unusable.
+    """
+
+    def __init__(
+        self,
+        signatures: Iterable[Signature | LoadedSignature],
+        on_finding: Callable[[Finding], None],
+        *,
+        derive_events: bool = True,
+        on_error: Callable[[LoadedSignature, Event | None, BaseException], None] | None = None,
+    ) -> None:
+        self._on_finding = on_finding
+        self._derive = derive_events
+        self.stats = EngineStats()
+        self.on_error = on_error
+        self.signatures: list[LoadedSignature] = []
+        seen: dict[str, LoadedSignature] = {}
+        for item in signatures:
+            loaded = item if isinstance(item, LoadedSignature) else load_signature(item)
+            sig_id = loaded.metadata.id
+            if sig_id in seen:
+                first, second = seen[sig_id], loaded
+                raise DuplicateSignatureError(
+                    f"duplicate signature ID {sig_id!r}: {_describe(first)} and {_describe(second)}"
+                )
+            seen[sig_id] = loaded
+            if self._init(loaded):
+                self.signatures.append(loaded)
+        self._by_key: dict[tuple[str, str], list[tuple[LoadedSignature, EventSelector]]] = {}
+        for loaded in self.signatures:
+            for selector in loaded.selectors:
+                self._by_key.setdefault((selector.source, selector.name), []).append((loaded, selector))
+        self._routes: dict[tuple[str, str], _Route | None] = {}
+        self._depth = 0
+        self._signature_event_ids = {
+            loaded.metadata.event_name: SIGNATURE_EVENT_ID_BASE + index
+            for index, loaded in enumerate(self.signatures)
+            if loaded.metadata.event_name
+        }
+
+    def _init(self, loaded: LoadedSignature) -> bool:
+        logger = logging.getLogger(f"pytracee.signature.{loaded.metadata.id}")
+        try:
+            loaded.signature.init(SignatureContext(callback=self._finding_callback(loaded), logger=logger))
+        except Exception as exc:
+            self.stats.errors_by_signature[loaded.metadata.id] += 1
+            log.error("signature %s not loaded: init failed: %s: %s", loaded.metadata.id, type(exc).__name__, exc)
+            if self.on_error is not None:
+                self.on_error(loaded, None, exc)
+            return False
+        return True
+
+    # --- selection -------------------------------------------------------------------
+
+    def selected_event_names(self) -> list[str]:
+        """Sorted names of every event some signature selects by name (no wildcards)."""
+        return sorted({s.name for loaded in self.signatures for s in loaded.selectors if s.name != ANY})
+
+    def _build_route(self, source: str, name: str) -> _Route | None:
+        candidates = self._by_key.get((source, name), []) + self._by_key.get((source, ANY), [])
+        if not candidates:
+            self._routes[(source, name)] = None
+            return None
+        per_origin = {origin: self._handlers(candidates, origin) for origin in ORIGINS}
+        if all(s.origin == ANY for _, s in candidates):
+            route = _Route(handlers=per_origin[ORIGIN_HOST], by_origin=None)
+        else:
+            route = _Route(handlers=None, by_origin=per_origin)
+        self._routes[(source, name)] = route
+        return route
+
+    @staticmethod
+    def _handlers(candidates: Sequence[tuple[LoadedSignature, EventSelector]], origin: str) -> _Handlers | None:
+        grouped: dict[int, tuple[LoadedSignature, list[EventSelector]]] = {}
+        for loaded, selector in candidates:
+            if selector.origin in (ANY, origin):
+                grouped.setdefault(id(loaded), (loaded, []))[1].append(selector)
+        if not grouped:
+            return None
+        entries = tuple(
+            (loaded, loaded.signature.on_event, accept_any_of(selectors)) for loaded, selectors in grouped.values()
+        )
+        return _Handlers(gate=union_gate([selectors for _, selectors in grouped.values()]), entries=entries)
+
+    # --- the hot path ----------------------------------------------------------------
+
+    def dispatch(self, event: Event) -> None:
+        """Deliver ``event`` to every signature that selected it.
+
+        :raises pytracee.engine.events.MalformedEventError: when the event's
+            ``args`` are unreadable; no signature has seen it then.
+        """
+        self.stats.events += 1
+        raw = event.raw
+        key = (event.source, raw["eventName"])
+        try:
+            route = self._routes[key]
+        except KeyError:
+            route = self._build_route(*key)
+        if route is None:
+            return
+        handlers = route.handlers if route.by_origin is None else route.by_origin[_origin(raw)]
+        if handlers is None:
+            return
+        args = event._arg_values()  # raises MalformedEventError before any signature runs
+        gate = handlers.gate
+        if gate is not None and not gate(args):
+            return
+        for loaded, on_event, accept in handlers.entries:
+            if accept is not None and not accept(args):
+                continue
+            try:
+                on_event(event)
+            except Exception as exc:  # a broken signature must not stop the others
+                self._signature_failed(loaded, event, exc)
+
+    def _signature_failed(self, loaded: LoadedSignature, event: Event, exc: Exception) -> None:
+        sig_id = loaded.metadata.id
+        count = self.stats.errors_by_signature[sig_id] + 1
+        self.stats.errors_by_signature[sig_id] = count
+        where = f" at {event.location}" if event.location else ""
+        if count <= ERRORS_LOGGED_PER_SIGNATURE:
+            log.error(
+                "signature %s failed on %s event%s: %s: %s%s",
+                sig_id,
+                event.name,
+                where,
+                type(exc).__name__,
+                exc,
+                " (further errors of this signature are only counted)" if count == ERRORS_LOGGED_PER_SIGNATURE else "",
+                exc_info=log.isEnabledFor(logging.DEBUG),
+            )
+        if self.on_error is not None:
+            self.on_error(loaded, event, exc)
+
+    def _finding_callback(self, loaded: LoadedSignature) -> Callable[[Finding], None]:
+        def on_finding(finding: Finding) -> None:
+            stats = self.stats
+            stats.findings += 1
+            stats.findings_by_signature[loaded.metadata.id] += 1
+            self._on_finding(finding)
+            if self._derive:
+                self._derive_event(finding)
+
+        return on_finding
+
+    def _derive_event(self, finding: Finding) -> None:
+        event_name = finding.sig_metadata.event_name
+        if not event_name or (finding.event.source, event_name) not in self._by_key:
+            return
+        if self._depth >= MAX_DERIVATION_DEPTH:
+            log.warning("signature event %s not derived: depth limit %d reached", event_name, MAX_DERIVATION_DEPTH)
+            return
+        derived = finding_to_event(finding, self._signature_event_ids.get(event_name, SIGNATURE_EVENT_ID_BASE))
+        self._depth += 1
+        try:
+            self.dispatch(derived)
+        finally:
+            self._depth -= 1
+
+    # --- end of input ----------------------------------------------------------------
+
+    def complete(self) -> None:
+        """Signal :class:`SourceComplete` to each signature for each of its sources, then close all."""
+        for loaded in self.signatures:
+            for source in dict.fromkeys(s.source for s in loaded.selectors):
+                self._call(loaded, "on_signal", SourceComplete(source))
+        for loaded in self.signatures:
+            self._call(loaded, "close")
+
+    def _call(self, loaded: LoadedSignature, method: str, *args: Any) -> None:
+        try:
+            getattr(loaded.signature, method)(*args)
+        except Exception as exc:
+            sig_id = loaded.metadata.id
+            self.stats.errors_by_signature[sig_id] += 1
+            log.error("signature %s failed in %s: %s: %s", sig_id, method, type(exc).__name__, exc)
+            if self.on_error is not None:
+                self.on_error(loaded, None, exc)
+
+
+def load_signature(signature: Signature, plugin: str = "") -> LoadedSignature:
+    """Read a signature's metadata and selectors, checking both.
+
+    :raises SignatureDefinitionError: for missing or malformed metadata or selectors.
+    """
+    metadata = signature.get_metadata()
+    if not metadata.id or not isinstance(metadata.id, str):
+        raise SignatureDefinitionError(f"{type(signature).__qualname__} has no signature ID")
+    selectors = tuple(signature.get_selected_events())
+    if not selectors:
+        raise SignatureDefinitionError(f"signature {metadata.id} selects no events")
+    for selector in selectors:
+        if not isinstance(selector, EventSelector):
+            raise SignatureDefinitionError(f"signature {metadata.id}: selector {selector!r} is not an EventSelector")
+    return LoadedSignature(signature, metadata, selectors, plugin)
+
+
+def _describe(loaded: LoadedSignature) -> str:
+    cls = type(loaded.signature)
+    where = f"{cls.__module__}.{cls.__qualname__}"
+    return f"{where} (plugin {loaded.plugin})" if loaded.plugin else where

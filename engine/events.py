@@ -1,0 +1,266 @@
+"""The event a signature sees: a ``trace.Event`` with typed accessors.
+
+An :class:`Event` wraps the decoded JSON object of one Tracee event without
+copying it. Context fields are properties (``event.name``, ``event.process_name``,
+``event.origin`` ...); arguments are read by name with getters that accept both
+the raw values Tracee emits by default and the strings it emits with
+``option:parse-arguments``::
+
+    if event.is_file_write() and event.str_arg("pathname").endswith("/release_agent"):
+        ...
+
+Missing or mistyped arguments raise :class:`ArgumentError`, which the engine
+reports against the signature that asked (with the event's file and line).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, Mapping
+
+from . import parsers
+from .parsers import ArgumentValueError, SockAddr
+from .schema import full_event
+
+__all__ = ["ArgumentError", "Event", "MalformedEventError", "ORIGIN_CONTAINER", "ORIGIN_CONTAINER_INIT", "ORIGIN_HOST"]
+
+ORIGIN_HOST: Final = "host"
+ORIGIN_CONTAINER: Final = "container"
+ORIGIN_CONTAINER_INIT: Final = "container-init"
+
+_MISSING: Any = object()
+
+
+class ArgumentError(LookupError):
+    """An argument a signature asked for is missing or has an unusable value."""
+
+
+class MalformedEventError(ValueError):
+    """The event's ``args`` list is not a list of ``{"name", "value"}`` objects."""
+
+
+class Event:
+    """One Tracee event (``trace.Event``), read-only for signatures.
+
+    :param raw: the decoded JSON object; kept as is and shared, never copied.
+    :param source: the selector source, ``"tracee"`` for events from Tracee or our collector.
+    :param location: where the event came from (``"events.json:12"``), for messages.
+    """
+
+    __slots__ = ("raw", "source", "_args", "_where", "_line")
+
+    def __init__(self, raw: dict[str, Any], source: str = "tracee", where: str = "", line: int = 0) -> None:
+        self.raw = raw
+        self.source = source
+        self._args: dict[str, Any] | None = None
+        self._where = where
+        self._line = line
+
+    # --- context ---------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """``eventName``, e.g. ``"security_file_open"``."""
+        return self.raw["eventName"]
+
+    @property
+    def event_id(self) -> int:
+        """``eventId`` as an int (Tracee writes it as a string)."""
+        return int(self.raw.get("eventId") or 0)
+
+    @property
+    def timestamp(self) -> int:
+        """``timestamp`` in nanoseconds."""
+        return self.raw.get("timestamp", 0)
+
+    @property
+    def process_name(self) -> str:
+        """``processName`` (the task's comm, at most 15 characters)."""
+        return self.raw.get("processName", "")
+
+    @property
+    def process_id(self) -> int:
+        """``processId``: the pid inside the task's pid namespace."""
+        return self.raw.get("processId", 0)
+
+    @property
+    def thread_id(self) -> int:
+        """``threadId`` inside the task's pid namespace."""
+        return self.raw.get("threadId", 0)
+
+    @property
+    def parent_process_id(self) -> int:
+        """``parentProcessId`` inside the task's pid namespace."""
+        return self.raw.get("parentProcessId", 0)
+
+    @property
+    def host_process_id(self) -> int:
+        """``hostProcessId``: the pid as the host sees it."""
+        return self.raw.get("hostProcessId", 0)
+
+    @property
+    def user_id(self) -> int:
+        """``userId``."""
+        return self.raw.get("userId", 0)
+
+    @property
+    def host_name(self) -> str:
+        """``hostName`` (UTS name)."""
+        return self.raw.get("hostName", "")
+
+    @property
+    def return_value(self) -> int:
+        """``returnValue``."""
+        return self.raw.get("returnValue", 0)
+
+    @property
+    def syscall(self) -> str:
+        """``syscall``: the syscall that led to this event (v0.11+; empty before)."""
+        return self.raw.get("syscall", "")
+
+    @property
+    def executable_path(self) -> str:
+        """``executable.path`` (v0.18+; empty before)."""
+        executable = self.raw.get("executable")
+        return executable.get("path", "") if isinstance(executable, dict) else ""
+
+    @property
+    def container_id(self) -> str:
+        """The container id from ``container.id`` (v0.13+) or the flat ``containerId``."""
+        container = self.raw.get("container")
+        if isinstance(container, dict) and container.get("id"):
+            return container["id"]
+        return self.raw.get("containerId") or ""
+
+    @property
+    def container_started(self) -> bool:
+        """``contextFlags.containerStarted``: the event comes from a running container."""
+        flags = self.raw.get("contextFlags")
+        return bool(flags.get("containerStarted")) if isinstance(flags, dict) else False
+
+    @property
+    def origin(self) -> str:
+        """Where the event happened: ``"container"``, ``"container-init"`` or ``"host"``.
+
+        Derived as Tracee does: a started container, else a container id
+        without a started container (the container is being set up), else the host.
+        """
+        if self.container_started:
+            return ORIGIN_CONTAINER
+        return ORIGIN_CONTAINER_INIT if self.container_id else ORIGIN_HOST
+
+    @property
+    def location(self) -> str:
+        """``file:line`` the event was read from, or ``""`` for events built in memory."""
+        return f"{self._where}:{self._line}" if self._where else ""
+
+    # --- arguments ---------------------------------------------------------------
+
+    @property
+    def args(self) -> Mapping[str, Any]:
+        """All arguments as ``{name: value}`` in event order."""
+        return self._arg_values()
+
+    def _arg_values(self) -> dict[str, Any]:
+        values = self._args
+        if values is None:
+            args = self.raw.get("args")
+            if args is None:
+                values = {}
+            elif type(args) is not list:
+                raise MalformedEventError(f"'args' must be a list, not {type(args).__name__}")
+            else:
+                try:
+                    values = {arg["name"]: arg.get("value") for arg in args}
+                except (TypeError, KeyError, AttributeError):
+                    raise MalformedEventError(_describe_bad_args(args)) from None
+            self._args = values
+        return values
+
+    def has_arg(self, name: str) -> bool:
+        """True when the event carries an argument called ``name``."""
+        return name in self._arg_values()
+
+    def arg(self, name: str, default: Any = _MISSING) -> Any:
+        """The value of argument ``name`` as it appears in the JSON.
+
+        :raises ArgumentError: when it is missing and no ``default`` is given.
+        """
+        values = self._arg_values()
+        if name in values:
+            return values[name]
+        if default is _MISSING:
+            raise ArgumentError(f"{self.name} event has no argument {name!r}")
+        return default
+
+    def str_arg(self, name: str, default: Any = _MISSING) -> str:
+        """Argument ``name`` as a string (``null`` reads as ``""``)."""
+        value = self.arg(name, default)
+        if isinstance(value, str):
+            return value
+        if value is None:
+            return ""
+        raise ArgumentError(f"{self.name} argument {name!r} is not a string: {value!r}")
+
+    def int_arg(self, name: str, default: Any = _MISSING) -> int:
+        """Argument ``name`` as an int; numeric strings are accepted."""
+        value = self.arg(name, default)
+        if type(value) is int:
+            return value
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            return int(value)
+        raise ArgumentError(f"{self.name} argument {name!r} is not an integer: {value!r}")
+
+    def str_list_arg(self, name: str, default: Any = _MISSING) -> list[str]:
+        """Argument ``name`` as a list of strings (argv, envp; ``null`` reads as ``[]``)."""
+        value = self.arg(name, default)
+        if value is None:
+            return []
+        if isinstance(value, list) and all(isinstance(item, str) for item in value):
+            return value
+        raise ArgumentError(f"{self.name} argument {name!r} is not a list of strings: {value!r}")
+
+    def bytes_arg(self, name: str, default: Any = _MISSING) -> bytes:
+        """Argument ``name`` as bytes (base64 in Tracee's JSON)."""
+        return self._parsed(name, default, parsers.decode_bytes)
+
+    def sockaddr_arg(self, name: str = "remote_addr") -> SockAddr:
+        """Argument ``name`` as a :class:`~pytracee.engine.parsers.SockAddr`."""
+        return self._parsed(name, _MISSING, SockAddr.from_value)
+
+    def open_flags(self, name: str = "flags") -> int:
+        """The open(2) flags in argument ``name``, from a raw int or ``"O_WRONLY|O_CREAT"``."""
+        return self._parsed(name, _MISSING, parsers.open_flags)
+
+    def is_file_write(self, name: str = "flags") -> bool:
+        """True when the open flags in ``name`` open the file for writing."""
+        return parsers.is_file_write(self.open_flags(name))
+
+    def is_file_read(self, name: str = "flags") -> bool:
+        """True when the open flags in ``name`` open the file for reading."""
+        return parsers.is_file_read(self.open_flags(name))
+
+    def _parsed(self, name: str, default: Any, parse: Any) -> Any:
+        value = self.arg(name, default)
+        try:
+            return parse(value)
+        except ArgumentValueError as exc:
+            raise ArgumentError(f"{self.name} argument {name!r}: {exc}") from None
+
+    # --- serialization -------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """The complete ``trace.Event`` JSON object (zero values filled in, in Go's key order)."""
+        return full_event(self.raw)
+
+    def __repr__(self) -> str:
+        where = f" at {self.location}" if self._where else ""
+        return f"<Event {self.raw.get('eventName')!r} pid={self.raw.get('processId')}{where}>"
+
+
+def _describe_bad_args(args: list[Any]) -> str:
+    for index, arg in enumerate(args):
+        if not isinstance(arg, dict):
+            return f"args[{index}] must be an object, not {type(arg).__name__}"
+        if not isinstance(arg.get("name"), str):
+            return f"args[{index}] has no string 'name'"
+    return "args could not be read"

@@ -1,0 +1,161 @@
+"""The built-in outputs plugin: print findings, write them to a file, post them to a webhook.
+
+It adds its own command-line options (``--output-template``, ``--output``,
+``--webhook`` ...) and, at configure time, registers one sink per destination:
+
+* :class:`TemplatePrinter`: renders each finding with a template onto stdout or
+  ``--output FILE``; each rendered finding ends with a newline (Tracee printed
+  them back to back, so ``rawjson`` findings ran together).
+* :class:`WebhookSender`: POSTs each finding, rendered with ``--webhook-template``
+  (``rawjson`` by default), to ``--webhook URL``, one request per finding as
+  Tracee does. Failed deliveries are logged and counted, and make the run's exit
+  status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import urllib.error
+import urllib.request
+from typing import IO, TYPE_CHECKING, Any
+
+from ..findings import Finding
+from ..hookspecs import hookimpl
+from .templates import BUILTIN_TEMPLATES, FindingTemplate
+
+if TYPE_CHECKING:
+    from ..session import Session, SessionConfig
+
+log = logging.getLogger("pytracee.output")
+
+DEFAULT_WEBHOOK_TIMEOUT = 10.0
+
+
+@hookimpl
+def tracee_addoption(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("output")
+    group.add_argument(
+        "--output-template",
+        metavar="NAME|PATH",
+        default="default",
+        help=f"how to print findings: a built-in ({', '.join(BUILTIN_TEMPLATES)}) or a Jinja2 template file "
+        "(default: %(default)s)",
+    )
+    group.add_argument("--output", metavar="FILE", help="write findings to FILE instead of stdout")
+    group.add_argument("--webhook", metavar="URL", help="POST every finding to URL")
+    group.add_argument(
+        "--webhook-template",
+        metavar="NAME|PATH",
+        default="rawjson",
+        help="template of the webhook body (default: %(default)s)",
+    )
+    group.add_argument(
+        "--webhook-content-type",
+        metavar="TYPE",
+        default="application/json",
+        help="Content-Type of webhook requests (default: %(default)s)",
+    )
+    group.add_argument(
+        "--webhook-timeout",
+        metavar="SECONDS",
+        type=float,
+        default=DEFAULT_WEBHOOK_TIMEOUT,
+        help="give up on a webhook request after this long (default: %(default)s)",
+    )
+
+
+@hookimpl
+def tracee_configure(config: SessionConfig) -> None:
+    options = config.options
+    if not hasattr(options, "output_template"):  # embedded use without the command line: no printing
+        return
+    pm = config.pluginmanager
+    stream: IO[str] = sys.stdout
+    if options.output:
+        stream = open(options.output, "a", encoding="utf-8")  # noqa: SIM115 - closed at session finish
+    pm.register(TemplatePrinter(FindingTemplate.load(options.output_template), stream), name="output-printer")
+    if options.webhook:
+        pm.register(
+            WebhookSender(
+                options.webhook,
+                FindingTemplate.load(options.webhook_template),
+                options.webhook_content_type,
+                options.webhook_timeout,
+            ),
+            name="output-webhook",
+        )
+
+
+class TemplatePrinter:
+    """Writes each finding, rendered by a template, to a text stream."""
+
+    def __init__(self, template: FindingTemplate, stream: IO[str]) -> None:
+        self.template = template
+        self.stream = stream
+        self.session: Session | None = None
+
+    @hookimpl
+    def tracee_sessionstart(self, session: Session) -> None:
+        self.session = session
+
+    @hookimpl
+    def tracee_finding_output(self, finding: Finding) -> None:
+        try:
+            text = self.template.render(finding)
+        except Exception as exc:
+            _failed(self.session, f"finding of {finding.sig_metadata.id} not printed: {exc}")
+            return
+        self.stream.write(text if text.endswith("\n") else text + "\n")
+        self.stream.flush()
+
+    @hookimpl
+    def tracee_sessionfinish(self) -> None:
+        if self.stream not in (sys.stdout, sys.stderr):
+            self.stream.close()
+
+
+class WebhookSender:
+    """POSTs each finding, rendered by a template, to a URL."""
+
+    def __init__(self, url: str, template: FindingTemplate, content_type: str, timeout: float) -> None:
+        self.url = url
+        self.template = template
+        self.content_type = content_type
+        self.timeout = timeout
+        self.delivered = 0
+        self.session: Session | None = None
+
+    @hookimpl
+    def tracee_sessionstart(self, session: Session) -> None:
+        self.session = session
+
+    @hookimpl
+    def tracee_finding_output(self, finding: Finding) -> None:
+        try:
+            body = self.template.render(finding).encode("utf-8")
+        except Exception as exc:
+            _failed(self.session, f"webhook: finding of {finding.sig_metadata.id} not rendered: {exc}")
+            return
+        request = urllib.request.Request(
+            self.url, data=body, method="POST", headers={"Content-Type": self.content_type}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                response.read()
+        except urllib.error.HTTPError as exc:
+            _failed(self.session, f"webhook {self.url} answered {exc.code} {exc.reason} for {finding.sig_metadata.id}")
+            return
+        except (urllib.error.URLError, OSError) as exc:
+            reason: Any = getattr(exc, "reason", exc)
+            _failed(self.session, f"webhook {self.url} unreachable for {finding.sig_metadata.id}: {reason}")
+            return
+        self.delivered += 1
+
+
+def _failed(session: Session | None, message: str) -> None:
+    if session is not None:
+        session.output_failed(message)
+    else:
+        log.error("%s", message)

@@ -1,0 +1,231 @@
+"""Rendering findings with templates (Jinja2), using Tracee's template vocabulary.
+
+Tracee's Go templates see a ``Finding`` as ``.Data``, ``.Event.Payload.<Go field>``
+(``.Context.<Go field>`` in v0.24) and ``.SigMetadata.<Go field>``, with Sprig's
+``toJson``, ``now`` and ``dateInZone``. Our templates are Jinja2 and see the same
+names, so porting one is mostly a matter of syntax::
+
+    Go:     {{ .SigMetadata.ID }} {{ dateInZone "2006-01-02T15:04:05Z" (now) "UTC" }}
+    Jinja2: {{ SigMetadata.ID }} {{ dateInZone("2006-01-02T15:04:05Z", now(), "UTC") }}
+
+``{{ Data }}`` prints Go's map syntax (``map[key:value]``) as Tracee's default
+template does; ``{{ toJson(Data) }}`` prints JSON. Event fields answer to both
+their Go names (``ProcessName``) and their JSON keys (``processName``). The
+finding itself is ``finding`` (a :class:`~pytracee.engine.findings.Finding`).
+
+Built-in templates are chosen by name (:data:`BUILTIN_TEMPLATES`), anything else
+is a path to a template file.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Any, Final, Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import jinja2
+import orjson
+
+from ..findings import Finding
+from ..schema import GO_FIELD_NAMES
+
+__all__ = ["BUILTIN_TEMPLATES", "FindingTemplate", "TemplateError", "go_format"]
+
+#: Built-in template names (files ``<name>.j2`` in this package).
+BUILTIN_TEMPLATES: Final = ("default", "rawjson", "simple", "csv", "xml", "falcosidekick", "sprig")
+
+
+class TemplateError(Exception):
+    """A template cannot be loaded or rendered; the message names the template and line."""
+
+
+# --- Go-compatible values ------------------------------------------------------------
+
+
+def go_format(value: Any) -> str:
+    """Format a value as Go's ``fmt`` ``%v`` prints decoded JSON (maps with sorted keys)."""
+    if isinstance(value, GoView):
+        value = value.raw
+    if value is None:
+        return "<nil>"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Mapping):
+        return "map[" + " ".join(f"{k}:{go_format(value[k])}" for k in sorted(value, key=str)) + "]"
+    if isinstance(value, (list, tuple)):
+        return "[" + " ".join(go_format(item) for item in value) + "]"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
+        return str(int(value))
+    return str(value)
+
+
+class GoView:
+    """Read-only view of a JSON object answering to Go field names and JSON keys."""
+
+    __slots__ = ("raw", "_aliases")
+
+    def __init__(self, raw: Any, aliases: Mapping[str, str] | None = None) -> None:
+        self.raw = raw
+        self._aliases = aliases or {}
+
+    def __getattr__(self, name: str) -> Any:
+        raw = self.raw
+        if isinstance(raw, Mapping):
+            for key in (self._aliases.get(name), name, name[:1].lower() + name[1:], name.lower()):
+                if key is not None and key in raw:
+                    return _view(raw[key])
+        raise AttributeError(name)
+
+    def __getitem__(self, key: Any) -> Any:
+        return _view(self.raw[key])
+
+    def __iter__(self) -> Any:
+        return iter(_view(item) for item in self.raw) if isinstance(self.raw, list) else iter(self.raw)
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def __str__(self) -> str:
+        return go_format(self.raw)
+
+
+class GoMap(dict):  # type: ignore[type-arg]
+    """``Finding.Data`` for templates: a dict that prints like a Go map."""
+
+    def __str__(self) -> str:
+        return go_format(self)
+
+
+class _NilMap(GoMap):
+    """Go's nil map: prints ``map[]``, serializes as ``null`` (a finding without data)."""
+
+
+NIL_MAP: Final = _NilMap()
+
+
+def _view(value: Any) -> Any:
+    return GoView(value) if isinstance(value, (Mapping, list)) else value
+
+
+# --- template functions (Sprig names) -----------------------------------------------------------
+
+_GO_LAYOUT: Final = [
+    ("January", "%B"), ("Monday", "%A"), ("2006", "%Y"), ("-0700", "%z"), ("Z07:00", "%:z"),
+    ("MST", "%Z"), ("Jan", "%b"), ("Mon", "%a"), ("01", "%m"), ("02", "%d"), ("15", "%H"),
+    ("03", "%I"), ("04", "%M"), ("05", "%S"), ("PM", "%p"), (".000000000", ".%f000"),
+    (".000000", ".%f"), (".000", ".%3f"),
+]
+_GO_LAYOUT_RE: Final = re.compile("|".join(re.escape(token) for token, _ in _GO_LAYOUT))
+
+
+def _go_strftime(layout: str, moment: _dt.datetime) -> str:
+    table = dict(_GO_LAYOUT)
+
+    def convert(match: re.Match[str]) -> str:
+        spec = table[match.group(0)]
+        if spec == "%:z":
+            offset = moment.strftime("%z")
+            return "Z" if offset in ("+0000", "") else f"{offset[:3]}:{offset[3:]}"
+        if spec == ".%3f":
+            return f".{moment.microsecond // 1000:03d}"
+        return moment.strftime(spec)
+
+    return _GO_LAYOUT_RE.sub(convert, layout)
+
+
+def _now() -> _dt.datetime:
+    return _dt.datetime.now(_dt.timezone.utc)
+
+
+def _date_in_zone(layout: str, moment: Any, zone: str) -> str:
+    try:
+        tz = _dt.timezone.utc if zone.upper() == "UTC" else ZoneInfo(zone)
+    except ZoneInfoNotFoundError:
+        raise TemplateError(f"dateInZone: unknown time zone {zone!r}") from None
+    if isinstance(moment, (int, float)):  # nanoseconds since the epoch, as in event timestamps
+        moment = _dt.datetime.fromtimestamp(moment / 1e9, _dt.timezone.utc)
+    return _go_strftime(layout, moment.astimezone(tz))
+
+
+def _date(layout: str, moment: Any) -> str:
+    return _date_in_zone(layout, moment, "UTC")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, GoView):
+        return value.raw
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def to_json(value: Any) -> str:
+    """Sprig's ``toJson``: compact JSON."""
+    if value is NIL_MAP:
+        return "null"
+    return orjson.dumps(value, default=_json_default, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def to_pretty_json(value: Any) -> str:
+    """Sprig's ``toPrettyJson``: JSON indented by two spaces (Go uses the same)."""
+    if value is NIL_MAP:
+        return "null"
+    return orjson.dumps(value, default=_json_default, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode()
+
+
+_ENVIRONMENT = jinja2.Environment(
+    undefined=jinja2.StrictUndefined,
+    keep_trailing_newline=True,
+    autoescape=False,
+)
+_ENVIRONMENT.globals.update(
+    now=_now, dateInZone=_date_in_zone, date=_date, toJson=to_json, toPrettyJson=to_pretty_json
+)
+_ENVIRONMENT.filters.update(toJson=to_json, toPrettyJson=to_pretty_json, go=go_format)
+
+
+class FindingTemplate:
+    """A loaded template: ``FindingTemplate.load("rawjson")`` or ``.load("/path/my.j2")``."""
+
+    def __init__(self, name: str, source: str) -> None:
+        self.name = name
+        try:
+            self._template = _ENVIRONMENT.from_string(source)
+        except jinja2.TemplateSyntaxError as exc:
+            raise TemplateError(f"template {name}:{exc.lineno}: {exc.message}") from None
+
+    @classmethod
+    def load(cls, name_or_path: str) -> "FindingTemplate":
+        """A built-in template by name, or a template file by path."""
+        if name_or_path in BUILTIN_TEMPLATES:
+            source = resources.files(__package__).joinpath("templates", f"{name_or_path}.j2").read_text("utf-8")
+            return cls(name_or_path, source)
+        path = Path(name_or_path)
+        try:
+            return cls(str(path), path.read_text("utf-8"))
+        except FileNotFoundError:
+            raise TemplateError(
+                f"template {name_or_path!r} is neither a file nor a built-in ({', '.join(BUILTIN_TEMPLATES)})"
+            ) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise TemplateError(f"cannot read template {name_or_path}: {exc}") from None
+
+    def render(self, finding: Finding) -> str:
+        """The text for one finding."""
+        payload = GoView(finding.event.to_dict(), GO_FIELD_NAMES)
+        context = {
+            "finding": finding,
+            "Data": GoMap(finding.data) if finding.data is not None else NIL_MAP,
+            "Event": {"Payload": payload},
+            "Context": payload,
+            "SigMetadata": GoView(finding.sig_metadata.to_dict()),
+        }
+        try:
+            return self._template.render(context)
+        except jinja2.TemplateError as exc:
+            raise TemplateError(f"template {self.name}: {exc}") from None
+        except TemplateError:
+            raise
+        except Exception as exc:
+            raise TemplateError(f"template {self.name}: {type(exc).__name__}: {exc}") from None

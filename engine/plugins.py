@@ -1,0 +1,275 @@
+"""Finding plugins and collecting their signatures, the way pytest finds tests.
+
+Plugins come from three places, in this order:
+
+1. **Built-ins**: :mod:`pytracee.signatures` (Tracee's signatures) and the
+   output plugins; registered by name.
+2. **Installed packages**: every entry point in the ``pytracee`` group
+   (``[project.entry-points.pytracee] my_sigs = "my_package.signatures"``).
+   ``PYTRACEE_DISABLE_PLUGIN_AUTOLOAD=1`` skips them.
+3. **Rules directories** (``--rules-dir``, repeatable, searched recursively):
+   each ``*.py`` file is imported as a plugin (except ``test_*.py``,
+   ``*_test.py`` and ``conftest.py``, which are the rules' tests); every other
+   file is offered to the :func:`~pytracee.engine.hookspecs.tracee_collect_rule_file`
+   hook, through which the Rego and CEL plugins turn rule files into signatures.
+
+A plugin's signatures are the :class:`~pytracee.engine.signature.Signature`
+subclasses (with ``metadata``) and ``@signature`` functions defined at module
+level, plus whatever it registers through ``tracee_register_signatures``.
+Any plugin can be blocked by name (``--disable NAME``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import logging
+import os
+import sys
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Final, Iterable, Sequence
+
+import pluggy
+
+from . import hookspecs
+from .dispatch import LoadedSignature, load_signature
+from .signature import Signature, SignatureDefinitionError
+
+__all__ = ["BUILTIN_PLUGINS", "ENTRY_POINT_GROUP", "LoadError", "PluginManager", "RuleFileError"]
+
+log = logging.getLogger("pytracee.plugins")
+
+ENTRY_POINT_GROUP: Final = "pytracee"
+#: Built-in plugins: (name, module).
+BUILTIN_PLUGINS: Final = (
+    ("builtin-signatures", "pytracee.signatures"),
+    ("builtin-outputs", "pytracee.engine.output.plugin"),
+)
+#: Suffixes of rule files some plugin is expected to claim; others are ignored quietly.
+RULE_FILE_SUFFIXES: Final = (".rego", ".yaml", ".yml", ".cel")
+_TEST_FILE_NAMES: Final = ("conftest.py",)
+
+
+class RuleFileError(Exception):
+    """A rule file cannot be loaded. Raised by plugins from ``tracee_collect_rule_file``.
+
+    :param path: the file.
+    :param message: what is wrong.
+    :param line: the line, when known.
+    """
+
+    def __init__(self, path: Path | str, message: str, line: int | None = None) -> None:
+        self.path = Path(path)
+        self.line = line
+        self.message = message
+        super().__init__(f"{path}:{line}: {message}" if line else f"{path}: {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class LoadError:
+    """A plugin, rule file or signature that failed to load, and why."""
+
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
+class PluginManager(pluggy.PluginManager):
+    """pluggy's manager with pytracee's hooks and discovery."""
+
+    def __init__(self) -> None:
+        super().__init__(hookspecs.PROJECT)
+        self.add_hookspecs(hookspecs)
+        self.load_errors: list[LoadError] = []
+        self._rule_signatures: list[tuple[str, Signature]] = []
+        self._plugins_loaded = False
+
+    # --- discovery -----------------------------------------------------------------------
+
+    def load_plugins(self, disabled: Iterable[str] = (), installed: bool = True) -> None:
+        """Block ``disabled`` plugin names, then load installed and built-in plugins (once)."""
+        for name in disabled:
+            self.set_blocked(name)
+        if self._plugins_loaded:
+            return
+        self._plugins_loaded = True
+        if installed:
+            self.load_installed()
+        self.load_builtins()
+
+    def load_builtins(self) -> None:
+        """Register the built-in plugins (unless blocked)."""
+        for name, module_name in BUILTIN_PLUGINS:
+            if not self.is_blocked(name):
+                self.register(importlib.import_module(module_name), name=name)
+
+    def load_installed(self) -> int:
+        """Load plugins from the ``pytracee`` entry-point group; returns how many loaded."""
+        if os.environ.get("PYTRACEE_DISABLE_PLUGIN_AUTOLOAD"):
+            return 0
+        try:
+            return self.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        except Exception as exc:  # an installed plugin that fails to import
+            self.load_errors.append(LoadError(f"entry point group {ENTRY_POINT_GROUP!r}", _describe_exception(exc)))
+            return 0
+
+    def load_rules_dir(self, directory: Path, config: Any) -> None:
+        """Import the Python plugins of ``directory`` and collect its other rule files."""
+        if not directory.is_dir():
+            self.load_errors.append(LoadError(str(directory), "rules directory does not exist"))
+            return
+        for path in _walk(directory):
+            if path.suffix == ".py":
+                if not _is_test_file(path):
+                    self._load_python_file(path)
+            else:
+                self._collect_rule_file(path, config)
+
+    def _load_python_file(self, path: Path) -> None:
+        name = path.stem
+        if self.is_blocked(name):
+            log.info("plugin %s (%s) is disabled", name, path)
+            return
+        if self.get_plugin(name) is not None:
+            self.load_errors.append(LoadError(str(path), f"a plugin named {name!r} is already loaded"))
+            return
+        module_name = f"pytracee_rules.{name}"
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            del sys.modules[module_name]
+            self.load_errors.append(LoadError(_where_in_file(path, exc), _describe_exception(exc)))
+            return
+        try:
+            self.register(module, name=name)
+        except ValueError as exc:  # pluggy rejects unknown or malformed hooks
+            self.load_errors.append(LoadError(str(path), str(exc)))
+
+    def _collect_rule_file(self, path: Path, config: Any) -> None:
+        try:
+            signatures = self.hook.tracee_collect_rule_file(path=path, config=config)
+        except RuleFileError as exc:
+            self.load_errors.append(LoadError(f"{exc.path}:{exc.line}" if exc.line else str(exc.path), exc.message))
+            return
+        except Exception as exc:
+            self.load_errors.append(LoadError(str(path), f"rule file plugin failed: {_describe_exception(exc)}"))
+            return
+        if signatures is None:
+            if path.suffix in RULE_FILE_SUFFIXES:
+                log.warning("%s: no plugin loads %s files; skipped", path, path.suffix)
+            else:
+                log.debug("%s: not a rule file; ignored", path)
+            return
+        self._rule_signatures.extend((str(path), signature) for signature in signatures)
+
+    # --- signatures ------------------------------------------------------------------
+
+    def collect_signatures(self) -> list[LoadedSignature]:
+        """Every signature of every registered plugin and rule file, instantiated.
+
+        Failures are recorded in :attr:`load_errors` and the rest still load.
+        """
+        collected: list[LoadedSignature] = []
+        for plugin_name, plugin in self.list_name_plugin():
+            if plugin is None:
+                continue
+            found: dict[Any, None] = {}  # ordered set: a signature registered twice loads once
+
+            def register(obj: Any) -> None:
+                found[obj] = None
+
+            if isinstance(plugin, ModuleType):
+                for obj in _module_signatures(plugin):
+                    register(obj)
+            for impl in self.hook.tracee_register_signatures.get_hookimpls():
+                if impl.plugin is plugin:
+                    try:
+                        impl.function(**{arg: register for arg in impl.argnames})
+                    except Exception as exc:
+                        self.load_errors.append(
+                            LoadError(f"plugin {plugin_name}", f"tracee_register_signatures failed: {_describe_exception(exc)}")
+                        )
+            for obj in found:
+                loaded = self._instantiate(obj, plugin_name)
+                if loaded is not None:
+                    collected.append(loaded)
+        for where, signature in self._rule_signatures:
+            loaded = self._instantiate(signature, where)
+            if loaded is not None:
+                collected.append(loaded)
+        return collected
+
+    def _instantiate(self, obj: Any, plugin_name: str) -> LoadedSignature | None:
+        try:
+            if isinstance(obj, type):
+                if not issubclass(obj, Signature):
+                    raise SignatureDefinitionError(f"{obj.__qualname__} is not a Signature subclass")
+                obj = obj()
+            elif not isinstance(obj, Signature) and not _looks_like_signature(obj):
+                raise SignatureDefinitionError(f"{obj!r} is not a signature")
+            return load_signature(obj, plugin_name)
+        except Exception as exc:
+            self.load_errors.append(LoadError(f"plugin {plugin_name}", _describe_exception(exc)))
+            return None
+
+    def plugin_names(self) -> list[str]:
+        """Names of the registered plugins."""
+        return [name for name, plugin in self.list_name_plugin() if plugin is not None]
+
+
+def _module_signatures(module: ModuleType) -> Iterable[type[Signature]]:
+    for name, obj in vars(module).items():
+        if (
+            not name.startswith("_")
+            and isinstance(obj, type)
+            and issubclass(obj, Signature)
+            and obj is not Signature
+            and obj.__module__ == module.__name__
+            and "metadata" in _class_attrs(obj)
+            and not inspect.isabstract(obj)
+        ):
+            yield obj
+
+
+def _class_attrs(cls: type) -> set[str]:
+    return {attr for klass in cls.__mro__ if klass is not Signature and klass is not object for attr in vars(klass)}
+
+
+def _looks_like_signature(obj: Any) -> bool:
+    return all(callable(getattr(obj, m, None)) for m in ("get_metadata", "get_selected_events", "init", "on_event"))
+
+
+def _walk(directory: Path) -> Sequence[Path]:
+    found = []
+    for root, dirs, files in os.walk(directory):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__pycache__")
+        found.extend(Path(root, f) for f in sorted(files) if not f.startswith("."))
+    return found
+
+
+def _is_test_file(path: Path) -> bool:
+    return path.name.startswith("test_") or path.name.endswith("_test.py") or path.name in _TEST_FILE_NAMES
+
+
+def _where_in_file(path: Path, exc: BaseException) -> str:
+    if isinstance(exc, SyntaxError) and exc.lineno:
+        return f"{path}:{exc.lineno}"
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if Path(frame.filename) == path:
+            return f"{path}:{frame.lineno}"
+    return str(path)
+
+
+def _describe_exception(exc: BaseException) -> str:
+    if isinstance(exc, SyntaxError):
+        return f"SyntaxError: {exc.msg}"
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,343 @@
+"""Reading Tracee events: files or stdin, plain or gzip, JSON Lines or a JSON array.
+
+:class:`EventReader` yields :class:`~pytracee.engine.events.Event` objects. It
+accepts ``trace.Event`` JSON from Tracee v0.8 to v0.24.1: one object per line
+(what ``tracee -o json`` writes) or one JSON array of objects, compressed or not
+(detected from the content, not the file name).
+
+A record that cannot be used (invalid JSON, not an object, no ``eventName``,
+a field of the wrong type, an unknown event name, a line longer than
+``max_line_size``) is reported on the ``pytracee.input`` logger with its file
+and line, counted by reason, and skipped; the run goes on. With ``strict=True``
+the first such record raises :class:`InputError` instead. Nothing is dropped
+without being counted in :class:`InputStats`.
+"""
+
+from __future__ import annotations
+
+import codecs
+import gzip
+import io
+import json
+import logging
+import sys
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Callable, Final, Iterator, Sequence
+
+import orjson
+
+from .events import Event
+
+__all__ = ["DEFAULT_MAX_LINE_SIZE", "EventReader", "InputError", "InputStats", "STDIN"]
+
+log = logging.getLogger("pytracee.input")
+
+#: Tracee's tracee-rules read lines with Go's bufio.Scanner, whose limit is 64 KiB.
+DEFAULT_MAX_LINE_SIZE: Final = 64 * 1024
+#: Source name meaning standard input.
+STDIN: Final = "-"
+#: How many bad records per source are described before the rest are only counted.
+REPORTED_PER_SOURCE: Final = 20
+_ARRAY_CHUNK: Final = 1 << 20
+_ARRAY_ELEMENT_LIMIT: Final = 64 << 20
+
+_INT_FIELDS: Final = ("timestamp", "processId", "threadId", "parentProcessId", "hostProcessId", "userId", "returnValue")
+_STR_FIELDS: Final = ("processName", "hostName", "containerId")
+_OBJECT_FIELDS: Final = ("contextFlags", "container", "kubernetes", "executable")
+
+
+class InputError(Exception):
+    """The input cannot be read, or (``strict``) holds a bad record."""
+
+
+@dataclass(slots=True)
+class InputStats:
+    """What was read: events delivered and records skipped, by reason."""
+
+    events: int = 0
+    skipped_by_reason: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def skipped(self) -> int:
+        """Records that were not delivered."""
+        return sum(self.skipped_by_reason.values())
+
+
+class EventReader:
+    """Iterate over the events of one or more sources, in order.
+
+    :param sources: paths, or ``"-"`` for standard input.
+    :param strict: raise :class:`InputError` at the first bad record.
+    :param max_line_size: longest accepted JSON line in bytes (0: no limit).
+    :param is_known_event: predicate for event names; records with other names
+        are skipped as ``unknown event``. ``None`` accepts every name.
+    :param stdin: the binary stream standing for ``"-"`` (default: ``sys.stdin.buffer``).
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[str | Path],
+        *,
+        strict: bool = False,
+        max_line_size: int = DEFAULT_MAX_LINE_SIZE,
+        is_known_event: Callable[[str], bool] | None = None,
+        stdin: IO[bytes] | None = None,
+    ) -> None:
+        self.sources = [str(s) for s in sources] or [STDIN]
+        self.strict = strict
+        self.max_line_size = max_line_size
+        self.is_known_event = is_known_event
+        self.stats = InputStats()
+        self._stdin = stdin
+        self._reported: Counter[str] = Counter()
+
+    def __iter__(self) -> Iterator[Event]:
+        for source in self.sources:
+            name = "<stdin>" if source == STDIN else source
+            with self._open(source, name) as stream:
+                if _starts_array(stream):
+                    yield from self._read_array(stream, name)
+                else:
+                    yield from self._read_lines(stream, name)
+
+    # --- bad records -------------------------------------------------------------------
+
+    def reject(self, where: str, line: int, reason: str, detail: str) -> None:
+        """Count a record as skipped and report it (or raise, when strict).
+
+        Used by the reader itself and by the session for events the engine
+        found malformed.
+        """
+        message = f"{where}:{line}: {reason}: {detail}" if line else f"{where}: {reason}: {detail}"
+        if self.strict:
+            raise InputError(message)
+        self.stats.skipped_by_reason[reason] += 1
+        self._reported[where] += 1
+        shown = self._reported[where]
+        if shown <= REPORTED_PER_SOURCE:
+            log.warning("skipped record %s", message)
+        if shown == REPORTED_PER_SOURCE:
+            log.warning("%s: further bad records are counted but not shown", where)
+
+    # --- sources ---------------------------------------------------------------------
+
+    def _open(self, source: str, name: str) -> IO[bytes]:
+        if source == STDIN:
+            raw: IO[bytes] = self._stdin if self._stdin is not None else sys.stdin.buffer
+            stream = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[arg-type]
+        else:
+            try:
+                stream = open(source, "rb")  # noqa: SIM115 - closed by the caller's with
+            except OSError as exc:
+                raise InputError(f"cannot open input {name}: {exc.strerror or exc}") from None
+        if stream.peek(2)[:2] == b"\x1f\x8b":
+            return _GzipSource(stream, name)  # type: ignore[return-value]
+        return stream
+
+    def _read_lines(self, stream: IO[bytes], name: str) -> Iterator[Event]:
+        loads = orjson.loads
+        check = self._check
+        limit = self.max_line_size or sys.maxsize
+        stats = self.stats
+        lineno = 0
+        try:
+            for line in stream:
+                lineno += 1
+                if len(line) > limit:
+                    self.reject(name, lineno, "line too long", f"{len(line)} bytes; the limit is {limit} (--max-line-size)")
+                    continue
+                try:
+                    raw = loads(line)
+                except orjson.JSONDecodeError as exc:
+                    if line.strip():
+                        self.reject(name, lineno, "invalid JSON", str(exc))
+                    continue
+                problem = check(raw)
+                if problem is not None:
+                    self.reject(name, lineno, *problem)
+                    continue
+                stats.events += 1
+                yield Event(raw, "tracee", name, lineno)
+        except _TruncatedInput as exc:
+            self.reject(name, lineno + 1, "truncated input", str(exc))
+
+    def _read_array(self, stream: IO[bytes], name: str) -> Iterator[Event]:
+        for raw, lineno in _array_elements(stream, name, self):
+            problem = self._check(raw)
+            if problem is not None:
+                self.reject(name, lineno, *problem)
+                continue
+            self.stats.events += 1
+            yield Event(raw, "tracee", name, lineno)
+
+    # --- validation ------------------------------------------------------------------
+
+    def _check(self, raw: Any) -> tuple[str, str] | None:
+        """None for a usable event, else ``(reason, detail)``."""
+        if type(raw) is not dict:
+            return "not an event", f"expected a JSON object, got {type(raw).__name__}"
+        name = raw.get("eventName")
+        if type(name) is not str or not name:
+            if "name" in raw and "id" in raw:
+                return "unsupported schema", "looks like a v1beta1 event ('name', 'id'); expected trace.Event ('eventName')"
+            return "missing field", "'eventName' must be a non-empty string" if name is not None else "no 'eventName'"
+        event_id = raw.get("eventId")
+        if event_id is not None and type(event_id) is not int and not (type(event_id) is str and event_id.isdigit()):
+            return "wrong type", f"'eventId' must be a number or a numeric string, not {event_id!r}"
+        args = raw.get("args")
+        if args is not None and type(args) is not list:
+            return "wrong type", f"'args' must be a list, not {type(args).__name__}"
+        for key in _INT_FIELDS:
+            value = raw.get(key)
+            if value is not None and type(value) is not int:
+                return "wrong type", f"{key!r} must be an integer, not {value!r}"
+        for key in _STR_FIELDS:
+            value = raw.get(key)
+            if value is not None and type(value) is not str:
+                return "wrong type", f"{key!r} must be a string, not {value!r}"
+        for key in _OBJECT_FIELDS:
+            value = raw.get(key)
+            if value is not None and type(value) is not dict:
+                return "wrong type", f"{key!r} must be an object, not {value!r}"
+        if self.is_known_event is not None and not self.is_known_event(name):
+            return "unknown event", f"{name!r} is not a Tracee event or a loaded signature's event"
+        return None
+
+
+class _TruncatedInput(Exception):
+    pass
+
+
+class _GzipSource(io.RawIOBase):
+    """A gzip stream whose corruption surfaces as :class:`_TruncatedInput`."""
+
+    def __init__(self, stream: IO[bytes], name: str) -> None:
+        self._stream = stream
+        # GzipFile decompresses as lines are asked for, so a truncated file
+        # still yields every complete line before the damage.
+        self._reader = gzip.GzipFile(fileobj=stream, mode="rb")
+        self._name = name
+
+    def __iter__(self) -> Iterator[bytes]:  # type: ignore[override]
+        try:
+            yield from self._reader
+        except EOFError:
+            raise _TruncatedInput("the gzip stream ends early; the rest of the file cannot be read") from None
+        except (gzip.BadGzipFile, zlib.error, OSError) as exc:
+            raise _TruncatedInput(f"corrupt gzip data ({exc}); the rest of the file cannot be read") from None
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self._reader.read(size)
+        except EOFError:
+            raise _TruncatedInput("the gzip stream ends early; the rest of the file cannot be read") from None
+        except (gzip.BadGzipFile, zlib.error, OSError) as exc:
+            raise _TruncatedInput(f"corrupt gzip data ({exc}); the rest of the file cannot be read") from None
+
+    def peek(self, size: int = 0) -> bytes:
+        try:
+            return self._reader.peek(size)
+        except (EOFError, gzip.BadGzipFile, zlib.error, OSError):
+            return b""
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._reader.close()
+        self._stream.close()
+        super().close()
+
+
+def _starts_array(stream: Any) -> bool:
+    head = stream.peek(4096)
+    return head.lstrip()[:1] == b"["
+
+
+def _array_elements(stream: IO[bytes], name: str, reader: EventReader) -> Iterator[tuple[Any, int]]:
+    """Yield ``(element, line)`` from a JSON array without loading the whole file.
+
+    A syntax error inside the array makes the rest of it unreadable: it is
+    reported once (with its line) and reading stops for this source.
+    """
+    decoder = json.JSONDecoder()
+    text = codecs.getincrementaldecoder("utf-8")(errors="strict")
+    buffer = ""
+    pos = 0
+    line = 1  # line number at buffer[counted]
+    counted = 0
+    eof = False
+
+    def line_at(position: int) -> int:
+        nonlocal line, counted
+        if position > counted:
+            line += buffer.count("\n", counted, position)
+            counted = position
+        return line
+
+    def more() -> bool:
+        nonlocal buffer, pos, counted, eof
+        if eof:
+            return False
+        try:
+            chunk = stream.read(_ARRAY_CHUNK)
+        except _TruncatedInput as exc:
+            reader.reject(name, line_at(len(buffer)), "truncated input", str(exc))
+            chunk = b""
+        line_at(pos)
+        buffer, pos, counted = buffer[pos:], 0, 0
+        if not chunk:
+            eof = True
+            buffer += text.decode(b"", final=True)
+            return False
+        buffer += text.decode(chunk)
+        return True
+
+    def next_char() -> str:
+        nonlocal pos
+        while True:
+            while pos < len(buffer) and buffer[pos] in " \t\r\n":
+                pos += 1
+            if pos < len(buffer):
+                return buffer[pos]
+            if not more():
+                return ""
+
+    def fail(position: int, detail: str) -> None:
+        reader.reject(name, line_at(position), "invalid JSON", f"{detail}; the rest of the input cannot be read")
+
+    try:
+        next_char()
+        pos += 1  # the '[' the caller saw
+        expect_value = True
+        while True:
+            char = next_char()
+            if char == "]":
+                return
+            if char == "":
+                fail(pos, "the array is not closed with ']'")
+                return
+            if not expect_value:
+                if char != ",":
+                    fail(pos, f"expected ',' or ']' between array elements, found {char!r}")
+                    return
+                pos += 1
+                expect_value = True
+                continue
+            while True:
+                try:
+                    value, end = decoder.raw_decode(buffer, pos)
+                    break
+                except json.JSONDecodeError as exc:
+                    if len(buffer) - pos < _ARRAY_ELEMENT_LIMIT and more():
+                        continue
+                    fail(exc.pos, f"{exc.msg} (column {exc.colno})")
+                    return
+            yield value, line_at(pos)
+            pos = end
+            expect_value = False
+    except UnicodeDecodeError as exc:
+        fail(pos, f"not UTF-8 text ({exc.reason})")

@@ -1,0 +1,239 @@
+"""A run: plugins loaded, signatures selected, events replayed, findings delivered.
+
+:class:`Session` is what ``tracee-rules`` (and, live, ``tracee``) drive::
+
+    session = Session(SessionConfig(rules_dirs=[Path("my-rules")]))
+    session.load()                      # plugins, signatures, outputs
+    status = session.run(EventReader(["events.json"], is_known_event=session.is_known_event))
+
+Each finding passes the plugin hooks in order: ``tracee_finding_filter``
+(suppress, counted by reason), ``tracee_finding_enrich``, ``tracee_finding_output``.
+At the end the session logs what happened (events read and skipped, findings,
+signature errors) and returns the exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Iterable
+
+from .catalogue import is_known_event
+from .dispatch import DuplicateSignatureError, Engine, LoadedSignature
+from .events import Event, MalformedEventError
+from .findings import Finding
+from .plugins import LoadError, PluginManager
+from .reader import EventReader, InputError, InputStats
+
+__all__ = ["ConfigError", "EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "Session", "SessionConfig"]
+
+log = logging.getLogger("pytracee")
+
+#: The run completed.
+EXIT_OK: Final = 0
+#: The run failed: unreadable input, a --strict violation, findings that could not be delivered.
+EXIT_FAILURE: Final = 1
+#: Bad usage or configuration: options, templates, rule files (--strict), signature IDs.
+EXIT_USAGE: Final = 2
+#: Interrupted by SIGINT.
+EXIT_INTERRUPTED: Final = 130
+
+
+class ConfigError(Exception):
+    """The configuration cannot work (unknown signature IDs, duplicate IDs, broken rules with --strict)."""
+
+
+@dataclass
+class SessionConfig:
+    """Settings of one run (the parsed command line, for ``tracee-rules``).
+
+    :param rules_dirs: extra directories to load plugins and rule files from.
+    :param rules: run only these signatures (IDs or event names); empty: all enabled ones.
+    :param disabled: plugin names, signature IDs or signature event names to leave out.
+    :param strict: fail on the first bad input record or broken rule file.
+    :param derive_events: feed findings back as signature events to signatures selecting them.
+    :param allow_unknown_events: deliver events whose name is not a known Tracee event.
+    :param options: the full parsed command line, including plugins' options.
+    """
+
+    rules_dirs: list[Path] = field(default_factory=list)
+    rules: list[str] = field(default_factory=list)
+    disabled: list[str] = field(default_factory=list)
+    strict: bool = False
+    derive_events: bool = True
+    allow_unknown_events: bool = False
+    load_installed_plugins: bool = True
+    options: argparse.Namespace = field(default_factory=argparse.Namespace)
+    pluginmanager: PluginManager = field(default_factory=PluginManager, repr=False)
+
+
+class Session:
+    """Loads signatures into an :class:`~pytracee.engine.dispatch.Engine` and runs events through it."""
+
+    def __init__(self, config: SessionConfig) -> None:
+        self.config = config
+        self.pm = config.pluginmanager
+        self.signatures: list[LoadedSignature] = []
+        #: Every signature the plugins offered, chosen or not.
+        self.available: list[LoadedSignature] = []
+        self.engine: Engine | None = None
+        self.suppressed: Counter[str] = Counter()
+        self.output_failures = 0
+        self.input_stats = InputStats()
+        self._known_events: set[str] = set()
+
+    # --- loading ------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Discover plugins, select signatures and build the engine.
+
+        :raises ConfigError: for unknown ``--rules`` IDs, duplicate signature IDs,
+            or (``strict``) any plugin or rule file that failed to load.
+        """
+        config, pm = self.config, self.pm
+        pm.load_plugins(config.disabled, installed=config.load_installed_plugins)
+        pm.hook.tracee_configure.call_historic(kwargs={"config": config})
+        for directory in config.rules_dirs:
+            pm.load_rules_dir(directory, config)
+        self.available = available = pm.collect_signatures()
+        for error in pm.load_errors:
+            log.error("not loaded: %s", error)
+        if pm.load_errors and config.strict:
+            raise ConfigError(f"{len(pm.load_errors)} plugin(s) or rule file(s) failed to load (--strict)")
+        self.signatures = self._select(available)
+        try:
+            self.engine = Engine(
+                self.signatures,
+                self._handle_finding,
+                derive_events=config.derive_events,
+                on_error=self._signature_error,
+            )
+        except DuplicateSignatureError as exc:
+            raise ConfigError(str(exc)) from None
+        self._known_events = {s.metadata.event_name for s in self.signatures if s.metadata.event_name}
+        self._known_events.update(self.engine.selected_event_names())
+        pm.hook.tracee_sessionstart(session=self)
+
+    def _select(self, available: list[LoadedSignature]) -> list[LoadedSignature]:
+        wanted = {name for item in self.config.rules for name in item.split(",") if name}
+        disabled = set(self.config.disabled)
+        chosen = []
+        matched: set[str] = set()
+        for loaded in available:
+            keys = {loaded.metadata.id, loaded.metadata.event_name}
+            if keys & disabled:
+                continue
+            if wanted:
+                hit = keys & wanted
+                if not hit:
+                    continue
+                matched |= hit
+            elif not type(loaded.signature).enabled_by_default:
+                continue
+            chosen.append(loaded)
+        unknown = wanted - matched
+        if unknown:
+            raise ConfigError(f"no such signature: {', '.join(sorted(unknown))} (see --list)")
+        return chosen
+
+    def is_known_event(self, name: str) -> bool:
+        """Whether the reader should accept events called ``name``."""
+        return self.config.allow_unknown_events or is_known_event(name) or name in self._known_events
+
+    # --- running ------------------------------------------------------------------------
+
+    def run(self, events: Iterable[Event] | EventReader) -> int:
+        """Dispatch every event, then signal the end of input; returns the exit status."""
+        engine = self.engine
+        if engine is None:
+            raise RuntimeError("Session.load() must be called before run()")
+        reader = events if isinstance(events, EventReader) else None
+        status = EXIT_OK
+        dispatch = engine.dispatch
+        try:
+            for event in events:
+                try:
+                    dispatch(event)
+                except MalformedEventError as exc:
+                    if reader is None:
+                        raise
+                    reader.reject(event._where, event._line, "malformed args", str(exc))
+        except InputError as exc:
+            log.error("%s", exc)
+            status = EXIT_FAILURE
+        except KeyboardInterrupt:
+            log.warning("interrupted; finishing the signatures and outputs")
+            status = EXIT_INTERRUPTED
+        engine.complete()
+        if reader is not None:
+            self.input_stats = reader.stats
+        if status == EXIT_OK and self.output_failures:
+            status = EXIT_FAILURE
+        if status == EXIT_OK and self.config.strict and engine.stats.errors_by_signature:
+            status = EXIT_FAILURE
+        self.pm.hook.tracee_sessionfinish(session=self, exitstatus=status)
+        return status
+
+    def _handle_finding(self, finding: Finding) -> None:
+        hook = self.pm.hook
+        reason = hook.tracee_finding_filter(finding=finding)
+        if reason:
+            self.suppressed[str(reason)] += 1
+            return
+        hook.tracee_finding_enrich(finding=finding)
+        try:
+            hook.tracee_finding_output(finding=finding)
+        except Exception as exc:  # a broken output plugin must not stop detection
+            self.output_failed(f"output plugin failed on a finding of {finding.sig_metadata.id}: {type(exc).__name__}: {exc}")
+
+    def output_failed(self, message: str) -> None:
+        """Record a finding that could not be delivered (logged; the exit status becomes 1)."""
+        self.output_failures += 1
+        log.error("%s", message)
+
+    def _signature_error(self, loaded: LoadedSignature, event: Event | None, error: BaseException) -> None:
+        self.pm.hook.tracee_signature_error(signature=loaded.signature, event=event, error=error)
+
+    # --- reporting ----------------------------------------------------------------------
+
+    def summary(self) -> str:
+        """One paragraph on what the run did, for stderr."""
+        engine = self.engine
+        stats = self.input_stats
+        lines = [f"{stats.events} events read, {stats.skipped} skipped"]
+        if stats.skipped:
+            lines[0] += " (" + ", ".join(f"{reason}: {n}" for reason, n in stats.skipped_by_reason.most_common()) + ")"
+        if engine is not None:
+            lines.append(f"{engine.stats.findings} findings from {len(self.signatures)} signatures")
+            if engine.stats.findings_by_signature:
+                lines[-1] += " (" + ", ".join(f"{sid}: {n}" for sid, n in sorted(engine.stats.findings_by_signature.items())) + ")"
+            if self.suppressed:
+                lines.append("suppressed by plugins: " + ", ".join(f"{r}: {n}" for r, n in self.suppressed.items()))
+            if engine.stats.errors_by_signature:
+                lines.append(
+                    "signature errors: "
+                    + ", ".join(f"{sid}: {n}" for sid, n in sorted(engine.stats.errors_by_signature.items()))
+                )
+        if self.output_failures:
+            lines.append(f"findings not delivered: {self.output_failures}")
+        return "; ".join(lines)
+
+    def load_errors(self) -> list[LoadError]:
+        """Plugins, rule files and signatures that failed to load."""
+        return list(self.pm.load_errors)
+
+    def describe(self) -> dict[str, Any]:
+        """Counts for programs embedding the engine (also what ``summary`` prints)."""
+        engine = self.engine
+        return {
+            "events": self.input_stats.events,
+            "skipped": dict(self.input_stats.skipped_by_reason),
+            "findings": engine.stats.findings if engine else 0,
+            "findings_by_signature": dict(engine.stats.findings_by_signature) if engine else {},
+            "signature_errors": dict(engine.stats.errors_by_signature) if engine else {},
+            "suppressed": dict(self.suppressed),
+            "output_failures": self.output_failures,
+        }
