@@ -47,8 +47,10 @@ O_RDONLY = 0o0
 O_WRONLY = 0o1
 O_RDWR = 0o2
 
-# Order follows Tracee's parse-arguments output (access mode first, then these).
+# Order follows Tracee's parse-arguments output (access mode first, then these);
+# multi-bit flags come before the flags they contain (O_TMPFILE has O_DIRECTORY's bit).
 _OPEN_FLAG_BITS: tuple[tuple[str, int], ...] = (
+    ("O_TMPFILE", 0o20200000),
     ("O_CREAT", 0o100),
     ("O_EXCL", 0o200),
     ("O_NOCTTY", 0o400),
@@ -65,7 +67,6 @@ _OPEN_FLAG_BITS: tuple[tuple[str, int], ...] = (
     ("O_NOATIME", 0o1000000),
     ("O_CLOEXEC", 0o2000000),
     ("O_PATH", 0o10000000),
-    ("O_TMPFILE", 0o20200000),
 )
 _ACCESS_MODES = {"O_RDONLY": O_RDONLY, "O_WRONLY": O_WRONLY, "O_RDWR": O_RDWR}
 _OPEN_FLAG_VALUES: dict[str, int] = {**_ACCESS_MODES, **dict(_OPEN_FLAG_BITS), "O_NDELAY": 0o4000}
@@ -89,7 +90,10 @@ def open_flags(value: Any) -> int:
             return int(text)
         flags = 0
         for name in text.upper().split("|"):
-            bit = _OPEN_FLAG_VALUES.get(name.strip())
+            name = name.strip()
+            bit = _OPEN_FLAG_VALUES.get(name)
+            if bit is None and name.startswith("0X"):  # bits without a name, as format_open_flags writes them
+                bit = int(name, 16)
             if bit is None:
                 raise ArgumentValueError(f"unknown open flag {name.strip()!r} in {value!r}")
             flags |= bit

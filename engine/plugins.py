@@ -118,6 +118,17 @@ class PluginManager(pluggy.PluginManager):
             self.load_errors.append(LoadError(f"entry point group {ENTRY_POINT_GROUP!r}", _describe_exception(exc)))
             return 0
 
+    def load_path(self, path: Path, config: Any) -> None:
+        """Load a rules directory, a Python plugin file or one rule file."""
+        if path.is_dir():
+            self.load_rules_dir(path, config)
+        elif not path.exists():
+            self.load_errors.append(LoadError(str(path), "rules directory or file does not exist"))
+        elif path.suffix == ".py":
+            self._load_python_file(path)
+        else:
+            self._collect_rule_file(path, config)
+
     def load_rules_dir(self, directory: Path, config: Any) -> None:
         """Import the Python plugins of ``directory`` and collect its other rule files."""
         if not directory.is_dir():
@@ -220,6 +231,16 @@ class PluginManager(pluggy.PluginManager):
         except Exception as exc:
             self.load_errors.append(LoadError(f"plugin {plugin_name}", _describe_exception(exc)))
             return None
+
+    def check_hooks(self) -> None:
+        """Record a load error for every implementation of a hook that does not exist (a typo)."""
+        for name, caller in vars(self.hook).items():
+            if getattr(caller, "spec", True) is None:
+                for impl in caller.get_hookimpls():
+                    if not impl.optionalhook:
+                        self.load_errors.append(
+                            LoadError(f"plugin {impl.plugin_name}", f"unknown hook {name!r} (misspelled?)")
+                        )
 
     def plugin_names(self) -> list[str]:
         """Names of the registered plugins."""

@@ -97,8 +97,9 @@ class Session:
         pm.load_plugins(config.disabled, installed=config.load_installed_plugins)
         pm.hook.tracee_configure.call_historic(kwargs={"config": config})
         for directory in config.rules_dirs:
-            pm.load_rules_dir(directory, config)
+            pm.load_path(directory, config)
         self.available = available = pm.collect_signatures()
+        pm.check_hooks()
         for error in pm.load_errors:
             log.error("not loaded: %s", error)
         if pm.load_errors and config.strict:

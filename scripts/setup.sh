@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Set up a checkout on a fresh Debian 12 machine: system packages, then a virtualenv
+# (.venv) with the project installed in editable mode and its test dependencies.
+# Idempotent and quick when nothing changed. Needs root (or sudo) only to install
+# missing Debian packages.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages: Python with venv and pip.
+APT_PACKAGES=(python3 python3-venv python3-pip)
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+# A python3 that can already make virtualenvs (e.g. a pyenv build) needs no Debian Python.
+if command -v python3 >/dev/null && python3 -c 'import venv, ensurepip' 2>/dev/null; then
+    filtered=()
+    for pkg in "${missing[@]}"; do
+        case "$pkg" in python3|python3-venv|python3-pip) ;; *) filtered+=("$pkg") ;; esac
+    done
+    missing=("${filtered[@]}")
+fi
+if ((${#missing[@]})); then
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    echo "setup: installing Debian packages: ${missing[*]}" >&2
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# The virtualenv, reinstalled when pyproject.toml changes.
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+stamp=.venv/.pytracee-installed
+want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    echo "setup: installing pytracee and its test dependencies into .venv" >&2
+    log=.venv/pip-install.log
+    if ! { .venv/bin/python -m pip install --upgrade pip && .venv/bin/python -m pip install -e '.[test]'; } >"$log" 2>&1; then
+        cat "$log" >&2
+        echo "setup: pip install failed (log above, also in $log)" >&2
+        exit 1
+    fi
+    echo "$want" > "$stamp"
+fi

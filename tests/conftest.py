@@ -1,0 +1,37 @@
+"""Shared test helpers for pytracee's own suite."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+REPO = Path(__file__).parent.parent
+
+
+def fixture_lines(name: str) -> list[dict[str, Any]]:
+    """The JSON objects of a JSON-lines fixture file."""
+    return [json.loads(line) for line in (FIXTURES / name).read_text().splitlines() if line.strip()]
+
+
+def tracee_rules(*args: str, stdin: bytes | None = None, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the tracee-rules command in a subprocess, as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytracee.engine.cli.tracee_rules", *args],
+        input=stdin.decode() if stdin is not None else None,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=cwd,
+    )
+
+
+@pytest.fixture
+def fixtures_dir() -> Path:
+    return FIXTURES

@@ -1,0 +1,112 @@
+"""Finding templates against tracee-rules' output goldens."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from conftest import FIXTURES
+
+from pytracee.engine import Event, Finding, SignatureMetadata
+from pytracee.engine.output.templates import FindingTemplate, TemplateError, go_format
+
+GOLDENS = json.loads((FIXTURES / "tracee_rules_output_goldens.json").read_text())
+TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+
+
+def golden_finding() -> Finding:
+    source = GOLDENS["finding_input"]
+    event = Event({"processName": "foobar.exe", "hostName": "foobar.local", "eventName": "execve"})
+    meta = SignatureMetadata(**{k.lower(): v for k, v in source["SigMetadata"].items()})
+    return Finding(dict(source["Data"]), event, meta)
+
+
+@pytest.mark.parametrize(
+    ("template", "golden"),
+    [("default", "expected_default_output"), ("simple", "expected_simple_tmpl_output"), ("falcosidekick", "expected_falcosidekick_tmpl_output")],
+)
+def test_builtin_templates_match_tracee_output(template: str, golden: str) -> None:
+    rendered = FindingTemplate.load(template).render(golden_finding())
+    assert TIME.search(rendered), "the time of output is printed"
+    assert TIME.sub("2021-02-23T01:54:57Z", rendered) == GOLDENS[golden]
+
+
+def rawjson(finding: Finding) -> dict:
+    return json.loads(FindingTemplate.load("rawjson").render(finding))
+
+
+def test_rawjson_matches_tracee_v0_24_1() -> None:
+    golden = GOLDENS["rawjson_golden_v0.24.1"]
+    event = Event(
+        {
+            "timestamp": 1321321,
+            "processId": 21312,
+            "containerId": "abbc123",
+            "container": {"id": "abbc123"},
+            "eventName": "execve",
+            "syscall": "execve",
+            "contextFlags": {"containerStarted": True, "isCompat": False},
+            "executable": {"path": "/bin/test"},
+        }
+    )
+    meta = golden["SigMetadata"]
+    metadata = SignatureMetadata(
+        id=meta["ID"], event_name=meta["EventName"], version=meta["Version"], name=meta["Name"],
+        description=meta["Description"], tags=meta["Tags"], properties=meta["Properties"],
+    )
+    assert rawjson(Finding(golden["Data"], event, metadata)) == golden
+
+
+def test_rawjson_matches_tracee_v0_8_3_for_v0_8_events() -> None:
+    golden = GOLDENS["rawjson_golden_v0.8.3"]
+    event = Event(  # flat container fields mark a v0.8 event
+        {"timestamp": 1321321, "processId": 21312, "containerId": "abbc123", "containerImage": "",
+         "eventName": "execve", "contextFlags": {"containerStarted": True}}
+    )
+    meta = golden["SigMetadata"]
+    metadata = SignatureMetadata(
+        id=meta["ID"], version=meta["Version"], name=meta["Name"], description=meta["Description"],
+        tags=meta["Tags"], properties=meta["Properties"],
+    )
+    out = rawjson(Finding(golden["Data"], event, metadata))
+    assert out["Context"] == golden["Context"] and out["Data"] == golden["Data"]
+    assert out["SigMetadata"] == {**golden["SigMetadata"], "EventName": ""}  # v0.12+ added EventName
+
+
+def test_findings_without_data_print_as_go_nil_maps() -> None:
+    finding = Finding(None, Event({"eventName": "ptrace"}), SignatureMetadata(id="X-1", name="x"))
+    assert "Data: map[]" in FindingTemplate.load("default").render(finding)
+    assert rawjson(finding)["Data"] is None
+
+
+def test_go_format() -> None:
+    assert go_format({"b": [1, True], "a": {"x": None}}) == "map[a:map[x:<nil>] b:[1 true]]"
+
+
+def test_user_templates_see_go_and_json_names(tmp_path) -> None:
+    path = tmp_path / "mine.j2"
+    path.write_text(
+        "{{ SigMetadata.ID }} {{ Context.ProcessName }}={{ Context.processName }} "
+        "{{ Data.path }} {{ finding.event.origin }} {{ Event.Payload.ContextFlags.ContainerStarted }} "
+        "{{ date('2006-01-02', Event.Payload.Timestamp) }}"
+    )
+    finding = Finding(
+        {"path": "/etc/shadow"},
+        Event({"eventName": "x", "processName": "cat", "timestamp": 1700000000 * 10**9}),
+        SignatureMetadata(id="X-1", name="x"),
+    )
+    assert FindingTemplate.load(str(path)).render(finding) == "X-1 cat=cat /etc/shadow host False 2023-11-14"
+
+
+def test_template_errors_name_the_template_and_line(tmp_path) -> None:
+    broken = tmp_path / "broken.j2"
+    broken.write_text("line one\n{{ SigMetadata.ID \n")
+    with pytest.raises(TemplateError, match=rf"template {broken}:2: "):
+        FindingTemplate.load(str(broken))
+    with pytest.raises(TemplateError, match="neither a file nor a built-in"):
+        FindingTemplate.load("no-such-template")
+    typo = tmp_path / "typo.j2"
+    typo.write_text("{{ SigMetadata.Nmae }}")
+    with pytest.raises(TemplateError, match="Nmae"):
+        FindingTemplate.load(str(typo)).render(golden_finding())
