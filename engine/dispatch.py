@@ -73,10 +73,10 @@ class _Route:
 
 def _origin(raw: dict[str, Any]) -> str:
     flags = raw.get("contextFlags")
-    if flags and flags.get("containerStarted"):
+    if type(flags) is dict and flags.get("containerStarted"):
         return ORIGIN_CONTAINER
     container = raw.get("container")
-    if (container and container.get("id")) or raw.get("containerId"):
+    if (type(container) is dict and container.get("id")) or raw.get("containerId"):
         return ORIGIN_CONTAINER_INIT
     return ORIGIN_HOST
 

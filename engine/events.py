@@ -15,7 +15,7 @@ reports against the signature that asked (with the event's file and line).
 
 from __future__ import annotations
 
-from typing import Any, Final, Mapping
+from typing import Any, Callable, Final, Mapping, TypeVar
 
 from . import parsers
 from .parsers import ArgumentValueError, SockAddr
@@ -28,6 +28,7 @@ ORIGIN_CONTAINER: Final = "container"
 ORIGIN_CONTAINER_INIT: Final = "container-init"
 
 _MISSING: Any = object()
+T = TypeVar("T")
 
 
 class ArgumentError(LookupError):
@@ -221,15 +222,15 @@ class Event:
 
     def bytes_arg(self, name: str, default: Any = _MISSING) -> bytes:
         """Argument ``name`` as bytes (base64 in Tracee's JSON)."""
-        return self._parsed(name, default, parsers.decode_bytes)
+        return self.parsed_arg(name, parsers.decode_bytes, default)
 
     def sockaddr_arg(self, name: str = "remote_addr") -> SockAddr:
         """Argument ``name`` as a :class:`~pytracee.engine.parsers.SockAddr`."""
-        return self._parsed(name, _MISSING, SockAddr.from_value)
+        return self.parsed_arg(name, SockAddr.from_value)
 
     def open_flags(self, name: str = "flags") -> int:
         """The open(2) flags in argument ``name``, from a raw int or ``"O_WRONLY|O_CREAT"``."""
-        return self._parsed(name, _MISSING, parsers.open_flags)
+        return self.parsed_arg(name, parsers.open_flags)
 
     def is_file_write(self, name: str = "flags") -> bool:
         """True when the open flags in ``name`` open the file for writing."""
@@ -239,7 +240,13 @@ class Event:
         """True when the open flags in ``name`` open the file for reading."""
         return parsers.is_file_read(self.open_flags(name))
 
-    def _parsed(self, name: str, default: Any, parse: Any) -> Any:
+    def parsed_arg(self, name: str, parse: Callable[[Any], T], default: Any = _MISSING) -> T:
+        """Argument ``name`` passed through a parser from :mod:`~pytracee.engine.parsers`.
+
+        ``event.parsed_arg("request", ptrace_request)`` reads ``0`` and
+        ``"PTRACE_TRACEME"`` alike; a value the parser rejects raises
+        :class:`ArgumentError` naming the event and argument.
+        """
         value = self.arg(name, default)
         try:
             return parse(value)

@@ -17,9 +17,17 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Final, Mapping
 
 __all__ = [
+    "MEMORY_PATH_PREFIXES",
+    "PROT_ALERT_MMAP_WX",
+    "PROT_ALERT_MPROTECT_TO_X",
+    "PROT_ALERT_MPROTECT_WX_TO_X",
+    "PROT_ALERT_MPROTECT_X_TO_WX",
+    "PTRACE_POKEDATA",
+    "PTRACE_POKETEXT",
+    "PTRACE_TRACEME",
     "ArgumentValueError",
     "SockAddr",
     "decode_bytes",
@@ -200,12 +208,13 @@ def _enum_value(value: Any, by_name: Mapping[str, int], what: str) -> int:
 
 # --- paths and contents ---------------------------------------------------------------
 
-_MEMORY_PATH_PREFIXES = ("memfd:", "/run/shm/", "/dev/shm/")
+#: Prefixes of in-memory file paths (memfd_create files and shared memory).
+MEMORY_PATH_PREFIXES: Final = ("memfd:", "/run/shm/", "/dev/shm/")
 
 
 def is_memory_path(path: str) -> bool:
     """True for paths of in-memory files: ``memfd:``, ``/dev/shm/``, ``/run/shm/``."""
-    return path.startswith(_MEMORY_PATH_PREFIXES)
+    return path.startswith(MEMORY_PATH_PREFIXES)
 
 
 def decode_bytes(value: Any) -> bytes:

@@ -86,6 +86,13 @@ class ArgPattern:
             or any(part in value for part in self.contains)
         )
 
+    def __str__(self) -> str:
+        """The patterns in Tracee's syntax, comma-separated."""
+        parts = ["*"] if self.anything else []
+        parts += sorted(self.exact)
+        parts += [p + "*" for p in self.prefixes] + ["*" + s for s in self.suffixes] + ["*" + c + "*" for c in self.contains]
+        return ",".join(parts)
+
     def __or__(self, other: "ArgPattern") -> "ArgPattern":
         return ArgPattern(
             self.exact | other.exact,
@@ -129,7 +136,7 @@ class EventSelector:
 
     def __str__(self) -> str:
         text = f"{self.source}:{self.name}:{self.origin}"
-        return text + "".join(f" {arg}~{pattern}" for arg, pattern in self.filters.items())
+        return text + "".join(f" {arg}={pattern}" for arg, pattern in self.filters.items())
 
 
 def select(name: str = ANY, origin: str = ANY, source: str = "tracee", **filters: str | Sequence[str]) -> EventSelector:

@@ -1,0 +1,69 @@
+"""The project installs as a real wheel with its commands, signatures, templates and plugins."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+pytestmark = pytest.mark.packaging
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel built from the checkout, installed into a scratch directory."""
+    work = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", str(work / "dist"), str(REPO)],
+        check=True, capture_output=True, timeout=300,
+    )
+    (wheel,) = (work / "dist").glob("pytracee-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "pytracee/engine/output/templates/rawjson.j2" in names
+    assert "pytracee/signatures/__init__.py" in names
+    target = work / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(target), str(wheel)],
+        check=True, capture_output=True, timeout=300,
+    )
+    return target
+
+
+def run_installed(target: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    return subprocess.run(
+        [sys.executable, str(target / "bin" / "tracee-rules"), *args],
+        capture_output=True, text=True, env=env, timeout=120, cwd=target,
+    )
+
+
+def test_wheel_installs_the_command_with_builtin_signatures(installed: Path) -> None:
+    where = subprocess.run(
+        [sys.executable, "-c", "import pytracee.engine, pytracee.signatures; print(pytracee.engine.__file__)"],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(installed)}, cwd=installed,
+    )
+    assert where.stdout.startswith(str(installed)), "the test must exercise the wheel, not the checkout"
+    listing = run_installed(installed, "--list")
+    assert listing.returncode == 0, listing.stderr
+    assert "30 signatures loaded" in listing.stdout
+
+
+def test_wheel_replays_events_with_packaged_templates(installed: Path, tmp_path: Path) -> None:
+    events = tmp_path / "e.jsonl"
+    events.write_text(json.dumps({"eventName": "ptrace", "processName": "strace", "args": [{"name": "request", "value": 0}]}) + "\n")
+    result = run_installed(installed, "--input", str(events), "--output-template", "rawjson")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["SigMetadata"]["ID"] == "TRC-102"
+
+
+def test_pytest_plugin_is_registered(installed: Path) -> None:
+    dist_info = next(installed.glob("pytracee-*.dist-info"))
+    entry_points = (dist_info / "entry_points.txt").read_text()
+    assert "[pytest11]\npytracee = pytracee.engine.testing" in entry_points
+    assert "tracee-rules = pytracee.engine.cli.tracee_rules:main" in entry_points
