@@ -10,7 +10,8 @@ loaded signatures' ``event_name``.
 
 from __future__ import annotations
 
-from typing import Final, Mapping
+from collections.abc import Mapping
+from typing import Final
 
 __all__ = ["LEGACY_EVENTS", "SYSCALLS", "TRACEE_EVENTS", "event_id", "is_known_event"]
 

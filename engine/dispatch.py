@@ -17,13 +17,19 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Final, Iterable, Sequence
+from typing import Any, Final
 
-from .events import Event, ORIGIN_CONTAINER, ORIGIN_CONTAINER_INIT, ORIGIN_HOST
+from .events import ORIGIN_CONTAINER, ORIGIN_CONTAINER_INIT, ORIGIN_HOST, Event
 from .findings import SIGNATURE_EVENT_ID_BASE, Finding, finding_to_event
 from .selectors import ANY, ORIGINS, Accept, EventSelector, accept_any_of, union_gate
-from .signature import Signature, SignatureContext, SignatureDefinitionError, SourceComplete
+from .signature import (
+    Signature,
+    SignatureContext,
+    SignatureDefinitionError,
+    SourceComplete,
+)
 
 __all__ = ["DuplicateSignatureError", "Engine", "EngineStats", "LoadedSignature"]
 

@@ -15,7 +15,8 @@ reports against the signature that asked (with the event's file and line).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Final, Mapping, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, Final, TypeVar
 
 from . import parsers
 from .parsers import ArgumentValueError, SockAddr

@@ -9,8 +9,9 @@ unified binary does, so other signatures can select it by its ``event_name``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Mapping, Sequence
+from typing import Any, Final
 
 from .events import Event
 

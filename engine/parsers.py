@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Mapping
+from typing import Any, Final
 
 __all__ = [
     "MEMORY_PATH_PREFIXES",
@@ -262,7 +263,7 @@ class SockAddr:
     path: str = ""
 
     @classmethod
-    def from_value(cls, value: Any) -> "SockAddr":
+    def from_value(cls, value: Any) -> SockAddr:
         """Build from Tracee's ``{"sa_family": "AF_INET", "sin_addr": ..., ...}`` object."""
         if not isinstance(value, Mapping):
             raise ArgumentValueError(f"sockaddr must be an object, not {type(value).__name__}")

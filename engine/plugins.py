@@ -27,10 +27,11 @@ import logging
 import os
 import sys
 import traceback
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Final, Iterable, Sequence
+from typing import Any, Final
 
 import pluggy
 

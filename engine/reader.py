@@ -23,9 +23,10 @@ import logging
 import sys
 import zlib
 from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Callable, Final, Iterator, Sequence
+from typing import IO, Any, Final
 
 import orjson
 

@@ -16,7 +16,8 @@ finding and the JSON of a collected event.
 
 from __future__ import annotations
 
-from typing import Any, Final, Mapping
+from collections.abc import Mapping
+from typing import Any, Final
 
 __all__ = ["GO_FIELD_NAMES", "full_event", "is_flat_layout"]
 

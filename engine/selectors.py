@@ -18,8 +18,9 @@ there are.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Final, Iterable, Mapping, Sequence
+from typing import Any, Final
 
 __all__ = ["ANY", "ArgPattern", "EventSelector", "ORIGINS", "SelectorError", "select"]
 
@@ -43,7 +44,7 @@ class ArgPattern:
     anything: bool = False
 
     @classmethod
-    def parse(cls, patterns: str | Iterable[str]) -> "ArgPattern":
+    def parse(cls, patterns: str | Iterable[str]) -> ArgPattern:
         """Compile Tracee-style patterns (``x``, ``x*``, ``*x``, ``*x*``, ``*``)."""
         if isinstance(patterns, str):
             patterns = [patterns]
@@ -93,7 +94,7 @@ class ArgPattern:
         parts += [p + "*" for p in self.prefixes] + ["*" + s for s in self.suffixes] + ["*" + c + "*" for c in self.contains]
         return ",".join(parts)
 
-    def __or__(self, other: "ArgPattern") -> "ArgPattern":
+    def __or__(self, other: ArgPattern) -> ArgPattern:
         return ArgPattern(
             self.exact | other.exact,
             self.prefixes + other.prefixes,

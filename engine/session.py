@@ -17,9 +17,10 @@ from __future__ import annotations
 import argparse
 import logging
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Iterable
+from typing import Any, Final
 
 from .catalogue import is_known_event
 from .dispatch import DuplicateSignatureError, Engine, LoadedSignature

@@ -26,8 +26,9 @@ without data) or a dict (a finding with that data), like Tracee's Rego
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Iterable, Mapping, Sequence
+from typing import Any, ClassVar
 
 from .events import Event
 from .findings import Finding, SignatureMetadata

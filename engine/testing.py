@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import pytest
 

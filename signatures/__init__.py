@@ -15,11 +15,16 @@ uninteresting events are rejected before any signature runs.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Final
+from collections.abc import Callable
+from typing import Any, Final
 
 from pytracee.engine import Signature, hookimpl
 
-from .credential_access import K8sCertificateTheft, K8sServiceAccountToken, ProcMemAccess
+from .credential_access import (
+    K8sCertificateTheft,
+    K8sServiceAccountToken,
+    ProcMemAccess,
+)
 from .defense_evasion import (
     AntiDebugging,
     DefaultLoaderModification,
@@ -35,7 +40,12 @@ from .defense_evasion import (
 )
 from .discovery import K8sApiConnection, SchedDebugRecon
 from .execution import IllegitimateShell, StdioOverSocket
-from .persistence import KernelModuleLoading, LdPreload, RcdModification, ScheduledTaskModification
+from .persistence import (
+    KernelModuleLoading,
+    LdPreload,
+    RcdModification,
+    ScheduledTaskModification,
+)
 from .privilege_escalation import (
     AslrInspection,
     CgroupNotifyOnReleaseModification,

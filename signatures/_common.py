@@ -14,8 +14,9 @@ checks on Go's ``path.Base``.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Final, Iterable
+from typing import Any, Final
 
 from pytracee.engine import Event, EventSelector, select
 

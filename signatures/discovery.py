@@ -10,9 +10,21 @@ from __future__ import annotations
 
 from typing import Final
 
-from pytracee.engine import Event, Signature, SignatureContext, SignatureMetadata, select
+from pytracee.engine import (
+    Event,
+    Signature,
+    SignatureContext,
+    SignatureMetadata,
+    select,
+)
 
-from ._common import FILE_OPEN, SCHED_PROCESS_EXEC, PathRule, mitre_properties, opened_path
+from ._common import (
+    FILE_OPEN,
+    SCHED_PROCESS_EXEC,
+    PathRule,
+    mitre_properties,
+    opened_path,
+)
 
 __all__ = ["K8sApiConnection", "SchedDebugRecon"]
 

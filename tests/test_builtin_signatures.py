@@ -17,12 +17,12 @@ from __future__ import annotations
 import copy
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pluggy
 import pytest
-
 import pytracee.signatures as builtin_signatures
 from pytracee.engine import (
     Event,
@@ -36,9 +36,9 @@ from pytracee.engine import (
     is_memory_path,
 )
 from pytracee.engine.dispatch import Engine
+from pytracee.engine.parsers import MEMORY_PATH_PREFIXES
 from pytracee.engine.selectors import ArgPattern
 from pytracee.signatures import BUILTIN_SIGNATURES, tracee_register_signatures
-from pytracee.engine.parsers import MEMORY_PATH_PREFIXES
 
 FIXTURE = Path(__file__).parent / "fixtures" / "go_signature_unit_tests_v0.24.1.json"
 CASES: list[dict[str, Any]] = json.loads(FIXTURE.read_text())["cases"]

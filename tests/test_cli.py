@@ -5,13 +5,12 @@ from __future__ import annotations
 import gzip
 import json
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from conftest import FIXTURES, tracee_rules
-
 from pytracee.engine.testing import make_event
 
 # The events Tracee v0.24.1's built-in signatures select (reference table of its signatures).

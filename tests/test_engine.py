@@ -5,8 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from pytracee.engine import Event, Finding, Signature, SignatureMetadata, SourceComplete, select, signature
+from pytracee.engine import (
+    Event,
+    Finding,
+    Signature,
+    SignatureMetadata,
+    SourceComplete,
+    select,
+    signature,
+)
 from pytracee.engine.dispatch import DuplicateSignatureError, Engine
 from pytracee.engine.selectors import ArgPattern, SelectorError, union_gate
 from pytracee.engine.signature import SignatureDefinitionError

@@ -6,7 +6,6 @@ import base64
 
 import pytest
 from conftest import fixture_lines
-
 from pytracee.engine import ArgumentError, Event, MalformedEventError, SockAddr
 from pytracee.engine.schema import full_event
 

@@ -7,7 +7,6 @@ import re
 
 import pytest
 from conftest import FIXTURES
-
 from pytracee.engine import Event, Finding, SignatureMetadata
 from pytracee.engine.output.templates import FindingTemplate, TemplateError, go_format
 

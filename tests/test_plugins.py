@@ -7,7 +7,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from pytracee.engine import hookspecs
 from pytracee.engine.plugins import RuleFileError
 from pytracee.engine.session import ConfigError, Session, SessionConfig

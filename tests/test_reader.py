@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from conftest import FIXTURES, fixture_lines
-
 from pytracee.engine.catalogue import is_known_event
 from pytracee.engine.reader import EventReader, InputError
 

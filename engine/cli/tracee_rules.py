@@ -15,14 +15,21 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from ..dispatch import LoadedSignature
 from ..output.templates import TemplateError
 from ..plugins import PluginManager
 from ..reader import DEFAULT_MAX_LINE_SIZE, STDIN, EventReader
-from ..session import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, ConfigError, Session, SessionConfig
+from ..session import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_USAGE,
+    ConfigError,
+    Session,
+    SessionConfig,
+)
 
 PROG = "tracee-rules"
 _SEVERITY_NAMES = {0: "info", 1: "low", 2: "medium", 3: "high", 4: "critical"}

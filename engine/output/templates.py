@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any, Final, Mapping
+from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jinja2
@@ -137,16 +138,16 @@ def _go_strftime(layout: str, moment: _dt.datetime) -> str:
 
 
 def _now() -> _dt.datetime:
-    return _dt.datetime.now(_dt.timezone.utc)
+    return _dt.datetime.now(_dt.UTC)
 
 
 def _date_in_zone(layout: str, moment: Any, zone: str) -> str:
     try:
-        tz = _dt.timezone.utc if zone.upper() == "UTC" else ZoneInfo(zone)
+        tz = _dt.UTC if zone.upper() == "UTC" else ZoneInfo(zone)
     except ZoneInfoNotFoundError:
         raise TemplateError(f"dateInZone: unknown time zone {zone!r}") from None
     if isinstance(moment, (int, float)):  # nanoseconds since the epoch, as in event timestamps
-        moment = _dt.datetime.fromtimestamp(moment / 1e9, _dt.timezone.utc)
+        moment = _dt.datetime.fromtimestamp(moment / 1e9, _dt.UTC)
     return _go_strftime(layout, moment.astimezone(tz))
 
 
@@ -196,7 +197,7 @@ class FindingTemplate:
             raise TemplateError(f"template {name}:{exc.lineno}: {exc.message}") from None
 
     @classmethod
-    def load(cls, name_or_path: str) -> "FindingTemplate":
+    def load(cls, name_or_path: str) -> FindingTemplate:
         """A built-in template by name, or a template file by path."""
         if name_or_path in BUILTIN_TEMPLATES:
             source = resources.files(__package__).joinpath("templates", f"{name_or_path}.j2").read_text("utf-8")
