@@ -177,35 +177,78 @@ class EventReader:
     # --- validation ------------------------------------------------------------------
 
     def _check(self, raw: Any) -> tuple[str, str] | None:
-        """None for a usable event, else ``(reason, detail)``."""
-        if type(raw) is not dict:
-            return "not an event", f"expected a JSON object, got {type(raw).__name__}"
-        name = raw.get("eventName")
-        if type(name) is not str or not name:
-            if "name" in raw and "id" in raw:
-                return "unsupported schema", "looks like a v1beta1 event ('name', 'id'); expected trace.Event ('eventName')"
-            return "missing field", "'eventName' must be a non-empty string" if name is not None else "no 'eventName'"
-        event_id = raw.get("eventId")
-        if event_id is not None and type(event_id) is not int and not (type(event_id) is str and event_id.isdigit()):
-            return "wrong type", f"'eventId' must be a number or a numeric string, not {event_id!r}"
-        args = raw.get("args")
-        if args is not None and type(args) is not list:
-            return "wrong type", f"'args' must be a list, not {type(args).__name__}"
-        for key in _INT_FIELDS:
-            value = raw.get(key)
-            if value is not None and type(value) is not int:
-                return "wrong type", f"{key!r} must be an integer, not {value!r}"
-        for key in _STR_FIELDS:
-            value = raw.get(key)
-            if value is not None and type(value) is not str:
-                return "wrong type", f"{key!r} must be a string, not {value!r}"
-        for key in _OBJECT_FIELDS:
-            value = raw.get(key)
-            if value is not None and type(value) is not dict:
-                return "wrong type", f"{key!r} must be an object, not {value!r}"
-        if self.is_known_event is not None and not self.is_known_event(name):
-            return "unknown event", f"{name!r} is not a Tracee event or a loaded signature's event"
-        return None
+        """None for a usable event, else ``(reason, detail)``.
+
+        One chained test covers the common case (every field present with the
+        right type); only a record that fails it is examined field by field.
+        """
+        if type(raw) is dict:
+            get = raw.get
+            name = get("eventName")
+            if (
+                type(name) is str
+                and name
+                and type(get("args", _NONE)) in _LIST_OR_NONE
+                and type(get("eventId", "0")) in _STR_OR_INT
+                and type(get("timestamp", 0)) is int
+                and type(get("processId", 0)) is int
+                and type(get("threadId", 0)) is int
+                and type(get("parentProcessId", 0)) is int
+                and type(get("hostProcessId", 0)) is int
+                and type(get("userId", 0)) is int
+                and type(get("returnValue", 0)) is int
+                and type(get("processName", "")) is str
+                and type(get("hostName", "")) is str
+                and type(get("containerId", "")) is str
+                and type(get("contextFlags", _EMPTY)) is dict
+                and type(get("container", _EMPTY)) is dict
+                and type(get("kubernetes", _EMPTY)) is dict
+                and type(get("executable", _EMPTY)) is dict
+                and (type(raw["eventId"]) is int or raw["eventId"].isdigit() if "eventId" in raw else True)
+            ) or (problem := _problem(raw)) is None:
+                known = self.is_known_event
+                if known is None or known(name):
+                    return None
+                return "unknown event", f"{name!r} is not a Tracee event or a loaded signature's event"
+            return problem
+        return "not an event", f"expected a JSON object, got {type(raw).__name__}"
+
+
+_NONE: Final = None
+_EMPTY: Final[dict[str, Any]] = {}
+_LIST_OR_NONE: Final = (list, type(None))
+_STR_OR_INT: Final = (str, int)
+
+
+def _problem(raw: dict[str, Any]) -> tuple[str, str] | None:
+    """Why ``raw`` is not a usable event, or None (the slow path of :meth:`EventReader._check`).
+
+    JSON nulls count as absent fields.
+    """
+    name = raw.get("eventName")
+    if type(name) is not str or not name:
+        if "name" in raw and "id" in raw:
+            return "unsupported schema", "looks like a v1beta1 event ('name', 'id'); expected trace.Event ('eventName')"
+        return "missing field", "'eventName' must be a non-empty string" if name is not None else "no 'eventName'"
+    event_id = raw.get("eventId")
+    if event_id is not None and type(event_id) is not int and not (type(event_id) is str and event_id.isdigit()):
+        return "wrong type", f"'eventId' must be a number or a numeric string, not {event_id!r}"
+    args = raw.get("args")
+    if args is not None and type(args) is not list:
+        return "wrong type", f"'args' must be a list, not {type(args).__name__}"
+    for key in _INT_FIELDS:
+        value = raw.get(key)
+        if value is not None and type(value) is not int:
+            return "wrong type", f"{key!r} must be an integer, not {value!r}"
+    for key in _STR_FIELDS:
+        value = raw.get(key)
+        if value is not None and type(value) is not str:
+            return "wrong type", f"{key!r} must be a string, not {value!r}"
+    for key in _OBJECT_FIELDS:
+        value = raw.get(key)
+        if value is not None and type(value) is not dict:
+            return "wrong type", f"{key!r} must be an object, not {value!r}"
+    return None
 
 
 class _TruncatedInput(Exception):

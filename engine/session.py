@@ -29,7 +29,16 @@ from .findings import Finding
 from .plugins import LoadError, PluginManager
 from .reader import EventReader, InputError, InputStats
 
-__all__ = ["ConfigError", "EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "Session", "SessionConfig"]
+__all__ = [
+    "ConfigError",
+    "EXIT_FAILURE",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "Session",
+    "SessionConfig",
+    "signature_id_order",
+]
 
 log = logging.getLogger("pytracee")
 
@@ -41,6 +50,12 @@ EXIT_FAILURE: Final = 1
 EXIT_USAGE: Final = 2
 #: Interrupted by SIGINT.
 EXIT_INTERRUPTED: Final = 130
+
+
+def signature_id_order(sig_id: str) -> tuple[str, int, str]:
+    """Sort key putting ``TRC-2`` before ``TRC-10`` (prefix, then number)."""
+    prefix, _, number = sig_id.rpartition("-")
+    return (prefix, int(number), "") if number.isdigit() else (sig_id, 0, sig_id)
 
 
 class ConfigError(Exception):
@@ -211,13 +226,13 @@ class Session:
         if engine is not None:
             lines.append(f"{engine.stats.findings} findings from {len(self.signatures)} signatures")
             if engine.stats.findings_by_signature:
-                lines[-1] += " (" + ", ".join(f"{sid}: {n}" for sid, n in sorted(engine.stats.findings_by_signature.items())) + ")"
+                lines[-1] += " (" + ", ".join(f"{sid}: {n}" for sid, n in _by_id(engine.stats.findings_by_signature)) + ")"
             if self.suppressed:
                 lines.append("suppressed by plugins: " + ", ".join(f"{r}: {n}" for r, n in self.suppressed.items()))
             if engine.stats.errors_by_signature:
                 lines.append(
                     "signature errors: "
-                    + ", ".join(f"{sid}: {n}" for sid, n in sorted(engine.stats.errors_by_signature.items()))
+                    + ", ".join(f"{sid}: {n}" for sid, n in _by_id(engine.stats.errors_by_signature))
                 )
         if self.output_failures:
             lines.append(f"findings not delivered: {self.output_failures}")
@@ -239,3 +254,7 @@ class Session:
             "suppressed": dict(self.suppressed),
             "output_failures": self.output_failures,
         }
+
+
+def _by_id(counts: Counter[str]) -> list[tuple[str, int]]:
+    return sorted(counts.items(), key=lambda item: signature_id_order(item[0]))

@@ -67,7 +67,7 @@ def make_event(
         container, which makes its origin ``"container"``.
     :param fields: ``trace.Event`` JSON fields to set, e.g. ``processName="nginx"``.
     """
-    pid = fields.pop("processId", None) or next(_pids)
+    pid = fields.pop("processId") if "processId" in fields else next(_pids)
     raw: dict[str, Any] = {
         "timestamp": time.time_ns(),
         "threadStartTime": time.time_ns() - 1_000_000,

@@ -27,16 +27,16 @@ if ((${#missing[@]})); then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# The virtualenv, reinstalled when pyproject.toml changes.
+# The virtualenv, reinstalled when pyproject.toml or this script changes.
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 stamp=.venv/.pytracee-installed
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "setup: installing pytracee and its test dependencies into .venv" >&2
     log=.venv/pip-install.log
-    if ! { .venv/bin/python -m pip install --upgrade pip && .venv/bin/python -m pip install -e '.[test]'; } >"$log" 2>&1; then
+    if ! { .venv/bin/python -m pip install --upgrade pip 'setuptools>=77' wheel && .venv/bin/python -m pip install -e '.[test]'; } >"$log" 2>&1; then
         cat "$log" >&2
         echo "setup: pip install failed (log above, also in $log)" >&2
         exit 1

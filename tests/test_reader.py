@@ -139,3 +139,11 @@ def test_reports_are_capped_per_source_but_everything_is_counted(tmp_path: Path,
     assert reader.stats.skipped == 50
     assert caplog.text.count("skipped record") == 20
     assert "further bad records are counted but not shown" in caplog.text
+
+
+def test_json_nulls_count_as_absent_fields(tmp_path: Path) -> None:
+    path = tmp_path / "nulls.jsonl"
+    path.write_text('{"eventName": "openat", "processName": null, "args": null, "container": null}\n')
+    events, reader = read(path)
+    assert len(events) == 1 and reader.stats.skipped == 0
+    assert events[0].container_id == "" and dict(events[0].args) == {}

@@ -29,6 +29,7 @@ from ..session import (
     ConfigError,
     Session,
     SessionConfig,
+    signature_id_order,
 )
 
 PROG = "tracee-rules"
@@ -224,7 +225,7 @@ def _disabled_by_default(session: Session) -> list[str]:
 
 def _print_list(signatures: Sequence[LoadedSignature], off_by_default: int) -> None:
     rows = [("ID", "NAME", "VERSION", "LANGUAGE", "SEVERITY", "EVENTS")]
-    for loaded in sorted(signatures, key=lambda s: _id_sort_key(s.metadata.id)):
+    for loaded in sorted(signatures, key=lambda s: signature_id_order(s.metadata.id)):
         meta = loaded.metadata
         events = ",".join(
             dict.fromkeys(s.name + (f"({s.origin})" if s.origin != "*" else "") for s in loaded.selectors)
@@ -245,11 +246,6 @@ def _print_list(signatures: Sequence[LoadedSignature], off_by_default: int) -> N
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
     print(f"\n{len(signatures)} signatures loaded", end="")
     print(f"; {off_by_default} more off by default (enable with --rules ID)" if off_by_default else "")
-
-
-def _id_sort_key(sig_id: str) -> tuple[str, int, str]:
-    prefix, _, number = sig_id.rpartition("-")
-    return (prefix, int(number), "") if number.isdigit() else (sig_id, 0, sig_id)
 
 
 def _silence_stdout() -> None:
