@@ -16,6 +16,7 @@ without being counted in :class:`InputStats`.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import gzip
 import io
 import json
@@ -266,20 +267,12 @@ class _GzipSource(io.RawIOBase):
         self._name = name
 
     def __iter__(self) -> Iterator[bytes]:  # type: ignore[override]
-        try:
+        with _gzip_errors():
             yield from self._reader
-        except EOFError:
-            raise _TruncatedInput("the gzip stream ends early; the rest of the file cannot be read") from None
-        except (gzip.BadGzipFile, zlib.error, OSError) as exc:
-            raise _TruncatedInput(f"corrupt gzip data ({exc}); the rest of the file cannot be read") from None
 
     def read(self, size: int = -1) -> bytes:
-        try:
+        with _gzip_errors():
             return self._reader.read(size)
-        except EOFError:
-            raise _TruncatedInput("the gzip stream ends early; the rest of the file cannot be read") from None
-        except (gzip.BadGzipFile, zlib.error, OSError) as exc:
-            raise _TruncatedInput(f"corrupt gzip data ({exc}); the rest of the file cannot be read") from None
 
     def peek(self, size: int = 0) -> bytes:
         try:
@@ -294,6 +287,16 @@ class _GzipSource(io.RawIOBase):
         self._reader.close()
         self._stream.close()
         super().close()
+
+
+@contextlib.contextmanager
+def _gzip_errors() -> Iterator[None]:
+    try:
+        yield
+    except EOFError:
+        raise _TruncatedInput("the gzip stream ends early; the rest of the file cannot be read") from None
+    except (gzip.BadGzipFile, zlib.error, OSError) as exc:
+        raise _TruncatedInput(f"corrupt gzip data ({exc}); the rest of the file cannot be read") from None
 
 
 def _starts_array(stream: Any) -> bool:

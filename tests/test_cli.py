@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import gzip
 import json
+import signal
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -172,3 +176,20 @@ def test_replays_tracee_documentation_events(tmp_path: Path) -> None:
     for name in ("events_v0.8.3_docs.jsonl", "events_v0.24.1_docs.jsonl", "detection_events_v0.20_v0.24_docs.jsonl"):
         result = tracee_rules("--input", str(FIXTURES / name), "--allow-unknown-events")
         assert result.returncode == 0 and "0 skipped" in result.stderr, result.stderr
+
+
+def test_sigterm_finishes_the_run_cleanly(attack: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytracee.engine.cli.tracee_rules", "--input", "-"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert proc.stdin is not None and proc.stderr is not None
+    proc.stdin.write(attack.read_text())
+    proc.stdin.flush()  # the pipe stays open, as with a live tracer upstream
+    assert "loaded 30 signatures" in proc.stderr.readline()
+    time.sleep(1.0)  # let it read what is in the pipe
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert out.count("*** Detection ***") == 2
+    assert "interrupted" in err and "3 events read" in err

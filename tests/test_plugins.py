@@ -194,6 +194,29 @@ def test_a_failing_output_plugin_is_counted_and_fails_the_run(tmp_path: Path) ->
     assert session.output_failures == 1
 
 
+def test_signature_errors_reach_plugins(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "watch.py",
+        """
+from pytracee.engine import hookimpl, signature
+errors = []
+
+@signature(id="FRAGILE-1", name="fragile", events=["ptrace"])
+def fragile(event):
+    return event.int_arg("no_such_arg") == 0
+
+@hookimpl
+def tracee_signature_error(signature, event, error):
+    errors.append((signature.get_metadata().id, event.name, type(error).__name__))
+""",
+    )
+    session = session_for(tmp_path)
+    session.run([make_event("ptrace", {"request": 0})])
+    assert session.pm.get_plugin("watch").errors == [("FRAGILE-1", "ptrace", "ArgumentError")]
+    assert "signature errors: FRAGILE-1: 1" in session.summary()
+
+
 def test_misspelled_hooks_are_reported(tmp_path: Path) -> None:
     write(tmp_path, "typo.py", "from pytracee.engine import hookimpl\n@hookimpl\ndef tracee_finding_outptu(finding):\n    pass\n")
     session = session_for(tmp_path)

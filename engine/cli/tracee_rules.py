@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -151,6 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USAGE
         inputs = [STDIN]
 
+    signal.signal(signal.SIGTERM, _interrupt)  # finish signatures and outputs, as on Ctrl-C
     log.info("loaded %d signatures; reading %s", len(session.signatures), ", ".join(inputs))
     reader = EventReader(
         inputs, strict=args.strict, max_line_size=args.max_line_size, is_known_event=session.is_known_event
@@ -246,6 +248,10 @@ def _print_list(signatures: Sequence[LoadedSignature], off_by_default: int) -> N
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
     print(f"\n{len(signatures)} signatures loaded", end="")
     print(f"; {off_by_default} more off by default (enable with --rules ID)" if off_by_default else "")
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _silence_stdout() -> None:

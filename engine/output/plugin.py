@@ -88,24 +88,35 @@ def tracee_configure(config: SessionConfig) -> None:
         )
 
 
-class TemplatePrinter:
+class _Sink:
+    """An output that reports undelivered findings to the session (exit status 1)."""
+
+    session: Session | None = None
+
+    @hookimpl
+    def tracee_sessionstart(self, session: Session) -> None:
+        self.session = session
+
+    def failed(self, message: str) -> None:
+        if self.session is not None:
+            self.session.output_failed(message)
+        else:
+            log.error("%s", message)
+
+
+class TemplatePrinter(_Sink):
     """Writes each finding, rendered by a template, to a text stream."""
 
     def __init__(self, template: FindingTemplate, stream: IO[str]) -> None:
         self.template = template
         self.stream = stream
-        self.session: Session | None = None
-
-    @hookimpl
-    def tracee_sessionstart(self, session: Session) -> None:
-        self.session = session
 
     @hookimpl
     def tracee_finding_output(self, finding: Finding) -> None:
         try:
             text = self.template.render(finding)
         except Exception as exc:
-            _failed(self.session, f"finding of {finding.sig_metadata.id} not printed: {exc}")
+            self.failed(f"finding of {finding.sig_metadata.id} not printed: {exc}")
             return
         self.stream.write(text if text.endswith("\n") else text + "\n")
         self.stream.flush()
@@ -116,7 +127,7 @@ class TemplatePrinter:
             self.stream.close()
 
 
-class WebhookSender:
+class WebhookSender(_Sink):
     """POSTs each finding, rendered by a template, to a URL."""
 
     def __init__(self, url: str, template: FindingTemplate, content_type: str, timeout: float) -> None:
@@ -125,18 +136,13 @@ class WebhookSender:
         self.content_type = content_type
         self.timeout = timeout
         self.delivered = 0
-        self.session: Session | None = None
-
-    @hookimpl
-    def tracee_sessionstart(self, session: Session) -> None:
-        self.session = session
 
     @hookimpl
     def tracee_finding_output(self, finding: Finding) -> None:
         try:
             body = self.template.render(finding).encode("utf-8")
         except Exception as exc:
-            _failed(self.session, f"webhook: finding of {finding.sig_metadata.id} not rendered: {exc}")
+            self.failed(f"webhook: finding of {finding.sig_metadata.id} not rendered: {exc}")
             return
         request = urllib.request.Request(
             self.url, data=body, method="POST", headers={"Content-Type": self.content_type}
@@ -145,17 +151,11 @@ class WebhookSender:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 response.read()
         except urllib.error.HTTPError as exc:
-            _failed(self.session, f"webhook {self.url} answered {exc.code} {exc.reason} for {finding.sig_metadata.id}")
+            self.failed(f"webhook {self.url} answered {exc.code} {exc.reason} for {finding.sig_metadata.id}")
             return
         except (urllib.error.URLError, OSError) as exc:
             reason: Any = getattr(exc, "reason", exc)
-            _failed(self.session, f"webhook {self.url} unreachable for {finding.sig_metadata.id}: {reason}")
+            self.failed(f"webhook {self.url} unreachable for {finding.sig_metadata.id}: {reason}")
             return
         self.delivered += 1
 
-
-def _failed(session: Session | None, message: str) -> None:
-    if session is not None:
-        session.output_failed(message)
-    else:
-        log.error("%s", message)
