@@ -1,9 +1,11 @@
 """The examples work as their READMEs say, through the real ``tracee-rules`` command.
 
-* ``examples/events``: the demo input fires what the scenario in
+* ``examples/events``: the demo input fires what the scenario of
   ``benchmarks/workload.py`` injected (the expectation comes from the scenario's
-  definition, not from running the engine), in raw and parse-arguments form,
-  and the committed files are what the generator writes.
+  definition, the attack table in ``benchmarks/attacks.py``, not from running the
+  engine), in raw and parse-arguments form, and the committed files are what the
+  generator writes. workload.py is loaded from its file; it puts its own
+  directory on ``sys.path`` for the modules next to it.
 * ``examples/custom-signature-package``: installed with pip into a scratch
   directory, its signatures are picked up through the ``pytracee`` entry point.
 * ``examples/rules-dir``: ``--rules-dir`` loads the local signature (and not its
