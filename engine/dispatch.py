@@ -53,6 +53,8 @@ class LoadedSignature:
     metadata: Any  # SignatureMetadata; Any keeps the hot path free of attribute checks
     selectors: tuple[EventSelector, ...]
     plugin: str = ""
+    #: Runs unless ``--rules`` names others; off for TRC-108 and the built-in rule files.
+    enabled_by_default: bool = True
 
 
 @dataclass(slots=True)
@@ -278,7 +280,7 @@ class Engine:
                 self.on_error(loaded, None, exc)
 
 
-def load_signature(signature: Signature, plugin: str = "") -> LoadedSignature:
+def load_signature(signature: Signature, plugin: str = "", enabled_by_default: bool = True) -> LoadedSignature:
     """Read a signature's metadata and selectors, checking both.
 
     :raises SignatureDefinitionError: for missing or malformed metadata or selectors.
@@ -292,7 +294,8 @@ def load_signature(signature: Signature, plugin: str = "") -> LoadedSignature:
     for selector in selectors:
         if not isinstance(selector, EventSelector):
             raise SignatureDefinitionError(f"signature {metadata.id}: selector {selector!r} is not an EventSelector")
-    return LoadedSignature(signature, metadata, selectors, plugin)
+    enabled = enabled_by_default and bool(getattr(signature, "enabled_by_default", True))
+    return LoadedSignature(signature, metadata, selectors, plugin, enabled)
 
 
 def _describe(loaded: LoadedSignature) -> str:

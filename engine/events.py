@@ -45,14 +45,20 @@ class Event:
 
     :param raw: the decoded JSON object; kept as is and shared, never copied.
     :param source: the selector source, ``"tracee"`` for events from Tracee or our collector.
-    :param location: where the event came from (``"events.json:12"``), for messages.
+    :param where: the file the event was read from, for messages.
+    :param line: its line there.
+    :param text: the event's JSON text as read (one JSON line), when there is one;
+        rule engines that parse JSON themselves take it instead of ``raw``.
     """
 
-    __slots__ = ("raw", "source", "_args", "_where", "_line")
+    __slots__ = ("raw", "source", "text", "_args", "_where", "_line")
 
-    def __init__(self, raw: dict[str, Any], source: str = "tracee", where: str = "", line: int = 0) -> None:
+    def __init__(
+        self, raw: dict[str, Any], source: str = "tracee", where: str = "", line: int = 0, text: bytes | None = None
+    ) -> None:
         self.raw = raw
         self.source = source
+        self.text = text
         self._args: dict[str, Any] | None = None
         self._where = where
         self._line = line

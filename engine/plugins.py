@@ -39,7 +39,7 @@ from . import hookspecs
 from .dispatch import LoadedSignature, load_signature
 from .signature import Signature, SignatureDefinitionError
 
-__all__ = ["BUILTIN_PLUGINS", "ENTRY_POINT_GROUP", "LoadError", "PluginManager", "RuleFileError"]
+__all__ = ["BUILTIN_PLUGINS", "BUILTIN_RULES", "ENTRY_POINT_GROUP", "LoadError", "PluginManager", "RuleFileError"]
 
 log = logging.getLogger("pytracee.plugins")
 
@@ -48,7 +48,11 @@ ENTRY_POINT_GROUP: Final = "pytracee"
 BUILTIN_PLUGINS: Final = (
     ("builtin-signatures", "pytracee.signatures"),
     ("builtin-outputs", "pytracee.engine.output.plugin"),
+    ("builtin-rego", "pytracee.engine.rego.plugin"),
+    ("builtin-cel", "pytracee.engine.cel.plugin"),
 )
+#: Name under which the rule files shipped in pytracee.rules (the checkout's rules/) load.
+BUILTIN_RULES: Final = "builtin-rules"
 #: Suffixes of rule files some plugin is expected to claim; others are ignored quietly.
 RULE_FILE_SUFFIXES: Final = (".rego", ".yaml", ".yml", ".cel")
 _TEST_FILE_NAMES: Final = ("conftest.py",)
@@ -87,7 +91,8 @@ class PluginManager(pluggy.PluginManager):
         super().__init__(hookspecs.PROJECT)
         self.add_hookspecs(hookspecs)
         self.load_errors: list[LoadError] = []
-        self._rule_signatures: list[tuple[str, Signature]] = []
+        # (file, signature, enabled by default) of rule files collected so far
+        self._rule_signatures: list[tuple[str, Signature, bool]] = []
         self._plugins_loaded = False
 
     # --- discovery -----------------------------------------------------------------------
@@ -119,28 +124,32 @@ class PluginManager(pluggy.PluginManager):
             self.load_errors.append(LoadError(f"entry point group {ENTRY_POINT_GROUP!r}", _describe_exception(exc)))
             return 0
 
-    def load_path(self, path: Path, config: Any) -> None:
-        """Load a rules directory, a Python plugin file or one rule file."""
+    def load_path(self, path: Path, config: Any, *, enabled_by_default: bool = True) -> None:
+        """Load a rules directory, a Python plugin file or one rule file.
+
+        :param enabled_by_default: ``False`` makes the rule files' signatures
+            available but off unless ``--rules`` asks for them (the built-in rules/).
+        """
         if path.is_dir():
-            self.load_rules_dir(path, config)
+            self.load_rules_dir(path, config, enabled_by_default=enabled_by_default)
         elif not path.exists():
             self.load_errors.append(LoadError(str(path), "rules directory or file does not exist"))
         elif path.suffix == ".py":
             self._load_python_file(path)
         else:
-            self._collect_rule_file(path, config)
+            self._collect_rule_file(path, config, enabled_by_default)
 
-    def load_rules_dir(self, directory: Path, config: Any) -> None:
+    def load_rules_dir(self, directory: Path, config: Any, *, enabled_by_default: bool = True) -> None:
         """Import the Python plugins of ``directory`` and collect its other rule files."""
         if not directory.is_dir():
             self.load_errors.append(LoadError(str(directory), "rules directory does not exist"))
             return
         for path in _walk(directory):
             if path.suffix == ".py":
-                if not _is_test_file(path):
+                if not _is_test_file(path) and path.name != "__init__.py":
                     self._load_python_file(path)
             else:
-                self._collect_rule_file(path, config)
+                self._collect_rule_file(path, config, enabled_by_default)
 
     def _load_python_file(self, path: Path) -> None:
         name = path.stem
@@ -166,7 +175,7 @@ class PluginManager(pluggy.PluginManager):
         except ValueError as exc:  # pluggy rejects unknown or malformed hooks
             self.load_errors.append(LoadError(str(path), str(exc)))
 
-    def _collect_rule_file(self, path: Path, config: Any) -> None:
+    def _collect_rule_file(self, path: Path, config: Any, enabled_by_default: bool = True) -> None:
         try:
             signatures = self.hook.tracee_collect_rule_file(path=path, config=config)
         except RuleFileError as exc:
@@ -181,7 +190,7 @@ class PluginManager(pluggy.PluginManager):
             else:
                 log.debug("%s: not a rule file; ignored", path)
             return
-        self._rule_signatures.extend((str(path), signature) for signature in signatures)
+        self._rule_signatures.extend((str(path), signature, enabled_by_default) for signature in signatures)
 
     # --- signatures ------------------------------------------------------------------
 
@@ -214,13 +223,13 @@ class PluginManager(pluggy.PluginManager):
                 loaded = self._instantiate(obj, plugin_name)
                 if loaded is not None:
                     collected.append(loaded)
-        for where, signature in self._rule_signatures:
-            loaded = self._instantiate(signature, where)
+        for where, signature, enabled in self._rule_signatures:
+            loaded = self._instantiate(signature, where, enabled)
             if loaded is not None:
                 collected.append(loaded)
         return collected
 
-    def _instantiate(self, obj: Any, plugin_name: str) -> LoadedSignature | None:
+    def _instantiate(self, obj: Any, plugin_name: str, enabled_by_default: bool = True) -> LoadedSignature | None:
         try:
             if isinstance(obj, type):
                 if not issubclass(obj, Signature):
@@ -228,7 +237,7 @@ class PluginManager(pluggy.PluginManager):
                 obj = obj()
             elif not isinstance(obj, Signature) and not _looks_like_signature(obj):
                 raise SignatureDefinitionError(f"{obj!r} is not a signature")
-            return load_signature(obj, plugin_name)
+            return load_signature(obj, plugin_name, enabled_by_default)
         except Exception as exc:
             self.load_errors.append(LoadError(f"plugin {plugin_name}", _describe_exception(exc)))
             return None

@@ -162,7 +162,7 @@ class EventReader:
                     self.reject(name, lineno, *problem)
                     continue
                 stats.events += 1
-                yield Event(raw, "tracee", name, lineno)
+                yield Event(raw, "tracee", name, lineno, line)
         except _TruncatedInput as exc:
             self.reject(name, lineno + 1, "truncated input", str(exc))
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from importlib import resources
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from .catalogue import is_known_event
 from .dispatch import DuplicateSignatureError, Engine, LoadedSignature
 from .events import Event, MalformedEventError
 from .findings import Finding
-from .plugins import LoadError, PluginManager
+from .plugins import BUILTIN_RULES, LoadError, PluginManager
 from .reader import EventReader, InputError, InputStats
 
 __all__ = [
@@ -67,11 +68,14 @@ class SessionConfig:
     """Settings of one run (the parsed command line, for ``tracee-rules``).
 
     :param rules_dirs: extra directories to load plugins and rule files from.
-    :param rules: run only these signatures (IDs or event names); empty: all enabled ones.
+    :param rules: run only these signatures: IDs, event names, ``lang:python|rego|cel``
+        or ``all``; empty: the ones enabled by default.
     :param disabled: plugin names, signature IDs or signature event names to leave out.
     :param strict: fail on the first bad input record or broken rule file.
     :param derive_events: feed findings back as signature events to signatures selecting them.
     :param allow_unknown_events: deliver events whose name is not a known Tracee event.
+    :param load_builtin_rules: offer the rule files shipped in ``pytracee.rules`` (off
+        unless ``rules`` selects them, e.g. ``lang:rego`` or ``all``).
     :param options: the full parsed command line, including plugins' options.
     """
 
@@ -81,6 +85,7 @@ class SessionConfig:
     strict: bool = False
     derive_events: bool = True
     allow_unknown_events: bool = False
+    load_builtin_rules: bool = True
     load_installed_plugins: bool = True
     options: argparse.Namespace = field(default_factory=argparse.Namespace)
     pluginmanager: PluginManager = field(default_factory=PluginManager, repr=False)
@@ -112,6 +117,9 @@ class Session:
         config, pm = self.config, self.pm
         pm.load_plugins(config.disabled, installed=config.load_installed_plugins)
         pm.hook.tracee_configure.call_historic(kwargs={"config": config})
+        if config.load_builtin_rules and not pm.is_blocked(BUILTIN_RULES):
+            with resources.as_file(resources.files("pytracee.rules")) as builtin_rules:
+                pm.load_path(builtin_rules, config, enabled_by_default=False)
         for directory in config.rules_dirs:
             pm.load_path(directory, config)
         self.available = available = pm.collect_signatures()
@@ -135,12 +143,13 @@ class Session:
         pm.hook.tracee_sessionstart(session=self)
 
     def _select(self, available: list[LoadedSignature]) -> list[LoadedSignature]:
-        wanted = {name for item in self.config.rules for name in item.split(",") if name}
+        """Apply ``--rules`` (IDs, event names, ``lang:NAME`` or ``all``) and ``--disable``."""
+        wanted = {name.strip() for item in self.config.rules for name in item.split(",") if name.strip()}
         disabled = set(self.config.disabled)
         chosen = []
         matched: set[str] = set()
         for loaded in available:
-            keys = {loaded.metadata.id, loaded.metadata.event_name}
+            keys = {loaded.metadata.id, loaded.metadata.event_name, f"lang:{loaded.signature.language}", "all"}
             if keys & disabled:
                 continue
             if wanted:
@@ -148,7 +157,7 @@ class Session:
                 if not hit:
                     continue
                 matched |= hit
-            elif not type(loaded.signature).enabled_by_default:
+            elif not loaded.enabled_by_default:
                 continue
             chosen.append(loaded)
         unknown = wanted - matched

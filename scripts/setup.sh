@@ -36,7 +36,8 @@ want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "setup: installing pytracee and its test dependencies into .venv" >&2
     log=.venv/pip-install.log
-    if ! { .venv/bin/python -m pip install --upgrade pip 'setuptools>=77' wheel && .venv/bin/python -m pip install -e '.[test]'; } >"$log" 2>&1; then
+    if ! { .venv/bin/python -m pip install --upgrade pip 'setuptools>=77' wheel && .venv/bin/python -m pip install -e '.[test]' \
+        && .venv/bin/python -m pip install --ignore-requires-python 'opa-golib-python-bindings==0.4.4'; } >"$log" 2>&1; then
         cat "$log" >&2
         echo "setup: pip install failed (log above, also in $log)" >&2
         exit 1

@@ -73,11 +73,12 @@ def test_list_and_list_events() -> None:
     listing = tracee_rules("--list")
     assert listing.returncode == 0
     header, *rows = listing.stdout.splitlines()
-    assert header.split() == ["ID", "NAME", "VERSION", "LANGUAGE", "SEVERITY", "EVENTS"]
+    assert header.split() == ["ID", "NAME", "VERSION", "LANGUAGE", "SEVERITY", "ENABLED", "EVENTS"]
     row = next(r for r in rows if r.startswith("TRC-1014 "))
     assert "Container device mount detected" in row and "python" in row and "high" in row
-    assert "security_sb_mount(container)" in row
-    assert "30 signatures loaded; 1 more off by default" in listing.stdout
+    assert row.split()[-2:] == ["yes", "security_sb_mount(container)"]
+    assert next(r for r in rows if r.startswith("TRC-108 ")).split()[-2] == "no"  # off by default, as in Tracee
+    assert "30 of " in listing.stdout and "signatures enabled; turn others on with --rules" in listing.stdout
     assert tracee_rules("--list-events").stdout.strip() == V0_24_1_EVENTS
     assert tracee_rules("--rules", "TRC-103", "--list-events").stdout.strip() == "ptrace"
 

@@ -77,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     sigs = parser.add_argument_group("signatures")
     sigs.add_argument(
         "--rules", metavar="ID[,ID...]", action="append", default=[],
-        help="run only these signatures (IDs or event names); also enables ones that are off by default",
+        help="run only these signatures: IDs, event names, lang:python|rego|cel, or all "
+        "(this also turns on signatures that are off by default, e.g. the built-in Rego and CEL rules)",
     )
     sigs.add_argument(
         "--rules-dir", metavar="DIR", action="append", default=[], type=Path,
@@ -87,7 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--disable", metavar="NAME", action="append", default=[],
         help="leave out a plugin (by name) or a signature (by ID or event name) (repeatable)",
     )
-    sigs.add_argument("--list", action="store_true", help="list the loaded signatures and exit")
+    sigs.add_argument(
+        "--list", action="store_true", help="list the available signatures (and whether this run would use them) and exit"
+    )
     sigs.add_argument(
         "--list-events", action="store_true", help="print the events the loaded signatures need, comma-separated, and exit"
     )
@@ -140,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("%s: %s", getattr(exc, "filename", None) or "output", exc.strerror or exc)
         return EXIT_USAGE
     if args.list:
-        _print_list(session.signatures, sum(1 for _ in _disabled_by_default(session)))
+        _print_list(session.available, session.signatures)
         return EXIT_OK
     if args.list_events:
         print(",".join(session.engine.selected_event_names() if session.engine else []))
@@ -216,18 +219,10 @@ def _setup_logging(level: str) -> None:
     root.setLevel({"warn": logging.WARNING}.get(level, getattr(logging, level.upper(), logging.INFO)))
 
 
-def _disabled_by_default(session: Session) -> list[str]:
-    chosen = {s.metadata.id for s in session.signatures}
-    return [
-        s.metadata.id
-        for s in session.available
-        if s.metadata.id not in chosen and not type(s.signature).enabled_by_default
-    ]
-
-
-def _print_list(signatures: Sequence[LoadedSignature], off_by_default: int) -> None:
-    rows = [("ID", "NAME", "VERSION", "LANGUAGE", "SEVERITY", "EVENTS")]
-    for loaded in sorted(signatures, key=lambda s: signature_id_order(s.metadata.id)):
+def _print_list(available: Sequence[LoadedSignature], chosen: Sequence[LoadedSignature]) -> None:
+    running = {id(loaded) for loaded in chosen}
+    rows = [("ID", "NAME", "VERSION", "LANGUAGE", "SEVERITY", "ENABLED", "EVENTS")]
+    for loaded in sorted(available, key=lambda s: (s.signature.language != "python", signature_id_order(s.metadata.id))):
         meta = loaded.metadata
         events = ",".join(
             dict.fromkeys(s.name + (f"({s.origin})" if s.origin != "*" else "") for s in loaded.selectors)
@@ -238,16 +233,18 @@ def _print_list(signatures: Sequence[LoadedSignature], off_by_default: int) -> N
                 meta.id,
                 meta.name,
                 meta.version,
-                type(loaded.signature).language,
+                loaded.signature.language,
                 _SEVERITY_NAMES.get(severity, str(severity)) if severity is not None else "-",
+                "yes" if id(loaded) in running else "no",
                 events,
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
-    print(f"\n{len(signatures)} signatures loaded", end="")
-    print(f"; {off_by_default} more off by default (enable with --rules ID)" if off_by_default else "")
+    off = len(available) - len(chosen)
+    print(f"\n{len(chosen)} of {len(available)} signatures enabled", end="")
+    print(f"; turn others on with --rules ID, --rules lang:NAME or --rules all" if off else "")
 
 
 def _interrupt(signum: int, frame: object) -> None:

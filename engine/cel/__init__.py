@@ -1,0 +1,1 @@
+"""CEL signatures: YAML detectors with CEL conditions, modelled on Tracee's YAML detectors."""

@@ -1,0 +1,1 @@
+"""Rego signatures in Tracee's conventions, evaluated in-process (regorus or OPA)."""

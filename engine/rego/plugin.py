@@ -1,0 +1,1 @@
+"""The Rego plugin (being written)."""
