@@ -20,6 +20,7 @@ tested like Python signatures.
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -32,7 +33,7 @@ from .catalogue import event_id
 from .dispatch import Engine, LoadedSignature
 from .events import Event
 from .findings import Finding
-from .plugins import PluginManager
+from .session import SessionConfig
 from .signature import Signature
 
 __all__ = [
@@ -177,15 +178,20 @@ def builtin_signatures() -> list[Signature]:
     return [cls() for cls in BUILTIN_SIGNATURES if cls.enabled_by_default]
 
 
-def load_signatures(path: str | Path) -> list[Signature]:
+def load_signatures(path: str | Path, **options: Any) -> list[Signature]:
     """The signatures of a rules file or directory, loaded as ``--rules-dir`` would.
+
+    ``options`` are command-line options by their attribute name, e.g.
+    ``load_signatures("rules/", rego_engine="opa")``.
 
     :raises AssertionError: when anything in it fails to load.
     """
-    pm = PluginManager()
-    pm.load_plugins(installed=True)  # rule-language plugins must be there to read rule files
+    config = SessionConfig(options=argparse.Namespace(**options))
+    pm = config.pluginmanager
+    pm.load_plugins(installed=True)  # the rule-language plugins read rule files
+    pm.hook.tracee_configure.call_historic(kwargs={"config": config})
     already = set(pm.plugin_names())
-    pm.load_path(Path(path), config=None)
+    pm.load_path(Path(path), config)
     loaded = [s for s in pm.collect_signatures() if s.plugin not in already]
     if pm.load_errors:
         raise AssertionError("could not load: " + "; ".join(map(str, pm.load_errors)))
