@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-__all__ = ["LEGACY_EVENTS", "SYSCALLS", "TRACEE_EVENTS", "event_id", "is_known_event"]
+__all__ = ["KNOWN_EVENTS", "LEGACY_EVENTS", "SYSCALLS", "TRACEE_EVENTS", "event_id", "is_known_event"]
 
 #: x86_64 syscall name -> number (from the kernel's asm/unistd_64.h).
 SYSCALLS: Final[Mapping[str, int]] = {
@@ -518,6 +518,10 @@ LEGACY_EVENTS: Final[Mapping[str, int]] = {
 }
 
 
+#: Every name :func:`is_known_event` accepts.
+KNOWN_EVENTS: Final[frozenset[str]] = frozenset(SYSCALLS) | frozenset(TRACEE_EVENTS) | frozenset(LEGACY_EVENTS)
+
+
 def event_id(name: str) -> int | None:
     """The eventId of a known event name, or None."""
     if name in SYSCALLS:
@@ -527,4 +531,4 @@ def event_id(name: str) -> int | None:
 
 def is_known_event(name: str) -> bool:
     """True for syscalls, Tracee-defined events and legacy event names."""
-    return name in SYSCALLS or name in TRACEE_EVENTS or name in LEGACY_EVENTS
+    return name in KNOWN_EVENTS

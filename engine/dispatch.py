@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from .events import ORIGIN_CONTAINER, ORIGIN_CONTAINER_INIT, ORIGIN_HOST, Event
-from .findings import SIGNATURE_EVENT_ID_BASE, Finding, finding_to_event
+from .events import ORIGIN_HOST, Event, origin_of
+from .findings import SIGNATURE_EVENT_ID_BASE, Finding, SignatureMetadata, finding_to_event
 from .selectors import ANY, ORIGINS, Accept, EventSelector, accept_any_of, union_gate
 from .signature import (
     Signature,
@@ -50,7 +50,7 @@ class LoadedSignature:
     """A signature with the metadata and selectors read from it at load time."""
 
     signature: Signature
-    metadata: Any  # SignatureMetadata; Any keeps the hot path free of attribute checks
+    metadata: SignatureMetadata
     selectors: tuple[EventSelector, ...]
     plugin: str = ""
     #: Runs unless ``--rules`` names others; off for TRC-108 and the built-in rule files.
@@ -77,16 +77,6 @@ class _Handlers:
 class _Route:
     handlers: _Handlers | None  # same for every origin
     by_origin: dict[str, _Handlers | None] | None  # when origins differ
-
-
-def _origin(raw: dict[str, Any]) -> str:
-    flags = raw.get("contextFlags")
-    if type(flags) is dict and flags.get("containerStarted"):
-        return ORIGIN_CONTAINER
-    container = raw.get("container")
-    if (type(container) is dict and container.get("id")) or raw.get("containerId"):
-        return ORIGIN_CONTAINER_INIT
-    return ORIGIN_HOST
 
 
 class Engine:
@@ -200,7 +190,7 @@ class Engine:
             route = self._build_route(*key)
         if route is None:
             return
-        handlers = route.handlers if route.by_origin is None else route.by_origin[_origin(raw)]
+        handlers = route.handlers if route.by_origin is None else route.by_origin[origin_of(raw)]
         if handlers is None:
             return
         args = event._arg_values()  # raises MalformedEventError before any signature runs

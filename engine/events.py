@@ -22,7 +22,7 @@ from . import parsers
 from .parsers import ArgumentValueError, SockAddr
 from .schema import full_event
 
-__all__ = ["ArgumentError", "Event", "MalformedEventError", "ORIGIN_CONTAINER", "ORIGIN_CONTAINER_INIT", "ORIGIN_HOST"]
+__all__ = ["ArgumentError", "Event", "MalformedEventError", "origin_of", "ORIGIN_CONTAINER", "ORIGIN_CONTAINER_INIT", "ORIGIN_HOST"]
 
 ORIGIN_HOST: Final = "host"
 ORIGIN_CONTAINER: Final = "container"
@@ -30,6 +30,17 @@ ORIGIN_CONTAINER_INIT: Final = "container-init"
 
 _MISSING: Any = object()
 T = TypeVar("T")
+
+
+def origin_of(raw: Mapping[str, Any]) -> str:
+    """The origin of a raw event (see :attr:`Event.origin`); the engine's routing uses it too."""
+    flags = raw.get("contextFlags")
+    if type(flags) is dict and flags.get("containerStarted"):
+        return ORIGIN_CONTAINER
+    container = raw.get("container")
+    if (type(container) is dict and container.get("id")) or raw.get("containerId"):
+        return ORIGIN_CONTAINER_INIT
+    return ORIGIN_HOST
 
 
 class ArgumentError(LookupError):
@@ -152,9 +163,7 @@ class Event:
         Derived as Tracee does: a started container, else a container id
         without a started container (the container is being set up), else the host.
         """
-        if self.container_started:
-            return ORIGIN_CONTAINER
-        return ORIGIN_CONTAINER_INIT if self.container_id else ORIGIN_HOST
+        return origin_of(self.raw)
 
     @property
     def location(self) -> str:
@@ -214,8 +223,11 @@ class Event:
         value = self.arg(name, default)
         if type(value) is int:
             return value
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            return int(value)
+        if isinstance(value, str) and value.isascii():
+            try:
+                return int(value)
+            except ValueError:
+                pass
         raise ArgumentError(f"{self.name} argument {name!r} is not an integer: {value!r}")
 
     def str_list_arg(self, name: str, default: Any = _MISSING) -> list[str]:

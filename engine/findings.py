@@ -125,4 +125,4 @@ def finding_to_event(finding: Finding, event_id: int) -> Event:
             "Properties": {**meta.properties, "signatureID": meta.id, "signatureName": meta.name},
         },
     )
-    return Event(raw, source=origin.source)
+    return Event(raw, origin.source, origin._where, origin._line)

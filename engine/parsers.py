@@ -95,14 +95,18 @@ def open_flags(value: Any) -> int:
         text = value.strip()
         if not text:
             raise ArgumentValueError("empty open flags")
-        if text.lstrip("-").isdigit():
-            return int(text)
+        number = _integer(text)
+        if number is not None:
+            return number
         flags = 0
         for name in text.upper().split("|"):
             name = name.strip()
             bit = _OPEN_FLAG_VALUES.get(name)
             if bit is None and name.startswith("0X"):  # bits without a name, as format_open_flags writes them
-                bit = int(name, 16)
+                try:
+                    bit = int(name, 16)
+                except ValueError:
+                    bit = None
             if bit is None:
                 raise ArgumentValueError(f"unknown open flag {name.strip()!r} in {value!r}")
             flags |= bit
@@ -201,10 +205,21 @@ def _enum_value(value: Any, by_name: Mapping[str, int], what: str) -> int:
         number = by_name.get(text.upper())
         if number is not None:
             return number
-        if text.lstrip("-").isdigit():
-            return int(text)
+        number = _integer(text)
+        if number is not None:
+            return number
         raise ArgumentValueError(f"unknown {what} {value!r}")
     raise ArgumentValueError(f"{what} must be an int or a string, not {type(value).__name__}")
+
+
+def _integer(text: str) -> int | None:
+    """``text`` as a decimal integer (ASCII digits, optional sign), or None."""
+    if text.isascii():
+        try:
+            return int(text)
+        except ValueError:
+            return None
+    return None
 
 
 # --- paths and contents ---------------------------------------------------------------

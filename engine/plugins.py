@@ -21,6 +21,7 @@ Any plugin can be blocked by name (``--disable NAME``).
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import inspect
 import logging
@@ -112,17 +113,31 @@ class PluginManager(pluggy.PluginManager):
         """Register the built-in plugins (unless blocked)."""
         for name, module_name in BUILTIN_PLUGINS:
             if not self.is_blocked(name):
-                self.register(importlib.import_module(module_name), name=name)
+                try:
+                    self.register(importlib.import_module(module_name), name=name)
+                except Exception as exc:  # e.g. a rule-language backend missing from this installation
+                    self.load_errors.append(LoadError(f"built-in plugin {name}", _describe_exception(exc)))
 
     def load_installed(self) -> int:
-        """Load plugins from the ``pytracee`` entry-point group; returns how many loaded."""
+        """Load plugins from the ``pytracee`` entry-point group; returns how many loaded.
+
+        Each entry point loads on its own: one that fails to import is recorded
+        in :attr:`load_errors` by name and the others still load.
+        """
         if os.environ.get("PYTRACEE_DISABLE_PLUGIN_AUTOLOAD"):
             return 0
-        try:
-            return self.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
-        except Exception as exc:  # an installed plugin that fails to import
-            self.load_errors.append(LoadError(f"entry point group {ENTRY_POINT_GROUP!r}", _describe_exception(exc)))
-            return 0
+        loaded = 0
+        for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if self.is_blocked(entry_point.name) or self.get_plugin(entry_point.name) is not None:
+                continue
+            try:
+                self.register(entry_point.load(), name=entry_point.name)
+            except Exception as exc:
+                where = f"installed plugin {entry_point.name} ({entry_point.value})"
+                self.load_errors.append(LoadError(where, _describe_exception(exc)))
+                continue
+            loaded += 1
+        return loaded
 
     def load_path(self, path: Path, config: Any, *, enabled_by_default: bool = True) -> None:
         """Load a rules directory, a Python plugin file or one rule file.

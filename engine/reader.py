@@ -89,6 +89,8 @@ class EventReader:
         stdin: IO[bytes] | None = None,
     ) -> None:
         self.sources = [str(s) for s in sources] or [STDIN]
+        if self.sources.count(STDIN) > 1:
+            raise ValueError("standard input ('-' or file:stdin) can be read only once")
         self.strict = strict
         self.max_line_size = max_line_size
         self.is_known_event = is_known_event
@@ -99,11 +101,15 @@ class EventReader:
     def __iter__(self) -> Iterator[Event]:
         for source in self.sources:
             name = "<stdin>" if source == STDIN else source
-            with self._open(source, name) as stream:
+            stream = self._open(source, name)
+            try:
                 if _starts_array(stream):
                     yield from self._read_array(stream, name)
                 else:
                     yield from self._read_lines(stream, name)
+            finally:
+                if source != STDIN:  # standard input belongs to the process
+                    stream.close()
 
     # --- bad records -------------------------------------------------------------------
 
@@ -124,12 +130,18 @@ class EventReader:
         if shown == REPORTED_PER_SOURCE:
             log.warning("%s: further bad records are counted but not shown", where)
 
+    def retract(self, event: Event, reason: str, detail: str) -> None:
+        """Count an event already delivered as skipped after all (its args proved unreadable)."""
+        self.stats.events -= 1
+        self.reject(event._where, event._line, reason, detail)
+
     # --- sources ---------------------------------------------------------------------
 
     def _open(self, source: str, name: str) -> IO[bytes]:
         if source == STDIN:
             raw: IO[bytes] = self._stdin if self._stdin is not None else sys.stdin.buffer
-            stream = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[arg-type]
+            # sys.stdin.buffer can peek and hands out lines as they arrive; wrap anything else
+            stream = raw if hasattr(raw, "peek") else io.BufferedReader(raw)  # type: ignore[arg-type]
         else:
             try:
                 stream = open(source, "rb")  # noqa: SIM115 - closed by the caller's with
@@ -205,7 +217,7 @@ class EventReader:
                 and type(get("container", _EMPTY)) is dict
                 and type(get("kubernetes", _EMPTY)) is dict
                 and type(get("executable", _EMPTY)) is dict
-                and (type(raw["eventId"]) is int or raw["eventId"].isdigit() if "eventId" in raw else True)
+                and (type(raw["eventId"]) is int or _is_number(raw["eventId"]) if "eventId" in raw else True)
             ) or (problem := _problem(raw)) is None:
                 known = self.is_known_event
                 if known is None or known(name):
@@ -232,7 +244,7 @@ def _problem(raw: dict[str, Any]) -> tuple[str, str] | None:
             return "unsupported schema", "looks like a v1beta1 event ('name', 'id'); expected trace.Event ('eventName')"
         return "missing field", "'eventName' must be a non-empty string" if name is not None else "no 'eventName'"
     event_id = raw.get("eventId")
-    if event_id is not None and type(event_id) is not int and not (type(event_id) is str and event_id.isdigit()):
+    if event_id is not None and type(event_id) is not int and not (type(event_id) is str and _is_number(event_id)):
         return "wrong type", f"'eventId' must be a number or a numeric string, not {event_id!r}"
     args = raw.get("args")
     if args is not None and type(args) is not list:
@@ -249,7 +261,14 @@ def _problem(raw: dict[str, Any]) -> tuple[str, str] | None:
         value = raw.get(key)
         if value is not None and type(value) is not dict:
             return "wrong type", f"{key!r} must be an object, not {value!r}"
+    for key in (*_INT_FIELDS, *_STR_FIELDS, *_OBJECT_FIELDS, "eventId"):
+        if key in raw and raw[key] is None:
+            del raw[key]  # a JSON null reads as the field's zero value, as Go decodes it
     return None
+
+
+def _is_number(text: str) -> bool:
+    return text.isascii() and text.isdigit()
 
 
 class _TruncatedInput(Exception):

@@ -143,10 +143,12 @@ class EventSelector:
 def select(name: str = ANY, origin: str = ANY, source: str = "tracee", **filters: str | Sequence[str]) -> EventSelector:
     """Build an :class:`EventSelector`; keyword arguments are data filters.
 
+    An empty name or origin means ``"*"``, as in Tracee.
+
     ``select("security_file_open", pathname=["/etc/*", "*/shadow"])`` selects
     opens of paths under /etc or ending in /shadow.
     """
-    return EventSelector(name, origin or ANY, source, {arg: ArgPattern.parse(p) for arg, p in filters.items()})
+    return EventSelector(name or ANY, origin or ANY, source, {arg: ArgPattern.parse(p) for arg, p in filters.items()})
 
 
 Accept = Callable[[Mapping[str, Any]], bool]

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from .catalogue import is_known_event
+from .catalogue import KNOWN_EVENTS
 from .dispatch import DuplicateSignatureError, Engine, LoadedSignature
 from .events import Event, MalformedEventError
 from .findings import Finding
@@ -38,6 +38,7 @@ __all__ = [
     "EXIT_USAGE",
     "Session",
     "SessionConfig",
+    "StopRun",
     "signature_id_order",
 ]
 
@@ -57,6 +58,14 @@ def signature_id_order(sig_id: str) -> tuple[str, int, str]:
     """Sort key putting ``TRC-2`` before ``TRC-10`` (prefix, then number)."""
     prefix, _, number = sig_id.rpartition("-")
     return (prefix, int(number), "") if number.isdigit() else (sig_id, 0, sig_id)
+
+
+class StopRun(BaseException):
+    """Raised by a plugin to end the run early (e.g. its output was closed).
+
+    A ``BaseException`` so that it passes through the engine's per-signature
+    error handling; the session still signals and closes the signatures.
+    """
 
 
 class ConfigError(Exception):
@@ -104,7 +113,7 @@ class Session:
         self.suppressed: Counter[str] = Counter()
         self.output_failures = 0
         self.input_stats = InputStats()
-        self._known_events: set[str] = set()
+        self._known_events: frozenset[str] = KNOWN_EVENTS
 
     # --- loading ------------------------------------------------------------------------
 
@@ -138,8 +147,9 @@ class Session:
             )
         except DuplicateSignatureError as exc:
             raise ConfigError(str(exc)) from None
-        self._known_events = {s.metadata.event_name for s in self.signatures if s.metadata.event_name}
-        self._known_events.update(self.engine.selected_event_names())
+        names = {s.metadata.event_name for s in self.signatures if s.metadata.event_name}
+        names.update(self.engine.selected_event_names())
+        self._known_events = frozenset(names) | KNOWN_EVENTS
         pm.hook.tracee_sessionstart(session=self)
 
     def _select(self, available: list[LoadedSignature]) -> list[LoadedSignature]:
@@ -149,9 +159,10 @@ class Session:
         chosen = []
         matched: set[str] = set()
         for loaded in available:
-            keys = {loaded.metadata.id, loaded.metadata.event_name, f"lang:{loaded.signature.language}", "all"}
+            keys = {loaded.metadata.id, loaded.metadata.event_name, f"lang:{loaded.signature.language}"}
             if keys & disabled:
                 continue
+            keys.add("all")
             if wanted:
                 hit = keys & wanted
                 if not hit:
@@ -165,9 +176,10 @@ class Session:
             raise ConfigError(f"no such signature: {', '.join(sorted(unknown))} (see --list)")
         return chosen
 
-    def is_known_event(self, name: str) -> bool:
-        """Whether the reader should accept events called ``name``."""
-        return self.config.allow_unknown_events or is_known_event(name) or name in self._known_events
+    @property
+    def is_known_event(self) -> Callable[[str], bool] | None:
+        """The reader's test for event names: Tracee's, plus the loaded signatures' (None: accept all)."""
+        return None if self.config.allow_unknown_events else self._known_events.__contains__
 
     # --- running ------------------------------------------------------------------------
 
@@ -186,34 +198,40 @@ class Session:
                 except MalformedEventError as exc:
                     if reader is None:
                         raise
-                    reader.reject(event._where, event._line, "malformed args", str(exc))
+                    reader.retract(event, "malformed args", str(exc))
         except InputError as exc:
             log.error("%s", exc)
             status = EXIT_FAILURE
         except KeyboardInterrupt:
             log.warning("interrupted; finishing the signatures and outputs")
             status = EXIT_INTERRUPTED
-        engine.complete()
-        if reader is not None:
-            self.input_stats = reader.stats
-        if status == EXIT_OK and self.output_failures:
+        except StopRun as exc:
+            log.error("stopped: %s", exc)
             status = EXIT_FAILURE
-        if status == EXIT_OK and self.config.strict and engine.stats.errors_by_signature:
-            status = EXIT_FAILURE
-        self.pm.hook.tracee_sessionfinish(session=self, exitstatus=status)
+        finally:
+            engine.complete()
+            if reader is not None:
+                self.input_stats = reader.stats
+            if status == EXIT_OK and self.output_failures:
+                status = EXIT_FAILURE
+            if status == EXIT_OK and self.config.strict and engine.stats.errors_by_signature:
+                status = EXIT_FAILURE
+            self.pm.hook.tracee_sessionfinish(session=self, exitstatus=status)
         return status
 
     def _handle_finding(self, finding: Finding) -> None:
         hook = self.pm.hook
-        reason = hook.tracee_finding_filter(finding=finding)
-        if reason:
-            self.suppressed[str(reason)] += 1
-            return
-        hook.tracee_finding_enrich(finding=finding)
         try:
+            reason = hook.tracee_finding_filter(finding=finding)
+            if reason:
+                self.suppressed[str(reason)] += 1
+                return
+            hook.tracee_finding_enrich(finding=finding)
             hook.tracee_finding_output(finding=finding)
-        except Exception as exc:  # a broken output plugin must not stop detection
-            self.output_failed(f"output plugin failed on a finding of {finding.sig_metadata.id}: {type(exc).__name__}: {exc}")
+        except Exception as exc:  # a broken plugin loses this finding, but it is counted, not blamed on the signature
+            self.output_failed(
+                f"a finding of {finding.sig_metadata.id} was lost in a plugin: {type(exc).__name__}: {exc}"
+            )
 
     def output_failed(self, message: str) -> None:
         """Record a finding that could not be delivered (logged; the exit status becomes 1)."""

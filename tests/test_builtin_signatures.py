@@ -309,3 +309,24 @@ def test_data_filters_hide_no_detection(signature_class: type[Signature]) -> Non
     through_engine, engine_events = _run_engine(signature_class(), events)
     assert [direct_events.index(f.event) for f in direct] == [engine_events.index(f.event) for f in through_engine]
     assert direct, "no variant fired: the samples do not exercise the signature"
+
+
+# --- argument strings exactly as Tracee's parse-arguments prints them -------------------------
+
+
+@pytest.mark.parametrize(
+    ("event_name", "args", "fields", "expected"),
+    [
+        ("ptrace", {"request": "PTRACE_POKEDATA", "pid": 1}, {}, "TRC-103"),
+        ("ptrace", {"request": "PTRACE_TRACEME", "pid": 0}, {}, "TRC-102"),
+        ("security_file_open", {"pathname": "/etc/sudoers", "flags": "O_WRONLY|O_CREAT|O_TRUNC|O_LARGEFILE"}, {}, "TRC-1028"),
+        ("security_file_open", {"pathname": "/proc/sys/kernel/randomize_va_space", "flags": "O_RDONLY|O_LARGEFILE"}, {}, "TRC-109"),
+        ("security_file_open", {"pathname": "/proc/kcore", "flags": "O_RDONLY"}, {"contextFlags": {"containerStarted": True}}, "TRC-1021"),
+        ("mem_prot_alert", {"alert": "Protection changed from W+E to E!"}, {}, "TRC-104"),
+    ],
+)
+def test_tracee_parse_arguments_strings(event_name: str, args: dict, fields: dict, expected: str) -> None:
+    from pytracee.engine.testing import make_event, run_engine
+
+    findings = run_engine([make_event(event_name, args, **fields)])
+    assert [f.sig_metadata.id for f in findings] == [expected]

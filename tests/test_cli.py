@@ -194,3 +194,28 @@ def test_sigterm_finishes_the_run_cleanly(attack: Path) -> None:
     assert proc.returncode == 130
     assert out.count("*** Detection ***") == 2
     assert "interrupted" in err and "3 events read" in err
+
+
+def test_a_closed_stdout_stops_the_run(tmp_path: Path) -> None:
+    many = events_file(tmp_path, *[make_event("ptrace", {"request": 0}) for _ in range(3000)], name="many.jsonl")
+    pipeline = subprocess.run(
+        f"{sys.executable} -m pytracee.engine.cli.tracee_rules --input {many} | head -n 3",
+        shell=True, capture_output=True, text=True, timeout=60,
+    )
+    assert pipeline.stdout.count("\n") == 3
+    assert "stopped: the output was closed" in pipeline.stderr
+    assert pipeline.stderr.count("error") < 5  # one report, not one per finding
+    assert "Traceback" not in pipeline.stderr
+
+
+def test_stdin_twice_and_output_overwrites(tmp_path: Path, attack: Path) -> None:
+    twice = tracee_rules("--input", "-", "--input-tracee", "file:stdin", stdin=b"")
+    assert twice.returncode == 2 and "read only once" in twice.stderr
+    out = tmp_path / "findings.txt"
+    out.write_text("old content\n")
+    tracee_rules("--input", str(attack), "--output", str(out))
+    assert "old content" not in out.read_text() and out.read_text().count("*** Detection ***") == 2
+    listing = tmp_path / "untouched.txt"
+    listing.write_text("keep\n")
+    tracee_rules("--list", "--output", str(listing))
+    assert listing.read_text() == "keep\n"

@@ -163,9 +163,20 @@ def test_signatures_without_metadata_or_selectors_are_rejected() -> None:
 
 
 def test_source_complete_then_close_at_the_end() -> None:
-    sig = Recorder("A", select("openat"), select("alert", source="other"))
-    run([sig], [])
-    assert sig.signals == [SourceComplete("tracee"), SourceComplete("other")] and sig.closed
+    log: list[str] = []
+
+    class Logged(Recorder):
+        def on_signal(self, signal: Any) -> None:
+            log.append(f"{self.metadata.id} signal {signal.source}")
+
+        def close(self) -> None:
+            log.append(f"{self.metadata.id} close")
+
+    first = Logged("A", select("openat"), select("alert", source="other"))
+    second = Logged("B", select("openat"))
+    run([first, second], [])
+    # every signature hears the end of its sources before any is closed, as in Tracee
+    assert log == ["A signal tracee", "A signal other", "B signal tracee", "A close", "B close"]
 
 
 def test_signatures_can_consume_other_signatures_events() -> None:

@@ -81,6 +81,9 @@ def test_findings_without_data_print_as_go_nil_maps() -> None:
 
 def test_go_format() -> None:
     assert go_format({"b": [1, True], "a": {"x": None}}) == "map[a:map[x:<nil>] b:[1 true]]"
+    # Go's %v of float64 values (fmt.Println output)
+    floats = [1000000.0, 123456.0, 1234567.0, 0.0001, 0.00001, 1.5, -2.0, 0.0, 3.14159]
+    assert [go_format(f) for f in floats] == ["1e+06", "123456", "1.234567e+06", "0.0001", "1e-05", "1.5", "-2", "0", "3.14159"]
 
 
 def test_user_templates_see_go_and_json_names(tmp_path) -> None:

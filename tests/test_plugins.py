@@ -152,6 +152,26 @@ def tracee_collect_rule_file(path, config):
     assert [str(e) for e in session.load_errors()] == [f"{bad}:1: expected 'ID EVENT'"]
 
 
+def test_a_broken_installed_plugin_does_not_hide_the_others(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    site = tmp_path / "site"
+    write(site, "good_sigs.py", SHADOW_RULE)
+    write(site, "bad_sigs.py", "raise ImportError('needs libfoo')\n")
+    write(site, "acme_sigs-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: acme-sigs\nVersion: 1.0\n")
+    write(site, "acme_sigs-1.0.dist-info/entry_points.txt", "[pytracee]\nbad = bad_sigs\ngood = good_sigs\n")
+    monkeypatch.syspath_prepend(str(site))
+    session = Session(SessionConfig())
+    session.load()
+    assert {"LOCAL-1", "LOCAL-2"} <= ids(session)
+    assert [str(e) for e in session.load_errors()] == ["installed plugin bad (bad_sigs): ImportError: needs libfoo"]
+
+
+def test_a_failing_filter_or_enrich_plugin_loses_the_finding_visibly(tmp_path: Path) -> None:
+    write(tmp_path, "enricher.py", "from pytracee.engine import hookimpl\n@hookimpl\ndef tracee_finding_enrich(finding):\n    raise KeyError('ancestry')\n")
+    session = session_for(tmp_path)
+    assert session.run([make_event("ptrace", {"request": 0})]) == 1
+    assert session.output_failures == 1 and session.engine.stats.errors_by_signature == {}
+
+
 def test_finding_hooks_filter_enrich_and_output_in_order(tmp_path: Path) -> None:
     write(
         tmp_path,

@@ -147,3 +147,21 @@ def test_json_nulls_count_as_absent_fields(tmp_path: Path) -> None:
     events, reader = read(path)
     assert len(events) == 1 and reader.stats.skipped == 0
     assert events[0].container_id == "" and dict(events[0].args) == {}
+    assert events[0].process_name == "" and events[0].to_dict()["processName"] == ""  # Go's zero value
+
+
+def test_stdin_can_be_read_only_once() -> None:
+    with pytest.raises(ValueError, match="read only once"):
+        EventReader(["-", "-"])
+
+
+def test_records_whose_args_prove_malformed_are_counted_once(tmp_path: Path) -> None:
+    from pytracee.engine.session import Session, SessionConfig
+
+    path = tmp_path / "args.jsonl"
+    path.write_text('{"eventName": "ptrace", "args": [{"value": 0}]}\n{"eventName": "ptrace", "args": []}\n')
+    session = Session(SessionConfig(load_installed_plugins=False))
+    session.load()
+    reader = EventReader([path], is_known_event=session.is_known_event)
+    session.run(reader)
+    assert (reader.stats.events, reader.stats.skipped_by_reason) == (1, {"malformed args": 1})

@@ -157,15 +157,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _interrupt)  # finish signatures and outputs, as on Ctrl-C
     log.info("loaded %d signatures; reading %s", len(session.signatures), ", ".join(inputs))
-    reader = EventReader(
-        inputs, strict=args.strict, max_line_size=args.max_line_size, is_known_event=session.is_known_event
-    )
     try:
-        status = session.run(reader)
-    except BrokenPipeError:
-        _silence_stdout()
-        log.error("stdout was closed; stopped")
-        return EXIT_FAILURE
+        reader = EventReader(
+            inputs, strict=args.strict, max_line_size=args.max_line_size, is_known_event=session.is_known_event
+        )
+    except ValueError as exc:
+        parser.print_usage(sys.stderr)
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    status = session.run(reader)
     log.info("%s", session.summary())
     return status
 
@@ -250,10 +250,6 @@ def _print_list(available: Sequence[LoadedSignature], chosen: Sequence[LoadedSig
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
-
-def _silence_stdout() -> None:
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import urllib.error
 import urllib.request
@@ -24,6 +25,8 @@ from typing import IO, TYPE_CHECKING, Any
 from ..findings import Finding
 from ..hookspecs import hookimpl
 from .templates import BUILTIN_TEMPLATES, FindingTemplate
+
+from ..session import StopRun
 
 if TYPE_CHECKING:
     from ..session import Session, SessionConfig
@@ -43,7 +46,7 @@ def tracee_addoption(parser: argparse.ArgumentParser) -> None:
         help=f"how to print findings: a built-in ({', '.join(BUILTIN_TEMPLATES)}) or a Jinja2 template file "
         "(default: %(default)s)",
     )
-    group.add_argument("--output", metavar="FILE", help="write findings to FILE instead of stdout")
+    group.add_argument("--output", metavar="FILE", help="write findings to FILE (replacing it) instead of stdout")
     group.add_argument("--webhook", metavar="URL", help="POST every finding to URL")
     group.add_argument(
         "--webhook-template",
@@ -71,21 +74,32 @@ def tracee_configure(config: SessionConfig) -> None:
     options = config.options
     if not hasattr(options, "output_template"):  # embedded use without the command line: no printing
         return
+    if getattr(options, "list", False) or getattr(options, "list_events", False):
+        return  # listing only: leave --output alone
     pm = config.pluginmanager
+    template = FindingTemplate.load(options.output_template)
+    webhook_template = FindingTemplate.load(options.webhook_template) if options.webhook else None
     stream: IO[str] = sys.stdout
     if options.output:
-        stream = open(options.output, "a", encoding="utf-8")  # noqa: SIM115 - closed at session finish
-    pm.register(TemplatePrinter(FindingTemplate.load(options.output_template), stream), name="output-printer")
-    if options.webhook:
+        stream = open(options.output, "w", encoding="utf-8")  # noqa: SIM115 - closed at session finish
+    pm.register(TemplatePrinter(template, stream), name="output-printer")
+    if webhook_template is not None:
         pm.register(
             WebhookSender(
                 options.webhook,
-                FindingTemplate.load(options.webhook_template),
+                webhook_template,
                 options.webhook_content_type,
                 options.webhook_timeout,
             ),
             name="output-webhook",
         )
+
+
+def _silence(stream: IO[str]) -> None:
+    # Point the closed descriptor at /dev/null so the interpreter's final flush stays quiet.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, stream.fileno())
+    os.close(devnull)
 
 
 class _Sink:
@@ -118,8 +132,12 @@ class TemplatePrinter(_Sink):
         except Exception as exc:
             self.failed(f"finding of {finding.sig_metadata.id} not printed: {exc}")
             return
-        self.stream.write(text if text.endswith("\n") else text + "\n")
-        self.stream.flush()
+        try:
+            self.stream.write(text if text.endswith("\n") else text + "\n")
+            self.stream.flush()
+        except BrokenPipeError:  # the reader went away (e.g. `| head`): nobody gets further findings
+            _silence(self.stream)
+            raise StopRun("the output was closed") from None
 
     @hookimpl
     def tracee_sessionfinish(self) -> None:

@@ -20,6 +20,8 @@ is a path to a template file.
 from __future__ import annotations
 
 import datetime as _dt
+import decimal
+import math
 import re
 from collections.abc import Mapping
 from importlib import resources
@@ -47,7 +49,8 @@ class TemplateError(Exception):
 
 
 def go_format(value: Any) -> str:
-    """Format a value as Go's ``fmt`` ``%v`` prints decoded JSON (maps with sorted keys)."""
+    """Format a value as Go's ``fmt`` ``%v`` prints decoded JSON: ``map[k:v]`` with sorted
+    keys, ``[a b]``, ``<nil>``, and floats in ``%g`` style (``1e+06``)."""
     if isinstance(value, GoView):
         value = value.raw
     if value is None:
@@ -58,9 +61,33 @@ def go_format(value: Any) -> str:
         return "map[" + " ".join(f"{k}:{go_format(value[k])}" for k in sorted(value, key=str)) + "]"
     if isinstance(value, (list, tuple)):
         return "[" + " ".join(go_format(item) for item in value) + "]"
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
-        return str(int(value))
+    if isinstance(value, float):
+        return _go_float(value)
     return str(value)
+
+
+def _go_float(value: float) -> str:
+    # Go's %v of a float64 is strconv's shortest 'g': the shortest round-trip digits, in
+    # exponent form when the decimal exponent is < -4 or >= 6 (so 1e+06, but 123456).
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    sign, digits, exponent = decimal.Decimal(repr(value)).normalize().as_tuple()
+    if not any(digits):
+        return "-0" if sign else "0"
+    text = "".join(map(str, digits))
+    point = len(text) + int(exponent)  # position of the decimal point in the digit string
+    power = point - 1
+    minus = "-" if sign else ""
+    if power < -4 or power >= 6:
+        mantissa = text[0] + ("." + text[1:] if len(text) > 1 else "")
+        return f"{minus}{mantissa}e{'-' if power < 0 else '+'}{abs(power):02d}"
+    if point <= 0:
+        return f"{minus}0.{'0' * -point}{text}"
+    if point >= len(text):
+        return minus + text + "0" * (point - len(text))
+    return f"{minus}{text[:point]}.{text[point:]}"
 
 
 class GoView:
