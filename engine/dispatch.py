@@ -22,7 +22,12 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from .events import ORIGIN_HOST, Event, origin_of
-from .findings import SIGNATURE_EVENT_ID_BASE, Finding, SignatureMetadata, finding_to_event
+from .findings import (
+    SIGNATURE_EVENT_ID_BASE,
+    Finding,
+    SignatureMetadata,
+    finding_to_event,
+)
 from .selectors import ANY, ORIGINS, Accept, EventSelector, accept_any_of, union_gate
 from .signature import (
     Signature,

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-from importlib import resources
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any, Final
 

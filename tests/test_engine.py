@@ -10,7 +10,6 @@ from pytracee.engine import (
     Finding,
     Signature,
     SignatureMetadata,
-    SourceComplete,
     select,
     signature,
 )

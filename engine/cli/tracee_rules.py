@@ -24,7 +24,6 @@ from ..output.templates import TemplateError
 from ..plugins import PluginManager
 from ..reader import DEFAULT_MAX_LINE_SIZE, STDIN, EventReader
 from ..session import (
-    EXIT_FAILURE,
     EXIT_OK,
     EXIT_USAGE,
     ConfigError,
@@ -244,7 +243,7 @@ def _print_list(available: Sequence[LoadedSignature], chosen: Sequence[LoadedSig
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
     off = len(available) - len(chosen)
     print(f"\n{len(chosen)} of {len(available)} signatures enabled", end="")
-    print(f"; turn others on with --rules ID, --rules lang:NAME or --rules all" if off else "")
+    print("; turn others on with --rules ID, --rules lang:NAME or --rules all" if off else "")
 
 
 def _interrupt(signum: int, frame: object) -> None:

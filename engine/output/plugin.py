@@ -24,9 +24,8 @@ from typing import IO, TYPE_CHECKING, Any
 
 from ..findings import Finding
 from ..hookspecs import hookimpl
-from .templates import BUILTIN_TEMPLATES, FindingTemplate
-
 from ..session import StopRun
+from .templates import BUILTIN_TEMPLATES, FindingTemplate
 
 if TYPE_CHECKING:
     from ..session import Session, SessionConfig
