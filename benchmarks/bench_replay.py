@@ -67,13 +67,17 @@ def parse_only(path: Path) -> tuple[int, float]:
     return count, time.perf_counter() - start
 
 
-def replay(path: Path) -> tuple[dict[str, Any], float, float]:
-    """A full replay through every built-in signature; returns (session.describe(), load s, replay s)."""
+def replay(path: Path, rules: list[str] | None = None) -> tuple[dict[str, Any], float, float]:
+    """A full replay; returns (session.describe(), load s, replay s).
+
+    :param rules: ``--rules`` selection (e.g. ``["lang:rego"]``); default: the
+        signatures enabled by default (the Python built-ins).
+    """
     from pytracee.engine.reader import EventReader
     from pytracee.engine.session import EXIT_OK, Session, SessionConfig
 
     start = time.perf_counter()
-    session = Session(SessionConfig())
+    session = Session(SessionConfig(rules=list(rules or [])))
     session.load()
     loaded = time.perf_counter()
     reader = EventReader([path], is_known_event=session.is_known_event)
