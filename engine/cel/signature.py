@@ -1,0 +1,213 @@
+"""A detector as a signature: :class:`CelSignature`.
+
+It is built once per detector file (:func:`build_signature`): metadata from
+the spec, one selector per event and origin (with the engine data filters),
+and every condition and output expression compiled once by the backend.
+
+Per event (:meth:`CelSignature.on_event`):
+
+1. Data filters with integer values, which the engine cannot apply, are
+   checked (``request=0`` accepts ``0`` and ``"0"``): for an event with such
+   filters the signature checks its requirements in full (any one of them
+   passing, with its origin and all its filters, is enough).
+2. The event's arguments go into the backend's slot for ``getEventData``.
+3. The conditions are evaluated in order; the first false one ends it.
+4. When all hold, the output fields are evaluated into the finding's Data
+   (``None`` when the detector has no output fields) and the finding is emitted.
+
+An evaluation error (``getEventData("flags").startsWith("O_")`` on an int
+flags value, a missing key, the iteration budget ...) means *no match*: it is
+counted per signature, the first one is logged with the event, and
+:meth:`CelSignature.close` logs how many there were. An output field whose
+expression fails is left out of Data (and counted the same way), so a
+finding is never lost to a field. Time budget overruns are handled as
+described in :mod:`.limits`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar
+
+from ..events import Event
+from ..findings import SignatureMetadata
+from ..plugins import RuleFileError
+from ..selectors import ANY, EventSelector
+from ..signature import Signature
+from .backends import Backend, CelCompileError, CelEvalError
+from .limits import TimeBudget
+from .spec import DetectorSpec, EventRequirement, Expression
+
+__all__ = ["CelSignature", "CelTimeBudgetExceeded", "build_signature"]
+
+
+class CelTimeBudgetExceeded(RuntimeError):
+    """Raised once, when a signature is disabled for overrunning its time budget."""
+
+
+class CelSignature(Signature):
+    """A signature defined by a detector YAML file with CEL conditions.
+
+    :param spec: the parsed detector.
+    :param backend: the CEL engine that compiled its expressions.
+    :param conditions: the compiled conditions, in order.
+    :param fields: ``(name, compiled expression)`` of the output fields.
+    :param budget_ms: time budget of one event's evaluation.
+    """
+
+    language: ClassVar[str] = "cel"
+
+    def __init__(
+        self,
+        spec: DetectorSpec,
+        backend: Backend,
+        conditions: Sequence[Callable[[dict[str, Any]], bool]],
+        fields: Sequence[tuple[str, Callable[[dict[str, Any]], Any]]],
+        budget_ms: float,
+    ) -> None:
+        self.spec = spec
+        self.backend = backend
+        self.metadata = SignatureMetadata(
+            id=spec.id,
+            name=spec.name,
+            version=spec.version,
+            event_name=spec.event_name,
+            description=spec.description,
+            tags=spec.tags,
+            properties=dict(spec.properties),
+        )
+        self.selected_events = [
+            EventSelector(requirement.name, origin, "tracee", dict(requirement.filters))
+            for requirement in spec.events
+            for origin in requirement.origins
+        ]
+        self._full_checks: dict[str, tuple[EventRequirement, ...]] = {
+            name: tuple(r for r in spec.events if r.name == name)
+            for name in {r.name for r in spec.events if r.value_filters}
+        }
+        self._conditions = tuple(conditions)
+        self._fields = tuple(fields)
+        self._slot = backend.slot
+        self._budget = TimeBudget(budget_ms)
+        self._budget_seconds = self._budget.seconds
+        self.evaluations = 0
+        #: Evaluation errors (each one counted as no match).
+        self.errors = 0
+        #: Where and why the first evaluation error happened.
+        self.first_error = ""
+        self.disabled = False
+
+    def __repr__(self) -> str:
+        return f"<CelSignature {self.spec.id} from {self.spec.path}:{self.spec.line} ({self.backend.name})>"
+
+    # --- the hot path ---
+
+    def on_event(self, event: Event) -> None:
+        if self.disabled:
+            return
+        args = event.args
+        if self._full_checks:
+            requirements = self._full_checks.get(event.name)
+            if requirements and not any(_accepts(r, event, args) for r in requirements):
+                return
+        raw = event.raw
+        self._slot.args = args
+        self.evaluations += 1
+        start = time.perf_counter()
+        data: dict[str, Any] | None = None
+        index = 0
+        try:
+            for index, condition in enumerate(self._conditions):
+                if not condition(raw):
+                    break
+            else:
+                if self._fields:
+                    data = self._output(raw, event)
+                index = -1
+        except CelEvalError as exc:
+            self._failed(event, self.spec.conditions[index], exc)
+        elapsed = time.perf_counter() - start
+        if index == -1:
+            self.emit(event, data)
+        if elapsed > self._budget_seconds:
+            self._overrun(event, elapsed)
+
+    def _output(self, raw: dict[str, Any], event: Event) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        for (name, expression), output in zip(self._fields, self.spec.output):
+            try:
+                data[name] = expression(raw)
+            except CelEvalError as exc:
+                self._failed(event, output.expression, exc)
+        return data
+
+    # --- errors and budget ---
+
+    def _failed(self, event: Event, expression: Expression, exc: CelEvalError) -> None:
+        self.errors += 1
+        if self.errors == 1:
+            where = f" at {event.location}" if event.location else ""
+            self.first_error = f"{expression.where}: {exc}"
+            self.ctx.logger.warning(
+                "%s: %s (line %d) failed on %s event%s: %s; counted as no match "
+                "(further evaluation errors of this signature are only counted)",
+                self.spec.id, expression.where, expression.line, event.name, where, exc,
+            )
+
+    def _overrun(self, event: Event, elapsed: float) -> None:
+        stop = self._budget.overrun(self.evaluations)
+        budget_ms = self._budget_seconds * 1000
+        where = f" at {event.location}" if event.location else ""
+        # A single overrun is often a pause of the whole process (garbage collection), not the rule.
+        self.ctx.logger.debug(
+            "%s: evaluating a %s event%s took %.1f ms, over the %.1f ms budget",
+            self.spec.id, event.name, where, elapsed * 1000, budget_ms,
+        )
+        if stop:
+            self.disabled = True
+            raise CelTimeBudgetExceeded(
+                f"{self._budget.overruns} evaluations over the {budget_ms:g} ms budget "
+                f"(last {elapsed * 1000:.1f} ms); signature {self.spec.id} ({self.spec.path}) disabled for this run"
+            )
+
+    def close(self) -> None:
+        if self.errors:
+            self.ctx.logger.warning(
+                "%s: %d of %d evaluations failed and counted as no match (first: %s)",
+                self.spec.id, self.errors, self.evaluations, self.first_error,
+            )
+        if self._budget.overruns and not self.disabled:
+            self.ctx.logger.info(
+                "%s: %d evaluations over the %g ms budget", self.spec.id, self._budget.overruns, self._budget_seconds * 1000
+            )
+
+
+def _accepts(requirement: EventRequirement, event: Event, args: Mapping[str, Any]) -> bool:
+    """Whether ``event`` meets one requirement: its origin, data filters and integer data filters."""
+    if ANY not in requirement.origins and event.origin not in requirement.origins:
+        return False
+    return all(p.matches(args.get(arg)) for arg, p in requirement.filters.items()) and all(
+        f.matches(args.get(arg)) for arg, f in requirement.value_filters.items()
+    )
+
+
+def build_signature(spec: DetectorSpec, backend: Backend, budget_ms: float) -> CelSignature:
+    """Compile the spec's expressions with ``backend`` and build the signature.
+
+    :raises RuleFileError: for an expression that does not compile, naming its file line.
+    """
+    conditions = [_compile(spec, expression, backend.compile_condition) for expression in spec.conditions]
+    fields = [(f.name, _compile(spec, f.expression, backend.compile_value)) for f in spec.output]
+    return CelSignature(spec, backend, conditions, fields, budget_ms)
+
+
+def _compile(spec: DetectorSpec, expression: Expression, compile_: Callable[[str], Any]) -> Any:
+    try:
+        return compile_(expression.text)
+    except CelCompileError as exc:
+        line = expression.line + (exc.line - 1 if exc.line else 0)
+        column = f", column {exc.column}" if exc.column else ""
+        raise RuleFileError(
+            spec.path, f"{expression.where}: CEL error{column}: {exc.message}", line
+        ) from None
