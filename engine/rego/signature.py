@@ -1,0 +1,93 @@
+"""A Rego file as a signature: :class:`RegoSignature`.
+
+Its metadata and selectors were read from the file at load time
+(``__rego_metadoc__``, ``tracee_selected_events``); per event it asks its
+backend for ``tracee_match`` and reports, as Tracee does:
+
+* ``true``: a finding without data;
+* a non-empty object: a finding with that object as data;
+* anything else (undefined, ``false``, an empty object, a string, ...): nothing.
+  A value that is neither a boolean nor an object is logged once, since it is
+  most likely a mistake in the policy.
+
+Several ``tracee_match`` bodies are OR-ed by Rego itself. Like Tracee's Rego
+signatures these are stateless: signals are ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..events import Event
+from ..findings import SignatureMetadata
+from ..selectors import EventSelector
+from ..signature import Signature, SignatureContext
+from .backends import Rule
+
+__all__ = ["RegoSignature"]
+
+log = logging.getLogger("pytracee.rego")
+
+
+class RegoSignature(Signature):
+    """A signature defined by a ``.rego`` file in Tracee's conventions.
+
+    :param metadata: from ``__rego_metadoc__``.
+    :param selectors: from ``tracee_selected_events``.
+    :param rule: the file's ``tracee_match`` in the session's backend.
+    :param path: the file.
+    :param syntax: ``"v0"`` or ``"v1"``.
+    """
+
+    language = "rego"
+
+    def __init__(
+        self,
+        metadata: SignatureMetadata,
+        selectors: Sequence[EventSelector],
+        rule: Rule,
+        path: Path,
+        syntax: str = "v1",
+    ) -> None:
+        self.metadata = metadata  # type: ignore[misc]  # per instance, not per class
+        self.selected_events = tuple(selectors)  # type: ignore[misc]
+        self.rule = rule
+        self.path = path
+        self.syntax = syntax
+        self._evaluate = rule.evaluate
+        self._odd_value_logged = False
+
+    def __repr__(self) -> str:
+        return f"<RegoSignature {self.metadata.id} from {self.path}>"
+
+    def init(self, ctx: SignatureContext) -> None:
+        super().init(ctx)
+        self.rule.activate(self.selected_events)
+
+    def close(self) -> None:
+        self.rule.deactivate()
+
+    def on_event(self, event: Event) -> None:
+        result = self._evaluate(event)
+        if result is None or result is False:
+            return
+        if result is True:
+            self.emit(event)
+        elif type(result) is dict:
+            if result:
+                self.emit(event, result)
+        else:
+            self._odd_value(result)
+
+    def _odd_value(self, value: Any) -> None:
+        if not self._odd_value_logged:
+            self._odd_value_logged = True
+            log.warning(
+                "%s (%s): tracee_match is %s, neither a boolean nor an object; no finding (logged once)",
+                self.metadata.id,
+                self.path,
+                type(value).__name__,
+            )
