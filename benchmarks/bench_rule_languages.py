@@ -31,9 +31,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_replay import parse_only, pin_cpu, replay  # noqa: E402  (next to this file)
-
 import workload  # noqa: E402
+from bench_replay import parse_only, pin_cpu, replay  # noqa: E402  (next to this file)
 
 #: (label, --rules selection, target events/s or None)
 SETS = (

@@ -57,8 +57,8 @@ _HERE = str(Path(__file__).resolve().parent)
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
-from activity import Simulation
-from attacks import ATTACKS, Attack, expected_findings
+from activity import Simulation  # noqa: E402  (after the sys.path set-up above)
+from attacks import ATTACKS, Attack, expected_findings  # noqa: E402
 
 __all__ = [
     "ATTACKS",

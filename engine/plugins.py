@@ -201,7 +201,7 @@ class PluginManager(pluggy.PluginManager):
             return
         if signatures is None:
             if path.suffix in RULE_FILE_SUFFIXES:
-                log.warning("%s: no plugin loads %s files; skipped", path, path.suffix)
+                log.warning("%s: no plugin recognised it as a rule file; skipped", path)
             else:
                 log.debug("%s: not a rule file; ignored", path)
             return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -19,14 +20,23 @@ pytestmark = pytest.mark.packaging
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The wheel built from the checkout, installed into a scratch directory."""
     work = tmp_path_factory.mktemp("wheel")
+    source = work / "source"  # the tracked files only: no build/ leftovers can slip into the wheel
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout
+    for name in filter(None, tracked.decode().split("\0")):
+        if (REPO / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, source / name)
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", str(work / "dist"), str(REPO)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--wheel-dir", str(work / "dist"), str(source)],
         check=True, capture_output=True, timeout=300,
     )
     (wheel,) = (work / "dist").glob("pytracee-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "pytracee/engine/output/templates/rawjson.j2" in names
     assert "pytracee/signatures/__init__.py" in names
+    assert "pytracee/engine/rego/helpers.rego" in names
+    assert len([n for n in names if n.startswith("pytracee/rules/rego/") and n.endswith(".rego")]) == 14
+    assert len([n for n in names if n.startswith("pytracee/rules/cel/") and n.endswith(".yaml")]) >= 5
     target = work / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(target), str(wheel)],
@@ -52,6 +62,11 @@ def test_wheel_installs_the_command_with_builtin_signatures(installed: Path) -> 
     listing = run_installed(installed, "--list")
     assert listing.returncode == 0, listing.stderr
     assert "30 of " in listing.stdout and "signatures enabled" in listing.stdout
+    everything = run_installed(installed, "--rules", "all", "--list").stdout
+    header = everything.splitlines()[0]
+    column = header.index("LANGUAGE")
+    languages = {line[column:].split()[0] for line in everything.splitlines()[1:] if line.startswith(("TRC-", "CEL-"))}
+    assert languages == {"python", "rego", "cel"}
 
 
 def test_wheel_replays_events_with_packaged_templates(installed: Path, tmp_path: Path) -> None:

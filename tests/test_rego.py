@@ -14,10 +14,15 @@ from typing import Any
 
 import pytest
 from conftest import FIXTURES, REPO, tracee_rules
-
 from pytracee.engine import Event
 from pytracee.engine.rego.signature import RegoSignature
-from pytracee.engine.testing import assert_fires, assert_silent, load_signatures, make_event, run_signature
+from pytracee.engine.testing import (
+    assert_fires,
+    assert_silent,
+    load_signatures,
+    make_event,
+    run_signature,
+)
 
 RULES = REPO / "rules" / "rego"
 BACKENDS = ("regorus", "opa")

@@ -8,12 +8,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from pytracee.engine import Event
 from pytracee.engine.dispatch import Engine
 from pytracee.engine.findings import Finding
 from pytracee.engine.reader import EventReader
-from pytracee.engine.testing import assert_fires, assert_silent, load_signatures, make_event, run_engine
+from pytracee.engine.testing import (
+    assert_fires,
+    assert_silent,
+    load_signatures,
+    make_event,
+    run_engine,
+)
 
 BACKENDS = ("regorus", "opa")
 

@@ -8,12 +8,16 @@ from pathlib import Path
 
 import pytest
 from conftest import FIXTURES, tracee_rules
-
 from pytracee.engine.plugins import RuleFileError
 from pytracee.engine.rego import policy
 from pytracee.engine.rego.plugin import RegoCollector
 from pytracee.engine.session import ConfigError, Session, SessionConfig
-from pytracee.engine.testing import assert_fires, assert_silent, load_signatures, make_event
+from pytracee.engine.testing import (
+    assert_fires,
+    assert_silent,
+    load_signatures,
+    make_event,
+)
 
 BACKENDS = ("regorus", "opa")
 V0_FIXTURE = FIXTURES / "rego" / "v0" / "write_or_traceme_v0.rego"

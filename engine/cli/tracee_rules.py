@@ -141,11 +141,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         log.error("%s: %s", getattr(exc, "filename", None) or "output", exc.strerror or exc)
         return EXIT_USAGE
-    if args.list:
-        _print_list(session.available, session.signatures)
-        return EXIT_OK
-    if args.list_events:
-        print(",".join(session.engine.selected_event_names() if session.engine else []))
+    if args.list or args.list_events:
+        try:
+            if args.list:
+                _print_list(session.available, session.signatures)
+            else:
+                print(",".join(session.engine.selected_event_names() if session.engine else []))
+            sys.stdout.flush()
+        except BrokenPipeError:  # `tracee-rules --list | head`
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
     if not inputs:
         if sys.stdin.isatty():
