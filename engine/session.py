@@ -243,13 +243,15 @@ class Session:
 
     # --- reporting ----------------------------------------------------------------------
 
-    def summary(self) -> str:
-        """One paragraph on what the run did, for stderr."""
+    def summary(self, with_input: bool = True) -> str:
+        """One paragraph on what the run did, for stderr (``with_input``: the reader's counts too)."""
         engine = self.engine
         stats = self.input_stats
-        lines = [f"{stats.events} events read, {stats.skipped} skipped"]
-        if stats.skipped:
-            lines[0] += " (" + ", ".join(f"{reason}: {n}" for reason, n in stats.skipped_by_reason.most_common()) + ")"
+        lines = []
+        if with_input:
+            lines.append(f"{stats.events} events read, {stats.skipped} skipped")
+            if stats.skipped:
+                lines[0] += " (" + ", ".join(f"{r}: {n}" for r, n in stats.skipped_by_reason.most_common()) + ")"
         if engine is not None:
             lines.append(f"{engine.stats.findings} findings from {len(self.signatures)} signatures")
             if engine.stats.findings_by_signature:

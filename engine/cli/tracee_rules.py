@@ -104,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run tracee-rules; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     pre, _ = _pre_parser().parse_known_args(argv)
-    _setup_logging(pre.log)
+    setup_logging(pre.log)
     pm = PluginManager()
     pm.load_plugins(pre.disable, installed=not os.environ.get("PYTRACEE_DISABLE_PLUGIN_AUTOLOAD"))
     parser = build_parser()
@@ -207,16 +207,21 @@ def _pre_parser() -> argparse.ArgumentParser:
 
 
 class _Formatter(logging.Formatter):
+    def __init__(self, prog: str) -> None:
+        super().__init__()
+        self.prog = prog
+
     def format(self, record: logging.LogRecord) -> str:
         message = super().format(record)
         if record.levelno >= logging.WARNING:
-            return f"{PROG}: {record.levelname.lower()}: {message}"
-        return f"{PROG}: {message}"
+            return f"{self.prog}: {record.levelname.lower()}: {message}"
+        return f"{self.prog}: {message}"
 
 
-def _setup_logging(level: str) -> None:
+def setup_logging(level: str, prog: str = PROG) -> None:
+    """Log to stderr as ``PROG: message`` (``PROG: error: message`` for problems)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_Formatter())
+    handler.setFormatter(_Formatter(prog))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel({"warn": logging.WARNING}.get(level, getattr(logging, level.upper(), logging.INFO)))

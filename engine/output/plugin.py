@@ -37,7 +37,13 @@ DEFAULT_WEBHOOK_TIMEOUT = 10.0
 
 @hookimpl
 def tracee_addoption(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("output")
+    add_finding_output_options(parser)
+
+
+def add_finding_output_options(parser: argparse.ArgumentParser, file_option: str = "--output") -> None:
+    """Add the finding output options; ``file_option`` names the output-file flag (``tracee``
+    uses ``--output`` for its event output and passes ``--findings-output``)."""
+    group = parser.add_argument_group("output of findings")
     group.add_argument(
         "--output-template",
         metavar="NAME|PATH",
@@ -45,7 +51,7 @@ def tracee_addoption(parser: argparse.ArgumentParser) -> None:
         help=f"how to print findings: a built-in ({', '.join(BUILTIN_TEMPLATES)}) or a Jinja2 template file "
         "(default: %(default)s)",
     )
-    group.add_argument("--output", metavar="FILE", help="write findings to FILE (replacing it) instead of stdout")
+    group.add_argument(file_option, dest="output", metavar="FILE", help="write findings to FILE (replacing it) instead of stdout")
     group.add_argument("--webhook", metavar="URL", help="POST every finding to URL")
     group.add_argument(
         "--webhook-template",

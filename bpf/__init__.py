@@ -1,0 +1,1 @@
+"""Package data: the eBPF C sources of the collector and, once built, their objects."""

@@ -1,0 +1,215 @@
+"""``tracee``: trace the running host with eBPF, print events, run signatures live.
+
+::
+
+    tracee                                        # detection: every signature, on the events they need
+    tracee -e execve,openat -o json               # print events as trace.Event JSON lines
+    tracee -e openat.data.pathname=/etc/* -s comm=cat -o option:parse-arguments
+    tracee -t event=ptrace -t follow -t comm=bash # tracee-ebpf's --trace syntax
+    tracee -o json | tracee-rules --input -       # the two-binary pipeline of Tracee v0.8
+
+Signatures run in the same process on the live stream (Python, Rego and CEL, chosen
+with ``--rules``/``--rules-dir``/``--disable`` as in ``tracee-rules``); the events
+they select are traced automatically. Findings are printed with the tracee-rules
+templates (``--output-template``), events with Tracee's formats (``--output``).
+Ctrl-C or SIGTERM stops tracing cleanly: every BPF program is detached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from pytracee.engine.cli.tracee_rules import setup_logging
+from pytracee.engine.events import Event
+from pytracee.engine.output import plugin as outputs
+from pytracee.engine.output.templates import TemplateError
+from pytracee.engine.plugins import PluginManager
+from pytracee.engine.session import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, ConfigError, Session, SessionConfig
+
+from ..filters import FilterError, Selection, parse_selection
+from ..printers import EventPrinter, OutputError, parse_output_options
+
+PROG = "tracee"
+EXIT_NO_BPF_OBJECT = 2  # as Tracee: nothing loadable for this kernel
+log = logging.getLogger("pytracee.collector")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """tracee's options (plugins add theirs, e.g. --rego-engine)."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Trace the host with eBPF: print Tracee events and run detection signatures on them live.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            "exit status: 0 stopped cleanly; 1 tracing failed or findings were not delivered; "
+            "2 bad usage, missing privileges, or no loadable BPF object for this kernel"
+        ),
+    )
+    select = parser.add_argument_group("what to trace")
+    select.add_argument("--events", "-e", action="append", default=[], metavar="EVENTS",
+                        help="events to print: names or sets (fs, proc, net, proc_mem, modules), -NAME excludes, "
+                        "EVENT.data.ARG=VALUE and EVENT.retval<OP>N filter (repeatable)")
+    select.add_argument("--scope", "-s", action="append", default=[], metavar="SCOPE",
+                        help="uid, pid (=, !=, <, >, <=, >=), pid=new, comm, mntns, pidns, uts, executable, "
+                        "container[=new|=ID], not-container, follow (repeatable)")
+    select.add_argument("--trace", "-t", action="append", default=[], metavar="FILTER",
+                        help="tracee-ebpf syntax: event=NAMES, set=NAME, comm=, pid=, uid=, container, follow, "
+                        "EVENT.ARG=VALUE (repeatable)")
+    out = parser.add_argument_group("output of events")
+    out.add_argument("--output", "-o", action="append", default=[], metavar="OUTPUT",
+                     help="table (default), table-verbose, json, gotemplate=PATH, none; FORMAT:FILE or "
+                     "out-file:FILE; option:parse-arguments, option:exec-env (repeatable)")
+    sigs = parser.add_argument_group("signatures")
+    sigs.add_argument("--rules", action="append", default=[], metavar="ID[,ID...]",
+                      help="run these signatures (IDs, event names, lang:NAME, all); default: every enabled one "
+                      "when no --events are given, none otherwise")
+    sigs.add_argument("--rules-dir", action="append", default=[], type=Path, metavar="DIR",
+                      help="load signatures from DIR (repeatable)")
+    sigs.add_argument("--disable", action="append", default=[], metavar="NAME",
+                      help="leave out a plugin or signature (repeatable)")
+    sigs.add_argument("--no-signatures", action="store_true", help="trace and print only; run no signature")
+    bpf = parser.add_argument_group("BPF object")
+    bpf.add_argument("--install-path", type=Path, default=Path("/tmp/tracee"),
+                     help="where a non-CO-RE object or an unpacked BTF file lives (default: %(default)s)")
+    bpf.add_argument("--build-policy", choices=("never", "if-needed", "always"), default="if-needed",
+                     help="build a non-CO-RE object from the packaged sources when needed (default: %(default)s)")
+    bpf.add_argument("--ring-buffer-mb", type=int, default=32, help="ring buffer size in MiB (default: %(default)s)")
+    parser.add_argument("--log", "-l", default="info", choices=["debug", "info", "warn", "error"],
+                        help="log level on stderr (default: %(default)s)")
+    outputs.add_finding_output_options(parser, file_option="--findings-output")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run tracee; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--disable", action="append", default=[])
+    pm = PluginManager()
+    pm.load_plugins(pre.parse_known_args(argv)[0].disable, installed=True)
+    parser = build_parser()
+    pm.subset_hook_caller("tracee_addoption", remove_plugins=[outputs]).call_historic(kwargs={"parser": parser})
+    args = parser.parse_args(argv)
+    setup_logging(args.log, PROG)
+    try:
+        selection = parse_selection(args.events, args.scope, args.trace)
+        output = parse_output_options(args.output)
+        printer = EventPrinter(output)
+    except (FilterError, OutputError) as exc:
+        parser.print_usage(sys.stderr)
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    session = _load_session(args, selection, pm)
+    if isinstance(session, int):
+        return session
+    return _trace(args, selection, printer, session)
+
+
+def _load_session(args: argparse.Namespace, selection: Selection, pm: PluginManager) -> Session | None | int:
+    detection = not args.no_signatures and (bool(args.rules) or not selection.events)
+    if not detection:
+        return None
+    args.list = args.list_events = False
+    config = SessionConfig(rules_dirs=args.rules_dir, rules=args.rules, disabled=args.disable, options=args, pluginmanager=pm)
+    session = Session(config)
+    try:
+        session.load()
+    except (ConfigError, TemplateError, OSError) as exc:
+        log.error("%s", exc)
+        return EXIT_USAGE
+    return session
+
+
+def _trace(args: argparse.Namespace, selection: Selection, printer: EventPrinter, session: Session | None) -> int:
+    from ..collector import Collector, KernelFilters, supported_events
+    from ..objects import BpfObjectError, choose_bpf_object
+    from ..privileges import PrivilegeError, check_privileges
+
+    printed = selection.wanted_events()
+    needed = set(session.engine.selected_event_names()) if session is not None and session.engine else set()
+    available = set(supported_events())
+    unsupported = sorted((printed | needed) - available)
+    if unsupported:
+        log.warning("not traced (no such event in this collector): %s", ", ".join(unsupported))
+    traced = (printed | needed) & available
+    if not traced:
+        log.error("nothing to trace: select events with -e, or signatures with --rules")
+        return EXIT_USAGE
+    try:
+        check_privileges()
+        choice = choose_bpf_object(install_path=args.install_path, build_policy=args.build_policy)
+    except PrivilegeError as exc:
+        log.error("%s", exc)
+        return EXIT_USAGE
+    except BpfObjectError as exc:
+        log.error("%s", exc)
+        return EXIT_NO_BPF_OBJECT
+    log.debug("BPF object: case %d: %s", choice.case, choice.reason)
+    filters = KernelFilters(
+        pids=selection.pids, uids=selection.uids, comms=selection.comms, container_only=selection.container_only,
+        follow=selection.follow, new_pids_only=selection.new_pids_only,
+    )
+    collector = Collector(choice.object_path, choice.btf_path, sorted(traced), filters=filters,
+                          ring_buffer_bytes=args.ring_buffer_mb << 20)
+    counts = {"traced": 0, "printed": 0}
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        collector.start()
+        log.info("tracing %d events (%s)%s", len(traced), ",".join(sorted(traced)),
+                 f"; {len(session.signatures)} signatures" if session is not None else "")
+        stream = _events(collector, selection, printer, printed, counts)
+        if session is not None:
+            status = session.run(stream)
+        else:
+            status = EXIT_OK
+            try:
+                for _ in stream:
+                    pass
+            except KeyboardInterrupt:
+                pass
+    except OSError as exc:
+        log.error("tracing failed: %s", exc)
+        status = EXIT_FAILURE
+    finally:
+        collector.stop()
+        signal.signal(signal.SIGTERM, previous)
+        printer.close()
+    lost = collector.lost
+    summary = f"{counts['traced']} events traced, {counts['printed']} printed, {lost} lost"
+    if session is not None:
+        summary += "; " + session.summary(with_input=False)
+    (log.warning if lost else log.info)("%s", summary)
+    return status
+
+
+def _events(collector, selection: Selection, printer: EventPrinter, printed: set[str], counts: dict[str, int]) -> Iterator[Event]:
+    """Poll the collector; print what was asked for; yield events for the signatures."""
+    own_pid = os.getpid()
+    reported_lost = 0
+    while True:
+        for raw in collector.poll(100):
+            if raw.get("hostProcessId") == own_pid or not selection.accepts(raw):
+                continue
+            counts["traced"] += 1
+            if raw["eventName"] in printed:
+                printer.print(raw)
+                counts["printed"] += 1
+            yield Event(raw)
+        lost = collector.lost
+        if lost > reported_lost:
+            log.warning("lost %d events (%d in total): the ring buffer was full", lost - reported_lost, lost)
+            reported_lost = lost
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

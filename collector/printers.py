@@ -1,0 +1,174 @@
+"""Printing traced events the way Tracee prints them.
+
+``--output`` formats: ``table`` (Tracee's default columns), ``table-verbose``
+(adds namespaces and the container), ``json`` (one complete ``trace.Event`` per
+line, so ``tracee -o json | tracee-rules --input -`` works), ``gotemplate=PATH``
+(a Jinja2 template that sees the event's Go field names, ``{{ EventName }}``),
+and ``none``. Options: ``option:parse-arguments`` renders flags and requests
+as Tracee's strings (``O_RDONLY|O_CLOEXEC``, ``PTRACE_TRACEME``);
+``option:exec-env`` keeps the environment of exec events, which is otherwise
+left out of the output.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import IO, Any, Final
+
+import jinja2
+import orjson
+
+from pytracee.engine.output.templates import GoView, go_format
+from pytracee.engine.parsers import format_mem_prot_alert, format_open_flags, format_ptrace_request
+from pytracee.engine.schema import GO_FIELD_NAMES, full_event
+
+__all__ = ["EventPrinter", "OutputSpec", "parse_output_options"]
+
+FORMATS: Final = ("table", "table-verbose", "json", "gotemplate", "none")
+_ENV_ARGS: Final = {"execve": "envp", "execveat": "envp", "sched_process_exec": "env", "security_bprm_check": "envp"}
+_PROT_BITS: Final = (("PROT_READ", 1), ("PROT_WRITE", 2), ("PROT_EXEC", 4))
+#: (event name or "*", argument) -> renderer used by option:parse-arguments
+_PARSERS: Final[Mapping[tuple[str, str], Callable[[int], str]]] = {
+    ("open", "flags"): format_open_flags,
+    ("openat", "flags"): format_open_flags,
+    ("security_file_open", "flags"): format_open_flags,
+    ("ptrace", "request"): format_ptrace_request,
+    ("mem_prot_alert", "alert"): format_mem_prot_alert,
+    ("mmap", "prot"): lambda prot: "|".join(n for n, b in _PROT_BITS if prot & b) or "PROT_NONE",
+    ("mprotect", "prot"): lambda prot: "|".join(n for n, b in _PROT_BITS if prot & b) or "PROT_NONE",
+}
+
+
+class OutputError(ValueError):
+    """An ``--output`` value is not understood."""
+
+
+class OutputSpec:
+    """Parsed ``--output`` values."""
+
+    def __init__(self) -> None:
+        self.format = "table"
+        self.template: Path | None = None
+        self.file: Path | None = None
+        self.parse_arguments = False
+        self.exec_env = False
+
+
+def parse_output_options(values: list[str]) -> OutputSpec:
+    """Parse Tracee's ``--output`` values: ``FORMAT``, ``gotemplate=PATH``, ``out-file:PATH``, ``option:NAME``."""
+    spec = OutputSpec()
+    for value in values:
+        if value.startswith("option:"):
+            option = value.split(":", 1)[1]
+            if option == "parse-arguments":
+                spec.parse_arguments = True
+            elif option == "exec-env":
+                spec.exec_env = True
+            else:
+                raise OutputError(f"--output {value}: unknown option (parse-arguments, exec-env)")
+        elif value.startswith("out-file:"):
+            spec.file = Path(value.split(":", 1)[1])
+        elif value.startswith(("gotemplate=", "template=")):
+            spec.format = "gotemplate"
+            spec.template = Path(value.split("=", 1)[1])
+        else:  # FORMAT or FORMAT:FILE (v0.17+), or format:FORMAT (tracee-ebpf)
+            name, _, path = value.removeprefix("format:").partition(":")
+            if name not in FORMATS or name == "gotemplate":
+                raise OutputError(f"--output {value}: unknown format (table, table-verbose, json, gotemplate=PATH, none)")
+            spec.format = name
+            if path:
+                spec.file = Path(path)
+    return spec
+
+
+class EventPrinter:
+    """Writes events in one of Tracee's formats."""
+
+    def __init__(self, spec: OutputSpec, stream: IO[str] | None = None) -> None:
+        self.spec = spec
+        self.stream = stream if stream is not None else (open(spec.file, "w", encoding="utf-8") if spec.file else sys.stdout)
+        self._header_done = False
+        self._template: jinja2.Template | None = None
+        if spec.format == "gotemplate" and spec.template is not None:
+            environment = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+            try:
+                self._template = environment.from_string(spec.template.read_text("utf-8"))
+            except (OSError, jinja2.TemplateSyntaxError) as exc:
+                raise OutputError(f"--output gotemplate={spec.template}: {exc}") from None
+
+    def print(self, raw: Mapping[str, Any]) -> None:
+        """Print one event (a trace.Event dict)."""
+        if self.spec.format == "none":
+            return
+        event = self._shown(raw)
+        if self.spec.format == "json":
+            self.stream.write(orjson.dumps(event).decode() + "\n")
+        elif self.spec.format == "gotemplate" and self._template is not None:
+            text = self._template.render(_template_context(event))
+            self.stream.write(text if text.endswith("\n") else text + "\n")
+        else:
+            self._table(event)
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.stream not in (sys.stdout, sys.stderr):
+            self.stream.close()
+
+    def _shown(self, raw: Mapping[str, Any]) -> dict[str, Any]:
+        event = full_event(raw)
+        name = event.get("eventName", "")
+        args = event.get("args") or []
+        hidden = None if self.spec.exec_env else _ENV_ARGS.get(name)
+        if self.spec.parse_arguments or hidden:
+            shown = []
+            for arg in args:
+                if arg.get("name") == hidden:
+                    continue
+                parser = _PARSERS.get((name, arg.get("name")))
+                if self.spec.parse_arguments and parser is not None and isinstance(arg.get("value"), int):
+                    arg = {**arg, "type": "string", "value": parser(arg["value"])}
+                shown.append(arg)
+            event["args"] = shown
+            event["argsNum"] = len(shown)
+        return event
+
+    def _table(self, event: Mapping[str, Any]) -> None:
+        verbose = self.spec.format == "table-verbose"
+        if not self._header_done:
+            header = f"{'TIME':<16} {'UID':<6} {'COMM':<16} {'PID':<7} {'TID':<7} {'RET':<16} {'EVENT':<24} ARGS"
+            if verbose:
+                header = (
+                    f"{'TIME':<16} {'UTS_NAME':<16} {'CONTAINER_ID':<13} {'MNT_NS':<11} {'PID_NS':<11} {'UID':<6} "
+                    f"{'COMM':<16} {'PID':<7} {'TID':<7} {'PPID':<7} {'RET':<16} {'EVENT':<24} ARGS"
+                )
+            self.stream.write(header + "\n")
+            self._header_done = True
+        moment = _dt.datetime.fromtimestamp(event.get("timestamp", 0) / 1e9).strftime("%H:%M:%S:%f")
+        args = ", ".join(f"{a.get('name')}: {go_format(a.get('value'))}" for a in event.get("args") or [])
+        pid = event.get("processId", 0)
+        tid = event.get("threadId", 0)
+        common = (
+            f"{event.get('userId', 0):<6} {event.get('processName', ''):<16} {pid:<7} {tid:<7} "
+            f"{event.get('returnValue', 0):<16} {event.get('eventName', ''):<24} {args}"
+        )
+        if verbose:
+            container = (event.get("container") or {}).get("id", "") or event.get("containerId", "")
+            line = (
+                f"{moment:<16} {event.get('hostName', ''):<16} {container[:12]:<13} {event.get('mountNamespace', 0):<11} "
+                f"{event.get('pidNamespace', 0):<11} {event.get('userId', 0):<6} {event.get('processName', ''):<16} "
+                f"{pid:<7} {tid:<7} {event.get('parentProcessId', 0):<7} {event.get('returnValue', 0):<16} "
+                f"{event.get('eventName', ''):<24} {args}"
+            )
+        else:
+            line = f"{moment:<16} {common}"
+        self.stream.write(line + "\n")
+
+
+def _template_context(event: dict[str, Any]) -> dict[str, Any]:
+    view = GoView(event, GO_FIELD_NAMES)
+    context: dict[str, Any] = {go: getattr(view, go) for go in GO_FIELD_NAMES if GO_FIELD_NAMES[go] in event}
+    context.update({"event": view, "toJson": lambda v: orjson.dumps(v.raw if isinstance(v, GoView) else v).decode()})
+    return context
