@@ -172,10 +172,10 @@ def assert_silent(signature: SignatureLike, events: Iterable[EventLike]) -> None
 
 
 def builtin_signatures() -> list[Signature]:
-    """Fresh instances of the signatures enabled by default in the built-in set."""
-    from pytracee.signatures import BUILTIN_SIGNATURES
+    """Fresh instances of the built-in signatures enabled by default (Tracee's and pytracee's own)."""
+    from pytracee.signatures import BUILTIN_SIGNATURES, PYTRACEE_SIGNATURES
 
-    return [cls() for cls in BUILTIN_SIGNATURES if cls.enabled_by_default]
+    return [cls() for cls in (*BUILTIN_SIGNATURES, *PYTRACEE_SIGNATURES) if cls.enabled_by_default]
 
 
 def load_signatures(path: str | Path, **options: Any) -> list[Signature]:

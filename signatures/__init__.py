@@ -1,4 +1,4 @@
-"""The built-in signatures: Python ports of Tracee v0.24.1's 31 Go signatures.
+"""The built-in signatures: Python ports of Tracee v0.24.1's 31 Go signatures, and pytracee's own.
 
 They are grouped by MITRE ATT&CK tactic (the ``Category`` property):
 :mod:`.defense_evasion`, :mod:`.privilege_escalation`, :mod:`.persistence`,
@@ -8,7 +8,10 @@ Tracee's ID, metadata, selected events and detection logic, accepts raw and
 ``parse-arguments`` argument values, and declares engine data filters so that
 uninteresting events are rejected before any signature runs.
 
-:data:`BUILTIN_SIGNATURES` lists them in ID order; the plugin hook
+:mod:`.secure_tracing` holds PYT-1, which compares a syscall's arguments with the
+kernel's view of them (:data:`PYTRACEE_SIGNATURES`).
+
+:data:`BUILTIN_SIGNATURES` lists Tracee's in ID order; the plugin hook
 :func:`tracee_register_signatures` registers them with the engine. TRC-108 is
 ``enabled_by_default = False``: Tracee v0.24.1 did not ship it.
 """
@@ -46,6 +49,7 @@ from .persistence import (
     RcdModification,
     ScheduledTaskModification,
 )
+from .secure_tracing import ExecArgumentTampering
 from .privilege_escalation import (
     AslrInspection,
     CgroupNotifyOnReleaseModification,
@@ -58,7 +62,7 @@ from .privilege_escalation import (
     SystemRequestKeyConfigModification,
 )
 
-__all__ = ["BUILTIN_SIGNATURES", "tracee_register_signatures"]
+__all__ = ["BUILTIN_SIGNATURES", "PYTRACEE_SIGNATURES", "tracee_register_signatures"]
 
 #: Every built-in signature class, in ID order (TRC-101 … TRC-1031).
 BUILTIN_SIGNATURES: Final[tuple[type[Signature], ...]] = (
@@ -95,9 +99,14 @@ BUILTIN_SIGNATURES: Final[tuple[type[Signature], ...]] = (
     SystemRequestKeyConfigModification,  # TRC-1031
 )
 
+#: Built-in signatures of pytracee's own, beyond Tracee's set.
+PYTRACEE_SIGNATURES: Final[tuple[type[Signature], ...]] = (
+    ExecArgumentTampering,  # PYT-1: secure tracing, syscall vs kernel view of execve
+)
+
 
 @hookimpl
 def tracee_register_signatures(register: Callable[[Any], None]) -> None:
-    """Register every built-in signature class."""
-    for signature_class in BUILTIN_SIGNATURES:
+    """Register every built-in signature class: Tracee's, then pytracee's own."""
+    for signature_class in (*BUILTIN_SIGNATURES, *PYTRACEE_SIGNATURES):
         register(signature_class)

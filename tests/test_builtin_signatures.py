@@ -226,11 +226,11 @@ def test_hook_registers_every_builtin() -> None:
     manager.register(builtin_signatures, name="builtin")
     registered: list[Any] = []
     manager.hook.tracee_register_signatures(register=registered.append)
-    assert registered == list(BUILTIN_SIGNATURES)
+    assert registered == [*BUILTIN_SIGNATURES, *builtin_signatures.PYTRACEE_SIGNATURES]
 
     direct: list[Any] = []
     tracee_register_signatures(direct.append)
-    assert direct == list(BUILTIN_SIGNATURES)
+    assert direct == [*BUILTIN_SIGNATURES, *builtin_signatures.PYTRACEE_SIGNATURES]
 
 
 def test_engine_loads_all_builtins() -> None:

@@ -1,0 +1,100 @@
+"""Secure tracing: catch syscall arguments that changed between the tracer's read and the kernel's.
+
+A tracer reads a syscall's arguments from user memory when the syscall starts; the
+kernel copies them a moment later. A second thread of the process can swap the
+buffer in between (a time-of-check/time-of-use race), so the syscall event shows a
+harmless path while the kernel executes another. The kernel's own view is in the
+events raised inside the exec: ``sched_process_exec`` carries ``cmdpath``, the
+filename the kernel copied, and ``security_bprm_check`` the file it checked.
+
+:class:`ExecArgumentTampering` pairs them per process, whichever comes first (our
+collector submits ``execve`` when the syscall returns, after the kernel's events;
+a tracer that submits it at entry sends it before), and compares the syscall's
+``pathname`` with the kernel's ``cmdpath``. The finding is raised on the kernel's
+event (the one that tells the truth); its data names the originating syscall and
+both paths.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from pytracee.engine import Event, Signature, SignatureMetadata, SourceComplete, select
+
+__all__ = ["ExecArgumentTampering"]
+
+_EXEC_SYSCALLS: Final = ("execve", "execveat")
+#: Exec events of processes whose syscall event has not come yet; bounded so a lost
+#: syscall event cannot make the table grow without end.
+MAX_PENDING: Final = 4096
+
+
+class ExecArgumentTampering(Signature):
+    """PYT-1: the path a process passed to execve changed before the kernel read it."""
+
+    metadata = SignatureMetadata(
+        id="PYT-1",
+        version="1",
+        name="Syscall argument tampering detected",
+        event_name="syscall_argument_tampering",
+        description=(
+            "The pathname a process passed to execve differs from the one the kernel executed: the argument "
+            "was changed in memory between the syscall's start and the kernel's copy (a TOCTOU race), a "
+            "technique to hide the executed program from tracers that read syscall arguments."
+        ),
+        properties={
+            "Severity": 3,
+            "Category": "defense-evasion",
+            "Technique": "Impair Defenses",
+            "Kubernetes_Technique": "",
+            "id": "attack-pattern--3d333250-30e4-4a82-9edc-756c68afc529",
+            "external_id": "T1562",
+        },
+    )
+    selected_events = [select("sched_process_exec"), select("execve"), select("execveat")]
+
+    def init(self, ctx) -> None:  # type: ignore[no-untyped-def]
+        super().init(ctx)
+        self._kernel_view: dict[int, Event] = {}
+        self._syscall_view: dict[int, Event] = {}
+
+    def on_event(self, event: Event) -> None:
+        pid = event.host_process_id
+        if event.name == "sched_process_exec":
+            syscall_event = self._syscall_view.pop(pid, None)
+            if syscall_event is None:
+                _remember(self._kernel_view, pid, event)
+            else:
+                self._compare(syscall_event, event)
+        elif event.name in _EXEC_SYSCALLS and event.return_value == 0:
+            kernel_event = self._kernel_view.pop(pid, None)
+            if kernel_event is None:
+                _remember(self._syscall_view, pid, event)
+            else:
+                self._compare(event, kernel_event)
+
+    def _compare(self, event: Event, kernel_event: Event) -> None:
+        claimed = event.str_arg("pathname")
+        executed = kernel_event.str_arg("cmdpath")
+        if not executed or (event.name == "execveat" and not claimed.startswith("/")):
+            return  # execveat relative to a dirfd, or fexecve: the kernel names the file /dev/fd/N/...
+        if claimed != executed:
+            self.emit(
+                kernel_event,
+                {
+                    "syscall": event.name,
+                    "syscall pathname": claimed,
+                    "kernel pathname": executed,
+                    "executed file": kernel_event.str_arg("pathname", ""),
+                },
+            )
+
+    def on_signal(self, signal: SourceComplete) -> None:
+        self._kernel_view.clear()
+        self._syscall_view.clear()
+
+
+def _remember(pending: dict[int, Event], pid: int, event: Event) -> None:
+    if len(pending) >= MAX_PENDING:
+        pending.pop(next(iter(pending)))  # the oldest
+    pending[pid] = event

@@ -1,0 +1,50 @@
+"""PYT-1: the execve path the tracer read differs from the one the kernel executed (replay cases)."""
+
+from __future__ import annotations
+
+from pytracee.engine.testing import assert_fires, assert_silent, make_event, run_engine
+from pytracee.signatures.secure_tracing import ExecArgumentTampering
+
+
+def exec_pair(claimed: str, kernel: str, *, pid: int = 700, syscall: str = "execve", ret: int = 0):
+    syscall_event = make_event(syscall, {"pathname": claimed, "argv": [claimed]}, hostProcessId=pid, returnValue=ret)
+    kernel_event = make_event(
+        "sched_process_exec", {"cmdpath": kernel, "pathname": "/usr/bin/" + kernel.rsplit("/", 1)[-1]},
+        hostProcessId=pid, syscall=syscall,
+    )
+    return syscall_event, kernel_event
+
+
+def test_tampered_path_is_reported_on_the_kernel_event_with_the_syscall() -> None:
+    syscall_event, kernel_event = exec_pair("/bin/true", "/bin/nc")
+    for order in ([kernel_event, syscall_event], [syscall_event, kernel_event]):  # either arrival order
+        finding = assert_fires(ExecArgumentTampering, order, count=1)
+        assert finding.event is kernel_event and finding.event.syscall == "execve"
+        assert finding.data == {
+            "syscall": "execve", "syscall pathname": "/bin/true", "kernel pathname": "/bin/nc", "executed file": "/usr/bin/nc",
+        }
+
+
+def test_honest_execs_are_quiet() -> None:
+    events = [*exec_pair("/bin/ls", "/bin/ls", pid=1), *exec_pair("./run.sh", "./run.sh", pid=2)]
+    events += exec_pair("/bin/sh", "/bin/sh", pid=3)  # a symlink resolves in "pathname", not in "cmdpath"
+    assert_silent(ExecArgumentTampering, events)
+
+
+def test_pairs_are_per_process_and_failed_execs_are_ignored() -> None:
+    a_sys, a_kernel = exec_pair("/bin/true", "/bin/true", pid=10)
+    b_sys, b_kernel = exec_pair("/bin/false", "/bin/false", pid=11)
+    assert_silent(ExecArgumentTampering, [a_kernel, b_kernel, b_sys, a_sys])
+    failed, _ = exec_pair("/bin/nope", "/bin/x", pid=12, ret=-2)
+    _, later_kernel = exec_pair("/bin/ls", "/bin/ls", pid=12)
+    later_sys, _ = exec_pair("/bin/ls", "/bin/ls", pid=12)
+    assert_silent(ExecArgumentTampering, [failed, later_kernel, later_sys])
+
+
+def test_execveat_relative_to_a_dirfd_is_not_compared() -> None:
+    assert_silent(ExecArgumentTampering, exec_pair("", "/dev/fd/3", syscall="execveat"))
+    assert_fires(ExecArgumentTampering, exec_pair("/bin/true", "/tmp/evil", syscall="execveat"))
+
+
+def test_runs_with_the_builtins_by_default() -> None:
+    assert [f.sig_metadata.id for f in run_engine(exec_pair("/bin/true", "/bin/nc"))] == ["PYT-1"]
