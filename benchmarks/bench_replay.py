@@ -199,7 +199,8 @@ def run(args: argparse.Namespace, workdir: Path, pinned: str, started: float) ->
     t = time.perf_counter()
     stats = workload.write_events(path, args.events, seed=args.seed)
     print(f"  input: {path.name}: {stats.describe()}; written in {time.perf_counter() - t:.1f} s")
-    enabled = [cls for cls in pytracee.signatures.BUILTIN_SIGNATURES if cls.enabled_by_default]
+    builtins = (*pytracee.signatures.BUILTIN_SIGNATURES, *pytracee.signatures.PYTRACEE_SIGNATURES)
+    enabled = [cls for cls in builtins if cls.enabled_by_default]
     print(f"  signatures: {len(enabled)} built-ins enabled by default; best of {args.repeat} interleaved runs\n")
 
     parse_runs: list[float] = []
@@ -268,7 +269,7 @@ def run(args: argparse.Namespace, workdir: Path, pinned: str, started: float) ->
     found = Counter(described["findings_by_signature"])
     expected = stats.expected_findings
     print(f"\nfindings by signature (last replay; expected = attacks the workload injected): {sum(found.values())} found, {sum(expected.values())} expected")
-    names = {cls.metadata.id: cls.metadata.name for cls in pytracee.signatures.BUILTIN_SIGNATURES}
+    names = {cls.metadata.id: cls.metadata.name for cls in builtins}
     ok = True
     for sig_id in sorted(set(found) | set(expected), key=sig_key):
         mark = "" if found[sig_id] == expected[sig_id] else "   <-- MISMATCH"
