@@ -36,7 +36,6 @@ from ..filters import FilterError, Selection, parse_selection
 from ..printers import EventPrinter, OutputError, parse_output_options
 
 PROG = "tracee"
-EXIT_NO_BPF_OBJECT = 2  # as Tracee: nothing loadable for this kernel
 log = logging.getLogger("pytracee.collector")
 
 
@@ -129,7 +128,7 @@ def _load_session(args: argparse.Namespace, selection: Selection, pm: PluginMana
 def _trace(args: argparse.Namespace, selection: Selection, printer: EventPrinter, session: Session | None) -> int:
     from ..collector import Collector, KernelFilters, supported_events
     from ..objects import BpfObjectError, choose_bpf_object
-    from ..privileges import PrivilegeError, check_privileges
+    from ..privileges import PrivilegeError, UnsafePathError, check_privileges
 
     printed = selection.wanted_events()
     needed = set(session.engine.selected_event_names()) if session is not None and session.engine else set()
@@ -144,12 +143,12 @@ def _trace(args: argparse.Namespace, selection: Selection, printer: EventPrinter
     try:
         check_privileges()
         choice = choose_bpf_object(install_path=args.install_path, build_policy=args.build_policy)
-    except PrivilegeError as exc:
+    except (PrivilegeError, UnsafePathError) as exc:
         log.error("%s", exc)
         return EXIT_USAGE
     except BpfObjectError as exc:
         log.error("%s", exc)
-        return EXIT_NO_BPF_OBJECT
+        return exc.exit_code
     log.debug("BPF object: case %d: %s", choice.case, choice.reason)
     filters = KernelFilters(
         pids=selection.pids, uids=selection.uids, comms=selection.comms, container_only=selection.container_only,
