@@ -76,7 +76,9 @@ class ExecArgumentTampering(Signature):
     def _compare(self, event: Event, kernel_event: Event) -> None:
         claimed = event.str_arg("pathname")
         executed = kernel_event.str_arg("cmdpath")
-        if not executed or (event.name == "execveat" and not claimed.startswith("/")):
+        if not claimed or not executed:
+            return  # the tracer could not read the argument (a page not yet in memory): nothing to compare
+        if event.name == "execveat" and not claimed.startswith("/"):
             return  # execveat relative to a dirfd, or fexecve: the kernel names the file /dev/fd/N/...
         if claimed != executed:
             self.emit(

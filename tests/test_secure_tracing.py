@@ -41,6 +41,10 @@ def test_pairs_are_per_process_and_failed_execs_are_ignored() -> None:
     assert_silent(ExecArgumentTampering, [failed, later_kernel, later_sys])
 
 
+def test_an_argument_the_tracer_could_not_read_is_not_tampering() -> None:
+    assert_silent(ExecArgumentTampering, exec_pair("", "/bin/sh"))
+
+
 def test_execveat_relative_to_a_dirfd_is_not_compared() -> None:
     assert_silent(ExecArgumentTampering, exec_pair("", "/dev/fd/3", syscall="execveat"))
     assert_fires(ExecArgumentTampering, exec_pair("/bin/true", "/tmp/evil", syscall="execveat"))

@@ -30,7 +30,15 @@ from pytracee.engine.events import Event
 from pytracee.engine.output import plugin as outputs
 from pytracee.engine.output.templates import TemplateError
 from pytracee.engine.plugins import PluginManager
-from pytracee.engine.session import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, ConfigError, Session, SessionConfig
+from pytracee.engine.session import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    ConfigError,
+    Session,
+    SessionConfig,
+)
 
 from ..filters import FilterError, Selection, parse_selection
 from ..printers import EventPrinter, OutputError, parse_output_options
@@ -165,6 +173,8 @@ def _trace(args: argparse.Namespace, selection: Selection, printer: EventPrinter
         stream = _events(collector, selection, printer, printed, counts)
         if session is not None:
             status = session.run(stream)
+            if status == EXIT_INTERRUPTED:
+                status = EXIT_OK  # Ctrl-C or SIGTERM is how tracing ends
         else:
             status = EXIT_OK
             try:
