@@ -20,9 +20,12 @@ from typing import IO, Any, Final
 
 import jinja2
 import orjson
-
 from pytracee.engine.output.templates import GoView, go_format
-from pytracee.engine.parsers import format_mem_prot_alert, format_open_flags, format_ptrace_request
+from pytracee.engine.parsers import (
+    format_mem_prot_alert,
+    format_open_flags,
+    format_ptrace_request,
+)
 from pytracee.engine.schema import GO_FIELD_NAMES, full_event
 
 __all__ = ["EventPrinter", "OutputSpec", "parse_output_options"]

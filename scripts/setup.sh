@@ -6,8 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages: Python with venv and pip.
-APT_PACKAGES=(python3 python3-venv python3-pip)
+# Debian packages: Python with venv and pip; the eBPF toolchain that builds the collector's
+# object (clang, llvm-strip, libbpf headers, bpftool for vmlinux.h and the reduced BTF);
+# libbpf1, which loads it at run time; gcc for the test programs that race the tracer.
+APT_PACKAGES=(python3 python3-venv python3-pip make gcc libc6-dev clang llvm libbpf-dev libbpf1 libelf-dev bpftool)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -44,3 +46,8 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     fi
     echo "$want" > "$stamp"
 fi
+
+# The collector's eBPF object (bpf/tracee.bpf.o) and its reduced BTF (bpf/tracee.min.btf, for
+# kernels of the same layout without BTF), rebuilt when the sources change.
+make -s -C bpf >/dev/null
+make -s -C bpf min-btf >/dev/null

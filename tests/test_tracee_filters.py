@@ -6,7 +6,6 @@ import io
 import json
 
 import pytest
-
 from pytracee.collector.filters import FilterError, parse_selection
 from pytracee.collector.printers import EventPrinter, OutputError, parse_output_options
 

@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * args.h: the generic syscall-argument recorder.
+ *
+ * User space describes every selected syscall's arguments in the `sysargs` map (one kind
+ * per argument, from collector/events.py). At sys_enter the recorder writes the fixed-size
+ * arguments as 64-bit slots, then the variable-size ones (strings read from user memory
+ * at enter time, sockaddrs, argv/envp arrays), into the thread's pending buffer or
+ * straight into an event buffer (execve, submitted at enter as Tracee does).
+ */
+#ifndef TRACEE_ARGS_H
+#define TRACEE_ARGS_H
+
+#include "context.h"
+
+#define TS_COMPAT_VAL 0x0002
+
+statfunc bool kind_is_fixed(u8 k)
+{
+    return k >= T_INT && k <= T_U16;
+}
+
+/* The 64-bit slot of a fixed-size argument of kind k. */
+statfunc u64 slot_value(u8 k, u64 v)
+{
+    switch (k) {
+    case T_INT:
+        return (u64)(s64)(s32)v;
+    case T_UINT:
+        return (u32)v;
+    case T_U16:
+        return (u16)v;
+    default:
+        return v;
+    }
+}
+
+/*
+ * The loops below run over argument kinds the verifier does not know, so each argument
+ * could take any branch: the write cursor lives in memory (*cur, re-read every turn) to
+ * let the verifier merge the branches instead of following every combination.
+ */
+statfunc void record_fixed(u8 *buf, u32 *cur, u32 mask, struct sys_desc *d, u64 *args)
+{
+    for (int i = 0; i < 6; i++) {
+        u8 k = d->kinds[i];
+        if (kind_is_fixed(k))
+            *cur = put_u64(buf, *(volatile u32 *)cur, mask, slot_value(k, args[i]));
+    }
+}
+
+/* Strings and sockaddrs into the pending buffer (string arrays: execve only, see exec). */
+statfunc u32 record_var(u8 *buf, u32 *cur, u32 mask, struct sys_desc *d, u64 *args)
+{
+    u32 unreadable = 0;
+    for (int i = 0; i < 6; i++) {
+        u8 k = d->kinds[i];
+        u32 off = *(volatile u32 *)cur;
+        if (k == T_STR) {
+            u32 start = off;
+            off = put_user_str(buf, off, mask, (const void *)args[i]);
+            /* an empty result for a non-NULL pointer: maybe a page not faulted in yet */
+            if (args[i] && off == start + 4)
+                unreadable = 1;
+        } else if (k == T_SOCKADDR) {
+            long len = i < 5 ? (long)args[i + 1] : 0;
+            off = put_user_sockaddr(buf, off, mask, (const void *)args[i], len);
+        } else if (k == T_STRARR) {
+            off = put_empty(buf, off, mask);
+        } else {
+            continue;
+        }
+        *cur = off;
+    }
+    return unreadable;
+}
+
+/* Does the syscall have an argument filled in by the kernel (read at exit)? */
+statfunc int exit_sockaddr_index(struct sys_desc *d)
+{
+    for (int i = 0; i < 6; i++)
+        if (d->kinds[i] == T_SOCKADDR_EXIT)
+            return i;
+    return -1;
+}
+
+/* The thread's pending entry, created on first use. */
+statfunc struct pending *pending_for(u32 tid)
+{
+    struct pending *p = bpf_map_lookup_elem(&pending, &tid);
+    if (p)
+        return p;
+    struct scratch_init *z = get_zero();
+    if (!z)
+        return 0;
+    bpf_map_update_elem(&pending, &tid, &z->pend, BPF_NOEXIST);
+    return bpf_map_lookup_elem(&pending, &tid);
+}
+
+/* A 32-bit (ia32) syscall: its numbers differ, so it is not traced. */
+statfunc bool in_compat_syscall(struct task_struct *t)
+{
+#ifdef TRACEE_NO_CORE
+    return RD(t, thread_info.status) & TS_COMPAT_VAL;
+#else
+    if (bpf_core_field_exists(t->thread_info.status))
+        return BPF_CORE_READ(t, thread_info.status) & TS_COMPAT_VAL;
+    return false;
+#endif
+}
+
+/* The six syscall arguments (x86_64: di si dx r10 r8 r9), with one read of pt_regs. */
+statfunc void read_syscall_args(struct pt_regs *regs, u64 *args)
+{
+    struct pt_regs r;
+    if (RD_INTO(&r, sizeof(r), regs)) {
+        __builtin_memset(args, 0, 6 * sizeof(u64));
+        return;
+    }
+    args[0] = r.di;
+    args[1] = r.si;
+    args[2] = r.dx;
+    args[3] = r.r10;
+    args[4] = r.r8;
+    args[5] = r.r9;
+}
+
+#endif /* TRACEE_ARGS_H */

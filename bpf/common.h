@@ -1,0 +1,261 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * common.h: includes, constants and the wire-format writers shared by every program.
+ *
+ * Wire format of one ring-buffer record (little endian, see collector/events.py):
+ *
+ *   struct event_header            184 bytes, fixed (maps.h)
+ *   u64 slot[nfixed]               the event's fixed-size arguments, in definition order,
+ *                                  each widened to 64 bits (signed ones sign-extended)
+ *   var arg ...                    the variable-size arguments, in definition order:
+ *       string / bytes / sockaddr: u32 len, len bytes, padding to 4
+ *       string array:              u32 len, u32 count, len bytes of NUL-terminated
+ *                                  strings, padding to 4 (count 0xffffffff: split all)
+ *
+ * Writers never fail: a value that cannot be read is written empty, and a write that
+ * would start past the buffer's limit is dropped (the decoder reads missing trailing
+ * variable arguments as empty).
+ */
+#ifndef TRACEE_COMMON_H
+#define TRACEE_COMMON_H
+
+#include "vmlinux.h"
+#include "tracee_features.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+
+/* CO-RE reads, or plain probe reads for a non-CO-RE build (CORE=0). */
+#ifdef TRACEE_NO_CORE
+#define RD BPF_PROBE_READ
+#define RD_INTO(dst, sz, src) bpf_probe_read_kernel((dst), (sz), (src))
+#else
+#define RD BPF_CORE_READ
+#define RD_INTO(dst, sz, src) bpf_core_read((dst), (sz), (src))
+#endif
+
+#define statfunc static __always_inline
+
+#define TASK_COMM_LEN      16
+#define UTS_LEN            64
+#define MAX_SYSCALLS       512     /* syscall ids handled (x86_64 numbers) */
+#define MAX_EVENT_ID       1024    /* size of the selected-events array */
+
+#define STR_MAX            4096    /* one string argument, NUL included (PATH_MAX) */
+#define ELEM_MAX           4096    /* one element of a string array */
+#define ARR_ELEMS_MAX      64      /* elements of argv / envp read at execve */
+#define AREA_MAX           8192    /* argv/env area of a new process (mm->arg_start..) */
+#define SOCKADDR_MAX       128     /* sizeof(struct sockaddr_storage) */
+#define MAGIC_BYTES        20      /* magic_write: bytes of the file header */
+
+/* The per-CPU event buffer: writes start below 16 KB and are at most 8 KB long. */
+#define EVT_SIZE           32760
+#define EVT_MASK           16383
+#define EVT_MAX_RECORD     24576
+/* The per-thread pending-syscall buffer: writes start below 8 KB and are at most 4 KB. */
+#define PEND_SIZE          12544
+#define PEND_MASK          8191
+
+#define ALL_ELEMS          0xffffffffu
+
+/* Tracee's event ids (engine/catalogue.py). Syscall events use the x86_64 number. */
+#define EV_SCHED_PROCESS_FORK      714
+#define EV_SCHED_PROCESS_EXEC      715
+#define EV_SCHED_PROCESS_EXIT      716
+#define EV_MEM_PROT_ALERT          724
+#define EV_MAGIC_WRITE             727
+#define EV_SECURITY_BPRM_CHECK     731
+#define EV_SECURITY_FILE_OPEN      732
+#define EV_SECURITY_SOCKET_CONNECT 736
+#define EV_SECURITY_SB_MOUNT       740
+#define EV_SOCKET_DUP              749
+#define EV_SECURITY_INODE_RENAME   768
+
+/* x86_64 syscall numbers with dedicated handling. */
+#define SYS_OPEN         2
+#define SYS_MMAP         9
+#define SYS_MPROTECT     10
+#define SYS_PWRITE64     18
+#define SYS_WRITE        1
+#define SYS_DUP          32
+#define SYS_DUP2         33
+#define SYS_CONNECT      42
+#define SYS_EXECVE       59
+#define SYS_RENAME       82
+#define SYS_CREAT        85
+#define SYS_MOUNT        165
+#define SYS_OPENAT       257
+#define SYS_RENAMEAT     264
+#define SYS_DUP3         292
+#define SYS_OPEN_BY_HANDLE_AT 304
+#define SYS_RENAMEAT2    316
+#define SYS_EXECVEAT     322
+#define SYS_PKEY_MPROTECT 329
+#define SYS_OPENAT2      437
+
+#define AT_FDCWD_VAL     -100
+#define PROT_WRITE_VAL   0x2
+#define PROT_EXEC_VAL    0x4
+#define S_IFMT_VAL       00170000
+#define S_IFREG_VAL      0100000
+#define S_IFSOCK_VAL     0140000
+#define PF_KTHREAD_VAL   0x00200000
+#define AF_UNIX_VAL      1
+#define EAGAIN_VAL       11
+#define AF_INET_VAL      2
+#define AF_INET6_VAL     10
+
+#define ALERT_MMAP_W_X    1
+#define ALERT_MPROT_W_REM 4
+
+#define ALIGN4(x) (((x) + 3) & ~3u)
+
+/* x & mask, done by the program as written: the verifier then knows the bound (clang
+ * would otherwise fold the mask into a min() the verifier cannot follow). */
+#define BOUND(x, mask) ({ u64 __b = (x); asm volatile("" : "+r"(__b)); __b & (mask); })
+
+/* ---- wire writers (buf: a map value; mask: EVT_MASK or PEND_MASK) ---------------- */
+
+/* A fixed-size argument: one 64-bit slot. */
+statfunc u32 put_u64(u8 *buf, u32 off, u32 mask, u64 v)
+{
+    if (off > mask)
+        return off;
+    *(u64 *)&buf[BOUND(off, mask)] = v;
+    return off + 8;
+}
+
+/* A string from user memory (NULL or unreadable: empty). */
+statfunc u32 put_user_str(u8 *buf, u32 off, u32 mask, const void *src)
+{
+    if (off > mask)
+        return off;
+    u32 o = BOUND(off, mask);
+    long n = 0;
+    if (src)
+        n = bpf_probe_read_user_str(&buf[o + 4], STR_MAX, src);
+    n = n > 0 ? n - 1 : 0;
+    n &= STR_MAX - 1;
+    *(u32 *)&buf[o] = (u32)n;
+    return off + 4 + ALIGN4((u32)n);
+}
+
+/* A NUL-terminated string from kernel memory, at most max bytes (power of two). */
+statfunc u32 put_kern_str(u8 *buf, u32 off, u32 mask, const void *src, u32 max)
+{
+    if (off > mask)
+        return off;
+    u32 o = BOUND(off, mask);
+    long n = 0;
+    if (src)
+        n = bpf_probe_read_kernel_str(&buf[o + 4], max & (STR_MAX * 2 - 1), src);
+    n = n > 0 ? n - 1 : 0;
+    n &= STR_MAX - 1;
+    *(u32 *)&buf[o] = (u32)n;
+    return off + 4 + ALIGN4((u32)n);
+}
+
+/* len bytes from kernel memory (len < 8192). */
+statfunc u32 put_kern_bytes(u8 *buf, u32 off, u32 mask, const void *src, u32 len)
+{
+    if (off > mask)
+        return off;
+    u32 o = BOUND(off, mask);
+    len = BOUND(len, AREA_MAX - 1);
+    if (!src || bpf_probe_read_kernel(&buf[o + 4], len, src))
+        len = 0;
+    *(u32 *)&buf[o] = len;
+    return off + 4 + ALIGN4(len);
+}
+
+/* len bytes from user memory (len < 8192). */
+statfunc u32 put_user_bytes(u8 *buf, u32 off, u32 mask, const void *src, u32 len)
+{
+    if (off > mask)
+        return off;
+    u32 o = BOUND(off, mask);
+    len = BOUND(len, AREA_MAX - 1);
+    if (!src || bpf_probe_read_user(&buf[o + 4], len, src))
+        len = 0;
+    *(u32 *)&buf[o] = len;
+    return off + 4 + ALIGN4(len);
+}
+
+/* An empty variable-size argument. */
+statfunc u32 put_empty(u8 *buf, u32 off, u32 mask)
+{
+    if (off > mask)
+        return off;
+    *(u32 *)&buf[off & mask] = 0;
+    return off + 4;
+}
+
+/* A struct sockaddr from user memory: its size follows the family (bounded by addrlen). */
+statfunc u32 put_user_sockaddr(u8 *buf, u32 off, u32 mask, const void *src, long addrlen)
+{
+    u16 family = 0;
+    u32 len = 0;
+    if (src && !bpf_probe_read_user(&family, sizeof(family), src)) {
+        if (family == AF_INET_VAL)
+            len = 16;
+        else if (family == AF_INET6_VAL)
+            len = 28;
+        else if (family == AF_UNIX_VAL)
+            len = 110;
+        else
+            len = 2;
+        if (addrlen > 0 && addrlen < len)
+            len = addrlen;
+    }
+    return put_user_bytes(buf, off, mask, src, len);
+}
+
+/*
+ * A user char *const[] (argv/envp) as a string array, at most ARR_ELEMS_MAX elements.
+ * Only for the event buffer (mask EVT_MASK).
+ */
+statfunc u32 put_user_strarr(u8 *buf, u32 off, const void *const *arr)
+{
+    if (off > EVT_MASK)
+        return off;
+    u32 o = BOUND(off, EVT_MASK);
+    u32 pos = o + 8;
+    u32 count = 0;
+    for (int i = 0; i < ARR_ELEMS_MAX; i++) {
+        const void *p = 0;
+        if (!arr || bpf_probe_read_user(&p, sizeof(p), &arr[i]) || !p)
+            break;
+        if (pos > EVT_MASK)
+            break;
+        long n = bpf_probe_read_user_str(&buf[BOUND(pos, EVT_MASK)], ELEM_MAX, p);
+        if (n <= 0)
+            break;
+        pos += n;
+        count++;
+    }
+    u32 len = pos - (o + 8);
+    *(u32 *)&buf[o] = len;
+    *(u32 *)&buf[(o + 4) & EVT_MASK] = count;
+    return off + 8 + ALIGN4(len);
+}
+
+/* A NUL-separated user memory area (mm->arg_start..arg_end) as a string array. */
+statfunc u32 put_user_area(u8 *buf, u32 off, unsigned long start, unsigned long end)
+{
+    if (off > EVT_MASK)
+        return off;
+    u32 o = BOUND(off, EVT_MASK);
+    u32 len = 0;
+    if (end > start) {
+        unsigned long n = end - start;
+        len = n > AREA_MAX - 1 ? AREA_MAX - 1 : n;
+        len = BOUND(len, AREA_MAX - 1);
+        if (bpf_probe_read_user(&buf[o + 8], len, (void *)start))
+            len = 0;
+    }
+    *(u32 *)&buf[o] = len;
+    *(u32 *)&buf[o + 4] = ALL_ELEMS;
+    return off + 8 + ALIGN4(len);
+}
+
+#endif /* TRACEE_COMMON_H */

@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * exec.h: the events of a successful exec, emitted from raw_tp/sched_process_exec
+ * (task, old_pid, linux_binprm): sched_process_exec and security_bprm_check.
+ *
+ * The tracepoint fires after the point of no return, so the task already runs the new
+ * image: argv and env are read from the new mm's argument area, and security_bprm_check
+ * (an LSM hook that Tracee sees before the switch) gets the caller's comm back from
+ * exec_comm, saved at execve enter.
+ */
+#ifndef TRACEE_EXEC_H
+#define TRACEE_EXEC_H
+
+#include "args.h"
+
+/* Begin an event in buffer idx: header filled, returns the offset of the first slot. */
+statfunc u32 begin_event(struct event_buf *b, struct filter_cfg *cfg, struct task_struct *t,
+                         u32 event_id, s32 syscall, s64 retval)
+{
+    fill_header((struct event_header *)b->data, cfg, t, event_id, syscall, retval);
+    return HDR_SIZE;
+}
+
+/* The same for an event of a thread inside a syscall (its pending entry caches the context). */
+statfunc u32 begin_syscall_event(struct event_buf *b, struct pending *p, struct filter_cfg *cfg,
+                                 struct task_struct *t, u32 event_id, s32 syscall, s64 retval)
+{
+    fill_header_cached((struct event_header *)b->data, &p->ctx, cfg, t, event_id, syscall, retval);
+    return HDR_SIZE;
+}
+
+/* execve or execveat: as recorded at enter (the new image's registers were reset). */
+statfunc s32 exec_syscall(struct exec_info *info)
+{
+    if (info)
+        return info->syscall;
+    s32 sys = current_syscall();
+    return sys >= 0 ? sys : SYS_EXECVE;
+}
+
+/* security_bprm_check: pathname, dev, inode, argv, envp (fixed: dev, inode). */
+statfunc void emit_bprm_check(struct filter_cfg *cfg, struct task_struct *t, struct linux_binprm *bprm,
+                              struct file *file, struct exec_info *info)
+{
+    struct event_buf *b = get_buf(BUF_SCHED);
+    if (!b)
+        return;
+    u8 *buf = b->data;
+    u32 off = begin_event(b, cfg, t, EV_SECURITY_BPRM_CHECK, exec_syscall(info), 0);
+    if (info)
+        bpf_probe_read_kernel(((struct event_header *)buf)->comm, TASK_COMM_LEN, info->comm);
+    struct file_id fid = {};
+    if (file)
+        file_id_of(file, &fid);
+    off = put_u64(buf, off, EVT_MASK, fid.dev);
+    off = put_u64(buf, off, EVT_MASK, fid.inode);
+    off = put_file_path(buf, off, EVT_MASK, file);
+    struct mm_struct *mm = RD(t, mm);
+    off = put_user_area(buf, off, RD(mm, arg_start), RD(mm, arg_end));
+    off = put_user_area(buf, off, RD(mm, env_start), RD(mm, env_end));
+    submit(b, off);
+}
+
+/*
+ * sched_process_exec. Fixed: dev, inode, ctime, inode_mode, interpreter_dev,
+ * interpreter_inode, interpreter_ctime, stdin_type, invoked_from_kernel. Variable: cmdpath,
+ * pathname, interpreter_pathname, argv, interp, stdin_path, prev_comm, env, pwd.
+ * The ELF interpreter (ld.so) is not known here: its fields stay empty.
+ */
+statfunc void emit_process_exec(struct filter_cfg *cfg, struct task_struct *t, struct linux_binprm *bprm,
+                                struct file *file, struct exec_info *info)
+{
+    struct event_buf *b = get_buf(BUF_SCHED);
+    if (!b)
+        return;
+    u8 *buf = b->data;
+    u32 off = begin_event(b, cfg, t, EV_SCHED_PROCESS_EXEC, exec_syscall(info), 0);
+    struct file_id fid = {};
+    if (file)
+        file_id_of(file, &fid);
+    struct file *in = fd_file(t, 0);
+    u16 stdin_type = 0;
+    if (in)
+        stdin_type = RD(in, f_inode, i_mode) & S_IFMT_VAL;
+    u32 parent_flags = RD(t, real_parent, flags);
+
+    off = put_u64(buf, off, EVT_MASK, fid.dev);
+    off = put_u64(buf, off, EVT_MASK, fid.inode);
+    off = put_u64(buf, off, EVT_MASK, fid.ctime);
+    off = put_u64(buf, off, EVT_MASK, fid.mode);
+    off = put_u64(buf, off, EVT_MASK, 0);
+    off = put_u64(buf, off, EVT_MASK, 0);
+    off = put_u64(buf, off, EVT_MASK, 0);
+    off = put_u64(buf, off, EVT_MASK, stdin_type);
+    off = put_u64(buf, off, EVT_MASK, (parent_flags & PF_KTHREAD_VAL) ? 1 : 0);
+
+    off = put_kern_str(buf, off, EVT_MASK, RD(bprm, filename), STR_MAX);
+    off = put_file_path(buf, off, EVT_MASK, file);
+    off = put_empty(buf, off, EVT_MASK);
+    struct mm_struct *mm = RD(t, mm);
+    off = put_user_area(buf, off, RD(mm, arg_start), RD(mm, arg_end));
+    off = put_kern_str(buf, off, EVT_MASK, RD(bprm, interp), STR_MAX);
+    off = put_file_path(buf, off, EVT_MASK, in);
+    off = info ? put_kern_str(buf, off, EVT_MASK, info->comm, TASK_COMM_LEN) : put_empty(buf, off, EVT_MASK);
+    off = put_user_area(buf, off, RD(mm, env_start), RD(mm, env_end));
+    struct fs_struct *fs = RD(t, fs);
+    off = fs ? put_path(buf, off, EVT_MASK, &fs->pwd) : put_empty(buf, off, EVT_MASK);
+    submit(b, off);
+}
+
+#endif /* TRACEE_EXEC_H */

@@ -1,0 +1,372 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * maps.h: the record header, the per-thread/per-process state and every map.
+ *
+ * Maps set from user space before events flow (collector/collector.py):
+ *   events        ring buffer (size set before load)
+ *   evsel         event id -> SEL_* bits (syscalls also say which derived events need them)
+ *   sysargs       syscall id -> argument kinds (T_*) for the generic argument recorder
+ *   fcfg          the filter configuration (one entry)
+ *   f_pids, f_uids, f_comms, f_mntns   allow sets of the filters
+ * Maps user space reads:
+ *   lost          per-CPU count of ring-buffer reserve failures
+ *   proc_info     tgid -> executable path (for the decoder's "executable")
+ *   cgrp_info     cgroup id -> cgroup path components and container state
+ */
+#ifndef TRACEE_MAPS_H
+#define TRACEE_MAPS_H
+
+#include "common.h"
+
+/* evsel bits. */
+#define SEL_EVENT         0x1   /* emit this event */
+#define SEL_ENTER         0x2   /* syscall: a derived event needs its enter handler */
+#define SEL_EXIT          0x4   /* syscall: a derived event needs its exit handler */
+
+/* sysargs kinds (collector/events.py: KIND_*). */
+#define T_NONE            0
+#define T_INT             1    /* int32, sign-extended */
+#define T_UINT            2    /* uint32 */
+#define T_LONG            3    /* int64 */
+#define T_ULONG           4    /* uint64, pointers */
+#define T_U16             5
+#define T_STR             10   /* user string */
+#define T_STRARR          11   /* user char *const[] */
+#define T_SOCKADDR        12   /* user struct sockaddr, length in the next argument */
+#define T_SOCKADDR_EXIT   13   /* user struct sockaddr filled by the syscall (accept) */
+
+/* fcfg.flags */
+#define F_PID             0x01
+#define F_UID             0x02
+#define F_COMM            0x04
+#define F_MNTNS           0x08
+#define F_CONTAINER       0x10
+#define F_FOLLOW          0x20
+#define F_NEW_PIDS        0x40
+
+/* cgroup states (Tracee's container_state_e). */
+#define CG_UNKNOWN        0
+#define CG_EXISTED        1   /* seen first on an event: existed before tracing began */
+#define CG_CREATED        2   /* created (cgroup_mkdir) after tracing began */
+#define CG_STARTED        3   /* created after tracing began, and something exec'd in it */
+
+#define CG_NAMES          4   /* path components kept: the cgroup and 3 ancestors */
+#define CG_NAME_LEN       72
+
+#define EXE_LEN           256
+
+/* The fixed header of every record (collector/decode.py: HEADER). */
+struct event_header {
+    u64 ts;                 /* bpf_ktime_get_boot_ns */
+    u64 start_time;         /* thread start, boot ns */
+    u64 leader_start_time;  /* thread-group leader start, boot ns */
+    u64 parent_start_time;  /* real parent start, boot ns */
+    u64 cgroup_id;
+    s64 retval;
+    u32 event_id;
+    s32 syscall;            /* the syscall the event came from, -1 if none */
+    u32 host_pid;
+    u32 host_tid;
+    u32 host_ppid;
+    u32 pid;                /* in the task's pid namespace */
+    u32 tid;
+    u32 ppid;
+    u32 uid;
+    u32 mnt_ns;
+    u32 pid_ns;
+    u32 cpu;
+    u32 flags;              /* bits 0-1: cgroup state (CG_*) */
+    u32 exe_gen;            /* proc_info generation of the executable path */
+    char comm[TASK_COMM_LEN];
+    char uts[UTS_LEN];
+};
+
+#define HDR_SIZE sizeof(struct event_header)
+
+/* The per-CPU event buffer. */
+struct event_buf {
+    u8 data[EVT_SIZE];
+    u32 cur;    /* write cursor of loops over argument kinds (kept in memory, see args.h) */
+    u32 pad;
+};
+
+/*
+ * A thread's context, cached between its syscalls: valid while the task, its parent, its
+ * namespaces, its cgroups and its mm are the same objects (comm, uid and the cpu are
+ * re-read for every event; a hostname change of the thread's uts namespace is not seen
+ * until one of those changes).
+ */
+struct ctx_cache {
+    u64 task;
+    u64 parent;
+    u64 nsproxy;
+    u64 cgroups;
+    u64 mm;
+    u64 valid;
+    struct event_header hdr;
+};
+
+/* A syscall in flight (per thread): raw arguments and the arguments read at enter. */
+struct pending {
+    s64 id;                 /* syscall id, -1 once consumed */
+    u64 ts;
+    u64 args[6];
+    u32 size;               /* bytes of buf in use */
+    u32 retry;              /* a string was unreadable at enter: read the arguments again at exit */
+    struct ctx_cache ctx;
+    u8 buf[PEND_SIZE];
+};
+
+struct sys_desc {
+    u8 kinds[6];
+    u8 pad[2];
+};
+
+struct filter_cfg {
+    u32 self_tgid;          /* the collector: never traced */
+    u32 flags;              /* F_* */
+    u32 host_mnt_ns;        /* container-only: tasks outside this mount namespace */
+    s32 cgroup_subsys;      /* -1: cgroup v2 (dfl_cgrp); else the v1 controller's id */
+    u32 cgroup_hierarchy;   /* hierarchy id of that controller (0 for v2) */
+    u32 pad;
+    u64 start_ts;           /* boot ns when tracing began (pid=new) */
+    u64 wakeup_bytes;       /* wake the reader when this much data is waiting (0: every record) */
+};
+
+struct proc_info {
+    u64 start_time;         /* leader start time: detects pid reuse */
+    u32 gen;                /* bumped at every exec; exe[gen & 1] is the current path */
+    u32 pad;
+    u32 len[2];
+    char exe[2][EXE_LEN];   /* the previous one stays for events decoded after an exec */
+};
+
+struct cgrp_info {
+    u32 state;              /* CG_* */
+    u32 pad;
+    char names[CG_NAMES][CG_NAME_LEN];   /* [0] the cgroup's own name, then its ancestors */
+};
+
+struct wx_key {
+    u32 tgid;
+    u32 pad;
+    u64 addr;
+};
+
+struct wx_region {
+    u64 len;
+    u32 prot;
+    u32 pad;
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_RINGBUF);
+    __uint(max_entries, 32 << 20);
+} events SEC(".maps");
+
+/* [0]: ring-buffer reserve failures, [1]: the last failure's error code (per CPU). */
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 3);
+    __type(key, u32);
+    __type(value, u64);
+} lost SEC(".maps");
+
+/* Event buffers: 0 syscall enter, 1 syscall exit, 2 scheduler/cgroup events. */
+#define BUF_ENTER 0
+#define BUF_EXIT  1
+#define BUF_SCHED 2
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 3);
+    __type(key, u32);
+    __type(value, struct event_buf);
+} bufs SEC(".maps");
+
+/* Scratch for path reconstruction (see filesystem.h). */
+#define PATH_HALF 4096
+struct path_buf {
+    u8 data[PATH_HALF * 2];
+    u32 pos;    /* kept in memory so the verifier need not track it precisely */
+    u32 pad;
+};
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, u32);
+    __type(value, struct path_buf);
+} path_bufs SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, MAX_EVENT_ID);
+    __type(key, u32);
+    __type(value, u32);
+} evsel SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, MAX_SYSCALLS);
+    __type(key, u32);
+    __type(value, struct sys_desc);
+} sysargs SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, u32);
+    __type(value, struct filter_cfg);
+} fcfg SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 1024);
+    __type(key, u32);
+    __type(value, u8);
+} f_pids SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 1024);
+    __type(key, u32);
+    __type(value, u8);
+} f_uids SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 1024);
+    __type(key, char[TASK_COMM_LEN]);
+    __type(value, u8);
+} f_comms SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 1024);
+    __type(key, u32);
+    __type(value, u8);
+} f_mntns SEC(".maps");
+
+/* Processes traced because an ancestor was (follow). */
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 16384);
+    __type(key, u32);
+    __type(value, u8);
+} followed SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 1024);
+    __type(key, u32);
+    __type(value, struct pending);
+} pending SEC(".maps");
+
+/* What a thread was when it called execve/execveat (for sched_process_exec). */
+struct exec_info {
+    char comm[TASK_COMM_LEN];   /* prev_comm */
+    s32 syscall;                /* execve or execveat (the new image's regs no longer say) */
+    u32 pad;
+};
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 4096);
+    __type(key, u32);
+    __type(value, struct exec_info);
+} exec_comm SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 16384);
+    __type(key, u32);
+    __type(value, struct proc_info);
+} proc_info SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 4096);
+    __type(key, u64);
+    __type(value, struct cgrp_info);
+} cgrp_info SEC(".maps");
+
+/* Memory regions a process mapped or protected writable and executable. */
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 8192);
+    __type(key, struct wx_key);
+    __type(value, struct wx_region);
+} wx_regions SEC(".maps");
+
+/* Zeroed values to create entries from. */
+struct scratch_init {
+    struct pending pend;
+    struct proc_info proc;
+    struct cgrp_info cgrp;
+};
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, u32);
+    __type(value, struct scratch_init);
+} zero SEC(".maps");
+
+statfunc struct event_buf *get_buf(u32 idx)
+{
+    return bpf_map_lookup_elem(&bufs, &idx);
+}
+
+statfunc u32 event_sel(u32 id)
+{
+    u32 *v = bpf_map_lookup_elem(&evsel, &id);
+    return v ? *v : 0;
+}
+
+statfunc struct filter_cfg *get_cfg(void)
+{
+    u32 k = 0;
+    return bpf_map_lookup_elem(&fcfg, &k);
+}
+
+statfunc struct scratch_init *get_zero(void)
+{
+    u32 k = 0;
+    struct scratch_init *z = bpf_map_lookup_elem(&zero, &k);
+    return z;
+}
+
+/* Submit size bytes of buf; count a failure in `lost`. */
+statfunc void submit(struct event_buf *b, u32 size)
+{
+    size = BOUND(size, 0x7fff);
+    if (size > EVT_MAX_RECORD || size < HDR_SIZE)
+        return;
+    /* Wake the reader only once enough has piled up (it also polls with a timeout):
+     * a wakeup per record costs the producing task more than the record itself. */
+    u64 flags = 0;   /* adaptive: wake the reader if it has caught up */
+    struct filter_cfg *cfg = get_cfg();
+    if (cfg && cfg->wakeup_bytes) {
+        u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+        flags = avail < cfg->wakeup_bytes && avail + size >= cfg->wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+                                                                               : BPF_RB_NO_WAKEUP;
+    }
+    long err = bpf_ringbuf_output(&events, b->data, size, flags);
+    for (int i = 0; i < 3 && err == -EAGAIN_VAL; i++) {
+        /* retried: a refusal with room left is transient (the ring's lock); counted in [2] */
+        u32 k = 2;
+        u64 *n = bpf_map_lookup_elem(&lost, &k);
+        if (n)
+            __sync_fetch_and_add(n, 1);
+        err = bpf_ringbuf_output(&events, b->data, size, flags);
+    }
+    if (err) {
+        u32 k = 0;
+        u64 *n = bpf_map_lookup_elem(&lost, &k);
+        if (n)
+            __sync_fetch_and_add(n, 1);
+        k = 1;
+        n = bpf_map_lookup_elem(&lost, &k);
+        if (n)
+            *n = -err;
+    }
+}
+
+#endif /* TRACEE_MAPS_H */

@@ -1,0 +1,320 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * security.h: Tracee's LSM/kprobe events emulated from syscall tracepoints. Each handler
+ * is a tail call from sys_enter/sys_exit for one syscall (see prog_enter/prog_exit) and
+ * reads the syscall's raw arguments from the thread's pending entry.
+ *
+ * Fixed-size arguments come first on the wire, in definition order, then the variable
+ * ones; collector/events.py describes the same layout for the decoder.
+ */
+#ifndef TRACEE_SECURITY_H
+#define TRACEE_SECURITY_H
+
+#include "exec.h"
+
+#define MAP_ANONYMOUS_VAL 0x20
+
+/* Common start of a derived event: the pending syscall, buffer, configuration, task. */
+struct derived {
+    struct pending *p;
+    struct event_buf *b;
+    struct filter_cfg *cfg;
+    struct task_struct *t;
+};
+
+statfunc bool derived_begin(struct derived *d, u32 event_id, u32 buf_idx)
+{
+    u32 tid = (u32)bpf_get_current_pid_tgid();
+    d->p = bpf_map_lookup_elem(&pending, &tid);
+    if (!d->p)
+        return false;
+    if (!(event_sel(event_id) & SEL_EVENT))
+        return false;
+    d->b = get_buf(buf_idx);
+    d->cfg = get_cfg();
+    d->t = (void *)bpf_get_current_task();
+    return d->b && d->cfg;
+}
+
+/* Mark the thread's pending syscall consumed (exit handlers). */
+statfunc struct pending *consume_pending(void)
+{
+    u32 tid = (u32)bpf_get_current_pid_tgid();
+    struct pending *p = bpf_map_lookup_elem(&pending, &tid);
+    return p;
+}
+
+/* Base directory of a relative path argument: cwd (AT_FDCWD) or the dirfd's path. */
+statfunc u32 put_base_dir(u8 *buf, u32 off, struct task_struct *t, long dirfd, const char *upath)
+{
+    char first = 0;
+    if (!upath || bpf_probe_read_user(&first, 1, upath) || first == '/')
+        return put_empty(buf, off, EVT_MASK);
+    if ((int)dirfd == AT_FDCWD_VAL) {
+        struct fs_struct *fs = RD(t, fs);
+        if (!fs)
+            return put_empty(buf, off, EVT_MASK);
+        return put_path(buf, off, EVT_MASK, &fs->pwd);
+    }
+    return put_file_path(buf, off, EVT_MASK, fd_file(t, dirfd));
+}
+
+/* security_file_open: pathname, flags, dev, inode, ctime, syscall_pathname. */
+SEC("raw_tp")
+int exit_open(struct bpf_raw_tracepoint_args *ctx)
+{
+    long ret = ctx->args[1];
+    struct derived d;
+    if (!derived_begin(&d, EV_SECURITY_FILE_OPEN, BUF_EXIT) || ret < 0)
+        goto out;
+    struct file *f = fd_file(d.t, ret);
+    if (!f)
+        goto out;
+    s64 id = d.p->id;
+    u8 *buf = d.b->data;
+    u32 off = begin_syscall_event(d.b, d.p, d.cfg, d.t, EV_SECURITY_FILE_OPEN, id, 0);
+    struct file_id fid = {};
+    file_id_of(f, &fid);
+    off = put_u64(buf, off, EVT_MASK, (s64)(s32)RD(f, f_flags));
+    off = put_u64(buf, off, EVT_MASK, fid.dev);
+    off = put_u64(buf, off, EVT_MASK, fid.inode);
+    off = put_u64(buf, off, EVT_MASK, fid.ctime);
+    off = put_file_path(buf, off, EVT_MASK, f);
+    const void *upath = 0;
+    if (id == SYS_OPEN || id == SYS_CREAT)
+        upath = (const void *)d.p->args[0];
+    else if (id == SYS_OPENAT || id == SYS_OPENAT2)
+        upath = (const void *)d.p->args[1];
+    off = put_user_str(buf, off, EVT_MASK, upath);
+    submit(d.b, off);
+out:;
+    struct pending *p = consume_pending();
+    if (p)
+        p->id = -1;
+    return 0;
+}
+
+/* socket_dup: oldfd, newfd, remote_addr (for INET/INET6 sockets). */
+SEC("raw_tp")
+int exit_dup(struct bpf_raw_tracepoint_args *ctx)
+{
+    long ret = ctx->args[1];
+    struct derived d;
+    if (!derived_begin(&d, EV_SOCKET_DUP, BUF_EXIT) || ret < 0)
+        goto out;
+    long oldfd = d.p->args[0];
+    long newfd = d.p->id == SYS_DUP ? ret : (long)d.p->args[1];
+    struct file *f = fd_file(d.t, oldfd);
+    if (!f || (RD(f, f_inode, i_mode) & S_IFMT_VAL) != S_IFSOCK_VAL)
+        goto out;
+    struct socket *sock = RD(f, private_data);
+    struct sock *sk = RD(sock, sk);
+    if (!sk)
+        goto out;
+    u16 family = RD(sk, __sk_common.skc_family);
+    u8 sa[28] = {};
+    u32 salen;
+    u16 port = RD(sk, __sk_common.skc_dport);
+    if (family == AF_INET_VAL) {
+        u32 addr = RD(sk, __sk_common.skc_daddr);
+        __builtin_memcpy(&sa[4], &addr, 4);
+        salen = 16;
+    } else if (family == AF_INET6_VAL) {
+        RD_INTO(&sa[8], 16, &sk->__sk_common.skc_v6_daddr);
+        salen = 28;
+    } else {
+        goto out;
+    }
+    __builtin_memcpy(&sa[0], &family, 2);
+    __builtin_memcpy(&sa[2], &port, 2);
+    u8 *buf = d.b->data;
+    u32 off = begin_syscall_event(d.b, d.p, d.cfg, d.t, EV_SOCKET_DUP, d.p->id, 0);
+    off = put_u64(buf, off, EVT_MASK, (s64)(s32)oldfd);
+    off = put_u64(buf, off, EVT_MASK, (s64)(s32)newfd);
+    off = put_kern_bytes(buf, off, EVT_MASK, sa, salen);
+    submit(d.b, off);
+out:;
+    struct pending *p = consume_pending();
+    if (p)
+        p->id = -1;
+    return 0;
+}
+
+/* mem_prot_alert: alert, addr, len, prot, prev_prot, pathname, dev, inode, ctime. */
+statfunc void emit_mem_prot_alert(struct derived *d, u32 alert, u64 addr, u64 len, s32 prot, s32 prev_prot,
+                                  struct file *f)
+{
+    u8 *buf = d->b->data;
+    u32 off = begin_syscall_event(d->b, d->p, d->cfg, d->t, EV_MEM_PROT_ALERT, d->p->id, 0);
+    struct file_id fid = {};
+    if (f)
+        file_id_of(f, &fid);
+    off = put_u64(buf, off, EVT_MASK, alert);
+    off = put_u64(buf, off, EVT_MASK, addr);
+    off = put_u64(buf, off, EVT_MASK, len);
+    off = put_u64(buf, off, EVT_MASK, (s64)prot);
+    off = put_u64(buf, off, EVT_MASK, (s64)prev_prot);
+    off = put_u64(buf, off, EVT_MASK, fid.dev);
+    off = put_u64(buf, off, EVT_MASK, fid.inode);
+    off = put_u64(buf, off, EVT_MASK, fid.ctime);
+    off = put_file_path(buf, off, EVT_MASK, f);
+    submit(d->b, off);
+}
+
+/* mmap returning a writable and executable mapping: alert 1, and remember the region. */
+SEC("raw_tp")
+int exit_mmap(struct bpf_raw_tracepoint_args *ctx)
+{
+    long ret = ctx->args[1];
+    struct derived d;
+    if (!derived_begin(&d, EV_MEM_PROT_ALERT, BUF_EXIT) || (ret < 0 && ret > -4096))
+        goto out;
+    u32 prot = (u32)d.p->args[2];
+    if ((prot & (PROT_WRITE_VAL | PROT_EXEC_VAL)) != (PROT_WRITE_VAL | PROT_EXEC_VAL))
+        goto out;
+    struct wx_key key = {.tgid = bpf_get_current_pid_tgid() >> 32, .addr = (u64)ret};
+    struct wx_region region = {.len = d.p->args[1], .prot = prot};
+    bpf_map_update_elem(&wx_regions, &key, &region, BPF_ANY);
+    struct file *f = 0;
+    if (!(d.p->args[3] & MAP_ANONYMOUS_VAL))
+        f = fd_file(d.t, (s32)d.p->args[4]);
+    emit_mem_prot_alert(&d, ALERT_MMAP_W_X, (u64)ret, d.p->args[1], prot, 0, f);
+out:;
+    struct pending *p = consume_pending();
+    if (p)
+        p->id = -1;
+    return 0;
+}
+
+/* mprotect: remember W+X regions; X-not-W on one of them: alert 4 ("W+E to E"). */
+SEC("raw_tp")
+int enter_mprotect(struct bpf_raw_tracepoint_args *ctx)
+{
+    struct derived d;
+    if (!derived_begin(&d, EV_MEM_PROT_ALERT, BUF_ENTER))
+        return 0;
+    u64 addr = d.p->args[0];
+    u32 prot = (u32)d.p->args[2];
+    struct wx_key key = {.tgid = bpf_get_current_pid_tgid() >> 32, .addr = addr};
+    if ((prot & (PROT_WRITE_VAL | PROT_EXEC_VAL)) == (PROT_WRITE_VAL | PROT_EXEC_VAL)) {
+        struct wx_region region = {.len = d.p->args[1], .prot = prot};
+        bpf_map_update_elem(&wx_regions, &key, &region, BPF_ANY);
+        return 0;
+    }
+    if (!(prot & PROT_EXEC_VAL) || (prot & PROT_WRITE_VAL))
+        return 0;
+    struct wx_region *r = bpf_map_lookup_elem(&wx_regions, &key);
+    if (!r)
+        return 0;
+    s32 prev = r->prot;
+    bpf_map_delete_elem(&wx_regions, &key);
+    emit_mem_prot_alert(&d, ALERT_MPROT_W_REM, addr, d.p->args[1], prot, prev, 0);
+    return 0;
+}
+
+/* security_socket_connect: sockfd, type, remote_addr (INET, INET6 and UNIX only). */
+SEC("raw_tp")
+int enter_connect(struct bpf_raw_tracepoint_args *ctx)
+{
+    struct derived d;
+    if (!derived_begin(&d, EV_SECURITY_SOCKET_CONNECT, BUF_ENTER))
+        return 0;
+    const void *uaddr = (const void *)d.p->args[1];
+    u16 family = 0;
+    if (!uaddr || bpf_probe_read_user(&family, sizeof(family), uaddr))
+        return 0;
+    if (family != AF_INET_VAL && family != AF_INET6_VAL && family != AF_UNIX_VAL)
+        return 0;
+    long fd = (s32)d.p->args[0];
+    struct file *f = fd_file(d.t, fd);
+    struct socket *sock = f ? RD(f, private_data) : 0;
+    s32 type = sock ? RD(sock, type) : 0;
+    u8 *buf = d.b->data;
+    u32 off = begin_syscall_event(d.b, d.p, d.cfg, d.t, EV_SECURITY_SOCKET_CONNECT, d.p->id, 0);
+    off = put_u64(buf, off, EVT_MASK, (s64)(s32)fd);
+    off = put_u64(buf, off, EVT_MASK, (s64)type);
+    off = put_user_sockaddr(buf, off, EVT_MASK, uaddr, (long)d.p->args[2]);
+    submit(d.b, off);
+    return 0;
+}
+
+/*
+ * security_inode_rename: old_path, new_path as given, then (hidden, for the decoder to
+ * make relative paths absolute) the base directory of each: cwd or the dirfd's path.
+ */
+SEC("raw_tp")
+int enter_rename(struct bpf_raw_tracepoint_args *ctx)
+{
+    struct derived d;
+    if (!derived_begin(&d, EV_SECURITY_INODE_RENAME, BUF_ENTER))
+        return 0;
+    const char *oldp, *newp;
+    long olddir = AT_FDCWD_VAL, newdir = AT_FDCWD_VAL;
+    if (d.p->id == SYS_RENAME) {
+        oldp = (const char *)d.p->args[0];
+        newp = (const char *)d.p->args[1];
+    } else {
+        olddir = (s32)d.p->args[0];
+        oldp = (const char *)d.p->args[1];
+        newdir = (s32)d.p->args[2];
+        newp = (const char *)d.p->args[3];
+    }
+    u8 *buf = d.b->data;
+    u32 off = begin_syscall_event(d.b, d.p, d.cfg, d.t, EV_SECURITY_INODE_RENAME, d.p->id, 0);
+    off = put_user_str(buf, off, EVT_MASK, oldp);
+    off = put_user_str(buf, off, EVT_MASK, newp);
+    off = put_base_dir(buf, off, d.t, olddir, oldp);
+    off = put_base_dir(buf, off, d.t, newdir, newp);
+    submit(d.b, off);
+    return 0;
+}
+
+/* security_sb_mount: dev_name, path, type, flags (+ hidden base directory of path). */
+SEC("raw_tp")
+int enter_mount(struct bpf_raw_tracepoint_args *ctx)
+{
+    struct derived d;
+    if (!derived_begin(&d, EV_SECURITY_SB_MOUNT, BUF_ENTER))
+        return 0;
+    u8 *buf = d.b->data;
+    const char *target = (const char *)d.p->args[1];
+    u32 off = begin_syscall_event(d.b, d.p, d.cfg, d.t, EV_SECURITY_SB_MOUNT, d.p->id, 0);
+    off = put_u64(buf, off, EVT_MASK, d.p->args[3]);
+    off = put_user_str(buf, off, EVT_MASK, (const void *)d.p->args[0]);
+    off = put_user_str(buf, off, EVT_MASK, target);
+    off = put_user_str(buf, off, EVT_MASK, (const void *)d.p->args[2]);
+    off = put_base_dir(buf, off, d.t, AT_FDCWD_VAL, target);
+    submit(d.b, off);
+    return 0;
+}
+
+/* magic_write: pathname, bytes (the first MAGIC_BYTES written at offset 0), dev, inode. */
+SEC("raw_tp")
+int enter_write(struct bpf_raw_tracepoint_args *ctx)
+{
+    struct derived d;
+    if (!derived_begin(&d, EV_MAGIC_WRITE, BUF_ENTER))
+        return 0;
+    struct file *f = fd_file(d.t, (s32)d.p->args[0]);
+    if (!f)
+        return 0;
+    struct file_id fid = {};
+    file_id_of(f, &fid);
+    if ((fid.mode & S_IFMT_VAL) != S_IFREG_VAL)
+        return 0;
+    s64 pos = d.p->id == SYS_PWRITE64 ? (s64)d.p->args[3] : (s64)RD(f, f_pos);
+    u64 count = d.p->args[2];
+    if (pos != 0 || count == 0)
+        return 0;
+    u32 n = count < MAGIC_BYTES ? count : MAGIC_BYTES;
+    u8 *buf = d.b->data;
+    u32 off = begin_syscall_event(d.b, d.p, d.cfg, d.t, EV_MAGIC_WRITE, d.p->id, 0);
+    off = put_u64(buf, off, EVT_MASK, fid.dev);
+    off = put_u64(buf, off, EVT_MASK, fid.inode);
+    off = put_file_path(buf, off, EVT_MASK, f);
+    off = put_user_bytes(buf, off, EVT_MASK, (const void *)d.p->args[1], n);
+    submit(d.b, off);
+    return 0;
+}
+
+#endif /* TRACEE_SECURITY_H */

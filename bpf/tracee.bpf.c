@@ -1,0 +1,401 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * tracee.bpf.c: the collector's programs.
+ *
+ * Only tracepoint-based attach types are used (raw_tp), so this loads on hosts that refuse
+ * kprobes, fentry/fexit and LSM programs. Tracee's LSM/kprobe events are emulated:
+ *
+ *   syscalls                 raw_tp/sys_enter records the arguments per thread, raw_tp/sys_exit
+ *                            submits the event with the return value (execve/execveat are
+ *                            submitted at enter, with the caller's context, as Tracee does)
+ *   security_file_open       exit of open/openat/openat2/creat/open_by_handle_at: fd -> file
+ *   security_socket_connect  enter of connect
+ *   security_inode_rename    enter of rename/renameat/renameat2
+ *   security_sb_mount        enter of mount
+ *   magic_write              enter of write/pwrite64 at file offset 0 of a regular file
+ *   mem_prot_alert           exit of mmap (alert 1, W+X), enter of mprotect (alert 4, W+X -> X)
+ *   socket_dup               exit of dup/dup2/dup3 duplicating an INET socket
+ *   security_bprm_check,     raw_tp/sched_process_exec (bprm->file)
+ *   sched_process_exec
+ *   sched_process_fork/exit  raw_tp/sched_process_fork, raw_tp/sched_process_exit
+ *
+ * Per-syscall handlers are tail calls (prog_enter / prog_exit, indexed by syscall id).
+ */
+#include "security.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* ---- tail-call tables ----------------------------------------------------------- */
+
+int enter_args(struct bpf_raw_tracepoint_args *ctx);
+int enter_exec(struct bpf_raw_tracepoint_args *ctx);
+int enter_connect(struct bpf_raw_tracepoint_args *ctx);
+int enter_rename(struct bpf_raw_tracepoint_args *ctx);
+int enter_mount(struct bpf_raw_tracepoint_args *ctx);
+int enter_write(struct bpf_raw_tracepoint_args *ctx);
+int enter_mprotect(struct bpf_raw_tracepoint_args *ctx);
+int exit_open(struct bpf_raw_tracepoint_args *ctx);
+int exit_dup(struct bpf_raw_tracepoint_args *ctx);
+int exit_mmap(struct bpf_raw_tracepoint_args *ctx);
+
+#define MISC_ARGS 0
+#define MISC_EXEC 1
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+    __uint(max_entries, 2);
+    __type(key, u32);
+    __array(values, int(struct bpf_raw_tracepoint_args *));
+} prog_misc SEC(".maps") = {
+    .values = {
+        [MISC_ARGS] = (void *)&enter_args,
+        [MISC_EXEC] = (void *)&enter_exec,
+    },
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+    __uint(max_entries, MAX_SYSCALLS);
+    __type(key, u32);
+    __array(values, int(struct bpf_raw_tracepoint_args *));
+} prog_enter SEC(".maps") = {
+    .values = {
+        [SYS_CONNECT] = (void *)&enter_connect,
+        [SYS_RENAME] = (void *)&enter_rename,
+        [SYS_RENAMEAT] = (void *)&enter_rename,
+        [SYS_RENAMEAT2] = (void *)&enter_rename,
+        [SYS_MOUNT] = (void *)&enter_mount,
+        [SYS_WRITE] = (void *)&enter_write,
+        [SYS_PWRITE64] = (void *)&enter_write,
+        [SYS_MPROTECT] = (void *)&enter_mprotect,
+        [SYS_PKEY_MPROTECT] = (void *)&enter_mprotect,
+    },
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+    __uint(max_entries, MAX_SYSCALLS);
+    __type(key, u32);
+    __array(values, int(struct bpf_raw_tracepoint_args *));
+} prog_exit SEC(".maps") = {
+    .values = {
+        [SYS_OPEN] = (void *)&exit_open,
+        [SYS_CREAT] = (void *)&exit_open,
+        [SYS_OPENAT] = (void *)&exit_open,
+        [SYS_OPENAT2] = (void *)&exit_open,
+        [SYS_OPEN_BY_HANDLE_AT] = (void *)&exit_open,
+        [SYS_DUP] = (void *)&exit_dup,
+        [SYS_DUP2] = (void *)&exit_dup,
+        [SYS_DUP3] = (void *)&exit_dup,
+        [SYS_MMAP] = (void *)&exit_mmap,
+    },
+};
+
+/* ---- syscalls ---------------------------------------------------------------------- */
+
+SEC("raw_tp/sys_enter")
+int tracee_sys_enter(struct bpf_raw_tracepoint_args *ctx)
+{
+    long id = ctx->args[1];
+    if ((unsigned long)id >= MAX_SYSCALLS)
+        return 0;
+    u32 sel = event_sel(id);
+    if (!sel)
+        return 0;
+    struct filter_cfg *cfg = get_cfg();
+    if (!cfg)
+        return 0;
+    struct task_struct *t = (void *)bpf_get_current_task();
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    if (!should_trace(cfg, t, pid_tgid >> 32) || in_compat_syscall(t))
+        return 0;
+    struct pending *p = pending_for((u32)pid_tgid);
+    if (!p)
+        return 0;
+    p->id = id;
+    p->ts = bpf_ktime_get_boot_ns();
+    p->size = 0;
+    read_syscall_args((struct pt_regs *)ctx->args[0], p->args);
+
+    if (id == SYS_EXECVE || id == SYS_EXECVEAT) {
+        bpf_tail_call(ctx, &prog_misc, MISC_EXEC);
+        return 0;
+    }
+    if (sel & SEL_EVENT)
+        bpf_tail_call(ctx, &prog_misc, MISC_ARGS);
+    if (sel & SEL_ENTER)
+        bpf_tail_call(ctx, &prog_enter, (u32)id);
+    return 0;
+}
+
+/* Record the selected syscall's arguments in the thread's pending buffer. */
+SEC("raw_tp")
+int enter_args(struct bpf_raw_tracepoint_args *ctx)
+{
+    u32 tid = (u32)bpf_get_current_pid_tgid();
+    struct pending *p = bpf_map_lookup_elem(&pending, &tid);
+    if (!p)
+        return 0;
+    u32 id = (u32)p->id;
+    struct sys_desc *d = bpf_map_lookup_elem(&sysargs, &id);
+    if (!d)
+        return 0;
+    p->size = 0;
+    record_fixed(p->buf, &p->size, PEND_MASK, d, p->args);
+    p->retry = record_var(p->buf, &p->size, PEND_MASK, d, p->args);
+    if (event_sel(id) & SEL_ENTER)
+        bpf_tail_call(ctx, &prog_enter, id);
+    return 0;
+}
+
+/* execve/execveat: remember the caller's comm; submit the syscall event now. */
+SEC("raw_tp")
+int enter_exec(struct bpf_raw_tracepoint_args *ctx)
+{
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    u32 tid = (u32)pid_tgid;
+    struct pending *p = bpf_map_lookup_elem(&pending, &tid);
+    if (!p)
+        return 0;
+    u32 id = (u32)p->id;
+    p->id = -1;
+    u32 sel = event_sel(id);
+    if (sel & SEL_ENTER) {
+        struct exec_info info = {.syscall = id};
+        bpf_get_current_comm(info.comm, sizeof(info.comm));
+        bpf_map_update_elem(&exec_comm, &tid, &info, BPF_ANY);
+    }
+    if (!(sel & SEL_EVENT))
+        return 0;
+    struct event_buf *b = get_buf(BUF_ENTER);
+    struct filter_cfg *cfg = get_cfg();
+    if (!b || !cfg)
+        return 0;
+    struct task_struct *t = (void *)bpf_get_current_task();
+    fill_header_cached((struct event_header *)b->data, &p->ctx, cfg, t, id, id, 0);
+    u8 *buf = b->data;
+    u32 off = HDR_SIZE;
+    u64 *a = p->args;
+    if (id == SYS_EXECVE) {
+        /* pathname, argv, envp */
+        off = put_user_str(buf, off, EVT_MASK, (const void *)a[0]);
+        off = put_user_strarr(buf, off, (const void *const *)a[1]);
+        off = put_user_strarr(buf, off, (const void *const *)a[2]);
+    } else {
+        /* dirfd, pathname, argv, envp, flags */
+        off = put_u64(buf, off, EVT_MASK, (s64)(s32)a[0]);
+        off = put_u64(buf, off, EVT_MASK, (s64)(s32)a[4]);
+        off = put_user_str(buf, off, EVT_MASK, (const void *)a[1]);
+        off = put_user_strarr(buf, off, (const void *const *)a[2]);
+        off = put_user_strarr(buf, off, (const void *const *)a[3]);
+    }
+    submit(b, off);
+    return 0;
+}
+
+SEC("raw_tp/sys_exit")
+int tracee_sys_exit(struct bpf_raw_tracepoint_args *ctx)
+{
+    struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+    long id = RD(regs, orig_ax);
+    if ((unsigned long)id >= MAX_SYSCALLS)
+        return 0;
+    u32 sel = event_sel(id);
+    if (!(sel & (SEL_EVENT | SEL_EXIT)))
+        return 0;
+    u32 tid = (u32)bpf_get_current_pid_tgid();
+    struct pending *p = bpf_map_lookup_elem(&pending, &tid);
+    if (!p || p->id != id)
+        return 0;
+
+    if (sel & SEL_EVENT) {
+        struct event_buf *b = get_buf(BUF_EXIT);
+        struct filter_cfg *cfg = get_cfg();
+        u32 sid = (u32)id;
+        struct sys_desc *d = bpf_map_lookup_elem(&sysargs, &sid);
+        if (b && cfg && d) {
+            long ret = ctx->args[1];
+            struct task_struct *t = (void *)bpf_get_current_task();
+            fill_header_cached((struct event_header *)b->data, &p->ctx, cfg, t, sid, sid, ret);
+            u32 off;
+            if (p->retry) {
+                /* read the arguments again now that the syscall touched their pages */
+                b->cur = HDR_SIZE;
+                record_fixed(b->data, &b->cur, EVT_MASK, d, p->args);
+                record_var(b->data, &b->cur, EVT_MASK, d, p->args);
+                off = b->cur;
+            } else {
+                u32 size = p->size & 16383;
+                bpf_probe_read_kernel(&b->data[HDR_SIZE], size, p->buf);
+                off = HDR_SIZE + size;
+            }
+            int i = exit_sockaddr_index(d);
+            if (i >= 0 && i < 5) {
+                /* accept/accept4: the peer address the kernel wrote; its length after it */
+                int addrlen = 0;
+                if (ret >= 0)
+                    bpf_probe_read_user(&addrlen, sizeof(addrlen), (void *)p->args[i + 1]);
+                const void *addr = ret >= 0 ? (const void *)p->args[i] : 0;
+                off = put_user_sockaddr(b->data, off, EVT_MASK, addr, addrlen);
+            }
+            submit(b, off);
+        }
+    }
+    if (sel & SEL_EXIT)
+        bpf_tail_call(ctx, &prog_exit, (u32)id);
+    p->id = -1;
+    return 0;
+}
+
+/* ---- processes ---------------------------------------------------------------------- */
+
+SEC("raw_tp/sched_process_fork")
+int tracee_sched_fork(struct bpf_raw_tracepoint_args *ctx)
+{
+    struct filter_cfg *cfg = get_cfg();
+    if (!cfg)
+        return 0;
+    struct task_struct *parent = (struct task_struct *)ctx->args[0];
+    struct task_struct *child = (struct task_struct *)ctx->args[1];
+    struct task_struct *t = (void *)bpf_get_current_task();
+    u32 tgid = bpf_get_current_pid_tgid() >> 32;
+    if (!should_trace(cfg, t, tgid))
+        return 0;
+    if (cfg->flags & F_FOLLOW) {
+        u32 child_tgid = RD(child, tgid);
+        u8 one = 1;
+        bpf_map_update_elem(&followed, &child_tgid, &one, BPF_ANY);
+    }
+    if (!(event_sel(EV_SCHED_PROCESS_FORK) & SEL_EVENT))
+        return 0;
+    struct event_buf *b = get_buf(BUF_SCHED);
+    if (!b)
+        return 0;
+    fill_header((struct event_header *)b->data, cfg, t, EV_SCHED_PROCESS_FORK, current_syscall(), 0);
+    u8 *buf = b->data;
+    u32 off = HDR_SIZE;
+    struct task_struct *pproc = RD(child, real_parent, group_leader);
+    struct task_struct *leader = RD(child, group_leader);
+    /* the forking thread */
+    off = put_u64(buf, off, EVT_MASK, (s64)(s32)RD(parent, pid));
+    off = put_u64(buf, off, EVT_MASK, (s64)(s32)task_ns_tid(parent));
+    off = put_u64(buf, off, EVT_MASK, (s64)(s32)RD(parent, tgid));
+    off = put_u64(buf, off, EVT_MASK, (s64)(s32)task_ns_tgid(parent));
+    off = put_u64(buf, off, EVT_MASK, task_start_time(parent));
+    /* the new task */
+    off = put_u64(buf, off, EVT_MASK, (s64)(s32)RD(child, pid));
+    off = put_u64(buf, off, EVT_MASK, (s64)(s32)task_ns_tid(child));
+    off = put_u64(buf, off, EVT_MASK, (s64)(s32)RD(child, tgid));
+    off = put_u64(buf, off, EVT_MASK, (s64)(s32)task_ns_tgid(child));
+    off = put_u64(buf, off, EVT_MASK, task_start_time(child));
+    /* the parent process (leader of the new task's parent) */
+    off = put_u64(buf, off, EVT_MASK, (s64)(s32)RD(pproc, pid));
+    off = put_u64(buf, off, EVT_MASK, (s64)(s32)task_ns_tid(pproc));
+    off = put_u64(buf, off, EVT_MASK, (s64)(s32)RD(pproc, tgid));
+    off = put_u64(buf, off, EVT_MASK, (s64)(s32)task_ns_tgid(pproc));
+    off = put_u64(buf, off, EVT_MASK, task_start_time(pproc));
+    /* the new task's thread-group leader */
+    off = put_u64(buf, off, EVT_MASK, (s64)(s32)RD(leader, pid));
+    off = put_u64(buf, off, EVT_MASK, (s64)(s32)task_ns_tid(leader));
+    off = put_u64(buf, off, EVT_MASK, (s64)(s32)RD(leader, tgid));
+    off = put_u64(buf, off, EVT_MASK, (s64)(s32)task_ns_tgid(leader));
+    off = put_u64(buf, off, EVT_MASK, task_start_time(leader));
+    submit(b, off);
+    return 0;
+}
+
+SEC("raw_tp/sched_process_exec")
+int tracee_sched_exec(struct bpf_raw_tracepoint_args *ctx)
+{
+    struct filter_cfg *cfg = get_cfg();
+    if (!cfg)
+        return 0;
+    struct task_struct *t = (struct task_struct *)ctx->args[0];
+    u32 old_pid = (u32)ctx->args[1];
+    struct linux_binprm *bprm = (struct linux_binprm *)ctx->args[2];
+    u32 tgid = bpf_get_current_pid_tgid() >> 32;
+    struct file *file = RD(bprm, file);
+
+    /* a container's first exec after its cgroup was created: it has started */
+    struct cgroup *cg = task_cgroup(cfg, t);
+    struct kernfs_node *kn = cg ? RD(cg, kn) : 0;
+    u64 cgid = kn ? RD(kn, id) : 0;
+    struct cgrp_info *ci = bpf_map_lookup_elem(&cgrp_info, &cgid);
+    if (ci && ci->state == CG_CREATED)
+        ci->state = CG_STARTED;
+
+    /* the process has a new executable */
+    u64 leader_start = task_start_time(RD(t, group_leader));
+    struct proc_info *pi = bpf_map_lookup_elem(&proc_info, &tgid);
+    if (!pi || pi->start_time != leader_start) {
+        struct scratch_init *z = get_zero();
+        if (z) {
+            bpf_map_update_elem(&proc_info, &tgid, &z->proc, BPF_ANY);
+            pi = bpf_map_lookup_elem(&proc_info, &tgid);
+            if (pi) {
+                pi->start_time = leader_start;
+                pi->gen = 0;
+            }
+        }
+    }
+    if (pi) {
+        pi->gen += 1;
+        set_proc_exe(pi, file);   /* into slot gen & 1: the previous path stays readable */
+    }
+
+    struct exec_info *info = bpf_map_lookup_elem(&exec_comm, &old_pid);
+    if (should_trace(cfg, t, tgid)) {
+        if (event_sel(EV_SECURITY_BPRM_CHECK) & SEL_EVENT)
+            emit_bprm_check(cfg, t, bprm, file, info);
+        if (event_sel(EV_SCHED_PROCESS_EXEC) & SEL_EVENT)
+            emit_process_exec(cfg, t, bprm, file, info);
+    }
+    if (info)
+        bpf_map_delete_elem(&exec_comm, &old_pid);
+    return 0;
+}
+
+SEC("raw_tp/sched_process_exit")
+int tracee_sched_exit(struct bpf_raw_tracepoint_args *ctx)
+{
+    struct filter_cfg *cfg = get_cfg();
+    if (!cfg)
+        return 0;
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    u32 tid = (u32)pid_tgid, tgid = pid_tgid >> 32;
+    struct task_struct *t = (void *)bpf_get_current_task();
+    bool group_dead = RD(t, signal, live.counter) == 0;
+    if (should_trace(cfg, t, tgid) && (event_sel(EV_SCHED_PROCESS_EXIT) & SEL_EVENT)) {
+        struct event_buf *b = get_buf(BUF_SCHED);
+        if (b) {
+            fill_header((struct event_header *)b->data, cfg, t, EV_SCHED_PROCESS_EXIT, current_syscall(), 0);
+            int code = RD(t, exit_code);
+            u32 off = HDR_SIZE;
+            off = put_u64(b->data, off, EVT_MASK, (s64)((code >> 8) & 0xff));
+            off = put_u64(b->data, off, EVT_MASK, (s64)(code & 0x7f));
+            off = put_u64(b->data, off, EVT_MASK, group_dead);
+            submit(b, off);
+        }
+    }
+    bpf_map_delete_elem(&pending, &tid);
+    if (group_dead)
+        bpf_map_delete_elem(&followed, &tgid);
+    return 0;
+}
+
+/* New cgroups on the tracked hierarchy: containers created after tracing began. */
+SEC("raw_tp/cgroup_mkdir")
+int tracee_cgroup_mkdir(struct bpf_raw_tracepoint_args *ctx)
+{
+    struct filter_cfg *cfg = get_cfg();
+    if (!cfg)
+        return 0;
+    struct cgroup *cg = (struct cgroup *)ctx->args[0];
+    if ((u32)RD(cg, root, hierarchy_id) != cfg->cgroup_hierarchy)
+        return 0;
+    struct kernfs_node *kn = RD(cg, kn);
+    u64 id = RD(kn, id);
+    if (id)
+        cgroup_state(id, kn, CG_CREATED);
+    return 0;
+}

@@ -1,0 +1,423 @@
+"""The live collector: load bpf/tracee.bpf.o, configure it, attach, read and decode events.
+
+    collector = Collector(object_path, btf_path, ["execve", "security_file_open"],
+                          filters=KernelFilters(comms={"bash"}))
+    collector.start()
+    try:
+        while running:
+            for event in collector.poll(100):   # trace.Event dicts (v0.24 layout)
+                ...
+    finally:
+        collector.stop()
+
+Filtering happens in the kernel, before an event is built: the selected event ids, the
+pid/uid/comm/mount-namespace allow sets, container-only (not the host's mount
+namespace), follow (descendants of traced processes are traced) and new-pids-only
+(processes started after :meth:`Collector.start`). The collector's own process is never
+traced.
+"""
+
+from __future__ import annotations
+
+import errno
+import gc
+import logging
+import mmap
+import os
+import re
+import struct
+import time
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Self
+
+from pytracee.engine.catalogue import SYSCALLS
+
+from . import events as ev
+from .decode import Decoder
+from .libbpf import (
+    BpfLink,
+    BpfMap,
+    BpfObject,
+    LibbpfError,
+    possible_cpus,
+    prog_id_of_fd,
+)
+from .ringbuf import RingBufferReader
+
+__all__ = ["Collector", "KernelFilters", "supported_events"]
+
+LOG: Final = logging.getLogger("pytracee.collector")
+
+SEL_EVENT, SEL_ENTER, SEL_EXIT = 0x1, 0x2, 0x4
+F_PID, F_UID, F_COMM, F_MNTNS, F_CONTAINER, F_FOLLOW, F_NEW_PIDS = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40
+
+#: Programs attached to tracepoints, and when each is needed.
+_SYSCALL_PROGS: Final = ("tracee_sys_enter", "tracee_sys_exit")
+_ALWAYS_PROGS: Final = ("tracee_sched_exec", "tracee_sched_exit")  # executable + state tracking
+#: Programs whose failure to load or attach only loses a feature (retried without them).
+_OPTIONAL_PROGS: Final = ("tracee_cgroup_mkdir",)
+
+_CFG: Final = struct.Struct("<IIIiIIQQ")  # struct filter_cfg
+_PROC_INFO: Final = struct.Struct("<QII2I256s256s")  # struct proc_info
+_CG_NAMES, _CG_NAME_LEN = 4, 72
+_FAILED_PROG: Final = re.compile(r"prog '(\w+)': failed to load")
+_FILTER_ENTRIES: Final = 1024  # max_entries of f_pids, f_uids, f_comms, f_mntns (bpf/maps.h)
+
+
+def supported_events() -> list[str]:
+    """Names of the events the collector can produce."""
+    return ev.supported_events()
+
+
+@dataclass
+class KernelFilters:
+    """In-kernel scope filters; empty sets and False flags mean "no filter"."""
+
+    pids: set[int] = field(default_factory=set)  # thread-group ids (host pid namespace)
+    uids: set[int] = field(default_factory=set)
+    comms: set[str] = field(default_factory=set)  # at most 15 characters each
+    mnt_ns: set[int] = field(default_factory=set)
+    container_only: bool = False  # only tasks outside the host's mount namespace
+    #: The mount namespace counted as the host's for container_only (default: pid 1's,
+    #: or the kernel's initial one when /proc/1/ns/mnt is not readable).
+    host_mnt_ns: int | None = None
+    follow: bool = False  # descendants of traced processes are traced too
+    new_pids_only: bool = False  # only processes started after tracing began
+
+    def flags(self) -> int:
+        return (
+            (F_PID if self.pids else 0)
+            | (F_UID if self.uids else 0)
+            | (F_COMM if self.comms else 0)
+            | (F_MNTNS if self.mnt_ns else 0)
+            | (F_CONTAINER if self.container_only else 0)
+            | (F_FOLLOW if self.follow else 0)
+            | (F_NEW_PIDS if self.new_pids_only else 0)
+        )
+
+
+class _MapContext:
+    """The decoder's view of the proc_info and cgrp_info maps."""
+
+    def __init__(self, proc_info: BpfMap, cgrp_info: BpfMap) -> None:
+        self._proc_info = proc_info
+        self._cgrp_info = cgrp_info
+
+    def executable(self, host_pid: int, gen: int) -> str:
+        raw = self._proc_info.lookup(struct.pack("<I", host_pid))
+        if raw is None:
+            return ""
+        _, current, _, len0, len1, exe0, exe1 = _PROC_INFO.unpack_from(raw)
+        slot = gen & 1 if 0 <= current - gen <= 1 else current & 1
+        exe, length = (exe0, len0) if slot == 0 else (exe1, len1)
+        return exe[: min(length, len(exe))].decode(errors="replace")
+
+    def cgroup_names(self, cgroup_id: int) -> list[bytes]:
+        raw = self._cgrp_info.lookup(struct.pack("<Q", cgroup_id))
+        if raw is None:
+            return []
+        names = raw[8 : 8 + _CG_NAMES * _CG_NAME_LEN]
+        return [names[i * _CG_NAME_LEN : (i + 1) * _CG_NAME_LEN].split(b"\0", 1)[0] for i in range(_CG_NAMES)]
+
+
+def _cgroup_hierarchy() -> tuple[int, int]:
+    """(subsys id or -1 for cgroup v2, hierarchy id) of the cgroup tree to take ids from."""
+    try:
+        with open("/proc/self/mounts") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) > 2 and parts[1] == "/sys/fs/cgroup" and parts[2] == "cgroup2":
+                    return -1, 0
+    except OSError:
+        pass
+    try:
+        with open("/proc/cgroups") as f:
+            rows = [line.split() for line in f if not line.startswith("#")]
+    except OSError:
+        return -1, 0
+    mounted = {row[0]: (i, int(row[1])) for i, row in enumerate(rows) if len(row) >= 4 and int(row[1]) > 0}
+    for name in ("memory", "cpuset", "pids", "cpu", "cpuacct", "devices", "freezer", "blkio"):
+        if name in mounted:
+            return mounted[name]
+    return -1, 0
+
+
+def _host_mnt_ns() -> int:
+    """Inode of the host's (pid 1's) mount namespace; 0 lets the kernel use init_nsproxy."""
+    try:
+        return os.stat("/proc/1/ns/mnt").st_ino
+    except OSError:
+        return 0
+
+
+def _ring_size(n: int) -> int:
+    """The ring-buffer size libbpf accepts: a power of two, at least one page."""
+    size = max(n, mmap.PAGESIZE)
+    return 1 << (size - 1).bit_length()
+
+
+class _LogCapture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@contextmanager
+def _capture_libbpf_log() -> Iterator[_LogCapture]:
+    logger = logging.getLogger("pytracee.libbpf")
+    handler = _LogCapture()
+    old_level = logger.level
+    logger.addHandler(handler)
+    if not logger.isEnabledFor(logging.WARNING):
+        logger.setLevel(logging.WARNING)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+
+
+class Collector:
+    """Load the BPF object, trace the selected events and hand out trace.Event dicts."""
+
+    def __init__(
+        self,
+        object_path: Path,
+        btf_path: Path | None,
+        events: Collection[str],
+        *,
+        filters: KernelFilters | None = None,
+        ring_buffer_bytes: int = 32 << 20,
+        wakeup_bytes: int = 64 << 10,
+    ) -> None:
+        unknown = sorted(set(events) - set(ev.EVENTS))
+        if unknown:
+            raise ValueError(f"events the collector cannot produce: {', '.join(unknown)}")
+        if not events:
+            raise ValueError("no events selected")
+        self.object_path = Path(object_path)
+        self.btf_path = Path(btf_path) if btf_path is not None else None
+        self.events = sorted(set(events))
+        self.filters = filters or KernelFilters()
+        for comm in self.filters.comms:
+            if len(comm.encode()) > 15:
+                raise ValueError(f"comm filter {comm!r} is longer than 15 bytes (the kernel's comm length)")
+        f = self.filters
+        for what, values in (("pids", f.pids), ("uids", f.uids), ("comms", f.comms), ("mnt_ns", f.mnt_ns)):
+            if len(values) > _FILTER_ENTRIES:
+                raise ValueError(f"at most {_FILTER_ENTRIES} {what} can be filtered in the kernel, not {len(values)}")
+        self.ring_buffer_bytes = _ring_size(ring_buffer_bytes)
+        #: The kernel wakes the reader once this many bytes wait (0: as soon as it is idle);
+        #: below that, :meth:`poll` delivers events when its timeout expires.
+        self.wakeup_bytes = max(0, min(wakeup_bytes, self.ring_buffer_bytes // 4))
+        self._obj: BpfObject | None = None
+        self._links: list[BpfLink] = []
+        self._reader: RingBufferReader | None = None
+        self._decoder: Decoder | None = None
+        self._lost_map: BpfMap | None = None
+        self._lost_at_stop = 0
+        self.disabled_programs: list[str] = []
+        self.attached_programs: list[str] = []
+        self.program_ids: list[int] = []
+
+    # ---- selection ---------------------------------------------------------------------
+
+    def _selection(self) -> tuple[dict[int, int], dict[int, bytes]]:
+        """evsel bits by event id, and the sysargs descriptors of the selected syscalls."""
+        sel: dict[int, int] = {}
+        sysargs: dict[int, bytes] = {}
+        for name in self.events:
+            spec = ev.EVENTS[name]
+            sel[spec.id] = sel.get(spec.id, 0) | SEL_EVENT
+            if spec.syscall:
+                sysargs[spec.id] = ev.sys_kinds(spec)
+            for sc, when in spec.needs:
+                sid = SYSCALLS[sc]
+                sel[sid] = sel.get(sid, 0) | (SEL_ENTER if when == "enter" else SEL_EXIT)
+        return sel, sysargs
+
+    def _needs_syscalls(self) -> bool:
+        return any(ev.EVENTS[n].syscall or ev.EVENTS[n].needs for n in self.events)
+
+    # ---- lifecycle ---------------------------------------------------------------------
+
+    def _open(self) -> BpfObject:
+        obj = BpfObject(self.object_path, btf_custom_path=self.btf_path)
+        try:
+            obj.map("events").set_max_entries(self.ring_buffer_bytes)
+            programs = obj.programs()
+            for name in self.disabled_programs:
+                if name in programs:
+                    programs[name].set_autoload(False)
+        except Exception:
+            obj.close()
+            raise
+        return obj
+
+    def _load(self) -> BpfObject:
+        """Open and load, retrying without an optional program that the kernel refuses."""
+        while True:
+            obj = self._open()
+            with _capture_libbpf_log() as log:
+                try:
+                    obj.load()
+                    return obj
+                except LibbpfError as exc:
+                    obj.close()
+                    failed = [m.group(1) for line in log.lines for m in [_FAILED_PROG.search(line)] if m]
+                    retry = [p for p in failed if p in _OPTIONAL_PROGS and p not in self.disabled_programs]
+                    if not retry:
+                        detail = "\n".join(log.lines[-40:])
+                        raise LibbpfError(exc.errno, f"{exc.strerror}; libbpf said:\n{detail}") from exc
+                    LOG.warning("BPF program %s does not load here; continuing without it", retry[0])
+                    self.disabled_programs.append(retry[0])
+
+    def _configure(self, obj: BpfObject) -> None:
+        f = self.filters
+        subsys, hierarchy = _cgroup_hierarchy()
+        boot_now = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+        host_ns = f.host_mnt_ns if f.host_mnt_ns is not None else _host_mnt_ns()
+        cfg = _CFG.pack(os.getpid(), f.flags(), host_ns, subsys, hierarchy, 0, boot_now, self.wakeup_bytes)
+        obj.map("fcfg").update(struct.pack("<I", 0), cfg)
+        one = b"\x01"
+        for pid in f.pids:
+            obj.map("f_pids").update(struct.pack("<I", pid), one)
+        for uid in f.uids:
+            obj.map("f_uids").update(struct.pack("<I", uid), one)
+        for comm in f.comms:
+            obj.map("f_comms").update(comm.encode().ljust(16, b"\0"), one)
+        for ns in f.mnt_ns:
+            obj.map("f_mntns").update(struct.pack("<I", ns), one)
+        sel, sysargs = self._selection()
+        evsel = obj.map("evsel")
+        for event_id, bits in sel.items():
+            evsel.update(struct.pack("<I", event_id), struct.pack("<I", bits))
+        sysmap = obj.map("sysargs")
+        for sid, desc in sysargs.items():
+            sysmap.update(struct.pack("<I", sid), desc)
+
+    def _attach(self, obj: BpfObject) -> None:
+        programs = obj.programs()
+        wanted = list(_ALWAYS_PROGS) + list(_OPTIONAL_PROGS)
+        if self._needs_syscalls():
+            wanted += list(_SYSCALL_PROGS)
+        if "sched_process_fork" in self.events or self.filters.follow:
+            wanted.append("tracee_sched_fork")
+        for name in wanted:
+            prog = programs.get(name)
+            if prog is None or name in self.disabled_programs:
+                continue
+            try:
+                link = prog.attach()
+            except LibbpfError:
+                if name in _OPTIONAL_PROGS:
+                    LOG.warning("cannot attach optional BPF program %s; continuing without it", name, exc_info=True)
+                    continue
+                raise
+            self._links.append(link)
+            self.attached_programs.append(name)
+            self.program_ids.append(prog_id_of_fd(prog.fd))
+
+    def start(self) -> None:
+        """Load, configure, attach: events flow from the next :meth:`poll` on."""
+        if self._obj is not None:
+            raise RuntimeError("collector already started")
+        obj = self._load()
+        self._obj = obj
+        try:
+            self._configure(obj)
+            ring = obj.map("events")
+            self._reader = RingBufferReader(ring.fd, self.ring_buffer_bytes)
+            self._lost_map = obj.map("lost")
+            boot_to_epoch = time.time_ns() - time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+            self._decoder = Decoder(boot_to_epoch, _MapContext(obj.map("proc_info"), obj.map("cgrp_info")))
+            self._attach(obj)
+        except Exception:
+            self.stop()
+            raise
+
+    def poll(self, timeout_ms: int, max_events: int | None = 16384) -> list[dict[str, Any]]:
+        """The events ready now (at most ``max_events``), waiting up to ``timeout_ms`` for the first one."""
+        reader, decoder = self._reader, self._decoder
+        if reader is None or decoder is None:
+            raise RuntimeError("collector is not started")
+        out: list[dict[str, Any]] = []
+        if not reader.wait(timeout_ms):
+            return out
+        decode, append = decoder.decode, out.append
+        errors = 0
+
+        def handle(buf: mmap.mmap, off: int, size: int) -> None:
+            nonlocal errors
+            try:
+                append(decode(buf, off, size))
+            except (ValueError, struct.error):
+                errors += 1
+
+        # Events hold no reference cycles; the cyclic GC would run every few hundred
+        # events while a batch piles up and cost more than the decoding.
+        gc_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            reader.drain(handle, max_events)
+        finally:
+            if gc_enabled:
+                gc.enable()
+        if errors:
+            LOG.warning("%d malformed records skipped", errors)
+        return out
+
+    def raw_records(self, timeout_ms: int) -> list[bytes]:
+        """Undecoded records (for recording test data and debugging)."""
+        reader = self._reader
+        if reader is None:
+            raise RuntimeError("collector is not started")
+        out: list[bytes] = []
+        if reader.wait(timeout_ms):
+            reader.drain(lambda buf, off, size: out.append(bytes(buf[off : off + size])))
+        return out
+
+    @property
+    def lost(self) -> int:
+        """Ring-buffer reserve failures so far (events dropped in the kernel), all CPUs."""
+        m = self._lost_map
+        if m is None:
+            return self._lost_at_stop
+        ncpu = possible_cpus()
+        raw = m.lookup(struct.pack("<I", 0), value_size=8 * ncpu)
+        if raw is None:
+            return self._lost_at_stop
+        return sum(struct.unpack(f"<{ncpu}Q", raw))
+
+    def stop(self) -> None:
+        """Detach every program and close the object (idempotent)."""
+        for link in self._links:
+            try:
+                link.destroy()
+            except OSError as exc:  # pragma: no cover - destroy only fails on a bad link
+                if exc.errno != errno.ENOENT:
+                    LOG.warning("detaching %s failed: %s", link.program, exc)
+        self._links.clear()
+        if self._lost_map is not None:
+            self._lost_at_stop = self.lost
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+        self._lost_map = None
+        self._decoder = None
+        if self._obj is not None:
+            self._obj.close()
+            self._obj = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

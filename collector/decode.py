@@ -1,0 +1,350 @@
+"""Turn one ring-buffer record of bpf/tracee.bpf.c into a ``trace.Event`` dict (v0.24 layout).
+
+Every field of Tracee's v0.24 JSON is present (``matchedPolicies`` and ``metadata`` are
+omitempty there and left out), ``eventId`` is a string, arguments are
+``[{"name", "type", "value"}]`` in definition order with raw values as Tracee emits them
+by default (ints unparsed, ``[]byte`` as base64 like Go's JSON, sockaddrs as Tracee's map
+of strings), and boot-relative times are converted to epoch nanoseconds.
+
+The executable path and the container id are not in the record: the decoder asks a
+:class:`ContextSource` (the collector reads them from BPF maps) and caches the answers.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import posixpath
+import re
+import socket
+import struct
+from collections.abc import Callable, Mapping
+from typing import Any, Final, Protocol
+
+from pytracee.engine.catalogue import SYSCALLS
+
+from .events import EVENTS_BY_ID, EventSpec
+
+__all__ = ["HEADER", "ContextSource", "Decoder", "container_id_from_cgroup", "sockaddr_value", "task_entity_id"]
+
+#: struct event_header (bpf/maps.h): 184 bytes.
+HEADER: Final = struct.Struct("<QQQQQqIiIIIIIIIIIIII16s64s")
+_U32: Final = struct.Struct("<I")
+_ALL_ELEMS: Final = 0xFFFFFFFF
+_SYSCALL_NAMES: Final[dict[int, str]] = {nr: name for name, nr in SYSCALLS.items()}
+_CG_EXISTED, _CG_STARTED = 1, 3
+_HEX64: Final = re.compile(rb"[0-9a-f]{64}")
+
+_AF_NAMES: Final[dict[int, str]] = {
+    0: "AF_UNSPEC",
+    1: "AF_UNIX",
+    2: "AF_INET",
+    10: "AF_INET6",
+    16: "AF_NETLINK",
+    17: "AF_PACKET",
+    40: "AF_VSOCK",
+}
+
+
+class ContextSource(Protocol):
+    """Where the decoder gets what the kernel keeps in maps instead of every record."""
+
+    def executable(self, host_pid: int, gen: int) -> str:
+        """The executable path of process ``host_pid`` at its ``gen``-th exec (as the kernel recorded it)."""
+        ...
+
+    def cgroup_names(self, cgroup_id: int) -> list[bytes]:
+        """The cgroup's own directory name and its ancestors' (innermost first)."""
+        ...
+
+
+class _NoContext:
+    def executable(self, host_pid: int, gen: int) -> str:
+        return ""
+
+    def cgroup_names(self, cgroup_id: int) -> list[bytes]:
+        return []
+
+
+def container_id_from_cgroup(names: list[bytes]) -> str:
+    """The 64-hex container id in a cgroup path (docker, containerd, cri-o, podman), or ""."""
+    for name in names:
+        m = _HEX64.search(name)
+        if m:
+            return m.group().decode()
+    return ""
+
+
+def _murmur32(data: bytes, seed: int = 0x18273645) -> int:
+    """MurmurHash3 x86 32-bit (Tracee's HashU32AndU64)."""
+    h = seed
+    n = len(data) // 4
+    for (k,) in struct.iter_unpack("<I", data[: n * 4]):
+        k = (k * 0xCC9E2D51) & 0xFFFFFFFF
+        k = ((k << 15) | (k >> 17)) & 0xFFFFFFFF
+        k = (k * 0x1B873593) & 0xFFFFFFFF
+        h ^= k
+        h = ((h << 13) | (h >> 19)) & 0xFFFFFFFF
+        h = (h * 5 + 0xE6546B64) & 0xFFFFFFFF
+    tail = data[n * 4 :]
+    if tail:
+        k = int.from_bytes(tail, "little")
+        k = (k * 0xCC9E2D51) & 0xFFFFFFFF
+        k = ((k << 15) | (k >> 17)) & 0xFFFFFFFF
+        k = (k * 0x1B873593) & 0xFFFFFFFF
+        h ^= k
+    h ^= len(data)
+    h ^= h >> 16
+    h = (h * 0x85EBCA6B) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * 0xC2B2AE35) & 0xFFFFFFFF
+    h ^= h >> 16
+    return h
+
+
+def task_entity_id(host_id: int, start_time_epoch_ns: int) -> int:
+    """Tracee's entity id of a task: murmur3 of (id, start time rounded to 10 ms), big endian."""
+    rounded = start_time_epoch_ns // 10_000_000 * 10_000_000
+    return _murmur32(struct.pack(">IQ", host_id & 0xFFFFFFFF, rounded & 0xFFFFFFFFFFFFFFFF))
+
+
+def sockaddr_value(raw: bytes) -> dict[str, str]:
+    """A struct sockaddr as Tracee's JSON map of strings."""
+    if len(raw) < 2:
+        return {}
+    family = int.from_bytes(raw[:2], "little")
+    name = _AF_NAMES.get(family, str(family))
+    if family == 2 and len(raw) >= 8:
+        return {"sa_family": name, "sin_port": str(int.from_bytes(raw[2:4], "big")), "sin_addr": socket.inet_ntoa(raw[4:8])}
+    if family == 10 and len(raw) >= 24:
+        addr = ipaddress.IPv6Address(raw[8:24])
+        mapped = addr.ipv4_mapped
+        scope = int.from_bytes(raw[24:28], "little") if len(raw) >= 28 else 0
+        return {
+            "sa_family": name,
+            "sin6_port": str(int.from_bytes(raw[2:4], "big")),
+            "sin6_flowinfo": str(int.from_bytes(raw[4:8], "big")),
+            "sin6_addr": str(mapped) if mapped else str(addr),
+            "sin6_scopeid": str(scope),
+        }
+    if family == 1:
+        path = raw[2:]
+        if path[:1] == b"\0":  # abstract socket
+            path = b"@" + path[1:].split(b"\0", 1)[0]
+        else:
+            path = path.split(b"\0", 1)[0]
+        return {"sa_family": name, "sun_path": path.decode(errors="replace")}
+    return {"sa_family": name}
+
+
+def _join_base(path: str, base: str) -> str:
+    """A relative path made absolute against its base directory (kept as given without one)."""
+    if not base or path.startswith("/"):
+        return path
+    return posixpath.normpath(posixpath.join(base, path))
+
+
+def _post_rename(values: list[Any]) -> None:
+    values[0] = _join_base(values[0], values[2])
+    values[1] = _join_base(values[1], values[3])
+
+
+def _post_mount(values: list[Any]) -> None:
+    values[1] = _join_base(values[1], values[4])
+
+
+_POST: Final[Mapping[str, Callable[[list[Any]], None]]] = {
+    "security_inode_rename": _post_rename,
+    "security_sb_mount": _post_mount,
+}
+
+
+def _var_code(i: int, kind: str) -> list[str]:
+    """Source lines decoding variable-size argument ``a{i}`` at ``pos`` (see bpf/common.h)."""
+    empty = {"s": "''", "a": "[]", "y": "''", "k": "{}"}[kind]
+    head = 8 if kind == "a" else 4
+    lines = [
+        "if pos + 4 <= end:",
+        "    n = _U32U(buf, pos)[0]",
+        f"    s = pos + {head}",
+        "    e = s + n",
+        "    if e > end:",
+        "        e = end",
+    ]
+    if kind == "s":
+        lines.append(f"    a{i} = buf[s:e].decode('utf-8', 'replace')")
+    elif kind == "a":
+        lines += [
+            "    count = _U32U(buf, pos + 4)[0] if pos + 8 <= end else 0",
+            "    items = bytes(buf[s:e]).split(b'\\0')",
+            "    if count == _ALL:",
+            "        if items and not items[-1]:",
+            "            items.pop()",
+            "    else:",
+            "        del items[count:]",
+            f"    a{i} = [x.decode('utf-8', 'replace') for x in items]",
+        ]
+    elif kind == "y":
+        lines.append(f"    a{i} = _b64(bytes(buf[s:e])).decode('ascii')")
+    else:
+        lines.append(f"    a{i} = _sockaddr(bytes(buf[s:e]))")
+    lines += ["    pos = s + ((n + 3) & ~3)", "else:", f"    a{i} = {empty}"]
+    return lines
+
+
+def _compile(ev: EventSpec) -> Callable[[Any, int, int, int], list[dict[str, Any]]]:
+    """A function decoding the arguments of ``ev`` from a record (generated once per event)."""
+    fixed = [(i, a) for i, a in enumerate(ev.args) if a.fixed]
+    fmt = "<" + "".join("q" if a.kind == "i" else "Q" for _, a in fixed)
+    env: dict[str, Any] = {
+        "_U32U": _U32.unpack_from,
+        "_ALL": _ALL_ELEMS,
+        "_b64": base64.b64encode,
+        "_sockaddr": sockaddr_value,
+        "_post": _POST.get(ev.name),
+        "_FIX": struct.Struct(fmt).unpack_from,
+    }
+    size = struct.calcsize(fmt)
+    body = []
+    if fixed:
+        body += [
+            f"if pos + {size} > end:",
+            f"    raise ValueError('{ev.name}: record too short for its fixed arguments')",
+            f"{', '.join(f'a{i}' for i, _ in fixed)}, = _FIX(buf, pos)",
+            f"pos += {size}",
+        ]
+        for i, a in fixed:
+            if a.kind == "t":
+                body.append(f"a{i} = a{i} + boot if a{i} else 0")
+            elif a.kind == "b":
+                body.append(f"a{i} = bool(a{i})")
+    for i, a in enumerate(ev.args):
+        if not a.fixed:
+            body += _var_code(i, a.kind)
+    names = ", ".join(f"a{i}" for i in range(len(ev.args)))
+    if env["_post"] is not None:
+        body += [f"vals = [{names}]", "_post(vals)", f"{names}, = vals"]
+    items = ", ".join(
+        f"{{'name': {a.name!r}, 'type': {a.type!r}, 'value': a{i}}}" for i, a in enumerate(ev.args) if not a.hidden
+    )
+    body.append(f"return [{items}]")
+    src = "def decode_args(buf, pos, end, boot):\n" + "\n".join("    " + line for line in body) + "\n"
+    exec(compile(src, f"<decode {ev.name}>", "exec"), env)  # noqa: S102 - source built from EventSpec only
+    return env["decode_args"]
+
+
+class _Plan:
+    """How to decode one event id (built once)."""
+
+    __slots__ = ("args", "id_str", "name")
+
+    def __init__(self, ev: EventSpec) -> None:
+        self.name = ev.name
+        self.id_str = str(ev.id)
+        self.args = _compile(ev)
+
+
+#: The header fields that change from one event of a thread to the next.
+_VARYING: Final = struct.Struct("<Q32xqIi")
+
+
+class Decoder:
+    """Decode records; caches per-thread context, per-process and per-cgroup lookups."""
+
+    def __init__(self, boot_to_epoch_ns: int, context: ContextSource | None = None, events: Mapping[int, EventSpec] | None = None) -> None:
+        self.boot_to_epoch_ns = boot_to_epoch_ns
+        self.context: ContextSource = context if context is not None else _NoContext()
+        self._plans = {ev_id: _Plan(ev) for ev_id, ev in (events or EVENTS_BY_ID).items()}
+        self._templates: dict[bytes, dict[str, Any]] = {}
+        self._exe: dict[tuple[int, int, int], str] = {}
+        self._containers: dict[int, str] = {}
+
+    def _executable(self, host_pid: int, leader_start: int, gen: int) -> str:
+        key = (host_pid, leader_start, gen)
+        v = self._exe.get(key)
+        if v is None:
+            if len(self._exe) > 65536:
+                self._exe.clear()
+            v = self._exe[key] = self.context.executable(host_pid, gen)
+        return v
+
+    def _container(self, cgroup_id: int) -> str:
+        v = self._containers.get(cgroup_id)
+        if v is None:
+            v = self._containers[cgroup_id] = container_id_from_cgroup(self.context.cgroup_names(cgroup_id)) if cgroup_id else ""
+        return v
+
+    def _template(self, buf: Any, off: int) -> dict[str, Any]:
+        """The event dict of a thread's context, with placeholders for the per-event fields."""
+        (
+            _, start, leader_start, parent_start, cgroup_id, _, _, _,
+            host_pid, host_tid, host_ppid, pid, tid, ppid, uid, mnt_ns, pid_ns, cpu, flags, exe_gen, comm, uts,
+        ) = HEADER.unpack_from(buf, off)  # fmt: skip
+        offset = self.boot_to_epoch_ns
+        start_epoch = start + offset
+        container_id = self._container(cgroup_id)
+        return {
+            "timestamp": 0,
+            "threadStartTime": start_epoch,
+            "processorId": cpu,
+            "processId": pid,
+            "cgroupId": cgroup_id,
+            "threadId": tid,
+            "parentProcessId": ppid,
+            "hostProcessId": host_pid,
+            "hostThreadId": host_tid,
+            "hostParentProcessId": host_ppid,
+            "userId": uid,
+            "mountNamespace": mnt_ns,
+            "pidNamespace": pid_ns,
+            "processName": comm.split(b"\0", 1)[0].decode(errors="replace"),
+            "executable": {"path": self._executable(host_pid, leader_start, exe_gen)},
+            "hostName": uts.split(b"\0", 1)[0].decode(errors="replace"),
+            "containerId": container_id,
+            "container": {"id": container_id} if container_id else {},
+            "kubernetes": {},
+            "eventId": "0",
+            "eventName": "",
+            "argsNum": 0,
+            "returnValue": 0,
+            "syscall": "",
+            "stackAddresses": None,
+            "contextFlags": {
+                "containerStarted": bool(container_id) and (flags & 3) in (_CG_EXISTED, _CG_STARTED),
+                "isCompat": False,
+            },
+            "threadEntityId": task_entity_id(host_tid, start_epoch),
+            "processEntityId": task_entity_id(host_pid, leader_start + offset),
+            "parentEntityId": task_entity_id(host_ppid, parent_start + offset),
+            "args": None,
+        }
+
+    def decode(self, buf: Any, off: int = 0, size: int | None = None) -> dict[str, Any]:
+        """The trace.Event dict of the record at ``buf[off:off+size]`` (bytes, bytearray or mmap).
+
+        The nested ``executable``, ``container``, ``kubernetes`` and ``contextFlags`` dicts
+        are shared by the events of one thread context: treat them as read-only.
+        """
+        end = off + (len(buf) - off if size is None else size)
+        if end - off < HEADER.size:
+            raise ValueError(f"record of {end - off} bytes is shorter than the {HEADER.size}-byte header")
+        ts, retval, ev_id, sysno = _VARYING.unpack_from(buf, off)
+        plan = self._plans.get(ev_id)
+        if plan is None:
+            raise ValueError(f"unknown event id {ev_id} in record")
+        key = buf[off + 8 : off + 40] + buf[off + 56 : off + HEADER.size]
+        template = self._templates.get(key)
+        if template is None:
+            if len(self._templates) > 16384:
+                self._templates.clear()
+            template = self._templates[key] = self._template(buf, off)
+        args = plan.args(buf, off + HEADER.size, end, self.boot_to_epoch_ns)
+        event = template.copy()
+        event["timestamp"] = ts + self.boot_to_epoch_ns
+        event["eventId"] = plan.id_str
+        event["eventName"] = plan.name
+        event["argsNum"] = len(args)
+        event["returnValue"] = retval
+        event["syscall"] = _SYSCALL_NAMES.get(sysno, "")
+        event["args"] = args
+        return event

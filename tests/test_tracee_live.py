@@ -1,0 +1,197 @@
+"""The ``tracee`` command on the live host: real programs, real events, real findings.
+
+Each test starts ``tracee`` (root and eBPF are available on the project's machines
+and in CI), runs programs with a unique command name so the in-kernel comm filter
+keeps other activity out, stops it with SIGTERM, and checks the JSON it printed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+OBJECT = REPO / "bpf" / "tracee.bpf.o"
+
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="live tracing needs root (CAP_BPF and CAP_PERFMON)"),
+    pytest.mark.skipif(not Path("/sys/kernel/btf/vmlinux").exists(), reason="the kernel has no BTF"),
+]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def bpf_object() -> None:
+    """The collector's object, built as scripts/setup.sh builds it."""
+    subprocess.run(["make", "-s", "-C", str(REPO / "bpf")], check=True, capture_output=True, timeout=600)
+    assert OBJECT.exists()
+
+
+def bpf_programs() -> set[int]:
+    """IDs of every loaded BPF program."""
+    out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True, check=True).stdout
+    return {prog["id"] for prog in json.loads(out or "[]")}
+
+
+def still_loaded(programs: set[int], seconds: float = 5.0) -> set[int]:
+    """Those of ``programs`` still loaded after ``seconds`` (the kernel frees them asynchronously)."""
+    deadline = time.monotonic() + seconds
+    while (left := programs & bpf_programs()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return left
+
+
+def programs_held_by(pid: int) -> set[int]:
+    """IDs of the BPF programs a process holds through its file descriptors (program and link fds)."""
+    held = set()
+    for info in Path(f"/proc/{pid}/fdinfo").iterdir():
+        try:
+            text = info.read_text()
+        except OSError:  # the descriptor closed meanwhile
+            continue
+        held.update(int(line.split()[1]) for line in text.splitlines() if line.startswith("prog_id:"))
+    return held
+
+
+class Tracee:
+    """A running ``tracee`` process."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pytracee.collector.cli.tracee", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        assert self.proc.stderr is not None
+        self.log: list[str] = []
+        while True:  # until "tracee: tracing N events ...": the programs are attached
+            line = self.proc.stderr.readline()
+            self.log.append(line)
+            if "tracing" in line:
+                break
+            if not line:
+                raise AssertionError("tracee did not start:\n" + "".join(self.log))
+        self.programs = programs_held_by(self.proc.pid)
+
+    def stop(self) -> tuple[int, list[dict], str]:
+        time.sleep(0.5)  # let the last events drain
+        self.proc.send_signal(signal.SIGTERM)
+        out, err = self.proc.communicate(timeout=60)
+        events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+        return self.proc.returncode, events, "".join(self.log) + err
+
+
+@pytest.fixture
+def tool(tmp_path: Path) -> Iterator[Path]:
+    """A copy of /bin/cat under a command name no other process uses."""
+    path = tmp_path / "pytracee-probe"
+    shutil.copy2("/bin/cat", path)
+    yield path
+
+
+def args_of(event: dict) -> dict:
+    return {arg["name"]: arg["value"] for arg in event["args"]}
+
+
+def test_exec_and_open_events_carry_tracee_fields(tool: Path) -> None:
+    tracee = Tracee("-e", "execve,sched_process_exec,security_file_open,openat", "-s", f"comm={tool.name}", "-o", "json")
+    child = subprocess.run([str(tool), "/etc/hostname"], capture_output=True, check=True)
+    status, events, err = tracee.stop()
+    assert status == 0, err
+    by_name: dict[str, list[dict]] = {}
+    for event in events:
+        assert event["processName"] == tool.name
+        by_name.setdefault(event["eventName"], []).append(event)
+    exec_event = by_name["sched_process_exec"][0]
+    assert args_of(exec_event)["cmdpath"] == str(tool) and args_of(exec_event)["argv"] == [str(tool), "/etc/hostname"]
+    assert args_of(exec_event)["inode"] == os.stat(tool).st_ino
+    assert exec_event["executable"]["path"] == str(tool) and exec_event["eventId"] == "715"
+    opens = [e for e in by_name["security_file_open"] if args_of(e)["pathname"] == "/etc/hostname"]
+    assert opens, [args_of(e)["pathname"] for e in by_name["security_file_open"]]
+    opened = args_of(opens[0])
+    assert opened["inode"] == os.stat("/etc/hostname").st_ino and opened["flags"] & 3 == os.O_RDONLY
+    assert opens[0]["syscall"] == "openat" and opens[0]["hostProcessId"] == exec_event["hostProcessId"]
+    openat = [e for e in by_name["openat"] if args_of(e)["pathname"] == "/etc/hostname"][0]
+    assert openat["returnValue"] >= 3 and openat["eventId"] == "257"
+    assert child.stdout == Path("/etc/hostname").read_bytes()
+    assert "0 lost" in err
+    assert tracee.programs, "tracee should hold its BPF programs while tracing"
+    assert not still_loaded(tracee.programs)  # every one of them detached and unloaded
+
+
+def test_signatures_fire_on_live_attacks(tmp_path: Path) -> None:
+    traceme = tmp_path / "pytracee-dbg"
+    traceme.write_text(
+        "import ctypes\n"
+        "ctypes.CDLL(None, use_errno=True).ptrace(0, 0, 0, 0)\n"  # PTRACE_TRACEME
+    )
+    tracee = Tracee("--output-template", "rawjson", "--rules", "TRC-102,TRC-105,TRC-1027,PYT-1")
+    subprocess.run([sys.executable, str(traceme)], check=True)
+    # fileless execution: run a copy of /bin/true from a memfd
+    memfd = subprocess.run(
+        [sys.executable, "-c",
+         "import os; fd = os.memfd_create('pytracee-fileless'); os.write(fd, open('/bin/true','rb').read());"
+         "os.execve(fd, ['true'], {})"],
+        check=False,
+    )
+    assert memfd.returncode == 0
+    # a cron job written inside a throw-away mount namespace: /etc/cron.d is a private tmpfs there
+    subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+         "mount -t tmpfs none /etc/cron.d && echo '* * * * * root true' > /etc/cron.d/pytracee-job"],
+        check=True,
+    )
+    status, findings, err = tracee.stop()
+    assert status == 0, err
+    fired = {f["SigMetadata"]["ID"] for f in findings}
+    assert {"TRC-102", "TRC-105", "TRC-1027"} <= fired, (fired, err)
+    assert not Path("/etc/cron.d/pytracee-job").exists()
+    fileless = next(f for f in findings if f["SigMetadata"]["ID"] == "TRC-105")
+    assert args_of(fileless["Context"])["pathname"].startswith("memfd:")
+
+
+def test_tracee_json_feeds_tracee_rules(tool: Path, tmp_path: Path) -> None:
+    tracee = Tracee("-e", "security_file_open", "-s", f"comm={tool.name}", "-o", "json")
+    subprocess.run([str(tool), "/etc/hostname"], capture_output=True, check=True)
+    status, events, _ = tracee.stop()
+    recorded = tmp_path / "live.jsonl"
+    recorded.write_text("".join(json.dumps(e) + "\n" for e in events))
+    replay = subprocess.run(
+        [sys.executable, "-m", "pytracee.engine.cli.tracee_rules", "--input", str(recorded), "--strict"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert replay.returncode == 0 and f"{len(events)} events read, 0 skipped" in replay.stderr
+
+
+def test_unprivileged_users_get_a_clear_error() -> None:
+    result = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
+         sys.executable, "-m", "pytracee.collector.cli.tracee", "-e", "execve"],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "HOME": "/tmp"},
+    )
+    assert result.returncode == 2 and "CAP_BPF" in result.stderr
+
+
+
+def test_secure_tracing_catches_a_real_execve_race(tmp_path: Path) -> None:
+    racer = tmp_path / "exec_race"
+    subprocess.run(["gcc", "-O2", "-pthread", "-o", str(racer), str(REPO / "tests" / "programs" / "exec_race.c")], check=True)
+    tracee = Tracee("--rules", "PYT-1", "--output-template", "rawjson")
+    subprocess.run([str(racer), "3000"], check=True, capture_output=True, timeout=300)
+    status, findings, err = tracee.stop()
+    assert status == 0, err
+    tampered = [f for f in findings if f["SigMetadata"]["ID"] == "PYT-1" and f["Context"]["processName"] in ("true", "echo")]
+    assert tampered, f"no race won in 3000 attempts:\n{err}"
+    for finding in tampered:
+        data = finding["Data"]
+        # the tracer read the other program's path, or a torn mix of both ("/bin/eche")
+        assert data["kernel pathname"] in ("/bin/true", "/bin/echo") and data["syscall pathname"] != data["kernel pathname"]
+        assert data["syscall"] == "execve" and finding["Context"]["eventName"] == "sched_process_exec"
+        assert finding["Context"]["syscall"] == "execve"  # the LSM-side event carries its syscall
