@@ -35,6 +35,7 @@ __all__ = [
     "format_mem_prot_alert",
     "format_open_flags",
     "format_ptrace_request",
+    "go_base",
     "is_elf",
     "is_file_read",
     "is_file_write",
@@ -231,6 +232,17 @@ MEMORY_PATH_PREFIXES: Final = ("memfd:", "/run/shm/", "/dev/shm/")
 def is_memory_path(path: str) -> bool:
     """True for paths of in-memory files: ``memfd:``, ``/dev/shm/``, ``/run/shm/``."""
     return path.startswith(MEMORY_PATH_PREFIXES)
+
+
+def go_base(path: str) -> str:
+    """Go's ``path.Base``, which Tracee's signatures use: the last element with trailing
+    slashes ignored, ``"/"`` for a path of slashes, ``"."`` for ``""``."""
+    if not path:
+        return "."
+    stripped = path.rstrip("/")
+    if not stripped:
+        return "/"
+    return stripped.rpartition("/")[2]
 
 
 def decode_bytes(value: Any) -> bytes:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from pytracee.engine import Event, EventSelector, select
+from pytracee.engine.parsers import go_base
 
 __all__ = [
     "FILE_OPEN",
@@ -69,16 +70,6 @@ def mitre_properties(
 
 
 # --- paths -------------------------------------------------------------------------------
-
-
-def go_base(path: str) -> str:
-    """Go's ``path.Base``: the last element, trailing slashes ignored; ``"."`` for ``""``."""
-    if not path:
-        return "."
-    stripped = path.rstrip("/")
-    if not stripped:
-        return "/"
-    return stripped.rpartition("/")[2]
 
 
 def basename_patterns(names: Iterable[str]) -> list[str]:

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from .. import parsers
+from ..parsers import go_base
 
 __all__ = ["FUNCTIONS", "CelFunction", "EventSlot", "function_names", "go_base", "go_dir"]
 
@@ -114,14 +115,6 @@ def _join(items: list[Any], sep: str = "") -> str:
     return sep.join(items)
 
 
-def go_base(path: str) -> str:
-    """Go's ``filepath.Base``: the last element, trailing slashes ignored; ``"."`` for ``""``."""
-    if not path:
-        return "."
-    stripped = path.rstrip("/")
-    if not stripped:
-        return "/"
-    return stripped.rpartition("/")[2]
 
 
 def go_dir(path: str) -> str:
