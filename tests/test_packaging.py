@@ -37,6 +37,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert "pytracee/engine/rego/helpers.rego" in names
     assert len([n for n in names if n.startswith("pytracee/rules/rego/") and n.endswith(".rego")]) == 14
     assert len([n for n in names if n.startswith("pytracee/rules/cel/") and n.endswith(".yaml")]) >= 5
+    if shutil.which("clang") and shutil.which("bpftool"):  # the build hook compiles the eBPF object
+        assert {"pytracee/bpf/tracee.bpf.o", "pytracee/bpf/tracee.min.btf", "pytracee/bpf/tracee.bpf.c"} <= set(names)
+        assert not [n for n in names if n.endswith("vmlinux.h")]  # generated headers stay out
     target = work / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(target), str(wheel)],
@@ -45,10 +48,10 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return target
 
 
-def run_installed(target: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def run_installed(target: Path, *args: str, command: str = "tracee-rules") -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(target)}
     return subprocess.run(
-        [sys.executable, str(target / "bin" / "tracee-rules"), *args],
+        [sys.executable, str(target / "bin" / command), *args],
         capture_output=True, text=True, env=env, timeout=120, cwd=target,
     )
 
@@ -82,3 +85,17 @@ def test_pytest_plugin_is_registered(installed: Path) -> None:
     entry_points = (dist_info / "entry_points.txt").read_text()
     assert "[pytest11]\npytracee = pytracee.engine.testing" in entry_points
     assert "tracee-rules = pytracee.engine.cli.tracee_rules:main" in entry_points
+
+
+def test_installed_collector_uses_the_packaged_object(installed: Path) -> None:
+    script = (
+        "from pytracee.collector.objects import choose_bpf_object\n"
+        "c = choose_bpf_object()\n"
+        "print(c.case, c.object_path)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(installed)}, cwd=installed, timeout=60)
+    assert result.returncode == 0, result.stderr
+    case, path = result.stdout.split()
+    assert case == "3" and path.startswith(str(installed.resolve()))  # the wheel's CO-RE object with the kernel's BTF
+    assert run_installed(installed, "--help", command="tracee").returncode == 0
