@@ -28,12 +28,13 @@ import operator
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final
 
 from pytracee.engine.events import origin_of
 from pytracee.engine.selectors import ArgPattern, SelectorError
 
-__all__ = ["EVENT_SETS", "FilterError", "Selection", "parse_selection"]
+__all__ = ["EVENT_SETS", "FilterError", "Selection", "parse_selection", "running_container_ids"]
 
 Predicate = Callable[[Mapping[str, Any]], bool]
 
@@ -85,6 +86,12 @@ class Selection:
         """The event names to trace: the selected ones (or ``defaults``), minus exclusions."""
         chosen = set(self.events) if self.events else set(defaults)
         return chosen - self.excluded
+
+    def start(self, proc: Path = Path("/proc")) -> None:
+        """Call when tracing starts: ``container=new`` leaves out the containers running now."""
+        if self.new_containers_only:
+            existing = running_container_ids(proc)
+            self.scope.append(lambda raw: bool(_container_id(raw)) and _container_id(raw) not in existing)
 
     def accepts(self, raw: Mapping[str, Any]) -> bool:
         """True when the event passes the scope and its own event's filters."""
@@ -243,6 +250,21 @@ def _scope(selection: Selection, text: str) -> None:
     raise FilterError(
         f"{text!r}: unknown scope {key!r} (uid, pid, pid=new, comm, mntns, pidns, uts, executable, container, follow)"
     )
+
+
+_CONTAINER_ID = re.compile(r"[0-9a-f]{64}")
+
+
+def running_container_ids(proc: Path = Path("/proc")) -> frozenset[str]:
+    """Container ids (64 hex digits in a cgroup path, as docker, containerd and CRI-O name them)
+    of the processes running now."""
+    ids: set[str] = set()
+    for cgroup in proc.glob("[0-9]*/cgroup"):
+        try:
+            ids.update(_CONTAINER_ID.findall(cgroup.read_text()))
+        except OSError:  # the process exited meanwhile
+            continue
+    return frozenset(ids)
 
 
 def _container_id(raw: Mapping[str, Any]) -> str:

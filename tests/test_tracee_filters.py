@@ -98,3 +98,17 @@ def test_template_output(tmp_path) -> None:
 def test_bad_output_options(bad: str) -> None:
     with pytest.raises(OutputError):
         EventPrinter(parse_output_options([bad]))
+
+
+def test_container_new_leaves_out_containers_already_running(tmp_path) -> None:
+    old, new = "a" * 64, "b" * 64
+    (tmp_path / "17").mkdir()
+    (tmp_path / "17" / "cgroup").write_text(f"0::/system.slice/docker-{old}.scope\n")
+    (tmp_path / "self").mkdir()  # not a pid: ignored
+    s = parse_selection(scopes=["container=new"])
+    assert s.container_only and s.new_containers_only
+    s.start(proc=tmp_path)
+    started = {"contextFlags": {"containerStarted": True}}
+    assert s.accepts({**event(), **started, "container": {"id": new}})
+    assert not s.accepts({**event(), **started, "container": {"id": old}})
+    assert not s.accepts(event())

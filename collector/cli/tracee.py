@@ -167,6 +167,7 @@ def _trace(args: argparse.Namespace, selection: Selection, printer: EventPrinter
     counts = {"traced": 0, "printed": 0}
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
+        selection.start()
         collector.start()
         log.info("tracing %d events (%s)%s", len(traced), ",".join(sorted(traced)),
                  f"; {len(session.signatures)} signatures" if session is not None else "")
