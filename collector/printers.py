@@ -13,6 +13,7 @@ left out of the output.
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -27,6 +28,7 @@ from pytracee.engine.parsers import (
     format_ptrace_request,
 )
 from pytracee.engine.schema import GO_FIELD_NAMES, full_event
+from pytracee.engine.session import StopRun
 
 __all__ = ["EventPrinter", "OutputSpec", "parse_output_options"]
 
@@ -103,10 +105,22 @@ class EventPrinter:
                 raise OutputError(f"--output gotemplate={spec.template}: {exc}") from None
 
     def print(self, raw: Mapping[str, Any]) -> None:
-        """Print one event (a trace.Event dict)."""
+        """Print one event (a trace.Event dict).
+
+        :raises StopRun: when the output was closed (the reader of a pipe went away).
+        """
         if self.spec.format == "none":
             return
-        event = self._shown(raw)
+        try:
+            self._write(self._shown(raw))
+            self.stream.flush()
+        except BrokenPipeError:  # stop tracing rather than fail on every further event
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
+            os.close(devnull)
+            raise StopRun("the event output was closed") from None
+
+    def _write(self, event: dict[str, Any]) -> None:
         if self.spec.format == "json":
             self.stream.write(orjson.dumps(event).decode() + "\n")
         elif self.spec.format == "gotemplate" and self._template is not None:
@@ -114,7 +128,6 @@ class EventPrinter:
             self.stream.write(text if text.endswith("\n") else text + "\n")
         else:
             self._table(event)
-        self.stream.flush()
 
     def close(self) -> None:
         if self.stream not in (sys.stdout, sys.stderr):

@@ -195,3 +195,19 @@ def test_secure_tracing_catches_a_real_execve_race(tmp_path: Path) -> None:
         assert data["kernel pathname"] in ("/bin/true", "/bin/echo") and data["syscall pathname"] != data["kernel pathname"]
         assert data["syscall"] == "execve" and finding["Context"]["eventName"] == "sched_process_exec"
         assert finding["Context"]["syscall"] == "execve"  # the LSM-side event carries its syscall
+
+
+def test_a_closed_event_output_stops_tracing(tool: Path) -> None:
+    pipeline = subprocess.Popen(
+        f"{sys.executable} -m pytracee.collector.cli.tracee -e sched_process_exec -s comm={tool.name} -o json | head -n 1",
+        shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    time.sleep(3)  # attached
+    for _ in range(20):
+        subprocess.run([str(tool), "/etc/hostname"], capture_output=True, check=True)
+        if pipeline.poll() is not None:
+            break
+        time.sleep(0.1)
+    out, err = pipeline.communicate(timeout=60)
+    assert json.loads(out)["eventName"] == "sched_process_exec"
+    assert "stopped: the event output was closed" in err and "Traceback" not in err

@@ -38,6 +38,7 @@ from pytracee.engine.session import (
     ConfigError,
     Session,
     SessionConfig,
+    StopRun,
 )
 
 from ..filters import FilterError, Selection, parse_selection
@@ -183,6 +184,11 @@ def _trace(args: argparse.Namespace, selection: Selection, printer: EventPrinter
                     pass
             except KeyboardInterrupt:
                 pass
+    except KeyboardInterrupt:  # stopped while attaching
+        status = EXIT_OK
+    except StopRun as exc:  # the event output was closed (`tracee -o json | head`)
+        log.error("stopped: %s", exc)
+        status = EXIT_FAILURE
     except OSError as exc:
         log.error("tracing failed: %s", exc)
         status = EXIT_FAILURE
