@@ -51,7 +51,7 @@
 #define CG_STARTED        3   /* created after tracing began, and something exec'd in it */
 
 #define CG_NAMES          4   /* path components kept: the cgroup and 3 ancestors */
-#define CG_NAME_LEN       72
+#define CG_NAME_LEN       128  /* cri-containerd-<64 hex>.scope is 85 bytes */
 
 #define EXE_LEN           256
 

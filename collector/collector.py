@@ -62,7 +62,7 @@ _OPTIONAL_PROGS: Final = ("tracee_cgroup_mkdir",)
 
 _CFG: Final = struct.Struct("<IIIiIIQQ")  # struct filter_cfg
 _PROC_INFO: Final = struct.Struct("<QII2I256s256s")  # struct proc_info
-_CG_NAMES, _CG_NAME_LEN = 4, 72
+_CG_NAMES, _CG_NAME_LEN = 4, 128  # bpf/maps.h: CG_NAMES, CG_NAME_LEN
 _FAILED_PROG: Final = re.compile(r"prog '(\w+)': failed to load")
 _FILTER_ENTRIES: Final = 1024  # max_entries of f_pids, f_uids, f_comms, f_mntns (bpf/maps.h)
 

@@ -240,7 +240,8 @@ def _scope(selection: Selection, text: str) -> None:
         if op not in ("=", "!="):
             raise FilterError(f"{text!r}: {key} takes '=' or '!='")
         if key == "comm" and op == "=" and all("*" not in v for v in value.split(",")):
-            selection.comms.update(v[:15] for v in value.split(","))
+            # the kernel's comm is 15 bytes (TASK_COMM_LEN - 1): compare what it can hold
+            selection.comms.update(v.encode()[:15].decode(errors="ignore") for v in value.split(","))
             return
         if key in _STRING_SCOPES:
             selection.scope.append(_field_check(text, op, value, _STRING_SCOPES[key]))

@@ -295,3 +295,14 @@ def test_event_definitions() -> None:
     assert [a.name for a in ev.EVENTS["security_inode_rename"].visible] == ["old_path", "new_path"]
     with pytest.raises(ValueError):
         ev.sys_kinds(ev.EVENTS["magic_write"])
+
+
+def test_cgroup_names_hold_the_longest_container_runtime_names() -> None:
+    from pytracee.collector import collector as collector_module
+    from pytracee.collector.decode import container_id_from_cgroup
+
+    container = "0123456789abcdef" * 4
+    longest = f"cri-containerd-{container}.scope".encode()  # containerd with the systemd cgroup driver
+    assert len(longest) < collector_module._CG_NAME_LEN  # what the BPF side keeps of a name (with its NUL)
+    kept = longest[: collector_module._CG_NAME_LEN - 1]
+    assert container_id_from_cgroup([kept]) == container

@@ -87,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="where a non-CO-RE object or an unpacked BTF file lives (default: %(default)s)")
     bpf.add_argument("--build-policy", choices=("never", "if-needed", "always"), default="if-needed",
                      help="build a non-CO-RE object from the packaged sources when needed (default: %(default)s)")
-    bpf.add_argument("--ring-buffer-mb", type=int, default=32, help="ring buffer size in MiB (default: %(default)s)")
+    bpf.add_argument("--ring-buffer-mb", type=_ring_buffer_mb, default=32,
+                     help="ring buffer size in MiB, a power of two from 1 to 1024 (default: %(default)s)")
     parser.add_argument("--log", "-l", default="info", choices=["debug", "info", "warn", "error"],
                         help="log level on stderr (default: %(default)s)")
     outputs.add_finding_output_options(parser, file_option="--findings-output")
@@ -163,13 +164,24 @@ def _trace(args: argparse.Namespace, selection: Selection, printer: EventPrinter
         pids=selection.pids, uids=selection.uids, comms=selection.comms, container_only=selection.container_only,
         follow=selection.follow, new_pids_only=selection.new_pids_only,
     )
-    collector = Collector(choice.object_path, choice.btf_path, sorted(traced), filters=filters,
-                          ring_buffer_bytes=args.ring_buffer_mb << 20)
+    try:
+        collector = Collector(choice.object_path, choice.btf_path, sorted(traced), filters=filters,
+                              ring_buffer_bytes=args.ring_buffer_mb << 20)
+    except ValueError as exc:  # e.g. more pids or comms than the kernel maps hold
+        log.error("%s", exc)
+        return EXIT_USAGE
     counts = {"traced": 0, "printed": 0}
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         selection.start()
-        collector.start()
+        # libbpf calls back into Python while loading; a signal raised in such a callback
+        # would be swallowed by ctypes, so signals wait until the programs are attached.
+        stop_signals = {signal.SIGINT, signal.SIGTERM}
+        signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+        try:
+            collector.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
         log.info("tracing %d events (%s)%s", len(traced), ",".join(sorted(traced)),
                  f"; {len(session.signatures)} signatures" if session is not None else "")
         stream = _events(collector, selection, printer, printed, counts)
@@ -193,6 +205,7 @@ def _trace(args: argparse.Namespace, selection: Selection, printer: EventPrinter
         log.error("tracing failed: %s", exc)
         status = EXIT_FAILURE
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not break the clean-up
         collector.stop()
         signal.signal(signal.SIGTERM, previous)
         printer.close()
@@ -221,6 +234,13 @@ def _events(collector, selection: Selection, printer: EventPrinter, printed: set
         if lost > reported_lost:
             log.warning("lost %d events (%d in total): the ring buffer was full", lost - reported_lost, lost)
             reported_lost = lost
+
+
+def _ring_buffer_mb(text: str) -> int:
+    size = int(text)
+    if not 1 <= size <= 1024 or size & (size - 1):
+        raise argparse.ArgumentTypeError(f"{text}: expected a power of two from 1 to 1024")
+    return size
 
 
 def _interrupt(signum: int, frame: object) -> None:
