@@ -225,6 +225,8 @@ class Collector:
         self.disabled_programs: list[str] = []
         self.attached_programs: list[str] = []
         self.program_ids: list[int] = []
+        #: Records that could not be decoded (skipped and counted, never silently).
+        self.malformed = 0
 
     # ---- selection ---------------------------------------------------------------------
 
@@ -255,7 +257,7 @@ class Collector:
             for name in self.disabled_programs:
                 if name in programs:
                     programs[name].set_autoload(False)
-        except Exception:
+        except BaseException:  # an interrupt too: the object must not outlive this call
             obj.close()
             raise
         return obj
@@ -338,7 +340,7 @@ class Collector:
             boot_to_epoch = time.time_ns() - time.clock_gettime_ns(time.CLOCK_BOOTTIME)
             self._decoder = Decoder(boot_to_epoch, _MapContext(obj.map("proc_info"), obj.map("cgrp_info")))
             self._attach(obj)
-        except Exception:
+        except BaseException:  # an interrupt too: detach what was attached
             self.stop()
             raise
 
@@ -370,7 +372,8 @@ class Collector:
             if gc_enabled:
                 gc.enable()
         if errors:
-            LOG.warning("%d malformed records skipped", errors)
+            self.malformed += errors
+            LOG.warning("%d malformed records skipped (%d in total)", errors, self.malformed)
         return out
 
     def raw_records(self, timeout_ms: int) -> list[bytes]:

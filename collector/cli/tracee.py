@@ -211,6 +211,8 @@ def _trace(args: argparse.Namespace, selection: Selection, printer: EventPrinter
         printer.close()
     lost = collector.lost
     summary = f"{counts['traced']} events traced, {counts['printed']} printed, {lost} lost"
+    if collector.malformed:
+        summary += f", {collector.malformed} undecodable records skipped"
     if session is not None:
         summary += "; " + session.summary(with_input=False)
     (log.warning if lost else log.info)("%s", summary)
