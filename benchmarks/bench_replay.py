@@ -43,6 +43,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import workload  # noqa: E402  (benchmarks/workload.py, next to this file)
+from pytracee.engine.session import signature_id_order  # noqa: E402
 
 TARGET_REPLAY_EVENTS_PER_S = 150_000
 TARGET_SHARE_OF_PARSE = 0.40
@@ -145,10 +146,6 @@ def mb(n: float) -> str:
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
-
-def sig_key(sig_id: str) -> tuple[str, int]:
-    prefix, _, number = sig_id.rpartition("-")
-    return (prefix, int(number)) if number.isdigit() else (sig_id, 0)
 
 
 def pin_cpu(requested: int | None) -> str:
@@ -271,7 +268,7 @@ def run(args: argparse.Namespace, workdir: Path, pinned: str, started: float) ->
     print(f"\nfindings by signature (last replay; expected = attacks the workload injected): {sum(found.values())} found, {sum(expected.values())} expected")
     names = {cls.metadata.id: cls.metadata.name for cls in builtins}
     ok = True
-    for sig_id in sorted(set(found) | set(expected), key=sig_key):
+    for sig_id in sorted(set(found) | set(expected), key=signature_id_order):
         mark = "" if found[sig_id] == expected[sig_id] else "   <-- MISMATCH"
         ok &= not mark
         print(f"  {sig_id:9} {found[sig_id]:>4}  (expected {expected[sig_id]:>3})  {names.get(sig_id, '')}{mark}")

@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from pytracee.engine.session import signature_id_order
 
 # The modules next to this one are imported by their plain names, whether this file runs as a
 # script, is imported with benchmarks/ on sys.path or is loaded from its path under another name.
@@ -230,14 +231,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         stats = write_events(args.out, args.events, seed=1 if args.seed is None else args.seed, parse_arguments=args.parse_arguments)
     print(f"{args.out}: {stats.describe()}", file=sys.stderr)
-    expected = ", ".join(f"{sig}: {n}" for sig, n in sorted(stats.expected_findings.items(), key=lambda kv: _sig_key(kv[0])))
+    expected = ", ".join(f"{sig}: {n}" for sig, n in sorted(stats.expected_findings.items(), key=lambda kv: signature_id_order(kv[0])))
     print(f"expected findings: {sum(stats.expected_findings.values())} ({expected})", file=sys.stderr)
     return 0
 
-
-def _sig_key(sig_id: str) -> tuple[str, int]:
-    prefix, _, number = sig_id.rpartition("-")
-    return (prefix, int(number)) if number.isdigit() else (sig_id, 0)
 
 
 if __name__ == "__main__":

@@ -31,8 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from pytracee.engine.events import origin_of
+from pytracee.engine.events import container_id_of, origin_of
 from pytracee.engine.selectors import ArgPattern, SelectorError
+
+from .decode import container_id_from_cgroup
 
 __all__ = ["EVENT_SETS", "FilterError", "Selection", "parse_selection", "running_container_ids"]
 
@@ -91,7 +93,7 @@ class Selection:
         """Call when tracing starts: ``container=new`` leaves out the containers running now."""
         if self.new_containers_only:
             existing = running_container_ids(proc)
-            self.scope.append(lambda raw: bool(_container_id(raw)) and _container_id(raw) not in existing)
+            self.scope.append(lambda raw: bool(container_id_of(raw)) and container_id_of(raw) not in existing)
 
     def accepts(self, raw: Mapping[str, Any]) -> bool:
         """True when the event passes the scope and its own event's filters."""
@@ -221,7 +223,7 @@ def _scope(selection: Selection, text: str) -> None:
         else:
             ids = set(value.split(","))
             selection.container_only = True
-            selection.scope.append(lambda raw: any(_container_id(raw).startswith(i) for i in ids))
+            selection.scope.append(lambda raw: any(container_id_of(raw).startswith(i) for i in ids))
         return
     if key == "pid" and value == "new":
         if op != "=":
@@ -253,26 +255,18 @@ def _scope(selection: Selection, text: str) -> None:
     )
 
 
-_CONTAINER_ID = re.compile(r"[0-9a-f]{64}")
-
-
 def running_container_ids(proc: Path = Path("/proc")) -> frozenset[str]:
     """Container ids (64 hex digits in a cgroup path, as docker, containerd and CRI-O name them)
     of the processes running now."""
     ids: set[str] = set()
     for cgroup in proc.glob("[0-9]*/cgroup"):
         try:
-            ids.update(_CONTAINER_ID.findall(cgroup.read_text()))
+            container = container_id_from_cgroup(cgroup.read_bytes().splitlines())
         except OSError:  # the process exited meanwhile
             continue
+        if container:
+            ids.add(container)
     return frozenset(ids)
-
-
-def _container_id(raw: Mapping[str, Any]) -> str:
-    container = raw.get("container")
-    if isinstance(container, dict) and container.get("id"):
-        return str(container["id"])
-    return str(raw.get("containerId") or "")
 
 
 # --- shared ---------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ left out of the output.
 from __future__ import annotations
 
 import datetime as _dt
-import os
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import IO, Any, Final
 
 import jinja2
 import orjson
+from pytracee.engine.output.plugin import silence_closed_output
 from pytracee.engine.output.templates import GoView, go_format
 from pytracee.engine.parsers import (
     format_mem_prot_alert,
@@ -115,9 +115,7 @@ class EventPrinter:
             self._write(self._shown(raw))
             self.stream.flush()
         except BrokenPipeError:  # stop tracing rather than fail on every further event
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, self.stream.fileno())
-            os.close(devnull)
+            silence_closed_output(self.stream)
             raise StopRun("the event output was closed") from None
 
     def _write(self, event: dict[str, Any]) -> None:

@@ -22,7 +22,7 @@ from . import parsers
 from .parsers import ArgumentValueError, SockAddr
 from .schema import full_event
 
-__all__ = ["ArgumentError", "Event", "MalformedEventError", "origin_of", "ORIGIN_CONTAINER", "ORIGIN_CONTAINER_INIT", "ORIGIN_HOST"]
+__all__ = ["ArgumentError", "Event", "MalformedEventError", "container_id_of", "origin_of", "ORIGIN_CONTAINER", "ORIGIN_CONTAINER_INIT", "ORIGIN_HOST"]
 
 ORIGIN_HOST: Final = "host"
 ORIGIN_CONTAINER: Final = "container"
@@ -32,15 +32,20 @@ _MISSING: Any = object()
 T = TypeVar("T")
 
 
+def container_id_of(raw: Mapping[str, Any]) -> str:
+    """The container id of a raw event: ``container.id`` (v0.13+) or the flat ``containerId``."""
+    container = raw.get("container")
+    if type(container) is dict and container.get("id"):
+        return str(container["id"])
+    return raw.get("containerId") or ""
+
+
 def origin_of(raw: Mapping[str, Any]) -> str:
     """The origin of a raw event (see :attr:`Event.origin`); the engine's routing uses it too."""
     flags = raw.get("contextFlags")
     if type(flags) is dict and flags.get("containerStarted"):
         return ORIGIN_CONTAINER
-    container = raw.get("container")
-    if (type(container) is dict and container.get("id")) or raw.get("containerId"):
-        return ORIGIN_CONTAINER_INIT
-    return ORIGIN_HOST
+    return ORIGIN_CONTAINER_INIT if container_id_of(raw) else ORIGIN_HOST
 
 
 class ArgumentError(LookupError):
@@ -145,10 +150,7 @@ class Event:
     @property
     def container_id(self) -> str:
         """The container id from ``container.id`` (v0.13+) or the flat ``containerId``."""
-        container = self.raw.get("container")
-        if isinstance(container, dict) and container.get("id"):
-            return container["id"]
-        return self.raw.get("containerId") or ""
+        return container_id_of(self.raw)
 
     @property
     def container_started(self) -> bool:

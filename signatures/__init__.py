@@ -49,7 +49,6 @@ from .persistence import (
     RcdModification,
     ScheduledTaskModification,
 )
-from .secure_tracing import ExecArgumentTampering
 from .privilege_escalation import (
     AslrInspection,
     CgroupNotifyOnReleaseModification,
@@ -61,6 +60,7 @@ from .privilege_escalation import (
     SudoersModification,
     SystemRequestKeyConfigModification,
 )
+from .secure_tracing import ExecArgumentTampering
 
 __all__ = ["BUILTIN_SIGNATURES", "PYTRACEE_SIGNATURES", "tracee_register_signatures"]
 

@@ -25,7 +25,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from pytracee.engine.cli.tracee_rules import setup_logging
+from pytracee.engine.cli.tracee_rules import interrupt_on_signal, setup_logging
 from pytracee.engine.events import Event
 from pytracee.engine.output import plugin as outputs
 from pytracee.engine.output.templates import TemplateError
@@ -171,7 +171,7 @@ def _trace(args: argparse.Namespace, selection: Selection, printer: EventPrinter
         log.error("%s", exc)
         return EXIT_USAGE
     counts = {"traced": 0, "printed": 0}
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    previous = signal.signal(signal.SIGTERM, interrupt_on_signal)
     try:
         selection.start()
         # libbpf calls back into Python while loading; a signal raised in such a callback
@@ -244,9 +244,6 @@ def _ring_buffer_mb(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text}: expected a power of two from 1 to 1024")
     return size
 
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..dispatch import LoadedSignature
+from ..output.plugin import silence_closed_output
 from ..output.templates import TemplateError
 from ..plugins import PluginManager
 from ..reader import DEFAULT_MAX_LINE_SIZE, STDIN, EventReader
@@ -149,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(",".join(session.engine.selected_event_names() if session.engine else []))
             sys.stdout.flush()
         except BrokenPipeError:  # `tracee-rules --list | head`
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            silence_closed_output(sys.stdout)
         return EXIT_OK
     if not inputs:
         if sys.stdin.isatty():
@@ -158,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USAGE
         inputs = [STDIN]
 
-    signal.signal(signal.SIGTERM, _interrupt)  # finish signatures and outputs, as on Ctrl-C
+    signal.signal(signal.SIGTERM, interrupt_on_signal)  # finish signatures and outputs, as on Ctrl-C
     log.info("loaded %d signatures; reading %s", len(session.signatures), ", ".join(inputs))
     try:
         reader = EventReader(
@@ -255,7 +256,8 @@ def _print_list(available: Sequence[LoadedSignature], chosen: Sequence[LoadedSig
     print("; turn others on with --rules ID, --rules lang:NAME or --rules all" if off else "")
 
 
-def _interrupt(signum: int, frame: object) -> None:
+def interrupt_on_signal(signum: int, frame: object) -> None:
+    """Signal handler turning SIGTERM into Ctrl-C, so a run finishes its signatures and outputs."""
     raise KeyboardInterrupt
 
 

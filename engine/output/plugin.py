@@ -100,8 +100,8 @@ def tracee_configure(config: SessionConfig) -> None:
         )
 
 
-def _silence(stream: IO[str]) -> None:
-    # Point the closed descriptor at /dev/null so the interpreter's final flush stays quiet.
+def silence_closed_output(stream: IO[str]) -> None:
+    """Point a stream whose reader went away at /dev/null, so the interpreter's final flush stays quiet."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, stream.fileno())
     os.close(devnull)
@@ -141,7 +141,7 @@ class TemplatePrinter(_Sink):
             self.stream.write(text if text.endswith("\n") else text + "\n")
             self.stream.flush()
         except BrokenPipeError:  # the reader went away (e.g. `| head`): nobody gets further findings
-            _silence(self.stream)
+            silence_closed_output(self.stream)
             raise StopRun("the output was closed") from None
 
     @hookimpl
