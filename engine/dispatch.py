@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from .errors import Interrupted
 from .events import ORIGIN_HOST, Event, origin_of
 from .findings import (
     SIGNATURE_EVENT_ID_BASE,
@@ -137,7 +138,12 @@ class Engine:
     def _init(self, loaded: LoadedSignature) -> bool:
         logger = logging.getLogger(f"pytracee.signature.{loaded.metadata.id}")
         try:
-            loaded.signature.init(SignatureContext(callback=self._finding_callback(loaded), logger=logger))
+            try:
+                loaded.signature.init(SignatureContext(callback=self._finding_callback(loaded), logger=logger))
+            except (SystemExit, KeyboardInterrupt) as exc:
+                if isinstance(exc, Interrupted):
+                    raise
+                raise RuleAbortError.of(exc) from None
         except Exception as exc:
             self.stats.errors_by_signature[loaded.metadata.id] += 1
             log.error("signature %s not loaded: init failed: %s: %s", loaded.metadata.id, type(exc).__name__, exc)
@@ -209,8 +215,12 @@ class Engine:
                 on_event(event)
             except Exception as exc:  # a broken signature must not stop the others
                 self._signature_failed(loaded, event, exc)
+            except (SystemExit, KeyboardInterrupt) as exc:  # from the rule's own code, not the operator
+                if isinstance(exc, Interrupted):
+                    raise
+                self._signature_failed(loaded, event, RuleAbortError.of(exc))
 
-    def _signature_failed(self, loaded: LoadedSignature, event: Event, exc: Exception) -> None:
+    def _signature_failed(self, loaded: LoadedSignature, event: Event, exc: BaseException) -> None:
         sig_id = loaded.metadata.id
         count = self.stats.errors_by_signature[sig_id] + 1
         self.stats.errors_by_signature[sig_id] = count
@@ -256,23 +266,54 @@ class Engine:
 
     # --- end of input ----------------------------------------------------------------
 
-    def complete(self) -> None:
-        """Signal :class:`SourceComplete` to each signature for each of its sources, then close all."""
+    def complete(self) -> bool:
+        """Signal :class:`SourceComplete` to each signature for each of its sources, then close all.
+
+        An interruption (:class:`~pytracee.engine.errors.Interrupted`) cuts short only the
+        signature it hits: every other one is still signalled and closed.
+
+        :returns: whether an interruption arrived meanwhile.
+        """
+        interrupted = False
         for loaded in self.signatures:
             for source in dict.fromkeys(s.source for s in loaded.selectors):
-                self._call(loaded, "on_signal", SourceComplete(source))
+                interrupted |= self._call(loaded, "on_signal", SourceComplete(source))
         for loaded in self.signatures:
-            self._call(loaded, "close")
+            interrupted |= self._call(loaded, "close")
+        return interrupted
 
-    def _call(self, loaded: LoadedSignature, method: str, *args: Any) -> None:
+    def _call(self, loaded: LoadedSignature, method: str, *args: Any) -> bool:
+        """Call one end-of-input method; True when an interruption cut it short."""
         try:
-            getattr(loaded.signature, method)(*args)
+            try:
+                getattr(loaded.signature, method)(*args)
+            except Interrupted:
+                log.warning("interrupted in %s of signature %s; finishing the others", method, loaded.metadata.id)
+                return True
+            except (SystemExit, KeyboardInterrupt) as exc:
+                raise RuleAbortError.of(exc) from None
         except Exception as exc:
             sig_id = loaded.metadata.id
             self.stats.errors_by_signature[sig_id] += 1
             log.error("signature %s failed in %s: %s: %s", sig_id, method, type(exc).__name__, exc)
             if self.on_error is not None:
                 self.on_error(loaded, None, exc)
+        return False
+
+
+class RuleAbortError(RuntimeError):
+    """A signature's code called ``sys.exit()`` or raised ``KeyboardInterrupt`` itself.
+
+    That is the signature's error, counted like any other; it does not end the run.
+    """
+
+    @classmethod
+    def of(cls, exc: BaseException) -> RuleAbortError:
+        """Wrap the SystemExit or KeyboardInterrupt a rule raised."""
+        what = f"sys.exit({exc.code!r})" if isinstance(exc, SystemExit) else type(exc).__name__
+        error = cls(f"the signature tried to end the process ({what}); ignored")
+        error.__cause__ = exc
+        return error
 
 
 def load_signature(signature: Signature, plugin: str = "", enabled_by_default: bool = True) -> LoadedSignature:

@@ -26,6 +26,7 @@ import importlib.util
 import inspect
 import logging
 import os
+import stat
 import sys
 import traceback
 from collections.abc import Iterable, Sequence
@@ -38,6 +39,7 @@ import pluggy
 
 from . import hookspecs
 from .dispatch import LoadedSignature, load_signature
+from .errors import Interrupted
 from .signature import Signature, SignatureDefinitionError
 
 __all__ = ["BUILTIN_PLUGINS", "BUILTIN_RULES", "ENTRY_POINT_GROUP", "LoadError", "PluginManager", "RuleFileError"]
@@ -55,6 +57,8 @@ BUILTIN_PLUGINS: Final = (
 #: Name under which the rule files shipped in pytracee.rules (the checkout's rules/) load.
 BUILTIN_RULES: Final = "builtin-rules"
 #: Suffixes of rule files some plugin is expected to claim; others are ignored quietly.
+#: Largest rule or plugin file loaded from a rules directory.
+MAX_RULE_FILE_SIZE: Final = 4 << 20
 RULE_FILE_SUFFIXES: Final = (".rego", ".yaml", ".yml", ".cel")
 _TEST_FILE_NAMES: Final = ("conftest.py",)
 
@@ -149,6 +153,8 @@ class PluginManager(pluggy.PluginManager):
             self.load_rules_dir(path, config, enabled_by_default=enabled_by_default)
         elif not path.exists():
             self.load_errors.append(LoadError(str(path), "rules directory or file does not exist"))
+        elif not self._readable_rule_file(path):
+            return
         elif path.suffix == ".py":
             self._load_python_file(path)
         else:
@@ -160,11 +166,31 @@ class PluginManager(pluggy.PluginManager):
             self.load_errors.append(LoadError(str(directory), "rules directory does not exist"))
             return
         for path in _walk(directory):
+            if not self._readable_rule_file(path):
+                continue
             if path.suffix == ".py":
                 if not _is_test_file(path) and path.name != "__init__.py":
                     self._load_python_file(path)
             else:
                 self._collect_rule_file(path, config, enabled_by_default)
+
+    def _readable_rule_file(self, path: Path) -> bool:
+        """False (with a warning, or a load error when too big) for what must not be read:
+        FIFOs, devices, sockets (also behind symlinks) and files over :data:`MAX_RULE_FILE_SIZE`."""
+        try:
+            info = path.stat()
+        except OSError as exc:
+            log.warning("%s: skipped: %s", path, exc.strerror or exc)
+            return False
+        if not stat.S_ISREG(info.st_mode):
+            log.warning("%s: skipped: not a regular file", path)
+            return False
+        if info.st_size > MAX_RULE_FILE_SIZE:
+            self.load_errors.append(
+                LoadError(str(path), f"{info.st_size} bytes; rule files are limited to {MAX_RULE_FILE_SIZE} bytes")
+            )
+            return False
+        return True
 
     def _load_python_file(self, path: Path) -> None:
         name = path.stem
@@ -181,7 +207,9 @@ class PluginManager(pluggy.PluginManager):
         sys.modules[module_name] = module
         try:
             spec.loader.exec_module(module)
-        except Exception as exc:
+        except (Exception, SystemExit, KeyboardInterrupt) as exc:  # a rule file must not end the process
+            if isinstance(exc, Interrupted):
+                raise
             del sys.modules[module_name]
             self.load_errors.append(LoadError(_where_in_file(path, exc), _describe_exception(exc)))
             return
@@ -253,7 +281,9 @@ class PluginManager(pluggy.PluginManager):
             elif not isinstance(obj, Signature) and not _looks_like_signature(obj):
                 raise SignatureDefinitionError(f"{obj!r} is not a signature")
             return load_signature(obj, plugin_name, enabled_by_default)
-        except Exception as exc:
+        except (Exception, SystemExit, KeyboardInterrupt) as exc:
+            if isinstance(exc, Interrupted):
+                raise
             self.load_errors.append(LoadError(f"plugin {plugin_name}", _describe_exception(exc)))
             return None
 
@@ -309,8 +339,9 @@ def _is_test_file(path: Path) -> bool:
 def _where_in_file(path: Path, exc: BaseException) -> str:
     if isinstance(exc, SyntaxError) and exc.lineno:
         return f"{path}:{exc.lineno}"
+    resolved = path.resolve()
     for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-        if Path(frame.filename) == path:
+        if Path(frame.filename).resolve() == resolved:
             return f"{path}:{frame.lineno}"
     return str(path)
 
@@ -318,4 +349,6 @@ def _where_in_file(path: Path, exc: BaseException) -> str:
 def _describe_exception(exc: BaseException) -> str:
     if isinstance(exc, SyntaxError):
         return f"SyntaxError: {exc.msg}"
+    if isinstance(exc, SystemExit):
+        return f"the file tried to end the process (sys.exit({exc.code!r})); not loaded"
     return f"{type(exc).__name__}: {exc}"

@@ -15,11 +15,9 @@ without being counted in :class:`InputStats`.
 
 from __future__ import annotations
 
-import codecs
 import contextlib
 import gzip
 import io
-import json
 import logging
 import sys
 import zlib
@@ -32,8 +30,9 @@ from typing import IO, Any, Final
 import orjson
 
 from .events import Event
+from .records import RecordSplitter, TruncatedInput
 
-__all__ = ["DEFAULT_MAX_LINE_SIZE", "EventReader", "InputError", "InputStats", "STDIN"]
+__all__ = ["DEFAULT_MAX_LINE_SIZE", "MAX_NESTING", "STDIN", "EventReader", "InputError", "InputStats"]
 
 log = logging.getLogger("pytracee.input")
 
@@ -43,8 +42,8 @@ DEFAULT_MAX_LINE_SIZE: Final = 64 * 1024
 STDIN: Final = "-"
 #: How many bad records per source are described before the rest are only counted.
 REPORTED_PER_SOURCE: Final = 20
-_ARRAY_CHUNK: Final = 1 << 20
-_ARRAY_ELEMENT_LIMIT: Final = 64 << 20
+#: Deepest nesting of arrays and objects accepted in a record (Tracee's events nest 4 deep).
+MAX_NESTING: Final = 32
 
 _INT_FIELDS: Final = ("timestamp", "processId", "threadId", "parentProcessId", "hostProcessId", "userId", "returnValue")
 _STR_FIELDS: Final = ("processName", "hostName", "containerId")
@@ -103,10 +102,7 @@ class EventReader:
             name = "<stdin>" if source == STDIN else source
             stream = self._open(source, name)
             try:
-                if _starts_array(stream):
-                    yield from self._read_array(stream, name)
-                else:
-                    yield from self._read_lines(stream, name)
+                yield from self._read(stream, name)
             finally:
                 if source != STDIN:  # standard input belongs to the process
                     stream.close()
@@ -151,41 +147,29 @@ class EventReader:
             return _GzipSource(stream, name)  # type: ignore[return-value]
         return stream
 
-    def _read_lines(self, stream: IO[bytes], name: str) -> Iterator[Event]:
+    def _read(self, stream: IO[bytes], name: str) -> Iterator[Event]:
         loads = orjson.loads
         check = self._check
-        limit = self.max_line_size or sys.maxsize
         stats = self.stats
-        lineno = 0
-        try:
-            for line in stream:
-                lineno += 1
-                if len(line) > limit:
-                    self.reject(name, lineno, "line too long", f"{len(line)} bytes; the limit is {limit} (--max-line-size)")
-                    continue
-                try:
-                    raw = loads(line)
-                except orjson.JSONDecodeError as exc:
-                    if line.strip():
-                        self.reject(name, lineno, "invalid JSON", str(exc))
-                    continue
-                problem = check(raw)
-                if problem is not None:
-                    self.reject(name, lineno, *problem)
-                    continue
-                stats.events += 1
-                yield Event(raw, "tracee", name, lineno, line)
-        except _TruncatedInput as exc:
-            self.reject(name, lineno + 1, "truncated input", str(exc))
 
-    def _read_array(self, stream: IO[bytes], name: str) -> Iterator[Event]:
-        for raw, lineno in _array_elements(stream, name, self):
-            problem = self._check(raw)
+        def report(line: int, reason: str, detail: str) -> None:
+            self.reject(name, line, reason, detail)
+
+        for text, lineno in RecordSplitter(stream, self.max_line_size, report):
+            try:
+                raw = loads(text)
+            except orjson.JSONDecodeError as exc:
+                self.reject(name, lineno, *_json_problem(text, exc))
+                continue
+            if text.count(b"[") + text.count(b"{") > MAX_NESTING and _nesting(raw) > MAX_NESTING:
+                self.reject(name, lineno, "too deeply nested", f"JSON nested more than {MAX_NESTING} levels deep")
+                continue
+            problem = check(raw)
             if problem is not None:
                 self.reject(name, lineno, *problem)
                 continue
-            self.stats.events += 1
-            yield Event(raw, "tracee", name, lineno)
+            stats.events += 1
+            yield Event(raw, "tracee", name, lineno, text)
 
     # --- validation ------------------------------------------------------------------
 
@@ -271,12 +255,42 @@ def _is_number(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
-class _TruncatedInput(Exception):
-    pass
+def _json_problem(text: bytes, exc: orjson.JSONDecodeError) -> tuple[str, str]:
+    """``(reason, detail)`` for a record that is not JSON, naming invalid UTF-8 and lone
+    surrogates as such (the JSON decoder calls both "surrogates")."""
+    message = str(exc)
+    if "UTF-8" in message:
+        try:
+            text.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            return "invalid UTF-8", f"byte {bad.start + 1} of the record: {bad.reason}"
+    if "depth limit" in message or "recursion" in message:
+        return "too deeply nested", message
+    if "surrogate" in message:
+        return "invalid JSON", f"a lone UTF-16 surrogate escape (\\ud800-\\udfff without its pair): {message}"
+    return "invalid JSON", message
+
+
+def _nesting(value: Any) -> int:
+    """How deeply arrays and objects nest in ``value`` (counted up to just past the limit)."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > deepest:
+            deepest = depth
+            if deepest > MAX_NESTING:
+                break
+        children = item.values() if type(item) is dict else item
+        stack.extend((child, depth + 1) for child in children if type(child) in _CONTAINERS)
+    return deepest
+
+
+_CONTAINERS: Final = (dict, list)
 
 
 class _GzipSource(io.RawIOBase):
-    """A gzip stream whose corruption surfaces as :class:`_TruncatedInput`."""
+    """A gzip stream whose corruption surfaces as :class:`TruncatedInput`."""
 
     def __init__(self, stream: IO[bytes], name: str) -> None:
         self._stream = stream
@@ -292,6 +306,10 @@ class _GzipSource(io.RawIOBase):
     def read(self, size: int = -1) -> bytes:
         with _gzip_errors():
             return self._reader.read(size)
+
+    def read1(self, size: int = -1) -> bytes:
+        with _gzip_errors():
+            return self._reader.read1(size)
 
     def peek(self, size: int = 0) -> bytes:
         try:
@@ -313,97 +331,6 @@ def _gzip_errors() -> Iterator[None]:
     try:
         yield
     except EOFError:
-        raise _TruncatedInput("the gzip stream ends early; the rest of the file cannot be read") from None
+        raise TruncatedInput("the gzip stream ends early; the rest of the file cannot be read") from None
     except (gzip.BadGzipFile, zlib.error, OSError) as exc:
-        raise _TruncatedInput(f"corrupt gzip data ({exc}); the rest of the file cannot be read") from None
-
-
-def _starts_array(stream: Any) -> bool:
-    head = stream.peek(4096)
-    return head.lstrip()[:1] == b"["
-
-
-def _array_elements(stream: IO[bytes], name: str, reader: EventReader) -> Iterator[tuple[Any, int]]:
-    """Yield ``(element, line)`` from a JSON array without loading the whole file.
-
-    A syntax error inside the array makes the rest of it unreadable: it is
-    reported once (with its line) and reading stops for this source.
-    """
-    decoder = json.JSONDecoder()
-    text = codecs.getincrementaldecoder("utf-8")(errors="strict")
-    buffer = ""
-    pos = 0
-    line = 1  # line number at buffer[counted]
-    counted = 0
-    eof = False
-
-    def line_at(position: int) -> int:
-        nonlocal line, counted
-        if position > counted:
-            line += buffer.count("\n", counted, position)
-            counted = position
-        return line
-
-    def more() -> bool:
-        nonlocal buffer, pos, counted, eof
-        if eof:
-            return False
-        try:
-            chunk = stream.read(_ARRAY_CHUNK)
-        except _TruncatedInput as exc:
-            reader.reject(name, line_at(len(buffer)), "truncated input", str(exc))
-            chunk = b""
-        line_at(pos)
-        buffer, pos, counted = buffer[pos:], 0, 0
-        if not chunk:
-            eof = True
-            buffer += text.decode(b"", final=True)
-            return False
-        buffer += text.decode(chunk)
-        return True
-
-    def next_char() -> str:
-        nonlocal pos
-        while True:
-            while pos < len(buffer) and buffer[pos] in " \t\r\n":
-                pos += 1
-            if pos < len(buffer):
-                return buffer[pos]
-            if not more():
-                return ""
-
-    def fail(position: int, detail: str) -> None:
-        reader.reject(name, line_at(position), "invalid JSON", f"{detail}; the rest of the input cannot be read")
-
-    try:
-        next_char()
-        pos += 1  # the '[' the caller saw
-        expect_value = True
-        while True:
-            char = next_char()
-            if char == "]":
-                return
-            if char == "":
-                fail(pos, "the array is not closed with ']'")
-                return
-            if not expect_value:
-                if char != ",":
-                    fail(pos, f"expected ',' or ']' between array elements, found {char!r}")
-                    return
-                pos += 1
-                expect_value = True
-                continue
-            while True:
-                try:
-                    value, end = decoder.raw_decode(buffer, pos)
-                    break
-                except json.JSONDecodeError as exc:
-                    if len(buffer) - pos < _ARRAY_ELEMENT_LIMIT and more():
-                        continue
-                    fail(exc.pos, f"{exc.msg} (column {exc.colno})")
-                    return
-            yield value, line_at(pos)
-            pos = end
-            expect_value = False
-    except UnicodeDecodeError as exc:
-        fail(pos, f"not UTF-8 text ({exc.reason})")
+        raise TruncatedInput(f"corrupt gzip data ({exc}); the rest of the file cannot be read") from None

@@ -25,6 +25,7 @@ from typing import Any, Final
 
 from .catalogue import KNOWN_EVENTS
 from .dispatch import DuplicateSignatureError, Engine, LoadedSignature
+from .errors import Interrupted, StopRun
 from .events import Event, MalformedEventError
 from .findings import Finding
 from .plugins import BUILTIN_RULES, LoadError, PluginManager
@@ -58,14 +59,6 @@ def signature_id_order(sig_id: str) -> tuple[str, int, str]:
     """Sort key putting ``TRC-2`` before ``TRC-10`` (prefix, then number)."""
     prefix, _, number = sig_id.rpartition("-")
     return (prefix, int(number), "") if number.isdigit() else (sig_id, 0, sig_id)
-
-
-class StopRun(BaseException):
-    """Raised by a plugin to end the run early (e.g. its output was closed).
-
-    A ``BaseException`` so that it passes through the engine's per-signature
-    error handling; the session still signals and closes the signatures.
-    """
 
 
 class ConfigError(Exception):
@@ -209,14 +202,30 @@ class Session:
             log.error("stopped: %s", exc)
             status = EXIT_FAILURE
         finally:
-            engine.complete()
-            if reader is not None:
-                self.input_stats = reader.stats
-            if status == EXIT_OK and self.output_failures:
-                status = EXIT_FAILURE
-            if status == EXIT_OK and self.config.strict and engine.stats.errors_by_signature:
-                status = EXIT_FAILURE
+            status = self._finish(engine, reader, status)
+        return status
+
+    def _finish(self, engine: Engine, reader: EventReader | None, status: int) -> int:
+        """End of input: signal and close the signatures, then the plugins; the final status.
+
+        A first interruption arriving here cuts short only the step it hits.
+        """
+        try:
+            if engine.complete() and status == EXIT_OK:
+                status = EXIT_INTERRUPTED
+        except Interrupted:  # between two signatures
+            status = EXIT_INTERRUPTED
+        if reader is not None:
+            self.input_stats = reader.stats
+        if status == EXIT_OK and self.output_failures:
+            status = EXIT_FAILURE
+        if status == EXIT_OK and self.config.strict and engine.stats.errors_by_signature:
+            status = EXIT_FAILURE
+        try:
             self.pm.hook.tracee_sessionfinish(session=self, exitstatus=status)
+        except Interrupted:
+            log.warning("interrupted while the plugins finished the run")
+            status = EXIT_INTERRUPTED
         return status
 
     def _handle_finding(self, finding: Finding) -> None:

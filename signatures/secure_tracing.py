@@ -19,14 +19,17 @@ from __future__ import annotations
 
 from typing import Final
 
+import orjson
+
 from pytracee.engine import Event, Signature, SignatureMetadata, SourceComplete, select
 
 __all__ = ["ExecArgumentTampering"]
 
 _EXEC_SYSCALLS: Final = ("execve", "execveat")
-#: Exec events of processes whose syscall event has not come yet; bounded so a lost
-#: syscall event cannot make the table grow without end.
+#: Exec events of processes whose other half has not come yet, per table; bounded by count
+#: and by size so that lost or forged halves cannot make the tables grow without end.
 MAX_PENDING: Final = 4096
+MAX_PENDING_BYTES: Final = 16 << 20
 
 
 class ExecArgumentTampering(Signature):
@@ -55,21 +58,21 @@ class ExecArgumentTampering(Signature):
 
     def init(self, ctx) -> None:  # type: ignore[no-untyped-def]
         super().init(ctx)
-        self._kernel_view: dict[int, Event] = {}
-        self._syscall_view: dict[int, Event] = {}
+        self._kernel_view = _Pending()
+        self._syscall_view = _Pending()
 
     def on_event(self, event: Event) -> None:
         pid = event.host_process_id
         if event.name == "sched_process_exec":
-            syscall_event = self._syscall_view.pop(pid, None)
+            syscall_event = self._syscall_view.pop(pid)
             if syscall_event is None:
-                _remember(self._kernel_view, pid, event)
+                self._kernel_view.add(pid, event)
             else:
                 self._compare(syscall_event, event)
         elif event.name in _EXEC_SYSCALLS and event.return_value == 0:
-            kernel_event = self._kernel_view.pop(pid, None)
+            kernel_event = self._kernel_view.pop(pid)
             if kernel_event is None:
-                _remember(self._syscall_view, pid, event)
+                self._syscall_view.add(pid, event)
             else:
                 self._compare(event, kernel_event)
 
@@ -96,7 +99,40 @@ class ExecArgumentTampering(Signature):
         self._syscall_view.clear()
 
 
-def _remember(pending: dict[int, Event], pid: int, event: Event) -> None:
-    if len(pending) >= MAX_PENDING:
-        pending.pop(next(iter(pending)))  # the oldest
-    pending[pid] = event
+class _Pending:
+    """Events waiting for their other half, by host pid: the oldest go first when the
+    table holds :data:`MAX_PENDING` events or :data:`MAX_PENDING_BYTES` of event JSON."""
+
+    __slots__ = ("_events", "_bytes")
+
+    def __init__(self) -> None:
+        self._events: dict[int, tuple[Event, int]] = {}
+        self._bytes = 0
+
+    def add(self, pid: int, event: Event) -> None:
+        self.pop(pid)
+        size = len(event.text) if event.text is not None else len(orjson.dumps(event.raw, default=str))
+        events = self._events
+        while events and (len(events) >= MAX_PENDING or self._bytes + size > MAX_PENDING_BYTES):
+            self._bytes -= events.pop(next(iter(events)))[1]  # the oldest
+        events[pid] = (event, size)
+        self._bytes += size
+
+    def pop(self, pid: int) -> Event | None:
+        entry = self._events.pop(pid, None)
+        if entry is None:
+            return None
+        self._bytes -= entry[1]
+        return entry[0]
+
+    def clear(self) -> None:
+        self._events.clear()
+        self._bytes = 0
+
+    @property
+    def size(self) -> int:
+        """Bytes of event JSON held."""
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._events)

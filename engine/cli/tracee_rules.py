@@ -15,16 +15,19 @@ import argparse
 import logging
 import os
 import signal
+import stat
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from ..dispatch import LoadedSignature
+from ..errors import Interrupted
 from ..output.plugin import silence_closed_output
 from ..output.templates import TemplateError
 from ..plugins import PluginManager
 from ..reader import DEFAULT_MAX_LINE_SIZE, STDIN, EventReader
 from ..session import (
+    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
     ConfigError,
@@ -122,6 +125,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     if args.max_line_size < 0:
         parser.error("--max-line-size must be 0 or more")
+    problem = _output_problem(args, inputs)
+    if problem:
+        parser.print_usage(sys.stderr)
+        print(f"{PROG}: error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
 
     config = SessionConfig(
         rules_dirs=args.rules_dir,
@@ -153,6 +161,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             silence_closed_output(sys.stdout)
         return EXIT_OK
     if not inputs:
+        if sys.stdin is None:
+            print(f"{PROG}: error: no input: standard input is closed; give --input FILE", file=sys.stderr)
+            return EXIT_USAGE
         if sys.stdin.isatty():
             parser.print_usage(sys.stderr)
             print(f"{PROG}: error: no input: give --input FILE, or pipe events into --input -", file=sys.stderr)
@@ -171,6 +182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     status = session.run(reader)
+    for sig in (signal.SIGINT, signal.SIGTERM):  # the run is over: let the summary out
+        signal.signal(sig, signal.SIG_IGN)
     log.info("%s", session.summary())
     return status
 
@@ -181,6 +194,32 @@ _INPUT_TRACEE_HELP = """\
   file:stdin    read events from standard input
   format:json   the events are Tracee's trace.Event JSON (the only format; 'gob' was Go-only)
 --input FILE is the short form of file:FILE ('-' meaning stdin)."""
+
+
+def _output_problem(args: argparse.Namespace, inputs: Sequence[str]) -> str | None:
+    """Why the outputs cannot work, checked before anything is opened for writing."""
+    if sys.stdout is None and (args.list or args.list_events or not getattr(args, "output", None)):
+        return "standard output is closed; give --output FILE"
+    if STDIN in inputs and sys.stdin is None:
+        return "--input -: standard input is closed"
+    output = getattr(args, "output", None)
+    if not output:
+        return None
+    try:
+        target = os.stat(output)
+    except OSError:
+        return None  # it does not exist yet (or cannot be read): it cannot be an input
+    if not stat.S_ISREG(target.st_mode):
+        return None
+    for source in inputs or [STDIN]:
+        try:
+            info = os.fstat(sys.stdin.fileno()) if source == STDIN else os.stat(source)
+        except (OSError, AttributeError, ValueError):
+            continue
+        if (info.st_dev, info.st_ino) == (target.st_dev, target.st_ino):
+            shown = "standard input" if source == STDIN else source
+            return f"--output {output} is the input {shown}: writing findings there would destroy it"
+    return None
 
 
 def _inputs(args: argparse.Namespace) -> list[str]:
@@ -222,6 +261,8 @@ class _Formatter(logging.Formatter):
 
 def setup_logging(level: str, prog: str = PROG) -> None:
     """Log to stderr as ``PROG: message`` (``PROG: error: message`` for problems)."""
+    global _prog
+    _prog = prog
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_Formatter(prog))
     root = logging.getLogger()
@@ -258,12 +299,19 @@ def _print_list(available: Sequence[LoadedSignature], chosen: Sequence[LoadedSig
 
 
 def interrupt_on_signal(signum: int, frame: object) -> None:
-    """Signal handler turning SIGINT or SIGTERM into one KeyboardInterrupt, so a run finishes its
-    signatures, outputs and clean-up: the signals that follow are ignored."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise KeyboardInterrupt
+    """Signal handler turning the first SIGINT or SIGTERM into :class:`Interrupted`, so a run
+    finishes its signatures, outputs and clean-up; a second one ends the process at once."""
+    signal.signal(signal.SIGINT, _exit_now)
+    signal.signal(signal.SIGTERM, _exit_now)
+    raise Interrupted
 
+
+def _exit_now(signum: int, frame: object) -> None:
+    os.write(2, f"{_prog}: second signal: exiting now, without finishing\n".encode())
+    os._exit(EXIT_INTERRUPTED)
+
+
+_prog = PROG
 
 
 if __name__ == "__main__":  # pragma: no cover
