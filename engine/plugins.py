@@ -350,5 +350,7 @@ def _describe_exception(exc: BaseException) -> str:
     if isinstance(exc, SyntaxError):
         return f"SyntaxError: {exc.msg}"
     if isinstance(exc, SystemExit):
-        return f"the file tried to end the process (sys.exit({exc.code!r})); not loaded"
+        return f"the file tried to end the process (sys.exit({exc.code!r}))"
+    if isinstance(exc, KeyboardInterrupt):
+        return "the file raised KeyboardInterrupt itself"
     return f"{type(exc).__name__}: {exc}"

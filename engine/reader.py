@@ -265,7 +265,7 @@ def _json_problem(text: bytes, exc: orjson.JSONDecodeError) -> tuple[str, str]:
         except UnicodeDecodeError as bad:
             return "invalid UTF-8", f"byte {bad.start + 1} of the record: {bad.reason}"
     if "depth limit" in message or "recursion" in message:
-        return "too deeply nested", message
+        return "too deeply nested", f"JSON nested more than {MAX_NESTING} levels deep ({message})"
     if "surrogate" in message:
         return "invalid JSON", f"a lone UTF-16 surrogate escape (\\ud800-\\udfff without its pair): {message}"
     return "invalid JSON", message

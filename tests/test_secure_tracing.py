@@ -52,3 +52,20 @@ def test_execveat_relative_to_a_dirfd_is_not_compared() -> None:
 
 def test_runs_with_the_builtins_by_default() -> None:
     assert [f.sig_metadata.id for f in run_engine(exec_pair("/bin/true", "/bin/nc"))] == ["PYT-1"]
+
+
+def test_unpaired_exec_events_are_held_in_bounded_memory_and_a_later_attack_still_fires() -> None:
+    from pytracee.engine.dispatch import Engine
+    from pytracee.signatures.secure_tracing import MAX_PENDING_BYTES
+
+    signature = ExecArgumentTampering()
+    findings: list = []
+    engine = Engine([signature], findings.append)
+    environment = ["X=" + "e" * 60_000]  # 60 KB of environment per exec, never paired
+    for pid in range(8_400):
+        engine.dispatch(make_event("sched_process_exec", {"cmdpath": "/bin/a", "env": environment}, hostProcessId=100_000 + pid))
+    held = signature._kernel_view
+    assert held.size <= MAX_PENDING_BYTES and 0 < len(held) < 8_400
+    engine.dispatch(exec_pair("/bin/true", "/bin/nc")[0])
+    engine.dispatch(exec_pair("/bin/true", "/bin/nc")[1])
+    assert [f.data["kernel pathname"] for f in findings] == ["/bin/nc"]
