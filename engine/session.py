@@ -226,6 +226,8 @@ class Session:
         except Interrupted:
             log.warning("interrupted while the plugins finished the run")
             status = EXIT_INTERRUPTED
+        if status == EXIT_OK and self.output_failures:  # outputs that deliver late (a webhook queue) count too
+            status = EXIT_FAILURE
         return status
 
     def _handle_finding(self, finding: Finding) -> None:

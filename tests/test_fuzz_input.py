@@ -12,9 +12,11 @@ import gzip
 import io
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pytracee.engine.catalogue import is_known_event
@@ -24,7 +26,17 @@ from pytracee.engine.plugins import PluginManager
 from pytracee.engine.reader import EventReader
 from pytracee.engine.testing import builtin_signatures
 
-logging.getLogger("pytracee").setLevel(logging.CRITICAL)  # thousands of expected warnings
+
+
+@pytest.fixture(autouse=True)
+def _quiet_logs() -> Iterator[None]:
+    """Thousands of expected warnings: keep them out of the report."""
+    logger = logging.getLogger("pytracee")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    yield
+    logger.setLevel(level)
+
 
 # --- values an attacker controls: file names, argv, environment, socket paths ---------------
 
