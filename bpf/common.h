@@ -130,6 +130,36 @@
  * would otherwise fold the mask into a min() the verifier cannot follow). */
 #define BOUND(x, mask) ({ u64 __b = (x); asm volatile("" : "+r"(__b)); __b & (mask); })
 
+/*
+ * Per-CPU count of argument values cut at one of the limits above (a string of STR_MAX
+ * bytes or more, a string array of more than ARR_ELEMS_MAX elements or past the record's
+ * room, an element of ELEM_MAX bytes or more, an argument area over AREA_MAX, a path
+ * deeper or longer than the path walker goes): collector/collector.py reports the sum.
+ */
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, u32);
+    __type(value, u64);
+} trunc_args SEC(".maps");
+
+statfunc void count_truncated(void)
+{
+    u32 k = 0;
+    u64 *n = bpf_map_lookup_elem(&trunc_args, &k);
+    if (n)
+        *n += 1;
+}
+
+/* A string that filled its whole buffer (size bytes, NUL included) was cut if the
+ * source's byte at size - 1 is not its terminating NUL. */
+statfunc void check_user_str_cut(const void *src, u32 size)
+{
+    char c = 0;
+    if (!bpf_probe_read_user(&c, 1, src + size - 1) && c)
+        count_truncated();
+}
+
 /* ---- wire writers (buf: a map value; mask: EVT_MASK or PEND_MASK) ---------------- */
 
 /* A fixed-size argument: one 64-bit slot. */
@@ -150,6 +180,8 @@ statfunc u32 put_user_str(u8 *buf, u32 off, u32 mask, const void *src)
     long n = 0;
     if (src)
         n = bpf_probe_read_user_str(&buf[o + 4], STR_MAX, src);
+    if (n == STR_MAX)
+        check_user_str_cut(src, STR_MAX);
     n = n > 0 ? n - 1 : 0;
     n &= STR_MAX - 1;
     *(u32 *)&buf[o] = (u32)n;
@@ -165,6 +197,11 @@ statfunc u32 put_kern_str(u8 *buf, u32 off, u32 mask, const void *src, u32 max)
     long n = 0;
     if (src)
         n = bpf_probe_read_kernel_str(&buf[o + 4], max & (STR_MAX * 2 - 1), src);
+    if (n > 0 && n == (max & (STR_MAX * 2 - 1))) {
+        char c = 0;
+        if (!bpf_probe_read_kernel(&c, 1, src + n - 1) && c)
+            count_truncated();
+    }
     n = n > 0 ? n - 1 : 0;
     n &= STR_MAX - 1;
     *(u32 *)&buf[o] = (u32)n;
@@ -240,19 +277,29 @@ statfunc u32 put_user_strarr(u8 *buf, u32 off, const void *arr, bool compat)
     u32 count = 0;
     u64 stride = compat ? 4 : 8;
     u64 mask = compat ? 0xffffffffULL : ~0ULL;
+    /* (an element cut at ELEM_MAX is counted by the decoder: counting it here, in the
+     * loop, takes the non-CO-RE build past the verifier's limit) */
     for (int i = 0; i < ARR_ELEMS_MAX; i++) {
         /* 8 bytes even for a 32-bit pointer: the array goes on at least to its NULL */
         u64 p = 0;
         if (!arr || bpf_probe_read_user(&p, sizeof(p), arr + i * stride) || !(p & mask))
             break;
         p &= mask;
-        if (pos > EVT_MASK)
+        if (pos > EVT_MASK) {
+            count_truncated();   /* no room left in the record for the rest */
             break;
+        }
         long n = bpf_probe_read_user_str(&buf[BOUND(pos, EVT_MASK)], ELEM_MAX, (const void *)p);
         if (n <= 0)
             break;
         pos += n;
         count++;
+    }
+    if (count == ARR_ELEMS_MAX) {
+        /* every slot used: cut if the array goes on */
+        u64 p = 0;
+        if (arr && !bpf_probe_read_user(&p, sizeof(p), arr + ARR_ELEMS_MAX * stride) && (p & mask))
+            count_truncated();
     }
     u32 len = pos - (o + 8);
     *(u32 *)&buf[o] = len;
@@ -269,6 +316,8 @@ statfunc u32 put_user_area(u8 *buf, u32 off, unsigned long start, unsigned long 
     u32 len = 0;
     if (end > start) {
         unsigned long n = end - start;
+        if (n > AREA_MAX - 1)
+            count_truncated();
         len = n > AREA_MAX - 1 ? AREA_MAX - 1 : n;
         len = BOUND(len, AREA_MAX - 1);
         if (bpf_probe_read_user(&buf[o + 8], len, (void *)start))

@@ -120,11 +120,13 @@ __noinline int build_path(struct path_buf *pb, u64 dentry_ptr, u64 vfsmnt_ptr)
     struct mount *mnt_parent = RD(mnt, mnt_parent);
     struct dentry *first = dentry;
     pb->pos = PATH_HALF;
+    int complete = 0;
 
     for (int i = 0; i < PATH_COMPONENTS_MAX; i++) {
         struct dentry *mnt_root = RD(vfsmnt, mnt_root);
         struct dentry *d_parent = RD(dentry, d_parent);
         if (dentry == mnt_root || dentry == d_parent) {
+            complete = 1;
             if (dentry != mnt_root)
                 break;   /* not reachable from the mount root: an internal file */
             if (mnt != mnt_parent) {
@@ -133,6 +135,7 @@ __noinline int build_path(struct path_buf *pb, u64 dentry_ptr, u64 vfsmnt_ptr)
                 mnt = mnt_parent;
                 mnt_parent = RD(mnt, mnt_parent);
                 vfsmnt = &mnt->mnt;
+                complete = 0;
                 continue;
             }
             break;       /* the root of the namespace */
@@ -153,6 +156,8 @@ __noinline int build_path(struct path_buf *pb, u64 dentry_ptr, u64 vfsmnt_ptr)
         dentry = d_parent;
     }
 
+    if (!complete)
+        count_truncated();   /* too deep or too long: only the tail was kept */
     u32 pos = *(volatile u32 *)&pb->pos;
     if (pos == PATH_HALF) {
         /* nothing walked: "/" for the root, the dentry name for internal files */

@@ -12,6 +12,7 @@
  *   prog_vma      (security.h) enter_mprotect_vma, when the kernel loaded it
  * Maps user space reads:
  *   lost          per-CPU count of ring-buffer reserve failures
+ *   trunc_args    (common.h) per-CPU count of argument values cut at a size limit
  *   proc_info     tgid -> executable path (for the decoder's "executable")
  *   cgrp_info     cgroup id -> cgroup path components and container state
  */

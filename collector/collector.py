@@ -201,7 +201,7 @@ class Collector:
         self.events = sorted(set(events))
         self.filters = filters or KernelFilters()
         for comm in self.filters.comms:
-            if len(comm.encode()) > 15:
+            if len(os.fsencode(comm)) > 15:
                 raise ValueError(f"comm filter {comm!r} is longer than 15 bytes (the kernel's comm length)")
         f = self.filters
         for what, values in (("pids", f.pids), ("uids", f.uids), ("comms", f.comms), ("mnt_ns", f.mnt_ns)):
@@ -227,7 +227,9 @@ class Collector:
         self._reader: RingBufferReader | PerfBufferReader | None = None
         self._decoder: Decoder | None = None
         self._lost_map: BpfMap | None = None
+        self._trunc_map: BpfMap | None = None
         self._lost_at_stop = 0
+        self._truncated_at_stop = 0
         self._lost_reason_at_stop = ""
         self._loaded_kprobes: list[str] = []
         self.disabled_programs: list[str] = []
@@ -277,7 +279,7 @@ class Collector:
         for uid in f.uids:
             obj.map("f_uids").update(struct.pack("<I", uid), one)
         for comm in f.comms:
-            obj.map("f_comms").update(comm.encode().ljust(16, b"\0"), one)
+            obj.map("f_comms").update(os.fsencode(comm).ljust(16, b"\0"), one)
         for ns in f.mnt_ns:
             obj.map("f_mntns").update(struct.pack("<I", ns), one)
         sel, sysargs = self._selection()
@@ -368,6 +370,7 @@ class Collector:
             self._configure(obj)
             self._reader = self._open_reader(obj)
             self._lost_map = obj.map("lost")
+            self._trunc_map = next((m for m in obj.maps() if m.name == "trunc_args"), None)  # older objects: none
             boot_to_epoch = time.time_ns() - time.clock_gettime_ns(time.CLOCK_BOOTTIME)
             self._decoder = Decoder(boot_to_epoch, _MapContext(obj.map("proc_info"), obj.map("cgrp_info")))
             self._attach(obj)
@@ -396,7 +399,7 @@ class Collector:
         decode, append = decoder.decode, out.append
         errors = 0
 
-        def handle(buf: mmap.mmap, off: int, size: int) -> None:
+        def handle(buf: Any, off: int, size: int) -> None:  # an mmap (ring) or bytes (perf)
             nonlocal errors
             try:
                 append(decode(buf, off, size))
@@ -440,6 +443,23 @@ class Collector:
         return sum(struct.unpack(f"<{ncpu}Q", raw))
 
     @property
+    def truncated(self) -> int:
+        """Argument values the kernel cut at a size limit so far (bpf/common.h), all CPUs.
+
+        Strings are cut at 4095 bytes, argv/envp at 64 elements (or where the record is
+        full), their elements at 4095 bytes, the argument areas of sched_process_exec at
+        8191 bytes, and paths rebuilt from the kernel at 48 components or 4095 bytes.
+        """
+        m = self._trunc_map
+        if m is None:
+            return self._truncated_at_stop
+        ncpu = possible_cpus()
+        raw = m.lookup(struct.pack("<I", 0), value_size=8 * ncpu)
+        if raw is None:
+            return self._truncated_at_stop
+        return sum(struct.unpack(f"<{ncpu}Q", raw)) + (self._decoder.truncated if self._decoder else 0)
+
+    @property
     def lost_reason(self) -> str:
         """Why events were lost, from the kernel's error code of the last loss on any CPU."""
         m = self._lost_map
@@ -452,8 +472,8 @@ class Collector:
             return self._lost_reason_at_stop
         return "; ".join(LOST_REASONS.get(c, f"error {c} ({os.strerror(c)})") for c in sorted(codes))
 
-    def stop(self) -> None:
-        """Detach every program and close the object (idempotent)."""
+    def detach(self) -> None:
+        """Detach every program: no new events; those in the buffer can still be polled (idempotent)."""
         for link in self._links:
             try:
                 link.destroy()
@@ -461,9 +481,31 @@ class Collector:
                 if exc.errno != errno.ENOENT:
                     LOG.warning("detaching %s failed: %s", link.program, exc)
         self._links.clear()
+
+    def discard(self) -> int:
+        """Detach, then drop the records still in the kernel buffer, undecoded; returns how many."""
+        self.detach()
+        if self._reader is None:
+            return 0
+        count = 0
+
+        def skip(buf: Any, off: int, size: int) -> None:
+            nonlocal count
+            count += 1
+
+        while self._reader.available() and self._reader.drain(skip, 65536):
+            pass
+        return count
+
+    def stop(self) -> None:
+        """Detach every program and close the object (idempotent)."""
+        self.detach()
         if self._lost_map is not None:
             self._lost_at_stop = self.lost
             self._lost_reason_at_stop = self.lost_reason
+        if self._trunc_map is not None:
+            self._truncated_at_stop = self.truncated
+        self._trunc_map = None
         if self._reader is not None:
             self._reader.close()
             self._reader = None

@@ -31,6 +31,8 @@ __all__ = ["HEADER", "ContextSource", "Decoder", "container_id_from_cgroup", "so
 HEADER: Final = struct.Struct("<QQQQQqIiIIIIIIIIIIII16s64s")
 _U32: Final = struct.Struct("<I")
 _ALL_ELEMS: Final = 0xFFFFFFFF
+#: An argv/envp element this long was cut by the kernel (bpf/common.h ELEM_MAX, NUL included).
+ELEM_CUT: Final = 4096 - 1
 _SYSCALL_NAMES: Final[dict[int, str]] = {nr: name for name, nr in SYSCALLS.items()}
 _CG_EXISTED, _CG_STARTED = 1, 3
 _HDR_CG_STATE, _HDR_COMPAT = 0x3, 0x4  # event_header.flags (bpf/maps.h)
@@ -184,6 +186,8 @@ def _var_code(i: int, kind: str) -> list[str]:
             "            items.pop()",
             "    else:",
             "        del items[count:]",
+            "        if items and max(map(len, items)) >= _ELEM_CUT:",
+            "            _cut[0] += 1",
             f"    a{i} = [x.decode('utf-8', 'replace') for x in items]",
         ]
     elif kind == "y":
@@ -194,13 +198,16 @@ def _var_code(i: int, kind: str) -> list[str]:
     return lines
 
 
-def _compile(ev: EventSpec) -> Callable[[Any, int, int, int], list[dict[str, Any]]]:
-    """A function decoding the arguments of ``ev`` from a record (generated once per event)."""
+def _compile(ev: EventSpec, cut: list[int]) -> Callable[[Any, int, int, int], list[dict[str, Any]]]:
+    """A function decoding the arguments of ``ev`` from a record (generated once per event);
+    ``cut[0]`` counts the string arrays with an element cut by the kernel."""
     fixed = [(i, a) for i, a in enumerate(ev.args) if a.fixed]
     fmt = "<" + "".join("q" if a.kind == "i" else "Q" for _, a in fixed)
     env: dict[str, Any] = {
         "_U32U": _U32.unpack_from,
         "_ALL": _ALL_ELEMS,
+        "_ELEM_CUT": ELEM_CUT,
+        "_cut": cut,
         "_b64": base64.b64encode,
         "_sockaddr": sockaddr_value,
         "_post": _POST.get(ev.name),
@@ -240,14 +247,21 @@ class _Plan:
 
     __slots__ = ("args", "id_str", "name")
 
-    def __init__(self, ev: EventSpec) -> None:
+    def __init__(self, ev: EventSpec, cut: list[int]) -> None:
         self.name = ev.name
         self.id_str = str(ev.id)
-        self.args = _compile(ev)
+        self.args = _compile(ev, cut)
 
 
 #: The header fields that change from one event of a thread to the next.
 _VARYING: Final = struct.Struct("<Q32xqIi")
+
+#: Bounds of the decoder's caches, emptied when full: thread contexts (~2 KiB each; every
+#: new process or exec makes one, so a fork storm must not grow them), executables and
+#: container ids. A cache miss costs a few microseconds; tracee's memory stays bounded.
+TEMPLATE_CACHE_MAX: Final = 8192
+EXE_CACHE_MAX: Final = 16384
+CONTAINER_CACHE_MAX: Final = 16384
 
 
 class Decoder:
@@ -256,16 +270,22 @@ class Decoder:
     def __init__(self, boot_to_epoch_ns: int, context: ContextSource | None = None, events: Mapping[int, EventSpec] | None = None) -> None:
         self.boot_to_epoch_ns = boot_to_epoch_ns
         self.context: ContextSource = context if context is not None else _NoContext()
-        self._plans = {ev_id: _Plan(ev) for ev_id, ev in (events or EVENTS_BY_ID).items()}
+        self._cut = [0]
+        self._plans = {ev_id: _Plan(ev, self._cut) for ev_id, ev in (events or EVENTS_BY_ID).items()}
         self._templates: dict[bytes, dict[str, Any]] = {}
         self._exe: dict[tuple[int, int, int], str] = {}
         self._containers: dict[int, str] = {}
+
+    @property
+    def truncated(self) -> int:
+        """Records with an argv/envp element the kernel cut at ELEM_MAX (it counts its other cuts)."""
+        return self._cut[0]
 
     def _executable(self, host_pid: int, leader_start: int, gen: int) -> str:
         key = (host_pid, leader_start, gen)
         v = self._exe.get(key)
         if v is None:
-            if len(self._exe) > 65536:
+            if len(self._exe) >= EXE_CACHE_MAX:
                 self._exe.clear()
             v = self._exe[key] = self.context.executable(host_pid, leader_start, gen)
         return v
@@ -273,7 +293,7 @@ class Decoder:
     def _container(self, cgroup_id: int) -> str:
         v = self._containers.get(cgroup_id)
         if v is None:
-            if len(self._containers) > 65536:
+            if len(self._containers) >= CONTAINER_CACHE_MAX:
                 self._containers.clear()
             v = self._containers[cgroup_id] = container_id_from_cgroup(self.context.cgroup_names(cgroup_id)) if cgroup_id else ""
         return v
@@ -339,7 +359,7 @@ class Decoder:
         key = buf[off + 8 : off + 40] + buf[off + 56 : off + HEADER.size]
         template = self._templates.get(key)
         if template is None:
-            if len(self._templates) > 16384:
+            if len(self._templates) >= TEMPLATE_CACHE_MAX:
                 self._templates.clear()
             template = self._templates[key] = self._template(buf, off)
         args = plan.args(buf, off + HEADER.size, end, self.boot_to_epoch_ns)

@@ -25,6 +25,7 @@ several filters are AND-ed.
 from __future__ import annotations
 
 import operator
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -236,14 +237,15 @@ def _scope(selection: Selection, text: str) -> None:
             (selection.pids if key == "pid" else selection.uids).update(numbers)
             return
         json_key = _NUMERIC_SCOPES[key]
-        selection.scope.append(_numeric_check(text, op, value, lambda raw, k=json_key: raw.get(k)))
+        selection.scope.append(_numeric_check(text, op, value, _getter(json_key)))
         return
     if key in _STRING_SCOPES or key in ("executable", "exec", "binary", "bin"):
         if op not in ("=", "!="):
             raise FilterError(f"{text!r}: {key} takes '=' or '!='")
         if key == "comm" and op == "=" and all("*" not in v for v in value.split(",")):
-            # the kernel's comm is 15 bytes (TASK_COMM_LEN - 1): compare what it can hold
-            selection.comms.update(v.encode()[:15].decode(errors="ignore") for v in value.split(","))
+            # the kernel's comm is 15 bytes (TASK_COMM_LEN - 1), cut even inside a character:
+            # compare those bytes (os.fsencode keeps bytes that are not UTF-8, from argv)
+            selection.comms.update(os.fsdecode(os.fsencode(v)[:15]) for v in value.split(","))
             return
         if key in _STRING_SCOPES:
             selection.scope.append(_field_check(text, op, value, _STRING_SCOPES[key]))
@@ -289,7 +291,12 @@ def _split_list(item: str) -> list[str]:
 def _is_event_filter(text: str) -> bool:
     """``openat.pathname=/x`` or ``openat.retval<0``: an operator, and a dot in the key."""
     match = _EXPRESSION.match(text.strip())
-    return bool(match) and "." in match["key"]
+    return match is not None and "." in match["key"]
+
+
+def _getter(key: str) -> Callable[[Mapping[str, Any]], Any]:
+    """The value of ``key`` in an event (None when it has none)."""
+    return lambda raw: raw.get(key)
 
 
 def _has_operator(text: str) -> bool:

@@ -373,7 +373,8 @@ class BpfObject:
 
     def programs(self) -> dict[str, BpfProgram]:
         """Programs by function name, in ELF order."""
-        lib, out, prog = library(), {}, None
+        lib, prog = library(), None
+        out: dict[str, BpfProgram] = {}
         while True:
             prog = lib.bpf_object__next_program(self._obj, prog)
             if not prog:

@@ -8,10 +8,15 @@ and ``none``. Options: ``option:parse-arguments`` renders flags and requests
 as Tracee's strings (``O_RDONLY|O_CLOEXEC``, ``PTRACE_TRACEME``);
 ``option:exec-env`` keeps the environment of exec events, which is otherwise
 left out of the output.
+
+Event data is attacker-chosen (file names, argv, comm): the table formats and
+templates escape control characters (``\x1b``, ``\n``) and ``json`` stays one
+valid JSON object per line (see :mod:`.safetext`).
 """
 
 from __future__ import annotations
 
+import codecs
 import datetime as _dt
 import sys
 from collections.abc import Callable, Mapping
@@ -19,7 +24,6 @@ from pathlib import Path
 from typing import IO, Any, Final
 
 import jinja2
-import orjson
 from pytracee.engine.output.plugin import silence_closed_output
 from pytracee.engine.output.templates import GoView, go_format
 from pytracee.engine.parsers import (
@@ -29,6 +33,8 @@ from pytracee.engine.parsers import (
 )
 from pytracee.engine.schema import GO_FIELD_NAMES, full_event
 from pytracee.engine.session import StopRun
+
+from .safetext import escape_text, json_line
 
 __all__ = ["EventPrinter", "OutputSpec", "parse_output_options"]
 
@@ -96,9 +102,13 @@ class EventPrinter:
         self.spec = spec
         self.stream = stream if stream is not None else (open(spec.file, "w", encoding="utf-8") if spec.file else sys.stdout)
         self._header_done = False
+        encoding = getattr(self.stream, "encoding", None) or "utf-8"
+        #: JSON for a stream that cannot take every character (LANG=...ISO-8859-1): ASCII only
+        self._json_ascii = codecs.lookup(encoding).name != "utf-8"
         self._template: jinja2.Template | None = None
         if spec.format == "gotemplate" and spec.template is not None:
-            environment = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+            environment = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                                             finalize=_finalize)
             try:
                 self._template = environment.from_string(spec.template.read_text("utf-8"))
             except (OSError, jinja2.TemplateSyntaxError) as exc:
@@ -120,7 +130,7 @@ class EventPrinter:
 
     def _write(self, event: dict[str, Any]) -> None:
         if self.spec.format == "json":
-            self.stream.write(orjson.dumps(event).decode() + "\n")
+            self.stream.write(json_line(event, self._json_ascii) + "\n")
         elif self.spec.format == "gotemplate" and self._template is not None:
             text = self._template.render(_template_context(event))
             self.stream.write(text if text.endswith("\n") else text + "\n")
@@ -178,11 +188,28 @@ class EventPrinter:
             )
         else:
             line = f"{moment:<16} {common}"
-        self.stream.write(line + "\n")
+        self.stream.write(escape_text(line) + "\n")  # one event, one line: its data cannot break it
+
+
+class _Verbatim(str):
+    """Template output that is already safe (JSON from ``toJson``): printed as it is."""
+
+    __slots__ = ()
+
+
+def _finalize(value: Any) -> Any:
+    """Every ``{{ value }}`` of a gotemplate: event data is printed escaped."""
+    if isinstance(value, _Verbatim):
+        return value
+    return escape_text(value if isinstance(value, str) else str(value))
+
+
+def _to_json(value: Any) -> str:
+    return _Verbatim(json_line(value.raw if isinstance(value, GoView) else value))
 
 
 def _template_context(event: dict[str, Any]) -> dict[str, Any]:
     view = GoView(event, GO_FIELD_NAMES)
     context: dict[str, Any] = {go: getattr(view, go) for go in GO_FIELD_NAMES if GO_FIELD_NAMES[go] in event}
-    context.update({"event": view, "toJson": lambda v: orjson.dumps(v.raw if isinstance(v, GoView) else v).decode()})
+    context.update({"event": view, "toJson": _to_json})
     return context

@@ -225,3 +225,17 @@ def test_a_second_ctrl_c_does_not_break_the_clean_up(tool: Path) -> None:
     assert status == 0 and "Traceback" not in err, err
     assert any(args_of(e)["pathname"] == "/etc/hostname" for e in events)
     assert not still_loaded(tracee.programs)
+
+
+def test_findings_go_to_their_file_and_events_to_stdout(tmp_path: Path) -> None:
+    """--findings-output FILE and -o json together: neither option takes the other's place."""
+    findings_file = tmp_path / "findings.json"
+    traceme = "import ctypes; l = ctypes.CDLL(None); l.prctl(15, b'pytracee-fout', 0, 0, 0); l.ptrace(0, 0, 0, 0)"
+    tracee = Tracee("-e", "ptrace", "-o", "json", "--rules", "TRC-102", "--output-template", "rawjson",
+                    "--findings-output", str(findings_file), "-s", "comm=pytracee-fout")
+    subprocess.run([sys.executable, "-c", traceme], check=True)
+    status, events, err = tracee.stop()
+    assert status == 0, err
+    assert [e["eventName"] for e in events] == ["ptrace"] and "SigMetadata" not in events[0]
+    findings = [json.loads(line) for line in findings_file.read_text().splitlines()]
+    assert [(f["SigMetadata"]["ID"], f["Context"]["processName"]) for f in findings] == [("TRC-102", "pytracee-fout")]

@@ -6,26 +6,31 @@
     tracee -e execve,openat -o json               # print events as trace.Event JSON lines
     tracee -e openat.data.pathname=/etc/* -s comm=cat -o option:parse-arguments
     tracee -t event=ptrace -t follow -t comm=bash # tracee-ebpf's --trace syntax
-    tracee -o json | tracee-rules --input -       # the two-binary pipeline of Tracee v0.8
+    tracee -e "$(tracee-rules --list-events)" -o json | tracee-rules --input -   # Tracee v0.8's pipeline
 
 Signatures run in the same process on the live stream (Python, Rego and CEL, chosen
 with ``--rules``/``--rules-dir``/``--disable`` as in ``tracee-rules``); the events
 they select are traced automatically. Findings are printed with the tracee-rules
 templates (``--output-template``), events with Tracee's formats (``--output``).
-Ctrl-C or SIGTERM stops tracing cleanly: every BPF program is detached.
+Ctrl-C or SIGTERM stops tracing cleanly: every BPF program is detached, and the events
+already in the kernel buffer are still read (for up to 5 s; Ctrl-C again stops at once).
+Event data is escaped wherever it is printed for people (see ``collector/safetext.py``).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pytracee.engine.cli.tracee_rules import interrupt_on_signal, setup_logging
+from pytracee.engine.cli.tracee_rules import setup_logging
 from pytracee.engine.events import Event
 from pytracee.engine.output import plugin as outputs
 from pytracee.engine.output.templates import TemplateError
@@ -44,8 +49,16 @@ from pytracee.engine.session import (
 from ..collector import BUFFER_KINDS
 from ..filters import FilterError, Selection, parse_selection
 from ..printers import EventPrinter, OutputError, parse_output_options
+from ..safetext import escape_logging, install_escaping_finding_printer
+
+if TYPE_CHECKING:
+    from ..collector import Collector
 
 PROG = "tracee"
+#: Events decoded per poll: they are all held in memory until the signatures have seen them.
+POLL_BATCH = 1024
+#: After Ctrl-C or SIGTERM, how long the events still in the kernel buffer are read.
+STOP_DRAIN_SECONDS = 5.0
 log = logging.getLogger("pytracee.collector")
 
 
@@ -71,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="tracee-ebpf syntax: event=NAMES, set=NAME, comm=, pid=, uid=, container, follow, "
                         "EVENT.ARG=VALUE (repeatable)")
     out = parser.add_argument_group("output of events")
-    out.add_argument("--output", "-o", action="append", default=[], metavar="OUTPUT",
+    # dest event_output: the outputs plugin's findings file (--findings-output) is dest "output"
+    out.add_argument("--output", "-o", dest="event_output", action="append", default=[], metavar="OUTPUT",
                      help="table (default), table-verbose, json, gotemplate=PATH, none; FORMAT:FILE or "
                      "out-file:FILE; option:parse-arguments, option:exec-env (repeatable)")
     sigs = parser.add_argument_group("signatures")
@@ -112,9 +126,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     pm.subset_hook_caller("tracee_addoption", remove_plugins=[outputs]).call_historic(kwargs={"parser": parser})
     args = parser.parse_args(argv)
     setup_logging(args.log, PROG)
+    escape_logging()
+    # event data may hold any bytes: never fail on a terminal that cannot show a character
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
     try:
         selection = parse_selection(args.events, args.scope, args.trace)
-        output = parse_output_options(args.output)
+        output = parse_output_options(args.event_output)
         printer = EventPrinter(output)
     except (FilterError, OutputError) as exc:
         parser.print_usage(sys.stderr)
@@ -138,6 +157,7 @@ def _load_session(args: argparse.Namespace, selection: Selection, pm: PluginMana
     except (ConfigError, TemplateError, OSError) as exc:
         log.error("%s", exc)
         return EXIT_USAGE
+    install_escaping_finding_printer(pm, session, args.output_template)
     return session
 
 
@@ -177,8 +197,9 @@ def _trace(args: argparse.Namespace, selection: Selection, printer: EventPrinter
     except ValueError as exc:  # e.g. more pids or comms than the kernel maps hold
         log.error("%s", exc)
         return EXIT_USAGE
-    counts = {"traced": 0, "printed": 0}
-    previous = {sig: signal.signal(sig, interrupt_on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    counts = {"traced": 0, "printed": 0, "left": 0}
+    stop = StopRequest()
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         selection.start()
         # libbpf calls back into Python while loading; a signal raised in such a callback
@@ -191,11 +212,11 @@ def _trace(args: argparse.Namespace, selection: Selection, printer: EventPrinter
             signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
         log.info("tracing %d events (%s)%s", len(traced), ",".join(sorted(traced)),
                  f"; {len(session.signatures)} signatures" if session is not None else "")
-        stream = _events(collector, selection, printer, printed, counts)
+        stream = _events(collector, selection, printer, printed, counts, stop)
         if session is not None:
             status = session.run(stream)
             if status == EXIT_INTERRUPTED:
-                status = EXIT_OK  # Ctrl-C or SIGTERM is how tracing ends
+                status = EXIT_OK  # a second Ctrl-C or SIGTERM: stopped without draining
         else:
             status = EXIT_OK
             try:
@@ -212,14 +233,13 @@ def _trace(args: argparse.Namespace, selection: Selection, printer: EventPrinter
         log.error("tracing failed: %s", exc)
         status = EXIT_FAILURE
     finally:
-        # a signal now (or a second Ctrl-C) must not break the clean-up; once one stopped
-        # tracing (interrupt_on_signal ignores the next ones), the process is ending: later
-        # signals stay ignored
-        interrupted = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        # a signal now (or another Ctrl-C) must not break the clean-up; once one asked to
+        # stop, the process is ending: later signals stay ignored
         for sig in previous:
             signal.signal(sig, signal.SIG_IGN)
+        counts["left"] += collector.discard()
         collector.stop()
-        if not interrupted:
+        if not stop.requested:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         printer.close()
@@ -227,20 +247,62 @@ def _trace(args: argparse.Namespace, selection: Selection, printer: EventPrinter
     summary = f"{counts['traced']} events traced, {counts['printed']} printed, {lost} lost"
     if lost:
         summary += f" ({collector.lost_reason})"
+    if counts["left"]:
+        summary += f", {counts['left']} left unread in the kernel buffer at the stop"
+    if collector.truncated:
+        summary += f", {collector.truncated} argument values truncated"
     if collector.malformed:
         summary += f", {collector.malformed} undecodable records skipped"
     if session is not None:
         summary += "; " + session.summary(with_input=False)
-    (log.warning if lost else log.info)("%s", summary)
+    (log.warning if lost or counts["left"] else log.info)("%s", summary)
     return status
 
 
-def _events(collector, selection: Selection, printer: EventPrinter, printed: set[str], counts: dict[str, int]) -> Iterator[Event]:
-    """Poll the collector; print what was asked for; yield events for the signatures."""
+class StopRequest:
+    """The SIGINT/SIGTERM handler: the first signal asks tracing to stop (what the kernel
+    buffer holds is still read, for up to :data:`STOP_DRAIN_SECONDS`); the next one stops
+    at once (a KeyboardInterrupt), and any later one is ignored."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self, signum: int, frame: object) -> None:
+        if not self.requested:
+            self.requested = True
+            return
+        self.ignore_more()
+        raise KeyboardInterrupt
+
+    @staticmethod
+    def ignore_more() -> None:
+        """Ignore SIGINT and SIGTERM from now on (the run is ending)."""
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _events(collector: Collector, selection: Selection, printer: EventPrinter, printed: set[str],
+            counts: dict[str, int], stop: StopRequest) -> Iterator[Event]:
+    """Poll the collector; print what was asked for; yield events for the signatures.
+
+    Once a stop is requested the programs are detached and the events already in the
+    kernel buffer are still delivered, for up to :data:`STOP_DRAIN_SECONDS` (an attack
+    just before Ctrl-C is reported).
+    """
     own_pid = os.getpid()
     reported_lost = 0
+    deadline: float | None = None
     while True:
-        for raw in collector.poll(100):
+        if stop.requested and deadline is None:
+            collector.detach()
+            deadline = time.monotonic() + STOP_DRAIN_SECONDS
+            log.info("stopping: reading what the kernel buffer still holds (Ctrl-C again to stop now)")
+        batch = collector.poll(0 if deadline is not None else 100, POLL_BATCH)
+        if deadline is not None and (not batch or time.monotonic() > deadline):
+            counts["left"] += len(batch)  # decoded too late: counted with what is left
+            stop.ignore_more()  # the signatures and outputs finish now: nothing may interrupt that
+            return
+        for raw in batch:
             if raw.get("hostProcessId") == own_pid or not selection.accepts(raw):
                 continue
             counts["traced"] += 1
