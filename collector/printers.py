@@ -11,7 +11,7 @@ left out of the output.
 
 Event data is attacker-chosen (file names, argv, comm): the table formats and
 templates escape control characters (``\x1b``, ``\n``) and ``json`` stays one
-valid JSON object per line (see :mod:`.safetext`).
+valid JSON object per line (see :mod:`pytracee.engine.safetext`).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from pytracee.engine.parsers import (
 from pytracee.engine.schema import GO_FIELD_NAMES, full_event
 from pytracee.engine.session import StopRun
 
-from .safetext import escape_text, json_line
+from pytracee.engine.safetext import escape_text, json_line
 
 __all__ = ["EventPrinter", "OutputSpec", "parse_output_options"]
 

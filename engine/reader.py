@@ -206,7 +206,7 @@ class EventReader:
                 known = self.is_known_event
                 if known is None or known(name):
                     return None
-                return "unknown event", f"{name!r} is not a Tracee event or a loaded signature's event"
+                return "unknown event", f"'{name}' is not a Tracee event or a loaded signature's event"
             return problem
         return "not an event", f"expected a JSON object, got {type(raw).__name__}"
 

@@ -17,6 +17,7 @@ both paths.
 
 from __future__ import annotations
 
+import logging
 from typing import Final
 
 import orjson
@@ -24,6 +25,8 @@ import orjson
 from pytracee.engine import Event, Signature, SignatureMetadata, SourceComplete, select
 
 __all__ = ["ExecArgumentTampering"]
+
+log = logging.getLogger("pytracee.signatures")
 
 _EXEC_SYSCALLS: Final = ("execve", "execveat")
 #: Exec events of processes whose other half has not come yet, per table; bounded by count
@@ -95,6 +98,13 @@ class ExecArgumentTampering(Signature):
             )
 
     def on_signal(self, signal: SourceComplete) -> None:
+        forgotten = self._kernel_view.forgotten + self._syscall_view.forgotten
+        if forgotten:
+            log.warning(
+                "%s: %d exec events were forgotten unpaired (tables full: %d events or %d MiB each); "
+                "tampering with those execs was not checked",
+                self.metadata.id, forgotten, MAX_PENDING, MAX_PENDING_BYTES >> 20,
+            )
         self._kernel_view.clear()
         self._syscall_view.clear()
 
@@ -103,11 +113,13 @@ class _Pending:
     """Events waiting for their other half, by host pid: the oldest go first when the
     table holds :data:`MAX_PENDING` events or :data:`MAX_PENDING_BYTES` of event JSON."""
 
-    __slots__ = ("_events", "_bytes")
+    __slots__ = ("_bytes", "_events", "forgotten")
 
     def __init__(self) -> None:
         self._events: dict[int, tuple[Event, int]] = {}
         self._bytes = 0
+        #: Events pushed out by newer ones before their other half came.
+        self.forgotten = 0
 
     def add(self, pid: int, event: Event) -> None:
         self.pop(pid)
@@ -115,6 +127,7 @@ class _Pending:
         events = self._events
         while events and (len(events) >= MAX_PENDING or self._bytes + size > MAX_PENDING_BYTES):
             self._bytes -= events.pop(next(iter(events)))[1]  # the oldest
+            self.forgotten += 1
         events[pid] = (event, size)
         self._bytes += size
 
@@ -128,6 +141,7 @@ class _Pending:
     def clear(self) -> None:
         self._events.clear()
         self._bytes = 0
+        self.forgotten = 0
 
     @property
     def size(self) -> int:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,16 @@ def tracee_rules(*args: str, stdin: bytes | None = None, env: dict[str, str] | N
         env=env,
         cwd=cwd,
     )
+
+
+@pytest.fixture
+def quiet_logs() -> Iterator[None]:
+    """Property tests log thousands of expected warnings: keep them out of the report."""
+    logger = logging.getLogger("pytracee")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    yield
+    logger.setLevel(level)
 
 
 @pytest.fixture

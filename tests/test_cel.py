@@ -301,11 +301,12 @@ def test_other_yaml_files_are_left_alone(tmp_path: Path) -> None:
     assert signatures == [] and errors == []
 
 
-def test_bad_options_are_configuration_errors() -> None:
+def test_bad_options_are_configuration_errors(tmp_path: Path) -> None:
+    rule = write(tmp_path, "slow.yaml", SLOW_RULE)
     with pytest.raises(ConfigError, match="unknown CEL engine 'nope'"):
-        load_signatures(FIXTURES / "cel" / "slow_rule.yaml", cel_engine="nope")
+        load_signatures(rule, cel_engine="nope")
     with pytest.raises(ConfigError, match="time budget"):
-        load_signatures(FIXTURES / "cel" / "slow_rule.yaml", cel_time_budget=0)
+        load_signatures(rule, cel_time_budget=0)
     result = tracee_rules("--cel-time-budget", "-1", "--list")
     assert result.returncode == 2 and "expected a positive number of milliseconds" in result.stderr
 
@@ -359,13 +360,19 @@ def test_output_fields_land_in_data(tmp_path: Path, backend_name: str) -> None:
     assert signature.errors == 1
 
 
-def test_time_budget_disables_a_pathological_rule(backend_name: str, caplog: pytest.LogCaptureFixture) -> None:
-    rule = FIXTURES / "cel" / "slow_rule.yaml"
-    # cel-expr-python: the default 5 ms budget; cel-python: a small list and a 1 ms budget
-    options = {"cel_engine": backend_name} if backend_name == "cel-expr-python" else {"cel_engine": backend_name, "cel_time_budget": 1}
+#: Slow but within the load-time cost limit: splitting a 60,000-character argument into characters
+#: and converting the 60,000 strings into CEL takes about 15 ms on cel-cpp, 100 ms on cel-python.
+SLOW_RULE = detector(
+    '  - split(getEventData("text"), "").size() > 0\n', events="    - name: sched_process_exec\n", sig_id="SLOW-1"
+)
+
+
+def test_time_budget_disables_a_pathological_rule(tmp_path: Path, backend_name: str, caplog: pytest.LogCaptureFixture) -> None:
+    rule = write(tmp_path, "slow.yaml", SLOW_RULE)
+    # cel-expr-python: the default 5 ms budget; cel-python: a 10 ms budget
+    options = {"cel_engine": backend_name} if backend_name == "cel-expr-python" else {"cel_engine": backend_name, "cel_time_budget": 10}
     (signature,) = load_signatures(rule, **options)
-    size = 90 if backend_name == "cel-expr-python" else 20
-    slow = make_event("sched_process_exec", {"argv": ["x" * 1000] * size})
+    slow = make_event("sched_process_exec", {"text": "x" * 60_000})
     with caplog.at_level(logging.WARNING, logger="pytracee"):
         findings, engine = run(signature, [slow] * 6)
     assert signature.disabled and signature.evaluations == 3
@@ -376,17 +383,24 @@ def test_time_budget_disables_a_pathological_rule(backend_name: str, caplog: pyt
 
 
 def test_a_few_slow_evaluations_do_not_disable(tmp_path: Path) -> None:
-    (signature,) = load_signatures(FIXTURES / "cel" / "slow_rule.yaml")
-    slow = make_event("sched_process_exec", {"argv": ["x" * 1000] * 90})
-    fast = make_event("sched_process_exec", {"argv": ["ls"]})
+    (signature,) = load_signatures(write(tmp_path, "slow.yaml", SLOW_RULE))
+    slow = make_event("sched_process_exec", {"text": "x" * 60_000})
+    fast = make_event("sched_process_exec", {"text": "ls"})
     findings, engine = run(signature, [slow, *[fast] * 1000, slow, *[fast] * 1000, slow, fast])
     assert not signature.disabled and len(findings) == 2004 and not engine.stats.errors_by_signature
 
 
-def test_iteration_budget_is_an_evaluation_error() -> None:
-    (signature,) = load_signatures(FIXTURES / "cel" / "slow_rule.yaml", cel_engine="cel-expr-python")
-    findings, _ = run(signature, [make_event("sched_process_exec", {"argv": ["a"] * 200})])  # 40,000 steps
-    assert findings == [] and signature.errors == 1 and "budget" in signature.first_error.lower()
+def test_iteration_budget_is_an_evaluation_error(tmp_path: Path, backend_name: str) -> None:
+    # two loops over a 6,000-element list: 12,000 steps, over the 10,000 of one evaluation (both backends)
+    rule = write(tmp_path, "loops.yaml", detector(
+        '  - getEventData("argv").exists(a, a == "z") || getEventData("argv").exists(b, b == "z")\n',
+        events="    - name: sched_process_exec\n",
+    ))
+    (signature,) = load_signatures(rule, cel_engine=backend_name, cel_time_budget=10_000)  # cel-python is slow
+    findings, _ = run(signature, [make_event("sched_process_exec", {"argv": ["a"] * 6000})])
+    assert findings == [] and signature.errors == 1 and "iteration budget exceeded" in signature.first_error.lower()
+    findings, _ = run(signature, [make_event("sched_process_exec", {"argv": ["a"] * 4000 + ["z"]})])
+    assert len(findings) == 1
 
 
 # --- functions, the same on both backends -------------------------------------------------------------------

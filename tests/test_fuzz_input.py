@@ -11,8 +11,6 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +24,7 @@ from pytracee.engine.plugins import PluginManager
 from pytracee.engine.reader import EventReader
 from pytracee.engine.testing import builtin_signatures
 
-
-
-@pytest.fixture(autouse=True)
-def _quiet_logs() -> Iterator[None]:
-    """Thousands of expected warnings: keep them out of the report."""
-    logger = logging.getLogger("pytracee")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
-    yield
-    logger.setLevel(level)
+pytestmark = pytest.mark.usefixtures("quiet_logs")
 
 
 # --- values an attacker controls: file names, argv, environment, socket paths ---------------

@@ -296,3 +296,33 @@ def test_closed_standard_streams_are_clear_errors(tmp_path: Path) -> None:
         result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60)
         assert result.returncode == 2, (command, result.stderr)
         assert message in result.stderr and "Traceback" not in result.stderr, command
+
+
+HOSTILE_PTRACE = {
+    "eventName": "ptrace",
+    "processName": "\x1b[2Jevil\nSignature ID: FAKE",
+    "hostName": "h\x1b]0;title\x07\u202e",
+    "args": [{"name": "request", "value": "PTRACE_TRACEME"}],
+}
+
+
+@pytest.mark.parametrize("template", ["default", "simple", "csv", "xml"])
+def test_text_findings_never_carry_control_characters_from_events(template: str) -> None:
+    result = tracee_rules("--output-template", template, "--input", "-", stdin=(json.dumps(HOSTILE_PTRACE) + "\n").encode())
+    assert result.returncode == 0, result.stderr
+    assert not any(c in result.stdout for c in "\x1b\x07\u202e"), repr(result.stdout)
+    assert "\\x1b[2Jevil\\nSignature ID: FAKE" in result.stdout  # shown, escaped: nothing forged
+    assert result.stdout.count("Signature ID: FAKE") == result.stdout.count("\\nSignature ID: FAKE")
+
+
+def test_json_findings_keep_event_data_exact() -> None:
+    result = tracee_rules("--output-template", "rawjson", "--input", "-", stdin=(json.dumps(HOSTILE_PTRACE) + "\n").encode())
+    (finding,) = [json.loads(line) for line in result.stdout.splitlines()]
+    assert finding["Context"]["processName"] == HOSTILE_PTRACE["processName"]
+    assert "\x1b" not in result.stdout
+
+
+def test_log_messages_quoting_events_are_escaped() -> None:
+    result = tracee_rules("--input", "-", stdin=b'{"eventName":"pt\\u001b[2Jrace"}\n')
+    assert "\x1b" not in result.stderr
+    assert "unknown event: 'pt\\x1b[2Jrace' is not a Tracee event" in result.stderr

@@ -27,7 +27,7 @@ import pytest
 from pytracee.collector.decode import HEADER, Decoder
 from pytracee.collector.events import EVENTS
 from pytracee.collector.printers import EventPrinter, parse_output_options
-from pytracee.collector.safetext import escape_text, json_line
+from pytracee.engine.safetext import escape_text, json_line
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -1,14 +1,19 @@
-"""Finding templates against tracee-rules' output goldens."""
+"""Finding templates against tracee-rules' output goldens; writing findings to files and stdout."""
 
 from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
-from conftest import FIXTURES
+from conftest import FIXTURES, tracee_rules
 from pytracee.engine import Event, Finding, SignatureMetadata
+from pytracee.engine.output.printer import OutputFile
 from pytracee.engine.output.templates import FindingTemplate, TemplateError, go_format
+from pytracee.engine.testing import make_event
 
 GOLDENS = json.loads((FIXTURES / "tracee_rules_output_goldens.json").read_text())
 TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
@@ -112,3 +117,51 @@ def test_template_errors_name_the_template_and_line(tmp_path) -> None:
     typo.write_text("{{ SigMetadata.Nmae }}")
     with pytest.raises(TemplateError, match="Nmae"):
         FindingTemplate.load(str(typo)).render(golden_finding())
+
+
+# --- writing findings: a device that fails is counted, not a traceback ----------------------------------
+
+
+def findings_input(tmp_path: Path) -> Path:
+    """Two events raising TRC-102 and TRC-107."""
+    events = [
+        make_event("ptrace", {"request": 0, "pid": 0, "addr": 0, "data": 0}, processName="strace"),
+        make_event("security_file_open", {"pathname": "/etc/ld.so.preload", "flags": "O_WRONLY|O_CREAT"}),
+    ]
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(json.dumps(e.raw) + "\n" for e in events))
+    return path
+
+
+def assert_failed_cleanly(returncode: int, stderr: str, where: str) -> None:
+    assert returncode == 1, stderr
+    assert f"finding of TRC-102 not written to {where}: No space left on device" in stderr
+    assert "2 events read" in stderr and "findings not delivered: 2" in stderr  # the summary is printed
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_full_output_file_is_counted_not_a_traceback(tmp_path: Path) -> None:
+    result = tracee_rules("--input", str(findings_input(tmp_path)), "--output", "/dev/full")
+    assert_failed_cleanly(result.returncode, result.stderr, "/dev/full")
+    assert result.stderr.count("No space left on device") == 2  # the first finding, then one line for the rest
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_full_stdout_is_counted_not_a_traceback(tmp_path: Path) -> None:
+    with open("/dev/full", "w") as full:
+        result = subprocess.run(
+            [sys.executable, "-m", "pytracee.engine.cli.tracee_rules", "--input", str(findings_input(tmp_path))],
+            stdout=full, stderr=subprocess.PIPE, text=True, timeout=60, check=False,
+        )
+    assert_failed_cleanly(result.returncode, result.stderr, "stdout")
+
+
+def test_output_file_writes_each_finding_whole(tmp_path: Path) -> None:
+    out = OutputFile(str(tmp_path / "findings.txt"))
+    out.write("caf\u00e9 \ud800\n")  # a lone surrogate cannot be UTF-8: it is written as an escape
+    out.close()
+    out.close()  # twice is harmless
+    assert (tmp_path / "findings.txt").read_bytes() == "caf\u00e9 \\ud800\n".encode()
+    with pytest.raises(ValueError, match="is closed"):
+        out.write("late\n")

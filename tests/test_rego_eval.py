@@ -176,69 +176,40 @@ THREE = {
 }
 
 
-class _Counting:
-    """A regorus engine proxy counting how the input is set."""
-
-    def __init__(self, engine: Any) -> None:
-        self._engine = engine
-        self.calls: list[str] = []
-
-    def set_input_json(self, text: str) -> None:
-        self.calls.append("json")
-        self._engine.set_input_json(text)
-
-    def set_input(self, value: Any) -> None:
-        self.calls.append("dict")
-        self._engine.set_input(value)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._engine, name)
-
-
-def _replay(tmp_path: Path, signatures: list[Any], events: list[Event]) -> list[Finding]:
+def _replay(tmp_path: Path, signatures: list[Any], events: list[Event]) -> tuple[list[Finding], list[bytes]]:
+    """Findings of ``events`` written to a file and read back (so they carry their JSON lines), and those lines."""
     path = tmp_path / "events.jsonl"
     path.write_text("".join(json.dumps(e.raw) + "\n" for e in events))
     findings: list[Finding] = []
+    lines: list[bytes] = []
     engine = Engine(signatures, findings.append)
     for event in EventReader([str(path)]):
         assert event.text is not None
+        lines.append(event.text)
         engine.dispatch(event)
     engine.complete()
     assert not engine.stats.errors_by_signature
-    return findings
+    return findings, lines
 
 
-def test_regorus_sets_the_input_once_per_event_from_the_json_line(tmp_path: Path) -> None:
-    sigs = list(load(tmp_path, "regorus", **THREE).values())
-    slot = sigs[0].rule.slot
-    assert all(s.rule.slot is slot for s in sigs)  # one engine for the three
-    slot.engine = counting = _Counting(slot.engine)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_one_request_per_event_for_all_its_signatures_with_the_json_line_as_read(tmp_path: Path, backend: str) -> None:
+    sigs = list(load(tmp_path, backend, **THREE).values())
+    client = sigs[0].rule.namespace.client
+    assert all(s.rule.namespace is sigs[0].rule.namespace for s in sigs)
+    before = client.stats()
     events = [make_event("security_file_open", {"pathname": p, "flags": 0}) for p in ("/x/a", "/x/b", "/x/c")]
-    findings = _replay(tmp_path, sigs, events)
+    findings, lines = _replay(tmp_path, sigs, events)
+    after = client.stats()
     assert sorted(f.sig_metadata.id for f in findings) == ["A-1", "B-1", "C-1"]
-    assert counting.calls == ["json", "json", "json"]
-    # events built in memory (no JSON line) are handed over as dicts
-    counting.calls.clear()
-    run_engine([make_event("security_file_open", {"pathname": "/a", "flags": 0})], sigs)
-    assert counting.calls == ["dict"]
-
-
-def test_opa_evaluates_all_selected_signatures_in_one_query(tmp_path: Path) -> None:
-    sigs = list(load(tmp_path, "opa", **THREE).values())
-    backend = sigs[0].rule.slot.backend
-    calls: list[bytes] = []
-    original = backend.eval_raw
-
-    def counting(engine: Any, query: bytes, payload: bytes) -> Any:
-        calls.append(payload)
-        return original(engine, query, payload)
-
-    backend.eval_raw = counting
-    events = [make_event("security_file_open", {"pathname": p, "flags": 0}) for p in ("/x/a", "/x/b", "/x/c")]
-    findings = _replay(tmp_path, sigs, events)
-    assert sorted(f.sig_metadata.id for f in findings) == ["A-1", "B-1", "C-1"]
-    assert len(calls) == 3  # one query per event for the three signatures
-    assert all(payload.endswith(b"}\n") for payload in calls)  # the JSON line as read, not re-serialised
+    assert after["evaluations"] - before["evaluations"] == 3  # one request per event for the three signatures
+    assert after["inputs"] - before["inputs"] == 3  # regorus: one set_input_json per event; OPA: one query
+    assert after["last_input"] == lines[-1]  # the JSON line as read, not re-serialised
+    # an event built in memory (no JSON line) is serialised once
+    run_engine([make_event("security_file_open", {"pathname": "/memory/a", "flags": 0})], sigs)
+    last = client.stats()
+    assert last["evaluations"] - after["evaluations"] == 1
+    assert json.loads(last["last_input"])["args"][0]["value"] == "/memory/a"
 
 
 # --- errors and signatures building on each other ----------------------------------------------------

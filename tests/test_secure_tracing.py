@@ -54,9 +54,9 @@ def test_runs_with_the_builtins_by_default() -> None:
     assert [f.sig_metadata.id for f in run_engine(exec_pair("/bin/true", "/bin/nc"))] == ["PYT-1"]
 
 
-def test_unpaired_exec_events_are_held_in_bounded_memory_and_a_later_attack_still_fires() -> None:
+def test_unpaired_exec_events_are_held_in_bounded_memory_and_a_later_attack_still_fires(caplog) -> None:
     from pytracee.engine.dispatch import Engine
-    from pytracee.signatures.secure_tracing import MAX_PENDING_BYTES
+    from pytracee.signatures.secure_tracing import MAX_PENDING, MAX_PENDING_BYTES
 
     signature = ExecArgumentTampering()
     findings: list = []
@@ -69,3 +69,7 @@ def test_unpaired_exec_events_are_held_in_bounded_memory_and_a_later_attack_stil
     engine.dispatch(exec_pair("/bin/true", "/bin/nc")[0])
     engine.dispatch(exec_pair("/bin/true", "/bin/nc")[1])
     assert [f.data["kernel pathname"] for f in findings] == ["/bin/nc"]
+    engine.complete()  # the forgotten events are reported at the end of the input
+    (warning,) = [r.getMessage() for r in caplog.records if "forgotten" in r.getMessage()]
+    forgotten = int(warning.split()[1])
+    assert warning.startswith("PYT-1: ") and 8_400 - MAX_PENDING <= forgotten < 8_400, warning

@@ -14,7 +14,7 @@ they select are traced automatically. Findings are printed with the tracee-rules
 templates (``--output-template``), events with Tracee's formats (``--output``).
 Ctrl-C or SIGTERM stops tracing cleanly: every BPF program is detached, and the events
 already in the kernel buffer are still read (for up to 5 s; Ctrl-C again stops at once).
-Event data is escaped wherever it is printed for people (see ``collector/safetext.py``).
+Event data is escaped wherever it is printed for people (see ``engine/safetext.py``).
 """
 
 from __future__ import annotations
@@ -49,7 +49,6 @@ from pytracee.engine.session import (
 from ..collector import BUFFER_KINDS
 from ..filters import FilterError, Selection, parse_selection
 from ..printers import EventPrinter, OutputError, parse_output_options
-from ..safetext import escape_logging, install_escaping_finding_printer
 
 if TYPE_CHECKING:
     from ..collector import Collector
@@ -126,7 +125,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     pm.subset_hook_caller("tracee_addoption", remove_plugins=[outputs]).call_historic(kwargs={"parser": parser})
     args = parser.parse_args(argv)
     setup_logging(args.log, PROG)
-    escape_logging()
     # event data may hold any bytes: never fail on a terminal that cannot show a character
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, io.TextIOWrapper):
@@ -157,7 +155,6 @@ def _load_session(args: argparse.Namespace, selection: Selection, pm: PluginMana
     except (ConfigError, TemplateError, OSError) as exc:
         log.error("%s", exc)
         return EXIT_USAGE
-    install_escaping_finding_printer(pm, session, args.output_template)
     return session
 
 

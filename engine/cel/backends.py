@@ -5,17 +5,19 @@ Two backends implement the same environment (the variable ``event``, the
 
 * ``cel-expr-python`` (default): Google's CEL team's bindings of cel-cpp.
   Expressions are type-checked at load (undeclared functions and variables,
-  a condition that cannot be a bool); the event dict is wrapped lazily, so
-  only the fields an expression touches are converted. Evaluation errors
+  a condition that cannot be a bool). cel-cpp converts the whole event when
+  an expression first reads ``event``; one activation per event lets every
+  expression of every signature share that conversion. Evaluation errors
   come back as values of type ``ERROR``; the iteration budget (10,000
   comprehension steps) comes back as an exception. Both become
   :class:`CelEvalError`.
 * ``cel-python`` (``celpy``): pure Python, about 100 times slower; no type
   checker, so function and method names are checked against the environment
   at load. It runs with celpy's ``InterpretedRunner`` (its ``CompiledRunner``
-  does not absorb errors in ``&&``/``||`` as CEL requires). The event is
-  converted to CEL values once per event, and only for expressions that
-  mention ``event``.
+  does not absorb errors in ``&&``/``||`` as CEL requires), extended with
+  cel-cpp's iteration budget and a deadline (:class:`EvaluationStopped`). The
+  event is converted to CEL values once per event, and only for expressions
+  that mention ``event``.
 
 Known differences of the two (CEL implementations differ here too):
 cel-python reports ``x == null`` as an error when ``x`` is not null
@@ -31,10 +33,12 @@ raise :class:`CelEvalError` for anything that is not a proper result.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Protocol
 
 from .functions import FUNCTIONS, CelFunction, EventSlot
+from .limits import ITERATION_BUDGET
 
 __all__ = [
     "BACKENDS",
@@ -42,6 +46,7 @@ __all__ = [
     "Backend",
     "CelCompileError",
     "CelEvalError",
+    "EvaluationStopped",
     "create_backend",
 ]
 
@@ -69,6 +74,10 @@ class CelCompileError(Exception):
 
 class CelEvalError(Exception):
     """An evaluation failed (no such overload, missing key, budget, non-bool condition ...)."""
+
+
+class EvaluationStopped(CelEvalError):
+    """A cel-python evaluation went past the iteration budget or its deadline (no CEL operator absorbs it)."""
 
 
 class Backend(Protocol):
@@ -108,6 +117,16 @@ class CelExprPythonBackend:
             variables={"event": cel.Type.DYN},
             functions=[self._declare(function) for function in FUNCTIONS.values()],
         )
+        self._raw: dict[str, Any] | None = None
+        self._activation: Any = None
+
+    def activation(self, raw: dict[str, Any]) -> Any:
+        """The activation of ``raw``, built once per event: cel-cpp converts the event on first use
+        and every expression of every signature evaluating that event then shares the conversion."""
+        if raw is not self._raw:
+            self._activation = self._env.Activation(data={"event": raw})
+            self._raw = raw
+        return self._activation
 
     def _type(self, name: str) -> Any:
         cel = self._cel
@@ -146,10 +165,11 @@ class CelExprPythonBackend:
             raise CelCompileError(f"a condition must be a bool, but this expression is a {result_type.name().lower()}")
         evaluate = expression.eval
         describe = self._describe
+        activation = self.activation
 
         def condition(raw: dict[str, Any]) -> bool:
             try:
-                result = evaluate(data={"event": raw})
+                result = evaluate(activation=activation(raw))
             except RuntimeError as exc:  # e.g. "Iteration budget exceeded"
                 raise CelEvalError(_strip_status(str(exc))) from None
             value = result.value()
@@ -163,10 +183,11 @@ class CelExprPythonBackend:
         evaluate = self._compile(text).eval
         error_type = self._error_type
         describe = self._describe
+        activation = self.activation
 
         def value(raw: dict[str, Any]) -> Any:
             try:
-                result = evaluate(data={"event": raw})
+                result = evaluate(activation=activation(raw))
             except RuntimeError as exc:
                 raise CelEvalError(_strip_status(str(exc))) from None
             if result.type() == error_type:
@@ -227,7 +248,7 @@ class CelPythonBackend:
         self._celpy = celpy
         self._t = celtypes
         self.slot = EventSlot()
-        self._env = celpy.Environment()  # InterpretedRunner
+        self._env = celpy.Environment(runner_class=_bounded_runner(celpy, self.slot))  # an InterpretedRunner
         self._functions = {name: self._wrap(function) for name, function in FUNCTIONS.items()}
         self._functions["size"] = _celpy_size(celtypes)  # celpy's size(null) is 0; CEL's is an error
         self._methods = _CELPY_STANDARD_METHODS | {name for name, f in FUNCTIONS.items() if f.member}
@@ -290,7 +311,7 @@ class CelPythonBackend:
                 return program.evaluate({"event": self._cel_event(raw)} if uses_event else {})
             except celpy.CELEvalError as exc:
                 raise CelEvalError(_celpy_message(exc)) from None
-            except CelEvalError:
+            except CelEvalError:  # EvaluationStopped, a value that cannot go to CEL
                 raise
             except Exception as exc:  # noqa: BLE001 - celpy bugs, RecursionError: no match, not a crash
                 raise CelEvalError(f"{type(exc).__name__}: {exc}") from None
@@ -353,21 +374,79 @@ class CelPythonBackend:
         impl = function.bind(self.slot)
         accepted = [params for params, _ in function.overloads]
         name = function.name
+        slot = self.slot
 
         def call(*args: Any) -> Any:
+            if time.perf_counter() > slot.deadline:
+                raise EvaluationStopped(_DEADLINE_PASSED)
             values = [self._to_python(a) for a in args]
             if not any(_accepts(params, values) for params in accepted):
                 kinds = ", ".join(_kind(v) for v in values)
                 raise TypeError(f"no matching overload for {name}({kinds})")
             try:
                 result = impl(*values)
-            except (TypeError, AttributeError):
+            except (TypeError, AttributeError, CelEvalError):
                 raise
             except Exception as exc:  # noqa: BLE001 - celpy turns only ValueError into a CEL error
                 raise ValueError(str(exc)) from None
             return self._to_cel(result)
 
         return call
+
+
+_DEADLINE_PASSED: Final = "stopped: the evaluation ran past its deadline (twice the time budget)"
+
+
+def _bounded_runner(celpy: Any, slot: EventSlot) -> type:
+    """celpy's ``InterpretedRunner`` with cel-cpp's iteration budget and the event's deadline.
+
+    Every step of a macro (``all``, ``exists``, ``exists_one``, ``map``, ``filter``: CEL's
+    only loops) is counted; past :data:`~.limits.ITERATION_BUDGET` steps in one evaluation,
+    or past :attr:`EventSlot.deadline`, it raises :class:`EvaluationStopped`.
+    """
+    from celpy.evaluation import Evaluator
+
+    class Meter:
+        __slots__ = ("steps",)
+
+        def __init__(self) -> None:
+            self.steps = 0
+
+        def step(self) -> None:
+            self.steps += 1
+            if self.steps > ITERATION_BUDGET:
+                raise EvaluationStopped("Iteration budget exceeded")
+            if time.perf_counter() > slot.deadline:
+                raise EvaluationStopped(_DEADLINE_PASSED)
+
+    def metered(step: Callable[[Any], Any], meter: Meter) -> Callable[[Any], Any]:
+        def counted(value: Any) -> Any:
+            meter.step()
+            return step(value)
+
+        return counted
+
+    class BoundedEvaluator(Evaluator):  # type: ignore[misc]
+        meter: Meter
+
+        def sub_evaluator(self, ast: Any) -> BoundedEvaluator:
+            nested = BoundedEvaluator(ast, activation=self.activation)
+            nested.meter = self.meter
+            return nested
+
+        def build_macro_eval(self, child: Any) -> Callable[[Any], Any]:
+            return metered(super().build_macro_eval(child), self.meter)
+
+        def build_ss_macro_eval(self, child: Any) -> Callable[[Any], Any]:
+            return metered(super().build_ss_macro_eval(child), self.meter)
+
+    class BoundedRunner(celpy.InterpretedRunner):  # type: ignore[misc]
+        def evaluate(self, context: Any) -> Any:
+            evaluator = BoundedEvaluator(ast=self.ast, activation=self.new_activation())
+            evaluator.meter = Meter()
+            return evaluator.evaluate(context)
+
+    return BoundedRunner
 
 
 def _celpy_size(celtypes: Any) -> Callable[[Any], Any]:

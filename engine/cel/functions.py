@@ -23,6 +23,9 @@ the signature fills once per event, so no per-event function objects are built.
     basename(path)           dirname(path)       (Go's filepath.Base / filepath.Dir)
 
 plus CEL's own ``contains``, ``startsWith``, ``endsWith``, ``matches``, ``size``.
+``replace``, ``join``, ``upper`` and ``lower`` refuse (an evaluation error) to
+build a string over :data:`~.limits.MAX_VALUE_SIZE` characters; the load-time
+cost analysis (:mod:`.cost`) keeps rules that could from loading at all.
 
 **Tracee argument values** in either form (raw, or ``option:parse-arguments``
 strings), backed by :mod:`pytracee.engine.parsers`::
@@ -44,6 +47,7 @@ from typing import Any, Final
 
 from .. import parsers
 from ..parsers import go_base
+from .limits import MAX_VALUE_SIZE
 
 __all__ = ["FUNCTIONS", "CelFunction", "EventSlot", "function_names", "go_base", "go_dir"]
 
@@ -54,16 +58,18 @@ STRING, INT, UINT, BOOL, BYTES, LIST, MAP, NULL, DYN = "string", "int", "uint", 
 class EventSlot:
     """The arguments of the event being evaluated, shared by every expression of a backend.
 
-    The signature sets :attr:`args` before it evaluates an event; the data
-    functions read it. Evaluation is single-threaded and a signature computes
+    The signature sets :attr:`args` (and :attr:`deadline`) before it evaluates
+    an event; the data functions read it. Evaluation is single-threaded and a signature computes
     everything it needs before it emits a finding (which may evaluate other
     signatures on a derived event), so one slot per backend is enough.
     """
 
-    __slots__ = ("args",)
+    __slots__ = ("args", "deadline")
 
     def __init__(self) -> None:
         self.args: Mapping[str, Any] = {}
+        #: ``time.perf_counter()`` past which an evaluation that can be stopped (cel-python) is.
+        self.deadline = float("inf")
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +118,31 @@ def _split(text: str, sep: str) -> list[str]:
 def _join(items: list[Any], sep: str = "") -> str:
     if not all(isinstance(item, str) for item in items):
         raise TypeError("join: the list must hold strings only")
+    _check_size("join", sum(map(len, items)) + max(len(items) - 1, 0) * len(sep))
     return sep.join(items)
+
+
+def _replace(text: str, old: str, new: str) -> str:
+    if len(new) > len(old) and len(text) * max(len(new), 1) > MAX_VALUE_SIZE:
+        occurrences = len(text) + 1 if not old else text.count(old)
+        _check_size("replace", len(text) + occurrences * (len(new) - len(old)))
+    return text.replace(old, new)
+
+
+def _case(name: str, change: Callable[[str], str]) -> Callable[[str], str]:
+    def convert(text: str) -> str:
+        result = change(text)
+        _check_size(name, len(result))
+        return result
+
+    convert.__name__ = name
+    return convert
+
+
+def _check_size(function: str, length: int) -> None:
+    """Refuse to build a string over :data:`~.limits.MAX_VALUE_SIZE` characters."""
+    if length > MAX_VALUE_SIZE:
+        raise ValueError(f"{function}: the result would be {length:,} characters, over the limit of {MAX_VALUE_SIZE:,}")
 
 
 
@@ -164,9 +194,9 @@ FUNCTIONS: Final[Mapping[str, CelFunction]] = {
         CelFunction("split", _split, _overloads(((STRING, STRING),), LIST), member=True),
         CelFunction("join", _join, _overloads(((LIST, STRING), (LIST,)), STRING), member=True),
         CelFunction("trim", str.strip, _overloads(((STRING,),), STRING), member=True),
-        CelFunction("replace", lambda s, old, new: s.replace(old, new), _overloads(((STRING, STRING, STRING),), STRING), member=True),
-        CelFunction("upper", str.upper, _overloads(((STRING,),), STRING), member=True),
-        CelFunction("lower", str.lower, _overloads(((STRING,),), STRING), member=True),
+        CelFunction("replace", _replace, _overloads(((STRING, STRING, STRING),), STRING), member=True),
+        CelFunction("upper", _case("upper", str.upper), _overloads(((STRING,),), STRING), member=True),
+        CelFunction("lower", _case("lower", str.lower), _overloads(((STRING,),), STRING), member=True),
         CelFunction("basename", go_base, _overloads(((STRING,),), STRING), member=True),
         CelFunction("dirname", go_dir, _overloads(((STRING,),), STRING), member=True),
         CelFunction("openFlags", parsers.open_flags, _overloads(_NUMERIC, INT)),

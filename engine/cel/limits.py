@@ -1,22 +1,40 @@
-"""Limits that keep one CEL rule from stalling the engine.
+"""Limits that keep one CEL rule, one event or one rule file from stalling the engine.
 
 Tracee gives each CEL evaluation a 5 ms timeout and a cost limit. Neither CEL
-backend here can interrupt an evaluation from outside, so pytracee bounds the
-cost in three layers:
+backend here can interrupt an evaluation from outside, and cel-expr-python
+exposes none of cel-cpp's runtime options (only a fixed budget of 10,000
+comprehension iterations per evaluation), so pytracee bounds the cost in layers:
 
-1. **At load** (:func:`check_expression`, both backends): an expression longer
-   than :data:`MAX_EXPRESSION_LENGTH` characters, nested deeper than
+1. **At load, the text** (:func:`check_expression`, both backends): an expression
+   longer than :data:`MAX_EXPRESSION_LENGTH` characters, nested deeper than
    :data:`MAX_NESTING` brackets, or with comprehensions (``all``, ``exists``,
    ``exists_one``, ``map``, ``filter``) nested deeper than
    :data:`MAX_COMPREHENSION_NESTING` is rejected with a clear error naming the
    file and line; so is a detector with more than :data:`MAX_CONDITIONS`
    conditions or :data:`MAX_OUTPUT_FIELDS` output fields. The parsers add
    their own limits (cel-expr-python: 32 levels of recursion).
-2. **Per evaluation, inside the engine**: cel-expr-python stops any
-   evaluation after 10,000 comprehension iterations ("Iteration budget
-   exceeded"), which counts as an evaluation error (no match). cel-python
-   has no such budget.
-3. **Per event, measured** (:class:`TimeBudget`): the time one event's
+2. **At load, the worst case** (:mod:`.cost`, both backends): from the parse
+   tree, with events bounded as in 4., a detector is refused (file:line and
+   the node responsible) when any value an expression can build may exceed
+   :data:`MAX_VALUE_SIZE` characters (``replace(x, "", "...")`` nested) or
+   when one event's evaluation, all expressions together, may cost more than
+   :data:`MAX_COST` units (about a nanosecond of cel-cpp work each: ``map``
+   over an event's list, loops calling ``getEventData``, ...).
+3. **Per evaluation, inside the engines**: after :data:`ITERATION_BUDGET`
+   comprehension steps an evaluation stops ("Iteration budget exceeded", an
+   evaluation error: no match); cel-cpp does this itself, pytracee does the
+   same on cel-python, and also stops a cel-python evaluation running longer
+   than :data:`ABORT_AFTER_BUDGETS` time budgets. The string functions
+   (``replace``, ``join``, ``split``, ``upper``, ``lower``) refuse to build a
+   result over :data:`MAX_VALUE_SIZE` characters (an evaluation error).
+4. **Per event, at the boundary** (:mod:`.boundary`): an event goes to CEL only
+   within :data:`MAX_EVENT_SIZE` characters, :data:`MAX_EVENT_VALUES` values
+   and :data:`MAX_EVENT_DEPTH` levels of nesting, with JSON's types; lone
+   surrogates become U+FFFD and integers beyond 64 bits doubles (as in Go's
+   JSON decoder). Any other event is not evaluated: an evaluation error of
+   each CEL signature it reaches, counted as no match. Events read by the
+   reader (64 KiB lines) are within these bounds.
+5. **Per event, measured** (:class:`TimeBudget`): the time one event's
    evaluation takes (every condition and output field) is compared with the
    budget, :data:`DEFAULT_TIME_BUDGET_MS` (5 ms, Tracee's timeout) for
    cel-expr-python and :data:`DEFAULT_TIME_BUDGET_MS_PURE_PYTHON` for the much
@@ -27,24 +45,40 @@ cost in three layers:
    the run (reported once as a signature error, so it shows in the summary
    and fails a ``--strict`` run). The window keeps a rare pause of the Python
    process (garbage collection, a busy machine) from disabling a good rule.
+6. **Rule files** (:mod:`.yamlload`): a detector file is read up to
+   :data:`MAX_RULE_FILE_SIZE` bytes; a YAML document with more than
+   :data:`MAX_YAML_ALIASES` aliases or more than :data:`MAX_YAML_NODES` nodes
+   once its aliases are expanded (a "billion laughs") is refused with its line.
 """
 
 from __future__ import annotations
 
+import argparse
 from typing import Final
 
 __all__ = [
+    "ABORT_AFTER_BUDGETS",
     "DEFAULT_TIME_BUDGET_MS",
     "DEFAULT_TIME_BUDGET_MS_PURE_PYTHON",
     "MAX_COMPREHENSION_NESTING",
+    "ITERATION_BUDGET",
     "MAX_CONDITIONS",
+    "MAX_COST",
+    "MAX_EVENT_DEPTH",
+    "MAX_EVENT_SIZE",
+    "MAX_EVENT_VALUES",
     "MAX_EXPRESSION_LENGTH",
     "MAX_NESTING",
     "MAX_OUTPUT_FIELDS",
     "MAX_OVERRUNS",
+    "MAX_RULE_FILE_SIZE",
+    "MAX_VALUE_SIZE",
+    "MAX_YAML_ALIASES",
+    "MAX_YAML_NODES",
     "OVERRUN_WINDOW",
     "ExpressionTooComplex",
     "TimeBudget",
+    "budget_ms",
     "check_expression",
 ]
 
@@ -57,6 +91,30 @@ MAX_COMPREHENSION_NESTING: Final = 3
 #: Most conditions / output fields one detector may have.
 MAX_CONDITIONS: Final = 64
 MAX_OUTPUT_FIELDS: Final = 64
+
+#: Worst-case cost of one event's evaluation by one detector, in units of about 1 ns of cel-cpp (see .cost).
+MAX_COST: Final = 50_000_000
+#: Largest value (characters of strings and bytes, summed) an expression may build, in the worst case.
+MAX_VALUE_SIZE: Final = 1 << 20
+#: Comprehension steps of one evaluation (cel-cpp's fixed budget; enforced on cel-python too).
+ITERATION_BUDGET: Final = 10_000
+
+#: Largest event CEL evaluates: characters of its strings and bytes (Tracee's 64 KiB JSON lines).
+MAX_EVENT_SIZE: Final = 64 * 1024
+#: Most values (scalars, containers, keys) in one event CEL evaluates.
+MAX_EVENT_VALUES: Final = 8192
+#: Deepest nesting of lists and maps in one event CEL evaluates (cel-cpp crashes on ~10,000).
+MAX_EVENT_DEPTH: Final = 64
+
+#: Largest detector file read, in bytes.
+MAX_RULE_FILE_SIZE: Final = 1 << 20
+#: Most nodes of one YAML document once its aliases are expanded.
+MAX_YAML_NODES: Final = 10_000
+#: Most aliases (``*name``) in one YAML document.
+MAX_YAML_ALIASES: Final = 100
+
+#: A cel-python evaluation is stopped after this many time budgets (cel-cpp cannot be stopped).
+ABORT_AFTER_BUDGETS: Final = 2.0
 
 #: Time budget of one event's evaluation on cel-expr-python (Tracee's CEL timeout).
 DEFAULT_TIME_BUDGET_MS: Final = 5.0
@@ -157,3 +215,14 @@ class TimeBudget:
         if len(recent) > MAX_OVERRUNS:
             del recent[0]
         return len(recent) == MAX_OVERRUNS and evaluation - recent[0] < OVERRUN_WINDOW
+
+
+def budget_ms(text: str) -> float:
+    """The ``argparse`` type of the time-budget options: a positive, finite number of milliseconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of milliseconds, not {text!r}")
+    return value

@@ -6,7 +6,9 @@
 * ``tracee_configure`` registers a :class:`CelCollector` for the run (plugin
   name ``cel-collector``). It claims ``*.yaml``/``*.yml`` files that are
   detectors (``type: detector``, or a ``requirements``/``conditions`` key)
-  and leaves every other YAML file (``None``) to other plugins. A broken
+  and leaves every other YAML file (``None``) to other plugins. It reads at
+  most :data:`~.limits.MAX_RULE_FILE_SIZE` bytes of a file (a larger file that
+  reads like a detector is an error, any other is left alone). A broken
   detector raises :class:`~pytracee.engine.plugins.RuleFileError` with its
   file and line; the session reports it and loads the other files (``--strict``:
   the run stops).
@@ -30,9 +32,14 @@ from ..hookspecs import hookimpl
 from ..plugins import RuleFileError
 from ..session import ConfigError
 from .backends import BACKENDS, DEFAULT_BACKEND, Backend, create_backend
-from .limits import DEFAULT_TIME_BUDGET_MS, DEFAULT_TIME_BUDGET_MS_PURE_PYTHON
+from .limits import (
+    DEFAULT_TIME_BUDGET_MS,
+    DEFAULT_TIME_BUDGET_MS_PURE_PYTHON,
+    budget_ms,
+)
 from .signature import CelSignature, build_signature
-from .spec import parse_detector_file
+from .spec import looks_like_detector, parse_detector_file
+from .yamlload import FileTooLarge, read_rule_file
 
 if TYPE_CHECKING:
     from ..session import SessionConfig
@@ -59,21 +66,11 @@ def tracee_addoption(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--cel-time-budget",
         metavar="MS",
-        type=_positive_ms,
+        type=budget_ms,
         default=None,
         help=f"time budget of one event's CEL evaluation; a signature overrunning it repeatedly is disabled "
         f"(default: {DEFAULT_TIME_BUDGET_MS:g} ms, {DEFAULT_TIME_BUDGET_MS_PURE_PYTHON:g} ms with cel-python)",
     )
-
-
-def _positive_ms(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of milliseconds, not {text!r}")
-    return value
 
 
 @hookimpl
@@ -124,7 +121,11 @@ class CelCollector:
         if path.suffix not in SUFFIXES:
             return None
         try:
-            text = path.read_text(encoding="utf-8")
+            text = read_rule_file(path)
+        except FileTooLarge as exc:
+            if not looks_like_detector(exc.head):
+                return None
+            raise RuleFileError(path, f"cannot read: {exc}") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise RuleFileError(path, f"cannot read: {exc}") from None
         specs = parse_detector_file(path, text)

@@ -2,7 +2,8 @@
 
 It is built once per detector file (:func:`build_signature`): metadata from
 the spec, one selector per event and origin (with the engine data filters),
-and every condition and output expression compiled once by the backend.
+and every condition and output expression compiled once by the backend; a
+detector whose worst case is too costly (:mod:`.cost`) is refused.
 
 Per event (:meth:`CelSignature.on_event`):
 
@@ -10,9 +11,12 @@ Per event (:meth:`CelSignature.on_event`):
    checked (``request=0`` accepts ``0`` and ``"0"``): for an event with such
    filters the signature checks its requirements in full (any one of them
    passing, with its origin and all its filters, is enough).
-2. The event's arguments go into the backend's slot for ``getEventData``.
-3. The conditions are evaluated in order; the first false one ends it.
-4. When all hold, the output fields are evaluated into the finding's Data
+2. The event is admitted to CEL (:mod:`.boundary`, once per event for all the
+   signatures of a backend): an event CEL cannot take is an evaluation error.
+3. The event's arguments go into the backend's slot for ``getEventData``,
+   with the deadline past which cel-python stops (:mod:`.limits`).
+4. The conditions are evaluated in order; the first false one ends it.
+5. When all hold, the output fields are evaluated into the finding's Data
    (``None`` when the detector has no output fields) and the finding is emitted.
 
 An evaluation error (``getEventData("flags").startsWith("O_")`` on an int
@@ -27,6 +31,7 @@ described in :mod:`.limits`.
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -36,7 +41,9 @@ from ..plugins import RuleFileError
 from ..selectors import ANY, EventSelector
 from ..signature import Signature
 from .backends import Backend, CelCompileError, CelEvalError
-from .limits import TimeBudget
+from .boundary import EventGate, EventRejected
+from .cost import ExpressionTooCostly, check_cost
+from .limits import ABORT_AFTER_BUDGETS, TimeBudget
 from .spec import DetectorSpec, EventRequirement, Expression
 
 __all__ = ["CelSignature", "CelTimeBudgetExceeded", "build_signature"]
@@ -89,8 +96,10 @@ class CelSignature(Signature):
         self._conditions = tuple(conditions)
         self._fields = tuple(fields)
         self._slot = backend.slot
+        self._gate = _gate(backend)
         self._budget = TimeBudget(budget_ms)
         self._budget_seconds = self._budget.seconds
+        self._abort_seconds = self._budget.seconds * ABORT_AFTER_BUDGETS
         self.evaluations = 0
         #: Evaluation errors (each one counted as no match).
         self.errors = 0
@@ -111,10 +120,16 @@ class CelSignature(Signature):
             requirements = self._full_checks.get(event.name)
             if requirements and not any(_accepts(r, event, args) for r in requirements):
                 return
-        raw = event.raw
-        self._slot.args = args
         self.evaluations += 1
+        try:
+            raw, args = self._gate.admit(event, args)
+        except EventRejected as exc:
+            self._failed(event, "the event", None, exc)
+            return
+        slot = self._slot
+        slot.args = args
         start = time.perf_counter()
+        slot.deadline = start + self._abort_seconds
         data: dict[str, Any] | None = None
         index = 0
         try:
@@ -126,7 +141,8 @@ class CelSignature(Signature):
                     data = self._output(raw, event)
                 index = -1
         except CelEvalError as exc:
-            self._failed(event, self.spec.conditions[index], exc)
+            condition = self.spec.conditions[index]
+            self._failed(event, condition.where, condition.line, exc)
         elapsed = time.perf_counter() - start
         if index == -1:
             self.emit(event, data)
@@ -139,20 +155,20 @@ class CelSignature(Signature):
             try:
                 data[name] = expression(raw)
             except CelEvalError as exc:
-                self._failed(event, output.expression, exc)
+                self._failed(event, output.expression.where, output.expression.line, exc)
         return data
 
     # --- errors and budget ---
 
-    def _failed(self, event: Event, expression: Expression, exc: CelEvalError) -> None:
+    def _failed(self, event: Event, what: str, line: int | None, exc: CelEvalError) -> None:
         self.errors += 1
         if self.errors == 1:
             where = f" at {event.location}" if event.location else ""
-            self.first_error = f"{expression.where}: {exc}"
+            self.first_error = f"{what}: {exc}"
             self.ctx.logger.warning(
-                "%s: %s (line %d) failed on %s event%s: %s; counted as no match "
+                "%s: %s%s failed on %s event%s: %s; counted as no match "
                 "(further evaluation errors of this signature are only counted)",
-                self.spec.id, expression.where, expression.line, event.name, where, exc,
+                self.spec.id, what, f" (line {line})" if line else "", event.name, where, exc,
             )
 
     def _overrun(self, event: Event, elapsed: float) -> None:
@@ -199,7 +215,26 @@ def build_signature(spec: DetectorSpec, backend: Backend, budget_ms: float) -> C
     """
     conditions = [_compile(spec, expression, backend.compile_condition) for expression in spec.conditions]
     fields = [(f.name, _compile(spec, f.expression, backend.compile_value)) for f in spec.output]
+    expressions = {e.where: e for e in (*spec.conditions, *(f.expression for f in spec.output))}
+    try:
+        check_cost({where: e.text for where, e in expressions.items()})
+    except ExpressionTooCostly as exc:
+        expression = expressions[exc.where]
+        line = expression.line + (exc.line - 1 if exc.line else 0)
+        column = f", column {exc.column}" if exc.column and exc.line else ""
+        raise RuleFileError(spec.path, f"{exc.where}: too costly{column}: {exc.message}", line) from None
     return CelSignature(spec, backend, conditions, fields, budget_ms)
+
+
+_GATES: weakref.WeakKeyDictionary[Backend, EventGate] = weakref.WeakKeyDictionary()
+
+
+def _gate(backend: Backend) -> EventGate:
+    """The backend's event gate, shared by its signatures (one admission per event)."""
+    gate = _GATES.get(backend)
+    if gate is None:
+        gate = _GATES[backend] = EventGate()
+    return gate
 
 
 def _compile(spec: DetectorSpec, expression: Expression, compile_: Callable[[str], Any]) -> Any:

@@ -49,7 +49,7 @@ Unknown keys are errors, so a typo does not silently disable a condition.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -64,6 +64,7 @@ from .limits import (
     ExpressionTooComplex,
     check_expression,
 )
+from .yamlload import documents as yaml_documents
 
 __all__ = [
     "SEVERITIES",
@@ -175,11 +176,12 @@ def looks_like_detector(text: str) -> bool:
 def parse_detector_file(path: Path, text: str) -> list[DetectorSpec] | None:
     """The detectors in a YAML file (one per document), or ``None`` when it holds none.
 
-    :raises RuleFileError: for invalid YAML in a file that reads like a detector,
-        or for a detector with an error; the error names the line.
+    :raises RuleFileError: for invalid YAML in a file that reads like a detector (a
+        document with too many aliases or nodes included, see :mod:`.yamlload`), or for a
+        detector with an error; the error names the line.
     """
     try:
-        documents = list(_documents(text))
+        documents = list(yaml_documents(text))
     except yaml.YAMLError as exc:
         if not looks_like_detector(text):
             return None
@@ -193,17 +195,6 @@ def parse_detector_file(path: Path, text: str) -> list[DetectorSpec] | None:
     if not detectors:
         return None
     return [_Parser(path, loader, node).detector() for loader, node in detectors]
-
-
-def _documents(text: str) -> Iterator[tuple[yaml.SafeLoader, yaml.Node]]:
-    loader = yaml.SafeLoader(text)
-    try:
-        while loader.check_node():
-            node = loader.get_node()
-            if node is not None:
-                yield loader, node
-    finally:
-        loader.dispose()
 
 
 def _is_detector(document: tuple[yaml.SafeLoader, yaml.Node]) -> bool:

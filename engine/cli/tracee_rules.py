@@ -26,6 +26,7 @@ from ..output.plugin import silence_closed_output
 from ..output.templates import TemplateError
 from ..plugins import PluginManager
 from ..reader import DEFAULT_MAX_LINE_SIZE, STDIN, EventReader
+from ..safetext import EscapingLogFilter
 from ..session import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -260,11 +261,16 @@ class _Formatter(logging.Formatter):
 
 
 def setup_logging(level: str, prog: str = PROG) -> None:
-    """Log to stderr as ``PROG: message`` (``PROG: error: message`` for problems)."""
+    """Log to stderr as ``PROG: message`` (``PROG: error: message`` for problems).
+
+    Messages quote event data (a file name in a signature error): their control
+    characters are escaped (:class:`~pytracee.engine.safetext.EscapingLogFilter`).
+    """
     global _prog
     _prog = prog
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_Formatter(prog))
+    handler.addFilter(EscapingLogFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel({"warn": logging.WARNING}.get(level, getattr(logging, level.upper(), logging.INFO)))

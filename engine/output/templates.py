@@ -19,14 +19,15 @@ is a path to a template file.
 
 from __future__ import annotations
 
+import base64
 import datetime as _dt
 import decimal
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jinja2
@@ -34,8 +35,16 @@ import orjson
 
 from ..findings import Finding
 from ..schema import GO_FIELD_NAMES
+from .sandbox import (
+    DEFAULT_LIMITS,
+    RenderLimitError,
+    RenderLimits,
+    RenderTimeoutError,
+    bounded_environment,
+    render_budget,
+)
 
-__all__ = ["BUILTIN_TEMPLATES", "FindingTemplate", "TemplateError", "go_format"]
+__all__ = ["BUILTIN_TEMPLATES", "FindingTemplate", "RenderLimits", "TemplateDisabledError", "TemplateError", "go_format"]
 
 #: Built-in template names (files ``<name>.j2`` in this package).
 BUILTIN_TEMPLATES: Final = ("default", "rawjson", "simple", "csv", "xml", "falcosidekick", "sprig")
@@ -43,6 +52,10 @@ BUILTIN_TEMPLATES: Final = ("default", "rawjson", "simple", "csv", "xml", "falco
 
 class TemplateError(Exception):
     """A template cannot be loaded or rendered; the message names the template and line."""
+
+
+class TemplateDisabledError(TemplateError):
+    """This render timed out once too often: the template is off for the rest of the run."""
 
 
 # --- Go-compatible values ------------------------------------------------------------
@@ -93,7 +106,7 @@ def _go_float(value: float) -> str:
 class GoView:
     """Read-only view of a JSON object answering to Go field names and JSON keys."""
 
-    __slots__ = ("raw", "_aliases")
+    __slots__ = ("_aliases", "raw")
 
     def __init__(self, raw: Any, aliases: Mapping[str, str] | None = None) -> None:
         self.raw = raw
@@ -185,53 +198,109 @@ def _date(layout: str, moment: Any) -> str:
 def _json_default(value: Any) -> Any:
     if isinstance(value, GoView):
         return value.raw
+    if isinstance(value, (bytes, bytearray, memoryview)):  # as Go's encoding/json writes []byte
+        return base64.b64encode(value).decode("ascii")
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def to_json(value: Any) -> str:
-    """Sprig's ``toJson``: compact JSON."""
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+
+
+def _without_surrogates(value: Any) -> Any:
+    """A copy of ``value`` with lone surrogates (which JSON cannot carry) replaced by U+FFFD."""
+    if isinstance(value, GoView):
+        value = value.raw
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, Mapping):
+        return {_without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_without_surrogates(item) for item in value]
+    return value
+
+
+def _dumps(value: Any, option: int) -> str:
     if value is NIL_MAP:
         return "null"
-    return orjson.dumps(value, default=_json_default, option=orjson.OPT_NON_STR_KEYS).decode()
+    option |= orjson.OPT_NON_STR_KEYS
+    try:
+        return orjson.dumps(value, default=_json_default, option=option).decode()
+    except orjson.JSONEncodeError as exc:
+        if "surrogates" not in str(exc):
+            raise
+        return orjson.dumps(_without_surrogates(value), default=_json_default, option=option).decode()
+
+
+def to_json(value: Any) -> str:
+    """Sprig's ``toJson``: compact JSON (lone surrogates become U+FFFD)."""
+    return _dumps(value, 0)
 
 
 def to_pretty_json(value: Any) -> str:
     """Sprig's ``toPrettyJson``: JSON indented by two spaces (Go uses the same)."""
-    if value is NIL_MAP:
-        return "null"
-    return orjson.dumps(value, default=_json_default, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode()
+    return _dumps(value, orjson.OPT_INDENT_2)
 
 
-_ENVIRONMENT = jinja2.Environment(
+_ENVIRONMENT: Final = bounded_environment(
+    globals={"now": _now, "dateInZone": _date_in_zone, "date": _date, "toJson": to_json, "toPrettyJson": to_pretty_json},
+    filters={"toJson": to_json, "toPrettyJson": to_pretty_json, "go": go_format},
     undefined=jinja2.StrictUndefined,
     keep_trailing_newline=True,
     autoescape=False,
 )
-_ENVIRONMENT.globals.update(
-    now=_now, dateInZone=_date_in_zone, date=_date, toJson=to_json, toPrettyJson=to_pretty_json
-)
-_ENVIRONMENT.filters.update(toJson=to_json, toPrettyJson=to_pretty_json, go=go_format)
+
+#: Characters a message on stderr must not carry raw (they come from event data).
+_UNPRINTABLE: Final = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_MAX_MESSAGE: Final = 300
+
+
+def _clean(message: str) -> str:
+    """A message safe for a log line: unprintable characters escaped, at most 300 characters."""
+    message = _UNPRINTABLE.sub(lambda m: m.group(0).encode("unicode_escape", "backslashreplace").decode("ascii"), message)
+    return message if len(message) <= _MAX_MESSAGE else message[: _MAX_MESSAGE - 3] + "..."
+
+
+def _template_line(exc: BaseException) -> int | None:
+    """The template line being rendered when ``exc`` was raised (Jinja rewrites tracebacks to it)."""
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
 
 
 class FindingTemplate:
-    """A loaded template: ``FindingTemplate.load("rawjson")`` or ``.load("/path/my.j2")``."""
+    """A loaded template: ``FindingTemplate.load("rawjson")`` or ``.load("/path/my.j2")``.
 
-    def __init__(self, name: str, source: str) -> None:
+    Templates run in a sandbox (:mod:`pytracee.engine.output.sandbox`): no access to
+    Python internals, and each render is bounded by ``limits`` (1 MiB of text, 1 s,
+    ``range()`` of 100000 items by default).
+    """
+
+    def __init__(self, name: str, source: str, limits: RenderLimits = DEFAULT_LIMITS) -> None:
         self.name = name
+        self.limits = limits
+        #: Renders that went over the time limit; at ``limits.max_timeouts`` the template is off.
+        self.timeouts = 0
         try:
-            self._template = _ENVIRONMENT.from_string(source)
+            with render_budget(limits):
+                self._template = _ENVIRONMENT.from_string(source)
         except jinja2.TemplateSyntaxError as exc:
-            raise TemplateError(f"template {name}:{exc.lineno}: {exc.message}") from None
+            raise TemplateError(f"template {name}:{exc.lineno}: {_clean(exc.message or str(exc))}") from None
+        except Exception as exc:  # noqa: BLE001 - e.g. a recursion too deep for the parser
+            raise TemplateError(f"template {name}: {_clean(f'{type(exc).__name__}: {exc}')}") from None
 
     @classmethod
-    def load(cls, name_or_path: str) -> FindingTemplate:
+    def load(cls, name_or_path: str, limits: RenderLimits = DEFAULT_LIMITS) -> FindingTemplate:
         """A built-in template by name, or a template file by path."""
         if name_or_path in BUILTIN_TEMPLATES:
             source = resources.files(__package__).joinpath("templates", f"{name_or_path}.j2").read_text("utf-8")
-            return cls(name_or_path, source)
+            return cls(name_or_path, source, limits)
         path = Path(name_or_path)
         try:
-            return cls(str(path), path.read_text("utf-8"))
+            return cls(str(path), path.read_text("utf-8"), limits)
         except FileNotFoundError:
             raise TemplateError(
                 f"template {name_or_path!r} is neither a file nor a built-in ({', '.join(BUILTIN_TEMPLATES)})"
@@ -240,20 +309,53 @@ class FindingTemplate:
             raise TemplateError(f"cannot read template {name_or_path}: {exc}") from None
 
     def render(self, finding: Finding) -> str:
-        """The text for one finding."""
-        payload = GoView(finding.event.to_dict(), GO_FIELD_NAMES)
-        context = {
-            "finding": finding,
-            "Data": GoMap(finding.data) if finding.data is not None else NIL_MAP,
-            "Event": {"Payload": payload},
-            "Context": payload,
-            "SigMetadata": GoView(finding.sig_metadata.to_dict()),
-        }
+        """The text for one finding.
+
+        :raises TemplateError: the template failed, or went over a bound (the message
+            names the template, the line when known, and the bound).
+        """
+        max_output = self.limits.max_output
+        if self.timeouts >= self.limits.max_timeouts:
+            raise TemplateError(
+                f"template {self.name} is disabled: {self.timeouts} renders took over {self.limits.max_seconds:g} s"
+            )
         try:
-            return self._template.render(context)
+            with render_budget(self.limits):
+                payload = GoView(finding.event.to_dict(), GO_FIELD_NAMES)
+                context = {
+                    "finding": finding,
+                    "Data": GoMap(finding.data) if finding.data is not None else NIL_MAP,
+                    "Event": {"Payload": payload},
+                    "Context": payload,
+                    "SigMetadata": GoView(finding.sig_metadata.to_dict()),
+                }
+                chunks = cast("Generator[str, None, None]", self._template.generate(context))  # a generator: closed below
+                try:
+                    parts: list[str] = []
+                    size = 0
+                    for chunk in chunks:
+                        size += len(chunk)
+                        if size > max_output:
+                            raise RenderLimitError(f"output over {max_output} characters")
+                        parts.append(chunk)
+                finally:
+                    chunks.close()
+            return "".join(parts)
+        except TemplateError as exc:
+            raise TemplateError(f"{self._where(exc)}: {_clean(str(exc))}") from None
+        except RenderLimitError as exc:
+            message = f"{self._where(exc)}: rendering stopped: {exc}"
+            if isinstance(exc, RenderTimeoutError):
+                self.timeouts += 1
+                if self.timeouts >= self.limits.max_timeouts:
+                    message += f" ({self.timeouts} times): the template is disabled for this run"
+                    raise TemplateDisabledError(message) from None
+            raise TemplateError(message) from None
         except jinja2.TemplateError as exc:
-            raise TemplateError(f"template {self.name}: {exc}") from None
-        except TemplateError:
-            raise
-        except Exception as exc:
-            raise TemplateError(f"template {self.name}: {type(exc).__name__}: {exc}") from None
+            raise TemplateError(f"{self._where(exc)}: {_clean(str(exc))}") from None
+        except Exception as exc:  # noqa: BLE001 - anything a value or a helper raised: this finding fails, not the run
+            raise TemplateError(f"{self._where(exc)}: {_clean(f'{type(exc).__name__}: {exc}')}") from None
+
+    def _where(self, exc: BaseException) -> str:
+        line = _template_line(exc)
+        return f"template {self.name}:{line}" if line is not None else f"template {self.name}"

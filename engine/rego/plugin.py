@@ -1,16 +1,20 @@
 """The built-in Rego plugin (``builtin-rego``): ``.rego`` signatures in Tracee's conventions.
 
-It adds ``--rego-engine {regorus,opa}`` to ``tracee-rules`` and, when a
-session is configured, registers a :class:`RegoCollector` (``rego-collector``)
-that turns the session's ``.rego`` rule files into
-:class:`~.signature.RegoSignature` objects evaluated in-process:
+It adds the ``rego`` options to ``tracee-rules`` and, when a session is
+configured, registers a :class:`RegoCollector` (``rego-collector``) that turns
+the session's ``.rego`` rule files into :class:`~.signature.RegoSignature`
+objects, evaluated in the Rego worker process (:mod:`.client`):
 
-* ``regorus`` (default): ``gordon-to-regorus``, Rust; Rego v0 and v1 files;
-* ``opa``: the real OPA engine (``opa-golib-python-bindings``); v1 files only.
+* ``--rego-engine``: ``regorus`` (default: ``gordon-to-regorus``, Rust; Rego
+  v0 and v1 files) or ``opa`` (the real OPA engine,
+  ``opa-golib-python-bindings``; v1 files only);
+* ``--rego-time-budget MS``: one signature's evaluation of one event
+  (see :mod:`.limits`);
+* ``--rego-memory-limit MB``: how much the worker may grow.
 
-Programs embedding the engine choose the backend with
-``SessionConfig(options=argparse.Namespace(rego_engine="opa"))``; without the
-option the default is used.
+Programs embedding the engine set them with
+``SessionConfig(options=argparse.Namespace(rego_engine="opa", rego_time_budget=20))``;
+a missing option takes its default.
 
 Rule files are treated as by Tracee's ``tracee-rules --rules-dir``:
 
@@ -36,14 +40,22 @@ from typing import TYPE_CHECKING, Any, Final
 from ..hookspecs import hookimpl
 from ..plugins import RuleFileError
 from ..signature import Signature
-from .backends import BACKENDS, Backend, make_backend
-from .policy import MATCH, metadata_from, parse_module, selectors_from
+from .client import WorkerClient, shared_client
+from .limits import (
+    DEFAULT_MEMORY_LIMIT_MB,
+    DEFAULT_TIME_BUDGET_MS,
+    MAX_OVERRUNS,
+    OVERRUN_WINDOW,
+    budget_ms,
+)
+from .policy import read_source
+from .rules import Namespace
 from .signature import RegoSignature
 
 if TYPE_CHECKING:
     from ..session import SessionConfig
 
-__all__ = ["DEFAULT_ENGINE", "HELPERS_FILE", "RegoCollector", "is_helper_file"]
+__all__ = ["BACKENDS", "DEFAULT_ENGINE", "HELPERS_FILE", "RegoCollector", "is_helper_file"]
 
 log = logging.getLogger("pytracee.rego")
 
@@ -52,6 +64,8 @@ DEFAULT_ENGINE: Final = "regorus"
 COLLECTOR_NAME: Final = "rego-collector"
 _PACKAGES: Final = {"regorus": "gordon-to-regorus", "opa": "opa-golib-python-bindings"}
 _MODULES: Final = {"regorus": "regorus", "opa": "opa_bindings"}
+#: --rego-engine choices.
+BACKENDS: Final = ("opa", "regorus")
 
 
 @hookimpl
@@ -64,6 +78,33 @@ def tracee_addoption(parser: argparse.ArgumentParser) -> None:
         help="engine evaluating .rego signatures: regorus (Rego v0 and v1) or opa (the OPA Go engine, "
         "v1 syntax only; needs opa-golib-python-bindings) (default: %(default)s)",
     )
+    group.add_argument(
+        "--rego-time-budget",
+        metavar="MS",
+        type=budget_ms,
+        default=None,
+        help=f"time budget of one Rego signature's evaluation of one event; a signature overrunning it "
+        f"{MAX_OVERRUNS} times within {OVERRUN_WINDOW} evaluations is disabled, one taking 200 budgets is "
+        f"stopped and disabled at once (default: {DEFAULT_TIME_BUDGET_MS:g} ms)",
+    )
+    group.add_argument(
+        "--rego-memory-limit",
+        metavar="MB",
+        type=_memory_mb,
+        default=None,
+        help=f"how much memory the Rego worker process may take for the rules (it is restarted, and the "
+        f"signature it was evaluating disabled, when it runs out); 0: no limit (default: {DEFAULT_MEMORY_LIMIT_MB} MB)",
+    )
+
+
+def _memory_mb(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of megabytes (0: no limit), not {text!r}")
+    return value
 
 
 @hookimpl
@@ -81,15 +122,23 @@ def tracee_configure(config: SessionConfig) -> None:
         raise ConfigError(
             f"--rego-engine {engine} needs the {_PACKAGES[engine]} package (pip install{hint} {_PACKAGES[engine]})"
         )
-    pm.register(RegoCollector(engine), name=COLLECTOR_NAME)
+    budget = getattr(config.options, "rego_time_budget", None)
+    if budget is None:
+        budget = DEFAULT_TIME_BUDGET_MS
+    elif isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 < budget < float("inf"):
+        raise ConfigError(f"the Rego time budget must be a positive number of milliseconds, not {budget!r}")
+    memory = getattr(config.options, "rego_memory_limit", None)
+    if memory is None:
+        memory = DEFAULT_MEMORY_LIMIT_MB
+    elif isinstance(memory, bool) or not isinstance(memory, int) or memory < 0:
+        raise ConfigError(f"the Rego memory limit must be a number of megabytes (0: no limit), not {memory!r}")
+    pm.register(RegoCollector(engine, budget, memory), name=COLLECTOR_NAME)
 
 
 # --- rule files ---------------------------------------------------------------------------------
 
 #: Tracee's own helpers file name: skipped in rules directories.
 HELPERS_FILE: Final = "helpers.rego"
-#: The engine's helper package; signatures may not use it.
-HELPERS_PACKAGE: Final = "data.tracee.helpers"
 
 
 def is_helper_file(path: Path) -> bool:
@@ -104,24 +153,37 @@ def _is_test_file(path: Path) -> bool:
 class RegoCollector:
     """The session's Rego rule-file collector (registered as ``rego-collector``).
 
-    :param engine: the backend name (``regorus`` or ``opa``); the backend is
-        created on the first ``.rego`` file.
+    :param engine: the backend name (``regorus`` or ``opa``).
+    :param budget_ms: the time budget of one signature's evaluation of one event.
+    :param memory_mb: how much the worker's memory may grow (0: no limit).
+
+    The worker is shared with the other collectors of the process with the
+    same settings, and started on the first ``.rego`` file.
     """
 
-    def __init__(self, engine: str = "regorus") -> None:
+    def __init__(
+        self, engine: str = "regorus", budget_ms: float = DEFAULT_TIME_BUDGET_MS, memory_mb: int = DEFAULT_MEMORY_LIMIT_MB
+    ) -> None:
         self.engine_name = engine
-        self._backend: Backend | None = None
+        self.budget_ms = budget_ms
+        self.memory_mb = memory_mb
+        self._namespace: Namespace | None = None
         self._helper_dirs: set[Path] = set()
         #: helper file -> its load error (reported when the file itself is collected)
         self._helper_errors: dict[Path, RuleFileError] = {}
         self._helpers_loaded: set[Path] = set()
 
     @property
-    def backend(self) -> Backend:
-        """The session's backend (created on first use)."""
-        if self._backend is None:
-            self._backend = make_backend(self.engine_name)
-        return self._backend
+    def namespace(self) -> Namespace:
+        """This collector's rules in the worker (created on first use)."""
+        if self._namespace is None:
+            self._namespace = Namespace(shared_client(self.engine_name, self.budget_ms, self.memory_mb), log)
+        return self._namespace
+
+    @property
+    def client(self) -> WorkerClient:
+        """The worker this collector's rules run in."""
+        return self.namespace.client
 
     @hookimpl
     def tracee_collect_rule_file(self, path: Path, config: Any) -> list[Signature] | None:
@@ -159,11 +221,9 @@ class RegoCollector:
                 self._helper_errors[path.resolve()] = exc
 
     def _load_helper(self, path: Path) -> None:
-        key = path.resolve()
-        self._helpers_loaded.add(key)
-        module = parse_module(path)
-        self.backend.add_helper(module)
-        log.debug("%s: helper module %s (%s)", path, module.package[5:], module.syntax)
+        self._helpers_loaded.add(path.resolve())
+        self.namespace.load_helper(path, read_source(path))
+        log.debug("%s: helper module (%s)", path, self.engine_name)
 
     # --- signatures ------------------------------------------------------------------------
 
@@ -172,24 +232,6 @@ class RegoCollector:
 
         :raises RuleFileError: for anything wrong with it.
         """
-        module = parse_module(path)
-        if module.package == HELPERS_PACKAGE:
-            raise RuleFileError(
-                path,
-                "package tracee.helpers is the helpers' package; name a helper file *helpers.rego, "
-                "or give the signature its own package (package tracee.<ID>)",
-                module.package_line,
-            )
-        if MATCH not in module.rules:
-            raise RuleFileError(path, f"no {MATCH} rule: a signature reports findings through {MATCH}", module.package_line)
-        found: dict[str, Any] = {}
-
-        def check(documents: dict[str, Any]) -> None:
-            found["metadata"] = metadata_from(module, documents.get("__rego_metadoc__"))
-            found["selectors"] = selectors_from(module, documents.get("tracee_selected_events"))
-
-        rule = self.backend.add_signature(module, check)
-        metadata, selectors = found["metadata"], found["selectors"]
-        log.debug("%s: signature %s (%s, Rego %s)", path, metadata.id, self.engine_name, module.syntax)
-        return RegoSignature(metadata, selectors, rule, path, module.syntax)
-
+        rule, (metadata, selectors, syntax) = self.namespace.load_signature(path, read_source(path))
+        log.debug("%s: signature %s (%s, Rego %s)", path, metadata.id, self.engine_name, syntax)
+        return RegoSignature(metadata, selectors, rule, path, syntax)

@@ -16,6 +16,9 @@ A file is parsed by regorus (whatever backend evaluates it later) into a
   (:data:`FORBIDDEN_BUILTINS`) are refused wherever the file names them (in a
   call, or as the value of a ``with``), found in the parsed module, so comments
   and strings do not count.
+* **Limits.** Brackets nested too deep (before parsing: regorus's parser is
+  exponential in them) and ``numbers.range`` calls with huge constant bounds
+  are refused (:mod:`.limits`).
 * **Contents.** The package and the rules it defines, with their lines.
 
 :func:`metadata_from` and :func:`selectors_from` turn the evaluated
@@ -40,6 +43,7 @@ from typing import Any, Final
 from ..findings import SignatureMetadata
 from ..plugins import RuleFileError
 from ..selectors import ORIGINS, EventSelector, SelectorError
+from .limits import SourceTooComplex, check_ast, check_source
 
 __all__ = [
     "FORBIDDEN_BUILTINS",
@@ -49,6 +53,7 @@ __all__ = [
     "error_text",
     "metadata_from",
     "parse_module",
+    "read_source",
     "regorus_engine",
     "selectors_from",
 ]
@@ -183,14 +188,15 @@ def error_text(message: str) -> str:
 def parse_module(path: Path, source: str | None = None) -> RegoModule:
     """Parse ``path`` (or ``source``), detect its syntax and check it.
 
-    :raises RuleFileError: unreadable, not Rego, misparsed v0, forbidden built-ins.
+    :raises RuleFileError: unreadable, not Rego, misparsed v0, forbidden built-ins, over a limit.
     """
     if source is None:
-        try:
-            source = path.read_text(encoding="utf-8-sig")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise RuleFileError(path, f"cannot read: {exc}") from None
+        source = read_source(path)
     name = str(path)
+    try:
+        check_source(source)
+    except SourceTooComplex as exc:
+        raise RuleFileError(path, str(exc), exc.line) from None
     syntax, v0_line = "v1", None
     try:
         ast = _parse(name, source, v0=False)
@@ -212,6 +218,10 @@ def parse_module(path: Path, source: str | None = None) -> RegoModule:
     rules = _rules(ast)
     portable = syntax == "v1" and any(_ref_name(imp.get("refr")) == "rego.v1" for imp in ast.get("imports", ()))
     _refuse_forbidden(path, ast)
+    try:
+        check_ast(ast.get("rules", []), _ref_name)
+    except SourceTooComplex as exc:
+        raise RuleFileError(path, str(exc), exc.line) from None
     return RegoModule(
         path=path,
         name=name,
@@ -223,6 +233,17 @@ def parse_module(path: Path, source: str | None = None) -> RegoModule:
         rules=rules,
         v0_line=v0_line,
     )
+
+
+def read_source(path: Path) -> str:
+    """The text of a rule file.
+
+    :raises RuleFileError: when it cannot be read or is not UTF-8.
+    """
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RuleFileError(path, f"cannot read: {exc}") from None
 
 
 def _parse(name: str, source: str, *, v0: bool) -> dict[str, Any]:

@@ -12,6 +12,13 @@ backend for ``tracee_match`` and reports, as Tracee does:
 
 Several ``tracee_match`` bodies are OR-ed by Rego itself. Like Tracee's Rego
 signatures these are stateless: signals are ignored.
+
+The policy runs in the Rego worker process (:mod:`.rules`, :mod:`.client`).
+A failure on one event (an evaluation error, an event Rego cannot take) is
+an exception for the engine to count; a signature that overruns its time
+budget, hangs or kills the worker is switched off with one exception, after
+which it is silent (:attr:`RegoSignature.disabled`). The finding of the
+evaluation that overran the budget is still reported.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from ..events import Event
 from ..findings import SignatureMetadata
 from ..selectors import EventSelector
 from ..signature import Signature, SignatureContext
-from .backends import Rule
+from .rules import RegoTimeBudgetExceeded, Rule
 
 __all__ = ["RegoSignature"]
 
@@ -69,9 +76,21 @@ class RegoSignature(Signature):
 
     def close(self) -> None:
         self.rule.deactivate()
+        budget = getattr(self.rule, "budget", None)
+        if budget is not None and budget.overruns and not self.disabled:
+            log.info("%s: %d evaluations over the %g ms budget", self.metadata.id, budget.overruns, budget.seconds * 1000)
+
+    @property
+    def disabled(self) -> bool:
+        """Switched off for the rest of the run (over its budget, or it hung or killed the worker)."""
+        return bool(getattr(self.rule, "disabled", False))
 
     def on_event(self, event: Event) -> None:
-        result = self._evaluate(event)
+        try:
+            result = self._evaluate(event)
+        except RegoTimeBudgetExceeded as exc:  # disabled now; this evaluation still counts
+            self._report(event, exc.value)
+            raise
         if result is None or result is False:
             return
         if result is True:
@@ -81,6 +100,12 @@ class RegoSignature(Signature):
                 self.emit(event, result)
         else:
             self._odd_value(result)
+
+    def _report(self, event: Event, result: Any) -> None:
+        if result is True:
+            self.emit(event)
+        elif type(result) is dict and result:
+            self.emit(event, result)
 
     def _odd_value(self, value: Any) -> None:
         if not self._odd_value_logged:

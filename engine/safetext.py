@@ -14,10 +14,10 @@ collector). This module renders them safely:
   (``\\u0085``), so line splitters that treat them as line ends (``str.splitlines``,
   JavaScript) and terminals showing the JSON see no raw ones; lone surrogates (which
   orjson refuses and strict parsers reject) become U+FFFD.
-* :func:`escaped` makes an escaped copy of a JSON-like value, and
-  :func:`install_escaping_finding_printer` prints findings from such copies with text
-  templates (``default``, ``simple``, ``csv``, ``xml``, template files); the JSON
-  templates (``rawjson``, ``sprig``) keep the raw values, which their JSON encoding escapes.
+* :func:`escaped` makes an escaped copy of a JSON-like value, and :func:`escaped_finding`
+  of a finding: the finding printer renders text templates (``default``, ``simple``,
+  ``csv``, ``xml``, template files) from such copies; the JSON templates (``rawjson``,
+  ``sprig``) keep the raw values, which their JSON encoding escapes.
 * :class:`EscapingLogFilter` escapes log messages (a signature error can quote an event).
 """
 
@@ -31,18 +31,15 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 import orjson
-from pytracee.engine.events import Event
-from pytracee.engine.findings import Finding
-from pytracee.engine.hookspecs import hookimpl
-from pytracee.engine.output.plugin import TemplatePrinter
-from pytracee.engine.plugins import PluginManager
+from .events import Event
+from .findings import Finding
 
 __all__ = [
     "JSON_TEMPLATES",
     "EscapingLogFilter",
     "escape_text",
     "escaped",
-    "install_escaping_finding_printer",
+    "escaped_finding",
     "json_line",
 ]
 
@@ -139,13 +136,6 @@ class EscapingLogFilter(logging.Filter):
         return True
 
 
-def escape_logging() -> None:
-    """Put an :class:`EscapingLogFilter` on every handler of the root logger."""
-    for handler in logging.getLogger().handlers:
-        if not any(isinstance(f, EscapingLogFilter) for f in handler.filters):
-            handler.addFilter(EscapingLogFilter())
-
-
 def escaped_finding(finding: Finding) -> Finding:
     """A copy of ``finding`` whose data, event and metadata strings are escaped."""
     meta = finding.sig_metadata
@@ -161,28 +151,3 @@ def escaped_finding(finding: Finding) -> Finding:
     data = escaped(finding.data) if finding.data is not None else None
     event = Event(escaped(finding.event.raw), source=finding.event.source)
     return Finding(data, event, safe_meta)
-
-
-class EscapingTemplatePrinter(TemplatePrinter):
-    """A :class:`TemplatePrinter` that renders each finding from its escaped copy."""
-
-    @hookimpl
-    def tracee_finding_output(self, finding: Finding) -> None:
-        super().tracee_finding_output(escaped_finding(finding))
-
-
-def install_escaping_finding_printer(pm: PluginManager, session: Any, template_name: str) -> bool:
-    """Replace the outputs plugin's finding printer by an escaping one, unless the template is JSON.
-
-    Call after ``session.load()`` (the printer exists from then on); returns whether it did.
-    """
-    if template_name in JSON_TEMPLATES:
-        return False
-    printer = pm.get_plugin("output-printer")
-    if not isinstance(printer, TemplatePrinter) or isinstance(printer, EscapingTemplatePrinter):
-        return False
-    pm.unregister(printer)
-    safe = EscapingTemplatePrinter(printer.template, printer.stream)
-    safe.session = session
-    pm.register(safe, name="output-printer")
-    return True
