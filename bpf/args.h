@@ -3,7 +3,7 @@
  * args.h: the generic syscall-argument recorder.
  *
  * User space describes every selected syscall's arguments in the `sysargs` map (one kind
- * per argument, from collector/events.py). At sys_enter the recorder writes the fixed-size
+ * per argument, from collector/wire.py). At sys_enter the recorder writes the fixed-size
  * arguments as 64-bit slots, then the variable-size ones (strings read from user memory
  * at enter time, sockaddrs, argv/envp arrays), into the thread's pending buffer or
  * straight into an event buffer (execve, submitted at enter as Tracee does).
@@ -58,7 +58,7 @@ statfunc u32 record_var(u8 *buf, u32 *cur, u32 mask, struct sys_desc *d, u64 *ar
             u32 start = off;
             off = put_user_str(buf, off, mask, (const void *)args[i]);
             /* an empty result for a non-NULL pointer: maybe a page not faulted in yet */
-            if (args[i] && off == start + 4)
+            if (args[i] && off == start + VAR_HDR)
                 unreadable = 1;
         } else if (k == T_SOCKADDR) {
             long len = i < 5 ? (long)args[i + 1] : 0;

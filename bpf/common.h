@@ -2,15 +2,20 @@
 /*
  * common.h: includes, constants and the wire-format writers shared by every program.
  *
- * Wire format of one ring-buffer record (little endian, see collector/events.py):
+ * Wire format of one ring-buffer record (little endian, see collector/wire.py):
  *
  *   struct event_header            184 bytes, fixed (maps.h)
- *   u64 slot[nfixed]               the event's fixed-size arguments, in definition order,
+ *   struct arg_slot[nfixed]        the event's fixed-size arguments, in definition order,
  *                                  each widened to 64 bits (signed ones sign-extended)
  *   var arg ...                    the variable-size arguments, in definition order:
- *       string / bytes / sockaddr: u32 len, len bytes, padding to 4
- *       string array:              u32 len, u32 count, len bytes of NUL-terminated
- *                                  strings, padding to 4 (count 0xffffffff: split all)
+ *       string / bytes / sockaddr: struct var_arg (u32 len), len bytes, padding to 4
+ *       string array:              struct strarr_arg (u32 len, u32 count), len bytes of
+ *                                  NUL-terminated strings, padding to 4 (count
+ *                                  0xffffffff: split all)
+ *
+ * collector/wire.py declares the same layouts (these, the header, every map key and value
+ * user space packs or reads); tests/test_wire_layouts.py checks them against the compiled
+ * object's BTF, and the loader refuses an object whose layouts differ.
  *
  * Writers never fail: a value that cannot be read is written empty, and a write that
  * would start past the buffer's limit is dropped (the decoder reads missing trailing
@@ -160,6 +165,31 @@ statfunc void check_user_str_cut(const void *src, u32 size)
         count_truncated();
 }
 
+/* ---- wire layouts of the arguments (in BTF through maps.h: wire_layouts) --------- */
+
+/* A fixed-size argument. */
+struct arg_slot {
+    u64 value;              /* widened to 64 bits, signed ones sign-extended */
+};
+
+/* The head of a string, bytes or sockaddr argument: len bytes follow, then padding to 4. */
+struct var_arg {
+    u32 len;
+};
+
+/* The head of a string array argument: len bytes of NUL-terminated strings follow, then
+ * padding to 4. */
+struct strarr_arg {
+    u32 len;
+    u32 count;              /* strings in them; ALL_ELEMS: as many as there are */
+};
+
+/* (as u32, like the offsets they are added to: the arithmetic stays 32-bit) */
+#define VAR_HDR      ((u32)sizeof(struct var_arg))
+#define STRARR_HDR   ((u32)sizeof(struct strarr_arg))
+#define STRARR_COUNT ((u32)__builtin_offsetof(struct strarr_arg, count))
+#define SLOT_SIZE    ((u32)sizeof(struct arg_slot))
+
 /* ---- wire writers (buf: a map value; mask: EVT_MASK or PEND_MASK) ---------------- */
 
 /* A fixed-size argument: one 64-bit slot. */
@@ -167,8 +197,8 @@ statfunc u32 put_u64(u8 *buf, u32 off, u32 mask, u64 v)
 {
     if (off > mask)
         return off;
-    *(u64 *)&buf[BOUND(off, mask)] = v;
-    return off + 8;
+    ((struct arg_slot *)&buf[BOUND(off, mask)])->value = v;
+    return off + SLOT_SIZE;
 }
 
 /* A string from user memory (NULL or unreadable: empty). */
@@ -179,13 +209,13 @@ statfunc u32 put_user_str(u8 *buf, u32 off, u32 mask, const void *src)
     u32 o = BOUND(off, mask);
     long n = 0;
     if (src)
-        n = bpf_probe_read_user_str(&buf[o + 4], STR_MAX, src);
+        n = bpf_probe_read_user_str(&buf[o + VAR_HDR], STR_MAX, src);
     if (n == STR_MAX)
         check_user_str_cut(src, STR_MAX);
     n = n > 0 ? n - 1 : 0;
     n &= STR_MAX - 1;
-    *(u32 *)&buf[o] = (u32)n;
-    return off + 4 + ALIGN4((u32)n);
+    ((struct var_arg *)&buf[o])->len = (u32)n;
+    return off + VAR_HDR + ALIGN4((u32)n);
 }
 
 /* A NUL-terminated string from kernel memory, at most max bytes (power of two). */
@@ -196,7 +226,7 @@ statfunc u32 put_kern_str(u8 *buf, u32 off, u32 mask, const void *src, u32 max)
     u32 o = BOUND(off, mask);
     long n = 0;
     if (src)
-        n = bpf_probe_read_kernel_str(&buf[o + 4], max & (STR_MAX * 2 - 1), src);
+        n = bpf_probe_read_kernel_str(&buf[o + VAR_HDR], max & (STR_MAX * 2 - 1), src);
     if (n > 0 && n == (max & (STR_MAX * 2 - 1))) {
         char c = 0;
         if (!bpf_probe_read_kernel(&c, 1, src + n - 1) && c)
@@ -204,8 +234,8 @@ statfunc u32 put_kern_str(u8 *buf, u32 off, u32 mask, const void *src, u32 max)
     }
     n = n > 0 ? n - 1 : 0;
     n &= STR_MAX - 1;
-    *(u32 *)&buf[o] = (u32)n;
-    return off + 4 + ALIGN4((u32)n);
+    ((struct var_arg *)&buf[o])->len = (u32)n;
+    return off + VAR_HDR + ALIGN4((u32)n);
 }
 
 /* len bytes from kernel memory (len < 8192). */
@@ -215,10 +245,10 @@ statfunc u32 put_kern_bytes(u8 *buf, u32 off, u32 mask, const void *src, u32 len
         return off;
     u32 o = BOUND(off, mask);
     len = BOUND(len, AREA_MAX - 1);
-    if (!src || bpf_probe_read_kernel(&buf[o + 4], len, src))
+    if (!src || bpf_probe_read_kernel(&buf[o + VAR_HDR], len, src))
         len = 0;
-    *(u32 *)&buf[o] = len;
-    return off + 4 + ALIGN4(len);
+    ((struct var_arg *)&buf[o])->len = len;
+    return off + VAR_HDR + ALIGN4(len);
 }
 
 /* len bytes from user memory (len < 8192). */
@@ -228,10 +258,10 @@ statfunc u32 put_user_bytes(u8 *buf, u32 off, u32 mask, const void *src, u32 len
         return off;
     u32 o = BOUND(off, mask);
     len = BOUND(len, AREA_MAX - 1);
-    if (!src || bpf_probe_read_user(&buf[o + 4], len, src))
+    if (!src || bpf_probe_read_user(&buf[o + VAR_HDR], len, src))
         len = 0;
-    *(u32 *)&buf[o] = len;
-    return off + 4 + ALIGN4(len);
+    ((struct var_arg *)&buf[o])->len = len;
+    return off + VAR_HDR + ALIGN4(len);
 }
 
 /* An empty variable-size argument. */
@@ -239,8 +269,8 @@ statfunc u32 put_empty(u8 *buf, u32 off, u32 mask)
 {
     if (off > mask)
         return off;
-    *(u32 *)&buf[off & mask] = 0;
-    return off + 4;
+    ((struct var_arg *)&buf[off & mask])->len = 0;
+    return off + VAR_HDR;
 }
 
 /* A struct sockaddr from user memory: its size follows the family (bounded by addrlen). */
@@ -273,7 +303,7 @@ statfunc u32 put_user_strarr(u8 *buf, u32 off, const void *arr, bool compat)
     if (off > EVT_MASK)
         return off;
     u32 o = BOUND(off, EVT_MASK);
-    u32 pos = o + 8;
+    u32 pos = o + STRARR_HDR;
     u32 count = 0;
     u64 stride = compat ? 4 : 8;
     u64 mask = compat ? 0xffffffffULL : ~0ULL;
@@ -301,10 +331,10 @@ statfunc u32 put_user_strarr(u8 *buf, u32 off, const void *arr, bool compat)
         if (arr && !bpf_probe_read_user(&p, sizeof(p), arr + ARR_ELEMS_MAX * stride) && (p & mask))
             count_truncated();
     }
-    u32 len = pos - (o + 8);
-    *(u32 *)&buf[o] = len;
-    *(u32 *)&buf[(o + 4) & EVT_MASK] = count;
-    return off + 8 + ALIGN4(len);
+    u32 len = pos - (o + STRARR_HDR);
+    ((struct strarr_arg *)&buf[o])->len = len;
+    *(u32 *)&buf[(o + STRARR_COUNT) & EVT_MASK] = count;
+    return off + STRARR_HDR + ALIGN4(len);
 }
 
 /* A NUL-separated user memory area (mm->arg_start..arg_end) as a string array. */
@@ -320,12 +350,12 @@ statfunc u32 put_user_area(u8 *buf, u32 off, unsigned long start, unsigned long 
             count_truncated();
         len = n > AREA_MAX - 1 ? AREA_MAX - 1 : n;
         len = BOUND(len, AREA_MAX - 1);
-        if (bpf_probe_read_user(&buf[o + 8], len, (void *)start))
+        if (bpf_probe_read_user(&buf[o + STRARR_HDR], len, (void *)start))
             len = 0;
     }
-    *(u32 *)&buf[o] = len;
-    *(u32 *)&buf[o + 4] = ALL_ELEMS;
-    return off + 8 + ALIGN4(len);
+    ((struct strarr_arg *)&buf[o])->len = len;
+    ((struct strarr_arg *)&buf[o])->count = ALL_ELEMS;
+    return off + STRARR_HDR + ALIGN4(len);
 }
 
 #endif /* TRACEE_COMMON_H */

@@ -15,7 +15,7 @@
  * marked SEL_KPROBE in evsel, which turns its emulation off (derived_begin).
  *
  * Each program emits its event with the same wire layout as the emulation (collector/
- * events.py), the syscall and its user arguments taken from the registers the task
+ * wire.py), the syscall and its user arguments taken from the registers the task
  * entered the kernel with.
  */
 #ifndef TRACEE_KPROBES_H

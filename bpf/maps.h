@@ -27,7 +27,7 @@
 #define SEL_EXIT          0x4   /* syscall: a derived event needs its exit handler */
 #define SEL_KPROBE        0x8   /* LSM event: its kprobe program emits it (no emulation) */
 
-/* sysargs kinds (collector/events.py: KIND_*). */
+/* sysargs kinds (collector/wire.py: T_*). */
 #define T_NONE            0
 #define T_INT             1    /* int32, sign-extended */
 #define T_UINT            2    /* uint32 */
@@ -68,7 +68,7 @@
 
 #define EXE_LEN           256
 
-/* The fixed header of every record (collector/decode.py: HEADER). */
+/* The fixed header of every record (collector/wire.py: EVENT_HEADER). */
 struct event_header {
     u64 ts;                 /* bpf_ktime_get_boot_ns */
     u64 start_time;         /* thread start, boot ns */
@@ -95,6 +95,20 @@ struct event_header {
 };
 
 #define HDR_SIZE sizeof(struct event_header)
+
+/*
+ * The record's layouts, in the object's BTF through this variable (no map holds them):
+ * collector/wire.py's copies are checked against them (tests/test_wire_layouts.py, and
+ * the loader). Nothing refers to it; libbpf skips its section (not a data section), so
+ * it costs no map.
+ */
+struct wire_layouts {
+    struct event_header header;
+    struct arg_slot slot;
+    struct var_arg var;
+    struct strarr_arg strarr;
+};
+struct wire_layouts wire_layouts SEC(".wire") __attribute__((used)) = {};
 
 /* The per-CPU event buffer. */
 struct event_buf {

@@ -5,7 +5,7 @@
  * reads the syscall's raw arguments from the thread's pending entry.
  *
  * Fixed-size arguments come first on the wire, in definition order, then the variable
- * ones; collector/events.py describes the same layout for the decoder.
+ * ones; collector/wire.py describes the same layout for the decoder.
  */
 #ifndef TRACEE_SECURITY_H
 #define TRACEE_SECURITY_H

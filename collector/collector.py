@@ -33,8 +33,7 @@ from typing import Any, Final, Self
 
 from pytracee.engine.catalogue import SYSCALLS
 
-from . import compat
-from . import events as ev
+from . import compat, wire
 from .decode import Decoder
 from .libbpf import (
     BpfLink,
@@ -75,15 +74,41 @@ F_PID, F_UID, F_COMM, F_MNTNS, F_CONTAINER, F_FOLLOW, F_NEW_PIDS = 0x01, 0x02, 0
 _SYSCALL_PROGS: Final = ("tracee_sys_enter", "tracee_sys_exit")
 _ALWAYS_PROGS: Final = ("tracee_sched_exec", "tracee_sched_exit")  # executable + state tracking
 
-_CFG: Final = struct.Struct("<IIIiIIQQ")  # struct filter_cfg
-_PROC_INFO: Final = struct.Struct("<QII2I256s256s")  # struct proc_info
-_CG_NAMES, _CG_NAME_LEN = 4, 128  # bpf/maps.h: CG_NAMES, CG_NAME_LEN
+_CG_NAME_LEN: Final = wire.CG_NAME_LEN  # what the kernel keeps of a cgroup's name, its NUL included
 _FILTER_ENTRIES: Final = 1024  # max_entries of f_pids, f_uids, f_comms, f_mntns (bpf/maps.h)
 
 
 def supported_events() -> list[str]:
     """Names of the events the collector can produce."""
-    return ev.supported_events()
+    return wire.supported_events()
+
+
+def _fields(v: Any) -> tuple[Any, ...]:
+    return v if isinstance(v, tuple) else (v,)
+
+
+def _map_update(m: BpfMap, key: Any, value: Any) -> None:
+    """Set ``key`` to ``value`` in ``m``, packed as collector/wire.py's MAPS says for that map
+    (a tuple: the fields of a struct, in order; anything else: a scalar)."""
+    fmt = wire.MAPS[m.name]
+    m.update(fmt.key.pack(*_fields(key)), fmt.value.pack(*_fields(value)))
+
+
+def _map_lookup(m: Any, name: str, key: Any) -> dict[str, Any] | None:
+    """The fields of the struct under ``key`` in map ``m`` (called ``name``), or None."""
+    fmt = wire.MAPS[name]
+    raw = m.lookup(fmt.key.pack(*_fields(key)))
+    return fmt.value.unpack_named(raw) if raw is not None else None
+
+
+def _map_per_cpu(m: BpfMap, key: Any) -> list[int] | None:
+    """The per-CPU scalar values under ``key`` in ``m``, one per possible CPU, or None."""
+    fmt = wire.MAPS[m.name]
+    ncpu = possible_cpus()
+    raw = m.lookup(fmt.key.pack(*_fields(key)), value_size=fmt.value_stride * ncpu)
+    if raw is None:
+        return None
+    return [fmt.value.unpack_from(raw, i * fmt.value_stride)[0] for i in range(ncpu)]
 
 
 @dataclass
@@ -121,22 +146,22 @@ class _MapContext:
         self._cgrp_info = cgrp_info
 
     def executable(self, host_pid: int, leader_start: int, gen: int) -> str:
-        raw = self._proc_info.lookup(struct.pack("<I", host_pid))
-        if raw is None:
+        info = _map_lookup(self._proc_info, "proc_info", host_pid)
+        if info is None:
             return ""
-        start, current, _, len0, len1, exe0, exe1 = _PROC_INFO.unpack_from(raw)
-        if start != leader_start:  # the pid now belongs to another process
+        if info["start_time"] != leader_start:  # the pid now belongs to another process
             return ""
+        current = info["gen"]
         slot = gen & 1 if 0 <= current - gen <= 1 else current & 1
-        exe, length = (exe0, len0) if slot == 0 else (exe1, len1)
+        exe: bytes = info["exe"][slot]
+        length: int = info["len"][slot]
         return exe[: min(length, len(exe))].decode(errors="replace")
 
     def cgroup_names(self, cgroup_id: int) -> list[bytes]:
-        raw = self._cgrp_info.lookup(struct.pack("<Q", cgroup_id))
-        if raw is None:
+        info = _map_lookup(self._cgrp_info, "cgrp_info", cgroup_id)
+        if info is None:
             return []
-        names = raw[8 : 8 + _CG_NAMES * _CG_NAME_LEN]
-        return [names[i * _CG_NAME_LEN : (i + 1) * _CG_NAME_LEN].split(b"\0", 1)[0] for i in range(_CG_NAMES)]
+        return [name.split(b"\0", 1)[0] for name in info["names"]]
 
 
 def _cgroup_hierarchy() -> tuple[int, int]:
@@ -191,7 +216,7 @@ class Collector:
         perf_buffer_pages: int = 1024,
         kprobes: str = "auto",
     ) -> None:
-        unknown = sorted(set(events) - set(ev.EVENTS))
+        unknown = sorted(set(events) - set(wire.EVENTS))
         if unknown:
             raise ValueError(f"events the collector cannot produce: {', '.join(unknown)}")
         if not events:
@@ -249,10 +274,10 @@ class Collector:
         sel: dict[int, int] = {}
         sysargs: dict[int, bytes] = {}
         for name in self.events:
-            spec = ev.EVENTS[name]
+            spec = wire.EVENTS[name]
             sel[spec.id] = sel.get(spec.id, 0) | SEL_EVENT
             if spec.syscall:
-                sysargs[spec.id] = ev.sys_kinds(spec)
+                sysargs[spec.id] = wire.sys_kinds(spec)
             if name in self.kprobe_events:
                 sel[spec.id] |= SEL_KPROBE  # its kprobe emits it: no emulation, no syscall handlers
                 continue
@@ -262,7 +287,7 @@ class Collector:
         return sel, sysargs
 
     def _needs_syscalls(self) -> bool:
-        return any(ev.EVENTS[n].syscall or (ev.EVENTS[n].needs and n not in self.kprobe_events) for n in self.events)
+        return any(wire.EVENTS[n].syscall or (wire.EVENTS[n].needs and n not in self.kprobe_events) for n in self.events)
 
     # ---- lifecycle ---------------------------------------------------------------------
 
@@ -271,33 +296,29 @@ class Collector:
         subsys, hierarchy = _cgroup_hierarchy()
         boot_now = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
         host_ns = f.host_mnt_ns if f.host_mnt_ns is not None else _host_mnt_ns()
-        cfg = _CFG.pack(os.getpid(), f.flags(), host_ns, subsys, hierarchy, 0, boot_now, self.wakeup_bytes)
-        obj.map("fcfg").update(struct.pack("<I", 0), cfg)
-        one = b"\x01"
-        for pid in f.pids:
-            obj.map("f_pids").update(struct.pack("<I", pid), one)
-        for uid in f.uids:
-            obj.map("f_uids").update(struct.pack("<I", uid), one)
+        _map_update(obj.map("fcfg"), 0, (os.getpid(), f.flags(), host_ns, subsys, hierarchy, 0, boot_now, self.wakeup_bytes))
+        for name, values in (("f_pids", f.pids), ("f_uids", f.uids), ("f_mntns", f.mnt_ns)):
+            m = obj.map(name)
+            for v in values:
+                _map_update(m, v, 1)
         for comm in f.comms:
-            obj.map("f_comms").update(os.fsencode(comm).ljust(16, b"\0"), one)
-        for ns in f.mnt_ns:
-            obj.map("f_mntns").update(struct.pack("<I", ns), one)
+            _map_update(obj.map("f_comms"), os.fsencode(comm), 1)
         sel, sysargs = self._selection()
         evsel = obj.map("evsel")
         for event_id, bits in sel.items():
-            evsel.update(struct.pack("<I", event_id), struct.pack("<I", bits))
+            _map_update(evsel, event_id, bits)
         sysmap = obj.map("sysargs")
         for sid, desc in sysargs.items():
-            sysmap.update(struct.pack("<I", sid), desc)
+            _map_update(sysmap, sid, wire.SYS_DESC.unpack_from(desc))  # (kinds, pad), from wire.sys_kinds
         compat_ids = obj.map("compat_ids")  # 32-bit syscalls: reported as their x86_64 twins
         for ia32, value in compat.kernel_entries():
-            compat_ids.update(struct.pack("<I", ia32), struct.pack("<I", value))
+            _map_update(compat_ids, ia32, value)
         programs = obj.programs()
         self.tail_programs = []
         for name, (table, slot, _event) in OPTIONAL_TAIL_PROGRAMS.items():
             prog = programs.get(name)
             if prog is not None and prog.autoload and prog.fd >= 0:
-                obj.map(table).update(struct.pack("<I", slot), struct.pack("<I", prog.fd))
+                _map_update(obj.map(table), slot, prog.fd)
                 self.tail_programs.append(name)
 
     def _load(self) -> BpfObject:
@@ -384,7 +405,7 @@ class Collector:
         perf_map = obj.map("perf_events")
 
         def install(cpu: int, fd: int) -> None:
-            perf_map.update(struct.pack("<I", cpu), struct.pack("<I", fd))
+            _map_update(perf_map, cpu, fd)
 
         return PerfBufferReader(online_cpus(), self.perf_buffer_pages, self.wakeup_bytes, install)
 
@@ -436,11 +457,10 @@ class Collector:
         m = self._lost_map
         if m is None:
             return self._lost_at_stop
-        ncpu = possible_cpus()
-        raw = m.lookup(struct.pack("<I", 0), value_size=8 * ncpu)
-        if raw is None:
+        values = _map_per_cpu(m, 0)
+        if values is None:
             return self._lost_at_stop
-        return sum(struct.unpack(f"<{ncpu}Q", raw))
+        return sum(values)
 
     @property
     def truncated(self) -> int:
@@ -453,11 +473,10 @@ class Collector:
         m = self._trunc_map
         if m is None:
             return self._truncated_at_stop
-        ncpu = possible_cpus()
-        raw = m.lookup(struct.pack("<I", 0), value_size=8 * ncpu)
-        if raw is None:
+        values = _map_per_cpu(m, 0)
+        if values is None:
             return self._truncated_at_stop
-        return sum(struct.unpack(f"<{ncpu}Q", raw)) + (self._decoder.truncated if self._decoder else 0)
+        return sum(values) + (self._decoder.truncated if self._decoder else 0)
 
     @property
     def lost_reason(self) -> str:
@@ -465,9 +484,8 @@ class Collector:
         m = self._lost_map
         codes: set[int] = set()
         if m is not None:
-            ncpu = possible_cpus()
-            raw = m.lookup(struct.pack("<I", 1), value_size=8 * ncpu)
-            codes = {c for c in struct.unpack(f"<{ncpu}Q", raw)} - {0} if raw else set()
+            values = _map_per_cpu(m, 1)
+            codes = set(values or ()) - {0}
         if not codes:
             return self._lost_reason_at_stop
         return "; ".join(LOST_REASONS.get(c, f"error {c} ({os.strerror(c)})") for c in sorted(codes))

@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 #: x86_64 syscall name -> its ia32 number, for every syscall the collector traces or
-#: derives events from (collector/events.py), and the process-lifecycle syscalls an
+#: derives events from (collector/wire.py), and the process-lifecycle syscalls an
 #: event's ``syscall`` context names (fork, clone, exit, ...).
 IA32_SYSCALLS: Final[Mapping[str, int]] = {
     "exit": 1,

@@ -23,13 +23,14 @@ from typing import Any, Final, Protocol
 
 from pytracee.engine.catalogue import SYSCALLS
 
-from .events import EVENTS_BY_ID, EventSpec
+from .wire import ARG_SLOT, EVENT_HEADER, EVENTS_BY_ID, STRARR_ARG, VAR_ARG, EventSpec
 
 __all__ = ["HEADER", "ContextSource", "Decoder", "container_id_from_cgroup", "sockaddr_value", "task_entity_id"]
 
-#: struct event_header (bpf/maps.h): 184 bytes.
-HEADER: Final = struct.Struct("<QQQQQqIiIIIIIIIIIIII16s64s")
-_U32: Final = struct.Struct("<I")
+#: struct event_header (bpf/maps.h; collector/wire.py: EVENT_HEADER): 184 bytes.
+HEADER: Final = EVENT_HEADER.struct
+#: The 64-bit slot of a fixed-size argument, unsigned ("Q"); signed kinds read it as "q".
+_SLOT: Final = ARG_SLOT.fields[0][1]
 _ALL_ELEMS: Final = 0xFFFFFFFF
 #: An argv/envp element this long was cut by the kernel (bpf/common.h ELEM_MAX, NUL included).
 ELEM_CUT: Final = 4096 - 1
@@ -164,22 +165,25 @@ _POST: Final[Mapping[str, Callable[[list[Any]], None]]] = {
 
 
 def _var_code(i: int, kind: str) -> list[str]:
-    """Source lines decoding variable-size argument ``a{i}`` at ``pos`` (see bpf/common.h)."""
+    """Source lines decoding variable-size argument ``a{i}`` at ``pos`` (see bpf/common.h:
+    a VAR_ARG or, for a string array, a STRARR_ARG head, then the bytes padded to 4)."""
     empty = {"s": "''", "a": "[]", "y": "''", "k": "{}"}[kind]
-    head = 8 if kind == "a" else 4
+    head = STRARR_ARG if kind == "a" else VAR_ARG
+    len_at = head.offset("len")
     lines = [
-        "if pos + 4 <= end:",
-        "    n = _U32U(buf, pos)[0]",
-        f"    s = pos + {head}",
+        f"if pos + {len_at + head.field_size('len')} <= end:",
+        f"    n = {'_ALEN' if kind == 'a' else '_VLEN'}(buf, pos + {len_at})[0]",
+        f"    s = pos + {head.size}",
         "    e = s + n",
         "    if e > end:",
         "        e = end",
     ]
+    count_at = STRARR_ARG.offset("count")
     if kind == "s":
         lines.append(f"    a{i} = buf[s:e].decode('utf-8', 'replace')")
     elif kind == "a":
         lines += [
-            "    count = _U32U(buf, pos + 4)[0] if pos + 8 <= end else 0",
+            f"    count = _ACOUNT(buf, pos + {count_at})[0] if pos + {count_at + STRARR_ARG.field_size('count')} <= end else 0",
             "    items = bytes(buf[s:e]).split(b'\\0')",
             "    if count == _ALL:",
             "        if items and not items[-1]:",
@@ -202,9 +206,11 @@ def _compile(ev: EventSpec, cut: list[int]) -> Callable[[Any, int, int, int], li
     """A function decoding the arguments of ``ev`` from a record (generated once per event);
     ``cut[0]`` counts the string arrays with an element cut by the kernel."""
     fixed = [(i, a) for i, a in enumerate(ev.args) if a.fixed]
-    fmt = "<" + "".join("q" if a.kind == "i" else "Q" for _, a in fixed)
+    fmt = "<" + "".join(_SLOT.lower() if a.kind == "i" else _SLOT for _, a in fixed)
     env: dict[str, Any] = {
-        "_U32U": _U32.unpack_from,
+        "_VLEN": VAR_ARG.field_struct("len").unpack_from,
+        "_ALEN": STRARR_ARG.field_struct("len").unpack_from,
+        "_ACOUNT": STRARR_ARG.field_struct("count").unpack_from,
         "_ALL": _ALL_ELEMS,
         "_ELEM_CUT": ELEM_CUT,
         "_cut": cut,
@@ -253,8 +259,11 @@ class _Plan:
         self.args = _compile(ev, cut)
 
 
-#: The header fields that change from one event of a thread to the next.
-_VARYING: Final = struct.Struct("<Q32xqIi")
+#: The header fields that change from one event of a thread to the next, and the two byte
+#: ranges of the others (what a thread's cached context is looked up by).
+_VARYING_FIELDS: Final = ("ts", "retval", "event_id", "syscall")
+_VARYING: Final = EVENT_HEADER.subset(*_VARYING_FIELDS)
+(_KEY_A, _KEY_B), (_KEY_C, _KEY_D) = EVENT_HEADER.spans_without(*_VARYING_FIELDS)
 
 #: Bounds of the decoder's caches, emptied when full: thread contexts (~2 KiB each; every
 #: new process or exec makes one, so a fork storm must not grow them), executables and
@@ -300,30 +309,28 @@ class Decoder:
 
     def _template(self, buf: Any, off: int) -> dict[str, Any]:
         """The event dict of a thread's context, with placeholders for the per-event fields."""
-        (
-            _, start, leader_start, parent_start, cgroup_id, _, _, _,
-            host_pid, host_tid, host_ppid, pid, tid, ppid, uid, mnt_ns, pid_ns, cpu, flags, exe_gen, comm, uts,
-        ) = HEADER.unpack_from(buf, off)  # fmt: skip
+        h = EVENT_HEADER.unpack_named(buf, off)
+        cgroup_id, host_pid, host_ppid, flags = h["cgroup_id"], h["host_pid"], h["host_ppid"], h["flags"]
         offset = self.boot_to_epoch_ns
-        start_epoch = start + offset
+        start_epoch = h["start_time"] + offset
         container_id = self._container(cgroup_id)
         return {
             "timestamp": 0,
             "threadStartTime": start_epoch,
-            "processorId": cpu,
-            "processId": pid,
+            "processorId": h["cpu"],
+            "processId": h["pid"],
             "cgroupId": cgroup_id,
-            "threadId": tid,
-            "parentProcessId": ppid,
+            "threadId": h["tid"],
+            "parentProcessId": h["ppid"],
             "hostProcessId": host_pid,
-            "hostThreadId": host_tid,
+            "hostThreadId": h["host_tid"],
             "hostParentProcessId": host_ppid,
-            "userId": uid,
-            "mountNamespace": mnt_ns,
-            "pidNamespace": pid_ns,
-            "processName": comm.split(b"\0", 1)[0].decode(errors="replace"),
-            "executable": {"path": self._executable(host_pid, leader_start, exe_gen)},
-            "hostName": uts.split(b"\0", 1)[0].decode(errors="replace"),
+            "userId": h["uid"],
+            "mountNamespace": h["mnt_ns"],
+            "pidNamespace": h["pid_ns"],
+            "processName": h["comm"].split(b"\0", 1)[0].decode(errors="replace"),
+            "executable": {"path": self._executable(host_pid, h["leader_start_time"], h["exe_gen"])},
+            "hostName": h["uts"].split(b"\0", 1)[0].decode(errors="replace"),
             "containerId": container_id,
             "container": {"id": container_id} if container_id else {},
             "kubernetes": {},
@@ -337,9 +344,9 @@ class Decoder:
                 "containerStarted": bool(container_id) and (flags & _HDR_CG_STATE) in (_CG_EXISTED, _CG_STARTED),
                 "isCompat": bool(flags & _HDR_COMPAT),
             },
-            "threadEntityId": task_entity_id(host_tid, start_epoch),
-            "processEntityId": task_entity_id(host_pid, leader_start + offset),
-            "parentEntityId": task_entity_id(host_ppid, parent_start + offset),
+            "threadEntityId": task_entity_id(h["host_tid"], start_epoch),
+            "processEntityId": task_entity_id(host_pid, h["leader_start_time"] + offset),
+            "parentEntityId": task_entity_id(host_ppid, h["parent_start_time"] + offset),
             "args": None,
         }
 
@@ -356,7 +363,7 @@ class Decoder:
         plan = self._plans.get(ev_id)
         if plan is None:
             raise ValueError(f"unknown event id {ev_id} in record")
-        key = buf[off + 8 : off + 40] + buf[off + 56 : off + HEADER.size]
+        key = buf[off + _KEY_A : off + _KEY_B] + buf[off + _KEY_C : off + _KEY_D]
         template = self._templates.get(key)
         if template is None:
             if len(self._templates) >= TEMPLATE_CACHE_MAX:

@@ -174,6 +174,8 @@ def route_log_to(logger: logging.Logger) -> None:
             text = buf.value.decode(errors="replace").rstrip("\n")
             if "Retrying without BTF" in text:
                 py_level = logging.DEBUG  # prog-array maps refuse BTF values; libbpf copes
+            elif "unrecognized data section" in text and text.endswith(" .wire"):
+                py_level = logging.DEBUG  # bpf/maps.h: wire_layouts, BTF only, skipped on purpose
             if n >= 0 and text and logger.isEnabledFor(py_level):
                 logger.log(py_level, "%s", text)
         except Exception:  # noqa: BLE001, S110 - a callback must never raise into C

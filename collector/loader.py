@@ -22,17 +22,18 @@ import errno
 import logging
 import os
 import re
-import struct
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Final
 
+from . import wire
+from .btf import BtfError, read_btf
 from .libbpf import BpfObject, LibbpfError
 
 __all__ = [
     "BUFFER_KINDS", "KERNEL_BTF", "KPROBE_PROGRAMS", "IncompatibleObjectError", "ObjectLoader", "kprobes_refused",
-    "refuse_kprobes",
+    "layout_problems", "refuse_kprobes",
 ]
 
 LOG: Final = logging.getLogger("pytracee.collector")
@@ -65,7 +66,6 @@ REQUIRED_MAPS: Final = (
     "f_mntns", "compat_ids", "proc_info", "cgrp_info",
 )
 
-_LOAD_CFG: Final = struct.Struct("<II")  # struct load_cfg
 _FAILED_PROG: Final = re.compile(r"prog '(\w+)': failed to load")
 
 #: Where libbpf attaches kprobes: the kprobe PMU, or the legacy tracefs interface.
@@ -100,6 +100,24 @@ def refuse_kprobes(reason: str) -> None:
 
 class IncompatibleObjectError(OSError):
     """The BPF object was not built from this version's sources."""
+
+
+_layout_checked: dict[tuple[str, int, int, int], list[str]] = {}
+
+
+def layout_problems(object_path: Path) -> list[str]:
+    """How the structs and map types in the object's BTF differ from collector/wire.py's
+    layouts (empty: they agree); checked once per version of the file."""
+    st = object_path.stat()
+    key = (str(object_path), st.st_ino, st.st_size, st.st_mtime_ns)
+    problems = _layout_checked.get(key)
+    if problems is None:
+        try:
+            problems = wire.layout_mismatches(read_btf(object_path))
+        except BtfError as exc:
+            problems = [str(exc)]
+        _layout_checked[key] = problems
+    return problems
 
 
 class ObjectLoader:
@@ -165,7 +183,17 @@ class ObjectLoader:
                     f"{self.object_path} was not built from this version's bpf/ sources (no map {', '.join(missing)}): "
                     "rebuild it (make -C bpf; for a cached non-CO-RE object, --build-policy always)",
                 )
-            obj.map(".rodata.load").set_initial_value(_LOAD_CFG.pack(int(KERNEL_BTF.exists()), int(kind == "perf")))
+            problems = layout_problems(self.object_path)
+            if problems:
+                shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+                raise IncompatibleObjectError(
+                    errno.EINVAL,
+                    f"{self.object_path} was not built from this version's bpf/ sources (its layouts differ from "
+                    f"collector/wire.py: {shown}): rebuild it (make -C bpf; for a cached non-CO-RE object, "
+                    "--build-policy always)",
+                )
+            load_cfg = wire.MAPS[".rodata.load"].value
+            obj.map(".rodata.load").set_initial_value(load_cfg.pack(int(KERNEL_BTF.exists()), int(kind == "perf")))
             if kind == "perf":
                 obj.map("events").replace_with_array()  # a kernel without ring buffers cannot create it
             else:

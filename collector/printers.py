@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO, Any, Final
 
 import jinja2
+from pytracee.engine.errors import StopRun
 from pytracee.engine.output.plugin import silence_closed_output
 from pytracee.engine.output.templates import GoView, go_format
 from pytracee.engine.parsers import (
@@ -32,7 +33,6 @@ from pytracee.engine.parsers import (
     format_ptrace_request,
 )
 from pytracee.engine.schema import GO_FIELD_NAMES, full_event
-from pytracee.engine.session import StopRun
 
 from pytracee.engine.safetext import escape_text, json_line
 

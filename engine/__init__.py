@@ -10,7 +10,8 @@ the outputs (:mod:`.output`). :mod:`.session` wires these together and
 Everything a signature author needs is importable from here.
 """
 
-from .events import ArgumentError, Event, MalformedEventError
+from .errors import ArgumentError, MalformedEventError
+from .events import Event
 from .findings import Finding, SignatureMetadata
 from .hookspecs import hookimpl
 from .parsers import (

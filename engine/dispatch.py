@@ -189,7 +189,7 @@ class Engine:
     def dispatch(self, event: Event) -> None:
         """Deliver ``event`` to every signature that selected it.
 
-        :raises pytracee.engine.events.MalformedEventError: when the event's
+        :raises pytracee.engine.errors.MalformedEventError: when the event's
             ``args`` are unreadable; no signature has seen it then.
         """
         self.stats.events += 1

@@ -19,10 +19,11 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final, TypeVar
 
 from . import parsers
+from .errors import ArgumentError, MalformedEventError
 from .parsers import ArgumentValueError, SockAddr
 from .schema import full_event
 
-__all__ = ["ArgumentError", "Event", "MalformedEventError", "container_id_of", "origin_of", "ORIGIN_CONTAINER", "ORIGIN_CONTAINER_INIT", "ORIGIN_HOST"]
+__all__ = ["Event", "container_id_of", "origin_of", "ORIGIN_CONTAINER", "ORIGIN_CONTAINER_INIT", "ORIGIN_HOST"]
 
 ORIGIN_HOST: Final = "host"
 ORIGIN_CONTAINER: Final = "container"
@@ -46,14 +47,6 @@ def origin_of(raw: Mapping[str, Any]) -> str:
     if type(flags) is dict and flags.get("containerStarted"):
         return ORIGIN_CONTAINER
     return ORIGIN_CONTAINER_INIT if container_id_of(raw) else ORIGIN_HOST
-
-
-class ArgumentError(LookupError):
-    """An argument a signature asked for is missing or has an unusable value."""
-
-
-class MalformedEventError(ValueError):
-    """The event's ``args`` list is not a list of ``{"name", "value"}`` objects."""
 
 
 class Event:

@@ -39,10 +39,10 @@ import pluggy
 
 from . import hookspecs
 from .dispatch import LoadedSignature, load_signature
-from .errors import Interrupted
+from .errors import ConfigError, Interrupted, RuleFileError
 from .signature import Signature, SignatureDefinitionError
 
-__all__ = ["BUILTIN_PLUGINS", "BUILTIN_RULES", "ENTRY_POINT_GROUP", "LoadError", "PluginManager", "RuleFileError"]
+__all__ = ["BUILTIN_PLUGINS", "BUILTIN_RULES", "ENTRY_POINT_GROUP", "LoadError", "PluginManager"]
 
 log = logging.getLogger("pytracee.plugins")
 
@@ -61,21 +61,6 @@ BUILTIN_RULES: Final = "builtin-rules"
 MAX_RULE_FILE_SIZE: Final = 4 << 20
 RULE_FILE_SUFFIXES: Final = (".rego", ".yaml", ".yml", ".cel")
 _TEST_FILE_NAMES: Final = ("conftest.py",)
-
-
-class RuleFileError(Exception):
-    """A rule file cannot be loaded. Raised by plugins from ``tracee_collect_rule_file``.
-
-    :param path: the file.
-    :param message: what is wrong.
-    :param line: the line, when known.
-    """
-
-    def __init__(self, path: Path | str, message: str, line: int | None = None) -> None:
-        self.path = Path(path)
-        self.line = line
-        self.message = message
-        super().__init__(f"{path}:{line}: {message}" if line else f"{path}: {message}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +202,12 @@ class PluginManager(pluggy.PluginManager):
             self.register(module, name=name)
         except ValueError as exc:  # pluggy rejects unknown or malformed hooks
             self.load_errors.append(LoadError(str(path), str(exc)))
+        except (ConfigError, Interrupted):  # its tracee_configure refused the configuration: a usage error
+            raise
+        except (Exception, SystemExit, KeyboardInterrupt) as exc:  # a historic hook (tracee_configure) failed
+            if self.is_registered(module):
+                self.unregister(module)
+            self.load_errors.append(LoadError(_where_in_file(path, exc), f"registering it failed: {_describe_exception(exc)}"))
 
     def _collect_rule_file(self, path: Path, config: Any, enabled_by_default: bool = True) -> None:
         try:
@@ -325,7 +316,7 @@ def _looks_like_signature(obj: Any) -> bool:
 
 
 def _walk(directory: Path) -> Sequence[Path]:
-    found = []
+    found: list[Path] = []
     for root, dirs, files in os.walk(directory):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__pycache__")
         found.extend(Path(root, f) for f in sorted(files) if not f.startswith("."))

@@ -9,8 +9,10 @@ A record that cannot be used (invalid JSON, not an object, no ``eventName``,
 a field of the wrong type, an unknown event name, a line longer than
 ``max_line_size``) is reported on the ``pytracee.input`` logger with its file
 and line, counted by reason, and skipped; the run goes on. With ``strict=True``
-the first such record raises :class:`InputError` instead. Nothing is dropped
-without being counted in :class:`InputStats`.
+the first such record raises :class:`~pytracee.engine.errors.InputError` instead.
+Nothing is dropped without being counted in its
+:class:`~pytracee.engine.sources.SourceStats`: the reader is an
+:class:`~pytracee.engine.sources.EventSource`.
 """
 
 from __future__ import annotations
@@ -21,18 +23,18 @@ import io
 import logging
 import sys
 import zlib
-from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, Final
 
 import orjson
 
+from .errors import InputError
 from .events import Event
 from .records import RecordSplitter, TruncatedInput
+from .sources import REPORTED_PER_PLACE, SkipLog, SourceStats
 
-__all__ = ["DEFAULT_MAX_LINE_SIZE", "MAX_NESTING", "STDIN", "EventReader", "InputError", "InputStats"]
+__all__ = ["DEFAULT_MAX_LINE_SIZE", "MAX_NESTING", "STDIN", "EventReader"]
 
 log = logging.getLogger("pytracee.input")
 
@@ -41,30 +43,13 @@ DEFAULT_MAX_LINE_SIZE: Final = 64 * 1024
 #: Source name meaning standard input.
 STDIN: Final = "-"
 #: How many bad records per source are described before the rest are only counted.
-REPORTED_PER_SOURCE: Final = 20
+REPORTED_PER_SOURCE: Final = REPORTED_PER_PLACE
 #: Deepest nesting of arrays and objects accepted in a record (Tracee's events nest 4 deep).
 MAX_NESTING: Final = 32
 
 _INT_FIELDS: Final = ("timestamp", "processId", "threadId", "parentProcessId", "hostProcessId", "userId", "returnValue")
 _STR_FIELDS: Final = ("processName", "hostName", "containerId")
 _OBJECT_FIELDS: Final = ("contextFlags", "container", "kubernetes", "executable")
-
-
-class InputError(Exception):
-    """The input cannot be read, or (``strict``) holds a bad record."""
-
-
-@dataclass(slots=True)
-class InputStats:
-    """What was read: events delivered and records skipped, by reason."""
-
-    events: int = 0
-    skipped_by_reason: Counter[str] = field(default_factory=Counter)
-
-    @property
-    def skipped(self) -> int:
-        """Records that were not delivered."""
-        return sum(self.skipped_by_reason.values())
 
 
 class EventReader:
@@ -93,11 +78,16 @@ class EventReader:
         self.strict = strict
         self.max_line_size = max_line_size
         self.is_known_event = is_known_event
-        self.stats = InputStats()
+        self.stats = SourceStats()
         self._stdin = stdin
-        self._reported: Counter[str] = Counter()
+        self._log = SkipLog(log, REPORTED_PER_SOURCE)
+        self._iterator: Generator[Event, None, None] | None = None
 
     def __iter__(self) -> Iterator[Event]:
+        self._iterator = self._events()
+        return self._iterator
+
+    def _events(self) -> Generator[Event, None, None]:
         for source in self.sources:
             name = "<stdin>" if source == STDIN else source
             stream = self._open(source, name)
@@ -112,24 +102,34 @@ class EventReader:
     def reject(self, where: str, line: int, reason: str, detail: str) -> None:
         """Count a record as skipped and report it (or raise, when strict).
 
-        Used by the reader itself and by the session for events the engine
-        found malformed.
+        Used by the reader itself and, through :meth:`skip`, for events the
+        engine found malformed.
         """
         message = f"{where}:{line}: {reason}: {detail}" if line else f"{where}: {reason}: {detail}"
         if self.strict:
             raise InputError(message)
         self.stats.skipped_by_reason[reason] += 1
-        self._reported[where] += 1
-        shown = self._reported[where]
-        if shown <= REPORTED_PER_SOURCE:
-            log.warning("skipped record %s", message)
-        if shown == REPORTED_PER_SOURCE:
-            log.warning("%s: further bad records are counted but not shown", where)
+        self._log(where, message)
 
-    def retract(self, event: Event, reason: str, detail: str) -> None:
+    # --- the EventSource protocol ------------------------------------------------------
+
+    def where(self, event: Event) -> str:
+        """``file:line`` of an event this reader delivered."""
+        return event.location
+
+    def skip(self, event: Event, reason: str, detail: str) -> None:
         """Count an event already delivered as skipped after all (its args proved unreadable)."""
         self.stats.events -= 1
         self.reject(event._where, event._line, reason, detail)
+
+    def summary(self) -> str:
+        """``"3 events read, 2 skipped (invalid JSON: 1, unknown event: 1)"``."""
+        return self.stats.describe()
+
+    def close(self) -> None:
+        """Stop reading: the file being read is closed (standard input stays open)."""
+        if self._iterator is not None:
+            self._iterator.close()
 
     # --- sources ---------------------------------------------------------------------
 

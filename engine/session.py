@@ -6,10 +6,13 @@
     session.load()                      # plugins, signatures, outputs
     status = session.run(EventReader(["events.json"], is_known_event=session.is_known_event))
 
+The events come from any :class:`~pytracee.engine.sources.EventSource` (a file
+reader, the live collector; a plain iterable of events is wrapped); an event
+whose args prove malformed is counted as skipped by its source and the run goes on.
 Each finding passes the plugin hooks in order: ``tracee_finding_filter``
 (suppress, counted by reason), ``tracee_finding_enrich``, ``tracee_finding_output``.
 At the end the session logs what happened (events read and skipped, findings,
-signature errors) and returns the exit status.
+signature errors) and returns the exit status (:class:`~pytracee.engine.errors.ExitStatus`).
 """
 
 from __future__ import annotations
@@ -21,48 +24,32 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 from .catalogue import KNOWN_EVENTS
 from .dispatch import DuplicateSignatureError, Engine, LoadedSignature
-from .errors import Interrupted, StopRun
-from .events import Event, MalformedEventError
+from .errors import (
+    ConfigError,
+    ExitStatus,
+    InputError,
+    Interrupted,
+    MalformedEventError,
+    StopRun,
+)
+from .events import Event
 from .findings import Finding
 from .plugins import BUILTIN_RULES, LoadError, PluginManager
-from .reader import EventReader, InputError, InputStats
+from .sources import EventSource, SourceStats, as_source
 
-__all__ = [
-    "ConfigError",
-    "EXIT_FAILURE",
-    "EXIT_INTERRUPTED",
-    "EXIT_OK",
-    "EXIT_USAGE",
-    "Session",
-    "SessionConfig",
-    "StopRun",
-    "signature_id_order",
-]
+__all__ = ["Session", "SessionConfig", "signature_id_order"]
 
 log = logging.getLogger("pytracee")
-
-#: The run completed.
-EXIT_OK: Final = 0
-#: The run failed: unreadable input, a --strict violation, findings that could not be delivered.
-EXIT_FAILURE: Final = 1
-#: Bad usage or configuration: options, templates, rule files (--strict), signature IDs.
-EXIT_USAGE: Final = 2
-#: Interrupted by SIGINT.
-EXIT_INTERRUPTED: Final = 130
 
 
 def signature_id_order(sig_id: str) -> tuple[str, int, str]:
     """Sort key putting ``TRC-2`` before ``TRC-10`` (prefix, then number)."""
     prefix, _, number = sig_id.rpartition("-")
     return (prefix, int(number), "") if number.isdigit() else (sig_id, 0, sig_id)
-
-
-class ConfigError(Exception):
-    """The configuration cannot work (unknown signature IDs, duplicate IDs, broken rules with --strict)."""
 
 
 @dataclass
@@ -78,6 +65,8 @@ class SessionConfig:
     :param allow_unknown_events: deliver events whose name is not a known Tracee event.
     :param load_builtin_rules: offer the rule files shipped in ``pytracee.rules`` (off
         unless ``rules`` selects them, e.g. ``lang:rego`` or ``all``).
+    :param list_only: the run only lists what is loaded (``tracee-rules --list``,
+        ``--list-events``): the outputs plugin opens no output.
     :param options: the full parsed command line, including plugins' options.
     """
 
@@ -89,6 +78,7 @@ class SessionConfig:
     allow_unknown_events: bool = False
     load_builtin_rules: bool = True
     load_installed_plugins: bool = True
+    list_only: bool = False
     options: argparse.Namespace = field(default_factory=argparse.Namespace)
     pluginmanager: PluginManager = field(default_factory=PluginManager, repr=False)
 
@@ -105,8 +95,11 @@ class Session:
         self.engine: Engine | None = None
         self.suppressed: Counter[str] = Counter()
         self.output_failures = 0
-        self.input_stats = InputStats()
+        #: The source of the last :meth:`run`, and its counts.
+        self.source: EventSource | None = None
+        self.input_stats = SourceStats()
         self._known_events: frozenset[str] = KNOWN_EVENTS
+        self._started = False  # between tracee_sessionstart and tracee_sessionfinish
 
     # --- loading ------------------------------------------------------------------------
 
@@ -118,7 +111,13 @@ class Session:
         """
         config, pm = self.config, self.pm
         pm.load_plugins(config.disabled, installed=config.load_installed_plugins)
-        pm.hook.tracee_configure.call_historic(kwargs={"config": config})
+        try:
+            pm.hook.tracee_configure.call_historic(kwargs={"config": config})
+        except (ConfigError, Interrupted):
+            raise
+        except (Exception, SystemExit, KeyboardInterrupt) as exc:  # a plugin's bug: a usage error, not a traceback
+            log.debug("tracee_configure failed", exc_info=True)
+            raise ConfigError(f"a plugin's tracee_configure failed: {type(exc).__name__}: {exc}") from None
         if config.load_builtin_rules and not pm.is_blocked(BUILTIN_RULES):
             with resources.as_file(resources.files("pytracee.rules")) as builtin_rules:
                 pm.load_path(builtin_rules, config, enabled_by_default=False)
@@ -140,9 +139,11 @@ class Session:
             )
         except DuplicateSignatureError as exc:
             raise ConfigError(str(exc)) from None
+        self.signatures = self.engine.signatures  # without those whose init() failed
         names = {s.metadata.event_name for s in self.signatures if s.metadata.event_name}
         names.update(self.engine.selected_event_names())
         self._known_events = frozenset(names) | KNOWN_EVENTS
+        self._started = True
         pm.hook.tracee_sessionstart(session=self)
 
     def _select(self, available: list[LoadedSignature]) -> list[LoadedSignature]:
@@ -176,58 +177,71 @@ class Session:
 
     # --- running ------------------------------------------------------------------------
 
-    def run(self, events: Iterable[Event] | EventReader) -> int:
-        """Dispatch every event, then signal the end of input; returns the exit status."""
+    def run(self, events: EventSource | Iterable[Event]) -> ExitStatus:
+        """Dispatch every event, then signal the end of input; returns the exit status.
+
+        The source stays open: whoever opened it closes it.
+        """
         engine = self.engine
         if engine is None:
             raise RuntimeError("Session.load() must be called before run()")
-        reader = events if isinstance(events, EventReader) else None
-        status = EXIT_OK
+        self.source = source = as_source(events)
+        self.input_stats = source.stats
+        status = ExitStatus.OK
         dispatch = engine.dispatch
         try:
-            for event in events:
+            for event in source:
                 try:
                     dispatch(event)
                 except MalformedEventError as exc:
-                    if reader is None:
-                        raise
-                    reader.retract(event, "malformed args", str(exc))
+                    source.skip(event, "malformed args", str(exc))
         except InputError as exc:
             log.error("%s", exc)
-            status = EXIT_FAILURE
+            status = ExitStatus.FAILED
         except KeyboardInterrupt:
             log.warning("interrupted; finishing the signatures and outputs")
-            status = EXIT_INTERRUPTED
+            status = ExitStatus.INTERRUPTED
         except StopRun as exc:
             log.error("stopped: %s", exc)
-            status = EXIT_FAILURE
+            status = ExitStatus.FAILED
         finally:
-            status = self._finish(engine, reader, status)
+            status = self._finish(engine, status)
         return status
 
-    def _finish(self, engine: Engine, reader: EventReader | None, status: int) -> int:
+    def _finish(self, engine: Engine, status: ExitStatus) -> ExitStatus:
         """End of input: signal and close the signatures, then the plugins; the final status.
 
         A first interruption arriving here cuts short only the step it hits.
         """
         try:
-            if engine.complete() and status == EXIT_OK:
-                status = EXIT_INTERRUPTED
+            if engine.complete() and status == ExitStatus.OK:
+                status = ExitStatus.INTERRUPTED
         except Interrupted:  # between two signatures
-            status = EXIT_INTERRUPTED
-        if reader is not None:
-            self.input_stats = reader.stats
-        if status == EXIT_OK and self.output_failures:
-            status = EXIT_FAILURE
-        if status == EXIT_OK and self.config.strict and engine.stats.errors_by_signature:
-            status = EXIT_FAILURE
+            status = ExitStatus.INTERRUPTED
+        if status == ExitStatus.OK and self.output_failures:
+            status = ExitStatus.FAILED
+        if status == ExitStatus.OK and self.config.strict and engine.stats.errors_by_signature:
+            status = ExitStatus.FAILED
+        status = self.finish(status)
+        if status == ExitStatus.OK and self.output_failures:  # outputs that deliver late (a webhook queue) count too
+            status = ExitStatus.FAILED
+        return status
+
+    def finish(self, status: ExitStatus) -> ExitStatus:
+        """Call ``tracee_sessionfinish`` (once per loaded session); the final status.
+
+        :meth:`run` does it at the end of input; a command that loads a session
+        without running it (``--list``, a usage error found after loading) calls it
+        itself, so plugins can release what they set up at session start.
+        """
+        if not self._started:
+            return status
+        self._started = False
         try:
             self.pm.hook.tracee_sessionfinish(session=self, exitstatus=status)
         except Interrupted:
             log.warning("interrupted while the plugins finished the run")
-            status = EXIT_INTERRUPTED
-        if status == EXIT_OK and self.output_failures:  # outputs that deliver late (a webhook queue) count too
-            status = EXIT_FAILURE
+            status = ExitStatus.INTERRUPTED
         return status
 
     def _handle_finding(self, finding: Finding) -> None:
@@ -255,14 +269,11 @@ class Session:
     # --- reporting ----------------------------------------------------------------------
 
     def summary(self, with_input: bool = True) -> str:
-        """One paragraph on what the run did, for stderr (``with_input``: the reader's counts too)."""
+        """One paragraph on what the run did, for stderr (``with_input``: the source's summary first)."""
         engine = self.engine
-        stats = self.input_stats
         lines = []
         if with_input:
-            lines.append(f"{stats.events} events read, {stats.skipped} skipped")
-            if stats.skipped:
-                lines[0] += " (" + ", ".join(f"{r}: {n}" for r, n in stats.skipped_by_reason.most_common()) + ")"
+            lines.append(self.source.summary() if self.source is not None else self.input_stats.describe())
         if engine is not None:
             lines.append(f"{engine.stats.findings} findings from {len(self.signatures)} signatures")
             if engine.stats.findings_by_signature:

@@ -12,6 +12,17 @@ engine would (selectors, origins, data filters) and assert on the findings::
     def test_quiet_on_attach():
         assert_silent(AntiDebugging, [make_event("ptrace", {"request": "PTRACE_ATTACH"})])
 
+An exception a signature raises (in ``init``, ``on_event``, ``on_signal`` or
+``close``) is raised again by the helper once the run is over: the same exception,
+with the signature's frames in its traceback (the helpers' frames are hidden from
+pytest, as pytest's own helpers are). With ``raise_errors=False`` the helpers
+return it instead, in the run's :class:`EngineRun` (the findings, the exceptions by
+signature ID and the engine's counters)::
+
+    run = run_signature(AntiDebugging, [make_event("ptrace")], raise_errors=False)  # no request
+    assert run == [] and run.stats.events == 1 and run.stats.errors_by_signature == {"MY-1": 1}
+    assert isinstance(run.errors["MY-1"][0], ArgumentError)
+
 The same helpers are fixtures (``make_event``, ``run_signature``, ``run_engine``)
 for tests that prefer them, and :func:`load_signatures` loads a rules file or
 directory (Python, or any rule language a plugin supports) so rule files are
@@ -25,18 +36,20 @@ import itertools
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Final
 
 import pytest
 
 from .catalogue import event_id
-from .dispatch import Engine, LoadedSignature
+from .dispatch import Engine, EngineStats, LoadedSignature
 from .events import Event
 from .findings import Finding
 from .session import SessionConfig
 from .signature import Signature
 
 __all__ = [
+    "EngineRun",
     "assert_fires",
     "assert_silent",
     "builtin_signatures",
@@ -51,6 +64,63 @@ TEST_CONTAINER_ID = "3f1c0a9d5b7e2c4a6f8e0d1b3c5a7e9f1d3b5c7a9e1f3d5b7c9a1e3f5d7
 
 SignatureLike = Signature | type[Signature] | LoadedSignature
 EventLike = Event | Mapping[str, Any]
+
+#: How many exceptions of each signature an :class:`EngineRun` keeps (all of them are counted).
+KEPT_ERRORS_PER_SIGNATURE: Final = 100
+#: The engine's modules: their frames between the engine's ``except`` and a signature's code are cut.
+_ENGINE_MODULES: Final = frozenset({Engine.__module__, Signature.__module__})
+
+
+class EngineRun(list[Finding]):
+    """What :func:`run_engine` and :func:`run_signature` return: the findings, in order
+    (it is a list of them), with the run's errors and counters.
+
+    :ivar stats: the engine's counters (:class:`~pytracee.engine.dispatch.EngineStats`):
+        ``events`` dispatched, ``findings``, ``findings_by_signature`` and
+        ``errors_by_signature`` (signature ID -> how many times it raised).
+    :ivar errors: the exceptions each signature raised, by signature ID, in the order
+        they were raised (the first :data:`KEPT_ERRORS_PER_SIGNATURE` of each); their
+        tracebacks start in the signature's code.
+    """
+
+    __slots__ = ("_first", "errors", "stats")
+
+    def __init__(self, findings: Iterable[Finding], stats: EngineStats, errors: dict[str, list[BaseException]]) -> None:
+        super().__init__(findings)
+        self.stats = stats
+        self.errors = errors
+        first = next(iter(errors.values()), [None])[0]
+        self._first = (first, first.__traceback__) if first is not None else None
+
+    def raise_errors(self) -> None:
+        """Raise the first exception a signature raised, if any: the same exception, from the signature's code.
+
+        A note on it counts the other errors of the run.
+        """
+        __tracebackhide__ = True
+        if self._first is None:
+            return
+        exc, traceback = self._first
+        total = sum(self.stats.errors_by_signature.values())
+        note = (
+            f"pytracee: the first of {total} signature errors in this run "
+            f"({', '.join(f'{sig_id}: {n}' for sig_id, n in self.stats.errors_by_signature.items())}); "
+            "run_engine(..., raise_errors=False) returns them all"
+        )
+        if total > 1 and note not in getattr(exc, "__notes__", ()):
+            exc.add_note(note)
+        raise exc.with_traceback(traceback)
+
+
+def _from_the_signature(traceback: TracebackType | None) -> TracebackType | None:
+    """``traceback`` without the engine's frames above the signature's (its last frame is always kept)."""
+    while (
+        traceback is not None
+        and traceback.tb_next is not None
+        and traceback.tb_frame.f_globals.get("__name__") in _ENGINE_MODULES
+    ):
+        traceback = traceback.tb_next
+    return traceback
 
 
 def make_event(
@@ -117,26 +187,50 @@ def _as_signatures(signatures: SignatureLike | Iterable[SignatureLike]) -> list[
 
 
 def run_engine(
-    events: Iterable[EventLike], signatures: SignatureLike | Iterable[SignatureLike] | None = None
-) -> list[Finding]:
-    """Run ``events`` through an engine with ``signatures`` (all built-ins when ``None``); returns the findings.
+    events: Iterable[EventLike],
+    signatures: SignatureLike | Iterable[SignatureLike] | None = None,
+    *,
+    raise_errors: bool = True,
+) -> EngineRun:
+    """Run ``events`` through an engine with ``signatures`` (all built-ins when ``None``).
 
-    Ends the run as a replay does: signatures get ``SourceComplete`` and are closed.
+    The run is a replay's: a signature that raises is logged and counted and the
+    others go on; at the end signatures get ``SourceComplete`` and are closed.
+
+    :param raise_errors: then raise the first exception a signature raised (the same
+        exception, from the signature's code; see :meth:`EngineRun.raise_errors`).
+        With ``False``, the exceptions are returned in the result.
+    :returns: the findings (a list), with the run's errors and counters.
     """
+    __tracebackhide__ = True
     findings: list[Finding] = []
-    engine = Engine(_as_signatures(signatures) if signatures is not None else builtin_signatures(), findings.append)
+    errors: dict[str, list[BaseException]] = {}
+
+    def on_error(loaded: LoadedSignature, event: Event | None, exc: BaseException) -> None:
+        kept = errors.setdefault(loaded.metadata.id, [])
+        if len(kept) < KEPT_ERRORS_PER_SIGNATURE:
+            if exc.__traceback__ is None and exc.__cause__ is not None:  # made by the engine: RuleAbortError
+                exc.__cause__.with_traceback(_from_the_signature(exc.__cause__.__traceback__))
+            kept.append(exc.with_traceback(_from_the_signature(exc.__traceback__)))
+
+    engine = Engine(
+        _as_signatures(signatures) if signatures is not None else builtin_signatures(),
+        findings.append,
+        on_error=on_error,
+    )
     for item in events:
         engine.dispatch(_as_event(item))
     engine.complete()
-    errors = dict(engine.stats.errors_by_signature)
-    if errors:
-        raise AssertionError(f"signatures raised errors (see the log): {errors}")
-    return findings
+    run = EngineRun(findings, engine.stats, errors)
+    if raise_errors:
+        run.raise_errors()
+    return run
 
 
-def run_signature(signature: SignatureLike, events: Iterable[EventLike]) -> list[Finding]:
-    """Run ``events`` through one signature as the engine would; returns its findings."""
-    return run_engine(events, [signature])
+def run_signature(signature: SignatureLike, events: Iterable[EventLike], *, raise_errors: bool = True) -> EngineRun:
+    """Run ``events`` through one signature as the engine would; see :func:`run_engine`."""
+    __tracebackhide__ = True
+    return run_engine(events, [signature], raise_errors=raise_errors)
 
 
 def assert_fires(
@@ -150,7 +244,9 @@ def assert_fires(
 
     :param data: expected items of the finding's data (other keys may exist).
     :param count: the exact number of findings expected.
+    :raises AssertionError: when it does not; an exception the signature raised is raised as itself.
     """
+    __tracebackhide__ = True
     findings = run_signature(signature, events)
     if not findings:
         raise AssertionError(f"{_name(signature)} did not fire")
@@ -165,7 +261,8 @@ def assert_fires(
 
 
 def assert_silent(signature: SignatureLike, events: Iterable[EventLike]) -> None:
-    """Assert the signature does not fire on ``events``."""
+    """Assert the signature does not fire on ``events`` (an exception it raises is raised as itself)."""
+    __tracebackhide__ = True
     findings = run_signature(signature, events)
     if findings:
         raise AssertionError(f"{_name(signature)} fired unexpectedly: {_show(findings)}")
@@ -173,7 +270,8 @@ def assert_silent(signature: SignatureLike, events: Iterable[EventLike]) -> None
 
 def builtin_signatures() -> list[Signature]:
     """Fresh instances of the built-in signatures enabled by default (Tracee's and pytracee's own)."""
-    from pytracee.signatures import BUILTIN_SIGNATURES, PYTRACEE_SIGNATURES
+    # pytracee.signatures is found through the package's import hook, which type checkers cannot follow
+    from pytracee.signatures import BUILTIN_SIGNATURES, PYTRACEE_SIGNATURES  # type: ignore[import-not-found,unused-ignore]
 
     return [cls() for cls in (*BUILTIN_SIGNATURES, *PYTRACEE_SIGNATURES) if cls.enabled_by_default]
 
@@ -202,7 +300,7 @@ def _name(signature: SignatureLike) -> str:
     if isinstance(signature, LoadedSignature):
         return signature.metadata.id
     meta = getattr(signature, "metadata", None)
-    return getattr(meta, "id", None) or getattr(signature, "__name__", repr(signature))
+    return str(getattr(meta, "id", None) or getattr(signature, "__name__", repr(signature)))
 
 
 def _show(findings: Sequence[Finding]) -> str:
@@ -219,12 +317,12 @@ def make_event_fixture() -> Callable[..., Event]:
 
 
 @pytest.fixture(name="run_signature")
-def run_signature_fixture() -> Callable[..., list[Finding]]:
+def run_signature_fixture() -> Callable[..., EngineRun]:
     """:func:`run_signature`: run events through one signature."""
     return run_signature
 
 
 @pytest.fixture(name="run_engine")
-def run_engine_fixture() -> Callable[..., list[Finding]]:
+def run_engine_fixture() -> Callable[..., EngineRun]:
     """:func:`run_engine`: run events through several signatures (all built-ins by default)."""
     return run_engine

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from collector_support import build_object, require_bpf
 from hypothesis import HealthCheck, settings
 
 # Property/fuzz tests: a bounded run in the normal suite ("ci"); scripts/fuzz selects the long
@@ -57,3 +58,11 @@ def quiet_logs() -> Iterator[None]:
 @pytest.fixture
 def fixtures_dir() -> Path:
     return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def bpf_object() -> Path:
+    """The built BPF object (session-wide), on a host where bpf() works; the live-collector
+    tests' helpers are in collector_support.py."""
+    require_bpf()
+    return build_object()

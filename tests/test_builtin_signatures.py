@@ -38,6 +38,7 @@ from pytracee.engine import (
 from pytracee.engine.dispatch import Engine
 from pytracee.engine.parsers import MEMORY_PATH_PREFIXES
 from pytracee.engine.selectors import ArgPattern
+from pytracee.engine.testing import run_signature
 from pytracee.signatures import BUILTIN_SIGNATURES, tracee_register_signatures
 
 FIXTURE = Path(__file__).parent / "fixtures" / "go_signature_unit_tests_v0.24.1.json"
@@ -118,8 +119,6 @@ def _selects_only_from_host(signature: Signature, event_name: str) -> bool:
 
 
 def _run_engine(signature: Signature, events: list[dict[str, Any]]) -> tuple[list[Finding], list[Event]]:
-    findings: list[Finding] = []
-    engine = Engine([signature], findings.append)
     wrapped = []
     for raw in events:
         raw = copy.deepcopy(raw)
@@ -129,10 +128,7 @@ def _run_engine(signature: Signature, events: list[dict[str, Any]]) -> tuple[lis
         if "contextFlags" not in raw and not _selects_only_from_host(signature, raw["eventName"]):
             raw["contextFlags"] = {"containerStarted": True}
         wrapped.append(Event(raw))
-    for event in wrapped:
-        engine.dispatch(event)
-    engine.complete()
-    assert not engine.stats.errors_by_signature, f"signature errors: {dict(engine.stats.errors_by_signature)}"
+    findings = run_signature(signature, wrapped)  # a signature's exception is raised as itself
     return findings, wrapped
 
 

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 from conftest import FIXTURES, tracee_rules
-from pytracee.engine import Signature
 from pytracee.engine.cel.backends import CelEvalError, create_backend
 from pytracee.engine.cel.limits import (
     MAX_COMPREHENSION_NESTING,
@@ -26,14 +25,14 @@ from pytracee.engine.cel.limits import (
 )
 from pytracee.engine.cel.plugin import CelCollector
 from pytracee.engine.cel.signature import CelSignature
-from pytracee.engine.dispatch import Engine
-from pytracee.engine.findings import Finding
 from pytracee.engine.session import ConfigError, Session, SessionConfig
 from pytracee.engine.testing import (
     assert_fires,
     assert_silent,
     load_signatures,
     make_event,
+    run_engine,
+    run_signature,
 )
 
 BACKENDS = ["cel-expr-python", "cel-python"]
@@ -94,15 +93,6 @@ def collect(path: Path, **options: Any) -> tuple[list[CelSignature], list[str]]:
     pm.load_path(path, config)
     signatures = [s.signature for s in pm.collect_signatures() if s.signature.language == "cel"]
     return signatures, [str(error) for error in pm.load_errors]  # type: ignore[misc]
-
-
-def run(signature: Signature, events: list[Any]) -> tuple[list[Finding], Engine]:
-    findings: list[Finding] = []
-    engine = Engine([signature], findings.append)
-    for event in events:
-        engine.dispatch(event)
-    engine.complete()
-    return findings, engine
 
 
 @pytest.fixture(params=BACKENDS)
@@ -213,7 +203,7 @@ def test_integer_data_filters_match_raw_and_string_values(tmp_path: Path, backen
     assert not signature.get_selected_events()[0].filters  # checked by the signature, not the engine
     fired = [make_event("ptrace", {"request": value}) for value in (0, "0", "PTRACE_TRACEME")]
     silent = [make_event("ptrace", {"request": value}) for value in (16, "16", "PTRACE_ATTACH", None, [0])]
-    findings, _ = run(signature, fired + silent)
+    findings = run_signature(signature, fired + silent)
     assert [f.event for f in findings] == fired
 
 
@@ -267,7 +257,7 @@ def test_a_condition_that_cannot_be_bool_is_rejected_at_load(tmp_path: Path) -> 
 
 def test_a_condition_that_is_not_bool_at_run_time_is_no_match(tmp_path: Path, backend_name: str) -> None:
     (signature,) = load_signatures(write(tmp_path, "s.yaml", detector('  - getEventData("request")\n')), cel_engine=backend_name)
-    findings, _ = run(signature, [make_event("ptrace", {"request": 1}), make_event("ptrace", {"request": True})])
+    findings = run_signature(signature, [make_event("ptrace", {"request": 1}), make_event("ptrace", {"request": True})])
     assert len(findings) == 1 and signature.errors == 1
 
 
@@ -322,10 +312,10 @@ def test_mixed_type_arguments_count_as_no_match_and_log_once(
     flags = ["O_WRONLY|O_CREAT", 1, 0, "O_RDONLY", 2, None]
     events = [make_event("security_file_open", {"pathname": "/tmp/x", "flags": value}) for value in flags]
     with caplog.at_level(logging.WARNING, logger="pytracee"):
-        findings, engine = run(signature, events)
+        findings = run_signature(signature, events, raise_errors=False)
     assert [f.event for f in findings] == [events[0]]
     assert signature.errors == 4 and signature.evaluations == 6
-    assert not engine.stats.errors_by_signature  # an evaluation error is no match, not a crash
+    assert not findings.stats.errors_by_signature  # an evaluation error is no match, not a crash
     messages = [r.getMessage() for r in caplog.records if r.name == "pytracee.signature.MIX-1"]
     assert len(messages) == 2, messages
     assert "conditions[0] (line 9) failed on security_file_open event" in messages[0]
@@ -347,7 +337,7 @@ def test_output_fields_land_in_data(tmp_path: Path, backend_name: str) -> None:
     text = detector(events="    - name: security_file_open\n", output=output, sig_id="OUT-1")
     (signature,) = load_signatures(write(tmp_path, "out.yaml", text), cel_engine=backend_name)
     event = make_event("security_file_open", {"pathname": "/etc/shadow", "flags": "O_WRONLY|O_TRUNC"}, processId=77)
-    findings, _ = run(signature, [event])
+    findings = run_signature(signature, [event])
     assert findings[0].data == {
         "path": "/etc/shadow",
         "file": "shadow",
@@ -374,10 +364,10 @@ def test_time_budget_disables_a_pathological_rule(tmp_path: Path, backend_name: 
     (signature,) = load_signatures(rule, **options)
     slow = make_event("sched_process_exec", {"text": "x" * 60_000})
     with caplog.at_level(logging.WARNING, logger="pytracee"):
-        findings, engine = run(signature, [slow] * 6)
+        findings = run_signature(signature, [slow] * 6, raise_errors=False)
     assert signature.disabled and signature.evaluations == 3
     assert len(findings) == 3  # it matched, slowly, until it was stopped
-    assert dict(engine.stats.errors_by_signature) == {"SLOW-1": 1}
+    assert dict(findings.stats.errors_by_signature) == {"SLOW-1": 1}
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1 and "CelTimeBudgetExceeded" in errors[0] and "disabled for this run" in errors[0]
 
@@ -386,8 +376,8 @@ def test_a_few_slow_evaluations_do_not_disable(tmp_path: Path) -> None:
     (signature,) = load_signatures(write(tmp_path, "slow.yaml", SLOW_RULE))
     slow = make_event("sched_process_exec", {"text": "x" * 60_000})
     fast = make_event("sched_process_exec", {"text": "ls"})
-    findings, engine = run(signature, [slow, *[fast] * 1000, slow, *[fast] * 1000, slow, fast])
-    assert not signature.disabled and len(findings) == 2004 and not engine.stats.errors_by_signature
+    findings = run_signature(signature, [slow, *[fast] * 1000, slow, *[fast] * 1000, slow, fast], raise_errors=False)
+    assert not signature.disabled and len(findings) == 2004 and not findings.stats.errors_by_signature
 
 
 def test_iteration_budget_is_an_evaluation_error(tmp_path: Path, backend_name: str) -> None:
@@ -397,9 +387,9 @@ def test_iteration_budget_is_an_evaluation_error(tmp_path: Path, backend_name: s
         events="    - name: sched_process_exec\n",
     ))
     (signature,) = load_signatures(rule, cel_engine=backend_name, cel_time_budget=10_000)  # cel-python is slow
-    findings, _ = run(signature, [make_event("sched_process_exec", {"argv": ["a"] * 6000})])
+    findings = run_signature(signature, [make_event("sched_process_exec", {"argv": ["a"] * 6000})])
     assert findings == [] and signature.errors == 1 and "iteration budget exceeded" in signature.first_error.lower()
-    findings, _ = run(signature, [make_event("sched_process_exec", {"argv": ["a"] * 4000 + ["z"]})])
+    findings = run_signature(signature, [make_event("sched_process_exec", {"argv": ["a"] * 4000 + ["z"]})])
     assert len(findings) == 1
 
 
@@ -592,7 +582,7 @@ def test_integer_filters_of_alternative_requirements_are_or_ed(tmp_path: Path) -
     (signature,) = load_signatures(write(tmp_path, "alt.yaml", detector(events=events)))
     fired = [make_event("ptrace", {"request": 16}, container=True), make_event("ptrace", {"request": 0})]
     silent = [make_event("ptrace", {"request": 0}, container=True), make_event("ptrace", {"request": 16})]
-    findings, _ = run(signature, fired + silent)
+    findings = run_signature(signature, fired + silent)
     assert [f.event for f in findings] == fired
 
 
@@ -612,15 +602,14 @@ def test_a_detector_can_build_on_another_signatures_event(tmp_path: Path, backen
         sig_id="CHAIN-2",
     ).replace("t_event", "container_miner"))
     signatures = load_signatures(rules, cel_engine=backend_name)
-    findings: list[Finding] = []
-    engine = Engine(signatures, findings.append)
-    for event in (
-        make_event("sched_process_exec", {"pathname": "/tmp/miner"}, container=True),
-        make_event("sched_process_exec", {"pathname": "/tmp/miner"}),  # host: only the first detector
-        make_event("sched_process_exec", {"pathname": "/usr/bin/ls"}, container=True),
-    ):
-        engine.dispatch(event)
-    engine.complete()
+    findings = run_engine(
+        [
+            make_event("sched_process_exec", {"pathname": "/tmp/miner"}, container=True),
+            make_event("sched_process_exec", {"pathname": "/tmp/miner"}),  # host: only the first detector
+            make_event("sched_process_exec", {"pathname": "/usr/bin/ls"}, container=True),
+        ],
+        signatures,
+    )
     assert [(f.sig_metadata.id, f.data) for f in findings] == [
         ("CHAIN-1", {"binary": "/tmp/miner"}),
         ("CHAIN-2", {"from": "sched_process_exec", "binary": "miner"}),

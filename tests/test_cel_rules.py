@@ -30,10 +30,9 @@ from pytracee.engine import (
     hookimpl,
 )
 from pytracee.engine.cel.signature import CelSignature
-from pytracee.engine.dispatch import Engine
 from pytracee.engine.reader import EventReader
 from pytracee.engine.session import Session, SessionConfig
-from pytracee.engine.testing import load_signatures
+from pytracee.engine.testing import load_signatures, run_signature
 from pytracee.signatures import BUILTIN_SIGNATURES
 
 CEL_RULES = REPO / "rules" / "cel"
@@ -89,18 +88,13 @@ def _run(signature: Signature, events: list[dict[str, Any]], host_only: Callable
     As in test_builtin_signatures: the Go test events carry no context, so they
     get a started container unless the built-in selects them from the host only.
     """
-    findings: list[Finding] = []
-    engine = Engine([signature], findings.append)
     wrapped = []
     for raw in events:
         raw = copy.deepcopy(raw)
         if "contextFlags" not in raw and not host_only(raw["eventName"]):
             raw["contextFlags"] = {"containerStarted": True}
         wrapped.append(Event(raw))
-    for event in wrapped:
-        engine.dispatch(event)
-    engine.complete()
-    assert not engine.stats.errors_by_signature
+    findings = run_signature(signature, wrapped)  # a signature's exception is raised as itself
     return [(wrapped.index(f.event), f.data) for f in findings]
 
 

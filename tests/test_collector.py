@@ -1,6 +1,6 @@
 """The live collector on this kernel: real programs run, the exact events and fields come out.
 
-Needs root and bpf(); skipped with the reason elsewhere (see test_collector_support.py).
+Needs root and bpf(); skipped with the reason elsewhere (see collector_support.py).
 """
 
 from __future__ import annotations
@@ -14,10 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-from pytracee.collector.collector import KernelFilters
-from test_collector_support import (
+from collector_support import (
     args,
-    bpf_object,  # noqa: F401 (fixture)
     collect,
     kernel_dev,
     named,
@@ -26,6 +24,7 @@ from test_collector_support import (
     spawn_waiting,
     start_collector,
 )
+from pytracee.collector.collector import KernelFilters
 
 O_ACCMODE, O_WRONLY, O_LARGEFILE = 0o3, 0o1, 0o100000
 AT_EMPTY_PATH = 0x1000
@@ -49,7 +48,7 @@ def _expected_cgroup_id(pid: int) -> int | None:
         return None
 
 
-def test_exec_of_a_binary(bpf_object: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_exec_of_a_binary(bpf_object: Path, tmp_path: Path) -> None:
     binary = tmp_path / "trcx_true"
     shutil.copy("/bin/true", binary)
     child = spawn_waiting(f"os.execve({str(binary)!r}, ['trcx_true', 'arg1'], {{'TRCX': '1', 'LD_PRELOAD': ''}})")
@@ -122,7 +121,7 @@ def test_exec_of_a_binary(bpf_object: Path, tmp_path: Path) -> None:  # noqa: F8
     assert ev["threadEntityId"] == exec_ev["threadEntityId"]  # same task across the exec
 
 
-def test_cat_opens_a_file(bpf_object: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_cat_opens_a_file(bpf_object: Path, tmp_path: Path) -> None:
     cat = tmp_path / "trcx_cat"
     shutil.copy("/bin/cat", cat)
     collector = start_collector(
@@ -150,7 +149,7 @@ def test_cat_opens_a_file(bpf_object: Path, tmp_path: Path) -> None:  # noqa: F8
     assert any(args(e)["pathname"].startswith("/usr/lib/") for e in named(got, "security_file_open"))
 
 
-def test_write_of_an_elf_header(bpf_object: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_write_of_an_elf_header(bpf_object: Path, tmp_path: Path) -> None:
     target = tmp_path / "dropped"
     header = b"\x7fELF\x02\x01\x01\x00" + bytes(range(1, 40))
     collector = start_collector(bpf_object, ["magic_write", "security_file_open"], filters=KernelFilters(comms={"trcx_write"}))
@@ -168,7 +167,7 @@ def test_write_of_an_elf_header(bpf_object: Path, tmp_path: Path) -> None:  # no
     assert args(sfo)["flags"] & O_ACCMODE == O_WRONLY
 
 
-def test_ptrace_traceme(bpf_object: Path) -> None:  # noqa: F811
+def test_ptrace_traceme(bpf_object: Path) -> None:
     collector = start_collector(bpf_object, ["ptrace"], filters=KernelFilters(comms={"trcx_ptrace"}))
     try:
         run_child("ctypes.CDLL(None, use_errno=True).ptrace(0, 0, 0, 0)", comm="trcx_ptrace")
@@ -185,7 +184,7 @@ def test_ptrace_traceme(bpf_object: Path) -> None:  # noqa: F811
     ]
 
 
-def test_fileless_exec_from_memfd(bpf_object: Path) -> None:  # noqa: F811
+def test_fileless_exec_from_memfd(bpf_object: Path) -> None:
     child = spawn_waiting(
         """
         fd = os.memfd_create("fileless", 0)
@@ -211,7 +210,7 @@ def test_fileless_exec_from_memfd(bpf_object: Path) -> None:  # noqa: F811
     assert args(ev)["cmdpath"] == f"/dev/fd/{fd}" and ev["syscall"] == "execveat"
 
 
-def test_tcp_connect_accept_and_dup(bpf_object: Path) -> None:  # noqa: F811
+def test_tcp_connect_accept_and_dup(bpf_object: Path) -> None:
     events = ["connect", "security_socket_connect", "bind", "accept4", "accept", "socket_dup", "dup2"]
     collector = start_collector(bpf_object, events, filters=KernelFilters(comms={"trcx_net"}))
     try:
@@ -244,7 +243,7 @@ def test_tcp_connect_accept_and_dup(bpf_object: Path) -> None:  # noqa: F811
     assert dup["syscall"] == "dup2" and dup["eventId"] == "749"
 
 
-def test_dynamic_code_loading_alerts(bpf_object: Path) -> None:  # noqa: F811
+def test_dynamic_code_loading_alerts(bpf_object: Path) -> None:
     collector = start_collector(bpf_object, ["mem_prot_alert"], filters=KernelFilters(comms={"trcx_mprot"}))
     try:
         proc = run_child(
@@ -273,7 +272,7 @@ def test_dynamic_code_loading_alerts(bpf_object: Path) -> None:  # noqa: F811
     assert alerts[4]["syscall"] == "mprotect" and alerts[4]["eventId"] == "724"
 
 
-def test_rename_mount_and_fork_exit(bpf_object: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_rename_mount_and_fork_exit(bpf_object: Path, tmp_path: Path) -> None:
     (tmp_path / "old").write_text("x")
     (tmp_path / "mnt").mkdir()
     events = ["rename", "security_inode_rename", "mount", "security_sb_mount", "umount2", "sched_process_fork", "sched_process_exit"]
@@ -317,7 +316,7 @@ def test_rename_mount_and_fork_exit(bpf_object: Path, tmp_path: Path) -> None:  
 
 
 @pytest.mark.parametrize("ring_kb", [4])
-def test_lost_events_are_counted(bpf_object: Path, ring_kb: int) -> None:  # noqa: F811
+def test_lost_events_are_counted(bpf_object: Path, ring_kb: int) -> None:
     collector = start_collector(bpf_object, ["openat"], filters=KernelFilters(comms={"trcx_flood"}), ring_buffer_bytes=ring_kb << 10)
     try:
         run_child("for _ in range(3000):\n    os.close(os.open('/etc/hostname', os.O_RDONLY))", comm="trcx_flood")
@@ -330,7 +329,7 @@ def test_lost_events_are_counted(bpf_object: Path, ring_kb: int) -> None:  # noq
     assert collector.lost > 0 and "ring buffer was full" in collector.lost_reason  # still readable after stop
 
 
-def test_other_syscalls_record_their_arguments(bpf_object: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_other_syscalls_record_their_arguments(bpf_object: Path, tmp_path: Path) -> None:
     events = [
         "kill", "setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid", "unshare", "setns",
         "process_vm_writev", "chmod", "fchmodat", "unlink", "unlinkat", "renameat2", "umount2", "init_module",
@@ -430,7 +429,7 @@ def test_an_object_from_other_sources_is_refused_with_a_clear_error(tmp_path: Pa
         collector.start()
 
 
-def test_a_static_binary_has_no_interpreter(bpf_object: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_a_static_binary_has_no_interpreter(bpf_object: Path, tmp_path: Path) -> None:
     import subprocess
 
     src = tmp_path / "static.c"
@@ -449,7 +448,7 @@ def test_a_static_binary_has_no_interpreter(bpf_object: Path, tmp_path: Path) ->
     assert (a["interpreter_pathname"], a["interpreter_dev"], a["interpreter_inode"], a["interpreter_ctime"]) == ("", 0, 0, 0)
 
 
-def test_without_find_vma_exec_events_have_no_interpreter(bpf_object: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+def test_without_find_vma_exec_events_have_no_interpreter(bpf_object: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """exec_interp is optional: without kernel BTF it is not loaded and exec events come without the interpreter."""
     from pytracee.collector import loader
 

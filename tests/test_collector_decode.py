@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pytracee.collector import events as ev
+from pytracee.collector import wire
 from pytracee.collector.decode import (
     HEADER,
     Decoder,
@@ -108,8 +108,8 @@ def test_recorded_events_have_the_v024_layout() -> None:
     for name in RECORDED:
         event = Decoder(BOOT).decode(_raw(name))
         assert list(event) == list(full_event(event)), name  # every field, in Go's order
-        assert event["argsNum"] == len(event["args"]) == len(ev.EVENTS[name].visible)
-        assert [a["name"] for a in event["args"]] == [a.name for a in ev.EVENTS[name].args]
+        assert event["argsNum"] == len(event["args"]) == len(wire.EVENTS[name].visible)
+        assert [a["name"] for a in event["args"]] == [a.name for a in wire.EVENTS[name].args]
 
 
 def test_recorded_security_events() -> None:
@@ -292,21 +292,21 @@ def test_event_ids_in_the_c_sources_match_the_catalogue() -> None:
 
 
 def test_event_definitions() -> None:
-    for name, spec in ev.EVENTS.items():
+    for name, spec in wire.EVENTS.items():
         assert spec.id == event_id(name), name
         assert len({a.name for a in spec.args}) == len(spec.args), name
         for sc, when in spec.needs:
             assert sc in SYSCALLS and when in ("enter", "exit")
         if spec.syscall:
-            assert len(ev.sys_kinds(spec)) == 8
-    assert ev.sys_kinds(ev.EVENTS["openat"]) == bytes([1, 10, 1, 5, 0, 0, 0, 0])
-    assert ev.sys_kinds(ev.EVENTS["accept4"]) == bytes([1, 13, 4, 1, 0, 0, 0, 0])  # addr read at exit
-    assert ev.sys_kinds(ev.EVENTS["execve"]) == bytes([10, 11, 11, 0, 0, 0, 0, 0])
-    order = [a.name for a in ev.EVENTS["security_file_open"].wire_order]
+            assert len(wire.sys_kinds(spec)) == 8
+    assert wire.sys_kinds(wire.EVENTS["openat"]) == bytes([1, 10, 1, 5, 0, 0, 0, 0])
+    assert wire.sys_kinds(wire.EVENTS["accept4"]) == bytes([1, 13, 4, 1, 0, 0, 0, 0])  # addr read at exit
+    assert wire.sys_kinds(wire.EVENTS["execve"]) == bytes([10, 11, 11, 0, 0, 0, 0, 0])
+    order = [a.name for a in wire.EVENTS["security_file_open"].wire_order]
     assert order == ["flags", "dev", "inode", "ctime", "pathname", "syscall_pathname"]
-    assert [a.name for a in ev.EVENTS["security_inode_rename"].visible] == ["old_path", "new_path"]
+    assert [a.name for a in wire.EVENTS["security_inode_rename"].visible] == ["old_path", "new_path"]
     with pytest.raises(ValueError):
-        ev.sys_kinds(ev.EVENTS["magic_write"])
+        wire.sys_kinds(wire.EVENTS["magic_write"])
 
 
 def test_cgroup_names_hold_the_longest_container_runtime_names() -> None:

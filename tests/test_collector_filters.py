@@ -6,10 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
-from pytracee.collector.collector import Collector, KernelFilters, supported_events
-from test_collector_support import (
+from collector_support import (
     attached_program_ids,
-    bpf_object,  # noqa: F401 (fixture)
     collect,
     named,
     release,
@@ -18,6 +16,7 @@ from test_collector_support import (
     start_collector,
     wait_unloaded,
 )
+from pytracee.collector.collector import Collector, KernelFilters, supported_events
 
 OPEN_HOSTNAME = "os.close(os.open('/etc/hostname', os.O_RDONLY))"
 CLONE_NEWNS = 0x00020000
@@ -28,7 +27,7 @@ def _hostname_opens(events: list[dict]) -> set[int]:
     return {e["hostProcessId"] for e in named(events, "openat", pathname="/etc/hostname")}
 
 
-def test_pid_filter_keeps_only_the_selected_process(bpf_object: Path) -> None:  # noqa: F811
+def test_pid_filter_keeps_only_the_selected_process(bpf_object: Path) -> None:
     wanted, other = spawn_waiting(OPEN_HOSTNAME), spawn_waiting(OPEN_HOSTNAME)
     collector = start_collector(bpf_object, ["openat"], filters=KernelFilters(pids={wanted.pid}))
     try:
@@ -41,7 +40,7 @@ def test_pid_filter_keeps_only_the_selected_process(bpf_object: Path) -> None:  
     assert {e["hostProcessId"] for e in got} == {wanted.pid}
 
 
-def test_comm_filter(bpf_object: Path) -> None:  # noqa: F811
+def test_comm_filter(bpf_object: Path) -> None:
     collector = start_collector(bpf_object, ["openat"], filters=KernelFilters(comms={"trcx_yes"}))
     try:
         run_child(OPEN_HOSTNAME, comm="trcx_no")
@@ -53,7 +52,7 @@ def test_comm_filter(bpf_object: Path) -> None:  # noqa: F811
     assert got and {e["processName"] for e in got} == {"trcx_yes"}
 
 
-def test_uid_filter(bpf_object: Path) -> None:  # noqa: F811
+def test_uid_filter(bpf_object: Path) -> None:
     collector = start_collector(bpf_object, ["openat"], filters=KernelFilters(uids={65534}, comms={"trcx_uid"}))
     try:
         run_child(OPEN_HOSTNAME, comm="trcx_uid")  # root: filtered out
@@ -64,7 +63,7 @@ def test_uid_filter(bpf_object: Path) -> None:  # noqa: F811
     assert got and {e["userId"] for e in got} == {65534}
 
 
-def test_container_only_and_mount_namespace_filters(bpf_object: Path) -> None:  # noqa: F811
+def test_container_only_and_mount_namespace_filters(bpf_object: Path) -> None:
     unshared = f"assert ctypes.CDLL(None, use_errno=True).unshare({CLONE_NEWNS}) == 0\n{OPEN_HOSTNAME}"
     own_ns = os.stat("/proc/self/ns/mnt").st_ino
     # this process's namespace stands for the host's (the real one may be out of reach here)
@@ -91,7 +90,7 @@ def test_container_only_and_mount_namespace_filters(bpf_object: Path) -> None:  
 
 
 @pytest.mark.parametrize("follow", [True, False])
-def test_follow_traces_descendants(bpf_object: Path, follow: bool) -> None:  # noqa: F811
+def test_follow_traces_descendants(bpf_object: Path, follow: bool) -> None:
     body = f"""
     pid = os.fork()
     if pid == 0:
@@ -110,7 +109,7 @@ def test_follow_traces_descendants(bpf_object: Path, follow: bool) -> None:  # n
     assert (kid in _hostname_opens(got)) is follow
 
 
-def test_new_pids_only(bpf_object: Path) -> None:  # noqa: F811
+def test_new_pids_only(bpf_object: Path) -> None:
     old = spawn_waiting(f"open('/proc/self/comm', 'w').write('trcx_age')\n{OPEN_HOSTNAME}")
     collector = start_collector(bpf_object, ["openat"], filters=KernelFilters(new_pids_only=True, comms={"trcx_age"}))
     try:
@@ -123,7 +122,7 @@ def test_new_pids_only(bpf_object: Path) -> None:  # noqa: F811
     assert _hostname_opens(got) == {int(new.stdout)}
 
 
-def test_the_collector_never_traces_itself(bpf_object: Path) -> None:  # noqa: F811
+def test_the_collector_never_traces_itself(bpf_object: Path) -> None:
     collector = start_collector(bpf_object, ["openat"])
     try:
         for _ in range(20):
@@ -134,7 +133,7 @@ def test_the_collector_never_traces_itself(bpf_object: Path) -> None:  # noqa: F
     assert all(e["hostProcessId"] != os.getpid() for e in got)
 
 
-def test_stop_detaches_every_program_and_is_idempotent(bpf_object: Path) -> None:  # noqa: F811
+def test_stop_detaches_every_program_and_is_idempotent(bpf_object: Path) -> None:
     collector = start_collector(bpf_object, ["openat", "sched_process_fork", "security_file_open"])
     ids = set(collector.program_ids)
     assert {"tracee_sys_enter", "tracee_sys_exit", "tracee_sched_fork", "tracee_sched_exec"} <= set(collector.attached_programs)
@@ -146,7 +145,7 @@ def test_stop_detaches_every_program_and_is_idempotent(bpf_object: Path) -> None
         collector.poll(0)
 
 
-def test_context_manager_stops(bpf_object: Path) -> None:  # noqa: F811
+def test_context_manager_stops(bpf_object: Path) -> None:
     with Collector(bpf_object, None, ["execve"]) as collector:
         ids = set(collector.program_ids)
         assert ids <= attached_program_ids()
@@ -186,7 +185,7 @@ def test_filter_flags() -> None:
 # ---- the Makefile contract ------------------------------------------------------------
 
 
-def test_non_core_build_and_reduced_btf_load(bpf_object: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_non_core_build_and_reduced_btf_load(bpf_object: Path, tmp_path: Path) -> None:
     """`make OUT=... CORE=0` builds a fixed-offset object; `min-btf` a reduced BTF libbpf relocates against."""
     import subprocess
 

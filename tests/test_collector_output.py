@@ -13,16 +13,15 @@ import threading
 from pathlib import Path
 
 import pytest
-from pytracee.collector import loader
-from pytracee.collector.collector import Collector, KernelFilters
-from test_collector_support import (
+from collector_support import (
     args,
-    bpf_object,  # noqa: F401 (fixture)
     collect,
     named,
     run_child,
     start_collector,
 )
+from pytracee.collector import loader
+from pytracee.collector.collector import Collector, KernelFilters
 
 OPENS = "for _ in range({n}):\n    os.close(os.open('/etc/hostname', os.O_RDONLY))"
 
@@ -32,7 +31,7 @@ def _opens(got: list, comm: str) -> list:
 
 
 @pytest.mark.parametrize("buffer", ["ring", "perf"])
-def test_both_buffers_deliver_the_same_events(bpf_object: Path, buffer: str) -> None:  # noqa: F811
+def test_both_buffers_deliver_the_same_events(bpf_object: Path, buffer: str) -> None:
     collector = start_collector(bpf_object, ["openat", "security_file_open"], filters=KernelFilters(comms={"trcx_buf"}), buffer=buffer)
     try:
         assert collector.buffer_kind == buffer
@@ -49,7 +48,7 @@ def test_both_buffers_deliver_the_same_events(bpf_object: Path, buffer: str) -> 
     assert stamps == sorted(stamps)  # per-CPU perf rings are merged in time order
 
 
-def test_auto_uses_the_ring_buffer_where_the_kernel_has_one(bpf_object: Path, caplog: pytest.LogCaptureFixture) -> None:  # noqa: F811
+def test_auto_uses_the_ring_buffer_where_the_kernel_has_one(bpf_object: Path, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.DEBUG, logger="pytracee.collector"):
         collector = start_collector(bpf_object, ["openat"], filters=KernelFilters(comms={"trcx_none"}))
         collector.stop()
@@ -57,7 +56,7 @@ def test_auto_uses_the_ring_buffer_where_the_kernel_has_one(bpf_object: Path, ca
     assert "kernel output: ring buffer" in caplog.text
 
 
-def test_small_perf_buffers_wrap_and_count_every_drop(bpf_object: Path) -> None:  # noqa: F811
+def test_small_perf_buffers_wrap_and_count_every_drop(bpf_object: Path) -> None:
     """Two pages per CPU: records wrap around the ring's end, and what does not fit is counted."""
     n = 3000
     collector = start_collector(bpf_object, ["openat"], filters=KernelFilters(comms={"trcx_wrap"}), buffer="perf",
@@ -86,7 +85,7 @@ def test_small_perf_buffers_wrap_and_count_every_drop(bpf_object: Path) -> None:
         assert collector.lost_reason == "a perf buffer was full"
 
 
-def test_perf_buffers_cover_every_online_cpu(bpf_object: Path) -> None:  # noqa: F811
+def test_perf_buffers_cover_every_online_cpu(bpf_object: Path) -> None:
     """Each CPU writes into its own perf buffer: a task pinned to each CPU in turn is heard on all."""
     cpus = sorted(os.sched_getaffinity(0))
     collector = start_collector(bpf_object, ["openat"], filters=KernelFilters(comms={"trcx_cpus"}), buffer="perf")
@@ -103,7 +102,7 @@ def test_perf_buffers_cover_every_online_cpu(bpf_object: Path) -> None:  # noqa:
 
 
 def test_without_btf_typed_helpers_the_probe_read_path_gives_the_same_events(
-    bpf_object: Path, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+    bpf_object: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A kernel without BTF cannot use bpf_get_current_task_btf: the loader says so, and
     the programs read the task and its registers with probe reads instead."""
@@ -128,7 +127,7 @@ def test_buffer_options_are_checked() -> None:
 
 
 def test_auto_falls_back_to_perf_buffers_where_the_ring_buffer_is_refused(
-    bpf_object: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture  # noqa: F811
+    bpf_object: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """As a kernel before 5.8 would: it cannot create the ring buffer, so the object with it
     does not load; the loader then loads it with perf buffers, and events flow."""

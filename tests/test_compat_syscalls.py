@@ -3,7 +3,7 @@
 with its arguments and ``contextFlags.isCompat``, and so do the events derived from it.
 
 The live test needs root, bpf(), gcc and a kernel that runs ia32 syscalls (IA32_EMULATION);
-it is skipped with the reason elsewhere (see test_collector_support.py).
+it is skipped with the reason elsewhere (see collector_support.py).
 """
 
 from __future__ import annotations
@@ -16,20 +16,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pytracee.collector import compat
-from pytracee.collector import events as ev
-from pytracee.collector.collector import KernelFilters
-from pytracee.engine.catalogue import SYSCALLS
-from test_collector_support import (
+from collector_support import (
     REPO,
     args,
-    bpf_object,  # noqa: F401 (fixture)
     collect,
     named,
     release,
     spawn_waiting,
     start_collector,
 )
+from pytracee.collector import compat, wire
+from pytracee.collector.collector import KernelFilters
+from pytracee.engine.catalogue import SYSCALLS
 
 UNISTD = Path("/usr/include/x86_64-linux-gnu/asm")
 O_WRONLY, O_CREAT, O_TRUNC, O_LARGEFILE = 0o1, 0o100, 0o1000, 0o100000
@@ -57,8 +55,8 @@ def test_table_matches_the_kernel_headers() -> None:
 
 
 def test_table_covers_every_syscall_the_collector_uses() -> None:
-    used = {name for name, spec in ev.EVENTS.items() if spec.syscall}
-    used |= {sc for spec in ev.EVENTS.values() for sc, _ in spec.needs}
+    used = {name for name, spec in wire.EVENTS.items() if spec.syscall}
+    used |= {sc for spec in wire.EVENTS.values() for sc, _ in spec.needs}
     missing = used - set(compat.IA32_SYSCALLS)
     assert missing == {"accept"}  # only through socketcall, left out
     assert any(key.startswith("accept") for key in compat.LEFT_OUT)
@@ -115,7 +113,7 @@ def _one(events: list[dict[str, Any]], name: str, compat_flag: bool, **where: An
     return found[0]
 
 
-def test_ia32_syscalls_are_reported_as_their_x86_64_twins(bpf_object: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_ia32_syscalls_are_reported_as_their_x86_64_twins(bpf_object: Path, tmp_path: Path) -> None:
     program = _build(tmp_path)
     work = tmp_path / "w"
     work.mkdir()

@@ -16,7 +16,7 @@ from pytracee.engine import (
 from pytracee.engine.dispatch import DuplicateSignatureError, Engine
 from pytracee.engine.selectors import ArgPattern, SelectorError, union_gate
 from pytracee.engine.signature import SignatureDefinitionError
-from pytracee.engine.testing import make_event
+from pytracee.engine.testing import make_event, run_engine
 
 
 class Recorder(Signature):
@@ -40,15 +40,6 @@ class Recorder(Signature):
         self.closed = True
 
 
-def run(signatures: list[Signature], events: list[Event], **kwargs: Any) -> tuple[list[Finding], Engine]:
-    findings: list[Finding] = []
-    engine = Engine(signatures, findings.append, **kwargs)
-    for event in events:
-        engine.dispatch(event)
-    engine.complete()
-    return findings, engine
-
-
 def test_selectors_with_wildcards_route_like_tracee() -> None:
     by_name = Recorder("A", select("openat"))
     any_name = Recorder("B", select("*"))
@@ -56,7 +47,7 @@ def test_selectors_with_wildcards_route_like_tracee() -> None:
     host_any = Recorder("D", select("*", origin="host"))
     other_source = Recorder("E", select("openat", source="falco"))
     events = [make_event("openat"), make_event("close"), make_event("openat", container=True)]
-    run([by_name, any_name, container_only, host_any, other_source], events)
+    run_engine(events, [by_name, any_name, container_only, host_any, other_source])
     assert by_name.seen == ["openat", "openat"]
     assert any_name.seen == ["openat", "close", "openat"]
     assert container_only.seen == ["openat"]
@@ -66,14 +57,14 @@ def test_selectors_with_wildcards_route_like_tracee() -> None:
 
 def test_overlapping_selectors_deliver_an_event_once() -> None:
     sig = Recorder("A", select("openat"), select("openat", origin="host"), select("*"))
-    run([sig], [make_event("openat")])
+    run_engine([make_event("openat")], [sig])
     assert sig.seen == ["openat"]
 
 
 def test_container_init_origin() -> None:
     sig = Recorder("A", select("openat", origin="container-init"))
     starting = Event({"eventName": "openat", "container": {"id": "abc"}})
-    run([sig], [starting, make_event("openat"), make_event("openat", container=True)])
+    run_engine([starting, make_event("openat"), make_event("openat", container=True)], [sig])
     assert sig.seen == ["openat"]
 
 
@@ -84,7 +75,7 @@ def test_data_filters_select_events_by_argument() -> None:
     paths = ["/etc/passwd", "/proc/12/mem", "/proc/kcore", "/usr/lib/libc.so", "/etc/gshadow"]
     events = [make_event("security_file_open", {"pathname": p, "syscall_pathname": p}) for p in paths]
     events.append(make_event("security_file_open", {"pathname": 5}))  # a non-string never matches
-    run([prefix, suffix_or_exact, both], events)
+    run_engine(events, [prefix, suffix_or_exact, both])
     assert len(prefix.seen) == 2 and len(suffix_or_exact.seen) == 2 and len(both.seen) == 1
 
 
@@ -121,9 +112,13 @@ def test_a_failing_signature_is_logged_counted_and_does_not_stop_others(caplog: 
     healthy = Recorder("OK-1", select("openat"))
     errors: list[tuple[str, str]] = []
     events = [Event({"eventName": "openat"}, where="in.json", line=n) for n in range(1, 9)]
-    findings, engine = run(
-        [Broken(), healthy], events, on_error=lambda loaded, event, exc: errors.append((loaded.metadata.id, type(exc).__name__))
+    findings: list[Finding] = []
+    engine = Engine(
+        [Broken(), healthy], findings.append, on_error=lambda loaded, event, exc: errors.append((loaded.metadata.id, type(exc).__name__))
     )
+    for event in events:
+        engine.dispatch(event)
+    engine.complete()
     assert len(findings) == 8 and healthy.seen == ["openat"] * 8
     assert engine.stats.errors_by_signature == {"BROKEN-1": 8}
     assert errors == [("BROKEN-1", "ArgumentError")] * 8
@@ -138,7 +133,8 @@ def test_a_signature_whose_init_fails_is_left_out(caplog: pytest.LogCaptureFixtu
             raise RuntimeError("no config")
 
     bad, good = BadInit("BAD-1", select("openat")), Recorder("OK-1", select("openat"))
-    _, engine = run([bad, good], [make_event("openat")])
+    engine = Engine([bad, good], print)
+    engine.dispatch(make_event("openat"))
     assert [s.metadata.id for s in engine.signatures] == ["OK-1"] and bad.seen == []
     assert "BAD-1 not loaded: init failed: RuntimeError: no config" in caplog.text
 
@@ -173,7 +169,7 @@ def test_source_complete_then_close_at_the_end() -> None:
 
     first = Logged("A", select("openat"), select("alert", source="other"))
     second = Logged("B", select("openat"))
-    run([first, second], [])
+    run_engine([], [first, second])
     # every signature hears the end of its sources before any is closed, as in Tracee
     assert log == ["A signal tracee", "A signal other", "B signal tracee", "A close", "B close"]
 
@@ -181,7 +177,7 @@ def test_source_complete_then_close_at_the_end() -> None:
 def test_signatures_can_consume_other_signatures_events() -> None:
     first = Recorder("FIRST-1", select("openat"))  # event_name "first-1"
     second = Recorder("SECOND-1", select("first-1"))
-    findings, _ = run([first, second], [make_event("openat", {"pathname": "/x"}, processName="curl")])
+    findings = run_engine([make_event("openat", {"pathname": "/x"}, processName="curl")], [first, second])
     assert [f.sig_metadata.id for f in findings] == ["FIRST-1", "SECOND-1"]
     derived = findings[1].event
     assert derived.name == "first-1" and derived.process_name == "curl"
@@ -190,7 +186,7 @@ def test_signatures_can_consume_other_signatures_events() -> None:
     assert derived.arg("detectedFrom")["name"] == "openat"
     assert derived.raw["metadata"]["Properties"]["signatureID"] == "FIRST-1"
     lonely = Recorder("SECOND-1", select("first-1"))
-    run([Recorder("FIRST-1", select("openat")), lonely], [make_event("openat")], derive_events=False)
+    Engine([Recorder("FIRST-1", select("openat")), lonely], print, derive_events=False).dispatch(make_event("openat"))
     assert lonely.seen == []
 
 
@@ -201,7 +197,7 @@ def test_function_form_return_values() -> None:
         return {"true": True, "false": False, "none": None, "data": {"k": "v"}}[event.str_arg("pathname")]
 
     events = [make_event("openat", {"pathname": p}) for p in ("true", "false", "none", "data")]
-    findings, _ = run([f()], events)
+    findings = run_engine(events, [f()])
     assert [x.data for x in findings] == [None, {"k": "v"}]
     meta = findings[0].sig_metadata
     assert (meta.event_name, meta.description, meta.severity) == ("f", "Returns what the pathname asks for.", 2)
@@ -210,12 +206,12 @@ def test_function_form_return_values() -> None:
     def g(event: Event) -> Any:
         return "yes"
 
-    _, engine = run([g()], [make_event("openat")])
-    assert engine.stats.errors_by_signature == {"F-2": 1}
+    run = run_engine([make_event("openat")], [g()], raise_errors=False)
+    assert run.stats.errors_by_signature == {"F-2": 1}
 
 
 def test_finding_rawjson_shape() -> None:
-    findings, _ = run([Recorder("A", select("openat"))], [make_event("openat")])
+    findings = run_engine([make_event("openat")], [Recorder("A", select("openat"))])
     body = findings[0].to_dict()
     assert list(body) == ["Data", "Context", "SigMetadata"]
     assert body["Context"]["eventName"] == "openat" and body["SigMetadata"]["ID"] == "A"

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hostile_values import HOSTILE_TEXT, VALUES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pytracee.engine.catalogue import is_known_event
@@ -27,20 +28,6 @@ from pytracee.engine.testing import builtin_signatures
 pytestmark = pytest.mark.usefixtures("quiet_logs")
 
 
-# --- values an attacker controls: file names, argv, environment, socket paths ---------------
-
-HOSTILE_TEXT = st.one_of(
-    st.text(max_size=64),
-    st.sampled_from(["\x1b[2J", "a\nb", "\r", "\x00", "\ud800", "\udfff", "\u202e", "/" * 4096, "%s%n", "{{ 7*7 }}"]),
-)
-SCALARS = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=True, allow_infinity=True),
-    HOSTILE_TEXT,
-)
-VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(HOSTILE_TEXT, inner, max_size=4), max_leaves=12)
 ARG_NAMES = st.sampled_from(
     ["pathname", "flags", "request", "argv", "env", "cmdpath", "addr", "prot", "alert", "dev_name", "buf", "syscall", "name"]
 )

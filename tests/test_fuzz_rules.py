@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hostile_values import HOSTILE_TEXT, VALUES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pytracee.engine.catalogue import is_known_event
@@ -26,7 +27,6 @@ from pytracee.engine.reader import EventReader
 from pytracee.engine.session import SessionConfig
 from pytracee.engine.signature import Signature
 from pytracee.engine.testing import load_signatures
-from test_fuzz_input import HOSTILE_TEXT, VALUES
 
 RULES = Path(__file__).parent.parent / "rules"
 BACKENDS = [("rego", "regorus"), ("rego", "opa"), ("cel", "cel-expr-python"), ("cel", "cel-python")]

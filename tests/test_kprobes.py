@@ -11,20 +11,19 @@ import logging
 from pathlib import Path
 
 import pytest
-from pytracee.collector import loader
-from pytracee.collector.collector import KernelFilters
-from pytracee.collector.loader import KPROBE_PROGRAMS, ObjectLoader
-from test_collector_support import (
+from collector_support import (
     args,
-    bpf_object,  # noqa: F401 (fixture)
     collect,
     named,
     run_child,
     start_collector,
 )
+from pytracee.collector import loader
+from pytracee.collector.collector import KernelFilters
+from pytracee.collector.loader import KPROBE_PROGRAMS, ObjectLoader
 
 
-def test_every_kprobe_program_passes_the_verifier(bpf_object: Path) -> None:  # noqa: F811
+def test_every_kprobe_program_passes_the_verifier(bpf_object: Path) -> None:
     objects = ObjectLoader(bpf_object, None, ring_buffer_bytes=1 << 20, kprobe_events=list(KPROBE_PROGRAMS))
     try:
         obj = objects.load()
@@ -41,7 +40,7 @@ def test_every_kprobe_program_passes_the_verifier(bpf_object: Path) -> None:  # 
         obj.close()
 
 
-def test_lsm_events_are_emulated_where_kprobes_cannot_attach(bpf_object: Path, caplog: pytest.LogCaptureFixture) -> None:  # noqa: F811
+def test_lsm_events_are_emulated_where_kprobes_cannot_attach(bpf_object: Path, caplog: pytest.LogCaptureFixture) -> None:
     events = ["security_file_open", "security_bprm_check", "openat"]
     with caplog.at_level(logging.DEBUG, logger="pytracee.collector"):
         collector = start_collector(bpf_object, events, filters=KernelFilters(comms={"trcx_kp"}))
@@ -60,7 +59,7 @@ def test_lsm_events_are_emulated_where_kprobes_cannot_attach(bpf_object: Path, c
         assert f"security_file_open: emulated from syscall tracepoints ({reason})" in caplog.text
 
 
-def test_kprobes_off_uses_the_emulation(bpf_object: Path) -> None:  # noqa: F811
+def test_kprobes_off_uses_the_emulation(bpf_object: Path) -> None:
     collector = start_collector(bpf_object, ["security_file_open"], filters=KernelFilters(comms={"trcx_none"}), kprobes="off")
     collector.stop()
     assert collector.kprobe_events == [] and "kprobe_security_file_open" not in collector.attached_programs

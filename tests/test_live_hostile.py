@@ -25,8 +25,8 @@ from typing import Any
 import orjson
 import pytest
 from pytracee.collector.decode import HEADER, Decoder
-from pytracee.collector.events import EVENTS
 from pytracee.collector.printers import EventPrinter, parse_output_options
+from pytracee.collector.wire import EVENTS
 from pytracee.engine.safetext import escape_text, json_line
 
 REPO = Path(__file__).resolve().parent.parent

@@ -25,18 +25,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pytracee.collector import loader
-from pytracee.collector.collector import Collector, KernelFilters
-from pytracee.collector.libbpf import BpfObject, LibbpfError
-from test_collector_support import (
+from collector_support import (
+    Tracee,
     args,
-    bpf_object,  # noqa: F401 (fixture)
     collect,
     kernel_dev,
     named,
     run_child,
     start_collector,
 )
+from pytracee.collector import loader
+from pytracee.collector.collector import Collector, KernelFilters
+from pytracee.collector.libbpf import BpfObject, LibbpfError
 
 PROT_R, PROT_W, PROT_X = 1, 2, 4
 RW, RX, RWX = PROT_R | PROT_W, PROT_R | PROT_X, PROT_R | PROT_W | PROT_X
@@ -128,7 +128,7 @@ def anonymous(a: dict[str, Any]) -> None:
     assert (a["pathname"], a["dev"], a["inode"], a["ctime"]) == ("", 0, 0, 0), a
 
 
-def test_find_vma_path_is_used_here(bpf_object: Path) -> None:  # noqa: F811
+def test_find_vma_path_is_used_here(bpf_object: Path) -> None:
     """A kernel with bpf_find_vma (5.17+) and BTF loads the program and the loader installs it."""
     release = tuple(int(x) for x in os.uname().release.split("-")[0].split(".")[:2])
     if release < (5, 17):
@@ -141,7 +141,7 @@ def test_find_vma_path_is_used_here(bpf_object: Path) -> None:  # noqa: F811
     assert collector.tail_programs == []  # not loaded when mem_prot_alert is not traced
 
 
-def test_alerts_2_3_4_on_anonymous_memory_and_benign_changes(bpf_object: Path) -> None:  # noqa: F811
+def test_alerts_2_3_4_on_anonymous_memory_and_benign_changes(bpf_object: Path) -> None:
     calls, alerts, _ = run(bpf_object, "trcx_mprot_anon", f"""
 a = mmap(8192, {RW})
 mprotect(a, 8192, {RX})    # 0: RW -> RX: alert 4
@@ -161,7 +161,7 @@ mprotect(a, 8192, {PROT_X})     # 8: RWX -> X: alert 4 (writable before)
     assert args(alerts[0])["prev_prot"] & 0xFF == 0x73  # rd wr mr mw me
 
 
-def test_alerts_on_file_mappings_carry_the_file(bpf_object: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_alerts_on_file_mappings_carry_the_file(bpf_object: Path, tmp_path: Path) -> None:
     path = tmp_path / "code.bin"
     path.write_bytes(b"\x90" * 8192)
     calls, alerts, _ = run(bpf_object, "trcx_mprot_file", f"""
@@ -182,7 +182,7 @@ mprotect(s, 4096, {RX})    # 4: alert 2 (a shared mapping: sh ms in prev_prot)
     assert args(alerts[3])["prev_prot"] & 0x88 == 0x88  # VM_SHARED | VM_MAYSHARE
 
 
-def test_one_alert_per_vma_of_the_range(bpf_object: Path) -> None:  # noqa: F811
+def test_one_alert_per_vma_of_the_range(bpf_object: Path) -> None:
     """The hook runs for each VMA of the range (each with its own flags, the syscall's addr
     and len), up to a hole, where mprotect fails after changing the VMAs before it."""
     calls, alerts, _ = run(bpf_object, "trcx_mprot_vmas", f"""
@@ -199,7 +199,7 @@ mprotect(b, 3 * {PAGE}, {RX}, errno={ENOMEM})  # 2: alert 4 for the first VMA, t
         anonymous(check(alert, number, calls[step], vma))
 
 
-def test_mprotects_the_kernel_refuses_before_the_hook_raise_nothing(bpf_object: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_mprotects_the_kernel_refuses_before_the_hook_raise_nothing(bpf_object: Path, tmp_path: Path) -> None:
     path = tmp_path / "ro.bin"
     path.write_bytes(b"\0" * PAGE)
     calls, alerts, _ = run(bpf_object, "trcx_mprot_deny", f"""
@@ -218,7 +218,7 @@ mprotect(a, {PAGE}, {RX})                       # 5: alert 4, the last call
     anonymous(check(alerts[0], 4, calls[5]))
 
 
-def test_mdwe_refusals_raise_nothing(bpf_object: Path) -> None:  # noqa: F811
+def test_mdwe_refusals_raise_nothing(bpf_object: Path) -> None:
     """prctl(PR_SET_MDWE): the kernel refuses W+X and newly executable memory before the hook."""
     calls, alerts, _ = run(bpf_object, "trcx_mprot_mdwe", f"""
 old = mmap({PAGE}, {RWX})                        # made before MDWE: alert 1 (mmap)
@@ -258,7 +258,7 @@ def _refuse_the_vma_program(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize("where", ["no kernel BTF", "non-CO-RE object", "program refused"])
 def test_without_find_vma_only_alert_4_of_wx_regions_remains(
-    bpf_object: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str  # noqa: F811
+    bpf_object: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
 ) -> None:
     """Kernels without bpf_find_vma, or without BTF, and non-CO-RE objects keep the
     emulation from wx_regions: alert 4 (prev_prot: the protection asked for then) for a
@@ -286,11 +286,9 @@ mprotect(w, 8192, {RX})    # 2: alert 4
     anonymous(a)
 
 
-def test_trc_104_fires_on_a_jit_style_write_then_execute(bpf_object: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_trc_104_fires_on_a_jit_style_write_then_execute(bpf_object: Path, tmp_path: Path) -> None:
     """The usual JIT pattern (write code into RW memory, then make it RX) is alert 4, which
     the dynamic code loading signature reports."""
-    from test_tracee_live import Tracee
-
     if os.geteuid() != 0 or not Path("/sys/kernel/btf/vmlinux").exists():
         pytest.skip("live tracing needs root and kernel BTF")
     jit = tmp_path / "trcx_jit.py"

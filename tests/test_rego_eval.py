@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pytracee.engine import Event
-from pytracee.engine.dispatch import Engine
 from pytracee.engine.findings import Finding
 from pytracee.engine.reader import EventReader
 from pytracee.engine.testing import (
@@ -180,16 +180,15 @@ def _replay(tmp_path: Path, signatures: list[Any], events: list[Event]) -> tuple
     """Findings of ``events`` written to a file and read back (so they carry their JSON lines), and those lines."""
     path = tmp_path / "events.jsonl"
     path.write_text("".join(json.dumps(e.raw) + "\n" for e in events))
-    findings: list[Finding] = []
     lines: list[bytes] = []
-    engine = Engine(signatures, findings.append)
-    for event in EventReader([str(path)]):
-        assert event.text is not None
-        lines.append(event.text)
-        engine.dispatch(event)
-    engine.complete()
-    assert not engine.stats.errors_by_signature
-    return findings, lines
+
+    def read() -> Iterator[Event]:
+        for event in EventReader([str(path)]):
+            assert event.text is not None
+            lines.append(event.text)
+            yield event
+
+    return run_engine(read(), signatures), lines  # a signature's exception is raised as itself
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -229,13 +228,10 @@ def test_a_failing_policy_is_a_signature_error_and_the_others_go_on(tmp_path: Pa
         a_bad=signature("BAD_1", ["ptrace"], CONFLICT),
         b_good=signature("OK_1", ["ptrace"], 'tracee_match if input.eventName == "ptrace"\n'),
     )
-    findings: list[Finding] = []
-    errors: list[BaseException] = []
-    engine = Engine(list(sigs.values()), findings.append, on_error=lambda sig, event, exc: errors.append(exc))
-    engine.dispatch(make_event("ptrace", {"request": 0}))
+    findings = run_engine([make_event("ptrace", {"request": 0})], list(sigs.values()), raise_errors=False)
     assert [f.sig_metadata.id for f in findings] == ["OK-1"]
-    assert dict(engine.stats.errors_by_signature) == {"BAD-1": 1}
-    (error,) = errors
+    assert dict(findings.stats.errors_by_signature) == {"BAD-1": 1}
+    ((error,),) = findings.errors.values()
     message = str(error)
     assert "a_bad.rego:" in message and "\n" not in message and "Stack backtrace" not in message
 

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from collector_support import Tracee
 
 REPO = Path(__file__).resolve().parent.parent
 OBJECT = REPO / "bpf" / "tracee.bpf.o"
@@ -47,48 +48,6 @@ def still_loaded(programs: set[int], seconds: float = 5.0) -> set[int]:
     while (left := programs & bpf_programs()) and time.monotonic() < deadline:
         time.sleep(0.2)
     return left
-
-
-def programs_held_by(pid: int) -> set[int]:
-    """IDs of the BPF programs a process holds through its file descriptors (program and link fds)."""
-    held = set()
-    for info in Path(f"/proc/{pid}/fdinfo").iterdir():
-        try:
-            text = info.read_text()
-        except OSError:  # the descriptor closed meanwhile
-            continue
-        held.update(int(line.split()[1]) for line in text.splitlines() if line.startswith("prog_id:"))
-    return held
-
-
-class Tracee:
-    """A running ``tracee`` process."""
-
-    def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pytracee.collector.cli.tracee", *args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
-        assert self.proc.stderr is not None
-        self.log: list[str] = []
-        while True:  # until "tracee: tracing N events ...": the programs are attached
-            line = self.proc.stderr.readline()
-            self.log.append(line)
-            if "tracing" in line:
-                break
-            if not line:
-                raise AssertionError("tracee did not start:\n" + "".join(self.log))
-        self.programs = programs_held_by(self.proc.pid)
-
-    def stop(self, *signals: int) -> tuple[int, list[dict], str]:
-        """Send ``signals`` (default: SIGTERM) 50 ms apart; exit status, events, stderr."""
-        time.sleep(0.5)  # let the last events drain
-        for i, sig in enumerate(signals or (signal.SIGTERM,)):
-            time.sleep(0.05 if i else 0)
-            self.proc.send_signal(sig)
-        out, err = self.proc.communicate(timeout=60)
-        events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-        return self.proc.returncode, events, "".join(self.log) + err
 
 
 @pytest.fixture

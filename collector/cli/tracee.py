@@ -22,42 +22,28 @@ from __future__ import annotations
 import argparse
 import io
 import logging
-import os
 import signal
 import sys
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytracee.engine.cli.tracee_rules import setup_logging
-from pytracee.engine.events import Event
+from pytracee.engine.errors import ConfigError, ExitStatus, StopRun
 from pytracee.engine.output import plugin as outputs
 from pytracee.engine.output.templates import TemplateError
 from pytracee.engine.plugins import PluginManager
-from pytracee.engine.session import (
-    EXIT_FAILURE,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_USAGE,
-    ConfigError,
-    Session,
-    SessionConfig,
-    StopRun,
-)
+from pytracee.engine.session import Session, SessionConfig
 
 from ..collector import BUFFER_KINDS
 from ..filters import FilterError, Selection, parse_selection
 from ..printers import EventPrinter, OutputError, parse_output_options
+from ..source import STOP_SIGNALS, LiveSource
 
 if TYPE_CHECKING:
     from ..collector import Collector
 
 PROG = "tracee"
-#: Events decoded per poll: they are all held in memory until the signatures have seen them.
-POLL_BATCH = 1024
-#: After Ctrl-C or SIGTERM, how long the events still in the kernel buffer are read.
-STOP_DRAIN_SECONDS = 5.0
 log = logging.getLogger("pytracee.collector")
 
 
@@ -136,32 +122,71 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FilterError, OutputError) as exc:
         parser.print_usage(sys.stderr)
         print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitStatus.USAGE
     session = _load_session(args, selection, pm)
     if isinstance(session, int):
         return session
-    return _trace(args, selection, printer, session)
+    status: int = ExitStatus.FAILED
+    try:
+        status = _trace(args, selection, printer, session)
+    finally:
+        if session is not None:  # when tracing never started; run() already did otherwise
+            status = session.finish(ExitStatus(status))
+    return status
 
 
 def _load_session(args: argparse.Namespace, selection: Selection, pm: PluginManager) -> Session | None | int:
     detection = not args.no_signatures and (bool(args.rules) or not selection.events)
     if not detection:
         return None
-    args.list = args.list_events = False
     config = SessionConfig(rules_dirs=args.rules_dir, rules=args.rules, disabled=args.disable, options=args, pluginmanager=pm)
     session = Session(config)
     try:
         session.load()
     except (ConfigError, TemplateError, OSError) as exc:
         log.error("%s", exc)
-        return EXIT_USAGE
+        return ExitStatus.USAGE
     return session
 
 
 def _trace(args: argparse.Namespace, selection: Selection, printer: EventPrinter, session: Session | None) -> int:
-    from ..collector import Collector, KernelFilters, supported_events
-    from ..objects import BpfObjectError, choose_bpf_object
-    from ..privileges import PrivilegeError, UnsafePathError, check_privileges
+    traced = _traced_events(selection, session)
+    collector = _open_collector(args, selection, traced) if traced else ExitStatus.USAGE
+    if isinstance(collector, int):
+        return collector
+    source = LiveSource(collector, selection, printer, selection.wanted_events(), on_drained=StopRequest.ignore_more)
+    stop = StopRequest(source.request_stop)
+    previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
+    try:
+        source.start()
+        log.info("tracing %d events (%s)%s", len(traced), ",".join(sorted(traced)),
+                 f"; {len(session.signatures)} signatures" if session is not None else "")
+        status = _consume(source, session)
+    except KeyboardInterrupt:  # stopped while attaching
+        status = ExitStatus.OK
+    except StopRun as exc:  # the event output was closed (`tracee -o json | head`)
+        log.error("stopped: %s", exc)
+        status = ExitStatus.FAILED
+    except OSError as exc:
+        log.error("tracing failed: %s", exc)
+        status = ExitStatus.FAILED
+    finally:
+        # a signal now (or another Ctrl-C) must not break the clean-up; once one asked to
+        # stop, the process is ending: later signals stay ignored
+        for sig in previous:
+            signal.signal(sig, signal.SIG_IGN)
+        source.close()
+        if not stop.requested:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        printer.close()
+    (log.warning if source.incomplete else log.info)("%s", session.summary() if session is not None else source.summary())
+    return status
+
+
+def _traced_events(selection: Selection, session: Session | None) -> set[str]:
+    """What to trace: the events to print and those the signatures need, as far as the collector has them."""
+    from ..collector import supported_events
 
     printed = selection.wanted_events()
     needed = set(session.engine.selected_event_names()) if session is not None and session.engine else set()
@@ -172,13 +197,21 @@ def _trace(args: argparse.Namespace, selection: Selection, printer: EventPrinter
     traced = (printed | needed) & available
     if not traced:
         log.error("nothing to trace: select events with -e, or signatures with --rules")
-        return EXIT_USAGE
+    return traced
+
+
+def _open_collector(args: argparse.Namespace, selection: Selection, traced: set[str]) -> Collector | int:
+    """The collector for these options (not started), or the exit status saying why not."""
+    from ..collector import Collector, KernelFilters
+    from ..objects import BpfObjectError, choose_bpf_object
+    from ..privileges import PrivilegeError, UnsafePathError, check_privileges
+
     try:
         check_privileges()
         choice = choose_bpf_object(install_path=args.install_path, build_policy=args.build_policy)
     except (PrivilegeError, UnsafePathError) as exc:
         log.error("%s", exc)
-        return EXIT_USAGE
+        return ExitStatus.USAGE
     except BpfObjectError as exc:
         log.error("%s", exc)
         return exc.exit_code
@@ -188,85 +221,41 @@ def _trace(args: argparse.Namespace, selection: Selection, printer: EventPrinter
         follow=selection.follow, new_pids_only=selection.new_pids_only,
     )
     try:
-        collector = Collector(choice.object_path, choice.btf_path, sorted(traced), filters=filters,
-                              ring_buffer_bytes=args.ring_buffer_mb << 20, buffer=args.kernel_buffer,
-                              perf_buffer_pages=args.perf_buffer_size)
+        return Collector(choice.object_path, choice.btf_path, sorted(traced), filters=filters,
+                         ring_buffer_bytes=args.ring_buffer_mb << 20, buffer=args.kernel_buffer,
+                         perf_buffer_pages=args.perf_buffer_size)
     except ValueError as exc:  # e.g. more pids or comms than the kernel maps hold
         log.error("%s", exc)
-        return EXIT_USAGE
-    counts = {"traced": 0, "printed": 0, "left": 0}
-    stop = StopRequest()
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        selection.start()
-        # libbpf calls back into Python while loading; a signal raised in such a callback
-        # would be swallowed by ctypes, so signals wait until the programs are attached.
-        stop_signals = {signal.SIGINT, signal.SIGTERM}
-        signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
-        try:
-            collector.start()
-        finally:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
-        log.info("tracing %d events (%s)%s", len(traced), ",".join(sorted(traced)),
-                 f"; {len(session.signatures)} signatures" if session is not None else "")
-        stream = _events(collector, selection, printer, printed, counts, stop)
-        if session is not None:
-            status = session.run(stream)
-            if status == EXIT_INTERRUPTED:
-                status = EXIT_OK  # a second Ctrl-C or SIGTERM: stopped without draining
-        else:
-            status = EXIT_OK
-            try:
-                for _ in stream:
-                    pass
-            except KeyboardInterrupt:
-                pass
-    except KeyboardInterrupt:  # stopped while attaching
-        status = EXIT_OK
-    except StopRun as exc:  # the event output was closed (`tracee -o json | head`)
-        log.error("stopped: %s", exc)
-        status = EXIT_FAILURE
-    except OSError as exc:
-        log.error("tracing failed: %s", exc)
-        status = EXIT_FAILURE
-    finally:
-        # a signal now (or another Ctrl-C) must not break the clean-up; once one asked to
-        # stop, the process is ending: later signals stay ignored
-        for sig in previous:
-            signal.signal(sig, signal.SIG_IGN)
-        counts["left"] += collector.discard()
-        collector.stop()
-        if not stop.requested:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-        printer.close()
-    lost = collector.lost
-    summary = f"{counts['traced']} events traced, {counts['printed']} printed, {lost} lost"
-    if lost:
-        summary += f" ({collector.lost_reason})"
-    if counts["left"]:
-        summary += f", {counts['left']} left unread in the kernel buffer at the stop"
-    if collector.truncated:
-        summary += f", {collector.truncated} argument values truncated"
-    if collector.malformed:
-        summary += f", {collector.malformed} undecodable records skipped"
+        return ExitStatus.USAGE
+
+
+def _consume(source: LiveSource, session: Session | None) -> int:
+    """Run the signatures on the live events (or only print them) until the stop."""
     if session is not None:
-        summary += "; " + session.summary(with_input=False)
-    (log.warning if lost or counts["left"] else log.info)("%s", summary)
-    return status
+        status = session.run(source)
+        # a second Ctrl-C or SIGTERM stopped without draining: still a clean stop
+        return ExitStatus.OK if status == ExitStatus.INTERRUPTED else status
+    try:
+        for _ in source:
+            pass
+    except KeyboardInterrupt:
+        pass
+    return ExitStatus.OK
 
 
 class StopRequest:
-    """The SIGINT/SIGTERM handler: the first signal asks tracing to stop (what the kernel
-    buffer holds is still read, for up to :data:`STOP_DRAIN_SECONDS`); the next one stops
-    at once (a KeyboardInterrupt), and any later one is ignored."""
+    """The SIGINT/SIGTERM handler: the first signal asks tracing to stop (``on_stop``: what
+    the kernel buffer holds is still read, see :class:`~pytracee.collector.source.LiveSource`);
+    the next one stops at once (a KeyboardInterrupt), and any later one is ignored."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_stop: Callable[[], None]) -> None:
         self.requested = False
+        self.on_stop = on_stop
 
     def __call__(self, signum: int, frame: object) -> None:
         if not self.requested:
             self.requested = True
+            self.on_stop()
             return
         self.ignore_more()
         raise KeyboardInterrupt
@@ -276,41 +265,6 @@ class StopRequest:
         """Ignore SIGINT and SIGTERM from now on (the run is ending)."""
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-
-def _events(collector: Collector, selection: Selection, printer: EventPrinter, printed: set[str],
-            counts: dict[str, int], stop: StopRequest) -> Iterator[Event]:
-    """Poll the collector; print what was asked for; yield events for the signatures.
-
-    Once a stop is requested the programs are detached and the events already in the
-    kernel buffer are still delivered, for up to :data:`STOP_DRAIN_SECONDS` (an attack
-    just before Ctrl-C is reported).
-    """
-    own_pid = os.getpid()
-    reported_lost = 0
-    deadline: float | None = None
-    while True:
-        if stop.requested and deadline is None:
-            collector.detach()
-            deadline = time.monotonic() + STOP_DRAIN_SECONDS
-            log.info("stopping: reading what the kernel buffer still holds (Ctrl-C again to stop now)")
-        batch = collector.poll(0 if deadline is not None else 100, POLL_BATCH)
-        if deadline is not None and (not batch or time.monotonic() > deadline):
-            counts["left"] += len(batch)  # decoded too late: counted with what is left
-            stop.ignore_more()  # the signatures and outputs finish now: nothing may interrupt that
-            return
-        for raw in batch:
-            if raw.get("hostProcessId") == own_pid or not selection.accepts(raw):
-                continue
-            counts["traced"] += 1
-            if raw["eventName"] in printed:
-                printer.print(raw)
-                counts["printed"] += 1
-            yield Event(raw)
-        lost = collector.lost
-        if lost > reported_lost:
-            log.warning("lost %d events (%d in total): %s", lost - reported_lost, lost, collector.lost_reason)
-            reported_lost = lost
 
 
 def _perf_pages(text: str) -> int:

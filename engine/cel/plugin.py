@@ -9,7 +9,7 @@
   and leaves every other YAML file (``None``) to other plugins. It reads at
   most :data:`~.limits.MAX_RULE_FILE_SIZE` bytes of a file (a larger file that
   reads like a detector is an error, any other is left alone). A broken
-  detector raises :class:`~pytracee.engine.plugins.RuleFileError` with its
+  detector raises :class:`~pytracee.engine.errors.RuleFileError` with its
   file and line; the session reports it and loads the other files (``--strict``:
   the run stops).
 
@@ -28,9 +28,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..errors import ConfigError, RuleFileError
 from ..hookspecs import hookimpl
-from ..plugins import RuleFileError
-from ..session import ConfigError
 from .backends import BACKENDS, DEFAULT_BACKEND, Backend, create_backend
 from .limits import (
     DEFAULT_TIME_BUDGET_MS,

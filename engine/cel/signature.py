@@ -35,9 +35,9 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
+from ..errors import RuleFileError
 from ..events import Event
 from ..findings import SignatureMetadata
-from ..plugins import RuleFileError
 from ..selectors import ANY, EventSelector
 from ..signature import Signature
 from .backends import Backend, CelCompileError, CelEvalError

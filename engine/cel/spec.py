@@ -56,7 +56,7 @@ from typing import Any, Final
 
 import yaml
 
-from ..plugins import RuleFileError
+from ..errors import RuleFileError
 from ..selectors import ANY, ORIGINS, ArgPattern, SelectorError
 from .limits import (
     MAX_CONDITIONS,

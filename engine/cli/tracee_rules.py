@@ -21,21 +21,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..dispatch import LoadedSignature
-from ..errors import Interrupted
+from ..errors import ConfigError, ExitStatus, Interrupted
 from ..output.plugin import silence_closed_output
 from ..output.templates import TemplateError
 from ..plugins import PluginManager
 from ..reader import DEFAULT_MAX_LINE_SIZE, STDIN, EventReader
 from ..safetext import EscapingLogFilter
-from ..session import (
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_USAGE,
-    ConfigError,
-    Session,
-    SessionConfig,
-    signature_id_order,
-)
+from ..session import Session, SessionConfig, signature_id_order
 
 PROG = "tracee-rules"
 _SEVERITY_NAMES = {0: "info", 1: "low", 2: "medium", 3: "high", 4: "critical"}
@@ -117,20 +109,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if "help" in args.input_tracee:
         print(_INPUT_TRACEE_HELP)
-        return EXIT_OK
+        return ExitStatus.OK
     try:
         inputs = _inputs(args)
     except ValueError as exc:
         parser.print_usage(sys.stderr)
         print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitStatus.USAGE
     if args.max_line_size < 0:
         parser.error("--max-line-size must be 0 or more")
     problem = _output_problem(args, inputs)
     if problem:
         parser.print_usage(sys.stderr)
         print(f"{PROG}: error: {problem}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitStatus.USAGE
 
     config = SessionConfig(
         rules_dirs=args.rules_dir,
@@ -138,6 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         disabled=args.disable,
         strict=args.strict,
         allow_unknown_events=args.allow_unknown_events,
+        list_only=args.list or args.list_events,
         options=args,
         pluginmanager=pm,
     )
@@ -147,10 +140,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         session.load()
     except (ConfigError, TemplateError) as exc:
         log.error("%s", exc)
-        return EXIT_USAGE
+        return ExitStatus.USAGE
     except OSError as exc:
         log.error("%s: %s", getattr(exc, "filename", None) or "output", exc.strerror or exc)
-        return EXIT_USAGE
+        return ExitStatus.USAGE
+    status = ExitStatus.FAILED
+    try:
+        status = _list_or_replay(args, parser, session, inputs)
+    finally:
+        status = session.finish(status)  # when it did not run (--list, usage errors): run() already did
+    return status
+
+
+def _list_or_replay(args: argparse.Namespace, parser: argparse.ArgumentParser, session: Session, inputs: list[str]) -> ExitStatus:
+    """After loading: print the list, or replay the inputs; the exit status."""
+    log = logging.getLogger("pytracee")
     if args.list or args.list_events:
         try:
             if args.list:
@@ -160,15 +164,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout.flush()
         except BrokenPipeError:  # `tracee-rules --list | head`
             silence_closed_output(sys.stdout)
-        return EXIT_OK
+        return ExitStatus.OK
     if not inputs:
         if sys.stdin is None:
             print(f"{PROG}: error: no input: standard input is closed; give --input FILE", file=sys.stderr)
-            return EXIT_USAGE
+            return ExitStatus.USAGE
         if sys.stdin.isatty():
             parser.print_usage(sys.stderr)
             print(f"{PROG}: error: no input: give --input FILE, or pipe events into --input -", file=sys.stderr)
-            return EXIT_USAGE
+            return ExitStatus.USAGE
         inputs = [STDIN]
 
     for sig in (signal.SIGINT, signal.SIGTERM):  # finish signatures and outputs, once
@@ -181,10 +185,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         parser.print_usage(sys.stderr)
         print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitStatus.USAGE
     status = session.run(reader)
     for sig in (signal.SIGINT, signal.SIGTERM):  # the run is over: let the summary out
         signal.signal(sig, signal.SIG_IGN)
+    reader.close()
     log.info("%s", session.summary())
     return status
 
@@ -314,7 +319,7 @@ def interrupt_on_signal(signum: int, frame: object) -> None:
 
 def _exit_now(signum: int, frame: object) -> None:
     os.write(2, f"{_prog}: second signal: exiting now, without finishing\n".encode())
-    os._exit(EXIT_INTERRUPTED)
+    os._exit(ExitStatus.INTERRUPTED)
 
 
 _prog = PROG

@@ -13,7 +13,7 @@ destination:
 Templates run sandboxed and bounded (:mod:`~pytracee.engine.output.sandbox`). A
 finding that cannot be rendered, written or delivered is counted and logged, and
 makes the run's exit status 1; a bad option (an ``ftp://`` URL, a timeout of 0) is a
-:class:`~pytracee.engine.session.ConfigError` (exit status 2).
+:class:`~pytracee.engine.errors.ConfigError` (exit status 2).
 """
 
 from __future__ import annotations
@@ -108,8 +108,8 @@ def tracee_configure(config: SessionConfig) -> None:
     options = config.options
     if not hasattr(options, "output_template"):  # embedded use without the command line: no printing
         return
-    if getattr(options, "list", False) or getattr(options, "list_events", False):
-        return  # listing only: leave --output alone
+    if config.list_only:
+        return  # listing only (tracee-rules --list): leave --output alone
     pm = config.pluginmanager
     template = FindingTemplate.load(options.output_template)
     sender = None

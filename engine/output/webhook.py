@@ -37,9 +37,9 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Final, cast
 
+from ..errors import ConfigError
 from ..findings import Finding
 from ..hookspecs import hookimpl
-from ..session import ConfigError
 from .sink import Sink, Throttle
 from .templates import FindingTemplate, TemplateDisabledError, TemplateError
 

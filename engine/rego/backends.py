@@ -20,7 +20,7 @@ a signature only when its package is new there; otherwise another slot is
 opened. A module is added to a slot and the slot is checked (regorus and OPA
 compile lazily, and one module's compile error would break every signature of
 the slot); a module that fails is taken out again and reported as a
-:class:`~pytracee.engine.plugins.RuleFileError`.
+:class:`~pytracee.engine.errors.RuleFileError`.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from typing import Any, Final
 
 import orjson
 
-from ..plugins import RuleFileError
+from ..errors import RuleFileError
 from .policy import (
     METADOC,
     SELECTED_EVENTS,

@@ -47,7 +47,7 @@ import time
 import weakref
 from typing import Any, Final
 
-from ..plugins import RuleFileError
+from ..errors import RuleFileError
 from .limits import LOAD_TIMEOUT_S, MAX_WORKER_RESTARTS, hard_timeout
 from .protocol import (
     CALL,

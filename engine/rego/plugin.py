@@ -37,8 +37,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from ..errors import ConfigError, RuleFileError
 from ..hookspecs import hookimpl
-from ..plugins import RuleFileError
 from ..signature import Signature
 from .client import WorkerClient, shared_client
 from .limits import (
@@ -113,8 +113,6 @@ def tracee_configure(config: SessionConfig) -> None:
     if pm.get_plugin(COLLECTOR_NAME) is not None or pm.is_blocked(COLLECTOR_NAME):
         return
     engine = getattr(config.options, "rego_engine", None) or DEFAULT_ENGINE
-    from ..session import ConfigError  # the session imports the plugins
-
     if engine not in BACKENDS:
         raise ConfigError(f"unknown Rego engine {engine!r}: choose {' or '.join(sorted(BACKENDS))}")
     if importlib.util.find_spec(_MODULES[engine]) is None:

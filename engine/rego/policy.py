@@ -23,7 +23,7 @@ A file is parsed by regorus (whatever backend evaluates it later) into a
 
 :func:`metadata_from` and :func:`selectors_from` turn the evaluated
 ``__rego_metadoc__`` and ``tracee_selected_events`` into the engine's types.
-Every problem is a :class:`~pytracee.engine.plugins.RuleFileError` naming the
+Every problem is a :class:`~pytracee.engine.errors.RuleFileError` naming the
 file and, when known, the line.
 """
 
@@ -40,8 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from ..errors import RuleFileError
 from ..findings import SignatureMetadata
-from ..plugins import RuleFileError
 from ..selectors import ORIGINS, EventSelector, SelectorError
 from .limits import SourceTooComplex, check_ast, check_source
 

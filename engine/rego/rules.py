@@ -22,8 +22,8 @@ from typing import Any, Final
 
 import orjson
 
+from ..errors import RuleFileError
 from ..events import Event, origin_of
-from ..plugins import RuleFileError
 from ..selectors import ANY, EventSelector
 from .boundary import RegoInputError, event_json
 from .client import Died, Stuck, WorkerClient, WorkerError

@@ -34,8 +34,8 @@ from pathlib import Path
 from time import perf_counter
 from typing import Any, Final
 
+from ..errors import RuleFileError
 from ..findings import SignatureMetadata
-from ..plugins import RuleFileError
 from ..selectors import EventSelector
 from .backends import Backend, LocalRule, Outcome, make_backend
 from .policy import MATCH, metadata_from, parse_module, regorus_engine, selectors_from

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pytracee.engine import Signature
+from pytracee.engine import ArgumentError, Signature
 from pytracee.engine.testing import (
     assert_fires,
     assert_silent,
@@ -125,3 +125,21 @@ def test_memory_is_bounded(rule: Signature) -> None:
 def test_state_is_dropped_at_the_end_of_the_input(rule: Signature) -> None:
     run_signature(rule, [write_open("/tmp/left-over")])
     assert not rule.written
+
+
+def test_an_error_in_the_rule_is_raised_from_the_rules_own_line(rule: Signature) -> None:
+    """A rename without its ``new_path``: the rule's own code raises, and the helpers raise that.
+
+    Without ``pytest.raises``, pytest would report the ArgumentError at the rule's
+    ``event.str_arg("new_path")`` line of suspicious_download.py, not inside the helper.
+    """
+    events = [write_open("/tmp/a.part"), make_event("security_inode_rename", {"old_path": "/tmp/a.part"})]
+    with pytest.raises(ArgumentError, match="no argument 'new_path'") as raised:
+        run_signature(rule, events)
+    shown = [(Path(entry.path).name, entry.name) for entry in raised.traceback.filter(raised)]
+    assert shown[1] == ("suspicious_download.py", "on_event")  # right below this test: the helpers are hidden
+    # Or count it, as a replay does: the run goes on and its stats say what happened.
+    run = run_signature(rule, [*events, write_open("/tmp/b"), execute("/tmp/b")], raise_errors=False)
+    assert [f.data["path"] for f in run] == ["/tmp/b"]
+    assert run.stats.events == 4 and run.stats.errors_by_signature == {"LOCAL-1": 1}
+    assert isinstance(run.errors["LOCAL-1"][0], ArgumentError)

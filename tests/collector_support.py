@@ -1,15 +1,18 @@
-"""Helpers and fixtures of the live-collector tests (no tests here).
+"""Helpers of the live-collector tests, imported by them as ``collector_support``.
 
-The BPF object is built with ``make -C bpf`` when it is missing or older than its sources.
-Live tests run only as root with a working bpf(); anywhere else they are skipped with the
-reason. Workloads run in child Python processes that rename themselves (``prctl`` comm) or
+Plain functions and classes only: the ``bpf_object`` fixture built on them is in conftest.py,
+so no test module imports fixtures. The BPF object is built with ``make -C bpf`` when it is
+missing or older than its sources. Live tests run only as root with a working bpf(); anywhere
+else they are skipped with the reason. Workloads run in child Python processes that rename themselves (``prctl`` comm) or
 wait on stdin for the collector to start, so in-kernel filters can select them exactly.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -53,13 +56,6 @@ def require_bpf() -> None:
         pytest.skip("live collector tests need root (bpf(), tracepoints)")
     if not Path("/sys/kernel/btf/vmlinux").exists():
         pytest.skip("live collector tests need kernel BTF (/sys/kernel/btf/vmlinux)")
-
-
-@pytest.fixture(scope="session")
-def bpf_object() -> Path:
-    """The built BPF object (session-wide), on a host where bpf() works."""
-    require_bpf()
-    return build_object()
 
 
 def start_collector(obj: Path, events: Collection[str], **kwargs: Any) -> Any:
@@ -149,8 +145,6 @@ def kernel_dev(st_dev: int) -> int:
 def attached_program_ids() -> set[int]:
     """Ids of every BPF program loaded in the kernel (from bpftool, or /proc fdinfo as fallback)."""
     if shutil.which("bpftool"):
-        import json
-
         out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True, check=True).stdout
         return {p["id"] for p in json.loads(out or "[]")}
     ids = set()
@@ -180,3 +174,45 @@ def event_stream(collector: Any, seconds: float) -> Iterator[Event]:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         yield from collector.poll(50)
+
+
+def programs_held_by(pid: int) -> set[int]:
+    """IDs of the BPF programs a process holds through its file descriptors (program and link fds)."""
+    held = set()
+    for info in Path(f"/proc/{pid}/fdinfo").iterdir():
+        try:
+            text = info.read_text()
+        except OSError:  # the descriptor closed meanwhile
+            continue
+        held.update(int(line.split()[1]) for line in text.splitlines() if line.startswith("prog_id:"))
+    return held
+
+
+class Tracee:
+    """A running ``tracee`` process."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pytracee.collector.cli.tracee", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        assert self.proc.stderr is not None
+        self.log: list[str] = []
+        while True:  # until "tracee: tracing N events ...": the programs are attached
+            line = self.proc.stderr.readline()
+            self.log.append(line)
+            if "tracing" in line:
+                break
+            if not line:
+                raise AssertionError("tracee did not start:\n" + "".join(self.log))
+        self.programs = programs_held_by(self.proc.pid)
+
+    def stop(self, *signals: int) -> tuple[int, list[dict], str]:
+        """Send ``signals`` (default: SIGTERM) 50 ms apart; exit status, events, stderr."""
+        time.sleep(0.5)  # let the last events drain
+        for i, sig in enumerate(signals or (signal.SIGTERM,)):
+            time.sleep(0.05 if i else 0)
+            self.proc.send_signal(sig)
+        out, err = self.proc.communicate(timeout=60)
+        events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+        return self.proc.returncode, events, "".join(self.log) + err
