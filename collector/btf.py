@@ -135,7 +135,7 @@ class Btf:
             yield self.types[type_id]
 
 
-def parse(data: bytes) -> Btf:
+def parse(data: bytes) -> Btf:  # noqa: C901 - one branch per BTF kind, in the order the format lists them
     """Parse a raw BTF blob (``struct btf_header`` first)."""
     if len(data) < 24:
         raise BtfError("too short for a BTF header")

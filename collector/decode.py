@@ -134,10 +134,8 @@ def sockaddr_value(raw: bytes) -> dict[str, str]:
         }
     if family == 1:
         path = raw[2:]
-        if path[:1] == b"\0":  # abstract socket
-            path = b"@" + path[1:].split(b"\0", 1)[0]
-        else:
-            path = path.split(b"\0", 1)[0]
+        # an abstract socket's name starts with a NUL: shown with "@", as ss(8) does
+        path = b"@" + path[1:].split(b"\0", 1)[0] if path[:1] == b"\0" else path.split(b"\0", 1)[0]
         return {"sa_family": name, "sun_path": path.decode(errors="replace")}
     return {"sa_family": name}
 

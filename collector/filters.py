@@ -98,13 +98,9 @@ class Selection:
 
     def accepts(self, raw: Mapping[str, Any]) -> bool:
         """True when the event passes the scope and its own event's filters."""
-        for check in self.scope:
-            if not check(raw):
-                return False
-        for check in self.per_event.get(raw.get("eventName", ""), ()):
-            if not check(raw):
-                return False
-        return True
+        return all(check(raw) for check in self.scope) and all(
+            check(raw) for check in self.per_event.get(raw.get("eventName", ""), ())
+        )
 
 
 def parse_selection(events: Iterable[str] = (), scopes: Iterable[str] = (), traces: Iterable[str] = ()) -> Selection:
@@ -120,7 +116,7 @@ def parse_selection(events: Iterable[str] = (), scopes: Iterable[str] = (), trac
     for item in traces:
         text = item.strip()
         if text.startswith(("event=", "e=", "event!=", "e!=", "set=", "s=")):
-            key, op, value = _split(text)
+            _key, op, value = _split(text)
             names = _expand(value.split(","))
             (selection.events if op == "=" else selection.excluded).update(names)
         elif _is_event_filter(text):
@@ -205,7 +201,7 @@ def _scope_option(selection: Selection, item: str) -> None:
 
 def _scope(selection: Selection, text: str) -> None:
     bare = text.strip()
-    if bare in ("follow",):
+    if bare == "follow":
         selection.follow = True
         return
     if bare in ("container", "c"):

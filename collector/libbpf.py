@@ -357,7 +357,8 @@ class BpfObject:
             ptr = lib.bpf_object__open_file(str(path).encode(), ctypes.byref(opts))
             self._ptr: int | None = _check_ptr(ptr, f"open BPF object {path}")
         else:
-            assert self._data is not None and data is not None
+            if self._data is None or data is None:
+                raise ValueError("a BPF object needs a path or its data")
             ptr = lib.bpf_object__open_mem(self._data, len(data), ctypes.byref(opts))
             self._ptr = _check_ptr(ptr, "open BPF object from memory")
         self.loaded = False

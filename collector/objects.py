@@ -225,9 +225,7 @@ def build_nocore_object(
         shutil.copytree(embedded_dir, sources, ignore=_SOURCE_IGNORE)
         out = Path(scratch) / target.name
         argv = [make, "-C", str(sources), f"OUT={out}", "CORE=0"]
-        for variable in ("VMLINUX_BTF", "KERN_HEADERS"):
-            if child_env.get(variable):
-                argv.append(f"{variable}={child_env[variable]}")
+        argv += [f"{variable}={child_env[variable]}" for variable in ("VMLINUX_BTF", "KERN_HEADERS") if child_env.get(variable)]
         argv, preexec, how = unprivileged_command(argv, path=child_env.get("PATH"))
         log.debug("BPF: building the non-CO-RE object: %s (%s)", shlex.join(argv), how)
         try:
@@ -284,7 +282,7 @@ def _embedded_object(embedded_dir: Path, case: int) -> Path:
 
 def choose_bpf_object(
     *,
-    install_path: Path = Path("/tmp/tracee"),
+    install_path: Path = Path("/tmp/tracee"),  # noqa: S108 - Tracee's default; prepare_install_path checks it
     build_policy: str = "if-needed",
     kernel_btf: Path = Path("/sys/kernel/btf/vmlinux"),
     environ: Mapping[str, str] = os.environ,
@@ -392,7 +390,7 @@ def _decide(
     if found is not None and build_policy != "always":
         return ObjectChoice(found, None, False, 5, f"{no_btf}, no embedded reduced BTF: non-CO-RE object {found}")
     if build_policy == "never":
-        raise _nothing_loadable(tried + ["case 5: not building it: --build-policy never"], install_path, name, no_btf)
+        raise _nothing_loadable([*tried, "case 5: not building it: --build-policy never"], install_path, name, no_btf)
 
     install = prepare_install_path(install_path)
     target = install / name
@@ -400,5 +398,5 @@ def _decide(
     try:
         built = build_nocore_object(target, embedded_dir=embedded, environ=environ, kernel_btf=kernel_btf)
     except BpfObjectError as exc:
-        raise _nothing_loadable(tried + [f"case 5: build ({why}): {exc}"], install_path, name, "the build failed") from exc
+        raise _nothing_loadable([*tried, f"case 5: build ({why}): {exc}"], install_path, name, "the build failed") from exc
     return ObjectChoice(built, None, False, 5, f"{no_btf}, no embedded reduced BTF: built the non-CO-RE object {built} ({why})")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import codecs
 import datetime as _dt
+import logging
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -26,15 +27,16 @@ from typing import IO, Any, Final
 import jinja2
 from pytracee.engine.errors import StopRun
 from pytracee.engine.output.plugin import silence_closed_output
+from pytracee.engine.output.sandbox import bounded_environment, render_budget
+from pytracee.engine.output.sink import Throttle
 from pytracee.engine.output.templates import GoView, go_format
 from pytracee.engine.parsers import (
     format_mem_prot_alert,
     format_open_flags,
     format_ptrace_request,
 )
-from pytracee.engine.schema import GO_FIELD_NAMES, full_event
-
 from pytracee.engine.safetext import escape_text, json_line
+from pytracee.engine.schema import GO_FIELD_NAMES, full_event
 
 __all__ = ["EventPrinter", "OutputSpec", "parse_output_options"]
 
@@ -100,15 +102,21 @@ class EventPrinter:
 
     def __init__(self, spec: OutputSpec, stream: IO[str] | None = None) -> None:
         self.spec = spec
-        self.stream = stream if stream is not None else (open(spec.file, "w", encoding="utf-8") if spec.file else sys.stdout)
+        self.stream = stream if stream is not None else (
+            open(spec.file, "w", encoding="utf-8") if spec.file else sys.stdout  # noqa: SIM115 - closed by close()
+        )
         self._header_done = False
         encoding = getattr(self.stream, "encoding", None) or "utf-8"
         #: JSON for a stream that cannot take every character (LANG=...ISO-8859-1): ASCII only
         self._json_ascii = codecs.lookup(encoding).name != "utf-8"
         self._template: jinja2.Template | None = None
+        #: Events the gotemplate could not render (logged, throttled).
+        self.template_errors = 0
+        self._errors = Throttle(logging.ERROR)
         if spec.format == "gotemplate" and spec.template is not None:
-            environment = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                                             finalize=_finalize)
+            # sandboxed and bounded as finding templates are: template files get shared like rules
+            environment = bounded_environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                                              finalize=_finalize)
             try:
                 self._template = environment.from_string(spec.template.read_text("utf-8"))
             except (OSError, jinja2.TemplateSyntaxError) as exc:
@@ -132,12 +140,20 @@ class EventPrinter:
         if self.spec.format == "json":
             self.stream.write(json_line(event, self._json_ascii) + "\n")
         elif self.spec.format == "gotemplate" and self._template is not None:
-            text = self._template.render(_template_context(event))
+            try:
+                with render_budget():
+                    text = self._template.render(_template_context(event))
+            except Exception as exc:  # noqa: BLE001 - the template's failure loses this event's line, not the run
+                self.template_errors += 1
+                self._errors(f"event {event.get('eventName', '?')} not printed: --output gotemplate={self.spec.template}: "
+                             f"{type(exc).__name__}: {exc}")
+                return
             self.stream.write(text if text.endswith("\n") else text + "\n")
         else:
             self._table(event)
 
     def close(self) -> None:
+        self._errors.flush()
         if self.stream not in (sys.stdout, sys.stderr):
             self.stream.close()
 

@@ -23,7 +23,7 @@ from .errors import ArgumentError, MalformedEventError
 from .parsers import ArgumentValueError, SockAddr
 from .schema import full_event
 
-__all__ = ["Event", "container_id_of", "origin_of", "ORIGIN_CONTAINER", "ORIGIN_CONTAINER_INIT", "ORIGIN_HOST"]
+__all__ = ["ORIGIN_CONTAINER", "ORIGIN_CONTAINER_INIT", "ORIGIN_HOST", "Event", "container_id_of", "origin_of"]
 
 ORIGIN_HOST: Final = "host"
 ORIGIN_CONTAINER: Final = "container"
@@ -60,7 +60,7 @@ class Event:
         rule engines that parse JSON themselves take it instead of ``raw``.
     """
 
-    __slots__ = ("raw", "source", "text", "_args", "_where", "_line")
+    __slots__ = ("_args", "_line", "_where", "raw", "source", "text")
 
     def __init__(
         self, raw: dict[str, Any], source: str = "tracee", where: str = "", line: int = 0, text: bytes | None = None
@@ -77,7 +77,8 @@ class Event:
     @property
     def name(self) -> str:
         """``eventName``, e.g. ``"security_file_open"``."""
-        return self.raw["eventName"]
+        value: str = self.raw["eventName"]
+        return value
 
     @property
     def event_id(self) -> int:
@@ -87,52 +88,62 @@ class Event:
     @property
     def timestamp(self) -> int:
         """``timestamp`` in nanoseconds."""
-        return self.raw.get("timestamp", 0)
+        value: int = self.raw.get("timestamp", 0)
+        return value
 
     @property
     def process_name(self) -> str:
         """``processName`` (the task's comm, at most 15 characters)."""
-        return self.raw.get("processName", "")
+        value: str = self.raw.get("processName", "")
+        return value
 
     @property
     def process_id(self) -> int:
         """``processId``: the pid inside the task's pid namespace."""
-        return self.raw.get("processId", 0)
+        value: int = self.raw.get("processId", 0)
+        return value
 
     @property
     def thread_id(self) -> int:
         """``threadId`` inside the task's pid namespace."""
-        return self.raw.get("threadId", 0)
+        value: int = self.raw.get("threadId", 0)
+        return value
 
     @property
     def parent_process_id(self) -> int:
         """``parentProcessId`` inside the task's pid namespace."""
-        return self.raw.get("parentProcessId", 0)
+        value: int = self.raw.get("parentProcessId", 0)
+        return value
 
     @property
     def host_process_id(self) -> int:
         """``hostProcessId``: the pid as the host sees it."""
-        return self.raw.get("hostProcessId", 0)
+        value: int = self.raw.get("hostProcessId", 0)
+        return value
 
     @property
     def user_id(self) -> int:
         """``userId``."""
-        return self.raw.get("userId", 0)
+        value: int = self.raw.get("userId", 0)
+        return value
 
     @property
     def host_name(self) -> str:
         """``hostName`` (UTS name)."""
-        return self.raw.get("hostName", "")
+        value: str = self.raw.get("hostName", "")
+        return value
 
     @property
     def return_value(self) -> int:
         """``returnValue``."""
-        return self.raw.get("returnValue", 0)
+        value: int = self.raw.get("returnValue", 0)
+        return value
 
     @property
     def syscall(self) -> str:
         """``syscall``: the syscall that led to this event (v0.11+; empty before)."""
-        return self.raw.get("syscall", "")
+        value: str = self.raw.get("syscall", "")
+        return value
 
     @property
     def executable_path(self) -> str:

@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from .events import Event
 
-__all__ = ["Finding", "SignatureMetadata", "SIGNATURE_EVENT_ID_BASE", "finding_to_event"]
+__all__ = ["SIGNATURE_EVENT_ID_BASE", "Finding", "SignatureMetadata", "finding_to_event"]
 
 #: Tracee numbers signature events from 6000 in load order.
 SIGNATURE_EVENT_ID_BASE: Final = 6000

@@ -226,7 +226,7 @@ def _integer(text: str) -> int | None:
 # --- paths and contents ---------------------------------------------------------------
 
 #: Prefixes of in-memory file paths (memfd_create files and shared memory).
-MEMORY_PATH_PREFIXES: Final = ("memfd:", "/run/shm/", "/dev/shm/")
+MEMORY_PATH_PREFIXES: Final = ("memfd:", "/run/shm/", "/dev/shm/")  # noqa: S108 - paths to recognise, not to use
 
 
 def is_memory_path(path: str) -> bool:

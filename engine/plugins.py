@@ -187,7 +187,7 @@ class PluginManager(pluggy.PluginManager):
             return
         module_name = f"pytracee_rules.{name}"
         spec = importlib.util.spec_from_file_location(module_name, path)
-        assert spec is not None and spec.loader is not None
+        assert spec is not None and spec.loader is not None  # noqa: S101 - a .py path always has a loader
         module = importlib.util.module_from_spec(spec)
         sys.modules[module_name] = module
         try:
@@ -240,7 +240,7 @@ class PluginManager(pluggy.PluginManager):
             found: dict[Any, None] = {}  # ordered set: a signature registered twice loads once
 
             def register(obj: Any) -> None:
-                found[obj] = None
+                found[obj] = None  # noqa: B023 - called for this plugin only, in this iteration
 
             if isinstance(plugin, ModuleType):
                 for obj in _module_signatures(plugin):

@@ -137,7 +137,7 @@ class EventReader:
         if source == STDIN:
             raw: IO[bytes] = self._stdin if self._stdin is not None else sys.stdin.buffer
             # sys.stdin.buffer can peek and hands out lines as they arrive; wrap anything else
-            stream = raw if hasattr(raw, "peek") else io.BufferedReader(raw)  # type: ignore[arg-type]
+            stream = raw if hasattr(raw, "peek") else io.BufferedReader(raw)  # type: ignore[type-var]
         else:
             try:
                 stream = open(source, "rb")  # noqa: SIM115 - closed by the caller's with
@@ -181,7 +181,7 @@ class EventReader:
         """
         if type(raw) is dict:
             get = raw.get
-            name = get("eventName")
+            name: Any = get("eventName")
             if (
                 type(name) is str
                 and name
@@ -299,7 +299,7 @@ class _GzipSource(io.RawIOBase):
         self._reader = gzip.GzipFile(fileobj=stream, mode="rb")
         self._name = name
 
-    def __iter__(self) -> Iterator[bytes]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[bytes]:
         with _gzip_errors():
             yield from self._reader
 

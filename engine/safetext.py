@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 import orjson
+
 from .events import Event
 from .findings import Finding
 

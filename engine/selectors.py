@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-__all__ = ["ANY", "ArgPattern", "EventSelector", "ORIGINS", "SelectorError", "select"]
+__all__ = ["ANY", "ORIGINS", "ArgPattern", "EventSelector", "SelectorError", "select"]
 
 ANY: Final = "*"
 #: Origins an event can have (see :attr:`pytracee.engine.events.Event.origin`).
@@ -57,7 +57,7 @@ class ArgPattern:
             if not isinstance(pattern, str):
                 raise SelectorError(f"filter pattern must be a string, not {pattern!r}")
             stars = pattern.count("*")
-            if pattern == "*" or pattern == "**":
+            if pattern in ("*", "**"):
                 anything = True
             elif stars == 0:
                 exact.add(pattern)

@@ -253,7 +253,7 @@ class Session:
                 return
             hook.tracee_finding_enrich(finding=finding)
             hook.tracee_finding_output(finding=finding)
-        except Exception as exc:  # a broken plugin loses this finding, but it is counted, not blamed on the signature
+        except Exception as exc:  # noqa: BLE001 - a broken plugin loses this finding, but it is counted, not blamed on the signature
             self.output_failed(
                 f"a finding of {finding.sig_metadata.id} was lost in a plugin: {type(exc).__name__}: {exc}"
             )

@@ -74,17 +74,21 @@ class SignatureContext:
 class Signature:
     """Base class of class-form signatures (Tracee's ``detect.Signature``).
 
-    Class attributes:
+    Attributes, set on the class (Python signatures) or per instance in
+    ``__init__`` (signatures built from rule files, such as Rego and CEL):
 
     * ``metadata``: the :class:`SignatureMetadata` (id, name, version, ...).
     * ``selected_events``: the :class:`EventSelector` list, built with :func:`select`.
+
+    Class attributes:
+
     * ``enabled_by_default``: ``False`` keeps the signature out of a run unless
       it is asked for by ID (``tracee-rules --rules ID``).
     * ``language``: shown by ``tracee-rules --list``.
     """
 
-    metadata: ClassVar[SignatureMetadata]
-    selected_events: ClassVar[Sequence[EventSelector]] = ()
+    metadata: SignatureMetadata
+    selected_events: Sequence[EventSelector] = ()
     enabled_by_default: ClassVar[bool] = True
     language: ClassVar[str] = "python"
 

@@ -26,7 +26,7 @@ __all__ = ["K8sCertificateTheft", "K8sServiceAccountToken", "ProcMemAccess"]
 
 # Tracee v0.24.1's `secrets/kubernetes.io/serviceaccount.+token$`, verbatim: the
 # unescaped "." matches any character (the HEAD detector later escaped it).
-_TOKEN_SUFFIX: Final = "token"
+_TOKEN_SUFFIX: Final = "token"  # noqa: S105 - a file name, not a password
 _TOKEN_PATH_RE: Final = re.compile(r"secrets/kubernetes.io/serviceaccount.+" + _TOKEN_SUFFIX + r"\Z")
 #: Processes allowed to read service account tokens (TRC-108).
 TOKEN_READERS: Final = frozenset(

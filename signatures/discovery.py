@@ -71,7 +71,7 @@ class K8sApiConnection(Signature):
             env = event.arg("env", None)
             if not isinstance(env, list):
                 return  # Tracee ignores a missing or unreadable env
-            address = _api_server_address(env)
+            address: str | None = _api_server_address(env)
             if address:
                 self.api_server_by_container[container_id] = address
         elif event.name == "security_socket_connect":

@@ -21,8 +21,7 @@ import logging
 from typing import Final
 
 import orjson
-
-from pytracee.engine import Event, Signature, SignatureMetadata, SourceComplete, select
+from pytracee.engine import Event, Signature, SignatureContext, SignatureMetadata, SourceComplete, select
 
 __all__ = ["ExecArgumentTampering"]
 
@@ -59,7 +58,7 @@ class ExecArgumentTampering(Signature):
     )
     selected_events = [select("sched_process_exec"), select("execve"), select("execveat")]
 
-    def init(self, ctx) -> None:  # type: ignore[no-untyped-def]
+    def init(self, ctx: SignatureContext) -> None:
         super().init(ctx)
         self._kernel_view = _Pending()
         self._syscall_view = _Pending()

@@ -174,7 +174,7 @@ def test_go_parity(case: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=_case_id)
 def test_parse_arguments_values(case: dict[str, Any]) -> None:
-    parsed_events, changes = zip(*(_parse_arguments(event) for event in case["events"]))
+    parsed_events, changes = zip(*(_parse_arguments(event) for event in case["events"]), strict=True)
     if _has_parsed_args(case):
         assert sum(changes) > 0, "the case has flags/request/alert arguments but none was rewritten"
     findings, wrapped = _run_direct(_signature_for(case), list(parsed_events))

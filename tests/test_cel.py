@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FIXTURES, tracee_rules
+from conftest import tracee_rules
 from pytracee.engine.cel.backends import CelEvalError, create_backend
 from pytracee.engine.cel.limits import (
     MAX_COMPREHENSION_NESTING,
@@ -92,7 +92,7 @@ def collect(path: Path, **options: Any) -> tuple[list[CelSignature], list[str]]:
     pm.hook.tracee_configure.call_historic(kwargs={"config": config})
     pm.load_path(path, config)
     signatures = [s.signature for s in pm.collect_signatures() if s.signature.language == "cel"]
-    return signatures, [str(error) for error in pm.load_errors]  # type: ignore[misc]
+    return signatures, [str(error) for error in pm.load_errors]  # type: ignore[return-value]
 
 
 @pytest.fixture(params=BACKENDS)

@@ -112,7 +112,7 @@ def _cases() -> list[Any]:
         trc = SIGNATURE_BY_TEST_FILE.get(case["test_file"])
         if trc and trc.replace("TRC-", "CEL-") in CEL_IDS:
             for form in ("raw", "parsed"):
-                params.append(pytest.param(case, form, id=f"{trc}: {case['case_name']} [{form}]"))
+                params.append(pytest.param(case, form, id=f"{trc}: {case['case_name']} [{form}]"))  # noqa: PERF401
     return params
 
 

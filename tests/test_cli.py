@@ -124,7 +124,7 @@ class _Collector(BaseHTTPRequestHandler):
     received: list[tuple[str, str, bytes]] = []
     status = 200
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         type(self).received.append((self.path, self.headers["Content-Type"], body))
         self.send_response(type(self).status)
@@ -200,7 +200,7 @@ def test_sigterm_finishes_the_run_cleanly(attack: Path) -> None:
 
 def test_a_closed_stdout_stops_the_run(tmp_path: Path) -> None:
     many = events_file(tmp_path, *[make_event("ptrace", {"request": 0}) for _ in range(3000)], name="many.jsonl")
-    pipeline = subprocess.run(
+    pipeline = subprocess.run(  # noqa: S602 - the pipe into head is the test
         f"{sys.executable} -m pytracee.engine.cli.tracee_rules --input {many} | head -n 3",
         shell=True, capture_output=True, text=True, timeout=60,
     )

@@ -305,7 +305,7 @@ def test_event_definitions() -> None:
     order = [a.name for a in wire.EVENTS["security_file_open"].wire_order]
     assert order == ["flags", "dev", "inode", "ctime", "pathname", "syscall_pathname"]
     assert [a.name for a in wire.EVENTS["security_inode_rename"].visible] == ["old_path", "new_path"]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="is not a syscall event"):
         wire.sys_kinds(wire.EVENTS["magic_write"])
 
 

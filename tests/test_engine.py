@@ -23,8 +23,8 @@ class Recorder(Signature):
     """Records every event it receives; selectors given per instance."""
 
     def __init__(self, sig_id: str, *selectors: Any) -> None:
-        self.metadata = SignatureMetadata(id=sig_id, name=sig_id, event_name=sig_id.lower())  # type: ignore[misc]
-        self.selected_events = selectors  # type: ignore[misc]
+        self.metadata = SignatureMetadata(id=sig_id, name=sig_id, event_name=sig_id.lower())
+        self.selected_events = selectors
         self.seen: list[str] = []
         self.signals: list[Any] = []
         self.closed = False

@@ -69,7 +69,7 @@ def hostile_event_texts(draw: Any, names: list[str]) -> str:
 @given(data=st.data())
 @FIXTURE_SETTINGS
 def test_bundled_rules_survive_hostile_events(bundled_rules: tuple[str, list[Signature]], data: st.DataObject) -> None:
-    language, signatures = bundled_rules
+    _language, signatures = bundled_rules
     texts = data.draw(st.lists(hostile_event_texts(_selected_names(signatures)), min_size=1, max_size=6))
     stream = ("\n".join(texts) + "\n").encode("utf-8", "surrogatepass")
     reader = EventReader(["-"], stdin=io.BytesIO(stream), is_known_event=is_known_event)
@@ -86,8 +86,8 @@ def test_bundled_rules_survive_hostile_events(bundled_rules: tuple[str, list[Sig
 
 # --- loaders ----------------------------------------------------------------------------------------
 
-REGO_HEADER = 'package tracee.FUZZ_{n}\n\nimport rego.v1\n\n__rego_metadoc__ := {{"id": "FUZZ-{n}", "name": "fuzz"}}\n\n' \
-    'tracee_selected_events contains s if {{ some s in [{{"source": "tracee", "name": "ptrace"}}] }}\n\n'
+REGO_HEADER = ('package tracee.FUZZ_{n}\n\nimport rego.v1\n\n__rego_metadoc__ := {{"id": "FUZZ-{n}", "name": "fuzz"}}\n\n'
+    'tracee_selected_events contains s if {{ some s in [{{"source": "tracee", "name": "ptrace"}}] }}\n\n')
 REGO_BODIES = st.sampled_from(
     [
         "tracee_match if { input.eventName == \"ptrace\" }\n",

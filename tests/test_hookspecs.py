@@ -123,7 +123,7 @@ def test_every_hookspec_documents_its_parameters_return_and_phase(name: str) -> 
 def test_the_module_docstring_lists_the_phases_in_order() -> None:
     doc = hookspecs.__doc__ or ""
     steps = re.findall(r"^\d\. \*\*(.+?)\*\*", doc, re.MULTILINE)
-    assert steps + ["errors"] == phase_order()
+    assert [*steps, "errors"] == phase_order()
     positions = [doc.index(f":func:`{name}`") for name in hookspec_functions()]
     assert positions == sorted(positions), "the module docstring names the hooks in the order of the module"
 

@@ -3,7 +3,6 @@ bounded, the process never dies and always says what happened (issue 8)."""
 
 from __future__ import annotations
 
-import gzip
 import io
 import json
 import os
@@ -21,7 +20,7 @@ import psutil
 import pytest
 from conftest import tracee_rules
 from pytracee.engine.catalogue import is_known_event
-from pytracee.engine.reader import MAX_NESTING, EventReader
+from pytracee.engine.reader import EventReader
 
 OPENAT = {"eventName": "openat", "processId": 7, "args": [{"name": "pathname", "value": "/etc/passwd"}]}
 OPENAT_LINE = json.dumps(OPENAT)

@@ -284,6 +284,28 @@ def test_gotemplate_output_escapes_values_and_keeps_tojson_strict(tmp_path: Path
     assert orjson.loads(args) == [{"name": "p", "value": "\x9b\u2028\\"}]
 
 
+@pytest.mark.parametrize(
+    ("source", "problem"),
+    [
+        ("{{ ''.__class__.__mro__ }}", "SecurityError"),
+        ("{% for i in range(10**9) %}x{% endfor %}", "range of 1000000000 items"),
+        ("{{ NoSuchField }}", "UndefinedError"),
+    ],
+)
+def test_gotemplate_event_output_is_sandboxed_and_bounded(tmp_path: Path, source: str, problem: str, caplog: pytest.LogCaptureFixture) -> None:
+    """An event template that escapes, loops or fails loses its events' lines, not the trace."""
+    template = tmp_path / "t.j2"
+    template.write_text(source)
+    stream = _Buffer()
+    printer = EventPrinter(parse_output_options([f"gotemplate={template}"]), stream)
+    start = time.monotonic()
+    for _ in range(3):
+        printer.print({"eventName": "openat", "processName": "x", "args": []})
+    assert time.monotonic() - start < 3
+    assert stream.getvalue() == "" and printer.template_errors == 3
+    assert any(problem in record.getMessage() and "event openat not printed" in record.getMessage() for record in caplog.records)
+
+
 def test_the_decoder_turns_invalid_utf8_into_replacement_characters() -> None:
     """Strings from the kernel never carry surrogates: what the JSON printer gets is valid."""
     spec = EVENTS["openat"]

@@ -140,7 +140,7 @@ def test_case3_embedded_object_with_env_btf(embedded: Path, install: Path, no_bt
 
 def test_case3_missing_embedded_object_is_an_error(embedded: Path, install: Path, kernel_btf: Path) -> None:
     (embedded / "tracee.bpf.o").unlink()
-    with pytest.raises(BpfObjectError, match="embedded CO-RE eBPF object: .* is missing") as info:
+    with pytest.raises(BpfObjectError, match=r"embedded CO-RE eBPF object: .* is missing") as info:
         choose(embedded, install, kernel_btf)
     assert info.value.exit_code == 2
 
@@ -320,7 +320,7 @@ def test_install_path_symlinked_elsewhere_refused(embedded: Path, install: Path,
     elsewhere.mkdir(mode=0o700)
     make_file(elsewhere / NAME)
     install.symlink_to(elsewhere)
-    with pytest.raises(UnsafePathError, match="it is a symbolic link .*attacker"):
+    with pytest.raises(UnsafePathError, match=r"it is a symbolic link .*attacker"):
         choose(embedded, install, no_btf, build_policy="never")
     make_file(embedded / "tracee.min.btf")  # case 4 writes into the install path: refused too
     with pytest.raises(UnsafePathError, match="it is a symbolic link"):
@@ -353,10 +353,10 @@ def test_symlinked_object_refused(embedded: Path, install: Path, no_btf: Path, t
 def test_env_files_are_checked_too(embedded: Path, install: Path, kernel_btf: Path, tmp_path: Path) -> None:
     real = make_file(tmp_path / "env" / "real.o")
     (tmp_path / "env" / "link.o").symlink_to(real)
-    with pytest.raises(UnsafePathError, match="refusing TRACEE_BPF_FILE .*link.o: it is a symbolic link"):
+    with pytest.raises(UnsafePathError, match=r"refusing TRACEE_BPF_FILE .*link.o: it is a symbolic link"):
         choose(embedded, install, kernel_btf, environ={"TRACEE_BPF_FILE": str(tmp_path / "env" / "link.o")})
     btf = make_file(tmp_path / "env" / "vmlinux.btf", mode=0o646)
-    with pytest.raises(UnsafePathError, match="refusing TRACEE_BTF_FILE .*writable by group or others"):
+    with pytest.raises(UnsafePathError, match=r"refusing TRACEE_BTF_FILE .*writable by group or others"):
         choose(embedded, install, kernel_btf, environ={"TRACEE_BTF_FILE": str(btf)})
 
 

@@ -120,7 +120,7 @@ def test_array_with_a_syntax_error_reports_where_and_stops(tmp_path: Path, caplo
 
 
 def test_unopenable_input_is_an_input_error(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="cannot open input .*nope.json"):
+    with pytest.raises(InputError, match=r"cannot open input .*nope.json"):
         read(tmp_path / "nope.json")
 
 

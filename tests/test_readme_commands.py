@@ -154,7 +154,7 @@ def run_line(command: str, tmp: Path, hook_url: str) -> Outcome:
             previous.stdout.close()  # the next stage holds it now
         previous = procs[-1]
     try:
-        for i, (argv, proc) in enumerate(zip(stages, procs)):
+        for i, (argv, proc) in enumerate(zip(stages, procs, strict=True)):
             if argv[: len(PROGRAMS["tracee"])] != PROGRAMS["tracee"]:
                 continue
             deadline = time.monotonic() + 90
@@ -203,7 +203,7 @@ def test_the_readme_shows_both_commands_with_their_main_options() -> None:
 @pytest.mark.parametrize("command", COMMANDS)
 def test_readme_command_runs_as_written(command: str, outcomes: dict[str, Outcome]) -> None:
     outcome = outcomes[command]
-    for status, errors in zip(outcome.statuses, outcome.errors):
+    for status, errors in zip(outcome.statuses, outcome.errors, strict=True):
         assert status == 0, f"{command}: exit status {status}\n{errors}"
         problem = PROBLEMS.search(errors)
         assert problem is None, f"{command}: {problem.group()!r} on stderr\n{errors}"

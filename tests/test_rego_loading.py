@@ -240,7 +240,7 @@ FORBIDDEN = {
 def test_builtins_reaching_out_are_refused_at_load(tmp_path: Path, case: str, backend: str) -> None:
     source = HEADER.format(pkg="NET", id="NET-1") + SELECT_PTRACE + FORBIDDEN[case]
     error = collect_error(write(tmp_path, "net.rego", source), backend)
-    builtin = case.split()[0]
+    builtin = case.split(maxsplit=1)[0]
     assert error.message.startswith(f"{builtin} is not allowed: signatures may not reach")
     expected_line = next(i for i, text in enumerate(source.splitlines(), 1) if builtin in text)
     assert error.line == expected_line

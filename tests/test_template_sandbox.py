@@ -181,7 +181,7 @@ def test_a_template_that_keeps_timing_out_is_disabled(tmp_path: Path) -> None:
 
 def unsandboxed(name: str, f: Finding) -> str:
     """A built-in template rendered as before the sandbox: plain Jinja2, same names and helpers."""
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)  # noqa: S701 - text output
     env.globals.update(now=templates._now, dateInZone=templates._date_in_zone, date=templates._date,
                        toJson=templates.to_json, toPrettyJson=templates.to_pretty_json)
     source = (Path(templates.__file__).parent / "templates" / f"{name}.j2").read_text()

@@ -59,7 +59,7 @@ def test_load_signatures_from_a_file(tmp_path) -> None:
     (sig,) = load_signatures(rules)
     assert_fires(sig, [make_event("ptrace", {"request": 0})])
     (tmp_path / "broken.py").write_text("def (\n")
-    with pytest.raises(AssertionError, match="broken.py:1: SyntaxError"):
+    with pytest.raises(AssertionError, match=r"broken.py:1: SyntaxError"):
         load_signatures(tmp_path)
 
 

@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -51,11 +50,11 @@ def still_loaded(programs: set[int], seconds: float = 5.0) -> set[int]:
 
 
 @pytest.fixture
-def tool(tmp_path: Path) -> Iterator[Path]:
+def tool(tmp_path: Path) -> Path:
     """A copy of /bin/cat under a command name no other process uses."""
     path = tmp_path / "pytracee-probe"
     shutil.copy2("/bin/cat", path)
-    yield path
+    return path
 
 
 def args_of(event: dict) -> dict:
@@ -82,7 +81,7 @@ def test_exec_and_open_events_carry_tracee_fields(tool: Path, kernel_buffer: str
     opened = args_of(opens[0])
     assert opened["inode"] == os.stat("/etc/hostname").st_ino and opened["flags"] & 3 == os.O_RDONLY
     assert opens[0]["syscall"] == "openat" and opens[0]["hostProcessId"] == exec_event["hostProcessId"]
-    openat = [e for e in by_name["openat"] if args_of(e)["pathname"] == "/etc/hostname"][0]
+    openat = next(e for e in by_name["openat"] if args_of(e)["pathname"] == "/etc/hostname")
     assert openat["returnValue"] >= 3 and openat["eventId"] == "257"
     assert child.stdout == Path("/etc/hostname").read_bytes()
     assert "0 lost" in err
@@ -101,8 +100,8 @@ def test_signatures_fire_on_live_attacks(tmp_path: Path) -> None:
     # fileless execution: run a copy of /bin/true from a memfd
     memfd = subprocess.run(
         [sys.executable, "-c",
-         "import os; fd = os.memfd_create('pytracee-fileless'); os.write(fd, open('/bin/true','rb').read());"
-         "os.execve(fd, ['true'], {})"],
+         ("import os; fd = os.memfd_create('pytracee-fileless'); os.write(fd, open('/bin/true','rb').read());"
+          "os.execve(fd, ['true'], {})")],
         check=False,
     )
     assert memfd.returncode == 0
@@ -124,7 +123,7 @@ def test_signatures_fire_on_live_attacks(tmp_path: Path) -> None:
 def test_tracee_json_feeds_tracee_rules(tool: Path, tmp_path: Path) -> None:
     tracee = Tracee("-e", "security_file_open", "-s", f"comm={tool.name}", "-o", "json")
     subprocess.run([str(tool), "/etc/hostname"], capture_output=True, check=True)
-    status, events, _ = tracee.stop()
+    _status, events, _ = tracee.stop()
     recorded = tmp_path / "live.jsonl"
     recorded.write_text("".join(json.dumps(e) + "\n" for e in events))
     replay = subprocess.run(
@@ -162,7 +161,7 @@ def test_secure_tracing_catches_a_real_execve_race(tmp_path: Path) -> None:
 
 
 def test_a_closed_event_output_stops_tracing(tool: Path) -> None:
-    pipeline = subprocess.Popen(
+    pipeline = subprocess.Popen(  # noqa: S602 - the pipe into head is the test
         f"{sys.executable} -m pytracee.collector.cli.tracee -e sched_process_exec -s comm={tool.name} -o json | head -n 1",
         shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )

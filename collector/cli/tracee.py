@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="leave out a plugin or signature (repeatable)")
     sigs.add_argument("--no-signatures", action="store_true", help="trace and print only; run no signature")
     bpf = parser.add_argument_group("BPF object")
-    bpf.add_argument("--install-path", type=Path, default=Path("/tmp/tracee"),
+    bpf.add_argument("--install-path", type=Path, default=Path("/tmp/tracee"),  # noqa: S108 - Tracee's install path; checked by privileges.py
                      help="where a non-CO-RE object or an unpacked BTF file lives (default: %(default)s)")
     bpf.add_argument("--build-policy", choices=("never", "if-needed", "always"), default="if-needed",
                      help="build a non-CO-RE object from the packaged sources when needed (default: %(default)s)")
@@ -135,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return status
 
 
-def _load_session(args: argparse.Namespace, selection: Selection, pm: PluginManager) -> Session | None | int:
+def _load_session(args: argparse.Namespace, selection: Selection, pm: PluginManager) -> Session | int | None:
     detection = not args.no_signatures and (bool(args.rules) or not selection.events)
     if not detection:
         return None

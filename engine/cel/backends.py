@@ -161,7 +161,7 @@ class CelExprPythonBackend:
     def compile_condition(self, text: str) -> Condition:
         expression = self._compile(text)
         result_type = expression.return_type()
-        if not (result_type == self._cel.Type.BOOL or result_type == self._cel.Type.DYN):
+        if result_type not in (self._cel.Type.BOOL, self._cel.Type.DYN):
             raise CelCompileError(f"a condition must be a bool, but this expression is a {result_type.name().lower()}")
         evaluate = expression.eval
         describe = self._describe
@@ -426,7 +426,7 @@ def _bounded_runner(celpy: Any, slot: EventSlot) -> type:
 
         return counted
 
-    class BoundedEvaluator(Evaluator):  # type: ignore[misc]
+    class BoundedEvaluator(Evaluator):
         meter: Meter
 
         def sub_evaluator(self, ast: Any) -> BoundedEvaluator:
@@ -479,9 +479,9 @@ def _kind(value: Any) -> str:
 def _accepts(params: tuple[str, ...], values: list[Any]) -> bool:
     if len(params) != len(values):
         return False
-    for param, value in zip(params, values):
+    for param, value in zip(params, values, strict=True):
         kind = _kind(value)
-        if param == "dyn" or param == kind or (param == "uint" and kind == "int" and value >= 0):
+        if param in ("dyn", kind) or (param == "uint" and kind == "int" and value >= 0):
             continue
         return False
     return True

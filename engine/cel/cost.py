@@ -133,7 +133,7 @@ def _convert(value: Value) -> float:
     return CONVERT_BYTE * value.size + CONVERT_VALUE * value.count
 
 
-def _sum_each(samples: list[tuple[float, Cost]], n: float, combine: Callable[[float, float, float], float]) -> Cost:
+def _sum_each(samples: list[tuple[float, Cost]], n: float, combine: Callable[[float, float, float, float], float]) -> Cost:
     """Componentwise :func:`_amortized` of sampled costs."""
     names = {name for _, cost in samples for name in cost.args}
     units = combine(n, *_line([(t, c.units) for t, c in samples]))
@@ -337,7 +337,7 @@ class _Estimator:
 def _fractions(whole: Value) -> list[float]:
     """1, 1/2, 1/4 ... down to an element of one character and one value."""
     largest = max(whole.size, whole.count, 1.0)
-    steps = min(int(math.ceil(math.log2(largest))), 62)
+    steps = min(math.ceil(math.log2(largest)), 62)
     return [2.0**-k for k in range(steps + 1)]
 
 

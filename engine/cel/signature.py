@@ -133,7 +133,7 @@ class CelSignature(Signature):
         data: dict[str, Any] | None = None
         index = 0
         try:
-            for index, condition in enumerate(self._conditions):
+            for index, condition in enumerate(self._conditions):  # noqa: B007 - read after the loop: which one failed
                 if not condition(raw):
                     break
             else:
@@ -141,8 +141,8 @@ class CelSignature(Signature):
                     data = self._output(raw, event)
                 index = -1
         except CelEvalError as exc:
-            condition = self.spec.conditions[index]
-            self._failed(event, condition.where, condition.line, exc)
+            failed = self.spec.conditions[index]
+            self._failed(event, failed.where, failed.line, exc)
         elapsed = time.perf_counter() - start
         if index == -1:
             self.emit(event, data)
@@ -151,7 +151,7 @@ class CelSignature(Signature):
 
     def _output(self, raw: dict[str, Any], event: Event) -> dict[str, Any]:
         data: dict[str, Any] = {}
-        for (name, expression), output in zip(self._fields, self.spec.output):
+        for (name, expression), output in zip(self._fields, self.spec.output, strict=False):
             try:
                 data[name] = expression(raw)
             except CelEvalError as exc:

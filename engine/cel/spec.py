@@ -318,7 +318,7 @@ class _Parser:
 
     def _threat(self, node: yaml.Node | None) -> dict[str, Any]:
         """Name, description and properties (Severity, Category, Technique, external_id) from ``threat``."""
-        if self.is_null(node):
+        if node is None or self.is_null(node):
             return {"properties": {}}
         threat = self.mapping(node, "threat", _THREAT_KEYS)
         result: dict[str, Any] = {}
@@ -372,12 +372,12 @@ class _Parser:
 
     def _properties(self, from_threat: dict[str, Any], node: yaml.Node | None) -> dict[str, Any]:
         merged = dict(from_threat)
-        if not self.is_null(node):
+        if node is not None and not self.is_null(node):
             extra = self.value(node)
             if not isinstance(extra, dict) or not all(isinstance(k, str) for k in extra):
                 raise self.error(node, "properties must be a mapping with string keys")
             merged.update(extra)
-        ordered = {key: merged.pop(key) for key in _PROPERTY_ORDER if key in merged}
+        ordered: dict[str, Any] = {key: merged.pop(key) for key in _PROPERTY_ORDER if key in merged}
         ordered.update(merged)
         return ordered
 
@@ -465,7 +465,7 @@ class _Parser:
         return Expression(text.strip(), where, line)
 
     def _conditions(self, node: yaml.Node | None) -> tuple[Expression, ...]:
-        if self.is_null(node):
+        if node is None or self.is_null(node):
             return ()
         if isinstance(node, yaml.ScalarNode) and self.value(node) is not None:
             return (self._expression(node, "conditions[0]"),)
@@ -475,7 +475,7 @@ class _Parser:
         return tuple(self._expression(item, f"conditions[{i}]") for i, item in enumerate(items))
 
     def _output(self, node: yaml.Node | None) -> tuple[OutputField, ...]:
-        if self.is_null(node):
+        if node is None or self.is_null(node):
             return ()
         output = self.mapping(node, "output", _OUTPUT_KEYS)
         items = self.sequence(output.get("fields", _EMPTY), "output.fields")

@@ -303,7 +303,7 @@ def _print_list(available: Sequence[LoadedSignature], chosen: Sequence[LoadedSig
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
     off = len(available) - len(chosen)
     print(f"\n{len(chosen)} of {len(available)} signatures enabled", end="")
     print("; turn others on with --rules ID, --rules lang:NAME or --rules all" if off else "")

@@ -387,7 +387,8 @@ class BoundedSandboxedEnvironment(ImmutableSandboxedEnvironment):
                 if kwargs or len(args) != 1:
                     raise TypeError("format_map() takes exactly one positional argument")
                 kwargs, args = args[0], ()
-            return type(owner)(formatter.vformat(owner, args, kwargs))
+            result: str = type(owner)(formatter.vformat(owner, args, kwargs))
+            return result
 
         return functools.update_wrapper(wrapper, value)
 

@@ -462,7 +462,7 @@ class OpaBackend(Backend):
                 pass
             elif len(group) > 1:  # which one was slow: each alone, timed
                 results = []
-                for position, rule in zip(positions, group):
+                for position, rule in zip(positions, group, strict=True):
                     state[0] = rule.index
                     alone, value = self._timed(slot, rule, text)
                     results.append(value)
@@ -472,7 +472,7 @@ class OpaBackend(Backend):
                 alone, results[0] = self._timed(slot, group[0], text)
                 if alone > budget:
                     outcome.slow.append([positions[0], alone * 1000.0])
-            for position, value in zip(positions, results):
+            for position, value in zip(positions, results, strict=False):
                 if type(value) is _Failure:
                     outcome.errors.append([position, value.message])
                     value = None

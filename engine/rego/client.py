@@ -114,7 +114,7 @@ class WorkerClient:
         self._to_worker = -1
         self._reader: FrameReader | None = None
         self._poller = select.poll()
-        self._state_file = tempfile.TemporaryFile(prefix="pytracee-rego-state-")
+        self._state_file = tempfile.TemporaryFile(prefix="pytracee-rego-state-")  # noqa: SIM115 - kept for the mapping
         self._state_file.truncate(mmap.PAGESIZE)
         self._state_map = mmap.mmap(self._state_file.fileno(), mmap.PAGESIZE)
         self._state = memoryview(self._state_map).cast("i")
@@ -169,7 +169,7 @@ class WorkerClient:
             )
         finally:
             os.close(state_fd)  # the child has its copy
-        assert proc.stdin is not None and proc.stdout is not None
+        assert proc.stdin is not None and proc.stdout is not None  # noqa: S101 - both are PIPEs
         self._proc = proc
         self._to_worker = proc.stdin.fileno()
         self._reader = FrameReader(proc.stdout.fileno())

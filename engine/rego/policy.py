@@ -250,7 +250,8 @@ def _parse(name: str, source: str, *, v0: bool) -> dict[str, Any]:
     engine = regorus_engine(v0=v0)
     engine.add_policy(name, source)
     modules = json.loads(engine.get_ast_as_json())
-    return modules[0]["ast"]
+    ast: dict[str, Any] = modules[0]["ast"]
+    return ast
 
 
 def _syntax_error(path: Path, name: str, message: str) -> RuleFileError:
@@ -308,6 +309,7 @@ def _rules(ast: dict[str, Any]) -> dict[str, int]:
         kind, body = next(iter(rule.items()))
         if kind == "Spec":
             head = body.get("head") or {}
+            head_body: Any
             _, head_body = next(iter(head.items()), (None, {}))
             refr = (head_body or {}).get("refr")
         elif kind == "Default":

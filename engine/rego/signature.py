@@ -59,8 +59,8 @@ class RegoSignature(Signature):
         path: Path,
         syntax: str = "v1",
     ) -> None:
-        self.metadata = metadata  # type: ignore[misc]  # per instance, not per class
-        self.selected_events = tuple(selectors)  # type: ignore[misc]
+        self.metadata = metadata
+        self.selected_events = tuple(selectors)
         self.rule = rule
         self.path = path
         self.syntax = syntax

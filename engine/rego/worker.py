@@ -143,7 +143,7 @@ class Worker:
             return self._evaluate_mixed(entries, text).json()
         except MemoryError:
             os._exit(EXIT_NO_MEMORY)
-        except Exception as exc:  # a bug here must not lose the others' events: all of them fail
+        except Exception as exc:  # noqa: BLE001 - a bug here must not lose the others' events: all of them fail
             outcome = Outcome()
             outcome.values = [None] * len(indices)
             outcome.errors = [[i, f"the Rego worker failed: {type(exc).__name__}: {exc}"] for i in range(len(indices))]
@@ -177,7 +177,7 @@ class Worker:
             return frame(RAISE, pickle.dumps(("RuleFileError", (str(exc.path), exc.message, exc.line))))
         except MemoryError:
             os._exit(EXIT_NO_MEMORY)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - raised again in the engine, as the call's result
             return frame(RAISE, pickle.dumps(("error", f"{type(exc).__name__}: {exc}")))
         finally:
             self.state[0] = STATE_IDLE
