@@ -35,7 +35,9 @@ class BuildPyWithBpf(build_py):
             built = Path(scratch, "tracee.bpf.o")
             reduced = Path(scratch, "tracee.min.btf")
             subprocess.run(["make", "-s", "-C", str(HERE / "bpf"), f"OUT={built}"], check=True)
-            subprocess.run(["make", "-s", "-C", str(HERE / "bpf"), f"OUT={built}", f"MIN_BTF={reduced}", "min-btf"], check=True)
+            subprocess.run(
+                ["make", "-s", "-C", str(HERE / "bpf"), f"OUT={built}", f"MIN_BTF={reduced}", "min-btf"], check=True
+            )
             target.mkdir(parents=True, exist_ok=True)
             shutil.copy2(built, target / built.name)
             shutil.copy2(reduced, target / reduced.name)

@@ -24,10 +24,25 @@ BTF_MAGIC: Final = 0xEB9F
 INT, PTR, ARRAY, STRUCT, UNION, ENUM, FWD, TYPEDEF, VOLATILE, CONST, RESTRICT = range(1, 12)
 FUNC, FUNC_PROTO, VAR, DATASEC, FLOAT, DECL_TAG, TYPE_TAG, ENUM64 = range(12, 20)
 KIND_NAMES: Final = {
-    INT: "INT", PTR: "PTR", ARRAY: "ARRAY", STRUCT: "STRUCT", UNION: "UNION", ENUM: "ENUM", FWD: "FWD",
-    TYPEDEF: "TYPEDEF", VOLATILE: "VOLATILE", CONST: "CONST", RESTRICT: "RESTRICT", FUNC: "FUNC",
-    FUNC_PROTO: "FUNC_PROTO", VAR: "VAR", DATASEC: "DATASEC", FLOAT: "FLOAT", DECL_TAG: "DECL_TAG",
-    TYPE_TAG: "TYPE_TAG", ENUM64: "ENUM64",
+    INT: "INT",
+    PTR: "PTR",
+    ARRAY: "ARRAY",
+    STRUCT: "STRUCT",
+    UNION: "UNION",
+    ENUM: "ENUM",
+    FWD: "FWD",
+    TYPEDEF: "TYPEDEF",
+    VOLATILE: "VOLATILE",
+    CONST: "CONST",
+    RESTRICT: "RESTRICT",
+    FUNC: "FUNC",
+    FUNC_PROTO: "FUNC_PROTO",
+    VAR: "VAR",
+    DATASEC: "DATASEC",
+    FLOAT: "FLOAT",
+    DECL_TAG: "DECL_TAG",
+    TYPE_TAG: "TYPE_TAG",
+    ENUM64: "ENUM64",
 }
 #: Kinds whose third word is a size (the others: a type id).
 _SIZED: Final = frozenset({INT, STRUCT, UNION, ENUM, DATASEC, FLOAT, ENUM64})
@@ -217,11 +232,11 @@ def _elf_section(data: bytes, wanted: bytes) -> bytes | None:
     is64 = data[4] == 2
     bo = "<" if data[5] == 1 else ">"
     if is64:
-        shoff, = struct.unpack_from(bo + "Q", data, 0x28)
+        (shoff,) = struct.unpack_from(bo + "Q", data, 0x28)
         shentsize, shnum, shstrndx = struct.unpack_from(bo + "HHH", data, 0x3A)
         sh = struct.Struct(bo + "IIQQQQIIQQ")
     else:
-        shoff, = struct.unpack_from(bo + "I", data, 0x20)
+        (shoff,) = struct.unpack_from(bo + "I", data, 0x20)
         shentsize, shnum, shstrndx = struct.unpack_from(bo + "HHH", data, 0x2E)
         sh = struct.Struct(bo + "IIIIIIIIII")
     if shoff + shnum * shentsize > len(data) or shstrndx >= shnum or shentsize < sh.size:

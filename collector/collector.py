@@ -287,7 +287,9 @@ class Collector:
         return sel, sysargs
 
     def _needs_syscalls(self) -> bool:
-        return any(wire.EVENTS[n].syscall or (wire.EVENTS[n].needs and n not in self.kprobe_events) for n in self.events)
+        return any(
+            wire.EVENTS[n].syscall or (wire.EVENTS[n].needs and n not in self.kprobe_events) for n in self.events
+        )
 
     # ---- lifecycle ---------------------------------------------------------------------
 
@@ -296,7 +298,9 @@ class Collector:
         subsys, hierarchy = _cgroup_hierarchy()
         boot_now = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
         host_ns = f.host_mnt_ns if f.host_mnt_ns is not None else _host_mnt_ns()
-        _map_update(obj.map("fcfg"), 0, (os.getpid(), f.flags(), host_ns, subsys, hierarchy, 0, boot_now, self.wakeup_bytes))
+        _map_update(
+            obj.map("fcfg"), 0, (os.getpid(), f.flags(), host_ns, subsys, hierarchy, 0, boot_now, self.wakeup_bytes)
+        )
         for name, values in (("f_pids", f.pids), ("f_uids", f.uids), ("f_mntns", f.mnt_ns)):
             m = obj.map(name)
             for v in values:
@@ -323,8 +327,14 @@ class Collector:
 
     def _load(self) -> BpfObject:
         try_kprobes = self.kprobes == "auto" and not kprobes_refused()
-        loader = ObjectLoader(self.object_path, self.btf_path, buffer=self.buffer, ring_buffer_bytes=self.ring_buffer_bytes,
-                              events=self.events, kprobe_events=self.events if try_kprobes else ())
+        loader = ObjectLoader(
+            self.object_path,
+            self.btf_path,
+            buffer=self.buffer,
+            ring_buffer_bytes=self.ring_buffer_bytes,
+            events=self.events,
+            kprobe_events=self.events if try_kprobes else (),
+        )
         obj = loader.load()
         self.buffer_kind = loader.buffer_kind
         self.disabled_programs = loader.disabled_programs
@@ -348,8 +358,11 @@ class Collector:
                     self.kprobe_events.append(event)
                     LOG.debug("%s: from a kprobe on its LSM hook", event)
                     continue
-            LOG.debug("%s: emulated from syscall tracepoints (%s)", event,
-                      "kprobes off" if self.kprobes == "off" else kprobes_refused() or "its kprobe did not attach")
+            LOG.debug(
+                "%s: emulated from syscall tracepoints (%s)",
+                event,
+                "kprobes off" if self.kprobes == "off" else kprobes_refused() or "its kprobe did not attach",
+            )
         if failures and not self.kprobe_events:
             refuse_kprobes("attaching: " + "; ".join(failures))  # none attached: kprobes are refused here
         elif failures:

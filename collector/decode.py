@@ -120,7 +120,11 @@ def sockaddr_value(raw: bytes) -> dict[str, str]:
     family = int.from_bytes(raw[:2], "little")
     name = _AF_NAMES.get(family, str(family))
     if family == 2 and len(raw) >= 8:
-        return {"sa_family": name, "sin_port": str(int.from_bytes(raw[2:4], "big")), "sin_addr": socket.inet_ntoa(raw[4:8])}
+        return {
+            "sa_family": name,
+            "sin_port": str(int.from_bytes(raw[2:4], "big")),
+            "sin_addr": socket.inet_ntoa(raw[4:8]),
+        }
     if family == 10 and len(raw) >= 24:
         addr = ipaddress.IPv6Address(raw[8:24])
         mapped = addr.ipv4_mapped
@@ -274,7 +278,9 @@ CONTAINER_CACHE_MAX: Final = 16384
 class Decoder:
     """Decode records; caches per-thread context, per-process and per-cgroup lookups."""
 
-    def __init__(self, boot_to_epoch_ns: int, context: ContextSource | None = None, events: Mapping[int, EventSpec] | None = None) -> None:
+    def __init__(
+        self, boot_to_epoch_ns: int, context: ContextSource | None = None, events: Mapping[int, EventSpec] | None = None
+    ) -> None:
         self.boot_to_epoch_ns = boot_to_epoch_ns
         self.context: ContextSource = context if context is not None else _NoContext()
         self._cut = [0]
@@ -302,7 +308,9 @@ class Decoder:
         if v is None:
             if len(self._containers) >= CONTAINER_CACHE_MAX:
                 self._containers.clear()
-            v = self._containers[cgroup_id] = container_id_from_cgroup(self.context.cgroup_names(cgroup_id)) if cgroup_id else ""
+            v = self._containers[cgroup_id] = (
+                container_id_from_cgroup(self.context.cgroup_names(cgroup_id)) if cgroup_id else ""
+            )
         return v
 
     def _template(self, buf: Any, off: int) -> dict[str, Any]:

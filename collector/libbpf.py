@@ -135,7 +135,9 @@ def library() -> ctypes.CDLL:
     try:
         lib = ctypes.CDLL(name, use_errno=True)
     except OSError as exc:
-        raise LibbpfError(errno_mod.ENOENT, f"cannot load libbpf ({name}): {exc}; install libbpf1 (libbpf >= 1.0)") from exc
+        raise LibbpfError(
+            errno_mod.ENOENT, f"cannot load libbpf ({name}): {exc}; install libbpf1 (libbpf >= 1.0)"
+        ) from exc
     if not hasattr(lib, "libbpf_major_version"):
         raise LibbpfError(errno_mod.ENOTSUP, f"{name} is older than libbpf 0.6: libbpf >= 1.0 is required")
     lib.libbpf_major_version.restype = c_uint32
@@ -259,7 +261,10 @@ class BpfProgram:
 
     def attach_raw_tracepoint(self, tracepoint: str) -> BpfLink:
         lib = library()
-        ptr = _check_ptr(lib.bpf_program__attach_raw_tracepoint(self._ptr, tracepoint.encode()), f"attach {self.name} to {tracepoint}")
+        ptr = _check_ptr(
+            lib.bpf_program__attach_raw_tracepoint(self._ptr, tracepoint.encode()),
+            f"attach {self.name} to {tracepoint}",
+        )
         return BpfLink(ptr, self.name)
 
 
@@ -294,7 +299,9 @@ class BpfMap:
     def set_initial_value(self, data: bytes) -> None:
         """The contents of a global-data map (.data, .rodata.*) before load; exactly its size."""
         buf = ctypes.create_string_buffer(data, len(data))
-        _check_rc(library().bpf_map__set_initial_value(self._ptr, buf, len(data)), f"set the initial value of map {self.name}")
+        _check_rc(
+            library().bpf_map__set_initial_value(self._ptr, buf, len(data)), f"set the initial value of map {self.name}"
+        )
 
     def replace_with_array(self) -> None:
         """Before load: make this map a one-entry array, for a map type the kernel cannot create.
@@ -463,4 +470,3 @@ class LibbpfRingBuffer:
 def possible_cpus() -> int:
     """Number of possible CPUs (the row count of per-CPU maps)."""
     return int(_check_rc(library().libbpf_num_possible_cpus(), "libbpf_num_possible_cpus"))
-

@@ -32,8 +32,14 @@ from .btf import BtfError, read_btf
 from .libbpf import BpfObject, LibbpfError
 
 __all__ = [
-    "BUFFER_KINDS", "KERNEL_BTF", "KPROBE_PROGRAMS", "IncompatibleObjectError", "ObjectLoader", "kprobes_refused",
-    "layout_problems", "refuse_kprobes",
+    "BUFFER_KINDS",
+    "KERNEL_BTF",
+    "KPROBE_PROGRAMS",
+    "IncompatibleObjectError",
+    "ObjectLoader",
+    "kprobes_refused",
+    "layout_problems",
+    "refuse_kprobes",
 ]
 
 LOG: Final = logging.getLogger("pytracee.collector")
@@ -62,8 +68,20 @@ OPTIONAL_TAIL_PROGRAMS: Final[dict[str, tuple[str, int, str]]] = {
 
 #: Maps the collector uses: an object without one was built from other sources.
 REQUIRED_MAPS: Final = (
-    ".rodata.load", "events", "perf_events", "lost", "evsel", "sysargs", "fcfg", "f_pids", "f_uids", "f_comms",
-    "f_mntns", "compat_ids", "proc_info", "cgrp_info",
+    ".rodata.load",
+    "events",
+    "perf_events",
+    "lost",
+    "evsel",
+    "sysargs",
+    "fcfg",
+    "f_pids",
+    "f_uids",
+    "f_comms",
+    "f_mntns",
+    "compat_ids",
+    "proc_info",
+    "cgrp_info",
 )
 
 _FAILED_PROG: Final = re.compile(r"prog '(\w+)': failed to load")
@@ -166,8 +184,10 @@ class ObjectLoader:
                 obj = self._load_with("perf")
             except LibbpfError:
                 raise ring_error from None
-            LOG.warning("the BPF object does not load with a ring buffer here (%s); using perf buffers",
-                        os.strerror(ring_error.errno or errno.EINVAL))
+            LOG.warning(
+                "the BPF object does not load with a ring buffer here (%s); using perf buffers",
+                os.strerror(ring_error.errno or errno.EINVAL),
+            )
             LOG.debug("loading with a ring buffer failed: %s", ring_error.strerror)
             self.buffer_kind = "perf"
         LOG.debug("kernel output: %s buffer", self.buffer_kind)

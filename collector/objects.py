@@ -225,13 +225,23 @@ def build_nocore_object(
         shutil.copytree(embedded_dir, sources, ignore=_SOURCE_IGNORE)
         out = Path(scratch) / target.name
         argv = [make, "-C", str(sources), f"OUT={out}", "CORE=0"]
-        argv += [f"{variable}={child_env[variable]}" for variable in ("VMLINUX_BTF", "KERN_HEADERS") if child_env.get(variable)]
+        argv += [
+            f"{variable}={child_env[variable]}"
+            for variable in ("VMLINUX_BTF", "KERN_HEADERS")
+            if child_env.get(variable)
+        ]
         argv, preexec, how = unprivileged_command(argv, path=child_env.get("PATH"))
         log.debug("BPF: building the non-CO-RE object: %s (%s)", shlex.join(argv), how)
         try:
             proc = subprocess.run(
-                argv, env=child_env, cwd=scratch, capture_output=True, text=True,
-                timeout=timeout, preexec_fn=preexec, check=False,
+                argv,
+                env=child_env,
+                cwd=scratch,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                preexec_fn=preexec,
+                check=False,
             )
         except subprocess.TimeoutExpired as exc:
             raise BpfObjectError(f"building the non-CO-RE object timed out after {timeout:.0f} s") from exc
@@ -239,9 +249,7 @@ def build_nocore_object(
             output = (proc.stderr.strip() or proc.stdout.strip() or "(no output)").splitlines()
             tail = "\n    ".join(output[-15:])
             status = f"exit status {proc.returncode}" if proc.returncode else "no object produced"
-            raise BpfObjectError(
-                f"building the non-CO-RE object failed ({status}): {shlex.join(argv)}\n    {tail}"
-            )
+            raise BpfObjectError(f"building the non-CO-RE object failed ({status}): {shlex.join(argv)}\n    {tail}")
         if log.isEnabledFor(logging.DEBUG) and proc.stdout.strip():
             log.debug("BPF: build output:\n%s", proc.stdout.rstrip())
         _install_file(out, target)
@@ -308,27 +316,55 @@ def choose_bpf_object(
     bpf_env = _env_file(environ, ENV_BPF_FILE)
     btf_env = _env_file(environ, ENV_BTF_FILE)
     vmlinux = Path(kernel_btf).exists()
-    log.debug("BTF: bpfenv = %s, btfenv = %s, vmlinux = %s (%s)", bpf_env is not None, btf_env is not None, vmlinux, kernel_btf)
+    log.debug(
+        "BTF: bpfenv = %s, btfenv = %s, vmlinux = %s (%s)",
+        bpf_env is not None,
+        btf_env is not None,
+        vmlinux,
+        kernel_btf,
+    )
 
     choice = _decide(
-        bpf_env=bpf_env, btf_env=btf_env, vmlinux=vmlinux, kernel_btf=Path(kernel_btf),
-        embedded=embedded, install_path=Path(install_path), build_policy=build_policy, environ=environ,
-        kernel_release=kernel_release or os.uname().release, version=version or package_version(),
+        bpf_env=bpf_env,
+        btf_env=btf_env,
+        vmlinux=vmlinux,
+        kernel_btf=Path(kernel_btf),
+        embedded=embedded,
+        install_path=Path(install_path),
+        build_policy=build_policy,
+        environ=environ,
+        kernel_release=kernel_release or os.uname().release,
+        version=version or package_version(),
         exe_dir=exe_dir if exe_dir is not None else executable_dir(),
     )
     log.debug(
         "BPF: decision %d: %s [object=%s, btf=%s, %s]",
-        choice.case, choice.reason, choice.object_path, choice.btf_path or "-", "CO-RE" if choice.core else "non-CO-RE",
+        choice.case,
+        choice.reason,
+        choice.object_path,
+        choice.btf_path or "-",
+        "CO-RE" if choice.core else "non-CO-RE",
     )
     return choice
 
 
 def _decide(
-    *, bpf_env: Path | None, btf_env: Path | None, vmlinux: bool, kernel_btf: Path, embedded: Path,
-    install_path: Path, build_policy: str, environ: Mapping[str, str], kernel_release: str, version: str,
+    *,
+    bpf_env: Path | None,
+    btf_env: Path | None,
+    vmlinux: bool,
+    kernel_btf: Path,
+    embedded: Path,
+    install_path: Path,
+    build_policy: str,
+    environ: Mapping[str, str],
+    kernel_release: str,
+    version: str,
     exe_dir: Path | None,
 ) -> ObjectChoice:
-    ignored = " (--build-policy always only applies to the non-CO-RE object of case 5)" if build_policy == "always" else ""
+    ignored = (
+        " (--build-policy always only applies to the non-CO-RE object of case 5)" if build_policy == "always" else ""
+    )
     btf_file = check_safe_file(btf_env, ENV_BTF_FILE) if btf_env is not None else None
     btf_source = f"{ENV_BTF_FILE}={btf_file}" if btf_file else f"the kernel's BTF ({kernel_btf})"
 
@@ -337,9 +373,14 @@ def _decide(
     if bpf_env is not None:
         obj = check_safe_file(bpf_env, ENV_BPF_FILE)
         if btf_file is not None or vmlinux:
-            return ObjectChoice(obj, btf_file, True, 1, f"{ENV_BPF_FILE}={obj} loaded as CO-RE with {btf_source}{ignored}")
+            return ObjectChoice(
+                obj, btf_file, True, 1, f"{ENV_BPF_FILE}={obj} loaded as CO-RE with {btf_source}{ignored}"
+            )
         return ObjectChoice(
-            obj, None, False, 2,
+            obj,
+            None,
+            False,
+            2,
             f"{ENV_BPF_FILE}={obj} loaded as a non-CO-RE object: no BTF ({ENV_BTF_FILE} unset, {kernel_btf} missing){ignored}",
         )
 
@@ -369,7 +410,10 @@ def _decide(
             ENV_BTF_FILE,
         )
         return ObjectChoice(
-            obj, btf, True, 4,
+            obj,
+            btf,
+            True,
+            4,
             f"{no_btf}: embedded CO-RE object {obj} with the embedded reduced BTF {source} (bpftool gen "
             f"min_core_btf of the build kernel; only valid on a kernel with the same layouts) unpacked to {btf}{ignored}",
         )
@@ -398,5 +442,9 @@ def _decide(
     try:
         built = build_nocore_object(target, embedded_dir=embedded, environ=environ, kernel_btf=kernel_btf)
     except BpfObjectError as exc:
-        raise _nothing_loadable([*tried, f"case 5: build ({why}): {exc}"], install_path, name, "the build failed") from exc
-    return ObjectChoice(built, None, False, 5, f"{no_btf}, no embedded reduced BTF: built the non-CO-RE object {built} ({why})")
+        raise _nothing_loadable(
+            [*tried, f"case 5: build ({why}): {exc}"], install_path, name, "the build failed"
+        ) from exc
+    return ObjectChoice(
+        built, None, False, 5, f"{no_btf}, no embedded reduced BTF: built the non-CO-RE object {built} ({why})"
+    )

@@ -71,12 +71,26 @@ def online_cpus() -> list[int]:
 def open_bpf_output_event(cpu: int, wakeup_bytes: int) -> int:
     """Open the BPF-output perf event of ``cpu`` (woken once ``wakeup_bytes`` wait); its fd."""
     attr = _ATTR.pack(
-        _PERF_TYPE_SOFTWARE, _ATTR.size, _PERF_COUNT_SW_BPF_OUTPUT, 1, _PERF_SAMPLE_RAW, 0,
-        _ATTR_WATERMARK, max(1, wakeup_bytes), 0, 0,
+        _PERF_TYPE_SOFTWARE,
+        _ATTR.size,
+        _PERF_COUNT_SW_BPF_OUTPUT,
+        1,
+        _PERF_SAMPLE_RAW,
+        0,
+        _ATTR_WATERMARK,
+        max(1, wakeup_bytes),
+        0,
+        0,
     )
     buf = ctypes.create_string_buffer(attr, len(attr))
-    fd = _LIBC.syscall(_NR_PERF_EVENT_OPEN, buf, ctypes.c_int(-1), ctypes.c_int(cpu), ctypes.c_int(-1),
-                       ctypes.c_ulong(_PERF_FLAG_FD_CLOEXEC))
+    fd = _LIBC.syscall(
+        _NR_PERF_EVENT_OPEN,
+        buf,
+        ctypes.c_int(-1),
+        ctypes.c_int(cpu),
+        ctypes.c_int(-1),
+        ctypes.c_ulong(_PERF_FLAG_FD_CLOEXEC),
+    )
     if fd < 0:
         err = ctypes.get_errno()
         raise OSError(err, f"perf_event_open of the BPF output on CPU {cpu}: {os.strerror(err)}")

@@ -90,7 +90,9 @@ def parse_output_options(values: list[str]) -> OutputSpec:
         else:  # FORMAT or FORMAT:FILE (v0.17+), or format:FORMAT (tracee-ebpf)
             name, _, path = value.removeprefix("format:").partition(":")
             if name not in FORMATS or name == "gotemplate":
-                raise OutputError(f"--output {value}: unknown format (table, table-verbose, json, gotemplate=PATH, none)")
+                raise OutputError(
+                    f"--output {value}: unknown format (table, table-verbose, json, gotemplate=PATH, none)"
+                )
             spec.format = name
             if path:
                 spec.file = Path(path)
@@ -102,8 +104,12 @@ class EventPrinter:
 
     def __init__(self, spec: OutputSpec, stream: IO[str] | None = None) -> None:
         self.spec = spec
-        self.stream = stream if stream is not None else (
-            open(spec.file, "w", encoding="utf-8") if spec.file else sys.stdout  # noqa: SIM115 - closed by close()
+        self.stream = (
+            stream
+            if stream is not None
+            else (
+                open(spec.file, "w", encoding="utf-8") if spec.file else sys.stdout  # noqa: SIM115 - closed by close()
+            )
         )
         self._header_done = False
         encoding = getattr(self.stream, "encoding", None) or "utf-8"
@@ -115,8 +121,9 @@ class EventPrinter:
         self._errors = Throttle(logging.ERROR)
         if spec.format == "gotemplate" and spec.template is not None:
             # sandboxed and bounded as finding templates are: template files get shared like rules
-            environment = bounded_environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                                              finalize=_finalize)
+            environment = bounded_environment(
+                undefined=jinja2.StrictUndefined, keep_trailing_newline=True, finalize=_finalize
+            )
             try:
                 self._template = environment.from_string(spec.template.read_text("utf-8"))
             except (OSError, jinja2.TemplateSyntaxError) as exc:
@@ -145,8 +152,10 @@ class EventPrinter:
                     text = self._template.render(_template_context(event))
             except Exception as exc:  # noqa: BLE001 - the template's failure loses this event's line, not the run
                 self.template_errors += 1
-                self._errors(f"event {event.get('eventName', '?')} not printed: --output gotemplate={self.spec.template}: "
-                             f"{type(exc).__name__}: {exc}")
+                self._errors(
+                    f"event {event.get('eventName', '?')} not printed: --output gotemplate={self.spec.template}: "
+                    f"{type(exc).__name__}: {exc}"
+                )
                 return
             self.stream.write(text if text.endswith("\n") else text + "\n")
         else:

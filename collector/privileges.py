@@ -299,7 +299,9 @@ def _drop_capabilities_in_child() -> None:  # pragma: no cover - runs between fo
     libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
 
 
-def unprivileged_command(argv: list[str], *, path: str | None = None) -> tuple[list[str], Callable[[], None] | None, str]:
+def unprivileged_command(
+    argv: list[str], *, path: str | None = None
+) -> tuple[list[str], Callable[[], None] | None, str]:
     """How to run ``argv`` (a build tool) without capabilities.
 
     Returns ``(argv, preexec_fn, how)``.  With util-linux ``setpriv`` on ``path`` the command

@@ -502,7 +502,9 @@ CGRP_INFO: Final = _struct("cgrp_info", ("state", "I"), ("pad", "I"), ("names", 
 LOAD_CFG: Final = _struct("load_cfg", ("kernel_btf", "I"), ("perf_output", "I"))
 
 # BPF_MAP_TYPE_* of the per-CPU maps (their values are read once per possible CPU).
-_PERCPU_MAP_TYPES: Final = frozenset({5, 6, 10, 21})  # PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH, PERCPU_CGROUP_STORAGE
+_PERCPU_MAP_TYPES: Final = frozenset(
+    {5, 6, 10, 21}
+)  # PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH, PERCPU_CGROUP_STORAGE
 # ... and of the maps whose values are file descriptors (written as u32).
 _FD_MAP_TYPES: Final = frozenset({3, 4, 12, 13})  # PROG_ARRAY, PERF_EVENT_ARRAY, ARRAY_OF_MAPS, HASH_OF_MAPS
 
@@ -576,7 +578,9 @@ def _type_problem(btf: Btf, type_id: int, code: str) -> str | None:
     if ch == "s":
         want_dims = (len(items), items[0][0]) if len(items) > 1 else (items[0][0],)
         if len({n for n, _ in items}) != 1 or base.kind != _btf.INT or base.size != 1 or dims != want_dims:
-            return f"C type {_describe(btf, type_id)}, Python reads char{''.join(f'[{d}]' for d in want_dims)} ({code!r})"
+            return (
+                f"C type {_describe(btf, type_id)}, Python reads char{''.join(f'[{d}]' for d in want_dims)} ({code!r})"
+            )
         return None
     size, signed = _INT_CODES[ch]
     count = sum(n for n, _ in items)
@@ -630,7 +634,9 @@ def _type_vs_layout(btf: Btf, type_id: int, layout: Layout, where: str) -> list[
     """A map's key or value type against the layout Python packs it with."""
     if layout.scalar:
         if btf.size_of(type_id) != layout.size:
-            return [f"{where}: {_describe(btf, type_id)} ({btf.size_of(type_id)} bytes) in C, {layout.size} bytes in Python"]
+            return [
+                f"{where}: {_describe(btf, type_id)} ({btf.size_of(type_id)} bytes) in C, {layout.size} bytes in Python"
+            ]
         problem = _type_problem(btf, type_id, layout.fields[0][1])
         return [f"{where}: {problem}"] if problem else []
     t = btf.resolve(type_id)

@@ -207,7 +207,9 @@ class PluginManager(pluggy.PluginManager):
         except (Exception, SystemExit, KeyboardInterrupt) as exc:  # a historic hook (tracee_configure) failed
             if self.is_registered(module):
                 self.unregister(module)
-            self.load_errors.append(LoadError(_where_in_file(path, exc), f"registering it failed: {_describe_exception(exc)}"))
+            self.load_errors.append(
+                LoadError(_where_in_file(path, exc), f"registering it failed: {_describe_exception(exc)}")
+            )
 
     def _collect_rule_file(self, path: Path, config: Any, enabled_by_default: bool = True) -> None:
         try:
@@ -251,7 +253,10 @@ class PluginManager(pluggy.PluginManager):
                         impl.function(**{arg: register for arg in impl.argnames})
                     except Exception as exc:
                         self.load_errors.append(
-                            LoadError(f"plugin {plugin_name}", f"tracee_register_signatures failed: {_describe_exception(exc)}")
+                            LoadError(
+                                f"plugin {plugin_name}",
+                                f"tracee_register_signatures failed: {_describe_exception(exc)}",
+                            )
                         )
             for obj in found:
                 loaded = self._instantiate(obj, plugin_name)

@@ -120,7 +120,9 @@ def json_line(value: Any, ascii_only: bool = False) -> str:
         if data.isascii() and b"\x7f" not in data:
             return data.decode("ascii")
         text = data.decode("utf-8")
-    return (_NON_ASCII if ascii_only else _JSON_UNSAFE).sub(_ascii_escape_char if ascii_only else _json_escape_char, text)
+    return (_NON_ASCII if ascii_only else _JSON_UNSAFE).sub(
+        _ascii_escape_char if ascii_only else _json_escape_char, text
+    )
 
 
 class EscapingLogFilter(logging.Filter):

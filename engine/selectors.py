@@ -91,7 +91,9 @@ class ArgPattern:
         """The patterns in Tracee's syntax, comma-separated."""
         parts = ["*"] if self.anything else []
         parts += sorted(self.exact)
-        parts += [p + "*" for p in self.prefixes] + ["*" + s for s in self.suffixes] + ["*" + c + "*" for c in self.contains]
+        parts += (
+            [p + "*" for p in self.prefixes] + ["*" + s for s in self.suffixes] + ["*" + c + "*" for c in self.contains]
+        )
         return ",".join(parts)
 
     def __or__(self, other: ArgPattern) -> ArgPattern:

@@ -277,7 +277,9 @@ class Session:
         if engine is not None:
             lines.append(f"{engine.stats.findings} findings from {len(self.signatures)} signatures")
             if engine.stats.findings_by_signature:
-                lines[-1] += " (" + ", ".join(f"{sid}: {n}" for sid, n in _by_id(engine.stats.findings_by_signature)) + ")"
+                lines[-1] += (
+                    " (" + ", ".join(f"{sid}: {n}" for sid, n in _by_id(engine.stats.findings_by_signature)) + ")"
+                )
             if self.suppressed:
                 lines.append("suppressed by plugins: " + ", ".join(f"{r}: {n}" for r, n in self.suppressed.items()))
             if engine.stats.errors_by_signature:

@@ -24,9 +24,7 @@ _UNSPECIFIED_PORTS: Final = frozenset({"", "0"})
 
 SHELL_NAMES: Final = frozenset({"ash", "bash", "csh", "ksh", "sh", "tcsh", "zsh", "dash"})
 #: Process names (comm, at most 15 characters) of web servers.
-WEB_SERVER_NAMES: Final = frozenset(
-    {"nginx", "httpd", "httpd-foregroun", "http-nio", "lighttpd", "apache", "apache2"}
-)
+WEB_SERVER_NAMES: Final = frozenset({"nginx", "httpd", "httpd-foregroun", "http-nio", "lighttpd", "apache", "apache2"})
 
 
 class StdioOverSocket(Signature):

@@ -102,7 +102,10 @@ class ExecArgumentTampering(Signature):
             log.warning(
                 "%s: %d exec events were forgotten unpaired (tables full: %d events or %d MiB each); "
                 "tampering with those execs was not checked",
-                self.metadata.id, forgotten, MAX_PENDING, MAX_PENDING_BYTES >> 20,
+                self.metadata.id,
+                forgotten,
+                MAX_PENDING,
+                MAX_PENDING_BYTES >> 20,
             )
         self._kernel_view.clear()
         self._syscall_view.clear()

@@ -32,7 +32,9 @@ def fixture_lines(name: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (FIXTURES / name).read_text().splitlines() if line.strip()]
 
 
-def tracee_rules(*args: str, stdin: bytes | None = None, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def tracee_rules(
+    *args: str, stdin: bytes | None = None, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the tracee-rules command in a subprocess, as a user would."""
     return subprocess.run(
         [sys.executable, "-m", "pytracee.engine.cli.tracee_rules", *args],

@@ -16,4 +16,6 @@ SCALARS = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     HOSTILE_TEXT,
 )
-VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(HOSTILE_TEXT, inner, max_size=4), max_leaves=12)
+VALUES = st.recursive(
+    SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(HOSTILE_TEXT, inner, max_size=4), max_leaves=12
+)

@@ -253,10 +253,23 @@ _BASE_ARGS: dict[str, dict[str, Any]] = {
     "magic_write": {"pathname": "/tmp/x", "bytes": "f0VMRgIBAQ=="},
 }
 _EXTRA_SAMPLES = [
-    "/proc/12/mem", "/proc/self/mem", "/proc/1/mem\n", "/proc/\u0663/mem", "/usr/lib/x86_64-linux-gnu/ld-2.31.so",
-    "/lib64/ld-linux-x86-64.so.2", "/etc/ld.so.cache", "/var/run/secrets/kubernetes.io/serviceaccount/..data/token",
-    "/run/secrets/kubernetesXio/serviceaccount/token", "/tmp/cgrp/release_agent/", "release_agent",
-    "/bin/update-rc.d/", "at//", "/usr/bin/at", "/tmp/.hidden/elf", "", "/",
+    "/proc/12/mem",
+    "/proc/self/mem",
+    "/proc/1/mem\n",
+    "/proc/\u0663/mem",
+    "/usr/lib/x86_64-linux-gnu/ld-2.31.so",
+    "/lib64/ld-linux-x86-64.so.2",
+    "/etc/ld.so.cache",
+    "/var/run/secrets/kubernetes.io/serviceaccount/..data/token",
+    "/run/secrets/kubernetesXio/serviceaccount/token",
+    "/tmp/cgrp/release_agent/",
+    "release_agent",
+    "/bin/update-rc.d/",
+    "at//",
+    "/usr/bin/at",
+    "/tmp/.hidden/elf",
+    "",
+    "/",
 ]
 
 
@@ -315,9 +328,24 @@ def test_data_filters_hide_no_detection(signature_class: type[Signature]) -> Non
     [
         ("ptrace", {"request": "PTRACE_POKEDATA", "pid": 1}, {}, "TRC-103"),
         ("ptrace", {"request": "PTRACE_TRACEME", "pid": 0}, {}, "TRC-102"),
-        ("security_file_open", {"pathname": "/etc/sudoers", "flags": "O_WRONLY|O_CREAT|O_TRUNC|O_LARGEFILE"}, {}, "TRC-1028"),
-        ("security_file_open", {"pathname": "/proc/sys/kernel/randomize_va_space", "flags": "O_RDONLY|O_LARGEFILE"}, {}, "TRC-109"),
-        ("security_file_open", {"pathname": "/proc/kcore", "flags": "O_RDONLY"}, {"contextFlags": {"containerStarted": True}}, "TRC-1021"),
+        (
+            "security_file_open",
+            {"pathname": "/etc/sudoers", "flags": "O_WRONLY|O_CREAT|O_TRUNC|O_LARGEFILE"},
+            {},
+            "TRC-1028",
+        ),
+        (
+            "security_file_open",
+            {"pathname": "/proc/sys/kernel/randomize_va_space", "flags": "O_RDONLY|O_LARGEFILE"},
+            {},
+            "TRC-109",
+        ),
+        (
+            "security_file_open",
+            {"pathname": "/proc/kcore", "flags": "O_RDONLY"},
+            {"contextFlags": {"containerStarted": True}},
+            "TRC-1021",
+        ),
         ("mem_prot_alert", {"alert": "Protection changed from W+E to E!"}, {}, "TRC-104"),
     ],
 )

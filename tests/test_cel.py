@@ -75,7 +75,9 @@ def write(directory: Path, name: str, text: str) -> Path:
     return path
 
 
-def detector(conditions: str = "", *, events: str = "    - name: ptrace\n", output: str = "", sig_id: str = "T-1") -> str:
+def detector(
+    conditions: str = "", *, events: str = "    - name: ptrace\n", output: str = "", sig_id: str = "T-1"
+) -> str:
     """A minimal detector with the given conditions/events/output blocks."""
     return (
         f"type: detector\nid: {sig_id}\nproduced_event:\n  name: t_event\nrequirements:\n  events:\n{events}"
@@ -108,13 +110,20 @@ def test_detector_becomes_signature_metadata(tmp_path: Path, backend_name: str) 
     assert isinstance(signature, CelSignature) and signature.language == "cel"
     metadata = signature.get_metadata()
     assert (metadata.id, metadata.name, metadata.event_name, metadata.version) == (
-        "TEST-1", "Shadow file written", "shadow_write", "1.2.0",
+        "TEST-1",
+        "Shadow file written",
+        "shadow_write",
+        "1.2.0",
     )
     assert metadata.description == "Someone wrote the password hashes."
     assert list(metadata.tags or ()) == ["linux", "files"]
     assert metadata.properties == {
-        "Severity": 3, "Category": "credential-access", "Technique": "Account Manipulation",
-        "id": "attack-pattern--1234", "external_id": "T1098", "Team": "blue",
+        "Severity": 3,
+        "Category": "credential-access",
+        "Technique": "Account Manipulation",
+        "id": "attack-pattern--1234",
+        "external_id": "T1098",
+        "Team": "blue",
     }
     assert list(metadata.properties)[:5] == ["Severity", "Category", "Technique", "id", "external_id"]
     assert [str(s) for s in signature.get_selected_events()] == ["tracee:security_file_open:* pathname=/etc/shadow"]
@@ -148,7 +157,9 @@ def test_defaults_and_short_forms(tmp_path: Path) -> None:
     assert finding.data is None  # no conditions: every selected event; no output: no Data
 
 
-@pytest.mark.parametrize(("word", "level"), [("info", 0), ("low", 1), ("Medium", 2), ("high", 3), ("critical", 4), (0, 0), (4, 4)])
+@pytest.mark.parametrize(
+    ("word", "level"), [("info", 0), ("low", 1), ("Medium", 2), ("high", 3), ("critical", 4), (0, 0), (4, 4)]
+)
 def test_severities(tmp_path: Path, word: Any, level: int) -> None:
     text = detector() + f"threat:\n  severity: {word}\n"
     (signature,) = load_signatures(write(tmp_path, "s.yaml", text))
@@ -173,7 +184,9 @@ def test_data_filters_become_engine_filters(tmp_path: Path) -> None:
     (signature,) = load_signatures(write(tmp_path, "f.yaml", detector(events=events)))
     (open_selector, rename_selector) = signature.get_selected_events()
     pathname = open_selector.filters["pathname"]
-    assert pathname.matches("/etc/sudoers") and pathname.matches("/etc/sudoers.d/x") and pathname.matches("/etc/gshadow")
+    assert (
+        pathname.matches("/etc/sudoers") and pathname.matches("/etc/sudoers.d/x") and pathname.matches("/etc/gshadow")
+    )
     assert not pathname.matches("/etc/passwd")
     assert open_selector.filters["syscall_pathname"].anything
     assert rename_selector.origin == "container"
@@ -218,22 +231,58 @@ BASE = detector('  - getEventData("request") == 0\n', sig_id="BROKEN-1") + "thre
         ("id: BROKEN-1\n", "", 1, "missing required field 'id'"),
         ("  name: t_event\n", "  version: 1\n", 4, "missing required field 'produced_event.name'"),
         ("severity: medium", "severity: extreme", 11, "threat.severity: bad severity 'extreme'"),
-        ("    - name: ptrace\n", "    - name: ptrace\n      scope_filters: [comm=bash]\n", 8, "unsupported scope filter 'comm=bash'"),
-        ("    - name: ptrace\n", "    - name: ptrace\n      data_filters: [pathname=/a*b*c]\n", 8, "bad data filter 'pathname=/a*b*c'"),
-        ("    - name: ptrace\n", "    - name: ptrace\n      data_filters: [pathname!=/etc]\n", 8, "only '=' is supported"),
+        (
+            "    - name: ptrace\n",
+            "    - name: ptrace\n      scope_filters: [comm=bash]\n",
+            8,
+            "unsupported scope filter 'comm=bash'",
+        ),
+        (
+            "    - name: ptrace\n",
+            "    - name: ptrace\n      data_filters: [pathname=/a*b*c]\n",
+            8,
+            "bad data filter 'pathname=/a*b*c'",
+        ),
+        (
+            "    - name: ptrace\n",
+            "    - name: ptrace\n      data_filters: [pathname!=/etc]\n",
+            8,
+            "only '=' is supported",
+        ),
         ("    - name: ptrace\n", "    - name: ptrace\n      data_filters: [nonsense]\n", 8, "expected ARG=VALUE"),
         ("    - name: ptrace\n", "    - name: ptrace\n      origin: mars\n", 8, "unknown origin 'mars'"),
         ("    - name: ptrace\n", "    - origin: host\n", 7, "missing required field 'requirements.events[0].name'"),
         ("  events:\n    - name: ptrace\n", "  events: []\n", 6, "requirements.events must list at least one event"),
         ("conditions:", "condition:", 8, "unknown key"),
-        ('== 0\n', '== 0\n  - getEventData("request" ==\n', 10, "conditions[1]: CEL error"),
-        ('== 0\n', '== 0\n  - |\n    getEventData("request") == 0 &&\n      nosuch(1)\n', 12, "undeclared reference to 'nosuch'"),
-        ("id: BROKEN-1", "id: [oops", 3, "invalid YAML: expected ',' or ']', but got ':' (while parsing a flow sequence started on line 2)"),
+        ("== 0\n", '== 0\n  - getEventData("request" ==\n', 10, "conditions[1]: CEL error"),
+        (
+            "== 0\n",
+            '== 0\n  - |\n    getEventData("request") == 0 &&\n      nosuch(1)\n',
+            12,
+            "undeclared reference to 'nosuch'",
+        ),
+        (
+            "id: BROKEN-1",
+            "id: [oops",
+            3,
+            "invalid YAML: expected ',' or ']', but got ':' (while parsing a flow sequence started on line 2)",
+        ),
     ],
     ids=[
-        "missing id", "missing event name", "bad severity", "unknown scope filter", "bad pattern", "bad operator",
-        "bad filter", "unknown origin", "event without name", "no events", "unknown key", "CEL syntax error",
-        "undeclared function in block", "invalid YAML",
+        "missing id",
+        "missing event name",
+        "bad severity",
+        "unknown scope filter",
+        "bad pattern",
+        "bad operator",
+        "bad filter",
+        "unknown origin",
+        "event without name",
+        "no events",
+        "unknown key",
+        "CEL syntax error",
+        "undeclared function in block",
+        "invalid YAML",
     ],
 )
 def test_broken_file_names_file_and_line(
@@ -256,7 +305,9 @@ def test_a_condition_that_cannot_be_bool_is_rejected_at_load(tmp_path: Path) -> 
 
 
 def test_a_condition_that_is_not_bool_at_run_time_is_no_match(tmp_path: Path, backend_name: str) -> None:
-    (signature,) = load_signatures(write(tmp_path, "s.yaml", detector('  - getEventData("request")\n')), cel_engine=backend_name)
+    (signature,) = load_signatures(
+        write(tmp_path, "s.yaml", detector('  - getEventData("request")\n')), cel_engine=backend_name
+    )
     findings = run_signature(signature, [make_event("ptrace", {"request": 1}), make_event("ptrace", {"request": True})])
     assert len(findings) == 1 and signature.errors == 1
 
@@ -264,21 +315,29 @@ def test_a_condition_that_is_not_bool_at_run_time_is_no_match(tmp_path: Path, ba
 def test_strict_makes_a_broken_file_fatal(tmp_path: Path) -> None:
     write(tmp_path, "rules/broken.yaml", BASE.replace("severity: medium", "severity: extreme"))
     write(tmp_path, "rules/good.yaml", detector(sig_id="GOOD-1"))
-    lenient = Session(SessionConfig(rules_dirs=[tmp_path / "rules"], load_builtin_rules=False, load_installed_plugins=False))
+    lenient = Session(
+        SessionConfig(rules_dirs=[tmp_path / "rules"], load_builtin_rules=False, load_installed_plugins=False)
+    )
     lenient.load()
     assert "GOOD-1" in [s.metadata.id for s in lenient.signatures]
     assert [str(e) for e in lenient.load_errors()] == [
         f"{tmp_path / 'rules' / 'broken.yaml'}:11: threat.severity: bad severity 'extreme': use info, low, medium, high, critical or 0-4"
     ]
     strict = Session(
-        SessionConfig(rules_dirs=[tmp_path / "rules"], strict=True, load_builtin_rules=False, load_installed_plugins=False)
+        SessionConfig(
+            rules_dirs=[tmp_path / "rules"], strict=True, load_builtin_rules=False, load_installed_plugins=False
+        )
     )
     with pytest.raises(ConfigError, match="failed to load"):
         strict.load()
 
 
 def test_other_yaml_files_are_left_alone(tmp_path: Path) -> None:
-    write(tmp_path, "policy.yaml", "apiVersion: tracee.aquasec.com/v1beta1\nkind: Policy\nspec: {rules: [{event: ptrace}]}\n")
+    write(
+        tmp_path,
+        "policy.yaml",
+        "apiVersion: tracee.aquasec.com/v1beta1\nkind: Policy\nspec: {rules: [{event: ptrace}]}\n",
+    )
     write(tmp_path, "shells.yaml", "type: string_list\nname: SHELLS\nvalues: [bash, sh]\n")
     write(tmp_path, "values.yml", "- just\n- a list\n")
     write(tmp_path, "broken.yaml", "key: [unclosed\n")  # not readable, and nothing says it is a detector
@@ -307,7 +366,9 @@ def test_bad_options_are_configuration_errors(tmp_path: Path) -> None:
 def test_mixed_type_arguments_count_as_no_match_and_log_once(
     tmp_path: Path, backend_name: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    text = detector('  - getEventData("flags").startsWith("O_WRONLY")\n', events="    - name: security_file_open\n", sig_id="MIX-1")
+    text = detector(
+        '  - getEventData("flags").startsWith("O_WRONLY")\n', events="    - name: security_file_open\n", sig_id="MIX-1"
+    )
     (signature,) = load_signatures(write(tmp_path, "mixed.yaml", text), cel_engine=backend_name)
     flags = ["O_WRONLY|O_CREAT", 1, 0, "O_RDONLY", 2, None]
     events = [make_event("security_file_open", {"pathname": "/tmp/x", "flags": value}) for value in flags]
@@ -357,10 +418,16 @@ SLOW_RULE = detector(
 )
 
 
-def test_time_budget_disables_a_pathological_rule(tmp_path: Path, backend_name: str, caplog: pytest.LogCaptureFixture) -> None:
+def test_time_budget_disables_a_pathological_rule(
+    tmp_path: Path, backend_name: str, caplog: pytest.LogCaptureFixture
+) -> None:
     rule = write(tmp_path, "slow.yaml", SLOW_RULE)
     # cel-expr-python: the default 5 ms budget; cel-python: a 10 ms budget
-    options = {"cel_engine": backend_name} if backend_name == "cel-expr-python" else {"cel_engine": backend_name, "cel_time_budget": 10}
+    options = (
+        {"cel_engine": backend_name}
+        if backend_name == "cel-expr-python"
+        else {"cel_engine": backend_name, "cel_time_budget": 10}
+    )
     (signature,) = load_signatures(rule, **options)
     slow = make_event("sched_process_exec", {"text": "x" * 60_000})
     with caplog.at_level(logging.WARNING, logger="pytracee"):
@@ -382,10 +449,14 @@ def test_a_few_slow_evaluations_do_not_disable(tmp_path: Path) -> None:
 
 def test_iteration_budget_is_an_evaluation_error(tmp_path: Path, backend_name: str) -> None:
     # two loops over a 6,000-element list: 12,000 steps, over the 10,000 of one evaluation (both backends)
-    rule = write(tmp_path, "loops.yaml", detector(
-        '  - getEventData("argv").exists(a, a == "z") || getEventData("argv").exists(b, b == "z")\n',
-        events="    - name: sched_process_exec\n",
-    ))
+    rule = write(
+        tmp_path,
+        "loops.yaml",
+        detector(
+            '  - getEventData("argv").exists(a, a == "z") || getEventData("argv").exists(b, b == "z")\n',
+            events="    - name: sched_process_exec\n",
+        ),
+    )
     (signature,) = load_signatures(rule, cel_engine=backend_name, cel_time_budget=10_000)  # cel-python is slow
     findings = run_signature(signature, [make_event("sched_process_exec", {"argv": ["a"] * 6000})])
     assert findings == [] and signature.errors == 1 and "iteration budget exceeded" in signature.first_error.lower()
@@ -407,7 +478,12 @@ ARGS = {
     "unix": {"sa_family": "AF_UNIX", "sun_path": "/var/run/docker.sock"},
     "big": 2**64 - 1,
 }
-RAW = {"eventName": "security_file_open", "processName": "bash", "processId": 7, "contextFlags": {"containerStarted": True}}
+RAW = {
+    "eventName": "security_file_open",
+    "processName": "bash",
+    "processId": 7,
+    "contextFlags": {"containerStarted": True},
+}
 
 
 @pytest.mark.parametrize(
@@ -425,16 +501,31 @@ RAW = {"eventName": "security_file_open", "processName": "bash", "processId": 7,
         ('replace("aXbX", "X", "-") + "q".replace("q", "Q")', "a-b-Q"),
         ('upper("abc") + "DeF".lower()', "ABCdef"),
         ('[basename("/a/b/"), basename(""), basename("/"), "/x/y".basename()]', ["b", ".", "/", "y"]),
-        ('[dirname("/etc/passwd"), dirname("passwd"), dirname("/"), dirname("//a"), dirname("a/b/c/")]', ["/etc", ".", "/", "/", "a/b/c"]),
+        (
+            '[dirname("/etc/passwd"), dirname("passwd"), dirname("/"), dirname("//a"), dirname("a/b/c/")]',
+            ["/etc", ".", "/", "/", "a/b/c"],
+        ),
         ('openFlags(getEventData("flags")) == 66 && openFlags(getEventData("raw_flags")) == 65', True),
-        ('[isFileWrite(getEventData("flags")), isFileRead(getEventData("flags")), isFileRead(1), isFileWrite("O_RDONLY")]', [True, True, False, False]),
-        ('ptraceRequest(getEventData("request")) == 0 && ptraceRequest(16) == 16 && ptraceRequest("PTRACE_ATTACH") == 16', True),
+        (
+            '[isFileWrite(getEventData("flags")), isFileRead(getEventData("flags")), isFileRead(1), isFileWrite("O_RDONLY")]',
+            [True, True, False, False],
+        ),
+        (
+            'ptraceRequest(getEventData("request")) == 0 && ptraceRequest(16) == 16 && ptraceRequest("PTRACE_ATTACH") == 16',
+            True,
+        ),
         ('memProtAlert(getEventData("alert")) == 4 && memProtAlert("Protection changed from W+E to E!") == 4', True),
         ('[isMemoryPath("memfd:x"), isMemoryPath("/dev/shm/y"), isMemoryPath("/tmp/z")]', [True, True, False]),
         ('[isElf(getEventData("bytes")), isElf("AAAA"), isElf(null), isElf(b"\\x7fELF")]', [True, False, False, True]),
-        ('[sockaddrIp(getEventData("addr")), sockaddrPort(getEventData("addr")), sockaddrPath(getEventData("unix"))]', ["::1", "443", "/var/run/docker.sock"]),
+        (
+            '[sockaddrIp(getEventData("addr")), sockaddrPort(getEventData("addr")), sockaddrPath(getEventData("unix"))]',
+            ["::1", "443", "/var/run/docker.sock"],
+        ),
         ('event.processName == "bash" && event.contextFlags.containerStarted', True),
-        ('getEventData("argv").exists(a, a.startsWith("-")) && getEventData("pathname").matches(r"lib[a-z]+\\.so")', True),
+        (
+            'getEventData("argv").exists(a, a.startsWith("-")) && getEventData("pathname").matches(r"lib[a-z]+\\.so")',
+            True,
+        ),
         ('getEventData("pathname").endsWith(".6") ? "six" : "other"', "six"),
     ],
 )
@@ -468,7 +559,9 @@ def test_evaluation_errors(backend_name: str, expression: str) -> None:
 def test_errors_are_absorbed_by_logical_operators(backend_name: str) -> None:
     backend = create_backend(backend_name)
     backend.slot.args = ARGS
-    condition = backend.compile_condition('getEventData("raw_flags").startsWith("O_") || isFileWrite(getEventData("flags"))')
+    condition = backend.compile_condition(
+        'getEventData("raw_flags").startsWith("O_") || isFileWrite(getEventData("flags"))'
+    )
     assert condition(RAW) is True
     condition = backend.compile_condition('false && getEventData("raw_flags").startsWith("O_")')
     assert condition(RAW) is False
@@ -493,8 +586,11 @@ def test_expression_limits() -> None:
         check_expression("1 + " * (MAX_EXPRESSION_LENGTH // 4) + "1")
     with pytest.raises(ExpressionTooComplex, match="brackets nested"):
         check_expression("(" * (MAX_NESTING + 1) + "1" + ")" * (MAX_NESTING + 1))
-    nested = "l" + "".join(f".exists(x{i}, l" for i in range(MAX_COMPREHENSION_NESTING + 1)) + ".size() > 0" + ")" * (
-        MAX_COMPREHENSION_NESTING + 1
+    nested = (
+        "l"
+        + "".join(f".exists(x{i}, l" for i in range(MAX_COMPREHENSION_NESTING + 1))
+        + ".size() > 0"
+        + ")" * (MAX_COMPREHENSION_NESTING + 1)
     )
     with pytest.raises(ExpressionTooComplex, match="comprehensions nested"):
         check_expression(nested)
@@ -541,7 +637,14 @@ def test_cli_help_shows_cel_options() -> None:
 @pytest.mark.parametrize("engine", BACKENDS)
 def test_cli_replays_events_through_a_cel_signature(events_file: Path, engine: str) -> None:
     result = tracee_rules(
-        "--rules", "CEL-102,CEL-1028", "--cel-engine", engine, "--input", str(events_file), "--output-template", "rawjson"
+        "--rules",
+        "CEL-102,CEL-1028",
+        "--cel-engine",
+        engine,
+        "--input",
+        str(events_file),
+        "--output-template",
+        "rawjson",
     )
     assert result.returncode == 0, result.stderr
     findings = [json.loads(line) for line in result.stdout.splitlines()]
@@ -558,7 +661,7 @@ def test_cli_default_template_prints_a_cel_finding(events_file: Path) -> None:
 
 def test_cli_rules_dir_with_a_broken_detector(tmp_path: Path, events_file: Path) -> None:
     rules = tmp_path / "rules"
-    broken = write(rules, "broken.yaml", BASE.replace('== 0\n', '== 0\n  - getEventData("request" ==\n'))
+    broken = write(rules, "broken.yaml", BASE.replace("== 0\n", '== 0\n  - getEventData("request" ==\n'))
     write(rules, "good.yaml", detector('  - ptraceRequest(getEventData("request")) == 16\n', sig_id="GOOD-1"))
     args = ("--rules-dir", str(rules), "--disable", "builtin-rules", "--rules", "GOOD-1", "--input", str(events_file))
     lenient = tracee_rules(*args, "--output-template", "rawjson")
@@ -589,18 +692,26 @@ def test_integer_filters_of_alternative_requirements_are_or_ed(tmp_path: Path) -
 def test_a_detector_can_build_on_another_signatures_event(tmp_path: Path, backend_name: str) -> None:
     """Like Tracee's detector chains: select a signature's event, read its Data and detectedFrom."""
     rules = tmp_path / "rules"
-    write(rules, "exec.yaml", detector(
-        events="    - name: sched_process_exec\n      data_filters: [pathname=/tmp/*]\n",
-        output="    - {name: binary, expression: getEventData(\"pathname\")}\n",
-        sig_id="CHAIN-1",
-    ).replace("t_event", "tmp_exec"))
-    write(rules, "container.yaml", detector(
-        '  - getEventData("binary").endsWith("/miner")\n',
-        events="    - name: tmp_exec\n      scope_filters: [container=started]\n",
-        output="    - {name: from, expression: getEventData(\"detectedFrom\").name}\n"
-        "    - {name: binary, expression: basename(getEventData(\"binary\"))}\n",
-        sig_id="CHAIN-2",
-    ).replace("t_event", "container_miner"))
+    write(
+        rules,
+        "exec.yaml",
+        detector(
+            events="    - name: sched_process_exec\n      data_filters: [pathname=/tmp/*]\n",
+            output='    - {name: binary, expression: getEventData("pathname")}\n',
+            sig_id="CHAIN-1",
+        ).replace("t_event", "tmp_exec"),
+    )
+    write(
+        rules,
+        "container.yaml",
+        detector(
+            '  - getEventData("binary").endsWith("/miner")\n',
+            events="    - name: tmp_exec\n      scope_filters: [container=started]\n",
+            output='    - {name: from, expression: getEventData("detectedFrom").name}\n'
+            '    - {name: binary, expression: basename(getEventData("binary"))}\n',
+            sig_id="CHAIN-2",
+        ).replace("t_event", "container_miner"),
+    )
     signatures = load_signatures(rules, cel_engine=backend_name)
     findings = run_engine(
         [

@@ -195,7 +195,11 @@ def test_parity_covers_findings_and_parse_arguments() -> None:
     params = _cases()
     firing = [p for p in params if p.values[0]["expected_findings"]]
     assert len(firing) >= 10 and len(params) - len(firing) >= 10
-    rewritten = [p for p in params if p.values[1] == "parsed" and [_parse_arguments(e) for e in p.values[0]["events"]] != p.values[0]["events"]]
+    rewritten = [
+        p
+        for p in params
+        if p.values[1] == "parsed" and [_parse_arguments(e) for e in p.values[0]["events"]] != p.values[0]["events"]
+    ]
     assert {SIGNATURE_BY_TEST_FILE[p.values[0]["test_file"]] for p in rewritten} >= {"TRC-102", "TRC-104", "TRC-1028"}
 
 
@@ -208,7 +212,10 @@ def test_rule_files_are_named_after_their_event() -> None:
 
 # --- the realistic stream ----------------------------------------------------------------------------------
 
-DEMO_FILES = [REPO / "examples" / "events" / "demo.jsonl", REPO / "examples" / "events" / "demo-parse-arguments.jsonl.gz"]
+DEMO_FILES = [
+    REPO / "examples" / "events" / "demo.jsonl",
+    REPO / "examples" / "events" / "demo-parse-arguments.jsonl.gz",
+]
 
 
 class _Collect:

@@ -159,7 +159,9 @@ def test_webhook_posts_each_finding(webhook_server, attack: Path) -> None:
 
 def test_webhook_with_template_and_content_type(webhook_server, attack: Path) -> None:
     url, handler = webhook_server
-    tracee_rules("--input", str(attack), "--webhook", url, "--webhook-template", "csv", "--webhook-content-type", "text/csv")
+    tracee_rules(
+        "--input", str(attack), "--webhook", url, "--webhook-template", "csv", "--webhook-content-type", "text/csv"
+    )
     assert [ctype for _, ctype, _ in handler.received] == ["text/csv", "text/csv"]
     assert handler.received[0][2].decode().endswith(",strace,test-host")
 
@@ -184,7 +186,10 @@ def test_replays_tracee_documentation_events(tmp_path: Path) -> None:
 def test_sigterm_finishes_the_run_cleanly(attack: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytracee.engine.cli.tracee_rules", "--input", "-"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     assert proc.stdin is not None and proc.stderr is not None
     proc.stdin.write(attack.read_text())
@@ -202,7 +207,10 @@ def test_a_closed_stdout_stops_the_run(tmp_path: Path) -> None:
     many = events_file(tmp_path, *[make_event("ptrace", {"request": 0}) for _ in range(3000)], name="many.jsonl")
     pipeline = subprocess.run(  # noqa: S602 - the pipe into head is the test
         f"{sys.executable} -m pytracee.engine.cli.tracee_rules --input {many} | head -n 3",
-        shell=True, capture_output=True, text=True, timeout=60,
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert pipeline.stdout.count("\n") == 3
     assert "stopped: the output was closed" in pipeline.stderr

@@ -78,7 +78,12 @@ def test_exec_of_a_binary(bpf_object: Path, tmp_path: Path) -> None:
     assert exec_ev["eventId"] == "715" and exec_ev["processName"] == "trcx_true"
     assert a["cmdpath"] == str(binary)
     assert a["pathname"] == os.path.realpath(binary)
-    assert (a["dev"], a["inode"], a["ctime"], a["inode_mode"]) == (kernel_dev(st.st_dev), st.st_ino, st.st_ctime_ns, st.st_mode)
+    assert (a["dev"], a["inode"], a["ctime"], a["inode_mode"]) == (
+        kernel_dev(st.st_dev),
+        st.st_ino,
+        st.st_ctime_ns,
+        st.st_mode,
+    )
     assert a["argv"] == ["trcx_true", "arg1"]
     assert a["env"] == ["TRCX=1", "LD_PRELOAD="]
     assert a["prev_comm"] == ev["processName"] != "trcx_true"
@@ -91,7 +96,10 @@ def test_exec_of_a_binary(bpf_object: Path, tmp_path: Path) -> None:
     ld_st = ld_so.stat()
     assert a["interpreter_pathname"] == str(ld_so)
     assert (a["interpreter_dev"], a["interpreter_inode"], a["interpreter_ctime"]) == (
-        kernel_dev(ld_st.st_dev), ld_st.st_ino, ld_st.st_ctime_ns)
+        kernel_dev(ld_st.st_dev),
+        ld_st.st_ino,
+        ld_st.st_ctime_ns,
+    )
 
     (bprm,) = named(got, "security_bprm_check")
     assert args(bprm) == {
@@ -128,8 +136,15 @@ def test_cat_opens_a_file(bpf_object: Path, tmp_path: Path) -> None:
         bpf_object, ["openat", "close", "security_file_open"], filters=KernelFilters(comms={"trcx_cat"})
     )
     try:
-        run_child(f"import subprocess; subprocess.run([{str(cat)!r}, '/etc/hostname'], check=True, stdout=subprocess.DEVNULL)")
-        got = collect(collector, lambda evs: bool(named(evs, "close", fd=3) and named(evs, "security_file_open", syscall_pathname="/etc/hostname")))
+        run_child(
+            f"import subprocess; subprocess.run([{str(cat)!r}, '/etc/hostname'], check=True, stdout=subprocess.DEVNULL)"
+        )
+        got = collect(
+            collector,
+            lambda evs: bool(
+                named(evs, "close", fd=3) and named(evs, "security_file_open", syscall_pathname="/etc/hostname")
+            ),
+        )
     finally:
         collector.stop()
     st = os.stat("/etc/hostname")
@@ -152,7 +167,9 @@ def test_cat_opens_a_file(bpf_object: Path, tmp_path: Path) -> None:
 def test_write_of_an_elf_header(bpf_object: Path, tmp_path: Path) -> None:
     target = tmp_path / "dropped"
     header = b"\x7fELF\x02\x01\x01\x00" + bytes(range(1, 40))
-    collector = start_collector(bpf_object, ["magic_write", "security_file_open"], filters=KernelFilters(comms={"trcx_write"}))
+    collector = start_collector(
+        bpf_object, ["magic_write", "security_file_open"], filters=KernelFilters(comms={"trcx_write"})
+    )
     try:
         run_child(f"open({str(target)!r}, 'wb').write({header!r})", comm="trcx_write")
         got = collect(collector, lambda evs: bool(named(evs, "magic_write")))
@@ -264,7 +281,12 @@ def test_dynamic_code_loading_alerts(bpf_object: Path) -> None:
     addr = int(proc.stdout)
     alerts = {args(e)["alert"]: e for e in named(got, "mem_prot_alert")}
     assert set(alerts) == {1, 4}
-    assert {k: args(alerts[1])[k] for k in ("addr", "len", "prot", "prev_prot")} == {"addr": addr, "len": 8192, "prot": 7, "prev_prot": 0}
+    assert {k: args(alerts[1])[k] for k in ("addr", "len", "prot", "prev_prot")} == {
+        "addr": addr,
+        "len": 8192,
+        "prot": 7,
+        "prev_prot": 0,
+    }
     assert alerts[1]["syscall"] == "mmap"
     a4 = args(alerts[4])
     assert (a4["addr"], a4["len"], a4["prot"], a4["pathname"]) == (addr, 8192, 5, "")
@@ -275,7 +297,15 @@ def test_dynamic_code_loading_alerts(bpf_object: Path) -> None:
 def test_rename_mount_and_fork_exit(bpf_object: Path, tmp_path: Path) -> None:
     (tmp_path / "old").write_text("x")
     (tmp_path / "mnt").mkdir()
-    events = ["rename", "security_inode_rename", "mount", "security_sb_mount", "umount2", "sched_process_fork", "sched_process_exit"]
+    events = [
+        "rename",
+        "security_inode_rename",
+        "mount",
+        "security_sb_mount",
+        "umount2",
+        "sched_process_fork",
+        "sched_process_exit",
+    ]
     collector = start_collector(bpf_object, events, filters=KernelFilters(comms={"trcx_fs"}))
     try:
         proc = run_child(
@@ -294,7 +324,9 @@ def test_rename_mount_and_fork_exit(bpf_object: Path, tmp_path: Path) -> None:
             """,
             comm="trcx_fs",
         )
-        got = collect(collector, lambda evs: len(named(evs, "sched_process_exit")) >= 1 and bool(named(evs, "sched_process_fork")))
+        got = collect(
+            collector, lambda evs: len(named(evs, "sched_process_exit")) >= 1 and bool(named(evs, "sched_process_fork"))
+        )
     finally:
         collector.stop()
     mounted, grandchild = map(int, proc.stdout.split())
@@ -317,7 +349,9 @@ def test_rename_mount_and_fork_exit(bpf_object: Path, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("ring_kb", [4])
 def test_lost_events_are_counted(bpf_object: Path, ring_kb: int) -> None:
-    collector = start_collector(bpf_object, ["openat"], filters=KernelFilters(comms={"trcx_flood"}), ring_buffer_bytes=ring_kb << 10)
+    collector = start_collector(
+        bpf_object, ["openat"], filters=KernelFilters(comms={"trcx_flood"}), ring_buffer_bytes=ring_kb << 10
+    )
     try:
         run_child("for _ in range(3000):\n    os.close(os.open('/etc/hostname', os.O_RDONLY))", comm="trcx_flood")
         assert collector.lost > 0  # nothing drained: the 4 KB ring overflowed
@@ -397,7 +431,10 @@ def test_other_syscalls_record_their_arguments(bpf_object: Path, tmp_path: Path)
     assert args(by_name["setns"]) == {"fd": ns_fd, "nstype": 0x04000000}
     assert args(by_name["finit_module"]) == {"fd": ns_fd, "param_values": "p=1", "flags": 0}
     assert args(by_name["dup"]) == {"oldfd": ns_fd} and by_name["dup"]["returnValue"] > ns_fd
-    assert args(by_name["dup3"]) == {"oldfd": ns_fd, "newfd": 77, "flags": 0o2000000} and by_name["dup3"]["returnValue"] == 77
+    assert (
+        args(by_name["dup3"]) == {"oldfd": ns_fd, "newfd": 77, "flags": 0o2000000}
+        and by_name["dup3"]["returnValue"] == 77
+    )
     pvw = args(by_name["process_vm_writev"])
     assert (pvw["pid"], pvw["liovcnt"], pvw["riovcnt"], pvw["flags"]) == (pid, 1, 1, 0) and pvw["local_iov"] > 0
     assert by_name["process_vm_writev"]["returnValue"] == 8
@@ -416,16 +453,21 @@ def test_an_object_from_other_sources_is_refused_with_a_clear_error(tmp_path: Pa
 
     src = tmp_path / "other.bpf.c"
     src.write_text(
-        '#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\n'
+        "#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\n"
         'struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 4096); } events SEC(".maps");\n'
         'SEC("raw_tp/sys_enter") int tracee_sys_enter(void *ctx) { return 0; }\n'
         'char LICENSE[] SEC("license") = "GPL";\n'
     )
     obj = tmp_path / "other.bpf.o"
-    subprocess.run(["clang", "-O2", "-g", "-target", "bpf", "-I/usr/include/x86_64-linux-gnu", "-c", str(src), "-o", str(obj)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["clang", "-O2", "-g", "-target", "bpf", "-I/usr/include/x86_64-linux-gnu", "-c", str(src), "-o", str(obj)],
+        check=True,
+        capture_output=True,
+    )
     collector = Collector(obj, None, ["openat"])
-    with pytest.raises(IncompatibleObjectError, match=r"not built from this version's bpf/ sources \(no map .*compat_ids.*rebuild it"):
+    with pytest.raises(
+        IncompatibleObjectError, match=r"not built from this version's bpf/ sources \(no map .*compat_ids.*rebuild it"
+    ):
         collector.start()
 
 
@@ -445,10 +487,17 @@ def test_a_static_binary_has_no_interpreter(bpf_object: Path, tmp_path: Path) ->
     (exec_ev,) = named(got, "sched_process_exec")
     a = args(exec_ev)
     assert a["pathname"] == str(binary)
-    assert (a["interpreter_pathname"], a["interpreter_dev"], a["interpreter_inode"], a["interpreter_ctime"]) == ("", 0, 0, 0)
+    assert (a["interpreter_pathname"], a["interpreter_dev"], a["interpreter_inode"], a["interpreter_ctime"]) == (
+        "",
+        0,
+        0,
+        0,
+    )
 
 
-def test_without_find_vma_exec_events_have_no_interpreter(bpf_object: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_find_vma_exec_events_have_no_interpreter(
+    bpf_object: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """exec_interp is optional: without kernel BTF it is not loaded and exec events come without the interpreter."""
     from pytracee.collector import loader
 

@@ -26,14 +26,14 @@ BPF_DIR = Path(__file__).resolve().parent.parent / "bpf"
 # Raw ring-buffer records captured from a live run (`Collector.raw_records`) of a process
 # named trcx_rec: open("/etc/hostname"), connect(127.0.0.1:9), an ELF header written to a file.
 RECORDED = {
-    'openat': (
+    "openat": (
         "94ca15a0c6050000c815cc9ec6050000c815cc9ec6050000d1b53b86c6050000fb1b0000000000000300000000000000"
         "010100000101000090790000907900008d79000090790000907900008d79000000000000f8ffffeffcffffef00000000"
         "0100000001000000747263785f7265630000000000000000766d00000000000000000000000000000000000000000000"
         "000000000000000000000000000000000000000000000000000000000000000000000000000000009cffffffffffffff"
         "000008000000000000000000000000000d0000002f6574632f686f73746e616d65000000"
     ),
-    'security_file_open': (
+    "security_file_open": (
         "990216a0c6050000c815cc9ec6050000c815cc9ec6050000d1b53b86c6050000fb1b0000000000000000000000000000"
         "dc0200000101000090790000907900008d79000090790000907900008d79000000000000f8ffffeffcffffef00000000"
         "0100000001000000747263785f7265630000000000000000766d00000000000000000000000000000000000000000000"
@@ -41,14 +41,14 @@ RECORDED = {
         "0000e00f0000000064020000000000000f83f70d7340ea180d0000002f6574632f686f73746e616d650000000d000000"
         "2f6574632f686f73746e616d65000000"
     ),
-    'security_socket_connect': (
+    "security_socket_connect": (
         "0f9916a0c6050000c815cc9ec6050000c815cc9ec6050000d1b53b86c6050000fb1b0000000000000000000000000000"
         "e00200002a00000090790000907900008d79000090790000907900008d79000000000000f8ffffeffcffffef00000000"
         "0100000001000000747263785f7265630000000000000000766d00000000000000000000000000000000000000000000"
         "000000000000000000000000000000000000000000000000000000000000000000000000000000000300000000000000"
         "010000000000000010000000020000097f0000010000000000000000"
     ),
-    'magic_write': (
+    "magic_write": (
         "168b22a0c6050000c815cc9ec6050000c815cc9ec6050000d1b53b86c6050000fb1b0000000000000000000000000000"
         "d70200000100000090790000907900008d79000090790000907900008d79000000000000f8ffffeffcffffef01000000"
         "0100000001000000747263785f7265630000000000000000766d00000000000000000000000000000000000000000000"
@@ -125,7 +125,11 @@ def test_recorded_security_events() -> None:
     }
     assert (sfo["eventId"], sfo["syscall"], sfo["returnValue"]) == ("732", "openat", 0)
     connect = dec.decode(_raw("security_socket_connect"))
-    assert _args(connect) == {"sockfd": 3, "type": 1, "remote_addr": {"sa_family": "AF_INET", "sin_port": "9", "sin_addr": "127.0.0.1"}}
+    assert _args(connect) == {
+        "sockfd": 3,
+        "type": 1,
+        "remote_addr": {"sa_family": "AF_INET", "sin_port": "9", "sin_addr": "127.0.0.1"},
+    }
     write = dec.decode(_raw("magic_write"))
     assert _args(write)["pathname"] == "/tmp/trcx_rec_elf"
     assert base64.b64decode(_args(write)["bytes"]) == b"\x7fELF\x02\x01\x01" + bytes(13)
@@ -178,7 +182,12 @@ def test_sched_process_exec_in_a_started_container() -> None:
     a = _args(event)
     assert a["argv"] == ["sh", "-c", "id"]  # an area split on NUL
     assert a["env"] == ["LD_PRELOAD=/x.so", "A=1"]  # count limits the elements
-    assert (a["inode_mode"], a["stdin_type"], a["invoked_from_kernel"], a["prev_comm"]) == (0o100755, 0o20000, False, "nginx")
+    assert (a["inode_mode"], a["stdin_type"], a["invoked_from_kernel"], a["prev_comm"]) == (
+        0o100755,
+        0o20000,
+        False,
+        "nginx",
+    )
     assert (a["interpreter_pathname"], a["pwd"], a["stdin_path"]) == ("", "/", "/dev/pts/0")
     assert event["containerId"] == CONTAINER and event["container"] == {"id": CONTAINER}
     assert event["contextFlags"]["containerStarted"] is True  # state 1: existed before tracing
@@ -211,15 +220,34 @@ def test_fork_times_are_epoch_and_bools_are_bools() -> None:
 
 def test_sockaddrs() -> None:
     v6 = struct.pack("<H", 10) + struct.pack(">HI", 443, 0) + bytes(15) + b"\x01" + struct.pack("<I", 0)
-    assert sockaddr_value(v6) == {"sa_family": "AF_INET6", "sin6_port": "443", "sin6_flowinfo": "0", "sin6_addr": "::1", "sin6_scopeid": "0"}
-    mapped = struct.pack("<H", 10) + struct.pack(">HI", 80, 0) + bytes(10) + b"\xff\xff" + bytes([10, 0, 0, 1]) + bytes(4)
+    assert sockaddr_value(v6) == {
+        "sa_family": "AF_INET6",
+        "sin6_port": "443",
+        "sin6_flowinfo": "0",
+        "sin6_addr": "::1",
+        "sin6_scopeid": "0",
+    }
+    mapped = (
+        struct.pack("<H", 10) + struct.pack(">HI", 80, 0) + bytes(10) + b"\xff\xff" + bytes([10, 0, 0, 1]) + bytes(4)
+    )
     assert sockaddr_value(mapped)["sin6_addr"] == "10.0.0.1"  # Go prints IPv4-mapped addresses dotted
-    assert sockaddr_value(struct.pack("<H", 1) + b"/var/run/docker.sock\0") == {"sa_family": "AF_UNIX", "sun_path": "/var/run/docker.sock"}
+    assert sockaddr_value(struct.pack("<H", 1) + b"/var/run/docker.sock\0") == {
+        "sa_family": "AF_UNIX",
+        "sun_path": "/var/run/docker.sock",
+    }
     assert sockaddr_value(struct.pack("<H", 1) + b"\0abstract\0") == {"sa_family": "AF_UNIX", "sun_path": "@abstract"}
     assert sockaddr_value(struct.pack("<H", 16) + bytes(10)) == {"sa_family": "AF_NETLINK"}
     assert sockaddr_value(b"") == {}
-    event = Decoder(0).decode(_header(749, syscall=33) + _slots(5, 1) + _var(struct.pack("<H", 2) + struct.pack(">H", 4444) + bytes([1, 2, 3, 4]) + bytes(8)))
-    assert _args(event) == {"oldfd": 5, "newfd": 1, "remote_addr": {"sa_family": "AF_INET", "sin_port": "4444", "sin_addr": "1.2.3.4"}}
+    event = Decoder(0).decode(
+        _header(749, syscall=33)
+        + _slots(5, 1)
+        + _var(struct.pack("<H", 2) + struct.pack(">H", 4444) + bytes([1, 2, 3, 4]) + bytes(8))
+    )
+    assert _args(event) == {
+        "oldfd": 5,
+        "newfd": 1,
+        "remote_addr": {"sa_family": "AF_INET", "sin_port": "4444", "sin_addr": "1.2.3.4"},
+    }
     assert event["syscall"] == "dup2"
 
 
@@ -230,7 +258,9 @@ def test_hidden_base_directories_make_paths_absolute() -> None:
         {"name": "old_path", "type": "string", "value": "/home/u/b"},
         {"name": "new_path", "type": "string", "value": "/etc/ld.so.preload"},
     ]
-    mount = Decoder(0).decode(_header(740) + _slots(0) + _var(b"/dev/sda1") + _var(b"mnt") + _var(b"ext4") + _var(b"/root"))
+    mount = Decoder(0).decode(
+        _header(740) + _slots(0) + _var(b"/dev/sda1") + _var(b"mnt") + _var(b"ext4") + _var(b"/root")
+    )
     assert _args(mount) == {"dev_name": "/dev/sda1", "path": "/root/mnt", "type": "ext4", "flags": 0}
 
 

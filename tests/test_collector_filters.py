@@ -136,7 +136,9 @@ def test_the_collector_never_traces_itself(bpf_object: Path) -> None:
 def test_stop_detaches_every_program_and_is_idempotent(bpf_object: Path) -> None:
     collector = start_collector(bpf_object, ["openat", "sched_process_fork", "security_file_open"])
     ids = set(collector.program_ids)
-    assert {"tracee_sys_enter", "tracee_sys_exit", "tracee_sched_fork", "tracee_sched_exec"} <= set(collector.attached_programs)
+    assert {"tracee_sys_enter", "tracee_sys_exit", "tracee_sched_fork", "tracee_sched_exec"} <= set(
+        collector.attached_programs
+    )
     assert ids and ids <= attached_program_ids()
     collector.stop()
     collector.stop()
@@ -179,7 +181,10 @@ def test_supported_events_cover_the_signatures_inputs() -> None:
 def test_filter_flags() -> None:
     assert KernelFilters().flags() == 0
     assert KernelFilters(pids={1}, comms={"x"}, follow=True).flags() == 0x01 | 0x04 | 0x20
-    assert KernelFilters(uids={0}, mnt_ns={1}, container_only=True, new_pids_only=True).flags() == 0x02 | 0x08 | 0x10 | 0x40
+    assert (
+        KernelFilters(uids={0}, mnt_ns={1}, container_only=True, new_pids_only=True).flags()
+        == 0x02 | 0x08 | 0x10 | 0x40
+    )
 
 
 # ---- the Makefile contract ------------------------------------------------------------
@@ -191,20 +196,28 @@ def test_non_core_build_and_reduced_btf_load(bpf_object: Path, tmp_path: Path) -
 
     bpf_dir = bpf_object.parent
     out = tmp_path / "gen" / "tracee.bpf.o"
-    proc = subprocess.run(["make", "-C", str(bpf_dir), f"OUT={out}", "CORE=0"], capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        ["make", "-C", str(bpf_dir), f"OUT={out}", "CORE=0"], capture_output=True, text=True, check=False
+    )
     assert proc.returncode == 0, proc.stderr
     assert "BPF_NO_PRESERVE_ACCESS_INDEX" in proc.stdout and (out.parent / "vmlinux.h").exists()
     min_btf = tmp_path / "tracee.min.btf"
-    proc = subprocess.run(["make", "-C", str(bpf_dir), "min-btf", f"MIN_BTF={min_btf}"], capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        ["make", "-C", str(bpf_dir), "min-btf", f"MIN_BTF={min_btf}"], capture_output=True, text=True, check=False
+    )
     assert proc.returncode == 0, proc.stderr
     for obj, btf in ((out, None), (bpf_object, min_btf)):
         collector = Collector(obj, btf, ["openat", "security_file_open"], filters=KernelFilters(comms={"trcx_build"}))
         collector.start()
         try:
             run_child(OPEN_HOSTNAME, comm="trcx_build")
-            got = collect(collector, lambda evs: bool(named(evs, "security_file_open", syscall_pathname="/etc/hostname")))
+            got = collect(
+                collector, lambda evs: bool(named(evs, "security_file_open", syscall_pathname="/etc/hostname"))
+            )
         finally:
             collector.stop()
         assert named(got, "security_file_open", pathname=os.path.realpath("/etc/hostname")), obj
-    bad = subprocess.run(["make", "-C", str(bpf_dir), f"OUT={out}", "KERN_HEADERS=/usr/src"], capture_output=True, text=True, check=False)
+    bad = subprocess.run(
+        ["make", "-C", str(bpf_dir), f"OUT={out}", "KERN_HEADERS=/usr/src"], capture_output=True, text=True, check=False
+    )
     assert bad.returncode != 0 and "KERN_HEADERS" in bad.stderr

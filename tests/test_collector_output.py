@@ -32,7 +32,9 @@ def _opens(got: list, comm: str) -> list:
 
 @pytest.mark.parametrize("buffer", ["ring", "perf"])
 def test_both_buffers_deliver_the_same_events(bpf_object: Path, buffer: str) -> None:
-    collector = start_collector(bpf_object, ["openat", "security_file_open"], filters=KernelFilters(comms={"trcx_buf"}), buffer=buffer)
+    collector = start_collector(
+        bpf_object, ["openat", "security_file_open"], filters=KernelFilters(comms={"trcx_buf"}), buffer=buffer
+    )
     try:
         assert collector.buffer_kind == buffer
         run_child(OPENS.format(n=200), comm="trcx_buf")
@@ -59,8 +61,14 @@ def test_auto_uses_the_ring_buffer_where_the_kernel_has_one(bpf_object: Path, ca
 def test_small_perf_buffers_wrap_and_count_every_drop(bpf_object: Path) -> None:
     """Two pages per CPU: records wrap around the ring's end, and what does not fit is counted."""
     n = 3000
-    collector = start_collector(bpf_object, ["openat"], filters=KernelFilters(comms={"trcx_wrap"}), buffer="perf",
-                                perf_buffer_pages=2, wakeup_bytes=1024)
+    collector = start_collector(
+        bpf_object,
+        ["openat"],
+        filters=KernelFilters(comms={"trcx_wrap"}),
+        buffer="perf",
+        perf_buffer_pages=2,
+        wakeup_bytes=1024,
+    )
     got: list = []
     stop = threading.Event()
 

@@ -80,7 +80,11 @@ def test_data_filters_select_events_by_argument() -> None:
 
 
 def test_union_gate_is_sound_and_rejects_the_rest() -> None:
-    selectors = [[select("x", pathname="/etc/*")], [select("x", pathname="*/mem", flags="*")], [select("x", new_path="/a")]]
+    selectors = [
+        [select("x", pathname="/etc/*")],
+        [select("x", pathname="*/mem", flags="*")],
+        [select("x", new_path="/a")],
+    ]
     gate = union_gate(selectors)
     assert gate is not None
     assert gate({"pathname": "/etc/shadow"}) and gate({"pathname": "/proc/1/mem"}) and gate({"new_path": "/a"})
@@ -114,7 +118,9 @@ def test_a_failing_signature_is_logged_counted_and_does_not_stop_others(caplog: 
     events = [Event({"eventName": "openat"}, where="in.json", line=n) for n in range(1, 9)]
     findings: list[Finding] = []
     engine = Engine(
-        [Broken(), healthy], findings.append, on_error=lambda loaded, event, exc: errors.append((loaded.metadata.id, type(exc).__name__))
+        [Broken(), healthy],
+        findings.append,
+        on_error=lambda loaded, event, exc: errors.append((loaded.metadata.id, type(exc).__name__)),
     )
     for event in events:
         engine.dispatch(event)

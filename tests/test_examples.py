@@ -113,7 +113,9 @@ def test_demo_files_are_what_the_generator_writes() -> None:
     for path, parse_arguments in ((DEMO, False), (DEMO_PARSED, True)):
         expected = b"".join(orjson.dumps(ev) + b"\n" for ev in workload.demo_events(parse_arguments=parse_arguments))
         actual = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-        assert actual == expected, f"{path.relative_to(ROOT)} is stale: regenerate it with benchmarks/workload.py --demo"
+        assert actual == expected, (
+            f"{path.relative_to(ROOT)} is stale: regenerate it with benchmarks/workload.py --demo"
+        )
 
 
 def test_demo_arguments_differ_only_in_form() -> None:
@@ -137,10 +139,21 @@ def _install_package(target: Path, scratch: Path) -> None:
     build uses the environment's setuptools (scripts/setup.sh installs it).
     """
     source = scratch / "custom-signature-package"
-    shutil.copytree(PACKAGE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__", ".pytest_cache"))
+    shutil.copytree(
+        PACKAGE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__", ".pytest_cache")
+    )
     command = [
-        sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-input",
-        "--disable-pip-version-check", "--target", str(target), str(source),
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--no-deps",
+        "--no-build-isolation",
+        "--no-input",
+        "--disable-pip-version-check",
+        "--target",
+        str(target),
+        str(source),
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, f"pip could not install the example package:\n{result.stdout}\n{result.stderr}"
@@ -207,7 +220,13 @@ def test_rules_dir_signature_fires(tmp_path: Path) -> None:
     proc = tracee_rules("--rules-dir", RULES_DIR.relative_to(ROOT), "--input", events, "--output-template", "rawjson")
     (finding,) = findings(proc)
     assert finding["SigMetadata"]["ID"] == "LOCAL-1"
-    assert finding["Data"] == {"path": "/tmp/update", "written_by": "curl", "writer_pid": 31337, "elf": True, "seconds_since_write": 1.999999}
+    assert finding["Data"] == {
+        "path": "/tmp/update",
+        "written_by": "curl",
+        "writer_pid": 31337,
+        "elf": True,
+        "seconds_since_write": 1.999999,
+    }
     assert finding["Context"]["processName"] == "update"
     assert "not loaded" not in proc.stderr  # the test file next to the rule is not loaded as a rule
 

@@ -29,7 +29,21 @@ pytestmark = pytest.mark.usefixtures("quiet_logs")
 
 
 ARG_NAMES = st.sampled_from(
-    ["pathname", "flags", "request", "argv", "env", "cmdpath", "addr", "prot", "alert", "dev_name", "buf", "syscall", "name"]
+    [
+        "pathname",
+        "flags",
+        "request",
+        "argv",
+        "env",
+        "cmdpath",
+        "addr",
+        "prot",
+        "alert",
+        "dev_name",
+        "buf",
+        "syscall",
+        "name",
+    ]
 )
 _SELECTED = sorted({s.name for sig in builtin_signatures() for s in sig.selected_events if s.name != "*"})
 EVENT_NAMES = st.sampled_from(_SELECTED)

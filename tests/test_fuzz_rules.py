@@ -52,8 +52,13 @@ def _selected_names(signatures: list[Signature]) -> list[str]:
 @st.composite
 def hostile_event_texts(draw: Any, names: list[str]) -> str:
     """One JSON text of an event a bundled rule selects, its values chosen by an attacker."""
-    args = [{"name": draw(st.sampled_from(["pathname", "flags", "request", "argv", "prot", "buf", "name", "dev_name"])),
-             "value": draw(VALUES)} for _ in range(draw(st.integers(0, 4)))]
+    args = [
+        {
+            "name": draw(st.sampled_from(["pathname", "flags", "request", "argv", "prot", "buf", "name", "dev_name"])),
+            "value": draw(VALUES),
+        }
+        for _ in range(draw(st.integers(0, 4)))
+    ]
     raw: dict[str, Any] = {"eventName": draw(st.sampled_from(names)), "args": args}
     for key in ("processName", "containerId", "hostName", "executable"):
         if draw(st.booleans()):
@@ -86,20 +91,22 @@ def test_bundled_rules_survive_hostile_events(bundled_rules: tuple[str, list[Sig
 
 # --- loaders ----------------------------------------------------------------------------------------
 
-REGO_HEADER = ('package tracee.FUZZ_{n}\n\nimport rego.v1\n\n__rego_metadoc__ := {{"id": "FUZZ-{n}", "name": "fuzz"}}\n\n'
-    'tracee_selected_events contains s if {{ some s in [{{"source": "tracee", "name": "ptrace"}}] }}\n\n')
+REGO_HEADER = (
+    'package tracee.FUZZ_{n}\n\nimport rego.v1\n\n__rego_metadoc__ := {{"id": "FUZZ-{n}", "name": "fuzz"}}\n\n'
+    'tracee_selected_events contains s if {{ some s in [{{"source": "tracee", "name": "ptrace"}}] }}\n\n'
+)
 REGO_BODIES = st.sampled_from(
     [
-        "tracee_match if { input.eventName == \"ptrace\" }\n",
+        'tracee_match if { input.eventName == "ptrace" }\n',
         "tracee_match if { count([x | some x in numbers.range(1, 100000000)]) > 5 }\n",
-        "tracee_match if { x := http.send({\"method\": \"GET\", \"url\": \"http://127.0.0.1:1\"}); x }\n",
+        'tracee_match if { x := http.send({"method": "GET", "url": "http://127.0.0.1:1"}); x }\n',
         "tracee_match if { opa.runtime().env.HOME }\n",
         "tracee_match if { f(1) }\nf(x) := f(x + 1)\n",
-        "tracee_match := {\"a\": tracee_match}\n",
+        'tracee_match := {"a": tracee_match}\n',
         "tracee_match if {\n",
-        "tracee_match if { walk(input, [p, v]); v == \"\\u0000\" }\n",
-        "tracee_match if { regex.match(\"(a+)+$\", concat(\"\", [\"a\" | some _ in numbers.range(1, 50)])) }\n",
-        "tracee_match if { input.args[_].value == \"\\ud800\" }\n",
+        'tracee_match if { walk(input, [p, v]); v == "\\u0000" }\n',
+        'tracee_match if { regex.match("(a+)+$", concat("", ["a" | some _ in numbers.range(1, 50)])) }\n',
+        'tracee_match if { input.args[_].value == "\\ud800" }\n',
         "import data.no.such.thing\ntracee_match if { thing }\n",
         "",
     ]
@@ -166,7 +173,9 @@ def test_the_rego_loader_loads_or_reports_every_file(tmp_path_factory: Any, engi
 @pytest.mark.parametrize("engine", ["cel-expr-python", "cel-python"])
 @given(documents=st.lists(st.tuples(st.one_of(CEL_CONDITIONS, HOSTILE_TEXT), CEL_EXTRAS), min_size=1, max_size=3))
 @FIXTURE_SETTINGS
-def test_the_cel_loader_loads_or_reports_every_file(tmp_path_factory: Any, engine: str, documents: list[tuple[str, str]]) -> None:
+def test_the_cel_loader_loads_or_reports_every_file(
+    tmp_path_factory: Any, engine: str, documents: list[tuple[str, str]]
+) -> None:
     directory: Path = tmp_path_factory.mktemp("cel")
     for n, (condition, extra) in enumerate(documents):
         text = _cel_document(n, condition, extra)

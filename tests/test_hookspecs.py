@@ -363,7 +363,10 @@ def test_every_hook_is_called_with_its_parameters_in_phase_order(run: Run) -> No
         ("tracee_finding_enrich", finding("HOOKREC-1", {"process": "strace"})),
         ("tracee_finding_output", finding("HOOKREC-1", {"process": "strace", "enriched_by": "hookrec"})),
         # event 2: openat breaks HOOKREC-2
-        ("tracee_signature_error", {"signature": "HOOKREC-2", "event": "openat", "error": "RuntimeError: on_event broke"}),
+        (
+            "tracee_signature_error",
+            {"signature": "HOOKREC-2", "event": "openat", "error": "RuntimeError: on_event broke"},
+        ),
         # event 3: ptrace by gdb, suppressed
         ("tracee_finding_filter", finding("HOOKREC-1", {"process": "gdb"})),
         # event 4: the toy rule file's signature
@@ -424,7 +427,11 @@ def test_listing_still_ends_the_session(run: Run) -> None:
 def test_a_configure_hook_that_crashes_is_an_error_not_a_traceback(tmp_path: Path, how: str) -> None:
     run = Run(tmp_path, how)
     plugin = (run.rules_dir / "hookrec.py") if how == "rules dir" else next(tmp_path.rglob("site/hookrec.py"))
-    plugin.write_text(plugin.read_text().replace('def tracee_configure(config):\n', 'def tracee_configure(config):\n    raise KeyError("boom")\n', 1))
+    plugin.write_text(
+        plugin.read_text().replace(
+            "def tracee_configure(config):\n", 'def tracee_configure(config):\n    raise KeyError("boom")\n', 1
+        )
+    )
     result = run("--rules", "HOOKREC-1")
     assert "Traceback" not in result.stderr
     if how == "rules dir":  # that file is not loaded; the run reports it and goes on without it

@@ -190,11 +190,18 @@ def test_lines_and_arrays_concatenated_are_all_read(tmp_path: Path) -> None:
     path = tmp_path / "concatenated.json"
     path.write_text(
         json.dumps([OPENAT])  # line 1: an array on one line
-        + "\n" + OPENAT_LINE  # line 2: a JSON line
-        + "\n" + json.dumps([OPENAT, OPENAT], indent=2)  # lines 3-24: a pretty array, elements at 4 and 14
+        + "\n"
+        + OPENAT_LINE  # line 2: a JSON line
+        + "\n"
+        + json.dumps([OPENAT, OPENAT], indent=2)  # lines 3-24: a pretty array, elements at 4 and 14
         + "garbage\n"  # line 24, right after its ']'
-        + OPENAT_LINE + "\n"  # line 25
-        + "[" + OPENAT_LINE + "][" + OPENAT_LINE + "]\n"  # line 26: two arrays back to back
+        + OPENAT_LINE
+        + "\n"  # line 25
+        + "["
+        + OPENAT_LINE
+        + "]["
+        + OPENAT_LINE
+        + "]\n"  # line 26: two arrays back to back
     )
     reader = EventReader([path])
     events = list(reader)
@@ -307,7 +314,9 @@ HOSTILE_PTRACE = {
 
 @pytest.mark.parametrize("template", ["default", "simple", "csv", "xml"])
 def test_text_findings_never_carry_control_characters_from_events(template: str) -> None:
-    result = tracee_rules("--output-template", template, "--input", "-", stdin=(json.dumps(HOSTILE_PTRACE) + "\n").encode())
+    result = tracee_rules(
+        "--output-template", template, "--input", "-", stdin=(json.dumps(HOSTILE_PTRACE) + "\n").encode()
+    )
     assert result.returncode == 0, result.stderr
     assert not any(c in result.stdout for c in "\x1b\x07\u202e"), repr(result.stdout)
     assert "\\x1b[2Jevil\\nSignature ID: FAKE" in result.stdout  # shown, escaped: nothing forged
@@ -315,7 +324,9 @@ def test_text_findings_never_carry_control_characters_from_events(template: str)
 
 
 def test_json_findings_keep_event_data_exact() -> None:
-    result = tracee_rules("--output-template", "rawjson", "--input", "-", stdin=(json.dumps(HOSTILE_PTRACE) + "\n").encode())
+    result = tracee_rules(
+        "--output-template", "rawjson", "--input", "-", stdin=(json.dumps(HOSTILE_PTRACE) + "\n").encode()
+    )
     (finding,) = [json.loads(line) for line in result.stdout.splitlines()]
     assert finding["Context"]["processName"] == HOSTILE_PTRACE["processName"]
     assert "\x1b" not in result.stdout

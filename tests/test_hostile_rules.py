@@ -19,7 +19,7 @@ SHADOW_EVENT = (
     ' {"name": "flags", "value": 0}]}\n'
 )
 
-RULE = '''
+RULE = """
 import sys, time
 from pathlib import Path
 from pytracee.engine import Event, Signature, SignatureMetadata, select
@@ -39,11 +39,19 @@ class Rule(Signature):
 
     def close(self) -> None:
         {close}
-'''
+"""
 
 
-def rule(directory: Path, name: str, sig_id: str, *, top: str = "", on_event: str = "pass", on_signal: str = "pass",
-         close: str = "pass") -> None:
+def rule(
+    directory: Path,
+    name: str,
+    sig_id: str,
+    *,
+    top: str = "",
+    on_event: str = "pass",
+    on_signal: str = "pass",
+    close: str = "pass",
+) -> None:
     (directory / f"{name}.py").write_text(
         textwrap.dedent(RULE).format(top=top, sig_id=sig_id, on_event=on_event, on_signal=on_signal, close=close)
     )
@@ -65,8 +73,14 @@ def test_a_rule_ending_the_process_is_that_rules_error(tmp_path: Path, where: st
     rule(tmp_path, "good", "GOOD-1")
     events = tmp_path / "events.jsonl"
     events.write_text(SHADOW_EVENT * 3)
-    result = tracee_rules("--rules-dir", str(tmp_path), "--rules", "GOOD-1,TRC-102" + ("" if where == "top" else ",BAD-1"),
-                          "--input", str(events))
+    result = tracee_rules(
+        "--rules-dir",
+        str(tmp_path),
+        "--rules",
+        "GOOD-1,TRC-102" + ("" if where == "top" else ",BAD-1"),
+        "--input",
+        str(events),
+    )
     assert "Traceback" not in result.stderr
     assert result.returncode == 0, result.stderr
     assert "3 events read, 0 skipped" in result.stderr  # the summary: the run went to its end
@@ -82,7 +96,10 @@ def test_a_rule_ending_the_process_is_that_rules_error(tmp_path: Path, where: st
 def start(args: list[str], cwd: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "pytracee.engine.cli.tracee_rules", *args],
-        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 

@@ -26,10 +26,38 @@ REPO = Path(__file__).resolve().parent.parent
 
 #: Structures the programs read (bpf/*.h), compared member by member.
 STRUCTS = (
-    "task_struct", "mm_struct", "file", "inode", "dentry", "vfsmount", "path", "linux_binprm", "socket",
-    "sock_common", "sock", "fs_struct", "files_struct", "fdtable", "css_set", "cgroup", "cgroup_subsys_state",
-    "kernfs_node", "nsproxy", "uts_namespace", "new_utsname", "pid", "upid", "pt_regs", "signal_struct",
-    "vm_area_struct", "cred", "ns_common", "pid_namespace", "thread_info", "qstr", "super_block",
+    "task_struct",
+    "mm_struct",
+    "file",
+    "inode",
+    "dentry",
+    "vfsmount",
+    "path",
+    "linux_binprm",
+    "socket",
+    "sock_common",
+    "sock",
+    "fs_struct",
+    "files_struct",
+    "fdtable",
+    "css_set",
+    "cgroup",
+    "cgroup_subsys_state",
+    "kernfs_node",
+    "nsproxy",
+    "uts_namespace",
+    "new_utsname",
+    "pid",
+    "upid",
+    "pt_regs",
+    "signal_struct",
+    "vm_area_struct",
+    "cred",
+    "ns_common",
+    "pid_namespace",
+    "thread_info",
+    "qstr",
+    "super_block",
 )
 #: Internal structures kernel_types.c declares by their prefix: only those members are compared.
 PREFIXES = ("mount", "mnt_namespace")
@@ -57,8 +85,13 @@ def headers() -> Path:
 def header_build(headers: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The non-CO-RE object built from ``headers``; its directory also holds kernel_types.o."""
     out = tmp_path_factory.mktemp("kern-headers") / "tracee.bpf.o"
-    proc = subprocess.run(["make", "-C", str(REPO / "bpf"), f"OUT={out}", "CORE=0", f"KERN_HEADERS={headers}"],
-                          capture_output=True, text=True, timeout=600, check=False)
+    proc = subprocess.run(
+        ["make", "-C", str(REPO / "bpf"), f"OUT={out}", "CORE=0", f"KERN_HEADERS={headers}"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out
 
@@ -66,7 +99,9 @@ def header_build(headers: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 def test_kern_headers_build_makes_the_object(header_build: Path) -> None:
     data = header_build.read_bytes()
     assert data[:4] == b"\x7fELF" and int.from_bytes(data[18:20], "little") == 247  # EM_BPF
-    sections = subprocess.run(["llvm-objdump", "-h", str(header_build)], capture_output=True, text=True, check=True).stdout
+    sections = subprocess.run(
+        ["llvm-objdump", "-h", str(header_build)], capture_output=True, text=True, check=True
+    ).stdout
     for section in ("raw_tp/sys_enter", "raw_tp/sys_exit", "raw_tp/sched_process_exec", "kprobe/security_file_open"):
         assert section in sections
     vmlinux_h = (header_build.parent / "vmlinux.h").read_text()
@@ -74,13 +109,19 @@ def test_kern_headers_build_makes_the_object(header_build: Path) -> None:
 
 
 def test_bad_kern_headers_are_refused_with_the_reason(tmp_path: Path) -> None:
-    proc = subprocess.run(["make", "-C", str(REPO / "bpf"), f"OUT={tmp_path / 'x.o'}", "CORE=0", f"KERN_HEADERS={tmp_path}"],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        ["make", "-C", str(REPO / "bpf"), f"OUT={tmp_path / 'x.o'}", "CORE=0", f"KERN_HEADERS={tmp_path}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode != 0 and f"no kernel headers at KERN_HEADERS='{tmp_path}'" in proc.stderr
 
 
 def _btf(path: Path) -> tuple[dict[int, Any], dict[str, Any]]:
-    out = subprocess.run(["bpftool", "-j", "btf", "dump", "file", str(path)], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["bpftool", "-j", "btf", "dump", "file", str(path)], capture_output=True, text=True, check=True
+    ).stdout
     types = {t["id"]: t for t in json.loads(out)["types"]}
     named = {}
     for t in types.values():
@@ -112,7 +153,7 @@ def _vmlinux_of(image_deb: Path, work: Path) -> Path:
     data = bzimage.read_bytes()
     setup_sects = data[0x1F1] or 4
     offset, length = struct.unpack_from("<II", data, 0x248)  # payload_offset, payload_length
-    payload = data[(setup_sects + 1) * 512 + offset:][:length]
+    payload = data[(setup_sects + 1) * 512 + offset :][:length]
     if payload.startswith(b"\x1f\x8b"):
         out = zlib.decompressobj(31).decompress(payload)
     elif payload.startswith(b"\xfd7zXZ"):
@@ -132,8 +173,14 @@ def _vmlinux_of(image_deb: Path, work: Path) -> Path:
 
 def test_header_layouts_match_the_kernels_own_btf(headers: Path, header_build: Path, tmp_path: Path) -> None:
     release = re.sub(r"^linux-headers-", "", headers.name)
-    proc = subprocess.run(["apt-get", "download", "-q", f"linux-image-{release}"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=600, check=False)
+    proc = subprocess.run(
+        ["apt-get", "download", "-q", f"linux-image-{release}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     debs = list(tmp_path.glob("linux-image-*.deb"))
     if proc.returncode != 0 or not debs:
         pytest.skip(f"linux-image-{release} could not be downloaded to compare with: {proc.stderr.strip()[-300:]}")

@@ -40,7 +40,9 @@ def test_every_kprobe_program_passes_the_verifier(bpf_object: Path) -> None:
         obj.close()
 
 
-def test_lsm_events_are_emulated_where_kprobes_cannot_attach(bpf_object: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_lsm_events_are_emulated_where_kprobes_cannot_attach(
+    bpf_object: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     events = ["security_file_open", "security_bprm_check", "openat"]
     with caplog.at_level(logging.DEBUG, logger="pytracee.collector"):
         collector = start_collector(bpf_object, events, filters=KernelFilters(comms={"trcx_kp"}))
@@ -60,6 +62,8 @@ def test_lsm_events_are_emulated_where_kprobes_cannot_attach(bpf_object: Path, c
 
 
 def test_kprobes_off_uses_the_emulation(bpf_object: Path) -> None:
-    collector = start_collector(bpf_object, ["security_file_open"], filters=KernelFilters(comms={"trcx_none"}), kprobes="off")
+    collector = start_collector(
+        bpf_object, ["security_file_open"], filters=KernelFilters(comms={"trcx_none"}), kprobes="off"
+    )
     collector.stop()
     assert collector.kprobe_events == [] and "kprobe_security_file_open" not in collector.attached_programs

@@ -115,7 +115,8 @@ class Tracee:
     def __init__(self, *args: str) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "pytracee.collector.cli.tracee", *args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         assert self.proc.stdout is not None and self.proc.stderr is not None
         self.out = bytearray()
@@ -127,8 +128,10 @@ class Tracee:
                 raise AssertionError("tracee did not start:\n" + self.err.decode(errors="replace"))
             self.err += line
         # full pipes must not stall tracee: both are read all along
-        self._readers = [threading.Thread(target=self._read, args=(pipe, buf), daemon=True)
-                         for pipe, buf in ((self.proc.stdout, self.out), (self.proc.stderr, self.err))]
+        self._readers = [
+            threading.Thread(target=self._read, args=(pipe, buf), daemon=True)
+            for pipe, buf in ((self.proc.stdout, self.out), (self.proc.stderr, self.err))
+        ]
         for reader in self._readers:
             reader.start()
 
@@ -161,9 +164,12 @@ class Tracee:
 
 def launch(tmp_path: Path, comm: str, actions: str) -> subprocess.Popen[bytes]:
     """A workload process named ``comm`` that runs ``actions`` once told to (a line on stdin)."""
-    source = f"HOSTILE_NAME = {HOSTILE_NAME!r}\nHOSTILE_ARGV = {HOSTILE_ARGV!r}\nHOSTILE_COMM = {HOSTILE_COMM!r}\n" + actions
-    return subprocess.Popen([sys.executable, "-c", LAUNCHER, comm, str(tmp_path), source],
-                            stdin=subprocess.PIPE, env=ENV)
+    source = (
+        f"HOSTILE_NAME = {HOSTILE_NAME!r}\nHOSTILE_ARGV = {HOSTILE_ARGV!r}\nHOSTILE_COMM = {HOSTILE_COMM!r}\n" + actions
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", LAUNCHER, comm, str(tmp_path), source], stdin=subprocess.PIPE, env=ENV
+    )
 
 
 def run(launcher: subprocess.Popen[bytes]) -> None:
@@ -182,7 +188,7 @@ def assert_terminal_safe(data: bytes) -> str:
     """``data`` is valid UTF-8 and holds no control character but its line ends."""
     text = data.decode("utf-8")  # strict: invalid UTF-8 never reaches the terminal
     bad = UNSAFE.search(text)
-    assert bad is None, f"raw {bad.group()!r} in the output near {text[max(0, bad.start() - 60):bad.end() + 20]!r}"
+    assert bad is None, f"raw {bad.group()!r} in the output near {text[max(0, bad.start() - 60) : bad.end() + 20]!r}"
     return text
 
 
@@ -195,8 +201,9 @@ FINDING_LINE = re.compile(r"(\*\*\* Detection \*\*\*|Time: |Signature ID: |Signa
 @live
 def test_table_output_and_findings_escape_what_programs_choose(tmp_path: Path) -> None:
     launcher = launch(tmp_path, "pyt-hostile", HOSTILE_ACTIONS)
-    tracee = Tracee("-e", "openat,execve,sched_process_exec", "--rules", "TRC-102",
-                    "-s", "comm=pyt-hostile", "-s", "follow")
+    tracee = Tracee(
+        "-e", "openat,execve,sched_process_exec", "--rules", "TRC-102", "-s", "comm=pyt-hostile", "-s", "follow"
+    )
     run(launcher)
     status, out, err = tracee.stop()
     assert status == 0, err
@@ -292,7 +299,9 @@ def test_gotemplate_output_escapes_values_and_keeps_tojson_strict(tmp_path: Path
         ("{{ NoSuchField }}", "UndefinedError"),
     ],
 )
-def test_gotemplate_event_output_is_sandboxed_and_bounded(tmp_path: Path, source: str, problem: str, caplog: pytest.LogCaptureFixture) -> None:
+def test_gotemplate_event_output_is_sandboxed_and_bounded(
+    tmp_path: Path, source: str, problem: str, caplog: pytest.LogCaptureFixture
+) -> None:
     """An event template that escapes, loops or fails loses its events' lines, not the trace."""
     template = tmp_path / "t.j2"
     template.write_text(source)
@@ -303,7 +312,10 @@ def test_gotemplate_event_output_is_sandboxed_and_bounded(tmp_path: Path, source
         printer.print({"eventName": "openat", "processName": "x", "args": []})
     assert time.monotonic() - start < 3
     assert stream.getvalue() == "" and printer.template_errors == 3
-    assert any(problem in record.getMessage() and "event openat not printed" in record.getMessage() for record in caplog.records)
+    assert any(
+        problem in record.getMessage() and "event openat not printed" in record.getMessage()
+        for record in caplog.records
+    )
 
 
 def test_the_decoder_turns_invalid_utf8_into_replacement_characters() -> None:
@@ -406,8 +418,20 @@ def test_an_attack_right_after_a_fork_storm_and_a_huge_exec_is_detected(storm: P
 def test_lost_events_are_counted_and_detection_recovers(storm: Path) -> None:
     """A stalled reader and a 1 MiB ring: the kernel drops records, tracee counts each and says
     why, and detection goes on once it reads again."""
-    tracee = Tracee("--ring-buffer-mb", "1", "-e", "sched_process_exec", "-o", "json", "--rules", "TRC-102",
-                    "--output-template", "rawjson", "-s", "comm=pyt-storm,true,pyt-antidbg")
+    tracee = Tracee(
+        "--ring-buffer-mb",
+        "1",
+        "-e",
+        "sched_process_exec",
+        "-o",
+        "json",
+        "--rules",
+        "TRC-102",
+        "--output-template",
+        "rawjson",
+        "-s",
+        "comm=pyt-storm,true,pyt-antidbg",
+    )
     os.kill(tracee.proc.pid, signal.SIGSTOP)
     try:
         # 1,000 records of some 2.6 KB (a 2 KB environment): more than the ring holds

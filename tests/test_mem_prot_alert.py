@@ -46,10 +46,30 @@ EACCES, EINVAL, ENOMEM = 13, 22, 12
 #: /proc/<pid>/smaps VmFlags mnemonics of the vm_flags bits below 32 (x86_64), for the
 #: expected prev_prot; bits of mnemonics not listed here are not compared.
 VM_FLAG_BITS = {
-    "rd": 0x1, "wr": 0x2, "ex": 0x4, "sh": 0x8, "mr": 0x10, "mw": 0x20, "me": 0x40, "ms": 0x80,
-    "gd": 0x100, "pf": 0x400, "lo": 0x2000, "io": 0x4000, "sr": 0x8000, "rr": 0x10000, "dc": 0x20000,
-    "de": 0x40000, "ac": 0x100000, "nr": 0x200000, "ht": 0x400000, "dd": 0x4000000, "sd": 0x8000000,
-    "hg": 0x20000000, "nh": 0x40000000, "mg": 0x80000000,
+    "rd": 0x1,
+    "wr": 0x2,
+    "ex": 0x4,
+    "sh": 0x8,
+    "mr": 0x10,
+    "mw": 0x20,
+    "me": 0x40,
+    "ms": 0x80,
+    "gd": 0x100,
+    "pf": 0x400,
+    "lo": 0x2000,
+    "io": 0x4000,
+    "sr": 0x8000,
+    "rr": 0x10000,
+    "dc": 0x20000,
+    "de": 0x40000,
+    "ac": 0x100000,
+    "nr": 0x200000,
+    "ht": 0x400000,
+    "dd": 0x4000000,
+    "sd": 0x8000000,
+    "hg": 0x20000000,
+    "nh": 0x40000000,
+    "mg": 0x80000000,
 }
 KNOWN_BITS = sum(VM_FLAG_BITS.values())
 
@@ -96,7 +116,9 @@ def vm_flags(mnemonics: list[str]) -> int:
     return sum(VM_FLAG_BITS.get(m, 0) for m in mnemonics)
 
 
-def run(obj: Path, comm: str, body: str, until: int, **kwargs: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Collector]:
+def run(
+    obj: Path, comm: str, body: str, until: int, **kwargs: Any
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Collector]:
     """Trace mem_prot_alert while a child runs ``body``: its recorded calls, the mprotect
     alerts (in order) once ``until`` of them arrived (and any late ones), the collector."""
     collector = start_collector(obj, ["mem_prot_alert"], filters=KernelFilters(comms={comm}), **kwargs)
@@ -142,7 +164,10 @@ def test_find_vma_path_is_used_here(bpf_object: Path) -> None:
 
 
 def test_alerts_2_3_4_on_anonymous_memory_and_benign_changes(bpf_object: Path) -> None:
-    calls, alerts, _ = run(bpf_object, "trcx_mprot_anon", f"""
+    calls, alerts, _ = run(
+        bpf_object,
+        "trcx_mprot_anon",
+        f"""
 a = mmap(8192, {RW})
 mprotect(a, 8192, {RX})    # 0: RW -> RX: alert 4
 mprotect(a, 8192, {RWX})   # 1: RX -> RWX: alert 3
@@ -153,7 +178,9 @@ mprotect(a, 8192, {RW})    # 5: R -> RW: nothing
 mprotect(a, 8192, {PROT_R})     # 6: RW -> R: nothing
 mprotect(a, 8192, {PROT_R | PROT_W | PROT_X}) # 7: R -> RWX: alert 2 (not executable before)
 mprotect(a, 8192, {PROT_X})     # 8: RWX -> X: alert 4 (writable before)
-""", until=5)
+""",
+        until=5,
+    )
     assert [args(e)["alert"] for e in alerts] == [4, 3, 2, 2, 4]
     for alert, (number, step) in zip(alerts, [(4, 0), (3, 1), (2, 3), (2, 7), (4, 8)], strict=True):
         anonymous(check(alert, number, calls[step]))
@@ -164,7 +191,10 @@ mprotect(a, 8192, {PROT_X})     # 8: RWX -> X: alert 4 (writable before)
 def test_alerts_on_file_mappings_carry_the_file(bpf_object: Path, tmp_path: Path) -> None:
     path = tmp_path / "code.bin"
     path.write_bytes(b"\x90" * 8192)
-    calls, alerts, _ = run(bpf_object, "trcx_mprot_file", f"""
+    calls, alerts, _ = run(
+        bpf_object,
+        "trcx_mprot_file",
+        f"""
 fd = os.open({str(path)!r}, os.O_RDWR)
 m = mmap(8192, {PROT_R}, MAP_PRIVATE, fd)
 mprotect(m, 8192, {RX})    # 0: alert 2
@@ -173,26 +203,38 @@ mprotect(m, 8192, {RX})    # 2: alert 4
 s = mmap(4096, {RW}, MAP_SHARED, fd)
 mprotect(s, 4096, {PROT_R})     # 3: nothing
 mprotect(s, 4096, {RX})    # 4: alert 2 (a shared mapping: sh ms in prev_prot)
-""", until=4)
+""",
+        until=4,
+    )
     st = path.stat()
     assert [args(e)["alert"] for e in alerts] == [2, 3, 4, 2]
     for alert, (number, step) in zip(alerts, [(2, 0), (3, 1), (4, 2), (2, 4)], strict=True):
         a = check(alert, number, calls[step])
-        assert (a["pathname"], a["dev"], a["inode"], a["ctime"]) == (str(path), kernel_dev(st.st_dev), st.st_ino, st.st_ctime_ns)
+        assert (a["pathname"], a["dev"], a["inode"], a["ctime"]) == (
+            str(path),
+            kernel_dev(st.st_dev),
+            st.st_ino,
+            st.st_ctime_ns,
+        )
     assert args(alerts[3])["prev_prot"] & 0x88 == 0x88  # VM_SHARED | VM_MAYSHARE
 
 
 def test_one_alert_per_vma_of_the_range(bpf_object: Path) -> None:
     """The hook runs for each VMA of the range (each with its own flags, the syscall's addr
     and len), up to a hole, where mprotect fails after changing the VMAs before it."""
-    calls, alerts, _ = run(bpf_object, "trcx_mprot_vmas", f"""
+    calls, alerts, _ = run(
+        bpf_object,
+        "trcx_mprot_vmas",
+        f"""
 a = mmap(3 * {PAGE}, {RW})
 mprotect(a + {PAGE}, {PAGE}, {PROT_R})   # 0: [RW][R][RW], nothing
 mprotect(a, 3 * {PAGE}, {RX})          # 1: alerts 4, 2, 4 (one per VMA)
 b = mmap(3 * {PAGE}, {RW})
 libc.munmap(b + {PAGE}, {PAGE})           #    [RW] hole [RW]
 mprotect(b, 3 * {PAGE}, {RX}, errno={ENOMEM})  # 2: alert 4 for the first VMA, then ENOMEM
-""", until=4)
+""",
+        until=4,
+    )
     assert len(calls[1]["vmas"]) == 3 and len(calls[2]["vmas"]) == 2
     assert [args(e)["alert"] for e in alerts] == [4, 2, 4, 4]
     for alert, (number, step, vma) in zip(alerts, [(4, 1, 0), (2, 1, 1), (4, 1, 2), (4, 2, 0)], strict=True):
@@ -202,7 +244,10 @@ mprotect(b, 3 * {PAGE}, {RX}, errno={ENOMEM})  # 2: alert 4 for the first VMA, t
 def test_mprotects_the_kernel_refuses_before_the_hook_raise_nothing(bpf_object: Path, tmp_path: Path) -> None:
     path = tmp_path / "ro.bin"
     path.write_bytes(b"\0" * PAGE)
-    calls, alerts, _ = run(bpf_object, "trcx_mprot_deny", f"""
+    calls, alerts, _ = run(
+        bpf_object,
+        "trcx_mprot_deny",
+        f"""
 a = mmap(2 * {PAGE}, {RW})
 mprotect(a + 1, {PAGE}, {RX}, errno={EINVAL})     # 0: unaligned
 mprotect(a, 0, {RX})                            # 1: nothing to do
@@ -213,14 +258,19 @@ fd = os.open({str(path)!r}, os.O_RDONLY)
 s = mmap({PAGE}, {PROT_R}, MAP_SHARED, fd)
 mprotect(s, {PAGE}, {RWX}, errno={EACCES})        # 4: no VM_MAYWRITE (read-only shared file)
 mprotect(a, {PAGE}, {RX})                       # 5: alert 4, the last call
-""", until=1)
+""",
+        until=1,
+    )
     assert [args(e)["alert"] for e in alerts] == [4]
     anonymous(check(alerts[0], 4, calls[5]))
 
 
 def test_mdwe_refusals_raise_nothing(bpf_object: Path) -> None:
     """prctl(PR_SET_MDWE): the kernel refuses W+X and newly executable memory before the hook."""
-    calls, alerts, _ = run(bpf_object, "trcx_mprot_mdwe", f"""
+    calls, alerts, _ = run(
+        bpf_object,
+        "trcx_mprot_mdwe",
+        f"""
 old = mmap({PAGE}, {RWX})                        # made before MDWE: alert 1 (mmap)
 a = mmap({PAGE}, {RW})
 if libc.prctl(65, 1, 0, 0, 0) != 0:             # PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN
@@ -229,7 +279,9 @@ if libc.prctl(65, 1, 0, 0, 0) != 0:             # PR_SET_MDWE, PR_MDWE_REFUSE_EX
 mprotect(a, {PAGE}, {RX}, errno={EACCES})        # 0: newly executable
 mprotect(a, {PAGE}, {RWX}, errno={EACCES})       # 1: W+X
 mprotect(old, {PAGE}, {RX})                     # 2: allowed (executable before): alert 4
-""", until=1)
+""",
+        until=1,
+    )
     if isinstance(calls, str):
         pytest.skip(f"this kernel has no prctl(PR_SET_MDWE): {calls}")
     assert [args(e)["alert"] for e in alerts] == [4]
@@ -238,7 +290,9 @@ mprotect(old, {PAGE}, {RX})                     # 2: allowed (executable before)
 
 def _non_core_object(tmp_path: Path, source: Path) -> Path:
     out = tmp_path / "noncore" / "tracee.bpf.o"
-    proc = subprocess.run(["make", "-C", str(source.parent), f"OUT={out}", "CORE=0"], capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        ["make", "-C", str(source.parent), f"OUT={out}", "CORE=0"], capture_output=True, text=True, check=False
+    )
     assert proc.returncode == 0, proc.stderr
     return out
 
@@ -271,13 +325,18 @@ def test_without_find_vma_only_alert_4_of_wx_regions_remains(
         _refuse_the_vma_program(monkeypatch)
     else:
         obj = _non_core_object(tmp_path, bpf_object)
-    calls, alerts, collector = run(obj, "trcx_mprot_old", f"""
+    calls, alerts, collector = run(
+        obj,
+        "trcx_mprot_old",
+        f"""
 a = mmap(8192, {RW})
 mprotect(a, 8192, {RX})    # 0: nothing (no W+X before)
 mprotect(a, 8192, {PROT_R})     # 1: nothing (no alert 2 here)
 w = mmap(8192, {RWX})      #    alert 1 (mmap)
 mprotect(w, 8192, {RX})    # 2: alert 4
-""", until=1)
+""",
+        until=1,
+    )
     assert collector.tail_programs == []
     assert collector.disabled_programs == (["enter_mprotect_vma"] if where == "program refused" else [])
     assert [args(e)["alert"] for e in alerts] == [4]

@@ -84,8 +84,13 @@ def fake_make(tmp_path: Path) -> dict[str, str]:
 def choose(embedded: Path, install: Path, kernel_btf: Path, **kwargs: Any) -> ObjectChoice:
     kwargs.setdefault("environ", {})
     return choose_bpf_object(
-        install_path=install, kernel_btf=kernel_btf, embedded_dir=embedded,
-        kernel_release=RELEASE, version=VERSION, exe_dir=embedded.parent / "no-bin", **kwargs,
+        install_path=install,
+        kernel_btf=kernel_btf,
+        embedded_dir=embedded,
+        kernel_release=RELEASE,
+        version=VERSION,
+        exe_dir=embedded.parent / "no-bin",
+        **kwargs,
     )
 
 
@@ -97,7 +102,9 @@ def test_object_name_is_tracees() -> None:
 # --------------------------------------------------------------------------- the five cases
 
 
-def test_case1_env_object_with_env_btf_preferred(embedded: Path, install: Path, kernel_btf: Path, tmp_path: Path) -> None:
+def test_case1_env_object_with_env_btf_preferred(
+    embedded: Path, install: Path, kernel_btf: Path, tmp_path: Path
+) -> None:
     obj = make_file(tmp_path / "env" / "mine.bpf.o")
     btf = make_file(tmp_path / "env" / "vmlinux.btf")
     choice = choose(embedded, install, kernel_btf, environ={"TRACEE_BPF_FILE": str(obj), "TRACEE_BTF_FILE": str(btf)})
@@ -145,11 +152,18 @@ def test_case3_missing_embedded_object_is_an_error(embedded: Path, install: Path
     assert info.value.exit_code == 2
 
 
-def test_case4_embedded_reduced_btf_unpacked(embedded: Path, install: Path, no_btf: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_case4_embedded_reduced_btf_unpacked(
+    embedded: Path, install: Path, no_btf: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     make_file(embedded / "tracee.min.btf", b"reduced BTF")
     with caplog.at_level(logging.WARNING, logger="pytracee.collector"):
         choice = choose(embedded, install, no_btf)
-    assert (choice.case, choice.object_path, choice.btf_path, choice.core) == (4, embedded / "tracee.bpf.o", install / "tracee.btf", True)
+    assert (choice.case, choice.object_path, choice.btf_path, choice.core) == (
+        4,
+        embedded / "tracee.bpf.o",
+        install / "tracee.btf",
+        True,
+    )
     assert (install / "tracee.btf").read_bytes() == b"reduced BTF"
     assert stat.S_IMODE(install.stat().st_mode) == 0o700
     assert stat.S_IMODE((install / "tracee.btf").stat().st_mode) == 0o644
@@ -157,7 +171,9 @@ def test_case4_embedded_reduced_btf_unpacked(embedded: Path, install: Path, no_b
     assert "valid only if this kernel's struct layouts match" in caplog.text
 
 
-def test_case4_replaces_a_link_instead_of_writing_through_it(embedded: Path, install: Path, no_btf: Path, tmp_path: Path) -> None:
+def test_case4_replaces_a_link_instead_of_writing_through_it(
+    embedded: Path, install: Path, no_btf: Path, tmp_path: Path
+) -> None:
     make_file(embedded / "tracee.min.btf", b"reduced BTF")
     victim = make_file(tmp_path / "victim", b"precious")
     install.mkdir(mode=0o700)
@@ -185,8 +201,14 @@ def test_case5_looks_next_to_the_executable_first(embedded: Path, install: Path,
     make_file(install / NAME)
     beside = make_file(tmp_path / "bin" / NAME)
     choice = choose_bpf_object(
-        install_path=install, kernel_btf=no_btf, embedded_dir=embedded, environ={},
-        kernel_release=RELEASE, version=VERSION, exe_dir=tmp_path / "bin", build_policy="never",
+        install_path=install,
+        kernel_btf=no_btf,
+        embedded_dir=embedded,
+        environ={},
+        kernel_release=RELEASE,
+        version=VERSION,
+        exe_dir=tmp_path / "bin",
+        build_policy="never",
     )
     assert (choice.case, choice.object_path) == (5, beside)
 
@@ -202,8 +224,15 @@ def test_nothing_loadable_exits_2_with_instructions(embedded: Path, install: Pat
     message = str(error)
     assert message.startswith("BPF: no loadable eBPF object")
     for expected in (
-        "TRACEE_BPF_FILE not set", f"{no_btf} missing", "tracee.min.btf missing", f"{install / NAME}: missing",
-        "--build-policy never", "TRACEE_BTF_FILE=", "set TRACEE_BPF_FILE", "--build-policy if-needed", "VMLINUX_BTF=",
+        "TRACEE_BPF_FILE not set",
+        f"{no_btf} missing",
+        "tracee.min.btf missing",
+        f"{install / NAME}: missing",
+        "--build-policy never",
+        "TRACEE_BTF_FILE=",
+        "set TRACEE_BPF_FILE",
+        "--build-policy if-needed",
+        "VMLINUX_BTF=",
     ):
         assert expected in message, expected
     assert any("--build-policy never" in line for line in error.tried)
@@ -211,7 +240,9 @@ def test_nothing_loadable_exits_2_with_instructions(embedded: Path, install: Pat
 
 
 @pytest.mark.parametrize("variable", ["TRACEE_BPF_FILE", "TRACEE_BTF_FILE"])
-def test_env_naming_a_missing_file_is_an_error(embedded: Path, install: Path, kernel_btf: Path, tmp_path: Path, variable: str) -> None:
+def test_env_naming_a_missing_file_is_an_error(
+    embedded: Path, install: Path, kernel_btf: Path, tmp_path: Path, variable: str
+) -> None:
     with pytest.raises(BpfObjectError, match=f"could not open {variable} .*nope: no such file") as info:
         choose(embedded, install, kernel_btf, environ={variable: str(tmp_path / "nope")})
     assert info.value.exit_code == 1
@@ -233,7 +264,9 @@ def make_log(env: dict[str, str]) -> list[str]:
     return Path(env["FAKE_MAKE_LOG"]).read_text().splitlines()
 
 
-def test_if_needed_builds_a_missing_object(embedded: Path, install: Path, no_btf: Path, fake_make: dict[str, str]) -> None:
+def test_if_needed_builds_a_missing_object(
+    embedded: Path, install: Path, no_btf: Path, fake_make: dict[str, str]
+) -> None:
     environ = {**fake_make, "KERN_HEADERS": "/usr/src/linux-headers-test"}
     choice = choose(embedded, install, no_btf, environ=environ)
     assert (choice.case, choice.object_path, choice.btf_path, choice.core) == (5, install / NAME, None, False)
@@ -250,7 +283,9 @@ def test_if_needed_builds_a_missing_object(embedded: Path, install: Path, no_btf
     assert stat.S_IMODE((install / NAME).stat().st_mode) == 0o644
 
 
-def test_build_passes_vmlinux_btf_when_given(embedded: Path, install: Path, no_btf: Path, fake_make: dict[str, str]) -> None:
+def test_build_passes_vmlinux_btf_when_given(
+    embedded: Path, install: Path, no_btf: Path, fake_make: dict[str, str]
+) -> None:
     environ = {**fake_make, "VMLINUX_BTF": "/boot/vmlinux.btf"}
     choose(embedded, install, no_btf, environ=environ)
     assert "VMLINUX_BTF=/boot/vmlinux.btf" in make_log(environ)
@@ -264,7 +299,9 @@ def test_if_needed_does_not_rebuild(embedded: Path, install: Path, no_btf: Path,
     assert not Path(fake_make["FAKE_MAKE_LOG"]).exists()
 
 
-def test_always_rebuilds_an_existing_object(embedded: Path, install: Path, no_btf: Path, fake_make: dict[str, str]) -> None:
+def test_always_rebuilds_an_existing_object(
+    embedded: Path, install: Path, no_btf: Path, fake_make: dict[str, str]
+) -> None:
     install.mkdir(mode=0o700)
     make_file(install / NAME, b"prebuilt")
     choice = choose(embedded, install, no_btf, environ=fake_make, build_policy="always")
@@ -272,14 +309,18 @@ def test_always_rebuilds_an_existing_object(embedded: Path, install: Path, no_bt
     assert "--build-policy always" in choice.reason
 
 
-def test_always_does_not_override_core(embedded: Path, install: Path, kernel_btf: Path, fake_make: dict[str, str]) -> None:
+def test_always_does_not_override_core(
+    embedded: Path, install: Path, kernel_btf: Path, fake_make: dict[str, str]
+) -> None:
     """As in Tracee v0.5-v0.6, the policy is only consulted once no BTF is available."""
     choice = choose(embedded, install, kernel_btf, environ=fake_make, build_policy="always")
     assert choice.case == 3 and "--build-policy always only applies to the non-CO-RE object of case 5" in choice.reason
     assert not Path(fake_make["FAKE_MAKE_LOG"]).exists()
 
 
-def test_failed_build_is_a_clear_exit_2_error(embedded: Path, install: Path, no_btf: Path, fake_make: dict[str, str]) -> None:
+def test_failed_build_is_a_clear_exit_2_error(
+    embedded: Path, install: Path, no_btf: Path, fake_make: dict[str, str]
+) -> None:
     environ = {**fake_make, "FAKE_MAKE_FAIL": "linux/kconfig.h not found"}
     with pytest.raises(BpfObjectError) as info:
         choose(embedded, install, no_btf, environ=environ)
@@ -291,7 +332,9 @@ def test_failed_build_is_a_clear_exit_2_error(embedded: Path, install: Path, no_
     assert not (install / NAME).exists()
 
 
-def test_build_without_output_is_an_error(embedded: Path, install: Path, no_btf: Path, fake_make: dict[str, str]) -> None:
+def test_build_without_output_is_an_error(
+    embedded: Path, install: Path, no_btf: Path, fake_make: dict[str, str]
+) -> None:
     with pytest.raises(BpfObjectError, match="no object produced"):
         choose(embedded, install, no_btf, environ={**fake_make, "FAKE_MAKE_NO_OUTPUT": "1"})
 
@@ -307,7 +350,9 @@ def test_build_without_makefile_or_make(embedded: Path, install: Path, no_btf: P
 # --------------------------------------------------------------------------- planting and symlink attacks
 
 
-def test_world_writable_install_path_refused(embedded: Path, install: Path, no_btf: Path, fake_make: dict[str, str]) -> None:
+def test_world_writable_install_path_refused(
+    embedded: Path, install: Path, no_btf: Path, fake_make: dict[str, str]
+) -> None:
     install.mkdir()
     install.chmod(0o777)
     with pytest.raises(UnsafePathError, match=r"install path .*: it is writable by group or others \(mode 0777\)"):
@@ -374,7 +419,9 @@ def test_embedded_files_are_checked_too(embedded: Path, install: Path, kernel_bt
 # --------------------------------------------------------------------------- logging
 
 
-def test_decision_logged_at_debug_level(embedded: Path, install: Path, kernel_btf: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_decision_logged_at_debug_level(
+    embedded: Path, install: Path, kernel_btf: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level(logging.INFO, logger="pytracee.collector"):
         choose(embedded, install, kernel_btf)
     assert "decision" not in caplog.text  # not shown without --log debug
@@ -386,7 +433,9 @@ def test_decision_logged_at_debug_level(embedded: Path, install: Path, kernel_bt
     assert f"BPF: decision 3: {choice.reason}" in text and "CO-RE" in text
 
 
-def test_build_command_logged(embedded: Path, install: Path, no_btf: Path, fake_make: dict[str, str], caplog: pytest.LogCaptureFixture) -> None:
+def test_build_command_logged(
+    embedded: Path, install: Path, no_btf: Path, fake_make: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level(logging.DEBUG, logger="pytracee.collector"):
         choose(embedded, install, no_btf, environ=fake_make)
     assert "BPF: building the non-CO-RE object:" in caplog.text and "CORE=0" in caplog.text
@@ -406,7 +455,10 @@ char LICENSE[] SEC("license") = "GPL";
 
 @pytest.mark.skipif(
     not (
-        shutil.which("clang") and shutil.which("llvm-strip") and shutil.which("bpftool") and shutil.which("make")
+        shutil.which("clang")
+        and shutil.which("llvm-strip")
+        and shutil.which("bpftool")
+        and shutil.which("make")
         and (REPO / "bpf" / "Makefile").is_file()
         and (os.environ.get("VMLINUX_BTF") or Path("/sys/kernel/btf/vmlinux").exists())
     ),

@@ -28,7 +28,11 @@ def golden_finding() -> Finding:
 
 @pytest.mark.parametrize(
     ("template", "golden"),
-    [("default", "expected_default_output"), ("simple", "expected_simple_tmpl_output"), ("falcosidekick", "expected_falcosidekick_tmpl_output")],
+    [
+        ("default", "expected_default_output"),
+        ("simple", "expected_simple_tmpl_output"),
+        ("falcosidekick", "expected_falcosidekick_tmpl_output"),
+    ],
 )
 def test_builtin_templates_match_tracee_output(template: str, golden: str) -> None:
     rendered = FindingTemplate.load(template).render(golden_finding())
@@ -56,8 +60,13 @@ def test_rawjson_matches_tracee_v0_24_1() -> None:
     )
     meta = golden["SigMetadata"]
     metadata = SignatureMetadata(
-        id=meta["ID"], event_name=meta["EventName"], version=meta["Version"], name=meta["Name"],
-        description=meta["Description"], tags=meta["Tags"], properties=meta["Properties"],
+        id=meta["ID"],
+        event_name=meta["EventName"],
+        version=meta["Version"],
+        name=meta["Name"],
+        description=meta["Description"],
+        tags=meta["Tags"],
+        properties=meta["Properties"],
     )
     assert rawjson(Finding(golden["Data"], event, metadata)) == golden
 
@@ -65,13 +74,23 @@ def test_rawjson_matches_tracee_v0_24_1() -> None:
 def test_rawjson_matches_tracee_v0_8_3_for_v0_8_events() -> None:
     golden = GOLDENS["rawjson_golden_v0.8.3"]
     event = Event(  # flat container fields mark a v0.8 event
-        {"timestamp": 1321321, "processId": 21312, "containerId": "abbc123", "containerImage": "",
-         "eventName": "execve", "contextFlags": {"containerStarted": True}}
+        {
+            "timestamp": 1321321,
+            "processId": 21312,
+            "containerId": "abbc123",
+            "containerImage": "",
+            "eventName": "execve",
+            "contextFlags": {"containerStarted": True},
+        }
     )
     meta = golden["SigMetadata"]
     metadata = SignatureMetadata(
-        id=meta["ID"], version=meta["Version"], name=meta["Name"], description=meta["Description"],
-        tags=meta["Tags"], properties=meta["Properties"],
+        id=meta["ID"],
+        version=meta["Version"],
+        name=meta["Name"],
+        description=meta["Description"],
+        tags=meta["Tags"],
+        properties=meta["Properties"],
     )
     out = rawjson(Finding(golden["Data"], event, metadata))
     assert out["Context"] == golden["Context"] and out["Data"] == golden["Data"]
@@ -88,7 +107,17 @@ def test_go_format() -> None:
     assert go_format({"b": [1, True], "a": {"x": None}}) == "map[a:map[x:<nil>] b:[1 true]]"
     # Go's %v of float64 values (fmt.Println output)
     floats = [1000000.0, 123456.0, 1234567.0, 0.0001, 0.00001, 1.5, -2.0, 0.0, 3.14159]
-    assert [go_format(f) for f in floats] == ["1e+06", "123456", "1.234567e+06", "0.0001", "1e-05", "1.5", "-2", "0", "3.14159"]
+    assert [go_format(f) for f in floats] == [
+        "1e+06",
+        "123456",
+        "1.234567e+06",
+        "0.0001",
+        "1e-05",
+        "1.5",
+        "-2",
+        "0",
+        "3.14159",
+    ]
 
 
 def test_user_templates_see_go_and_json_names(tmp_path) -> None:
@@ -152,7 +181,11 @@ def test_a_full_stdout_is_counted_not_a_traceback(tmp_path: Path) -> None:
     with open("/dev/full", "w") as full:
         result = subprocess.run(
             [sys.executable, "-m", "pytracee.engine.cli.tracee_rules", "--input", str(findings_input(tmp_path))],
-            stdout=full, stderr=subprocess.PIPE, text=True, timeout=60, check=False,
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
         )
     assert_failed_cleanly(result.returncode, result.stderr, "stdout")
 

@@ -27,8 +27,20 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
             (source / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, source / name)
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--wheel-dir", str(work / "dist"), str(source)],
-        check=True, capture_output=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--wheel-dir",
+            str(work / "dist"),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     (wheel,) = (work / "dist").glob("pytracee-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
@@ -43,7 +55,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     target = work / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(target), str(wheel)],
-        check=True, capture_output=True, timeout=300,
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     return target
 
@@ -52,14 +66,21 @@ def run_installed(target: Path, *args: str, command: str = "tracee-rules") -> su
     env = {**os.environ, "PYTHONPATH": str(target)}
     return subprocess.run(
         [sys.executable, str(target / "bin" / command), *args],
-        capture_output=True, text=True, env=env, timeout=120, cwd=target,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=target,
     )
 
 
 def test_wheel_installs_the_command_with_builtin_signatures(installed: Path) -> None:
     where = subprocess.run(
         [sys.executable, "-c", "import pytracee.engine, pytracee.signatures; print(pytracee.engine.__file__)"],
-        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(installed)}, cwd=installed,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(installed)},
+        cwd=installed,
     )
     assert where.stdout.startswith(str(installed)), "the test must exercise the wheel, not the checkout"
     listing = run_installed(installed, "--list")
@@ -74,7 +95,9 @@ def test_wheel_installs_the_command_with_builtin_signatures(installed: Path) -> 
 
 def test_wheel_replays_events_with_packaged_templates(installed: Path, tmp_path: Path) -> None:
     events = tmp_path / "e.jsonl"
-    events.write_text(json.dumps({"eventName": "ptrace", "processName": "strace", "args": [{"name": "request", "value": 0}]}) + "\n")
+    events.write_text(
+        json.dumps({"eventName": "ptrace", "processName": "strace", "args": [{"name": "request", "value": 0}]}) + "\n"
+    )
     result = run_installed(installed, "--input", str(events), "--output-template", "rawjson")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["SigMetadata"]["ID"] == "TRC-102"
@@ -93,8 +116,14 @@ def test_installed_collector_uses_the_packaged_object(installed: Path) -> None:
         "c = choose_bpf_object()\n"
         "print(c.case, c.object_path)\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": str(installed)}, cwd=installed, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(installed)},
+        cwd=installed,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     case, path = result.stdout.split()
     assert case == "3" and path.startswith(str(installed.resolve()))  # the wheel's CO-RE object with the kernel's BTF

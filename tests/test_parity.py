@@ -28,7 +28,9 @@ def shadow_events() -> list[Event]:
     for path in ("/etc/shadow", "/etc/gshadow", "/etc/passwd", "/etc/shadow.bak"):
         for flags in (0, 0o100000, 2, 1, 0o101, "O_RDONLY|O_LARGEFILE", "O_RDWR", "O_WRONLY|O_TRUNC"):
             for comm, uid in (("cat", 1000), ("sshd", 0), ("python3", 0)):
-                events.append(make_event("security_file_open", {"pathname": path, "flags": flags}, processName=comm, userId=uid))
+                events.append(
+                    make_event("security_file_open", {"pathname": path, "flags": flags}, processName=comm, userId=uid)
+                )
     events.append(make_event("openat", {"pathname": "/etc/shadow", "flags": 0}))
     return events
 
@@ -64,7 +66,10 @@ def demo_events() -> list[Event]:
 
 
 # (Python built-in, shipped Rego rule, shipped CEL rule) with the same detection logic
-TRIPLES = [("TRC-102", "anti_debugging_ptraceme.rego", "anti_debugging.yaml"), ("TRC-104", "dynamic_code_loading.rego", "dynamic_code_loading.yaml")]
+TRIPLES = [
+    ("TRC-102", "anti_debugging_ptraceme.rego", "anti_debugging.yaml"),
+    ("TRC-104", "dynamic_code_loading.rego", "dynamic_code_loading.yaml"),
+]
 
 
 @pytest.mark.parametrize(("builtin", "rego_file", "cel_file"), TRIPLES)
@@ -72,9 +77,11 @@ def test_shipped_rules_agree_with_the_python_builtins(builtin: str, rego_file: s
     python = next(cls() for cls in BUILTIN_SIGNATURES if cls.metadata.id == builtin)
     (rego,) = load_signatures(REPO / "rules" / "rego" / rego_file)
     (cel,) = load_signatures(REPO / "rules" / "cel" / cel_file)
-    events = demo_events() + [
-        make_event("ptrace", {"request": request}) for request in (0, "PTRACE_TRACEME", 16, "PTRACE_ATTACH")
-    ] + [make_event("mem_prot_alert", {"alert": alert}) for alert in (4, "Protection changed from W+E to E!", 1, 2)]
+    events = (
+        demo_events()
+        + [make_event("ptrace", {"request": request}) for request in (0, "PTRACE_TRACEME", 16, "PTRACE_ATTACH")]
+        + [make_event("mem_prot_alert", {"alert": alert}) for alert in (4, "Protection changed from W+E to E!", 1, 2)]
+    )
     expected = [index for index, _ in outcome(python, events)]
     assert len(expected) >= 4
     assert [index for index, _ in outcome(rego, events)] == expected

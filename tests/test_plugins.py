@@ -12,7 +12,7 @@ from pytracee.engine.plugins import RuleFileError
 from pytracee.engine.session import ConfigError, Session, SessionConfig
 from pytracee.engine.testing import make_event
 
-SHADOW_RULE = '''
+SHADOW_RULE = """
 from pytracee.engine import Event, Signature, SignatureMetadata, select, signature
 
 class ShadowRead(Signature):
@@ -29,7 +29,7 @@ class _Base(Signature):  # private helpers are not collected
 @signature(id="LOCAL-2", name="tmp exec", events=[select("sched_process_exec", pathname="/tmp/*")])
 def tmp_exec(event: Event) -> bool:
     return True
-'''
+"""
 
 
 def write(directory: Path, name: str, text: str) -> Path:
@@ -68,20 +68,22 @@ def test_register_hook_and_module_signatures_load_once(tmp_path: Path) -> None:
         tmp_path,
         "registered.py",
         SHADOW_RULE
-        + '''
+        + """
 from pytracee.engine import hookimpl
 
 @hookimpl
 def tracee_register_signatures(register):
     register(ShadowRead)      # already collected: loads once
     register(tmp_exec)
-''',
+""",
     )
     session = session_for(tmp_path)
     assert [s.metadata.id for s in session.signatures].count("LOCAL-1") == 1
 
 
-def test_a_broken_rule_file_is_reported_with_its_line_and_the_rest_load(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_broken_rule_file_is_reported_with_its_line_and_the_rest_load(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     write(tmp_path, "good.py", SHADOW_RULE)
     broken = write(tmp_path, "broken.py", "x = 1\ndef oops(:\n")
     raising = write(tmp_path, "raising.py", "import os\nraise ValueError('bad config')\n")
@@ -131,7 +133,7 @@ def test_rule_file_hook_lets_plugins_add_languages(tmp_path: Path) -> None:
     write(
         tmp_path,
         "toy_language.py",
-        '''
+        """
 from pytracee.engine import hookimpl, signature
 from pytracee.engine.plugins import RuleFileError
 
@@ -143,7 +145,7 @@ def tracee_collect_rule_file(path, config):
     if not event:
         raise RuleFileError(path, "expected 'ID EVENT'", line=1)
     return [signature(id=name, name=name, events=[event])(lambda e: True)()]
-''',
+""",
     )
     write(tmp_path, "rules/one.toy", "TOY-1 ptrace")
     bad = write(tmp_path, "rules/two.toy", "TOY-2")
@@ -166,7 +168,11 @@ def test_a_broken_installed_plugin_does_not_hide_the_others(tmp_path: Path, monk
 
 
 def test_a_failing_filter_or_enrich_plugin_loses_the_finding_visibly(tmp_path: Path) -> None:
-    write(tmp_path, "enricher.py", "from pytracee.engine import hookimpl\n@hookimpl\ndef tracee_finding_enrich(finding):\n    raise KeyError('ancestry')\n")
+    write(
+        tmp_path,
+        "enricher.py",
+        "from pytracee.engine import hookimpl\n@hookimpl\ndef tracee_finding_enrich(finding):\n    raise KeyError('ancestry')\n",
+    )
     session = session_for(tmp_path)
     assert session.run([make_event("ptrace", {"request": 0})]) == 1
     assert session.output_failures == 1 and session.engine.stats.errors_by_signature == {}
@@ -176,7 +182,7 @@ def test_finding_hooks_filter_enrich_and_output_in_order(tmp_path: Path) -> None
     write(
         tmp_path,
         "pipeline.py",
-        '''
+        """
 from pytracee.engine import hookimpl
 seen = []
 
@@ -196,7 +202,7 @@ def tracee_finding_output(finding):
 @hookimpl
 def tracee_sessionfinish(session, exitstatus):
     seen.append(("finish", exitstatus))
-''',
+""",
     )
     session = session_for(tmp_path)
     events = [make_event("ptrace", {"request": 0}, processName=name) for name in ("gdb", "malware", "gdb")]
@@ -208,7 +214,11 @@ def tracee_sessionfinish(session, exitstatus):
 
 
 def test_a_failing_output_plugin_is_counted_and_fails_the_run(tmp_path: Path) -> None:
-    write(tmp_path, "sink.py", "from pytracee.engine import hookimpl\n@hookimpl\ndef tracee_finding_output(finding):\n    raise IOError('disk full')\n")
+    write(
+        tmp_path,
+        "sink.py",
+        "from pytracee.engine import hookimpl\n@hookimpl\ndef tracee_finding_output(finding):\n    raise IOError('disk full')\n",
+    )
     session = session_for(tmp_path)
     assert session.run([make_event("ptrace", {"request": 0})]) == 1
     assert session.output_failures == 1
@@ -238,9 +248,15 @@ def tracee_signature_error(signature, event, error):
 
 
 def test_misspelled_hooks_are_reported(tmp_path: Path) -> None:
-    write(tmp_path, "typo.py", "from pytracee.engine import hookimpl\n@hookimpl\ndef tracee_finding_outptu(finding):\n    pass\n")
+    write(
+        tmp_path,
+        "typo.py",
+        "from pytracee.engine import hookimpl\n@hookimpl\ndef tracee_finding_outptu(finding):\n    pass\n",
+    )
     session = session_for(tmp_path)
-    assert [str(e) for e in session.load_errors()] == ["plugin typo: unknown hook 'tracee_finding_outptu' (misspelled?)"]
+    assert [str(e) for e in session.load_errors()] == [
+        "plugin typo: unknown hook 'tracee_finding_outptu' (misspelled?)"
+    ]
 
 
 def test_every_hookspec_is_documented_and_grouped() -> None:
@@ -250,7 +266,15 @@ def test_every_hookspec_is_documented_and_grouped() -> None:
     for name in specs:
         doc = inspect.getdoc(getattr(hookspecs, name))
         assert doc and len(doc) > 40, f"{name} needs a docstring"
-    phases = ("configuration", "rule-file collection", "signature registration", "session start", "findings", "session end", "errors")
+    phases = (
+        "configuration",
+        "rule-file collection",
+        "signature registration",
+        "session start",
+        "findings",
+        "session end",
+        "errors",
+    )
     for phase in phases:  # in run order; tests/test_hookspecs.py checks each hook's documentation and calls
         assert f"# --- {phase} -" in source
 

@@ -44,7 +44,10 @@ def make_file(path: Path, mode: int = 0o644, data: bytes = b"\x7fELF") -> Path:
 def test_effective_capabilities_parses_cap_eff() -> None:
     assert effective_capabilities(status(0x1FFFEFFFFFF)) == 0x1FFFEFFFFFF
     assert effective_capabilities() == int(
-        next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("CapEff:")).split()[1], 16
+        next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("CapEff:")).split()[
+            1
+        ],
+        16,
     )
 
 
@@ -93,9 +96,21 @@ def test_nobody_child_process_gets_the_error() -> None:
         "print('passed')\n"
     )
     proc = subprocess.run(
-        ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--inh-caps=-all",
-         sys.executable, "-c", code],
-        check=False, capture_output=True, text=True, timeout=60, cwd="/",
+        [
+            "setpriv",
+            f"--reuid={NOBODY}",
+            f"--regid={NOBODY}",
+            "--clear-groups",
+            "--inh-caps=-all",
+            sys.executable,
+            "-c",
+            code,
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd="/",
     )
     assert proc.returncode == 1, proc.stderr
     assert "insufficient privileges" in proc.stdout

@@ -98,7 +98,9 @@ def test_lines_over_the_limit_are_skipped_unless_the_limit_is_raised(tmp_path: P
     assert [e.name for e in events] == ["execve", "close"]
 
 
-def test_truncated_gzip_keeps_what_came_before_and_reports_the_rest(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_truncated_gzip_keeps_what_came_before_and_reports_the_rest(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     data = DOC_EVENTS.read_bytes() * 40
     whole = gzip.compress(data)
     path = tmp_path / "cut.jsonl.gz"
@@ -131,7 +133,9 @@ def test_v1beta1_events_are_recognised_and_rejected_clearly(caplog: pytest.LogCa
     assert "looks like a v1beta1 event" in caplog.text
 
 
-def test_reports_are_capped_per_source_but_everything_is_counted(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_reports_are_capped_per_source_but_everything_is_counted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "noise.jsonl"
     path.write_text("{bad\n" * 50)
     with caplog.at_level(logging.WARNING, logger="pytracee.input"):

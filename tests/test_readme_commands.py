@@ -36,8 +36,11 @@ RULES_DIR = REPO / "examples" / "rules-dir"
 BIN = Path(sys.executable).parent
 #: Commands by name: the installed scripts, as the README says (.venv/bin).
 PROGRAMS = {
-    "tracee": [str(BIN / "tracee")] if (BIN / "tracee").exists() else [sys.executable, "-m", "pytracee.collector.cli.tracee"],
-    "tracee-rules": [str(BIN / "tracee-rules")] if (BIN / "tracee-rules").exists()
+    "tracee": [str(BIN / "tracee")]
+    if (BIN / "tracee").exists()
+    else [sys.executable, "-m", "pytracee.collector.cli.tracee"],
+    "tracee-rules": [str(BIN / "tracee-rules")]
+    if (BIN / "tracee-rules").exists()
     else [sys.executable, "-m", "pytracee.engine.cli.tracee_rules"],
 }
 COMMAND = re.compile(r"(?:sudo\s+)?(?:tracee|tracee-rules)\s+\S")
@@ -47,7 +50,9 @@ PROBLEMS = re.compile(r"usage:|error:|Traceback|unknown format|invalid choice|un
 def readme_commands() -> list[str]:
     """The command lines README.md shows: code-block lines and inline code starting with a command."""
     text = README.read_text("utf-8")
-    lines = [line.strip() for block in re.findall(r"```[\w-]*\n(.*?)```", text, re.DOTALL) for line in block.splitlines()]
+    lines = [
+        line.strip() for block in re.findall(r"```[\w-]*\n(.*?)```", text, re.DOTALL) for line in block.splitlines()
+    ]
     prose = re.sub(r"```.*?```", "", text, flags=re.DOTALL)
     lines += re.findall(r"`([^`\n]+)`", prose)
     found = []
@@ -146,10 +151,14 @@ def run_line(command: str, tmp: Path, hook_url: str) -> Outcome:
         files.append(err := (tmp / f"stderr{len(procs)}").open("wb"))
         if argv is stages[-1]:
             files.append(out := (tmp / "stdout").open("wb"))
-        procs.append(subprocess.Popen(
-            argv, stdin=previous.stdout if previous is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE if argv is not stages[-1] else out, stderr=err,
-        ))
+        procs.append(
+            subprocess.Popen(
+                argv,
+                stdin=previous.stdout if previous is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE if argv is not stages[-1] else out,
+                stderr=err,
+            )
+        )
         if previous is not None and previous.stdout is not None:
             previous.stdout.close()  # the next stage holds it now
         previous = procs[-1]
@@ -194,10 +203,28 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory, webhook: tuple[str, list[
 
 def test_the_readme_shows_both_commands_with_their_main_options() -> None:
     joined = "\n".join(COMMANDS)
-    for option in ("--input", "--input-tracee", "--rules", "--rules-dir", "--disable", "--list", "--list-events",
-                   "--output-template", "--output", "--webhook", "--webhook-template", "-e", "-s", "-t", "-o"):
+    for option in (
+        "--input",
+        "--input-tracee",
+        "--rules",
+        "--rules-dir",
+        "--disable",
+        "--list",
+        "--list-events",
+        "--output-template",
+        "--output",
+        "--webhook",
+        "--webhook-template",
+        "-e",
+        "-s",
+        "-t",
+        "-o",
+    ):
         assert re.search(rf"(^|\s){re.escape(option)}(\s|$)", joined), option
-    assert sum(c.startswith("tracee ") for c in COMMANDS) >= 5 and sum(c.startswith("tracee-rules ") for c in COMMANDS) >= 10
+    assert (
+        sum(c.startswith("tracee ") for c in COMMANDS) >= 5
+        and sum(c.startswith("tracee-rules ") for c in COMMANDS) >= 10
+    )
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -212,11 +239,13 @@ def test_readme_command_runs_as_written(command: str, outcomes: dict[str, Outcom
         assert read and int(read[1]) > 0 and read[2] == "0", (
             f"{command}: the pipeline delivered no events: tracee without -e prints findings, not events; "
             f"trace the events the signatures need instead, e.g. "
-            f"tracee -e \"$(tracee-rules --list-events)\" -o json | tracee-rules --input -\n{outcome.errors[-1]}"
+            f'tracee -e "$(tracee-rules --list-events)" -o json | tracee-rules --input -\n{outcome.errors[-1]}'
         )
 
 
-def test_readme_outputs_land_where_the_readme_says(outcomes: dict[str, Outcome], webhook: tuple[str, list[bytes]]) -> None:
+def test_readme_outputs_land_where_the_readme_says(
+    outcomes: dict[str, Outcome], webhook: tuple[str, list[bytes]]
+) -> None:
     """--output FILE is written, a template file is used, the webhook is called (with JSON)."""
     written = [o for c, o in outcomes.items() if "--output findings.txt" in c]
     assert written and all((o.tmp / "findings.txt").read_text().strip() for o in written)

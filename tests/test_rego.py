@@ -164,7 +164,9 @@ def test_trc12_web_server_shell(rules: dict[str, RegoSignature]) -> None:
 def test_trc15_both_event_generations(rules: dict[str, RegoSignature]) -> None:
     sig = rules["TRC-15"]
     hooked = [{"syscall_name": "kill", "hooked.owner": "diamorphine"}]
-    assert assert_fires(sig, [make_event("hooked_syscalls", {"hooked_syscalls": hooked})]).data == {"hooked syscall": hooked}
+    assert assert_fires(sig, [make_event("hooked_syscalls", {"hooked_syscalls": hooked})]).data == {
+        "hooked syscall": hooked
+    }
     assert_silent(sig, [make_event("hooked_syscalls", {"hooked_syscalls": []})])
     later = {"syscall": "kill", "address": "ffffffffc0a1b2c0", "function": "hacked_kill", "owner": "diamorphine"}
     assert assert_fires(sig, [make_event("hooked_syscall", later)]).data == {"hooked syscall": later}
@@ -197,7 +199,9 @@ def test_cli_lists_the_rego_signatures() -> None:
     assert f"{len(V08_IDS)} of " in result.stdout
     # off by default: the built-in rule files are opt-in
     default = tracee_rules("--list")
-    assert all(" yes " not in line for line in default.stdout.splitlines() if line.startswith("TRC-") and " rego " in line)
+    assert all(
+        " yes " not in line for line in default.stdout.splitlines() if line.startswith("TRC-") and " rego " in line
+    )
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -238,22 +242,42 @@ def test_cli_opa_runs_v1_and_refuses_v0_files(tmp_path: Path) -> None:
     rules_dir = tmp_path / "rules"
     rules_dir.mkdir()
     (rules_dir / "old.rego").write_text((FIXTURES / "rego" / "v0" / "write_or_traceme_v0.rego").read_text())
-    local = (RULES / "anti_debugging_ptraceme.rego").read_text().replace("TRC_2", "LOCAL_2").replace('"TRC-2"', '"LOCAL-2"')
+    local = (
+        (RULES / "anti_debugging_ptraceme.rego").read_text().replace("TRC_2", "LOCAL_2").replace('"TRC-2"', '"LOCAL-2"')
+    )
     (rules_dir / "anti_debugging.rego").write_text(local)
     events = _events_file(tmp_path, make_event("ptrace", {"request": "PTRACE_TRACEME"}))
     result = tracee_rules(
-        "--rules-dir", str(rules_dir), "--rules", "LOCAL-2", "--rego-engine", "opa",
-        "--input", str(events), "--output-template", "rawjson",
+        "--rules-dir",
+        str(rules_dir),
+        "--rules",
+        "LOCAL-2",
+        "--rego-engine",
+        "opa",
+        "--input",
+        str(events),
+        "--output-template",
+        "rawjson",
     )
     assert result.returncode == 0, result.stderr
     assert [json.loads(line)["SigMetadata"]["ID"] for line in result.stdout.splitlines()] == ["LOCAL-2"]
     assert "old.rego:" in result.stderr and "Rego v0 syntax is not supported by --rego-engine opa" in result.stderr
     # the same directory with regorus: both load
     result = tracee_rules(
-        "--rules-dir", str(rules_dir), "--rules", "LOCAL-2,TEST-V0", "--input", str(events), "--output-template", "rawjson"
+        "--rules-dir",
+        str(rules_dir),
+        "--rules",
+        "LOCAL-2,TEST-V0",
+        "--input",
+        str(events),
+        "--output-template",
+        "rawjson",
     )
     assert result.returncode == 0, result.stderr
-    assert sorted(json.loads(line)["SigMetadata"]["ID"] for line in result.stdout.splitlines()) == ["LOCAL-2", "TEST-V0"]
+    assert sorted(json.loads(line)["SigMetadata"]["ID"] for line in result.stdout.splitlines()) == [
+        "LOCAL-2",
+        "TEST-V0",
+    ]
 
 
 def test_cli_replays_the_benchmark_workload_on_both_backends(tmp_path: Path) -> None:
@@ -269,7 +293,9 @@ def test_cli_replays_the_benchmark_workload_on_both_backends(tmp_path: Path) -> 
     write_events(str(path), 20_000, seed=3)
     outputs = []
     for backend in BACKENDS:
-        result = tracee_rules("--rules", "lang:rego", "--rego-engine", backend, "--input", str(path), "--output-template", "rawjson")
+        result = tracee_rules(
+            "--rules", "lang:rego", "--rego-engine", backend, "--input", str(path), "--output-template", "rawjson"
+        )
         assert result.returncode == 0, result.stderr
         outputs.append(result.stdout)
     assert outputs[0] == outputs[1]

@@ -67,11 +67,15 @@ tracee_match := "yes" if input.eventName == "write"
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_boolean_object_and_other_values(tmp_path: Path, backend: str, caplog: pytest.LogCaptureFixture) -> None:
-    sig = load(tmp_path, backend, v=signature("VALUES_1", ["ptrace", "openat", "close", "read", "write"], VALUES))["VALUES-1"]
+    sig = load(tmp_path, backend, v=signature("VALUES_1", ["ptrace", "openat", "close", "read", "write"], VALUES))[
+        "VALUES-1"
+    ]
     assert assert_fires(sig, [make_event("ptrace", {"request": "PTRACE_TRACEME"})]).data is None
     assert assert_fires(sig, [make_event("ptrace", {"request": 0})]).data is None
     assert_silent(sig, [make_event("ptrace", {"request": "PTRACE_ATTACH"})])
-    assert assert_fires(sig, [make_event("openat", {"dirfd": -100, "pathname": "/etc/passwd"})]).data == {"path": "/etc/passwd"}
+    assert assert_fires(sig, [make_event("openat", {"dirfd": -100, "pathname": "/etc/passwd"})]).data == {
+        "path": "/etc/passwd"
+    }
     assert_silent(sig, [make_event("openat", {"dirfd": -100})])  # the object's value is undefined: no finding
     assert_silent(sig, [make_event("close", {"fd": 3}), make_event("read", {"fd": 3})])
     with caplog.at_level(logging.WARNING, logger="pytracee.rego"):
@@ -171,7 +175,11 @@ def test_get_tracee_argument(helpers_probe: Any) -> None:
 # --- one conversion per event ------------------------------------------------------------------------
 
 THREE = {
-    name: signature(name.upper() + "_1", ["security_file_open"], f'tracee_match if endswith(helpers.get_tracee_argument("pathname"), "{suffix}")\n')
+    name: signature(
+        name.upper() + "_1",
+        ["security_file_open"],
+        f'tracee_match if endswith(helpers.get_tracee_argument("pathname"), "{suffix}")\n',
+    )
     for name, suffix in (("a", "/a"), ("b", "/b"), ("c", "/a"))
 }
 
@@ -242,11 +250,24 @@ def test_a_rego_signature_can_select_another_ones_finding(tmp_path: Path, backen
     sigs = load(
         tmp_path,
         backend,
-        a=signature("FIRST_1", ["ptrace"], 'tracee_match := {"who": input.processName} if input.eventName == "ptrace"\n', event_name="first_found"),
-        b=signature("SECOND_1", ["first_found"], 'tracee_match := {"from": helpers.get_tracee_argument("who")} if input.eventName == "first_found"\n'),
-        c=signature("THIRD_1", ["ptrace"], 'tracee_match if helpers.get_tracee_argument("request") == "PTRACE_TRACEME"\n'),
+        a=signature(
+            "FIRST_1",
+            ["ptrace"],
+            'tracee_match := {"who": input.processName} if input.eventName == "ptrace"\n',
+            event_name="first_found",
+        ),
+        b=signature(
+            "SECOND_1",
+            ["first_found"],
+            'tracee_match := {"from": helpers.get_tracee_argument("who")} if input.eventName == "first_found"\n',
+        ),
+        c=signature(
+            "THIRD_1", ["ptrace"], 'tracee_match if helpers.get_tracee_argument("request") == "PTRACE_TRACEME"\n'
+        ),
     )
-    findings = run_engine([make_event("ptrace", {"request": "PTRACE_TRACEME"}, processName="evil")], list(sigs.values()))
+    findings = run_engine(
+        [make_event("ptrace", {"request": "PTRACE_TRACEME"}, processName="evil")], list(sigs.values())
+    )
     assert [(f.sig_metadata.id, f.data) for f in findings] == [
         ("FIRST-1", {"who": "evil"}),
         ("SECOND-1", {"from": "evil"}),

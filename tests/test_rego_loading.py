@@ -72,14 +72,19 @@ def test_v0_file_loads_unchanged_with_regorus() -> None:
     (signature,) = load_signatures(V0_FIXTURE)
     assert signature.syntax == "v0"
     assert signature.metadata.id == "TEST-V0"
-    assert [(s.name, s.origin) for s in signature.selected_events] == [("ptrace", "*"), ("security_file_open", "container")]
+    assert [(s.name, s.origin) for s in signature.selected_events] == [
+        ("ptrace", "*"),
+        ("security_file_open", "container"),
+    ]
     assert assert_fires(signature, [TRACEME]).data is None
     assert_silent(signature, [ATTACH])
     write_etc = {"pathname": "/etc/shadow", "flags": "o_rdwr"}
     finding = assert_fires(signature, [make_event("security_file_open", write_etc, container=True)])
     assert finding.data == {"file flags": "o_rdwr", "file path": "/etc/shadow"}
     assert_silent(signature, [make_event("security_file_open", write_etc)])  # host: not selected
-    assert_silent(signature, [make_event("security_file_open", {"pathname": "/etc/shadow", "flags": "O_RDONLY"}, container=True)])
+    assert_silent(
+        signature, [make_event("security_file_open", {"pathname": "/etc/shadow", "flags": "O_RDONLY"}, container=True)]
+    )
 
 
 def test_v0_file_is_refused_clearly_by_opa() -> None:
@@ -139,20 +144,66 @@ def test_v0_with_future_keywords_is_v0_and_correct(tmp_path: Path) -> None:
 # --- broken files ----------------------------------------------------------------------------------------
 
 BROKEN = {
-    "syntax": (HEADER.format(pkg="S", id="S-1") + SELECT_PTRACE + "tracee_match if {\n\tinput.eventName ==\n}\n", 11, "Rego syntax error"),
-    "no-package": ('import rego.v1\n\ntracee_match := true\n', 1, "syntax error"),
-    "no-metadoc": ('package tracee.NM\n\nimport rego.v1\n\n' + SELECT_PTRACE + MATCH_TRACEME, 1, "no __rego_metadoc__"),
-    "metadoc-no-id": ('package tracee.NI\n\nimport rego.v1\n\n__rego_metadoc__ := {"name": "x"}\n\n' + SELECT_PTRACE + MATCH_TRACEME, 5, 'has no "id"'),
-    "metadoc-not-object": ('package tracee.NO\n\nimport rego.v1\n\n__rego_metadoc__ := "TRC-1"\n\n' + SELECT_PTRACE + MATCH_TRACEME, 5, "must be an object"),
-    "metadoc-bad-tags": ('package tracee.BT\n\nimport rego.v1\n\n__rego_metadoc__ := {"id": "BT-1", "tags": "x"}\n\n' + SELECT_PTRACE + MATCH_TRACEME, 5, "tags must be a list"),
+    "syntax": (
+        HEADER.format(pkg="S", id="S-1") + SELECT_PTRACE + "tracee_match if {\n\tinput.eventName ==\n}\n",
+        11,
+        "Rego syntax error",
+    ),
+    "no-package": ("import rego.v1\n\ntracee_match := true\n", 1, "syntax error"),
+    "no-metadoc": ("package tracee.NM\n\nimport rego.v1\n\n" + SELECT_PTRACE + MATCH_TRACEME, 1, "no __rego_metadoc__"),
+    "metadoc-no-id": (
+        'package tracee.NI\n\nimport rego.v1\n\n__rego_metadoc__ := {"name": "x"}\n\n' + SELECT_PTRACE + MATCH_TRACEME,
+        5,
+        'has no "id"',
+    ),
+    "metadoc-not-object": (
+        'package tracee.NO\n\nimport rego.v1\n\n__rego_metadoc__ := "TRC-1"\n\n' + SELECT_PTRACE + MATCH_TRACEME,
+        5,
+        "must be an object",
+    ),
+    "metadoc-bad-tags": (
+        'package tracee.BT\n\nimport rego.v1\n\n__rego_metadoc__ := {"id": "BT-1", "tags": "x"}\n\n'
+        + SELECT_PTRACE
+        + MATCH_TRACEME,
+        5,
+        "tags must be a list",
+    ),
     "no-selectors": (HEADER.format(pkg="NS", id="NS-1") + MATCH_TRACEME, 1, "no tracee_selected_events"),
-    "empty-selectors": (HEADER.format(pkg="ES", id="ES-1") + 'tracee_selected_events contains x if {\n\tsome x in []\n}\n\n' + MATCH_TRACEME, 7, "empty or undefined"),
-    "selector-no-name": (HEADER.format(pkg="SN", id="SN-1") + 'tracee_selected_events contains {"source": "tracee"}\n\n' + MATCH_TRACEME, 7, 'has no event "name"'),
-    "selector-bad-origin": (HEADER.format(pkg="SO", id="SO-1") + 'tracee_selected_events contains {"name": "ptrace", "origin": "vm"}\n\n' + MATCH_TRACEME, 7, "unknown origin 'vm'"),
-    "selector-unknown-key": (HEADER.format(pkg="SK", id="SK-1") + 'tracee_selected_events contains {"name": "ptrace", "orign": "host"}\n\n' + MATCH_TRACEME, 7, "unknown keys ['orign']"),
+    "empty-selectors": (
+        HEADER.format(pkg="ES", id="ES-1")
+        + "tracee_selected_events contains x if {\n\tsome x in []\n}\n\n"
+        + MATCH_TRACEME,
+        7,
+        "empty or undefined",
+    ),
+    "selector-no-name": (
+        HEADER.format(pkg="SN", id="SN-1") + 'tracee_selected_events contains {"source": "tracee"}\n\n' + MATCH_TRACEME,
+        7,
+        'has no event "name"',
+    ),
+    "selector-bad-origin": (
+        HEADER.format(pkg="SO", id="SO-1")
+        + 'tracee_selected_events contains {"name": "ptrace", "origin": "vm"}\n\n'
+        + MATCH_TRACEME,
+        7,
+        "unknown origin 'vm'",
+    ),
+    "selector-unknown-key": (
+        HEADER.format(pkg="SK", id="SK-1")
+        + 'tracee_selected_events contains {"name": "ptrace", "orign": "host"}\n\n'
+        + MATCH_TRACEME,
+        7,
+        "unknown keys ['orign']",
+    ),
     "no-match": (HEADER.format(pkg="NMA", id="NMA-1") + SELECT_PTRACE, 1, "no tracee_match rule"),
     "unsafe": (HEADER.format(pkg="U", id="U-1") + SELECT_PTRACE + "tracee_match if {\n\tx == 1\n}\n", 10, "unsafe"),
-    "helpers-package": ('package tracee.helpers\n\nimport rego.v1\n\n__rego_metadoc__ := {"id": "H-1"}\n\n' + SELECT_PTRACE + MATCH_TRACEME, 1, "helpers' package"),
+    "helpers-package": (
+        'package tracee.helpers\n\nimport rego.v1\n\n__rego_metadoc__ := {"id": "H-1"}\n\n'
+        + SELECT_PTRACE
+        + MATCH_TRACEME,
+        1,
+        "helpers' package",
+    ),
 }
 
 
@@ -182,7 +233,9 @@ def test_a_broken_file_leaves_the_others_working(tmp_path: Path, backend: str) -
     if backend == "opa":
         assert "conflicts" in errors.pop(f"{tmp_path / 'c_clash.rego'}:9")
     assert errors == {}
-    ids = sorted(s.metadata.id for s in session.signatures if s.signature.language == "rego" and "GOOD" in s.metadata.id)
+    ids = sorted(
+        s.metadata.id for s in session.signatures if s.signature.language == "rego" and "GOOD" in s.metadata.id
+    )
     assert ids == ["GOOD-1", "GOOD2-1"]
     for loaded in session.signatures:
         if "GOOD" in loaded.metadata.id:
@@ -230,7 +283,7 @@ FORBIDDEN = {
     "opa.runtime": 'tracee_match := {"env": opa.runtime().env} if {\n\tinput.eventName == "ptrace"\n}\n',
     "http.send as with": (
         'fake(_) := {"status_code": 200}\n\nsend_it := fake({})\n\n'
-        'tracee_match if {\n\tsend_it with fake as http.send\n}\n'
+        "tracee_match if {\n\tsend_it with fake as http.send\n}\n"
     ),
 }
 
@@ -249,7 +302,7 @@ def test_builtins_reaching_out_are_refused_at_load(tmp_path: Path, case: str, ba
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_builtin_names_in_comments_and_strings_are_fine(tmp_path: Path, backend: str) -> None:
     source = (
-        'package tracee.TALK\n\nimport rego.v1\n\n# we never call http.send or opa.runtime()\n'
+        "package tracee.TALK\n\nimport rego.v1\n\n# we never call http.send or opa.runtime()\n"
         '__rego_metadoc__ := {"id": "TALK-1", "name": "mentions http.send(...)", "description": "net.lookup_ip_addr"}\n\n'
         + SELECT_PTRACE
         + 'tracee_match := {"note": "http.send"} if {\n\tinput.eventName == "ptrace"\n}\n'
@@ -261,13 +314,13 @@ def test_builtin_names_in_comments_and_strings_are_fine(tmp_path: Path, backend:
 # --- Tracee's file conventions --------------------------------------------------------------------------
 
 USES_EXTRA_HELPER = (
-    'package tracee.EXTRA\n\nimport rego.v1\n\nimport data.tracee.mine\n\n'
+    "package tracee.EXTRA\n\nimport rego.v1\n\nimport data.tracee.mine\n\n"
     '__rego_metadoc__ := {"id": "EXTRA-1", "name": "uses an extra helper"}\n\n'
     + SELECT_PTRACE
-    + 'tracee_match if {\n\tmine.is_traceme(input)\n}\n'
+    + "tracee_match if {\n\tmine.is_traceme(input)\n}\n"
 )
 EXTRA_HELPER = (
-    'package tracee.mine\n\nimport rego.v1\n\nimport data.tracee.helpers\n\n'
+    "package tracee.mine\n\nimport rego.v1\n\nimport data.tracee.helpers\n\n"
     'is_traceme(event) if {\n\tevent.eventName == "ptrace"\n\thelpers.get_tracee_argument("request") in {"PTRACE_TRACEME", 0}\n}\n'
 )
 
@@ -283,7 +336,11 @@ def test_extra_helper_files_are_loaded_for_every_signature(tmp_path: Path, backe
 
 
 def test_a_v0_extra_helper_serves_v0_signatures(tmp_path: Path) -> None:
-    write(tmp_path, "old_helpers.rego", 'package tracee.old\n\nis_traceme(event) {\n\tevent.args[_].value == "PTRACE_TRACEME"\n}\n')
+    write(
+        tmp_path,
+        "old_helpers.rego",
+        'package tracee.old\n\nis_traceme(event) {\n\tevent.args[_].value == "PTRACE_TRACEME"\n}\n',
+    )
     write(
         tmp_path,
         "old.rego",
@@ -349,7 +406,13 @@ def test_metadata_fields(tmp_path: Path) -> None:
     )
     (signature,) = load_signatures(write(tmp_path, "meta.rego", source))
     meta = signature.metadata
-    assert (meta.id, meta.version, meta.name, meta.event_name, meta.description) == ("META-1", "2", "All fields", "all_fields", "d")
+    assert (meta.id, meta.version, meta.name, meta.event_name, meta.description) == (
+        "META-1",
+        "2",
+        "All fields",
+        "all_fields",
+        "d",
+    )
     assert list(meta.tags) == ["a", "b"]
     assert meta.properties == {"Severity": 4, "MITRE ATT&CK": "x: y"}
     assert meta.severity == 4

@@ -9,8 +9,10 @@ from pytracee.signatures.secure_tracing import ExecArgumentTampering
 def exec_pair(claimed: str, kernel: str, *, pid: int = 700, syscall: str = "execve", ret: int = 0):
     syscall_event = make_event(syscall, {"pathname": claimed, "argv": [claimed]}, hostProcessId=pid, returnValue=ret)
     kernel_event = make_event(
-        "sched_process_exec", {"cmdpath": kernel, "pathname": "/usr/bin/" + kernel.rsplit("/", 1)[-1]},
-        hostProcessId=pid, syscall=syscall,
+        "sched_process_exec",
+        {"cmdpath": kernel, "pathname": "/usr/bin/" + kernel.rsplit("/", 1)[-1]},
+        hostProcessId=pid,
+        syscall=syscall,
     )
     return syscall_event, kernel_event
 
@@ -21,7 +23,10 @@ def test_tampered_path_is_reported_on_the_kernel_event_with_the_syscall() -> Non
         finding = assert_fires(ExecArgumentTampering, order, count=1)
         assert finding.event is kernel_event and finding.event.syscall == "execve"
         assert finding.data == {
-            "syscall": "execve", "syscall pathname": "/bin/true", "kernel pathname": "/bin/nc", "executed file": "/usr/bin/nc",
+            "syscall": "execve",
+            "syscall pathname": "/bin/true",
+            "kernel pathname": "/bin/nc",
+            "executed file": "/usr/bin/nc",
         }
 
 
@@ -63,7 +68,9 @@ def test_unpaired_exec_events_are_held_in_bounded_memory_and_a_later_attack_stil
     engine = Engine([signature], findings.append)
     environment = ["X=" + "e" * 60_000]  # 60 KB of environment per exec, never paired
     for pid in range(8_400):
-        engine.dispatch(make_event("sched_process_exec", {"cmdpath": "/bin/a", "env": environment}, hostProcessId=100_000 + pid))
+        engine.dispatch(
+            make_event("sched_process_exec", {"cmdpath": "/bin/a", "env": environment}, hostProcessId=100_000 + pid)
+        )
     held = signature._kernel_view
     assert held.size <= MAX_PENDING_BYTES and 0 < len(held) < 8_400
     engine.dispatch(exec_pair("/bin/true", "/bin/nc")[0])

@@ -82,7 +82,9 @@ def test_a_malformed_event_from_any_source_is_skipped_and_the_run_goes_on(sessio
 
 
 def test_live_source_polls_prints_and_counts(session: Session) -> None:
-    collector = FakeCollector([[live("execve"), live("openat"), live("openat", os.getpid())], [MALFORMED_ARGS | {"hostProcessId": 1}]], lost=2)
+    collector = FakeCollector(
+        [[live("execve"), live("openat"), live("openat", os.getpid())], [MALFORMED_ARGS | {"hostProcessId": 1}]], lost=2
+    )
     stream = io.StringIO()
     printer = EventPrinter(parse_output_options(["json"]), stream)
     source = LiveSource(collector, parse_selection(), printer, {"openat"})  # type: ignore[arg-type]

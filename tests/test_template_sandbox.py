@@ -37,7 +37,9 @@ FAST = RenderLimits(max_seconds=0.3)
 
 def finding(data: Any = None, **event: Any) -> Finding:
     raw = {"eventName": "ptrace", "processName": "strace", "hostName": "box", "returnValue": 0, **event}
-    return Finding(data if data is not None else {"path": "/etc/shadow"}, Event(raw), SignatureMetadata(id="X-1", name="x"))
+    return Finding(
+        data if data is not None else {"path": "/etc/shadow"}, Event(raw), SignatureMetadata(id="X-1", name="x")
+    )
 
 
 def render(source: str, data: Any = None, limits: RenderLimits = FAST) -> str:
@@ -81,7 +83,10 @@ def test_templates_cannot_reach_python(escape: str, tmp_path: Path) -> None:
         ("{% for i in range(10**9) %}{% endfor %}", "range of 1000000000 items is over 100000"),
         ("{% for i in range(10**5) %}{% for j in range(10**5) %}{% endfor %}{% endfor %}", "took over 0.3 s"),
         ("{% for c in Data.path * 50000 %}{% for d in Data.path * 50000 %}{% endfor %}{% endfor %}", "took over 0.3 s"),
-        ("{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(60) }}", "took over 0.3 s"),
+        (
+            "{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(60) }}",
+            "took over 0.3 s",
+        ),
         ("{% for i in range(100000) %}{{ 'x' * 100 }}{% endfor %}", f"output over {MAX_OUTPUT} characters"),
         ("{{ 'x' * 10**9 }}", "a repetition would exceed"),
         ("{{ [Data] * 10**9 }}", "a repetition would exceed"),
@@ -97,8 +102,14 @@ def test_templates_cannot_reach_python(escape: str, tmp_path: Path) -> None:
         ("{{ '{:>999999999}'.format(1) }}", "format width 999999999 would exceed"),
         ("{{ '{0:{1}}'.format(1, 999999999) }}", "format width 999999999 would exceed"),
         ("{{ 'ab'.translate({97: 'z' * 1000000}) * 1 }}", "a translate would exceed"),
-        ("{% set ns = namespace(s='x') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}", "namespace value 's' would exceed"),
-        ("{% macro f(s, n) %}{{ f(s ~ s, n - 1) if n else s|length }}{% endmacro %}{{ f('x', 40) }}", "an argument would exceed"),
+        (
+            "{% set ns = namespace(s='x') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
+            "namespace value 's' would exceed",
+        ),
+        (
+            "{% macro f(s, n) %}{{ f(s ~ s, n - 1) if n else s|length }}{% endmacro %}{{ f('x', 40) }}",
+            "an argument would exceed",
+        ),
         ("{{ [[1] * 1000] * 1000|sum(start=[]) }}", "sum(start=...) must be a number"),
         ("{{ [1]|batch(10**9, 0)|list }}", "batch(1000000000) is over 100000"),
     ],
@@ -149,11 +160,16 @@ def test_a_template_over_a_bound_fails_its_finding_not_the_run(tmp_path: Path) -
     events = tmp_path / "events.jsonl"
     events.write_text(json.dumps(make_event("ptrace", {"request": 0, "pid": 0, "addr": 0, "data": 0}).raw) + "\n")
     endless = tmp_path / "endless.j2"
-    endless.write_text("{{ SigMetadata.ID }}\n{% for i in range(10**5) %}{% for j in range(10**5) %}{% endfor %}{% endfor %}\n")
+    endless.write_text(
+        "{{ SigMetadata.ID }}\n{% for i in range(10**5) %}{% for j in range(10**5) %}{% endfor %}{% endfor %}\n"
+    )
     start = time.monotonic()
     result = tracee_rules("--input", str(events), "--output-template", str(endless))
     assert time.monotonic() - start < 10
-    assert f"finding of TRC-102 not printed: template {endless}:2: rendering stopped: rendering took over 1 s" in result.stderr
+    assert (
+        f"finding of TRC-102 not printed: template {endless}:2: rendering stopped: rendering took over 1 s"
+        in result.stderr
+    )
     assert "findings not delivered: 1" in result.stderr and "1 events read" in result.stderr
     assert "Traceback" not in result.stderr and result.stdout == ""
     assert result.returncode == 1
@@ -171,7 +187,10 @@ def test_a_template_that_keeps_timing_out_is_disabled(tmp_path: Path) -> None:
     took = time.monotonic() - start
     assert took < 10, f"{took:.1f} s for 20 findings"
     assert "rendering took over 1 s (3 times): the template is disabled for this run" in result.stderr
-    assert f"the last: finding of TRC-102 not printed: template {endless} is disabled: 3 renders took over 1 s" in result.stderr
+    assert (
+        f"the last: finding of TRC-102 not printed: template {endless} is disabled: 3 renders took over 1 s"
+        in result.stderr
+    )
     assert "20 events read" in result.stderr and "findings not delivered: 20" in result.stderr
     assert result.returncode == 1
 
@@ -182,13 +201,21 @@ def test_a_template_that_keeps_timing_out_is_disabled(tmp_path: Path) -> None:
 def unsandboxed(name: str, f: Finding) -> str:
     """A built-in template rendered as before the sandbox: plain Jinja2, same names and helpers."""
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)  # noqa: S701 - text output
-    env.globals.update(now=templates._now, dateInZone=templates._date_in_zone, date=templates._date,
-                       toJson=templates.to_json, toPrettyJson=templates.to_pretty_json)
+    env.globals.update(
+        now=templates._now,
+        dateInZone=templates._date_in_zone,
+        date=templates._date,
+        toJson=templates.to_json,
+        toPrettyJson=templates.to_pretty_json,
+    )
     source = (Path(templates.__file__).parent / "templates" / f"{name}.j2").read_text()
     payload = templates.GoView(f.event.to_dict(), templates.GO_FIELD_NAMES)
     return env.from_string(source).render(
-        finding=f, Data=templates.GoMap(f.data) if f.data is not None else templates.NIL_MAP,
-        Event={"Payload": payload}, Context=payload, SigMetadata=templates.GoView(f.sig_metadata.to_dict()),
+        finding=f,
+        Data=templates.GoMap(f.data) if f.data is not None else templates.NIL_MAP,
+        Event={"Payload": payload},
+        Context=payload,
+        SigMetadata=templates.GoView(f.sig_metadata.to_dict()),
     )
 
 
@@ -217,12 +244,37 @@ def deep(depth: int) -> Any:
 hostile_text = st.one_of(
     st.text(),
     st.text(st.characters(max_codepoint=0x9F), max_size=50),  # C0, DEL, C1 controls
-    st.sampled_from(["\ud800", "a\udfffb", "\udc80\udcff", "\u202e\u2028\u2066", "\x1b[2J\x1b]0;x\x07", '"},{"x":"', "</a><b/>", ",\n*** Detection ***\n"]),
+    st.sampled_from(
+        [
+            "\ud800",
+            "a\udfffb",
+            "\udc80\udcff",
+            "\u202e\u2028\u2066",
+            "\x1b[2J\x1b]0;x\x07",
+            '"},{"x":"',
+            "</a><b/>",
+            ",\n*** Detection ***\n",
+        ]
+    ),
     st.integers(0, 3 * MAX_OUTPUT).map(lambda n: "x" * n),
 )
-hostile_keys = st.one_of(hostile_text, st.integers(), st.none(), st.booleans(), st.floats(), st.tuples(st.integers()), st.frozensets(st.integers(), max_size=2))
+hostile_keys = st.one_of(
+    hostile_text,
+    st.integers(),
+    st.none(),
+    st.booleans(),
+    st.floats(),
+    st.tuples(st.integers()),
+    st.frozensets(st.integers(), max_size=2),
+)
 hostile_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | hostile_text | st.binary(max_size=20) | st.integers(1, 3000).map(deep),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | hostile_text
+    | st.binary(max_size=20)
+    | st.integers(1, 3000).map(deep),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(hostile_keys, inner, max_size=3) | st.tuples(inner),
     max_leaves=8,
 )
@@ -230,7 +282,11 @@ hostile_values = st.recursive(
 
 @given(
     data=st.one_of(st.none(), st.dictionaries(hostile_keys, hostile_values, max_size=4)),
-    fields=st.dictionaries(st.sampled_from(["processName", "hostName", "returnValue", "eventId", "args", "container", "timestamp"]), hostile_values, max_size=4),
+    fields=st.dictionaries(
+        st.sampled_from(["processName", "hostName", "returnValue", "eventId", "args", "container", "timestamp"]),
+        hostile_values,
+        max_size=4,
+    ),
     sig_name=hostile_text,
 )
 def test_hostile_findings_through_every_builtin_template(data: Any, fields: dict[str, Any], sig_name: str) -> None:

@@ -30,13 +30,22 @@ def shadow_read(event: Event) -> dict | None:
 
 
 def test_assert_fires_and_silent() -> None:
-    finding = assert_fires(shadow_read, [make_event("security_file_open", {"pathname": "/etc/shadow", "flags": 0}, processName="cat")], data={"by": "cat"}, count=1)
+    finding = assert_fires(
+        shadow_read,
+        [make_event("security_file_open", {"pathname": "/etc/shadow", "flags": 0}, processName="cat")],
+        data={"by": "cat"},
+        count=1,
+    )
     assert finding.event.process_name == "cat"
     assert_silent(shadow_read, [make_event("security_file_open", {"pathname": "/etc/shadow", "flags": "O_WRONLY"})])
     with pytest.raises(AssertionError, match="T-1 did not fire"):
         assert_fires(shadow_read, [make_event("openat")])
     with pytest.raises(AssertionError, match=r"fired with data \{'by': 'cat'\}; expected \{'by': 'vim'\}"):
-        assert_fires(shadow_read, [make_event("security_file_open", {"pathname": "/etc/shadow", "flags": 0}, processName="cat")], data={"by": "vim"})
+        assert_fires(
+            shadow_read,
+            [make_event("security_file_open", {"pathname": "/etc/shadow", "flags": 0}, processName="cat")],
+            data={"by": "vim"},
+        )
     with pytest.raises(AssertionError, match="fired unexpectedly: T-1 on security_file_open"):
         assert_silent(shadow_read, [make_event("security_file_open", {"pathname": "/etc/shadow", "flags": 0})])
 
@@ -49,13 +58,17 @@ def test_make_event_builds_complete_container_events() -> None:
 
 
 def test_run_engine_uses_all_builtins_by_default() -> None:
-    findings = run_engine([make_event("ptrace", {"request": "PTRACE_TRACEME"}), make_event("mem_prot_alert", {"alert": 4})])
+    findings = run_engine(
+        [make_event("ptrace", {"request": "PTRACE_TRACEME"}), make_event("mem_prot_alert", {"alert": 4})]
+    )
     assert [f.sig_metadata.id for f in findings] == ["TRC-102", "TRC-104"]
 
 
 def test_load_signatures_from_a_file(tmp_path) -> None:
     rules = tmp_path / "mine.py"
-    rules.write_text("from pytracee.engine import signature\n@signature(id='MINE-1', name='m', events=['ptrace'])\ndef m(event):\n    return True\n")
+    rules.write_text(
+        "from pytracee.engine import signature\n@signature(id='MINE-1', name='m', events=['ptrace'])\ndef m(event):\n    return True\n"
+    )
     (sig,) = load_signatures(rules)
     assert_fires(sig, [make_event("ptrace", {"request": 0})])
     (tmp_path / "broken.py").write_text("def (\n")

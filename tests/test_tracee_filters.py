@@ -12,13 +12,28 @@ from pytracee.collector.printers import EventPrinter, OutputError, parse_output_
 
 def event(name: str = "openat", **fields) -> dict:
     args = fields.pop("args", {})
-    return {"eventName": name, "processName": "bash", "userId": 1000, "hostProcessId": 42, "returnValue": 0,
-            "args": [{"name": k, "type": "", "value": v} for k, v in args.items()], **fields}
+    return {
+        "eventName": name,
+        "processName": "bash",
+        "userId": 1000,
+        "hostProcessId": 42,
+        "returnValue": 0,
+        "args": [{"name": k, "type": "", "value": v} for k, v in args.items()],
+        **fields,
+    }
 
 
 def test_event_names_sets_and_exclusions() -> None:
     s = parse_selection(events=["execve,openat", "-openat", "net"])
-    assert s.wanted_events() == {"execve", "connect", "accept", "accept4", "bind", "security_socket_connect", "socket_dup"}
+    assert s.wanted_events() == {
+        "execve",
+        "connect",
+        "accept",
+        "accept4",
+        "bind",
+        "security_socket_connect",
+        "socket_dup",
+    }
     assert parse_selection().wanted_events(defaults={"ptrace"}) == {"ptrace"}
 
 
@@ -51,7 +66,9 @@ def test_scope_ranges_and_negations_are_checked_in_python() -> None:
 
 
 def test_tracee_ebpf_trace_syntax() -> None:
-    s = parse_selection(traces=["event=ptrace,execve", "set=proc_mem", "comm=strace", "openat.pathname=/etc/shadow", "follow", "uid>0"])
+    s = parse_selection(
+        traces=["event=ptrace,execve", "set=proc_mem", "comm=strace", "openat.pathname=/etc/shadow", "follow", "uid>0"]
+    )
     assert {"ptrace", "execve", "mmap", "openat"} <= s.events and s.comms == {"strace"} and s.follow
     assert not s.accepts(event(args={"pathname": "/etc/passwd"}, userId=5))
     assert s.accepts(event(args={"pathname": "/etc/shadow"}, userId=5))

@@ -63,8 +63,16 @@ def args_of(event: dict) -> dict:
 
 @pytest.mark.parametrize("kernel_buffer", ["auto", "perf"])
 def test_exec_and_open_events_carry_tracee_fields(tool: Path, kernel_buffer: str) -> None:
-    tracee = Tracee("-e", "execve,sched_process_exec,security_file_open,openat", "-s", f"comm={tool.name}", "-o", "json",
-                    "--kernel-buffer", kernel_buffer)
+    tracee = Tracee(
+        "-e",
+        "execve,sched_process_exec,security_file_open,openat",
+        "-s",
+        f"comm={tool.name}",
+        "-o",
+        "json",
+        "--kernel-buffer",
+        kernel_buffer,
+    )
     child = subprocess.run([str(tool), "/etc/hostname"], capture_output=True, check=True)
     status, events, err = tracee.stop()
     assert status == 0, err
@@ -92,23 +100,34 @@ def test_exec_and_open_events_carry_tracee_fields(tool: Path, kernel_buffer: str
 def test_signatures_fire_on_live_attacks(tmp_path: Path) -> None:
     traceme = tmp_path / "pytracee-dbg"
     traceme.write_text(
-        "import ctypes\n"
-        "ctypes.CDLL(None, use_errno=True).ptrace(0, 0, 0, 0)\n"  # PTRACE_TRACEME
+        "import ctypes\nctypes.CDLL(None, use_errno=True).ptrace(0, 0, 0, 0)\n"  # PTRACE_TRACEME
     )
     tracee = Tracee("--output-template", "rawjson", "--rules", "TRC-102,TRC-105,TRC-1027,PYT-1")
     subprocess.run([sys.executable, str(traceme)], check=True)
     # fileless execution: run a copy of /bin/true from a memfd
     memfd = subprocess.run(
-        [sys.executable, "-c",
-         ("import os; fd = os.memfd_create('pytracee-fileless'); os.write(fd, open('/bin/true','rb').read());"
-          "os.execve(fd, ['true'], {})")],
+        [
+            sys.executable,
+            "-c",
+            (
+                "import os; fd = os.memfd_create('pytracee-fileless'); os.write(fd, open('/bin/true','rb').read());"
+                "os.execve(fd, ['true'], {})"
+            ),
+        ],
         check=False,
     )
     assert memfd.returncode == 0
     # a cron job written inside a throw-away mount namespace: /etc/cron.d is a private tmpfs there
     subprocess.run(
-        ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-         "mount -t tmpfs none /etc/cron.d && echo '* * * * * root true' > /etc/cron.d/pytracee-job"],
+        [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            "mount -t tmpfs none /etc/cron.d && echo '* * * * * root true' > /etc/cron.d/pytracee-job",
+        ],
         check=True,
     )
     status, findings, err = tracee.stop()
@@ -128,34 +147,55 @@ def test_tracee_json_feeds_tracee_rules(tool: Path, tmp_path: Path) -> None:
     recorded.write_text("".join(json.dumps(e) + "\n" for e in events))
     replay = subprocess.run(
         [sys.executable, "-m", "pytracee.engine.cli.tracee_rules", "--input", str(recorded), "--strict"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert replay.returncode == 0 and f"{len(events)} events read, 0 skipped" in replay.stderr
 
 
 def test_unprivileged_users_get_a_clear_error() -> None:
     result = subprocess.run(
-        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
-         sys.executable, "-m", "pytracee.collector.cli.tracee", "-e", "execve"],
-        capture_output=True, text=True, timeout=60, env={**os.environ, "HOME": "/tmp"},
+        [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            sys.executable,
+            "-m",
+            "pytracee.collector.cli.tracee",
+            "-e",
+            "execve",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "HOME": "/tmp"},
     )
     assert result.returncode == 2 and "CAP_BPF" in result.stderr
 
 
-
 def test_secure_tracing_catches_a_real_execve_race(tmp_path: Path) -> None:
     racer = tmp_path / "exec_race"
-    subprocess.run(["gcc", "-O2", "-pthread", "-o", str(racer), str(REPO / "tests" / "programs" / "exec_race.c")], check=True)
+    subprocess.run(
+        ["gcc", "-O2", "-pthread", "-o", str(racer), str(REPO / "tests" / "programs" / "exec_race.c")], check=True
+    )
     tracee = Tracee("--rules", "PYT-1", "--output-template", "rawjson")
     subprocess.run([str(racer), "3000"], check=True, capture_output=True, timeout=300)
     status, findings, err = tracee.stop()
     assert status == 0, err
-    tampered = [f for f in findings if f["SigMetadata"]["ID"] == "PYT-1" and f["Context"]["processName"] in ("true", "echo")]
+    tampered = [
+        f for f in findings if f["SigMetadata"]["ID"] == "PYT-1" and f["Context"]["processName"] in ("true", "echo")
+    ]
     assert tampered, f"no race won in 3000 attempts:\n{err}"
     for finding in tampered:
         data = finding["Data"]
         # the tracer read the other program's path, or a torn mix of both ("/bin/eche")
-        assert data["kernel pathname"] in ("/bin/true", "/bin/echo") and data["syscall pathname"] != data["kernel pathname"]
+        assert (
+            data["kernel pathname"] in ("/bin/true", "/bin/echo")
+            and data["syscall pathname"] != data["kernel pathname"]
+        )
         assert data["syscall"] == "execve" and finding["Context"]["eventName"] == "sched_process_exec"
         assert finding["Context"]["syscall"] == "execve"  # the LSM-side event carries its syscall
 
@@ -163,7 +203,10 @@ def test_secure_tracing_catches_a_real_execve_race(tmp_path: Path) -> None:
 def test_a_closed_event_output_stops_tracing(tool: Path) -> None:
     pipeline = subprocess.Popen(  # noqa: S602 - the pipe into head is the test
         f"{sys.executable} -m pytracee.collector.cli.tracee -e sched_process_exec -s comm={tool.name} -o json | head -n 1",
-        shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        shell=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     time.sleep(3)  # attached
     for _ in range(20):
@@ -189,8 +232,20 @@ def test_findings_go_to_their_file_and_events_to_stdout(tmp_path: Path) -> None:
     """--findings-output FILE and -o json together: neither option takes the other's place."""
     findings_file = tmp_path / "findings.json"
     traceme = "import ctypes; l = ctypes.CDLL(None); l.prctl(15, b'pytracee-fout', 0, 0, 0); l.ptrace(0, 0, 0, 0)"
-    tracee = Tracee("-e", "ptrace", "-o", "json", "--rules", "TRC-102", "--output-template", "rawjson",
-                    "--findings-output", str(findings_file), "-s", "comm=pytracee-fout")
+    tracee = Tracee(
+        "-e",
+        "ptrace",
+        "-o",
+        "json",
+        "--rules",
+        "TRC-102",
+        "--output-template",
+        "rawjson",
+        "--findings-output",
+        str(findings_file),
+        "-s",
+        "comm=pytracee-fout",
+    )
     subprocess.run([sys.executable, "-c", traceme], check=True)
     status, events, err = tracee.stop()
     assert status == 0, err

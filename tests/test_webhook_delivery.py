@@ -50,7 +50,9 @@ def run_rules(*args: str, timeout: float = 30) -> tuple[subprocess.CompletedProc
 def ptrace_events(tmp_path: Path, count: int) -> Path:
     """``count`` events, each raising one TRC-102 finding (the n-th with processName ``pN``)."""
     path = tmp_path / "events.jsonl"
-    events = (make_event("ptrace", {"request": 0, "pid": 0, "addr": 0, "data": 0}, processName=f"p{n}") for n in range(count))
+    events = (
+        make_event("ptrace", {"request": 0, "pid": 0, "addr": 0, "data": 0}, processName=f"p{n}") for n in range(count)
+    )
     path.write_text("".join(json.dumps(e.raw) + "\n" for e in events))
     return path
 
@@ -202,7 +204,9 @@ def collector() -> Iterator[Callable[[float], tuple[str, type[Collector]]]]:
 
 
 def finding(n: int = 0) -> Finding:
-    return Finding({"n": n}, Event({"eventName": "ptrace", "processName": f"p{n}"}), SignatureMetadata(id="X-1", name="x"))
+    return Finding(
+        {"n": n}, Event({"eventName": "ptrace", "processName": f"p{n}"}), SignatureMetadata(id="X-1", name="x")
+    )
 
 
 # --- the deadline and the bounded answer -----------------------------------------------------------
@@ -210,7 +214,9 @@ def finding(n: int = 0) -> Finding:
 
 def test_a_dripping_server_is_cut_off_at_the_total_deadline(raw_server, tmp_path: Path) -> None:
     server = raw_server(drip)
-    result, took = run_rules("--input", str(ptrace_events(tmp_path, 1)), "--webhook", server.url, "--webhook-timeout", "1")
+    result, took = run_rules(
+        "--input", str(ptrace_events(tmp_path, 1)), "--webhook", server.url, "--webhook-timeout", "1"
+    )
     assert took < 8, f"the run took {took:.1f} s"
     assert "not delivered: no complete answer within 1 s" in result.stderr
     assert webhook_line(result.stderr) == (0, 1, 0)
@@ -221,8 +227,12 @@ def test_a_dripping_server_is_cut_off_at_the_total_deadline(raw_server, tmp_path
 def test_an_endless_answer_costs_no_memory(raw_server, tmp_path: Path) -> None:
     server = raw_server(endless_body)
     events = ptrace_events(tmp_path, 1)
-    proc = psutil.Popen([*COMMAND, "--input", str(events), "--webhook", server.url, "--webhook-timeout", "5"],
-                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = psutil.Popen(
+        [*COMMAND, "--input", str(events), "--webhook", server.url, "--webhook-timeout", "5"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     peak, start = 0, time.monotonic()
     try:
         while proc.poll() is None and time.monotonic() - start < 30 and peak < 500 << 20:
@@ -254,7 +264,10 @@ def test_answers_are_read_only_up_to_their_headers_and_64_kib(raw_server) -> Non
     [
         ((b"HTTP/1.1 100 Continue\r\n\r\n", b"HTTP/1.1 204 No Content\r\n\r\n"), None),
         ((b"HTTP/1.0 200 OK\n\nbody",), None),
-        ((b"HTTP/1.1 302 Found\r\nLocation: http://elsewhere/\r\n\r\n",), "answered 302 Found (redirects are not followed)"),
+        (
+            (b"HTTP/1.1 302 Found\r\nLocation: http://elsewhere/\r\n\r\n",),
+            "answered 302 Found (redirects are not followed)",
+        ),
         ((b"HTTP/1.1 503 Busy\x1b[2J\r\n\r\n",), "answered 503 Busy?[2J"),
         ((b"SSH-2.0-OpenSSH\r\n\r\n",), "not an HTTP answer"),
         ((), "no answer"),
@@ -285,8 +298,14 @@ def test_a_slow_server_does_not_hold_up_detection(collector, tmp_path: Path) -> 
     address, handler = collector(1.0)  # each request takes 1 s
     events = ptrace_events(tmp_path, 50)
     result, took = run_rules(
-        "--input", str(events), "--webhook", f"http://{address}/hook",
-        "--webhook-queue", "5", "--webhook-drain-timeout", "1",
+        "--input",
+        str(events),
+        "--webhook",
+        f"http://{address}/hook",
+        "--webhook-queue",
+        "5",
+        "--webhook-drain-timeout",
+        "1",
     )
     assert took < 8, f"the run took {took:.1f} s (50 requests of 1 s each would take 50 s)"
     assert result.stdout.count("*** Detection ***") == 50  # detection and printing went on
@@ -300,7 +319,9 @@ def test_a_slow_server_does_not_hold_up_detection(collector, tmp_path: Path) -> 
 
 def test_every_finding_reaches_a_normal_server(collector, tmp_path: Path) -> None:
     address, handler = collector()
-    result, _ = run_rules("--input", str(ptrace_events(tmp_path, 200)), "--webhook", f"http://alice:s3cret@{address}/hook?x=1")
+    result, _ = run_rules(
+        "--input", str(ptrace_events(tmp_path, 200)), "--webhook", f"http://alice:s3cret@{address}/hook?x=1"
+    )
     assert webhook_line(result.stderr) == (200, 0, 0)
     assert result.returncode == 0, result.stderr
     names = [json.loads(body)["Context"]["processName"] for _, body in handler.received]
@@ -326,9 +347,20 @@ def test_the_queue_drops_new_findings_when_full(collector) -> None:
 def test_an_interrupt_while_draining_ends_the_wait(collector, tmp_path: Path) -> None:
     address, handler = collector(30.0)
     proc = subprocess.Popen(
-        [*COMMAND, "--input", str(ptrace_events(tmp_path, 3)), "--webhook", f"http://{address}/",
-         "--webhook-timeout", "60", "--webhook-drain-timeout", "60"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            *COMMAND,
+            "--input",
+            str(ptrace_events(tmp_path, 3)),
+            "--webhook",
+            f"http://{address}/",
+            "--webhook-timeout",
+            "60",
+            "--webhook-drain-timeout",
+            "60",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 15
@@ -359,7 +391,9 @@ def test_only_http_urls_are_accepted(url: str, tmp_path: Path) -> None:
 
 
 def test_a_timeout_of_nan_is_a_usage_error(tmp_path: Path) -> None:
-    result, _ = run_rules("--input", str(ptrace_events(tmp_path, 1)), "--webhook", "http://127.0.0.1:9/", "--webhook-timeout", "nan")
+    result, _ = run_rules(
+        "--input", str(ptrace_events(tmp_path, 1)), "--webhook", "http://127.0.0.1:9/", "--webhook-timeout", "nan"
+    )
     assert result.returncode == 2
     assert "--webhook-timeout must be a finite number of seconds, more than 0, not nan" in result.stderr
 

@@ -78,7 +78,9 @@ def test_the_loader_accepts_the_object(object_path: Path) -> None:
 
 @pytest.mark.skipif(shutil.which("bpftool") is None, reason="needs bpftool")
 def test_the_btf_reader_agrees_with_bpftool(object_path: Path, object_btf: Btf) -> None:
-    dump = subprocess.run(["bpftool", "-j", "btf", "dump", "file", str(object_path)], capture_output=True, text=True, check=True)
+    dump = subprocess.run(
+        ["bpftool", "-j", "btf", "dump", "file", str(object_path)], capture_output=True, text=True, check=True
+    )
     types = json.loads(dump.stdout)["types"]
     assert len(types) == len(object_btf.types) - 1  # [0] is void
     for j in types:
@@ -93,7 +95,11 @@ def test_the_btf_reader_agrees_with_bpftool(object_path: Path, object_btf: Btf) 
         elif j["kind"] == "ARRAY":
             assert (t.elem, t.nelems) == (j["type_id"], j["nr_elems"])
         elif j["kind"] == "INT":
-            assert (t.size, t.bits, bool(t.encoding & btf_mod.INT_SIGNED)) == (j["size"], j["nr_bits"], j["encoding"] == "SIGNED")
+            assert (t.size, t.bits, bool(t.encoding & btf_mod.INT_SIGNED)) == (
+                j["size"],
+                j["nr_bits"],
+                j["encoding"] == "SIGNED",
+            )
         elif j["kind"] == "DATASEC":
             assert [v[0] for v in t.vars] == [v["type_id"] for v in j["vars"]]
         elif j["kind"] in ("PTR", "TYPEDEF", "CONST", "VOLATILE", "VAR", "FUNC"):
@@ -133,10 +139,16 @@ def _with_field(layout: wire.Layout, name: str, code: str) -> wire.Layout:
 
 def test_a_python_copy_that_differs_is_reported(object_btf: Btf, monkeypatch: pytest.MonkeyPatch) -> None:
     cases = {
-        "event_header": (_swapped(wire.EVENT_HEADER, "host_pid", "syscall"), ["members (", "event_header.host_pid: at offset"]),
+        "event_header": (
+            _swapped(wire.EVENT_HEADER, "host_pid", "syscall"),
+            ["members (", "event_header.host_pid: at offset"],
+        ),
         "filter_cfg": (_with_field(wire.FILTER_CFG, "cgroup_subsys", "I"), ["filter_cfg.cgroup_subsys: C type s32"]),
         "proc_info": (_with_field(wire.PROC_INFO, "exe", "512s"), ["proc_info.exe: C type char[2][256]"]),
-        "strarr_arg": (_with_field(wire.STRARR_ARG, "count", "Q"), ["strarr_arg: 8 bytes in C, 12 in Python", "strarr_arg.count: 4 bytes in C, 8"]),
+        "strarr_arg": (
+            _with_field(wire.STRARR_ARG, "count", "Q"),
+            ["strarr_arg: 8 bytes in C, 12 in Python", "strarr_arg.count: 4 bytes in C, 8"],
+        ),
     }
     for c_name, (changed, expected) in cases.items():
         with monkeypatch.context() as m:
@@ -159,20 +171,27 @@ def test_a_python_copy_that_differs_is_reported(object_btf: Btf, monkeypatch: py
 #: Edits of a copy of bpf/, each with what the check must then say.
 C_CHANGES = {
     "two header fields swapped": (
-        "maps.h", "    u32 pid;                /* in the task's pid namespace */\n    u32 tid;\n",
+        "maps.h",
+        "    u32 pid;                /* in the task's pid namespace */\n    u32 tid;\n",
         "    u32 tid;\n    u32 pid;                /* in the task's pid namespace */\n",
         ["struct event_header: members (", "event_header.pid: at offset 72 in C, 68 in Python"],
     ),
     "a string array count widened": (
-        "common.h", "    u32 count;              /* strings in them", "    u64 count;              /* strings in them",
+        "common.h",
+        "    u32 count;              /* strings in them",
+        "    u64 count;              /* strings in them",
         ["struct strarr_arg: 16 bytes in C, 8 in Python"],
     ),
     "a config field made unsigned": (
-        "maps.h", "    s32 cgroup_subsys;", "    u32 cgroup_subsys;",
+        "maps.h",
+        "    s32 cgroup_subsys;",
+        "    u32 cgroup_subsys;",
         ["filter_cfg.cgroup_subsys: C type u32, Python reads s32"],
     ),
     "a map key retyped": (
-        "maps.h", "    __type(key, u64);\n    __type(value, struct cgrp_info);", "    __type(key, u32);\n    __type(value, struct cgrp_info);",
+        "maps.h",
+        "    __type(key, u64);\n    __type(value, struct cgrp_info);",
+        "    __type(key, u32);\n    __type(value, struct cgrp_info);",
         ["map cgrp_info key: u32 (4 bytes) in C, 8 bytes in Python"],
     ),
 }
@@ -192,7 +211,9 @@ def changed_object(tmp_path_factory: pytest.TempPathFactory) -> Path:
         assert text.count(old) == 1, f"{what}: the text to change is no longer in bpf/{name}"
         path.write_text(text.replace(old, new))
     out = src / "out" / "tracee.bpf.o"
-    proc = subprocess.run(["make", "-C", str(src), f"OUT={out}"], capture_output=True, text=True, timeout=600, check=False)
+    proc = subprocess.run(
+        ["make", "-C", str(src), f"OUT={out}"], capture_output=True, text=True, timeout=600, check=False
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out
 
@@ -238,7 +259,9 @@ def test_the_decoder_views_of_the_header_follow_the_layout() -> None:
     # the thread-context cache key: every byte but the varying fields'
     covered = set(range(_KEY_A, _KEY_B)) | set(range(_KEY_C, _KEY_D))
     for name, _ in wire.EVENT_HEADER.fields:
-        at = set(range(wire.EVENT_HEADER.offset(name), wire.EVENT_HEADER.offset(name) + wire.EVENT_HEADER.field_size(name)))
+        at = set(
+            range(wire.EVENT_HEADER.offset(name), wire.EVENT_HEADER.offset(name) + wire.EVENT_HEADER.field_size(name))
+        )
         assert (at <= covered) == (name not in varying), name
 
 

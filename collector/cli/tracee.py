@@ -59,43 +59,107 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     select = parser.add_argument_group("what to trace")
-    select.add_argument("--events", "-e", action="append", default=[], metavar="EVENTS",
-                        help="events to print: names or sets (fs, proc, net, proc_mem, modules), -NAME excludes, "
-                        "EVENT.data.ARG=VALUE and EVENT.retval<OP>N filter (repeatable)")
-    select.add_argument("--scope", "-s", action="append", default=[], metavar="SCOPE",
-                        help="uid, pid (=, !=, <, >, <=, >=), pid=new, comm, mntns, pidns, uts, executable, "
-                        "container[=new|=ID], not-container, follow (repeatable)")
-    select.add_argument("--trace", "-t", action="append", default=[], metavar="FILTER",
-                        help="tracee-ebpf syntax: event=NAMES, set=NAME, comm=, pid=, uid=, container, follow, "
-                        "EVENT.ARG=VALUE (repeatable)")
+    select.add_argument(
+        "--events",
+        "-e",
+        action="append",
+        default=[],
+        metavar="EVENTS",
+        help="events to print: names or sets (fs, proc, net, proc_mem, modules), -NAME excludes, "
+        "EVENT.data.ARG=VALUE and EVENT.retval<OP>N filter (repeatable)",
+    )
+    select.add_argument(
+        "--scope",
+        "-s",
+        action="append",
+        default=[],
+        metavar="SCOPE",
+        help="uid, pid (=, !=, <, >, <=, >=), pid=new, comm, mntns, pidns, uts, executable, "
+        "container[=new|=ID], not-container, follow (repeatable)",
+    )
+    select.add_argument(
+        "--trace",
+        "-t",
+        action="append",
+        default=[],
+        metavar="FILTER",
+        help="tracee-ebpf syntax: event=NAMES, set=NAME, comm=, pid=, uid=, container, follow, "
+        "EVENT.ARG=VALUE (repeatable)",
+    )
     out = parser.add_argument_group("output of events")
     # dest event_output: the outputs plugin's findings file (--findings-output) is dest "output"
-    out.add_argument("--output", "-o", dest="event_output", action="append", default=[], metavar="OUTPUT",
-                     help="table (default), table-verbose, json, gotemplate=PATH, none; FORMAT:FILE or "
-                     "out-file:FILE; option:parse-arguments, option:exec-env (repeatable)")
+    out.add_argument(
+        "--output",
+        "-o",
+        dest="event_output",
+        action="append",
+        default=[],
+        metavar="OUTPUT",
+        help="table (default), table-verbose, json, gotemplate=PATH, none; FORMAT:FILE or "
+        "out-file:FILE; option:parse-arguments, option:exec-env (repeatable)",
+    )
     sigs = parser.add_argument_group("signatures")
-    sigs.add_argument("--rules", action="append", default=[], metavar="ID[,ID...]",
-                      help="run these signatures (IDs, event names, lang:NAME, all); default: every enabled one "
-                      "when no --events are given, none otherwise")
-    sigs.add_argument("--rules-dir", action="append", default=[], type=Path, metavar="DIR",
-                      help="load signatures from DIR (repeatable)")
-    sigs.add_argument("--disable", action="append", default=[], metavar="NAME",
-                      help="leave out a plugin or signature (repeatable)")
+    sigs.add_argument(
+        "--rules",
+        action="append",
+        default=[],
+        metavar="ID[,ID...]",
+        help="run these signatures (IDs, event names, lang:NAME, all); default: every enabled one "
+        "when no --events are given, none otherwise",
+    )
+    sigs.add_argument(
+        "--rules-dir",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="DIR",
+        help="load signatures from DIR (repeatable)",
+    )
+    sigs.add_argument(
+        "--disable", action="append", default=[], metavar="NAME", help="leave out a plugin or signature (repeatable)"
+    )
     sigs.add_argument("--no-signatures", action="store_true", help="trace and print only; run no signature")
     bpf = parser.add_argument_group("BPF object")
-    bpf.add_argument("--install-path", type=Path, default=Path("/tmp/tracee"),  # noqa: S108 - Tracee's install path; checked by privileges.py
-                     help="where a non-CO-RE object or an unpacked BTF file lives (default: %(default)s)")
-    bpf.add_argument("--build-policy", choices=("never", "if-needed", "always"), default="if-needed",
-                     help="build a non-CO-RE object from the packaged sources when needed (default: %(default)s)")
-    bpf.add_argument("--kernel-buffer", choices=BUFFER_KINDS, default="auto",
-                     help="how events leave the kernel: a BPF ring buffer, per-CPU perf buffers, or auto: "
-                          "the ring buffer where the kernel has one (5.8+), else perf buffers (default: %(default)s)")
-    bpf.add_argument("--ring-buffer-mb", type=_ring_buffer_mb, default=32,
-                     help="ring buffer size in MiB, a power of two from 1 to 1024 (default: %(default)s)")
-    bpf.add_argument("--perf-buffer-size", "-b", type=_perf_pages, default=1024, metavar="PAGES",
-                     help="perf buffer size per CPU in pages, a power of two (default: %(default)s)")
-    parser.add_argument("--log", "-l", default="info", choices=["debug", "info", "warn", "error"],
-                        help="log level on stderr (default: %(default)s)")
+    bpf.add_argument(
+        "--install-path",
+        type=Path,
+        default=Path("/tmp/tracee"),  # noqa: S108 - Tracee's install path; checked by privileges.py
+        help="where a non-CO-RE object or an unpacked BTF file lives (default: %(default)s)",
+    )
+    bpf.add_argument(
+        "--build-policy",
+        choices=("never", "if-needed", "always"),
+        default="if-needed",
+        help="build a non-CO-RE object from the packaged sources when needed (default: %(default)s)",
+    )
+    bpf.add_argument(
+        "--kernel-buffer",
+        choices=BUFFER_KINDS,
+        default="auto",
+        help="how events leave the kernel: a BPF ring buffer, per-CPU perf buffers, or auto: "
+        "the ring buffer where the kernel has one (5.8+), else perf buffers (default: %(default)s)",
+    )
+    bpf.add_argument(
+        "--ring-buffer-mb",
+        type=_ring_buffer_mb,
+        default=32,
+        help="ring buffer size in MiB, a power of two from 1 to 1024 (default: %(default)s)",
+    )
+    bpf.add_argument(
+        "--perf-buffer-size",
+        "-b",
+        type=_perf_pages,
+        default=1024,
+        metavar="PAGES",
+        help="perf buffer size per CPU in pages, a power of two (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--log",
+        "-l",
+        default="info",
+        choices=["debug", "info", "warn", "error"],
+        help="log level on stderr (default: %(default)s)",
+    )
     outputs.add_finding_output_options(parser, file_option="--findings-output")
     return parser
 
@@ -139,7 +203,9 @@ def _load_session(args: argparse.Namespace, selection: Selection, pm: PluginMana
     detection = not args.no_signatures and (bool(args.rules) or not selection.events)
     if not detection:
         return None
-    config = SessionConfig(rules_dirs=args.rules_dir, rules=args.rules, disabled=args.disable, options=args, pluginmanager=pm)
+    config = SessionConfig(
+        rules_dirs=args.rules_dir, rules=args.rules, disabled=args.disable, options=args, pluginmanager=pm
+    )
     session = Session(config)
     try:
         session.load()
@@ -159,8 +225,12 @@ def _trace(args: argparse.Namespace, selection: Selection, printer: EventPrinter
     previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
     try:
         source.start()
-        log.info("tracing %d events (%s)%s", len(traced), ",".join(sorted(traced)),
-                 f"; {len(session.signatures)} signatures" if session is not None else "")
+        log.info(
+            "tracing %d events (%s)%s",
+            len(traced),
+            ",".join(sorted(traced)),
+            f"; {len(session.signatures)} signatures" if session is not None else "",
+        )
         status = _consume(source, session)
     except KeyboardInterrupt:  # stopped while attaching
         status = ExitStatus.OK
@@ -180,7 +250,9 @@ def _trace(args: argparse.Namespace, selection: Selection, printer: EventPrinter
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         printer.close()
-    (log.warning if source.incomplete else log.info)("%s", session.summary() if session is not None else source.summary())
+    (log.warning if source.incomplete else log.info)(
+        "%s", session.summary() if session is not None else source.summary()
+    )
     return status
 
 
@@ -217,13 +289,23 @@ def _open_collector(args: argparse.Namespace, selection: Selection, traced: set[
         return exc.exit_code
     log.debug("BPF object: case %d: %s", choice.case, choice.reason)
     filters = KernelFilters(
-        pids=selection.pids, uids=selection.uids, comms=selection.comms, container_only=selection.container_only,
-        follow=selection.follow, new_pids_only=selection.new_pids_only,
+        pids=selection.pids,
+        uids=selection.uids,
+        comms=selection.comms,
+        container_only=selection.container_only,
+        follow=selection.follow,
+        new_pids_only=selection.new_pids_only,
     )
     try:
-        return Collector(choice.object_path, choice.btf_path, sorted(traced), filters=filters,
-                         ring_buffer_bytes=args.ring_buffer_mb << 20, buffer=args.kernel_buffer,
-                         perf_buffer_pages=args.perf_buffer_size)
+        return Collector(
+            choice.object_path,
+            choice.btf_path,
+            sorted(traced),
+            filters=filters,
+            ring_buffer_bytes=args.ring_buffer_mb << 20,
+            buffer=args.kernel_buffer,
+            perf_buffer_pages=args.perf_buffer_size,
+        )
     except ValueError as exc:  # e.g. more pids or comms than the kernel maps hold
         log.error("%s", exc)
         return ExitStatus.USAGE
@@ -279,7 +361,6 @@ def _ring_buffer_mb(text: str) -> int:
     if not 1 <= size <= 1024 or size & (size - 1):
         raise argparse.ArgumentTypeError(f"{text}: expected a power of two from 1 to 1024")
     return size
-
 
 
 if __name__ == "__main__":  # pragma: no cover

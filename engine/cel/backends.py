@@ -147,7 +147,11 @@ class CelExprPythonBackend:
             if function.member:
                 overloads.append(
                     cel.Overload(
-                        overload_id + "_member", return_type=self._type(result), parameters=types, is_member=True, impl=impl
+                        overload_id + "_member",
+                        return_type=self._type(result),
+                        parameters=types,
+                        is_member=True,
+                        impl=impl,
                     )
                 )
         return cel.FunctionDecl(function.name, overloads)
@@ -223,16 +227,59 @@ def _cpp_compile_error(message: str) -> CelCompileError:
 # --- cel-python ------------------------------------------------------------------------------
 
 #: Functions of cel-python's base library that standard CEL has too (its extras are left out).
-_CELPY_STANDARD_FUNCTIONS: Final = frozenset({
-    "bool", "bytes", "double", "duration", "int", "string", "timestamp", "type", "uint", "size", "matches",
-    "contains", "startsWith", "endsWith", "getDate", "getDayOfMonth", "getDayOfWeek", "getDayOfYear",
-    "getFullYear", "getHours", "getMilliseconds", "getMinutes", "getMonth", "getSeconds", "has",
-})
-_CELPY_STANDARD_METHODS: Final = frozenset({
-    "size", "matches", "contains", "startsWith", "endsWith", "getDate", "getDayOfMonth", "getDayOfWeek",
-    "getDayOfYear", "getFullYear", "getHours", "getMilliseconds", "getMinutes", "getMonth", "getSeconds",
-    "all", "exists", "exists_one", "map", "filter",
-})
+_CELPY_STANDARD_FUNCTIONS: Final = frozenset(
+    {
+        "bool",
+        "bytes",
+        "double",
+        "duration",
+        "int",
+        "string",
+        "timestamp",
+        "type",
+        "uint",
+        "size",
+        "matches",
+        "contains",
+        "startsWith",
+        "endsWith",
+        "getDate",
+        "getDayOfMonth",
+        "getDayOfWeek",
+        "getDayOfYear",
+        "getFullYear",
+        "getHours",
+        "getMilliseconds",
+        "getMinutes",
+        "getMonth",
+        "getSeconds",
+        "has",
+    }
+)
+_CELPY_STANDARD_METHODS: Final = frozenset(
+    {
+        "size",
+        "matches",
+        "contains",
+        "startsWith",
+        "endsWith",
+        "getDate",
+        "getDayOfMonth",
+        "getDayOfWeek",
+        "getDayOfYear",
+        "getFullYear",
+        "getHours",
+        "getMilliseconds",
+        "getMinutes",
+        "getMonth",
+        "getSeconds",
+        "all",
+        "exists",
+        "exists_one",
+        "map",
+        "filter",
+    }
+)
 _INT64_MIN, _INT64_MAX, _UINT64_MAX = -(2**63), 2**63 - 1, 2**64 - 1
 
 

@@ -133,7 +133,9 @@ def _convert(value: Value) -> float:
     return CONVERT_BYTE * value.size + CONVERT_VALUE * value.count
 
 
-def _sum_each(samples: list[tuple[float, Cost]], n: float, combine: Callable[[float, float, float, float], float]) -> Cost:
+def _sum_each(
+    samples: list[tuple[float, Cost]], n: float, combine: Callable[[float, float, float, float], float]
+) -> Cost:
     """Componentwise :func:`_amortized` of sampled costs."""
     names = {name for _, cost in samples for name in cost.args}
     units = combine(n, *_line([(t, c.units) for t, c in samples]))
@@ -235,7 +237,9 @@ class _Estimator:
         if isinstance(node, Comprehension):
             steps = f"up to {ITERATION_BUDGET:,} steps over event data"
             if isinstance(node.accu_init, CreateList):
-                return f": {steps}, and {self.macro(node)} copies its growing result list at every step (use exists/all)"
+                return (
+                    f": {steps}, and {self.macro(node)} copies its growing result list at every step (use exists/all)"
+                )
             return f": {steps}"
         return ""
 
@@ -360,14 +364,39 @@ def _children(node: Node) -> tuple[Node, ...]:
 _ARITHMETIC: Final = frozenset({"_-_", "_*_", "_/_", "_%_", "-_"})
 _BOOLEAN: Final = frozenset({"_&&_", "_||_", "!_", "@not_strictly_false", "not_strictly_false"})
 _COMPARISONS: Final = frozenset({"_==_", "_!=_", "_<_", "_<=_", "_>_", "_>=_"})
-_CONVERSIONS: Final = frozenset({
-    "int", "uint", "double", "bool", "type", "timestamp", "duration", "getDate", "getDayOfMonth", "getDayOfWeek",
-    "getDayOfYear", "getFullYear", "getHours", "getMilliseconds", "getMinutes", "getMonth", "getSeconds",
-})
+_CONVERSIONS: Final = frozenset(
+    {
+        "int",
+        "uint",
+        "double",
+        "bool",
+        "type",
+        "timestamp",
+        "duration",
+        "getDate",
+        "getDayOfMonth",
+        "getDayOfWeek",
+        "getDayOfYear",
+        "getFullYear",
+        "getHours",
+        "getMilliseconds",
+        "getMinutes",
+        "getMonth",
+        "getSeconds",
+    }
+)
 #: pytracee's functions that read or parse a value and return a scalar (see :mod:`.functions`).
-_PARSERS: Final = frozenset({
-    "openFlags", "isFileWrite", "isFileRead", "ptraceRequest", "memProtAlert", "isMemoryPath", "isElf",
-})
+_PARSERS: Final = frozenset(
+    {
+        "openFlags",
+        "isFileWrite",
+        "isFileRead",
+        "ptraceRequest",
+        "memProtAlert",
+        "isMemoryPath",
+        "isElf",
+    }
+)
 
 
 def _call(node: Call, args: list[Value]) -> tuple[Value, Cost]:

@@ -52,7 +52,17 @@ from .limits import MAX_VALUE_SIZE
 __all__ = ["FUNCTIONS", "CelFunction", "EventSlot", "function_names", "go_base", "go_dir"]
 
 #: CEL type names used in overload declarations.
-STRING, INT, UINT, BOOL, BYTES, LIST, MAP, NULL, DYN = "string", "int", "uint", "bool", "bytes", "list", "map", "null", "dyn"
+STRING, INT, UINT, BOOL, BYTES, LIST, MAP, NULL, DYN = (
+    "string",
+    "int",
+    "uint",
+    "bool",
+    "bytes",
+    "list",
+    "map",
+    "null",
+    "dyn",
+)
 
 
 class EventSlot:
@@ -143,8 +153,6 @@ def _check_size(function: str, length: int) -> None:
     """Refuse to build a string over :data:`~.limits.MAX_VALUE_SIZE` characters."""
     if length > MAX_VALUE_SIZE:
         raise ValueError(f"{function}: the result would be {length:,} characters, over the limit of {MAX_VALUE_SIZE:,}")
-
-
 
 
 def go_dir(path: str) -> str:

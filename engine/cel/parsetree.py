@@ -246,9 +246,7 @@ def _expr(data: _WireValue) -> Node:
         return Ident(node_id, _text(_fields_by_number(message[4][0]).get(1, [b""])[0]))
     if 5 in message:
         select = _fields_by_number(message[5][0])
-        return Select(
-            node_id, _expr(select[1][0]), _text(select.get(2, [b""])[0]), bool(_int(select.get(3, [0])[0]))
-        )
+        return Select(node_id, _expr(select[1][0]), _text(select.get(2, [b""])[0]), bool(_int(select.get(3, [0])[0])))
     if 6 in message:
         call = _fields_by_number(message[6][0])
         target = _expr(call[1][0]) if 1 in call else None

@@ -97,8 +97,10 @@ class CelCollector:
 
     def __init__(self, engine: str = DEFAULT_BACKEND, budget_ms: float | None = None) -> None:
         self.engine = engine
-        self.budget_ms = budget_ms if budget_ms is not None else (
-            DEFAULT_TIME_BUDGET_MS_PURE_PYTHON if engine == "cel-python" else DEFAULT_TIME_BUDGET_MS
+        self.budget_ms = (
+            budget_ms
+            if budget_ms is not None
+            else (DEFAULT_TIME_BUDGET_MS_PURE_PYTHON if engine == "cel-python" else DEFAULT_TIME_BUDGET_MS)
         )
         self._backend: Backend | None = None
         self.signatures: list[CelSignature] = []

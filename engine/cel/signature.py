@@ -168,7 +168,12 @@ class CelSignature(Signature):
             self.ctx.logger.warning(
                 "%s: %s%s failed on %s event%s: %s; counted as no match "
                 "(further evaluation errors of this signature are only counted)",
-                self.spec.id, what, f" (line {line})" if line else "", event.name, where, exc,
+                self.spec.id,
+                what,
+                f" (line {line})" if line else "",
+                event.name,
+                where,
+                exc,
             )
 
     def _overrun(self, event: Event, elapsed: float) -> None:
@@ -178,7 +183,11 @@ class CelSignature(Signature):
         # A single overrun is often a pause of the whole process (garbage collection), not the rule.
         self.ctx.logger.debug(
             "%s: evaluating a %s event%s took %.1f ms, over the %.1f ms budget",
-            self.spec.id, event.name, where, elapsed * 1000, budget_ms,
+            self.spec.id,
+            event.name,
+            where,
+            elapsed * 1000,
+            budget_ms,
         )
         if stop:
             self.disabled = True
@@ -191,11 +200,17 @@ class CelSignature(Signature):
         if self.errors:
             self.ctx.logger.warning(
                 "%s: %d of %d evaluations failed and counted as no match (first: %s)",
-                self.spec.id, self.errors, self.evaluations, self.first_error,
+                self.spec.id,
+                self.errors,
+                self.evaluations,
+                self.first_error,
             )
         if self._budget.overruns and not self.disabled:
             self.ctx.logger.info(
-                "%s: %d evaluations over the %g ms budget", self.spec.id, self._budget.overruns, self._budget_seconds * 1000
+                "%s: %d evaluations over the %g ms budget",
+                self.spec.id,
+                self._budget.overruns,
+                self._budget_seconds * 1000,
             )
 
 
@@ -243,6 +258,4 @@ def _compile(spec: DetectorSpec, expression: Expression, compile_: Callable[[str
     except CelCompileError as exc:
         line = expression.line + (exc.line - 1 if exc.line else 0)
         column = f", column {exc.column}" if exc.column else ""
-        raise RuleFileError(
-            spec.path, f"{expression.where}: CEL error{column}: {exc.message}", line
-        ) from None
+        raise RuleFileError(spec.path, f"{expression.where}: CEL error{column}: {exc.message}", line) from None

@@ -80,11 +80,35 @@ __all__ = [
 #: Severity words -> Tracee's integer severities.
 SEVERITIES: Final = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 
-_TOP_KEYS: Final = ("type", "id", "produced_event", "requirements", "threat", "properties", "conditions", "output", "auto_populate")
+_TOP_KEYS: Final = (
+    "type",
+    "id",
+    "produced_event",
+    "requirements",
+    "threat",
+    "properties",
+    "conditions",
+    "output",
+    "auto_populate",
+)
 _PRODUCED_KEYS: Final = ("name", "version", "description", "tags", "fields")
-_REQUIREMENT_KEYS: Final = ("events", "min_tracee_version", "max_tracee_version", "architectures", "enrichments", "data_stores")
+_REQUIREMENT_KEYS: Final = (
+    "events",
+    "min_tracee_version",
+    "max_tracee_version",
+    "architectures",
+    "enrichments",
+    "data_stores",
+)
 _EVENT_KEYS: Final = (
-    "name", "origin", "data_filters", "scope_filters", "filters", "dependency", "min_version", "max_version",
+    "name",
+    "origin",
+    "data_filters",
+    "scope_filters",
+    "filters",
+    "dependency",
+    "min_version",
+    "max_version",
     "version_constraints",
 )
 _THREAT_KEYS: Final = ("name", "description", "severity", "mitre", "properties")
@@ -273,7 +297,9 @@ class _Parser:
         sig_id = self.string(self.required(top, "id", "", root), "id").strip()
         produced_node = self.required(top, "produced_event", "", root)
         produced = self.mapping(produced_node, "produced_event", _PRODUCED_KEYS)
-        event_name = self.string(self.required(produced, "name", "produced_event", produced_node), "produced_event.name")
+        event_name = self.string(
+            self.required(produced, "name", "produced_event", produced_node), "produced_event.name"
+        )
         version = self._version(produced.get("version"))
         tags = self._tags(produced.get("tags"))
         threat = self._threat(top.get("threat"))
@@ -286,7 +312,9 @@ class _Parser:
             raise self.error(events_node, "requirements.events must list at least one event")
         events = tuple(self._event(node, f"requirements.events[{i}]") for i, node in enumerate(event_nodes))
         description = threat.get("description") or (
-            self.string(produced["description"], "produced_event.description", empty=True) if "description" in produced else ""
+            self.string(produced["description"], "produced_event.description", empty=True)
+            if "description" in produced
+            else ""
         )
         return DetectorSpec(
             path=self.path,
@@ -314,7 +342,10 @@ class _Parser:
     def _tags(self, node: yaml.Node | None) -> tuple[str, ...] | None:
         if node is None:
             return None
-        return tuple(self.string(item, f"produced_event.tags[{i}]") for i, item in enumerate(self.sequence(node, "produced_event.tags")))
+        return tuple(
+            self.string(item, f"produced_event.tags[{i}]")
+            for i, item in enumerate(self.sequence(node, "produced_event.tags"))
+        )
 
     def _threat(self, node: yaml.Node | None) -> dict[str, Any]:
         """Name, description and properties (Severity, Category, Technique, external_id) from ``threat``."""
@@ -393,7 +424,8 @@ class _Parser:
             origin = self.string(fields["origin"], f"{where}.origin").strip()
             if origin not in ORIGINS and origin != ANY:
                 raise self.error(
-                    fields["origin"], f"{where}.origin: unknown origin {origin!r} (expected {', '.join(ORIGINS)} or '*')"
+                    fields["origin"],
+                    f"{where}.origin: unknown origin {origin!r} (expected {', '.join(ORIGINS)} or '*')",
                 )
             origins = (origin,)
         data: list[tuple[str, yaml.Node]] = []
@@ -510,4 +542,6 @@ def _slug(text: str) -> str:
 
 
 def _type_name(value: Any) -> str:
-    return {dict: "a mapping", list: "a list", type(None): "empty", bool: "a boolean"}.get(type(value), type(value).__name__)
+    return {dict: "a mapping", list: "a list", type(None): "empty", bool: "a boolean"}.get(
+        type(value), type(value).__name__
+    )

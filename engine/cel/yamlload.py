@@ -72,9 +72,7 @@ class LimitedLoader(yaml.SafeLoader):
             self.aliases += 1
             if self.aliases > MAX_YAML_ALIASES:
                 mark = self.peek_event().start_mark
-                raise ComposerError(
-                    None, None, f"more than {MAX_YAML_ALIASES} aliases (*name) in one document", mark
-                )
+                raise ComposerError(None, None, f"more than {MAX_YAML_ALIASES} aliases (*name) in one document", mark)
         return super().compose_node(parent, index)
 
 
@@ -95,7 +93,8 @@ def expanded_size(root: yaml.Node) -> int:
             total = 1 + sum(sizes[id(child)] for child in _children(node))
             if total > MAX_YAML_NODES:
                 raise ComposerError(
-                    None, None,
+                    None,
+                    None,
                     f"the document stands for more than {MAX_YAML_NODES:,} values once its aliases are expanded",
                     node.start_mark,
                 )

@@ -54,44 +54,72 @@ def build_parser() -> argparse.ArgumentParser:
     )
     source = parser.add_argument_group("input")
     source.add_argument(
-        "--input", "-i", metavar="FILE", action="append", default=[],
+        "--input",
+        "-i",
+        metavar="FILE",
+        action="append",
+        default=[],
         help="events to read: JSON lines or a JSON array, optionally gzip-compressed; '-' is stdin (repeatable)",
     )
     source.add_argument(
-        "--input-tracee", metavar="KEY:VALUE", action="append", default=[],
+        "--input-tracee",
+        metavar="KEY:VALUE",
+        action="append",
+        default=[],
         help="Tracee's input syntax: file:PATH, file:stdin, format:json ('help' explains)",
     )
     source.add_argument("--strict", action="store_true", help="stop at the first bad record or broken rule file")
     source.add_argument(
-        "--max-line-size", metavar="BYTES", type=int, default=DEFAULT_MAX_LINE_SIZE,
+        "--max-line-size",
+        metavar="BYTES",
+        type=int,
+        default=DEFAULT_MAX_LINE_SIZE,
         help="skip JSON lines longer than this (default: %(default)s, Tracee's limit; 0: no limit)",
     )
     source.add_argument(
-        "--allow-unknown-events", action="store_true",
+        "--allow-unknown-events",
+        action="store_true",
         help="deliver events whose name is not a known Tracee event instead of skipping them",
     )
     sigs = parser.add_argument_group("signatures")
     sigs.add_argument(
-        "--rules", metavar="ID[,ID...]", action="append", default=[],
+        "--rules",
+        metavar="ID[,ID...]",
+        action="append",
+        default=[],
         help="run only these signatures: IDs, event names, lang:python|rego|cel, or all "
         "(this also turns on signatures that are off by default, e.g. the built-in Rego and CEL rules)",
     )
     sigs.add_argument(
-        "--rules-dir", metavar="DIR", action="append", default=[], type=Path,
+        "--rules-dir",
+        metavar="DIR",
+        action="append",
+        default=[],
+        type=Path,
         help="load signatures from DIR: Python files and rule files, searched recursively (repeatable)",
     )
     sigs.add_argument(
-        "--disable", metavar="NAME", action="append", default=[],
+        "--disable",
+        metavar="NAME",
+        action="append",
+        default=[],
         help="leave out a plugin (by name) or a signature (by ID or event name) (repeatable)",
     )
     sigs.add_argument(
-        "--list", action="store_true", help="list the available signatures (and whether this run would use them) and exit"
+        "--list",
+        action="store_true",
+        help="list the available signatures (and whether this run would use them) and exit",
     )
     sigs.add_argument(
-        "--list-events", action="store_true", help="print the events the loaded signatures need, comma-separated, and exit"
+        "--list-events",
+        action="store_true",
+        help="print the events the loaded signatures need, comma-separated, and exit",
     )
     parser.add_argument(
-        "--log", metavar="LEVEL", default="info", choices=["debug", "info", "warn", "error"],
+        "--log",
+        metavar="LEVEL",
+        default="info",
+        choices=["debug", "info", "warn", "error"],
         help="log level on stderr: debug, info, warn, error (default: %(default)s)",
     )
     return parser
@@ -152,7 +180,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return status
 
 
-def _list_or_replay(args: argparse.Namespace, parser: argparse.ArgumentParser, session: Session, inputs: list[str]) -> ExitStatus:
+def _list_or_replay(
+    args: argparse.Namespace, parser: argparse.ArgumentParser, session: Session, inputs: list[str]
+) -> ExitStatus:
     """After loading: print the list, or replay the inputs; the exit status."""
     log = logging.getLogger("pytracee")
     if args.list or args.list_events:
@@ -284,7 +314,9 @@ def setup_logging(level: str, prog: str = PROG) -> None:
 def _print_list(available: Sequence[LoadedSignature], chosen: Sequence[LoadedSignature]) -> None:
     running = {id(loaded) for loaded in chosen}
     rows = [("ID", "NAME", "VERSION", "LANGUAGE", "SEVERITY", "ENABLED", "EVENTS")]
-    for loaded in sorted(available, key=lambda s: (s.signature.language != "python", signature_id_order(s.metadata.id))):
+    for loaded in sorted(
+        available, key=lambda s: (s.signature.language != "python", signature_id_order(s.metadata.id))
+    ):
         meta = loaded.metadata
         events = ",".join(
             dict.fromkeys(s.name + (f"({s.origin})" if s.origin != "*" else "") for s in loaded.selectors)

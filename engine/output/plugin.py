@@ -63,7 +63,9 @@ def add_finding_output_options(parser: argparse.ArgumentParser, file_option: str
         help=f"how to print findings: a built-in ({', '.join(BUILTIN_TEMPLATES)}) or a Jinja2 template file, "
         "rendered in a sandbox, at most 1 MiB and 1 s per finding (default: %(default)s)",
     )
-    group.add_argument(file_option, dest="output", metavar="FILE", help="write findings to FILE (replacing it) instead of stdout")
+    group.add_argument(
+        file_option, dest="output", metavar="FILE", help="write findings to FILE (replacing it) instead of stdout"
+    )
     group.add_argument("--webhook", metavar="URL", help="POST every finding to URL (http:// or https://)")
     group.add_argument(
         "--webhook-template",

@@ -74,7 +74,7 @@ class OutputFile:
             raise ValueError(f"{self.name} is closed")
         data = memoryview(text.encode("utf-8", "backslashreplace"))
         while data:
-            data = data[os.write(self._fd, data):]
+            data = data[os.write(self._fd, data) :]
         return len(text)
 
     def flush(self) -> None:

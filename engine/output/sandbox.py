@@ -209,7 +209,9 @@ def _joined(limits: RenderLimits, separator: Any, items: Any) -> list[Any]:
     return out
 
 
-def _check_str_method(limits: RenderLimits, method: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+def _check_str_method(
+    limits: RenderLimits, method: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[Any, ...]:
     """Prechecks of ``str``/``bytes`` methods; returns the (possibly materialized) arguments."""
     owner = method.__self__
     name = method.__name__
@@ -220,9 +222,17 @@ def _check_str_method(limits: RenderLimits, method: Any, args: tuple[Any, ...], 
     elif name == "expandtabs":
         size = _arg(args, kwargs, 0, "tabsize", 8)
         if isinstance(size, int):
-            _over(limits, len(owner) + owner.count("\t" if isinstance(owner, str) else b"\t") * max(size, 0), "expandtabs")
+            _over(
+                limits, len(owner) + owner.count("\t" if isinstance(owner, str) else b"\t") * max(size, 0), "expandtabs"
+            )
     elif name == "replace":
-        _check_replace(limits, owner, _arg(args, kwargs, 0, "old", ""), _arg(args, kwargs, 1, "new", ""), _arg(args, kwargs, 2, "count", -1))
+        _check_replace(
+            limits,
+            owner,
+            _arg(args, kwargs, 0, "old", ""),
+            _arg(args, kwargs, 1, "new", ""),
+            _arg(args, kwargs, 2, "count", -1),
+        )
     elif name == "join" and args:
         return (_joined(limits, owner, args[0]), *args[1:])
     elif name == "translate" and args and isinstance(args[0], Mapping):
@@ -243,7 +253,13 @@ def _precheck_filter(limits: RenderLimits, name: str, args: tuple[Any, ...], kwa
         lines = str(value).count("\n") + 1
         _over(limits, _text_len(value) + lines * (width if isinstance(width, int) else _text_len(width)), "indent")
     elif name == "replace":
-        _check_replace(limits, str(value), _arg(args, kwargs, 1, "old", ""), _arg(args, kwargs, 2, "new", ""), _arg(args, kwargs, 3, "count", None))
+        _check_replace(
+            limits,
+            str(value),
+            _arg(args, kwargs, 1, "old", ""),
+            _arg(args, kwargs, 2, "new", ""),
+            _arg(args, kwargs, 3, "count", None),
+        )
     elif name == "join":
         return (_joined(limits, _arg(args, kwargs, 1, "d", ""), value), *args[1:])
     elif name == "wordwrap":
@@ -407,4 +423,3 @@ def bounded_environment(
     env.filters = {name: _guard_filter(name, func) for name, func in env.filters.items()}
     env.filters[_LOOP_FILTER] = pass_context(lambda context, items: _BoundedIterable(items))
     return env
-

@@ -44,7 +44,14 @@ from .sandbox import (
     render_budget,
 )
 
-__all__ = ["BUILTIN_TEMPLATES", "FindingTemplate", "RenderLimits", "TemplateDisabledError", "TemplateError", "go_format"]
+__all__ = [
+    "BUILTIN_TEMPLATES",
+    "FindingTemplate",
+    "RenderLimits",
+    "TemplateDisabledError",
+    "TemplateError",
+    "go_format",
+]
 
 #: Built-in template names (files ``<name>.j2`` in this package).
 BUILTIN_TEMPLATES: Final = ("default", "rawjson", "simple", "csv", "xml", "falcosidekick", "sprig")
@@ -154,10 +161,24 @@ def _view(value: Any) -> Any:
 # --- template functions (Sprig names) -----------------------------------------------------------
 
 _GO_LAYOUT: Final = [
-    ("January", "%B"), ("Monday", "%A"), ("2006", "%Y"), ("-0700", "%z"), ("Z07:00", "%:z"),
-    ("MST", "%Z"), ("Jan", "%b"), ("Mon", "%a"), ("01", "%m"), ("02", "%d"), ("15", "%H"),
-    ("03", "%I"), ("04", "%M"), ("05", "%S"), ("PM", "%p"), (".000000000", ".%f000"),
-    (".000000", ".%f"), (".000", ".%3f"),
+    ("January", "%B"),
+    ("Monday", "%A"),
+    ("2006", "%Y"),
+    ("-0700", "%z"),
+    ("Z07:00", "%:z"),
+    ("MST", "%Z"),
+    ("Jan", "%b"),
+    ("Mon", "%a"),
+    ("01", "%m"),
+    ("02", "%d"),
+    ("15", "%H"),
+    ("03", "%I"),
+    ("04", "%M"),
+    ("05", "%S"),
+    ("PM", "%p"),
+    (".000000000", ".%f000"),
+    (".000000", ".%f"),
+    (".000", ".%3f"),
 ]
 _GO_LAYOUT_RE: Final = re.compile("|".join(re.escape(token) for token, _ in _GO_LAYOUT))
 
@@ -242,7 +263,13 @@ def to_pretty_json(value: Any) -> str:
 
 
 _ENVIRONMENT: Final = bounded_environment(
-    globals={"now": _now, "dateInZone": _date_in_zone, "date": _date, "toJson": to_json, "toPrettyJson": to_pretty_json},
+    globals={
+        "now": _now,
+        "dateInZone": _date_in_zone,
+        "date": _date,
+        "toJson": to_json,
+        "toPrettyJson": to_pretty_json,
+    },
     filters={"toJson": to_json, "toPrettyJson": to_pretty_json, "go": go_format},
     undefined=jinja2.StrictUndefined,
     keep_trailing_newline=True,
@@ -256,7 +283,9 @@ _MAX_MESSAGE: Final = 300
 
 def _clean(message: str) -> str:
     """A message safe for a log line: unprintable characters escaped, at most 300 characters."""
-    message = _UNPRINTABLE.sub(lambda m: m.group(0).encode("unicode_escape", "backslashreplace").decode("ascii"), message)
+    message = _UNPRINTABLE.sub(
+        lambda m: m.group(0).encode("unicode_escape", "backslashreplace").decode("ascii"), message
+    )
     return message if len(message) <= _MAX_MESSAGE else message[: _MAX_MESSAGE - 3] + "..."
 
 
@@ -329,7 +358,9 @@ class FindingTemplate:
                     "Context": payload,
                     "SigMetadata": GoView(finding.sig_metadata.to_dict()),
                 }
-                chunks = cast("Generator[str, None, None]", self._template.generate(context))  # a generator: closed below
+                chunks = cast(
+                    "Generator[str, None, None]", self._template.generate(context)
+                )  # a generator: closed below
                 try:
                     parts: list[str] = []
                     size = 0

@@ -100,11 +100,15 @@ class WebhookURL:
             parts = urllib.parse.urlsplit(url)
             host, port = parts.hostname, parts.port
         except ValueError as exc:  # "Port out of range", "Invalid IPv6 URL"
-            problem = "its port is not a number from 1 to 65535" if "port" in str(exc).lower() else f"it is malformed: {exc}"
+            problem = (
+                "its port is not a number from 1 to 65535" if "port" in str(exc).lower() else f"it is malformed: {exc}"
+            )
             raise ValueError(problem) from None
         scheme = parts.scheme.lower()
         if scheme not in ("http", "https"):
-            raise ValueError(f"only http:// and https:// URLs can be posted to, not {scheme + ':' if scheme else 'a relative URL'}")
+            raise ValueError(
+                f"only http:// and https:// URLs can be posted to, not {scheme + ':' if scheme else 'a relative URL'}"
+            )
         if port == 0:
             raise ValueError("its port is not a number from 1 to 65535")
         if port is None:
@@ -231,7 +235,13 @@ _STOP: Final = object()
 
 
 def _positive_seconds(name: str, value: float, zero_ok: bool = False) -> float:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok):
+    if (
+        not isinstance(value, (int, float))
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or value < 0
+        or (value == 0 and not zero_ok)
+    ):
         allowed = "0 or more" if zero_ok else "more than 0"
         raise ConfigError(f"{name} must be a finite number of seconds, {allowed}, not {value!r}")
     return float(value)

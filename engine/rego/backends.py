@@ -47,7 +47,16 @@ from .policy import (
 )
 from .protocol import STATE_GROUP, STATE_IDLE, STATE_INPUT
 
-__all__ = ["BACKENDS", "Backend", "LocalRule", "OpaBackend", "Outcome", "RegoEvaluationError", "RegorusBackend", "make_backend"]
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "LocalRule",
+    "OpaBackend",
+    "Outcome",
+    "RegoEvaluationError",
+    "RegorusBackend",
+    "make_backend",
+]
 
 #: Rule paths of the documents read at load time.
 LOAD_DOCUMENTS: Final = (METADOC, SELECTED_EVENTS)

@@ -401,4 +401,3 @@ def _stop_workers() -> None:
     if _clients_pid == os.getpid():
         for client in _clients.values():
             client.kill()
-

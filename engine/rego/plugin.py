@@ -160,7 +160,10 @@ class RegoCollector:
     """
 
     def __init__(
-        self, engine: str = "regorus", budget_ms: float = DEFAULT_TIME_BUDGET_MS, memory_mb: int = DEFAULT_MEMORY_LIMIT_MB
+        self,
+        engine: str = "regorus",
+        budget_ms: float = DEFAULT_TIME_BUDGET_MS,
+        memory_mb: int = DEFAULT_MEMORY_LIMIT_MB,
     ) -> None:
         self.engine_name = engine
         self.budget_ms = budget_ms

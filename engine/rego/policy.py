@@ -153,7 +153,9 @@ def clean_error(message: str) -> str:
     message = message.split("\nStack backtrace:", 1)[0].strip()
     location = _LOCATION_RE.search(message)
     if location:
-        what = [line.split(":", 1)[1].strip() for line in message.splitlines() if re.match(r"\s*(error|warning):", line)]
+        what = [
+            line.split(":", 1)[1].strip() for line in message.splitlines() if re.match(r"\s*(error|warning):", line)
+        ]
         where = f"{location['file']}:{location['line']}:{location['col']}"
         rest = message[: location.start()].strip()
         text = "; ".join(what) or message.splitlines()[-1].strip()
@@ -410,7 +412,7 @@ def metadata_from(module: RegoModule, doc: Any) -> SignatureMetadata:
         raise RuleFileError(path, f"{METADOC} must be an object, not {_json_type(doc)}", line)
     sig_id = doc.get("id")
     if not isinstance(sig_id, str) or not sig_id.strip():
-        raise RuleFileError(path, f"{METADOC} has no \"id\" (a non-empty string)", line)
+        raise RuleFileError(path, f'{METADOC} has no "id" (a non-empty string)', line)
     text = {}
     for key in ("version", "name", "eventName", "description"):
         value = doc.get(key)
@@ -441,7 +443,7 @@ def selectors_from(module: RegoModule, value: Any) -> tuple[EventSelector, ...]:
     path, line = module.path, module.rule_line(SELECTED_EVENTS)
     if SELECTED_EVENTS not in module.rules:
         raise RuleFileError(
-            path, f"no {SELECTED_EVENTS}: a signature selects events with a set of {{\"source\", \"name\", \"origin\"}}", line
+            path, f'no {SELECTED_EVENTS}: a signature selects events with a set of {{"source", "name", "origin"}}', line
         )
     if value is None or value == []:
         raise RuleFileError(path, f"{SELECTED_EVENTS} is empty or undefined: the signature would never run", line)
@@ -453,17 +455,19 @@ def selectors_from(module: RegoModule, value: Any) -> tuple[EventSelector, ...]:
             raise RuleFileError(path, f"{SELECTED_EVENTS}: selector {_show(item)} is not an object", line)
         unknown = set(item) - {"source", "name", "origin"}
         if unknown:
-            raise RuleFileError(path, f"{SELECTED_EVENTS}: selector {_show(item)} has unknown keys {sorted(unknown)}", line)
+            raise RuleFileError(
+                path, f"{SELECTED_EVENTS}: selector {_show(item)} has unknown keys {sorted(unknown)}", line
+            )
         name, source, origin = item.get("name"), item.get("source", "tracee"), item.get("origin", "*")
         if not isinstance(name, str) or not name:
-            raise RuleFileError(path, f"{SELECTED_EVENTS}: selector {_show(item)} has no event \"name\"", line)
+            raise RuleFileError(path, f'{SELECTED_EVENTS}: selector {_show(item)} has no event "name"', line)
         if not isinstance(source, str) or not source:
-            raise RuleFileError(path, f"{SELECTED_EVENTS}: selector {_show(item)} has a bad \"source\"", line)
+            raise RuleFileError(path, f'{SELECTED_EVENTS}: selector {_show(item)} has a bad "source"', line)
         if not isinstance(origin, str) or (origin not in ORIGINS and origin != "*"):
             raise RuleFileError(
                 path,
                 f"{SELECTED_EVENTS}: selector {_show(item)} has unknown origin {origin!r} "
-                f"(expected {', '.join(ORIGINS)} or \"*\")",
+                f'(expected {", ".join(ORIGINS)} or "*")',
                 line,
             )
         try:

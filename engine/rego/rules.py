@@ -117,7 +117,18 @@ class _Group:
 class WorkerRule(Rule):
     """A signature loaded in the worker, with its budget and whether it is switched off."""
 
-    __slots__ = ("__weakref__", "_single", "budget", "disabled", "evaluations", "file", "index", "namespace", "pending", "sig_id")
+    __slots__ = (
+        "__weakref__",
+        "_single",
+        "budget",
+        "disabled",
+        "evaluations",
+        "file",
+        "index",
+        "namespace",
+        "pending",
+        "sig_id",
+    )
 
     def __init__(self, namespace: Namespace, index: int, sig_id: str, file: Path) -> None:
         self.namespace = namespace
@@ -168,7 +179,14 @@ class WorkerRule(Rule):
         log = self.namespace.log
         budget_ms = self.budget.seconds * 1000
         where = f" at {event.location}" if event.location else ""
-        log.debug("%s: evaluating a %s event%s took %.1f ms, over the %g ms budget", self.sig_id, event.name, where, milliseconds, budget_ms)
+        log.debug(
+            "%s: evaluating a %s event%s took %.1f ms, over the %g ms budget",
+            self.sig_id,
+            event.name,
+            where,
+            milliseconds,
+            budget_ms,
+        )
         if self.budget.overrun(self.evaluations):
             self.disable(None)
             raise RegoTimeBudgetExceeded(
@@ -253,7 +271,9 @@ class Namespace:
                     rule
                     for rule, selectors in self.active.items()
                     if not rule.disabled
-                    and any(s.source == source and s.name in (name, ANY) and s.origin in (origin, ANY) for s in selectors)
+                    and any(
+                        s.source == source and s.name in (name, ANY) and s.origin in (origin, ANY) for s in selectors
+                    )
                 )
             )
             self._groups[key] = group
@@ -336,7 +356,9 @@ def _what_happened(exc: WorkerError, client: WorkerClient) -> str:
     return str(exc)
 
 
-def _merge(group: _Group, rules: Sequence[WorkerRule], answers: Answers, values: list[Any], errors: list[Any], slow: list[Any]) -> None:
+def _merge(
+    group: _Group, rules: Sequence[WorkerRule], answers: Answers, values: list[Any], errors: list[Any], slow: list[Any]
+) -> None:
     """Copy ``answers`` for ``rules`` into lists laid out for ``group``."""
     for rule in rules:
         position = group.positions[rule]

@@ -78,7 +78,9 @@ class RegoSignature(Signature):
         self.rule.deactivate()
         budget = getattr(self.rule, "budget", None)
         if budget is not None and budget.overruns and not self.disabled:
-            log.info("%s: %d evaluations over the %g ms budget", self.metadata.id, budget.overruns, budget.seconds * 1000)
+            log.info(
+                "%s: %d evaluations over the %g ms budget", self.metadata.id, budget.overruns, budget.seconds * 1000
+            )
 
     @property
     def disabled(self) -> bool:

@@ -77,7 +77,9 @@ class Loader:
                 module.package_line,
             )
         if MATCH not in module.rules:
-            raise RuleFileError(path, f"no {MATCH} rule: a signature reports findings through {MATCH}", module.package_line)
+            raise RuleFileError(
+                path, f"no {MATCH} rule: a signature reports findings through {MATCH}", module.package_line
+            )
         found: dict[str, Any] = {}
 
         def check(documents: dict[str, Any]) -> None:

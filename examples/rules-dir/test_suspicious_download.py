@@ -41,15 +41,26 @@ def write_open(path: str, flags: int | str = 0o1101, *, ts: int = 1_000_000_000,
 
 def magic_write(path: str, data: str = ELF, *, ts: int = 1_100_000_000, **fields: Any):
     fields.setdefault("processName", "curl")
-    return make_event("magic_write", {"pathname": path, "bytes": data, "dev": 271581186, "inode": 4211}, timestamp=ts, **fields)
+    return make_event(
+        "magic_write", {"pathname": path, "bytes": data, "dev": 271581186, "inode": 4211}, timestamp=ts, **fields
+    )
 
 
 def rename(old: str, new: str, *, ts: int = 1_200_000_000, **fields: Any):
-    return make_event("security_inode_rename", {"old_path": old, "new_path": new}, timestamp=ts, processName="curl", **fields)
+    return make_event(
+        "security_inode_rename", {"old_path": old, "new_path": new}, timestamp=ts, processName="curl", **fields
+    )
 
 
 def execute(path: str, *, ts: int = 3_500_000_000, **fields: Any):
-    args = {"cmdpath": path, "pathname": path, "argv": [path], "prev_comm": "sh", "env": ["PATH=/usr/bin:/bin"], "pwd": "/tmp"}
+    args = {
+        "cmdpath": path,
+        "pathname": path,
+        "argv": [path],
+        "prev_comm": "sh",
+        "env": ["PATH=/usr/bin:/bin"],
+        "pwd": "/tmp",
+    }
     fields.setdefault("processName", path.rpartition("/")[2][:15])
     return make_event("sched_process_exec", args, timestamp=ts, **fields)
 
@@ -91,7 +102,9 @@ def test_same_container_only(rule: Signature) -> None:
         execute("/tmp/xmrig", container="0" * 64),  # and so is another container's
     ]
     assert_silent(rule, events)
-    finding = assert_fires(rule, [write_open("/tmp/xmrig", container=CONTAINER), execute("/tmp/xmrig", container=CONTAINER)])
+    finding = assert_fires(
+        rule, [write_open("/tmp/xmrig", container=CONTAINER), execute("/tmp/xmrig", container=CONTAINER)]
+    )
     assert finding.event.origin == "container"
 
 
@@ -103,7 +116,10 @@ def test_same_container_only(rule: Signature) -> None:
         pytest.param([write_open("/tmp/payload", "O_RDONLY"), execute("/tmp/payload")], id="read-open-parsed"),
         pytest.param([write_open("/home/user/payload"), execute("/home/user/payload")], id="not-a-temp-dir"),
         pytest.param([write_open("/tmp/a"), execute("/tmp/b")], id="other-file"),
-        pytest.param([write_open("/tmp/a.part"), rename("/tmp/a.part", "/usr/local/bin/a"), execute("/tmp/a.part")], id="renamed-away"),
+        pytest.param(
+            [write_open("/tmp/a.part"), rename("/tmp/a.part", "/usr/local/bin/a"), execute("/tmp/a.part")],
+            id="renamed-away",
+        ),
     ],
 )
 def test_silent(rule: Signature, events: list[Any]) -> None:
@@ -111,7 +127,13 @@ def test_silent(rule: Signature, events: list[Any]) -> None:
 
 
 def test_fires_once_per_write(rule: Signature) -> None:
-    events = [write_open("/tmp/p"), execute("/tmp/p"), execute("/tmp/p", ts=4_000_000_000), write_open("/tmp/p", ts=5_000_000_000), execute("/tmp/p", ts=6_000_000_000)]
+    events = [
+        write_open("/tmp/p"),
+        execute("/tmp/p"),
+        execute("/tmp/p", ts=4_000_000_000),
+        write_open("/tmp/p", ts=5_000_000_000),
+        execute("/tmp/p", ts=6_000_000_000),
+    ]
     assert len(run_signature(rule, events)) == 2
 
 

