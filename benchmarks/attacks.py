@@ -5,7 +5,8 @@ the findings a correct replay through the built-in signatures produces for one
 instance of it, and the function that builds its events on an
 :class:`activity.Simulation` (a fresh attacker task, then the file opens,
 execs, connections, ptrace calls, kernel events ... Tracee would record).
-:func:`expected_findings` adds up the findings of several attacks.
+:func:`expected_findings` adds up the findings of several attacks, for the default
+signature set or for the rule files shipped in rules/ (:data:`RULE_FILE_FINDINGS`).
 
 Argument values in parse-arguments form come from the engine's renderers
 (:mod:`pytracee.engine.parsers`), like those of the benign events.
@@ -13,13 +14,12 @@ Argument values in parse-arguments form come from the engine's renderers
 
 from __future__ import annotations
 
-import base64
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from activity import Simulation
+from activity import ELF_HEADER, Simulation
 from machine import HOST_ENV, SOCK_STREAM, Proc
 from pytracee.engine.parsers import (
     O_RDONLY,
@@ -28,7 +28,6 @@ from pytracee.engine.parsers import (
     PTRACE_POKETEXT,
     PTRACE_TRACEME,
     format_mem_prot_alert,
-    format_ptrace_request,
     ptrace_request,
 )
 from tracer import (
@@ -44,11 +43,9 @@ from tracer import (
     unix,
 )
 
-__all__ = ["ATTACKS", "Attack", "expected_findings"]
+__all__ = ["ATTACKS", "RULE_FILE_FINDINGS", "RULE_SETS", "Attack", "attack_findings", "expected_findings"]
 
 PTRACE_ATTACH = ptrace_request("PTRACE_ATTACH")
-#: The first 20 bytes of an x86_64 ELF executable, as magic_write captures them.
-ELF_HEADER = bytes.fromhex("7f454c4602010100000000000000000003003e00")
 
 
 @dataclass(frozen=True)
@@ -72,30 +69,10 @@ def _open_read(w: Simulation, p: Proc, path: str) -> list[dict[str, Any]]:
     return w.open_file(p, path, O_RDONLY, reads=1)
 
 
-def _rename(w: Simulation, p: Proc, old: str, new: str) -> dict[str, Any]:
-    args = [{"name": "old_path", "type": "string", "value": old}, {"name": "new_path", "type": "string", "value": new}]
-    return w.event(p, "security_inode_rename", args, 0, "rename")
-
-
 def _ptrace(w: Simulation, p: Proc, request: int, pid: int) -> dict[str, Any]:
-    args = [
-        {"name": "request", "type": "int64", "value": format_ptrace_request(request) if w.parse else request},
-        {"name": "pid", "type": "int32", "value": pid},
-        {"name": "addr", "type": "trace.Pointer", "value": 0x55D4_A1B2_3000 if pid else 0},
-        {"name": "data", "type": "trace.Pointer", "value": 0x9090_9090_9090_9090 if request == PTRACE_POKETEXT else 0},
-    ]
-    return w.event(p, "ptrace", args, 0)
-
-
-def _magic_write(w: Simulation, p: Proc, path: str) -> dict[str, Any]:
-    dev, inode = w.dev_inode(path)
-    args = [
-        {"name": "pathname", "type": "string", "value": path},
-        {"name": "bytes", "type": "[]byte", "value": base64.b64encode(ELF_HEADER).decode()},
-        {"name": "dev", "type": "uint32", "value": dev},
-        {"name": "inode", "type": "uint64", "value": inode},
-    ]
-    return w.event(p, "magic_write", args, 0, "write")
+    return w.ptrace(
+        p, request, pid, 0x55D4_A1B2_3000 if pid else 0, 0x9090_9090_9090_9090 if request == PTRACE_POKETEXT else 0
+    )
 
 
 def _socket_dup(w: Simulation, p: Proc, old: int, new: int, addr: dict[str, str]) -> dict[str, Any]:
@@ -107,7 +84,15 @@ def _socket_dup(w: Simulation, p: Proc, old: int, new: int, addr: dict[str, str]
     return w.event(p, "socket_dup", args, new, "dup2")
 
 
-def _exec_as(w: Simulation, p: Proc, exe: str, argv: list[str], prev_comm: str, comm: str | None = None, env: list[str] | None = None) -> list[dict[str, Any]]:
+def _exec_as(
+    w: Simulation,
+    p: Proc,
+    exe: str,
+    argv: list[str],
+    prev_comm: str,
+    comm: str | None = None,
+    env: list[str] | None = None,
+) -> list[dict[str, Any]]:
     """An exec by attacker task ``p`` turning it into ``exe``."""
     events = [w.execve(p, exe, argv)]
     p.comm, p.exe = (comm or exe.rpartition("/")[2])[:15], exe
@@ -145,10 +130,18 @@ def _a_ptrace_poketext(w: Simulation) -> list[dict[str, Any]]:
 def _a_dynamic_code(w: Simulation) -> list[dict[str, Any]]:
     p = w.attacker("python3", "/usr/bin/python3.10", uid=1000)
     args = [
-        {"name": "alert", "type": "uint32", "value": format_mem_prot_alert(PROT_ALERT_MPROTECT_WX_TO_X) if w.parse else PROT_ALERT_MPROTECT_WX_TO_X},
+        {
+            "name": "alert",
+            "type": "uint32",
+            "value": format_mem_prot_alert(PROT_ALERT_MPROTECT_WX_TO_X) if w.parse else PROT_ALERT_MPROTECT_WX_TO_X,
+        },
         {"name": "addr", "type": "trace.Pointer", "value": 0x7F3A_2C00_0000},
         {"name": "len", "type": "uint64", "value": 8192},
-        {"name": "prot", "type": "int32", "value": prot_text(PROT_READ | PROT_EXEC) if w.parse else PROT_READ | PROT_EXEC},
+        {
+            "name": "prot",
+            "type": "int32",
+            "value": prot_text(PROT_READ | PROT_EXEC) if w.parse else PROT_READ | PROT_EXEC,
+        },
         {"name": "prev_prot", "type": "int32", "value": prot_text(7) if w.parse else 7},
         {"name": "pathname", "type": "string", "value": ""},
         {"name": "dev", "type": "uint32", "value": 0},
@@ -205,7 +198,14 @@ def _a_loader_modification(w: Simulation) -> list[dict[str, Any]]:
 def _a_k8s_api_connection(w: Simulation) -> list[dict[str, Any]]:
     c = next(c for c in w.containers if c.name == "api")
     p = w.attacker("sh", "/bin/dash", container="api")
-    events = _exec_as(w, p, "/usr/bin/curl", ["curl", "-sk", "https://10.96.0.1:443/api/v1/namespaces/kube-system/secrets"], "sh", env=c.env)
+    events = _exec_as(
+        w,
+        p,
+        "/usr/bin/curl",
+        ["curl", "-sk", "https://10.96.0.1:443/api/v1/namespaces/kube-system/secrets"],
+        "sh",
+        env=c.env,
+    )
     addr = inet("10.96.0.1", 443)
     return [*events, w.security_socket_connect(p, 3, SOCK_STREAM, addr), w.connect(p, 3, addr, -115)]
 
@@ -223,7 +223,7 @@ def _a_disk_mount(w: Simulation) -> list[dict[str, Any]]:
 
 def _a_hidden_elf(w: Simulation) -> list[dict[str, Any]]:
     p = w.attacker("wget", "/usr/bin/wget", uid=1000)
-    return [*_open_write(w, p, "/tmp/.X11-unix/.xmrig"), _magic_write(w, p, "/tmp/.X11-unix/.xmrig")]
+    return [*_open_write(w, p, "/tmp/.X11-unix/.xmrig"), w.magic_write(p, "/tmp/.X11-unix/.xmrig", ELF_HEADER)]
 
 
 def _a_web_shell(w: Simulation) -> list[dict[str, Any]]:
@@ -273,7 +273,7 @@ def _a_kcore_read(w: Simulation) -> list[dict[str, Any]]:
 
 def _a_dropped_executable(w: Simulation) -> list[dict[str, Any]]:
     p = w.attacker("wget", "/usr/bin/wget", container="runner")
-    events = [*_open_write(w, p, "/tmp/xmrig"), _magic_write(w, p, "/tmp/xmrig")]
+    events = [*_open_write(w, p, "/tmp/xmrig"), w.magic_write(p, "/tmp/xmrig", ELF_HEADER)]
     # ... and run it (what examples/rules-dir's LOCAL-1 looks for)
     sh = w.attacker("sh", "/bin/busybox", container="runner")
     return [*events, *_exec_as(w, sh, "/tmp/xmrig", ["/tmp/xmrig", "-o", "pool.supportxmr.com:443"], "sh")]
@@ -309,7 +309,7 @@ def _a_rcd_modification(w: Simulation) -> list[dict[str, Any]]:
 
 def _a_crontab_rename(w: Simulation) -> list[dict[str, Any]]:
     p = w.attacker("crontab", "/usr/bin/crontab")
-    return [_rename(w, p, "/var/spool/cron/crontabs/tmp.Xk3f9a", "/var/spool/cron/crontabs/root")]
+    return [w.security_inode_rename(p, "/var/spool/cron/crontabs/tmp.Xk3f9a", "/var/spool/cron/crontabs/root")]
 
 
 def _a_sudoers(w: Simulation) -> list[dict[str, Any]]:
@@ -375,9 +375,71 @@ ATTACKS: dict[str, Attack] = {
 }  # fmt: skip
 
 
-def expected_findings(kinds: Sequence[str] | None = None) -> Counter[str]:
-    """Signature ID -> findings that one instance of each attack in ``kinds`` (default: all) produces."""
+#: The findings of the rule files shipped in rules/ (off by default: ``--rules lang:rego``,
+#: ``lang:cel`` or ``all`` turn them on) for one instance of each attack. Tracee v0.8's Rego set
+#: (TRC-2 ... TRC-16) and the CEL detectors (CEL-1xx, each the twin of a TRC-1xx built-in) cover
+#: fewer attacks than the built-ins: TRC-6 and TRC-12 select events the workload does not hold
+#: (init_module, security_bprm_check), TRC-8 token reads are not among the attacks.
+RULE_FILE_FINDINGS: dict[str, dict[str, dict[str, int]]] = {
+    "rego": {
+        "ptrace-traceme": {"TRC-2": 1},
+        "ptrace-poketext": {"TRC-3": 1},
+        "proc-mem-write": {"TRC-3": 1},
+        "process-vm-writev": {"TRC-3": 1},
+        "mprotect-wx-to-x": {"TRC-4": 1},
+        "memfd-exec": {"TRC-5": 1},
+        "ld-so-preload": {"TRC-7": 1},
+        "dropped-elf": {"TRC-9": 1},
+        "k8s-cert-theft": {"TRC-10": 1},
+        "disk-mount": {"TRC-11": 1},
+        "cgroup-release-agent": {"TRC-14": 1},
+        "syscall-hook": {"TRC-15": 1},
+        "proc-fops-hook": {"TRC-16": 1},
+    },
+    "cel": {
+        "reverse-shell": {"CEL-101": 3},
+        "ptrace-traceme": {"CEL-102": 1},
+        "ptrace-poketext": {"CEL-103": 1},
+        "mprotect-wx-to-x": {"CEL-104": 1},
+        "memfd-exec": {"CEL-105": 1},
+        "disk-mount": {"CEL-1014": 1},
+        "web-shell": {"CEL-1016": 1},
+        "docker-sock-connect": {"CEL-1019": 1},
+        "proc-fops-hook": {"CEL-1020": 1},
+        "dropped-elf": {"CEL-1022": 1},
+        "proc-mem-write": {"CEL-1024": 1},
+        "process-vm-writev": {"CEL-1025": 1},
+        "sudoers": {"CEL-1028": 1},
+    },
+}
+assert all(kind in ATTACKS for table in RULE_FILE_FINDINGS.values() for kind in table)
+#: The signature sets ``tracee-rules --rules`` chooses, by the languages in them.
+RULE_SETS: dict[str, tuple[str, ...]] = {
+    "default": ("python",),
+    "lang:python": ("python",),
+    "lang:rego": ("rego",),
+    "lang:cel": ("cel",),
+    "all": ("python", "rego", "cel"),
+}
+
+
+def attack_findings(kind: str, rules: str = "default") -> Counter[str]:
+    """The findings one instance of attack ``kind`` produces with the signature set ``rules``
+    (a key of :data:`RULE_SETS`: the default set, ``lang:python``, ``lang:rego``, ``lang:cel``, ``all``)."""
+    if rules not in RULE_SETS:
+        raise ValueError(f"unknown signature set {rules!r}; expected one of {', '.join(RULE_SETS)}")
+    found: Counter[str] = Counter()
+    for language in RULE_SETS[rules]:
+        found.update(ATTACKS[kind].expected if language == "python" else RULE_FILE_FINDINGS[language].get(kind, {}))
+    return found
+
+
+def expected_findings(kinds: Sequence[str] | Mapping[str, int] | None = None, rules: str = "default") -> Counter[str]:
+    """Signature ID -> findings that one instance of each attack in ``kinds`` (default: all) produces
+    with the signature set ``rules`` (see :func:`attack_findings`); a mapping gives each kind's count."""
+    counts = kinds if isinstance(kinds, Mapping) else Counter(kinds if kinds is not None else list(ATTACKS))
     total: Counter[str] = Counter()
-    for kind in kinds if kinds is not None else list(ATTACKS):
-        total.update(ATTACKS[kind].expected)
+    for kind, count in counts.items():
+        for sig_id, n in attack_findings(kind, rules).items():
+            total[sig_id] += n * count
     return total

@@ -125,7 +125,9 @@ def traced_run(exe: Path, obj: Path, events: list[str], seconds: float, rate: fl
     collector = Collector(obj, None, events, filters=KernelFilters(comms={COMM}), ring_buffer_bytes=ring_mb << 20)
     collector.start()
     try:
-        gen = subprocess.Popen([str(exe), str(seconds), str(rate)], stdout=subprocess.PIPE, text=True, preexec_fn=_pin_generator)  # noqa: PLW1509
+        gen = subprocess.Popen(
+            [str(exe), str(seconds), str(rate)], stdout=subprocess.PIPE, text=True, preexec_fn=_pin_generator
+        )
         received = 0
         t0 = time.perf_counter()
         t_last = t0
@@ -177,7 +179,9 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(max(1, args.rounds)):
             ops, secs = run_generator(exe, args.seconds)
             rounds.append((ops / secs, traced_run(exe, args.object, ["openat"], args.seconds, 0, args.ratio_ring_mb)))
-        sustained = traced_run(exe, args.object, ["openat", "security_file_open"], args.seconds, args.rate, args.ring_mb)
+        sustained = traced_run(
+            exe, args.object, ["openat", "security_file_open"], args.seconds, args.rate, args.ring_mb
+        )
     for i, (untraced, traced) in enumerate(rounds, 1):
         print(
             f"round {i}: untraced openat {untraced:10,.0f} /s, traced {traced['gen_rate']:10,.0f} /s, "

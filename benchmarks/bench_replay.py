@@ -4,6 +4,7 @@ Run from the repository root (it takes about a minute)::
 
     .venv/bin/python benchmarks/bench_replay.py               # 200,000 events
     .venv/bin/python benchmarks/bench_replay.py --events 500000 --repeat 7 --keep benchmarks/out
+    .venv/bin/python benchmarks/bench_replay.py --mix heavy       # only events signatures select
 
 It writes a realistic mixed event stream with :mod:`workload` (about 0.1% of the
 events are attacks), pins itself to one CPU and prints, from this one run:
@@ -42,8 +43,8 @@ from typing import Any
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import workload  # noqa: E402  (benchmarks/workload.py, next to this file)
-from pytracee.engine.session import signature_id_order  # noqa: E402
+import workload
+from pytracee.engine.session import signature_id_order
 
 TARGET_REPLAY_EVENTS_PER_S = 150_000
 TARGET_SHARE_OF_PARSE = 0.40
@@ -74,8 +75,9 @@ def replay(path: Path, rules: list[str] | None = None) -> tuple[dict[str, Any], 
     :param rules: ``--rules`` selection (e.g. ``["lang:rego"]``); default: the
         signatures enabled by default (the Python built-ins).
     """
+    from pytracee.engine.errors import ExitStatus
     from pytracee.engine.reader import EventReader
-    from pytracee.engine.session import EXIT_OK, Session, SessionConfig
+    from pytracee.engine.session import Session, SessionConfig
 
     start = time.perf_counter()
     session = Session(SessionConfig(rules=list(rules or [])))
@@ -84,7 +86,7 @@ def replay(path: Path, rules: list[str] | None = None) -> tuple[dict[str, Any], 
     reader = EventReader([path], is_known_event=session.is_known_event)
     status = session.run(reader)
     done = time.perf_counter()
-    if status != EXIT_OK:
+    if status != ExitStatus.OK:
         raise SystemExit(f"replay of {path} failed with exit status {status}")
     return session.describe(), loaded - start, done - loaded
 
@@ -147,7 +149,6 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
-
 def pin_cpu(requested: int | None) -> str:
     if not hasattr(os, "sched_setaffinity"):
         return "not pinned (no sched_setaffinity on this platform)"
@@ -160,11 +161,25 @@ def pin_cpu(requested: int | None) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Benchmark pytracee's replay: throughput vs JSON parsing, and memory.")
     parser.add_argument("--events", type=int, default=200_000, help="events in the stream (default: %(default)s)")
-    parser.add_argument("--repeat", type=int, default=5, help="runs per throughput measurement; the best counts (default: %(default)s)")
-    parser.add_argument("--scale", type=int, default=10, help="size of the memory-growth input, in multiples of --events (default: %(default)s)")
+    parser.add_argument(
+        "--repeat", type=int, default=5, help="runs per throughput measurement; the best counts (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--scale",
+        type=int,
+        default=10,
+        help="size of the memory-growth input, in multiples of --events (default: %(default)s)",
+    )
     parser.add_argument("--seed", type=int, default=1, help="workload seed (default: %(default)s)")
+    parser.add_argument(
+        "--mix", choices=workload.MIXES, default="realistic",
+        help="realistic: mostly events no signature selects; heavy: only events Tracee's signatures select "
+        "(see workload.py; the end-to-end bench_commands.py runs both) (default: %(default)s)",
+    )  # fmt: skip
     parser.add_argument("--cpu", type=int, default=None, help="CPU to pin to (default: the last allowed one)")
-    parser.add_argument("--keep", type=Path, default=None, help="write the event files here and keep them (default: a temp dir)")
+    parser.add_argument(
+        "--keep", type=Path, default=None, help="write the event files here and keep them (default: a temp dir)"
+    )
     parser.add_argument("--child-replay", metavar="FILE", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child_replay is not None:
@@ -190,11 +205,14 @@ def run(args: argparse.Namespace, workdir: Path, pinned: str, started: float) ->
     import pytracee.signatures
 
     print("pytracee replay benchmark")
-    print(f"  Python {platform.python_version()} ({platform.python_implementation()}), orjson {orjson.__version__}, {platform.machine()}, {pinned}")
+    print(
+        f"  Python {platform.python_version()} ({platform.python_implementation()}), orjson {orjson.__version__}, {platform.machine()}, {pinned}"
+    )
 
-    path = workdir / f"events-{args.events}.jsonl"
+    tag = "" if args.mix == "realistic" else f"{args.mix}-"
+    path = workdir / f"events-{tag}{args.events}.jsonl"
     t = time.perf_counter()
-    stats = workload.write_events(path, args.events, seed=args.seed)
+    stats = workload.write_events(path, args.events, seed=args.seed, mix=args.mix)
     print(f"  input: {path.name}: {stats.describe()}; written in {time.perf_counter() - t:.1f} s")
     builtins = (*pytracee.signatures.BUILTIN_SIGNATURES, *pytracee.signatures.PYTRACEE_SIGNATURES)
     enabled = [cls for cls in builtins if cls.enabled_by_default]
@@ -223,7 +241,9 @@ def run(args: argparse.Namespace, workdir: Path, pinned: str, started: float) ->
     def runs(values: list[float]) -> str:
         return ", ".join(f"{args.events / v / 1000:.0f}k" for v in values)
 
-    print(f"{'(a) JSON parse only (binary lines, orjson.loads)':52}{parse_rate:>10,.0f} events/s   runs: {runs(parse_runs)}")
+    print(
+        f"{'(a) JSON parse only (binary lines, orjson.loads)':52}{parse_rate:>10,.0f} events/s   runs: {runs(parse_runs)}"
+    )
     print(
         f"{f'(b) full replay, {len(enabled)} built-in signatures':52}{replay_rate:>10,.0f} events/s   "
         f"target >= {TARGET_REPLAY_EVENTS_PER_S:,}  {verdict(replay_rate >= TARGET_REPLAY_EVENTS_PER_S)}   runs: {runs(replay_runs)}"
@@ -243,9 +263,9 @@ def run(args: argparse.Namespace, workdir: Path, pinned: str, started: float) ->
     )
     sys.stdout.flush()
 
-    big_path = workdir / f"events-{args.events * args.scale}.jsonl"
+    big_path = workdir / f"events-{tag}{args.events * args.scale}.jsonl"
     t = time.perf_counter()
-    big_stats = workload.write_events(big_path, args.events * args.scale, seed=args.seed)
+    big_stats = workload.write_events(big_path, args.events * args.scale, seed=args.seed, mix=args.mix)
     written = time.perf_counter() - t
     big = child_rss(big_path)
     if args.keep is None:
@@ -265,7 +285,9 @@ def run(args: argparse.Namespace, workdir: Path, pinned: str, started: float) ->
 
     found = Counter(described["findings_by_signature"])
     expected = stats.expected_findings
-    print(f"\nfindings by signature (last replay; expected = attacks the workload injected): {sum(found.values())} found, {sum(expected.values())} expected")
+    print(
+        f"\nfindings by signature (last replay; expected = attacks the workload injected): {sum(found.values())} found, {sum(expected.values())} expected"
+    )
     names = {cls.metadata.id: cls.metadata.name for cls in builtins}
     ok = True
     for sig_id in sorted(set(found) | set(expected), key=signature_id_order):
@@ -278,7 +300,9 @@ def run(args: argparse.Namespace, workdir: Path, pinned: str, started: float) ->
     if described["skipped"]:
         print(f"  skipped records: {described['skipped']}")
     ok &= ok_big
-    print(f"\ndetections {'match' if ok else 'DO NOT match'} the injected attacks; total time {time.perf_counter() - started:.0f} s")
+    print(
+        f"\ndetections {'match' if ok else 'DO NOT match'} the injected attacks; total time {time.perf_counter() - started:.0f} s"
+    )
     return 0 if ok else 1
 
 

@@ -4,6 +4,7 @@ Run from the repository root::
 
     .venv/bin/python benchmarks/bench_rule_languages.py            # 100,000 events
     .venv/bin/python benchmarks/bench_rule_languages.py --events 200000 --repeat 5
+    .venv/bin/python benchmarks/bench_rule_languages.py --mix heavy   # only events signatures select
 
 It writes the realistic mixed stream of :mod:`workload` and replays it through
 the real session (reader, selector index, signatures) with each signature set
@@ -28,11 +29,12 @@ import platform
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import workload  # noqa: E402
-from bench_replay import parse_only, pin_cpu, replay  # noqa: E402  (next to this file)
+import workload
+from bench_replay import parse_only, pin_cpu, replay
 
 #: (label, --rules selection, target events/s or None)
 SETS = (
@@ -48,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=100_000, help="events in the stream (default: %(default)s)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per set; the best counts (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=1, help="workload seed (default: %(default)s)")
+    parser.add_argument(
+        "--mix", choices=workload.MIXES, default="realistic", help="the stream (see workload.py) (default: %(default)s)"
+    )
     parser.add_argument("--cpu", type=int, default=None, help="CPU to pin to (default: the last allowed one)")
     args = parser.parse_args(argv)
 
@@ -57,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  Python {platform.python_version()}, {platform.machine()}, {pinned}")
     with tempfile.TemporaryDirectory(prefix="pytracee-bench-") as tmp:
         path = Path(tmp) / "events.jsonl"
-        stats = workload.write_events(path, args.events, seed=args.seed)
+        stats = workload.write_events(path, args.events, seed=args.seed, mix=args.mix)
         print(f"  input: {stats.describe()}\n")
         parse_runs: list[float] = []
         runs: dict[str, list[float]] = {label: [] for label, _, _ in SETS}
@@ -79,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     ok = True
     print(f"{'JSON parse only':26}{rate(parse_runs):>10,.0f} events/s   runs: {shown(parse_runs)}")
     python_rate = rate(runs[SETS[0][0]])
-    for label, _, target in SETS:
+    for label, rules, target in SETS:
         result = described[label]
         verdict = ""
         if target is not None:
@@ -87,9 +92,15 @@ def main(argv: list[str] | None = None) -> int:
             ok &= passed
             verdict = f"target >= {target:,} {'PASS' if passed else 'FAIL'}"
         errors = f", signature errors {result['signature_errors']}" if result["signature_errors"] else ""
+        expected = stats.expected_for(rules[0] if rules else "default")
+        matched = (
+            ""
+            if Counter(result["findings_by_signature"]) == expected
+            else f" (expected {sum(expected.values())}: MISMATCH)"
+        )
         print(
             f"{label:26}{rate(runs[label]):>10,.0f} events/s   {rate(runs[label]) / python_rate:5.2f}x python   "
-            f"{result['findings']:>4} findings from {len(result['findings_by_signature'])} signatures{errors}   "
+            f"{result['findings']:>4} findings from {len(result['findings_by_signature'])} signatures{matched}{errors}   "
             f"{verdict}   runs: {shown(runs[label])}"
         )
     print(f"\ntotal time {time.perf_counter() - started:.0f} s")

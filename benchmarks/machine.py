@@ -37,7 +37,11 @@ HOST_ENV = [
     "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 ]
 #: The environment systemd gives the host daemons.
-DAEMON_ENV = ["LANG=C.UTF-8", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "INVOCATION_ID=9c1f2e7b4a6d4e0f8a3b5c7d9e1f3a5b"]
+DAEMON_ENV = [
+    "LANG=C.UTF-8",
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "INVOCATION_ID=9c1f2e7b4a6d4e0f8a3b5c7d9e1f3a5b",
+]
 
 
 @dataclass
@@ -83,7 +87,6 @@ class Proc:
     cwd: str
     next_fd: int = 3
     base: dict[str, Any] = field(default_factory=dict, repr=False)
-
 
 
 class Machine:
@@ -296,9 +299,16 @@ class Machine:
     def _make_container_procs(self, c: Container) -> None:
         shim_pid = 30_000 + self.rng.randrange(200_000)
         main_specs = {
-            "nginx": [("nginx", "/usr/sbin/nginx", 0), ("nginx", "/usr/sbin/nginx", 101), ("nginx", "/usr/sbin/nginx", 101)],
+            "nginx": [
+                ("nginx", "/usr/sbin/nginx", 0),
+                ("nginx", "/usr/sbin/nginx", 101),
+                ("nginx", "/usr/sbin/nginx", 101),
+            ],
             "api": [("gunicorn", "/usr/local/bin/python3.12", 1000), ("gunicorn", "/usr/local/bin/python3.12", 1000)],
-            "postgres": [("postgres", "/usr/lib/postgresql/16/bin/postgres", 999), ("postgres", "/usr/lib/postgresql/16/bin/postgres", 999)],
+            "postgres": [
+                ("postgres", "/usr/lib/postgresql/16/bin/postgres", 999),
+                ("postgres", "/usr/lib/postgresql/16/bin/postgres", 999),
+            ],
             "redis": [("redis-server", "/usr/local/bin/redis-server", 999)],
             "coredns": [("coredns", "/coredns", 65532)],
             "runner": [("sh", "/bin/busybox", 0), ("make", "/usr/bin/make", 0)],
@@ -348,7 +358,11 @@ class Machine:
     def dev_inode(self, path: str) -> tuple[int, int]:
         """The device and inode of the file at ``path``, the same every time (procfs/sysfs, /tmp or the root disk)."""
         h = stable_hash(path)
-        dev = 45 if path.startswith(("/proc/", "/sys/")) else (271_581_185 if not path.startswith("/tmp/") else 271_581_186)
+        dev = (
+            45
+            if path.startswith(("/proc/", "/sys/"))
+            else (271_581_185 if not path.startswith("/tmp/") else 271_581_186)
+        )
         return dev, 1_000 + h % 4_000_000
 
 

@@ -3,23 +3,26 @@
 :class:`TracedMachine` adds to :class:`machine.Machine` one method per event the
 benign activity produces (``security_file_open``, ``openat``, ``read``, ``close``,
 ``mmap``, ``connect``, ``security_socket_connect``, ``execve``,
-``sched_process_exec``) and :meth:`TracedMachine.event`, which stamps any event
+``sched_process_exec``, ``security_inode_rename``, ``magic_write``, ``ptrace``)
+and :meth:`TracedMachine.event`, which stamps any event
 with the clock, a CPU, its ``eventId`` (from the engine's catalogue) and its
 syscall. Arguments carry Tracee v0.24 type names and raw values, or with
 ``parse_arguments`` the strings ``option:parse-arguments`` prints: open flags
 are rendered by the engine (:func:`pytracee.engine.parsers.format_open_flags`);
+ptrace requests by :func:`~pytracee.engine.parsers.format_ptrace_request`;
 what the engine does not render (mmap protections and flags, inode modes, stdin
 types, ``AT_FDCWD``, socket types) is rendered here.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
 from typing import Any
 
 from machine import BASE_TIMESTAMP, SOCK_STREAM, Machine, Proc
 from pytracee.engine.catalogue import SYSCALLS, event_id
-from pytracee.engine.parsers import format_open_flags, open_flags
+from pytracee.engine.parsers import format_open_flags, format_ptrace_request, open_flags
 
 # --- argument values and the renderings the engine does not have ----------------------------
 # (open(2) access modes, ptrace requests and mem_prot_alert codes are the engine's: pytracee.engine.parsers)
@@ -27,7 +30,17 @@ from pytracee.engine.parsers import format_open_flags, open_flags
 #: The open(2) flags the workload uses beyond the access modes, by name from the engine's table.
 O_CREAT, O_EXCL, O_TRUNC, O_APPEND, O_NONBLOCK, O_LARGEFILE, O_DIRECTORY, O_NOFOLLOW, O_CLOEXEC = (
     open_flags(name)
-    for name in ("O_CREAT", "O_EXCL", "O_TRUNC", "O_APPEND", "O_NONBLOCK", "O_LARGEFILE", "O_DIRECTORY", "O_NOFOLLOW", "O_CLOEXEC")
+    for name in (
+        "O_CREAT",
+        "O_EXCL",
+        "O_TRUNC",
+        "O_APPEND",
+        "O_NONBLOCK",
+        "O_LARGEFILE",
+        "O_DIRECTORY",
+        "O_NOFOLLOW",
+        "O_CLOEXEC",
+    )
 )
 AT_FDCWD = -100
 PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
@@ -38,13 +51,21 @@ _STDIN_TYPES = {S_IFCHR: "S_IFCHR", S_IFIFO: "S_IFIFO", S_IFSOCK: "S_IFSOCK"}
 
 def prot_text(prot: int) -> str:
     """mmap/mprotect protections the way parse-arguments prints them: ``PROT_READ|PROT_EXEC``."""
-    names = [name for name, bit in (("PROT_READ", PROT_READ), ("PROT_WRITE", PROT_WRITE), ("PROT_EXEC", PROT_EXEC)) if prot & bit]
+    names = [
+        name
+        for name, bit in (("PROT_READ", PROT_READ), ("PROT_WRITE", PROT_WRITE), ("PROT_EXEC", PROT_EXEC))
+        if prot & bit
+    ]
     return "|".join(names) or "PROT_NONE"
 
 
 def map_flags_text(flags: int) -> str:
     """mmap flags the way parse-arguments prints them: ``MAP_PRIVATE|MAP_DENYWRITE``."""
-    names = [n for n, b in (("MAP_PRIVATE", MAP_PRIVATE), ("MAP_ANONYMOUS", MAP_ANONYMOUS), ("MAP_DENYWRITE", MAP_DENYWRITE)) if flags & b]
+    names = [
+        n
+        for n, b in (("MAP_PRIVATE", MAP_PRIVATE), ("MAP_ANONYMOUS", MAP_ANONYMOUS), ("MAP_DENYWRITE", MAP_DENYWRITE))
+        if flags & b
+    ]
     return "|".join(names)
 
 
@@ -64,7 +85,13 @@ def inode_mode_text(mode: int) -> str:
 def inet(ip: str, port: int) -> dict[str, str]:
     """A ``SockAddr`` argument as Tracee prints it (strings, with or without parse-arguments)."""
     if ":" in ip:
-        return {"sa_family": "AF_INET6", "sin6_port": str(port), "sin6_flowinfo": "0", "sin6_addr": ip, "sin6_scopeid": "0"}
+        return {
+            "sa_family": "AF_INET6",
+            "sin6_port": str(port),
+            "sin6_flowinfo": "0",
+            "sin6_addr": ip,
+            "sin6_scopeid": "0",
+        }
     return {"sa_family": "AF_INET", "sin_port": str(port), "sin_addr": ip}
 
 
@@ -97,7 +124,9 @@ class TracedMachine(Machine):
         self.parse = parse_arguments
         super().__init__(seed, start=start)
 
-    def event(self, p: Proc, name: str, args: list[dict[str, Any]], ret: int = 0, syscall: str | None = None) -> dict[str, Any]:
+    def event(
+        self, p: Proc, name: str, args: list[dict[str, Any]], ret: int = 0, syscall: str | None = None
+    ) -> dict[str, Any]:
         """One event of task ``p`` at the next tick of the clock."""
         self.now += self.rng.randrange(1_500, 45_000)
         ev = p.base.copy()
@@ -116,14 +145,20 @@ class TracedMachine(Machine):
             return {"name": "flags", "type": "string", "value": format_open_flags(flags)}
         return {"name": "flags", "type": "int32", "value": flags}
 
-    def security_file_open(self, p: Proc, path: str, flags: int, syscall: str = "openat", user_path: str | None = None) -> dict[str, Any]:
+    def security_file_open(
+        self, p: Proc, path: str, flags: int, syscall: str = "openat", user_path: str | None = None
+    ) -> dict[str, Any]:
         dev, inode = self.dev_inode(path)
         args = [
             {"name": "pathname", "type": "string", "value": path},
             self._flags(flags | O_LARGEFILE),
             {"name": "dev", "type": "uint32", "value": dev},
             {"name": "inode", "type": "uint64", "value": inode},
-            {"name": "ctime", "type": "uint64", "value": BASE_TIMESTAMP - 86_400_000_000_000 * (1 + inode % 400) + inode},
+            {
+                "name": "ctime",
+                "type": "uint64",
+                "value": BASE_TIMESTAMP - 86_400_000_000_000 * (1 + inode % 400) + inode,
+            },
             {"name": "syscall_pathname", "type": "string", "value": user_path if user_path is not None else path},
         ]
         return self.event(p, "security_file_open", args, 0, syscall)
@@ -163,14 +198,22 @@ class TracedMachine(Machine):
         args = [
             {"name": "sockfd", "type": "int32", "value": fd},
             {"name": "addr", "type": "SockAddr", "value": addr},
-            {"name": "addrlen", "type": "int32", "value": 110 if addr["sa_family"] == "AF_UNIX" else (28 if addr["sa_family"] == "AF_INET6" else 16)},
+            {
+                "name": "addrlen",
+                "type": "int32",
+                "value": 110 if addr["sa_family"] == "AF_UNIX" else (28 if addr["sa_family"] == "AF_INET6" else 16),
+            },
         ]
         return self.event(p, "connect", args, ret)
 
     def security_socket_connect(self, p: Proc, fd: int, sock_type: int, addr: dict[str, str]) -> dict[str, Any]:
         args = [
             {"name": "sockfd", "type": "int32", "value": fd},
-            {"name": "type", "type": "int32", "value": ("SOCK_STREAM" if sock_type == SOCK_STREAM else "SOCK_DGRAM") if self.parse else sock_type},
+            {
+                "name": "type",
+                "type": "int32",
+                "value": ("SOCK_STREAM" if sock_type == SOCK_STREAM else "SOCK_DGRAM") if self.parse else sock_type,
+            },
             {"name": "remote_addr", "type": "SockAddr", "value": addr},
         ]
         return self.event(p, "security_socket_connect", args, 0, "connect")
@@ -184,10 +227,20 @@ class TracedMachine(Machine):
         return self.event(p, "execve", args, 0)
 
     def sched_process_exec(
-        self, p: Proc, cmdpath: str, argv: list[str], prev_comm: str, stdin_type: int = S_IFCHR, interp: str | None = None
+        self,
+        p: Proc,
+        cmdpath: str,
+        argv: list[str],
+        prev_comm: str,
+        stdin_type: int = S_IFCHR,
+        interp: str | None = None,
     ) -> dict[str, Any]:
         dev, inode = self.dev_inode(p.exe)
-        loader = "/lib/ld-musl-x86_64.so.1" if p.container and p.container.libc == "musl" else "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"
+        loader = (
+            "/lib/ld-musl-x86_64.so.1"
+            if p.container and p.container.libc == "musl"
+            else "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"
+        )
         static = p.container is not None and p.container.libc == "static"
         ldev, linode = self.dev_inode(loader)
         args = [
@@ -211,3 +264,30 @@ class TracedMachine(Machine):
             {"name": "pwd", "type": "string", "value": p.cwd},
         ]  # fmt: skip
         return self.event(p, "sched_process_exec", args, 0, "execve")
+
+    def security_inode_rename(self, p: Proc, old: str, new: str, syscall: str = "rename") -> dict[str, Any]:
+        args = [
+            {"name": "old_path", "type": "string", "value": old},
+            {"name": "new_path", "type": "string", "value": new},
+        ]
+        return self.event(p, "security_inode_rename", args, 0, syscall)
+
+    def magic_write(self, p: Proc, path: str, data: bytes, syscall: str = "write") -> dict[str, Any]:
+        """The first bytes written to a file (``data``: what Tracee captures, base64 in the JSON)."""
+        dev, inode = self.dev_inode(path)
+        args = [
+            {"name": "pathname", "type": "string", "value": path},
+            {"name": "bytes", "type": "[]byte", "value": base64.b64encode(data).decode()},
+            {"name": "dev", "type": "uint32", "value": dev},
+            {"name": "inode", "type": "uint64", "value": inode},
+        ]
+        return self.event(p, "magic_write", args, 0, syscall)
+
+    def ptrace(self, p: Proc, request: int, pid: int, addr: int = 0, data: int = 0, ret: int = 0) -> dict[str, Any]:
+        args = [
+            {"name": "request", "type": "int64", "value": format_ptrace_request(request) if self.parse else request},
+            {"name": "pid", "type": "int32", "value": pid},
+            {"name": "addr", "type": "trace.Pointer", "value": addr},
+            {"name": "data", "type": "trace.Pointer", "value": data},
+        ]
+        return self.event(p, "ptrace", args, ret)

@@ -10,6 +10,16 @@ events) it injects an attack taken from :data:`ATTACKS`, each of which a
 built-in signature must detect; the expected findings are counted as the
 stream is written, so a replay can be checked against them.
 
+Two mixes (``mix=``, ``--mix``): ``realistic``, the node's whole activity with
+Tracee's default events, most of which no signature selects; and ``heavy``,
+the signature-heavy stream of a recording made with ``tracee -e $(tracee-rules
+--list-events)``: only events Tracee's signatures select, about 55%
+``security_file_open``, 15% ``sched_process_exec``, 12%
+``security_socket_connect``, 8% ``security_inode_rename``, 5% ``magic_write``
+and 5% ``ptrace`` (:data:`HEAVY_MIX`), with an attack about every 5,000 events.
+The same node and activity produce both; the heavy one adds renames, first
+writes and debugging sessions, and keeps only the traced events.
+
 Arguments are raw values by default (open flags and ptrace requests as
 integers), or Tracee's ``--output option:parse-arguments`` strings
 (``"O_RDONLY|O_CLOEXEC"``, ``"PTRACE_TRACEME"``) with ``parse_arguments=True``.
@@ -27,6 +37,7 @@ lives next to it, one concept per module, each building on the one before:
 Command line::
 
     python benchmarks/workload.py --events 200000 --out /tmp/events.jsonl
+    python benchmarks/workload.py --mix heavy --events 200000 --out /tmp/heavy.jsonl
     python benchmarks/workload.py --events 1000 --seed 7 --parse-arguments --out events.jsonl.gz
     python benchmarks/workload.py --demo --out examples/events/demo.jsonl
     python benchmarks/workload.py --list-attacks
@@ -36,6 +47,7 @@ As a module (with ``benchmarks/`` on ``sys.path``, or loaded from its file)::
     from workload import write_events, write_demo
     stats = write_events("events.jsonl", 200_000, seed=1)
     stats.expected_findings   # Counter of signature ID -> findings a correct replay produces
+    stats.expected_for("lang:rego")   # ... with another signature set (lang:python, lang:cel, all)
 """
 
 from __future__ import annotations
@@ -58,14 +70,19 @@ _HERE = str(Path(__file__).resolve().parent)
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
-from activity import Simulation  # noqa: E402  (after the sys.path set-up above)
-from attacks import ATTACKS, Attack, expected_findings  # noqa: E402
+from activity import HEAVY_MIX, Simulation  # noqa: E402  (after the sys.path set-up above)
+from attacks import ATTACKS, RULE_SETS, Attack, expected_findings  # noqa: E402
 
 __all__ = [
     "ATTACKS",
+    "ATTACK_EVERY",
     "DEMO_BENIGN_EVENTS",
     "DEMO_EXPECTED_FINDINGS",
     "DEMO_SEED",
+    "HEAVY_MIX",
+    "MIXES",
+    "RULE_SETS",
+    "TRACEE_SIGNATURE_EVENTS",
     "Attack",
     "Workload",
     "WorkloadStats",
@@ -75,6 +92,30 @@ __all__ = [
     "write_demo",
     "write_events",
 ]
+
+#: The event streams :meth:`Workload.stream` writes (see there).
+MIXES = ("realistic", "heavy")
+#: Events between two attacks, on average, per mix: about 0.1% of the realistic stream's
+#: events are attacks, a few dozen attacks in 200,000 events of the heavy one.
+ATTACK_EVERY = {"realistic": 2000, "heavy": 5000}
+
+
+def _tracee_signature_events() -> frozenset[str]:
+    """The events Tracee's own signatures (the enabled built-ins, PYT-1 left out) select:
+    what ``tracee -e $(tracee-rules --list-events)`` traces with Tracee v0.24.1's set."""
+    from pytracee.signatures import BUILTIN_SIGNATURES
+
+    return frozenset(
+        selector.name
+        for cls in BUILTIN_SIGNATURES
+        if cls.enabled_by_default
+        for selector in cls().get_selected_events()
+    )
+
+
+#: What the signature-heavy stream holds: only events Tracee's signatures select.
+TRACEE_SIGNATURE_EVENTS: frozenset[str] = _tracee_signature_events()
+assert set(HEAVY_MIX) <= TRACEE_SIGNATURE_EVENTS, "every event of the heavy mix must be one a signature selects"
 
 #: Seed and size of the bundled demo (examples/events/demo.jsonl).
 DEMO_SEED = 2024
@@ -95,6 +136,12 @@ class WorkloadStats:
     #: signature ID -> findings a correct replay through the built-ins produces
     expected_findings: Counter[str] = field(default_factory=Counter)
 
+    def expected_for(self, rules: str = "default") -> Counter[str]:
+        """The findings a correct replay produces with the signature set ``rules`` (a key of
+        :data:`RULE_SETS`: ``default``, ``lang:python``, ``lang:rego``, ``lang:cel``, ``all``);
+        ``expected_for("default") == expected_findings``."""
+        return expected_findings(self.attacks, rules)
+
     def describe(self) -> str:
         mix = ", ".join(f"{name} {100 * n / max(self.events, 1):.1f}%" for name, n in self.by_event.most_common(9))
         return (
@@ -112,9 +159,23 @@ class Workload(Simulation):
     :param start: where the clock starts, in nanoseconds since the epoch.
     """
 
-    def stream(self, n: int, stats: WorkloadStats | None = None, attack_every: int = 2000) -> Iterator[dict[str, Any]]:
-        """Exactly ``n`` events: benign bursts with an attack about every ``attack_every`` events."""
+    def stream(
+        self, n: int, stats: WorkloadStats | None = None, attack_every: int | None = None, mix: str = "realistic"
+    ) -> Iterator[dict[str, Any]]:
+        """Exactly ``n`` events: benign bursts with an attack about every ``attack_every`` events.
+
+        :param mix: ``"realistic"``: the node's whole activity as Tracee records it
+            with its default events (mostly events no signature selects); ``"heavy"``: a
+            recording of only the events Tracee's signatures select
+            (:data:`TRACEE_SIGNATURE_EVENTS`), in the shares of :data:`activity.HEAVY_MIX`.
+        :param attack_every: default :data:`ATTACK_EVERY` of the mix.
+        """
+        if mix not in MIXES:
+            raise ValueError(f"unknown mix {mix!r}; expected one of {', '.join(MIXES)}")
         stats = stats if stats is not None else WorkloadStats()
+        attack_every = attack_every or ATTACK_EVERY[mix]
+        traced = TRACEE_SIGNATURE_EVENTS if mix == "heavy" else None
+        produced: Counter[str] = Counter()  # the events written, by name
         kinds: list[str] = []
         next_attack = self.rng.randrange(attack_every // 2, attack_every * 3 // 2)
         emitted = 0
@@ -126,17 +187,22 @@ class Workload(Simulation):
                     self.rng.shuffle(kinds)
                 attack = ATTACKS[kinds.pop()]
                 burst = attack.build(self)
+                if traced is not None:
+                    burst = [ev for ev in burst if ev["eventName"] in traced]
                 if emitted + len(burst) > n:
                     continue
                 stats.attacks[attack.kind] += 1
                 stats.attack_events += len(burst)
                 stats.expected_findings.update(attack.expected)
-            else:
+            elif traced is None:
                 burst = self.benign()
+            else:
+                burst = [ev for ev in self.heavy(produced) if ev["eventName"] in traced]
             for ev in burst[: n - emitted]:
-                stats.by_event[ev["eventName"]] += 1
+                produced[ev["eventName"]] += 1
                 yield ev
             emitted += min(len(burst), n - emitted)
+        stats.by_event.update(produced)
         stats.events += emitted
 
     def demo(self, stats: WorkloadStats | None = None, benign: int = DEMO_BENIGN_EVENTS) -> Iterator[dict[str, Any]]:
@@ -166,12 +232,22 @@ class Workload(Simulation):
 # --- writing ---------------------------------------------------------------------------------
 
 
-def generate(n: int, *, seed: int = 1, parse_arguments: bool = False, stats: WorkloadStats | None = None) -> Iterator[dict[str, Any]]:
-    """Yield ``n`` events (dicts) of the mixed workload."""
-    return Workload(seed, parse_arguments=parse_arguments).stream(n, stats)
+def generate(
+    n: int,
+    *,
+    seed: int = 1,
+    parse_arguments: bool = False,
+    stats: WorkloadStats | None = None,
+    mix: str = "realistic",
+    attack_every: int | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Yield ``n`` events (dicts) of the workload; ``mix``: ``"realistic"`` or ``"heavy"`` (see :meth:`Workload.stream`)."""
+    return Workload(seed, parse_arguments=parse_arguments).stream(n, stats, attack_every, mix)
 
 
-def demo_events(*, seed: int = DEMO_SEED, parse_arguments: bool = False, stats: WorkloadStats | None = None) -> Iterator[dict[str, Any]]:
+def demo_events(
+    *, seed: int = DEMO_SEED, parse_arguments: bool = False, stats: WorkloadStats | None = None
+) -> Iterator[dict[str, Any]]:
     """Yield the events of the demo scenario."""
     return Workload(seed, parse_arguments=parse_arguments).demo(stats)
 
@@ -198,10 +274,19 @@ def _write(path: str | Path, events: Iterator[dict[str, Any]], stats: WorkloadSt
     return stats
 
 
-def write_events(path: str | Path, n: int, *, seed: int = 1, parse_arguments: bool = False) -> WorkloadStats:
-    """Write ``n`` events of the mixed workload to ``path`` (gzip when it ends in ``.gz``)."""
+def write_events(
+    path: str | Path,
+    n: int,
+    *,
+    seed: int = 1,
+    parse_arguments: bool = False,
+    mix: str = "realistic",
+    attack_every: int | None = None,
+) -> WorkloadStats:
+    """Write ``n`` events of the workload to ``path`` (gzip when it ends in ``.gz``); ``mix``: see :meth:`Workload.stream`."""
     stats = WorkloadStats()
-    return _write(path, generate(n, seed=seed, parse_arguments=parse_arguments, stats=stats), stats)
+    events = generate(n, seed=seed, parse_arguments=parse_arguments, stats=stats, mix=mix, attack_every=attack_every)
+    return _write(path, events, stats)
 
 
 def write_demo(path: str | Path, *, seed: int = DEMO_SEED, parse_arguments: bool = False) -> WorkloadStats:
@@ -211,13 +296,41 @@ def write_demo(path: str | Path, *, seed: int = DEMO_SEED, parse_arguments: bool
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Write a deterministic, realistic Tracee event stream (trace.Event JSON lines).")
+    parser = argparse.ArgumentParser(
+        description="Write a deterministic, realistic Tracee event stream (trace.Event JSON lines)."
+    )
     parser.add_argument("--events", type=int, default=10_000, help="number of events (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=None, help=f"random seed (default: 1, or {DEMO_SEED} with --demo)")
-    parser.add_argument("--parse-arguments", action="store_true", help="argument values as Tracee's option:parse-arguments strings")
-    parser.add_argument("--demo", action="store_true", help="write the demo scenario: noise plus one of every attack (--events is ignored)")
+    parser.add_argument(
+        "--mix", choices=MIXES, default="realistic",
+        help="realistic: a node's activity with Tracee's default events (mostly events no signature selects); "
+        "heavy: only events Tracee's signatures select, as `tracee -e $(tracee-rules --list-events)` records "
+        "(default: %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--attack-every",
+        type=int,
+        default=None,
+        help="events between attacks on average (default: 2000 realistic, 5000 heavy)",
+    )
+    parser.add_argument(
+        "--rules",
+        choices=RULE_SETS,
+        default="default",
+        help="print the findings expected with this signature set (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--parse-arguments", action="store_true", help="argument values as Tracee's option:parse-arguments strings"
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="write the demo scenario: noise plus one of every attack (--events is ignored)",
+    )
     parser.add_argument("--out", type=Path, help="output file; gzip-compressed when it ends in .gz")
-    parser.add_argument("--list-attacks", action="store_true", help="print the attacks and the findings each must produce, and exit")
+    parser.add_argument(
+        "--list-attacks", action="store_true", help="print the attacks and the findings each must produce, and exit"
+    )
     args = parser.parse_args(argv)
     if args.list_attacks:
         for attack in ATTACKS.values():
@@ -227,14 +340,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.out is None:
         parser.error("--out is required")
     if args.demo:
-        stats = write_demo(args.out, seed=DEMO_SEED if args.seed is None else args.seed, parse_arguments=args.parse_arguments)
+        stats = write_demo(
+            args.out, seed=DEMO_SEED if args.seed is None else args.seed, parse_arguments=args.parse_arguments
+        )
     else:
-        stats = write_events(args.out, args.events, seed=1 if args.seed is None else args.seed, parse_arguments=args.parse_arguments)
+        stats = write_events(
+            args.out, args.events, seed=1 if args.seed is None else args.seed, parse_arguments=args.parse_arguments,
+            mix=args.mix, attack_every=args.attack_every,
+        )  # fmt: skip
     print(f"{args.out}: {stats.describe()}", file=sys.stderr)
-    expected = ", ".join(f"{sig}: {n}" for sig, n in sorted(stats.expected_findings.items(), key=lambda kv: signature_id_order(kv[0])))
-    print(f"expected findings: {sum(stats.expected_findings.values())} ({expected})", file=sys.stderr)
+    wanted = stats.expected_for(args.rules)
+    expected = ", ".join(f"{sig}: {n}" for sig, n in sorted(wanted.items(), key=lambda kv: signature_id_order(kv[0])))
+    shown = "" if args.rules == "default" else f" with --rules {args.rules}"
+    print(f"expected findings{shown}: {sum(wanted.values())} ({expected})", file=sys.stderr)
     return 0
-
 
 
 if __name__ == "__main__":

@@ -1,0 +1,347 @@
+"""End-to-end replay throughput: the real ``tracee-rules`` command, on one CPU, on both streams.
+
+Run from the repository root (about five minutes with the defaults)::
+
+    .venv/bin/python benchmarks/bench_commands.py                       # 200,000 events per stream, best of 3
+    .venv/bin/python benchmarks/bench_commands.py --mix heavy --sets default --repeat 5
+    .venv/bin/python benchmarks/bench_commands.py --keep benchmarks/out   # keep the inputs and outputs
+
+It writes two streams with :mod:`workload` (``--mix``): the realistic one, a
+node's whole activity as Tracee records it by default (most events are ones no
+signature selects), and the signature-heavy one, a recording made with ``tracee
+-e $(tracee-rules --list-events)``, in which every event is one a signature
+selects. Then it pins itself to one CPU (the commands it starts, and the Rego
+worker they start, inherit that) and runs, as a user does (with the byte code
+cached, as an installed package has it: see :func:`command_env`)::
+
+    tracee-rules [--rules SET] --input FILE --output OUT        # the default template
+
+for each signature set (``--sets``: the default set, ``lang:rego``, ``lang:cel``
+and ``all``), timing the whole process from start to exit. Each line shows:
+
+* events/s end to end: events / wall time of the command, start-up (imports,
+  plugins, rule compilation, the Rego worker) included;
+* the ratio to JSON parsing alone (each line of the same file ``orjson.loads``-ed,
+  in this process), which is what any replay pays;
+* events/s without start-up: the wall time minus that of the same command on an
+  empty input (shown as ``start-up``), i.e. the replay's steady rate;
+* the CPU time of the command (user + system, with the Rego worker), less
+  sensitive than wall time to other jobs on a shared machine;
+* the target of issue 10, where it has one, with PASS or FAIL (judged on the
+  end-to-end rate and ratio).
+
+Throughputs are the best of ``--repeat`` runs; parse-only and the commands are
+interleaved so machine noise hits all alike, and every run is listed. Finally it
+checks that each command found exactly the findings the workload injected for
+that signature set (:meth:`workload.WorkloadStats.expected_for`), counted from
+the command's own output (``Signature ID:`` lines of the default template) and
+its summary on stderr; the exit status is 1 when they differ or a command fails.
+A signature that a time budget disabled (``--cel-time-budget``,
+``--rego-time-budget``: a busy machine can make an evaluation overrun) misses
+findings; the report says so. See benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import workload
+from bench_replay import parse_only, pin_cpu
+from workload import signature_id_order
+
+#: The signature sets, as ``tracee-rules`` options.
+SETS: dict[str, list[str]] = {
+    "default": [],
+    "lang:rego": ["--rules", "lang:rego"],
+    "lang:cel": ["--rules", "lang:cel"],
+    "all": ["--rules", "all"],
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    """Issue 10's target for one (stream, signature set): events/s end to end, and share of parse-only."""
+
+    events_per_s: float
+    share_of_parse: float | None = None
+
+    def describe(self) -> str:
+        share = f", >= {self.share_of_parse:.2f} of parse" if self.share_of_parse is not None else ""
+        return f">= {self.events_per_s / 1000:.0f}k/s{share}"
+
+    def met(self, rate: float, share: float) -> bool:
+        return rate >= self.events_per_s and (self.share_of_parse is None or share >= self.share_of_parse)
+
+
+TARGETS: dict[tuple[str, str], Target] = {
+    ("heavy", "default"): Target(150_000, 0.45),
+    ("realistic", "default"): Target(250_000),
+    ("heavy", "lang:rego"): Target(30_000),
+    ("heavy", "lang:cel"): Target(100_000),
+    ("heavy", "all"): Target(25_000),
+}
+
+_SUMMARY = re.compile(
+    r"(\d+) events read, (\d+) skipped.*?; (\d+) findings from (\d+) signatures(?: \(([^)]*)\))?(.*)$"
+)
+_SIGNATURE_ID = re.compile(rb"^Signature ID: (\S+)$", re.MULTILINE)
+
+
+@dataclass
+class Run:
+    """One command run."""
+
+    wall: float
+    cpu: float
+    status: int
+    found: Counter[str]  # from the output file
+    summary: str  # the summary line on stderr
+    notes: list[str]  # other stderr lines (warnings, errors)
+
+
+@dataclass
+class Case:
+    """One (stream, signature set): its runs, and start-up times on an empty input."""
+
+    mix: str
+    rules: str
+    runs: list[Run] = field(default_factory=list)
+    startups: list[float] = field(default_factory=list)
+
+
+def tracee_rules_command(explicit: str | None) -> list[str]:
+    """The command to run: ``--command``, or ``tracee-rules`` next to this interpreter, or on PATH."""
+    if explicit:
+        return explicit.split()
+    beside = Path(sys.executable).parent / "tracee-rules"
+    return [str(beside)] if beside.exists() else ["tracee-rules"]
+
+
+def command_env(workdir: Path) -> dict[str, str]:
+    """The commands' environment: this one, with byte code cached as an installed package has it.
+
+    ``pip install`` compiles the package's modules; a checkout run with
+    ``PYTHONDONTWRITEBYTECODE`` set would compile every module at every start
+    instead. The commands write their byte code under ``workdir/pycache``
+    (``PYTHONPYCACHEPREFIX``, unless set already), never into the source tree.
+    """
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env.setdefault("PYTHONPYCACHEPREFIX", str(workdir / "pycache"))
+    return env
+
+
+def run_command(
+    command: list[str], rules: str, path: Path, output: Path, extra: list[str], env: dict[str, str] | None = None
+) -> Run:
+    """Run ``tracee-rules`` on ``path`` once and time it from start to exit."""
+    argv = [*command, *SETS[rules], *extra, "--input", str(path), "--output", str(output)]
+    gc.collect()
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    assert proc.stderr is not None
+    stderr = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    proc.stderr.close()
+    lines = stderr.decode(errors="replace").splitlines()
+    summary = next((line for line in reversed(lines) if _SUMMARY.search(line)), "")
+    notes = [line for line in lines if line != summary and "loaded " not in line]
+    found = Counter(m.decode() for m in _SIGNATURE_ID.findall(output.read_bytes())) if output.exists() else Counter()
+    return Run(wall, usage.ru_utime + usage.ru_stime, proc.returncode, found, summary, notes)
+
+
+def summary_findings(summary: str) -> tuple[int, int, Counter[str], str]:
+    """(events read, skipped, findings by signature, the rest) from the command's summary line."""
+    match = _SUMMARY.search(summary)
+    if match is None:
+        return -1, -1, Counter(), summary
+    by_signature: Counter[str] = Counter()
+    for item in filter(None, (match.group(5) or "").split(", ")):
+        sig_id, _, count = item.rpartition(": ")
+        by_signature[sig_id] = int(count)
+    return int(match.group(1)), int(match.group(2)), by_signature, match.group(6)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="End-to-end throughput of the tracee-rules command, on one CPU, per stream and signature set."
+    )
+    parser.add_argument("--events", type=int, default=200_000, help="events per stream (default: %(default)s)")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs per measurement; the best counts (default: %(default)s)"
+    )
+    parser.add_argument("--mix", action="append", choices=workload.MIXES, help="stream(s) to run (default: both)")
+    parser.add_argument("--sets", default=",".join(SETS), help="signature sets, comma-separated (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=1, help="workload seed (default: %(default)s)")
+    parser.add_argument("--parse-arguments", action="store_true", help="streams with option:parse-arguments values")
+    parser.add_argument("--cpu", type=int, default=None, help="CPU to pin to (default: the last allowed one)")
+    parser.add_argument(
+        "--command", default=None, help="the tracee-rules command (default: the one next to this Python)"
+    )
+    parser.add_argument(
+        "--extra",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="an extra tracee-rules argument for every run (repeatable), e.g. --extra=--cel-time-budget=100",
+    )
+    parser.add_argument(
+        "--keep", type=Path, default=None, help="write inputs and outputs here and keep them (default: a temp dir)"
+    )
+    args = parser.parse_args(argv)
+    sets = [s.strip() for s in args.sets.split(",") if s.strip()]
+    unknown = [s for s in sets if s not in SETS]
+    if unknown:
+        parser.error(f"unknown signature set(s) {', '.join(unknown)}; choose from {', '.join(SETS)}")
+    args.sets = sets
+    args.mix = args.mix or list(workload.MIXES)
+
+    started = time.perf_counter()
+    pinned = pin_cpu(args.cpu)
+    if args.keep is not None:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        return run(args, args.keep, pinned, started)
+    with tempfile.TemporaryDirectory(prefix="pytracee-bench-") as tmp:
+        return run(args, Path(tmp), pinned, started)
+
+
+def run(args: argparse.Namespace, workdir: Path, pinned: str, started: float) -> int:
+    command = tracee_rules_command(args.command)
+    print("pytracee end-to-end benchmark: the tracee-rules command")
+    print(f"  Python {platform.python_version()}, orjson {orjson.__version__}, {platform.machine()}, {pinned}")
+    print(
+        f"  command: {' '.join(command)} [--rules SET] {' '.join(args.extra)} --input FILE --output OUT (default template)"
+    )
+
+    inputs: dict[str, tuple[Path, workload.WorkloadStats]] = {}
+    for mix in args.mix:
+        path = workdir / f"{mix}-{args.events}{'-pa' if args.parse_arguments else ''}.jsonl"
+        t = time.perf_counter()
+        stats = workload.write_events(path, args.events, seed=args.seed, parse_arguments=args.parse_arguments, mix=mix)
+        print(f"  {mix}: {path.name}: {stats.describe()}; written in {time.perf_counter() - t:.0f} s")
+        inputs[mix] = (path, stats)
+    empty = workdir / "empty.jsonl"
+    empty.write_bytes(b"")
+    env = command_env(workdir)
+    for rules in args.sets:  # warm-up: byte code compiled and cached, files in the page cache
+        run_command(command, rules, empty, workdir / "findings-empty.txt", args.extra, env)
+    print(f"  byte code cached in {env['PYTHONPYCACHEPREFIX']} (PYTHONPYCACHEPREFIX), as an installed package has it")
+    print(f"  best of {args.repeat} interleaved runs; the machine's other load shows in the spread\n")
+    sys.stdout.flush()
+
+    parse_runs: dict[str, list[float]] = {mix: [] for mix in args.mix}
+    cases = {(mix, rules): Case(mix, rules) for mix in args.mix for rules in args.sets}
+    for round_ in range(args.repeat):
+        for mix, (path, _) in inputs.items():
+            gc.collect()
+            count, seconds = parse_only(path)
+            assert count == args.events, (count, args.events)
+            parse_runs[mix].append(seconds)
+            for rules in args.sets if round_ % 2 == 0 else reversed(args.sets):
+                case = cases[(mix, rules)]
+                output = workdir / f"findings-{mix}-{rules.replace(':', '-')}.txt"
+                case.runs.append(run_command(command, rules, path, output, args.extra, env))
+                if mix == args.mix[0]:
+                    case_startup = run_command(command, rules, empty, workdir / "findings-empty.txt", args.extra, env)
+                    for other in args.mix:
+                        cases[(other, rules)].startups.append(case_startup.wall)
+
+    ok = True
+    problems: list[str] = []
+    for mix, (_path, stats) in inputs.items():
+        parse_rate = args.events / min(parse_runs[mix])
+        print(f"{mix} stream ({stats.bytes / max(stats.events, 1):.0f} B/event), {args.events:,} events:")
+        print(
+            f"  {'JSON parse only (orjson.loads per line)':40}{parse_rate:>10,.0f} events/s   runs: {_runs(args.events, parse_runs[mix])}"
+        )
+        for rules in args.sets:
+            case = cases[(mix, rules)]
+            best = min(case.runs, key=lambda r: r.wall)
+            rate = args.events / best.wall
+            share = rate / parse_rate
+            startup = min(case.startups)
+            steady = args.events / max(best.wall - startup, 1e-9)
+            target = TARGETS.get((mix, rules))
+            verdict = f"target {target.describe()} {'PASS' if target.met(rate, share) else 'FAIL'}" if target else ""
+            if target is not None:
+                ok &= target.met(rate, share)
+            label = f"tracee-rules {' '.join(SETS[rules]) or '(default set)'}"
+            print(
+                f"  {label:40}{rate:>10,.0f} events/s   {share:5.2f} of parse   "
+                f"without start-up ({startup:.2f} s) {steady:>8,.0f}/s   cpu {best.cpu:6.2f} s   {verdict}"
+            )
+            print(f"  {'':40}runs: {_runs(args.events, [r.wall for r in case.runs])}")
+            for problem in check(case, stats, args.events):
+                problems.append(f"{mix} {rules}: {problem}")
+        print()
+
+    print("findings (each run, from the output file and the summary) against what the workload injected for the set:")
+    for mix, (_, stats) in inputs.items():
+        for rules in args.sets:
+            expected = stats.expected_for(rules)
+            print(f"  {mix:9} {rules:10} expected {sum(expected.values()):>4} from {len(expected)} signatures")
+    if problems:
+        ok = False
+        for problem in problems:
+            print(f"  MISMATCH {problem}")
+    else:
+        print("  every run found exactly the expected findings")
+    notes = Counter(_shorten(note) for case in cases.values() for r in case.runs for note in r.notes)
+    if notes:
+        print("\nnotes on stderr (count of runs):")
+        for note, count in notes.most_common(12):
+            print(f"  {count:>3}x {note}")
+    print(f"\ntotal time {time.perf_counter() - started:.0f} s; targets {'all met' if ok else 'NOT all met'}")
+    return 0 if ok else 1
+
+
+def check(case: Case, stats: workload.WorkloadStats, events: int) -> list[str]:
+    """Why the runs of ``case`` did not find exactly the expected findings (empty: they did)."""
+    expected = stats.expected_for(case.rules)
+    problems = []
+    for index, r in enumerate(case.runs, 1):
+        read, skipped, summarized, rest = summary_findings(r.summary)
+        if r.status != 0:
+            problems.append(f"run {index}: exit status {r.status}")
+        if read != events or skipped:
+            problems.append(f"run {index}: {read} events read, {skipped} skipped (of {events})")
+        for what, found in (("output", r.found), ("summary", summarized)):
+            if found != expected:
+                diff = ", ".join(
+                    f"{sig} {found[sig]} (expected {expected[sig]})"
+                    for sig in sorted(set(found) | set(expected), key=signature_id_order)
+                    if found[sig] != expected[sig]
+                )
+                problems.append(f"run {index}: {what}: {diff}")
+        if "signature errors" in rest:
+            problems.append(f"run {index}: {rest.strip('; ')}")
+    return problems
+
+
+def _runs(events: int, seconds: list[float]) -> str:
+    return ", ".join(f"{events / s / 1000:.0f}k" for s in seconds)
+
+
+def _shorten(note: str) -> str:
+    note = re.sub(r"\d+", "N", note)  # counts, line numbers, times: one line per kind of note
+    return note if len(note) <= 200 else note[:197] + "..."
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
