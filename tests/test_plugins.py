@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import inspect
 import textwrap
 from pathlib import Path
 
 import pytest
-from pytracee.engine import hookspecs
 from pytracee.engine.plugins import RuleFileError
 from pytracee.engine.session import ConfigError, Session, SessionConfig
 from pytracee.engine.testing import make_event
@@ -257,26 +255,6 @@ def test_misspelled_hooks_are_reported(tmp_path: Path) -> None:
     assert [str(e) for e in session.load_errors()] == [
         "plugin typo: unknown hook 'tracee_finding_outptu' (misspelled?)"
     ]
-
-
-def test_every_hookspec_is_documented_and_grouped() -> None:
-    source = inspect.getsource(hookspecs)
-    specs = [name for name in dir(hookspecs) if name.startswith("tracee_")]
-    assert len(specs) >= 10
-    for name in specs:
-        doc = inspect.getdoc(getattr(hookspecs, name))
-        assert doc and len(doc) > 40, f"{name} needs a docstring"
-    phases = (
-        "configuration",
-        "rule-file collection",
-        "signature registration",
-        "session start",
-        "findings",
-        "session end",
-        "errors",
-    )
-    for phase in phases:  # in run order; tests/test_hookspecs.py checks each hook's documentation and calls
-        assert f"# --- {phase} -" in source
 
 
 def test_rule_file_error_message() -> None:

@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Protocol
 
-from .functions import FUNCTIONS, CelFunction, EventSlot
+from .functions import FUNCTIONS, TIMESTAMP_ACCESSORS, CelFunction, EventSlot
 from .limits import ITERATION_BUDGET
 
 __all__ = [
@@ -227,7 +227,7 @@ def _cpp_compile_error(message: str) -> CelCompileError:
 # --- cel-python ------------------------------------------------------------------------------
 
 #: Functions of cel-python's base library that standard CEL has too (its extras are left out).
-_CELPY_STANDARD_FUNCTIONS: Final = frozenset(
+_CELPY_STANDARD_FUNCTIONS: Final = TIMESTAMP_ACCESSORS | frozenset(
     {
         "bool",
         "bytes",
@@ -243,36 +243,16 @@ _CELPY_STANDARD_FUNCTIONS: Final = frozenset(
         "contains",
         "startsWith",
         "endsWith",
-        "getDate",
-        "getDayOfMonth",
-        "getDayOfWeek",
-        "getDayOfYear",
-        "getFullYear",
-        "getHours",
-        "getMilliseconds",
-        "getMinutes",
-        "getMonth",
-        "getSeconds",
         "has",
     }
 )
-_CELPY_STANDARD_METHODS: Final = frozenset(
+_CELPY_STANDARD_METHODS: Final = TIMESTAMP_ACCESSORS | frozenset(
     {
         "size",
         "matches",
         "contains",
         "startsWith",
         "endsWith",
-        "getDate",
-        "getDayOfMonth",
-        "getDayOfWeek",
-        "getDayOfYear",
-        "getFullYear",
-        "getHours",
-        "getMilliseconds",
-        "getMinutes",
-        "getMonth",
-        "getSeconds",
         "all",
         "exists",
         "exists_one",

@@ -39,6 +39,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
+from .functions import TIMESTAMP_ACCESSORS
 from .limits import ITERATION_BUDGET, MAX_COST, MAX_EVENT_SIZE, MAX_EVENT_VALUES, MAX_VALUE_SIZE
 from .parsetree import (
     Call,
@@ -364,7 +365,7 @@ def _children(node: Node) -> tuple[Node, ...]:
 _ARITHMETIC: Final = frozenset({"_-_", "_*_", "_/_", "_%_", "-_"})
 _BOOLEAN: Final = frozenset({"_&&_", "_||_", "!_", "@not_strictly_false", "not_strictly_false"})
 _COMPARISONS: Final = frozenset({"_==_", "_!=_", "_<_", "_<=_", "_>_", "_>=_"})
-_CONVERSIONS: Final = frozenset(
+_CONVERSIONS: Final = TIMESTAMP_ACCESSORS | frozenset(
     {
         "int",
         "uint",
@@ -373,16 +374,6 @@ _CONVERSIONS: Final = frozenset(
         "type",
         "timestamp",
         "duration",
-        "getDate",
-        "getDayOfMonth",
-        "getDayOfWeek",
-        "getDayOfYear",
-        "getFullYear",
-        "getHours",
-        "getMilliseconds",
-        "getMinutes",
-        "getMonth",
-        "getSeconds",
     }
 )
 #: pytracee's functions that read or parse a value and return a scalar (see :mod:`.functions`).

@@ -49,7 +49,23 @@ from .. import parsers
 from ..parsers import go_base
 from .limits import MAX_VALUE_SIZE
 
-__all__ = ["FUNCTIONS", "CelFunction", "EventSlot", "function_names", "go_base", "go_dir"]
+#: Standard CEL's timestamp accessors (``ts.getHours()``...): cheap scalars on every backend.
+TIMESTAMP_ACCESSORS: Final = frozenset(
+    {
+        "getDate",
+        "getDayOfMonth",
+        "getDayOfWeek",
+        "getDayOfYear",
+        "getFullYear",
+        "getHours",
+        "getMilliseconds",
+        "getMinutes",
+        "getMonth",
+        "getSeconds",
+    }
+)
+
+__all__ = ["FUNCTIONS", "TIMESTAMP_ACCESSORS", "CelFunction", "EventSlot", "function_names", "go_base", "go_dir"]
 
 #: CEL type names used in overload declarations.
 STRING, INT, UINT, BOOL, BYTES, LIST, MAP, NULL, DYN = (
