@@ -726,3 +726,22 @@ def test_a_detector_can_build_on_another_signatures_event(tmp_path: Path, backen
         ("CHAIN-2", {"from": "sched_process_exec", "binary": "miner"}),
         ("CHAIN-1", {"binary": "/tmp/miner"}),
     ]
+
+
+def test_time_other_processes_take_is_not_an_overrun(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A loaded machine stretches wall-clock time; the budget is judged on the thread's CPU time."""
+    import itertools
+
+    from pytracee.engine.cel import signature as cel_signature
+
+    rule = write(
+        tmp_path,
+        "fast.yaml",
+        detector('  - getEventData("pathname") == "/etc/shadow"\n', events="    - name: security_file_open\n"),
+    )
+    (signature,) = load_signatures(rule)
+    ticks = itertools.count(step=1.0)  # every reading of the wall clock is a second after the last
+    monkeypatch.setattr(cel_signature.time, "perf_counter", lambda: float(next(ticks)))
+    events = [make_event("security_file_open", {"pathname": "/etc/shadow", "flags": 0})] * 10
+    findings = run_signature(signature, events)
+    assert len(findings) == 10 and not signature.disabled
