@@ -158,6 +158,18 @@ class Engine:
         """Sorted names of every event some signature selects by name (no wildcards)."""
         return sorted({s.name for loaded in self.signatures for s in loaded.selectors if s.name != ANY})
 
+    def wanted_event_names(self, source: str = "tracee") -> set[str] | None:
+        """Names of the events of ``source`` that some signature may select; ``None``
+        when one selects every event (``"*"``). Events of other names have no route."""
+        names = set()
+        for loaded in self.signatures:
+            for selector in loaded.selectors:
+                if selector.source in (source, ANY):
+                    if selector.name == ANY:
+                        return None
+                    names.add(selector.name)
+        return names
+
     def _build_route(self, source: str, name: str) -> _Route | None:
         candidates = self._by_key.get((source, name), []) + self._by_key.get((source, ANY), [])
         if not candidates:

@@ -23,12 +23,13 @@ import io
 import logging
 import sys
 import zlib
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Collection, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, Final
 
 import orjson
 
+from .envelope import MAX_NESTING, read_envelope
 from .errors import InputError
 from .events import Event
 from .records import RecordSplitter, TruncatedInput
@@ -44,8 +45,6 @@ DEFAULT_MAX_LINE_SIZE: Final = 64 * 1024
 STDIN: Final = "-"
 #: How many bad records per source are described before the rest are only counted.
 REPORTED_PER_SOURCE: Final = REPORTED_PER_PLACE
-#: Deepest nesting of arrays and objects accepted in a record (Tracee's events nest 4 deep).
-MAX_NESTING: Final = 32
 
 _INT_FIELDS: Final = ("timestamp", "processId", "threadId", "parentProcessId", "hostProcessId", "userId", "returnValue")
 _STR_FIELDS: Final = ("processName", "hostName", "containerId")
@@ -61,6 +60,14 @@ class EventReader:
     :param is_known_event: predicate for event names; records with other names
         are skipped as ``unknown event``. ``None`` accepts every name.
     :param stdin: the binary stream standing for ``"-"`` (default: ``sys.stdin.buffer``).
+    :param wanted_events: names of the events to deliver (``None``: all). A record
+        of another event is checked (:func:`~pytracee.engine.envelope.read_envelope`)
+        and counted as read (and in ``stats.undecoded``), but not decoded nor
+        delivered; a record that is not certainly a valid event is decoded and
+        validated in full, so it is reported with its reason and line as always.
+        The collection is consulted as the records are read (not copied): a
+        consumer may add names to it until the run starts
+        (:attr:`~pytracee.engine.session.Session.wanted_events`).
     """
 
     def __init__(
@@ -71,6 +78,7 @@ class EventReader:
         max_line_size: int = DEFAULT_MAX_LINE_SIZE,
         is_known_event: Callable[[str], bool] | None = None,
         stdin: IO[bytes] | None = None,
+        wanted_events: Collection[str] | None = None,
     ) -> None:
         self.sources = [str(s) for s in sources] or [STDIN]
         if self.sources.count(STDIN) > 1:
@@ -78,6 +86,7 @@ class EventReader:
         self.strict = strict
         self.max_line_size = max_line_size
         self.is_known_event = is_known_event
+        self.wanted_events = wanted_events
         self.stats = SourceStats()
         self._stdin = stdin
         self._log = SkipLog(log, REPORTED_PER_SOURCE)
@@ -155,7 +164,25 @@ class EventReader:
         def report(line: int, reason: str, detail: str) -> None:
             self.reject(name, line, reason, detail)
 
+        envelope = read_envelope
+        wanted = self.wanted_events
+        known = self.is_known_event
         for text, lineno in RecordSplitter(stream, self.max_line_size, report):
+            head = envelope(text)
+            if head is not None and (known is None or known(head.eventName)):
+                # a well-formed event: decoded only when some consumer wants it
+                if wanted is not None and head.eventName not in wanted:
+                    stats.events += 1
+                    stats.undecoded += 1
+                    continue
+                try:
+                    raw = loads(text)
+                except orjson.JSONDecodeError as exc:
+                    self.reject(name, lineno, *_json_problem(text, exc))
+                    continue
+                stats.events += 1
+                yield Event(raw, "tracee", name, lineno, text)
+                continue
             try:
                 raw = loads(text)
             except orjson.JSONDecodeError as exc:

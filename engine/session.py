@@ -41,7 +41,7 @@ from .findings import Finding
 from .plugins import BUILTIN_RULES, LoadError, PluginManager
 from .sources import EventSource, SourceStats, as_source
 
-__all__ = ["Session", "SessionConfig", "signature_id_order"]
+__all__ = ["Session", "SessionConfig", "builtin_rule_languages", "signature_id_order"]
 
 log = logging.getLogger("pytracee")
 
@@ -64,7 +64,8 @@ class SessionConfig:
     :param derive_events: feed findings back as signature events to signatures selecting them.
     :param allow_unknown_events: deliver events whose name is not a known Tracee event.
     :param load_builtin_rules: offer the rule files shipped in ``pytracee.rules`` (off
-        unless ``rules`` selects them, e.g. ``lang:rego`` or ``all``).
+        unless ``rules`` selects them, e.g. ``lang:rego`` or ``all``; loaded only when
+        ``rules`` or a listing can use them: :func:`builtin_rule_languages`).
     :param list_only: the run only lists what is loaded (``tracee-rules --list``,
         ``--list-events``): the outputs plugin opens no output.
     :param options: the full parsed command line, including plugins' options.
@@ -83,6 +84,31 @@ class SessionConfig:
     pluginmanager: PluginManager = field(default_factory=PluginManager, repr=False)
 
 
+#: Languages of the rule files shipped in ``pytracee.rules`` (one subdirectory each).
+BUILTIN_RULE_LANGUAGES = ("cel", "rego")
+
+
+def builtin_rule_languages(config: SessionConfig) -> tuple[str, ...]:
+    """Which built-in rule directories a run loads: none unless ``--rules`` can choose them.
+
+    The shipped Rego and CEL rules are off by default, so a run with the default
+    set neither compiles them nor starts the Rego worker. ``--rules lang:cel``
+    loads only the CEL ones, ``lang:rego`` only the Rego ones, ``lang:python``
+    none; IDs, event names and ``all`` load both, as do the listings
+    (``--list`` shows what is available).
+    """
+    if not config.load_builtin_rules:
+        return ()
+    if config.list_only:
+        return BUILTIN_RULE_LANGUAGES
+    wanted = {name.strip() for item in config.rules for name in item.split(",") if name.strip()}
+    if not wanted:
+        return ()
+    if all(name.startswith("lang:") for name in wanted):
+        return tuple(language for language in BUILTIN_RULE_LANGUAGES if f"lang:{language}" in wanted)
+    return BUILTIN_RULE_LANGUAGES
+
+
 class Session:
     """Loads signatures into an :class:`~pytracee.engine.dispatch.Engine` and runs events through it."""
 
@@ -99,6 +125,12 @@ class Session:
         self.source: EventSource | None = None
         self.input_stats = SourceStats()
         self._known_events: frozenset[str] = KNOWN_EVENTS
+        #: After :meth:`load`: names of the events a source must decode and deliver (the
+        #: signatures' selected events), or ``None`` for every event. A consumer that needs
+        #: events no signature selects (a process tree following forks, execs and exits)
+        #: adds their names, at ``tracee_sessionstart`` at the latest; readers skip the rest
+        #: undecoded (:class:`~pytracee.engine.reader.EventReader`'s ``wanted_events``).
+        self.wanted_events: set[str] | None = None
         self._started = False  # between tracee_sessionstart and tracee_sessionfinish
 
     # --- loading ------------------------------------------------------------------------
@@ -118,9 +150,11 @@ class Session:
         except (Exception, SystemExit, KeyboardInterrupt) as exc:  # a plugin's bug: a usage error, not a traceback
             log.debug("tracee_configure failed", exc_info=True)
             raise ConfigError(f"a plugin's tracee_configure failed: {type(exc).__name__}: {exc}") from None
-        if config.load_builtin_rules and not pm.is_blocked(BUILTIN_RULES):
+        languages = builtin_rule_languages(config) if not pm.is_blocked(BUILTIN_RULES) else ()
+        if languages:  # compiled (and the Rego worker started) only when --rules can choose them
             with resources.as_file(resources.files("pytracee.rules")) as builtin_rules:
-                pm.load_path(builtin_rules, config, enabled_by_default=False)
+                for language in languages:
+                    pm.load_path(builtin_rules / language, config, enabled_by_default=False)
         for directory in config.rules_dirs:
             pm.load_path(directory, config)
         self.available = available = pm.collect_signatures()
@@ -143,6 +177,7 @@ class Session:
         names = {s.metadata.event_name for s in self.signatures if s.metadata.event_name}
         names.update(self.engine.selected_event_names())
         self._known_events = frozenset(names) | KNOWN_EVENTS
+        self.wanted_events = self.engine.wanted_event_names()
         self._started = True
         pm.hook.tracee_sessionstart(session=self)
 

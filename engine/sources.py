@@ -43,6 +43,8 @@ class SourceStats:
 
     events: int = 0
     skipped_by_reason: Counter[str] = field(default_factory=Counter)
+    #: Of ``events``: valid events no consumer wanted, so not decoded nor delivered.
+    undecoded: int = 0
 
     @property
     def skipped(self) -> int:

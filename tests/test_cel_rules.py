@@ -161,6 +161,9 @@ def _selector_key(selector: EventSelector) -> tuple[Any, ...]:
 def test_rules_are_off_by_default_as_builtin_rule_files() -> None:
     session = Session(SessionConfig(load_installed_plugins=False))
     session.load()
+    assert not any(s.signature.language in ("cel", "rego") for s in session.available)  # not even compiled
+    session = Session(SessionConfig(load_installed_plugins=False, list_only=True))  # what --list shows
+    session.load()
     cel = [s for s in session.available if s.signature.language == "cel"]
     assert sorted(s.metadata.id for s in cel) == CEL_IDS
     assert not any(s.enabled_by_default for s in cel)

@@ -1,0 +1,109 @@
+"""A record's envelope: its name and context fields, checked without decoding the event.
+
+Decoding a whole event (``orjson.loads``) costs most of a replay, yet many records
+are events nobody reads: on a node's default Tracee recording, most are events no
+signature selects. :func:`read_envelope` takes the cheap first look (``msgspec``
+decoding into a struct of the context fields, skipping and syntax-checking the
+rest) that tells
+
+* whether the record is a well-formed event, as the reader's full validation
+  would find: JSON syntax, a non-empty ``eventName``, every context field of the
+  right type, ``args`` a list, the objects objects, a numeric ``eventId``;
+* its name, process and container, without building the event.
+
+It answers ``None`` whenever the look is not conclusive (anything odd: nulls,
+non-ASCII text, deep nesting, a type the full validation might accept): the
+caller then decodes and validates the record in full, which gives its exact
+reason and line. So a record is never skipped unseen: one that no consumer wants
+is skipped only once its envelope has proved it a valid event, and is counted
+as read.
+
+Not checked for such records (the full decoding would reject them): numbers
+beyond the range of a double (``1e999``) in fields nobody reads.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Final
+
+import msgspec
+
+__all__ = ["MAX_NESTING", "Envelope", "read_envelope"]
+
+#: Deepest nesting of arrays and objects accepted in a record (Tracee's events nest 4 deep).
+MAX_NESTING: Final = 32
+
+
+class _Container(msgspec.Struct, frozen=True, gc=False):
+    id: str = ""
+
+
+class _Flags(msgspec.Struct, frozen=True, gc=False):
+    containerStarted: bool = False  # noqa: N815 - Tracee's JSON key
+
+
+#: An integer the full decoder surely reads as one (beyond 64 bits it reads a float).
+_Int = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+
+_NO_CONTAINER: Final = _Container()
+_NO_FLAGS: Final = _Flags()
+_ABSENT: Final = msgspec.Raw()
+
+
+class Envelope(msgspec.Struct, gc=False):
+    """The context fields of one record (``trace.Event`` JSON keys); ``args`` undecoded."""
+
+    eventName: str = ""  # noqa: N815 - the JSON keys, as Tracee writes them
+    eventId: str | _Int = 0  # noqa: N815
+    timestamp: _Int = 0
+    processId: _Int = 0  # noqa: N815
+    threadId: _Int = 0  # noqa: N815
+    parentProcessId: _Int = 0  # noqa: N815
+    hostProcessId: _Int = 0  # noqa: N815
+    userId: _Int = 0  # noqa: N815
+    returnValue: _Int = 0  # noqa: N815
+    processName: str = ""  # noqa: N815
+    hostName: str = ""  # noqa: N815
+    containerId: str = ""  # noqa: N815
+    contextFlags: _Flags = _NO_FLAGS  # noqa: N815
+    container: _Container = _NO_CONTAINER
+    kubernetes: msgspec.Raw = _ABSENT
+    executable: msgspec.Raw = _ABSENT
+    args: msgspec.Raw = _ABSENT
+
+    @property
+    def container_id(self) -> str:
+        """``container.id`` (v0.13+) or the flat ``containerId``, as :func:`~.events.container_id_of`."""
+        return self.container.id or self.containerId
+
+
+_decode: Final = msgspec.json.Decoder(Envelope).decode
+_DecodeError: Final = msgspec.DecodeError
+
+
+def read_envelope(text: bytes) -> Envelope | None:
+    """The envelope of a record that is certainly a well-formed event, else ``None``.
+
+    ``None`` means "decode it in full to find out", never "bad".
+    """
+    if not text.isascii():  # the full decoder checks UTF-8 and surrogates
+        return None
+    try:
+        head = _decode(text)
+    except (_DecodeError, RecursionError):  # RecursionError: nested thousands deep
+        return None
+    if not head.eventName:
+        return None
+    event_id = head.eventId
+    if type(event_id) is str and not event_id.isdigit():
+        return None
+    args = bytes(head.args)
+    if args and args[:1] != b"[":  # null, or not a list
+        return None
+    for raw in (head.kubernetes, head.executable):
+        value = bytes(raw)
+        if value and value[:1] != b"{":
+            return None
+    if text.count(b"[") + text.count(b"{") > MAX_NESTING:  # maybe too deep: the full check counts
+        return None
+    return head
