@@ -170,6 +170,19 @@ class Engine:
                     names.add(selector.name)
         return names
 
+    def admission(self, name: str, origin: str, source: str = "tracee") -> Accept | bool:
+        """Whether an event can reach a signature before its args are read: ``False``
+        (none selects it), ``True`` (one takes it unfiltered), or a predicate over its
+        args that is false when every signature's data filters would reject it."""
+        key = (source, name)
+        route = self._routes[key] if key in self._routes else self._build_route(source, name)
+        if route is None:
+            return False
+        handlers = route.handlers if route.by_origin is None else route.by_origin[origin]
+        if handlers is None:
+            return False
+        return True if handlers.gate is None else handlers.gate
+
     def _build_route(self, source: str, name: str) -> _Route | None:
         candidates = self._by_key.get((source, name), []) + self._by_key.get((source, ANY), [])
         if not candidates:

@@ -18,17 +18,18 @@ reason and line. So a record is never skipped unseen: one that no consumer wants
 is skipped only once its envelope has proved it a valid event, and is counted
 as read.
 
-Not checked for such records (the full decoding would reject them): numbers
-beyond the range of a double (``1e999``) in fields nobody reads.
+Not checked for a record nobody decodes (the full decoding would reject it): a
+number beyond the range of a double (``1e999``) in a field nobody reads, and
+nesting deeper than :data:`MAX_NESTING` (which only protects what decodes it).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
 import msgspec
 
-__all__ = ["MAX_NESTING", "Envelope", "read_envelope"]
+__all__ = ["MAX_NESTING", "Envelope", "may_nest_too_deeply", "read_envelope"]
 
 #: Deepest nesting of arrays and objects accepted in a record (Tracee's events nest 4 deep).
 MAX_NESTING: Final = 32
@@ -45,8 +46,14 @@ class _Flags(msgspec.Struct, frozen=True, gc=False):
 #: An integer the full decoder surely reads as one (beyond 64 bits it reads a float).
 _Int = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 
+
+class _Object(msgspec.Struct, frozen=True, gc=False):
+    """Any JSON object (its keys are not looked at)."""
+
+
 _NO_CONTAINER: Final = _Container()
 _NO_FLAGS: Final = _Flags()
+_NO_OBJECT: Final = _Object()
 _ABSENT: Final = msgspec.Raw()
 
 
@@ -67,8 +74,8 @@ class Envelope(msgspec.Struct, gc=False):
     containerId: str = ""  # noqa: N815
     contextFlags: _Flags = _NO_FLAGS  # noqa: N815
     container: _Container = _NO_CONTAINER
-    kubernetes: msgspec.Raw = _ABSENT
-    executable: msgspec.Raw = _ABSENT
+    kubernetes: _Object = _NO_OBJECT
+    executable: _Object = _NO_OBJECT
     args: msgspec.Raw = _ABSENT
 
     @property
@@ -76,8 +83,32 @@ class Envelope(msgspec.Struct, gc=False):
         """``container.id`` (v0.13+) or the flat ``containerId``, as :func:`~.events.container_id_of`."""
         return self.container.id or self.containerId
 
+    @property
+    def origin(self) -> str:
+        """``"container"``, ``"container-init"`` or ``"host"``, as :func:`~.events.origin_of`."""
+        if self.contextFlags.containerStarted:
+            return "container"
+        return "container-init" if self.container.id or self.containerId else "host"
+
+    def arg_values(self) -> dict[str, Any] | None:
+        """The arguments as ``{name: value}`` (as :attr:`.events.Event.args`); ``None`` when
+        they are not a list of ``{"name": str, ...}`` objects (the full decoding says why)."""
+        args = self.args
+        if not args:
+            return {}
+        try:
+            return {arg.name: arg.value for arg in _decode_args(args)}
+        except (_DecodeError, RecursionError):
+            return None
+
+
+class _Arg(msgspec.Struct, gc=False):
+    name: str
+    value: Any = None
+
 
 _decode: Final = msgspec.json.Decoder(Envelope).decode
+_decode_args: Final = msgspec.json.Decoder(list[_Arg]).decode
 _DecodeError: Final = msgspec.DecodeError
 
 
@@ -97,13 +128,13 @@ def read_envelope(text: bytes) -> Envelope | None:
     event_id = head.eventId
     if type(event_id) is str and not event_id.isdigit():
         return None
-    args = bytes(head.args)
-    if args and args[:1] != b"[":  # null, or not a list
-        return None
-    for raw in (head.kubernetes, head.executable):
-        value = bytes(raw)
-        if value and value[:1] != b"{":
-            return None
-    if text.count(b"[") + text.count(b"{") > MAX_NESTING:  # maybe too deep: the full check counts
+    if head.args and bytes(head.args)[:1] != b"[":  # null, or not a list
         return None
     return head
+
+
+def may_nest_too_deeply(text: bytes) -> bool:
+    """True when ``text`` has more than :data:`MAX_NESTING` brackets and braces: it
+    may nest too deeply (the full check then measures). Tested only on records that
+    are decoded: a record nobody decodes cannot be too deep for anyone."""
+    return text.count(b"[") + text.count(b"{") > MAX_NESTING

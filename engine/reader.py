@@ -23,13 +23,13 @@ import io
 import logging
 import sys
 import zlib
-from collections.abc import Callable, Collection, Generator, Iterator, Sequence
+from collections.abc import Callable, Collection, Generator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, Final
 
 import orjson
 
-from .envelope import MAX_NESTING, read_envelope
+from .envelope import MAX_NESTING, Envelope, may_nest_too_deeply, read_envelope
 from .errors import InputError
 from .events import Event
 from .records import RecordSplitter, TruncatedInput
@@ -68,6 +68,10 @@ class EventReader:
         The collection is consulted as the records are read (not copied): a
         consumer may add names to it until the run starts
         (:attr:`~pytracee.engine.session.Session.wanted_events`).
+    :param admissions: for events not in ``wanted_events``: event name -> predicate
+        over the record's envelope, true when it must be decoded and delivered
+        after all (the signatures' origins and data filters,
+        :func:`~pytracee.engine.prefilter.plan_decoding`).
     """
 
     def __init__(
@@ -79,6 +83,7 @@ class EventReader:
         is_known_event: Callable[[str], bool] | None = None,
         stdin: IO[bytes] | None = None,
         wanted_events: Collection[str] | None = None,
+        admissions: Mapping[str, Callable[[Envelope], bool]] | None = None,
     ) -> None:
         self.sources = [str(s) for s in sources] or [STDIN]
         if self.sources.count(STDIN) > 1:
@@ -87,6 +92,7 @@ class EventReader:
         self.max_line_size = max_line_size
         self.is_known_event = is_known_event
         self.wanted_events = wanted_events
+        self.admissions: Mapping[str, Callable[[Envelope], bool]] = admissions or {}
         self.stats = SourceStats()
         self._stdin = stdin
         self._log = SkipLog(log, REPORTED_PER_SOURCE)
@@ -166,23 +172,27 @@ class EventReader:
 
         envelope = read_envelope
         wanted = self.wanted_events
+        admissions = self.admissions
         known = self.is_known_event
         for text, lineno in RecordSplitter(stream, self.max_line_size, report):
             head = envelope(text)
             if head is not None and (known is None or known(head.eventName)):
                 # a well-formed event: decoded only when some consumer wants it
                 if wanted is not None and head.eventName not in wanted:
+                    admit = admissions.get(head.eventName)
+                    if admit is None or not admit(head):
+                        stats.events += 1
+                        stats.undecoded += 1
+                        continue
+                if not may_nest_too_deeply(text):
+                    try:
+                        raw = loads(text)
+                    except orjson.JSONDecodeError as exc:
+                        self.reject(name, lineno, *_json_problem(text, exc))
+                        continue
                     stats.events += 1
-                    stats.undecoded += 1
+                    yield Event(raw, "tracee", name, lineno, text)
                     continue
-                try:
-                    raw = loads(text)
-                except orjson.JSONDecodeError as exc:
-                    self.reject(name, lineno, *_json_problem(text, exc))
-                    continue
-                stats.events += 1
-                yield Event(raw, "tracee", name, lineno, text)
-                continue
             try:
                 raw = loads(text)
             except orjson.JSONDecodeError as exc:

@@ -39,6 +39,7 @@ from .errors import (
 from .events import Event
 from .findings import Finding
 from .plugins import BUILTIN_RULES, LoadError, PluginManager
+from .prefilter import Admission, plan_decoding
 from .sources import EventSource, SourceStats, as_source
 
 __all__ = ["Session", "SessionConfig", "builtin_rule_languages", "signature_id_order"]
@@ -125,12 +126,15 @@ class Session:
         self.source: EventSource | None = None
         self.input_stats = SourceStats()
         self._known_events: frozenset[str] = KNOWN_EVENTS
-        #: After :meth:`load`: names of the events a source must decode and deliver (the
-        #: signatures' selected events), or ``None`` for every event. A consumer that needs
+        #: After :meth:`load`: names of the events a source must decode and deliver whatever
+        #: their args (those signatures select unfiltered), or ``None`` for every event. A consumer that needs
         #: events no signature selects (a process tree following forks, execs and exits)
         #: adds their names, at ``tracee_sessionstart`` at the latest; readers skip the rest
         #: undecoded (:class:`~pytracee.engine.reader.EventReader`'s ``wanted_events``).
         self.wanted_events: set[str] | None = None
+        #: After :meth:`load`: events the signatures select only from some origins or with data
+        #: filters -> a test of a record's envelope (:mod:`~pytracee.engine.prefilter`).
+        self.admissions: dict[str, Admission] = {}
         self._started = False  # between tracee_sessionstart and tracee_sessionfinish
 
     # --- loading ------------------------------------------------------------------------
@@ -177,7 +181,7 @@ class Session:
         names = {s.metadata.event_name for s in self.signatures if s.metadata.event_name}
         names.update(self.engine.selected_event_names())
         self._known_events = frozenset(names) | KNOWN_EVENTS
-        self.wanted_events = self.engine.wanted_event_names()
+        self.wanted_events, self.admissions = plan_decoding(self.engine)
         self._started = True
         pm.hook.tracee_sessionstart(session=self)
 

@@ -219,6 +219,7 @@ def _list_or_replay(
             max_line_size=args.max_line_size,
             is_known_event=session.is_known_event,
             wanted_events=session.wanted_events,
+            admissions=session.admissions,
         )
     except ValueError as exc:
         parser.print_usage(sys.stderr)

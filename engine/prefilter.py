@@ -1,0 +1,61 @@
+"""Which records a replay must decode: the events some consumer wants, and their filters.
+
+Before a record is decoded, the reader asks two questions of its envelope
+(:mod:`~pytracee.engine.envelope`):
+
+* is its name in ``wanted_events`` (delivered whatever its arguments)?
+* else, is there an *admission* for its name: a predicate over its origin and
+  arguments that is false only when no signature could receive it (the
+  signature's origin and data filters, merged per event as the engine's own
+  routes merge them, :meth:`~pytracee.engine.dispatch.Engine.admission`)?
+
+:func:`plan_decoding` computes both from the engine. A record passing neither is
+counted as read and left undecoded; every signature still receives exactly the
+events it would receive if everything were decoded, in the same order.
+Consumers other than signatures (a process tree, metrics) add the names they
+need to ``wanted_events``; a name there is delivered in full even if signatures
+filter it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from .dispatch import Engine
+from .envelope import Envelope
+from .selectors import ORIGINS, Accept
+
+__all__ = ["Admission", "plan_decoding"]
+
+#: ``admit(envelope)``: True when the record must be decoded and delivered.
+Admission = Callable[[Envelope], bool]
+
+
+def plan_decoding(engine: Engine, source: str = "tracee") -> tuple[set[str] | None, dict[str, Admission]]:
+    """``(wanted_events, admissions)`` for a reader feeding ``engine``.
+
+    ``wanted_events`` is ``None`` when a signature selects every event (``"*"``).
+    """
+    names = engine.wanted_event_names(source)
+    if names is None:
+        return None, {}
+    wanted: set[str] = set()
+    admissions: dict[str, Admission] = {}
+    for name in sorted(names):
+        per_origin = {origin: engine.admission(name, origin, source) for origin in ORIGINS}
+        if all(rule is True for rule in per_origin.values()):
+            wanted.add(name)
+        elif any(rule is not False for rule in per_origin.values()):
+            admissions[name] = _admission(per_origin)
+    return wanted, admissions
+
+
+def _admission(per_origin: Mapping[str, Accept | bool]) -> Admission:
+    def admit(head: Envelope) -> bool:
+        rule = per_origin[head.origin]
+        if rule is True or rule is False:
+            return rule
+        args = head.arg_values()
+        return True if args is None else rule(args)  # unreadable args: decoded, reported in full
+
+    return admit
