@@ -13,10 +13,11 @@ stream is written, so a replay can be checked against them.
 Two mixes (``mix=``, ``--mix``): ``realistic``, the node's whole activity with
 Tracee's default events, most of which no signature selects; and ``heavy``,
 the signature-heavy stream of a recording made with ``tracee -e $(tracee-rules
---list-events)``: only events Tracee's signatures select, about 55%
+--list-events)``: only events the default signatures select, about 55%
 ``security_file_open``, 15% ``sched_process_exec``, 12%
 ``security_socket_connect``, 8% ``security_inode_rename``, 5% ``magic_write``
-and 5% ``ptrace`` (:data:`HEAVY_MIX`), with an attack about every 5,000 events.
+and 5% ``ptrace`` (:data:`HEAVY_MIX`), plus the ``execve`` that PYT-1 pairs with
+each ``sched_process_exec``, with an attack about every 5,000 events.
 The same node and activity produce both; the heavy one adds renames, first
 writes and debugging sessions, and keeps only the traced events.
 
@@ -80,6 +81,7 @@ __all__ = [
     "DEMO_EXPECTED_FINDINGS",
     "DEMO_SEED",
     "HEAVY_MIX",
+    "LISTED_EVENTS",
     "MIXES",
     "RULE_SETS",
     "TRACEE_SIGNATURE_EVENTS",
@@ -113,9 +115,13 @@ def _tracee_signature_events() -> frozenset[str]:
     )
 
 
-#: What the signature-heavy stream holds: only events Tracee's signatures select.
+#: The events Tracee's own signatures select.
 TRACEE_SIGNATURE_EVENTS: frozenset[str] = _tracee_signature_events()
 assert set(HEAVY_MIX) <= TRACEE_SIGNATURE_EVENTS, "every event of the heavy mix must be one a signature selects"
+#: What the signature-heavy stream holds: the events ``tracee-rules --list-events`` names for
+#: the default set, i.e. Tracee's signatures' plus the ``execve``/``execveat`` that PYT-1
+#: pairs with each ``sched_process_exec`` (so a recording holds both halves of every exec).
+LISTED_EVENTS: frozenset[str] = TRACEE_SIGNATURE_EVENTS | {"execve", "execveat"}
 
 #: Seed and size of the bundled demo (examples/events/demo.jsonl).
 DEMO_SEED = 2024
@@ -166,15 +172,16 @@ class Workload(Simulation):
 
         :param mix: ``"realistic"``: the node's whole activity as Tracee records it
             with its default events (mostly events no signature selects); ``"heavy"``: a
-            recording of only the events Tracee's signatures select
-            (:data:`TRACEE_SIGNATURE_EVENTS`), in the shares of :data:`activity.HEAVY_MIX`.
+            recording of only the events the default signatures select
+            (:data:`LISTED_EVENTS`: the six of :data:`activity.HEAVY_MIX` in its shares, plus
+            the ``execve`` of each ``sched_process_exec``).
         :param attack_every: default :data:`ATTACK_EVERY` of the mix.
         """
         if mix not in MIXES:
             raise ValueError(f"unknown mix {mix!r}; expected one of {', '.join(MIXES)}")
         stats = stats if stats is not None else WorkloadStats()
         attack_every = attack_every or ATTACK_EVERY[mix]
-        traced = TRACEE_SIGNATURE_EVENTS if mix == "heavy" else None
+        traced = LISTED_EVENTS if mix == "heavy" else None
         produced: Counter[str] = Counter()  # the events written, by name
         kinds: list[str] = []
         next_attack = self.rng.randrange(attack_every // 2, attack_every * 3 // 2)

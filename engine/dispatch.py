@@ -106,7 +106,8 @@ class Engine:
         derive_events: bool = True,
         on_error: Callable[[LoadedSignature, Event | None, BaseException], None] | None = None,
     ) -> None:
-        self._on_finding = on_finding
+        #: Receives every finding (replaceable, e.g. to pass findings to another process).
+        self.on_finding = on_finding
         self._derive = derive_events
         self.stats = EngineStats()
         self.on_error = on_error
@@ -269,7 +270,7 @@ class Engine:
             stats = self.stats
             stats.findings += 1
             stats.findings_by_signature[loaded.metadata.id] += 1
-            self._on_finding(finding)
+            self.on_finding(finding)
             if self._derive:
                 self._derive_event(finding)
 

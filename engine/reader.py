@@ -31,11 +31,11 @@ import orjson
 
 from .envelope import MAX_NESTING, Envelope, may_nest_too_deeply, read_envelope
 from .errors import InputError
-from .events import Event
+from .events import Event, container_id_of
 from .records import RecordSplitter, TruncatedInput
 from .sources import REPORTED_PER_PLACE, SkipLog, SourceStats
 
-__all__ = ["DEFAULT_MAX_LINE_SIZE", "MAX_NESTING", "STDIN", "EventReader"]
+__all__ = ["DEFAULT_MAX_LINE_SIZE", "MAX_NESTING", "STDIN", "EventReader", "shard_of"]
 
 log = logging.getLogger("pytracee.input")
 
@@ -72,6 +72,10 @@ class EventReader:
         over the record's envelope, true when it must be decoded and delivered
         after all (the signatures' origins and data filters,
         :func:`~pytracee.engine.prefilter.plan_decoding`).
+    :param shard: ``(index, count)``: deliver only the events of this shard
+        (:func:`shard_of`: a container's events, or a host process's, all go to
+        one shard, in input order); bad records are reported by shard 0 only.
+        Each shard's reader reads all the input (``tracee-rules --workers``).
     """
 
     def __init__(
@@ -84,6 +88,7 @@ class EventReader:
         stdin: IO[bytes] | None = None,
         wanted_events: Collection[str] | None = None,
         admissions: Mapping[str, Callable[[Envelope], bool]] | None = None,
+        shard: tuple[int, int] | None = None,
     ) -> None:
         self.sources = [str(s) for s in sources] or [STDIN]
         if self.sources.count(STDIN) > 1:
@@ -93,6 +98,9 @@ class EventReader:
         self.is_known_event = is_known_event
         self.wanted_events = wanted_events
         self.admissions: Mapping[str, Callable[[Envelope], bool]] = admissions or {}
+        if shard is not None and not 0 <= shard[0] < shard[1]:
+            raise ValueError(f"shard {shard[0]} of {shard[1]} does not exist")
+        self.shard = shard
         self.stats = SourceStats()
         self._stdin = stdin
         self._log = SkipLog(log, REPORTED_PER_SOURCE)
@@ -125,6 +133,12 @@ class EventReader:
             raise InputError(message)
         self.stats.skipped_by_reason[reason] += 1
         self._log(where, message)
+
+    def _reject_elsewhere(self, where: str, line: int, reason: str, detail: str) -> None:
+        """A bad record seen by a shard other than the first, which counts and reports it;
+        when strict, every shard stops there."""
+        if self.strict:
+            raise InputError(f"{where}:{line}: {reason}: {detail}" if line else f"{where}: {reason}: {detail}")
 
     # --- the EventSource protocol ------------------------------------------------------
 
@@ -167,17 +181,23 @@ class EventReader:
         check = self._check
         stats = self.stats
 
+        reject = self.reject if self.shard is None or self.shard[0] == 0 else self._reject_elsewhere
+
         def report(line: int, reason: str, detail: str) -> None:
-            self.reject(name, line, reason, detail)
+            reject(name, line, reason, detail)
 
         envelope = read_envelope
         wanted = self.wanted_events
         admissions = self.admissions
         known = self.is_known_event
+        shard = self.shard
+        index, count = shard if shard is not None else (0, 1)
         for text, lineno in RecordSplitter(stream, self.max_line_size, report):
             head = envelope(text)
             if head is not None and (known is None or known(head.eventName)):
                 # a well-formed event: decoded only when some consumer wants it
+                if shard is not None and shard_of(head.container_id, head.hostProcessId, count) != index:
+                    continue
                 if wanted is not None and head.eventName not in wanted:
                     admit = admissions.get(head.eventName)
                     if admit is None or not admit(head):
@@ -188,7 +208,7 @@ class EventReader:
                     try:
                         raw = loads(text)
                     except orjson.JSONDecodeError as exc:
-                        self.reject(name, lineno, *_json_problem(text, exc))
+                        reject(name, lineno, *_json_problem(text, exc))
                         continue
                     stats.events += 1
                     yield Event(raw, "tracee", name, lineno, text)
@@ -196,14 +216,16 @@ class EventReader:
             try:
                 raw = loads(text)
             except orjson.JSONDecodeError as exc:
-                self.reject(name, lineno, *_json_problem(text, exc))
+                reject(name, lineno, *_json_problem(text, exc))
                 continue
             if text.count(b"[") + text.count(b"{") > MAX_NESTING and _nesting(raw) > MAX_NESTING:
-                self.reject(name, lineno, "too deeply nested", f"JSON nested more than {MAX_NESTING} levels deep")
+                reject(name, lineno, "too deeply nested", f"JSON nested more than {MAX_NESTING} levels deep")
                 continue
             problem = check(raw)
             if problem is not None:
-                self.reject(name, lineno, *problem)
+                reject(name, lineno, *problem)
+                continue
+            if shard is not None and shard_of(container_id_of(raw), raw.get("hostProcessId", 0), count) != index:
                 continue
             stats.events += 1
             yield Event(raw, "tracee", name, lineno, text)
@@ -286,6 +308,14 @@ def _problem(raw: dict[str, Any]) -> tuple[str, str] | None:
         if key in raw and raw[key] is None:
             del raw[key]  # a JSON null reads as the field's zero value, as Go decodes it
     return None
+
+
+def shard_of(container_id: str, host_process_id: int, count: int) -> int:
+    """The shard (of ``count``) of an event: by its container when it has one (all the
+    container's processes together), else by its host process id."""
+    if container_id:
+        return zlib.crc32(container_id.encode("utf-8", "surrogateescape")) % count
+    return host_process_id % count if type(host_process_id) is int else 0
 
 
 def _is_number(text: str) -> bool:

@@ -297,6 +297,11 @@ class Session:
                 f"a finding of {finding.sig_metadata.id} was lost in a plugin: {type(exc).__name__}: {exc}"
             )
 
+    def deliver(self, finding: Finding) -> None:
+        """Pass a finding through the finding hooks (filter, enrich, output), as the engine's
+        own findings are; for findings made in another process (``--workers``)."""
+        self._handle_finding(finding)
+
     def output_failed(self, message: str) -> None:
         """Record a finding that could not be delivered (logged; the exit status becomes 1)."""
         self.output_failures += 1

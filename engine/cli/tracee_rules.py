@@ -25,6 +25,7 @@ from ..dispatch import LoadedSignature
 from ..errors import ConfigError, ExitStatus, Interrupted
 from ..output.plugin import silence_closed_output
 from ..output.templates import TemplateError
+from ..parallel import replay_sharded
 from ..plugins import PluginManager
 from ..reader import DEFAULT_MAX_LINE_SIZE, STDIN, EventReader
 from ..safetext import EscapingLogFilter
@@ -120,6 +121,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the events the loaded signatures need, comma-separated, and exit",
     )
     parser.add_argument(
+        "--workers",
+        metavar="N",
+        type=_workers,
+        default=1,
+        help="replay in N processes, the events sharded by container and by process so that each "
+        "signature sees every event of a process and of a container in order; needs --input files "
+        "(default: %(default)s; 0: one per CPU)",
+    )
+    parser.add_argument(
         "--log",
         metavar="LEVEL",
         default="info",
@@ -127,6 +137,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="log level on stderr: debug, info, warn, error (default: %(default)s)",
     )
     return parser
+
+
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of processes (0: one per CPU), not {text!r}")
+    return value or len(os.sched_getaffinity(0))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -209,18 +229,30 @@ def _list_or_replay(
             return ExitStatus.USAGE
         inputs = [STDIN]
 
-    for sig in (signal.SIGINT, signal.SIGTERM):  # finish signatures and outputs, once
-        signal.signal(sig, interrupt_on_signal)
-    log.info("loaded %d signatures; reading %s", len(session.signatures), ", ".join(inputs))
-    try:
-        reader = EventReader(
+    if args.workers > 1 and STDIN in inputs:
+        parser.print_usage(sys.stderr)
+        print(
+            f"{PROG}: error: --workers {args.workers}: standard input can be read by one process only", file=sys.stderr
+        )
+        return ExitStatus.USAGE
+
+    def reader_of(shard: tuple[int, int] | None = None) -> EventReader:
+        return EventReader(
             inputs,
             strict=args.strict,
             max_line_size=args.max_line_size,
             is_known_event=session.is_known_event,
             wanted_events=session.wanted_events,
             admissions=session.admissions,
+            shard=shard,
         )
+
+    for sig in (signal.SIGINT, signal.SIGTERM):  # finish signatures and outputs, once
+        signal.signal(sig, interrupt_on_signal)
+    workers = f" in {args.workers} processes" if args.workers > 1 else ""
+    log.info("loaded %d signatures; reading %s%s", len(session.signatures), ", ".join(inputs), workers)
+    try:
+        reader = reader_of()
     except ValueError as exc:
         parser.print_usage(sys.stderr)
         print(f"{PROG}: error: {exc}", file=sys.stderr)
@@ -228,7 +260,7 @@ def _list_or_replay(
     gc.collect()  # what loading left is long-lived: out of the collector's way (as gc.freeze advises)
     gc.freeze()
     gc.set_threshold(GC_THRESHOLD_0, *gc.get_threshold()[1:])
-    status = session.run(reader)
+    status = replay_sharded(session, reader_of, args.workers) if args.workers > 1 else session.run(reader)
     for sig in (signal.SIGINT, signal.SIGTERM):  # the run is over: let the summary out
         signal.signal(sig, signal.SIG_IGN)
     reader.close()

@@ -208,6 +208,26 @@ class WorkerClient:
         self._reader = None
         self.cache = None
 
+    def detach(self) -> None:
+        """In a forked child: let go of the parent's worker without stopping it.
+
+        The child's copies of the pipes are closed and it gets its own shared
+        state page; its own worker starts, with the same rules, on first use.
+        """
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            for stream in (proc.stdin, proc.stdout):
+                if stream is not None:
+                    stream.close()
+            proc.returncode = 0  # not ours to wait for
+        self._reader = None
+        self.cache = None
+        self._poller = select.poll()
+        self._state_file = tempfile.TemporaryFile(prefix="pytracee-rego-state-")  # noqa: SIM115 - kept for the mapping
+        self._state_file.truncate(mmap.PAGESIZE)
+        self._state_map = mmap.mmap(self._state_file.fileno(), mmap.PAGESIZE)
+        self._state = memoryview(self._state_map).cast("i")
+
     def _ensure(self) -> None:
         if self._proc is None:
             self._start()
@@ -394,6 +414,18 @@ def shared_client(engine: str, budget_ms: float, memory_mb: int) -> WorkerClient
     if client is None:
         client = _clients[key] = WorkerClient(engine, budget_ms, memory_mb)
     return client
+
+
+def _detach_in_child() -> None:
+    """After ``os.fork()``: the child's clients start workers of their own (``--workers``)."""
+    global _clients_pid
+    if _clients_pid != os.getpid():
+        for client in _clients.values():
+            client.detach()
+        _clients_pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_detach_in_child)
 
 
 @atexit.register

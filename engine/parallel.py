@@ -1,0 +1,258 @@
+"""Replay on several cores: the events sharded over worker processes (``tracee-rules --workers N``).
+
+After the session is loaded, :func:`replay_sharded` forks ``N`` workers. Each one
+reads the whole input but decodes and dispatches only the events of its shard
+(:func:`~pytracee.engine.reader.shard_of`), with its own copy of every signature:
+
+* **by container**: every event with a container id goes to the shard of that
+  container, whatever process it comes from;
+* **by process** otherwise: every event of one host process (``hostProcessId``,
+  all its threads) goes to the shard of that process.
+
+Ordering guarantee: each signature instance sees, in input order, every event of
+each process and of each container of its shard, so state kept per process
+(PYT-1's exec pairing) or per container (TRC-1013's API server connection) is
+exactly what one process would keep. Not guaranteed: an order between events of
+different shards, and state that spans host processes (a signature relating a
+host parent to its child, a count over the whole host) sees only its shard's
+part; such signatures need ``--workers 1``. Signature events derived from
+findings are fed back within the worker that made the finding.
+
+Findings travel to the main process (pickled, over one pipe per worker), which
+passes them through the finding hooks and outputs as they arrive: one shard's
+findings keep their input order; findings of different shards interleave.
+Bad records are counted and reported once, by the first shard's worker; the
+counts of all workers are added up for the summary. Standard input cannot be
+read by several processes: ``--workers`` needs files.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import select
+import signal
+import struct
+import sys
+from collections.abc import Callable
+from typing import Any, Final
+
+from .dispatch import Engine, EngineStats
+from .errors import ExitStatus, InputError, Interrupted, MalformedEventError, StopRun
+from .findings import Finding
+from .reader import EventReader
+from .session import Session
+from .sources import SourceStats
+
+__all__ = ["replay_sharded"]
+
+log = logging.getLogger("pytracee")
+
+_HEADER: Final = struct.Struct("<I")
+_STATUS_ORDER: Final = (ExitStatus.OK, ExitStatus.INTERRUPTED, ExitStatus.FAILED)
+
+
+def replay_sharded(session: Session, make_reader: Callable[[tuple[int, int]], EventReader], workers: int) -> ExitStatus:
+    """Replay in ``workers`` forked processes; the exit status, as :meth:`Session.run` returns it.
+
+    :param make_reader: builds the reader of one shard, ``(index, count)``.
+    """
+    engine = session.engine
+    if engine is None:
+        raise RuntimeError("Session.load() must be called before replay_sharded()")
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            stream.flush()
+    channels: dict[int, int] = {}  # read end -> worker index
+    pids: list[int] = []
+    for index in range(workers):
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the worker: never returns
+            code = 1
+            try:
+                os.close(read_end)
+                for other in channels:
+                    os.close(other)
+                code = _work(engine, make_reader((index, workers)), write_end, index)
+            except BaseException:
+                log.exception("replay worker %d failed", index)
+            finally:
+                os._exit(code)
+        os.close(write_end)
+        channels[read_end] = index
+        pids.append(pid)
+    return _collect(session, engine, channels, pids)
+
+
+# --- the workers -------------------------------------------------------------------------------
+
+
+def _work(engine: Engine, reader: EventReader, fd: int, index: int) -> int:
+    """One shard's replay; everything it finds goes to ``fd``. The process's exit code."""
+
+    def send(*message: Any) -> None:
+        payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        data = memoryview(_HEADER.pack(len(payload)) + payload)
+        while data:
+            data = data[os.write(fd, data) :]
+
+    def forward(finding: Finding) -> None:
+        try:
+            send("finding", finding)
+        except Exception as exc:  # noqa: BLE001 - whatever a signature put in its finding
+            send("lost", f"a finding of {finding.sig_metadata.id} could not leave its worker: {exc}")
+
+    engine.on_finding = forward
+    engine.stats = EngineStats()  # this worker's own counts (the parent's were copied by fork)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the terminal's Ctrl-C is for the main process,
+    signal.signal(signal.SIGTERM, _interrupt)  # which passes it on as SIGTERM
+    status = ExitStatus.OK
+    dispatch = engine.dispatch
+    try:
+        for event in reader:
+            try:
+                dispatch(event)
+            except MalformedEventError as exc:
+                reader.skip(event, "malformed args", str(exc))
+    except InputError as exc:
+        if index == 0:
+            log.error("%s", exc)
+        status = ExitStatus.FAILED
+    except KeyboardInterrupt:
+        status = ExitStatus.INTERRUPTED
+    except StopRun as exc:
+        log.error("stopped: %s", exc)
+        status = ExitStatus.FAILED
+    try:
+        if engine.complete() and status == ExitStatus.OK:
+            status = ExitStatus.INTERRUPTED
+    except Interrupted:
+        status = ExitStatus.INTERRUPTED
+    reader.close()
+    send("done", status, reader.stats, engine.stats)
+    os.close(fd)
+    return 0
+
+
+# --- the main process --------------------------------------------------------------------------
+
+
+def _collect(session: Session, engine: Engine, channels: dict[int, int], pids: list[int]) -> ExitStatus:
+    """Deliver the workers' findings as they come; then the merged counts and the exit status."""
+    collector = _Collector(session, engine, channels)
+    while collector.buffers:
+        try:
+            collector.receive()
+        except KeyboardInterrupt:  # the workers finish their signatures; keep collecting
+            if collector.status == ExitStatus.OK:
+                log.warning("interrupted; finishing the signatures and outputs")
+            collector.worst(ExitStatus.INTERRUPTED)
+            for pid in pids:
+                _signal(pid, signal.SIGTERM)
+    for index, pid in enumerate(pids):
+        _, wait_status = os.waitpid(pid, 0)
+        if index not in collector.done:
+            log.error("replay worker %d stopped before the end (%s)", index, _describe_exit(wait_status))
+            collector.worst(ExitStatus.FAILED)
+    session.input_stats = collector.stats
+    return _finish(session, engine, collector.status)
+
+
+class _Collector:
+    """The main process's side of the pipes: findings delivered, counts added up."""
+
+    def __init__(self, session: Session, engine: Engine, channels: dict[int, int]) -> None:
+        self.session = session
+        self.engine = engine
+        self.channels = channels
+        self.buffers = {fd: b"" for fd in channels}  # the open pipes and their partial messages
+        self.done: set[int] = set()  # workers that sent their counts
+        self.stats = SourceStats()
+        self.status = ExitStatus.OK
+        self.poller = select.poll()
+        for fd in channels:
+            self.poller.register(fd, select.POLLIN)
+
+    def worst(self, status: ExitStatus) -> None:
+        self.status = max(self.status, status, key=_STATUS_ORDER.index)
+
+    def receive(self) -> None:
+        """Wait for the workers and handle what they sent."""
+        for fd, _ in self.poller.poll():
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                self.poller.unregister(fd)
+                os.close(fd)
+                if self.buffers.pop(fd):
+                    log.error("replay worker %d ended in the middle of a message", self.channels[fd])
+                    self.worst(ExitStatus.FAILED)
+                continue
+            self.buffers[fd], messages = _messages(self.buffers[fd] + chunk)
+            for message in messages:
+                self.handle(self.channels[fd], message)
+
+    def handle(self, worker: int, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind == "finding":
+            self.session.deliver(message[1])
+        elif kind == "lost":
+            self.session.output_failed(message[1])
+        elif kind == "done":
+            self.done.add(worker)
+            self.worst(message[1])
+            _add(self.stats, self.engine.stats, message[2], message[3])
+
+
+def _finish(session: Session, engine: Engine, status: ExitStatus) -> ExitStatus:
+    if status == ExitStatus.OK and session.output_failures:
+        status = ExitStatus.FAILED
+    if status == ExitStatus.OK and session.config.strict and engine.stats.errors_by_signature:
+        status = ExitStatus.FAILED
+    status = session.finish(status)
+    if status == ExitStatus.OK and session.output_failures:
+        status = ExitStatus.FAILED
+    return status
+
+
+def _messages(buffer: bytes) -> tuple[bytes, list[tuple[Any, ...]]]:
+    """The complete messages at the start of ``buffer``, and what is left of it."""
+    messages = []
+    start = 0
+    while len(buffer) - start >= _HEADER.size:
+        (size,) = _HEADER.unpack_from(buffer, start)
+        end = start + _HEADER.size + size
+        if len(buffer) < end:
+            break
+        messages.append(pickle.loads(buffer[start + _HEADER.size : end]))  # noqa: S301 - from our own fork
+        start = end
+    return buffer[start:], messages
+
+
+def _add(total: SourceStats, engine_total: EngineStats, source: SourceStats, engine: EngineStats) -> None:
+    total.events += source.events
+    total.undecoded += source.undecoded
+    total.skipped_by_reason.update(source.skipped_by_reason)
+    engine_total.events += engine.events
+    engine_total.findings += engine.findings
+    engine_total.findings_by_signature.update(engine.findings_by_signature)
+    engine_total.errors_by_signature.update(engine.errors_by_signature)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second one ends the worker
+    raise Interrupted
+
+
+def _signal(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def _describe_exit(wait_status: int) -> str:
+    if os.WIFSIGNALED(wait_status):
+        return f"killed by signal {signal.Signals(os.WTERMSIG(wait_status)).name}"
+    return f"exit status {os.waitstatus_to_exitcode(wait_status)}"

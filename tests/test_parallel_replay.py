@@ -1,0 +1,159 @@
+"""tracee-rules --workers N: the same findings as one process, stateful signatures included."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import tracee_rules
+
+REPO = Path(__file__).resolve().parent.parent
+SUMMARY = re.compile(r"(\d+) events read, (\d+) skipped.*?; (\d+) findings from \d+ signatures(?: \(([^)]*)\))?")
+
+
+def _event(name: str, pid: int, args: list[dict[str, Any]], container: str = "", **context: Any) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "timestamp": 1_700_000_000_000_000_000 + pid,
+        "processId": pid,
+        "hostProcessId": pid,
+        "threadId": pid,
+        "hostThreadId": pid,
+        "processName": "proc",
+        "eventName": name,
+        "container": {"id": container} if container else {},
+        "contextFlags": {"containerStarted": bool(container)},
+        "args": args,
+    }
+    event.update(context)
+    return event
+
+
+def _exec(pid: int, pathname: str, container: str = "", env: list[str] | None = None) -> dict[str, Any]:
+    args = [
+        {"name": "cmdpath", "type": "const char*", "value": pathname},
+        {"name": "pathname", "type": "const char*", "value": pathname},
+        {"name": "argv", "type": "const char**", "value": [pathname]},
+        {"name": "env", "type": "const char**", "value": env or ["PATH=/usr/bin"]},
+    ]
+    return _event("sched_process_exec", pid, args, container)
+
+
+def _execve(pid: int, pathname: str) -> dict[str, Any]:
+    args = [
+        {"name": "pathname", "type": "const char*", "value": pathname},
+        {"name": "argv", "type": "const char**", "value": [pathname]},
+    ]
+    return _event("execve", pid, args)
+
+
+def _connect(pid: int, ip: str, container: str = "") -> dict[str, Any]:
+    address = {"sa_family": "AF_INET", "sin_addr": ip, "sin_port": "443"}
+    return _event(
+        "security_socket_connect",
+        pid,
+        [{"name": "remote_addr", "type": "struct sockaddr*", "value": address}],
+        container,
+    )
+
+
+def _findings(result: Any) -> Counter[str]:
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    return Counter(f"{f['SigMetadata']['ID']} pid={f['Context']['hostProcessId']}" for f in lines)
+
+
+def _summary(stderr: str) -> tuple[int, int, int, str]:
+    match = SUMMARY.search(stderr)
+    assert match is not None, stderr
+    return int(match.group(1)), int(match.group(2)), int(match.group(3)), match.group(4) or ""
+
+
+def test_a_containers_processes_meet_in_one_worker(tmp_path: Path) -> None:
+    """TRC-1013 keeps state per container: the API server address from one process's exec
+    environment, the connection by another process of the same container. Sharding by process
+    alone would separate them (pids 100 and 101 fall in different shards of two)."""
+    events = []
+    for n in range(8):
+        container = f"c{n:02d}" + "0" * 60
+        api = f"10.96.0.{n + 1}"
+        events.append(_exec(100 + 2 * n, "/usr/bin/env", container, ["KUBERNETES_SERVICE_HOST=" + api]))
+        events.append(_exec(300 + n, "/usr/bin/true", container=f"other{n}"))  # noise in other containers
+        events.append(_connect(101 + 2 * n, api, container))
+    path = tmp_path / "k8s.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    results = {
+        workers: _findings(
+            tracee_rules(
+                "--input", str(path), "--rules", "TRC-1013", "--output-template", "rawjson", "--workers", workers
+            )
+        )
+        for workers in ("1", "2", "3")
+    }
+    assert results["1"] == Counter({f"TRC-1013 pid={101 + 2 * n}": 1 for n in range(8)})
+    assert results["2"] == results["1"] and results["3"] == results["1"]
+
+
+def test_a_process_exec_pairs_meet_in_one_worker(tmp_path: Path) -> None:
+    """PYT-1 pairs each process's execve with its sched_process_exec, interleaved with other
+    processes' execs; a tampered pair (the kernel ran another file) is a finding."""
+    events = []
+    for pid in range(500, 540):
+        events.append(_execve(pid, f"/usr/bin/tool{pid}"))
+    for pid in range(500, 540):
+        tampered = pid % 7 == 0
+        events.append(_exec(pid, "/tmp/.evil" if tampered else f"/usr/bin/tool{pid}"))
+    path = tmp_path / "execs.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    expected = Counter({f"PYT-1 pid={pid}": 1 for pid in range(500, 540) if pid % 7 == 0})
+    for workers in ("1", "2", "4"):
+        result = tracee_rules(
+            "--input", str(path), "--rules", "PYT-1", "--output-template", "rawjson", "--workers", workers
+        )
+        assert _findings(result) == expected, workers
+        assert "unpaired" not in result.stderr
+
+
+def test_workers_find_what_one_process_finds_on_the_workload(tmp_path: Path) -> None:
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        from workload import write_events
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    path = tmp_path / "w.jsonl"
+    stats = write_events(str(path), 20_000, seed=3)
+    one = tracee_rules("--input", str(path), "--output-template", "rawjson")
+    two = tracee_rules("--input", str(path), "--output-template", "rawjson", "--workers", "2")
+    assert _findings(two) == _findings(one)
+    assert sum(_findings(one).values()) == sum(stats.expected_findings.values())
+    assert _summary(two.stderr) == _summary(one.stderr)
+
+
+def test_bad_records_are_counted_once_with_their_line(tmp_path: Path) -> None:
+    good = json.dumps(_exec(42, "/usr/bin/ls"))
+    lines = [good, '{"eventName": "openat", "args": [', good, '{"eventName": "openat", "processId": "x"}', good]
+    path = tmp_path / "bad.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    for workers in ("1", "3"):
+        result = tracee_rules("--input", str(path), "--workers", workers)
+        assert result.returncode == 0, result.stderr
+        assert result.stderr.count(f"{path}:2: invalid JSON") == 1, result.stderr
+        assert result.stderr.count(f"{path}:4: wrong type") == 1, result.stderr
+        assert _summary(result.stderr)[:2] == (3, 2)
+
+
+def test_workers_need_files(tmp_path: Path) -> None:
+    result = tracee_rules("--input", "-", "--workers", "2", stdin=b"")
+    assert result.returncode == 2
+    assert "standard input can be read by one process only" in result.stderr
+
+
+@pytest.mark.parametrize("value", ["-1", "two"])
+def test_workers_is_a_count(value: str) -> None:
+    result = tracee_rules("--workers", value, "--list")
+    assert result.returncode == 2
+    assert "--workers" in result.stderr
