@@ -101,9 +101,7 @@ def test_a_containers_processes_meet_in_one_worker(tmp_path: Path) -> None:
 def test_a_process_exec_pairs_meet_in_one_worker(tmp_path: Path) -> None:
     """PYT-1 pairs each process's execve with its sched_process_exec, interleaved with other
     processes' execs; a tampered pair (the kernel ran another file) is a finding."""
-    events = []
-    for pid in range(500, 540):
-        events.append(_execve(pid, f"/usr/bin/tool{pid}"))
+    events = [_execve(pid, f"/usr/bin/tool{pid}") for pid in range(500, 540)]
     for pid in range(500, 540):
         tampered = pid % 7 == 0
         events.append(_exec(pid, "/tmp/.evil" if tampered else f"/usr/bin/tool{pid}"))
