@@ -1,0 +1,149 @@
+"""Records nobody wants are not decoded, yet every record is counted, and bad ones reported
+with their reason and line exactly as when everything is decoded."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pytracee.engine.catalogue import is_known_event
+from pytracee.engine.findings import Finding
+from pytracee.engine.reader import EventReader
+from pytracee.engine.session import Session, SessionConfig, builtin_rule_languages
+
+OPENAT = {"eventName": "openat", "processId": 7, "hostProcessId": 7, "args": [{"name": "pathname", "value": "/etc"}]}
+FILE_OPEN = {
+    "eventName": "security_file_open",
+    "hostProcessId": 9,
+    "args": [{"name": "pathname", "value": "/etc/ld.so.preload"}, {"name": "flags", "value": 65}],
+}
+
+#: Bad records of an event no signature selects (openat), each with the reason it must get.
+BAD_UNWANTED = [
+    ('{"eventName":"openat","args":[', "invalid JSON"),
+    ('{"eventName":"openat","processId":"7"}', "wrong type"),
+    ('{"eventName":"openat","args":{"pathname":"/x"}}', "wrong type"),
+    ('{"eventName":"openat","eventId":"x1"}', "wrong type"),
+    ('{"eventName":"openat","container":[]}', "wrong type"),
+    ('{"eventName":"openat","args":[{"name":"pathname","value":"\\ud800"}]}', "invalid JSON"),
+    ('{"eventName":"no_such_event"}', "unknown event"),
+    ('{"eventName":""}', "missing field"),
+    ('{"eventName":"openat","processId":18446744073709551616}', "wrong type"),
+    ('["openat"]', "not an event"),
+]
+
+
+def _read(path: Path, **options: Any) -> tuple[list[dict[str, Any]], EventReader]:
+    reader = EventReader([path], is_known_event=is_known_event, **options)
+    return [event.raw for event in reader], reader
+
+
+def test_events_nobody_wants_are_counted_but_not_delivered(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in [OPENAT, FILE_OPEN, OPENAT, OPENAT]))
+    events, reader = _read(path, wanted_events={"security_file_open"})
+    assert events == [FILE_OPEN]
+    assert reader.stats.events == 4 and reader.stats.undecoded == 3 and not reader.stats.skipped
+
+
+@pytest.mark.parametrize(("line", "reason"), BAD_UNWANTED)
+def test_bad_records_of_unwanted_events_get_their_reason_and_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, line: str, reason: str
+) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text(json.dumps(OPENAT) + "\n" + line + "\n" + json.dumps(FILE_OPEN) + "\n")
+    results = []
+    for wanted in (None, {"security_file_open"}):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="pytracee.input"):
+            _, reader = _read(path, wanted_events=wanted)
+        messages = [r.getMessage() for r in caplog.records]
+        assert dict(reader.stats.skipped_by_reason) == {reason: 1}, (wanted, messages)
+        assert reader.stats.events == 2
+        assert any(f"{path}:2: {reason}" in m for m in messages), messages
+        results.append(messages)
+    assert results[0] == results[1]
+
+
+def test_a_consumer_adds_the_events_it_needs(tmp_path: Path) -> None:
+    """A process tree must see every fork, exec and exit although no signature selects forks."""
+    fork = {"eventName": "sched_process_fork", "hostProcessId": 3, "args": [{"name": "child_pid", "value": 4}]}
+    path = tmp_path / "fork.jsonl"
+    path.write_text(json.dumps(fork) + "\n" + json.dumps(OPENAT) + "\n")
+    session = Session(SessionConfig(load_installed_plugins=False))
+    session.load()
+    assert session.wanted_events is not None and "sched_process_fork" not in session.wanted_events
+    reader = EventReader([path], wanted_events=session.wanted_events, admissions=session.admissions)
+    session.wanted_events.add("sched_process_fork")  # added after the reader is made, before the run
+    assert [event.name for event in reader] == ["sched_process_fork"]
+    session.finish(session.run([]))
+
+
+def test_admission_follows_the_signatures_origins_and_data_filters() -> None:
+    session = Session(SessionConfig(load_installed_plugins=False))
+    session.load()
+    assert session.wanted_events is not None
+    assert "security_file_open" not in session.wanted_events  # every signature filters its paths
+    assert "sched_process_exec" in session.wanted_events  # PYT-1 takes them all
+    assert "openat" not in session.wanted_events and "openat" not in session.admissions
+    engine = session.engine
+    assert engine is not None
+    gate = engine.admission("security_file_open", "host")
+    assert callable(gate)
+    assert gate({"pathname": "/etc/ld.so.preload"}) and not gate({"pathname": "/usr/lib/libc.so.6"})
+    assert engine.admission("security_sb_mount", "host") is False  # TRC-1014 watches containers only
+    assert engine.admission("security_sb_mount", "container") is not False
+    session.finish(session.run([]))
+
+
+def _replay(path: Path, plan: bool) -> tuple[Counter[str], int]:
+    findings: list[Finding] = []
+    session = Session(SessionConfig(load_installed_plugins=False))
+    session.load()
+    session.engine.on_finding = findings.append  # type: ignore[union-attr]
+    reader = EventReader(
+        [path],
+        is_known_event=session.is_known_event,
+        wanted_events=session.wanted_events if plan else None,
+        admissions=session.admissions if plan else None,
+    )
+    session.run(reader)
+    return Counter(f"{f.sig_metadata.id}@{f.event.location}" for f in findings), reader.stats.events
+
+
+def test_signatures_get_the_same_events_with_the_plan(tmp_path: Path) -> None:
+    """Attacks of every signature in a realistic stream: the same findings, at the same lines."""
+    import sys
+
+    benchmarks = str(Path(__file__).resolve().parent.parent / "benchmarks")
+    sys.path.insert(0, benchmarks)
+    try:
+        from workload import write_events
+    finally:
+        sys.path.remove(benchmarks)
+    path = tmp_path / "w.jsonl"
+    stats = write_events(str(path), 20_000, seed=5)
+    planned, read = _replay(path, plan=True)
+    assert (planned, read) == _replay(path, plan=False)
+    assert sum(planned.values()) == sum(stats.expected_findings.values())
+
+
+@pytest.mark.parametrize(
+    ("rules", "list_only", "languages"),
+    [
+        ([], False, ()),  # the default set: no rule file compiled, no Rego worker
+        ([], True, ("cel", "rego")),  # --list shows them
+        (["lang:cel"], False, ("cel",)),
+        (["lang:rego,lang:python"], False, ("rego",)),
+        (["TRC-2"], False, ("cel", "rego")),
+        (["all"], False, ("cel", "rego")),
+    ],
+)
+def test_builtin_rule_files_load_only_when_they_can_be_chosen(
+    rules: list[str], list_only: bool, languages: tuple[str, ...]
+) -> None:
+    assert builtin_rule_languages(SessionConfig(rules=rules, list_only=list_only)) == languages
