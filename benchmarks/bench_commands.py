@@ -87,6 +87,9 @@ class Target:
         return rate >= self.events_per_s and (self.share_of_parse is None or share >= self.share_of_parse)
 
 
+#: Issue 10's target for ``--workers 2`` on two CPUs: this many times the one-process rate.
+WORKERS_SPEEDUP_TARGET = 1.7
+
 TARGETS: dict[tuple[str, str], Target] = {
     ("heavy", "default"): Target(150_000, 0.45),
     ("realistic", "default"): Target(250_000),
@@ -119,6 +122,7 @@ class Case:
 
     mix: str
     rules: str
+    workers: int = 1  # --workers, on as many CPUs
     runs: list[Run] = field(default_factory=list)
     startups: list[float] = field(default_factory=list)
 
@@ -146,13 +150,30 @@ def command_env(workdir: Path) -> dict[str, str]:
 
 
 def run_command(
-    command: list[str], rules: str, path: Path, output: Path, extra: list[str], env: dict[str, str] | None = None
+    command: list[str],
+    rules: str,
+    path: Path,
+    output: Path,
+    extra: list[str],
+    env: dict[str, str] | None = None,
+    workers: int = 1,
 ) -> Run:
-    """Run ``tracee-rules`` on ``path`` once and time it from start to exit."""
+    """Run ``tracee-rules`` on ``path`` once and time it from start to exit.
+
+    With ``workers`` > 1 it runs with ``--workers N`` on N CPUs (this process's CPU first,
+    then the next allowed ones).
+    """
     argv = [*command, *SETS[rules], *extra, "--input", str(path), "--output", str(output)]
+    preexec = None
+    if workers > 1:
+        argv += ["--workers", str(workers)]
+        cpus = _cpus(workers)
+        preexec = lambda: os.sched_setaffinity(0, cpus)  # noqa: E731
     gc.collect()
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, preexec_fn=preexec
+    )
     assert proc.stderr is not None
     stderr = proc.stderr.read()
     _, status, usage = os.wait4(proc.pid, 0)
@@ -164,6 +185,16 @@ def run_command(
     notes = [line for line in lines if line != summary and "loaded " not in line]
     found = Counter(m.decode() for m in _SIGNATURE_ID.findall(output.read_bytes())) if output.exists() else Counter()
     return Run(wall, usage.ru_utime + usage.ru_stime, proc.returncode, found, summary, notes)
+
+
+_ALL_CPUS = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [0]
+
+
+def _cpus(count: int) -> set[int]:
+    """``count`` CPUs for a ``--workers`` run: the pinned one and the next allowed ones."""
+    pinned = min(os.sched_getaffinity(0))
+    others = [cpu for cpu in _ALL_CPUS if cpu != pinned]
+    return {pinned, *others[: count - 1]}
 
 
 def summary_findings(summary: str) -> tuple[int, int, Counter[str], str]:
@@ -189,6 +220,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mix", action="append", choices=workload.MIXES, help="stream(s) to run (default: both)")
     parser.add_argument("--sets", default=",".join(SETS), help="signature sets, comma-separated (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=1, help="workload seed (default: %(default)s)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="also run the default set with tracee-rules --workers N on N CPUs (default: %(default)s; 1: not)",
+    )
     parser.add_argument("--parse-arguments", action="store_true", help="streams with option:parse-arguments values")
     parser.add_argument("--cpu", type=int, default=None, help="CPU to pin to (default: the last allowed one)")
     parser.add_argument(
@@ -247,6 +284,7 @@ def run(args: argparse.Namespace, workdir: Path, pinned: str, started: float) ->
 
     parse_runs: dict[str, list[float]] = {mix: [] for mix in args.mix}
     cases = {(mix, rules): Case(mix, rules) for mix in args.mix for rules in args.sets}
+    parallel = {mix: Case(mix, "default", args.workers) for mix in args.mix} if args.workers > 1 else {}
     for round_ in range(args.repeat):
         for mix, (path, _) in inputs.items():
             gc.collect()
@@ -261,6 +299,14 @@ def run(args: argparse.Namespace, workdir: Path, pinned: str, started: float) ->
                     case_startup = run_command(command, rules, empty, workdir / "findings-empty.txt", args.extra, env)
                     for other in args.mix:
                         cases[(other, rules)].startups.append(case_startup.wall)
+            if mix in parallel:
+                case = parallel[mix]
+                output = workdir / f"findings-{mix}-workers-{args.workers}.txt"
+                case.runs.append(run_command(command, "default", path, output, args.extra, env, args.workers))
+                empty_run = run_command(
+                    command, "default", empty, workdir / "findings-empty.txt", args.extra, env, args.workers
+                )
+                case.startups.append(empty_run.wall)
 
     ok = True
     problems: list[str] = []
@@ -289,6 +335,10 @@ def run(args: argparse.Namespace, workdir: Path, pinned: str, started: float) ->
             print(f"  {'':40}runs: {_runs(args.events, [r.wall for r in case.runs])}")
             for problem in check(case, stats, args.events):
                 problems.append(f"{mix} {rules}: {problem}")
+        if mix in parallel:
+            ok &= report_parallel(parallel[mix], cases.get((mix, "default")), parse_rate, args.events)
+            for problem in check(parallel[mix], stats, args.events):
+                problems.append(f"{mix} --workers {args.workers}: {problem}")
         print()
 
     print("findings (each run, from the output file and the summary) against what the workload injected for the set:")
@@ -309,6 +359,31 @@ def run(args: argparse.Namespace, workdir: Path, pinned: str, started: float) ->
             print(f"  {count:>3}x {note}")
     print(f"\ntotal time {time.perf_counter() - started:.0f} s; targets {'all met' if ok else 'NOT all met'}")
     return 0 if ok else 1
+
+
+def report_parallel(case: Case, single: Case | None, parse_rate: float, events: int) -> bool:
+    """Print the ``--workers`` line of one stream; False when it misses the speed-up target."""
+    best = min(case.runs, key=lambda r: r.wall)
+    rate = events / best.wall
+    startup = min(case.startups)
+    steady = events / max(best.wall - startup, 1e-9)
+    label = f"tracee-rules --workers {case.workers} ({case.workers} CPUs)"
+    verdict = ""
+    met = True
+    if single is not None and single.runs:
+        one = events / min(r.wall for r in single.runs)
+        speedup = rate / one
+        if case.workers == 2:
+            met = speedup >= WORKERS_SPEEDUP_TARGET
+            verdict = f"{speedup:.2f}x one process; target >= {WORKERS_SPEEDUP_TARGET}x {'PASS' if met else 'FAIL'}"
+        else:
+            verdict = f"{speedup:.2f}x one process"
+    print(
+        f"  {label:40}{rate:>10,.0f} events/s   {rate / parse_rate:5.2f} of parse   "
+        f"without start-up ({startup:.2f} s) {steady:>8,.0f}/s   cpu {best.cpu:6.2f} s   {verdict}"
+    )
+    print(f"  {'':40}runs: {_runs(events, [r.wall for r in case.runs])}")
+    return met
 
 
 def check(case: Case, stats: workload.WorkloadStats, events: int) -> list[str]:

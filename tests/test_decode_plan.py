@@ -147,3 +147,18 @@ def test_builtin_rule_files_load_only_when_they_can_be_chosen(
     rules: list[str], list_only: bool, languages: tuple[str, ...]
 ) -> None:
     assert builtin_rule_languages(SessionConfig(rules=rules, list_only=list_only)) == languages
+
+
+@pytest.mark.parametrize(
+    "patterns",
+    [["/etc/shadow"], ["/etc/*", "*/mem"], ["*docker.sock*", "*.so*", "/x"], ["*"], ["*/ld*", "*(a|b)*"]],
+)
+def test_compiled_patterns_match_as_the_patterns_do(patterns: list[str]) -> None:
+    from pytracee.engine.selectors import ArgPattern
+
+    pattern = ArgPattern.parse(patterns)
+    matches = pattern.compile()
+    values: list[Any] = ["/etc/shadow", "/etc/passwd", "/proc/1/mem", "/var/run/docker.sock", "/lib/x.so.6", "/x"]
+    values += ["", "/xy", "/lib/ld-linux.so", "(a|b)", "a", None, 3, ["/etc/shadow"], "/etc/shadow\n"]
+    assert [matches(v) for v in values] == [pattern.matches(v) for v in values]
+    assert any(matches(v) for v in values)
