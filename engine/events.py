@@ -253,14 +253,17 @@ class Event:
     @property
     def executable_sha256(self) -> str:
         """The sha256 of the process's executable: ``executable.sha256`` on the event, the
-        ``sha256`` argument of an exec event, or the tree's (live hashing); ``""`` when unknown."""
+        ``sha256`` argument of an exec event, or the tree's (live: a file not hashed before is
+        waited for, at most ``finding_wait``, 0.5 s); ``""`` when unknown."""
         executable = self.raw.get("executable")
         if isinstance(executable, dict) and isinstance(executable.get("sha256"), str) and executable["sha256"]:
             return str(executable["sha256"])
         value = self._arg_values().get("sha256") if self.raw.get("args") else None
         if isinstance(value, str) and value:
             return value
-        return self.process.sha256 or ""
+        context = self.context
+        wait = context.settings.finding_wait if context is not None and context.hasher is not None else 0.0
+        return self.process.wait_sha256(wait) or ""
 
     @property
     def location(self) -> str:
