@@ -104,7 +104,8 @@ class EventContext:
         if type(inode) is not int or not inode:
             return
         key = (dev if type(dev) is int else 0, inode, ctime if type(ctime) is int else 0)
-        process._digest = hasher.request(key, process.pid, process.executable)
+        roots = [ancestor.pid for ancestor in process.ancestors(3)]  # their root reaches the same files
+        process._digest = hasher.request(key, process.pid, process.executable, roots)
 
     def process_of(self, event: Event) -> ProcessInfo | None:
         """The event's process in the tree (None without a tree)."""

@@ -23,6 +23,7 @@ import queue
 import stat
 import threading
 from collections import Counter, OrderedDict
+from collections.abc import Sequence
 from typing import Final
 
 __all__ = ["DEFAULT_MAX_SIZE", "ExecHasher", "FileKey", "PendingHash", "kernel_dev_to_user"]
@@ -85,15 +86,24 @@ class ExecHasher:
         self.max_size = max_size
         self.proc = proc
         self._cache: OrderedDict[FileKey, str | PendingHash] = OrderedDict()
-        self._queue: queue.Queue[tuple[FileKey, int, str, PendingHash] | None] = queue.Queue(QUEUE_MAX)
+        self._queue: queue.Queue[tuple[FileKey, int, str, tuple[int, ...], int, PendingHash] | None] = queue.Queue(
+            QUEUE_MAX
+        )
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         #: Outcomes: hashed, cached, too large, changed or gone, queue full.
         self.counts: Counter[str] = Counter()
 
-    def request(self, key: FileKey, host_pid: int, path: str) -> str | PendingHash | None:
+    def request(
+        self, key: FileKey, host_pid: int, path: str, root_pids: Sequence[int] = ()
+    ) -> str | PendingHash | None:
         """The hash of the file ``key`` executed by ``host_pid`` (at ``path``): a string when
-        known, a :class:`PendingHash` while computed, None when it will not be."""
+        known, a :class:`PendingHash` while computed, None when it will not be.
+
+        A file not seen before is opened here through ``/proc/PID/exe`` (one ``open``, so a
+        process that exits at once is still hashed) and read by the thread; ``root_pids``
+        (the parent's, ...) give more ways in through their ``/proc/PID/root``.
+        """
         with self._lock:
             known = self._cache.get(key)
             if known is not None:
@@ -104,8 +114,14 @@ class ExecHasher:
                 return known
             pending = PendingHash()
             try:
-                self._queue.put_nowait((key, host_pid, path, pending))
+                fd = os.open(f"{self.proc}/{host_pid}/exe", os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+            except OSError:
+                fd = -1
+            try:
+                self._queue.put_nowait((key, host_pid, path, tuple(root_pids), fd, pending))
             except queue.Full:
+                if fd >= 0:
+                    os.close(fd)
                 self.counts["queue full"] += 1
                 return None
             self._cache[key] = pending
@@ -127,7 +143,9 @@ class ExecHasher:
             except queue.Empty:
                 break
             if item is not None:
-                item[3]._set(None)
+                if item[4] >= 0:
+                    os.close(item[4])
+                item[5]._set(None)
         self._queue.put(None)
         thread.join(5)
         self._thread = None
@@ -137,9 +155,9 @@ class ExecHasher:
             item = self._queue.get()
             if item is None:
                 return
-            key, pid, path, pending = item
+            key, pid, path, roots, fd, pending = item
             try:
-                digest = self._hash(key, pid, path)
+                digest = self._hash(key, pid, path, roots, fd)
             except Exception:
                 log.debug("hashing %s failed", path, exc_info=True)
                 digest = None
@@ -150,16 +168,21 @@ class ExecHasher:
                     del self._cache[key]  # asked again later, tried again
             pending._set(digest)
 
-    def _hash(self, key: FileKey, pid: int, path: str) -> str | None:
+    def _hash(self, key: FileKey, pid: int, path: str, roots: tuple[int, ...], opened: int) -> str | None:
         dev, inode, ctime = key
-        candidates = [f"{self.proc}/{pid}/exe"]
+        candidates: list[str | int] = [opened] if opened >= 0 else []
+        candidates.append(f"{self.proc}/{pid}/exe")
         if path.startswith("/"):
-            candidates += [f"{self.proc}/{pid}/root{path}", path]
+            candidates += [f"{self.proc}/{root}/root{path}" for root in (pid, *roots)]
+            candidates.append(path)
         for candidate in candidates:
-            try:
-                fd = os.open(candidate, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-            except OSError:
-                continue
+            if isinstance(candidate, int):
+                fd = candidate
+            else:
+                try:
+                    fd = os.open(candidate, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+                except OSError:
+                    continue
             try:
                 st = os.fstat(fd)
                 if not stat.S_ISREG(st.st_mode) or st.st_ino != inode or (ctime and st.st_ctime_ns != ctime):
