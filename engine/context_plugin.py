@@ -144,10 +144,8 @@ def tracee_configure(config: SessionConfig) -> None:
 
 @hookimpl
 def tracee_sessionstart(session: Session) -> None:
-    """Build the run's context (unless listing)."""
+    """Build the run's context (listing too: ``--list-events`` names the events it consumes)."""
     config = session.config
-    if config.list_only:
-        return
     settings, clients = settings_from_options(config.options, config.live)
     if settings.proctree or settings.containers or settings.exec_hash:
         session.context = EventContext(settings, clients)

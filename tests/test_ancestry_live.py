@@ -24,7 +24,7 @@ pytestmark = [
     pytest.mark.skipif(not Path("/sys/kernel/btf/vmlinux").exists(), reason="the kernel has no BTF"),
 ]
 
-RULE = '''
+RULE = """
 from pytracee.engine import Event, select, signature
 
 
@@ -32,7 +32,7 @@ from pytracee.engine import Event, select, signature
 def leaf(event: Event) -> dict:
     grandparent = event.process.ancestor(2)
     return {"grandparent": grandparent.comm if grandparent is not None else ""}
-'''
+"""
 
 
 def make_chain(directory: Path) -> Path:
