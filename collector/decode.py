@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final, Protocol
 
 from pytracee.engine.catalogue import SYSCALLS
+from pytracee.engine.proctree import task_entity_id
 
 from .wire import ARG_SLOT, EVENT_HEADER, EVENTS_BY_ID, STRARR_ARG, VAR_ARG, EventSpec
 
@@ -78,39 +79,6 @@ def container_id_from_cgroup(names: list[bytes]) -> str:
         if m:
             return m.group().decode()
     return ""
-
-
-def _murmur32(data: bytes, seed: int = 0x18273645) -> int:
-    """MurmurHash3 x86 32-bit (Tracee's HashU32AndU64)."""
-    h = seed
-    n = len(data) // 4
-    for (k,) in struct.iter_unpack("<I", data[: n * 4]):
-        k = (k * 0xCC9E2D51) & 0xFFFFFFFF
-        k = ((k << 15) | (k >> 17)) & 0xFFFFFFFF
-        k = (k * 0x1B873593) & 0xFFFFFFFF
-        h ^= k
-        h = ((h << 13) | (h >> 19)) & 0xFFFFFFFF
-        h = (h * 5 + 0xE6546B64) & 0xFFFFFFFF
-    tail = data[n * 4 :]
-    if tail:
-        k = int.from_bytes(tail, "little")
-        k = (k * 0xCC9E2D51) & 0xFFFFFFFF
-        k = ((k << 15) | (k >> 17)) & 0xFFFFFFFF
-        k = (k * 0x1B873593) & 0xFFFFFFFF
-        h ^= k
-    h ^= len(data)
-    h ^= h >> 16
-    h = (h * 0x85EBCA6B) & 0xFFFFFFFF
-    h ^= h >> 13
-    h = (h * 0xC2B2AE35) & 0xFFFFFFFF
-    h ^= h >> 16
-    return h
-
-
-def task_entity_id(host_id: int, start_time_epoch_ns: int) -> int:
-    """Tracee's entity id of a task: murmur3 of (id, start time rounded to 10 ms), big endian."""
-    rounded = start_time_epoch_ns // 10_000_000 * 10_000_000
-    return _murmur32(struct.pack(">IQ", host_id & 0xFFFFFFFF, rounded & 0xFFFFFFFFFFFFFFFF))
 
 
 def sockaddr_value(raw: bytes) -> dict[str, str]:

@@ -16,12 +16,16 @@ reports against the signature that asked (with the event's file and line).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from . import parsers
 from .errors import ArgumentError, MalformedEventError
 from .parsers import ArgumentValueError, SockAddr
 from .schema import full_event
+
+if TYPE_CHECKING:
+    from .context import EventContext
+    from .proctree import ProcessInfo
 
 __all__ = ["ORIGIN_CONTAINER", "ORIGIN_CONTAINER_INIT", "ORIGIN_HOST", "Event", "container_id_of", "origin_of"]
 
@@ -60,7 +64,7 @@ class Event:
         rule engines that parse JSON themselves take it instead of ``raw``.
     """
 
-    __slots__ = ("_args", "_line", "_where", "raw", "source", "text")
+    __slots__ = ("_args", "_line", "_where", "context", "raw", "source", "text")
 
     def __init__(
         self, raw: dict[str, Any], source: str = "tracee", where: str = "", line: int = 0, text: bytes | None = None
@@ -71,6 +75,8 @@ class Event:
         self._args: dict[str, Any] | None = None
         self._where = where
         self._line = line
+        #: The run's process tree, containers and hashes (set by the session before dispatch).
+        self.context: EventContext | None = None
 
     # --- context ---------------------------------------------------------------
 
@@ -170,6 +176,94 @@ class Event:
         without a started container (the container is being set up), else the host.
         """
         return origin_of(self.raw)
+
+    def _container_field(self, key: str, flat_key: str) -> str:
+        container = self.raw.get("container")
+        if isinstance(container, dict) and isinstance(container.get(key), str):
+            return str(container[key])
+        value = self.raw.get(flat_key)
+        return value if isinstance(value, str) else ""
+
+    def _pod_field(self, key: str) -> str:
+        kubernetes = self.raw.get("kubernetes")
+        if isinstance(kubernetes, dict) and isinstance(kubernetes.get(key), str):
+            return str(kubernetes[key])
+        value = self.raw.get(key)
+        return value if isinstance(value, str) else ""
+
+    @property
+    def container_name(self) -> str:
+        """The container's name from its runtime (``container.name`` or ``containerName``)."""
+        return self._container_field("name", "containerName")
+
+    @property
+    def container_image(self) -> str:
+        """The container's image (``container.image`` or ``containerImage``), e.g. ``"nginx:1.27"``."""
+        return self._container_field("image", "containerImage")
+
+    @property
+    def container_image_digest(self) -> str:
+        """The image's digest (``container.imageDigest``): a repo digest, else the image id."""
+        return self._container_field("imageDigest", "containerImageDigest")
+
+    @property
+    def pod_name(self) -> str:
+        """The Kubernetes pod (``kubernetes.podName`` or ``podName``)."""
+        return self._pod_field("podName")
+
+    @property
+    def pod_namespace(self) -> str:
+        """The pod's namespace (``kubernetes.podNamespace`` or ``podNamespace``)."""
+        return self._pod_field("podNamespace")
+
+    @property
+    def pod_uid(self) -> str:
+        """The pod's uid (``kubernetes.podUID`` or ``podUID``)."""
+        return self._pod_field("podUID")
+
+    # --- the process tree ---------------------------------------------------------
+
+    @property
+    def process(self) -> ProcessInfo:
+        """The event's process in the run's process tree, with its ``parent`` and ``ancestors()``.
+
+        Without a tree (an event built in memory, ``--proctree none``) it is built from the
+        event's own context, with no parent.
+        """
+        context = self.context
+        if context is not None:
+            found = context.process_of(self)
+            if found is not None:
+                return found
+        from .proctree import ProcessInfo
+
+        info = ProcessInfo(None, self.host_process_id, self.raw.get("threadStartTime", 0) or 0)
+        info.comm, info.executable, info.ns_pid = self.process_name, self.executable_path, self.process_id
+        return info
+
+    @property
+    def parent(self) -> ProcessInfo | None:
+        """The parent of the event's process (None when unknown)."""
+        return self.process.parent
+
+    def ancestors(self, depth: int = 64) -> list[ProcessInfo]:
+        """The event's process's parent, grandparent, ... (nearest first, at most ``depth``)."""
+        return self.process.ancestors(depth)
+
+    @property
+    def executable_sha256(self) -> str:
+        """The sha256 of the process's executable: ``executable.sha256`` on the event, the
+        ``sha256`` argument of an exec event, or the tree's (live: a file not hashed before is
+        waited for, at most ``finding_wait``, 0.5 s); ``""`` when unknown."""
+        executable = self.raw.get("executable")
+        if isinstance(executable, dict) and isinstance(executable.get("sha256"), str) and executable["sha256"]:
+            return str(executable["sha256"])
+        value = self._arg_values().get("sha256") if self.raw.get("args") else None
+        if isinstance(value, str) and value:
+            return value
+        context = self.context
+        wait = context.settings.finding_wait if context is not None and context.hasher is not None else 0.0
+        return self.process.wait_sha256(wait) or ""
 
     @property
     def location(self) -> str:

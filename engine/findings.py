@@ -125,4 +125,6 @@ def finding_to_event(finding: Finding, event_id: int) -> Event:
             "Properties": {**meta.properties, "signatureID": meta.id, "signatureName": meta.name},
         },
     )
-    return Event(raw, origin.source, origin._where, origin._line)
+    derived = Event(raw, origin.source, origin._where, origin._line)
+    derived.context = origin.context
+    return derived

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .catalogue import KNOWN_EVENTS
+from .context import EventContext
 from .dispatch import DuplicateSignatureError, Engine, LoadedSignature
 from .errors import (
     ConfigError,
@@ -69,6 +70,8 @@ class SessionConfig:
         ``rules`` or a listing can use them: :func:`builtin_rule_languages`).
     :param list_only: the run only lists what is loaded (``tracee-rules --list``,
         ``--list-events``): the outputs plugin opens no output.
+    :param live: the events come from the running host (``tracee``): the process tree is
+        read from /proc first, container runtimes are asked and executed files hashed.
     :param options: the full parsed command line, including plugins' options.
     """
 
@@ -81,6 +84,7 @@ class SessionConfig:
     load_builtin_rules: bool = True
     load_installed_plugins: bool = True
     list_only: bool = False
+    live: bool = False
     options: argparse.Namespace = field(default_factory=argparse.Namespace)
     pluginmanager: PluginManager = field(default_factory=PluginManager, repr=False)
 
@@ -136,6 +140,9 @@ class Session:
         #: filters -> a test of a record's envelope (:mod:`~pytracee.engine.prefilter`).
         self.admissions: dict[str, Admission] = {}
         self._started = False  # between tracee_sessionstart and tracee_sessionfinish
+        #: Process tree, container identities and hashes, shown every event before dispatch
+        #: (set at session start by the context plugin; None: no context kept).
+        self.context: EventContext | None = None
 
     # --- loading ------------------------------------------------------------------------
 
@@ -209,6 +216,14 @@ class Session:
             raise ConfigError(f"no such signature: {', '.join(sorted(unknown))} (see --list)")
         return chosen
 
+    def wanted_events(self) -> set[str]:
+        """The events this run needs: those the signatures select by name and those the
+        context consumes (:attr:`~pytracee.engine.context.EventContext.consumed_events`)."""
+        names = set(self.engine.selected_event_names()) if self.engine is not None else set()
+        if self.context is not None:
+            names |= self.context.consumed_events
+        return names
+
     @property
     def is_known_event(self) -> Callable[[str], bool] | None:
         """The reader's test for event names: Tracee's, plus the loaded signatures' (None: accept all)."""
@@ -228,9 +243,12 @@ class Session:
         self.input_stats = source.stats
         status = ExitStatus.OK
         dispatch = engine.dispatch
+        observe = self.context.observe if self.context is not None else None
         try:
             for event in source:
                 try:
+                    if observe is not None:
+                        observe(event)
                     dispatch(event)
                 except MalformedEventError as exc:
                     source.skip(event, "malformed args", str(exc))
@@ -333,6 +351,8 @@ class Session:
                 )
         if self.output_failures:
             lines.append(f"findings not delivered: {self.output_failures}")
+        if self.context is not None and self.context.describe():
+            lines.append(self.context.describe())
         return "; ".join(lines)
 
     def load_errors(self) -> list[LoadError]:

@@ -42,6 +42,7 @@ from typing import Any, Final
 import pytest
 
 from .catalogue import event_id
+from .context import ContextSettings, EventContext
 from .dispatch import Engine, EngineStats, LoadedSignature
 from .events import Event
 from .findings import Finding
@@ -123,6 +124,10 @@ def _from_the_signature(traceback: TracebackType | None) -> TracebackType | None
     return traceback
 
 
+#: The start time of the processes make_event invents (one per pid).
+_STARTED: Final = time.time_ns() - 3_600_000_000_000
+
+
 def make_event(
     name: str,
     args: Mapping[str, Any] | None = None,
@@ -141,7 +146,7 @@ def make_event(
     pid = fields.pop("processId") if "processId" in fields else next(_pids)
     raw: dict[str, Any] = {
         "timestamp": time.time_ns(),
-        "threadStartTime": time.time_ns() - 1_000_000,
+        "threadStartTime": _STARTED + pid * 1000,  # one start time per pid: the process tree sees one process
         "processorId": 0,
         "processId": pid,
         "cgroupId": 1,
@@ -218,8 +223,11 @@ def run_engine(
         findings.append,
         on_error=on_error,
     )
+    context = EventContext(ContextSettings())  # the process tree only: event.process works as in a run
     for item in events:
-        engine.dispatch(_as_event(item))
+        event = _as_event(item)
+        context.observe(event)
+        engine.dispatch(event)
     engine.complete()
     run = EngineRun(findings, engine.stats, errors)
     if raise_errors:

@@ -204,7 +204,7 @@ def _load_session(args: argparse.Namespace, selection: Selection, pm: PluginMana
     if not detection:
         return None
     config = SessionConfig(
-        rules_dirs=args.rules_dir, rules=args.rules, disabled=args.disable, options=args, pluginmanager=pm
+        rules_dirs=args.rules_dir, rules=args.rules, disabled=args.disable, options=args, pluginmanager=pm, live=True
     )
     session = Session(config)
     try:
@@ -261,7 +261,7 @@ def _traced_events(selection: Selection, session: Session | None) -> set[str]:
     from ..collector import supported_events
 
     printed = selection.wanted_events()
-    needed = set(session.engine.selected_event_names()) if session is not None and session.engine else set()
+    needed = session.wanted_events() if session is not None else set()
     available = set(supported_events())
     unsupported = sorted((printed | needed) - available)
     if unsupported:

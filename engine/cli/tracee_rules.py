@@ -214,7 +214,7 @@ def _list_or_replay(
             if args.list:
                 _print_list(session.available, session.signatures)
             else:
-                print(",".join(session.engine.selected_event_names() if session.engine else []))
+                print(",".join(sorted(session.wanted_events())))
             sys.stdout.flush()
         except BrokenPipeError:  # `tracee-rules --list | head`
             silence_closed_output(sys.stdout)

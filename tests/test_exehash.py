@@ -1,0 +1,62 @@
+"""The executable hasher on real files: once per (dev, inode, ctime), never another file's hash, bounded."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from pytracee.engine.exehash import ExecHasher, PendingHash
+
+
+def key_of(path: Path) -> tuple[int, int, int]:
+    st = os.stat(path)
+    kernel_dev = (os.major(st.st_dev) << 20) | os.minor(st.st_dev)  # as the kernel's s_dev
+    return kernel_dev, st.st_ino, st.st_ctime_ns
+
+
+def resolve(answer: str | PendingHash | None) -> str | None:
+    return answer.wait(10) if isinstance(answer, PendingHash) else answer
+
+
+def test_hash_is_the_files_sha256_and_computed_once(tmp_path: Path) -> None:
+    binary = tmp_path / "tool"
+    binary.write_bytes(os.urandom(3 << 20))
+    hasher = ExecHasher()
+    try:
+        first = hasher.request(key_of(binary), os.getpid(), str(binary))
+        assert resolve(first) == hashlib.sha256(binary.read_bytes()).hexdigest()
+        again = hasher.request(key_of(binary), os.getpid(), str(binary))
+        assert again == resolve(first)  # a string at once: from the cache
+        assert hasher.counts["hashed"] == 1 and hasher.counts["cached"] == 1
+    finally:
+        hasher.close()
+
+
+def test_a_file_changed_since_the_exec_gets_no_hash(tmp_path: Path) -> None:
+    binary = tmp_path / "tool"
+    binary.write_bytes(b"\x7fELF one")
+    key = key_of(binary)
+    binary.write_bytes(b"\x7fELF two, written after the exec")  # same inode, new ctime
+    os.utime(binary, ns=(1, 1))  # makes sure ctime moves even on coarse clocks
+    hasher = ExecHasher()
+    try:
+        assert resolve(hasher.request(key, os.getpid(), str(binary))) is None
+        assert hasher.counts["changed or gone"] == 1
+        replaced = tmp_path / "other"
+        replaced.write_bytes(b"another file")
+        os.replace(replaced, binary)  # another inode at the same path
+        assert resolve(hasher.request(key, os.getpid(), str(binary))) is None
+    finally:
+        hasher.close()
+
+
+def test_files_over_the_size_bound_are_not_hashed(tmp_path: Path) -> None:
+    big = tmp_path / "big"
+    big.write_bytes(b"\0" * (2 << 20))
+    hasher = ExecHasher(max_size=1 << 20)
+    try:
+        assert resolve(hasher.request(key_of(big), os.getpid(), str(big))) is None
+        assert hasher.counts["too large"] == 1
+    finally:
+        hasher.close()
