@@ -110,6 +110,7 @@
 #define AF_UNIX_VAL      1
 #define EAGAIN_VAL       11
 #define EBUSY_VAL        16
+#define EINPROGRESS_VAL  115
 #define E2BIG_VAL        7
 #define AF_INET_VAL      2
 #define AF_INET6_VAL     10

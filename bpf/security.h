@@ -106,6 +106,47 @@ out:;
     return 0;
 }
 
+/*
+ * The peer address the kernel gave a socket, as a struct sockaddr in sa (28 bytes for
+ * INET6, 110 for UNIX): its length, or 0 when the socket has no peer. INET/INET6: the
+ * sock's destination address and port (a port of 0: no peer, e.g. a TCP connect that was
+ * refused, which clears it). UNIX (CO-RE builds only): the name the peer socket is bound
+ * to, as its server gave it to bind().
+ */
+#define PEER_SA_MAX 112
+statfunc u32 sock_peer_sockaddr(struct sock *sk, u8 *sa)
+{
+    u16 family = RD(sk, __sk_common.skc_family);
+    __builtin_memcpy(&sa[0], &family, 2);
+    if (family == AF_INET_VAL || family == AF_INET6_VAL) {
+        u16 port = RD(sk, __sk_common.skc_dport);
+        if (!port)
+            return 0;
+        __builtin_memcpy(&sa[2], &port, 2);
+        if (family == AF_INET_VAL) {
+            u32 addr = RD(sk, __sk_common.skc_daddr);
+            __builtin_memcpy(&sa[4], &addr, 4);
+            return 16;
+        }
+        RD_INTO(&sa[8], 16, &sk->__sk_common.skc_v6_daddr);
+        return 28;
+    }
+#ifndef TRACEE_NO_CORE
+    if (family == AF_UNIX_VAL) {
+        struct unix_sock *peer = (struct unix_sock *)BPF_CORE_READ((struct unix_sock *)sk, peer);
+        struct unix_address *ua = peer ? BPF_CORE_READ(peer, addr) : 0;
+        if (!ua)
+            return 0;
+        int len = BPF_CORE_READ(ua, len);
+        if (len <= 2 || len > 110)
+            return 0;
+        bpf_probe_read_kernel(sa, len & 127, &ua->name[0]);
+        return len;
+    }
+#endif
+    return 0;
+}
+
 /* socket_dup: oldfd, newfd, remote_addr (for INET/INET6 sockets). */
 SEC("raw_tp")
 int exit_dup(struct bpf_raw_tracepoint_args *ctx)
@@ -124,21 +165,14 @@ int exit_dup(struct bpf_raw_tracepoint_args *ctx)
     if (!sk)
         goto out;
     u16 family = RD(sk, __sk_common.skc_family);
-    u8 sa[28] = {};
-    u32 salen;
-    u16 port = RD(sk, __sk_common.skc_dport);
-    if (family == AF_INET_VAL) {
-        u32 addr = RD(sk, __sk_common.skc_daddr);
-        __builtin_memcpy(&sa[4], &addr, 4);
-        salen = 16;
-    } else if (family == AF_INET6_VAL) {
-        RD_INTO(&sa[8], 16, &sk->__sk_common.skc_v6_daddr);
-        salen = 28;
-    } else {
+    if (family != AF_INET_VAL && family != AF_INET6_VAL)
         goto out;
+    u8 sa[PEER_SA_MAX] = {};
+    u32 salen = sock_peer_sockaddr(sk, sa);
+    if (!salen) {   /* no peer: the family alone, as before */
+        salen = family == AF_INET_VAL ? 16 : 28;
+        __builtin_memset(&sa[2], 0, 26);
     }
-    __builtin_memcpy(&sa[0], &family, 2);
-    __builtin_memcpy(&sa[2], &port, 2);
     u8 *buf = d.b->data;
     u32 off = begin_syscall_event(d.b, d.p, d.cfg, d.t, EV_SOCKET_DUP, d.p->id, 0);
     off = put_u64(buf, off, EVT_MASK, (s64)(s32)oldfd);
@@ -373,42 +407,65 @@ int enter_mprotect_vma(struct bpf_raw_tracepoint_args *ctx)
 
 #endif /* !TRACEE_NO_CORE */
 
-/* security_socket_connect: sockfd, type, remote_addr (INET, INET6 and UNIX only). */
+/*
+ * security_socket_connect: sockfd, type, remote_addr (INET, INET6 and UNIX only), at the
+ * exit of connect. remote_addr is the kernel's view when the connect gave the socket a
+ * peer (it returned 0 or EINPROGRESS): the peer address the sock holds (sock_peer_sockaddr).
+ * Otherwise (the connect failed, or the peer was already gone) there is no kernel view
+ * left: remote_addr is then the address read from user memory, as the syscall event has it.
+ */
 SEC("raw_tp")
-int enter_connect(struct bpf_raw_tracepoint_args *ctx)
+int exit_connect(struct bpf_raw_tracepoint_args *ctx)
 {
+    long ret = ctx->args[1];
     struct derived d;
-    if (!derived_begin(ctx, &d, EV_SECURITY_SOCKET_CONNECT, BUF_ENTER))
-        return 0;
-    const void *uaddr = (const void *)d.p->args[1];
-    u16 family = 0;
-    if (!uaddr || bpf_probe_read_user(&family, sizeof(family), uaddr))
-        return 0;
-    if (family != AF_INET_VAL && family != AF_INET6_VAL && family != AF_UNIX_VAL)
-        return 0;
+    if (!derived_begin(ctx, &d, EV_SECURITY_SOCKET_CONNECT, BUF_EXIT))
+        goto out;
     long fd = (s32)d.p->args[0];
     struct file *f = fd_file(d.t, fd);
     struct socket *sock = f ? RD(f, private_data) : 0;
+    struct sock *sk = sock ? RD(sock, sk) : 0;
     s32 type = sock ? RD(sock, type) : 0;
+    u8 sa[PEER_SA_MAX] = {};
+    u32 salen = 0;
+    if (sk && (ret == 0 || ret == -EINPROGRESS_VAL))
+        salen = sock_peer_sockaddr(sk, sa);
+    u16 family = 0;
+    const void *uaddr = (const void *)d.p->args[1];
+    if (salen)
+        __builtin_memcpy(&family, sa, 2);
+    else if (!uaddr || bpf_probe_read_user(&family, sizeof(family), uaddr))
+        goto out;
+    if (family != AF_INET_VAL && family != AF_INET6_VAL && family != AF_UNIX_VAL)
+        goto out;
     u8 *buf = d.b->data;
     u32 off = begin_syscall_event(d.b, d.p, d.cfg, d.t, EV_SECURITY_SOCKET_CONNECT, d.p->id, 0);
     off = put_u64(buf, off, EVT_MASK, (s64)(s32)fd);
     off = put_u64(buf, off, EVT_MASK, (s64)type);
-    off = put_user_sockaddr(buf, off, EVT_MASK, uaddr, (long)d.p->args[2]);
+    if (salen)
+        off = put_kern_bytes(buf, off, EVT_MASK, sa, salen);
+    else
+        off = put_user_sockaddr(buf, off, EVT_MASK, uaddr, (long)d.p->args[2]);
     submit(d.ctx, d.b, off);
+out:;
+    struct pending *p = consume_pending();
+    if (p)
+        p->id = -1;
     return 0;
 }
 
 /*
  * security_inode_rename: old_path, new_path as given, then (hidden, for the decoder to
  * make relative paths absolute) the base directory of each: cwd or the dirfd's path.
+ * Emitted at the exit of rename/renameat/renameat2 (after the syscall's own event, so that
+ * the two pair up); the strings are the tracer's read of user memory.
  */
 SEC("raw_tp")
-int enter_rename(struct bpf_raw_tracepoint_args *ctx)
+int exit_rename(struct bpf_raw_tracepoint_args *ctx)
 {
     struct derived d;
-    if (!derived_begin(ctx, &d, EV_SECURITY_INODE_RENAME, BUF_ENTER))
-        return 0;
+    if (!derived_begin(ctx, &d, EV_SECURITY_INODE_RENAME, BUF_EXIT))
+        goto out;
     const char *oldp, *newp;
     long olddir = AT_FDCWD_VAL, newdir = AT_FDCWD_VAL;
     if (d.p->id == SYS_RENAME) {
@@ -427,16 +484,23 @@ int enter_rename(struct bpf_raw_tracepoint_args *ctx)
     off = put_base_dir(buf, off, d.t, olddir, oldp);
     off = put_base_dir(buf, off, d.t, newdir, newp);
     submit(d.ctx, d.b, off);
+out:;
+    struct pending *p = consume_pending();
+    if (p)
+        p->id = -1;
     return 0;
 }
 
-/* security_sb_mount: dev_name, path, type, flags (+ hidden base directory of path). */
+/*
+ * security_sb_mount: dev_name, path, type, flags (+ hidden base directory of path), at the
+ * exit of mount (after the syscall's event); the strings are the tracer's read.
+ */
 SEC("raw_tp")
-int enter_mount(struct bpf_raw_tracepoint_args *ctx)
+int exit_mount(struct bpf_raw_tracepoint_args *ctx)
 {
     struct derived d;
-    if (!derived_begin(ctx, &d, EV_SECURITY_SB_MOUNT, BUF_ENTER))
-        return 0;
+    if (!derived_begin(ctx, &d, EV_SECURITY_SB_MOUNT, BUF_EXIT))
+        goto out;
     u8 *buf = d.b->data;
     const char *target = (const char *)d.p->args[1];
     u32 off = begin_syscall_event(d.b, d.p, d.cfg, d.t, EV_SECURITY_SB_MOUNT, d.p->id, 0);
@@ -446,6 +510,10 @@ int enter_mount(struct bpf_raw_tracepoint_args *ctx)
     off = put_user_str(buf, off, EVT_MASK, (const void *)d.p->args[2]);
     off = put_base_dir(buf, off, d.t, AT_FDCWD_VAL, target);
     submit(d.ctx, d.b, off);
+out:;
+    struct pending *p = consume_pending();
+    if (p)
+        p->id = -1;
     return 0;
 }
 

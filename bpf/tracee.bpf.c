@@ -9,9 +9,9 @@
  *                            submits the event with the return value (execve/execveat are
  *                            submitted at enter, with the caller's context, as Tracee does)
  *   security_file_open       exit of open/openat/openat2/creat/open_by_handle_at: fd -> file
- *   security_socket_connect  enter of connect
- *   security_inode_rename    enter of rename/renameat/renameat2
- *   security_sb_mount        enter of mount
+ *   security_socket_connect  exit of connect: the socket's peer address (the kernel's view)
+ *   security_inode_rename    exit of rename/renameat/renameat2
+ *   security_sb_mount        exit of mount
  *   magic_write              enter of write/pwrite64 at file offset 0 of a regular file
  *   mem_prot_alert           exit of mmap (alert 1, W+X); enter of mprotect/pkey_mprotect: alerts
  *                            2, 3, 4 from each VMA of the range (bpf_find_vma: its vm_flags and
@@ -44,14 +44,14 @@ char LICENSE[] SEC("license") = "GPL";
 
 int enter_args(struct bpf_raw_tracepoint_args *ctx);
 int enter_exec(struct bpf_raw_tracepoint_args *ctx);
-int enter_connect(struct bpf_raw_tracepoint_args *ctx);
-int enter_rename(struct bpf_raw_tracepoint_args *ctx);
-int enter_mount(struct bpf_raw_tracepoint_args *ctx);
 int enter_write(struct bpf_raw_tracepoint_args *ctx);
 int enter_mprotect(struct bpf_raw_tracepoint_args *ctx);
 int exit_open(struct bpf_raw_tracepoint_args *ctx);
 int exit_dup(struct bpf_raw_tracepoint_args *ctx);
 int exit_mmap(struct bpf_raw_tracepoint_args *ctx);
+int exit_connect(struct bpf_raw_tracepoint_args *ctx);
+int exit_rename(struct bpf_raw_tracepoint_args *ctx);
+int exit_mount(struct bpf_raw_tracepoint_args *ctx);
 
 #define MISC_ARGS 0
 #define MISC_EXEC 1
@@ -75,11 +75,6 @@ struct {
     __array(values, int(struct bpf_raw_tracepoint_args *));
 } prog_enter SEC(".maps") = {
     .values = {
-        [SYS_CONNECT] = (void *)&enter_connect,
-        [SYS_RENAME] = (void *)&enter_rename,
-        [SYS_RENAMEAT] = (void *)&enter_rename,
-        [SYS_RENAMEAT2] = (void *)&enter_rename,
-        [SYS_MOUNT] = (void *)&enter_mount,
         [SYS_WRITE] = (void *)&enter_write,
         [SYS_PWRITE64] = (void *)&enter_write,
         [SYS_MPROTECT] = (void *)&enter_mprotect,
@@ -103,6 +98,11 @@ struct {
         [SYS_DUP2] = (void *)&exit_dup,
         [SYS_DUP3] = (void *)&exit_dup,
         [SYS_MMAP] = (void *)&exit_mmap,
+        [SYS_CONNECT] = (void *)&exit_connect,
+        [SYS_RENAME] = (void *)&exit_rename,
+        [SYS_RENAMEAT] = (void *)&exit_rename,
+        [SYS_RENAMEAT2] = (void *)&exit_rename,
+        [SYS_MOUNT] = (void *)&exit_mount,
     },
 };
 

@@ -130,6 +130,7 @@ class Engine:
                 self._by_key.setdefault((selector.source, selector.name), []).append((loaded, selector))
         self._routes: dict[tuple[str, str], _Route | None] = {}
         self._depth = 0
+        self._observers: dict[str, list[Callable[[Event], None]]] = {}
         self._signature_event_ids = {
             loaded.metadata.event_name: SIGNATURE_EVENT_ID_BASE + index
             for index, loaded in enumerate(self.signatures)
@@ -152,6 +153,16 @@ class Engine:
                 self.on_error(loaded, None, exc)
             return False
         return True
+
+    def observe(self, names: Iterable[str], observer: Callable[[Event], None]) -> None:
+        """Call ``observer(event)`` for every event named in ``names``, before the signatures.
+
+        For plugins that keep context across events (findings are enriched from it):
+        an observer does not select events, so it adds nothing to what is traced, and
+        one that raises is logged and the event goes on to the signatures.
+        """
+        for name in names:
+            self._observers.setdefault(name, []).append(observer)
 
     # --- selection -------------------------------------------------------------------
 
@@ -221,6 +232,8 @@ class Engine:
         self.stats.events += 1
         raw = event.raw
         key = (event.source, raw["eventName"])
+        if self._observers and key[1] in self._observers:
+            self._notify_observers(event)
         try:
             route = self._routes[key]
         except KeyError:
@@ -245,6 +258,13 @@ class Engine:
                 if isinstance(exc, Interrupted):
                     raise
                 self._signature_failed(loaded, event, RuleAbortError.of(exc))
+
+    def _notify_observers(self, event: Event) -> None:
+        for observer in self._observers[event.name]:
+            try:
+                observer(event)
+            except Exception as exc:  # context lost for this event only; the signatures still run
+                log.error("event observer %r failed on %s: %s: %s", observer, event.name, type(exc).__name__, exc)
 
     def _signature_failed(self, loaded: LoadedSignature, event: Event, exc: BaseException) -> None:
         sig_id = loaded.metadata.id

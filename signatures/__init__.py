@@ -8,8 +8,9 @@ Tracee's ID, metadata, selected events and detection logic, accepts raw and
 ``parse-arguments`` argument values, and declares engine data filters so that
 uninteresting events are rejected before any signature runs.
 
-:mod:`.secure_tracing` holds PYT-1, which compares a syscall's arguments with the
-kernel's view of them (:data:`PYTRACEE_SIGNATURES`).
+:mod:`.secure_tracing` holds PYT-1, PYT-2 and PYT-3, which compare a syscall's
+arguments with the kernel's view of them (:data:`PYTRACEE_SIGNATURES`); PYT-2 is
+``enabled_by_default = False`` (it needs every open traced twice).
 
 :data:`BUILTIN_SIGNATURES` lists Tracee's in ID order; the plugin hook
 :func:`tracee_register_signatures` registers them with the engine. TRC-108 is
@@ -60,7 +61,7 @@ from .privilege_escalation import (
     SudoersModification,
     SystemRequestKeyConfigModification,
 )
-from .secure_tracing import ExecArgumentTampering
+from .secure_tracing import ConnectArgumentTampering, ExecArgumentTampering, OpenArgumentTampering
 
 __all__ = ["BUILTIN_SIGNATURES", "PYTRACEE_SIGNATURES", "tracee_register_signatures"]
 
@@ -102,6 +103,8 @@ BUILTIN_SIGNATURES: Final[tuple[type[Signature], ...]] = (
 #: Built-in signatures of pytracee's own, beyond Tracee's set.
 PYTRACEE_SIGNATURES: Final[tuple[type[Signature], ...]] = (
     ExecArgumentTampering,  # PYT-1: secure tracing, syscall vs kernel view of execve
+    OpenArgumentTampering,  # PYT-2: of open (disabled by default)
+    ConnectArgumentTampering,  # PYT-3: of connect
 )
 
 

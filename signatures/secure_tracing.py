@@ -3,38 +3,130 @@
 A tracer reads a syscall's arguments from user memory when the syscall starts; the
 kernel copies them a moment later. A second thread of the process can swap the
 buffer in between (a time-of-check/time-of-use race), so the syscall event shows a
-harmless path while the kernel executes another. The kernel's own view is in the
-events raised inside the exec: ``sched_process_exec`` carries ``cmdpath``, the
-filename the kernel copied, and ``security_bprm_check`` the file it checked.
+harmless argument while the kernel acts on another. Each signature here pairs the
+syscall event (the tracer's read) with the event that carries the kernel's view of
+the same call, per thread (per process for exec, whose thread id may change), in
+either arrival order, and reports a difference on the kernel's event:
 
-:class:`ExecArgumentTampering` pairs them per process, whichever comes first (our
-collector submits ``execve`` when the syscall returns, after the kernel's events;
-a tracer that submits it at entry sends it before), and compares the syscall's
-``pathname`` with the kernel's ``cmdpath``. The finding is raised on the kernel's
-event (the one that tells the truth); its data names the originating syscall and
-both paths.
+* PYT-1 (execve): ``sched_process_exec``'s ``cmdpath`` is the filename the kernel
+  copied; it must equal the syscall's ``pathname``.
+* PYT-2 (open): ``security_file_open``'s ``pathname`` is the file the kernel opened
+  (its path rebuilt from the dentries: symlinks, ``..`` and ``/proc/self/fd`` links
+  resolved). That path differs from the one passed for many honest reasons, and the
+  kernel's copy of the string is not visible to tracepoints, so PYT-2 reports only
+  when the tracer has proof of a change: its own two reads of the path (the syscall
+  event's at entry, ``syscall_pathname`` at exit) differ, *and* the opened file's
+  name is not the last component of the path the syscall event shows.
+* PYT-3 (connect): ``security_socket_connect``'s ``remote_addr`` is the socket's peer
+  address when the connect returned (0 or EINPROGRESS); it must equal the syscall's
+  ``addr`` (IPv4/IPv6 address and port; abstract UNIX names; a UNIX path is not
+  compared: the peer's name is the one its server bound, which may differ honestly).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Final
+import posixpath
+from collections.abc import Hashable
+from typing import Any, Final
 
-import orjson
-from pytracee.engine import Event, Signature, SignatureContext, SignatureMetadata, SourceComplete, select
+from pytracee.engine import (
+    ArgumentError,
+    Event,
+    Signature,
+    SignatureContext,
+    SignatureMetadata,
+    SourceComplete,
+    select,
+)
+from pytracee.engine.parsers import SockAddr
 
-__all__ = ["ExecArgumentTampering"]
+from .pairing import MAX_PENDING, MAX_PENDING_BYTES, PendingEvents
+
+__all__ = [
+    "MAX_PENDING",
+    "MAX_PENDING_BYTES",
+    "ConnectArgumentTampering",
+    "ExecArgumentTampering",
+    "OpenArgumentTampering",
+]
 
 log = logging.getLogger("pytracee.signatures")
 
 _EXEC_SYSCALLS: Final = ("execve", "execveat")
-#: Exec events of processes whose other half has not come yet, per table; bounded by count
-#: and by size so that lost or forged halves cannot make the tables grow without end.
-MAX_PENDING: Final = 4096
-MAX_PENDING_BYTES: Final = 16 << 20
+_OPEN_SYSCALLS: Final = ("open", "openat", "openat2", "creat")
+EINPROGRESS: Final = 115
+
+_PROPERTIES: Final = {
+    "Severity": 3,
+    "Category": "defense-evasion",
+    "Technique": "Impair Defenses",
+    "Kubernetes_Technique": "",
+    "id": "attack-pattern--3d333250-30e4-4a82-9edc-756c68afc529",
+    "external_id": "T1562",
+}
 
 
-class ExecArgumentTampering(Signature):
+class _SyscallKernelPairs(Signature):
+    """Pairs a syscall event with the kernel's event of the same call; subclasses compare them."""
+
+    #: Names of the syscalls and of the kernel's event.
+    syscalls: tuple[str, ...] = ()
+    kernel_event: str = ""
+
+    def init(self, ctx: SignatureContext) -> None:
+        super().init(ctx)
+        self._kernel_view = PendingEvents()
+        self._syscall_view = PendingEvents()
+
+    def key(self, event: Event) -> Hashable:
+        """What pairs the two events: the host thread."""
+        tid: int = event.raw.get("hostThreadId", 0)
+        return tid
+
+    def wanted(self, syscall_event: Event) -> bool:
+        """Whether a syscall event is worth pairing (one that succeeded, by default)."""
+        return syscall_event.return_value >= 0
+
+    def same_call(self, syscall_event: Event, kernel_event: Event) -> bool:
+        """Whether the kernel's event was raised in this syscall (it names it, by default)."""
+        return kernel_event.syscall == syscall_event.name
+
+    def on_event(self, event: Event) -> None:
+        key = self.key(event)
+        if event.name == self.kernel_event:
+            syscall_event = self._syscall_view.pop(key)
+            if syscall_event is None or not self.same_call(syscall_event, event):
+                self._kernel_view.add(key, event)
+            else:
+                self.compare(syscall_event, event)
+        elif self.wanted(event):
+            kernel_event = self._kernel_view.pop(key)
+            if kernel_event is None or not self.same_call(event, kernel_event):
+                self._syscall_view.add(key, event)
+            else:
+                self.compare(event, kernel_event)
+
+    def compare(self, event: Event, kernel_event: Event) -> None:
+        raise NotImplementedError
+
+    def on_signal(self, signal: SourceComplete) -> None:
+        forgotten = self._kernel_view.forgotten + self._syscall_view.forgotten
+        if forgotten:
+            log.warning(
+                "%s: %d %s events were forgotten unpaired (tables full: %d events or %d MiB each); "
+                "tampering with those calls was not checked",
+                self.metadata.id,
+                forgotten,
+                "/".join(self.syscalls[:2]),
+                MAX_PENDING,
+                MAX_PENDING_BYTES >> 20,
+            )
+        self._kernel_view.clear()
+        self._syscall_view.clear()
+
+
+class ExecArgumentTampering(_SyscallKernelPairs):
     """PYT-1: the path a process passed to execve changed before the kernel read it."""
 
     metadata = SignatureMetadata(
@@ -47,38 +139,22 @@ class ExecArgumentTampering(Signature):
             "was changed in memory between the syscall's start and the kernel's copy (a TOCTOU race), a "
             "technique to hide the executed program from tracers that read syscall arguments."
         ),
-        properties={
-            "Severity": 3,
-            "Category": "defense-evasion",
-            "Technique": "Impair Defenses",
-            "Kubernetes_Technique": "",
-            "id": "attack-pattern--3d333250-30e4-4a82-9edc-756c68afc529",
-            "external_id": "T1562",
-        },
+        properties=dict(_PROPERTIES),
     )
     selected_events = [select("sched_process_exec"), select("execve"), select("execveat")]
+    syscalls = _EXEC_SYSCALLS
+    kernel_event = "sched_process_exec"
 
-    def init(self, ctx: SignatureContext) -> None:
-        super().init(ctx)
-        self._kernel_view = _Pending()
-        self._syscall_view = _Pending()
+    def key(self, event: Event) -> Hashable:
+        return event.host_process_id  # an exec from another thread takes over the leader's id
 
-    def on_event(self, event: Event) -> None:
-        pid = event.host_process_id
-        if event.name == "sched_process_exec":
-            syscall_event = self._syscall_view.pop(pid)
-            if syscall_event is None:
-                self._kernel_view.add(pid, event)
-            else:
-                self._compare(syscall_event, event)
-        elif event.name in _EXEC_SYSCALLS and event.return_value == 0:
-            kernel_event = self._kernel_view.pop(pid)
-            if kernel_event is None:
-                self._syscall_view.add(pid, event)
-            else:
-                self._compare(event, kernel_event)
+    def wanted(self, syscall_event: Event) -> bool:
+        return syscall_event.return_value == 0
 
-    def _compare(self, event: Event, kernel_event: Event) -> None:
+    def same_call(self, syscall_event: Event, kernel_event: Event) -> bool:
+        return True  # one exec at a time per process; recordings may lack the syscall's name
+
+    def compare(self, event: Event, kernel_event: Event) -> None:
         claimed = event.str_arg("pathname")
         executed = kernel_event.str_arg("cmdpath")
         if not claimed or not executed:
@@ -96,59 +172,118 @@ class ExecArgumentTampering(Signature):
                 },
             )
 
-    def on_signal(self, signal: SourceComplete) -> None:
-        forgotten = self._kernel_view.forgotten + self._syscall_view.forgotten
-        if forgotten:
-            log.warning(
-                "%s: %d exec events were forgotten unpaired (tables full: %d events or %d MiB each); "
-                "tampering with those execs was not checked",
-                self.metadata.id,
-                forgotten,
-                MAX_PENDING,
-                MAX_PENDING_BYTES >> 20,
-            )
-        self._kernel_view.clear()
-        self._syscall_view.clear()
+
+class OpenArgumentTampering(_SyscallKernelPairs):
+    """PYT-2: the path a process passed to open changed while the kernel opened another file."""
+
+    metadata = SignatureMetadata(
+        id="PYT-2",
+        version="1",
+        name="Open path tampering detected",
+        event_name="open_argument_tampering",
+        description=(
+            "The pathname a process passed to open/openat changed in memory while the syscall ran, and the "
+            "kernel opened a file whose name is not the one the tracer read: a TOCTOU race on the syscall's "
+            "argument, a technique to hide the file really opened from tracers that read syscall arguments."
+        ),
+        properties=dict(_PROPERTIES),
+    )
+    selected_events = [select("security_file_open"), *(select(name) for name in _OPEN_SYSCALLS)]
+    #: Off unless asked for (``--rules PYT-2``): live, it has every open traced twice.
+    enabled_by_default = False
+    syscalls = _OPEN_SYSCALLS
+    kernel_event = "security_file_open"
+
+    def compare(self, event: Event, kernel_event: Event) -> None:
+        claimed = event.str_arg("pathname", "")
+        at_exit = kernel_event.str_arg("syscall_pathname", "")
+        opened = kernel_event.str_arg("pathname", "")
+        if not claimed or not at_exit or not opened or claimed == at_exit:
+            return  # no proof that the buffer changed: symlinks, "..", /proc/self/fd, renames explain the rest
+        claimed_name = _last_component(claimed)
+        if claimed_name in ("", ".", ".."):
+            return
+        opened_name = posixpath.basename(opened)
+        if opened_name == claimed_name or opened_name.casefold() == claimed_name.casefold():
+            return  # the kernel opened the file the tracer read (case-insensitive file systems too)
+        self.emit(
+            kernel_event,
+            {
+                "syscall": event.name,
+                "syscall pathname": claimed,
+                "pathname at syscall exit": at_exit,
+                "kernel pathname": opened,
+                "dev": kernel_event.arg("dev", 0),
+                "inode": kernel_event.arg("inode", 0),
+            },
+        )
 
 
-class _Pending:
-    """Events waiting for their other half, by host pid: the oldest go first when the
-    table holds :data:`MAX_PENDING` events or :data:`MAX_PENDING_BYTES` of event JSON."""
+def _last_component(path: str) -> str:
+    return path.rstrip("/").rsplit("/", 1)[-1] if path.rstrip("/") else ""
 
-    __slots__ = ("_bytes", "_events", "forgotten")
 
-    def __init__(self) -> None:
-        self._events: dict[int, tuple[Event, int]] = {}
-        self._bytes = 0
-        #: Events pushed out by newer ones before their other half came.
-        self.forgotten = 0
+class ConnectArgumentTampering(_SyscallKernelPairs):
+    """PYT-3: the address a process passed to connect is not the peer the kernel connected to."""
 
-    def add(self, pid: int, event: Event) -> None:
-        self.pop(pid)
-        size = len(event.text) if event.text is not None else len(orjson.dumps(event.raw, default=str))
-        events = self._events
-        while events and (len(events) >= MAX_PENDING or self._bytes + size > MAX_PENDING_BYTES):
-            self._bytes -= events.pop(next(iter(events)))[1]  # the oldest
-            self.forgotten += 1
-        events[pid] = (event, size)
-        self._bytes += size
+    metadata = SignatureMetadata(
+        id="PYT-3",
+        version="1",
+        name="Connect address tampering detected",
+        event_name="connect_argument_tampering",
+        description=(
+            "The address a process passed to connect differs from the peer the kernel connected the socket "
+            "to: the sockaddr was changed in memory between the syscall's start and the kernel's copy (a "
+            "TOCTOU race), a technique to hide the real destination from tracers that read syscall arguments."
+        ),
+        properties=dict(_PROPERTIES),
+    )
+    selected_events = [select("security_socket_connect"), select("connect")]
+    syscalls = ("connect",)
+    kernel_event = "security_socket_connect"
 
-    def pop(self, pid: int) -> Event | None:
-        entry = self._events.pop(pid, None)
-        if entry is None:
-            return None
-        self._bytes -= entry[1]
-        return entry[0]
+    def wanted(self, syscall_event: Event) -> bool:
+        return syscall_event.return_value in (0, -EINPROGRESS)  # the kernel's peer is known only then
 
-    def clear(self) -> None:
-        self._events.clear()
-        self._bytes = 0
-        self.forgotten = 0
+    def compare(self, event: Event, kernel_event: Event) -> None:
+        if event.arg("sockfd", None) != kernel_event.arg("sockfd", None):
+            return  # not the same call
+        try:
+            claimed = event.sockaddr_arg("addr")
+            peer = kernel_event.sockaddr_arg("remote_addr")
+        except ArgumentError:
+            return
+        if _same_destination(claimed, peer):
+            return
+        self.emit(
+            kernel_event,
+            {
+                "syscall": event.name,
+                "syscall address": _describe(claimed),
+                "kernel address": _describe(peer),
+            },
+        )
 
-    @property
-    def size(self) -> int:
-        """Bytes of event JSON held."""
-        return self._bytes
 
-    def __len__(self) -> int:
-        return len(self._events)
+#: What the kernel connects to for the "any" address (ip_route_connect: the loopback).
+_ANY_ADDRESS: Final = {"0.0.0.0": "127.0.0.1", "::": "::1"}  # noqa: S104 - compared, not bound
+
+
+def _same_destination(claimed: SockAddr, peer: SockAddr) -> bool:
+    """True unless the two addresses surely differ (a UNIX path is never said to differ)."""
+    if claimed.family != peer.family:
+        return False
+    if claimed.is_internet:
+        ip = _ANY_ADDRESS.get(claimed.ip, claimed.ip)
+        return peer.ip in (ip, claimed.ip) and str(claimed.port) == str(peer.port)
+    if claimed.is_unix:
+        if claimed.path.startswith("@") and peer.path.startswith("@"):
+            return claimed.path == peer.path  # abstract names are matched exactly by the kernel
+        return True  # a path: the server's bind name, relative or through symlinks, may differ honestly
+    return True
+
+
+def _describe(address: SockAddr) -> dict[str, Any]:
+    if address.is_internet:
+        return {"family": address.family, "ip": address.ip, "port": address.port}
+    return {"family": address.family, "path": address.path}

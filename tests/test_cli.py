@@ -46,7 +46,7 @@ def test_replay_prints_tracee_detections_and_a_summary(attack: Path) -> None:
     assert result.stdout.count("*** Detection ***") == 2
     assert "Signature ID: TRC-102\nSignature: Anti-Debugging detected\nData: map[]\nCommand: strace" in result.stdout
     assert "Signature ID: TRC-107" in result.stdout
-    assert "3 events read, 0 skipped; 2 findings from 31 signatures (TRC-102: 1, TRC-107: 1)" in result.stderr
+    assert "3 events read, 0 skipped; 2 findings from 32 signatures (TRC-102: 1, TRC-107: 1)" in result.stderr
 
 
 def test_rawjson_is_one_finding_per_line(attack: Path) -> None:
@@ -78,10 +78,10 @@ def test_list_and_list_events() -> None:
     assert "Container device mount detected" in row and "python" in row and "high" in row
     assert row.split()[-2:] == ["yes", "security_sb_mount(container)"]
     assert next(r for r in rows if r.startswith("TRC-108 ")).split()[-2] == "no"  # off by default, as in Tracee
-    assert "31 of " in listing.stdout and "signatures enabled; turn others on with --rules" in listing.stdout
-    # Tracee's set, plus execve/execveat for PYT-1 (secure tracing)
-    assert tracee_rules("--list-events").stdout.strip() == "execve,execveat," + V0_24_1_EVENTS
-    assert tracee_rules("--disable", "PYT-1", "--list-events").stdout.strip() == V0_24_1_EVENTS
+    assert "32 of " in listing.stdout and "signatures enabled; turn others on with --rules" in listing.stdout
+    # Tracee's set, plus execve/execveat for PYT-1 and connect for PYT-3 (secure tracing)
+    assert tracee_rules("--list-events").stdout.strip() == "connect,execve,execveat," + V0_24_1_EVENTS
+    assert tracee_rules("--disable", "PYT-1", "--disable", "PYT-3", "--list-events").stdout.strip() == V0_24_1_EVENTS
     assert tracee_rules("--rules", "TRC-103", "--list-events").stdout.strip() == "ptrace"
 
 
@@ -194,7 +194,7 @@ def test_sigterm_finishes_the_run_cleanly(attack: Path) -> None:
     assert proc.stdin is not None and proc.stderr is not None
     proc.stdin.write(attack.read_text())
     proc.stdin.flush()  # the pipe stays open, as with a live tracer upstream
-    assert "loaded 31 signatures" in proc.stderr.readline()
+    assert "loaded 32 signatures" in proc.stderr.readline()
     time.sleep(1.0)  # let it read what is in the pipe
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=30)

@@ -85,7 +85,7 @@ def test_wheel_installs_the_command_with_builtin_signatures(installed: Path) -> 
     assert where.stdout.startswith(str(installed)), "the test must exercise the wheel, not the checkout"
     listing = run_installed(installed, "--list")
     assert listing.returncode == 0, listing.stderr
-    assert "31 of " in listing.stdout and "signatures enabled" in listing.stdout
+    assert "32 of " in listing.stdout and "signatures enabled" in listing.stdout
     everything = run_installed(installed, "--rules", "all", "--list").stdout
     header = everything.splitlines()[0]
     column = header.index("LANGUAGE")

@@ -1,9 +1,14 @@
-"""PYT-1: the execve path the tracer read differs from the one the kernel executed (replay cases)."""
+"""Secure tracing, replay cases: PYT-1 (execve), PYT-2 (open) and PYT-3 (connect) compare what the tracer
+read with what the kernel did."""
 
 from __future__ import annotations
 
 from pytracee.engine.testing import assert_fires, assert_silent, make_event, run_engine
-from pytracee.signatures.secure_tracing import ExecArgumentTampering
+from pytracee.signatures.secure_tracing import (
+    ConnectArgumentTampering,
+    ExecArgumentTampering,
+    OpenArgumentTampering,
+)
 
 
 def exec_pair(claimed: str, kernel: str, *, pid: int = 700, syscall: str = "execve", ret: int = 0):
@@ -80,3 +85,137 @@ def test_unpaired_exec_events_are_held_in_bounded_memory_and_a_later_attack_stil
     (warning,) = [r.getMessage() for r in caplog.records if "forgotten" in r.getMessage()]
     forgotten = int(warning.split()[1])
     assert warning.startswith("PYT-1: ") and 8_400 - MAX_PENDING <= forgotten < 8_400, warning
+
+
+# --- PYT-2: open ------------------------------------------------------------------------
+
+
+def open_pair(claimed: str, at_exit: str, opened: str, *, tid: int = 800, syscall: str = "openat", ret: int = 3):
+    """The tracer's openat event (its read at entry) and the kernel's security_file_open."""
+    args = {"dirfd": -100, "pathname": claimed, "flags": 0, "mode": 0}
+    syscall_event = make_event(syscall, args, hostProcessId=tid, hostThreadId=tid, returnValue=ret)
+    kernel_event = make_event(
+        "security_file_open",
+        {"pathname": opened, "flags": 0, "dev": 8, "inode": 1234, "ctime": 1, "syscall_pathname": at_exit},
+        hostProcessId=tid,
+        hostThreadId=tid,
+        syscall=syscall,
+    )
+    return syscall_event, kernel_event
+
+
+def test_open_path_swapped_while_the_kernel_opened_another_file_is_reported() -> None:
+    syscall_event, kernel_event = open_pair("/tmp/r/aaaa", "/tmp/r/bbbb", "/tmp/r/bbbb")
+    for order in ([syscall_event, kernel_event], [kernel_event, syscall_event]):
+        finding = assert_fires(OpenArgumentTampering, order, count=1)
+        assert finding.event is kernel_event
+        assert finding.data == {
+            "syscall": "openat",
+            "syscall pathname": "/tmp/r/aaaa",
+            "pathname at syscall exit": "/tmp/r/bbbb",
+            "kernel pathname": "/tmp/r/bbbb",
+            "dev": 8,
+            "inode": 1234,
+        }
+    # a torn read (half of each path) is no name the kernel opened either
+    assert_fires(OpenArgumentTampering, open_pair("/tmp/r/abbb", "/tmp/r/aaaa", "/tmp/r/bbbb"))
+
+
+def test_honest_opens_whose_kernel_path_differs_are_quiet() -> None:
+    honest = [
+        ("notes.txt", "/home/u/notes.txt"),  # relative to the cwd
+        ("../etc/passwd", "/etc/passwd"),  # ".."
+        ("/lib/x86_64-linux-gnu/libc.so.6", "/usr/lib/x86_64-linux-gnu/libc.so.6"),  # a symlinked directory
+        ("/etc/localtime", "/usr/share/zoneinfo/Etc/UTC"),  # a symlink as the last component
+        ("/proc/self/fd/3", "/tmp/the-file"),  # a magic link
+        ("/dev/stdin", "/dev/pts/0"),
+        ("/tmp/old-name", "/tmp/new-name"),  # renamed while it was opened
+        (".", "/home/u"),
+        ("/tmp/dir/", "/tmp/dir"),
+    ]
+    events = []
+    for tid, (claimed, opened) in enumerate(honest, start=1):
+        events += open_pair(claimed, claimed, opened, tid=tid)  # the tracer read the same path twice
+    assert_silent(OpenArgumentTampering, events)
+
+
+def test_a_changed_buffer_alone_is_not_reported_when_the_kernel_opened_what_the_tracer_read() -> None:
+    assert_silent(OpenArgumentTampering, open_pair("/tmp/r/aaaa", "/tmp/r/bbbb", "/tmp/r/aaaa"))
+    assert_silent(OpenArgumentTampering, open_pair("/tmp/r/..", "/tmp/r/bbbb", "/tmp"))  # no name to compare
+    assert_silent(OpenArgumentTampering, open_pair("", "/tmp/r/bbbb", "/tmp/r/bbbb"))  # the tracer read nothing
+    # a failed open raises no security_file_open: a later one of the thread pairs with its own call
+    failed, _ = open_pair("/tmp/r/aaaa", "", "", ret=-2)
+    assert_silent(OpenArgumentTampering, [failed, *open_pair("/tmp/r/cccc", "/tmp/r/cccc", "/tmp/r/cccc")])
+
+
+def test_open_pairs_are_per_thread() -> None:
+    a_sys, a_kernel = open_pair("/tmp/r/aaaa", "/tmp/r/aaaa", "/tmp/r/aaaa", tid=1)
+    b_sys, b_kernel = open_pair("/tmp/r/bbbb", "/tmp/r/bbbb", "/tmp/r/bbbb", tid=2)
+    assert_silent(OpenArgumentTampering, [a_sys, b_sys, b_kernel, a_kernel])
+
+
+def test_pyt2_is_off_by_default() -> None:
+    assert "PYT-2" not in [f.sig_metadata.id for f in run_engine(open_pair("/a/xx", "/a/yy", "/a/yy"))]
+
+
+# --- PYT-3: connect ---------------------------------------------------------------------
+
+
+def inet(ip: str, port: int) -> dict:
+    family = "AF_INET6" if ":" in ip else "AF_INET"
+    if family == "AF_INET6":
+        return {"sa_family": family, "sin6_addr": ip, "sin6_port": str(port), "sin6_flowinfo": "0", "sin6_scopeid": "0"}
+    return {"sa_family": family, "sin_addr": ip, "sin_port": str(port)}
+
+
+def connect_pair(claimed: dict, peer: dict, *, tid: int = 900, ret: int = 0, fd: int = 5, kernel_fd: int = 5):
+    syscall_event = make_event(
+        "connect", {"sockfd": fd, "addr": claimed, "addrlen": 16}, hostProcessId=tid, hostThreadId=tid, returnValue=ret
+    )
+    kernel_event = make_event(
+        "security_socket_connect",
+        {"sockfd": kernel_fd, "type": 2, "remote_addr": peer},
+        hostProcessId=tid,
+        hostThreadId=tid,
+        syscall="connect",
+    )
+    return syscall_event, kernel_event
+
+
+def test_connect_to_another_peer_than_the_tracer_read_is_reported() -> None:
+    syscall_event, kernel_event = connect_pair(inet("127.0.0.1", 40001), inet("127.0.0.1", 40002))
+    for order in ([syscall_event, kernel_event], [kernel_event, syscall_event]):
+        finding = assert_fires(ConnectArgumentTampering, order, count=1)
+        assert finding.event is kernel_event
+        assert finding.data == {
+            "syscall": "connect",
+            "syscall address": {"family": "AF_INET", "ip": "127.0.0.1", "port": "40001"},
+            "kernel address": {"family": "AF_INET", "ip": "127.0.0.1", "port": "40002"},
+        }
+    assert_fires(ConnectArgumentTampering, connect_pair(inet("::1", 80), inet("::1", 8080), ret=-115))  # EINPROGRESS
+    abstract = {"sa_family": "AF_UNIX", "sun_path": "@evil"}
+    assert_fires(ConnectArgumentTampering, connect_pair({"sa_family": "AF_UNIX", "sun_path": "@good"}, abstract))
+
+
+def test_honest_connects_are_quiet() -> None:
+    events = [
+        *connect_pair(inet("127.0.0.1", 80), inet("127.0.0.1", 80), tid=1),
+        *connect_pair(inet("0.0.0.0", 80), inet("127.0.0.1", 80), tid=2),  # noqa: S104 - "any": the kernel picks the loopback
+        *connect_pair(inet("::", 80), inet("::1", 80), tid=3),
+        # a UNIX path: the peer's name is the one its server bound (relative, or through a symlink)
+        *connect_pair(
+            {"sa_family": "AF_UNIX", "sun_path": "/var/run/docker.sock"},
+            {"sa_family": "AF_UNIX", "sun_path": "/run/docker.sock"},
+            tid=4,
+        ),
+        # a failed connect: the kernel kept no peer, the event has the tracer's read
+        *connect_pair(inet("127.0.0.1", 1), inet("127.0.0.1", 2), tid=5, ret=-111),
+        # another socket's event
+        *connect_pair(inet("127.0.0.1", 1), inet("127.0.0.1", 2), tid=6, fd=5, kernel_fd=6),
+    ]
+    assert_silent(ConnectArgumentTampering, events)
+
+
+def test_pyt1_and_pyt3_run_with_the_builtins_by_default() -> None:
+    ids = [f.sig_metadata.id for f in run_engine(connect_pair(inet("127.0.0.1", 1), inet("127.0.0.1", 2)))]
+    assert ids == ["PYT-3"]

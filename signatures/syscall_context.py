@@ -1,0 +1,168 @@
+"""The syscall behind an LSM event, on its findings: ``Data["syscall_event"]``.
+
+A finding raised on ``security_file_open``, ``security_bprm_check``,
+``security_socket_connect``, ``security_inode_rename`` or ``security_sb_mount`` gets,
+when the syscall that caused it is traced too, that syscall event's arguments as the
+tracer read them::
+
+    "syscall_event": {"name": "openat", "returnValue": 3, "timestamp": 1700000000000000000,
+                      "args": {"dirfd": -100, "pathname": "/etc/shadow", "flags": 0, "mode": 0}}
+
+so an analyst sees both sides: the kernel's (the LSM event) and the syscall's. The
+two are paired by host thread (host process for exec, whose thread id may change)
+and syscall name, in either arrival order (pytracee's collector sends the syscall
+first, Tracee sends it after the LSM event but for exec). The pairing only looks at
+events that are traced anyway: an engine observer (:meth:`Engine.observe`) sees
+them, it selects nothing. Its tables are bounded (:data:`MAX_THREADS` threads and
+:data:`~.pairing.MAX_PENDING_BYTES` of events); a syscall event arriving late is
+used only for findings raised after it.
+
+Pairs are checked where the two events share an argument the tracer cannot get
+wrong by a race (``connect``'s ``sockfd``), or a name (``rename``'s paths end in the
+same components, ``mount``'s source); an open or exec pairs when it succeeded. A
+finding whose data already has ``syscall_event`` keeps it.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Hashable
+from typing import TYPE_CHECKING, Any, Final
+
+from pytracee.engine import Event, Finding, hookimpl
+
+from .pairing import MAX_PENDING_BYTES, PendingEvents
+
+if TYPE_CHECKING:
+    from pytracee.engine.session import Session
+
+__all__ = ["DATA_KEY", "LSM_SYSCALLS", "MAX_THREADS", "SyscallContext"]
+
+#: The key findings carry the syscall event under.
+DATA_KEY: Final = "syscall_event"
+#: The LSM events and the syscalls that raise them.
+LSM_SYSCALLS: Final[dict[str, frozenset[str]]] = {
+    "security_file_open": frozenset({"open", "openat", "openat2", "creat", "open_by_handle_at"}),
+    "security_bprm_check": frozenset({"execve", "execveat"}),
+    "security_socket_connect": frozenset({"connect"}),
+    "security_inode_rename": frozenset({"rename", "renameat", "renameat2"}),
+    "security_sb_mount": frozenset({"mount"}),
+}
+_SYSCALLS: Final = frozenset().union(*LSM_SYSCALLS.values())
+_EXEC: Final = frozenset({"execve", "execveat", "security_bprm_check"})
+_OPENS: Final = LSM_SYSCALLS["security_file_open"]
+#: Threads whose last syscall (or LSM event) is held; LSM events whose partner is remembered.
+MAX_THREADS: Final = 8192
+MAX_PAIRED: Final = 4096
+
+
+class SyscallContext:
+    """Pairs LSM events with their syscall events as the engine sees them; answers for findings."""
+
+    def __init__(self) -> None:
+        self._syscalls = PendingEvents(MAX_THREADS, MAX_PENDING_BYTES)
+        self._lsm_waiting = PendingEvents(MAX_THREADS, MAX_PENDING_BYTES)
+        #: id(LSM event) -> (the LSM event, its syscall event), newest last.
+        self._paired: dict[int, tuple[Event, Event]] = {}
+
+    def observe(self, event: Event) -> None:
+        """Engine observer: every LSM and syscall event, before the signatures see it."""
+        if event.source != "tracee":
+            return
+        key = _key(event)
+        if event.name in LSM_SYSCALLS:
+            syscall_event = self._syscalls.pop(key)
+            if syscall_event is not None and _same_call(syscall_event, event):
+                self._remember(event, syscall_event)
+            else:
+                self._lsm_waiting.add(key, event)
+        elif event.name in _SYSCALLS:
+            lsm_event = self._lsm_waiting.pop(key)
+            if lsm_event is not None and _same_call(event, lsm_event):
+                self._remember(lsm_event, event)  # the kernel's event came first (Tracee's order)
+            elif event.name not in _OPENS or event.return_value >= 0:
+                self._syscalls.add(key, event)
+            else:
+                self._syscalls.pop(key)  # a failed open raises no security_file_open
+
+    def _remember(self, lsm_event: Event, syscall_event: Event) -> None:
+        paired = self._paired
+        if len(paired) >= MAX_PAIRED:
+            del paired[next(iter(paired))]
+        paired[id(lsm_event)] = (lsm_event, syscall_event)
+
+    def syscall_of(self, event: Event) -> Event | None:
+        """The syscall event paired with this LSM event, if any."""
+        entry = self._paired.get(id(event))
+        return entry[1] if entry is not None and entry[0] is event else None
+
+
+def _key(event: Event) -> Hashable:
+    if event.name in _EXEC:
+        return ("process", event.host_process_id)
+    return ("thread", event.raw.get("hostThreadId", 0))
+
+
+def _same_call(syscall_event: Event, lsm_event: Event) -> bool:
+    if lsm_event.syscall != syscall_event.name or syscall_event.name not in LSM_SYSCALLS.get(lsm_event.name, ()):
+        return False
+    name = lsm_event.name
+    if name == "security_socket_connect":
+        return bool(syscall_event.arg("sockfd", None) == lsm_event.arg("sockfd", None))
+    if name == "security_inode_rename":
+        return _same_tail(syscall_event.str_arg("oldpath", ""), lsm_event.str_arg("old_path", "")) and _same_tail(
+            syscall_event.str_arg("newpath", ""), lsm_event.str_arg("new_path", "")
+        )
+    if name == "security_sb_mount":
+        return syscall_event.str_arg("source", "") == lsm_event.str_arg("dev_name", "")
+    return True
+
+
+def _same_tail(given: str, kernel: str) -> bool:
+    """The path as given and the LSM event's (made absolute, perhaps resolved) end in the same name."""
+    return posixpath.basename(given.rstrip("/")) == posixpath.basename(kernel.rstrip("/"))
+
+
+def describe(syscall_event: Event) -> dict[str, Any]:
+    """What a finding carries of the syscall event: name, return value, timestamp, arguments."""
+    return {
+        "name": syscall_event.name,
+        "returnValue": syscall_event.return_value,
+        "timestamp": syscall_event.timestamp,
+        "args": dict(syscall_event.args),
+    }
+
+
+#: The running sessions' contexts, by id(session).
+_contexts: dict[int, SyscallContext] = {}
+
+
+@hookimpl
+def tracee_sessionstart(session: Session) -> None:
+    """Observe the syscalls and LSM events of the run."""
+    if session.engine is None:
+        return
+    context = SyscallContext()
+    session.engine.observe([*LSM_SYSCALLS, *sorted(_SYSCALLS)], context.observe)
+    _contexts[id(session)] = context
+
+
+@hookimpl
+def tracee_sessionfinish(session: Session, exitstatus: int) -> None:
+    """Forget the run's pairs."""
+    _contexts.pop(id(session), None)
+
+
+@hookimpl
+def tracee_finding_enrich(finding: Finding) -> None:
+    """Add ``syscall_event`` to findings raised on an LSM event whose syscall was traced."""
+    event = finding.event
+    if not isinstance(event, Event) or event.name not in LSM_SYSCALLS:
+        return
+    if finding.data is not None and DATA_KEY in finding.data:
+        return
+    for context in reversed(_contexts.values()):
+        syscall_event = context.syscall_of(event)
+        if syscall_event is not None:
+            finding.data = dict(finding.data or {}, **{DATA_KEY: describe(syscall_event)})
+            return

@@ -1,0 +1,149 @@
+"""Findings on LSM events carry the syscall event behind them (``Data["syscall_event"]``), in replay."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import orjson
+import pytest
+from conftest import tracee_rules
+from pytracee.engine.testing import make_event
+from pytracee.signatures.syscall_context import MAX_PAIRED, SyscallContext
+
+# A rule firing on every LSM event of the cross-reference (and on nothing else).
+LSM_RULE = """
+from pytracee.engine import Event, select, signature
+
+@signature(id="LSM-1", name="Any LSM event", severity=1, events=[
+    select("security_file_open"), select("security_bprm_check"), select("security_socket_connect"),
+    select("security_inode_rename"), select("security_sb_mount")])
+def any_lsm(event: Event) -> dict:
+    return {"lsm": event.name}
+"""
+
+
+@pytest.fixture
+def rules_dir(tmp_path: Path) -> Path:
+    directory = tmp_path / "rules"
+    directory.mkdir()
+    (directory / "any_lsm.py").write_text(LSM_RULE)
+    return directory
+
+
+def replay(rules_dir: Path, tmp_path: Path, events: list) -> list[dict]:
+    stream = tmp_path / "events.jsonl"
+    stream.write_bytes(b"".join(orjson.dumps(e.raw) + b"\n" for e in events))
+    result = tracee_rules(
+        "--rules-dir", str(rules_dir), "--rules", "LSM-1", "--output-template", "rawjson", "--input", str(stream)
+    )
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def ev(name: str, args: dict, tid: int, **context) -> object:
+    return make_event(name, args, hostProcessId=context.pop("pid", tid), hostThreadId=tid, **context)
+
+
+OPENAT = {"dirfd": -100, "pathname": "../etc/shadow", "flags": 0, "mode": 0}
+FILE_OPEN = {
+    "pathname": "/etc/shadow",
+    "flags": 0,
+    "dev": 1,
+    "inode": 2,
+    "ctime": 3,
+    "syscall_pathname": "../etc/shadow",
+}
+
+
+def test_each_lsm_event_carries_its_syscall_as_the_tracer_read_it(rules_dir: Path, tmp_path: Path) -> None:
+    sockaddr = {"sa_family": "AF_INET", "sin_addr": "127.0.0.1", "sin_port": "80"}
+    events = [
+        ev("openat", OPENAT, 10, returnValue=3),
+        ev("security_file_open", FILE_OPEN, 10, syscall="openat"),
+        ev("connect", {"sockfd": 4, "addr": sockaddr, "addrlen": 16}, 11, returnValue=0),
+        ev("security_socket_connect", {"sockfd": 4, "type": 1, "remote_addr": sockaddr}, 11, syscall="connect"),
+        ev("renameat2", {"olddirfd": -100, "oldpath": "a", "newdirfd": -100, "newpath": "b", "flags": 0}, 12),
+        ev("security_inode_rename", {"old_path": "/tmp/a", "new_path": "/tmp/b"}, 12, syscall="renameat2"),
+        ev("mount", {"source": "/dev/sda1", "target": "mnt", "filesystemtype": "ext4", "mountflags": 0, "data": 0}, 13),
+        ev(
+            "security_sb_mount",
+            {"dev_name": "/dev/sda1", "path": "/mnt", "type": "ext4", "flags": 0},
+            13,
+            syscall="mount",
+        ),
+        # exec: the thread id may change (an exec from another thread); paired by process
+        ev("execve", {"pathname": "./run", "argv": ["./run"], "envp": []}, 15, pid=14),
+        ev("security_bprm_check", {"pathname": "/opt/run", "dev": 1, "inode": 5}, 14, pid=14, syscall="execve"),
+    ]
+    findings = replay(rules_dir, tmp_path, events)
+    by_lsm = {f["Data"]["lsm"]: f["Data"]["syscall_event"] for f in findings}
+    assert set(by_lsm) == {
+        "security_file_open",
+        "security_socket_connect",
+        "security_inode_rename",
+        "security_sb_mount",
+        "security_bprm_check",
+    }
+    opened = by_lsm["security_file_open"]
+    assert opened["name"] == "openat" and opened["returnValue"] == 3 and opened["args"] == OPENAT
+    assert by_lsm["security_socket_connect"]["args"]["addr"] == sockaddr
+    assert by_lsm["security_inode_rename"]["args"]["oldpath"] == "a"
+    assert by_lsm["security_sb_mount"]["args"]["target"] == "mnt"
+    assert by_lsm["security_bprm_check"]["args"]["pathname"] == "./run"
+    assert opened["timestamp"] == events[0].timestamp
+
+
+def test_tracees_order_lsm_event_first_pairs_with_the_syscall_that_follows_never_the_one_before(
+    rules_dir: Path, tmp_path: Path
+) -> None:
+    """Tracee sends the syscall at its exit, after the LSM event: the earlier call of the thread is not it."""
+    context = SyscallContext()
+    first_open = ev("openat", dict(OPENAT, pathname="/etc/a"), 20, returnValue=3)
+    lsm_b = ev("security_file_open", dict(FILE_OPEN, pathname="/etc/b"), 20, syscall="openat")
+    open_b = ev("openat", dict(OPENAT, pathname="/etc/b"), 20, returnValue=4)
+    lsm_a = ev("security_file_open", dict(FILE_OPEN, pathname="/etc/a"), 20, syscall="openat")
+    for event in (lsm_a, first_open, lsm_b, open_b):  # Tracee's order: LSM a, openat a, LSM b, openat b
+        context.observe(event)
+    assert context.syscall_of(lsm_a) is first_open and context.syscall_of(lsm_b) is open_b
+    # so a finding raised on the LSM event (while it is dispatched) carries no wrong syscall
+    findings = replay(rules_dir, tmp_path, [lsm_a, first_open, lsm_b, open_b])
+    assert [f["Data"] for f in findings] == [{"lsm": "security_file_open"}] * 2
+
+
+def test_pairs_are_checked_and_bounded(rules_dir: Path, tmp_path: Path) -> None:
+    sockaddr = {"sa_family": "AF_INET", "sin_addr": "127.0.0.1", "sin_port": "80"}
+    events = [
+        # another socket's connect: not this LSM event's call
+        ev("connect", {"sockfd": 4, "addr": sockaddr, "addrlen": 16}, 30, returnValue=0),
+        ev("security_socket_connect", {"sockfd": 5, "type": 1, "remote_addr": sockaddr}, 30, syscall="connect"),
+        # a failed open (no LSM event) then an open whose syscall event was not traced
+        ev("openat", OPENAT, 31, returnValue=-2),
+        ev("security_file_open", FILE_OPEN, 31, syscall="openat"),
+        # another thread's open
+        ev("openat", OPENAT, 32, returnValue=3),
+        ev("security_file_open", FILE_OPEN, 33, syscall="openat"),
+    ]
+    findings = replay(rules_dir, tmp_path, events)
+    assert len(findings) == 3 and all("syscall_event" not in f["Data"] for f in findings)
+
+    context = SyscallContext()
+    lsm_events = []
+    for tid in range(MAX_PAIRED + 100):
+        context.observe(ev("openat", OPENAT, tid, returnValue=3))
+        lsm_events.append(ev("security_file_open", FILE_OPEN, tid, syscall="openat"))
+        context.observe(lsm_events[-1])
+    assert len(context._paired) == MAX_PAIRED
+    assert context.syscall_of(lsm_events[0]) is None and context.syscall_of(lsm_events[-1]) is not None
+
+
+def test_a_signature_choosing_the_key_keeps_it(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "own.py").write_text(LSM_RULE.replace('{"lsm": event.name}', '{"syscall_event": "mine"}'))
+    findings = replay(
+        rules,
+        tmp_path,
+        [ev("openat", OPENAT, 40, returnValue=3), ev("security_file_open", FILE_OPEN, 40, syscall="openat")],
+    )
+    assert findings[0]["Data"] == {"syscall_event": "mine"}
