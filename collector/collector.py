@@ -75,7 +75,12 @@ _SYSCALL_PROGS: Final = ("tracee_sys_enter", "tracee_sys_exit")
 _ALWAYS_PROGS: Final = ("tracee_sched_exec", "tracee_sched_exit")  # executable + state tracking
 
 _CG_NAME_LEN: Final = wire.CG_NAME_LEN  # what the kernel keeps of a cgroup's name, its NUL included
-_FILTER_ENTRIES: Final = 1024  # max_entries of f_pids, f_uids, f_comms, f_mntns (bpf/maps.h)
+_FILTER_ENTRIES: Final = 1024
+#: The event id in a record's header, and where it is.
+_EVENT_ID: Final = wire.EVENT_HEADER.field_struct("event_id")
+_EVENT_ID_AT: Final = wire.EVENT_HEADER.offset(
+    "event_id"
+)  # max_entries of f_pids, f_uids, f_comms, f_mntns (bpf/maps.h)
 
 
 def supported_events() -> list[str]:
@@ -442,6 +447,49 @@ class Collector:
 
         # Events hold no reference cycles; the cyclic GC would run every few hundred
         # events while a batch piles up and cost more than the decoding.
+        gc_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            reader.drain(handle, max_events)
+        finally:
+            if gc_enabled:
+                gc.enable()
+        if errors:
+            self.malformed += errors
+            LOG.warning("%d malformed records skipped (%d in total)", errors, self.malformed)
+        return out
+
+    def poll_json(
+        self, timeout_ms: int, max_events: int | None = 16384, as_dicts: Collection[int] = ()
+    ) -> list[bytes | dict[str, Any]]:
+        """Like :meth:`poll`, but each event as its JSON line (bytes, newline included), as
+        ``tracee -o json`` prints it, without building its dict (see :meth:`Decoder.encode`).
+
+        Events whose line would need escaping, and those of the event ids ``as_dicts``
+        (say, exec events whose environment the printer hides), come as dicts.
+        """
+        reader, decoder = self._reader, self._decoder
+        if reader is None or decoder is None:
+            raise RuntimeError("collector is not started")
+        out: list[bytes | dict[str, Any]] = []
+        if not reader.wait(timeout_ms):
+            return out
+        encode, decode, append = decoder.encode, decoder.decode, out.append
+        special = frozenset(as_dicts)
+        errors = 0
+
+        def handle(buf: Any, off: int, size: int) -> None:
+            nonlocal errors
+            try:
+                line = (
+                    None
+                    if special and _EVENT_ID.unpack_from(buf, off + _EVENT_ID_AT)[0] in special
+                    else encode(buf, off, size)
+                )
+                append(line if line is not None else decode(buf, off, size))
+            except (ValueError, struct.error):
+                errors += 1
+
         gc_enabled = gc.isenabled()
         gc.disable()
         try:

@@ -318,8 +318,7 @@ def _consume(source: LiveSource, session: Session | None) -> int:
         # a second Ctrl-C or SIGTERM stopped without draining: still a clean stop
         return ExitStatus.OK if status == ExitStatus.INTERRUPTED else status
     try:
-        for _ in source:
-            pass
+        source.pump()
     except KeyboardInterrupt:
         pass
     return ExitStatus.OK
