@@ -26,14 +26,15 @@ import mmap
 import os
 import struct
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Self
 
 from pytracee.engine.catalogue import SYSCALLS
+from pytracee.engine.selectors import ArgPattern
 
-from . import compat, wire
+from . import compat, datafilters, wire
 from .decode import Decoder
 from .libbpf import (
     BpfLink,
@@ -220,6 +221,7 @@ class Collector:
         buffer: str = "auto",
         perf_buffer_pages: int = 1024,
         kprobes: str = "auto",
+        data_filters: Mapping[str, ArgPattern] | None = None,
     ) -> None:
         unknown = sorted(set(events) - set(wire.EVENTS))
         if unknown:
@@ -230,6 +232,11 @@ class Collector:
         self.btf_path = Path(btf_path) if btf_path is not None else None
         self.events = sorted(set(events))
         self.filters = filters or KernelFilters()
+        #: Path filters tested in the kernel (see collector/datafilters.py): event name -> patterns.
+        self.data_filters = dict(data_filters or {})
+        unfit = sorted(set(self.data_filters) - set(datafilters.KERNEL_FILTERABLE))
+        if unfit:
+            raise ValueError(f"the kernel cannot filter these events on their data: {', '.join(unfit)}")
         for comm in self.filters.comms:
             if len(os.fsencode(comm)) > 15:
                 raise ValueError(f"comm filter {comm!r} is longer than 15 bytes (the kernel's comm length)")
@@ -259,6 +266,8 @@ class Collector:
         self._lost_map: BpfMap | None = None
         self._trunc_map: BpfMap | None = None
         self._lost_at_stop = 0
+        self._df_map: BpfMap | None = None
+        self._filtered_at_stop = 0
         self._truncated_at_stop = 0
         self._lost_reason_at_stop = ""
         self._loaded_kprobes: list[str] = []
@@ -322,6 +331,8 @@ class Collector:
         compat_ids = obj.map("compat_ids")  # 32-bit syscalls: reported as their x86_64 twins
         for ia32, value in compat.kernel_entries():
             _map_update(compat_ids, ia32, value)
+        if self.data_filters:
+            datafilters.install(lambda name, key, value: _map_update(obj.map(name), key, value), self.data_filters)
         programs = obj.programs()
         self.tail_programs = []
         for name, (table, slot, _event) in OPTIONAL_TAIL_PROGRAMS.items():
@@ -409,6 +420,7 @@ class Collector:
             self._configure(obj)
             self._reader = self._open_reader(obj)
             self._lost_map = obj.map("lost")
+            self._df_map = obj.map("df_stats")
             self._trunc_map = next((m for m in obj.maps() if m.name == "trunc_args"), None)  # older objects: none
             boot_to_epoch = time.time_ns() - time.clock_gettime_ns(time.CLOCK_BOOTTIME)
             self._decoder = Decoder(boot_to_epoch, _MapContext(obj.map("proc_info"), obj.map("cgrp_info")))
@@ -524,6 +536,15 @@ class Collector:
         return sum(values)
 
     @property
+    def filtered(self) -> int:
+        """Events the in-kernel data filters dropped so far (:attr:`data_filters`), all CPUs."""
+        m = self._df_map
+        if m is None:
+            return self._filtered_at_stop
+        values = _map_per_cpu(m, 0)
+        return sum(values) if values is not None else self._filtered_at_stop
+
+    @property
     def truncated(self) -> int:
         """Argument values the kernel cut at a size limit so far (bpf/common.h), all CPUs.
 
@@ -582,6 +603,9 @@ class Collector:
         if self._lost_map is not None:
             self._lost_at_stop = self.lost
             self._lost_reason_at_stop = self.lost_reason
+        if self._df_map is not None:
+            self._filtered_at_stop = self.filtered
+            self._df_map = None
         if self._trunc_map is not None:
             self._truncated_at_stop = self.truncated
         self._trunc_map = None

@@ -243,6 +243,9 @@ class LiveSource:
             text += f" ({self.collector.lost_reason})"
         if counts[LEFT]:
             text += f", {counts[LEFT]} left unread in the kernel buffer at the stop"
+        filtered = getattr(self.collector, "filtered", 0)
+        if filtered:
+            text += f", {filtered} filtered in the kernel (data filters)"
         truncated = self.collector.truncated
         if truncated:
             text += f", {truncated} argument values truncated"
