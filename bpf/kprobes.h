@@ -57,8 +57,10 @@ int BPF_KPROBE(kprobe_security_file_open, struct file *file)
     u32 off = kprobe_begin(ctx, &d, EV_SECURITY_FILE_OPEN, &user, &compat);
     if (!off || !file)
         return 0;
+    u32 path_at = off + FILE_OPEN_PATH_AT;
     off = put_file_open_args(d.b->data, off, file, (long)user.orig_ax, user.di, user.si);
-    submit(ctx, d.b, off);
+    if (df_pass(d.b, EV_SECURITY_FILE_OPEN, path_at))
+        submit(ctx, d.b, off);
     return 0;
 }
 

@@ -11,6 +11,7 @@
 #define TRACEE_SECURITY_H
 
 #include "exec.h"
+#include "datafilter.h"
 
 #define MAP_ANONYMOUS_VAL 0x20
 
@@ -66,6 +67,7 @@ statfunc u32 put_base_dir(u8 *buf, u32 off, struct task_struct *t, long dirfd, c
  * security_file_open's arguments: flags, dev, inode, ctime (fixed), pathname, then
  * syscall_pathname: the user path given to open/creat (arg0) or openat/openat2 (arg1).
  */
+#define FILE_OPEN_PATH_AT (4 * SLOT_SIZE)   /* the pathname, after the fixed arguments */
 statfunc u32 put_file_open_args(u8 *buf, u32 off, struct file *f, long sys, u64 arg0, u64 arg1)
 {
     struct file_id fid = {};
@@ -97,8 +99,10 @@ int exit_open(struct bpf_raw_tracepoint_args *ctx)
     s64 id = d.p->id;
     u8 *buf = d.b->data;
     u32 off = begin_syscall_event(d.b, d.p, d.cfg, d.t, EV_SECURITY_FILE_OPEN, id, 0);
+    u32 path_at = off + FILE_OPEN_PATH_AT;
     off = put_file_open_args(buf, off, f, id, d.p->args[0], d.p->args[1]);
-    submit(d.ctx, d.b, off);
+    if (df_pass(d.b, EV_SECURITY_FILE_OPEN, path_at))
+        submit(d.ctx, d.b, off);
 out:;
     struct pending *p = consume_pending();
     if (p)

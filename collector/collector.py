@@ -26,14 +26,15 @@ import mmap
 import os
 import struct
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Self
 
 from pytracee.engine.catalogue import SYSCALLS
+from pytracee.engine.selectors import ArgPattern
 
-from . import compat, wire
+from . import compat, datafilters, wire
 from .decode import Decoder
 from .libbpf import (
     BpfLink,
@@ -75,7 +76,12 @@ _SYSCALL_PROGS: Final = ("tracee_sys_enter", "tracee_sys_exit")
 _ALWAYS_PROGS: Final = ("tracee_sched_exec", "tracee_sched_exit")  # executable + state tracking
 
 _CG_NAME_LEN: Final = wire.CG_NAME_LEN  # what the kernel keeps of a cgroup's name, its NUL included
-_FILTER_ENTRIES: Final = 1024  # max_entries of f_pids, f_uids, f_comms, f_mntns (bpf/maps.h)
+_FILTER_ENTRIES: Final = 1024
+#: The event id in a record's header, and where it is.
+_EVENT_ID: Final = wire.EVENT_HEADER.field_struct("event_id")
+_EVENT_ID_AT: Final = wire.EVENT_HEADER.offset(
+    "event_id"
+)  # max_entries of f_pids, f_uids, f_comms, f_mntns (bpf/maps.h)
 
 
 def supported_events() -> list[str]:
@@ -215,6 +221,7 @@ class Collector:
         buffer: str = "auto",
         perf_buffer_pages: int = 1024,
         kprobes: str = "auto",
+        data_filters: Mapping[str, ArgPattern] | None = None,
     ) -> None:
         unknown = sorted(set(events) - set(wire.EVENTS))
         if unknown:
@@ -225,6 +232,11 @@ class Collector:
         self.btf_path = Path(btf_path) if btf_path is not None else None
         self.events = sorted(set(events))
         self.filters = filters or KernelFilters()
+        #: Path filters tested in the kernel (see collector/datafilters.py): event name -> patterns.
+        self.data_filters = dict(data_filters or {})
+        unfit = sorted(set(self.data_filters) - set(datafilters.KERNEL_FILTERABLE))
+        if unfit:
+            raise ValueError(f"the kernel cannot filter these events on their data: {', '.join(unfit)}")
         for comm in self.filters.comms:
             if len(os.fsencode(comm)) > 15:
                 raise ValueError(f"comm filter {comm!r} is longer than 15 bytes (the kernel's comm length)")
@@ -254,6 +266,8 @@ class Collector:
         self._lost_map: BpfMap | None = None
         self._trunc_map: BpfMap | None = None
         self._lost_at_stop = 0
+        self._df_map: BpfMap | None = None
+        self._filtered_at_stop = 0
         self._truncated_at_stop = 0
         self._lost_reason_at_stop = ""
         self._loaded_kprobes: list[str] = []
@@ -317,6 +331,8 @@ class Collector:
         compat_ids = obj.map("compat_ids")  # 32-bit syscalls: reported as their x86_64 twins
         for ia32, value in compat.kernel_entries():
             _map_update(compat_ids, ia32, value)
+        if self.data_filters:
+            datafilters.install(lambda name, key, value: _map_update(obj.map(name), key, value), self.data_filters)
         programs = obj.programs()
         self.tail_programs = []
         for name, (table, slot, _event) in OPTIONAL_TAIL_PROGRAMS.items():
@@ -404,6 +420,7 @@ class Collector:
             self._configure(obj)
             self._reader = self._open_reader(obj)
             self._lost_map = obj.map("lost")
+            self._df_map = obj.map("df_stats")
             self._trunc_map = next((m for m in obj.maps() if m.name == "trunc_args"), None)  # older objects: none
             boot_to_epoch = time.time_ns() - time.clock_gettime_ns(time.CLOCK_BOOTTIME)
             self._decoder = Decoder(boot_to_epoch, _MapContext(obj.map("proc_info"), obj.map("cgrp_info")))
@@ -454,6 +471,49 @@ class Collector:
             LOG.warning("%d malformed records skipped (%d in total)", errors, self.malformed)
         return out
 
+    def poll_json(
+        self, timeout_ms: int, max_events: int | None = 16384, as_dicts: Collection[int] = ()
+    ) -> list[bytes | dict[str, Any]]:
+        """Like :meth:`poll`, but each event as its JSON line (bytes, newline included), as
+        ``tracee -o json`` prints it, without building its dict (see :meth:`Decoder.encode`).
+
+        Events whose line would need escaping, and those of the event ids ``as_dicts``
+        (say, exec events whose environment the printer hides), come as dicts.
+        """
+        reader, decoder = self._reader, self._decoder
+        if reader is None or decoder is None:
+            raise RuntimeError("collector is not started")
+        out: list[bytes | dict[str, Any]] = []
+        if not reader.wait(timeout_ms):
+            return out
+        encode, decode, append = decoder.encode, decoder.decode, out.append
+        special = frozenset(as_dicts)
+        errors = 0
+
+        def handle(buf: Any, off: int, size: int) -> None:
+            nonlocal errors
+            try:
+                line = (
+                    None
+                    if special and _EVENT_ID.unpack_from(buf, off + _EVENT_ID_AT)[0] in special
+                    else encode(buf, off, size)
+                )
+                append(line if line is not None else decode(buf, off, size))
+            except (ValueError, struct.error):
+                errors += 1
+
+        gc_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            reader.drain(handle, max_events)
+        finally:
+            if gc_enabled:
+                gc.enable()
+        if errors:
+            self.malformed += errors
+            LOG.warning("%d malformed records skipped (%d in total)", errors, self.malformed)
+        return out
+
     def raw_records(self, timeout_ms: int) -> list[bytes]:
         """Undecoded records (for recording test data and debugging)."""
         reader = self._reader
@@ -474,6 +534,15 @@ class Collector:
         if values is None:
             return self._lost_at_stop
         return sum(values)
+
+    @property
+    def filtered(self) -> int:
+        """Events the in-kernel data filters dropped so far (:attr:`data_filters`), all CPUs."""
+        m = self._df_map
+        if m is None:
+            return self._filtered_at_stop
+        values = _map_per_cpu(m, 0)
+        return sum(values) if values is not None else self._filtered_at_stop
 
     @property
     def truncated(self) -> int:
@@ -534,6 +603,9 @@ class Collector:
         if self._lost_map is not None:
             self._lost_at_stop = self.lost
             self._lost_reason_at_stop = self.lost_reason
+        if self._df_map is not None:
+            self._filtered_at_stop = self.filtered
+            self._df_map = None
         if self._trunc_map is not None:
             self._truncated_at_stop = self.truncated
         self._trunc_map = None

@@ -21,6 +21,7 @@ import struct
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Protocol
 
+import orjson
 from pytracee.engine.catalogue import SYSCALLS
 from pytracee.engine.proctree import task_entity_id
 
@@ -221,12 +222,15 @@ def _compile(ev: EventSpec, cut: list[int]) -> Callable[[Any, int, int, int], li
 class _Plan:
     """How to decode one event id (built once)."""
 
-    __slots__ = ("args", "id_str", "name")
+    __slots__ = ("args", "id_str", "json_ids", "name")
 
     def __init__(self, ev: EventSpec, cut: list[int]) -> None:
         self.name = ev.name
         self.id_str = str(ev.id)
         self.args = _compile(ev, cut)
+        shown = sum(1 for a in ev.args if not a.hidden)
+        #: The JSON of the fields after the thread context, up to the return value's.
+        self.json_ids = orjson.dumps({"eventId": self.id_str, "eventName": ev.name, "argsNum": shown})[1:-1] + b","
 
 
 #: The header fields that change from one event of a thread to the next, and the two byte
@@ -239,6 +243,15 @@ _VARYING: Final = EVENT_HEADER.subset(*_VARYING_FIELDS)
 #: new process or exec makes one, so a fork storm must not grow them), executables and
 #: container ids. A cache miss costs a few microseconds; tracee's memory stays bounded.
 TEMPLATE_CACHE_MAX: Final = 8192
+#: The keys of an event's JSON object between "timestamp" and "eventId", and between
+#: "syscall" and "args" (the thread context: the same for every event of a thread).
+_CONTEXT_A: Final = (
+    "threadStartTime", "processorId", "processId", "cgroupId", "threadId", "parentProcessId", "hostProcessId",
+    "hostThreadId", "hostParentProcessId", "userId", "mountNamespace", "pidNamespace", "processName", "executable",
+    "hostName", "containerId", "container", "kubernetes",
+)  # fmt: skip
+_CONTEXT_B: Final = ("stackAddresses", "contextFlags", "threadEntityId", "processEntityId", "parentEntityId")
+_SYSCALL_JSON: Final[dict[int, bytes]] = {nr: b'"' + name.encode() + b'",' for nr, name in _SYSCALL_NAMES.items()}
 EXE_CACHE_MAX: Final = 16384
 CONTAINER_CACHE_MAX: Final = 16384
 
@@ -254,6 +267,7 @@ class Decoder:
         self._cut = [0]
         self._plans = {ev_id: _Plan(ev, self._cut) for ev_id, ev in (events or EVENTS_BY_ID).items()}
         self._templates: dict[bytes, dict[str, Any]] = {}
+        self._json_templates: dict[bytes, tuple[bytes, bytes]] = {}
         self._exe: dict[tuple[int, int, int], str] = {}
         self._containers: dict[int, str] = {}
 
@@ -353,3 +367,49 @@ class Decoder:
         event["syscall"] = _SYSCALL_NAMES.get(sysno, "")
         event["args"] = args
         return event
+
+    def encode(self, buf: Any, off: int = 0, size: int | None = None) -> bytes | None:
+        """The record as one JSON line (with its newline), as ``orjson.dumps`` of :meth:`decode`'s
+        dict would print it; None when the line would need escaping (non-ASCII, DEL: see
+        :func:`pytracee.engine.safetext.json_line`), which only the dict's printer does.
+
+        The thread's context is encoded once and cached: per event, only the timestamp,
+        return value, syscall and arguments are.
+        """
+        end = off + (len(buf) - off if size is None else size)
+        if end - off < HEADER.size:
+            raise ValueError(f"record of {end - off} bytes is shorter than the {HEADER.size}-byte header")
+        ts, retval, ev_id, sysno = _VARYING.unpack_from(buf, off)
+        plan = self._plans.get(ev_id)
+        if plan is None:
+            raise ValueError(f"unknown event id {ev_id} in record")
+        key = buf[off + _KEY_A : off + _KEY_B] + buf[off + _KEY_C : off + _KEY_D]
+        parts = self._json_templates.get(key)
+        if parts is None:
+            template = self._templates.get(key)
+            if template is None:
+                if len(self._templates) >= TEMPLATE_CACHE_MAX:
+                    self._templates.clear()
+                template = self._templates[key] = self._template(buf, off)
+            if len(self._json_templates) >= TEMPLATE_CACHE_MAX:
+                self._json_templates.clear()
+            a = orjson.dumps({k: template[k] for k in _CONTEXT_A})
+            b = orjson.dumps({k: template[k] for k in _CONTEXT_B})
+            parts = self._json_templates[key] = (b"," + a[1:-1] + b",", b[1:-1] + b',"args":')
+        args = plan.args(buf, off + HEADER.size, end, self.boot_to_epoch_ns)
+        line = b"".join(
+            (
+                b'{"timestamp":',
+                b"%d" % (ts + self.boot_to_epoch_ns),
+                parts[0],
+                plan.json_ids,
+                b'"returnValue":%d,"syscall":' % retval,
+                _SYSCALL_JSON.get(sysno, b'"",'),
+                parts[1],
+                orjson.dumps(args),
+                b"}\n",
+            )
+        )
+        if line.isascii() and b"\x7f" not in line:
+            return line
+        return None

@@ -20,11 +20,12 @@ import codecs
 import datetime as _dt
 import logging
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import IO, Any, Final, NoReturn
 
 import jinja2
+import orjson
 from pytracee.engine.errors import StopRun
 from pytracee.engine.output.plugin import silence_closed_output
 from pytracee.engine.output.sandbox import bounded_environment, render_budget
@@ -41,6 +42,8 @@ from pytracee.engine.schema import GO_FIELD_NAMES, full_event
 __all__ = ["EventPrinter", "OutputSpec", "parse_output_options"]
 
 FORMATS: Final = ("table", "table-verbose", "json", "gotemplate", "none")
+#: The keys of a complete v0.24 ``trace.Event``, in order (what the collector's decoder makes).
+_COMPLETE_KEYS: Final = tuple(full_event({}))
 _ENV_ARGS: Final = {"execve": "envp", "execveat": "envp", "sched_process_exec": "env", "security_bprm_check": "envp"}
 _PROT_BITS: Final = (("PROT_READ", 1), ("PROT_WRITE", 2), ("PROT_EXEC", 4))
 #: (event name or "*", argument) -> renderer used by option:parse-arguments
@@ -134,14 +137,68 @@ class EventPrinter:
 
         :raises StopRun: when the output was closed (the reader of a pipe went away).
         """
+        self.print_many((raw,))
+        self.flush()
+
+    @property
+    def takes_json_lines(self) -> bool:
+        """:meth:`print_many` takes events as JSON lines too (bytes, as ``orjson.dumps`` of the
+        complete event and a newline, ASCII only), but for :meth:`events_to_render`."""
+        return self.spec.format == "json" and not self.spec.parse_arguments and not self._json_ascii
+
+    def events_to_render(self) -> frozenset[str]:
+        """The events this printer changes before printing (their environment left out)."""
+        return frozenset() if self.spec.exec_env else frozenset(_ENV_ARGS)
+
+    def print_many(self, events: Iterable[Mapping[str, Any] | bytes]) -> None:
+        """Print events (dicts, or JSON lines when :attr:`takes_json_lines`); the output may
+        stay buffered until :meth:`flush`.
+
+        JSON lines of complete events (the collector's) that need no rendering are
+        encoded in one step and written in one piece per call.
+
+        :raises StopRun: when the output was closed (the reader of a pipe went away).
+        """
         if self.spec.format == "none":
             return
+        fast = self.takes_json_lines
+        hidden = self.events_to_render()
+        lines: list[str] = []
         try:
-            self._write(self._shown(raw))
-            self.stream.flush()
+            for raw in events:
+                if isinstance(raw, bytes):  # a JSON line already (Collector.poll_json)
+                    lines.append(raw.decode("ascii"))
+                    continue
+                if fast and raw.get("eventName") not in hidden and _is_complete(raw):
+                    try:
+                        data = _dumps(raw, option=_APPEND_NEWLINE)
+                    except orjson.JSONEncodeError:  # a lone surrogate or a huge integer: the careful path
+                        data = b"\x80"
+                    if data.isascii() and b"\x7f" not in data:
+                        lines.append(data.decode("ascii"))
+                        continue
+                if lines:
+                    self.stream.write("".join(lines))
+                    lines.clear()
+                self._write(self._shown(raw))
+            if lines:
+                self.stream.write("".join(lines))
         except BrokenPipeError:  # stop tracing rather than fail on every further event
-            silence_closed_output(self.stream)
-            raise StopRun("the event output was closed") from None
+            self._closed_output()
+
+    def flush(self) -> None:
+        """Hand what was printed to the output (a pipe's reader sees it now).
+
+        :raises StopRun: when the output was closed.
+        """
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            self._closed_output()
+
+    def _closed_output(self) -> NoReturn:
+        silence_closed_output(self.stream)
+        raise StopRun("the event output was closed") from None
 
     def _write(self, event: dict[str, Any]) -> None:
         if self.spec.format == "json":
@@ -214,6 +271,21 @@ class EventPrinter:
         else:
             line = f"{moment:<16} {common}"
         self.stream.write(escape_text(line) + "\n")  # one event, one line: its data cannot break it
+
+
+_dumps: Final = orjson.dumps
+_APPEND_NEWLINE: Final = orjson.OPT_APPEND_NEWLINE
+
+
+def _is_complete(raw: Mapping[str, Any]) -> bool:
+    """True when ``full_event(raw)`` would be ``raw`` itself: every v0.24 key in order, a
+    string ``eventId``, the container id in step in both places."""
+    if tuple(raw) != _COMPLETE_KEYS or type(raw["eventId"]) is not str:
+        return False
+    container, container_id = raw["container"], raw["containerId"]
+    if not isinstance(container, dict):
+        return False
+    return container.get("id", "") == container_id if container_id or "id" in container else True
 
 
 class _Verbatim(str):

@@ -26,12 +26,23 @@ from typing import TYPE_CHECKING, Any, Final
 from pytracee.engine.events import Event
 from pytracee.engine.sources import SkipLog, SourceStats
 
+from . import wire
+
 if TYPE_CHECKING:
     from .collector import Collector
     from .filters import Selection
     from .printers import EventPrinter
 
-__all__ = ["LEFT", "LOST", "POLL_BATCH", "STOP_DRAIN_SECONDS", "STOP_SIGNALS", "UNDECODABLE", "LiveSource"]
+__all__ = [
+    "LEFT",
+    "LOST",
+    "LOST_WARNING_INTERVAL",
+    "POLL_BATCH",
+    "STOP_DRAIN_SECONDS",
+    "STOP_SIGNALS",
+    "UNDECODABLE",
+    "LiveSource",
+]
 
 #: Events decoded per poll: they are all held in memory until the signatures have seen them.
 POLL_BATCH: Final = 1024
@@ -44,6 +55,8 @@ LEFT: Final = "left unread in the kernel buffer"
 #: ... and records the decoder could not read.
 UNDECODABLE: Final = "undecodable"
 _KERNEL_REASONS: Final = (LOST, LEFT, UNDECODABLE)
+#: Seconds between two warnings about lost events (each says how many since the last).
+LOST_WARNING_INTERVAL: Final = 1.0
 #: The signals that ask tracing to stop.
 STOP_SIGNALS: Final = frozenset({signal.SIGINT, signal.SIGTERM})
 
@@ -109,34 +122,81 @@ class LiveSource:
         self.stop_requested = True
 
     def __iter__(self) -> Iterator[Event]:
-        collector, accepts, printed, stats = self.collector, self.selection.accepts, self.printed_events, self.stats
-        print_event = self.printer.print if self.printer is not None else _ignore
+        for batch in self._batches():
+            for raw in batch:
+                yield Event(raw)
+
+    def pump(self) -> None:
+        """Trace, print and count until the stop, handing no event on (``tracee`` without signatures).
+
+        When every traced event is printed as JSON and no filter is left to user space, the
+        events are encoded from the records straight to JSON lines (no dict per event; see
+        :meth:`~pytracee.collector.collector.Collector.poll_json`).
+        """
+        printer = self.printer
+        fast = (
+            printer is not None
+            and printer.takes_json_lines
+            and not (self.selection.scope or self.selection.per_event)
+            and set(getattr(self.collector, "events", ())) <= self.printed_events
+        )
+        if not fast or printer is None:
+            for _ in self._batches():
+                pass
+            return
+        as_dicts = {wire.EVENTS[name].id for name in printer.events_to_render() if name in wire.EVENTS}
+
+        def poll(timeout_ms: int, max_events: int) -> list[Any]:
+            return self.collector.poll_json(timeout_ms, max_events, as_dicts)
+
+        for _ in self._batches(poll):
+            pass
+
+    def _batches(self, poll: Callable[[int, int], list[Any]] | None = None) -> Iterator[list[dict[str, Any]]]:
+        """The accepted events of each poll, printed (and flushed) before they are handed on.
+
+        ``poll``: :meth:`Collector.poll` (default) or a poll that hands out JSON lines (bytes)
+        for some events; those are only printed (the kernel already left tracee out).
+        """
+        collector, selection, printed, stats = self.collector, self.selection, self.printed_events, self.stats
+        poll = poll or collector.poll
+        accepts = selection.accepts
+        printer = self.printer
         own_pid = os.getpid()
         deadline: float | None = None
+        next_warning = 0.0
         while True:
             if self.stop_requested and deadline is None:
                 collector.detach()
                 deadline = time.monotonic() + self.drain_seconds
                 log.info("stopping: reading what the kernel buffer still holds (Ctrl-C again to stop now)")
-            batch = collector.poll(0 if deadline is not None else 100, self.batch)
+            batch = poll(0 if deadline is not None else 100, self.batch)
             if deadline is not None and (not batch or time.monotonic() > deadline):
                 if batch:  # decoded too late: counted with what is left
                     stats.skipped_by_reason[LEFT] += len(batch)
                 if self.on_drained is not None:
                     self.on_drained()
                 return
-            for raw in batch:
-                if raw.get("hostProcessId") == own_pid or not accepts(raw):
-                    continue
-                stats.events += 1
-                if raw["eventName"] in printed:
-                    print_event(raw)
-                    self.printed += 1
-                yield Event(raw)
+            # (scope filters can be added by start(): looked at for every batch)
+            if selection.scope or selection.per_event:
+                batch = [raw for raw in batch if raw.get("hostProcessId") != own_pid and accepts(raw)]
+            else:
+                batch = [raw for raw in batch if type(raw) is bytes or raw.get("hostProcessId") != own_pid]
+            stats.events += len(batch)
+            if printer is not None and printed:
+                shown = [raw for raw in batch if type(raw) is bytes or raw["eventName"] in printed]
+                if shown:
+                    printer.print_many(shown)
+                    printer.flush()
+                    self.printed += len(shown)
+            if batch:
+                yield batch
             lost = collector.lost
-            if lost > self._reported_lost:
+            if lost > self._reported_lost and time.monotonic() >= next_warning:
+                # at most one warning a second while the buffer overflows; the summary has the total
                 log.warning("lost %d events (%d in total): %s", lost - self._reported_lost, lost, collector.lost_reason)
                 self._reported_lost = lost
+                next_warning = time.monotonic() + LOST_WARNING_INTERVAL
             self._count_kernel_losses(lost)
 
     def _count_kernel_losses(self, lost: int) -> None:
@@ -183,6 +243,9 @@ class LiveSource:
             text += f" ({self.collector.lost_reason})"
         if counts[LEFT]:
             text += f", {counts[LEFT]} left unread in the kernel buffer at the stop"
+        filtered = getattr(self.collector, "filtered", 0)
+        if filtered:
+            text += f", {filtered} filtered in the kernel (data filters)"
         truncated = self.collector.truncated
         if truncated:
             text += f", {truncated} argument values truncated"
@@ -192,7 +255,3 @@ class LiveSource:
         if others:
             text += f", {sum(n for _, n in others)} skipped (" + ", ".join(f"{r}: {n}" for r, n in others) + ")"
         return text
-
-
-def _ignore(raw: dict[str, Any]) -> None:
-    """The printer of a source that prints nothing."""

@@ -498,6 +498,15 @@ PROC_INFO: Final = _struct(
 )
 #: A cgroup's path components, innermost first, and its container state (``cgrp_info`` values).
 CGRP_INFO: Final = _struct("cgrp_info", ("state", "I"), ("pad", "I"), ("names", f"{CG_NAME_LEN}s" * CG_NAMES))
+#: In-kernel data filters (bpf/datafilter.h): the LPM key of df_prefix and df_suffix ...
+DF_STR_LEN: Final = 252  # an LPM key has at most 256 data bytes: the event id, then these
+DF_CONTAINS_MAX: Final = 8
+DF_KEY: Final = _struct("df_key", ("prefixlen", "I"), ("event_id", "I"), ("str", f"{DF_STR_LEN}s"))
+#: ... and an event's flags and substring patterns (the value of df_events).
+DF_EVENT: Final = _struct(
+    "df_event",
+    ("flags", "I"), ("ncontains", "I"), ("contains", f"{DF_CONTAINS_MAX}Q"), ("contains_mask", f"{DF_CONTAINS_MAX}Q"),
+)  # fmt: skip
 #: The load-time constants, the contents of section ``.rodata.load``.
 LOAD_CFG: Final = _struct("load_cfg", ("kernel_btf", "I"), ("perf_output", "I"))
 
@@ -546,6 +555,10 @@ MAPS: Final[Mapping[str, MapFormat]] = {
         MapFormat("trunc_args", U32, U64, per_cpu=True),
         MapFormat("proc_info", U32, PROC_INFO),
         MapFormat("cgrp_info", U64, CGRP_INFO),
+        MapFormat("df_events", U32, DF_EVENT),
+        MapFormat("df_prefix", DF_KEY, U8),
+        MapFormat("df_suffix", DF_KEY, U8),
+        MapFormat("df_stats", U32, U64, per_cpu=True),
     )
 }
 

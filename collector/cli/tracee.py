@@ -41,6 +41,8 @@ from ..printers import EventPrinter, OutputError, parse_output_options
 from ..source import STOP_SIGNALS, LiveSource
 
 if TYPE_CHECKING:
+    from pytracee.engine.selectors import ArgPattern
+
     from ..collector import Collector
 
 PROG = "tracee"
@@ -217,7 +219,8 @@ def _load_session(args: argparse.Namespace, selection: Selection, pm: PluginMana
 
 def _trace(args: argparse.Namespace, selection: Selection, printer: EventPrinter, session: Session | None) -> int:
     traced = _traced_events(selection, session)
-    collector = _open_collector(args, selection, traced) if traced else ExitStatus.USAGE
+    data_filters = _data_filters(selection, session)
+    collector = _open_collector(args, selection, traced, data_filters) if traced else ExitStatus.USAGE
     if isinstance(collector, int):
         return collector
     source = LiveSource(collector, selection, printer, selection.wanted_events(), on_drained=StopRequest.ignore_more)
@@ -272,7 +275,21 @@ def _traced_events(selection: Selection, session: Session | None) -> set[str]:
     return traced
 
 
-def _open_collector(args: argparse.Namespace, selection: Selection, traced: set[str]) -> Collector | int:
+def _data_filters(selection: Selection, session: Session | None) -> dict[str, ArgPattern]:
+    """The signatures' path filters the kernel tests (collector/datafilters.py)."""
+    from ..datafilters import plan
+
+    if session is None or session.engine is None:
+        return {}
+    consumers = [(loaded.metadata.id, s) for loaded in session.engine.signatures for s in loaded.selectors]
+    chosen = plan(consumers, selection.wanted_events())
+    log.debug("%s", chosen.describe())
+    return chosen.filters
+
+
+def _open_collector(
+    args: argparse.Namespace, selection: Selection, traced: set[str], data_filters: dict[str, ArgPattern]
+) -> Collector | int:
     """The collector for these options (not started), or the exit status saying why not."""
     from ..collector import Collector, KernelFilters
     from ..objects import BpfObjectError, choose_bpf_object
@@ -305,6 +322,7 @@ def _open_collector(args: argparse.Namespace, selection: Selection, traced: set[
             ring_buffer_bytes=args.ring_buffer_mb << 20,
             buffer=args.kernel_buffer,
             perf_buffer_pages=args.perf_buffer_size,
+            data_filters=data_filters,
         )
     except ValueError as exc:  # e.g. more pids or comms than the kernel maps hold
         log.error("%s", exc)
@@ -318,8 +336,7 @@ def _consume(source: LiveSource, session: Session | None) -> int:
         # a second Ctrl-C or SIGTERM stopped without draining: still a clean stop
         return ExitStatus.OK if status == ExitStatus.INTERRUPTED else status
     try:
-        for _ in source:
-            pass
+        source.pump()
     except KeyboardInterrupt:
         pass
     return ExitStatus.OK

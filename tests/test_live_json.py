@@ -1,0 +1,212 @@
+"""``tracee -o json``'s fast path: records encoded straight to JSON lines (Decoder.encode),
+printed in batches (EventPrinter.print_many), pumped without dicts (LiveSource.pump).
+
+Whatever the path, the printed line is the one ``json_line(full_event(decode(record)))``
+gives: byte for byte, with hostile data (control characters, DEL, C1, line separators,
+invalid UTF-8) going through the careful path.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from typing import Any
+
+import orjson
+import pytest
+from pytracee.collector import wire
+from pytracee.collector.decode import HEADER, Decoder
+from pytracee.collector.filters import parse_selection
+from pytracee.collector.printers import EventPrinter, parse_output_options
+from pytracee.collector.source import LiveSource
+from pytracee.engine.safetext import json_line
+from pytracee.engine.schema import full_event
+
+BOOT = 1_700_000_000_000_000_000
+OPENAT, FILE_OPEN, EXEC = wire.EVENTS["openat"].id, wire.EVENTS["security_file_open"].id, wire.EVENTS["execve"].id
+
+
+def header(event_id: int, comm: bytes = b"nginx", tid: int = 11, retval: int = 3, syscall: int = 257) -> bytes:
+    return HEADER.pack(
+        1000, 500, 400, 300, 0, retval, event_id, syscall, 10, tid, 9, 1, 2, 0, 1000, 4026532000, 4026532001, 1, 0, 1,
+        comm, b"web-1",
+    )  # fmt: skip
+
+
+def var(data: bytes) -> bytes:
+    return struct.pack("<I", len(data)) + data + bytes(-len(data) % 4)
+
+
+def openat(path: bytes, **kw: Any) -> bytes:
+    return header(OPENAT, **kw) + struct.pack("<qqQ", -100, 0o2000000, 0) + var(path)
+
+
+def file_open(path: bytes, **kw: Any) -> bytes:
+    return header(FILE_OPEN, **kw) + struct.pack("<qQQQ", 0x8000, 8, 42, 7) + var(path) + var(b"x")
+
+
+def execve(path: bytes) -> bytes:
+    arr = b"sh\0-c\0"
+    env = b"SECRET=1\0"
+    return (
+        header(EXEC, syscall=59)
+        + var(path)
+        + struct.pack("<II", len(arr), 0xFFFFFFFF)
+        + arr
+        + bytes(-len(arr) % 4)
+        + struct.pack("<II", len(env), 0xFFFFFFFF)
+        + env
+        + bytes(-len(env) % 4)
+    )
+
+
+PLAIN = [
+    openat(b"/etc/hostname"),
+    file_open(b"/etc/hostname"),
+    openat(b"/tmp/x", tid=12, retval=-2),
+    file_open(b"/etc/shadow", syscall=2),
+    openat(b'/tmp/"quoted"\\back\ttab\nnewline'),  # JSON escapes, all ASCII
+]
+HOSTILE = [
+    openat(b"/tmp/del\x7f"),
+    openat(b"/tmp/c1\xc2\x85"),
+    openat("/tmp/sep\u2028bidi\u202e".encode()),
+    openat(b"/tmp/invalid\xff\xfe"),
+    openat(b"/tmp/x", comm="caf\u00e9".encode()),
+]
+
+
+def expected(decoder: Decoder, record: bytes) -> bytes:
+    return (json_line(full_event(decoder.decode(record))) + "\n").encode()
+
+
+@pytest.mark.parametrize("record", PLAIN)
+def test_an_encoded_record_is_the_json_line_of_its_dict(record: bytes) -> None:
+    decoder = Decoder(BOOT)
+    line = decoder.encode(record)
+    assert line == expected(decoder, record)
+    assert orjson.loads(line) == decoder.decode(record)
+    assert decoder.encode(record) == line  # from the cached thread context, the same
+
+
+@pytest.mark.parametrize("record", HOSTILE)
+def test_a_record_needing_escapes_is_left_to_the_careful_path(record: bytes) -> None:
+    assert Decoder(BOOT).encode(record) is None
+
+
+def test_encoding_refuses_what_decoding_refuses() -> None:
+    decoder = Decoder(BOOT)
+    with pytest.raises(ValueError, match="shorter"):
+        decoder.encode(b"\0" * 10)
+    with pytest.raises(ValueError, match="unknown event id"):
+        decoder.encode(header(9999))
+
+
+def test_printing_lines_and_dicts_keeps_their_order() -> None:
+    decoder = Decoder(BOOT)
+    stream = io.StringIO()
+    printer = EventPrinter(parse_output_options(["json"]), stream)
+    assert printer.takes_json_lines and "execve" in printer.events_to_render()
+    items: list[Any] = []
+    for record in PLAIN + HOSTILE:
+        line = decoder.encode(record)
+        items.append(line if line is not None else decoder.decode(record))
+    items.append(decoder.decode(execve(b"/bin/sh")))
+    printer.print_many(items)
+    printer.flush()
+    out = stream.getvalue().splitlines()
+    assert out[: len(PLAIN + HOSTILE)] == [expected(decoder, r).decode().rstrip("\n") for r in PLAIN + HOSTILE]
+    assert "SECRET" not in out[-1] and orjson.loads(out[-1])["argsNum"] == 2  # the environment left out
+    assert not any("\x7f" in line or "\u2028" in line for line in out)
+
+
+def test_parse_arguments_and_ascii_outputs_take_no_lines() -> None:
+    assert not EventPrinter(parse_output_options(["json", "option:parse-arguments"]), io.StringIO()).takes_json_lines
+    assert not EventPrinter(parse_output_options(["table"]), io.StringIO()).takes_json_lines
+    assert (
+        "execve"
+        not in EventPrinter(parse_output_options(["json", "option:exec-env"]), io.StringIO()).events_to_render()
+    )
+
+
+class JsonCollector:
+    """Hands out prepared records as Collector.poll_json does."""
+
+    def __init__(self, batches: list[list[bytes]], events: list[str]) -> None:
+        self.batches, self.events = batches, events
+        self.decoder = Decoder(BOOT)
+        self.as_dicts: set[int] = set()
+        self.lost = self.malformed = self.filtered = self.truncated = 0
+        self.lost_reason = ""
+
+    def poll_json(self, timeout_ms: int, max_events: int | None = None, as_dicts: Any = ()) -> list[Any]:
+        self.as_dicts = set(as_dicts)
+        out: list[Any] = []
+        for record in self.batches.pop(0) if self.batches else []:
+            line = None if struct.unpack_from("<I", record, 48)[0] in self.as_dicts else self.decoder.encode(record)
+            out.append(line if line is not None else self.decoder.decode(record))
+        return out
+
+    def poll(self, timeout_ms: int, max_events: int | None = None) -> list[Any]:
+        return [self.decoder.decode(r) for r in (self.batches.pop(0) if self.batches else [])]
+
+    def start(self) -> None: ...
+    def detach(self) -> None: ...
+    def discard(self) -> int:
+        return 0
+
+    def stop(self) -> None: ...
+
+
+def test_pump_prints_every_event_without_dicts_where_it_can() -> None:
+    records = [PLAIN[:3], [*HOSTILE[:2], execve(b"/bin/sh")], PLAIN[3:]]
+    collector = JsonCollector([list(b) for b in records], ["execve", "openat", "security_file_open"])
+    stream = io.StringIO()
+    printer = EventPrinter(parse_output_options(["json"]), stream)
+    source = LiveSource(
+        collector,
+        parse_selection(["execve,openat,security_file_open"]),
+        printer,
+        {"execve", "openat", "security_file_open"},
+    )  # type: ignore[arg-type]
+    source.start()
+
+    def stop_after_three(*_: Any) -> list[Any]:
+        if not collector.batches:
+            source.request_stop()
+        return JsonCollector.poll_json(collector, *_)
+
+    collector.poll_json = stop_after_three  # type: ignore[method-assign]
+    source.pump()
+    source.close()
+    assert EXEC in collector.as_dicts  # its environment is left out: printed from its dict
+    decoder = Decoder(BOOT)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 8 == source.printed == source.stats.events
+    assert lines[:3] == [expected(decoder, r).decode().rstrip("\n") for r in PLAIN[:3]]
+    assert "SECRET" not in lines[5]
+    assert source.summary() == "8 events traced, 8 printed, 0 lost"
+
+
+def test_pump_with_a_user_space_filter_takes_the_dict_path() -> None:
+    collector = JsonCollector([PLAIN[:2]], ["openat", "security_file_open"])
+    stream = io.StringIO()
+    printer = EventPrinter(parse_output_options(["json"]), stream)
+    selection = parse_selection(["openat,security_file_open"])
+    selection.scope.append(lambda raw: raw["eventName"] == "openat")  # a scope filter the kernel cannot apply
+    source = LiveSource(collector, selection, printer, {"openat", "security_file_open"})  # type: ignore[arg-type]
+    poll = collector.poll
+
+    def poll_then_stop(*args: Any) -> list[Any]:
+        batch = poll(*args)
+        if not collector.batches:
+            source.request_stop()
+        return batch
+
+    def no_lines(*args: Any) -> list[Any]:
+        raise AssertionError("the JSON-line poll skips user-space filters")
+
+    collector.poll, collector.poll_json = poll_then_stop, no_lines  # type: ignore[method-assign]
+    source.pump()
+    assert stream.getvalue() == expected(Decoder(BOOT), PLAIN[0]).decode()
+    assert source.stats.events == source.printed == 1
