@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .catalogue import KNOWN_EVENTS
+from .config import BundleCollector, ConfigFile, ConfigFileError
 from .dispatch import DuplicateSignatureError, Engine, LoadedSignature
 from .errors import (
     ConfigError,
@@ -38,8 +39,11 @@ from .errors import (
 )
 from .events import Event
 from .findings import Finding
+from .overrides import Settings, configure_signatures
 from .plugins import BUILTIN_RULES, LoadError, PluginManager
+from .selection import select_signatures
 from .sources import EventSource, SourceStats, as_source
+from .suppression import Suppression
 
 __all__ = ["Session", "SessionConfig", "signature_id_order"]
 
@@ -68,6 +72,8 @@ class SessionConfig:
     :param list_only: the run only lists what is loaded (``tracee-rules --list``,
         ``--list-events``): the outputs plugin opens no output.
     :param options: the full parsed command line, including plugins' options.
+    :param config_file: the ``--config`` file: parameters, exceptions, overrides.
+    :param dedup_window: seconds within which a repeated finding is only counted (0: off).
     """
 
     rules_dirs: list[Path] = field(default_factory=list)
@@ -80,6 +86,8 @@ class SessionConfig:
     load_installed_plugins: bool = True
     list_only: bool = False
     options: argparse.Namespace = field(default_factory=argparse.Namespace)
+    config_file: ConfigFile | None = None
+    dedup_window: float = 0.0
     pluginmanager: PluginManager = field(default_factory=PluginManager, repr=False)
 
 
@@ -94,6 +102,10 @@ class Session:
         self.available: list[LoadedSignature] = []
         self.engine: Engine | None = None
         self.suppressed: Counter[str] = Counter()
+        #: Exceptions and de-duplication (engine/suppression.py); its counters are public.
+        self.suppression = Suppression()
+        #: The parameters, overrides and exceptions of the configuration and bundle files.
+        self.settings = Settings()
         self.output_failures = 0
         #: The source of the last :meth:`run`, and its counts.
         self.source: EventSource | None = None
@@ -118,18 +130,7 @@ class Session:
         except (Exception, SystemExit, KeyboardInterrupt) as exc:  # a plugin's bug: a usage error, not a traceback
             log.debug("tracee_configure failed", exc_info=True)
             raise ConfigError(f"a plugin's tracee_configure failed: {type(exc).__name__}: {exc}") from None
-        if config.load_builtin_rules and not pm.is_blocked(BUILTIN_RULES):
-            with resources.as_file(resources.files("pytracee.rules")) as builtin_rules:
-                pm.load_path(builtin_rules, config, enabled_by_default=False)
-        for directory in config.rules_dirs:
-            pm.load_path(directory, config)
-        self.available = available = pm.collect_signatures()
-        pm.check_hooks()
-        for error in pm.load_errors:
-            log.error("not loaded: %s", error)
-        if pm.load_errors and config.strict:
-            raise ConfigError(f"{len(pm.load_errors)} plugin(s) or rule file(s) failed to load (--strict)")
-        self.signatures = self._select(available)
+        self.available, self.signatures, self.settings = collect(config, pm)
         try:
             self.engine = Engine(
                 self.signatures,
@@ -140,35 +141,12 @@ class Session:
         except DuplicateSignatureError as exc:
             raise ConfigError(str(exc)) from None
         self.signatures = self.engine.signatures  # without those whose init() failed
+        self.suppression = Suppression(self.settings.exceptions(), config.dedup_window)
         names = {s.metadata.event_name for s in self.signatures if s.metadata.event_name}
         names.update(self.engine.selected_event_names())
         self._known_events = frozenset(names) | KNOWN_EVENTS
         self._started = True
         pm.hook.tracee_sessionstart(session=self)
-
-    def _select(self, available: list[LoadedSignature]) -> list[LoadedSignature]:
-        """Apply ``--rules`` (IDs, event names, ``lang:NAME`` or ``all``) and ``--disable``."""
-        wanted = {name.strip() for item in self.config.rules for name in item.split(",") if name.strip()}
-        disabled = set(self.config.disabled)
-        chosen = []
-        matched: set[str] = set()
-        for loaded in available:
-            keys = {loaded.metadata.id, loaded.metadata.event_name, f"lang:{loaded.signature.language}"}
-            if keys & disabled:
-                continue
-            keys.add("all")
-            if wanted:
-                hit = keys & wanted
-                if not hit:
-                    continue
-                matched |= hit
-            elif not loaded.enabled_by_default:
-                continue
-            chosen.append(loaded)
-        unknown = wanted - matched
-        if unknown:
-            raise ConfigError(f"no such signature: {', '.join(sorted(unknown))} (see --list)")
-        return chosen
 
     @property
     def is_known_event(self) -> Callable[[str], bool] | None:
@@ -237,6 +215,7 @@ class Session:
         if not self._started:
             return status
         self._started = False
+        self.suppression.finish()
         try:
             self.pm.hook.tracee_sessionfinish(session=self, exitstatus=status)
         except Interrupted:
@@ -245,6 +224,8 @@ class Session:
         return status
 
     def _handle_finding(self, finding: Finding) -> None:
+        if self.suppression and self.suppression.suppress(finding):
+            return
         hook = self.pm.hook
         try:
             reason = hook.tracee_finding_filter(finding=finding)
@@ -280,6 +261,7 @@ class Session:
                 lines[-1] += (
                     " (" + ", ".join(f"{sid}: {n}" for sid, n in _by_id(engine.stats.findings_by_signature)) + ")"
                 )
+            lines.extend(self.suppression.summary())
             if self.suppressed:
                 lines.append("suppressed by plugins: " + ", ".join(f"{r}: {n}" for r, n in self.suppressed.items()))
             if engine.stats.errors_by_signature:
@@ -305,8 +287,43 @@ class Session:
             "findings_by_signature": dict(engine.stats.findings_by_signature) if engine else {},
             "signature_errors": dict(engine.stats.errors_by_signature) if engine else {},
             "suppressed": dict(self.suppressed),
+            **self.suppression.counters(),
             "output_failures": self.output_failures,
         }
+
+
+def collect(config: SessionConfig, pm: PluginManager) -> tuple[list[LoadedSignature], list[LoadedSignature], Settings]:
+    """Load the rule files and collect the signatures with their settings: (available, chosen, settings).
+
+    :raises ConfigError: for unknown ``--rules`` terms or signatures, bad parameters,
+        exceptions or overrides (every problem with its file and line), or (``strict``)
+        any plugin or rule file that failed to load.
+    """
+    bundles = BundleCollector()
+    pm.register(bundles)
+    try:
+        if config.load_builtin_rules and not pm.is_blocked(BUILTIN_RULES):
+            with resources.as_file(resources.files("pytracee.rules")) as builtin_rules:
+                pm.load_path(builtin_rules, config, enabled_by_default=False)
+        for directory in config.rules_dirs:
+            pm.load_path(directory, config)
+    finally:
+        pm.unregister(bundles)
+    available = pm.collect_signatures()
+    pm.check_hooks()
+    for error in pm.load_errors:
+        log.error("not loaded: %s", error)
+    if pm.load_errors and config.strict:
+        raise ConfigError(f"{len(pm.load_errors)} plugin(s) or rule file(s) failed to load (--strict)")
+    settings = Settings([*([config.config_file] if config.config_file else []), *bundles.bundles])
+    available, problems = configure_signatures(available, settings)
+    problems = [*bundles.problems, *problems]
+    if problems:
+        raise ConfigFileError(problems)
+    chosen = select_signatures(
+        available, config.rules, [*config.disabled, *settings.disabled()], enabled=settings.enabled()
+    )
+    return available, chosen, settings
 
 
 def _by_id(counts: Counter[str]) -> list[tuple[str, int]]:
