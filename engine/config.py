@@ -114,6 +114,8 @@ class Node:
             return cls(items, line)
         if isinstance(node, yaml.SequenceNode):
             return cls([cls.build(loader, item, where) for item in node.value], line)
+        if node.tag == "tag:yaml.org,2002:value":  # a bare `=` (Falco's comps: [=, in]) is text here
+            return cls(node.value, line)
         return cls(loader.construct_object(node), line)
 
 

@@ -123,7 +123,7 @@ class Condition:
                 return all(Condition(self.field, op, value)._scalar(item) for item in actual)
             return any(self._scalar(item) for item in actual)
         if op == "contains" and isinstance(actual, list):
-            return any(_equal(item, value) for item in actual)
+            return any(_equal(item, v) for item in actual for v in value)
         return self._scalar(actual)
 
     def _scalar(self, actual: Any) -> bool:

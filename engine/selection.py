@@ -15,6 +15,11 @@ term selects it. A term is
 * several of these joined by ``+``, all of which must hold:
   ``lang:rego+severity>=high``.
 
+Metadata terms (severity, tag, category, mitre) choose among the signatures
+enabled by default; joined with ``lang:NAME`` or ``all`` they also reach those
+that are off by default (the shipped Rego and CEL rules, TRC-108):
+``all+mitre:T1212``.
+
 Without ``--rules`` the signatures enabled by default run. ``--disable`` takes IDs,
 event names and ``lang:`` terms. A term selecting nothing is an error, as an
 unknown ID is.
@@ -82,14 +87,24 @@ def _technique_matches(external_id: str, wanted: str) -> bool:
     return external_id == wanted or external_id.startswith(wanted + ".")
 
 
-def parse_term(term: str) -> Predicate:
-    """The predicate of one ``--rules`` term (parts joined by ``+`` must all hold)."""
-    predicates = [_one(part.strip()) for part in term.split("+") if part.strip()]
+def parse_term(term: str, turned_on: frozenset[str] = frozenset()) -> Predicate:
+    """The predicate of one ``--rules`` term (parts joined by ``+`` must all hold).
+
+    :param turned_on: IDs that count as enabled by default (an override's ``enabled: true``).
+    """
+    parts = [part.strip() for part in term.split("+") if part.strip()]
+    predicates = [_one(part) for part in parts]
     if not predicates:
         raise SelectionError(f"--rules {term!r}: empty")
+    if all(_is_metadata(part) for part in parts):  # among the signatures enabled by default
+        predicates.append(lambda s: s.enabled_by_default or s.metadata.id in turned_on)
     if len(predicates) == 1:
         return predicates[0]
     return lambda s: all(p(s) for p in predicates)
+
+
+def _is_metadata(part: str) -> bool:
+    return bool(_SEVERITY_RE.match(part)) or part.partition(":")[0] in ("tag", "category", "mitre")
 
 
 def _terms(items: Iterable[str]) -> list[str]:
@@ -109,9 +124,9 @@ def select_signatures(
     :raises SelectionError: for a malformed term, or a term selecting no available signature.
     """
     terms = _terms(rules)
-    predicates = [(term, parse_term(term)) for term in terms]
+    turned_on = frozenset(enabled)
+    predicates = [(term, parse_term(term, turned_on)) for term in terms]
     disabled_terms = set(_terms(disabled))
-    turned_on = set(enabled)
     chosen = []
     matched: set[str] = set()
     for loaded in available:
