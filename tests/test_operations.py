@@ -339,3 +339,89 @@ def test_dedup_window_reports_first_then_counts(tmp_path: Path) -> None:
     assert len(findings(result.stdout)) == 2  # the first, and the first after the window
     assert "TRC-102 on pid 4242: 3 repeats in 60 s not shown" in result.stderr
     assert "repeats not shown (--dedup-window): TRC-102: 3" in result.stderr
+
+
+# --- parameters in Rego and CEL ----------------------------------------------------------------------
+
+REGO_RULE = """\
+package tracee.ACME_9
+
+import rego.v1
+
+import data.tracee.helpers
+
+__rego_metadoc__ := {
+	"id": "ACME-9",
+	"name": "Shell from a web server",
+	"params": {"web_servers": {"default": ["nginx"], "description": "web server process names"}},
+}
+
+tracee_selected_events contains {"source": "tracee", "name": "sched_process_exec"}
+
+tracee_match := {"server": server} if {
+	server := helpers.get_tracee_argument("prev_comm")
+	server in data.config.ACME_9.web_servers
+}
+"""
+
+CEL_RULE = """\
+type: detector
+id: ACME-10
+produced_event: {name: web_shell}
+threat: {name: Shell from a web server, severity: medium}
+params:
+  web_servers: {default: [nginx], description: web server process names}
+requirements:
+  events:
+    - name: sched_process_exec
+conditions:
+  - getEventData("prev_comm") in params.web_servers
+output:
+  fields:
+    - {name: server, expression: getEventData("prev_comm")}
+"""
+
+
+@pytest.mark.parametrize(
+    ("file_name", "text", "sig_id", "engine"),
+    [
+        ("shell.rego", REGO_RULE, "ACME-9", ("--rego-engine", "regorus")),
+        ("shell.rego", REGO_RULE, "ACME-9", ("--rego-engine", "opa")),
+        ("shell.yaml", CEL_RULE, "ACME-10", ("--cel-engine", "cel-expr-python")),
+        ("shell.yaml", CEL_RULE, "ACME-10", ("--cel-engine", "cel-python")),
+    ],
+)
+def test_rule_file_parameters(tmp_path: Path, file_name: str, text: str, sig_id: str, engine: tuple[str, str]) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    write(rules / file_name, text)
+    events = events_file(tmp_path, [shell_from("nginx"), shell_from("caddy")])
+    run = (
+        "--rules-dir",
+        str(rules),
+        "--rules",
+        sig_id,
+        "--input",
+        str(events),
+        "--output-template",
+        "rawjson",
+        *engine,
+    )
+    default = tracee_rules(*run)
+    assert default.returncode == 0, default.stderr
+    assert [f["Data"] for f in findings(default.stdout)] == [{"server": "nginx"}]
+    config = write(tmp_path / "c.yaml", f"params:\n  {sig_id}: {{web_servers: [caddy, lighttpd]}}\n")
+    configured = tracee_rules("--config", str(config), *run)
+    assert [f["Data"] for f in findings(configured.stdout)] == [{"server": "caddy"}]
+    listed = tracee_rules("--config", str(config), "--rules-dir", str(rules), "--list-params", *engine)
+    rows = [line.split() for line in listed.stdout.splitlines()]
+    assert [sig_id, "web_servers", "list[str]", "caddy,lighttpd", "web", "server", "process", "names"] in rows
+
+
+def test_bad_parameter_declaration_in_a_rule_file_names_its_line(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    write(rules / "shell.yaml", CEL_RULE.replace("{default: [nginx], description", "{defualt: [nginx], description"))
+    result = tracee_rules("--rules-dir", str(rules), "--validate")
+    assert result.returncode == 2
+    assert f"{rules / 'shell.yaml'}:6: params.web_servers must be a mapping with a 'default'" in result.stderr
