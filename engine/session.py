@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .catalogue import KNOWN_EVENTS
 from .config import BundleCollector, ConfigFile, ConfigFileError
@@ -44,6 +44,9 @@ from .plugins import BUILTIN_RULES, LoadError, PluginManager
 from .selection import select_signatures
 from .sources import EventSource, SourceStats, as_source
 from .suppression import Suppression
+
+if TYPE_CHECKING:
+    from .reload import Reparse
 
 __all__ = ["Session", "SessionConfig", "signature_id_order"]
 
@@ -112,6 +115,14 @@ class Session:
         self.input_stats = SourceStats()
         self._known_events: frozenset[str] = KNOWN_EVENTS
         self._started = False  # between tracee_sessionstart and tracee_sessionfinish
+        #: Reads the configuration again for a hot reload (engine/reload.py); None: no reload.
+        self.reparse: Reparse | None = None
+        #: Set by :meth:`request_reload` (a SIGHUP); the run reloads before the next event.
+        self.reload_requested = False
+        #: The plugin managers of the signatures loaded by reloads.
+        self.reload_managers: list[PluginManager] = []
+        #: Digests of the Python signatures' source files when they loaded (to tell a reload what changed).
+        self.fingerprints: dict[str, str] = {}
 
     # --- loading ------------------------------------------------------------------------
 
@@ -142,6 +153,10 @@ class Session:
             raise ConfigError(str(exc)) from None
         self.signatures = self.engine.signatures  # without those whose init() failed
         self.suppression = Suppression(self.settings.exceptions(), config.dedup_window)
+        if self.reparse is not None:
+            from .reload import fingerprints
+
+            self.fingerprints = fingerprints(self.signatures)
         names = {s.metadata.event_name for s in self.signatures if s.metadata.event_name}
         names.update(self.engine.selected_event_names())
         self._known_events = frozenset(names) | KNOWN_EVENTS
@@ -166,9 +181,11 @@ class Session:
         self.source = source = as_source(events)
         self.input_stats = source.stats
         status = ExitStatus.OK
-        dispatch = engine.dispatch
+        dispatch: Callable[[Event], None] = engine.dispatch
         try:
             for event in source:
+                if self.reload_requested:
+                    dispatch = self._reload()
                 try:
                     dispatch(event)
                 except MalformedEventError as exc:
@@ -183,8 +200,24 @@ class Session:
             log.error("stopped: %s", exc)
             status = ExitStatus.FAILED
         finally:
-            status = self._finish(engine, status)
+            status = self._finish(self.engine or engine, status)
         return status
+
+    def request_reload(self) -> None:
+        """Ask for a hot reload before the next event (safe in a signal handler)."""
+        self.reload_requested = True
+
+    def _reload(self) -> Callable[[Event], None]:
+        """Reload now (between two events); the dispatch function of the engine in force."""
+        self.reload_requested = False
+        if self.reparse is None:
+            log.warning("reload requested, but this run cannot re-read its configuration")
+        else:
+            from .reload import reload_session  # the reload machinery loads only when used
+
+            reload_session(self, self.reparse)
+        assert self.engine is not None  # noqa: S101 - run() checked it
+        return self.engine.dispatch
 
     def _finish(self, engine: Engine, status: ExitStatus) -> ExitStatus:
         """End of input: signal and close the signatures, then the plugins; the final status.

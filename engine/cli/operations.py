@@ -4,18 +4,29 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from ..config import ConfigFile, ConfigFileError, load_config
+from ..config import ConfigFile, ConfigFileError, load_config, merge_options
 from ..errors import ConfigError, ExitStatus
 from ..output.templates import TemplateError
 from ..overrides import param_table
+from ..reload import Reparse
 from ..session import Session
 
-__all__ = ["add_operations_options", "config_from_argv", "list_params", "report_config_error", "validate"]
+__all__ = [
+    "add_operations_options",
+    "config_from_argv",
+    "hangup_reloads",
+    "list_params",
+    "reparser",
+    "report_config_error",
+    "validate",
+]
 
 log = logging.getLogger("pytracee")
 
@@ -78,6 +89,26 @@ def config_list(config: ConfigFile | None, name: str) -> list[str]:
         return []
     value = config.options[name].plain()
     return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+def reparser(parser: argparse.ArgumentParser, argv: Sequence[str]) -> Reparse:
+    """What a hot reload calls: the ``--config`` file read again, merged with ``argv`` as at start."""
+
+    def reparse() -> tuple[ConfigFile | None, argparse.Namespace]:
+        file_config = config_from_argv(argv)
+        return file_config, merge_options(parser, file_config, argv)
+
+    return reparse
+
+
+@contextlib.contextmanager
+def hangup_reloads(session: Session) -> Iterator[None]:
+    """While in the block, SIGHUP asks ``session`` to reload (before its next event)."""
+    previous = signal.signal(signal.SIGHUP, lambda signum, frame: session.request_reload())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGHUP, previous)
 
 
 def report_config_error(exc: ConfigError, prog: str) -> int:

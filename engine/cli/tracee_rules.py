@@ -33,7 +33,9 @@ from .operations import (
     add_operations_options,
     config_from_argv,
     config_list,
+    hangup_reloads,
     list_params,
+    reparser,
     report_config_error,
     validate,
 )
@@ -185,6 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         pluginmanager=pm,
     )
     session = Session(config)
+    session.reparse = reparser(parser, argv)
     log = logging.getLogger("pytracee")
     if args.validate:
         return session.finish(ExitStatus(validate(session, PROG)))
@@ -244,7 +247,8 @@ def _list_or_replay(
         parser.print_usage(sys.stderr)
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return ExitStatus.USAGE
-    status = session.run(reader)
+    with hangup_reloads(session):  # SIGHUP: read the configuration and rules again
+        status = session.run(reader)
     for sig in (signal.SIGINT, signal.SIGTERM):  # the run is over: let the summary out
         signal.signal(sig, signal.SIG_IGN)
     reader.close()
