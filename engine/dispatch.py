@@ -164,6 +164,10 @@ class Engine:
         for name in names:
             self._observers.setdefault(name, []).append(observer)
 
+    def observed_event_names(self) -> set[str]:
+        """The names of the events observers asked for (:meth:`observe`)."""
+        return set(self._observers)
+
     # --- selection -------------------------------------------------------------------
 
     def selected_event_names(self) -> list[str]:

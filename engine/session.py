@@ -24,9 +24,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .catalogue import KNOWN_EVENTS
+from .config import BundleCollector, ConfigFile, ConfigFileError
 from .context import EventContext
 from .dispatch import DuplicateSignatureError, Engine, LoadedSignature
 from .errors import (
@@ -39,9 +40,15 @@ from .errors import (
 )
 from .events import Event
 from .findings import Finding
+from .overrides import Settings, configure_signatures
 from .plugins import BUILTIN_RULES, LoadError, PluginManager
 from .prefilter import Admission, plan_decoding
+from .selection import select_signatures
 from .sources import EventSource, SourceStats, as_source
+from .suppression import Suppression
+
+if TYPE_CHECKING:
+    from .reload import Reparse
 
 __all__ = ["Session", "SessionConfig", "builtin_rule_languages", "signature_id_order"]
 
@@ -73,6 +80,8 @@ class SessionConfig:
     :param live: the events come from the running host (``tracee``): the process tree is
         read from /proc first, container runtimes are asked and executed files hashed.
     :param options: the full parsed command line, including plugins' options.
+    :param config_file: the ``--config`` file: parameters, exceptions, overrides.
+    :param dedup_window: seconds within which a repeated finding is only counted (0: off).
     """
 
     rules_dirs: list[Path] = field(default_factory=list)
@@ -86,6 +95,8 @@ class SessionConfig:
     list_only: bool = False
     live: bool = False
     options: argparse.Namespace = field(default_factory=argparse.Namespace)
+    config_file: ConfigFile | None = None
+    dedup_window: float = 0.0
     pluginmanager: PluginManager = field(default_factory=PluginManager, repr=False)
 
 
@@ -125,6 +136,10 @@ class Session:
         self.available: list[LoadedSignature] = []
         self.engine: Engine | None = None
         self.suppressed: Counter[str] = Counter()
+        #: Exceptions and de-duplication (engine/suppression.py); its counters are public.
+        self.suppression = Suppression()
+        #: The parameters, overrides and exceptions of the configuration and bundle files.
+        self.settings = Settings()
         self.output_failures = 0
         #: The source of the last :meth:`run`, and its counts.
         self.source: EventSource | None = None
@@ -143,6 +158,14 @@ class Session:
         #: Process tree, container identities and hashes, shown every event before dispatch
         #: (set at session start by the context plugin; None: no context kept).
         self.context: EventContext | None = None
+        #: Reads the configuration again for a hot reload (engine/reload.py); None: no reload.
+        self.reparse: Reparse | None = None
+        #: Set by :meth:`request_reload` (a SIGHUP); the run reloads before the next event.
+        self.reload_requested = False
+        #: The plugin managers of the signatures loaded by reloads.
+        self.reload_managers: list[PluginManager] = []
+        #: Digests of the Python signatures' source files when they loaded (to tell a reload what changed).
+        self.fingerprints: dict[str, str] = {}
 
     # --- loading ------------------------------------------------------------------------
 
@@ -161,20 +184,7 @@ class Session:
         except (Exception, SystemExit, KeyboardInterrupt) as exc:  # a plugin's bug: a usage error, not a traceback
             log.debug("tracee_configure failed", exc_info=True)
             raise ConfigError(f"a plugin's tracee_configure failed: {type(exc).__name__}: {exc}") from None
-        languages = builtin_rule_languages(config) if not pm.is_blocked(BUILTIN_RULES) else ()
-        if languages:  # compiled (and the Rego worker started) only when --rules can choose them
-            with resources.as_file(resources.files("pytracee.rules")) as builtin_rules:
-                for language in languages:
-                    pm.load_path(builtin_rules / language, config, enabled_by_default=False)
-        for directory in config.rules_dirs:
-            pm.load_path(directory, config)
-        self.available = available = pm.collect_signatures()
-        pm.check_hooks()
-        for error in pm.load_errors:
-            log.error("not loaded: %s", error)
-        if pm.load_errors and config.strict:
-            raise ConfigError(f"{len(pm.load_errors)} plugin(s) or rule file(s) failed to load (--strict)")
-        self.signatures = self._select(available)
+        self.available, self.signatures, self.settings = collect(config, pm)
         try:
             self.engine = Engine(
                 self.signatures,
@@ -185,40 +195,25 @@ class Session:
         except DuplicateSignatureError as exc:
             raise ConfigError(str(exc)) from None
         self.signatures = self.engine.signatures  # without those whose init() failed
+        self.suppression = Suppression(self.settings.exceptions(), config.dedup_window)
+        if self.reparse is not None:
+            from .reload import fingerprints
+
+            self.fingerprints = fingerprints(self.signatures)
         names = {s.metadata.event_name for s in self.signatures if s.metadata.event_name}
         names.update(self.engine.selected_event_names())
         self._known_events = frozenset(names) | KNOWN_EVENTS
         self.wanted_events, self.admissions = plan_decoding(self.engine)
         self._started = True
         pm.hook.tracee_sessionstart(session=self)
+        if self.wanted_events is not None:  # what the context and the engine's observers need decoded too
+            self.wanted_events |= self.engine.observed_event_names()
+            if self.context is not None:
+                self.wanted_events |= self.context.consumed_events
 
-    def _select(self, available: list[LoadedSignature]) -> list[LoadedSignature]:
-        """Apply ``--rules`` (IDs, event names, ``lang:NAME`` or ``all``) and ``--disable``."""
-        wanted = {name.strip() for item in self.config.rules for name in item.split(",") if name.strip()}
-        disabled = set(self.config.disabled)
-        chosen = []
-        matched: set[str] = set()
-        for loaded in available:
-            keys = {loaded.metadata.id, loaded.metadata.event_name, f"lang:{loaded.signature.language}"}
-            if keys & disabled:
-                continue
-            keys.add("all")
-            if wanted:
-                hit = keys & wanted
-                if not hit:
-                    continue
-                matched |= hit
-            elif not loaded.enabled_by_default:
-                continue
-            chosen.append(loaded)
-        unknown = wanted - matched
-        if unknown:
-            raise ConfigError(f"no such signature: {', '.join(sorted(unknown))} (see --list)")
-        return chosen
-
-    def wanted_events(self) -> set[str]:
-        """The events this run needs: those the signatures select by name and those the
-        context consumes (:attr:`~pytracee.engine.context.EventContext.consumed_events`)."""
+    def traced_events(self) -> set[str]:
+        """The events a tracer must record for this run: those the signatures select by name
+        and those the context consumes (:attr:`~pytracee.engine.context.EventContext.consumed_events`)."""
         names = set(self.engine.selected_event_names()) if self.engine is not None else set()
         if self.context is not None:
             names |= self.context.consumed_events
@@ -242,10 +237,12 @@ class Session:
         self.source = source = as_source(events)
         self.input_stats = source.stats
         status = ExitStatus.OK
-        dispatch = engine.dispatch
+        dispatch: Callable[[Event], None] = engine.dispatch
         observe = self.context.observe if self.context is not None else None
         try:
             for event in source:
+                if self.reload_requested:
+                    dispatch = self._reload()
                 try:
                     if observe is not None:
                         observe(event)
@@ -262,8 +259,24 @@ class Session:
             log.error("stopped: %s", exc)
             status = ExitStatus.FAILED
         finally:
-            status = self._finish(engine, status)
+            status = self._finish(self.engine or engine, status)
         return status
+
+    def request_reload(self) -> None:
+        """Ask for a hot reload before the next event (safe in a signal handler)."""
+        self.reload_requested = True
+
+    def _reload(self) -> Callable[[Event], None]:
+        """Reload now (between two events); the dispatch function of the engine in force."""
+        self.reload_requested = False
+        if self.reparse is None:
+            log.warning("reload requested, but this run cannot re-read its configuration")
+        else:
+            from .reload import reload_session  # the reload machinery loads only when used
+
+            reload_session(self, self.reparse)
+        assert self.engine is not None  # noqa: S101 - run() checked it
+        return self.engine.dispatch
 
     def _finish(self, engine: Engine, status: ExitStatus) -> ExitStatus:
         """End of input: signal and close the signatures, then the plugins; the final status.
@@ -294,6 +307,7 @@ class Session:
         if not self._started:
             return status
         self._started = False
+        self.suppression.finish()
         try:
             self.pm.hook.tracee_sessionfinish(session=self, exitstatus=status)
         except Interrupted:
@@ -302,6 +316,8 @@ class Session:
         return status
 
     def _handle_finding(self, finding: Finding) -> None:
+        if self.suppression and self.suppression.suppress(finding):
+            return
         hook = self.pm.hook
         try:
             reason = hook.tracee_finding_filter(finding=finding)
@@ -342,6 +358,7 @@ class Session:
                 lines[-1] += (
                     " (" + ", ".join(f"{sid}: {n}" for sid, n in _by_id(engine.stats.findings_by_signature)) + ")"
                 )
+            lines.extend(self.suppression.summary())
             if self.suppressed:
                 lines.append("suppressed by plugins: " + ", ".join(f"{r}: {n}" for r, n in self.suppressed.items()))
             if engine.stats.errors_by_signature:
@@ -369,8 +386,43 @@ class Session:
             "findings_by_signature": dict(engine.stats.findings_by_signature) if engine else {},
             "signature_errors": dict(engine.stats.errors_by_signature) if engine else {},
             "suppressed": dict(self.suppressed),
+            **self.suppression.counters(),
             "output_failures": self.output_failures,
         }
+
+
+def collect(config: SessionConfig, pm: PluginManager) -> tuple[list[LoadedSignature], list[LoadedSignature], Settings]:
+    """Load the rule files and collect the signatures with their settings: (available, chosen, settings).
+
+    :raises ConfigError: for unknown ``--rules`` terms or signatures, bad parameters,
+        exceptions or overrides (every problem with its file and line), or (``strict``)
+        any plugin or rule file that failed to load.
+    """
+    bundles = BundleCollector()
+    pm.register(bundles)
+    try:
+        if config.load_builtin_rules and not pm.is_blocked(BUILTIN_RULES):
+            with resources.as_file(resources.files("pytracee.rules")) as builtin_rules:
+                pm.load_path(builtin_rules, config, enabled_by_default=False)
+        for directory in config.rules_dirs:
+            pm.load_path(directory, config)
+    finally:
+        pm.unregister(bundles)
+    available = pm.collect_signatures()
+    pm.check_hooks()
+    for error in pm.load_errors:
+        log.error("not loaded: %s", error)
+    if pm.load_errors and config.strict:
+        raise ConfigError(f"{len(pm.load_errors)} plugin(s) or rule file(s) failed to load (--strict)")
+    settings = Settings([*([config.config_file] if config.config_file else []), *bundles.bundles])
+    available, problems = configure_signatures(available, settings)
+    problems = [*bundles.problems, *problems]
+    if problems:
+        raise ConfigFileError(problems)
+    chosen = select_signatures(
+        available, config.rules, [*config.disabled, *settings.disabled()], enabled=settings.enabled()
+    )
+    return available, chosen, settings
 
 
 def _by_id(counts: Counter[str]) -> list[tuple[str, int]]:

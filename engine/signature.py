@@ -32,6 +32,7 @@ from typing import Any, ClassVar
 
 from .events import Event
 from .findings import Finding, SignatureMetadata
+from .params import Param, Params, resolve_params
 from .selectors import EventSelector, select
 
 __all__ = [
@@ -85,14 +86,31 @@ class Signature:
     * ``enabled_by_default``: ``False`` keeps the signature out of a run unless
       it is asked for by ID (``tracee-rules --rules ID``).
     * ``language``: shown by ``tracee-rules --list``.
+    * ``parameters``: the signature's :class:`~pytracee.engine.params.Param` by name
+      (lists and thresholds a user may change in the configuration file); the code
+      reads the resolved values from ``self.params`` (``self.params.shells``).
+      Selectors that depend on them belong in :meth:`get_selected_events`.
     """
 
     metadata: SignatureMetadata
     selected_events: Sequence[EventSelector] = ()
     enabled_by_default: ClassVar[bool] = True
     language: ClassVar[str] = "python"
+    parameters: Mapping[str, Param] = {}
 
     ctx: SignatureContext
+
+    @property
+    def params(self) -> Params:
+        """The resolved parameters: the defaults of :attr:`parameters` unless configured."""
+        params = self.__dict__.get("_params")
+        if params is None:
+            params = self.__dict__["_params"] = resolve_params(self.parameters)
+        return params
+
+    def configure_params(self, params: Params) -> None:
+        """Set the resolved parameters (the engine calls this before reading the selectors)."""
+        self.__dict__["_params"] = params
 
     def get_metadata(self) -> SignatureMetadata:
         """The signature's metadata; called once, before :meth:`init`."""

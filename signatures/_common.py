@@ -14,11 +14,12 @@ checks on Go's ``path.Base``.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from pytracee.engine import Event, EventSelector, select
+from pytracee.engine import Event, EventSelector, Signature, SignatureContext, select
+from pytracee.engine.params import Param
 from pytracee.engine.parsers import go_base
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "PROC_MEM_PATTERNS",
     "PROC_MEM_RE",
     "SCHED_PROCESS_EXEC",
+    "ModificationSignature",
     "PathRule",
     "basename_patterns",
     "go_base",
@@ -166,3 +168,49 @@ def is_modification(event: Event, paths: PathRule, commands: frozenset[str] = fr
         return bool(commands) and go_base(event.str_arg("pathname")) in commands
     path = written_path(event)
     return path is not None and paths.matches(path)
+
+
+class ModificationSignature(Signature):
+    """A write to one of a set of paths, or an exec of one of a set of commands (sudoers, rc.d, cron).
+
+    Subclasses set ``paths`` and ``commands``, the defaults of the ``files``,
+    ``dirs``, ``suffixes`` and ``commands`` parameters; selectors and checks follow
+    the configured values.
+    """
+
+    paths: PathRule = PathRule()
+    commands: frozenset[str] = frozenset()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.parameters = modification_parameters(cls.paths, cls.commands)
+
+    def _configured(self) -> tuple[PathRule, frozenset[str]]:
+        params = self.params
+        rule = PathRule(files=tuple(params.files), prefixes=tuple(params.dirs), suffixes=tuple(params.suffixes))
+        return rule, frozenset(params.commands)
+
+    def get_selected_events(self) -> Sequence[EventSelector]:
+        rule, commands = self._configured()
+        selectors = write_selectors(rule.patterns) if rule.patterns else []
+        if commands:
+            selectors.append(select(SCHED_PROCESS_EXEC, pathname=basename_patterns(sorted(commands))))
+        return selectors
+
+    def init(self, ctx: SignatureContext) -> None:
+        super().init(ctx)
+        self._rule, self._commands = self._configured()
+
+    def on_event(self, event: Event) -> None:
+        if is_modification(event, self._rule, self._commands):
+            self.emit(event)
+
+
+def modification_parameters(paths: PathRule, commands: Iterable[str]) -> Mapping[str, Param]:
+    """The parameters of a :class:`ModificationSignature` with these defaults."""
+    return {
+        "files": Param(list(paths.files), "files whose modification is reported (exact paths)", "list[str]"),
+        "dirs": Param(list(paths.prefixes), "path prefixes (directories) whose modification is reported", "list[str]"),
+        "suffixes": Param(list(paths.suffixes), "path suffixes whose modification is reported", "list[str]"),
+        "commands": Param(sorted(commands), "programs whose execution is reported (by file name)", "list[str]"),
+    }

@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from pytracee.engine import Event, Signature, SignatureMetadata, select
+from pytracee.engine import Event, Signature, SignatureContext, SignatureMetadata, select
+from pytracee.engine.params import Param
 
 from ._common import (
     FILE_OPEN,
@@ -64,9 +65,16 @@ class K8sServiceAccountToken(Signature):
         ),
     )
     selected_events = [select(FILE_OPEN, origin="container", pathname="*" + _TOKEN_SUFFIX)]
+    parameters = {
+        "allowed_processes": Param(sorted(TOKEN_READERS), "process names allowed to read service account tokens"),
+    }
+
+    def init(self, ctx: SignatureContext) -> None:
+        super().init(ctx)
+        self._allowed = frozenset(self.params.allowed_processes)
 
     def on_event(self, event: Event) -> None:
-        if event.name != FILE_OPEN or event.process_name in TOKEN_READERS:
+        if event.name != FILE_OPEN or event.process_name in self._allowed:
             return
         path = opened_path(event, write=False)
         if path is not None and _TOKEN_PATH_RE.search(path):
@@ -100,11 +108,18 @@ class K8sCertificateTheft(Signature):
         select(FILE_OPEN, pathname=K8S_PKI_DIR.patterns),
         select(INODE_RENAME, old_path=K8S_PKI_DIR.patterns),
     ]
+    parameters = {
+        "allowed_processes": Param(sorted(K8S_PKI_READERS), "process names allowed to read the Kubernetes PKI"),
+    }
+
+    def init(self, ctx: SignatureContext) -> None:
+        super().init(ctx)
+        self._allowed = frozenset(self.params.allowed_processes)
 
     def on_event(self, event: Event) -> None:
         if event.name == INODE_RENAME:
             path: str | None = event.str_arg("old_path")
-        elif event.name == FILE_OPEN and event.process_name not in K8S_PKI_READERS:
+        elif event.name == FILE_OPEN and event.process_name not in self._allowed:
             path = opened_path(event, write=False)
         else:
             return

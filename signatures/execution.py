@@ -7,9 +7,11 @@ web server spawning a shell (TRC-1016, ``Category: initial-access``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final
 
-from pytracee.engine import Event, Signature, SignatureMetadata, select
+from pytracee.engine import Event, EventSelector, Signature, SignatureContext, SignatureMetadata, select
+from pytracee.engine.params import Param
 
 from ._common import SCHED_PROCESS_EXEC, mitre_properties
 
@@ -86,12 +88,25 @@ class IllegitimateShell(Signature):
             attack_pattern="attack-pattern--3f886f2a-874f-4333-b794-aa6075009b1c",
         ),
     )
-    selected_events = [select(SCHED_PROCESS_EXEC, prev_comm=sorted(WEB_SERVER_NAMES))]
+    parameters = {
+        "shells": Param(sorted(SHELL_NAMES), "process names of shells"),
+        "web_servers": Param(
+            sorted(WEB_SERVER_NAMES), "process names (comm, at most 15 characters) of web servers that run no shell"
+        ),
+    }
+
+    def get_selected_events(self) -> Sequence[EventSelector]:
+        return [select(SCHED_PROCESS_EXEC, prev_comm=sorted(self.params.web_servers))]
+
+    def init(self, ctx: SignatureContext) -> None:
+        super().init(ctx)
+        self._shells = frozenset(self.params.shells)
+        self._web_servers = frozenset(self.params.web_servers)
 
     def on_event(self, event: Event) -> None:
         if (
             event.name == SCHED_PROCESS_EXEC
-            and event.process_name in SHELL_NAMES
-            and event.str_arg("prev_comm") in WEB_SERVER_NAMES
+            and event.process_name in self._shells
+            and event.str_arg("prev_comm") in self._web_servers
         ):
             self.emit(event)

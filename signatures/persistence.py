@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Final
 
-from pytracee.engine import Event, Signature, SignatureMetadata, select
+from pytracee.engine import Event, Signature, SignatureContext, SignatureMetadata, select
+from pytracee.engine.params import Param
 
 from ._common import (
     SCHED_PROCESS_EXEC,
+    ModificationSignature,
     PathRule,
-    basename_patterns,
-    is_modification,
     mitre_properties,
     write_selectors,
     written_path,
@@ -25,7 +25,6 @@ __all__ = ["KernelModuleLoading", "LdPreload", "RcdModification", "ScheduledTask
 
 #: Environment variables that make the dynamic loader load extra libraries (TRC-107).
 PRELOAD_ENV_VARS: Final = ("LD_PRELOAD", "LD_LIBRARY_PATH")
-_PRELOAD_ASSIGNMENTS: Final = tuple(name + "=" for name in PRELOAD_ENV_VARS)
 LD_SO_PRELOAD: Final = PathRule(suffixes=("/etc/ld.so.preload",))
 
 RCD_SCRIPTS: Final = PathRule(
@@ -83,14 +82,21 @@ class LdPreload(Signature):
         ),
     )
     selected_events = [select(SCHED_PROCESS_EXEC), *write_selectors(LD_SO_PRELOAD.patterns)]
+    parameters = {
+        "env_vars": Param(list(PRELOAD_ENV_VARS), "environment variables that make the loader load extra libraries"),
+    }
+
+    def init(self, ctx: SignatureContext) -> None:
+        super().init(ctx)
+        self._assignments = tuple(name + "=" for name in self.params.env_vars)
 
     def on_event(self, event: Event) -> None:
         if event.name == SCHED_PROCESS_EXEC:
             env = event.arg("env", None)
-            if not isinstance(env, list):
+            if not isinstance(env, list) or not self._assignments:
                 return  # Tracee ignores a missing or unreadable env
             for variable in env:
-                if isinstance(variable, str) and variable.startswith(_PRELOAD_ASSIGNMENTS):
+                if isinstance(variable, str) and variable.startswith(self._assignments):
                     name = variable.partition("=")[0]
                     self.emit(event, {name: variable})
                     return
@@ -128,7 +134,7 @@ class KernelModuleLoading(Signature):
             self.emit(event)
 
 
-class RcdModification(Signature):
+class RcdModification(ModificationSignature):
     """TRC-1026: an rc.d boot script written or renamed into place, or ``update-rc.d`` run."""
 
     metadata = SignatureMetadata(
@@ -149,17 +155,11 @@ class RcdModification(Signature):
             attack_pattern="attack-pattern--dca670cf-eeec-438f-8185-fd959d9ef211",
         ),
     )
-    selected_events = [
-        *write_selectors(RCD_SCRIPTS.patterns),
-        select(SCHED_PROCESS_EXEC, pathname=basename_patterns(sorted(RCD_COMMANDS))),
-    ]
-
-    def on_event(self, event: Event) -> None:
-        if is_modification(event, RCD_SCRIPTS, RCD_COMMANDS):
-            self.emit(event)
+    paths = RCD_SCRIPTS
+    commands = RCD_COMMANDS
 
 
-class ScheduledTaskModification(Signature):
+class ScheduledTaskModification(ModificationSignature):
     """TRC-1027: a cron file written or renamed into place, or a scheduling command run."""
 
     metadata = SignatureMetadata(
@@ -180,11 +180,5 @@ class ScheduledTaskModification(Signature):
             attack_pattern="attack-pattern--2acf44aa-542f-4366-b4eb-55ef5747759c",
         ),
     )
-    selected_events = [
-        *write_selectors(CRON_FILES.patterns),
-        select(SCHED_PROCESS_EXEC, pathname=basename_patterns(sorted(CRON_COMMANDS))),
-    ]
-
-    def on_event(self, event: Event) -> None:
-        if is_modification(event, CRON_FILES, CRON_COMMANDS):
-            self.emit(event)
+    paths = CRON_FILES
+    commands = CRON_COMMANDS

@@ -15,10 +15,10 @@ from pytracee.engine import Event, Signature, SignatureMetadata, select
 
 from ._common import (
     FILE_OPEN,
+    ModificationSignature,
     PathRule,
     basename_patterns,
     go_base,
-    is_modification,
     mitre_properties,
     opened_path,
     write_selectors,
@@ -264,7 +264,7 @@ class ProcKcoreRead(Signature):
             self.emit(event)
 
 
-class SudoersModification(Signature):
+class SudoersModification(ModificationSignature):
     """TRC-1028: a sudoers file opened for writing or replaced by a rename."""
 
     metadata = SignatureMetadata(
@@ -285,11 +285,7 @@ class SudoersModification(Signature):
             attack_pattern="attack-pattern--1365fe3b-0f50-455d-b4da-266ce31c23b0",
         ),
     )
-    selected_events = write_selectors(SUDOERS.patterns)
-
-    def on_event(self, event: Event) -> None:
-        if is_modification(event, SUDOERS):
-            self.emit(event)
+    paths = SUDOERS
 
 
 class SystemRequestKeyConfigModification(Signature):

@@ -28,7 +28,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pytracee.engine.cli.operations import (
+    add_operations_options,
+    config_from_argv,
+    config_list,
+    list_params,
+    report_config_error,
+    validate,
+)
 from pytracee.engine.cli.tracee_rules import setup_logging
+from pytracee.engine.config import ConfigFile, ConfigFileError, merge_options
 from pytracee.engine.errors import ConfigError, ExitStatus, StopRun
 from pytracee.engine.output import plugin as outputs
 from pytracee.engine.output.templates import TemplateError
@@ -163,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="log level on stderr (default: %(default)s)",
     )
     outputs.add_finding_output_options(parser, file_option="--findings-output")
+    add_operations_options(parser)
     return parser
 
 
@@ -171,12 +181,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--disable", action="append", default=[])
+    setup_logging("info", PROG)
+    try:
+        file_config = config_from_argv(argv)
+    except ConfigFileError as exc:
+        return report_config_error(exc, PROG)
     pm = PluginManager()
-    pm.load_plugins(pre.parse_known_args(argv)[0].disable, installed=True)
+    pm.load_plugins(pre.parse_known_args(argv)[0].disable or config_list(file_config, "disable"), installed=True)
     parser = build_parser()
     pm.subset_hook_caller("tracee_addoption", remove_plugins=[outputs]).call_historic(kwargs={"parser": parser})
-    args = parser.parse_args(argv)
+    try:
+        args = merge_options(parser, file_config, argv)
+    except ConfigFileError as exc:
+        return report_config_error(exc, PROG)
     setup_logging(args.log, PROG)
+    if args.validate or args.list_params:
+        return _validate_or_list(args, pm, file_config)
     # event data may hold any bytes: never fail on a terminal that cannot show a character
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, io.TextIOWrapper):
@@ -189,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_usage(sys.stderr)
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return ExitStatus.USAGE
-    session = _load_session(args, selection, pm)
+    session = _load_session(args, selection, pm, file_config)
     if isinstance(session, int):
         return session
     status: int = ExitStatus.FAILED
@@ -201,20 +221,50 @@ def main(argv: Sequence[str] | None = None) -> int:
     return status
 
 
-def _load_session(args: argparse.Namespace, selection: Selection, pm: PluginManager) -> Session | int | None:
+def _load_session(
+    args: argparse.Namespace, selection: Selection, pm: PluginManager, file_config: ConfigFile | None = None
+) -> Session | int | None:
     detection = not args.no_signatures and (bool(args.rules) or not selection.events)
     if not detection:
         return None
-    config = SessionConfig(
-        rules_dirs=args.rules_dir, rules=args.rules, disabled=args.disable, options=args, pluginmanager=pm, live=True
-    )
-    session = Session(config)
+    session = Session(_session_config(args, pm, file_config))
     try:
         session.load()
-    except (ConfigError, TemplateError, OSError) as exc:
+    except ConfigError as exc:
+        return report_config_error(exc, PROG)
+    except (TemplateError, OSError) as exc:
         log.error("%s", exc)
         return ExitStatus.USAGE
     return session
+
+
+def _session_config(
+    args: argparse.Namespace, pm: PluginManager, file_config: ConfigFile | None, list_only: bool = False
+) -> SessionConfig:
+    return SessionConfig(
+        rules_dirs=args.rules_dir,
+        rules=args.rules,
+        disabled=args.disable,
+        options=args,
+        pluginmanager=pm,
+        config_file=file_config,
+        dedup_window=args.dedup_window,
+        list_only=list_only,
+        live=True,
+    )
+
+
+def _validate_or_list(args: argparse.Namespace, pm: PluginManager, file_config: ConfigFile | None) -> int:
+    """``--validate`` and ``--list-params``: load the signatures and the configuration, trace nothing."""
+    session = Session(_session_config(args, pm, file_config, list_only=True))
+    if args.validate:
+        return session.finish(ExitStatus(validate(session, PROG)))
+    try:
+        session.load()
+    except ConfigError as exc:
+        return report_config_error(exc, PROG)
+    list_params(session)
+    return session.finish(ExitStatus.OK)
 
 
 def _trace(args: argparse.Namespace, selection: Selection, printer: EventPrinter, session: Session | None) -> int:
@@ -264,7 +314,7 @@ def _traced_events(selection: Selection, session: Session | None) -> set[str]:
     from ..collector import supported_events
 
     printed = selection.wanted_events()
-    needed = session.wanted_events() if session is not None else set()
+    needed = session.traced_events() if session is not None else set()
     available = set(supported_events())
     unsupported = sorted((printed | needed) - available)
     if unsupported:

@@ -35,11 +35,14 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
+import orjson
+
 from ..errors import RuleFileError
 from ..events import Event
 from ..findings import SignatureMetadata
+from ..params import Params, resolve_params
 from ..selectors import ANY, EventSelector
-from ..signature import Signature
+from ..signature import Signature, SignatureContext
 from .backends import Backend, CelCompileError, CelEvalError
 from .boundary import EventGate, EventRejected
 from .cost import ExpressionTooCostly, check_cost
@@ -75,6 +78,7 @@ class CelSignature(Signature):
     ) -> None:
         self.spec = spec
         self.backend = backend
+        self.parameters = dict(spec.params)
         self.metadata = SignatureMetadata(
             id=spec.id,
             name=spec.name,
@@ -106,6 +110,12 @@ class CelSignature(Signature):
         #: Where and why the first evaluation error happened.
         self.first_error = ""
         self.disabled = False
+
+    def init(self, ctx: SignatureContext) -> None:
+        super().init(ctx)
+        if self.parameters:  # compiled again with the values in force
+            conditions, fields = _compile_all(self.spec, self.backend, self.params)
+            self._conditions, self._fields = tuple(conditions), tuple(fields)
 
     def __repr__(self) -> str:
         return f"<CelSignature {self.spec.id} from {self.spec.path}:{self.spec.line} ({self.backend.name})>"
@@ -244,8 +254,7 @@ def build_signature(spec: DetectorSpec, backend: Backend, budget_ms: float) -> C
 
     :raises RuleFileError: for an expression that does not compile, naming its file line.
     """
-    conditions = [_compile(spec, expression, backend.compile_condition) for expression in spec.conditions]
-    fields = [(f.name, _compile(spec, f.expression, backend.compile_value)) for f in spec.output]
+    conditions, fields = _compile_all(spec, backend, resolve_params(spec.params) if spec.params else None)
     expressions = {e.where: e for e in (*spec.conditions, *(f.expression for f in spec.output))}
     try:
         check_cost({where: e.text for where, e in expressions.items()})
@@ -268,10 +277,38 @@ def _gate(backend: Backend) -> EventGate:
     return gate
 
 
-def _compile(spec: DetectorSpec, expression: Expression, compile_: Callable[[str], Any]) -> Any:
+def _compile_all(
+    spec: DetectorSpec, backend: Backend, params: Params | None
+) -> tuple[list[Any], list[tuple[str, Any]]]:
+    """The compiled conditions and output fields; with ``params``, each bound to them."""
+    conditions = [_compile(spec, e, backend.compile_condition, params, False) for e in spec.conditions]
+    fields = [(f.name, _compile(spec, f.expression, backend.compile_value, params, True)) for f in spec.output]
+    return conditions, fields
+
+
+def _bind_params(text: str, params: Params, value: bool) -> str:
+    """``text`` with ``params`` bound to the values (a one-element comprehension; JSON is CEL).
+
+    The expression starts on the second line, so its own lines shift by one.
+    """
+    literal = orjson.dumps(params.as_json()).decode()
+    if value:
+        return f"[{literal}].map(params,\n{text}\n)[0]"
+    return f"[{literal}].exists(params,\n{text}\n)"
+
+
+def _compile(
+    spec: DetectorSpec,
+    expression: Expression,
+    compile_: Callable[[str], Any],
+    params: Params | None = None,
+    value: bool = False,
+) -> Any:
+    text = expression.text if params is None else _bind_params(expression.text, params, value)
+    shift = 0 if params is None else 1
     try:
-        return compile_(expression.text)
+        return compile_(text)
     except CelCompileError as exc:
-        line = expression.line + (exc.line - 1 if exc.line else 0)
+        line = expression.line + (max(exc.line - 1 - shift, 0) if exc.line else 0)
         column = f", column {exc.column}" if exc.column else ""
         raise RuleFileError(spec.path, f"{expression.where}: CEL error{column}: {exc.message}", line) from None

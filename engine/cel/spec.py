@@ -57,6 +57,7 @@ from typing import Any, Final
 import yaml
 
 from ..errors import RuleFileError
+from ..params import Param, ParamError, params_from_dict
 from ..selectors import ANY, ORIGINS, ArgPattern, SelectorError
 from .limits import (
     MAX_CONDITIONS,
@@ -90,6 +91,7 @@ _TOP_KEYS: Final = (
     "conditions",
     "output",
     "auto_populate",
+    "params",
 )
 _PRODUCED_KEYS: Final = ("name", "version", "description", "tags", "fields")
 _REQUIREMENT_KEYS: Final = (
@@ -190,6 +192,8 @@ class DetectorSpec:
     events: tuple[EventRequirement, ...]
     conditions: tuple[Expression, ...]
     output: tuple[OutputField, ...] = field(default=())
+    #: Declared parameters (``params:``), read by the expressions as ``params.<name>``.
+    params: Mapping[str, Param] = field(default_factory=dict)
 
 
 def looks_like_detector(text: str) -> bool:
@@ -329,7 +333,16 @@ class _Parser:
             events=events,
             conditions=self._conditions(top.get("conditions")),
             output=self._output(top.get("output")),
+            params=self._params(top.get("params")),
         )
+
+    def _params(self, node: yaml.Node | None) -> dict[str, Param]:
+        if node is None:
+            return {}
+        try:
+            return params_from_dict(self.value(node), "params")
+        except ParamError as exc:
+            raise self.error(node, str(exc)) from None
 
     def _version(self, node: yaml.Node | None) -> str:
         if node is None:

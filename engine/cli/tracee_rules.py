@@ -21,6 +21,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..config import ConfigFileError, merge_options
 from ..dispatch import LoadedSignature
 from ..errors import ConfigError, ExitStatus, Interrupted
 from ..output.plugin import silence_closed_output
@@ -30,6 +31,16 @@ from ..plugins import PluginManager
 from ..reader import DEFAULT_MAX_LINE_SIZE, STDIN, EventReader
 from ..safetext import EscapingLogFilter
 from ..session import Session, SessionConfig, signature_id_order
+from .operations import (
+    add_operations_options,
+    config_from_argv,
+    config_list,
+    hangup_reloads,
+    list_params,
+    reparser,
+    report_config_error,
+    validate,
+)
 
 PROG = "tracee-rules"
 #: The collector's first threshold during a replay: each event allocates a few containers
@@ -136,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["debug", "info", "warn", "error"],
         help="log level on stderr: debug, info, warn, error (default: %(default)s)",
     )
+    add_operations_options(parser)
     return parser
 
 
@@ -153,12 +165,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run tracee-rules; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     pre, _ = _pre_parser().parse_known_args(argv)
-    setup_logging(pre.log)
+    setup_logging(pre.log or "info")
+    try:
+        file_config = config_from_argv(argv)
+    except ConfigFileError as exc:
+        return report_config_error(exc, PROG)
+    if pre.log is None and config_list(file_config, "log"):
+        setup_logging(config_list(file_config, "log")[0])
     pm = PluginManager()
-    pm.load_plugins(pre.disable, installed=not os.environ.get("PYTRACEE_DISABLE_PLUGIN_AUTOLOAD"))
+    disabled = pre.disable or config_list(file_config, "disable")
+    pm.load_plugins(disabled, installed=not os.environ.get("PYTRACEE_DISABLE_PLUGIN_AUTOLOAD"))
     parser = build_parser()
     pm.hook.tracee_addoption.call_historic(kwargs={"parser": parser})
-    args = parser.parse_args(argv)
+    try:
+        args = merge_options(parser, file_config, argv)
+    except ConfigFileError as exc:
+        return report_config_error(exc, PROG)
     if "help" in args.input_tracee:
         print(_INPUT_TRACEE_HELP)
         return ExitStatus.OK
@@ -182,15 +204,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         disabled=args.disable,
         strict=args.strict,
         allow_unknown_events=args.allow_unknown_events,
-        list_only=args.list or args.list_events,
+        list_only=args.list or args.list_events or args.validate or args.list_params,
         options=args,
+        config_file=file_config,
+        dedup_window=args.dedup_window,
         pluginmanager=pm,
     )
     session = Session(config)
+    session.reparse = reparser(parser, argv)
     log = logging.getLogger("pytracee")
+    if args.validate:
+        return session.finish(ExitStatus(validate(session, PROG)))
     try:
         session.load()
-    except (ConfigError, TemplateError) as exc:
+    except ConfigError as exc:
+        return report_config_error(exc, PROG)
+    except TemplateError as exc:
         log.error("%s", exc)
         return ExitStatus.USAGE
     except OSError as exc:
@@ -209,12 +238,14 @@ def _list_or_replay(
 ) -> ExitStatus:
     """After loading: print the list, or replay the inputs; the exit status."""
     log = logging.getLogger("pytracee")
-    if args.list or args.list_events:
+    if args.list or args.list_events or args.list_params:
         try:
-            if args.list:
+            if args.list_params:
+                list_params(session)
+            elif args.list:
                 _print_list(session.available, session.signatures)
             else:
-                print(",".join(sorted(session.wanted_events())))
+                print(",".join(sorted(session.traced_events())))
             sys.stdout.flush()
         except BrokenPipeError:  # `tracee-rules --list | head`
             silence_closed_output(sys.stdout)
@@ -260,7 +291,11 @@ def _list_or_replay(
     gc.collect()  # what loading left is long-lived: out of the collector's way (as gc.freeze advises)
     gc.freeze()
     gc.set_threshold(GC_THRESHOLD_0, *gc.get_threshold()[1:])
-    status = replay_sharded(session, reader_of, args.workers) if args.workers > 1 else session.run(reader)
+    if args.workers > 1:
+        status = replay_sharded(session, reader_of, args.workers)
+    else:
+        with hangup_reloads(session):  # SIGHUP: read the configuration and rules again
+            status = session.run(reader)
     for sig in (signal.SIGINT, signal.SIGTERM):  # the run is over: let the summary out
         signal.signal(sig, signal.SIG_IGN)
     reader.close()
@@ -323,7 +358,7 @@ def _pre_parser() -> argparse.ArgumentParser:
     # Options needed before plugins load (they decide which plugins load at all).
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--disable", action="append", default=[])
-    pre.add_argument("--log", default="info")
+    pre.add_argument("--log", default=None)
     return pre
 
 

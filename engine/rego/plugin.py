@@ -233,6 +233,6 @@ class RegoCollector:
 
         :raises RuleFileError: for anything wrong with it.
         """
-        rule, (metadata, selectors, syntax) = self.namespace.load_signature(path, read_source(path))
+        rule, (metadata, selectors, syntax, parameters) = self.namespace.load_signature(path, read_source(path))
         log.debug("%s: signature %s (%s, Rego %s)", path, metadata.id, self.engine_name, syntax)
-        return RegoSignature(metadata, selectors, rule, path, syntax)
+        return RegoSignature(metadata, selectors, rule, path, syntax, parameters)

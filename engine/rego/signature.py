@@ -10,6 +10,11 @@ backend for ``tracee_match`` and reports, as Tracee does:
   A value that is neither a boolean nor an object is logged once, since it is
   most likely a mistake in the policy.
 
+Parameters declared in ``__rego_metadoc__.params`` (``{"shells": {"default": [...],
+"description": "..."}}``) are read by the policy as ``data.config.<ID>.<name>`` (the
+ID with ``-`` as ``_``: ``data.config.ACME_3.shells``); their values in force are
+added to the worker as a module ``package config.<ID>`` when the signature starts.
+
 Several ``tracee_match`` bodies are OR-ed by Rego itself. Like Tracee's Rego
 signatures these are stateless: signals are ignored.
 
@@ -24,12 +29,16 @@ evaluation that overran the budget is still reported.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from ..events import Event
 from ..findings import SignatureMetadata
+from ..params import Param, Params
 from ..selectors import EventSelector
 from ..signature import Signature, SignatureContext
 from .rules import RegoTimeBudgetExceeded, Rule
@@ -58,8 +67,10 @@ class RegoSignature(Signature):
         rule: Rule,
         path: Path,
         syntax: str = "v1",
+        parameters: Mapping[str, Param] | None = None,
     ) -> None:
         self.metadata = metadata
+        self.parameters = dict(parameters or {})
         self.selected_events = tuple(selectors)
         self.rule = rule
         self.path = path
@@ -72,6 +83,10 @@ class RegoSignature(Signature):
 
     def init(self, ctx: SignatureContext) -> None:
         super().init(ctx)
+        namespace = getattr(self.rule, "namespace", None)
+        if self.parameters and namespace is not None:
+            package = config_package(self.metadata.id)
+            namespace.load_helper(Path(f"<parameters of {self.metadata.id}>"), params_module(package, self.params))
         self.rule.activate(self.selected_events)
 
     def close(self) -> None:
@@ -118,3 +133,16 @@ class RegoSignature(Signature):
                 self.path,
                 type(value).__name__,
             )
+
+
+def config_package(sig_id: str) -> str:
+    """``config.<ID>`` with the ID made a Rego name (``TRC-1016`` -> ``config.TRC_1016``)."""
+    name = re.sub(r"[^A-Za-z0-9_]", "_", sig_id)
+    return f"config.{'_' + name if name[:1].isdigit() else name}"
+
+
+def params_module(package: str, params: Params) -> str:
+    """A Rego module defining each parameter as a rule of ``package`` (JSON values are Rego terms)."""
+    lines = [f"package {package}", "", "import rego.v1", ""]
+    lines += [f"{name} := {orjson.dumps(value).decode()}" for name, value in params.as_json().items()]
+    return "\n".join(lines) + "\n"

@@ -36,6 +36,7 @@ from typing import Any, Final
 
 from ..errors import RuleFileError
 from ..findings import SignatureMetadata
+from ..params import Param, ParamError, params_from_dict
 from ..selectors import EventSelector
 from .backends import Backend, LocalRule, Outcome, make_backend
 from .policy import MATCH, metadata_from, parse_module, regorus_engine, selectors_from
@@ -49,8 +50,8 @@ _PR_SET_PDEATHSIG: Final = 1
 #: Exit status of a worker that ran out of memory in Python code.
 EXIT_NO_MEMORY: Final = 70
 
-#: What loading a signature tells the engine: metadata, selectors, syntax (``"v0"``/``"v1"``).
-SignatureInfo = tuple[SignatureMetadata, tuple[EventSelector, ...], str]
+#: What loading a signature tells the engine: metadata, selectors, syntax (``"v0"``/``"v1"``), parameters.
+SignatureInfo = tuple[SignatureMetadata, tuple[EventSelector, ...], str, dict[str, Param]]
 
 
 class Loader:
@@ -83,11 +84,17 @@ class Loader:
         found: dict[str, Any] = {}
 
         def check(documents: dict[str, Any]) -> None:
-            found["metadata"] = metadata_from(module, documents.get("__rego_metadoc__"))
+            metadoc = documents.get("__rego_metadoc__")
+            found["metadata"] = metadata_from(module, metadoc)
             found["selectors"] = selectors_from(module, documents.get("tracee_selected_events"))
+            try:
+                declared = metadoc.get("params") if isinstance(metadoc, dict) else None
+                found["params"] = params_from_dict(declared, "__rego_metadoc__.params")
+            except ParamError as exc:
+                raise RuleFileError(path, str(exc), module.rule_line("__rego_metadoc__")) from None
 
         rule = self.backend.add_signature(module, check, index)
-        return rule, (found["metadata"], found["selectors"], module.syntax)
+        return rule, (found["metadata"], found["selectors"], module.syntax, found["params"])
 
 
 class Worker:

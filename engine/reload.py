@@ -1,0 +1,176 @@
+"""Hot reload: on SIGHUP, read the configuration, rules directories and rule files again.
+
+The signal only sets a flag (:meth:`~pytracee.engine.session.Session.request_reload`);
+the session reloads between two events, so no event is lost or seen half by one
+configuration and half by the other. A reload builds the new set of signatures
+completely beside the running one, with its own plugin manager (the outputs stay
+the running ones: findings keep going where they went):
+
+* the configuration file is read again and merged with the command line as at
+  start (:data:`Reparse`), rules directories and rule files are loaded, parameters,
+  overrides, exceptions and the selection are applied;
+* anything wrong (a broken configuration or rule file, an unknown ID, a duplicate)
+  keeps the running version, and every problem is logged with its file and line;
+* otherwise the engine is swapped: a Python signature whose class, source file,
+  parameters and metadata are unchanged keeps its running instance and its state
+  (an exec it is waiting to pair, an API server it learned), the others start
+  fresh and the ones replaced or removed are closed. Counts (events, findings,
+  suppressed by exception) carry on.
+
+What the outputs are (``--output``, templates, webhooks) and the input are fixed for
+the life of the process; live, events the new signatures need but the tracer does
+not trace are reported.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import inspect
+import logging
+import os
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .config import ConfigFile, ConfigFileError
+from .dispatch import DuplicateSignatureError, Engine, LoadedSignature
+from .errors import ConfigError
+from .plugins import PluginManager
+from .signature import SignatureContext
+from .suppression import Suppression
+
+if TYPE_CHECKING:
+    import argparse
+
+    from .session import Session
+
+__all__ = ["ReloadEngine", "Reparse", "fingerprints", "reload_session"]
+
+log = logging.getLogger("pytracee")
+
+#: Reads the configuration again: ``(config file, options)`` as at start; raises ConfigError.
+Reparse = Callable[[], "tuple[ConfigFile | None, argparse.Namespace]"]
+
+_OUTPUTS_PLUGIN = "builtin-outputs"
+
+
+class ReloadEngine(Engine):
+    """An engine taking over running signatures: those in ``kept`` are not initialised again,
+    only pointed at this engine."""
+
+    def __init__(self, signatures: Sequence[LoadedSignature], *args: Any, kept: set[int], **kwargs: Any) -> None:
+        self._kept = kept
+        super().__init__(signatures, *args, **kwargs)
+
+    def _init(self, loaded: LoadedSignature) -> bool:
+        if id(loaded) not in self._kept:
+            return super()._init(loaded)
+        logger = logging.getLogger(f"pytracee.signature.{loaded.metadata.id}")
+        loaded.signature.ctx = SignatureContext(callback=self._finding_callback(loaded), logger=logger)
+        return True
+
+
+def _source_digest(obj: Any) -> str:
+    try:
+        path = inspect.getsourcefile(type(obj))
+    except TypeError:
+        return ""
+    if not path or not os.path.isfile(path):
+        return ""
+    with open(path, "rb") as stream:
+        return hashlib.sha256(stream.read()).hexdigest()
+
+
+def fingerprints(signatures: Sequence[LoadedSignature]) -> dict[str, str]:
+    """The digest of each Python signature's source file, by signature ID, taken when it loads."""
+    return {
+        loaded.metadata.id: _source_digest(loaded.signature)
+        for loaded in signatures
+        if loaded.signature.language == "python"
+    }
+
+
+def _same(old: LoadedSignature, new: LoadedSignature, old_digest: str | None) -> bool:
+    """Whether ``new`` is the running ``old`` signature, unchanged (then ``old`` keeps its state)."""
+    a, b = old.signature, new.signature
+    if a.language != "python" or b.language != "python":
+        return False  # rule files are stateless and live in the new plugin manager's worker
+    cls_a, cls_b = type(a), type(b)
+    if cls_a is not cls_b:
+        if (cls_a.__module__, cls_a.__qualname__) != (cls_b.__module__, cls_b.__qualname__):
+            return False
+        if not old_digest or _source_digest(b) != old_digest:
+            return False
+    return dict(a.params) == dict(b.params) and old.metadata == new.metadata and old.selectors == new.selectors
+
+
+def reload_session(session: Session, reparse: Reparse) -> bool:
+    """Reload ``session``'s signatures and settings between two events; False when it kept the old ones."""
+    from .session import collect
+
+    old_engine = session.engine
+    if old_engine is None:
+        return False
+    try:
+        file_config, options = reparse()
+        config = dataclasses.replace(
+            session.config,
+            rules_dirs=list(options.rules_dir),
+            rules=list(options.rules),
+            disabled=list(options.disable),
+            config_file=file_config,
+            dedup_window=options.dedup_window,
+            options=options,
+            pluginmanager=PluginManager(),
+        )
+        pm = config.pluginmanager
+        pm.load_plugins([*config.disabled, _OUTPUTS_PLUGIN], installed=config.load_installed_plugins)
+        pm.hook.tracee_configure.call_historic(kwargs={"config": config})
+        available, chosen, settings = collect(config, pm)
+        if pm.load_errors:
+            raise ConfigError(f"{len(pm.load_errors)} plugin(s) or rule file(s) failed to load (listed above)")
+        running = {loaded.metadata.id: loaded for loaded in old_engine.signatures}
+        signatures, kept = [], set()
+        for loaded in chosen:
+            old = running.get(loaded.metadata.id)
+            if old is not None and _same(old, loaded, session.fingerprints.get(loaded.metadata.id)):
+                loaded = old
+                kept.add(id(old))
+            signatures.append(loaded)
+        engine = ReloadEngine(
+            signatures,
+            session._handle_finding,
+            kept=kept,
+            derive_events=config.derive_events,
+            on_error=session._signature_error,
+        )
+    except ConfigFileError as exc:
+        for problem in exc.problems:
+            log.error("reload: %s", problem)
+        log.error("reload failed: keeping the running configuration")
+        return False
+    except (ConfigError, DuplicateSignatureError) as exc:
+        log.error("reload failed: %s; keeping the running configuration", exc)
+        return False
+    except Exception as exc:  # noqa: BLE001 - a plugin's bug must not end a long-running process
+        log.error("reload failed: %s: %s; keeping the running configuration", type(exc).__name__, exc)
+        return False
+    old_engine.stats.errors_by_signature.update(engine.stats.errors_by_signature)  # new ones whose init failed
+    engine.stats = old_engine.stats
+    retired = [loaded for loaded in old_engine.signatures if id(loaded) not in kept]
+    for loaded in retired:
+        old_engine._call(loaded, "close")
+    suppression = Suppression(settings.exceptions(), config.dedup_window)
+    suppression.adopt(session.suppression)
+    session.engine, session.signatures, session.available = engine, engine.signatures, available
+    session.settings, session.suppression = settings, suppression
+    session.reload_managers.append(pm)
+    session.fingerprints = {**session.fingerprints, **fingerprints([s for s in engine.signatures if id(s) not in kept])}
+    log.info(
+        "reloaded: %d signatures (%d kept running with their state, %d new or changed, %d closed)",
+        len(engine.signatures),
+        len(kept),
+        len(engine.signatures) - len(kept),
+        len(retired),
+    )
+    return True

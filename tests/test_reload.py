@@ -1,0 +1,139 @@
+"""Hot reload: SIGHUP while events flow through `tracee-rules --input -` from a pipe."""
+
+from __future__ import annotations
+
+import json
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pytracee.engine.testing import make_event
+
+COUNTER = '''\
+from pytracee.engine import Event, Signature, SignatureMetadata, select
+
+
+class Counter(Signature):
+    """Reports every ptrace with how many it has seen: its state."""
+
+    metadata = SignatureMetadata(id="ACME-20", name="ptrace counter")
+    selected_events = [select("ptrace")]
+
+    def init(self, ctx):
+        super().init(ctx)
+        self.seen = 0
+
+    def on_event(self, event: Event) -> None:
+        self.seen += 1
+        self.emit(event, {"KEY": self.seen})
+'''
+
+
+def line(event_name: str, args: dict, **fields: object) -> bytes:
+    return (json.dumps(make_event(event_name, args, **fields).raw) + "\n").encode()
+
+
+PTRACE = line("ptrace", {"request": 16, "pid": 1, "addr": 0, "data": 0}, processName="gdb")
+CADDY_SHELL = line("sched_process_exec", {"pathname": "/bin/sh", "prev_comm": "caddy"}, processName="sh")
+
+
+class Run:
+    """tracee-rules reading a pipe; findings come back one JSON line each."""
+
+    def __init__(self, tmp_path: Path, config: Path, rules: Path) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pytracee.engine.cli.tracee_rules", "--config", str(config), "--input", "-"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        self.lines: queue.Queue[bytes] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        self.sent = 0
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            self.lines.put(raw)
+
+    def send(self, data: bytes) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+        self.sent += 1
+
+    def finding(self) -> dict:
+        return json.loads(self.lines.get(timeout=60))
+
+    def hangup(self) -> None:
+        self.proc.send_signal(signal.SIGHUP)
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> Iterator[tuple[Run, Path, Path]]:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "counter.py").write_text(COUNTER)
+    config = tmp_path / "pytracee.yaml"
+    config.write_text(f"rules: [ACME-20, TRC-1016]\nrules-dir: [{rules}]\noutput-template: rawjson\n")
+    started = Run(tmp_path, config, rules)
+    yield started, config, rules
+    if started.proc.poll() is None:
+        started.proc.kill()
+        started.proc.wait()
+
+
+def test_sighup_reloads_config_and_rules_keeping_state_and_events(run: tuple[Run, Path, Path]) -> None:
+    tracee, config, rules = run
+    tracee.send(PTRACE)
+    tracee.send(PTRACE)
+    assert [tracee.finding()["Data"] for _ in range(2)] == [{"KEY": 1}, {"KEY": 2}]
+    tracee.send(CADDY_SHELL)  # caddy is no web server yet: no finding
+    tracee.send(PTRACE)
+    assert tracee.finding()["Data"] == {"KEY": 3}
+
+    # a new parameter: caddy is a web server; the counter is unchanged and keeps counting
+    config.write_text(config.read_text() + "params:\n  TRC-1016: {web_servers: [nginx, caddy]}\n")
+    tracee.hangup()
+    tracee.send(CADDY_SHELL)
+    assert tracee.finding()["SigMetadata"]["ID"] == "TRC-1016"
+    tracee.send(PTRACE)
+    assert tracee.finding()["Data"] == {"KEY": 4}
+
+    # a broken configuration keeps the running one
+    good = config.read_text()
+    config.write_text(good + "exceptions:\n  - name: x\n    match: {processName: {like: gdb}}\n")
+    tracee.hangup()
+    tracee.send(PTRACE)
+    assert tracee.finding()["Data"] == {"KEY": 5}
+    tracee.send(CADDY_SHELL)
+    assert tracee.finding()["SigMetadata"]["ID"] == "TRC-1016"
+
+    # a changed rule file starts afresh; an exception now hides gdb's findings of ACME-20
+    config.write_text(good)
+    (rules / "counter.py").write_text(COUNTER.replace('"KEY"', '"count"'))
+    tracee.hangup()
+    tracee.send(PTRACE)
+    assert tracee.finding()["Data"] == {"count": 1}
+    config.write_text(good + "exceptions:\n  - {name: debugger, signatures: [ACME-20], match: {processName: gdb}}\n")
+    tracee.hangup()
+    tracee.send(PTRACE)
+    tracee.send(CADDY_SHELL)
+    assert tracee.finding()["SigMetadata"]["ID"] == "TRC-1016"  # the ptrace finding was suppressed
+
+    assert tracee.proc.stdin is not None
+    tracee.proc.stdin.close()
+    assert tracee.proc.wait(timeout=60) == 0
+    assert tracee.proc.stderr is not None
+    stderr = tracee.proc.stderr.read().decode()
+    assert f"reload: {config}:" in stderr and "unknown operator 'like'" in stderr
+    assert "reload failed: keeping the running configuration" in stderr
+    assert "reloaded: 2 signatures (1 kept running with their state, 1 new or changed, 1 closed)" in stderr
+    assert f"{tracee.sent} events read, 0 skipped" in stderr
+    assert "suppressed by exceptions: debugger: 1" in stderr
+    assert tracee.lines.empty()
