@@ -155,8 +155,11 @@ class Engine:
     # --- selection -------------------------------------------------------------------
 
     def selected_event_names(self) -> list[str]:
-        """Sorted names of every event some signature selects by name (no wildcards)."""
-        return sorted({s.name for loaded in self.signatures for s in loaded.selectors if s.name != ANY})
+        """Sorted names of every event some signature selects by name (no wildcards) for tracing:
+        selectors of events found only in older recordings (``recorded_only``) do not count."""
+        return sorted(
+            {s.name for loaded in self.signatures for s in loaded.selectors if s.name != ANY and not s.recorded_only}
+        )
 
     def _build_route(self, source: str, name: str) -> _Route | None:
         candidates = self._by_key.get((source, name), []) + self._by_key.get((source, ANY), [])
