@@ -22,9 +22,11 @@ from pathlib import Path
 
 from ..dispatch import LoadedSignature
 from ..errors import ConfigError, ExitStatus, Interrupted
+from ..metrics import add_metrics_options, open_metrics_server
 from ..output.plugin import silence_closed_output
 from ..output.templates import TemplateError
 from ..plugins import PluginManager
+from ..progress import InputPosition, ProgressLine
 from ..reader import DEFAULT_MAX_LINE_SIZE, STDIN, EventReader
 from ..safetext import EscapingLogFilter
 from ..session import Session, SessionConfig, signature_id_order
@@ -122,6 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["debug", "info", "warn", "error"],
         help="log level on stderr: debug, info, warn, error (default: %(default)s)",
     )
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress line on stderr (it is shown only when stderr is a terminal)",
+    )
+    add_metrics_options(parser)
     return parser
 
 
@@ -216,12 +224,39 @@ def _list_or_replay(
         parser.print_usage(sys.stderr)
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return ExitStatus.USAGE
-    status = session.run(reader)
+    try:
+        metrics = open_metrics_server(args)
+    except ConfigError as exc:
+        parser.print_usage(sys.stderr)
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return ExitStatus.USAGE
+    if metrics is not None:
+        metrics.serve(session, reader)
+    progress = None if args.no_progress else _progress_line(session, reader).start()
+    try:
+        status = session.run(reader)
+    finally:
+        if progress is not None:
+            progress.stop()
+        if metrics is not None:
+            metrics.close()
     for sig in (signal.SIGINT, signal.SIGTERM):  # the run is over: let the summary out
         signal.signal(sig, signal.SIG_IGN)
     reader.close()
     log.info("%s", session.summary())
     return status
+
+
+def _progress_line(session: Session, reader: EventReader) -> ProgressLine:
+    """The progress line of a replay: records read, findings, bytes of the input."""
+    stats = reader.stats
+    engine = session.engine
+    return ProgressLine(
+        PROG,
+        events=lambda: stats.events + sum(list(stats.skipped_by_reason.values())),
+        findings=lambda: engine.stats.findings if engine is not None else 0,
+        position=InputPosition(reader),
+    )
 
 
 _INPUT_TRACEE_HELP = """\
