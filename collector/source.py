@@ -96,6 +96,8 @@ class LiveSource:
         self.stats = SourceStats()
         #: Events printed so far.
         self.printed = 0
+        #: Polls of the kernel buffer so far (the health check's sign of life).
+        self.polls = 0
         self.stop_requested = False
         self._reported_lost = 0
         self._closed = False
@@ -171,6 +173,7 @@ class LiveSource:
                 deadline = time.monotonic() + self.drain_seconds
                 log.info("stopping: reading what the kernel buffer still holds (Ctrl-C again to stop now)")
             batch = poll(0 if deadline is not None else 100, self.batch)
+            self.polls += 1
             if deadline is not None and (not batch or time.monotonic() > deadline):
                 if batch:  # decoded too late: counted with what is left
                     stats.skipped_by_reason[LEFT] += len(batch)

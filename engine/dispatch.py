@@ -73,6 +73,10 @@ class EngineStats:
     errors_by_signature: Counter[str] = field(default_factory=Counter)
 
 
+#: ``wrap(loaded, on_event)``: what :meth:`Engine.instrument` calls instead of a signature's ``on_event``.
+Wrapper = Callable[[LoadedSignature, Callable[[Event], None]], Callable[[Event], None]]
+
+
 @dataclass(frozen=True, slots=True)
 class _Handlers:
     gate: Accept | None
@@ -129,6 +133,7 @@ class Engine:
             for selector in loaded.selectors:
                 self._by_key.setdefault((selector.source, selector.name), []).append((loaded, selector))
         self._routes: dict[tuple[str, str], _Route | None] = {}
+        self._wrap: Wrapper | None = None
         self._depth = 0
         self._observers: dict[str, list[Callable[[Event], None]]] = {}
         self._signature_event_ids = {
@@ -171,8 +176,18 @@ class Engine:
     # --- selection -------------------------------------------------------------------
 
     def selected_event_names(self) -> list[str]:
-        """Sorted names of every event some signature selects by name (no wildcards)."""
-        return sorted({s.name for loaded in self.signatures for s in loaded.selectors if s.name != ANY})
+        """Sorted names of every event some signature selects by name (no wildcards) for tracing:
+        selectors of events found only in older recordings (``recorded_only``) do not count."""
+        return sorted(
+            {s.name for loaded in self.signatures for s in loaded.selectors if s.name != ANY and not s.recorded_only}
+        )
+
+    def instrument(self, wrap: Wrapper | None) -> None:
+        """Call every signature's ``on_event`` through ``wrap(loaded, on_event)`` from the next
+        event on (``None``: directly again). Used by the metrics to time signatures; without
+        it dispatch costs nothing extra."""
+        self._wrap = wrap
+        self._routes.clear()
 
     def wanted_event_names(self, source: str = "tracee") -> set[str] | None:
         """Names of the events of ``source`` that some signature may select; ``None``
@@ -204,7 +219,7 @@ class Engine:
         if not candidates:
             self._routes[(source, name)] = None
             return None
-        per_origin = {origin: self._handlers(candidates, origin) for origin in ORIGINS}
+        per_origin = {origin: self._handlers(candidates, origin, self._wrap) for origin in ORIGINS}
         if all(s.origin == ANY for _, s in candidates):
             route = _Route(handlers=per_origin[ORIGIN_HOST], by_origin=None)
         else:
@@ -213,7 +228,9 @@ class Engine:
         return route
 
     @staticmethod
-    def _handlers(candidates: Sequence[tuple[LoadedSignature, EventSelector]], origin: str) -> _Handlers | None:
+    def _handlers(
+        candidates: Sequence[tuple[LoadedSignature, EventSelector]], origin: str, wrap: Wrapper | None = None
+    ) -> _Handlers | None:
         grouped: dict[int, tuple[LoadedSignature, list[EventSelector]]] = {}
         for loaded, selector in candidates:
             if selector.origin in (ANY, origin):
@@ -221,7 +238,12 @@ class Engine:
         if not grouped:
             return None
         entries = tuple(
-            (loaded, loaded.signature.on_event, accept_any_of(selectors)) for loaded, selectors in grouped.values()
+            (
+                loaded,
+                loaded.signature.on_event if wrap is None else wrap(loaded, loaded.signature.on_event),
+                accept_any_of(selectors),
+            )
+            for loaded, selectors in grouped.values()
         )
         return _Handlers(gate=union_gate([selectors for _, selectors in grouped.values()]), entries=entries)
 

@@ -21,6 +21,7 @@ import contextlib
 import gzip
 import io
 import logging
+import os
 import sys
 import zlib
 from collections.abc import Callable, Collection, Generator, Iterator, Mapping, Sequence
@@ -105,6 +106,10 @@ class EventReader:
         self._stdin = stdin
         self._log = SkipLog(log, REPORTED_PER_SOURCE)
         self._iterator: Generator[Event, None, None] | None = None
+        #: The descriptor being read now (None between sources), and the bytes of the sources
+        #: read to their end: what progress and health reports look at, from any thread.
+        self.current_fd: int | None = None
+        self.completed_bytes = 0
 
     def __iter__(self) -> Iterator[Event]:
         self._iterator = self._events()
@@ -116,7 +121,9 @@ class EventReader:
             stream = self._open(source, name)
             try:
                 yield from self._read(stream, name)
+                self.completed_bytes += _position(self.current_fd)
             finally:
+                self.current_fd = None
                 if source != STDIN:  # standard input belongs to the process
                     stream.close()
 
@@ -172,6 +179,10 @@ class EventReader:
                 stream = open(source, "rb")  # noqa: SIM115 - closed by the caller's with
             except OSError as exc:
                 raise InputError(f"cannot open input {name}: {exc.strerror or exc}") from None
+        try:
+            self.current_fd = stream.fileno()
+        except (OSError, ValueError, AttributeError):  # a stream without a descriptor (tests)
+            self.current_fd = None
         if stream.peek(2)[:2] == b"\x1f\x8b":
             return _GzipSource(stream, name)  # type: ignore[return-value]
         return stream
@@ -316,6 +327,16 @@ def shard_of(container_id: str, host_process_id: int, count: int) -> int:
     if container_id:
         return zlib.crc32(container_id.encode("utf-8", "surrogateescape")) % count
     return host_process_id % count if type(host_process_id) is int else 0
+
+
+def _position(fd: int | None) -> int:
+    """How far the descriptor was read (0 for a pipe or none)."""
+    if fd is None:
+        return 0
+    try:
+        return os.lseek(fd, 0, os.SEEK_CUR)
+    except OSError:
+        return 0
 
 
 def _is_number(text: str) -> bool:

@@ -130,12 +130,16 @@ class EventSelector:
     :param origin: ``"host"``, ``"container"``, ``"container-init"`` or ``"*"``.
     :param source: the event source; ``"tracee"`` for Tracee events.
     :param filters: argument name -> compiled patterns, all of which must match.
+    :param recorded_only: the event exists only in recordings of older Tracee releases
+        (read for compatibility): it is routed like any other, but not among the events
+        a tracer is asked to trace (``tracee-rules --list-events``, ``tracee``).
     """
 
     name: str = ANY
     origin: str = ANY
     source: str = "tracee"
     filters: Mapping[str, ArgPattern] = field(default_factory=dict)
+    recorded_only: bool = False
 
     def __post_init__(self) -> None:
         if not self.source:

@@ -4,7 +4,8 @@ Ports of Tracee v0.24.1: anti-debugging (TRC-102), code injection through
 ptrace, ``/proc/<pid>/mem`` and ``process_vm_writev`` (TRC-103, TRC-1024,
 TRC-1025), dynamic code loading (TRC-104), fileless execution (TRC-105),
 default loader modification (TRC-1012), hidden and dropped executables
-(TRC-1015, TRC-1022) and kernel rootkit hooks (TRC-1020, TRC-1030).
+(TRC-1015, TRC-1022) and kernel rootkit hooks (TRC-1020, TRC-1030; the latter
+also on Tracee v0.8-v0.18's ``hooked_syscalls`` events: see :mod:`._eras`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pytracee.engine import (
     ArgumentError,
     Event,
     Signature,
+    SignatureContext,
     SignatureMetadata,
     is_elf,
     mem_prot_alert,
@@ -40,6 +42,7 @@ from ._common import (
     write_selectors,
     written_path,
 )
+from ._eras import MAX_HELD, recorded_only
 
 __all__ = [
     "AntiDebugging",
@@ -393,11 +396,57 @@ class SyscallTableHooking(Signature):
             attack_pattern="attack-pattern--0f20e3cb-245b-4a61-8a91-2d93f7cb0e9b",
         ),
     )
-    selected_events = [select("hooked_syscall")]
+    selected_events = [
+        select("hooked_syscall"),
+        # Tracee v0.8-v0.18: one event listing every hook, [{"SymbolName", "ModuleOwner"}, ...]
+        recorded_only(select("hooked_syscalls")),
+    ]
+
+    def init(self, ctx: SignatureContext) -> None:
+        super().init(ctx)
+        # (syscall, owner) -> the era that reported it, so the other era does not report it again
+        self._reported: dict[tuple[str, str], str] = {}
 
     def on_event(self, event: Event) -> None:
         if event.name == "hooked_syscall":
-            self.emit(event)
+            key = _hook_key(event)
+            if key is None or self._first_report(key, "hooked_syscall"):
+                self.emit(event)
+        elif event.name == "hooked_syscalls":
+            for hook in _list_arg(event, "hooked_syscalls"):  # each hook is a finding, as each is one event today
+                syscall, owner = _old_hook(hook)
+                if self._first_report((syscall, owner), "hooked_syscalls"):
+                    self.emit(event, {"syscall": syscall, "owner": owner})
+
+    def _first_report(self, key: tuple[str, str], era: str) -> bool:
+        """False when the other era's event already reported this hook."""
+        reported = self._reported
+        first = reported.setdefault(key, era)
+        if first != era:
+            return False
+        if len(reported) > MAX_HELD:
+            del reported[next(iter(reported))]
+        return True
+
+
+def _hook_key(event: Event) -> tuple[str, str] | None:
+    """(syscall, owner) of a ``hooked_syscall`` event: its ``syscall``/``owner`` arguments,
+    or one map argument as in Tracee's unit tests; None when it names neither."""
+    syscall, owner = event.arg("syscall", None), event.arg("owner", None)
+    if syscall is None:
+        value = event.arg("hooked_syscall", None)
+        if isinstance(value, dict):
+            syscall, owner = value.get("syscall_name"), value.get("hooked.owner")
+    if not isinstance(syscall, str):
+        return None
+    return syscall, owner if isinstance(owner, str) else ""
+
+
+def _old_hook(hook: Any) -> tuple[str, str]:
+    """(syscall, owner) of one entry of ``hooked_syscalls`` (Tracee's ``HookedSymbolData``)."""
+    if isinstance(hook, dict):
+        return str(hook.get("SymbolName", "")), str(hook.get("ModuleOwner", ""))
+    return str(hook), ""
 
 
 def _list_arg(event: Event, name: str) -> list[Any]:

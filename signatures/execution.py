@@ -2,7 +2,8 @@
 
 Ports of Tracee v0.24.1: a process whose standard input/output is a network
 socket, the base of a reverse shell (TRC-101, ``Category: execution``), and a
-web server spawning a shell (TRC-1016, ``Category: initial-access``).
+web server spawning a shell (TRC-1016, ``Category: initial-access``), also as
+Tracee v0.8 to v0.22 recorded it (``security_bprm_check``: see :mod:`._eras`).
 """
 
 from __future__ import annotations
@@ -10,10 +11,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
-from pytracee.engine import Event, EventSelector, Signature, SignatureContext, SignatureMetadata, select
+from pytracee.engine import (
+    Event,
+    EventSelector,
+    Signal,
+    Signature,
+    SignatureContext,
+    SignatureMetadata,
+    SourceComplete,
+    select,
+)
 from pytracee.engine.params import Param
 
 from ._common import SCHED_PROCESS_EXEC, mitre_properties
+from ._eras import HeldFindings, process_key, recorded_only
 
 __all__ = ["IllegitimateShell", "StdioOverSocket"]
 
@@ -27,6 +38,8 @@ _UNSPECIFIED_PORTS: Final = frozenset({"", "0"})
 SHELL_NAMES: Final = frozenset({"ash", "bash", "csh", "ksh", "sh", "tcsh", "zsh", "dash"})
 #: Process names (comm, at most 15 characters) of web servers.
 WEB_SERVER_NAMES: Final = frozenset({"nginx", "httpd", "httpd-foregroun", "http-nio", "lighttpd", "apache", "apache2"})
+#: Tracee v0.8-v0.22: the executed path ends with one of these.
+BPRM_CHECK: Final = "security_bprm_check"
 
 
 class StdioOverSocket(Signature):
@@ -96,17 +109,40 @@ class IllegitimateShell(Signature):
     }
 
     def get_selected_events(self) -> Sequence[EventSelector]:
-        return [select(SCHED_PROCESS_EXEC, prev_comm=sorted(self.params.web_servers))]
+        return [
+            select(SCHED_PROCESS_EXEC, prev_comm=sorted(self.params.web_servers)),
+            # Tracee v0.8-v0.22: the web server (processName) checked for exec of a shell's path
+            recorded_only(select(BPRM_CHECK, pathname=["*/" + name for name in sorted(self.params.shells)])),
+        ]
 
     def init(self, ctx: SignatureContext) -> None:
         super().init(ctx)
         self._shells = frozenset(self.params.shells)
         self._web_servers = frozenset(self.params.web_servers)
+        self._shell_path_suffixes = tuple(f"/{name}" for name in sorted(self._shells))
+        self._held = HeldFindings(self.emit)
 
     def on_event(self, event: Event) -> None:
-        if (
-            event.name == SCHED_PROCESS_EXEC
-            and event.process_name in self._shells
-            and event.str_arg("prev_comm") in self._web_servers
+        held = self._held
+        if held:
+            held.expire(event.timestamp)
+        if event.name == SCHED_PROCESS_EXEC:
+            older = held.settle(process_key(event)) if held else None
+            if event.process_name in self._shells and event.str_arg("prev_comm") in self._web_servers:
+                self.emit(event)
+            elif older is not None:  # the exec the older event saw, under another name (fexecve): still a shell
+                self.emit(*older)
+        elif (
+            event.name == BPRM_CHECK
+            and event.process_name in self._web_servers
+            and event.str_arg("pathname").endswith(self._shell_path_suffixes)
         ):
-            self.emit(event)
+            # reported unless this exec's sched_process_exec follows (a stream of both eras)
+            held.hold(process_key(event), event)
+
+    def on_signal(self, signal: Signal) -> None:
+        if isinstance(signal, SourceComplete):
+            self._held.flush()
+
+    def close(self) -> None:
+        self._held.flush()

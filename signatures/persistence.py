@@ -1,7 +1,7 @@
 """Built-in signatures of the MITRE ATT&CK tactic *Persistence* (``Category: persistence``).
 
 Ports of Tracee v0.24.1: LD_PRELOAD injection (TRC-107), kernel module
-loading (TRC-1017), and changes to boot scripts (rc.d, TRC-1026) and
+loading (TRC-1017, also on the events of Tracee v0.8 to v0.19: see :mod:`._eras`), and changes to boot scripts (rc.d, TRC-1026) and
 scheduled tasks (cron, TRC-1027).
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from pytracee.engine import Event, Signature, SignatureContext, SignatureMetadata, select
+from pytracee.engine import Event, Signal, Signature, SignatureContext, SignatureMetadata, SourceComplete, select
 from pytracee.engine.params import Param
 
 from ._common import (
@@ -20,6 +20,7 @@ from ._common import (
     write_selectors,
     written_path,
 )
+from ._eras import HeldFindings, RecentActions, process_key, recorded_only
 
 __all__ = ["KernelModuleLoading", "LdPreload", "RcdModification", "ScheduledTaskModification"]
 
@@ -127,11 +128,41 @@ class KernelModuleLoading(Signature):
             attack_pattern="attack-pattern--a1b52199-c8c5-438a-9ded-656f1d0888c6",
         ),
     )
-    selected_events = [select("module_load")]
+    selected_events = [
+        select("module_load"),
+        # Tracee v0.8-v0.19: the init_module syscall, and the module file read by finit_module
+        recorded_only(select("init_module")),
+        recorded_only(select("security_kernel_read_file", type="kernel-module")),
+    ]
+
+    def init(self, ctx: SignatureContext) -> None:
+        super().init(ctx)
+        self._held = HeldFindings(self.emit)  # module files read, until their module_load
+        self._loaded = RecentActions()  # module_load reported, until the init_module syscall returns
 
     def on_event(self, event: Event) -> None:
-        if event.name == "module_load":
+        held = self._held
+        if held:
+            held.expire(event.timestamp)
+        name = event.name
+        if name == "module_load":
+            key = process_key(event)
+            held.settle(key)  # this load's file read, if it was seen: reported here instead
+            self._loaded.add(key, event.timestamp)
             self.emit(event)
+        elif name == "init_module":
+            # a syscall event comes when the call returns, after the module_load of its load
+            if not self._loaded.consume(process_key(event), event.timestamp):
+                self.emit(event)
+        elif name == "security_kernel_read_file" and event.arg("type", None) == "kernel-module":
+            held.hold(process_key(event), event)
+
+    def on_signal(self, signal: Signal) -> None:
+        if isinstance(signal, SourceComplete):
+            self._held.flush()
+
+    def close(self) -> None:
+        self._held.flush()
 
 
 class RcdModification(ModificationSignature):

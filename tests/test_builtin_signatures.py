@@ -251,6 +251,8 @@ _BASE_ARGS: dict[str, dict[str, Any]] = {
     "sched_process_exec": {"pathname": "/usr/bin/ls", "prev_comm": "bash", "env": []},
     "security_sb_mount": {"dev_name": "overlay"},
     "magic_write": {"pathname": "/tmp/x", "bytes": "f0VMRgIBAQ=="},
+    "security_bprm_check": {"pathname": "/usr/bin/ls"},
+    "security_kernel_read_file": {"pathname": "/tmp/x.ko", "type": "firmware"},
 }
 _EXTRA_SAMPLES = [
     "/proc/12/mem",

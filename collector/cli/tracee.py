@@ -39,6 +39,7 @@ from pytracee.engine.cli.operations import (
 from pytracee.engine.cli.tracee_rules import setup_logging
 from pytracee.engine.config import ConfigFile, ConfigFileError, merge_options
 from pytracee.engine.errors import ConfigError, ExitStatus, StopRun
+from pytracee.engine.metrics import MetricsServer, add_metrics_options, open_metrics_server
 from pytracee.engine.output import plugin as outputs
 from pytracee.engine.output.templates import TemplateError
 from pytracee.engine.plugins import PluginManager
@@ -173,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     outputs.add_finding_output_options(parser, file_option="--findings-output")
     add_operations_options(parser)
+    add_metrics_options(parser)
     return parser
 
 
@@ -209,12 +211,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_usage(sys.stderr)
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return ExitStatus.USAGE
+    try:
+        metrics = open_metrics_server(args)
+    except ConfigError as exc:
+        parser.print_usage(sys.stderr)
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return ExitStatus.USAGE
     session = _load_session(args, selection, pm, file_config)
     if isinstance(session, int):
+        if metrics is not None:
+            metrics.close()
         return session
     status: int = ExitStatus.FAILED
     try:
-        status = _trace(args, selection, printer, session)
+        status = _trace(args, selection, printer, session, metrics)
     finally:
         if session is not None:  # when tracing never started; run() already did otherwise
             status = session.finish(ExitStatus(status))
@@ -267,13 +277,23 @@ def _validate_or_list(args: argparse.Namespace, pm: PluginManager, file_config: 
     return session.finish(ExitStatus.OK)
 
 
-def _trace(args: argparse.Namespace, selection: Selection, printer: EventPrinter, session: Session | None) -> int:
+def _trace(
+    args: argparse.Namespace,
+    selection: Selection,
+    printer: EventPrinter,
+    session: Session | None,
+    metrics: MetricsServer | None = None,
+) -> int:
     traced = _traced_events(selection, session)
     data_filters = _data_filters(selection, session)
     collector = _open_collector(args, selection, traced, data_filters) if traced else ExitStatus.USAGE
     if isinstance(collector, int):
+        if metrics is not None:
+            metrics.close()
         return collector
     source = LiveSource(collector, selection, printer, selection.wanted_events(), on_drained=StopRequest.ignore_more)
+    if metrics is not None:
+        metrics.serve(session, source)
     stop = StopRequest(source.request_stop)
     previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
     try:
@@ -299,6 +319,8 @@ def _trace(args: argparse.Namespace, selection: Selection, printer: EventPrinter
         for sig in previous:
             signal.signal(sig, signal.SIG_IGN)
         source.close()
+        if metrics is not None:
+            metrics.close()
         if not stop.requested:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)

@@ -18,16 +18,18 @@ import os
 import signal
 import stat
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..config import ConfigFileError, merge_options
 from ..dispatch import LoadedSignature
 from ..errors import ConfigError, ExitStatus, Interrupted
+from ..metrics import MetricsServer, add_metrics_options, open_metrics_server
 from ..output.plugin import silence_closed_output
 from ..output.templates import TemplateError
 from ..parallel import replay_sharded
 from ..plugins import PluginManager
+from ..progress import InputPosition, ProgressLine
 from ..reader import DEFAULT_MAX_LINE_SIZE, STDIN, EventReader
 from ..safetext import EscapingLogFilter
 from ..session import Session, SessionConfig, signature_id_order
@@ -148,6 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="log level on stderr: debug, info, warn, error (default: %(default)s)",
     )
     add_operations_options(parser)
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress line on stderr (it is shown only when stderr is a terminal)",
+    )
+    add_metrics_options(parser)
     return parser
 
 
@@ -239,17 +247,7 @@ def _list_or_replay(
     """After loading: print the list, or replay the inputs; the exit status."""
     log = logging.getLogger("pytracee")
     if args.list or args.list_events or args.list_params:
-        try:
-            if args.list_params:
-                list_params(session)
-            elif args.list:
-                _print_list(session.available, session.signatures)
-            else:
-                print(",".join(sorted(session.traced_events())))
-            sys.stdout.flush()
-        except BrokenPipeError:  # `tracee-rules --list | head`
-            silence_closed_output(sys.stdout)
-        return ExitStatus.OK
+        return _print_listing(args, session)
     if not inputs:
         if sys.stdin is None:
             print(f"{PROG}: error: no input: standard input is closed; give --input FILE", file=sys.stderr)
@@ -288,19 +286,73 @@ def _list_or_replay(
         parser.print_usage(sys.stderr)
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return ExitStatus.USAGE
-    gc.collect()  # what loading left is long-lived: out of the collector's way (as gc.freeze advises)
-    gc.freeze()
-    gc.set_threshold(GC_THRESHOLD_0, *gc.get_threshold()[1:])
-    if args.workers > 1:
-        status = replay_sharded(session, reader_of, args.workers)
-    else:
-        with hangup_reloads(session):  # SIGHUP: read the configuration and rules again
-            status = session.run(reader)
+    try:
+        metrics = open_metrics_server(args)
+    except ConfigError as exc:
+        parser.print_usage(sys.stderr)
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return ExitStatus.USAGE
+    status = _replay(args, session, reader, reader_of, metrics)
     for sig in (signal.SIGINT, signal.SIGTERM):  # the run is over: let the summary out
         signal.signal(sig, signal.SIG_IGN)
     reader.close()
     log.info("%s", session.summary())
     return status
+
+
+def _print_listing(args: argparse.Namespace, session: Session) -> ExitStatus:
+    """``--list``, ``--list-events`` or ``--list-params``."""
+    try:
+        if args.list_params:
+            list_params(session)
+        elif args.list:
+            _print_list(session.available, session.signatures)
+        else:
+            print(",".join(sorted(session.traced_events())))
+        sys.stdout.flush()
+    except BrokenPipeError:  # `tracee-rules --list | head`
+        silence_closed_output(sys.stdout)
+    return ExitStatus.OK
+
+
+def _replay(
+    args: argparse.Namespace,
+    session: Session,
+    reader: EventReader,
+    reader_of: Callable[[tuple[int, int] | None], EventReader],
+    metrics: MetricsServer | None,
+) -> ExitStatus:
+    """Run the replay (sharded over ``--workers``), with the metrics server and the progress line."""
+    if metrics is not None:
+        metrics.serve(session, reader)
+    gc.collect()  # what loading left is long-lived: out of the collector's way (as gc.freeze advises)
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD_0, *gc.get_threshold()[1:])
+    progress = None if args.no_progress else _progress_line(session, reader).start()
+    try:
+        if args.workers > 1:
+            status = replay_sharded(session, reader_of, args.workers)
+        else:
+            with hangup_reloads(session):  # SIGHUP: read the configuration and rules again
+                status = session.run(reader)
+    finally:
+        if progress is not None:
+            progress.stop()
+        if metrics is not None:
+            metrics.close()
+    return status
+
+
+def _progress_line(session: Session, reader: EventReader) -> ProgressLine:
+    """The progress line of a replay: records read, findings, bytes of the input."""
+    stats = reader.stats
+    engine = session.engine
+    return ProgressLine(
+        PROG,
+        events=lambda: stats.events + sum(list(stats.skipped_by_reason.values())),
+        findings=lambda: engine.stats.findings if engine is not None else 0,
+        position=InputPosition(reader),
+    )
 
 
 _INPUT_TRACEE_HELP = """\

@@ -295,6 +295,18 @@ class WebhookSender(Sink):
         return self.not_rendered + self.failed_requests
 
     @property
+    def unreported(self) -> int:
+        """Findings failed or dropped that the session has not been told of yet (it is, from
+        the main thread, at the next finding and at the end)."""
+        with self._lock:
+            return self.failed_count + self.dropped - self._reported
+
+    @property
+    def queued(self) -> int:
+        """Findings waiting in the queue now."""
+        return self._queue.qsize()
+
+    @property
     def dropped(self) -> int:
         """Findings never posted: the queue was full, or the end came first."""
         return self.dropped_full + self.dropped_at_end
