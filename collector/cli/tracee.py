@@ -35,6 +35,7 @@ from pytracee.engine.output.templates import TemplateError
 from pytracee.engine.plugins import PluginManager
 from pytracee.engine.session import Session, SessionConfig
 
+from ..capture import ARTIFACT_EVENTS, CAPTURE_HELP, CaptureOptionError, parse_capture
 from ..collector import BUFFER_KINDS
 from ..filters import FilterError, Selection, parse_selection
 from ..printers import EventPrinter, OutputError, parse_output_options
@@ -97,6 +98,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="OUTPUT",
         help="table (default), table-verbose, json, gotemplate=PATH, none; FORMAT:FILE or "
         "out-file:FILE; option:parse-arguments, option:exec-env (repeatable)",
+    )
+    out.add_argument(
+        "--capture",
+        "-c",
+        action="append",
+        default=[],
+        metavar="CAPTURE",
+        help="save artifacts: write[=/prefix*], read, exec, mem, module, dir:PATH, clear-dir, ... "
+        "(repeatable; --capture help lists them)",
     )
     sigs = parser.add_argument_group("signatures")
     sigs.add_argument(
@@ -174,6 +184,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     pm.subset_hook_caller("tracee_addoption", remove_plugins=[outputs]).call_historic(kwargs={"parser": parser})
     args = parser.parse_args(argv)
+    if "help" in args.capture:
+        print(CAPTURE_HELP, end="")
+        return ExitStatus.OK
     setup_logging(args.log, PROG)
     # event data may hold any bytes: never fail on a terminal that cannot show a character
     for stream in (sys.stdout, sys.stderr):
@@ -183,7 +196,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         selection = parse_selection(args.events, args.scope, args.trace)
         output = parse_output_options(args.event_output)
         printer = EventPrinter(output)
-    except (FilterError, OutputError) as exc:
+        args.capture_options = parse_capture(args.capture)
+    except (FilterError, OutputError, CaptureOptionError) as exc:
         parser.print_usage(sys.stderr)
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return ExitStatus.USAGE
@@ -216,11 +230,17 @@ def _load_session(args: argparse.Namespace, selection: Selection, pm: PluginMana
 
 
 def _trace(args: argparse.Namespace, selection: Selection, printer: EventPrinter, session: Session | None) -> int:
-    traced = _traced_events(selection, session)
-    collector = _open_collector(args, selection, traced) if traced else ExitStatus.USAGE
+    capturing = args.capture_options.enabled
+    traced = _traced_events(selection, session, capturing)
+    if capturing:
+        from ..capture.kernel import events_needed
+
+        traced |= events_needed(args.capture_options)
+    collector = _open_collector(args, selection, traced) if traced or capturing else ExitStatus.USAGE
     if isinstance(collector, int):
         return collector
-    source = LiveSource(collector, selection, printer, selection.wanted_events(), on_drained=StopRequest.ignore_more)
+    printed = selection.wanted_events() | (set(ARTIFACT_EVENTS) if capturing else set())
+    source = LiveSource(collector, selection, printer, printed, on_drained=StopRequest.ignore_more)
     stop = StopRequest(source.request_stop)
     previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
     try:
@@ -256,7 +276,7 @@ def _trace(args: argparse.Namespace, selection: Selection, printer: EventPrinter
     return status
 
 
-def _traced_events(selection: Selection, session: Session | None) -> set[str]:
+def _traced_events(selection: Selection, session: Session | None, capturing: bool = False) -> set[str]:
     """What to trace: the events to print and those the signatures need, as far as the collector has them."""
     from ..collector import supported_events
 
@@ -267,7 +287,7 @@ def _traced_events(selection: Selection, session: Session | None) -> set[str]:
     if unsupported:
         log.warning("not traced (no such event in this collector): %s", ", ".join(unsupported))
     traced = (printed | needed) & available
-    if not traced:
+    if not traced and not capturing:
         log.error("nothing to trace: select events with -e, or signatures with --rules")
     return traced
 
@@ -288,6 +308,16 @@ def _open_collector(args: argparse.Namespace, selection: Selection, traced: set[
         log.error("%s", exc)
         return exc.exit_code
     log.debug("BPF object: case %d: %s", choice.case, choice.reason)
+    capture = None
+    if args.capture_options.enabled:
+        from ..capture import CaptureManager
+
+        try:
+            capture = CaptureManager(args.capture_options)
+        except (UnsafePathError, OSError) as exc:
+            log.error("%s", exc)
+            return ExitStatus.USAGE
+        log.info("capturing artifacts into %s", capture.out_dir)
     filters = KernelFilters(
         pids=selection.pids,
         uids=selection.uids,
@@ -305,6 +335,7 @@ def _open_collector(args: argparse.Namespace, selection: Selection, traced: set[
             ring_buffer_bytes=args.ring_buffer_mb << 20,
             buffer=args.kernel_buffer,
             perf_buffer_pages=args.perf_buffer_size,
+            capture=capture,
         )
     except ValueError as exc:  # e.g. more pids or comms than the kernel maps hold
         log.error("%s", exc)
