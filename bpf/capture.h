@@ -502,8 +502,7 @@ int cap_exit_io(struct bpf_raw_tracepoint_args *ctx)
     if (off < 0)
         off = 0;
     if (!(st->flags & CAPS_PATH_SENT) && pb) {
-        if (pos >= PATH_HALF)
-            pos = cap_build_path(pb, f);
+        pos = cap_build_path(pb, f);   /* again: building the header may have used the buffer */
         u32 plen = pos < PATH_HALF ? PATH_HALF - pos : 0;
         plen = BOUND(plen, PATH_HALF - 1);
         s->c.off = 0;
