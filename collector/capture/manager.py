@@ -400,6 +400,31 @@ class CaptureManager:
             self.regions[(p.context["hostProcessId"], p.address)] = info
         return info
 
+    # ---- findings' evidence ------------------------------------------------------------------
+
+    def evidence_for(self, event: dict[str, Any]) -> ArtifactInfo | None:
+        """The artifact of a finding's triggering event: the file a magic_write wrote to (as
+        captured now), the file a sched_process_exec executed, the region of a mem_prot_alert."""
+        name = event.get("eventName")
+        args = {a["name"]: a["value"] for a in event.get("args") or ()}
+        pid = int(event.get("hostProcessId") or 0)
+        if name == "sched_process_exec":
+            return self.executed.get((pid, int(event.get("timestamp") or 0)))
+        if name == "magic_write":
+            key = (int(args.get("dev") or 0), int(args.get("inode") or 0))
+            self.sync()
+            for p in self._pending.values():
+                if p.art.kind == "write" and (p.dev, p.inode) == key:
+                    stats = self._counters.artifact(*p.key) if self._counters is not None else None
+                    missing = p.art.dropped + (stats["lost_chunks"] + stats["over_budget"] if stats else 0)
+                    path = str(self.store.path_of(p.art))
+                    return ArtifactInfo(path, self.store.sha256(p.art), p.art.size, bool(missing))
+            return self.written.get(key)
+        if name == "mem_prot_alert":
+            self.sync()
+            return self.regions.get((pid, int(args.get("addr") or 0)))
+        return None
+
     # ---- the end -----------------------------------------------------------------------------
 
     def close(self) -> list[dict[str, Any]]:

@@ -36,6 +36,7 @@ from pytracee.engine.plugins import PluginManager
 from pytracee.engine.session import Session, SessionConfig
 
 from ..capture import ARTIFACT_EVENTS, CAPTURE_HELP, CaptureOptionError, parse_capture
+from ..capture.evidence import CaptureEvidence
 from ..collector import BUFFER_KINDS
 from ..filters import FilterError, Selection, parse_selection
 from ..printers import EventPrinter, OutputError, parse_output_options
@@ -187,6 +188,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "help" in args.capture:
         print(CAPTURE_HELP, end="")
         return ExitStatus.OK
+    args.capture_evidence = CaptureEvidence()
+    if args.capture:  # findings get the path and sha256 of their event's artifact
+        pm.register(args.capture_evidence, name="capture-evidence")
     setup_logging(args.log, PROG)
     # event data may hold any bytes: never fail on a terminal that cannot show a character
     for stream in (sys.stdout, sys.stderr):
@@ -318,6 +322,7 @@ def _open_collector(args: argparse.Namespace, selection: Selection, traced: set[
             log.error("%s", exc)
             return ExitStatus.USAGE
         log.info("capturing artifacts into %s", capture.out_dir)
+        args.capture_evidence.manager = capture
     filters = KernelFilters(
         pids=selection.pids,
         uids=selection.uids,
