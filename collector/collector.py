@@ -367,13 +367,12 @@ class Collector:
         if self.capture is None:
             return {}
         from .capture import kernel as capture_kernel
-        from .capture.manager import CAPTURE_RING_BYTES
 
         if self.buffer == "perf":
             raise ValueError("--capture needs the BPF ring buffer (kernel 5.8+), not perf buffers")
         return {
             "capture_programs": capture_kernel.programs_needed(self.capture.opts),
-            "capture_ring_bytes": CAPTURE_RING_BYTES,
+            "capture_ring_bytes": self.capture.opts.ring_bytes,
         }
 
     def _attach_kprobes(self, obj: BpfObject) -> None:

@@ -24,6 +24,7 @@ import pytest
 from collector_support import build_object, collect, require_bpf, start_collector
 from pytracee.collector.capture import CaptureManager, parse_capture
 from pytracee.collector.collector import KernelFilters
+from pytracee.engine.findings import Finding
 
 Event = dict[str, Any]
 
@@ -56,7 +57,13 @@ def _child(body: str) -> subprocess.Popen[str]:
 
 
 def run_captured(
-    obj: Path, capdir: Path, options: list[str], body: str, events: tuple[str, ...] = (), timeout: float = 30
+    obj: Path,
+    capdir: Path,
+    options: list[str],
+    body: str,
+    events: tuple[str, ...] = (),
+    timeout: float = 30,
+    read_while_running: bool = True,
 ) -> tuple[list[Event], CaptureManager, str]:
     """Trace a workload child with ``--capture options`` into ``capdir``; every event, the
     manager and the child's stdout once all artifacts were reported."""
@@ -70,12 +77,16 @@ def run_captured(
         child.stdin.close()
         deadline = time.monotonic() + timeout
         while child.poll() is None and time.monotonic() < deadline:  # read as tracee does, while it runs
-            seen += collector.poll(100)
+            if read_while_running:
+                seen += collector.poll(100)
+            else:
+                time.sleep(0.1)
         child.wait(timeout=5)
         assert child.stdout is not None and child.stderr is not None
         out, err = child.stdout.read(), child.stderr.read()
         assert child.returncode == 0, err
         seen += collect(collector, timeout=3.0)
+        lost_events = collector.lost
         collector.detach()
         for _ in range(100):  # the drain after the stop: the remaining artifacts are reported
             batch = collector.poll(0)
@@ -85,6 +96,7 @@ def run_captured(
     finally:
         collector.stop()
         manager.release()
+    assert lost_events == 0  # capture never takes the event stream's room
     return seen, manager, out
 
 
@@ -176,6 +188,34 @@ def test_the_size_budget_stops_a_large_write_and_says_so(obj: Path, work: Path) 
     assert art["incomplete"] is True
     assert art["not_captured"] == 15 * 65536
     assert "bytes over a size budget not copied" in manager.summary()
+
+
+def test_chunks_the_full_ring_had_no_room_for_are_counted_and_the_artifact_marked_incomplete(
+    obj: Path, work: Path
+) -> None:
+    watched = work / "watched"
+    watched.mkdir()
+    body = f"""
+    block = os.urandom(256 << 10)
+    with open({str(watched / "flood.bin")!r}, "wb", buffering=0) as f:
+        for _ in range(16):
+            f.write(block)
+    """
+    events, manager, _ = run_captured(
+        obj,
+        work / "cap",
+        [f"write={watched}/*", "ring-size:64kb"],
+        body,
+        events=("write",),
+        read_while_running=False,  # nobody reads the 64 KiB ring while 4 MiB are written
+    )
+    (art,) = artifacts(events, "capture_file_write")
+    assert art["incomplete"] is True and art["lost_chunks"] > 0
+    assert art["lost_chunks"] * (16 << 10) + Path(art["artifact"]).stat().st_blocks * 512 >= 4 << 20
+    assert f"{art['lost_chunks']} chunks lost" in manager.summary()
+    # the event stream has its own ring: every write of the flood is there
+    writes = [e for e in events if e["eventName"] == "write" and e["args"][0]["value"] == 3]
+    assert len(writes) == 16
 
 
 # ---- read ------------------------------------------------------------------------------------
@@ -270,3 +310,31 @@ def test_the_buffer_given_to_init_module_is_captured(obj: Path, work: Path) -> N
     assert Path(art["artifact"]).read_bytes() == image
     assert art["sha256"] == sha(image)
     assert Path(art["artifact"]).name.startswith("module.pid-") and art["artifact"].endswith("." + sha(image))
+
+
+def test_a_dropped_executable_finding_gets_the_written_files_artifact(obj: Path, work: Path) -> None:
+    from pytracee.collector.capture.evidence import CaptureEvidence
+    from pytracee.engine.events import Event as EngineEvent
+    from pytracee.signatures import DroppedExecutable
+
+    watched = work / "watched"
+    watched.mkdir()
+    body = f"""
+    image = open("/bin/true", "rb").read()
+    with open({str(watched / "dropper")!r}, "wb", buffering=0) as f:
+        f.write(image[:4096])
+        f.write(image[4096:])
+    """
+    events, manager, _ = run_captured(obj, work / "cap", [f"write={watched}/*"], body, events=("magic_write",))
+    (magic,) = [e for e in events if e["eventName"] == "magic_write"]
+    (art,) = artifacts(events, "capture_file_write")
+    plugin = CaptureEvidence()
+    plugin.manager = manager
+    finding = Finding({"path": str(watched / "dropper")}, EngineEvent(magic), DroppedExecutable.metadata)
+    plugin.tracee_finding_enrich(finding)
+    true_sha = sha(Path("/bin/true").read_bytes())
+    assert finding.data == {
+        "path": str(watched / "dropper"),
+        "artifact_path": art["artifact"],
+        "artifact_sha256": true_sha,
+    }

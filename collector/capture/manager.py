@@ -42,12 +42,10 @@ if TYPE_CHECKING:
     from ..decode import Decoder
     from ..libbpf import BpfObject
 
-__all__ = ["ARTIFACT_EVENTS", "CAPTURE_RING_BYTES", "IDLE_SECONDS", "ArtifactInfo", "CaptureManager"]
+__all__ = ["ARTIFACT_EVENTS", "IDLE_SECONDS", "ArtifactInfo", "CaptureManager"]
 
 LOG: Final = logging.getLogger("pytracee.collector")
 
-#: Size of the captures ring buffer (separate from the event stream's).
-CAPTURE_RING_BYTES: Final = 32 << 20
 #: A written/read file is reported once no chunk came for this long.
 IDLE_SECONDS: Final = 1.0
 #: Artifact event names and Tracee's ids for them.
@@ -146,7 +144,7 @@ class CaptureManager:
     def attach(self, obj: BpfObject, decoder: Decoder, wake: Any = None) -> None:
         """Start reading the object's captures ring (``wake``: the event reader, woken by it too)."""
         fd = obj.map(CAPTURES_MAP).fd
-        self._reader = RingBufferReader(fd, CAPTURE_RING_BYTES)
+        self._reader = RingBufferReader(fd, self.opts.ring_bytes)
         self._decoder = decoder
         self._counters = KernelCounters(obj.map("cap_totals"), obj.map("cap_stats"))
         epoll = getattr(wake, "_epoll", None)

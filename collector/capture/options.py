@@ -34,6 +34,7 @@ FILE_TYPES: Final = ("regular", "pipe", "socket", "elf")
 STD_FDS: Final = {"stdin": 0, "stdout": 1, "stderr": 2}
 DEFAULT_ARTIFACT_LIMIT: Final = 64 << 20
 DEFAULT_TOTAL_LIMIT: Final = 1 << 30
+DEFAULT_RING_BYTES: Final = 32 << 20
 DEFAULT_DIR: Final = Path("/tmp/tracee")  # noqa: S108 - Tracee's install path; checked by privileges.py
 
 CAPTURE_HELP: Final = """\
@@ -59,6 +60,8 @@ dir:/path/to/dir                    where artifacts are saved, in its 'out' subd
 clear-dir                           empty the 'out' directory before starting (default: false).
 artifact-limit:SIZE                 bytes kept per artifact (default: 64mb); the rest is counted, not saved.
 total-limit:SIZE                    bytes kept in all (default: 1gb). SIZE: N, Nb, Nkb, Nmb, Ngb.
+ring-size:SIZE                      the kernel's capture buffer, a power of two from 64kb (default: 32mb);
+                                    chunks that find it full are counted and their artifact marked incomplete.
 
 File capture filters
 Writes and reads to capture can be filtered, in the format <read/write>:<filter_type>=<filter_value>.
@@ -103,6 +106,7 @@ class CaptureOptions:
     clear_dir: bool = False
     artifact_limit: int = DEFAULT_ARTIFACT_LIMIT
     total_limit: int = DEFAULT_TOTAL_LIMIT
+    ring_bytes: int = DEFAULT_RING_BYTES
 
     @property
     def enabled(self) -> bool:
@@ -193,6 +197,11 @@ def parse_capture(values: list[str]) -> CaptureOptions:
             opts.artifact_limit = _size(text, text.partition(":")[2])
         elif text.startswith("total-limit:"):
             opts.total_limit = _size(text, text.partition(":")[2])
+        elif text.startswith("ring-size:"):
+            size = _size(text, text.partition(":")[2])
+            if size < 64 << 10 or size > 1 << 30 or size & (size - 1):
+                raise CaptureOptionError(f"--capture {text}: a power of two from 64kb to 1gb")
+            opts.ring_bytes = size
         elif text in ("network", "net", "pcap") or text.startswith(("pcap:", "pcap-options:", "pcap-snaplen:")):
             raise CaptureOptionError(
                 f"--capture {text}: network capture is not available in this collector "
