@@ -67,7 +67,7 @@ _CHUNK: Final = wire.CAPTURE_CHUNK
 _CHUNK_FIELDS: Final = _CHUNK.subset(
     "off", "inode", "ctime", "total", "seq", "dev", "mode", "kind", "size", "fd", "flags"
 )
-_HDR_TS: Final = wire.EVENT_HEADER.subset("ts")
+_HDR_KEY: Final = wire.EVENT_HEADER.subset("ts", "cgroup_id", "host_pid")
 _APPEND_TYPES: Final = (stat.S_IFIFO, stat.S_IFSOCK, stat.S_IFCHR)
 _EXEC_SEEN_MAX: Final = 65536
 _ARGS: Final = (
@@ -126,6 +126,7 @@ class CaptureManager:
         self._counters: KernelCounters | None = None
         self._pending: dict[tuple[Any, ...], _Pending] = {}
         self._ready: list[dict[str, Any]] = []
+        self._containers: dict[int, str] = {}
         self._totals: dict[str, int] = {}
         self._exec_seen: OrderedDict[tuple[Any, ...], ArtifactInfo] = OrderedDict()
         self._own_mnt_ns = self._mnt_ns("self")
@@ -201,11 +202,20 @@ class CaptureManager:
         c_off, inode, _ctime, total, seq, dev, mode, kind, n, fd, flags = _CHUNK_FIELDS.unpack_from(buf, off)
         if _CHUNK.size + n > size:
             raise ValueError(f"capture record says {n} data bytes, holds {size - _CHUNK.size}")
-        (ts,) = _HDR_TS.unpack_from(buf, off)
-        data = bytes(buf[off + _CHUNK.size : off + _CHUNK.size + n])
-        p = self._pending_for(buf, off, ts, kind, dev, inode, seq, mode, total)
+        ts, cgroup_id, pid = _HDR_KEY.unpack_from(buf, off)
+        if kind in (KIND_WRITE, KIND_READ):
+            container = self._containers.get(cgroup_id)
+            if container is None:
+                container = self._container_of(buf, off, ts, cgroup_id)
+            key: tuple[Any, ...] = (kind, container, dev, inode)
+        elif kind in (KIND_MEM, KIND_MODULE, KIND_MODULE_FD):
+            key = (kind, pid, seq)
+        else:
+            raise ValueError(f"capture record of unknown kind {kind}")
+        p = self._pending.get(key)
         if p is None:
-            return
+            p = self._pending[key] = self._new_pending(buf, off, ts, kind, dev, inode, seq, mode, total)
+        data = bytes(buf[off + _CHUNK.size : off + _CHUNK.size + n])
         p.last_ts = ts
         p.seen = time.monotonic()
         if flags & CHUNK_PATH:
@@ -219,23 +229,25 @@ class CaptureManager:
         if kind in (KIND_MEM, KIND_MODULE) and p.art.written + p.art.dropped + self._kernel_lost(p) >= p.total:
             self._finish(p, out)
 
-    def _pending_for(
+    def _container_of(self, buf: Any, off: int, ts: int, cgroup_id: int) -> str:
+        """The directory of the container of cgroup ``cgroup_id`` (cached)."""
+        if self._decoder is None:
+            raise ValueError("capture record before the collector started")
+        if len(self._containers) > 4096:
+            self._containers.clear()
+        container = safe_container_id(self._decoder.context_event(buf, off, ts).get("containerId", ""))
+        self._containers[cgroup_id] = container
+        return container
+
+    def _new_pending(
         self, buf: Any, off: int, ts: int, kind: int, dev: int, inode: int, seq: int, mode: int, total: int
-    ) -> _Pending | None:
+    ) -> _Pending:
+        """The artifact a chunk starts, with the context of the process that caused it."""
         if self._decoder is None:
             raise ValueError("capture record before the collector started")
         ctx = self._decoder.context_event(buf, off, ts)
         container = safe_container_id(ctx.get("containerId", ""))
         pid = ctx["hostProcessId"]
-        if kind in (KIND_WRITE, KIND_READ):
-            key: tuple[Any, ...] = (kind, container, dev, inode)
-        elif kind in (KIND_MEM, KIND_MODULE, KIND_MODULE_FD):
-            key = (kind, pid, seq)
-        else:
-            raise ValueError(f"capture record of unknown kind {kind}")
-        p = self._pending.get(key)
-        if p is not None:
-            return p
         if kind in (KIND_WRITE, KIND_READ):
             op = "write" if kind == KIND_WRITE else "read"
             art = Artifact(op, container, f"{op}.dev-{dev}.inode-{inode}", append=stat.S_IFMT(mode) in _APPEND_TYPES)
@@ -253,7 +265,6 @@ class CaptureManager:
         p = _Pending(art, ctx, ts, time.monotonic(), kkey, dev=dev, inode=inode, total=total)
         if kind == KIND_MEM:
             p.address = inode
-        self._pending[key] = p
         return p
 
     def _kernel_lost(self, p: _Pending) -> int:
