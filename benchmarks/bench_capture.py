@@ -34,7 +34,7 @@ from pathlib import Path
 
 COMM = "trcx_capgen"
 LOST = r"(\d+) chunks lost"
-BENCH_DIR = Path("/tmp/capture-bench")  # noqa: S108 - the issue's path; created 0700 here
+BENCH_DIR = Path("/tmp/capture-bench")  # the path the benchmark is specified with; created 0700
 
 GENERATOR_C = r"""
 #include <fcntl.h>

@@ -167,6 +167,29 @@ def _file_option(kind: str, text: str, flt: FileFilter) -> None:
         raise CaptureOptionError(f"--capture {text}: unknown filter {name!r} (path, type or fd)")
 
 
+def _setting(opts: CaptureOptions, text: str) -> bool:
+    """dir:, clear-dir and the sizes; False if ``text`` is none of them."""
+    if text == "clear-dir":
+        opts.clear_dir = True
+    elif text.startswith("dir:"):
+        directory = text[len("dir:") :]
+        if not directory:
+            raise CaptureOptionError("--capture dir: the capture directory cannot be empty")
+        opts.directory = Path(directory)
+    elif text.startswith("artifact-limit:"):
+        opts.artifact_limit = _size(text, text.partition(":")[2])
+    elif text.startswith("total-limit:"):
+        opts.total_limit = _size(text, text.partition(":")[2])
+    elif text.startswith("ring-size:"):
+        size = _size(text, text.partition(":")[2])
+        if size < 64 << 10 or size > 1 << 30 or size & (size - 1):
+            raise CaptureOptionError(f"--capture {text}: a power of two from 64kb to 1gb")
+        opts.ring_bytes = size
+    else:
+        return False
+    return True
+
+
 def parse_capture(values: list[str]) -> CaptureOptions:
     """Parse the ``--capture`` values (each may be a comma-free option as Tracee takes them).
 
@@ -186,22 +209,8 @@ def parse_capture(values: list[str]) -> CaptureOptions:
             opts.mem = True
         elif text == "module":
             opts.module = True
-        elif text == "clear-dir":
-            opts.clear_dir = True
-        elif text.startswith("dir:"):
-            directory = text[len("dir:") :]
-            if not directory:
-                raise CaptureOptionError("--capture dir: the capture directory cannot be empty")
-            opts.directory = Path(directory)
-        elif text.startswith("artifact-limit:"):
-            opts.artifact_limit = _size(text, text.partition(":")[2])
-        elif text.startswith("total-limit:"):
-            opts.total_limit = _size(text, text.partition(":")[2])
-        elif text.startswith("ring-size:"):
-            size = _size(text, text.partition(":")[2])
-            if size < 64 << 10 or size > 1 << 30 or size & (size - 1):
-                raise CaptureOptionError(f"--capture {text}: a power of two from 64kb to 1gb")
-            opts.ring_bytes = size
+        elif _setting(opts, text):
+            pass
         elif text in ("network", "net", "pcap") or text.startswith(("pcap:", "pcap-options:", "pcap-snaplen:")):
             raise CaptureOptionError(
                 f"--capture {text}: network capture is not available in this collector "
