@@ -12,6 +12,7 @@
 
 #include "exec.h"
 #include "datafilter.h"
+#include "capture.h"
 
 #define MAP_ANONYMOUS_VAL 0x20
 
@@ -275,6 +276,7 @@ statfunc void mprotect_wx_regions(struct derived *d)
     s32 prev = r->prot;
     bpf_map_delete_elem(&wx_regions, &key);
     emit_mem_prot_alert(d, ALERT_MPROT_W_REM, addr, d->p->args[1], prot, prev, 0);
+    capture_mem_note(addr, d->p->args[1]);
 }
 
 SEC("raw_tp")
@@ -387,6 +389,8 @@ int enter_mprotect_vma(struct bpf_raw_tracepoint_args *ctx)
         u32 alert = mprotect_alert(v.flags, prot);
         if (alert)
             emit_vma_alert(ctx, addr, len, (u64)(u32)v.flags << 32 | alert << 8 | prot, v.file);
+        if (alert == ALERT_MPROT_W_REM && i == 0)
+            capture_mem_note(addr, len);
         if (v.end >= end)
             break;
         next = v.end;

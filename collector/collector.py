@@ -29,7 +29,7 @@ import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Self
+from typing import TYPE_CHECKING, Any, Final, Self
 
 from pytracee.engine.catalogue import SYSCALLS
 from pytracee.engine.selectors import ArgPattern
@@ -56,6 +56,9 @@ from .loader import (
 )
 from .perfbuf import PerfBufferReader, online_cpus
 from .ringbuf import RingBufferReader
+
+if TYPE_CHECKING:
+    from .capture import CaptureManager
 
 __all__ = ["BUFFER_KINDS", "Collector", "KernelFilters", "supported_events"]
 
@@ -222,12 +225,15 @@ class Collector:
         perf_buffer_pages: int = 1024,
         kprobes: str = "auto",
         data_filters: Mapping[str, ArgPattern] | None = None,
+        capture: CaptureManager | None = None,
     ) -> None:
         unknown = sorted(set(events) - set(wire.EVENTS))
         if unknown:
             raise ValueError(f"events the collector cannot produce: {', '.join(unknown)}")
-        if not events:
+        if not events and capture is None:
             raise ValueError("no events selected")
+        #: Forensic capture (``--capture``): artifacts and their events (collector/capture/).
+        self.capture = capture
         self.object_path = Path(object_path)
         self.btf_path = Path(btf_path) if btf_path is not None else None
         self.events = sorted(set(events))
@@ -298,9 +304,19 @@ class Collector:
             for sc, when in spec.needs:
                 sid = SYSCALLS[sc]
                 sel[sid] = sel.get(sid, 0) | (SEL_ENTER if when == "enter" else SEL_EXIT)
+        if self.capture is not None:
+            from .capture import kernel as capture_kernel
+
+            for sid, bits in capture_kernel.syscall_bits(self.capture.opts).items():
+                sel[sid] = sel.get(sid, 0) | bits
         return sel, sysargs
 
     def _needs_syscalls(self) -> bool:
+        if self.capture is not None:
+            from .capture import kernel as capture_kernel
+
+            if capture_kernel.syscall_bits(self.capture.opts):
+                return True
         return any(
             wire.EVENTS[n].syscall or (wire.EVENTS[n].needs and n not in self.kprobe_events) for n in self.events
         )
@@ -340,6 +356,11 @@ class Collector:
             if prog is not None and prog.autoload and prog.fd >= 0:
                 _map_update(obj.map(table), slot, prog.fd)
                 self.tail_programs.append(name)
+        if self.capture is not None:
+            from .capture import kernel as capture_kernel
+
+            capture_kernel.configure(obj, self.capture.opts)
+            capture_kernel.install_programs(obj, capture_kernel.programs_needed(self.capture.opts))
 
     def _load(self) -> BpfObject:
         try_kprobes = self.kprobes == "auto" and not kprobes_refused()
@@ -350,12 +371,25 @@ class Collector:
             ring_buffer_bytes=self.ring_buffer_bytes,
             events=self.events,
             kprobe_events=self.events if try_kprobes else (),
+            **self._capture_load_options(),
         )
         obj = loader.load()
         self.buffer_kind = loader.buffer_kind
         self.disabled_programs = loader.disabled_programs
         self._loaded_kprobes = loader.loaded_kprobes
         return obj
+
+    def _capture_load_options(self) -> dict[str, Any]:
+        if self.capture is None:
+            return {}
+        from .capture import kernel as capture_kernel
+
+        if self.buffer == "perf":
+            raise ValueError("--capture needs the BPF ring buffer (kernel 5.8+), not perf buffers")
+        return {
+            "capture_programs": capture_kernel.programs_needed(self.capture.opts),
+            "capture_ring_bytes": self.capture.opts.ring_bytes,
+        }
 
     def _attach_kprobes(self, obj: BpfObject) -> None:
         """Attach the loaded kprobe programs; their events are then not emulated."""
@@ -424,6 +458,10 @@ class Collector:
             self._trunc_map = next((m for m in obj.maps() if m.name == "trunc_args"), None)  # older objects: none
             boot_to_epoch = time.time_ns() - time.clock_gettime_ns(time.CLOCK_BOOTTIME)
             self._decoder = Decoder(boot_to_epoch, _MapContext(obj.map("proc_info"), obj.map("cgrp_info")))
+            if self.capture is not None:
+                if self.buffer_kind != "ring":
+                    raise LibbpfError(errno.EOPNOTSUPP, "--capture needs the BPF ring buffer (kernel 5.8+)")
+                self.capture.attach(obj, self._decoder, self._reader)
             self._attach(obj)
         except BaseException:  # an interrupt too: detach what was attached
             self.stop()
@@ -440,7 +478,16 @@ class Collector:
         return PerfBufferReader(online_cpus(), self.perf_buffer_pages, self.wakeup_bytes, install)
 
     def poll(self, timeout_ms: int, max_events: int | None = 16384) -> list[dict[str, Any]]:
-        """The events ready now (at most ``max_events``), waiting up to ``timeout_ms`` for the first one."""
+        """The events ready now (at most ``max_events``), waiting up to ``timeout_ms`` for the first one;
+        with capture, the artifact events ready too (all that are left once detached)."""
+        if self.capture is None:
+            return self._poll(timeout_ms, max_events)
+        out = self.capture.process(self._poll(timeout_ms, max_events))
+        if not self._links and not out:
+            out = self.capture.close()  # detached and drained: report what is left
+        return out
+
+    def _poll(self, timeout_ms: int, max_events: int | None) -> list[dict[str, Any]]:
         reader, decoder = self._reader, self._decoder
         if reader is None or decoder is None:
             raise RuntimeError("collector is not started")
@@ -600,6 +647,9 @@ class Collector:
     def stop(self) -> None:
         """Detach every program and close the object (idempotent)."""
         self.detach()
+        if self.capture is not None and self._obj is not None:
+            self.capture.close()
+            LOG.info("%s", self.capture.summary())
         if self._lost_map is not None:
             self._lost_at_stop = self.lost
             self._lost_reason_at_stop = self.lost_reason

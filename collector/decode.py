@@ -413,3 +413,13 @@ class Decoder:
         if line.isascii() and b"\x7f" not in line:
             return line
         return None
+
+    def context_event(self, buf: Any, off: int, ts: int) -> dict[str, Any]:
+        """The event dict of the context in the event_header at ``buf[off:]`` (its id, name and
+        arguments left for the caller), timestamped ``ts`` (boot ns). For records other than
+        events that carry a header (bpf/capture.h's chunks)."""
+        event = self._template(buf, off).copy()
+        event["timestamp"] = ts + self.boot_to_epoch_ns
+        h = HEADER.unpack_from(buf, off)
+        event["syscall"] = _SYSCALL_NAMES.get(h[7], "")
+        return event

@@ -150,6 +150,8 @@ class ObjectLoader:
         ring_buffer_bytes: int,
         events: Collection[str] = (),
         kprobe_events: Collection[str] = (),
+        capture_programs: Collection[str] = (),
+        capture_ring_bytes: int = 0,
     ) -> None:
         if buffer not in BUFFER_KINDS:
             raise ValueError(f"buffer kind {buffer!r} is not one of {', '.join(BUFFER_KINDS)}")
@@ -161,6 +163,9 @@ class ObjectLoader:
         self.events = set(events)
         #: Kprobe programs to try, for these selected events.
         self.kprobe_programs = [KPROBE_PROGRAMS[e] for e in kprobe_events if e in KPROBE_PROGRAMS]
+        #: Forensic capture (bpf/capture.h): its programs to load, its ring buffer's size.
+        self.capture_programs = list(capture_programs)
+        self.capture_ring_bytes = capture_ring_bytes
         #: After :meth:`load`: the output in use ("ring" or "perf"), the programs left out.
         self.buffer_kind = ""
         self.disabled_programs: list[str] = []
@@ -214,13 +219,20 @@ class ObjectLoader:
                 )
             load_cfg = wire.MAPS[".rodata.load"].value
             obj.map(".rodata.load").set_initial_value(load_cfg.pack(int(KERNEL_BTF.exists()), int(kind == "perf")))
+            has_captures = any(m.name == "captures" for m in obj.maps())
             if kind == "perf":
                 obj.map("events").replace_with_array()  # a kernel without ring buffers cannot create it
+                if has_captures:
+                    obj.map("captures").replace_with_array()
             else:
                 obj.map("events").set_max_entries(self.ring_buffer_bytes)
+                if has_captures and self.capture_ring_bytes:
+                    obj.map("captures").set_max_entries(self.capture_ring_bytes)
             programs = obj.programs()
             for name in self.kprobe_programs:
                 programs[name].set_autoload(name not in self.disabled_programs)
+            for name in self.capture_programs:
+                programs[name].set_autoload(True)
             for name, (_table, _slot, event) in OPTIONAL_TAIL_PROGRAMS.items():
                 # not needed, or never called: bpf_find_vma needs a BTF task
                 if name in programs and (event not in self.events or not KERNEL_BTF.exists()):

@@ -141,6 +141,7 @@ class LiveSource:
             and printer.takes_json_lines
             and not (self.selection.scope or self.selection.per_event)
             and set(getattr(self.collector, "events", ())) <= self.printed_events
+            and getattr(self.collector, "capture", None) is None  # capture reads the events' dicts
         )
         if not fast or printer is None:
             for _ in self._batches():

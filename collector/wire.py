@@ -510,6 +510,31 @@ DF_EVENT: Final = _struct(
 #: The load-time constants, the contents of section ``.rodata.load``.
 LOAD_CFG: Final = _struct("load_cfg", ("kernel_btf", "I"), ("perf_output", "I"))
 
+#: Forensic capture (bpf/capture.h): the filters of one direction (write or read) ...
+CAP_PATHS, CAP_PATH_LEN = 3, 64
+IO_FILTER: Final = _struct(
+    "io_filter", ("types", "I"), ("fds", "I"), ("npaths", "I"), ("pad", "I"), ("paths", f"{CAP_PATH_LEN}s" * CAP_PATHS)
+)
+#: ... the capture configuration (the one value of ``cap_cfg``; ``io``: two io_filter) ...
+CAPTURE_CFG: Final = _struct(
+    "capture_cfg",
+    ("flags", "I"), ("pad", "I"), ("artifact_budget", "Q"), ("total_budget", "Q"), ("io", f"{2 * IO_FILTER.size}x"),
+)  # fmt: skip
+#: ... one record of the ``captures`` ring buffer (an event_header first; ``size`` bytes follow) ...
+CAPTURE_CHUNK: Final = _struct(
+    "capture_chunk",
+    ("hdr", f"{EVENT_HEADER.size}x"), ("off", "Q"), ("inode", "Q"), ("ctime", "Q"), ("total", "Q"), ("seq", "Q"),
+    ("dev", "I"), ("mode", "I"), ("kind", "I"), ("size", "I"), ("fd", "i"), ("flags", "I"),
+)  # fmt: skip
+#: ... an artifact as the kernel counts it (``cap_stats`` keys) and its counters.
+CAP_KEY: Final = _struct(
+    "cap_key", ("inode", "Q"), ("seq", "Q"), ("dev", "I"), ("kind", "I"), ("pid", "I"), ("pad", "I")
+)
+CAP_STAT: Final = _struct(
+    "cap_stat",
+    ("offered", "Q"), ("lost_chunks", "Q"), ("lost_bytes", "Q"), ("over_budget", "Q"), ("flags", "I"), ("pad", "I"),
+)  # fmt: skip
+
 # BPF_MAP_TYPE_* of the per-CPU maps (their values are read once per possible CPU).
 _PERCPU_MAP_TYPES: Final = frozenset(
     {5, 6, 10, 21}
@@ -559,6 +584,9 @@ MAPS: Final[Mapping[str, MapFormat]] = {
         MapFormat("df_prefix", DF_KEY, U8),
         MapFormat("df_suffix", DF_KEY, U8),
         MapFormat("df_stats", U32, U64, per_cpu=True),
+        MapFormat("cap_cfg", U32, CAPTURE_CFG),
+        MapFormat("cap_totals", U32, U64),
+        MapFormat("cap_stats", CAP_KEY, CAP_STAT),
     )
 }
 

@@ -84,7 +84,9 @@ def test_list_and_list_events() -> None:
     tree = {"sched_process_exec", "sched_process_fork", "sched_process_exit"}
     listed = tracee_rules("--list-events").stdout.strip()
     assert listed == ",".join(sorted({"connect", "execve", "execveat", *V0_24_1_EVENTS.split(","), *tree}))
-    without_tree = tracee_rules("--disable", "PYT-1", "--disable", "PYT-3", "--proctree", "source=none", "--list-events")
+    without_tree = tracee_rules(
+        "--disable", "PYT-1", "--disable", "PYT-3", "--proctree", "source=none", "--list-events"
+    )
     assert without_tree.stdout.strip() == V0_24_1_EVENTS
     assert tracee_rules("--rules", "TRC-103", "--list-events").stdout.strip() == ",".join(sorted({"ptrace", *tree}))
 

@@ -45,6 +45,8 @@ from pytracee.engine.output.templates import TemplateError
 from pytracee.engine.plugins import PluginManager
 from pytracee.engine.session import Session, SessionConfig
 
+from ..capture import ARTIFACT_EVENTS, CAPTURE_HELP, CaptureOptionError, parse_capture
+from ..capture.evidence import CaptureEvidence
 from ..collector import BUFFER_KINDS
 from ..filters import FilterError, Selection, parse_selection
 from ..printers import EventPrinter, OutputError, parse_output_options
@@ -109,6 +111,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="OUTPUT",
         help="table (default), table-verbose, json, gotemplate=PATH, none; FORMAT:FILE or "
         "out-file:FILE; option:parse-arguments, option:exec-env (repeatable)",
+    )
+    out.add_argument(
+        "--capture",
+        "-c",
+        action="append",
+        default=[],
+        metavar="CAPTURE",
+        help="save artifacts: write[=/prefix*], read, exec, mem, module, dir:PATH, clear-dir, ... "
+        "(repeatable; --capture help lists them)",
     )
     sigs = parser.add_argument_group("signatures")
     sigs.add_argument(
@@ -196,6 +207,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = merge_options(parser, file_config, argv)
     except ConfigFileError as exc:
         return report_config_error(exc, PROG)
+    if "help" in args.capture:
+        print(CAPTURE_HELP, end="")
+        return ExitStatus.OK
+    args.capture_evidence = CaptureEvidence()
+    if args.capture:  # findings get the path and sha256 of their event's artifact
+        pm.register(args.capture_evidence, name="capture-evidence")
     setup_logging(args.log, PROG)
     if args.validate or args.list_params:
         return _validate_or_list(args, pm, file_config)
@@ -207,7 +224,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         selection = parse_selection(args.events, args.scope, args.trace)
         output = parse_output_options(args.event_output)
         printer = EventPrinter(output)
-    except (FilterError, OutputError) as exc:
+        args.capture_options = parse_capture(args.capture)
+    except (FilterError, OutputError, CaptureOptionError) as exc:
         parser.print_usage(sys.stderr)
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return ExitStatus.USAGE
@@ -284,14 +302,20 @@ def _trace(
     session: Session | None,
     metrics: MetricsServer | None = None,
 ) -> int:
-    traced = _traced_events(selection, session)
+    capturing = args.capture_options.enabled
+    traced = _traced_events(selection, session, capturing)
+    if capturing:
+        from ..capture.kernel import events_needed
+
+        traced |= events_needed(args.capture_options)
     data_filters = _data_filters(selection, session)
-    collector = _open_collector(args, selection, traced, data_filters) if traced else ExitStatus.USAGE
+    collector = _open_collector(args, selection, traced, data_filters) if traced or capturing else ExitStatus.USAGE
     if isinstance(collector, int):
         if metrics is not None:
             metrics.close()
         return collector
-    source = LiveSource(collector, selection, printer, selection.wanted_events(), on_drained=StopRequest.ignore_more)
+    printed = selection.wanted_events() | (set(ARTIFACT_EVENTS) if capturing else set())
+    source = LiveSource(collector, selection, printer, printed, on_drained=StopRequest.ignore_more)
     if metrics is not None:
         metrics.serve(session, source)
     stop = StopRequest(source.request_stop)
@@ -331,7 +355,7 @@ def _trace(
     return status
 
 
-def _traced_events(selection: Selection, session: Session | None) -> set[str]:
+def _traced_events(selection: Selection, session: Session | None, capturing: bool = False) -> set[str]:
     """What to trace: the events to print and those the signatures need, as far as the collector has them."""
     from ..collector import supported_events
 
@@ -342,7 +366,7 @@ def _traced_events(selection: Selection, session: Session | None) -> set[str]:
     if unsupported:
         log.warning("not traced (no such event in this collector): %s", ", ".join(unsupported))
     traced = (printed | needed) & available
-    if not traced:
+    if not traced and not capturing:
         log.error("nothing to trace: select events with -e, or signatures with --rules")
     return traced
 
@@ -377,6 +401,17 @@ def _open_collector(
         log.error("%s", exc)
         return exc.exit_code
     log.debug("BPF object: case %d: %s", choice.case, choice.reason)
+    capture = None
+    if args.capture_options.enabled:
+        from ..capture import CaptureManager
+
+        try:
+            capture = CaptureManager(args.capture_options)
+        except (UnsafePathError, OSError) as exc:
+            log.error("%s", exc)
+            return ExitStatus.USAGE
+        log.info("capturing artifacts into %s", capture.out_dir)
+        args.capture_evidence.manager = capture
     filters = KernelFilters(
         pids=selection.pids,
         uids=selection.uids,
@@ -395,6 +430,7 @@ def _open_collector(
             buffer=args.kernel_buffer,
             perf_buffer_pages=args.perf_buffer_size,
             data_filters=data_filters,
+            capture=capture,
         )
     except ValueError as exc:  # e.g. more pids or comms than the kernel maps hold
         log.error("%s", exc)
