@@ -189,12 +189,17 @@ class Session:
         self.input_stats = source.stats
         status = ExitStatus.OK
         dispatch = engine.dispatch
+        # A source that acknowledges its input (a message bus) is told when an event and
+        # its findings went through the signatures and the outputs (EventSource.event_done).
+        done = getattr(source, "event_done", None)
         try:
             for event in source:
                 try:
                     dispatch(event)
                 except MalformedEventError as exc:
                     source.skip(event, "malformed args", str(exc))
+                if done is not None:
+                    done(event)
         except InputError as exc:
             log.error("%s", exc)
             status = ExitStatus.FAILED

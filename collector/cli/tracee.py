@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pytracee.engine.bus import BusCredentials, add_bus_options
 from pytracee.engine.cli.tracee_rules import setup_logging
 from pytracee.engine.errors import ConfigError, ExitStatus, StopRun
 from pytracee.engine.output import plugin as outputs
@@ -35,9 +36,10 @@ from pytracee.engine.output.templates import TemplateError
 from pytracee.engine.plugins import PluginManager
 from pytracee.engine.session import Session, SessionConfig
 
+from ..bus_output import BusEventOutput, split_bus_outputs
 from ..collector import BUFFER_KINDS
 from ..filters import FilterError, Selection, parse_selection
-from ..printers import EventPrinter, OutputError, parse_output_options
+from ..printers import EventPrinter, OutputError, OutputSpec, parse_output_options
 from ..source import STOP_SIGNALS, LiveSource
 
 if TYPE_CHECKING:
@@ -96,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="OUTPUT",
         help="table (default), table-verbose, json, gotemplate=PATH, none; FORMAT:FILE or "
-        "out-file:FILE; option:parse-arguments, option:exec-env (repeatable)",
+        "out-file:FILE; option:parse-arguments, option:exec-env; nats://HOST:PORT/SUBJECT publishes "
+        "the events to JetStream as SUBJECT.<host> (repeatable)",
     )
     sigs = parser.add_argument_group("signatures")
     sigs.add_argument(
@@ -161,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="log level on stderr (default: %(default)s)",
     )
     outputs.add_finding_output_options(parser, file_option="--findings-output")
+    add_bus_options(parser)
     return parser
 
 
@@ -181,9 +185,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             stream.reconfigure(errors="backslashreplace")
     try:
         selection = parse_selection(args.events, args.scope, args.trace)
-        output = parse_output_options(args.event_output)
-        printer = EventPrinter(output)
-    except (FilterError, OutputError) as exc:
+        bus_outputs, local_outputs = split_bus_outputs(args.event_output)
+        output = parse_output_options(local_outputs or (["none"] if bus_outputs else []))
+        printer = _event_printer(output, bus_outputs, args)
+    except (FilterError, OutputError, ConfigError) as exc:
         parser.print_usage(sys.stderr)
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return ExitStatus.USAGE
@@ -193,10 +198,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     status: int = ExitStatus.FAILED
     try:
         status = _trace(args, selection, printer, session)
+        if isinstance(printer, BusEventOutput) and printer.lost and status == ExitStatus.OK:
+            status = ExitStatus.FAILED  # events not published: counted and logged by the output
     finally:
         if session is not None:  # when tracing never started; run() already did otherwise
             status = session.finish(ExitStatus(status))
     return status
+
+
+def _event_printer(output: OutputSpec, bus_outputs: list[str], args: argparse.Namespace) -> EventPrinter:
+    """The event printer; with a nats:// output, one that also publishes (only one is allowed)."""
+    if not bus_outputs:
+        return EventPrinter(output)
+    if len(bus_outputs) > 1:
+        raise OutputError("--output nats://...: give one NATS output")
+    return BusEventOutput(output, bus_outputs[0], BusCredentials.from_options(args))
 
 
 def _load_session(args: argparse.Namespace, selection: Selection, pm: PluginManager) -> Session | int | None:

@@ -20,6 +20,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..bus import BusError, add_bus_options, is_bus_url, open_bus_input
+from ..bus.address import BusAddress
 from ..dispatch import LoadedSignature
 from ..errors import ConfigError, ExitStatus, Interrupted
 from ..output.plugin import silence_closed_output
@@ -28,6 +30,7 @@ from ..plugins import PluginManager
 from ..reader import DEFAULT_MAX_LINE_SIZE, STDIN, EventReader
 from ..safetext import EscapingLogFilter
 from ..session import Session, SessionConfig, signature_id_order
+from ..sources import EventSource
 
 PROG = "tracee-rules"
 _SEVERITY_NAMES = {0: "info", 1: "low", 2: "medium", 3: "high", 4: "critical"}
@@ -59,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         action="append",
         default=[],
-        help="events to read: JSON lines or a JSON array, optionally gzip-compressed; '-' is stdin (repeatable)",
+        help="events to read: JSON lines or a JSON array, optionally gzip-compressed; '-' is stdin (repeatable); "
+        "or nats://HOST:PORT/STREAM?consumer=NAME: one worker of a JetStream consumer (README: fleet)",
     )
     source.add_argument(
         "--input-tracee",
@@ -115,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the events the loaded signatures need, comma-separated, and exit",
     )
+    add_bus_options(parser)
     parser.add_argument(
         "--log",
         metavar="LEVEL",
@@ -207,11 +212,18 @@ def _list_or_replay(
 
     for sig in (signal.SIGINT, signal.SIGTERM):  # finish signatures and outputs, once
         signal.signal(sig, interrupt_on_signal)
-    log.info("loaded %d signatures; reading %s", len(session.signatures), ", ".join(inputs))
+    log.info("loaded %d signatures; reading %s", len(session.signatures), ", ".join(map(_shown_input, inputs)))
     try:
-        reader = EventReader(
-            inputs, strict=args.strict, max_line_size=args.max_line_size, is_known_event=session.is_known_event
+        reader: EventSource = (
+            _bus_input(inputs, args, session)
+            if any(map(is_bus_url, inputs))
+            else EventReader(
+                inputs, strict=args.strict, max_line_size=args.max_line_size, is_known_event=session.is_known_event
+            )
         )
+    except BusError as exc:
+        log.error("%s", exc)
+        return ExitStatus.FAILED
     except ValueError as exc:
         parser.print_usage(sys.stderr)
         print(f"{PROG}: error: {exc}", file=sys.stderr)
@@ -222,6 +234,22 @@ def _list_or_replay(
     reader.close()
     log.info("%s", session.summary())
     return status
+
+
+def _bus_input(inputs: list[str], args: argparse.Namespace, session: Session) -> EventSource:
+    if len(inputs) > 1:
+        raise ValueError("a nats:// input is read alone: give no other --input")
+    return open_bus_input(inputs[0], args, session)
+
+
+def _shown_input(text: str) -> str:
+    """An input as logged: a nats:// address without credentials."""
+    if not is_bus_url(text):
+        return text
+    try:
+        return BusAddress.parse(text, "--input").display
+    except ValueError:
+        return "nats://..."
 
 
 _INPUT_TRACEE_HELP = """\
