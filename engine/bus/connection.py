@@ -282,9 +282,24 @@ class BusConnection:
                     self.call(self._close(), timeout)
                 except BusError as exc:
                     log.warning("%s", exc)
+            try:
+                self.call(self._cancel_tasks(), timeout)
+            except BusError:
+                pass
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(timeout)
+            if not self._thread.is_alive():
+                self.loop.close()
         logging.getLogger("nats").removeFilter(self._filter)
+
+    async def _cancel_tasks(self) -> None:
+        """Cancel what still runs on the loop (nats-py's readers, a publisher), so that
+        stopping it leaves no task pending."""
+        current = asyncio.current_task()
+        tasks = [t for t in asyncio.all_tasks() if t is not current]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _close(self) -> None:
         nc = self._nc

@@ -13,9 +13,11 @@ last written (the bucket's TTL):
 Each worker aims at ``ceil(partitions / workers)`` partitions: it claims free ones
 (starting from a place derived from its name, so that workers do not all race for
 partition 0) and, when workers joined, releases its surplus between two batches,
-after acknowledging what it processed. A stopped worker releases its leases; a
-killed one stops renewing them and they expire after ``lease`` seconds, when the
-other workers claim them. Its unacknowledged messages are redelivered by
+after acknowledging what it processed and handing back (``nak``) what it received
+and did not process; a released lease holds an empty value, and the next worker
+starts on the partition at once. A stopped worker releases its leases; a killed
+one stops renewing them and they expire after ``lease`` seconds, when the other
+workers claim them. Its unacknowledged messages are redelivered by
 JetStream after the consumer's ``ack_wait`` (the new owner waits that long before
 its first fetch when the partition had messages in flight, so the redeliveries come
 first and the partition's order is kept).
@@ -129,9 +131,11 @@ class PartitionLeases:
         """How many partitions this worker should hold."""
         return math.ceil(self.partitions / self.members)
 
-    async def claim(self, limit: int) -> list[int]:
-        """Try to take free partitions until this worker holds ``limit``; those newly taken."""
-        from nats.js.errors import KeyWrongLastSequenceError
+    async def claim(self, limit: int) -> list[tuple[int, bool]]:
+        """Try to take free partitions until this worker holds ``limit``: those newly taken,
+        each with whether its previous worker released it (False: its lease expired, or it
+        never had one)."""
+        from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 
         taken = []
         for step in range(self.partitions):
@@ -140,19 +144,30 @@ class PartitionLeases:
             partition = (self._start + step) % self.partitions
             if partition in self.held:
                 continue
+            key = f"partition.{partition}"
             try:
-                self.held[partition] = await self.kv.create(f"partition.{partition}", self.worker.encode())
+                entry = await self.kv.get(key)
+            except KeyNotFoundError:
+                entry = None
+            try:
+                if entry is None:
+                    self.held[partition] = await self.kv.create(key, self.worker.encode())
+                elif not entry.value and entry.revision is not None:  # released: free to take
+                    self.held[partition] = await self.kv.update(key, self.worker.encode(), last=entry.revision)
+                else:
+                    continue  # another worker holds it
             except KeyWrongLastSequenceError:
-                continue  # another worker holds it
-            taken.append(partition)
+                continue  # another worker was quicker
+            taken.append((partition, entry is not None))
         return taken
 
     async def release(self, partition: int) -> None:
-        """Give up ``partition`` (after its messages were acknowledged)."""
+        """Give ``partition`` up, marked as released (its messages are acknowledged or
+        handed back): the next worker starts reading it at once."""
         revision = self.held.pop(partition, None)
         if revision is not None:
             with contextlib.suppress(Exception):
-                await self.kv.delete(f"partition.{partition}", last=revision)
+                await self.kv.update(f"partition.{partition}", b"", last=revision)
 
     async def close(self) -> None:
         """Stop renewing, release every lease and leave the members."""

@@ -137,6 +137,9 @@ class NatsEventSource:
         #: The batch being delivered: [message, processed] per message, in order.
         self._batch: list[list[Any]] = []
         self._by_event: dict[int, list[Any]] = {}
+        #: The messages of the last fetch, and those of them acknowledged (by id()).
+        self._round: list[Msg] = []
+        self._acked: set[int] = set()
         self._iterator: Generator[Event, None, None] | None = None
         self._opened = False
 
@@ -238,12 +241,14 @@ class NatsEventSource:
         self.bus.close()
 
     async def _release_all(self) -> None:
-        for sub in self._subs.values():
-            try:
-                await sub.unsubscribe()
-            except Exception:  # noqa: BLE001, S110 - the subscription is gone either way
-                pass
-        self._subs.clear()
+        for msg in self._round:  # fetched, not processed: redelivered first, to the next worker
+            if id(msg) not in self._acked:
+                await msg.nak()
+        self._round = []
+        try:
+            await self._hand_back(list(self._subs))
+        except Exception:
+            log.debug("partitions not handed back", exc_info=True)
         if self._leases is not None:
             await self._leases.close()
 
@@ -280,6 +285,8 @@ class NatsEventSource:
                     return
                 continue
             last_message = time.monotonic()
+            self._round = [msg for partition in active for msg in batches[partition]]
+            self._acked = set()
             for partition in active:
                 if partition not in leases.held:  # lost meanwhile: its new owner gets them again
                     continue
@@ -360,6 +367,7 @@ class NatsEventSource:
         processed = [entry[0] for entry in self._batch[:done]]
         self._batch = self._batch[done:]
         self.bus.call(self._ack(processed), 30)
+        self._acked.update(map(id, processed))
 
     async def _ack(self, messages: list[Msg]) -> None:
         for msg in messages:
@@ -379,14 +387,15 @@ class NatsEventSource:
             await self._drop(partition)
         await leases.count_members()
         quota = leases.quota()
-        for partition in sorted(leases.held, reverse=True)[: max(0, len(leases.held) - quota)]:
-            await self._drop(partition)
+        surplus = sorted(leases.held, reverse=True)[: max(0, len(leases.held) - quota)]
+        await self._hand_back(surplus)
+        for partition in surplus:
             await leases.release(partition)
             log.info("partition %d released (%d workers)", partition, leases.members)
-        for partition in await leases.claim(quota):
-            await self._take(partition)
+        for partition, released in await leases.claim(quota):
+            await self._take(partition, released)
 
-    async def _take(self, partition: int) -> None:
+    async def _take(self, partition: int, released: bool) -> None:
         from nats.js.api import AckPolicy, ConsumerConfig
         from nats.js.errors import NotFoundError
 
@@ -405,7 +414,7 @@ class NatsEventSource:
                 description=f"pytracee workers {self.consumer}, partition {partition}",
             )
             info = await js.add_consumer(self.stream, config)
-        if info.num_ack_pending:
+        if info.num_ack_pending and not released:
             self._not_before[partition] = time.monotonic() + self.ack_wait
             log.info(
                 "partition %d taken over with %d unacknowledged messages: waiting %g s (ack_wait) for their redelivery",
@@ -417,6 +426,23 @@ class NatsEventSource:
             self._not_before.pop(partition, None)
             log.info("partition %d taken", partition)
         self._subs[partition] = await js.pull_subscribe_bind(consumer=name, stream=self.stream)
+
+    async def _hand_back(self, partitions: list[int]) -> None:
+        """Stop reading ``partitions``: what fetches left in their subscriptions is handed back
+        (``nak``: redelivered first, to the next worker) once the last pull requests expired."""
+        if not partitions:
+            return
+        await asyncio.sleep(FETCH_WAIT)  # a pull request still open delivers until it expires
+        for partition in partitions:
+            sub = self._subs.get(partition)
+            # nats-py keeps what arrived after a fetch returned in the subscription's queue
+            queue = getattr(getattr(sub, "_sub", None), "_pending_queue", None)
+            while queue is not None and not queue.empty():
+                msg = queue.get_nowait()
+                if msg.reply and not (msg.headers or {}).get("Status"):
+                    await msg.nak()
+            await self._drop(partition)
+        await self.bus.nc.flush(5)
 
     async def _drop(self, partition: int) -> None:
         sub = self._subs.pop(partition, None)
