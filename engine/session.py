@@ -239,6 +239,9 @@ class Session:
         status = ExitStatus.OK
         dispatch: Callable[[Event], None] = engine.dispatch
         observe = self.context.observe if self.context is not None else None
+        # A source that acknowledges its input (a message bus) is told when an event and
+        # its findings went through the signatures and the outputs (EventSource.event_done).
+        done = getattr(source, "event_done", None)
         try:
             for event in source:
                 if self.reload_requested:
@@ -249,6 +252,8 @@ class Session:
                     dispatch(event)
                 except MalformedEventError as exc:
                     source.skip(event, "malformed args", str(exc))
+                if done is not None:
+                    done(event)
         except InputError as exc:
             log.error("%s", exc)
             status = ExitStatus.FAILED

@@ -92,6 +92,11 @@ class EventSource(Protocol):
         """Release what the source holds (files, the kernel's programs); idempotent."""
         ...
 
+    # Optional: ``def event_done(self, event: Event) -> None``. When a source has it, the
+    # session calls it after ``event`` went through the signatures and each of its findings
+    # through the outputs (also after ``skip``): a source that acknowledges its input (the
+    # JetStream source, engine/bus/source.py) acknowledges only what was fully processed.
+
 
 class SkipLog:
     """Reports skipped records on a logger: the first :data:`REPORTED_PER_PLACE` of

@@ -107,6 +107,8 @@ def substitute(command: str, tmp: Path, hook_url: str) -> list[list[str]]:
                 word = str(RULES_DIR)
             elif word == "my.j2":
                 word = str(tmp / "my.j2")
+            elif "nats://127.0.0.1:4222" in word:  # the README's JetStream server: the test's own
+                word = word.replace("nats://127.0.0.1:4222", _NATS_URL[0])
             elif before == "--findings-output" or (before == "--output" and words[0] == "tracee-rules"):
                 word = str(tmp / Path(word).name)  # a findings file
             elif word.startswith("http://siem:8080/hook"):
@@ -190,8 +192,24 @@ def run_line(command: str, tmp: Path, hook_url: str) -> Outcome:
 COMMANDS = readme_commands()
 
 
+#: The URL of the JetStream server standing for the README's nats://127.0.0.1:4222.
+_NATS_URL = ["nats://127.0.0.1:4222"]
+
+
 @pytest.fixture(scope="module")
-def outcomes(tmp_path_factory: pytest.TempPathFactory, webhook: tuple[str, list[bytes]]) -> dict[str, Outcome]:
+def jetstream() -> Iterator[str]:
+    """A real nats-server for the README's nats:// lines (tests/bus_support.py)."""
+    from bus_support import nats_server
+
+    with nats_server() as server:
+        _NATS_URL[0] = server.url
+        yield server.url
+
+
+@pytest.fixture(scope="module")
+def outcomes(
+    tmp_path_factory: pytest.TempPathFactory, webhook: tuple[str, list[bytes]], jetstream: str
+) -> dict[str, Outcome]:
     """Every README line, run a few at a time (live tracee lines wait for their programs to attach)."""
     if os.geteuid() != 0:
         pytest.fail("the README's tracee lines need root: run the suite as root, as CI does")

@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pytracee.engine.bus import BusCredentials, add_bus_options
 from pytracee.engine.cli.operations import (
     add_operations_options,
     config_from_argv,
@@ -45,11 +46,12 @@ from pytracee.engine.output.templates import TemplateError
 from pytracee.engine.plugins import PluginManager
 from pytracee.engine.session import Session, SessionConfig
 
+from ..bus_output import BusEventOutput, split_bus_outputs
 from ..capture import ARTIFACT_EVENTS, CAPTURE_HELP, CaptureOptionError, parse_capture
 from ..capture.evidence import CaptureEvidence
 from ..collector import BUFFER_KINDS
 from ..filters import FilterError, Selection, parse_selection
-from ..printers import EventPrinter, OutputError, parse_output_options
+from ..printers import EventPrinter, OutputError, OutputSpec, parse_output_options
 from ..source import STOP_SIGNALS, LiveSource
 
 if TYPE_CHECKING:
@@ -110,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="OUTPUT",
         help="table (default), table-verbose, json, gotemplate=PATH, none; FORMAT:FILE or "
-        "out-file:FILE; option:parse-arguments, option:exec-env (repeatable)",
+        "out-file:FILE; option:parse-arguments, option:exec-env; nats://HOST:PORT/SUBJECT publishes "
+        "the events to JetStream as SUBJECT.<host> (repeatable)",
     )
     out.add_argument(
         "--capture",
@@ -186,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     outputs.add_finding_output_options(parser, file_option="--findings-output")
     add_operations_options(parser)
     add_metrics_options(parser)
+    add_bus_options(parser)
     return parser
 
 
@@ -222,10 +226,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             stream.reconfigure(errors="backslashreplace")
     try:
         selection = parse_selection(args.events, args.scope, args.trace)
-        output = parse_output_options(args.event_output)
-        printer = EventPrinter(output)
+        bus_outputs, local_outputs = split_bus_outputs(args.event_output)
+        output = parse_output_options(local_outputs or (["none"] if bus_outputs else []))
+        printer = _event_printer(output, bus_outputs, args)
         args.capture_options = parse_capture(args.capture)
-    except (FilterError, OutputError, CaptureOptionError) as exc:
+    except (FilterError, OutputError, ConfigError, CaptureOptionError) as exc:
         parser.print_usage(sys.stderr)
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return ExitStatus.USAGE
@@ -243,10 +248,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     status: int = ExitStatus.FAILED
     try:
         status = _trace(args, selection, printer, session, metrics)
+        if isinstance(printer, BusEventOutput) and printer.lost and status == ExitStatus.OK:
+            status = ExitStatus.FAILED  # events not published: counted and logged by the output
     finally:
         if session is not None:  # when tracing never started; run() already did otherwise
             status = session.finish(ExitStatus(status))
     return status
+
+
+def _event_printer(output: OutputSpec, bus_outputs: list[str], args: argparse.Namespace) -> EventPrinter:
+    """The event printer; with a nats:// output, one that also publishes (only one is allowed)."""
+    if not bus_outputs:
+        return EventPrinter(output)
+    if len(bus_outputs) > 1:
+        raise OutputError("--output nats://...: give one NATS output")
+    return BusEventOutput(output, bus_outputs[0], BusCredentials.from_options(args))
 
 
 def _load_session(

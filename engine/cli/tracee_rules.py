@@ -21,6 +21,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ..bus import BusError, add_bus_options, is_bus_url, open_bus_input
+from ..bus.address import BusAddress
 from ..config import ConfigFileError, merge_options
 from ..dispatch import LoadedSignature
 from ..errors import ConfigError, ExitStatus, Interrupted
@@ -33,6 +35,7 @@ from ..progress import InputPosition, ProgressLine
 from ..reader import DEFAULT_MAX_LINE_SIZE, STDIN, EventReader
 from ..safetext import EscapingLogFilter
 from ..session import Session, SessionConfig, signature_id_order
+from ..sources import EventSource
 from .operations import (
     add_operations_options,
     config_from_argv,
@@ -77,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         action="append",
         default=[],
-        help="events to read: JSON lines or a JSON array, optionally gzip-compressed; '-' is stdin (repeatable)",
+        help="events to read: JSON lines or a JSON array, optionally gzip-compressed; '-' is stdin (repeatable); "
+        "or nats://HOST:PORT/STREAM?consumer=NAME: one worker of a JetStream consumer (README: fleet)",
     )
     source.add_argument(
         "--input-tracee",
@@ -133,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the events the loaded signatures need, comma-separated, and exit",
     )
+    add_bus_options(parser)
     parser.add_argument(
         "--workers",
         metavar="N",
@@ -258,11 +263,10 @@ def _list_or_replay(
             return ExitStatus.USAGE
         inputs = [STDIN]
 
-    if args.workers > 1 and STDIN in inputs:
+    if args.workers > 1 and (STDIN in inputs or any(map(is_bus_url, inputs))):
+        what = "standard input" if STDIN in inputs else "a nats:// input (run more workers instead)"
         parser.print_usage(sys.stderr)
-        print(
-            f"{PROG}: error: --workers {args.workers}: standard input can be read by one process only", file=sys.stderr
-        )
+        print(f"{PROG}: error: --workers {args.workers}: {what} can be read by one process only", file=sys.stderr)
         return ExitStatus.USAGE
 
     def reader_of(shard: tuple[int, int] | None = None) -> EventReader:
@@ -279,9 +283,13 @@ def _list_or_replay(
     for sig in (signal.SIGINT, signal.SIGTERM):  # finish signatures and outputs, once
         signal.signal(sig, interrupt_on_signal)
     workers = f" in {args.workers} processes" if args.workers > 1 else ""
-    log.info("loaded %d signatures; reading %s%s", len(session.signatures), ", ".join(inputs), workers)
+    shown = ", ".join(map(_shown_input, inputs))
+    log.info("loaded %d signatures; reading %s%s", len(session.signatures), shown, workers)
     try:
-        reader = reader_of()
+        reader: EventSource = _bus_input(inputs, args, session) if any(map(is_bus_url, inputs)) else reader_of()
+    except BusError as exc:
+        log.error("%s", exc)
+        return ExitStatus.FAILED
     except ValueError as exc:
         parser.print_usage(sys.stderr)
         print(f"{PROG}: error: {exc}", file=sys.stderr)
@@ -318,7 +326,7 @@ def _print_listing(args: argparse.Namespace, session: Session) -> ExitStatus:
 def _replay(
     args: argparse.Namespace,
     session: Session,
-    reader: EventReader,
+    reader: EventSource,
     reader_of: Callable[[tuple[int, int] | None], EventReader],
     metrics: MetricsServer | None,
 ) -> ExitStatus:
@@ -328,7 +336,9 @@ def _replay(
     gc.collect()  # what loading left is long-lived: out of the collector's way (as gc.freeze advises)
     gc.freeze()
     gc.set_threshold(GC_THRESHOLD_0, *gc.get_threshold()[1:])
-    progress = None if args.no_progress else _progress_line(session, reader).start()
+    progress = None  # a bus has no end to measure progress against
+    if not args.no_progress and isinstance(reader, EventReader):
+        progress = _progress_line(session, reader).start()
     try:
         if args.workers > 1:
             status = replay_sharded(session, reader_of, args.workers)
@@ -353,6 +363,22 @@ def _progress_line(session: Session, reader: EventReader) -> ProgressLine:
         findings=lambda: engine.stats.findings if engine is not None else 0,
         position=InputPosition(reader),
     )
+
+
+def _bus_input(inputs: list[str], args: argparse.Namespace, session: Session) -> EventSource:
+    if len(inputs) > 1:
+        raise ValueError("a nats:// input is read alone: give no other --input")
+    return open_bus_input(inputs[0], args, session)
+
+
+def _shown_input(text: str) -> str:
+    """An input as logged: a nats:// address without credentials."""
+    if not is_bus_url(text):
+        return text
+    try:
+        return BusAddress.parse(text, "--input").display
+    except ValueError:
+        return "nats://..."
 
 
 _INPUT_TRACEE_HELP = """\

@@ -22,6 +22,9 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
+from ..bus.address import is_bus_url
+from ..bus.connection import BusCredentials
+from ..bus.findings import NatsFindingOutput
 from ..hookspecs import hookimpl
 from .printer import OutputFile, TemplatePrinter, TextOutput, silence_closed_output
 from .templates import BUILTIN_TEMPLATES, FindingTemplate
@@ -63,8 +66,14 @@ def add_finding_output_options(parser: argparse.ArgumentParser, file_option: str
         help=f"how to print findings: a built-in ({', '.join(BUILTIN_TEMPLATES)}) or a Jinja2 template file, "
         "rendered in a sandbox, at most 1 MiB and 1 s per finding (default: %(default)s)",
     )
+    aliases = ("--findings-output",) if file_option == "--output" else ()
     group.add_argument(
-        file_option, dest="output", metavar="FILE", help="write findings to FILE (replacing it) instead of stdout"
+        file_option,
+        *aliases,
+        dest="output",
+        metavar="FILE|URL",
+        help="write findings to FILE (replacing it) instead of stdout, or publish them to "
+        "nats://HOST:PORT/SUBJECT (JetStream, SUBJECT.<host>; see the README's fleet section)",
     )
     group.add_argument("--webhook", metavar="URL", help="POST every finding to URL (http:// or https://)")
     group.add_argument(
@@ -124,7 +133,15 @@ def tracee_configure(config: SessionConfig) -> None:
             getattr(options, "webhook_queue", DEFAULT_QUEUE_SIZE),
             getattr(options, "webhook_drain_timeout", DEFAULT_DRAIN_TIMEOUT),
         )
-    stream: TextOutput = OutputFile(options.output) if options.output else sys.stdout
-    pm.register(TemplatePrinter(template, stream), name="output-printer")
+    if is_bus_url(options.output):  # JetStream: rawjson unless another template is chosen
+        chosen = options.output_template if options.output_template != "default" else "rawjson"
+        option = "findings output"
+        credentials = BusCredentials.from_options(options)
+        pm.register(
+            NatsFindingOutput(options.output, option, FindingTemplate.load(chosen), credentials), name="output-nats"
+        )
+    else:
+        stream: TextOutput = OutputFile(options.output) if options.output else sys.stdout
+        pm.register(TemplatePrinter(template, stream), name="output-printer")
     if sender is not None:
         pm.register(sender, name="output-webhook")

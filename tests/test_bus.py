@@ -1,0 +1,312 @@
+"""Events and findings over NATS JetStream, with a real nats-server.
+
+Each test starts ``nats-server -js`` on 127.0.0.1 at a free port (tests/bus_support.py)
+and stops it by its pid. Workers are the ``tracee-rules`` command, run as a user runs
+it; their findings are read back from the findings stream and compared with what a
+local ``tracee-rules`` replay of the same events prints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import nats
+import pytest
+from bus_support import NatsServer, finding_key, nats_server, publish_events, read_stream
+from conftest import REPO, tracee_rules
+from pytracee.engine.bus.address import BusAddress, check_subject, subject_token
+from pytracee.engine.bus.connection import BusConnection, BusCredentials
+from pytracee.engine.bus.publisher import JetStreamPublisher
+
+HOSTS = 6
+
+
+@pytest.fixture
+def server() -> Iterator[NatsServer]:
+    with nats_server() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def host_streams(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Six hosts' recordings (the benchmark workload, signature-heavy, with attacks)."""
+    directory = tmp_path_factory.mktemp("hosts")
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        from workload import write_events
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    paths = []
+    for i in range(HOSTS):
+        path = directory / f"host{i}.jsonl"
+        stats = write_events(path, 1500, seed=100 + i, mix="heavy", attack_every=200)
+        assert sum(stats.expected_findings.values()) > 0
+        paths.append(path)
+    return paths
+
+
+def local_findings(paths: list[Path]) -> list[str]:
+    """The findings of one local tracee-rules over the recordings, as canonical JSON."""
+    inputs = [arg for path in paths for arg in ("--input", str(path))]
+    result = tracee_rules(*inputs, "--output-template", "rawjson")
+    assert result.returncode == 0, result.stderr
+    return sorted(finding_key(json.loads(line)) for line in result.stdout.splitlines())
+
+
+def bus_findings(url: str) -> list[str]:
+    return sorted(finding_key(json.loads(data)) for _, data, _ in read_stream(url, "TRACEE_FINDINGS"))
+
+
+def host_messages(paths: list[Path]) -> list[tuple[str, bytes]]:
+    return [
+        (f"tracee.events.host{i}", line.rstrip(b"\n"))
+        for i, path in enumerate(paths)
+        for line in path.read_bytes().splitlines()
+        if line.strip()
+    ]
+
+
+def start_worker(url: str, query: str = "&idle=10", *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pytracee.engine.cli.tracee_rules",
+            "--input",
+            f"{url}/TRACEE_EVENTS?consumer=detect&partitions=4&lease=3&ack_wait=4{query}",
+            "--output",
+            f"{url}/tracee.findings",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_stream(url: str, stream: str, timeout: float = 30) -> None:
+    async def exists() -> bool:
+        nc = await nats.connect(url)
+        try:
+            await nc.jetstream().stream_info(stream)
+            return True
+        except nats.js.errors.NotFoundError:
+            return False
+        finally:
+            await nc.close()
+
+    deadline = time.monotonic() + timeout
+    while not asyncio.run(exists()):
+        assert time.monotonic() < deadline, f"no stream {stream}"
+        time.sleep(0.2)
+
+
+def processed(stderr: str) -> int:
+    match = re.search(r"(\d+) events processed", stderr)
+    assert match, stderr
+    return int(match.group(1))
+
+
+# --- addresses, subjects, credentials ------------------------------------------------------
+
+
+def test_addresses_are_checked_and_shown_without_credentials() -> None:
+    address = BusAddress.parse("nats://worker:s3cret@10.9.8.7:4333,b:4222/TRACEE_EVENTS?consumer=x", "--input")
+    assert address.display == "nats://10.9.8.7:4333,b:4222/TRACEE_EVENTS"
+    assert "s3cret" not in address.display and address.query == {"consumer": "x"}
+    assert BusAddress.parse("tls://h/s", "--output").servers == ("tls://h:4222",)
+    for bad in ("http://h/s", "nats://h:99999/s", "nats:///s"):
+        with pytest.raises(ValueError, match="--output"):
+            BusAddress.parse(bad, "--output")
+    credentials = BusCredentials(user="worker", password="s3cret")  # noqa: S106 - a test's own
+    assert credentials.redact("auth failed for s3cret", address) == "auth failed for ***"
+    assert "s3cret" not in repr(credentials)
+
+
+@pytest.mark.parametrize("subject", ["tracee.*", "tracee.>", "a..b", "a b", "a\r\nPUB x 1", "", ".a", "é"])
+def test_subjects_with_wildcards_or_odd_characters_are_refused(subject: str) -> None:
+    with pytest.raises(ValueError, match="subject"):
+        check_subject(subject)
+
+
+def test_host_names_become_one_harmless_token() -> None:
+    assert subject_token("web-1.prod") == "web-1_prod"
+    assert subject_token("a.*.>\r\n") == "a______"
+    assert subject_token("") == "unknown" and subject_token("..", "node") == "node"
+    assert len(subject_token("x" * 500)) == 64
+
+
+def test_a_bad_subject_is_a_usage_error_before_connecting() -> None:
+    result = tracee_rules("--input", "/dev/null", "--output", "nats://127.0.0.1:1/tracee.*")
+    assert result.returncode == 2
+    assert "invalid token '*'" in result.stderr
+
+
+# --- the pool of workers -------------------------------------------------------------------
+
+
+def test_two_workers_find_what_one_local_replay_finds(server: NatsServer, host_streams: list[Path]) -> None:
+    expected = local_findings(host_streams)
+    assert expected
+    workers = [start_worker(server.url) for _ in range(2)]
+    wait_for_stream(server.url, "TRACEE_EVENTS")
+    time.sleep(2.5)  # both workers joined: the partitions are shared
+    messages = host_messages(host_streams)
+    assert publish_events(server.url, messages) == len(messages)
+    results = [worker.communicate(timeout=180) for worker in workers]
+    for worker, (_, err) in zip(workers, results, strict=True):
+        assert worker.returncode == 0, err
+    counts = [processed(err) for _, err in results]
+    assert sum(counts) == len(messages), counts  # every event once: none lost, none twice
+    assert all(counts), counts  # both took part
+    assert bus_findings(server.url) == expected
+
+
+def test_a_worker_killed_halfway_loses_nothing_and_duplicates_nothing(
+    server: NatsServer, host_streams: list[Path]
+) -> None:
+    expected = local_findings(host_streams)
+    workers = [start_worker(server.url, "&idle=10&batch=64") for _ in range(2)]
+    wait_for_stream(server.url, "TRACEE_EVENTS")
+    time.sleep(2.5)
+    messages = host_messages(host_streams)
+    publish_events(server.url, messages)
+    victim = kill_a_busy_worker(server.url, workers, len(messages))
+    survivor = next(w for w in workers if w is not victim)
+    _, err = survivor.communicate(timeout=240)
+    assert survivor.returncode == 0, err
+    assert "taken" in err
+    stored = read_stream(server.url, "TRACEE_FINDINGS")
+    ids = Counter(headers.get("Nats-Msg-Id") for _, _, headers in stored)
+    assert ids and max(ids.values()) == 1  # each finding stored once
+    assert bus_findings(server.url) == expected
+
+
+def kill_a_busy_worker(url: str, workers: list[subprocess.Popen[str]], total: int) -> subprocess.Popen[str]:
+    """SIGKILL the worker holding a partition with work left, once about a third of the
+    events were acknowledged; returns it."""
+
+    async def progress() -> tuple[int, dict[int, int]]:
+        nc = await nats.connect(url)
+        js = nc.jetstream()
+        acked = 0
+        owners: dict[int, int] = {}
+        kv = await js.key_value("TRACEE_EVENTS_detect_workers")
+        for partition in range(4):
+            info = await js.consumer_info("TRACEE_EVENTS", f"detect-p{partition}")
+            acked += info.ack_floor.stream_seq and info.delivered.consumer_seq - info.num_ack_pending
+            if info.num_pending or info.num_ack_pending:
+                try:
+                    entry = await kv.get(f"partition.{partition}")
+                except nats.js.errors.KeyNotFoundError:
+                    continue
+                pid = int((entry.value or b"").decode().split("-")[-2])
+                owners[pid] = owners.get(pid, 0) + info.num_pending + info.num_ack_pending
+        await nc.close()
+        return acked, owners
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            acked, owners = asyncio.run(progress())
+        except nats.js.errors.NotFoundError:  # consumers not all created yet
+            time.sleep(0.1)
+            continue
+        busy = [w for w in workers if w.pid in owners]
+        if acked >= total // 3 and busy:
+            victim = max(busy, key=lambda w: owners[w.pid])
+            os.kill(victim.pid, signal.SIGKILL)
+            victim.communicate(timeout=30)
+            return victim
+        time.sleep(0.05)
+    raise AssertionError("the workers never got a third of the way")
+
+
+def test_bad_messages_are_counted_and_moved_to_the_dead_letter_subject(server: NatsServer, tmp_path: Path) -> None:
+    good = (REPO / "tests/fixtures/events_v0.24.1_docs.jsonl").read_bytes().splitlines()[0]
+    worker = start_worker(server.url, "&idle=4")
+    wait_for_stream(server.url, "TRACEE_EVENTS")
+    bad = [b"{not json", b"[1, 2]", b'{"eventName": "no_such_event"}', b'{"eventName": "openat", "args": 7}']
+    publish_events(server.url, [("tracee.events.web", payload) for payload in [*bad, good]])
+    _, err = worker.communicate(timeout=120)
+    assert worker.returncode == 0, err
+    assert "1 events processed, 4 skipped" in err
+    assert "4 moved to deadletter.TRACEE_EVENTS.detect" in err
+    moved = read_stream(server.url, "TRACEE_EVENTS_DEADLETTER")
+    assert [data for _, data, _ in moved] == bad
+    reasons = [headers["Tracee-Reason"] for _, _, headers in moved]
+    assert reasons == ["invalid JSON", "not an event", "unknown event", "wrong type"]
+    assert all(headers["Tracee-Origin"].startswith("nats:tracee.events.") for _, _, headers in moved)
+
+
+# --- publishing: bounded, counted ------------------------------------------------------
+
+
+def test_the_publisher_counts_every_message_it_could_not_store(server: NatsServer) -> None:
+    bus = BusConnection(BusAddress.parse(server.url + "/x", "--output"), BusCredentials(reconnect_attempts=0))
+    bus.connect()
+    try:
+        from pytracee.engine.bus.partitions import ensure_event_stream
+
+        bus.call(ensure_event_stream(bus, "TRACEE_EVENTS", "tracee.events", 2), 10)
+        publisher = JetStreamPublisher(bus, "events", buffer=50, retry_for=1.0, retry_wait=0.1)
+        publisher.start()
+        for i in range(20):
+            assert publisher.submit("tracee.events.a", b"{}", f"id-{i}")
+        assert publisher.flush(10)
+        assert publisher.stats.published == 20
+        publisher.submit("tracee.events.a", b"{}", "id-0")  # the same id again: stored once
+        publisher.submit("no.stream.here", b"{}", "lost-1")  # no stream captures it: fails
+        publisher.flush(10)
+        server.stop()  # the server goes away: what follows cannot be stored
+        accepted = sum(publisher.submit("tracee.events.a", b"{}", f"late-{i}") for i in range(200))
+        publisher.close(drain_timeout=3)
+        stats = publisher.stats
+    finally:
+        bus.close()
+    assert stats.submitted == 222
+    assert stats.published == 21 and stats.duplicates == 1
+    assert stats.dropped_full == 200 - accepted and stats.dropped_full > 0
+    assert stats.published + stats.lost == stats.submitted  # every message accounted for
+    assert stats.failed >= 1
+
+
+# --- credentials ---------------------------------------------------------------------------
+
+
+def test_user_and_password_are_passed_and_never_printed(tmp_path: Path) -> None:
+    secret = "pw-9f8e7d6c"  # noqa: S105 - the test server's
+    password = tmp_path / "password"
+    password.write_text(secret + "\n")
+    events = tmp_path / "events.jsonl"
+    events.write_bytes((REPO / "tests/fixtures/events_v0.24.1_docs.jsonl").read_bytes())
+    with nats_server("--user", "tracer", "--pass", secret) as server:
+        ok = tracee_rules(
+            "--input", str(events), "--output", f"{server.url}/tracee.findings",
+            "--nats-user", "tracer", "--nats-password-file", str(password), "--log", "debug",
+        )  # fmt: skip
+        assert ok.returncode == 0, ok.stderr
+        assert "findings published" in ok.stderr and secret not in ok.stderr
+        wrong = tmp_path / "wrong"
+        wrong.write_text("not-it")
+        refused = tracee_rules(
+            "--input", str(events), "--output", f"nats://tracer:{secret}x@127.0.0.1:{server.port}/tracee.findings",
+            "--log", "debug",
+        )  # fmt: skip
+        assert refused.returncode == 2
+        assert "cannot connect" in refused.stderr and secret not in refused.stderr
+        token = tracee_rules(
+            "--input", str(events), "--output", f"{server.url}/tracee.findings",
+            "--nats-user", "tracer", "--nats-password-file", str(wrong),
+        )  # fmt: skip
+        assert token.returncode == 2 and "not-it" not in token.stderr
