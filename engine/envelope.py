@@ -29,7 +29,7 @@ from typing import Annotated, Any, Final
 
 import msgspec
 
-__all__ = ["MAX_NESTING", "Envelope", "may_nest_too_deeply", "read_envelope"]
+__all__ = ["MAX_NESTING", "Envelope", "may_nest_too_deeply", "read_envelope", "read_process_key"]
 
 #: Deepest nesting of arrays and objects accepted in a record (Tracee's events nest 4 deep).
 MAX_NESTING: Final = 32
@@ -107,7 +107,14 @@ class _Arg(msgspec.Struct, gc=False):
     value: Any = None
 
 
+class _Key(msgspec.Struct, gc=False):
+    hostProcessId: _Int = 0  # noqa: N815 - the JSON keys, as Tracee writes them
+    containerId: str = ""  # noqa: N815
+    container: _Container = _NO_CONTAINER
+
+
 _decode: Final = msgspec.json.Decoder(Envelope).decode
+_decode_key: Final = msgspec.json.Decoder(_Key).decode
 _decode_args: Final = msgspec.json.Decoder(list[_Arg]).decode
 _DecodeError: Final = msgspec.DecodeError
 
@@ -138,3 +145,13 @@ def may_nest_too_deeply(text: bytes) -> bool:
     may nest too deeply (the full check then measures). Tested only on records that
     are decoded: a record nobody decodes cannot be too deep for anyone."""
     return text.count(b"[") + text.count(b"{") > MAX_NESTING
+
+
+def read_process_key(text: bytes) -> tuple[str, int] | None:
+    """``(container id, host process id)`` of a record, as its envelope would give them
+    (cheaper: only these fields are decoded); ``None`` when they cannot be read so."""
+    try:
+        key = _decode_key(text)
+    except (_DecodeError, RecursionError):
+        return None
+    return key.container.id or key.containerId, key.hostProcessId

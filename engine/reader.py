@@ -29,7 +29,7 @@ from typing import IO, Any, Final
 
 import orjson
 
-from .envelope import MAX_NESTING, Envelope, may_nest_too_deeply, read_envelope
+from .envelope import MAX_NESTING, Envelope, may_nest_too_deeply, read_envelope, read_process_key
 from .errors import InputError
 from .events import Event, container_id_of
 from .records import RecordSplitter, TruncatedInput
@@ -74,7 +74,9 @@ class EventReader:
         :func:`~pytracee.engine.prefilter.plan_decoding`).
     :param shard: ``(index, count)``: deliver only the events of this shard
         (:func:`shard_of`: a container's events, or a host process's, all go to
-        one shard, in input order); bad records are reported by shard 0 only.
+        one shard, in input order). Each record has one owner, which alone counts
+        and reports it: the shard of its process key when that can be read
+        (:func:`~pytracee.engine.envelope.read_process_key`), else shard 0.
         Each shard's reader reads all the input (``tracee-rules --workers``).
     """
 
@@ -135,10 +137,7 @@ class EventReader:
         self._log(where, message)
 
     def _reject_elsewhere(self, where: str, line: int, reason: str, detail: str) -> None:
-        """A bad record seen by a shard other than the first, which counts and reports it;
-        when strict, every shard stops there."""
-        if self.strict:
-            raise InputError(f"{where}:{line}: {reason}: {detail}" if line else f"{where}: {reason}: {detail}")
+        """A bad record another shard counts and reports: nothing to do here."""
 
     # --- the EventSource protocol ------------------------------------------------------
 
@@ -181,10 +180,12 @@ class EventReader:
         check = self._check
         stats = self.stats
 
-        reject = self.reject if self.shard is None or self.shard[0] == 0 else self._reject_elsewhere
+        report_all = self.reject
+        report_none = self._reject_elsewhere
+        reject = first_reject = report_all if self.shard is None or self.shard[0] == 0 else report_none
 
-        def report(line: int, reason: str, detail: str) -> None:
-            reject(name, line, reason, detail)
+        def report(line: int, reason: str, detail: str) -> None:  # lines too long, truncated input
+            first_reject(name, line, reason, detail)
 
         envelope = read_envelope
         wanted = self.wanted_events
@@ -193,11 +194,17 @@ class EventReader:
         shard = self.shard
         index, count = shard if shard is not None else (0, 1)
         for text, lineno in RecordSplitter(stream, self.max_line_size, report):
+            owner = None
+            if shard is not None:  # each record has one owner: by its key, else shard 0 reports it
+                key = read_process_key(text)
+                if key is not None:
+                    owner = shard_of(*key, count)
+                    if owner != index:
+                        continue
+                reject = report_all if owner is not None or index == 0 else report_none
             head = envelope(text)
             if head is not None and (known is None or known(head.eventName)):
                 # a well-formed event: decoded only when some consumer wants it
-                if shard is not None and shard_of(head.container_id, head.hostProcessId, count) != index:
-                    continue
                 if wanted is not None and head.eventName not in wanted:
                     admit = admissions.get(head.eventName)
                     if admit is None or not admit(head):
@@ -225,7 +232,11 @@ class EventReader:
             if problem is not None:
                 reject(name, lineno, *problem)
                 continue
-            if shard is not None and shard_of(container_id_of(raw), raw.get("hostProcessId", 0), count) != index:
+            if (
+                owner is None
+                and shard is not None
+                and shard_of(container_id_of(raw), raw.get("hostProcessId", 0), count) != index
+            ):
                 continue
             stats.events += 1
             yield Event(raw, "tracee", name, lineno, text)

@@ -134,6 +134,7 @@ def test_workers_find_what_one_process_finds_on_the_workload(tmp_path: Path) -> 
 def test_bad_records_are_counted_once_with_their_line(tmp_path: Path) -> None:
     good = json.dumps(_exec(42, "/usr/bin/ls"))
     lines = [good, '{"eventName": "openat", "args": [', good, '{"eventName": "openat", "processId": "x"}', good]
+    lines.append('{"eventName": "openat", "hostProcessId": 1, "threadId": "y"}')  # owned by worker 1 of 3
     path = tmp_path / "bad.jsonl"
     path.write_text("\n".join(lines) + "\n")
     for workers in ("1", "3"):
@@ -141,7 +142,8 @@ def test_bad_records_are_counted_once_with_their_line(tmp_path: Path) -> None:
         assert result.returncode == 0, result.stderr
         assert result.stderr.count(f"{path}:2: invalid JSON") == 1, result.stderr
         assert result.stderr.count(f"{path}:4: wrong type") == 1, result.stderr
-        assert _summary(result.stderr)[:2] == (3, 2)
+        assert result.stderr.count(f"{path}:6: wrong type") == 1, result.stderr
+        assert _summary(result.stderr)[:2] == (3, 3)
 
 
 def test_workers_need_files(tmp_path: Path) -> None:
