@@ -25,6 +25,7 @@ nesting deeper than :data:`MAX_NESTING` (which only protects what decodes it).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Annotated, Any, Final
 
 import msgspec
@@ -90,14 +91,18 @@ class Envelope(msgspec.Struct, gc=False):
             return "container"
         return "container-init" if self.container.id or self.containerId else "host"
 
-    def arg_values(self) -> dict[str, Any] | None:
-        """The arguments as ``{name: value}`` (as :attr:`.events.Event.args`); ``None`` when
-        they are not a list of ``{"name": str, ...}`` objects (the full decoding says why)."""
+    def arg_values(self, names: Collection[str] | None = None) -> dict[str, Any] | None:
+        """The arguments as ``{name: value}`` (as :attr:`.events.Event.args`), or only those
+        called ``names``; ``None`` when they are not a list of ``{"name": str, ...}``
+        objects (the full decoding says why)."""
         args = self.args
         if not args:
             return {}
         try:
-            return {arg.name: arg.value for arg in _decode_args(args)}
+            if names is None:
+                return {arg.name: arg.value for arg in _decode_args(args)}
+            wanted = {arg.name: arg.value for arg in _decode_raw_args(args) if arg.name in names}
+            return {name: _decode_value(value) if value else None for name, value in wanted.items()}
         except (_DecodeError, RecursionError):
             return None
 
@@ -116,6 +121,15 @@ class _Key(msgspec.Struct, gc=False):
 _decode: Final = msgspec.json.Decoder(Envelope).decode
 _decode_key: Final = msgspec.json.Decoder(_Key).decode
 _decode_args: Final = msgspec.json.Decoder(list[_Arg]).decode
+
+
+class _RawArg(msgspec.Struct, gc=False):
+    name: str
+    value: msgspec.Raw = _ABSENT
+
+
+_decode_raw_args: Final = msgspec.json.Decoder(list[_RawArg]).decode
+_decode_value: Final = msgspec.json.Decoder().decode
 _DecodeError: Final = msgspec.DecodeError
 
 
