@@ -25,12 +25,14 @@ nesting deeper than :data:`MAX_NESTING` (which only protects what decodes it).
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Collection
 from typing import Annotated, Any, Final
 
 import msgspec
 
-__all__ = ["MAX_NESTING", "Envelope", "may_nest_too_deeply", "read_envelope", "read_process_key"]
+__all__ = ["MAX_NESTING", "Envelope", "guess_event_name", "may_nest_too_deeply", "read_envelope", "read_process_key"]
 
 #: Deepest nesting of arrays and objects accepted in a record (Tracee's events nest 4 deep).
 MAX_NESTING: Final = 32
@@ -101,6 +103,9 @@ class Envelope(msgspec.Struct, gc=False):
         try:
             if names is None:
                 return {arg.name: arg.value for arg in _decode_args(args)}
+            found = _find_string_args(bytes(args), names)
+            if found is not None:
+                return found
             wanted = {arg.name: arg.value for arg in _decode_raw_args(args) if arg.name in names}
             return {name: _decode_value(value) if value else None for name, value in wanted.items()}
         except (_DecodeError, RecursionError):
@@ -169,3 +174,45 @@ def read_process_key(text: bytes) -> tuple[str, int] | None:
     except (_DecodeError, RecursionError):
         return None
     return key.container.id or key.containerId, key.hostProcessId
+
+
+_ARG_PATTERNS: dict[str, tuple[bytes, re.Pattern[bytes]]] = {}
+
+
+def _find_string_args(args: bytes, names: Collection[str]) -> dict[str, Any] | None:
+    """String arguments ``names`` read from the (valid) JSON text of ``args`` by a search
+    for ``{"name":"N","type":"T","value":"..."}`` as Tracee writes them; ``None`` (decode
+    them instead) unless the text has no escapes, every ``"name"`` key is written so, and
+    each of ``names`` occurs exactly once with a string value."""
+    if b"\\" in args or args.count(b'"name"') != args.count(b'"name":"'):
+        return None  # escapes, or a name key written otherwise: decode
+    found: dict[str, Any] = {}
+    for name in names:
+        entry = _ARG_PATTERNS.get(name)
+        if entry is None:
+            key = b'"name":' + json.dumps(name).encode()
+            entry = _ARG_PATTERNS[name] = (key, re.compile(re.escape(key) + rb',"type":"[^"\\]*","value":"([^"\\]*)"'))
+        key, pattern = entry
+        at = args.find(key)
+        match = pattern.match(args, at) if at >= 0 and args.find(key, at + 1) < 0 else None
+        if match is None:
+            return None  # absent, not a plain string, another layout, twice: decode
+        found[name] = match.group(1).decode("ascii")
+    return found
+
+
+_NAME_KEY: Final = b'"eventName":"'
+
+
+def guess_event_name(text: bytes) -> bytes | str:
+    """The event name a record most likely has: the value of the first ``"eventName":"``
+    (Tracee's layout), found by a byte search; ``b""`` when there is none.
+
+    Only a guess (a nested object could hold such a key first): a record whose guessed
+    name some consumer wants is decoded and validated in full, which reads the real name.
+    """
+    at = text.find(_NAME_KEY)
+    if at < 0:
+        return b""
+    start = at + len(_NAME_KEY)
+    return text[start : text.find(b'"', start)].decode("ascii", "replace")

@@ -29,7 +29,7 @@ from typing import IO, Any, Final
 
 import orjson
 
-from .envelope import MAX_NESTING, Envelope, may_nest_too_deeply, read_envelope, read_process_key
+from .envelope import MAX_NESTING, Envelope, guess_event_name, may_nest_too_deeply, read_envelope, read_process_key
 from .errors import InputError
 from .events import Event, container_id_of
 from .records import RecordSplitter, TruncatedInput
@@ -177,7 +177,6 @@ class EventReader:
 
     def _read(self, stream: IO[bytes], name: str) -> Iterator[Event]:
         loads = orjson.loads
-        check = self._check
         stats = self.stats
 
         report_all = self.reject
@@ -188,6 +187,7 @@ class EventReader:
             first_reject(name, line, reason, detail)
 
         envelope = read_envelope
+        name_of = guess_event_name
         wanted = self.wanted_events
         admissions = self.admissions
         known = self.is_known_event
@@ -202,7 +202,8 @@ class EventReader:
                     if owner != index:
                         continue
                 reject = report_all if owner is not None or index == 0 else report_none
-            head = envelope(text)
+            # an event some consumer surely wants is validated in full; others by their envelope first
+            head = None if wanted is not None and name_of(text) in wanted else envelope(text)
             if head is not None and (known is None or known(head.eventName)):
                 # a well-formed event: decoded only when some consumer wants it
                 if wanted is not None and head.eventName not in wanted:
@@ -220,17 +221,8 @@ class EventReader:
                     stats.events += 1
                     yield Event(raw, "tracee", name, lineno, text)
                     continue
-            try:
-                raw = loads(text)
-            except orjson.JSONDecodeError as exc:
-                reject(name, lineno, *_json_problem(text, exc))
-                continue
-            if text.count(b"[") + text.count(b"{") > MAX_NESTING and _nesting(raw) > MAX_NESTING:
-                reject(name, lineno, "too deeply nested", f"JSON nested more than {MAX_NESTING} levels deep")
-                continue
-            problem = check(raw)
-            if problem is not None:
-                reject(name, lineno, *problem)
+            raw = self._validated(text, name, lineno, reject)
+            if raw is None:
                 continue
             if (
                 owner is None
@@ -240,6 +232,22 @@ class EventReader:
                 continue
             stats.events += 1
             yield Event(raw, "tracee", name, lineno, text)
+
+    def _validated(self, text: bytes, where: str, line: int, reject: Callable[[str, int, str, str], None]) -> Any:
+        """The record decoded and validated in full, or None after rejecting it."""
+        try:
+            raw = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            reject(where, line, *_json_problem(text, exc))
+            return None
+        if text.count(b"[") + text.count(b"{") > MAX_NESTING and _nesting(raw) > MAX_NESTING:
+            reject(where, line, "too deeply nested", f"JSON nested more than {MAX_NESTING} levels deep")
+            return None
+        problem = self._check(raw)
+        if problem is not None:
+            reject(where, line, *problem)
+            return None
+        return raw
 
     # --- validation ------------------------------------------------------------------
 
