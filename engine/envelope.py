@@ -204,15 +204,15 @@ def _find_string_args(args: bytes, names: Collection[str]) -> dict[str, Any] | N
 _NAME_KEY: Final = b'"eventName":"'
 
 
-def guess_event_name(text: bytes) -> bytes | str:
+def guess_event_name(text: bytes) -> str:
     """The event name a record most likely has: the value of the first ``"eventName":"``
-    (Tracee's layout), found by a byte search; ``b""`` when there is none.
+    (Tracee's layout), found by a byte search; ``""`` when there is none.
 
     Only a guess (a nested object could hold such a key first): a record whose guessed
     name some consumer wants is decoded and validated in full, which reads the real name.
     """
     at = text.find(_NAME_KEY)
     if at < 0:
-        return b""
+        return ""
     start = at + len(_NAME_KEY)
     return text[start : text.find(b'"', start)].decode("ascii", "replace")

@@ -31,7 +31,7 @@ import orjson
 
 from .envelope import MAX_NESTING, Envelope, guess_event_name, may_nest_too_deeply, read_envelope, read_process_key
 from .errors import InputError
-from .events import Event, container_id_of
+from .events import Event
 from .records import RecordSplitter, TruncatedInput
 from .sources import REPORTED_PER_PLACE, SkipLog, SourceStats
 
@@ -72,12 +72,12 @@ class EventReader:
         over the record's envelope, true when it must be decoded and delivered
         after all (the signatures' origins and data filters,
         :func:`~pytracee.engine.prefilter.plan_decoding`).
-    :param shard: ``(index, count)``: deliver only the events of this shard
-        (:func:`shard_of`: a container's events, or a host process's, all go to
-        one shard, in input order). Each record has one owner, which alone counts
-        and reports it: the shard of its process key when that can be read
-        (:func:`~pytracee.engine.envelope.read_process_key`), else shard 0.
-        Each shard's reader reads all the input (``tracee-rules --workers``).
+    :param shard: ``(index, count)``: handle only the records of this shard
+        (``tracee-rules --workers``): each shard's reader reads all the input, and
+        each record has one owner, which alone decodes, counts and reports it. The
+        events that will be decoded go by process (:func:`shard_of`: a container's
+        events, or a host process's, all go to one shard, in input order); the
+        others by line number.
     """
 
     def __init__(
@@ -136,9 +136,6 @@ class EventReader:
         self.stats.skipped_by_reason[reason] += 1
         self._log(where, message)
 
-    def _reject_elsewhere(self, where: str, line: int, reason: str, detail: str) -> None:
-        """A bad record another shard counts and reports: nothing to do here."""
-
     # --- the EventSource protocol ------------------------------------------------------
 
     def where(self, event: Event) -> str:
@@ -178,32 +175,26 @@ class EventReader:
     def _read(self, stream: IO[bytes], name: str) -> Iterator[Event]:
         loads = orjson.loads
         stats = self.stats
-
-        report_all = self.reject
-        report_none = self._reject_elsewhere
-        reject = first_reject = report_all if self.shard is None or self.shard[0] == 0 else report_none
+        reject = self.reject
+        shard = self.shard
+        index, count = shard if shard is not None else (0, 1)
 
         def report(line: int, reason: str, detail: str) -> None:  # lines too long, truncated input
-            first_reject(name, line, reason, detail)
+            if shard is None or line % count == index:
+                reject(name, line, reason, detail)
 
         envelope = read_envelope
         name_of = guess_event_name
         wanted = self.wanted_events
         admissions = self.admissions
         known = self.is_known_event
-        shard = self.shard
-        index, count = shard if shard is not None else (0, 1)
+        owner_of = self._owner_function()
         for text, lineno in RecordSplitter(stream, self.max_line_size, report):
-            owner = None
-            if shard is not None:  # each record has one owner: by its key, else shard 0 reports it
-                key = read_process_key(text)
-                if key is not None:
-                    owner = shard_of(*key, count)
-                    if owner != index:
-                        continue
-                reject = report_all if owner is not None or index == 0 else report_none
+            guess = name_of(text) if wanted is not None else ""
+            if owner_of is not None and owner_of(text, lineno, guess) != index:
+                continue  # another shard's record: it decodes, counts and reports it
             # an event some consumer surely wants is validated in full; others by their envelope first
-            head = None if wanted is not None and name_of(text) in wanted else envelope(text)
+            head = None if wanted is not None and guess in wanted else envelope(text)
             if head is not None and (known is None or known(head.eventName)):
                 # a well-formed event: decoded only when some consumer wants it
                 if wanted is not None and head.eventName not in wanted:
@@ -224,14 +215,32 @@ class EventReader:
             raw = self._validated(text, name, lineno, reject)
             if raw is None:
                 continue
-            if (
-                owner is None
-                and shard is not None
-                and shard_of(container_id_of(raw), raw.get("hostProcessId", 0), count) != index
-            ):
-                continue
             stats.events += 1
             yield Event(raw, "tracee", name, lineno, text)
+
+    def _owner_function(self) -> Callable[[bytes, int, str], int] | None:
+        """``owner(text, line, guessed_name)``: the shard that handles a record (None: no shards).
+
+        A record that will likely be decoded goes by its process key (:func:`shard_of`), so
+        every event of a process or container meets the same signatures in order; any other
+        record (one nobody wants by the name it shows, or whose key cannot be read) by its
+        line number, which costs nothing to find. Every shard computes the same owner from the same bytes, so
+        each record is handled (decoded, counted, reported) exactly once.
+        """
+        if self.shard is None:
+            return None
+        count = self.shard[1]
+        wanted = self.wanted_events
+        decoded = None if wanted is None else frozenset(wanted) | frozenset(self.admissions)
+
+        def owner(text: bytes, line: int, guess: str) -> int:
+            if decoded is None or not guess or guess in decoded:  # no guess: another layout, maybe wanted
+                key = read_process_key(text)
+                if key is not None:
+                    return shard_of(*key, count)
+            return line % count
+
+        return owner
 
     def _validated(self, text: bytes, where: str, line: int, reject: Callable[[str, int, str, str], None]) -> Any:
         """The record decoded and validated in full, or None after rejecting it."""
