@@ -182,21 +182,24 @@ _ARG_PATTERNS: dict[str, tuple[bytes, re.Pattern[bytes]]] = {}
 def _find_string_args(args: bytes, names: Collection[str]) -> dict[str, Any] | None:
     """String arguments ``names`` read from the (valid) JSON text of ``args`` by a search
     for ``{"name":"N","type":"T","value":"..."}`` as Tracee writes them; ``None`` (decode
-    them instead) unless the text has no escapes, every ``"name"`` key is written so, and
-    each of ``names`` occurs exactly once with a string value."""
-    if b"\\" in args or args.count(b'"name"') != args.count(b'"name":"'):
-        return None  # escapes, or a name key written otherwise: decode
+    them instead) unless the text has no escapes and each of ``names`` occurs exactly once
+    as a JSON string, in an argument written so, with a string value."""
+    if b"\\" in args:
+        return None  # escapes: decode
     found: dict[str, Any] = {}
     for name in names:
         entry = _ARG_PATTERNS.get(name)
         if entry is None:
-            key = b'"name":' + json.dumps(name).encode()
-            entry = _ARG_PATTERNS[name] = (key, re.compile(re.escape(key) + rb',"type":"[^"\\]*","value":"([^"\\]*)"'))
-        key, pattern = entry
-        at = args.find(key)
-        match = pattern.match(args, at) if at >= 0 and args.find(key, at + 1) < 0 else None
+            token = json.dumps(name).encode()
+            pattern = re.compile(rb'"name":' + re.escape(token) + rb',"type":"[^"]*","value":"([^"]*)"')
+            entry = _ARG_PATTERNS[name] = (token, pattern)
+        token, pattern = entry
+        # the only "N" string in the text (no escapes: any argument called N holds it) ...
+        if args.count(token) != 1:
+            return None  # absent, or also elsewhere: decode
+        match = pattern.search(args)  # ... in an argument written as Tracee writes them
         if match is None:
-            return None  # absent, not a plain string, another layout, twice: decode
+            return None
         found[name] = match.group(1).decode("ascii")
     return found
 
