@@ -30,6 +30,10 @@ and ``all``), timing the whole process from start to exit. Each line shows:
 * the target of issue 10, where it has one, with PASS or FAIL (judged on the
   end-to-end rate and ratio).
 
+With ``--workers N`` (default 2) it also runs the default set as ``tracee-rules
+--workers N`` allowed N CPUs, against issue 10's target of 1.7 times the
+one-process rate for N = 2.
+
 Throughputs are the best of ``--repeat`` runs; parse-only and the commands are
 interleaved so machine noise hits all alike, and every run is listed. Finally it
 checks that each command found exactly the findings the workload injected for

@@ -25,11 +25,14 @@ nesting deeper than :data:`MAX_NESTING` (which only protects what decodes it).
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Collection
 from typing import Annotated, Any, Final
 
 import msgspec
 
-__all__ = ["MAX_NESTING", "Envelope", "may_nest_too_deeply", "read_envelope"]
+__all__ = ["MAX_NESTING", "Envelope", "guess_event_name", "may_nest_too_deeply", "read_envelope", "read_process_key"]
 
 #: Deepest nesting of arrays and objects accepted in a record (Tracee's events nest 4 deep).
 MAX_NESTING: Final = 32
@@ -90,14 +93,21 @@ class Envelope(msgspec.Struct, gc=False):
             return "container"
         return "container-init" if self.container.id or self.containerId else "host"
 
-    def arg_values(self) -> dict[str, Any] | None:
-        """The arguments as ``{name: value}`` (as :attr:`.events.Event.args`); ``None`` when
-        they are not a list of ``{"name": str, ...}`` objects (the full decoding says why)."""
+    def arg_values(self, names: Collection[str] | None = None) -> dict[str, Any] | None:
+        """The arguments as ``{name: value}`` (as :attr:`.events.Event.args`), or only those
+        called ``names``; ``None`` when they are not a list of ``{"name": str, ...}``
+        objects (the full decoding says why)."""
         args = self.args
         if not args:
             return {}
         try:
-            return {arg.name: arg.value for arg in _decode_args(args)}
+            if names is None:
+                return {arg.name: arg.value for arg in _decode_args(args)}
+            found = _find_string_args(bytes(args), names)
+            if found is not None:
+                return found
+            wanted = {arg.name: arg.value for arg in _decode_raw_args(args) if arg.name in names}
+            return {name: _decode_value(value) if value else None for name, value in wanted.items()}
         except (_DecodeError, RecursionError):
             return None
 
@@ -107,8 +117,24 @@ class _Arg(msgspec.Struct, gc=False):
     value: Any = None
 
 
+class _Key(msgspec.Struct, gc=False):
+    hostProcessId: _Int = 0  # noqa: N815 - the JSON keys, as Tracee writes them
+    containerId: str = ""  # noqa: N815
+    container: _Container = _NO_CONTAINER
+
+
 _decode: Final = msgspec.json.Decoder(Envelope).decode
+_decode_key: Final = msgspec.json.Decoder(_Key).decode
 _decode_args: Final = msgspec.json.Decoder(list[_Arg]).decode
+
+
+class _RawArg(msgspec.Struct, gc=False):
+    name: str
+    value: msgspec.Raw = _ABSENT
+
+
+_decode_raw_args: Final = msgspec.json.Decoder(list[_RawArg]).decode
+_decode_value: Final = msgspec.json.Decoder().decode
 _DecodeError: Final = msgspec.DecodeError
 
 
@@ -138,3 +164,58 @@ def may_nest_too_deeply(text: bytes) -> bool:
     may nest too deeply (the full check then measures). Tested only on records that
     are decoded: a record nobody decodes cannot be too deep for anyone."""
     return text.count(b"[") + text.count(b"{") > MAX_NESTING
+
+
+def read_process_key(text: bytes) -> tuple[str, int] | None:
+    """``(container id, host process id)`` of a record, as its envelope would give them
+    (cheaper: only these fields are decoded); ``None`` when they cannot be read so."""
+    try:
+        key = _decode_key(text)
+    except (_DecodeError, RecursionError):
+        return None
+    return key.container.id or key.containerId, key.hostProcessId
+
+
+_ARG_PATTERNS: dict[str, tuple[bytes, re.Pattern[bytes]]] = {}
+
+
+def _find_string_args(args: bytes, names: Collection[str]) -> dict[str, Any] | None:
+    """String arguments ``names`` read from the (valid) JSON text of ``args`` by a search
+    for ``{"name":"N","type":"T","value":"..."}`` as Tracee writes them; ``None`` (decode
+    them instead) unless the text has no escapes and each of ``names`` occurs exactly once
+    as a JSON string, in an argument written so, with a string value."""
+    if b"\\" in args:
+        return None  # escapes: decode
+    found: dict[str, Any] = {}
+    for name in names:
+        entry = _ARG_PATTERNS.get(name)
+        if entry is None:
+            token = json.dumps(name).encode()
+            pattern = re.compile(rb'"name":' + re.escape(token) + rb',"type":"[^"]*","value":"([^"]*)"')
+            entry = _ARG_PATTERNS[name] = (token, pattern)
+        token, pattern = entry
+        # the only "N" string in the text (no escapes: any argument called N holds it) ...
+        if args.count(token) != 1:
+            return None  # absent, or also elsewhere: decode
+        match = pattern.search(args)  # ... in an argument written as Tracee writes them
+        if match is None:
+            return None
+        found[name] = match.group(1).decode("ascii")
+    return found
+
+
+_NAME_KEY: Final = b'"eventName":"'
+
+
+def guess_event_name(text: bytes) -> str:
+    """The event name a record most likely has: the value of the first ``"eventName":"``
+    (Tracee's layout), found by a byte search; ``""`` when there is none.
+
+    Only a guess (a nested object could hold such a key first): a record whose guessed
+    name some consumer wants is decoded and validated in full, which reads the real name.
+    """
+    at = text.find(_NAME_KEY)
+    if at < 0:
+        return ""
+    start = at + len(_NAME_KEY)
+    return text[start : text.find(b'"', start)].decode("ascii", "replace")

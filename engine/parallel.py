@@ -21,8 +21,9 @@ findings are fed back within the worker that made the finding.
 Findings travel to the main process (pickled, over one pipe per worker), which
 passes them through the finding hooks and outputs as they arrive: one shard's
 findings keep their input order; findings of different shards interleave.
-Bad records are counted and reported once, by the first shard's worker; the
-counts of all workers are added up for the summary. Standard input cannot be
+Each record has one owner (:meth:`~pytracee.engine.reader.EventReader` ``shard``):
+bad records are counted and reported once; the counts of all workers are added up
+for the summary. Standard input cannot be
 read by several processes: ``--workers`` needs files.
 """
 

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 
 from .dispatch import Engine
 from .envelope import Envelope
-from .selectors import ORIGINS, Accept
+from .selectors import ANY, ORIGINS, Accept
 
 __all__ = ["Admission", "plan_decoding"]
 
@@ -46,16 +46,25 @@ def plan_decoding(engine: Engine, source: str = "tracee") -> tuple[set[str] | No
         if all(rule is True for rule in per_origin.values()):
             wanted.add(name)
         elif any(rule is not False for rule in per_origin.values()):
-            admissions[name] = _admission(per_origin)
+            filtered = frozenset(
+                arg
+                for loaded in engine.signatures
+                for selector in loaded.selectors
+                if selector.name == name and selector.source in (source, ANY)
+                for arg in selector.filters
+            )
+            admissions[name] = _admission(per_origin, filtered)
     return wanted, admissions
 
 
-def _admission(per_origin: Mapping[str, Accept | bool]) -> Admission:
+def _admission(per_origin: Mapping[str, Accept | bool], filtered: frozenset[str]) -> Admission:
+    """The test of one event's envelopes; ``filtered``: the arguments the data filters read."""
+
     def admit(head: Envelope) -> bool:
         rule = per_origin[head.origin]
         if rule is True or rule is False:
             return rule
-        args = head.arg_values()
+        args = head.arg_values(filtered)
         return True if args is None else rule(args)  # unreadable args: decoded, reported in full
 
     return admit

@@ -30,9 +30,9 @@ from typing import IO, Any, Final
 
 import orjson
 
-from .envelope import MAX_NESTING, Envelope, may_nest_too_deeply, read_envelope
+from .envelope import MAX_NESTING, Envelope, guess_event_name, may_nest_too_deeply, read_envelope, read_process_key
 from .errors import InputError
-from .events import Event, container_id_of
+from .events import Event
 from .records import RecordSplitter, TruncatedInput
 from .sources import REPORTED_PER_PLACE, SkipLog, SourceStats
 
@@ -73,10 +73,12 @@ class EventReader:
         over the record's envelope, true when it must be decoded and delivered
         after all (the signatures' origins and data filters,
         :func:`~pytracee.engine.prefilter.plan_decoding`).
-    :param shard: ``(index, count)``: deliver only the events of this shard
-        (:func:`shard_of`: a container's events, or a host process's, all go to
-        one shard, in input order); bad records are reported by shard 0 only.
-        Each shard's reader reads all the input (``tracee-rules --workers``).
+    :param shard: ``(index, count)``: handle only the records of this shard
+        (``tracee-rules --workers``): each shard's reader reads all the input, and
+        each record has one owner, which alone decodes, counts and reports it. The
+        events that will be decoded go by process (:func:`shard_of`: a container's
+        events, or a host process's, all go to one shard, in input order); the
+        others by line number.
     """
 
     def __init__(
@@ -141,12 +143,6 @@ class EventReader:
         self.stats.skipped_by_reason[reason] += 1
         self._log(where, message)
 
-    def _reject_elsewhere(self, where: str, line: int, reason: str, detail: str) -> None:
-        """A bad record seen by a shard other than the first, which counts and reports it;
-        when strict, every shard stops there."""
-        if self.strict:
-            raise InputError(f"{where}:{line}: {reason}: {detail}" if line else f"{where}: {reason}: {detail}")
-
     # --- the EventSource protocol ------------------------------------------------------
 
     def where(self, event: Event) -> str:
@@ -189,26 +185,29 @@ class EventReader:
 
     def _read(self, stream: IO[bytes], name: str) -> Iterator[Event]:
         loads = orjson.loads
-        check = self._check
         stats = self.stats
+        reject = self.reject
+        shard = self.shard
+        index, count = shard if shard is not None else (0, 1)
 
-        reject = self.reject if self.shard is None or self.shard[0] == 0 else self._reject_elsewhere
-
-        def report(line: int, reason: str, detail: str) -> None:
-            reject(name, line, reason, detail)
+        def report(line: int, reason: str, detail: str) -> None:  # lines too long, truncated input
+            if shard is None or line % count == index:
+                reject(name, line, reason, detail)
 
         envelope = read_envelope
+        name_of = guess_event_name
         wanted = self.wanted_events
         admissions = self.admissions
         known = self.is_known_event
-        shard = self.shard
-        index, count = shard if shard is not None else (0, 1)
+        owner_of = self._owner_function()
         for text, lineno in RecordSplitter(stream, self.max_line_size, report):
-            head = envelope(text)
+            guess = name_of(text) if wanted is not None else ""
+            if owner_of is not None and owner_of(text, lineno, guess) != index:
+                continue  # another shard's record: it decodes, counts and reports it
+            # an event some consumer surely wants is validated in full; others by their envelope first
+            head = None if wanted is not None and guess in wanted else envelope(text)
             if head is not None and (known is None or known(head.eventName)):
                 # a well-formed event: decoded only when some consumer wants it
-                if shard is not None and shard_of(head.container_id, head.hostProcessId, count) != index:
-                    continue
                 if wanted is not None and head.eventName not in wanted:
                     admit = admissions.get(head.eventName)
                     if admit is None or not admit(head):
@@ -224,22 +223,51 @@ class EventReader:
                     stats.events += 1
                     yield Event(raw, "tracee", name, lineno, text)
                     continue
-            try:
-                raw = loads(text)
-            except orjson.JSONDecodeError as exc:
-                reject(name, lineno, *_json_problem(text, exc))
-                continue
-            if text.count(b"[") + text.count(b"{") > MAX_NESTING and _nesting(raw) > MAX_NESTING:
-                reject(name, lineno, "too deeply nested", f"JSON nested more than {MAX_NESTING} levels deep")
-                continue
-            problem = check(raw)
-            if problem is not None:
-                reject(name, lineno, *problem)
-                continue
-            if shard is not None and shard_of(container_id_of(raw), raw.get("hostProcessId", 0), count) != index:
+            raw = self._validated(text, name, lineno, reject)
+            if raw is None:
                 continue
             stats.events += 1
             yield Event(raw, "tracee", name, lineno, text)
+
+    def _owner_function(self) -> Callable[[bytes, int, str], int] | None:
+        """``owner(text, line, guessed_name)``: the shard that handles a record (None: no shards).
+
+        A record that will likely be decoded goes by its process key (:func:`shard_of`), so
+        every event of a process or container meets the same signatures in order; any other
+        record (one nobody wants by the name it shows, or whose key cannot be read) by its
+        line number, which costs nothing to find. Every shard computes the same owner from the same bytes, so
+        each record is handled (decoded, counted, reported) exactly once.
+        """
+        if self.shard is None:
+            return None
+        count = self.shard[1]
+        wanted = self.wanted_events
+        decoded = None if wanted is None else frozenset(wanted) | frozenset(self.admissions)
+
+        def owner(text: bytes, line: int, guess: str) -> int:
+            if decoded is None or not guess or guess in decoded:  # no guess: another layout, maybe wanted
+                key = read_process_key(text)
+                if key is not None:
+                    return shard_of(*key, count)
+            return line % count
+
+        return owner
+
+    def _validated(self, text: bytes, where: str, line: int, reject: Callable[[str, int, str, str], None]) -> Any:
+        """The record decoded and validated in full, or None after rejecting it."""
+        try:
+            raw = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            reject(where, line, *_json_problem(text, exc))
+            return None
+        if text.count(b"[") + text.count(b"{") > MAX_NESTING and _nesting(raw) > MAX_NESTING:
+            reject(where, line, "too deeply nested", f"JSON nested more than {MAX_NESTING} levels deep")
+            return None
+        problem = self._check(raw)
+        if problem is not None:
+            reject(where, line, *problem)
+            return None
+        return raw
 
     # --- validation ------------------------------------------------------------------
 

@@ -162,3 +162,25 @@ def test_compiled_patterns_match_as_the_patterns_do(patterns: list[str]) -> None
     values += ["", "/xy", "/lib/ld-linux.so", "(a|b)", "a", None, 3, ["/etc/shadow"], "/etc/shadow\n"]
     assert [matches(v) for v in values] == [pattern.matches(v) for v in values]
     assert any(matches(v) for v in values)
+
+
+def test_the_envelope_reads_the_arguments_filters_need_as_the_event_does() -> None:
+    from pytracee.engine.envelope import read_envelope
+    from pytracee.engine.events import Event
+
+    record = {
+        "eventName": "security_file_open",
+        "args": [
+            {"name": "pathname", "type": "const char*", "value": "/etc/\\u0073hadow \u00e9"},
+            {"name": "flags", "value": 65},
+            {"name": "dev"},
+            {"name": "pathname", "value": "/tmp/last wins"},
+            {"name": "argv", "value": ["a", {"b": None}]},
+        ],
+    }
+    text = json.dumps(record).encode()
+    head = read_envelope(json.dumps(record, ensure_ascii=True).encode())
+    assert head is not None
+    full = Event(json.loads(text)).args
+    assert head.arg_values() == full
+    assert head.arg_values({"pathname", "dev", "argv", "missing"}) == {k: full[k] for k in ("pathname", "dev", "argv")}

@@ -134,6 +134,7 @@ def test_workers_find_what_one_process_finds_on_the_workload(tmp_path: Path) -> 
 def test_bad_records_are_counted_once_with_their_line(tmp_path: Path) -> None:
     good = json.dumps(_exec(42, "/usr/bin/ls"))
     lines = [good, '{"eventName": "openat", "args": [', good, '{"eventName": "openat", "processId": "x"}', good]
+    lines.append('{"eventName": "openat", "hostProcessId": 1, "threadId": "y"}')  # owned by worker 1 of 3
     path = tmp_path / "bad.jsonl"
     path.write_text("\n".join(lines) + "\n")
     for workers in ("1", "3"):
@@ -141,7 +142,8 @@ def test_bad_records_are_counted_once_with_their_line(tmp_path: Path) -> None:
         assert result.returncode == 0, result.stderr
         assert result.stderr.count(f"{path}:2: invalid JSON") == 1, result.stderr
         assert result.stderr.count(f"{path}:4: wrong type") == 1, result.stderr
-        assert _summary(result.stderr)[:2] == (3, 2)
+        assert result.stderr.count(f"{path}:6: wrong type") == 1, result.stderr
+        assert _summary(result.stderr)[:2] == (3, 3)
 
 
 def test_workers_need_files(tmp_path: Path) -> None:
@@ -155,3 +157,42 @@ def test_workers_is_a_count(value: str) -> None:
     result = tracee_rules("--workers", value, "--list")
     assert result.returncode == 2
     assert "--workers" in result.stderr
+
+
+def test_an_interrupted_sharded_run_finishes_its_workers(tmp_path: Path) -> None:
+    """SIGINT to the main process: the workers finish their signatures, the summary is printed,
+    the exit status is 130 and no worker outlives the run."""
+    import signal
+    import subprocess
+    import time
+
+    import psutil
+
+    line = json.dumps(_exec(7, "/usr/bin/ls")) + "\n"
+    path = tmp_path / "many.jsonl"
+    with path.open("w") as out:
+        for _ in range(40):
+            out.write(line * 10_000)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytracee.engine.cli.tracee_rules", "--input", str(path), "--workers", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    try:
+        assert "in 2 processes" in proc.stderr.readline()
+        deadline = time.monotonic() + 30
+        while len(psutil.Process(proc.pid).children()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        workers = psutil.Process(proc.pid).children()
+        assert len(workers) == 2
+        proc.send_signal(signal.SIGINT)
+        stderr = proc.stderr.read()
+        assert proc.wait(60) == 130, stderr
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "interrupted; finishing the signatures and outputs" in stderr
+    assert _summary(stderr)[1] == 0
+    assert not [w for w in workers if w.is_running() and w.status() != psutil.STATUS_ZOMBIE]

@@ -36,12 +36,10 @@ from .limits import (
     DEFAULT_TIME_BUDGET_MS_PURE_PYTHON,
     budget_ms,
 )
-from .signature import CelSignature, build_signature
-from .spec import looks_like_detector, parse_detector_file
-from .yamlload import FileTooLarge, read_rule_file
 
 if TYPE_CHECKING:
     from ..session import SessionConfig
+    from .signature import CelSignature
 
 __all__ = ["COLLECTOR_NAME", "CelCollector", "tracee_addoption", "tracee_configure"]
 
@@ -121,6 +119,11 @@ class CelCollector:
     def tracee_collect_rule_file(self, path: Path, config: SessionConfig) -> list[CelSignature] | None:
         if path.suffix not in SUFFIXES:
             return None
+        # imported on the first rule file: a run without CEL rules does not pay for them
+        from .signature import build_signature
+        from .spec import looks_like_detector, parse_detector_file
+        from .yamlload import FileTooLarge, read_rule_file
+
         try:
             text = read_rule_file(path)
         except FileTooLarge as exc:

@@ -40,7 +40,6 @@ from typing import TYPE_CHECKING, Any, Final
 from ..errors import ConfigError, RuleFileError
 from ..hookspecs import hookimpl
 from ..signature import Signature
-from .client import WorkerClient, shared_client
 from .limits import (
     DEFAULT_MEMORY_LIMIT_MB,
     DEFAULT_TIME_BUDGET_MS,
@@ -48,12 +47,12 @@ from .limits import (
     OVERRUN_WINDOW,
     budget_ms,
 )
-from .policy import read_source
-from .rules import Namespace
-from .signature import RegoSignature
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the engine's modules are imported on the first .rego file (runs without Rego skip them)
     from ..session import SessionConfig
+    from .client import WorkerClient
+    from .rules import Namespace
+    from .signature import RegoSignature
 
 __all__ = ["BACKENDS", "DEFAULT_ENGINE", "HELPERS_FILE", "RegoCollector", "is_helper_file"]
 
@@ -178,6 +177,9 @@ class RegoCollector:
     def namespace(self) -> Namespace:
         """This collector's rules in the worker (created on first use)."""
         if self._namespace is None:
+            from .client import shared_client
+            from .rules import Namespace
+
             self._namespace = Namespace(shared_client(self.engine_name, self.budget_ms, self.memory_mb), log)
         return self._namespace
 
@@ -223,6 +225,8 @@ class RegoCollector:
 
     def _load_helper(self, path: Path) -> None:
         self._helpers_loaded.add(path.resolve())
+        from .policy import read_source
+
         self.namespace.load_helper(path, read_source(path))
         log.debug("%s: helper module (%s)", path, self.engine_name)
 
@@ -233,6 +237,9 @@ class RegoCollector:
 
         :raises RuleFileError: for anything wrong with it.
         """
+        from .policy import read_source
+        from .signature import RegoSignature
+
         rule, (metadata, selectors, syntax, parameters) = self.namespace.load_signature(path, read_source(path))
         log.debug("%s: signature %s (%s, Rego %s)", path, metadata.id, self.engine_name, syntax)
         return RegoSignature(metadata, selectors, rule, path, syntax, parameters)
