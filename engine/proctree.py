@@ -266,12 +266,18 @@ class ProcessTree:
 
     def observe(self, raw: dict[str, Any]) -> None:
         """Update the tree from one event (its raw JSON object); never raises on odd values."""
-        handler = self._handlers.get(raw.get("eventName", ""))
+        handler: Callable[[dict[str, Any]], object] | None = self._handlers.get(raw.get("eventName"))  # type: ignore[arg-type]
+        if handler is None:
+            if not self.learn_from_context:
+                return
+            node = self._current.get(raw.get("hostProcessId"))  # type: ignore[arg-type]
+            if node is not None and node.comm:  # the fast path: a process known by this pid ...
+                entity = raw.get("processEntityId")
+                if not entity or entity == node.entity_id:  # ... and it is the same one
+                    return
+            handler = self._context_process
         try:
-            if handler is not None:
-                handler(raw)
-            elif self.learn_from_context:
-                self._context_process(raw)
+            handler(raw)
         except (TypeError, ValueError, AttributeError):  # a hostile or odd record: the tree learns nothing
             return
 
@@ -335,7 +341,7 @@ class ProcessTree:
             self._refine(node, start, entity)
         return node
 
-    def _context_process(self, raw: Mapping[str, Any]) -> ProcessInfo | None:
+    def _context_process(self, raw: dict[str, Any]) -> ProcessInfo | None:
         """The event's process, learned from its context (and its parent, by pid) when new."""
         pid = raw.get("hostProcessId")
         if not pid or type(pid) is not int:
@@ -346,7 +352,7 @@ class ProcessTree:
         if node is not None and self._same(node, start, entity):
             if start and (node.coarse or not node.start_time):
                 self._refine(node, start, entity)
-            elif entity and not node.entity_id:
+            if entity:  # the stream's own entity ids are the ones its later events carry
                 node.entity_id = entity
             if not node.comm:
                 self._fill(node, raw)
@@ -445,7 +451,7 @@ class ProcessTree:
 
     # --- looking up ------------------------------------------------------------------------
 
-    def process_of(self, raw: Mapping[str, Any]) -> ProcessInfo | None:
+    def process_of(self, raw: dict[str, Any]) -> ProcessInfo | None:
         """The process of an event (learning it from the event's context when unknown)."""
         try:
             return self._context_process(raw)
