@@ -92,6 +92,8 @@ class EventContext:
         tree = self.tree
         if tree is not None:
             tree.observe(raw)
+            if self.hasher is not None and raw.get("eventName") == "sched_process_exec":
+                self._add_hash_arg(tree, raw)
         containers = self.containers
         if containers is not None and (raw.get("containerId") or raw.get("container")):
             containers.enrich(raw)
@@ -106,6 +108,16 @@ class EventContext:
         key = (dev if type(dev) is int else 0, inode, ctime if type(ctime) is int else 0)
         roots = [ancestor.pid for ancestor in process.ancestors(3)]  # their root reaches the same files
         process._digest = hasher.request(key, process.pid, process.executable, roots)
+
+    @staticmethod
+    def _add_hash_arg(tree: ProcessTree, raw: dict[str, Any]) -> None:
+        """Tracee's ``sha256`` argument on an exec event, when the file's hash is known already."""
+        process = tree.find(raw.get("hostProcessId", 0))
+        digest = process.wait_sha256(0) if process is not None else None
+        args = raw.get("args")
+        if digest and type(args) is list and not any(type(a) is dict and a.get("name") == "sha256" for a in args):
+            args.append({"name": "sha256", "type": "const char*", "value": digest})
+            raw["argsNum"] = len(args)
 
     def process_of(self, event: Event) -> ProcessInfo | None:
         """The event's process in the tree (None without a tree)."""
