@@ -122,7 +122,7 @@ class ProcessInfo:
         "coarse",
         "comm",
         "container_id",
-        "entity_id",
+        "_entity",
         "exec_time",
         "executable",
         "exit_time",
@@ -140,7 +140,7 @@ class ProcessInfo:
         self.ns_pid = 0
         self.start_time = start_time
         self.coarse = coarse
-        self.entity_id = task_entity_id(pid, start_time) if start_time and not coarse else 0
+        self._entity = 0  # Tracee's hash of (pid, start time): computed when first asked
         self.comm = ""
         self.executable = ""
         self.argv: tuple[str, ...] = ()
@@ -162,6 +162,17 @@ class ProcessInfo:
                 return None
             node = node.parent
         return node
+
+    @property
+    def entity_id(self) -> int:
+        """Tracee's entity id (``processEntityId``): the stream's, or the hash of pid and start time."""
+        if not self._entity and self.start_time and not self.coarse:
+            self._entity = task_entity_id(self.pid, self.start_time)
+        return self._entity
+
+    @entity_id.setter
+    def entity_id(self, value: int) -> None:
+        self._entity = value
 
     @property
     def known(self) -> bool:
@@ -273,7 +284,7 @@ class ProcessTree:
             node = self._current.get(raw.get("hostProcessId"))  # type: ignore[arg-type]
             if node is not None and node.comm:  # the fast path: a process known by this pid ...
                 entity = raw.get("processEntityId")
-                if not entity or entity == node.entity_id:  # ... and it is the same one
+                if not entity or entity == node._entity:  # ... and it is the same one
                     return
             handler = self._context_process
         try:
@@ -283,8 +294,8 @@ class ProcessTree:
 
     def _add(self, pid: int, start: int, *, coarse: bool = False, entity: int = 0) -> ProcessInfo:
         node = ProcessInfo(self, pid, start, coarse=coarse)
-        if entity and not node.entity_id:
-            node.entity_id = entity
+        if entity:
+            node._entity = entity
         old = self._current.get(pid)
         if old is not None and old.exit_time == 0 and old is not node:
             self.stats.pid_reuses += 1
@@ -326,7 +337,7 @@ class ProcessTree:
     def _refine(self, node: ProcessInfo, start: int, entity: int) -> None:
         if start and (node.coarse or not node.start_time):
             node.start_time, node.coarse = start, False
-            node.entity_id = task_entity_id(node.pid, start)
+            node.entity_id = 0  # recomputed from the exact start when asked
         elif entity and not node.entity_id:
             node.entity_id = entity
 
