@@ -165,7 +165,7 @@ def test_live_findings_carry_container_identity_and_the_binary_hash(
         )
         # one that runs the marker at once, exits and is removed before any lookup can finish
         daemon.run("--rm", "--cidfile", str(cidfile), IMAGE, "/bin/sh", "-c", "/bin/ctxmark; exit 0")
-        time.sleep(2.5)
+        time.sleep(3.5)
     finally:
         status, findings, err = tracee.stop()
     assert status == 0, err
