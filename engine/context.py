@@ -42,6 +42,9 @@ DEFAULT_ANCESTRY_DEPTH: Final = 5
 #: Longest a finding waits for a container lookup or a hash still under way.
 DEFAULT_FINDING_WAIT: Final = 0.5
 
+#: Containers remembered as waited for (then forgotten all at once).
+_WAITED_MAX: Final = 4096
+
 log = logging.getLogger("pytracee.context")
 
 
@@ -133,6 +136,8 @@ class EventContext:
         if containers is not None:
             cid = _container_id(raw)
             if cid and not containers.enrich(raw) and cid not in self._waited_containers:
+                if len(self._waited_containers) >= _WAITED_MAX:
+                    self._waited_containers.clear()
                 self._waited_containers.add(cid)  # one wait per container: a hung runtime stalls no more
                 if containers.wait(cid, wait) is not None:
                     containers.enrich(raw)
