@@ -410,9 +410,13 @@ class ProcessTree:
             return  # a new thread, not a new process
         self.stats.forks += 1
         parent_start = _int(args.get("parent_process_start_time") or args.get("parent_start_time"))
-        parent = self._process(_int(parent_pid), parent_start, 0) if parent_pid else None
-        if parent is not None and parent.pid == raw.get("hostProcessId") and not parent.comm:
-            self._fill(parent, raw)
+        parent: ProcessInfo | None
+        if parent_pid == raw.get("hostProcessId"):  # the forking process: its context names its own parent
+            parent = self._context_process(raw)
+            if parent is not None and parent_start:
+                self._refine(parent, parent_start, 0)
+        else:
+            parent = self._process(_int(parent_pid), parent_start, 0) if parent_pid else None
         start = _int(args.get("start_time"))
         node = self.find(child, start, 0) if start else None
         if node is None:

@@ -207,3 +207,14 @@ def test_replayed_findings_carry_the_ancestry_in_every_template(tmp_path: Path) 
     assert off.returncode == 0 and "ANC-1" not in off.stdout  # no tree: no grandparent to match
     bad = tracee_rules("--input", events, "--proctree", "process-cache=0")
     assert bad.returncode == 2 and "process-cache=0" in bad.stderr
+
+
+def test_an_unknown_forking_process_is_learned_with_its_own_parent() -> None:
+    tree = ProcessTree()
+    tree.observe(ctx("openat", 5, 1, "systemd", 50))
+    raw = fork(10, "cron", 100, 11, 200)
+    raw["hostParentProcessId"] = 5
+    tree.observe(raw)
+    assert chain(tree, 11)[:2] == [(10, "cron"), (5, "systemd")]
+    forking = tree.find(10)
+    assert forking is not None and forking.start_time == 100
