@@ -117,12 +117,12 @@ class ProcessInfo:
     __slots__ = (
         "__weakref__",
         "_digest",
+        "_entity",
         "_tree",
         "argv",
         "coarse",
         "comm",
         "container_id",
-        "_entity",
         "exec_time",
         "executable",
         "exit_time",
