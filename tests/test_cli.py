@@ -80,9 +80,18 @@ def test_list_and_list_events() -> None:
     assert next(r for r in rows if r.startswith("TRC-108 ")).split()[-2] == "no"  # off by default, as in Tracee
     assert "31 of " in listing.stdout and "signatures enabled; turn others on with --rules" in listing.stdout
     # Tracee's set, plus execve/execveat for PYT-1 (secure tracing)
-    assert tracee_rules("--list-events").stdout.strip() == "execve,execveat," + V0_24_1_EVENTS
-    assert tracee_rules("--disable", "PYT-1", "--list-events").stdout.strip() == V0_24_1_EVENTS
-    assert tracee_rules("--rules", "TRC-103", "--list-events").stdout.strip() == "ptrace"
+    no_tree = ("--proctree", "source=none")
+    assert tracee_rules(*no_tree, "--list-events").stdout.strip() == "execve,execveat," + V0_24_1_EVENTS
+    assert tracee_rules(*no_tree, "--disable", "PYT-1", "--list-events").stdout.strip() == V0_24_1_EVENTS
+    assert tracee_rules(*no_tree, "--rules", "TRC-103", "--list-events").stdout.strip() == "ptrace"
+    # the process tree's events too, by default (a pipeline from tracee then records them)
+    tree_events = {"sched_process_fork", "sched_process_exec", "sched_process_exit"}
+    listed = tracee_rules("--list-events").stdout.strip().split(",")
+    assert listed == sorted(listed) and set(listed) == {"execve", "execveat", *V0_24_1_EVENTS.split(",")} | tree_events
+    assert tracee_rules("--rules", "TRC-103", "--list-events").stdout.strip().split(",") == [
+        "ptrace",
+        *sorted(tree_events),
+    ]
 
 
 def test_usage_and_configuration_errors_exit_2(tmp_path: Path, attack: Path) -> None:
