@@ -218,3 +218,20 @@ def test_an_unknown_forking_process_is_learned_with_its_own_parent() -> None:
     assert chain(tree, 11)[:2] == [(10, "cron"), (5, "systemd")]
     forking = tree.find(10)
     assert forking is not None and forking.start_time == 100
+
+
+def test_hostile_names_in_the_ancestry_are_escaped_in_text_findings(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parent.parent / "examples" / "ancestry"
+    lines = (example / "events.jsonl").read_text().splitlines()
+    events = [json.loads(line) for line in lines]
+    for event in events:
+        if event["processName"] == "php-fpm" or (
+            event["eventName"] == "sched_process_fork" and event["hostProcessId"] == 1001
+        ):
+            event["processName"] = "php\x1b[2J\nSignature: fake"
+    stream = tmp_path / "events.jsonl"
+    stream.write_text("".join(json.dumps(e) + "\n" for e in events))
+    out = tracee_rules("--rules-dir", str(example), "--input", str(stream))
+    assert out.returncode == 0, out.stderr
+    assert "\x1b" not in out.stdout and "\nSignature: fake" not in out.stdout
+    assert "Ancestry: php\\x1b[2J\\nSignature: fake[1001] < nginx[1000]" in out.stdout
