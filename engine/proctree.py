@@ -115,10 +115,8 @@ class ProcessInfo:
     """
 
     __slots__ = (
-        "__weakref__",
         "_digest",
         "_entity",
-        "_tree",
         "argv",
         "coarse",
         "comm",
@@ -134,8 +132,7 @@ class ProcessInfo:
         "uid",
     )
 
-    def __init__(self, tree: ProcessTree | None, pid: int, start_time: int = 0, *, coarse: bool = False) -> None:
-        self._tree = tree
+    def __init__(self, pid: int, start_time: int = 0, *, coarse: bool = False) -> None:
         self.pid = pid
         self.ns_pid = 0
         self.start_time = start_time
@@ -293,7 +290,7 @@ class ProcessTree:
             return
 
     def _add(self, pid: int, start: int, *, coarse: bool = False, entity: int = 0) -> ProcessInfo:
-        node = ProcessInfo(self, pid, start, coarse=coarse)
+        node = ProcessInfo(pid, start, coarse=coarse)
         if entity:
             node._entity = entity
         old = self._current.get(pid)
