@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="OUTPUT",
         help="table (default), table-verbose, json, gotemplate=PATH, none; FORMAT:FILE or "
-        "out-file:FILE; option:parse-arguments, option:exec-env (repeatable)",
+        "out-file:FILE; option:parse-arguments, option:exec-env, option:exec-hash (repeatable)",
     )
     sigs = parser.add_argument_group("signatures")
     sigs.add_argument(
@@ -182,6 +182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         selection = parse_selection(args.events, args.scope, args.trace)
         output = parse_output_options(args.event_output)
+        if output.exec_hash and getattr(args, "exec_hash", None) is None:
+            args.exec_hash = "on"  # Tracee's option:exec-hash; on by default anyway
         printer = EventPrinter(output)
     except (FilterError, OutputError) as exc:
         parser.print_usage(sys.stderr)
