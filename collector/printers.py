@@ -71,6 +71,8 @@ class OutputSpec:
         self.file: Path | None = None
         self.parse_arguments = False
         self.exec_env = False
+        #: ``option:exec-hash[=MODE]``: hash executed files (findings carry ``executable.sha256``).
+        self.exec_hash = False
 
 
 def parse_output_options(values: list[str]) -> OutputSpec:
@@ -83,8 +85,10 @@ def parse_output_options(values: list[str]) -> OutputSpec:
                 spec.parse_arguments = True
             elif option == "exec-env":
                 spec.exec_env = True
+            elif option.partition("=")[0] == "exec-hash":  # Tracee's modes (inode, dev-inode, ...) all hash
+                spec.exec_hash = True
             else:
-                raise OutputError(f"--output {value}: unknown option (parse-arguments, exec-env)")
+                raise OutputError(f"--output {value}: unknown option (parse-arguments, exec-env, exec-hash)")
         elif value.startswith("out-file:"):
             spec.file = Path(value.split(":", 1)[1])
         elif value.startswith(("gotemplate=", "template=")):

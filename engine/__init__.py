@@ -27,6 +27,7 @@ from .parsers import (
     open_flags,
     ptrace_request,
 )
+from .proctree import ProcessInfo
 from .selectors import EventSelector, select
 from .signature import Signal, Signature, SignatureContext, SourceComplete, signature
 
@@ -36,6 +37,7 @@ __all__ = [
     "EventSelector",
     "Finding",
     "MalformedEventError",
+    "ProcessInfo",
     "Signal",
     "Signature",
     "SignatureContext",

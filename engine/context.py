@@ -42,6 +42,9 @@ DEFAULT_ANCESTRY_DEPTH: Final = 5
 #: Longest a finding waits for a container lookup or a hash still under way.
 DEFAULT_FINDING_WAIT: Final = 0.5
 
+#: Containers remembered as waited for (then forgotten all at once).
+_WAITED_MAX: Final = 4096
+
 log = logging.getLogger("pytracee.context")
 
 
@@ -92,6 +95,8 @@ class EventContext:
         tree = self.tree
         if tree is not None:
             tree.observe(raw)
+            if self.hasher is not None and raw.get("eventName") == "sched_process_exec":
+                self._add_hash_arg(tree, raw)
         containers = self.containers
         if containers is not None and (raw.get("containerId") or raw.get("container")):
             containers.enrich(raw)
@@ -107,6 +112,16 @@ class EventContext:
         roots = [ancestor.pid for ancestor in process.ancestors(3)]  # their root reaches the same files
         process._digest = hasher.request(key, process.pid, process.executable, roots)
 
+    @staticmethod
+    def _add_hash_arg(tree: ProcessTree, raw: dict[str, Any]) -> None:
+        """Tracee's ``sha256`` argument on an exec event, when the file's hash is known already."""
+        process = tree.find(raw.get("hostProcessId", 0))
+        digest = process.wait_sha256(0) if process is not None else None
+        args = raw.get("args")
+        if digest and type(args) is list and not any(type(a) is dict and a.get("name") == "sha256" for a in args):
+            args.append({"name": "sha256", "type": "const char*", "value": digest})
+            raw["argsNum"] = len(args)
+
     def process_of(self, event: Event) -> ProcessInfo | None:
         """The event's process in the tree (None without a tree)."""
         return self.tree.process_of(event.raw) if self.tree is not None else None
@@ -121,6 +136,8 @@ class EventContext:
         if containers is not None:
             cid = _container_id(raw)
             if cid and not containers.enrich(raw) and cid not in self._waited_containers:
+                if len(self._waited_containers) >= _WAITED_MAX:
+                    self._waited_containers.clear()
                 self._waited_containers.add(cid)  # one wait per container: a hung runtime stalls no more
                 if containers.wait(cid, wait) is not None:
                     containers.enrich(raw)

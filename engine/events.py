@@ -237,7 +237,7 @@ class Event:
                 return found
         from .proctree import ProcessInfo
 
-        info = ProcessInfo(None, self.host_process_id, self.raw.get("threadStartTime", 0) or 0)
+        info = ProcessInfo(self.host_process_id, self.raw.get("threadStartTime", 0) or 0)
         info.comm, info.executable, info.ns_pid = self.process_name, self.executable_path, self.process_id
         return info
 

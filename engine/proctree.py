@@ -115,14 +115,12 @@ class ProcessInfo:
     """
 
     __slots__ = (
-        "__weakref__",
         "_digest",
-        "_tree",
+        "_entity",
         "argv",
         "coarse",
         "comm",
         "container_id",
-        "entity_id",
         "exec_time",
         "executable",
         "exit_time",
@@ -134,13 +132,12 @@ class ProcessInfo:
         "uid",
     )
 
-    def __init__(self, tree: ProcessTree | None, pid: int, start_time: int = 0, *, coarse: bool = False) -> None:
-        self._tree = tree
+    def __init__(self, pid: int, start_time: int = 0, *, coarse: bool = False) -> None:
         self.pid = pid
         self.ns_pid = 0
         self.start_time = start_time
         self.coarse = coarse
-        self.entity_id = task_entity_id(pid, start_time) if start_time and not coarse else 0
+        self._entity = 0  # Tracee's hash of (pid, start time): computed when first asked
         self.comm = ""
         self.executable = ""
         self.argv: tuple[str, ...] = ()
@@ -162,6 +159,17 @@ class ProcessInfo:
                 return None
             node = node.parent
         return node
+
+    @property
+    def entity_id(self) -> int:
+        """Tracee's entity id (``processEntityId``): the stream's, or the hash of pid and start time."""
+        if not self._entity and self.start_time and not self.coarse:
+            self._entity = task_entity_id(self.pid, self.start_time)
+        return self._entity
+
+    @entity_id.setter
+    def entity_id(self, value: int) -> None:
+        self._entity = value
 
     @property
     def known(self) -> bool:
@@ -266,19 +274,25 @@ class ProcessTree:
 
     def observe(self, raw: dict[str, Any]) -> None:
         """Update the tree from one event (its raw JSON object); never raises on odd values."""
-        handler = self._handlers.get(raw.get("eventName", ""))
+        handler: Callable[[dict[str, Any]], object] | None = self._handlers.get(raw.get("eventName"))  # type: ignore[arg-type]
+        if handler is None:
+            if not self.learn_from_context:
+                return
+            node = self._current.get(raw.get("hostProcessId"))  # type: ignore[arg-type]
+            if node is not None and node.comm:  # the fast path: a process known by this pid ...
+                entity = raw.get("processEntityId")
+                if not entity or entity == node._entity:  # ... and it is the same one
+                    return
+            handler = self._context_process
         try:
-            if handler is not None:
-                handler(raw)
-            elif self.learn_from_context:
-                self._context_process(raw)
+            handler(raw)
         except (TypeError, ValueError, AttributeError):  # a hostile or odd record: the tree learns nothing
             return
 
     def _add(self, pid: int, start: int, *, coarse: bool = False, entity: int = 0) -> ProcessInfo:
-        node = ProcessInfo(self, pid, start, coarse=coarse)
-        if entity and not node.entity_id:
-            node.entity_id = entity
+        node = ProcessInfo(pid, start, coarse=coarse)
+        if entity:
+            node._entity = entity
         old = self._current.get(pid)
         if old is not None and old.exit_time == 0 and old is not node:
             self.stats.pid_reuses += 1
@@ -320,7 +334,7 @@ class ProcessTree:
     def _refine(self, node: ProcessInfo, start: int, entity: int) -> None:
         if start and (node.coarse or not node.start_time):
             node.start_time, node.coarse = start, False
-            node.entity_id = task_entity_id(node.pid, start)
+            node.entity_id = 0  # recomputed from the exact start when asked
         elif entity and not node.entity_id:
             node.entity_id = entity
 
@@ -335,7 +349,7 @@ class ProcessTree:
             self._refine(node, start, entity)
         return node
 
-    def _context_process(self, raw: Mapping[str, Any]) -> ProcessInfo | None:
+    def _context_process(self, raw: dict[str, Any]) -> ProcessInfo | None:
         """The event's process, learned from its context (and its parent, by pid) when new."""
         pid = raw.get("hostProcessId")
         if not pid or type(pid) is not int:
@@ -346,7 +360,7 @@ class ProcessTree:
         if node is not None and self._same(node, start, entity):
             if start and (node.coarse or not node.start_time):
                 self._refine(node, start, entity)
-            elif entity and not node.entity_id:
+            if entity:  # the stream's own entity ids are the ones its later events carry
                 node.entity_id = entity
             if not node.comm:
                 self._fill(node, raw)
@@ -393,9 +407,13 @@ class ProcessTree:
             return  # a new thread, not a new process
         self.stats.forks += 1
         parent_start = _int(args.get("parent_process_start_time") or args.get("parent_start_time"))
-        parent = self._process(_int(parent_pid), parent_start, 0) if parent_pid else None
-        if parent is not None and parent.pid == raw.get("hostProcessId") and not parent.comm:
-            self._fill(parent, raw)
+        parent: ProcessInfo | None
+        if parent_pid == raw.get("hostProcessId"):  # the forking process: its context names its own parent
+            parent = self._context_process(raw)
+            if parent is not None and parent_start:
+                self._refine(parent, parent_start, 0)
+        else:
+            parent = self._process(_int(parent_pid), parent_start, 0) if parent_pid else None
         start = _int(args.get("start_time"))
         node = self.find(child, start, 0) if start else None
         if node is None:
@@ -445,7 +463,7 @@ class ProcessTree:
 
     # --- looking up ------------------------------------------------------------------------
 
-    def process_of(self, raw: Mapping[str, Any]) -> ProcessInfo | None:
+    def process_of(self, raw: dict[str, Any]) -> ProcessInfo | None:
         """The process of an event (learning it from the event's context when unknown)."""
         try:
             return self._context_process(raw)

@@ -79,16 +79,21 @@ def test_list_and_list_events() -> None:
     assert row.split()[-2:] == ["yes", "security_sb_mount(container)"]
     assert next(r for r in rows if r.startswith("TRC-108 ")).split()[-2] == "no"  # off by default, as in Tracee
     assert "32 of " in listing.stdout and "signatures enabled; turn others on with --rules" in listing.stdout
-    # Tracee's set, plus execve/execveat for PYT-1, connect for PYT-3 (secure tracing) and the
-    # process tree's forks, execs and exits
-    tree = {"sched_process_exec", "sched_process_fork", "sched_process_exit"}
-    listed = tracee_rules("--list-events").stdout.strip()
-    assert listed == ",".join(sorted({"connect", "execve", "execveat", *V0_24_1_EVENTS.split(","), *tree}))
-    without_tree = tracee_rules(
-        "--disable", "PYT-1", "--disable", "PYT-3", "--proctree", "source=none", "--list-events"
-    )
-    assert without_tree.stdout.strip() == V0_24_1_EVENTS
-    assert tracee_rules("--rules", "TRC-103", "--list-events").stdout.strip() == ",".join(sorted({"ptrace", *tree}))
+    # Tracee's set, plus execve/execveat for PYT-1 and connect for PYT-3 (secure tracing)
+    no_tree = ("--proctree", "source=none")
+    assert tracee_rules(*no_tree, "--list-events").stdout.strip() == "connect,execve,execveat," + V0_24_1_EVENTS
+    no_secure = ("--disable", "PYT-1", "--disable", "PYT-3")
+    assert tracee_rules(*no_tree, *no_secure, "--list-events").stdout.strip() == V0_24_1_EVENTS
+    assert tracee_rules(*no_tree, "--rules", "TRC-103", "--list-events").stdout.strip() == "ptrace"
+    # the process tree's events too, by default (a pipeline from tracee then records them)
+    tree_events = {"sched_process_fork", "sched_process_exec", "sched_process_exit"}
+    listed = tracee_rules("--list-events").stdout.strip().split(",")
+    secure = {"connect", "execve", "execveat"}
+    assert listed == sorted(listed) and set(listed) == {*secure, *V0_24_1_EVENTS.split(",")} | tree_events
+    assert tracee_rules("--rules", "TRC-103", "--list-events").stdout.strip().split(",") == [
+        "ptrace",
+        *sorted(tree_events),
+    ]
 
 
 def test_usage_and_configuration_errors_exit_2(tmp_path: Path, attack: Path) -> None:

@@ -159,13 +159,13 @@ def test_live_findings_carry_container_identity_and_the_binary_hash(
         "--containers", f"sockets.docker={daemon.socket}",
     )  # fmt: skip
     try:
-        # a container that lives on: its first events start the lookup, the marker runs a second later
+        # a container that lives on: its first events start the lookup, the marker runs 2 s later
         named = daemon.run(
-            "-d", "--name", "ctx-live", *labels_args(), IMAGE, "/bin/sh", "-c", "sleep 1; /bin/ctxmark; sleep 2"
+            "-d", "--name", "ctx-live", *labels_args(), IMAGE, "/bin/sh", "-c", "sleep 2; /bin/ctxmark; sleep 2"
         )
         # one that runs the marker at once, exits and is removed before any lookup can finish
         daemon.run("--rm", "--cidfile", str(cidfile), IMAGE, "/bin/sh", "-c", "/bin/ctxmark; exit 0")
-        time.sleep(2.5)
+        time.sleep(3.5)
     finally:
         status, findings, err = tracee.stop()
     assert status == 0, err

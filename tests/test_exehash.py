@@ -60,3 +60,11 @@ def test_files_over_the_size_bound_are_not_hashed(tmp_path: Path) -> None:
         assert hasher.counts["too large"] == 1
     finally:
         hasher.close()
+
+
+def test_tracees_output_option_turns_hashing_on() -> None:
+    from pytracee.collector.printers import parse_output_options
+
+    assert parse_output_options(["json", "option:exec-hash"]).exec_hash
+    assert parse_output_options(["option:exec-hash=dev-inode"]).exec_hash
+    assert not parse_output_options(["json"]).exec_hash

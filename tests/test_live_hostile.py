@@ -195,7 +195,9 @@ def assert_terminal_safe(data: bytes) -> str:
 # ---- terminal output ----------------------------------------------------------------------
 
 TABLE_LINE = re.compile(r"\d\d:\d\d:\d\d:\d{6} ")
-FINDING_LINE = re.compile(r"(\*\*\* Detection \*\*\*|Time: |Signature ID: |Signature: |Data: |Command: |Hostname: )")
+FINDING_LINE = re.compile(
+    r"(\*\*\* Detection \*\*\*|Time: |Signature ID: |Signature: |Data: |Command: |Hostname: |Ancestry: )"
+)
 
 
 @live

@@ -207,3 +207,31 @@ def test_replayed_findings_carry_the_ancestry_in_every_template(tmp_path: Path) 
     assert off.returncode == 0 and "ANC-1" not in off.stdout  # no tree: no grandparent to match
     bad = tracee_rules("--input", events, "--proctree", "process-cache=0")
     assert bad.returncode == 2 and "process-cache=0" in bad.stderr
+
+
+def test_an_unknown_forking_process_is_learned_with_its_own_parent() -> None:
+    tree = ProcessTree()
+    tree.observe(ctx("openat", 5, 1, "systemd", 50))
+    raw = fork(10, "cron", 100, 11, 200)
+    raw["hostParentProcessId"] = 5
+    tree.observe(raw)
+    assert chain(tree, 11)[:2] == [(10, "cron"), (5, "systemd")]
+    forking = tree.find(10)
+    assert forking is not None and forking.start_time == 100
+
+
+def test_hostile_names_in_the_ancestry_are_escaped_in_text_findings(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parent.parent / "examples" / "ancestry"
+    lines = (example / "events.jsonl").read_text().splitlines()
+    events = [json.loads(line) for line in lines]
+    for event in events:
+        if event["processName"] == "php-fpm" or (
+            event["eventName"] == "sched_process_fork" and event["hostProcessId"] == 1001
+        ):
+            event["processName"] = "php\x1b[2J\nSignature: fake"
+    stream = tmp_path / "events.jsonl"
+    stream.write_text("".join(json.dumps(e) + "\n" for e in events))
+    out = tracee_rules("--rules-dir", str(example), "--input", str(stream))
+    assert out.returncode == 0, out.stderr
+    assert "\x1b" not in out.stdout and "\nSignature: fake" not in out.stdout
+    assert "Ancestry: php\\x1b[2J\\nSignature: fake[1001] < nginx[1000]" in out.stdout

@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="OUTPUT",
         help="table (default), table-verbose, json, gotemplate=PATH, none; FORMAT:FILE or "
-        "out-file:FILE; option:parse-arguments, option:exec-env; nats://HOST:PORT/SUBJECT publishes "
+        "out-file:FILE; option:parse-arguments, option:exec-env, option:exec-hash; nats://HOST:PORT/SUBJECT publishes "
         "the events to JetStream as SUBJECT.<host> (repeatable)",
     )
     out.add_argument(
@@ -228,6 +228,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         selection = parse_selection(args.events, args.scope, args.trace)
         bus_outputs, local_outputs = split_bus_outputs(args.event_output)
         output = parse_output_options(local_outputs or (["none"] if bus_outputs else []))
+        if output.exec_hash and getattr(args, "exec_hash", None) is None:
+            args.exec_hash = "on"  # Tracee's option:exec-hash; on by default anyway
         printer = _event_printer(output, bus_outputs, args)
         args.capture_options = parse_capture(args.capture)
     except (FilterError, OutputError, ConfigError, CaptureOptionError) as exc:

@@ -1,0 +1,34 @@
+"""The container cache never makes the event path wait, even for a runtime that never answers."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+from pytracee.engine.containers import ContainerResolver
+from pytracee.engine.runtimes import QUERY_TIMEOUT, DockerClient
+
+
+def test_a_hung_runtime_never_blocks_enrichment(tmp_path: Path) -> None:
+    path = str(tmp_path / "hung.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(16)  # accepts connections (the kernel does), never answers
+    resolver = ContainerResolver([DockerClient(path)])
+    try:
+        cid = "a" * 64
+        events = [{"containerId": cid, "container": {"id": cid}} for _ in range(1000)]
+        begin = time.perf_counter()
+        enriched = [resolver.enrich(raw) for raw in events]
+        spent = time.perf_counter() - begin
+        assert not any(enriched) and spent < 0.5, spent  # 1000 events, no wait on the socket
+        assert all(raw["container"] == {"id": cid} for raw in events)  # kept as they were
+        assert resolver.wait(cid, 0.1) is None
+        deadline = time.monotonic() + QUERY_TIMEOUT + 5
+        while resolver.counts["errors"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert resolver.counts["errors"] == 1  # the lookup timed out in the background, counted
+    finally:
+        resolver.close()
+        server.close()
