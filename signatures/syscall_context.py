@@ -14,7 +14,7 @@ and syscall name, in either arrival order (pytracee's collector sends the syscal
 first, Tracee sends it after the LSM event but for exec). The pairing only looks at
 events that are traced anyway: an engine observer (:meth:`Engine.observe`) sees
 them, it selects nothing. Its tables are bounded (:data:`MAX_THREADS` threads and
-:data:`~.pairing.MAX_PENDING_BYTES` of events); a syscall event arriving late is
+:data:`MAX_WAITING_BYTES` of events per table, :data:`MAX_PAIRED` pairs); a syscall event arriving late is
 used only for findings raised after it.
 
 Pairs are checked where the two events share an argument the tracer cannot get
@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from pytracee.engine import Event, Finding, hookimpl
 
-from .pairing import MAX_PENDING_BYTES, PendingEvents
+from .pairing import PendingEvents
 
 if TYPE_CHECKING:
     from pytracee.engine.session import Session
@@ -51,17 +51,20 @@ LSM_SYSCALLS: Final[dict[str, frozenset[str]]] = {
 _SYSCALLS: Final = frozenset().union(*LSM_SYSCALLS.values())
 _EXEC: Final = frozenset({"execve", "execveat", "security_bprm_check"})
 _OPENS: Final = LSM_SYSCALLS["security_file_open"]
-#: Threads whose last syscall (or LSM event) is held; LSM events whose partner is remembered.
-MAX_THREADS: Final = 8192
-MAX_PAIRED: Final = 4096
+#: Threads whose syscall event (or LSM event) waits for its other half, and bytes of their JSON:
+#: the halves of one call come within a few events of each other, so only calls whose other
+#: half is not traced stay, until pushed out. LSM events whose partner is remembered.
+MAX_THREADS: Final = 1024
+MAX_WAITING_BYTES: Final = 4 << 20
+MAX_PAIRED: Final = 1024
 
 
 class SyscallContext:
     """Pairs LSM events with their syscall events as the engine sees them; answers for findings."""
 
     def __init__(self) -> None:
-        self._syscalls = PendingEvents(MAX_THREADS, MAX_PENDING_BYTES)
-        self._lsm_waiting = PendingEvents(MAX_THREADS, MAX_PENDING_BYTES)
+        self._syscalls = PendingEvents(MAX_THREADS, MAX_WAITING_BYTES)
+        self._lsm_waiting = PendingEvents(MAX_THREADS, MAX_WAITING_BYTES)
         #: id(LSM event) -> (the LSM event, its syscall event), newest last.
         self._paired: dict[int, tuple[Event, Event]] = {}
 
