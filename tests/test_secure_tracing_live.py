@@ -11,6 +11,7 @@ workload runs under its own command name, which the in-kernel filter selects.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -180,3 +181,69 @@ def test_honest_programs_raise_no_secure_tracing_finding(tmp_path: Path) -> None
     wrong = [f for f in findings if f["SigMetadata"]["ID"].startswith("PYT-")]
     assert wrong == [], json.dumps(wrong, indent=1)
     assert "0 findings" in err and " 0 lost" in err, err
+
+
+LSM_RULE = """
+from pytracee.engine import Event, select, signature
+
+@signature(id="LSM-1", name="Any LSM event", severity=1, events=[
+    select("security_file_open", pathname="*/pyt-ctx-*"), select("security_bprm_check"),
+    select("security_socket_connect"), select("security_inode_rename"), select("security_sb_mount")])
+def any_lsm(event: Event) -> dict:
+    return {"lsm": event.name}
+"""
+
+CALLS = r"""
+import subprocess
+os.chdir(WORK)
+os.close(os.open("pyt-ctx-file", os.O_CREAT | os.O_RDONLY))
+os.rename("pyt-ctx-file", "pyt-ctx-moved")
+srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen(1)
+c = socket.socket(); c.connect(srv.getsockname())
+os.mkdir("mnt")
+libc = ctypes.CDLL(None, use_errno=True)
+assert libc.mount(b"pyt-ctx-tmpfs", b"mnt", b"tmpfs", 0, None) == 0, ctypes.get_errno()
+libc.umount2(b"mnt", 0)
+os.execv(WORK + "/pyt_ctx", ["pyt_ctx"])  # a copy of true: its command name stays in the comm filter
+"""
+
+
+def test_findings_on_each_lsm_event_carry_the_syscall_live(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "any_lsm.py").write_text(LSM_RULE)
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copy2("/bin/true", work / "pyt_ctx")
+    syscalls = "openat,renameat2,rename,connect,mount,execve"
+    tracee = Tracee(
+        "--rules-dir", str(rules), "--rules", "LSM-1", "-e", syscalls, "-s", "comm=pyt_ctx", "-o", "none",
+        "--output-template", "rawjson",
+    )  # fmt: skip
+    subprocess.run(
+        [
+            "python3",
+            "-c",
+            f"import os, socket, ctypes\nopen('/proc/self/comm', 'w').write('pyt_ctx')\nWORK = {str(work)!r}\n" + CALLS,
+        ],
+        check=True,
+        timeout=60,
+    )
+    status, findings, err = tracee.stop()
+    assert status == 0, err
+    by_lsm = {
+        f["Data"]["lsm"]: f["Data"].get("syscall_event")
+        for f in findings
+        if f["Context"]["processName"] in ("pyt_ctx", "true")
+    }
+    assert set(by_lsm) == {
+        "security_file_open", "security_inode_rename", "security_socket_connect", "security_sb_mount", "security_bprm_check",
+    }, err  # fmt: skip
+    assert by_lsm["security_file_open"]["name"] == "openat"
+    assert by_lsm["security_file_open"]["args"]["pathname"] == "pyt-ctx-file"
+    assert by_lsm["security_inode_rename"]["args"]["oldpath"] == "pyt-ctx-file"
+    assert by_lsm["security_socket_connect"]["args"]["addr"]["sin_addr"] == "127.0.0.1"
+    assert by_lsm["security_sb_mount"]["args"]["source"] == "pyt-ctx-tmpfs"
+    assert by_lsm["security_sb_mount"]["returnValue"] == 0
+    assert by_lsm["security_bprm_check"] == {**by_lsm["security_bprm_check"], "name": "execve"}
+    assert by_lsm["security_bprm_check"]["args"]["pathname"] == str(work / "pyt_ctx")
