@@ -147,3 +147,25 @@ def test_a_signature_choosing_the_key_keeps_it(tmp_path: Path) -> None:
         [ev("openat", OPENAT, 40, returnValue=3), ev("security_file_open", FILE_OPEN, 40, syscall="openat")],
     )
     assert findings[0]["Data"] == {"syscall_event": "mine"}
+
+
+def test_engine_observers_see_events_before_the_signatures_and_select_nothing(caplog) -> None:
+    from pytracee.engine.dispatch import Engine
+    from pytracee.signatures.secure_tracing import ConnectArgumentTampering
+
+    seen: list[str] = []
+    engine = Engine([ConnectArgumentTampering()], lambda finding: seen.append("finding"))
+    engine.observe(["openat", "security_socket_connect"], lambda event: seen.append(event.name))
+
+    def broken(event) -> None:
+        raise RuntimeError("observer bug")
+
+    engine.observe(["openat"], broken)
+    assert engine.selected_event_names() == ["connect", "security_socket_connect"]  # nothing added
+    sockaddr = {"sa_family": "AF_INET", "sin_addr": "127.0.0.1", "sin_port": "1"}
+    engine.dispatch(ev("connect", {"sockfd": 4, "addr": sockaddr, "addrlen": 16}, 1, returnValue=0))
+    engine.dispatch(ev("openat", OPENAT, 1, returnValue=3))  # no signature selects it: observed all the same
+    other = dict(sockaddr, sin_port="2")
+    engine.dispatch(ev("security_socket_connect", {"sockfd": 4, "type": 1, "remote_addr": other}, 1, syscall="connect"))
+    assert seen == ["openat", "security_socket_connect", "finding"]
+    assert "observer bug" in caplog.text
