@@ -10,12 +10,16 @@ tracer read them::
 
 so an analyst sees both sides: the kernel's (the LSM event) and the syscall's. The
 two are paired by host thread (host process for exec, whose thread id may change)
-and syscall name, in either arrival order (pytracee's collector sends the syscall
-first, Tracee sends it after the LSM event but for exec). The pairing only looks at
-events that are traced anyway: an engine observer (:meth:`Engine.observe`) sees
-them, it selects nothing. Its tables are bounded (:data:`MAX_THREADS` threads and
-:data:`MAX_WAITING_BYTES` of events per table, :data:`MAX_PAIRED` pairs); a syscall event arriving late is
-used only for findings raised after it.
+and syscall name, in either arrival order: pytracee's collector sends the syscall
+first; Tracee (and kprobes on the LSM hooks) send it after the LSM event but for
+exec, and then, once the stream has shown that syscall traced, the LSM event is held
+back until its syscall's event has gone to the signatures (at most :data:`HOLD_NS`
+of event time, :data:`MAX_HELD` at once; the thread's next syscall or the end of
+input releases it too). The pairing only looks at events that are traced anyway: an
+engine observer (:meth:`Engine.observe`) sees them, it selects nothing. Its tables are bounded (:data:`MAX_THREADS` threads and
+:data:`MAX_WAITING_BYTES` of events per table, :data:`MAX_PAIRED` pairs); an LSM event that was not held
+(its syscall not seen yet) is paired with a syscall event that comes later only for
+findings raised after that.
 
 Pairs are checked where the two events share an argument the tracer cannot get
 wrong by a race (``connect``'s ``sockfd``), or a name (``rename``'s paths end in the
@@ -26,10 +30,10 @@ finding whose data already has ``syscall_event`` keeps it.
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any, Final
 
-from pytracee.engine import Event, Finding, hookimpl
+from pytracee.engine import Event, Finding, MalformedEventError, hookimpl
 
 from .pairing import PendingEvents
 
@@ -57,29 +61,62 @@ _OPENS: Final = LSM_SYSCALLS["security_file_open"]
 MAX_THREADS: Final = 1024
 MAX_WAITING_BYTES: Final = 4 << 20
 MAX_PAIRED: Final = 1024
+#: An LSM event that came before its syscall's event waits for it at most this long in event
+#: time (a blocking connect), and at most this many wait at once.
+HOLD_NS: Final = 1_000_000_000
+MAX_HELD: Final = 256
 
 
 class SyscallContext:
-    """Pairs LSM events with their syscall events as the engine sees them; answers for findings."""
+    """Pairs LSM events with their syscall events as the engine sees them; answers for findings.
 
-    def __init__(self) -> None:
+    :param release: hands a held LSM event back to the engine (:meth:`Engine.release`);
+        without it nothing is held.
+    """
+
+    def __init__(self, release: Callable[[Event], None] | None = None) -> None:
         self._syscalls = PendingEvents(MAX_THREADS, MAX_WAITING_BYTES)
         self._lsm_waiting = PendingEvents(MAX_THREADS, MAX_WAITING_BYTES)
         #: id(LSM event) -> (the LSM event, its syscall event), newest last.
         self._paired: dict[int, tuple[Event, Event]] = {}
+        self._release = release
+        #: Syscalls seen in the stream: an LSM event of one of them waits for its syscall.
+        self._traced: set[str] = set()
+        #: LSM events held back until their syscall event has been dispatched, oldest first.
+        self._held: dict[Hashable, Event] = {}
 
-    def observe(self, event: Event) -> None:
-        """Engine observer: every LSM and syscall event, before the signatures see it."""
+    def observe(self, event: Event) -> bool:
+        """Engine observer: every LSM and syscall event, before the signatures see it.
+
+        :returns: ``True`` to hold an LSM event back until its syscall's event has gone
+            to the signatures (when the syscall is traced and comes second).
+        """
         if event.source != "tracee":
-            return
+            return False
+        try:
+            return self._observe(event)
+        except MalformedEventError:
+            return False  # rejected at its own turn by the engine
+
+    def _observe(self, event: Event) -> bool:
+        self._release_expired(event.timestamp)
         key = _key(event)
         if event.name in LSM_SYSCALLS:
             syscall_event = self._syscalls.pop(key)
             if syscall_event is not None and _same_call(syscall_event, event):
                 self._remember(event, syscall_event)
-            else:
-                self._lsm_waiting.add(key, event)
-        elif event.name in _SYSCALLS:
+                return False
+            self._release_key(key)  # an earlier one of the thread waited in vain
+            self._lsm_waiting.add(key, event)
+            if self._release is None or event.syscall not in self._traced:
+                return False
+            event.args  # noqa: B018 - read now: a malformed event is rejected at its own turn
+            if len(self._held) >= MAX_HELD:
+                self._release_key(next(iter(self._held)))
+            self._held[key] = event
+            return True
+        if event.name in _SYSCALLS:
+            self._traced.add(event.name)
             lsm_event = self._lsm_waiting.pop(key)
             if lsm_event is not None and _same_call(event, lsm_event):
                 self._remember(lsm_event, event)  # the kernel's event came first (Tracee's order)
@@ -87,6 +124,26 @@ class SyscallContext:
                 self._syscalls.add(key, event)
             else:
                 self._syscalls.pop(key)  # a failed open raises no security_file_open
+            self._release_key(key)  # after this event: paired, or its partner was lost
+        return False
+
+    def _release_key(self, key: Hashable) -> None:
+        event = self._held.pop(key, None)
+        if event is not None and self._release is not None:
+            self._release(event)
+
+    def _release_expired(self, now: int) -> None:
+        held = self._held
+        while held:
+            key, event = next(iter(held.items()))
+            if event.timestamp + HOLD_NS >= now:
+                return
+            self._release_key(key)
+
+    def release_all(self) -> None:
+        """End of input: hand back every held event."""
+        for key in list(self._held):
+            self._release_key(key)
 
     def _remember(self, lsm_event: Event, syscall_event: Event) -> None:
         paired = self._paired
@@ -145,8 +202,8 @@ def tracee_sessionstart(session: Session) -> None:
     """Observe the syscalls and LSM events of the run."""
     if session.engine is None:
         return
-    context = SyscallContext()
-    session.engine.observe([*LSM_SYSCALLS, *sorted(_SYSCALLS)], context.observe)
+    context = SyscallContext(session.engine.release)
+    session.engine.observe([*LSM_SYSCALLS, *sorted(_SYSCALLS)], context.observe, at_end=context.release_all)
     _contexts[id(session)] = context
 
 
