@@ -12,14 +12,15 @@ so an analyst sees both sides: the kernel's (the LSM event) and the syscall's. T
 two are paired by host thread (host process for exec, whose thread id may change)
 and syscall name, in either arrival order: pytracee's collector sends the syscall
 first; Tracee (and kprobes on the LSM hooks) send it after the LSM event but for
-exec, and then, once the stream has shown that syscall traced, the LSM event is held
+exec, and then, once the stream has shown that syscall traced (before that, an LSM
+event is not paired), the LSM event is held
 back until its syscall's event has gone to the signatures (at most :data:`HOLD_NS`
 of event time, :data:`MAX_HELD` at once; the thread's next syscall or the end of
 input releases it too). The pairing only looks at events that are traced anyway: an
 engine observer (:meth:`Engine.observe`) sees them, it selects nothing. Its tables are bounded (:data:`MAX_THREADS` threads and
-:data:`MAX_WAITING_BYTES` of events per table, :data:`MAX_PAIRED` pairs); an LSM event that was not held
-(its syscall not seen yet) is paired with a syscall event that comes later only for
-findings raised after that.
+:data:`MAX_WAITING_BYTES` of events per table, :data:`MAX_PAIRED` pairs); without a release function
+(:class:`SyscallContext` alone) an LSM event that comes first is paired with the
+syscall event that follows only for findings raised after that.
 
 Pairs are checked where the two events share an argument the tracer cannot get
 wrong by a race (``connect``'s ``sockfd``), or a name (``rename``'s paths end in the
@@ -82,6 +83,8 @@ class SyscallContext:
         self._release = release
         #: Syscalls seen in the stream: an LSM event of one of them waits for its syscall.
         self._traced: set[str] = set()
+        #: Syscall names of the last LSM event of threads, for syscalls not seen traced.
+        self._untraced_lsm: dict[Hashable, str] = {}
         #: LSM events held back until their syscall event has been dispatched, oldest first.
         self._held: dict[Hashable, Event] = {}
 
@@ -99,32 +102,47 @@ class SyscallContext:
             return False  # rejected at its own turn by the engine
 
     def _observe(self, event: Event) -> bool:
-        self._release_expired(event.timestamp)
-        key = _key(event)
-        if event.name in LSM_SYSCALLS:
+        if self._held:
+            self._release_expired(event.timestamp)
+        raw = event.raw
+        name = raw["eventName"]
+        key = ("process", raw.get("hostProcessId", 0)) if name in _EXEC else raw.get("hostThreadId", 0)
+        if name in LSM_SYSCALLS:
             syscall_event = self._syscalls.pop(key)
             if syscall_event is not None and _same_call(syscall_event, event):
                 self._remember(event, syscall_event)
                 return False
-            self._release_key(key)  # an earlier one of the thread waited in vain
+            if event.syscall not in self._traced:
+                # its syscall is not traced, or not seen yet: if it comes next on this thread, it
+                # is this event's (Tracee's order), not one for a later LSM event
+                marks = self._untraced_lsm
+                if len(marks) >= MAX_THREADS:
+                    del marks[next(iter(marks))]
+                marks[key] = event.syscall
+                return False
+            if self._held:
+                self._release_key(key)  # an earlier one of the thread waited in vain
             self._lsm_waiting.add(key, event)
-            if self._release is None or event.syscall not in self._traced:
+            if self._release is None:
                 return False
             event.args  # noqa: B018 - read now: a malformed event is rejected at its own turn
             if len(self._held) >= MAX_HELD:
                 self._release_key(next(iter(self._held)))
             self._held[key] = event
             return True
-        if event.name in _SYSCALLS:
-            self._traced.add(event.name)
-            lsm_event = self._lsm_waiting.pop(key)
+        if name in _SYSCALLS:
+            self._traced.add(name)
+            lsm_event = self._lsm_waiting.pop(key) if self._lsm_waiting else None
             if lsm_event is not None and _same_call(event, lsm_event):
                 self._remember(lsm_event, event)  # the kernel's event came first (Tracee's order)
-            elif event.name not in _OPENS or event.return_value >= 0:
+            elif self._untraced_lsm and self._untraced_lsm.pop(key, None) == name:
+                self._syscalls.pop(key)  # the partner of an LSM event that came before
+            elif name not in _OPENS or event.return_value >= 0:
                 self._syscalls.add(key, event)
             else:
                 self._syscalls.pop(key)  # a failed open raises no security_file_open
-            self._release_key(key)  # after this event: paired, or its partner was lost
+            if self._held:
+                self._release_key(key)  # after this event: paired, or its partner was lost
         return False
 
     def _release_key(self, key: Hashable) -> None:
@@ -155,12 +173,6 @@ class SyscallContext:
         """The syscall event paired with this LSM event, if any."""
         entry = self._paired.get(id(event))
         return entry[1] if entry is not None and entry[0] is event else None
-
-
-def _key(event: Event) -> Hashable:
-    if event.name in _EXEC:
-        return ("process", event.host_process_id)
-    return ("thread", event.raw.get("hostThreadId", 0))
 
 
 def _same_call(syscall_event: Event, lsm_event: Event) -> bool:
