@@ -2,7 +2,10 @@
 /*
  * security.h: Tracee's LSM/kprobe events emulated from syscall tracepoints. Each handler
  * is a tail call from sys_enter/sys_exit for one syscall (see prog_enter/prog_exit) and
- * reads the syscall's raw arguments from the thread's pending entry.
+ * reads the syscall's raw arguments from the thread's pending entry. Where the kernel's
+ * state holds the result (the opened file, the connected socket's peer), the event takes
+ * it from there rather than reading the process's memory again (bpf/README.md: "The
+ * kernel's view and the tracer's").
  *
  * Fixed-size arguments come first on the wire, in definition order, then the variable
  * ones; collector/wire.py describes the same layout for the decoder.

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from .errors import Interrupted
+from .errors import Interrupted, MalformedEventError
 from .events import ORIGIN_HOST, Event, origin_of
 from .findings import (
     SIGNATURE_EVENT_ID_BASE,
@@ -135,7 +135,9 @@ class Engine:
         self._routes: dict[tuple[str, str], _Route | None] = {}
         self._wrap: Wrapper | None = None
         self._depth = 0
-        self._observers: dict[str, list[Callable[[Event], None]]] = {}
+        self._observers: dict[str, list[Callable[[Event], bool | None]]] = {}
+        self._observers_at_end: list[Callable[[], None]] = []
+        self._released: list[Event] = []
         self._signature_event_ids = {
             loaded.metadata.event_name: SIGNATURE_EVENT_ID_BASE + index
             for index, loaded in enumerate(self.signatures)
@@ -159,15 +161,31 @@ class Engine:
             return False
         return True
 
-    def observe(self, names: Iterable[str], observer: Callable[[Event], None]) -> None:
+    def observe(
+        self,
+        names: Iterable[str],
+        observer: Callable[[Event], bool | None],
+        *,
+        at_end: Callable[[], None] | None = None,
+    ) -> None:
         """Call ``observer(event)`` for every event named in ``names``, before the signatures.
 
         For plugins that keep context across events (findings are enriched from it):
         an observer does not select events, so it adds nothing to what is traced, and
-        one that raises is logged and the event goes on to the signatures.
+        one that raises is logged and the event goes on to the signatures. An observer
+        may hold an event back until another one has come (the other half of a pair):
+        it returns ``True`` and later hands the event back with :meth:`release`.
+        ``at_end()`` runs at the end of input, before the signatures hear of it, to
+        release what is still held.
         """
         for name in names:
             self._observers.setdefault(name, []).append(observer)
+        if at_end is not None:
+            self._observers_at_end.append(at_end)
+
+    def release(self, event: Event) -> None:
+        """Hand back an event an observer held: the signatures get it after the event being dispatched."""
+        self._released.append(event)
 
     def observed_event_names(self) -> set[str]:
         """The names of the events observers asked for (:meth:`observe`)."""
@@ -255,11 +273,15 @@ class Engine:
         :raises pytracee.engine.errors.MalformedEventError: when the event's
             ``args`` are unreadable; no signature has seen it then.
         """
+        if self._observers and event.raw["eventName"] in self._observers:
+            self._dispatch_observed(event)
+        else:
+            self._dispatch(event)
+
+    def _dispatch(self, event: Event) -> None:
         self.stats.events += 1
         raw = event.raw
         key = (event.source, raw["eventName"])
-        if self._observers and key[1] in self._observers:
-            self._notify_observers(event)
         try:
             route = self._routes[key]
         except KeyError:
@@ -285,12 +307,24 @@ class Engine:
                     raise
                 self._signature_failed(loaded, event, RuleAbortError.of(exc))
 
-    def _notify_observers(self, event: Event) -> None:
+    def _dispatch_observed(self, event: Event) -> None:
+        held = False
         for observer in self._observers[event.name]:
             try:
-                observer(event)
+                held |= bool(observer(event))
             except Exception as exc:  # context lost for this event only; the signatures still run
                 log.error("event observer %r failed on %s: %s: %s", observer, event.name, type(exc).__name__, exc)
+        if not held:
+            self._dispatch(event)
+        self._dispatch_released()
+
+    def _dispatch_released(self) -> None:
+        while self._released:
+            event = self._released.pop(0)
+            try:
+                self._dispatch(event)
+            except MalformedEventError as exc:  # held events were read by their observer first: not expected
+                log.error("event %s held by an observer is malformed: %s", event.location or event.name, exc)
 
     def _signature_failed(self, loaded: LoadedSignature, event: Event, exc: BaseException) -> None:
         sig_id = loaded.metadata.id
@@ -347,6 +381,12 @@ class Engine:
         :returns: whether an interruption arrived meanwhile.
         """
         interrupted = False
+        for at_end in self._observers_at_end:
+            try:
+                at_end()
+            except Exception as exc:  # a bug in the observer: logged, the end goes on
+                log.error("event observer's end %r failed: %s: %s", at_end, type(exc).__name__, exc)
+        self._dispatch_released()
         for loaded in self.signatures:
             for source in dict.fromkeys(s.source for s in loaded.selectors):
                 interrupted |= self._call(loaded, "on_signal", SourceComplete(source))

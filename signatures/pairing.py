@@ -23,9 +23,30 @@ MAX_PENDING: Final = 4096
 MAX_PENDING_BYTES: Final = 16 << 20
 
 
+#: What an event's context (the fields besides its arguments) is counted as, in bytes.
+CONTEXT_BYTES: Final = 1024
+
+
 def event_size(event: Event) -> int:
-    """Bytes of the event's JSON (its input line, or its serialisation)."""
-    return len(event.text) if event.text is not None else len(orjson.dumps(event.raw, default=str))
+    """Bytes of the event's JSON: its input line, or (live events have none) an estimate from
+    its arguments' strings, cheaper than serialising it."""
+    if event.text is not None:
+        return len(event.text)
+    size = CONTEXT_BYTES
+    args = event.raw.get("args")
+    if type(args) is not list:
+        return size + len(orjson.dumps(args, default=str))
+    for arg in args:
+        value = arg.get("value") if type(arg) is dict else arg
+        if type(value) is str:
+            size += len(value) + 32
+        elif type(value) is list:
+            size += sum(len(item) + 4 if type(item) is str else 16 for item in value) + 32
+        elif type(value) is dict:
+            size += len(orjson.dumps(value, default=str)) + 32
+        else:
+            size += 32
+    return size
 
 
 class PendingEvents:
@@ -78,3 +99,6 @@ class PendingEvents:
 
     def __len__(self) -> int:
         return len(self._events)
+
+    def __bool__(self) -> bool:
+        return bool(self._events)

@@ -85,7 +85,7 @@ class _SyscallKernelPairs(Signature):
         return tid
 
     def wanted(self, syscall_event: Event) -> bool:
-        """Whether a syscall event is worth pairing (one that succeeded, by default)."""
+        """Whether a pair is worth comparing, by its syscall event (one that succeeded, by default)."""
         return syscall_event.return_value >= 0
 
     def same_call(self, syscall_event: Event, kernel_event: Event) -> bool:
@@ -98,13 +98,13 @@ class _SyscallKernelPairs(Signature):
             syscall_event = self._syscall_view.pop(key)
             if syscall_event is None or not self.same_call(syscall_event, event):
                 self._kernel_view.add(key, event)
-            else:
+            elif self.wanted(syscall_event):
                 self.compare(syscall_event, event)
-        elif self.wanted(event):
+        else:  # every call is paired, so that one left unchecked cannot take another's kernel event
             kernel_event = self._kernel_view.pop(key)
             if kernel_event is None or not self.same_call(event, kernel_event):
                 self._syscall_view.add(key, event)
-            else:
+            elif self.wanted(event):
                 self.compare(event, kernel_event)
 
     def compare(self, event: Event, kernel_event: Event) -> None:

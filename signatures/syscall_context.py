@@ -10,12 +10,17 @@ tracer read them::
 
 so an analyst sees both sides: the kernel's (the LSM event) and the syscall's. The
 two are paired by host thread (host process for exec, whose thread id may change)
-and syscall name, in either arrival order (pytracee's collector sends the syscall
-first, Tracee sends it after the LSM event but for exec). The pairing only looks at
-events that are traced anyway: an engine observer (:meth:`Engine.observe`) sees
-them, it selects nothing. Its tables are bounded (:data:`MAX_THREADS` threads and
-:data:`~.pairing.MAX_PENDING_BYTES` of events); a syscall event arriving late is
-used only for findings raised after it.
+and syscall name, in either arrival order: pytracee's collector sends the syscall
+first; Tracee (and kprobes on the LSM hooks) send it after the LSM event but for
+exec, and then, once the stream has shown that syscall traced (before that, an LSM
+event is not paired), the LSM event is held
+back until its syscall's event has gone to the signatures (at most :data:`HOLD_NS`
+of event time, :data:`MAX_HELD` at once; the thread's next syscall or the end of
+input releases it too). The pairing only looks at events that are traced anyway: an
+engine observer (:meth:`Engine.observe`) sees them, it selects nothing. Its tables are bounded (:data:`MAX_THREADS` threads and
+:data:`MAX_WAITING_BYTES` of events per table, :data:`MAX_PAIRED` pairs); without a release function
+(:class:`SyscallContext` alone) an LSM event that comes first is paired with the
+syscall event that follows only for findings raised after that.
 
 Pairs are checked where the two events share an argument the tracer cannot get
 wrong by a race (``connect``'s ``sockfd``), or a name (``rename``'s paths end in the
@@ -26,12 +31,12 @@ finding whose data already has ``syscall_event`` keeps it.
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any, Final
 
-from pytracee.engine import Event, Finding, hookimpl
+from pytracee.engine import Event, Finding, MalformedEventError, hookimpl
 
-from .pairing import MAX_PENDING_BYTES, PendingEvents
+from .pairing import PendingEvents
 
 if TYPE_CHECKING:
     from pytracee.engine.session import Session
@@ -51,39 +56,112 @@ LSM_SYSCALLS: Final[dict[str, frozenset[str]]] = {
 _SYSCALLS: Final = frozenset().union(*LSM_SYSCALLS.values())
 _EXEC: Final = frozenset({"execve", "execveat", "security_bprm_check"})
 _OPENS: Final = LSM_SYSCALLS["security_file_open"]
-#: Threads whose last syscall (or LSM event) is held; LSM events whose partner is remembered.
-MAX_THREADS: Final = 8192
-MAX_PAIRED: Final = 4096
+#: Threads whose syscall event (or LSM event) waits for its other half, and bytes of their JSON:
+#: the halves of one call come within a few events of each other, so only calls whose other
+#: half is not traced stay, until pushed out. LSM events whose partner is remembered.
+MAX_THREADS: Final = 1024
+MAX_WAITING_BYTES: Final = 4 << 20
+MAX_PAIRED: Final = 1024
+#: An LSM event that came before its syscall's event waits for it at most this long in event
+#: time (a blocking connect), and at most this many wait at once.
+HOLD_NS: Final = 1_000_000_000
+MAX_HELD: Final = 256
 
 
 class SyscallContext:
-    """Pairs LSM events with their syscall events as the engine sees them; answers for findings."""
+    """Pairs LSM events with their syscall events as the engine sees them; answers for findings.
 
-    def __init__(self) -> None:
-        self._syscalls = PendingEvents(MAX_THREADS, MAX_PENDING_BYTES)
-        self._lsm_waiting = PendingEvents(MAX_THREADS, MAX_PENDING_BYTES)
+    :param release: hands a held LSM event back to the engine (:meth:`Engine.release`);
+        without it nothing is held.
+    """
+
+    def __init__(self, release: Callable[[Event], None] | None = None) -> None:
+        self._syscalls = PendingEvents(MAX_THREADS, MAX_WAITING_BYTES)
+        self._lsm_waiting = PendingEvents(MAX_THREADS, MAX_WAITING_BYTES)
         #: id(LSM event) -> (the LSM event, its syscall event), newest last.
         self._paired: dict[int, tuple[Event, Event]] = {}
+        self._release = release
+        #: Syscalls seen in the stream: an LSM event of one of them waits for its syscall.
+        self._traced: set[str] = set()
+        #: Syscall names of the last LSM event of threads, for syscalls not seen traced.
+        self._untraced_lsm: dict[Hashable, str] = {}
+        #: LSM events held back until their syscall event has been dispatched, oldest first.
+        self._held: dict[Hashable, Event] = {}
 
-    def observe(self, event: Event) -> None:
-        """Engine observer: every LSM and syscall event, before the signatures see it."""
+    def observe(self, event: Event) -> bool:
+        """Engine observer: every LSM and syscall event, before the signatures see it.
+
+        :returns: ``True`` to hold an LSM event back until its syscall's event has gone
+            to the signatures (when the syscall is traced and comes second).
+        """
         if event.source != "tracee":
-            return
-        key = _key(event)
-        if event.name in LSM_SYSCALLS:
+            return False
+        try:
+            return self._observe(event)
+        except MalformedEventError:
+            return False  # rejected at its own turn by the engine
+
+    def _observe(self, event: Event) -> bool:
+        if self._held:
+            self._release_expired(event.timestamp)
+        raw = event.raw
+        name = raw["eventName"]
+        key = ("process", raw.get("hostProcessId", 0)) if name in _EXEC else raw.get("hostThreadId", 0)
+        if name in LSM_SYSCALLS:
             syscall_event = self._syscalls.pop(key)
             if syscall_event is not None and _same_call(syscall_event, event):
                 self._remember(event, syscall_event)
-            else:
-                self._lsm_waiting.add(key, event)
-        elif event.name in _SYSCALLS:
-            lsm_event = self._lsm_waiting.pop(key)
+                return False
+            if event.syscall not in self._traced:
+                # its syscall is not traced, or not seen yet: if it comes next on this thread, it
+                # is this event's (Tracee's order), not one for a later LSM event
+                marks = self._untraced_lsm
+                if len(marks) >= MAX_THREADS:
+                    del marks[next(iter(marks))]
+                marks[key] = event.syscall
+                return False
+            if self._held:
+                self._release_key(key)  # an earlier one of the thread waited in vain
+            self._lsm_waiting.add(key, event)
+            if self._release is None:
+                return False
+            event.args  # noqa: B018 - read now: a malformed event is rejected at its own turn
+            if len(self._held) >= MAX_HELD:
+                self._release_key(next(iter(self._held)))
+            self._held[key] = event
+            return True
+        if name in _SYSCALLS:
+            self._traced.add(name)
+            lsm_event = self._lsm_waiting.pop(key) if self._lsm_waiting else None
             if lsm_event is not None and _same_call(event, lsm_event):
                 self._remember(lsm_event, event)  # the kernel's event came first (Tracee's order)
-            elif event.name not in _OPENS or event.return_value >= 0:
+            elif self._untraced_lsm and self._untraced_lsm.pop(key, None) == name:
+                self._syscalls.pop(key)  # the partner of an LSM event that came before
+            elif name not in _OPENS or event.return_value >= 0:
                 self._syscalls.add(key, event)
             else:
                 self._syscalls.pop(key)  # a failed open raises no security_file_open
+            if self._held:
+                self._release_key(key)  # after this event: paired, or its partner was lost
+        return False
+
+    def _release_key(self, key: Hashable) -> None:
+        event = self._held.pop(key, None)
+        if event is not None and self._release is not None:
+            self._release(event)
+
+    def _release_expired(self, now: int) -> None:
+        held = self._held
+        while held:
+            key, event = next(iter(held.items()))
+            if event.timestamp + HOLD_NS >= now:
+                return
+            self._release_key(key)
+
+    def release_all(self) -> None:
+        """End of input: hand back every held event."""
+        for key in list(self._held):
+            self._release_key(key)
 
     def _remember(self, lsm_event: Event, syscall_event: Event) -> None:
         paired = self._paired
@@ -95,12 +173,6 @@ class SyscallContext:
         """The syscall event paired with this LSM event, if any."""
         entry = self._paired.get(id(event))
         return entry[1] if entry is not None and entry[0] is event else None
-
-
-def _key(event: Event) -> Hashable:
-    if event.name in _EXEC:
-        return ("process", event.host_process_id)
-    return ("thread", event.raw.get("hostThreadId", 0))
 
 
 def _same_call(syscall_event: Event, lsm_event: Event) -> bool:
@@ -142,8 +214,8 @@ def tracee_sessionstart(session: Session) -> None:
     """Observe the syscalls and LSM events of the run."""
     if session.engine is None:
         return
-    context = SyscallContext()
-    session.engine.observe([*LSM_SYSCALLS, *sorted(_SYSCALLS)], context.observe)
+    context = SyscallContext(session.engine.release)
+    session.engine.observe([*LSM_SYSCALLS, *sorted(_SYSCALLS)], context.observe, at_end=context.release_all)
     _contexts[id(session)] = context
 
 

@@ -219,3 +219,14 @@ def test_honest_connects_are_quiet() -> None:
 def test_pyt1_and_pyt3_run_with_the_builtins_by_default() -> None:
     ids = [f.sig_metadata.id for f in run_engine(connect_pair(inet("127.0.0.1", 1), inet("127.0.0.1", 2)))]
     assert ids == ["PYT-3"]
+
+
+def test_a_call_left_unchecked_does_not_shift_the_pairs() -> None:
+    """A failed connect still has its kernel event (with the tracer's read): it must pair with it, not the next call's."""
+    events = [
+        *connect_pair({"sa_family": "AF_UNIX", "sun_path": "/var/run/nscd/socket"}, inet("127.0.0.1", 1), ret=-2),
+        *connect_pair(inet("127.0.0.1", 80), inet("127.0.0.1", 80), fd=4, kernel_fd=4),
+        *connect_pair({"sa_family": "AF_UNIX", "sun_path": "/tmp/s"}, {"sa_family": "AF_UNIX", "sun_path": "s"}),
+        *connect_pair(inet("127.0.0.1", 9), inet("127.0.0.1", 9)),
+    ]
+    assert_silent(ConnectArgumentTampering, events)

@@ -9,7 +9,7 @@ import orjson
 import pytest
 from conftest import tracee_rules
 from pytracee.engine.testing import make_event
-from pytracee.signatures.syscall_context import MAX_PAIRED, SyscallContext
+from pytracee.signatures.syscall_context import HOLD_NS, MAX_HELD, MAX_PAIRED, SyscallContext
 
 # A rule firing on every LSM event of the cross-reference (and on nothing else).
 LSM_RULE = """
@@ -105,10 +105,44 @@ def test_tracees_order_lsm_event_first_pairs_with_the_syscall_that_follows_never
     lsm_a = ev("security_file_open", dict(FILE_OPEN, pathname="/etc/a"), 20, syscall="openat")
     for event in (lsm_a, first_open, lsm_b, open_b):  # Tracee's order: LSM a, openat a, LSM b, openat b
         context.observe(event)
-    assert context.syscall_of(lsm_a) is first_open and context.syscall_of(lsm_b) is open_b
-    # so a finding raised on the LSM event (while it is dispatched) carries no wrong syscall
+    # the first, before openat was seen traced, stays unpaired; its syscall is not taken for the next
+    assert context.syscall_of(lsm_a) is None and context.syscall_of(lsm_b) is open_b
+    # replayed: the first LSM event goes on at once (openat not seen traced yet), without the key;
+    # once the stream shows openat traced, an LSM event waits for its syscall's event
     findings = replay(rules_dir, tmp_path, [lsm_a, first_open, lsm_b, open_b])
-    assert [f["Data"] for f in findings] == [{"lsm": "security_file_open"}] * 2
+    assert findings[0]["Data"] == {"lsm": "security_file_open"}
+    assert findings[1]["Data"]["syscall_event"]["args"]["pathname"] == "/etc/b"
+
+
+def test_held_lsm_events_are_released_after_their_syscall_or_when_waiting_is_vain() -> None:
+    released: list = []
+    context = SyscallContext(released.append)
+    context.observe(ev("openat", OPENAT, 50, returnValue=3))  # openat is traced
+    lsm = ev("security_file_open", FILE_OPEN, 51, syscall="openat", timestamp=10**18)
+    assert context.observe(lsm) is True and released == []
+    syscall = ev("openat", OPENAT, 51, returnValue=3, timestamp=10**18 + 5)
+    assert context.observe(syscall) is False and released == [lsm]  # dispatched right after its syscall
+    assert context.syscall_of(lsm) is syscall
+    # the syscall's event never comes: the thread's next syscall, 1 s of later events, or the end release it
+    late = [
+        ev("security_file_open", FILE_OPEN, tid, syscall="openat", timestamp=ts)
+        for tid, ts in ((52, 2 * 10**18), (53, 2 * 10**18), (54, 2 * 10**18 + HOLD_NS))
+    ]
+    assert all(context.observe(e) for e in late)
+    context.observe(ev("connect", {"sockfd": 1, "addr": {}, "addrlen": 0}, 52, timestamp=2 * 10**18 + 1))
+    assert released[-1] is late[0]
+    context.observe(ev("mount", {"source": "x"}, 99, timestamp=2 * 10**18 + HOLD_NS + 1))
+    assert released[-1] is late[1] and late[2] not in released
+    context.release_all()
+    assert released[-1] is late[2] and context.syscall_of(late[2]) is None
+    # at most MAX_HELD wait at once
+    many = [
+        ev("security_file_open", FILE_OPEN, 1000 + i, syscall="openat", timestamp=3 * 10**18)
+        for i in range(MAX_HELD + 1)
+    ]
+    for event in many:
+        context.observe(event)
+    assert released[-1] is many[0]
 
 
 def test_pairs_are_checked_and_bounded(rules_dir: Path, tmp_path: Path) -> None:
@@ -147,3 +181,25 @@ def test_a_signature_choosing_the_key_keeps_it(tmp_path: Path) -> None:
         [ev("openat", OPENAT, 40, returnValue=3), ev("security_file_open", FILE_OPEN, 40, syscall="openat")],
     )
     assert findings[0]["Data"] == {"syscall_event": "mine"}
+
+
+def test_engine_observers_see_events_before_the_signatures_and_select_nothing(caplog) -> None:
+    from pytracee.engine.dispatch import Engine
+    from pytracee.signatures.secure_tracing import ConnectArgumentTampering
+
+    seen: list[str] = []
+    engine = Engine([ConnectArgumentTampering()], lambda finding: seen.append("finding"))
+    engine.observe(["openat", "security_socket_connect"], lambda event: seen.append(event.name))
+
+    def broken(event) -> None:
+        raise RuntimeError("observer bug")
+
+    engine.observe(["openat"], broken)
+    assert engine.selected_event_names() == ["connect", "security_socket_connect"]  # nothing added
+    sockaddr = {"sa_family": "AF_INET", "sin_addr": "127.0.0.1", "sin_port": "1"}
+    engine.dispatch(ev("connect", {"sockfd": 4, "addr": sockaddr, "addrlen": 16}, 1, returnValue=0))
+    engine.dispatch(ev("openat", OPENAT, 1, returnValue=3))  # no signature selects it: observed all the same
+    other = dict(sockaddr, sin_port="2")
+    engine.dispatch(ev("security_socket_connect", {"sockfd": 4, "type": 1, "remote_addr": other}, 1, syscall="connect"))
+    assert seen == ["openat", "security_socket_connect", "finding"]
+    assert "observer bug" in caplog.text

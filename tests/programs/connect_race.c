@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -16,8 +17,17 @@ static struct sockaddr_in addr;
 static volatile unsigned short ports[2];
 static volatile int stop;
 
+/* Keep the two threads on different CPUs, so that the flipper runs while the call is made. */
+static void pin(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu % (int)sysconf(_SC_NPROCESSORS_ONLN), &set);
+    sched_setaffinity(0, sizeof(set), &set);
+}
+
 static void *flip(void *unused) {
     (void)unused;
+    pin(1);
     volatile unsigned short *port = &addr.sin_port;
     while (!stop) {
         *port = ports[1];
@@ -35,6 +45,7 @@ int main(int argc, char **argv) {
     addr.sin_family = AF_INET;
     addr.sin_port = ports[0];
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    pin(0);
     pthread_t flipper;
     pthread_create(&flipper, NULL, flip, NULL);
     usleep(1000); /* let the flipper run on the other CPU */

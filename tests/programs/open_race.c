@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,8 +16,17 @@ static char first[256], second[256];
 static size_t size;
 static volatile int stop;
 
+/* Keep the two threads on different CPUs, so that the flipper runs while the call is made. */
+static void pin(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu % (int)sysconf(_SC_NPROCESSORS_ONLN), &set);
+    sched_setaffinity(0, sizeof(set), &set);
+}
+
 static void *flip(void *unused) {
     (void)unused;
+    pin(1);
     while (!stop) {
         memcpy(path, second, size);
         __asm__ volatile("" ::: "memory"); /* keep both stores: neither is dead */
@@ -36,6 +46,7 @@ int main(int argc, char **argv) {
     memcpy(second, argv[2], size);
     memcpy(path, first, size);
     int attempts = argc > 3 ? atoi(argv[3]) : 2000;
+    pin(0);
     pthread_t flipper;
     pthread_create(&flipper, NULL, flip, NULL);
     usleep(1000); /* let the flipper run on the other CPU */
