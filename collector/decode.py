@@ -205,9 +205,29 @@ def _var_code(i: int, kind: str) -> list[str]:
     return lines
 
 
-def _compile(ev: EventSpec, cut: list[int]) -> Callable[[Any, int, int, int], list[dict[str, Any]]]:
+def _json_format(ev: EventSpec) -> tuple[bytes, list[str]]:
+    """The %-format of the JSON of ``ev``'s visible arguments (as ``orjson.dumps`` of the
+    decoder's list of dicts writes it), and the expression giving each value's text."""
+    parts, values = [], []
+    for i, a in enumerate(ev.args):
+        if a.hidden:
+            continue
+        head = b'{"name":' + orjson.dumps(a.name) + b',"type":' + orjson.dumps(a.type) + b',"value":'
+        if a.kind in ("i", "u", "t"):
+            parts.append(head.replace(b"%", b"%%") + b"%d}")
+            values.append(f"a{i}")
+        else:
+            parts.append(head.replace(b"%", b"%%") + b"%s}")
+            values.append(f"(b'true' if a{i} else b'false')" if a.kind == "b" else f"_dumps(a{i})")
+    return b"[" + b",".join(parts) + b"]", values
+
+
+def _compile(
+    ev: EventSpec, cut: list[int], as_json: bool = False
+) -> Callable[[Any, int, int, int], list[dict[str, Any]]]:
     """A function decoding the arguments of ``ev`` from a record (generated once per event);
-    ``cut[0]`` counts the string arrays with an element cut by the kernel."""
+    ``cut[0]`` counts the string arrays with an element cut by the kernel. ``as_json``: the
+    function returns the JSON of the list instead (bytes, what ``orjson.dumps`` makes of it)."""
     fixed = [(i, a) for i, a in enumerate(ev.args) if a.fixed]
     fmt = "<" + "".join(_SLOT.lower() if a.kind == "i" else _SLOT for _, a in fixed)
     env: dict[str, Any] = {
@@ -242,10 +262,15 @@ def _compile(ev: EventSpec, cut: list[int]) -> Callable[[Any, int, int, int], li
     names = ", ".join(f"a{i}" for i in range(len(ev.args)))
     if env["_post"] is not None:
         body += [f"vals = [{names}]", "_post(vals)", f"{names}, = vals"]
-    items = ", ".join(
-        f"{{'name': {a.name!r}, 'type': {a.type!r}, 'value': a{i}}}" for i, a in enumerate(ev.args) if not a.hidden
-    )
-    body.append(f"return [{items}]")
+    if as_json:
+        env["_JSON"], values = _json_format(ev)
+        env["_dumps"] = orjson.dumps
+        body.append(f"return _JSON % ({''.join(v + ', ' for v in values)})")
+    else:
+        items = ", ".join(
+            f"{{'name': {a.name!r}, 'type': {a.type!r}, 'value': a{i}}}" for i, a in enumerate(ev.args) if not a.hidden
+        )
+        body.append(f"return [{items}]")
     src = "def decode_args(buf, pos, end, boot):\n" + "\n".join("    " + line for line in body) + "\n"
     exec(compile(src, f"<decode {ev.name}>", "exec"), env)  # noqa: S102 - source built from EventSpec only
     return env["decode_args"]
@@ -254,12 +279,13 @@ def _compile(ev: EventSpec, cut: list[int]) -> Callable[[Any, int, int, int], li
 class _Plan:
     """How to decode one event id (built once)."""
 
-    __slots__ = ("args", "id_str", "json_ids", "name")
+    __slots__ = ("args", "id_str", "json_args", "json_ids", "name")
 
     def __init__(self, ev: EventSpec, cut: list[int]) -> None:
         self.name = ev.name
         self.id_str = str(ev.id)
         self.args = _compile(ev, cut)
+        self.json_args = _compile(ev, cut, as_json=True)
         shown = sum(1 for a in ev.args if not a.hidden)
         #: The JSON of the fields after the thread context, up to the return value's.
         self.json_ids = orjson.dumps({"eventId": self.id_str, "eventName": ev.name, "argsNum": shown})[1:-1] + b","
@@ -283,6 +309,7 @@ _CONTEXT_A: Final = (
     "hostName", "containerId", "container", "kubernetes",
 )  # fmt: skip
 _CONTEXT_B: Final = ("stackAddresses", "contextFlags", "threadEntityId", "processEntityId", "parentEntityId")
+_LINE: Final = b'{"timestamp":%d%s%s"returnValue":%d,"syscall":%s%s%s}\n'
 _SYSCALL_JSON: Final[dict[int, bytes]] = {nr: b'"' + name.encode() + b'",' for nr, name in _SYSCALL_NAMES.items()}
 EXE_CACHE_MAX: Final = 16384
 CONTAINER_CACHE_MAX: Final = 16384
@@ -300,6 +327,8 @@ class Decoder:
         self._plans = {ev_id: _Plan(ev, self._cut) for ev_id, ev in (events or EVENTS_BY_ID).items()}
         self._templates: dict[bytes, dict[str, Any]] = {}
         self._json_templates: dict[bytes, tuple[bytes, bytes]] = {}
+        #: Event ids :meth:`encode` leaves to :meth:`decode` (their printer changes them).
+        self.dict_events: frozenset[int] = frozenset()
         self._exe: dict[tuple[int, int, int], str] = {}
         self._containers: dict[int, str] = {}
 
@@ -403,7 +432,8 @@ class Decoder:
     def encode(self, buf: Any, off: int = 0, size: int | None = None) -> bytes | None:
         """The record as one JSON line (with its newline), as ``orjson.dumps`` of :meth:`decode`'s
         dict would print it; None when the line would need escaping (non-ASCII, DEL: see
-        :func:`pytracee.engine.safetext.json_line`), which only the dict's printer does.
+        :func:`pytracee.engine.safetext.json_line`), which only the dict's printer does, and
+        for the event ids in :attr:`dict_events`.
 
         The thread's context is encoded once and cached: per event, only the timestamp,
         return value, syscall and arguments are.
@@ -415,6 +445,8 @@ class Decoder:
         plan = self._plans.get(ev_id)
         if plan is None:
             raise ValueError(f"unknown event id {ev_id} in record")
+        if ev_id in self.dict_events:
+            return None
         key = buf[off + _KEY_A : off + _KEY_B] + buf[off + _KEY_C : off + _KEY_D]
         parts = self._json_templates.get(key)
         if parts is None:
@@ -428,20 +460,20 @@ class Decoder:
             a = orjson.dumps({k: template[k] for k in _CONTEXT_A})
             b = orjson.dumps({k: template[k] for k in _CONTEXT_B})
             parts = self._json_templates[key] = (b"," + a[1:-1] + b",", b[1:-1] + b',"args":')
-        args = plan.args(buf, off + HEADER.size, end, self.boot_to_epoch_ns)
-        line = b"".join(
-            (
-                b'{"timestamp":',
-                b"%d" % (ts + self.boot_to_epoch_ns),
-                parts[0],
-                plan.json_ids,
-                b'"returnValue":%d,"syscall":' % retval,
-                _SYSCALL_JSON.get(sysno, b'"",'),
-                parts[1],
-                orjson.dumps(args),
-                b"}\n",
-            )
+        line = _LINE % (
+            ts + self.boot_to_epoch_ns,
+            parts[0],
+            plan.json_ids,
+            retval,
+            _SYSCALL_JSON.get(sysno, b'"",'),
+            parts[1],
+            plan.json_args(buf, off + HEADER.size, end, self.boot_to_epoch_ns),
         )
         if line.isascii() and b"\x7f" not in line:
             return line
         return None
+
+    def encode_or_decode(self, buf: Any, off: int = 0, size: int | None = None) -> bytes | dict[str, Any]:
+        """:meth:`encode`'s line, or :meth:`decode`'s dict where it gives none."""
+        line = self.encode(buf, off, size)
+        return line if line is not None else self.decode(buf, off, size)
