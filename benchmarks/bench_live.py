@@ -235,6 +235,9 @@ def scenario_detect(tracee: str, exe: Path, args: argparse.Namespace, workdir: P
             f"  tracee's CPU {run.cpu_seconds:.1f} s ({run.cpu_seconds / run.gen_seconds:.0%} of a CPU), "
             f"{run.cpu_seconds / max(reached, 1) * 1e6:.1f} us per event that reached the signatures"
         )
+        flat, memory = _flat(run.rss_kib)
+        print(f"  memory {memory}  -> {_verdict(flat)} (target: flat)")
+        ok = ok and flat
     return ok
 
 
