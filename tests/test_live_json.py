@@ -210,3 +210,37 @@ def test_pump_with_a_user_space_filter_takes_the_dict_path() -> None:
     source.pump()
     assert stream.getvalue() == expected(Decoder(BOOT), PLAIN[0]).decode()
     assert source.stats.events == source.printed == 1
+
+
+# --- live ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("buffer", ["ring", "perf"])
+def test_poll_json_reads_lines_and_dicts_from_both_buffers(bpf_object: Any, buffer: str) -> None:
+    from collector_support import run_child, start_collector
+    from pytracee.collector.collector import KernelFilters
+
+    collector = start_collector(
+        bpf_object, ["openat", "security_file_open"], filters=KernelFilters(comms={"trcx_json"}), buffer=buffer
+    )
+    got: list[Any] = []
+    try:
+        run_child("for _ in range(200):\n    os.close(os.open('/etc/hostname', os.O_RDONLY))\n", comm="trcx_json")
+        for _ in range(50):
+            batch = collector.poll_json(100, 64, as_dicts={OPENAT})
+            got += batch
+            if not batch and len(got) >= 400:
+                break
+    finally:
+        collector.stop()
+    lines = [orjson.loads(item) for item in got if isinstance(item, bytes)]
+    dicts = [item for item in got if isinstance(item, dict)]
+    assert collector.lost == 0 and collector.malformed == 0
+    opens = [e for e in dicts if e["eventName"] == "openat" and e["args"][1]["value"] == "/etc/hostname"]
+    files = [e for e in lines if e["eventName"] == "security_file_open" and e["args"][0]["value"] == "/etc/hostname"]
+    assert len(opens) == 200 and len(files) == 200
+    assert all(e["eventName"] != "openat" for e in lines)  # asked for as dicts
+    assert files[0]["processName"] == "trcx_json" and files[0]["syscall"] == "openat"
+    assert [e["args"][5] for e in files[:1]] == [
+        {"name": "syscall_pathname", "type": "string", "value": "/etc/hostname"}
+    ]
