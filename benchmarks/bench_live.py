@@ -232,8 +232,8 @@ def scenario_detect(tracee: str, exe: Path, args: argparse.Namespace, workdir: P
             + (" (target: 120,000 selected events/s, 0 lost)" if path == QUIET_PATH else " (reported)")
         )
         print(
-            f"  tracee's CPU {run.cpu_seconds:.1f} s ({run.cpu_seconds / run.gen_seconds:.0%} of a CPU), "
-            f"{run.cpu_seconds / max(reached, 1) * 1e6:.1f} us per event that reached the signatures"
+            f"  tracee's CPU {run.cpu_seconds:.1f} s ({run.cpu_seconds / run.gen_seconds:.0%} of a CPU)"
+            + (f", {run.cpu_seconds / reached * 1e6:.1f} us per event that reached the signatures" if reached else "")
         )
         flat, memory = _flat(run.rss_kib)
         print(f"  memory {memory}  -> {_verdict(flat)} (target: flat)")
