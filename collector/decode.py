@@ -26,6 +26,11 @@ from pytracee.engine.catalogue import SYSCALLS
 
 from .wire import ARG_SLOT, EVENT_HEADER, EVENTS_BY_ID, STRARR_ARG, VAR_ARG, EventSpec
 
+try:  # the C encoder of `tracee -o json` (collector/_fastjson.c), built by scripts/setup.sh
+    from . import _fastjson  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - not built: the Python encoder, same output
+    _fastjson = None
+
 __all__ = ["HEADER", "ContextSource", "Decoder", "container_id_from_cgroup", "sockaddr_value", "task_entity_id"]
 
 #: struct event_header (bpf/maps.h; collector/wire.py: EVENT_HEADER): 184 bytes.
@@ -205,6 +210,16 @@ def _var_code(i: int, kind: str) -> list[str]:
     return lines
 
 
+#: The argument kinds and count the C encoder handles (collector/_fastjson.c).
+_FAST_KINDS: Final = "iutbs"
+_FAST_MAX_ARGS: Final = 8
+
+
+def _json_head(name: str, type_: str) -> bytes:
+    """The JSON of an argument's object up to its value."""
+    return b'{"name":' + orjson.dumps(name) + b',"type":' + orjson.dumps(type_) + b',"value":'
+
+
 def _json_format(ev: EventSpec) -> tuple[bytes, list[str]]:
     """The %-format of the JSON of ``ev``'s visible arguments (as ``orjson.dumps`` of the
     decoder's list of dicts writes it), and the expression giving each value's text."""
@@ -212,7 +227,7 @@ def _json_format(ev: EventSpec) -> tuple[bytes, list[str]]:
     for i, a in enumerate(ev.args):
         if a.hidden:
             continue
-        head = b'{"name":' + orjson.dumps(a.name) + b',"type":' + orjson.dumps(a.type) + b',"value":'
+        head = _json_head(a.name, a.type)
         if a.kind in ("i", "u", "t"):
             parts.append(head.replace(b"%", b"%%") + b"%d}")
             values.append(f"a{i}")
@@ -279,7 +294,7 @@ def _compile(
 class _Plan:
     """How to decode one event id (built once)."""
 
-    __slots__ = ("args", "id_str", "json_args", "json_ids", "name")
+    __slots__ = ("args", "fast", "id_str", "json_args", "json_ids", "name")
 
     def __init__(self, ev: EventSpec, cut: list[int]) -> None:
         self.name = ev.name
@@ -289,6 +304,12 @@ class _Plan:
         shown = sum(1 for a in ev.args if not a.hidden)
         #: The JSON of the fields after the thread context, up to the return value's.
         self.json_ids = orjson.dumps({"eventId": self.id_str, "eventName": ev.name, "argsNum": shown})[1:-1] + b","
+        #: What the C encoder needs (collector/_fastjson.c), for the events it can encode.
+        self.fast: tuple[bytes, bytes, tuple[bytes | None, ...]] | None = None
+        kinds = "".join(a.kind for a in ev.args)
+        if len(kinds) <= _FAST_MAX_ARGS and set(kinds) <= set(_FAST_KINDS) and ev.name not in _POST:
+            heads = tuple(None if a.hidden else _json_head(a.name, a.type) for a in ev.args)
+            self.fast = (self.json_ids, kinds.encode(), heads)
 
 
 #: The header fields that change from one event of a thread to the next, and the two byte
@@ -309,6 +330,9 @@ _CONTEXT_A: Final = (
     "hostName", "containerId", "container", "kubernetes",
 )  # fmt: skip
 _CONTEXT_B: Final = ("stackAddresses", "contextFlags", "threadEntityId", "processEntityId", "parentEntityId")
+_SYSCALL_JSON_BY_NR: Final = tuple(
+    b'"' + _SYSCALL_NAMES[nr].encode() + b'",' if nr in _SYSCALL_NAMES else b'"",' for nr in range(max(_SYSCALL_NAMES) + 1)
+)
 _LINE: Final = b'{"timestamp":%d%s%s"returnValue":%d,"syscall":%s%s%s}\n'
 _SYSCALL_JSON: Final[dict[int, bytes]] = {nr: b'"' + name.encode() + b'",' for nr, name in _SYSCALL_NAMES.items()}
 EXE_CACHE_MAX: Final = 16384
@@ -326,11 +350,35 @@ class Decoder:
         self._cut = [0]
         self._plans = {ev_id: _Plan(ev, self._cut) for ev_id, ev in (events or EVENTS_BY_ID).items()}
         self._templates: dict[bytes, dict[str, Any]] = {}
-        self._json_templates: dict[bytes, tuple[bytes, bytes]] = {}
-        #: Event ids :meth:`encode` leaves to :meth:`decode` (their printer changes them).
-        self.dict_events: frozenset[int] = frozenset()
+        #: Thread contexts as JSON: (up to "eventId", after "syscall" up to "args", printable ASCII).
+        self._json_templates: dict[bytes, tuple[bytes, bytes, bool]] = {}
+        self._dict_events: frozenset[int] = frozenset()
+        self._fast_plans = {ev_id: plan.fast for ev_id, plan in self._plans.items() if plan.fast is not None}
+        self._fast_state: tuple[Any, ...] = ()
+        self._set_fast_state()
         self._exe: dict[tuple[int, int, int], str] = {}
         self._containers: dict[int, str] = {}
+
+    @property
+    def dict_events(self) -> frozenset[int]:
+        """Event ids :meth:`encode` leaves to :meth:`decode` (their printer changes them)."""
+        return self._dict_events
+
+    @dict_events.setter
+    def dict_events(self, ids: frozenset[int]) -> None:
+        if ids != self._dict_events:
+            self._dict_events = frozenset(ids)
+            self._set_fast_state()
+
+    def _set_fast_state(self) -> None:
+        self._fast_state = (
+            self.boot_to_epoch_ns,
+            self._json_templates,
+            _SYSCALL_JSON_BY_NR,
+            self._fast_plans,
+            self._dict_events,
+            (_KEY_A, _KEY_B, _KEY_C, _KEY_D),
+        )
 
     @property
     def truncated(self) -> int:
@@ -459,7 +507,9 @@ class Decoder:
                 self._json_templates.clear()
             a = orjson.dumps({k: template[k] for k in _CONTEXT_A})
             b = orjson.dumps({k: template[k] for k in _CONTEXT_B})
-            parts = self._json_templates[key] = (b"," + a[1:-1] + b",", b[1:-1] + b',"args":')
+            head, tail = b"," + a[1:-1] + b",", b[1:-1] + b',"args":'
+            plain = (head + tail).isascii() and b"\x7f" not in head + tail
+            parts = self._json_templates[key] = (head, tail, plain)
         line = _LINE % (
             ts + self.boot_to_epoch_ns,
             parts[0],
@@ -474,6 +524,11 @@ class Decoder:
         return None
 
     def encode_or_decode(self, buf: Any, off: int = 0, size: int | None = None) -> bytes | dict[str, Any]:
-        """:meth:`encode`'s line, or :meth:`decode`'s dict where it gives none."""
+        """:meth:`encode`'s line, or :meth:`decode`'s dict where it gives none (the line from the
+        C encoder where it is built and takes the record: the same bytes)."""
+        if _fastjson is not None and self.boot_to_epoch_ns >= 0:
+            line = _fastjson.encode(buf, off, len(buf) - off if size is None else size, self._fast_state)
+            if line is not None:
+                return line
         line = self.encode(buf, off, size)
         return line if line is not None else self.decode(buf, off, size)

@@ -244,3 +244,46 @@ def test_poll_json_reads_lines_and_dicts_from_both_buffers(bpf_object: Any, buff
     assert [e["args"][5] for e in files[:1]] == [
         {"name": "syscall_pathname", "type": "string", "value": "/etc/hostname"}
     ]
+
+
+# --- the C encoder (collector/_fastjson.c) --------------------------------------------------------
+
+
+def _random_record(spec: Any, rng: Any) -> bytes:
+    """A record of ``spec`` with random fixed values and ASCII strings full of JSON escapes."""
+    body = b""
+    for a in spec.args:
+        if a.fixed:
+            value = rng.choice([0, 1, 7, -1, -100, 2**31, 2**63 - 1, rng.randrange(-(2**63), 2**63)])
+            body += struct.pack("<q" if value < 0 else "<Q", value)
+    for a in spec.args:
+        if not a.fixed:
+            text = bytes(rng.choice(b'/etc/abc"\\\t\n\x01\x1f \x7e{}') for _ in range(rng.randrange(0, 40)))
+            body += var(text)
+    return header(spec.id, syscall=rng.choice([-1, 2, 257, 59, 9999])) + body
+
+
+def test_the_c_encoder_writes_the_python_encoders_bytes() -> None:
+    import random
+
+    from pytracee.collector import decode
+
+    assert decode._fastjson is not None, "the C encoder is not built: run scripts/setup.sh"
+    rng = random.Random(7)  # noqa: S311 - test data, not secrets
+    decoder = Decoder(BOOT)
+    fast = [spec for spec in wire.EVENTS.values() if decoder._plans[spec.id].fast is not None]
+    assert {"openat", "security_file_open", "execve"} - {s.name for s in fast} == {"execve"}  # string arrays: Python
+    for spec in fast:
+        for _ in range(20):
+            record = _random_record(spec, rng)
+            python = decoder.encode(record)  # caches the thread context, which the C encoder reads
+            c_line = decode._fastjson.encode(record, 0, len(record), decoder._fast_state)
+            assert c_line == python, spec.name
+            assert decoder.encode_or_decode(record) == (python if python is not None else decoder.decode(record))
+    for record in HOSTILE:  # left to the Python path
+        decoder.encode(record)
+        assert decode._fastjson.encode(record, 0, len(record), decoder._fast_state) is None
+    short = PLAIN[0][: HEADER.size + 8]  # too short for openat's fixed arguments: Python raises
+    assert decode._fastjson.encode(short, 0, len(short), decoder._fast_state) is None
+    with pytest.raises(ValueError, match="outside"):
+        decode._fastjson.encode(PLAIN[0], 0, len(PLAIN[0]) + 1, decoder._fast_state)
