@@ -243,9 +243,127 @@ static PyObject *encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return result;
 }
 
+/*
+ * drain_ring(data, consumer, page, mask, limit, state, fallback, out) -> records skipped
+ *
+ * collector/ringbuf.py's RingBufferReader.drain_into in C: appends to the list out, for each
+ * ready record of a BPF ring buffer, its encode() line, or fallback(data, offset, length)
+ * where that gives None; a record on which fallback raises ValueError or struct.error is
+ * skipped and counted. data: the producer page and the data area mapped twice (read-only);
+ * consumer: the consumer page (read-write). Stops after limit records (0: none), at a
+ * record still being written, or when it has caught up; publishes the consumer position
+ * every 1 MiB and at the end.
+ */
+#define RB_BUSY (1u << 31)
+#define RB_DISCARD (1u << 30)
+#define RB_HDR 8
+#define RB_PUBLISH_EVERY (1u << 20)
+
+static PyObject *drain_ring(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 8)
+        return PyErr_Format(PyExc_TypeError, "drain_ring(data, consumer, page, mask, limit, state, fallback, out)");
+    Py_ssize_t page = PyLong_AsSsize_t(args[2]), limit = PyLong_AsSsize_t(args[4]);
+    unsigned long long mask = PyLong_AsUnsignedLongLong(args[3]);
+    if (PyErr_Occurred())
+        return NULL;
+    PyObject *state = args[5], *fallback = args[6], *out = args[7];
+    if (!PyList_Check(out))
+        return PyErr_Format(PyExc_TypeError, "out: a list");
+    PyObject *struct_error = NULL;
+    PyObject *struct_mod = PyImport_ImportModule("struct");
+    if (struct_mod) {
+        struct_error = PyObject_GetAttrString(struct_mod, "error");
+        Py_DECREF(struct_mod);
+    }
+    if (!struct_error)
+        return NULL;
+    Py_buffer data, cons_view;
+    if (PyObject_GetBuffer(args[0], &data, PyBUF_SIMPLE) < 0) {
+        Py_DECREF(struct_error);
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[1], &cons_view, PyBUF_WRITABLE) < 0) {
+        PyBuffer_Release(&data);
+        Py_DECREF(struct_error);
+        return NULL;
+    }
+    const unsigned char *base = data.buf;
+    uint64_t *cons_pos = (uint64_t *)cons_view.buf;
+    const uint64_t *prod_pos = (const uint64_t *)base;
+    long skipped = 0;
+    Py_ssize_t count = 0;
+    int failed = 0;
+    uint64_t cons = __atomic_load_n(cons_pos, __ATOMIC_ACQUIRE), published = cons;
+    if (data.len < page + 2 * (Py_ssize_t)(mask + 1) || cons_view.len < 8) {
+        PyErr_SetString(PyExc_ValueError, "ring buffer mappings smaller than the ring");
+        failed = 1;
+        goto done;
+    }
+    for (;;) {
+        uint64_t prod = __atomic_load_n(prod_pos, __ATOMIC_ACQUIRE);
+        if (cons >= prod)
+            break;
+        while (cons < prod) {
+            Py_ssize_t hdr = page + (Py_ssize_t)(cons & mask);
+            uint32_t len = __atomic_load_n((const uint32_t *)(base + hdr), __ATOMIC_ACQUIRE);
+            if (len & RB_BUSY)
+                goto done;
+            uint32_t n = len & ~(RB_BUSY | RB_DISCARD);
+            Py_ssize_t rec = hdr + RB_HDR;
+            cons += (n + RB_HDR + 7) & ~7ull;
+            if (!(len & RB_DISCARD)) {
+                count++;
+                PyObject *item = NULL;
+                if (rec + (Py_ssize_t)n <= data.len)
+                    item = encode_record(base + rec, n, state);
+                if (item == Py_None) {
+                    Py_DECREF(item);
+                    item = NULL;
+                }
+                if (!item && !PyErr_Occurred())
+                    item = PyObject_CallFunction(fallback, "Onn", args[0], rec, (Py_ssize_t)n);
+                if (!item) {
+                    if (PyErr_ExceptionMatches(PyExc_ValueError) || PyErr_ExceptionMatches(struct_error)) {
+                        PyErr_Clear();
+                        skipped++;
+                    } else {
+                        failed = 1;
+                        goto done;
+                    }
+                } else {
+                    int r = PyList_Append(out, item);
+                    Py_DECREF(item);
+                    if (r < 0) {
+                        failed = 1;
+                        goto done;
+                    }
+                }
+                if (limit > 0 && count >= limit)
+                    goto done;
+            }
+            if (cons - published >= RB_PUBLISH_EVERY) {
+                __atomic_store_n(cons_pos, cons, __ATOMIC_RELEASE);
+                published = cons;
+            }
+        }
+    }
+done:
+    if (cons != published)
+        __atomic_store_n(cons_pos, cons, __ATOMIC_RELEASE);
+    PyBuffer_Release(&cons_view);
+    PyBuffer_Release(&data);
+    Py_DECREF(struct_error);
+    if (failed)
+        return NULL;
+    return PyLong_FromLong(skipped);
+}
+
 static PyMethodDef methods[] = {
     {"encode", (PyCFunction)(void (*)(void))encode, METH_FASTCALL,
      "encode(buf, off, size, state) -> the record's JSON line, or None for the Python path"},
+    {"drain_ring", (PyCFunction)(void (*)(void))drain_ring, METH_FASTCALL,
+     "drain_ring(data, consumer, page, mask, limit, state, fallback, out) -> records skipped"},
     {NULL, NULL, 0, NULL},
 };
 

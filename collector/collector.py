@@ -486,7 +486,10 @@ class Collector:
         gc_enabled = gc.isenabled()
         gc.disable()
         try:
-            if isinstance(reader, RingBufferReader):
+            drainer = decoder.ring_drainer() if isinstance(reader, RingBufferReader) else None
+            if isinstance(reader, RingBufferReader) and drainer is not None:
+                errors = reader.drain_with(drainer, out, max_events)
+            elif isinstance(reader, RingBufferReader):
                 errors = reader.drain_into(out, convert, max_events)
             else:
                 errors = 0

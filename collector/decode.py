@@ -331,7 +331,8 @@ _CONTEXT_A: Final = (
 )  # fmt: skip
 _CONTEXT_B: Final = ("stackAddresses", "contextFlags", "threadEntityId", "processEntityId", "parentEntityId")
 _SYSCALL_JSON_BY_NR: Final = tuple(
-    b'"' + _SYSCALL_NAMES[nr].encode() + b'",' if nr in _SYSCALL_NAMES else b'"",' for nr in range(max(_SYSCALL_NAMES) + 1)
+    b'"' + _SYSCALL_NAMES[nr].encode() + b'",' if nr in _SYSCALL_NAMES else b'"",'
+    for nr in range(max(_SYSCALL_NAMES) + 1)
 )
 _LINE: Final = b'{"timestamp":%d%s%s"returnValue":%d,"syscall":%s%s%s}\n'
 _SYSCALL_JSON: Final[dict[int, bytes]] = {nr: b'"' + name.encode() + b'",' for nr, name in _SYSCALL_NAMES.items()}
@@ -530,5 +531,22 @@ class Decoder:
             line = _fastjson.encode(buf, off, len(buf) - off if size is None else size, self._fast_state)
             if line is not None:
                 return line
+        return self._encode_or_decode_python(buf, off, size)
+
+    def _encode_or_decode_python(self, buf: Any, off: int = 0, size: int | None = None) -> bytes | dict[str, Any]:
         line = self.encode(buf, off, size)
         return line if line is not None else self.decode(buf, off, size)
+
+    def ring_drainer(self) -> Callable[[Any, Any, int, int, int, list[Any]], int] | None:
+        """The C loop over a BPF ring buffer's records giving :meth:`encode_or_decode`'s items
+        (``(data, consumer, page, mask, limit, out) -> records skipped``; see
+        :meth:`~pytracee.collector.ringbuf.RingBufferReader.drain_with`), or None without the
+        C encoder."""
+        if _fastjson is None or self.boot_to_epoch_ns < 0:
+            return None
+        drain, state, fallback = _fastjson.drain_ring, self._fast_state, self._encode_or_decode_python
+
+        def drainer(data: Any, consumer: Any, page: int, mask: int, limit: int, out: list[Any]) -> int:
+            return int(drain(data, consumer, page, mask, limit, state, fallback, out))
+
+        return drainer

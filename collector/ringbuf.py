@@ -141,6 +141,17 @@ class RingBufferReader:
                 _U64.pack_into(self._consumer, 0, cons)
         return errors
 
+    def drain_with(
+        self,
+        drainer: Callable[[mmap.mmap, mmap.mmap, int, int, int, list[Any]], int],
+        out: list[Any],
+        limit: int | None = None,
+    ) -> int:
+        """:meth:`drain_into` done by ``drainer`` (a compiled loop, see
+        :meth:`~pytracee.collector.decode.Decoder.ring_drainer`): it gets the two mappings,
+        the page size, the ring's mask, ``limit`` (0: none) and ``out``; returns what it does."""
+        return drainer(self._data, self._consumer, self._page, self._mask, limit or 0, out)
+
     def close(self) -> None:
         """Unmap and stop polling (idempotent)."""
         if self.closed:

@@ -287,3 +287,75 @@ def test_the_c_encoder_writes_the_python_encoders_bytes() -> None:
     assert decode._fastjson.encode(short, 0, len(short), decoder._fast_state) is None
     with pytest.raises(ValueError, match="outside"):
         decode._fastjson.encode(PLAIN[0], 0, len(PLAIN[0]) + 1, decoder._fast_state)
+
+
+class FakeRing:
+    """A BPF ring buffer's mappings in memory (the data area twice, as the kernel maps it)."""
+
+    def __init__(self, size: int = 1 << 14) -> None:
+        import mmap
+
+        self.page, self.size = mmap.PAGESIZE, size
+        self.data = mmap.mmap(-1, self.page + 2 * size)
+        self.consumer = mmap.mmap(-1, self.page)
+        self.prod = 0
+
+    def put(self, record: bytes, flags: int = 0) -> None:
+        blob = struct.pack("<II", len(record) | flags, 0) + record
+        blob += bytes(-len(blob) % 8)
+        for copy in (0, self.size):  # both views of the data area
+            start = (self.prod & (self.size - 1)) + copy
+            first = min(len(blob), 2 * self.size - start)
+            self.data[self.page + start : self.page + start + first] = blob[:first]
+        self.prod += len(blob)
+        struct.pack_into("<Q", self.data, 0, self.prod)
+
+    def reader(self) -> Any:
+        from pytracee.collector.ringbuf import RingBufferReader
+
+        reader = RingBufferReader.__new__(RingBufferReader)
+        reader._data, reader._consumer, reader._page, reader._mask = self.data, self.consumer, self.page, self.size - 1
+        return reader
+
+
+def test_the_c_ring_loop_gives_what_the_python_loop_gives() -> None:
+    from pytracee.collector.ringbuf import _BUSY, _DISCARD
+
+    items: dict[str, list[Any]] = {}
+    for how in ("python", "c"):
+        ring, decoder = FakeRing(), Decoder(BOOT)
+        drainer = decoder.ring_drainer()
+        assert drainer is not None, "the C encoder is not built: run scripts/setup.sh"
+        out: list[Any] = []
+        skipped = 0
+        for rnd in range(40):  # enough to wrap around the 16 KiB ring several times
+            for record in PLAIN[rnd % 5 :] + HOSTILE[rnd % 5 : rnd % 5 + 1]:
+                ring.put(record)
+            ring.put(PLAIN[0], _DISCARD)  # discarded by the kernel: never seen
+            ring.put(header(9999))  # unknown event: skipped and counted
+            reader = ring.reader()
+            if how == "c":
+                skipped += reader.drain_with(drainer, out, None)
+            else:
+                skipped += reader.drain_into(out, decoder.encode_or_decode, None)
+            assert struct.unpack_from("<Q", ring.consumer, 0)[0] == ring.prod  # all consumed, published
+        ring.put(PLAIN[1], _BUSY)  # still being written: the loop stops before it
+        reader = ring.reader()
+        assert (reader.drain_with(drainer, out) if how == "c" else reader.drain_into(out, decoder.encode, None)) == 0
+        assert struct.unpack_from("<Q", ring.consumer, 0)[0] < ring.prod
+        assert skipped == 40
+        items[how] = out
+    assert items["c"] == items["python"]
+    assert sum(isinstance(i, bytes) for i in items["c"]) > sum(isinstance(i, dict) for i in items["c"]) > 0
+
+
+def test_the_c_ring_loop_stops_at_its_limit() -> None:
+    ring, decoder = FakeRing(), Decoder(BOOT)
+    for record in PLAIN:
+        ring.put(record)
+    drainer = decoder.ring_drainer()
+    assert drainer is not None
+    out: list[Any] = []
+    assert ring.reader().drain_with(drainer, out, 2) == 0 and len(out) == 2
+    assert ring.reader().drain_with(drainer, out, None) == 0 and len(out) == len(PLAIN)
+    assert out == [Decoder(BOOT).encode(record) for record in PLAIN]
