@@ -5,6 +5,10 @@ that a wheel (``pip install .``) carries ``pytracee/bpf/tracee.bpf.o`` and its r
 BTF, and running ``tracee`` needs no compiler. Without clang and bpftool the package
 still builds, without the object, and says so (tracee can then build one at run time
 with ``--build-policy``).
+
+It also builds the optional C encoder of ``tracee -o json`` (collector/_fastjson.c): where
+it cannot be compiled the package installs without it, and the Python encoder (the same
+output) is used.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import Extension, setup
 from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).resolve().parent
@@ -43,4 +47,7 @@ class BuildPyWithBpf(build_py):
             shutil.copy2(reduced, target / reduced.name)
 
 
-setup(cmdclass={"build_py": BuildPyWithBpf})
+setup(
+    cmdclass={"build_py": BuildPyWithBpf},
+    ext_modules=[Extension("pytracee.collector._fastjson", ["collector/_fastjson.c"], optional=True)],
+)

@@ -73,6 +73,8 @@ class Run:
     filtered: int = 0
     lines: int = 0
     rss_kib: list[int] = field(default_factory=list)
+    #: CPU seconds (user + system) the command used while the generator ran.
+    cpu_seconds: float = 0.0
     stderr: str = ""
 
     @property
@@ -108,6 +110,16 @@ def _rss_kib(pid: int) -> int:
     return 0
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def traced_run(
     command: list[str], exe: Path, seconds: float, rate: float, workdir: Path, path: str = QUIET_PATH
 ) -> Run:
@@ -130,8 +142,10 @@ def traced_run(
 
             sampler = threading.Thread(target=sample, daemon=True)
             sampler.start()
+            cpu_before = _cpu_seconds(tracee.pid)
             run.ops, run.gen_seconds = run_generator(exe, seconds, rate, path)
             time.sleep(0.5)  # the last wakeup: what the ring holds is read before the stop
+            run.cpu_seconds = _cpu_seconds(tracee.pid) - cpu_before
             stop.set()
             sampler.join()
             tracee.send_signal(signal.SIGINT)
@@ -183,6 +197,10 @@ def scenario_json(tracee: str, exe: Path, args: argparse.Namespace, workdir: Pat
         f"  printed {run.printed:,} ({run.lines:,} lines), {rate:,.0f} events/s, lost {run.lost:,}, "
         f"left unread {run.left:,}  -> {_verdict(ok_rate and ok_all)} (target: 120,000 events/s, 0 lost)"
     )
+    print(
+        f"  tracee's CPU {run.cpu_seconds:.1f} s ({run.cpu_seconds / run.gen_seconds:.0%} of a CPU), "
+        f"{run.cpu_seconds / max(run.printed, 1) * 1e6:.1f} us per event printed"
+    )
     print(f"  memory {memory}  -> {_verdict(flat)} (target: flat)")
     return ok_rate and ok_all and flat
 
@@ -213,6 +231,13 @@ def scenario_detect(tracee: str, exe: Path, args: argparse.Namespace, workdir: P
             f"accounted {accounted:,} of {selected:,}  -> {_verdict(target)}"
             + (" (target: 120,000 selected events/s, 0 lost)" if path == QUIET_PATH else " (reported)")
         )
+        print(
+            f"  tracee's CPU {run.cpu_seconds:.1f} s ({run.cpu_seconds / run.gen_seconds:.0%} of a CPU)"
+            + (f", {run.cpu_seconds / reached * 1e6:.1f} us per event that reached the signatures" if reached else "")
+        )
+        flat, memory = _flat(run.rss_kib)
+        print(f"  memory {memory}  -> {_verdict(flat)} (target: flat)")
+        ok = ok and flat
     return ok
 
 

@@ -58,9 +58,11 @@ int BPF_KPROBE(kprobe_security_file_open, struct file *file)
     if (!off || !file)
         return 0;
     u32 path_at = off + FILE_OPEN_PATH_AT;
-    off = put_file_open_args(d.b->data, off, file, (long)user.orig_ax, user.di, user.si);
-    if (df_pass(d.b, EV_SECURITY_FILE_OPEN, path_at))
-        submit(ctx, d.b, off);
+    off = put_file_open_path(d.b->data, off, file);
+    if (!df_pass(d.b, EV_SECURITY_FILE_OPEN, path_at))
+        return 0;
+    off = put_file_open_syscall_path(d.b->data, off, (long)user.orig_ax, user.di, user.si);
+    submit(ctx, d.b, off);
     return 0;
 }
 

@@ -70,9 +70,11 @@ statfunc u32 put_base_dir(u8 *buf, u32 off, struct task_struct *t, long dirfd, c
 /*
  * security_file_open's arguments: flags, dev, inode, ctime (fixed), pathname, then
  * syscall_pathname: the user path given to open/creat (arg0) or openat/openat2 (arg1).
+ * In two steps, so that the data filter (datafilter.h) can drop the event before the
+ * user path is read.
  */
 #define FILE_OPEN_PATH_AT (4 * SLOT_SIZE)   /* the pathname, after the fixed arguments */
-statfunc u32 put_file_open_args(u8 *buf, u32 off, struct file *f, long sys, u64 arg0, u64 arg1)
+statfunc u32 put_file_open_path(u8 *buf, u32 off, struct file *f)
 {
     struct file_id fid = {};
     file_id_of(f, &fid);
@@ -80,7 +82,11 @@ statfunc u32 put_file_open_args(u8 *buf, u32 off, struct file *f, long sys, u64 
     off = put_u64(buf, off, EVT_MASK, fid.dev);
     off = put_u64(buf, off, EVT_MASK, fid.inode);
     off = put_u64(buf, off, EVT_MASK, fid.ctime);
-    off = put_file_path(buf, off, EVT_MASK, f);
+    return put_file_path(buf, off, EVT_MASK, f);
+}
+
+statfunc u32 put_file_open_syscall_path(u8 *buf, u32 off, long sys, u64 arg0, u64 arg1)
+{
     const void *upath = 0;
     if (sys == SYS_OPEN || sys == SYS_CREAT)
         upath = (const void *)arg0;
@@ -104,9 +110,11 @@ int exit_open(struct bpf_raw_tracepoint_args *ctx)
     u8 *buf = d.b->data;
     u32 off = begin_syscall_event(d.b, d.p, d.cfg, d.t, EV_SECURITY_FILE_OPEN, id, 0);
     u32 path_at = off + FILE_OPEN_PATH_AT;
-    off = put_file_open_args(buf, off, f, id, d.p->args[0], d.p->args[1]);
-    if (df_pass(d.b, EV_SECURITY_FILE_OPEN, path_at))
+    off = put_file_open_path(buf, off, f);
+    if (df_pass(d.b, EV_SECURITY_FILE_OPEN, path_at)) {
+        off = put_file_open_syscall_path(buf, off, id, d.p->args[0], d.p->args[1]);
         submit(d.ctx, d.b, off);
+    }
 out:;
     struct pending *p = consume_pending();
     if (p)

@@ -79,12 +79,7 @@ _SYSCALL_PROGS: Final = ("tracee_sys_enter", "tracee_sys_exit")
 _ALWAYS_PROGS: Final = ("tracee_sched_exec", "tracee_sched_exit")  # executable + state tracking
 
 _CG_NAME_LEN: Final = wire.CG_NAME_LEN  # what the kernel keeps of a cgroup's name, its NUL included
-_FILTER_ENTRIES: Final = 1024
-#: The event id in a record's header, and where it is.
-_EVENT_ID: Final = wire.EVENT_HEADER.field_struct("event_id")
-_EVENT_ID_AT: Final = wire.EVENT_HEADER.offset(
-    "event_id"
-)  # max_entries of f_pids, f_uids, f_comms, f_mntns (bpf/maps.h)
+_FILTER_ENTRIES: Final = 1024  # max_entries of f_pids, f_uids, f_comms, f_mntns (bpf/maps.h)
 
 
 def supported_events() -> list[str]:
@@ -533,26 +528,27 @@ class Collector:
         out: list[bytes | dict[str, Any]] = []
         if not reader.wait(timeout_ms):
             return out
-        encode, decode, append = decoder.encode, decoder.decode, out.append
-        special = frozenset(as_dicts)
-        errors = 0
-
-        def handle(buf: Any, off: int, size: int) -> None:
-            nonlocal errors
-            try:
-                line = (
-                    None
-                    if special and _EVENT_ID.unpack_from(buf, off + _EVENT_ID_AT)[0] in special
-                    else encode(buf, off, size)
-                )
-                append(line if line is not None else decode(buf, off, size))
-            except (ValueError, struct.error):
-                errors += 1
-
+        decoder.dict_events = frozenset(as_dicts)
+        convert = decoder.encode_or_decode
         gc_enabled = gc.isenabled()
         gc.disable()
         try:
-            reader.drain(handle, max_events)
+            drainer = decoder.ring_drainer() if isinstance(reader, RingBufferReader) else None
+            if isinstance(reader, RingBufferReader) and drainer is not None:
+                errors = reader.drain_with(drainer, out, max_events)
+            elif isinstance(reader, RingBufferReader):
+                errors = reader.drain_into(out, convert, max_events)
+            else:
+                errors = 0
+
+                def handle(buf: Any, off: int, size: int) -> None:
+                    nonlocal errors
+                    try:
+                        out.append(convert(buf, off, size))
+                    except (ValueError, struct.error):
+                        errors += 1
+
+                reader.drain(handle, max_events)
         finally:
             if gc_enabled:
                 gc.enable()

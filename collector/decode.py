@@ -27,6 +27,11 @@ from pytracee.engine.proctree import task_entity_id
 
 from .wire import ARG_SLOT, EVENT_HEADER, EVENTS_BY_ID, STRARR_ARG, VAR_ARG, EventSpec
 
+try:  # the C encoder of `tracee -o json` (collector/_fastjson.c), built by scripts/setup.sh
+    from . import _fastjson  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - not built: the Python encoder, same output
+    _fastjson = None
+
 __all__ = ["HEADER", "ContextSource", "Decoder", "container_id_from_cgroup", "sockaddr_value", "task_entity_id"]
 
 #: struct event_header (bpf/maps.h; collector/wire.py: EVENT_HEADER): 184 bytes.
@@ -173,9 +178,39 @@ def _var_code(i: int, kind: str) -> list[str]:
     return lines
 
 
-def _compile(ev: EventSpec, cut: list[int]) -> Callable[[Any, int, int, int], list[dict[str, Any]]]:
+#: The argument kinds and count the C encoder handles (collector/_fastjson.c).
+_FAST_KINDS: Final = "iutbs"
+_FAST_MAX_ARGS: Final = 8
+
+
+def _json_head(name: str, type_: str) -> bytes:
+    """The JSON of an argument's object up to its value."""
+    return b'{"name":' + orjson.dumps(name) + b',"type":' + orjson.dumps(type_) + b',"value":'
+
+
+def _json_format(ev: EventSpec) -> tuple[bytes, list[str]]:
+    """The %-format of the JSON of ``ev``'s visible arguments (as ``orjson.dumps`` of the
+    decoder's list of dicts writes it), and the expression giving each value's text."""
+    parts, values = [], []
+    for i, a in enumerate(ev.args):
+        if a.hidden:
+            continue
+        head = _json_head(a.name, a.type)
+        if a.kind in ("i", "u", "t"):
+            parts.append(head.replace(b"%", b"%%") + b"%d}")
+            values.append(f"a{i}")
+        else:
+            parts.append(head.replace(b"%", b"%%") + b"%s}")
+            values.append(f"(b'true' if a{i} else b'false')" if a.kind == "b" else f"_dumps(a{i})")
+    return b"[" + b",".join(parts) + b"]", values
+
+
+def _compile(
+    ev: EventSpec, cut: list[int], as_json: bool = False
+) -> Callable[[Any, int, int, int], list[dict[str, Any]]]:
     """A function decoding the arguments of ``ev`` from a record (generated once per event);
-    ``cut[0]`` counts the string arrays with an element cut by the kernel."""
+    ``cut[0]`` counts the string arrays with an element cut by the kernel. ``as_json``: the
+    function returns the JSON of the list instead (bytes, what ``orjson.dumps`` makes of it)."""
     fixed = [(i, a) for i, a in enumerate(ev.args) if a.fixed]
     fmt = "<" + "".join(_SLOT.lower() if a.kind == "i" else _SLOT for _, a in fixed)
     env: dict[str, Any] = {
@@ -210,10 +245,15 @@ def _compile(ev: EventSpec, cut: list[int]) -> Callable[[Any, int, int, int], li
     names = ", ".join(f"a{i}" for i in range(len(ev.args)))
     if env["_post"] is not None:
         body += [f"vals = [{names}]", "_post(vals)", f"{names}, = vals"]
-    items = ", ".join(
-        f"{{'name': {a.name!r}, 'type': {a.type!r}, 'value': a{i}}}" for i, a in enumerate(ev.args) if not a.hidden
-    )
-    body.append(f"return [{items}]")
+    if as_json:
+        env["_JSON"], values = _json_format(ev)
+        env["_dumps"] = orjson.dumps
+        body.append(f"return _JSON % ({''.join(v + ', ' for v in values)})")
+    else:
+        items = ", ".join(
+            f"{{'name': {a.name!r}, 'type': {a.type!r}, 'value': a{i}}}" for i, a in enumerate(ev.args) if not a.hidden
+        )
+        body.append(f"return [{items}]")
     src = "def decode_args(buf, pos, end, boot):\n" + "\n".join("    " + line for line in body) + "\n"
     exec(compile(src, f"<decode {ev.name}>", "exec"), env)  # noqa: S102 - source built from EventSpec only
     return env["decode_args"]
@@ -222,15 +262,22 @@ def _compile(ev: EventSpec, cut: list[int]) -> Callable[[Any, int, int, int], li
 class _Plan:
     """How to decode one event id (built once)."""
 
-    __slots__ = ("args", "id_str", "json_ids", "name")
+    __slots__ = ("args", "fast", "id_str", "json_args", "json_ids", "name")
 
     def __init__(self, ev: EventSpec, cut: list[int]) -> None:
         self.name = ev.name
         self.id_str = str(ev.id)
         self.args = _compile(ev, cut)
+        self.json_args = _compile(ev, cut, as_json=True)
         shown = sum(1 for a in ev.args if not a.hidden)
         #: The JSON of the fields after the thread context, up to the return value's.
         self.json_ids = orjson.dumps({"eventId": self.id_str, "eventName": ev.name, "argsNum": shown})[1:-1] + b","
+        #: What the C encoder needs (collector/_fastjson.c), for the events it can encode.
+        self.fast: tuple[bytes, bytes, tuple[bytes | None, ...]] | None = None
+        kinds = "".join(a.kind for a in ev.args)
+        if len(kinds) <= _FAST_MAX_ARGS and set(kinds) <= set(_FAST_KINDS) and ev.name not in _POST:
+            heads = tuple(None if a.hidden else _json_head(a.name, a.type) for a in ev.args)
+            self.fast = (self.json_ids, kinds.encode(), heads)
 
 
 #: The header fields that change from one event of a thread to the next, and the two byte
@@ -251,6 +298,11 @@ _CONTEXT_A: Final = (
     "hostName", "containerId", "container", "kubernetes",
 )  # fmt: skip
 _CONTEXT_B: Final = ("stackAddresses", "contextFlags", "threadEntityId", "processEntityId", "parentEntityId")
+_SYSCALL_JSON_BY_NR: Final = tuple(
+    b'"' + _SYSCALL_NAMES[nr].encode() + b'",' if nr in _SYSCALL_NAMES else b'"",'
+    for nr in range(max(_SYSCALL_NAMES) + 1)
+)
+_LINE: Final = b'{"timestamp":%d%s%s"returnValue":%d,"syscall":%s%s%s}\n'
 _SYSCALL_JSON: Final[dict[int, bytes]] = {nr: b'"' + name.encode() + b'",' for nr, name in _SYSCALL_NAMES.items()}
 EXE_CACHE_MAX: Final = 16384
 CONTAINER_CACHE_MAX: Final = 16384
@@ -267,9 +319,35 @@ class Decoder:
         self._cut = [0]
         self._plans = {ev_id: _Plan(ev, self._cut) for ev_id, ev in (events or EVENTS_BY_ID).items()}
         self._templates: dict[bytes, dict[str, Any]] = {}
-        self._json_templates: dict[bytes, tuple[bytes, bytes]] = {}
+        #: Thread contexts as JSON: (up to "eventId", after "syscall" up to "args", printable ASCII).
+        self._json_templates: dict[bytes, tuple[bytes, bytes, bool]] = {}
+        self._dict_events: frozenset[int] = frozenset()
+        self._fast_plans = {ev_id: plan.fast for ev_id, plan in self._plans.items() if plan.fast is not None}
+        self._fast_state: tuple[Any, ...] = ()
+        self._set_fast_state()
         self._exe: dict[tuple[int, int, int], str] = {}
         self._containers: dict[int, str] = {}
+
+    @property
+    def dict_events(self) -> frozenset[int]:
+        """Event ids :meth:`encode` leaves to :meth:`decode` (their printer changes them)."""
+        return self._dict_events
+
+    @dict_events.setter
+    def dict_events(self, ids: frozenset[int]) -> None:
+        if ids != self._dict_events:
+            self._dict_events = frozenset(ids)
+            self._set_fast_state()
+
+    def _set_fast_state(self) -> None:
+        self._fast_state = (
+            self.boot_to_epoch_ns,
+            self._json_templates,
+            _SYSCALL_JSON_BY_NR,
+            self._fast_plans,
+            self._dict_events,
+            (_KEY_A, _KEY_B, _KEY_C, _KEY_D),
+        )
 
     @property
     def truncated(self) -> int:
@@ -371,7 +449,8 @@ class Decoder:
     def encode(self, buf: Any, off: int = 0, size: int | None = None) -> bytes | None:
         """The record as one JSON line (with its newline), as ``orjson.dumps`` of :meth:`decode`'s
         dict would print it; None when the line would need escaping (non-ASCII, DEL: see
-        :func:`pytracee.engine.safetext.json_line`), which only the dict's printer does.
+        :func:`pytracee.engine.safetext.json_line`), which only the dict's printer does, and
+        for the event ids in :attr:`dict_events`.
 
         The thread's context is encoded once and cached: per event, only the timestamp,
         return value, syscall and arguments are.
@@ -383,6 +462,8 @@ class Decoder:
         plan = self._plans.get(ev_id)
         if plan is None:
             raise ValueError(f"unknown event id {ev_id} in record")
+        if ev_id in self.dict_events:
+            return None
         key = buf[off + _KEY_A : off + _KEY_B] + buf[off + _KEY_C : off + _KEY_D]
         parts = self._json_templates.get(key)
         if parts is None:
@@ -395,20 +476,17 @@ class Decoder:
                 self._json_templates.clear()
             a = orjson.dumps({k: template[k] for k in _CONTEXT_A})
             b = orjson.dumps({k: template[k] for k in _CONTEXT_B})
-            parts = self._json_templates[key] = (b"," + a[1:-1] + b",", b[1:-1] + b',"args":')
-        args = plan.args(buf, off + HEADER.size, end, self.boot_to_epoch_ns)
-        line = b"".join(
-            (
-                b'{"timestamp":',
-                b"%d" % (ts + self.boot_to_epoch_ns),
-                parts[0],
-                plan.json_ids,
-                b'"returnValue":%d,"syscall":' % retval,
-                _SYSCALL_JSON.get(sysno, b'"",'),
-                parts[1],
-                orjson.dumps(args),
-                b"}\n",
-            )
+            head, tail = b"," + a[1:-1] + b",", b[1:-1] + b',"args":'
+            plain = (head + tail).isascii() and b"\x7f" not in head + tail
+            parts = self._json_templates[key] = (head, tail, plain)
+        line = _LINE % (
+            ts + self.boot_to_epoch_ns,
+            parts[0],
+            plan.json_ids,
+            retval,
+            _SYSCALL_JSON.get(sysno, b'"",'),
+            parts[1],
+            plan.json_args(buf, off + HEADER.size, end, self.boot_to_epoch_ns),
         )
         if line.isascii() and b"\x7f" not in line:
             return line
@@ -423,3 +501,30 @@ class Decoder:
         h = HEADER.unpack_from(buf, off)
         event["syscall"] = _SYSCALL_NAMES.get(h[7], "")
         return event
+
+    def encode_or_decode(self, buf: Any, off: int = 0, size: int | None = None) -> bytes | dict[str, Any]:
+        """:meth:`encode`'s line, or :meth:`decode`'s dict where it gives none (the line from the
+        C encoder where it is built and takes the record: the same bytes)."""
+        if _fastjson is not None and self.boot_to_epoch_ns >= 0:
+            line = _fastjson.encode(buf, off, len(buf) - off if size is None else size, self._fast_state)
+            if line is not None:
+                return line
+        return self._encode_or_decode_python(buf, off, size)
+
+    def _encode_or_decode_python(self, buf: Any, off: int = 0, size: int | None = None) -> bytes | dict[str, Any]:
+        line = self.encode(buf, off, size)
+        return line if line is not None else self.decode(buf, off, size)
+
+    def ring_drainer(self) -> Callable[[Any, Any, int, int, int, list[Any]], int] | None:
+        """The C loop over a BPF ring buffer's records giving :meth:`encode_or_decode`'s items
+        (``(data, consumer, page, mask, limit, out) -> records skipped``; see
+        :meth:`~pytracee.collector.ringbuf.RingBufferReader.drain_with`), or None without the
+        C encoder."""
+        if _fastjson is None or self.boot_to_epoch_ns < 0:
+            return None
+        drain, state, fallback = _fastjson.drain_ring, self._fast_state, self._encode_or_decode_python
+
+        def drainer(data: Any, consumer: Any, page: int, mask: int, limit: int, out: list[Any]) -> int:
+            return int(drain(data, consumer, page, mask, limit, state, fallback, out))
+
+        return drainer

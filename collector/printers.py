@@ -122,6 +122,8 @@ class EventPrinter:
         encoding = getattr(self.stream, "encoding", None) or "utf-8"
         #: JSON for a stream that cannot take every character (LANG=...ISO-8859-1): ASCII only
         self._json_ascii = codecs.lookup(encoding).name != "utf-8"
+        #: The byte stream under a text stream (sys.stdout.buffer, a file's), for ASCII lines.
+        self._binary: IO[bytes] | None = getattr(self.stream, "buffer", None)
         self._template: jinja2.Template | None = None
         #: Events the gotemplate could not render (logged, throttled).
         self.template_errors = 0
@@ -167,11 +169,11 @@ class EventPrinter:
             return
         fast = self.takes_json_lines
         hidden = self.events_to_render()
-        lines: list[str] = []
+        lines: list[bytes] = []
         try:
             for raw in events:
                 if isinstance(raw, bytes):  # a JSON line already (Collector.poll_json)
-                    lines.append(raw.decode("ascii"))
+                    lines.append(raw)
                     continue
                 if fast and raw.get("eventName") not in hidden and _is_complete(raw):
                     try:
@@ -179,16 +181,26 @@ class EventPrinter:
                     except orjson.JSONEncodeError:  # a lone surrogate or a huge integer: the careful path
                         data = b"\x80"
                     if data.isascii() and b"\x7f" not in data:
-                        lines.append(data.decode("ascii"))
+                        lines.append(data)
                         continue
                 if lines:
-                    self.stream.write("".join(lines))
+                    self._write_lines(lines)
                     lines.clear()
                 self._write(self._shown(raw))
             if lines:
-                self.stream.write("".join(lines))
+                self._write_lines(lines)
         except BrokenPipeError:  # stop tracing rather than fail on every further event
             self._closed_output()
+
+    def _write_lines(self, lines: list[bytes]) -> None:
+        """Write ASCII JSON lines: to the stream's binary buffer when it has one (after what
+        the text layer holds, to keep the order), else as text."""
+        data = b"".join(lines)
+        if self._binary is not None:
+            self.stream.flush()
+            self._binary.write(data)
+        else:
+            self.stream.write(data.decode("ascii"))
 
     def flush(self) -> None:
         """Hand what was printed to the output (a pipe's reader sees it now).

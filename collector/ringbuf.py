@@ -19,7 +19,7 @@ import select
 import struct
 from collections.abc import Callable
 from contextlib import ExitStack
-from typing import Final
+from typing import Any, Final
 
 __all__ = ["RingBufferReader"]
 
@@ -99,6 +99,58 @@ class RingBufferReader:
             if cons != published:
                 _U64.pack_into(self._consumer, 0, cons)
         return count
+
+    def drain_into(
+        self, out: list[Any], convert: Callable[[mmap.mmap, int, int], Any], limit: int | None = None
+    ) -> int:
+        """Append ``convert(buffer, offset, length)`` of each ready record to ``out``, the
+        records on which it raises ValueError or struct.error skipped; returns how many were
+        skipped. Reads at most ``limit`` records. (:meth:`drain` without a callback per record.)
+        """
+        data, page, mask = self._data, self._page, self._mask
+        cons = _U64.unpack_from(self._consumer, 0)[0]
+        published = cons
+        count = errors = 0
+        append = out.append
+        try:
+            while True:
+                prod = _U64.unpack_from(data, 0)[0]
+                if cons >= prod:
+                    break
+                while cons < prod:
+                    hdr_off = page + (cons & mask)
+                    (length,) = _U32.unpack_from(data, hdr_off)
+                    if length & _BUSY:
+                        return errors
+                    n = length & ~(_BUSY | _DISCARD)
+                    rec = hdr_off + _HDR
+                    cons += (n + _HDR + 7) & ~7
+                    if not length & _DISCARD:
+                        count += 1
+                        try:
+                            append(convert(data, rec, n))
+                        except (ValueError, struct.error):
+                            errors += 1
+                        if limit is not None and count >= limit:
+                            return errors
+                    if cons - published >= _PUBLISH_EVERY:
+                        _U64.pack_into(self._consumer, 0, cons)
+                        published = cons
+        finally:
+            if cons != published:
+                _U64.pack_into(self._consumer, 0, cons)
+        return errors
+
+    def drain_with(
+        self,
+        drainer: Callable[[mmap.mmap, mmap.mmap, int, int, int, list[Any]], int],
+        out: list[Any],
+        limit: int | None = None,
+    ) -> int:
+        """:meth:`drain_into` done by ``drainer`` (a compiled loop, see
+        :meth:`~pytracee.collector.decode.Decoder.ring_drainer`): it gets the two mappings,
+        the page size, the ring's mask, ``limit`` (0: none) and ``out``; returns what it does."""
+        return drainer(self._data, self._consumer, self._page, self._mask, limit or 0, out)
 
     def close(self) -> None:
         """Unmap and stop polling (idempotent)."""

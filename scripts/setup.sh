@@ -8,12 +8,13 @@ cd "$(dirname "$0")/.."
 
 # Debian packages: Python with venv and pip; the eBPF toolchain that builds the collector's
 # object (clang, llvm-strip, libbpf headers, bpftool for vmlinux.h and the reduced BTF);
-# libbpf1, which loads it at run time; gcc for the test programs that race the tracer;
+# libbpf1, which loads it at run time; gcc for the test programs that race the tracer and,
+# with python3-dev, for the C encoder of `tracee -o json` (collector/_fastjson.c, optional);
 # pahole (dwarves) for builds from kernel headers (KERN_HEADERS), with Debian's kernel
 # headers and lz4 (to unpack that kernel's image) for the test that checks them; Docker (a daemon the
 # container-identity tests start on their own socket) and a static busybox for their image.
-APT_PACKAGES=(python3 python3-venv python3-pip make gcc libc6-dev clang llvm libbpf-dev libbpf1 libelf-dev bpftool
-              dwarves lz4 linux-headers-cloud-amd64 docker.io busybox-static)
+APT_PACKAGES=(python3 python3-venv python3-pip python3-dev make gcc libc6-dev clang llvm libbpf-dev libbpf1 libelf-dev
+              bpftool dwarves lz4 linux-headers-cloud-amd64 docker.io busybox-static)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -33,12 +34,12 @@ if ((${#missing[@]})); then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# The virtualenv, reinstalled when pyproject.toml or this script changes.
+# The virtualenv, reinstalled when pyproject.toml, setup.py, the C encoder or this script changes.
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 stamp=.venv/.pytracee-installed
-want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
+want=$(cat pyproject.toml setup.py collector/_fastjson.c scripts/setup.sh | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "setup: installing pytracee and its test dependencies into .venv" >&2
     log=.venv/pip-install.log

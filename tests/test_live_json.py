@@ -210,3 +210,152 @@ def test_pump_with_a_user_space_filter_takes_the_dict_path() -> None:
     source.pump()
     assert stream.getvalue() == expected(Decoder(BOOT), PLAIN[0]).decode()
     assert source.stats.events == source.printed == 1
+
+
+# --- live ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("buffer", ["ring", "perf"])
+def test_poll_json_reads_lines_and_dicts_from_both_buffers(bpf_object: Any, buffer: str) -> None:
+    from collector_support import run_child, start_collector
+    from pytracee.collector.collector import KernelFilters
+
+    collector = start_collector(
+        bpf_object, ["openat", "security_file_open"], filters=KernelFilters(comms={"trcx_json"}), buffer=buffer
+    )
+    got: list[Any] = []
+    try:
+        run_child("for _ in range(200):\n    os.close(os.open('/etc/hostname', os.O_RDONLY))\n", comm="trcx_json")
+        for _ in range(50):
+            batch = collector.poll_json(100, 64, as_dicts={OPENAT})
+            got += batch
+            if not batch and len(got) >= 400:
+                break
+    finally:
+        collector.stop()
+    lines = [orjson.loads(item) for item in got if isinstance(item, bytes)]
+    dicts = [item for item in got if isinstance(item, dict)]
+    assert collector.lost == 0 and collector.malformed == 0
+    opens = [e for e in dicts if e["eventName"] == "openat" and e["args"][1]["value"] == "/etc/hostname"]
+    files = [e for e in lines if e["eventName"] == "security_file_open" and e["args"][0]["value"] == "/etc/hostname"]
+    assert len(opens) == 200 and len(files) == 200
+    assert all(e["eventName"] != "openat" for e in lines)  # asked for as dicts
+    assert files[0]["processName"] == "trcx_json" and files[0]["syscall"] == "openat"
+    assert [e["args"][5] for e in files[:1]] == [
+        {"name": "syscall_pathname", "type": "string", "value": "/etc/hostname"}
+    ]
+
+
+# --- the C encoder (collector/_fastjson.c) --------------------------------------------------------
+
+
+def _random_record(spec: Any, rng: Any) -> bytes:
+    """A record of ``spec`` with random fixed values and ASCII strings full of JSON escapes."""
+    body = b""
+    for a in spec.args:
+        if a.fixed:
+            value = rng.choice([0, 1, 7, -1, -100, 2**31, 2**63 - 1, rng.randrange(-(2**63), 2**63)])
+            body += struct.pack("<q" if value < 0 else "<Q", value)
+    for a in spec.args:
+        if not a.fixed:
+            text = bytes(rng.choice(b'/etc/abc"\\\t\n\x01\x1f \x7e{}') for _ in range(rng.randrange(0, 40)))
+            body += var(text)
+    return header(spec.id, syscall=rng.choice([-1, 2, 257, 59, 9999])) + body
+
+
+def test_the_c_encoder_writes_the_python_encoders_bytes() -> None:
+    import random
+
+    from pytracee.collector import decode
+
+    assert decode._fastjson is not None, "the C encoder is not built: run scripts/setup.sh"
+    rng = random.Random(7)  # noqa: S311 - test data, not secrets
+    decoder = Decoder(BOOT)
+    fast = [spec for spec in wire.EVENTS.values() if decoder._plans[spec.id].fast is not None]
+    assert {"openat", "security_file_open", "execve"} - {s.name for s in fast} == {"execve"}  # string arrays: Python
+    for spec in fast:
+        for _ in range(20):
+            record = _random_record(spec, rng)
+            python = decoder.encode(record)  # caches the thread context, which the C encoder reads
+            c_line = decode._fastjson.encode(record, 0, len(record), decoder._fast_state)
+            assert c_line == python, spec.name
+            assert decoder.encode_or_decode(record) == (python if python is not None else decoder.decode(record))
+    for record in HOSTILE:  # left to the Python path
+        decoder.encode(record)
+        assert decode._fastjson.encode(record, 0, len(record), decoder._fast_state) is None
+    short = PLAIN[0][: HEADER.size + 8]  # too short for openat's fixed arguments: Python raises
+    assert decode._fastjson.encode(short, 0, len(short), decoder._fast_state) is None
+    with pytest.raises(ValueError, match="outside"):
+        decode._fastjson.encode(PLAIN[0], 0, len(PLAIN[0]) + 1, decoder._fast_state)
+
+
+class FakeRing:
+    """A BPF ring buffer's mappings in memory (the data area twice, as the kernel maps it)."""
+
+    def __init__(self, size: int = 1 << 14) -> None:
+        import mmap
+
+        self.page, self.size = mmap.PAGESIZE, size
+        self.data = mmap.mmap(-1, self.page + 2 * size)
+        self.consumer = mmap.mmap(-1, self.page)
+        self.prod = 0
+
+    def put(self, record: bytes, flags: int = 0) -> None:
+        blob = struct.pack("<II", len(record) | flags, 0) + record
+        blob += bytes(-len(blob) % 8)
+        for copy in (0, self.size):  # both views of the data area
+            start = (self.prod & (self.size - 1)) + copy
+            first = min(len(blob), 2 * self.size - start)
+            self.data[self.page + start : self.page + start + first] = blob[:first]
+        self.prod += len(blob)
+        struct.pack_into("<Q", self.data, 0, self.prod)
+
+    def reader(self) -> Any:
+        from pytracee.collector.ringbuf import RingBufferReader
+
+        reader = RingBufferReader.__new__(RingBufferReader)
+        reader._data, reader._consumer, reader._page, reader._mask = self.data, self.consumer, self.page, self.size - 1
+        return reader
+
+
+def test_the_c_ring_loop_gives_what_the_python_loop_gives() -> None:
+    from pytracee.collector.ringbuf import _BUSY, _DISCARD
+
+    items: dict[str, list[Any]] = {}
+    for how in ("python", "c"):
+        ring, decoder = FakeRing(), Decoder(BOOT)
+        drainer = decoder.ring_drainer()
+        assert drainer is not None, "the C encoder is not built: run scripts/setup.sh"
+        out: list[Any] = []
+        skipped = 0
+        for rnd in range(40):  # enough to wrap around the 16 KiB ring several times
+            for record in PLAIN[rnd % 5 :] + HOSTILE[rnd % 5 : rnd % 5 + 1]:
+                ring.put(record)
+            ring.put(PLAIN[0], _DISCARD)  # discarded by the kernel: never seen
+            ring.put(header(9999))  # unknown event: skipped and counted
+            reader = ring.reader()
+            if how == "c":
+                skipped += reader.drain_with(drainer, out, None)
+            else:
+                skipped += reader.drain_into(out, decoder.encode_or_decode, None)
+            assert struct.unpack_from("<Q", ring.consumer, 0)[0] == ring.prod  # all consumed, published
+        ring.put(PLAIN[1], _BUSY)  # still being written: the loop stops before it
+        reader = ring.reader()
+        assert (reader.drain_with(drainer, out) if how == "c" else reader.drain_into(out, decoder.encode, None)) == 0
+        assert struct.unpack_from("<Q", ring.consumer, 0)[0] < ring.prod
+        assert skipped == 40
+        items[how] = out
+    assert items["c"] == items["python"]
+    assert sum(isinstance(i, bytes) for i in items["c"]) > sum(isinstance(i, dict) for i in items["c"]) > 0
+
+
+def test_the_c_ring_loop_stops_at_its_limit() -> None:
+    ring, decoder = FakeRing(), Decoder(BOOT)
+    for record in PLAIN:
+        ring.put(record)
+    drainer = decoder.ring_drainer()
+    assert drainer is not None
+    out: list[Any] = []
+    assert ring.reader().drain_with(drainer, out, 2) == 0 and len(out) == 2
+    assert ring.reader().drain_with(drainer, out, None) == 0 and len(out) == len(PLAIN)
+    assert out == [Decoder(BOOT).encode(record) for record in PLAIN]
