@@ -121,6 +121,8 @@ class Session:
         self.reload_requested = False
         #: The plugin managers of the signatures loaded by reloads.
         self.reload_managers: list[PluginManager] = []
+        #: Live: the events the tracer traces (a reload reports what new signatures miss); None: all.
+        self.traced_events: frozenset[str] | None = None
         #: Digests of the Python signatures' source files when they loaded (to tell a reload what changed).
         self.fingerprints: dict[str, str] = {}
 

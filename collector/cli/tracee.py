@@ -32,7 +32,9 @@ from pytracee.engine.cli.operations import (
     add_operations_options,
     config_from_argv,
     config_list,
+    hangup_reloads,
     list_params,
+    reparser,
     report_config_error,
     validate,
 )
@@ -42,6 +44,7 @@ from pytracee.engine.errors import ConfigError, ExitStatus, StopRun
 from pytracee.engine.output import plugin as outputs
 from pytracee.engine.output.templates import TemplateError
 from pytracee.engine.plugins import PluginManager
+from pytracee.engine.reload import Reparse
 from pytracee.engine.session import Session, SessionConfig
 
 from ..collector import BUFFER_KINDS
@@ -207,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_usage(sys.stderr)
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return ExitStatus.USAGE
-    session = _load_session(args, selection, pm, file_config)
+    session = _load_session(args, selection, pm, file_config, reparser(parser, argv))
     if isinstance(session, int):
         return session
     status: int = ExitStatus.FAILED
@@ -220,12 +223,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _load_session(
-    args: argparse.Namespace, selection: Selection, pm: PluginManager, file_config: ConfigFile | None = None
+    args: argparse.Namespace,
+    selection: Selection,
+    pm: PluginManager,
+    file_config: ConfigFile | None = None,
+    reparse: Reparse | None = None,
 ) -> Session | int | None:
     detection = not args.no_signatures and (bool(args.rules) or not selection.events)
     if not detection:
         return None
     session = Session(_session_config(args, pm, file_config))
+    session.reparse = reparse
     try:
         session.load()
     except ConfigError as exc:
@@ -280,7 +288,12 @@ def _trace(args: argparse.Namespace, selection: Selection, printer: EventPrinter
             ",".join(sorted(traced)),
             f"; {len(session.signatures)} signatures" if session is not None else "",
         )
-        status = _consume(source, session)
+        if session is not None:
+            session.traced_events = frozenset(traced)
+            with hangup_reloads(session):  # SIGHUP: read the configuration and rules again
+                status = _consume(source, session)
+        else:
+            status = _consume(source, session)
     except KeyboardInterrupt:  # stopped while attaching
         status = ExitStatus.OK
     except StopRun as exc:  # the event output was closed (`tracee -o json | head`)
