@@ -425,3 +425,18 @@ def test_bad_parameter_declaration_in_a_rule_file_names_its_line(tmp_path: Path)
     result = tracee_rules("--rules-dir", str(rules), "--validate")
     assert result.returncode == 2
     assert f"{rules / 'shell.yaml'}:6: params.web_servers must be a mapping with a 'default'" in result.stderr
+
+
+def test_the_readme_worked_example_holds_back_runc_and_reports_the_preload() -> None:
+    repo = Path(__file__).resolve().parent.parent
+    events = repo / "examples" / "events" / "runc-ld-library-path.jsonl"
+    config = repo / "examples" / "config" / "pytracee.yaml"
+    plain = tracee_rules("--rules", "TRC-107", "--input", str(events), "--output-template", "rawjson")
+    assert len(findings(plain.stdout)) == 10
+    result = tracee_rules("--config", str(config), "--input", str(events), "--output-template", "rawjson")
+    assert result.returncode == 0, result.stderr
+    assert [(f["Context"]["processName"], list(f["Data"])) for f in findings(result.stdout)] == [
+        ("curl", ["LD_PRELOAD"])
+    ]
+    assert "suppressed by exceptions: runc-inherits-ld-library-path: 9" in result.stderr
+    assert tracee_rules("--config", str(config), "--validate").returncode == 0
