@@ -22,6 +22,7 @@ from typing import Final
 
 import orjson
 from pytracee.engine import Event, Signature, SignatureContext, SignatureMetadata, SourceComplete, select
+from pytracee.engine.params import Param
 
 __all__ = ["ExecArgumentTampering"]
 
@@ -58,10 +59,16 @@ class ExecArgumentTampering(Signature):
     )
     selected_events = [select("sched_process_exec"), select("execve"), select("execveat")]
 
+    parameters = {
+        "max_pending": Param(MAX_PENDING, "unpaired exec events remembered per table (the oldest forgotten first)"),
+        "max_pending_mib": Param(MAX_PENDING_BYTES >> 20, "MiB of unpaired exec events remembered per table"),
+    }
+
     def init(self, ctx: SignatureContext) -> None:
         super().init(ctx)
-        self._kernel_view = _Pending()
-        self._syscall_view = _Pending()
+        limits = (self.params.max_pending, self.params.max_pending_mib << 20)
+        self._kernel_view = _Pending(*limits)
+        self._syscall_view = _Pending(*limits)
 
     def on_event(self, event: Event) -> None:
         pid = event.host_process_id
@@ -104,8 +111,8 @@ class ExecArgumentTampering(Signature):
                 "tampering with those execs was not checked",
                 self.metadata.id,
                 forgotten,
-                MAX_PENDING,
-                MAX_PENDING_BYTES >> 20,
+                self.params.max_pending,
+                self.params.max_pending_mib,
             )
         self._kernel_view.clear()
         self._syscall_view.clear()
@@ -115,9 +122,11 @@ class _Pending:
     """Events waiting for their other half, by host pid: the oldest go first when the
     table holds :data:`MAX_PENDING` events or :data:`MAX_PENDING_BYTES` of event JSON."""
 
-    __slots__ = ("_bytes", "_events", "forgotten")
+    __slots__ = ("_bytes", "_events", "forgotten", "max_bytes", "max_events")
 
-    def __init__(self) -> None:
+    def __init__(self, max_events: int = MAX_PENDING, max_bytes: int = MAX_PENDING_BYTES) -> None:
+        self.max_events = max(max_events, 1)
+        self.max_bytes = max_bytes
         self._events: dict[int, tuple[Event, int]] = {}
         self._bytes = 0
         #: Events pushed out by newer ones before their other half came.
@@ -127,7 +136,7 @@ class _Pending:
         self.pop(pid)
         size = len(event.text) if event.text is not None else len(orjson.dumps(event.raw, default=str))
         events = self._events
-        while events and (len(events) >= MAX_PENDING or self._bytes + size > MAX_PENDING_BYTES):
+        while events and (len(events) >= self.max_events or self._bytes + size > self.max_bytes):
             self._bytes -= events.pop(next(iter(events)))[1]  # the oldest
             self.forgotten += 1
         events[pid] = (event, size)

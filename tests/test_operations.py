@@ -269,6 +269,10 @@ def test_overrides_disable_and_change_severity(tmp_path: Path) -> None:
     result = tracee_rules("--config", str(config), "--input", str(events))
     reported = findings(result.stdout)
     assert [(f["SigMetadata"]["ID"], f["SigMetadata"]["Properties"]["Severity"]) for f in reported] == [("TRC-1016", 4)]
+    turned_on = write(tmp_path / "on.yaml", "overrides:\n  - {rule: TRC-108, enabled: true}\n")
+    listed = tracee_rules("--config", str(turned_on), "--list")
+    row = next(line.split() for line in listed.stdout.splitlines() if line.startswith("TRC-108 "))
+    assert "yes" in row
 
 
 @pytest.mark.parametrize(

@@ -116,8 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="ID[,ID...]",
-        help="run these signatures (IDs, event names, lang:NAME, all); default: every enabled one "
-        "when no --events are given, none otherwise",
+        help="run these signatures (IDs, event names, lang:NAME, all, severity>=LEVEL, tag:, category:, mitre:; "
+        "join with +); default: every enabled one when no --events are given, none otherwise",
     )
     sigs.add_argument(
         "--rules-dir",

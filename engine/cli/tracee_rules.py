@@ -98,8 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ID[,ID...]",
         action="append",
         default=[],
-        help="run only these signatures: IDs, event names, lang:python|rego|cel, or all "
-        "(this also turns on signatures that are off by default, e.g. the built-in Rego and CEL rules)",
+        help="run only these signatures: IDs, event names, lang:python|rego|cel, all, severity>=LEVEL, "
+        "tag:NAME, category:NAME, mitre:TECHNIQUE; join conditions with + (lang:rego+severity>=high) "
+        "(IDs, lang: and all also turn on signatures that are off by default, e.g. the built-in Rego and CEL rules)",
     )
     sigs.add_argument(
         "--rules-dir",
