@@ -321,6 +321,11 @@ def test_validate_reports_every_problem_and_reads_no_events(tmp_path: Path) -> N
     assert result.returncode == 2
     assert f"{rules / 'broken.rego'}:" in result.stderr
     assert f"{config}:2: exception a: no such signature 'NOPE-1'" in result.stderr
+    broken = write(tmp_path / "broken.yaml", "rules: [TRC-107\n")
+    both = tracee_rules("--config", str(broken), "--rules-dir", str(rules), "--validate")
+    assert both.returncode == 2
+    assert f"{broken}:2: invalid YAML" in both.stderr and f"{rules / 'broken.rego'}:" in both.stderr
+    assert "2 problem(s) found" in both.stderr
     good = write(tmp_path / "good.yaml", RUNC_EXCEPTION)
     ok = tracee_rules("--config", str(good), "--validate")
     assert ok.returncode == 0, ok.stderr

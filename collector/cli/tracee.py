@@ -183,10 +183,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--disable", action="append", default=[])
     setup_logging("info", PROG)
+    broken_config: ConfigFileError | None = None
     try:
         file_config = config_from_argv(argv)
     except ConfigFileError as exc:
-        return report_config_error(exc, PROG)
+        if "--validate" not in argv:
+            return report_config_error(exc, PROG)
+        file_config, broken_config = None, exc  # --validate: report it, and check the rules too
     pm = PluginManager()
     pm.load_plugins(pre.parse_known_args(argv)[0].disable or config_list(file_config, "disable"), installed=True)
     parser = build_parser()
@@ -197,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return report_config_error(exc, PROG)
     setup_logging(args.log, PROG)
     if args.validate or args.list_params:
-        return _validate_or_list(args, pm, file_config)
+        return _validate_or_list(args, pm, file_config, broken_config)
     # event data may hold any bytes: never fail on a terminal that cannot show a character
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, io.TextIOWrapper):
@@ -259,11 +262,16 @@ def _session_config(
     )
 
 
-def _validate_or_list(args: argparse.Namespace, pm: PluginManager, file_config: ConfigFile | None) -> int:
+def _validate_or_list(
+    args: argparse.Namespace,
+    pm: PluginManager,
+    file_config: ConfigFile | None,
+    broken_config: ConfigFileError | None = None,
+) -> int:
     """``--validate`` and ``--list-params``: load the signatures and the configuration, trace nothing."""
     session = Session(_session_config(args, pm, file_config, list_only=True))
     if args.validate:
-        return session.finish(ExitStatus(validate(session, PROG)))
+        return session.finish(ExitStatus(validate(session, PROG, broken_config)))
     try:
         session.load()
     except ConfigError as exc:

@@ -119,23 +119,27 @@ def report_config_error(exc: ConfigError, prog: str) -> int:
     return ExitStatus.USAGE
 
 
-def validate(session: Session, prog: str) -> int:
-    """``--validate``: load the session and report; 0 when nothing is wrong, else 2."""
+def validate(session: Session, prog: str, broken_config: ConfigFileError | None = None) -> int:
+    """``--validate``: load the session and report every problem; 0 when nothing is wrong, else 2.
+
+    :param broken_config: the configuration file's own problems, found before loading
+        (the rules are then checked without it).
+    """
+    problems = 0
+    if broken_config is not None:
+        report_config_error(broken_config, prog)
+        problems += len(broken_config.problems)
     try:
         session.load()
     except TemplateError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
-        print(f"{prog}: {1 + len(session.load_errors())} problem(s) found", file=sys.stderr)
-        return ExitStatus.USAGE
+        problems += 1
     except ConfigError as exc:
-        errors = session.load_errors()
         report_config_error(exc, prog)
-        count = len(getattr(exc, "problems", [exc])) + len(errors)
-        print(f"{prog}: {count} problem(s) found", file=sys.stderr)
-        return ExitStatus.USAGE
-    errors = session.load_errors()  # already printed, with their files and lines, while loading
-    if errors:
-        print(f"{prog}: {len(errors)} problem(s) found", file=sys.stderr)
+        problems += len(exc.problems) if isinstance(exc, ConfigFileError) else 1
+    problems += len(session.load_errors())  # already printed, with their files and lines, while loading
+    if problems:
+        print(f"{prog}: {problems} problem(s) found", file=sys.stderr)
         return ExitStatus.USAGE
     exceptions = len(session.settings.exceptions())
     overrides = len(session.settings.overrides)

@@ -143,10 +143,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     pre, _ = _pre_parser().parse_known_args(argv)
     setup_logging(pre.log or "info")
+    broken_config: ConfigFileError | None = None
     try:
         file_config = config_from_argv(argv)
     except ConfigFileError as exc:
-        return report_config_error(exc, PROG)
+        if "--validate" not in argv:
+            return report_config_error(exc, PROG)
+        file_config, broken_config = None, exc  # --validate: report it, and check the rules too
     if pre.log is None and config_list(file_config, "log"):
         setup_logging(config_list(file_config, "log")[0])
     pm = PluginManager()
@@ -191,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     session.reparse = reparser(parser, argv)
     log = logging.getLogger("pytracee")
     if args.validate:
-        return session.finish(ExitStatus(validate(session, PROG)))
+        return session.finish(ExitStatus(validate(session, PROG, broken_config)))
     try:
         session.load()
     except ConfigError as exc:
