@@ -17,6 +17,7 @@ replay behaves as the live run did.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import Counter
 from collections.abc import Iterable
@@ -54,12 +55,13 @@ class Deduplicator:
 
     @staticmethod
     def key(finding: Finding) -> tuple[str, str, bytes]:
-        """(signature ID, ``container:ID`` or ``pid:HOSTPID``, the data as JSON)."""
+        """(signature ID, ``container:ID`` or ``pid:HOSTPID``, a digest of the data): a bounded size
+        whatever the data holds (an environment variable of 4 KiB, say)."""
         event = finding.event
         container = event.container_id
-        where = f"container:{container}" if container else f"pid:{event.host_process_id}"
+        where = f"container:{container[:64]}" if container else f"pid:{event.host_process_id}"
         data = orjson.dumps(finding.data, option=orjson.OPT_SORT_KEYS, default=str) if finding.data else b""
-        return finding.sig_metadata.id, where, data
+        return finding.sig_metadata.id, where, hashlib.blake2b(data, digest_size=16).digest()
 
     def is_repeat(self, finding: Finding) -> bool:
         """True (and counted) when ``finding`` repeats one delivered within the window."""
