@@ -4,6 +4,8 @@ metadata, --validate and de-duplication, through tracee-rules as a user runs it.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -196,6 +198,24 @@ def test_config_holds_options_and_the_command_line_wins(tmp_path: Path) -> None:
     assert len(findings(from_file.stdout)) == 6
     overridden = tracee_rules("--config", str(config), "--output-template", "simple")
     assert overridden.stdout.count("*** Detection ***") == 6
+
+
+def test_one_file_for_both_commands(tmp_path: Path) -> None:
+    events = events_file(tmp_path, runc_events())
+    config = write(
+        tmp_path / "c.yaml",
+        f"rules: [TRC-107]\ntracee-rules:\n  input: [{events}]\n  output-template: rawjson\ntracee:\n  events: [openat]\n",
+    )
+    result = tracee_rules("--config", str(config))
+    assert result.returncode == 0, result.stderr
+    assert len(findings(result.stdout)) == 6
+    live = subprocess.run(
+        [sys.executable, "-m", "pytracee.collector.cli.tracee", "--config", str(config), "--validate"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert live.returncode == 0, live.stderr
 
 
 def test_unknown_option_or_bad_value_in_config_is_a_usage_error_with_line(tmp_path: Path) -> None:
