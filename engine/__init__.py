@@ -14,6 +14,7 @@ from .errors import ArgumentError, MalformedEventError
 from .events import Event
 from .findings import Finding, SignatureMetadata
 from .hookspecs import hookimpl
+from .params import Param
 from .parsers import (
     SockAddr,
     format_mem_prot_alert,
@@ -36,6 +37,7 @@ __all__ = [
     "EventSelector",
     "Finding",
     "MalformedEventError",
+    "Param",
     "Signal",
     "Signature",
     "SignatureContext",

@@ -30,7 +30,7 @@ reported with the file and line (:class:`ConfigFileError`).
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -330,8 +330,3 @@ class BundleCollector:
         except ConfigFileError as exc:
             self.problems.extend(exc.problems)
         return []
-
-
-def node_values(nodes: Mapping[str, Node]) -> dict[str, Any]:
-    """Plain values of a mapping of nodes."""
-    return {k: v.plain() for k, v in nodes.items()}

@@ -8,13 +8,15 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from ..config import ConfigFile, ConfigFileError, load_config, merge_options
+from ..dispatch import LoadedSignature
 from ..errors import ConfigError, ExitStatus
 from ..output.templates import TemplateError
-from ..overrides import param_table
+from ..params import declared_params
 from ..reload import Reparse
 from ..session import Session
 
@@ -158,3 +160,16 @@ def list_params(session: Session) -> None:
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True)]
         print("  ".join(cells) + "  " + row[4])
+
+
+def param_table(available: Iterable[LoadedSignature]) -> list[tuple[str, str, str, str, str]]:
+    """Rows ``(ID, parameter, type, value, description)`` for ``--list-params``."""
+    rows = []
+    for loaded in available:
+        declared: Mapping[str, Any] = declared_params(loaded.signature)
+        params = getattr(loaded.signature, "params", {})
+        for name, param in declared.items():
+            value = params.get(name, param.default) if isinstance(params, Mapping) else param.default
+            shown = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+            rows.append((loaded.metadata.id, name, param.type, shown, param.description))
+    return rows
