@@ -104,11 +104,13 @@ class Suppression:
     def __bool__(self) -> bool:
         return bool(self.exceptions) or self.dedup is not None
 
-    def suppress(self, finding: Finding) -> bool:
-        """True when ``finding`` is not to be delivered (counted)."""
+    def suppress(self, finding: Finding) -> str | None:
+        """Why ``finding`` is not to be delivered (counted): ``"exception"`` or ``"repeat"``; None: deliver it."""
         if self.exceptions.rules and self.exceptions.match(finding) is not None:
-            return True
-        return self.dedup is not None and self.dedup.is_repeat(finding)
+            return "exception"
+        if self.dedup is not None and self.dedup.is_repeat(finding):
+            return "repeat"
+        return None
 
     def adopt(self, previous: Suppression | None) -> None:
         """Carry the counts (and open windows) of the ``previous`` configuration on (hot reload)."""

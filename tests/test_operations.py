@@ -469,3 +469,23 @@ def test_the_readme_worked_example_holds_back_runc_and_reports_the_preload() -> 
     ]
     assert "suppressed by exceptions: runc-inherits-ld-library-path: 9" in result.stderr
     assert tracee_rules("--config", str(config), "--validate").returncode == 0
+
+
+def test_an_excepted_finding_feeds_no_signature_event(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    write(
+        rules / "chained.py",
+        "from pytracee.engine import Event, select, signature\n\n\n"
+        "@signature(id='ACME-30', name='preload seen', events=[select('ld_preload')])\n"
+        "def chained(event: Event) -> bool:\n"
+        "    return True\n",
+    )
+    config = write(tmp_path / "c.yaml", "rules: [TRC-107, ACME-30]\noutput-template: rawjson\n" + RUNC_EXCEPTION)
+    events = events_file(tmp_path, runc_events())
+    result = tracee_rules("--config", str(config), "--rules-dir", str(rules), "--input", str(events))
+    assert result.returncode == 0, result.stderr
+    assert [(f["SigMetadata"]["ID"], f["Context"]["processName"]) for f in findings(result.stdout)] == [
+        ("TRC-107", "bash"),
+        ("ACME-30", "bash"),
+    ]
