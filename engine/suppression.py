@@ -143,14 +143,12 @@ class Suppression:
             self.dedup.flush()
 
     def summary(self) -> list[str]:
-        """Summary lines: suppressed by exception, repeats by signature."""
+        """Summary lines: suppressed by exception (those that matched), repeats by signature."""
         counters = self.counters()
         lines = []
-        if counters["suppressed_by_exception"]:
-            lines.append(
-                "suppressed by exceptions: "
-                + ", ".join(f"{name}: {n}" for name, n in counters["suppressed_by_exception"].items())
-            )
+        matched = {name: n for name, n in counters["suppressed_by_exception"].items() if n}
+        if matched:
+            lines.append("suppressed by exceptions: " + ", ".join(f"{name}: {n}" for name, n in matched.items()))
         if counters["deduplicated_by_signature"]:
             lines.append(
                 "repeats not shown (--dedup-window): "
