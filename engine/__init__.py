@@ -14,6 +14,7 @@ from .errors import ArgumentError, MalformedEventError
 from .events import Event
 from .findings import Finding, SignatureMetadata
 from .hookspecs import hookimpl
+from .params import Param
 from .parsers import (
     SockAddr,
     format_mem_prot_alert,
@@ -37,6 +38,7 @@ __all__ = [
     "EventSelector",
     "Finding",
     "MalformedEventError",
+    "Param",
     "ProcessInfo",
     "Signal",
     "Signature",

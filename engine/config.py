@@ -1,8 +1,10 @@
 """The configuration file (``--config FILE``): options, parameters, exceptions, overrides.
 
-A YAML mapping. Every key but three is a command-line option by its long name
-(``rules-dir`` or ``rules_dir``); a list repeats a repeatable option, ``true``
-sets a flag. Options given on the command line win over the file's::
+A YAML mapping. Every key but five is a command-line option of the command reading
+it, by its long name (``rules-dir`` or ``rules_dir``); a list repeats a repeatable
+option, ``true`` sets a flag. The ``tracee`` and ``tracee-rules`` sections hold the
+options of one command only, so both can share a file. Options given on the command
+line win over the file's::
 
     rules: [severity>=medium, TRC-108]
     rules-dir: [/etc/pytracee/rules]
@@ -16,6 +18,8 @@ sets a flag. Options given on the command line win over the file's::
         match: {processName: [runc, containerd-shim]}
     overrides:                    # changes to shipped rules (engine/overrides.py)
       - {rule: TRC-1016, severity: low}
+    tracee-rules: {input: [-]}    # options of one command only
+    tracee: {events: [openat]}
 
 The same three sections, in an ``exceptions.yaml`` or ``overrides.yaml`` of a
 rules directory, travel with its rules (:class:`BundleCollector`). The YAML is
@@ -26,7 +30,7 @@ reported with the file and line (:class:`ConfigFileError`).
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -52,6 +56,8 @@ __all__ = [
 
 #: Sections of a configuration file that are not command-line options.
 SECTIONS: Final = ("params", "exceptions", "overrides")
+#: Sections holding the options of one command only (the others are both commands').
+COMMAND_SECTIONS: Final = ("tracee", "tracee-rules")
 #: Files of a rules directory read as exceptions and overrides for its rules.
 BUNDLE_FILES: Final = ("exceptions.yaml", "exceptions.yml", "overrides.yaml", "overrides.yml")
 #: Options that make no sense in a file (they select the file, or act once).
@@ -155,6 +161,8 @@ class ConfigFile:
 
     path: Path
     options: dict[str, Node] = field(default_factory=dict)
+    #: Options of one command only: command name -> option destination -> value node.
+    command_options: dict[str, dict[str, Node]] = field(default_factory=dict)
     params: dict[str, dict[str, Node]] = field(default_factory=dict)
     exceptions: list[ExceptionRule] = field(default_factory=list)
     overrides: list[Override] = field(default_factory=list)
@@ -190,6 +198,11 @@ def load_config(path: Path, *, options_allowed: bool = True) -> ConfigFile:
             config.overrides = parse_overrides(node, where, problems)
         elif not options_allowed:
             problems.append(Problem(where, node.line, f"unknown section {key!r} (expected {', '.join(SECTIONS)})"))
+        elif key in COMMAND_SECTIONS:
+            if not isinstance(node.value, dict):
+                problems.append(Problem(where, node.line, f"{key}: expected a mapping of that command's options"))
+            else:
+                config.command_options[key] = {k.replace("-", "_"): v for k, v in node.value.items()}
         else:
             config.options[key.replace("-", "_")] = node
     if problems:
@@ -221,13 +234,14 @@ def merge_options(
     :raises ConfigFileError: for an unknown option or a value the option refuses, at its line.
     """
     args = parser.parse_args(argv)
-    if config is None or not config.options:
+    options = {**config.options, **config.command_options.get(parser.prog, {})} if config is not None else {}
+    if config is None or not options:
         return args
     defaults = vars(_quiet_parse(parser, [], lambda message: message))
     actions = {a.dest: a for a in parser._actions if a.option_strings}
     problems: list[Problem] = []
     from_file: dict[str, Any] = {}
-    for dest, node in config.options.items():
+    for dest, node in options.items():
         action = actions.get(dest)
         if action is None or dest in _NOT_IN_FILE:
             what = "cannot be set in a configuration file" if action is not None else "is not an option"
@@ -316,8 +330,3 @@ class BundleCollector:
         except ConfigFileError as exc:
             self.problems.extend(exc.problems)
         return []
-
-
-def node_values(nodes: Mapping[str, Node]) -> dict[str, Any]:
-    """Plain values of a mapping of nodes."""
-    return {k: v.plain() for k, v in nodes.items()}

@@ -93,7 +93,8 @@ class Engine:
     """Runs signatures over a stream of events.
 
     :param signatures: the signatures to run; each is initialised here.
-    :param on_finding: receives every finding, in order.
+    :param on_finding: receives every finding, in order; returning ``False`` (an exception
+        suppressed it) keeps it from being fed back as a signature event.
     :param derive_events: feed findings back as signature events to signatures that select them.
     :param on_error: called as ``on_error(signature, event_or_None, exception)`` after a
         signature raised (in ``init``, ``on_event``, ``on_signal`` or ``close``); it is
@@ -105,7 +106,7 @@ class Engine:
     def __init__(
         self,
         signatures: Iterable[Signature | LoadedSignature],
-        on_finding: Callable[[Finding], None],
+        on_finding: Callable[[Finding], bool | None],
         *,
         derive_events: bool = True,
         on_error: Callable[[LoadedSignature, Event | None, BaseException], None] | None = None,
@@ -350,8 +351,7 @@ class Engine:
             stats = self.stats
             stats.findings += 1
             stats.findings_by_signature[loaded.metadata.id] += 1
-            self.on_finding(finding)
-            if self._derive:
+            if self.on_finding(finding) is not False and self._derive:
                 self._derive_event(finding)
 
         return on_finding

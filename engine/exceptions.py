@@ -34,6 +34,7 @@ event rate.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import re
 from collections import Counter
@@ -95,57 +96,69 @@ def _number(value: Any) -> float | None:
     return None
 
 
-def _equal(actual: Any, expected: Any) -> bool:
-    a, b = _number(actual), _number(expected)
-    if a is not None and b is not None and not (isinstance(actual, str) and isinstance(expected, str)):
-        return a == b
-    return _text(actual) == _text(expected)
+def _equal_values(values: Iterable[Any]) -> tuple[frozenset[str], frozenset[float]]:
+    """What equality compares with: the values' text forms, and the numbers among them."""
+    texts = frozenset(_text(v) for v in values)
+    numbers = frozenset(n for n in (_number(v) for v in values) if n is not None)
+    return texts, numbers
 
 
 @dataclass(frozen=True, slots=True)
 class Condition:
-    """``field OP value`` on a finding."""
+    """``field OP value`` on a finding (its comparison data prepared once, at load)."""
 
     field: str
     op: str
     value: Any
+    _texts: frozenset[str] = dataclasses.field(init=False, repr=False, compare=False)
+    _numbers: frozenset[float] = dataclasses.field(init=False, repr=False, compare=False)
+    _globs: tuple[re.Pattern[str], ...] = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        values = self.value if isinstance(self.value, tuple) else (self.value,)
+        texts, numbers = _equal_values(values) if self.op in ("eq", "ne", "in", "not_in", "contains") else ((), ())
+        object.__setattr__(self, "_texts", frozenset(texts))
+        object.__setattr__(self, "_numbers", frozenset(numbers))
+        globs = tuple(re.compile(fnmatch.translate(p)) for p in values) if self.op == "glob" else ()
+        object.__setattr__(self, "_globs", globs)
 
     def test(self, finding: Finding) -> bool:
         """Whether ``finding`` meets the condition."""
         actual = field_value(finding, self.field)
-        op, value = self.op, self.value
+        op = self.op
         if op == "exists":
-            return (actual is not _MISSING) == bool(value)
+            return (actual is not _MISSING) == bool(self.value)
         if actual is _MISSING or actual is None:
             return op in ("ne", "not_in")
-        if isinstance(actual, list) and op != "contains":
+        if isinstance(actual, list):
             if op in ("ne", "not_in"):
-                return all(Condition(self.field, op, value)._scalar(item) for item in actual)
+                return all(self._scalar(item) for item in actual)
+            if op == "contains":
+                return any(self._equal(item) for item in actual)
             return any(self._scalar(item) for item in actual)
-        if op == "contains" and isinstance(actual, list):
-            return any(_equal(item, v) for item in actual for v in value)
         return self._scalar(actual)
 
+    def _equal(self, actual: Any) -> bool:
+        if isinstance(actual, (int, float)) and not isinstance(actual, bool):
+            return float(actual) in self._numbers or _text(actual) in self._texts
+        return _text(actual) in self._texts
+
     def _scalar(self, actual: Any) -> bool:
-        op, value = self.op, self.value
-        if op == "eq":
-            return _equal(actual, value)
-        if op == "ne":
-            return not _equal(actual, value)
-        if op == "in":
-            return any(_equal(actual, v) for v in value)
-        if op == "not_in":
-            return not any(_equal(actual, v) for v in value)
+        op = self.op
+        if op in ("eq", "in"):
+            return self._equal(actual)
+        if op in ("ne", "not_in"):
+            return not self._equal(actual)
         text = _text(actual)
         if op == "prefix":
-            return text.startswith(tuple(value))
+            return text.startswith(self.value)
         if op == "suffix":
-            return text.endswith(tuple(value))
+            return text.endswith(self.value)
         if op == "glob":
-            return any(fnmatch.fnmatchcase(text, pattern) for pattern in value)
+            return any(g.match(text) for g in self._globs)
         if op == "contains":
-            return any(v in text for v in value)
-        a, b = _number(actual), _number(value)
+            return any(v in text for v in self.value)
+        a, b = _number(actual), _number(self.value)
         if a is None or b is None:
             return False
         return {"lt": a < b, "le": a <= b, "gt": a > b, "ge": a >= b}[op]

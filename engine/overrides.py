@@ -23,7 +23,7 @@ the selectors again (they may depend on the parameters).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -276,16 +276,3 @@ def _reconfigured(
     except (SignatureDefinitionError, ValueError, TypeError) as exc:
         problems.append(_at(loaded.metadata.id, f"the configured parameters do not work: {exc}"))
         return loaded
-
-
-def param_table(available: Iterable[LoadedSignature]) -> list[tuple[str, str, str, str, str]]:
-    """Rows ``(ID, parameter, type, value, description)`` for ``--list-params``."""
-    rows = []
-    for loaded in available:
-        declared: Mapping[str, Any] = declared_params(loaded.signature)
-        params = getattr(loaded.signature, "params", {})
-        for name, param in declared.items():
-            value = params.get(name, param.default) if isinstance(params, Mapping) else param.default
-            shown = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
-            rows.append((loaded.metadata.id, name, param.type, shown, param.description))
-    return rows

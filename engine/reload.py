@@ -166,6 +166,10 @@ def reload_session(session: Session, reparse: Reparse) -> bool:
     session.settings, session.suppression = settings, suppression
     session.reload_managers.append(pm)
     session.fingerprints = {**session.fingerprints, **fingerprints([s for s in engine.signatures if id(s) not in kept])}
+    if session.traced_events is not None:
+        missing = sorted(set(engine.selected_event_names()) - session.traced_events)
+        if missing:
+            log.warning("reload: not traced (restart to trace them): %s", ", ".join(missing))
     log.info(
         "reloaded: %d signatures (%d kept running with their state, %d new or changed, %d closed)",
         len(engine.signatures),

@@ -164,6 +164,8 @@ class Session:
         self.reload_requested = False
         #: The plugin managers of the signatures loaded by reloads.
         self.reload_managers: list[PluginManager] = []
+        #: Live: the events the tracer traces (a reload reports what new signatures miss); None: all.
+        self.traced_events: frozenset[str] | None = None
         #: Digests of the Python signatures' source files when they loaded (to tell a reload what changed).
         self.fingerprints: dict[str, str] = {}
 
@@ -320,21 +322,25 @@ class Session:
             status = ExitStatus.INTERRUPTED
         return status
 
-    def _handle_finding(self, finding: Finding) -> None:
-        if self.suppression and self.suppression.suppress(finding):
-            return
+    def _handle_finding(self, finding: Finding) -> bool:
+        """Deliver one finding; False when an exception expects it (then no signature event either)."""
+        if self.suppression:
+            why = self.suppression.suppress(finding)
+            if why is not None:
+                return why != "exception"  # a repeat still feeds the signatures selecting it
         hook = self.pm.hook
         try:
             reason = hook.tracee_finding_filter(finding=finding)
             if reason:
                 self.suppressed[str(reason)] += 1
-                return
+                return True
             hook.tracee_finding_enrich(finding=finding)
             hook.tracee_finding_output(finding=finding)
         except Exception as exc:  # noqa: BLE001 - a broken plugin loses this finding, but it is counted, not blamed on the signature
             self.output_failed(
                 f"a finding of {finding.sig_metadata.id} was lost in a plugin: {type(exc).__name__}: {exc}"
             )
+        return True
 
     def deliver(self, finding: Finding) -> None:
         """Pass a finding through the finding hooks (filter, enrich, output), as the engine's

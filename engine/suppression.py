@@ -17,6 +17,7 @@ replay behaves as the live run did.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import Counter
 from collections.abc import Iterable
@@ -54,12 +55,13 @@ class Deduplicator:
 
     @staticmethod
     def key(finding: Finding) -> tuple[str, str, bytes]:
-        """(signature ID, ``container:ID`` or ``pid:HOSTPID``, the data as JSON)."""
+        """(signature ID, ``container:ID`` or ``pid:HOSTPID``, a digest of the data): a bounded size
+        whatever the data holds (an environment variable of 4 KiB, say)."""
         event = finding.event
         container = event.container_id
-        where = f"container:{container}" if container else f"pid:{event.host_process_id}"
+        where = f"container:{container[:64]}" if container else f"pid:{event.host_process_id}"
         data = orjson.dumps(finding.data, option=orjson.OPT_SORT_KEYS, default=str) if finding.data else b""
-        return finding.sig_metadata.id, where, data
+        return finding.sig_metadata.id, where, hashlib.blake2b(data, digest_size=16).digest()
 
     def is_repeat(self, finding: Finding) -> bool:
         """True (and counted) when ``finding`` repeats one delivered within the window."""
@@ -102,11 +104,13 @@ class Suppression:
     def __bool__(self) -> bool:
         return bool(self.exceptions) or self.dedup is not None
 
-    def suppress(self, finding: Finding) -> bool:
-        """True when ``finding`` is not to be delivered (counted)."""
+    def suppress(self, finding: Finding) -> str | None:
+        """Why ``finding`` is not to be delivered (counted): ``"exception"`` or ``"repeat"``; None: deliver it."""
         if self.exceptions.rules and self.exceptions.match(finding) is not None:
-            return True
-        return self.dedup is not None and self.dedup.is_repeat(finding)
+            return "exception"
+        if self.dedup is not None and self.dedup.is_repeat(finding):
+            return "repeat"
+        return None
 
     def adopt(self, previous: Suppression | None) -> None:
         """Carry the counts (and open windows) of the ``previous`` configuration on (hot reload)."""
@@ -139,14 +143,12 @@ class Suppression:
             self.dedup.flush()
 
     def summary(self) -> list[str]:
-        """Summary lines: suppressed by exception, repeats by signature."""
+        """Summary lines: suppressed by exception (those that matched), repeats by signature."""
         counters = self.counters()
         lines = []
-        if counters["suppressed_by_exception"]:
-            lines.append(
-                "suppressed by exceptions: "
-                + ", ".join(f"{name}: {n}" for name, n in counters["suppressed_by_exception"].items())
-            )
+        matched = {name: n for name, n in counters["suppressed_by_exception"].items() if n}
+        if matched:
+            lines.append("suppressed by exceptions: " + ", ".join(f"{name}: {n}" for name, n in matched.items()))
         if counters["deduplicated_by_signature"]:
             lines.append(
                 "repeats not shown (--dedup-window): "

@@ -39,6 +39,7 @@ from pytracee.engine import (
     SourceComplete,
     select,
 )
+from pytracee.engine.params import Param
 from pytracee.engine.parsers import SockAddr
 
 from .pairing import MAX_PENDING, MAX_PENDING_BYTES, PendingEvents
@@ -73,11 +74,16 @@ class _SyscallKernelPairs(Signature):
     #: Names of the syscalls and of the kernel's event.
     syscalls: tuple[str, ...] = ()
     kernel_event: str = ""
+    parameters = {
+        "max_pending": Param(MAX_PENDING, "unpaired events remembered per table (the oldest forgotten first)"),
+        "max_pending_mib": Param(MAX_PENDING_BYTES >> 20, "MiB of unpaired events remembered per table"),
+    }
 
     def init(self, ctx: SignatureContext) -> None:
         super().init(ctx)
-        self._kernel_view = PendingEvents()
-        self._syscall_view = PendingEvents()
+        limits = (max(self.params.max_pending, 1), self.params.max_pending_mib << 20)
+        self._kernel_view = PendingEvents(*limits)
+        self._syscall_view = PendingEvents(*limits)
 
     def key(self, event: Event) -> Hashable:
         """What pairs the two events: the host thread."""
@@ -119,8 +125,8 @@ class _SyscallKernelPairs(Signature):
                 self.metadata.id,
                 forgotten,
                 "/".join(self.syscalls[:2]),
-                MAX_PENDING,
-                MAX_PENDING_BYTES >> 20,
+                self.params.max_pending,
+                self.params.max_pending_mib,
             )
         self._kernel_view.clear()
         self._syscall_view.clear()

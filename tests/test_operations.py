@@ -4,6 +4,8 @@ metadata, --validate and de-duplication, through tracee-rules as a user runs it.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -198,6 +200,24 @@ def test_config_holds_options_and_the_command_line_wins(tmp_path: Path) -> None:
     assert overridden.stdout.count("*** Detection ***") == 6
 
 
+def test_one_file_for_both_commands(tmp_path: Path) -> None:
+    events = events_file(tmp_path, runc_events())
+    config = write(
+        tmp_path / "c.yaml",
+        f"rules: [TRC-107]\ntracee-rules:\n  input: [{events}]\n  output-template: rawjson\ntracee:\n  events: [openat]\n",
+    )
+    result = tracee_rules("--config", str(config))
+    assert result.returncode == 0, result.stderr
+    assert len(findings(result.stdout)) == 6
+    live = subprocess.run(
+        [sys.executable, "-m", "pytracee.collector.cli.tracee", "--config", str(config), "--validate"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert live.returncode == 0, live.stderr
+
+
 def test_unknown_option_or_bad_value_in_config_is_a_usage_error_with_line(tmp_path: Path) -> None:
     config = write(tmp_path / "c.yaml", "rules: [TRC-107]\nmax-line-size: lots\nno-such-option: 1\n")
     result = tracee_rules("--config", str(config), "--input", "/dev/null")
@@ -269,6 +289,10 @@ def test_overrides_disable_and_change_severity(tmp_path: Path) -> None:
     result = tracee_rules("--config", str(config), "--input", str(events))
     reported = findings(result.stdout)
     assert [(f["SigMetadata"]["ID"], f["SigMetadata"]["Properties"]["Severity"]) for f in reported] == [("TRC-1016", 4)]
+    turned_on = write(tmp_path / "on.yaml", "overrides:\n  - {rule: TRC-108, enabled: true}\n")
+    listed = tracee_rules("--config", str(turned_on), "--list")
+    row = next(line.split() for line in listed.stdout.splitlines() if line.startswith("TRC-108 "))
+    assert "yes" in row
 
 
 @pytest.mark.parametrize(
@@ -317,6 +341,11 @@ def test_validate_reports_every_problem_and_reads_no_events(tmp_path: Path) -> N
     assert result.returncode == 2
     assert f"{rules / 'broken.rego'}:" in result.stderr
     assert f"{config}:2: exception a: no such signature 'NOPE-1'" in result.stderr
+    broken = write(tmp_path / "broken.yaml", "rules: [TRC-107\n")
+    both = tracee_rules("--config", str(broken), "--rules-dir", str(rules), "--validate")
+    assert both.returncode == 2
+    assert f"{broken}:2: invalid YAML" in both.stderr and f"{rules / 'broken.rego'}:" in both.stderr
+    assert "2 problem(s) found" in both.stderr
     good = write(tmp_path / "good.yaml", RUNC_EXCEPTION)
     ok = tracee_rules("--config", str(good), "--validate")
     assert ok.returncode == 0, ok.stderr
@@ -425,3 +454,38 @@ def test_bad_parameter_declaration_in_a_rule_file_names_its_line(tmp_path: Path)
     result = tracee_rules("--rules-dir", str(rules), "--validate")
     assert result.returncode == 2
     assert f"{rules / 'shell.yaml'}:6: params.web_servers must be a mapping with a 'default'" in result.stderr
+
+
+def test_the_readme_worked_example_holds_back_runc_and_reports_the_preload() -> None:
+    repo = Path(__file__).resolve().parent.parent
+    events = repo / "examples" / "events" / "runc-ld-library-path.jsonl"
+    config = repo / "examples" / "config" / "pytracee.yaml"
+    plain = tracee_rules("--rules", "TRC-107", "--input", str(events), "--output-template", "rawjson")
+    assert len(findings(plain.stdout)) == 10
+    result = tracee_rules("--config", str(config), "--input", str(events), "--output-template", "rawjson")
+    assert result.returncode == 0, result.stderr
+    assert [(f["Context"]["processName"], list(f["Data"])) for f in findings(result.stdout)] == [
+        ("curl", ["LD_PRELOAD"])
+    ]
+    assert "suppressed by exceptions: runc-inherits-ld-library-path: 9" in result.stderr
+    assert tracee_rules("--config", str(config), "--validate").returncode == 0
+
+
+def test_an_excepted_finding_feeds_no_signature_event(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    write(
+        rules / "chained.py",
+        "from pytracee.engine import Event, select, signature\n\n\n"
+        "@signature(id='ACME-30', name='preload seen', events=[select('ld_preload')])\n"
+        "def chained(event: Event) -> bool:\n"
+        "    return True\n",
+    )
+    config = write(tmp_path / "c.yaml", "rules: [TRC-107, ACME-30]\noutput-template: rawjson\n" + RUNC_EXCEPTION)
+    events = events_file(tmp_path, runc_events())
+    result = tracee_rules("--config", str(config), "--rules-dir", str(rules), "--input", str(events))
+    assert result.returncode == 0, result.stderr
+    assert [(f["SigMetadata"]["ID"], f["Context"]["processName"]) for f in findings(result.stdout)] == [
+        ("TRC-107", "bash"),
+        ("ACME-30", "bash"),
+    ]

@@ -43,6 +43,8 @@ def _sig_id(case: dict[str, Any]) -> str:
 def rules(request: pytest.FixtureRequest) -> dict[str, RegoSignature]:
     """The rules/rego signatures loaded with one backend, by ID."""
     signatures = load_signatures(RULES, rego_engine=request.param)
+    for signature in signatures:  # data.config.<ID>, as when a run starts them (the cases evaluate rules directly)
+        signature.install_params()  # type: ignore[attr-defined]
     return {s.metadata.id: s for s in signatures}  # type: ignore[misc]
 
 

@@ -114,6 +114,14 @@ def test_sighup_reloads_config_and_rules_keeping_state_and_events(run: tuple[Run
     tracee.send(CADDY_SHELL)
     assert tracee.finding()["SigMetadata"]["ID"] == "TRC-1016"
 
+    # a rule file that does not load keeps the running version too
+    config.write_text(good)
+    (rules / "broken.py").write_text("import nothing_of_that_name\n")
+    tracee.hangup()
+    tracee.send(PTRACE)
+    assert tracee.finding()["Data"] == {"KEY": 6}
+    (rules / "broken.py").unlink()
+
     # a changed rule file starts afresh; an exception now hides gdb's findings of ACME-20
     config.write_text(good)
     (rules / "counter.py").write_text(COUNTER.replace('"KEY"', '"count"'))
@@ -133,6 +141,8 @@ def test_sighup_reloads_config_and_rules_keeping_state_and_events(run: tuple[Run
     stderr = tracee.proc.stderr.read().decode()
     assert f"reload: {config}:" in stderr and "unknown operator 'like'" in stderr
     assert "reload failed: keeping the running configuration" in stderr
+    assert f"not loaded: {rules / 'broken.py'}:1: ModuleNotFoundError" in stderr
+    assert "reload failed: 1 plugin(s) or rule file(s) failed to load (listed above); keeping" in stderr
     assert "reloaded: 2 signatures (1 kept running with their state, 1 new or changed, 1 closed)" in stderr
     assert f"{tracee.sent} events read, 0 skipped" in stderr
     assert "suppressed by exceptions: debugger: 1" in stderr

@@ -33,7 +33,9 @@ from pytracee.engine.cli.operations import (
     add_operations_options,
     config_from_argv,
     config_list,
+    hangup_reloads,
     list_params,
+    reparser,
     report_config_error,
     validate,
 )
@@ -44,6 +46,7 @@ from pytracee.engine.metrics import MetricsServer, add_metrics_options, open_met
 from pytracee.engine.output import plugin as outputs
 from pytracee.engine.output.templates import TemplateError
 from pytracee.engine.plugins import PluginManager
+from pytracee.engine.reload import Reparse
 from pytracee.engine.session import Session, SessionConfig
 
 from ..bus_output import BusEventOutput, split_bus_outputs
@@ -130,8 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="ID[,ID...]",
-        help="run these signatures (IDs, event names, lang:NAME, all); default: every enabled one "
-        "when no --events are given, none otherwise",
+        help="run these signatures (IDs, event names, lang:NAME, all, severity>=LEVEL, tag:, category:, mitre:; "
+        "join with +); default: every enabled one when no --events are given, none otherwise",
     )
     sigs.add_argument(
         "--rules-dir",
@@ -199,10 +202,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--disable", action="append", default=[])
     setup_logging("info", PROG)
+    broken_config: ConfigFileError | None = None
     try:
         file_config = config_from_argv(argv)
     except ConfigFileError as exc:
-        return report_config_error(exc, PROG)
+        if "--validate" not in argv:
+            return report_config_error(exc, PROG)
+        file_config, broken_config = None, exc  # --validate: report it, and check the rules too
     pm = PluginManager()
     pm.load_plugins(pre.parse_known_args(argv)[0].disable or config_list(file_config, "disable"), installed=True)
     parser = build_parser()
@@ -219,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         pm.register(args.capture_evidence, name="capture-evidence")
     setup_logging(args.log, PROG)
     if args.validate or args.list_params:
-        return _validate_or_list(args, pm, file_config)
+        return _validate_or_list(args, pm, file_config, broken_config)
     # event data may hold any bytes: never fail on a terminal that cannot show a character
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, io.TextIOWrapper):
@@ -242,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_usage(sys.stderr)
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return ExitStatus.USAGE
-    session = _load_session(args, selection, pm, file_config)
+    session = _load_session(args, selection, pm, file_config, reparser(parser, argv))
     if isinstance(session, int):
         if metrics is not None:
             metrics.close()
@@ -268,12 +274,17 @@ def _event_printer(output: OutputSpec, bus_outputs: list[str], args: argparse.Na
 
 
 def _load_session(
-    args: argparse.Namespace, selection: Selection, pm: PluginManager, file_config: ConfigFile | None = None
+    args: argparse.Namespace,
+    selection: Selection,
+    pm: PluginManager,
+    file_config: ConfigFile | None = None,
+    reparse: Reparse | None = None,
 ) -> Session | int | None:
     detection = not args.no_signatures and (bool(args.rules) or not selection.events)
     if not detection:
         return None
     session = Session(_session_config(args, pm, file_config))
+    session.reparse = reparse
     try:
         session.load()
     except ConfigError as exc:
@@ -300,11 +311,16 @@ def _session_config(
     )
 
 
-def _validate_or_list(args: argparse.Namespace, pm: PluginManager, file_config: ConfigFile | None) -> int:
+def _validate_or_list(
+    args: argparse.Namespace,
+    pm: PluginManager,
+    file_config: ConfigFile | None,
+    broken_config: ConfigFileError | None = None,
+) -> int:
     """``--validate`` and ``--list-params``: load the signatures and the configuration, trace nothing."""
     session = Session(_session_config(args, pm, file_config, list_only=True))
     if args.validate:
-        return session.finish(ExitStatus(validate(session, PROG)))
+        return session.finish(ExitStatus(validate(session, PROG, broken_config)))
     try:
         session.load()
     except ConfigError as exc:
@@ -346,7 +362,12 @@ def _trace(
             ",".join(sorted(traced)),
             f"; {len(session.signatures)} signatures" if session is not None else "",
         )
-        status = _consume(source, session)
+        if session is not None:
+            session.traced_events = frozenset(traced)
+            with hangup_reloads(session):  # SIGHUP: read the configuration and rules again
+                status = _consume(source, session)
+        else:
+            status = _consume(source, session)
     except KeyboardInterrupt:  # stopped while attaching
         status = ExitStatus.OK
     except StopRun as exc:  # the event output was closed (`tracee -o json | head`)

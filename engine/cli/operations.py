@@ -8,13 +8,15 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from ..config import ConfigFile, ConfigFileError, load_config, merge_options
+from ..dispatch import LoadedSignature
 from ..errors import ConfigError, ExitStatus
 from ..output.templates import TemplateError
-from ..overrides import param_table
+from ..params import declared_params
 from ..reload import Reparse
 from ..session import Session
 
@@ -119,23 +121,27 @@ def report_config_error(exc: ConfigError, prog: str) -> int:
     return ExitStatus.USAGE
 
 
-def validate(session: Session, prog: str) -> int:
-    """``--validate``: load the session and report; 0 when nothing is wrong, else 2."""
+def validate(session: Session, prog: str, broken_config: ConfigFileError | None = None) -> int:
+    """``--validate``: load the session and report every problem; 0 when nothing is wrong, else 2.
+
+    :param broken_config: the configuration file's own problems, found before loading
+        (the rules are then checked without it).
+    """
+    problems = 0
+    if broken_config is not None:
+        report_config_error(broken_config, prog)
+        problems += len(broken_config.problems)
     try:
         session.load()
     except TemplateError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
-        print(f"{prog}: {1 + len(session.load_errors())} problem(s) found", file=sys.stderr)
-        return ExitStatus.USAGE
+        problems += 1
     except ConfigError as exc:
-        errors = session.load_errors()
         report_config_error(exc, prog)
-        count = len(getattr(exc, "problems", [exc])) + len(errors)
-        print(f"{prog}: {count} problem(s) found", file=sys.stderr)
-        return ExitStatus.USAGE
-    errors = session.load_errors()  # already printed, with their files and lines, while loading
-    if errors:
-        print(f"{prog}: {len(errors)} problem(s) found", file=sys.stderr)
+        problems += len(exc.problems) if isinstance(exc, ConfigFileError) else 1
+    problems += len(session.load_errors())  # already printed, with their files and lines, while loading
+    if problems:
+        print(f"{prog}: {problems} problem(s) found", file=sys.stderr)
         return ExitStatus.USAGE
     exceptions = len(session.settings.exceptions())
     overrides = len(session.settings.overrides)
@@ -154,3 +160,16 @@ def list_params(session: Session) -> None:
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True)]
         print("  ".join(cells) + "  " + row[4])
+
+
+def param_table(available: Iterable[LoadedSignature]) -> list[tuple[str, str, str, str, str]]:
+    """Rows ``(ID, parameter, type, value, description)`` for ``--list-params``."""
+    rows = []
+    for loaded in available:
+        declared: Mapping[str, Any] = declared_params(loaded.signature)
+        params = getattr(loaded.signature, "params", {})
+        for name, param in declared.items():
+            value = params.get(name, param.default) if isinstance(params, Mapping) else param.default
+            shown = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+            rows.append((loaded.metadata.id, name, param.type, shown, param.description))
+    return rows

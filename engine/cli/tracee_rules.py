@@ -109,8 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ID[,ID...]",
         action="append",
         default=[],
-        help="run only these signatures: IDs, event names, lang:python|rego|cel, or all "
-        "(this also turns on signatures that are off by default, e.g. the built-in Rego and CEL rules)",
+        help="run only these signatures: IDs, event names, lang:python|rego|cel, all, severity>=LEVEL, "
+        "tag:NAME, category:NAME, mitre:TECHNIQUE; join conditions with + (lang:rego+severity>=high) "
+        "(IDs, lang: and all also turn on signatures that are off by default, e.g. the built-in Rego and CEL rules)",
     )
     sigs.add_argument(
         "--rules-dir",
@@ -179,10 +180,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     pre, _ = _pre_parser().parse_known_args(argv)
     setup_logging(pre.log or "info")
+    broken_config: ConfigFileError | None = None
     try:
         file_config = config_from_argv(argv)
     except ConfigFileError as exc:
-        return report_config_error(exc, PROG)
+        if "--validate" not in argv:
+            return report_config_error(exc, PROG)
+        file_config, broken_config = None, exc  # --validate: report it, and check the rules too
     if pre.log is None and config_list(file_config, "log"):
         setup_logging(config_list(file_config, "log")[0])
     pm = PluginManager()
@@ -227,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     session.reparse = reparser(parser, argv)
     log = logging.getLogger("pytracee")
     if args.validate:
-        return session.finish(ExitStatus(validate(session, PROG)))
+        return session.finish(ExitStatus(validate(session, PROG, broken_config)))
     try:
         session.load()
     except ConfigError as exc:

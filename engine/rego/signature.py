@@ -77,17 +77,32 @@ class RegoSignature(Signature):
         self.syntax = syntax
         self._evaluate = rule.evaluate
         self._odd_value_logged = False
+        self._installed: dict[str, Any] | None = None
 
     def __repr__(self) -> str:
         return f"<RegoSignature {self.metadata.id} from {self.path}>"
 
     def init(self, ctx: SignatureContext) -> None:
         super().init(ctx)
-        namespace = getattr(self.rule, "namespace", None)
-        if self.parameters and namespace is not None:
-            package = config_package(self.metadata.id)
-            namespace.load_helper(Path(f"<parameters of {self.metadata.id}>"), params_module(package, self.params))
+        self.install_params()
         self.rule.activate(self.selected_events)
+
+    def install_params(self) -> None:
+        """Give the policy its parameters (``data.config.<ID>``); done once, when the signature starts.
+
+        :raises RuntimeError: when other values were installed before (a worker cannot replace them).
+        """
+        namespace = getattr(self.rule, "namespace", None)
+        if not self.parameters or namespace is None:
+            return
+        values = dict(self.params)
+        if self._installed is not None:
+            if self._installed != values:
+                raise RuntimeError(f"{self.metadata.id}: its parameters were installed with other values already")
+            return
+        package = config_package(self.metadata.id)
+        namespace.load_helper(Path(f"<parameters of {self.metadata.id}>"), params_module(package, self.params))
+        self._installed = values
 
     def close(self) -> None:
         self.rule.deactivate()

@@ -11,9 +11,10 @@ A stateful class-form signature, loaded from a rules directory::
 
     tracee-rules --rules-dir examples/rules-dir --input examples/events/demo.jsonl
 
-Its memory is bounded: at most :attr:`TmpWriteThenExec.max_tracked` files are
-remembered (the oldest are forgotten first), and all of it is dropped at the end
-of the input.
+Its memory is bounded: at most ``max_tracked`` files are remembered (the oldest
+are forgotten first), and all of it is dropped at the end of the input.
+``max_tracked`` is a parameter: a configuration file changes it without editing
+this file (``params: {LOCAL-1: {max_tracked: 50000}}``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from pytracee.engine import (
     is_elf,
     select,
 )
+from pytracee.engine.params import Param
 
 #: World-writable directories droppers use.
 TMP_DIRS: Final = ("/tmp/", "/var/tmp/", "/dev/shm/")
@@ -77,11 +79,13 @@ class TmpWriteThenExec(Signature):
         select("security_inode_rename", old_path=_TMP_PATTERNS),
         select("sched_process_exec", pathname=_TMP_PATTERNS),
     ]
-    #: How many written files are remembered at most (the oldest are forgotten first).
-    max_tracked: int = 10_000
+    parameters = {
+        "max_tracked": Param(10_000, "how many written files are remembered at most (the oldest are forgotten first)"),
+    }
 
     def init(self, ctx: SignatureContext) -> None:
         super().init(ctx)
+        self.max_tracked: int = self.params.max_tracked
         #: (container id, path) -> who wrote it; "" is the host.
         self.written: OrderedDict[tuple[str, str], Written] = OrderedDict()
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from pytracee.engine import ArgumentError, Signature
+from pytracee.engine.params import resolve_params
 from pytracee.engine.testing import (
     assert_fires,
     assert_silent,
@@ -138,7 +139,7 @@ def test_fires_once_per_write(rule: Signature) -> None:
 
 
 def test_memory_is_bounded(rule: Signature) -> None:
-    rule.max_tracked = 3
+    rule.configure_params(resolve_params(rule.parameters, {"max_tracked": 3}))
     events = [write_open(f"/tmp/f{i}") for i in range(5)] + [execute("/tmp/f0"), execute("/tmp/f4")]
     findings = run_signature(rule, events)
     assert [f.data["path"] for f in findings] == ["/tmp/f4"]

@@ -15,21 +15,28 @@ __rego_metadoc__ := {
 	"properties": {
 		"Severity": 2,
 		"MITRE ATT&CK": "Initial Access: Exploit Public-Facing Application"
-	}
+	},
+	# parameters: a configuration file changes them (params: {TRC-12: {web_servers: [...]}})
+	"params": {
+		# "httpd-foregroun": comm names are cut at 15 characters.
+		"web_servers": {
+			"default": ["nginx", "httpd", "httpd-foregroun", "lighttpd", "apache", "apache2"],
+			"description": "process names of web servers that run no shell",
+		},
+		"shells": {
+			"default": ["ash", "bash", "csh", "ksh", "sh", "tcsh", "zsh", "dash"],
+			"description": "file names of shells",
+		},
+	},
 }
 
 tracee_selected_events contains {"source": "tracee", "name": "security_bprm_check"}
 
-# "httpd-foregroun": comm names are cut at 15 characters.
-web_servers := {"nginx", "httpd", "httpd-foregroun", "lighttpd", "apache", "apache2"}
-
-shells := ["/ash", "/bash", "/csh", "/ksh", "/sh", "/tcsh", "/zsh", "/dash"]
-
 tracee_match if {
 	input.eventName == "security_bprm_check"
-	input.processName in web_servers
+	input.processName in data.config.TRC_12.web_servers
 	pathname := helpers.get_tracee_argument("pathname")
 	is_string(pathname)
-	some shell in shells
-	endswith(pathname, shell)
+	some shell in data.config.TRC_12.shells
+	endswith(pathname, concat("", ["/", shell]))
 }
