@@ -233,6 +233,8 @@ def _list_or_replay(
     if metrics is not None:
         metrics.serve(session, reader)
     progress = None if args.no_progress else _progress_line(session, reader).start()
+    if progress is not None and progress.enabled:
+        session.pm.register(progress, name="progress")  # erased before each finding printed
     try:
         status = session.run(reader)
     finally:
