@@ -385,3 +385,21 @@ def test_live_tracee_printing_events_only_serves_metrics(tmp_path: Path) -> None
     finally:
         status, _, err = tracee.stop(signal.SIGINT)
     assert status == 0, err
+
+
+def test_failing_lasts_the_window_after_the_last_undelivered_finding() -> None:
+    from pytracee.engine.metrics import FAILING_WINDOW, Health, RunView
+    from pytracee.engine.session import Session, SessionConfig
+    from pytracee.engine.sources import IterableSource
+
+    session = Session(SessionConfig(load_installed_plugins=False, rules=["TRC-102"]))
+    session.load()
+    health = Health(RunView(session, IterableSource([])), stall_seconds=5)
+    health.sample(now=0.0)
+    assert health.status(now=1.0) == (True, "OK")
+    session.output_failed("a finding was not delivered")
+    health.sample(now=10.0)
+    assert health.status(now=10.0 + FAILING_WINDOW)[0] is False
+    assert health.status(now=10.0 + FAILING_WINDOW + 1) == (True, "OK")
+    assert health.status(now=1000.0) == (True, "OK")  # no input waits: an idle source is never stalled
+    session.finish(0)  # type: ignore[arg-type]
