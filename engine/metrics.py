@@ -452,7 +452,9 @@ class MetricsServer:
         ProcessCollector(registry=registry)
         self.registry = registry
         self._threads = [
-            threading.Thread(target=self._server.serve_forever, name="pytracee-metrics", daemon=True),
+            threading.Thread(
+                target=self._server.serve_forever, args=(0.1,), name="pytracee-metrics", daemon=True
+            ),  # polls for the stop every 0.1 s: the command exits without waiting
             threading.Thread(target=self._sample, name="pytracee-health", daemon=True),
         ]
         for thread in self._threads:

@@ -13,8 +13,9 @@ terminal, one line redrawn in place at most every :data:`REDRAW_SECONDS`::
     tracee-rules: 1,204,330 events, 181,022 events/s, 212.4 of 530.0 MiB (40%), 3 findings
 
 It runs on its own thread and reads counters the replay keeps anyway, so the replay
-pays nothing for it; it prints nothing when stderr is not a terminal, and clears its
-line before the summary.
+pays nothing for it; it prints nothing when stderr is not a terminal, and erases its
+line before a log message, a finding printed (registered as a plugin, it implements
+``tracee_finding_output``: findings may go to the same terminal) and the summary.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ import threading
 import time
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Final
+
+from .hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from .reader import EventReader
@@ -138,11 +141,22 @@ class ProgressLine:
         return self
 
     def _clear_for_message(self, record: logging.LogRecord) -> bool:
+        self.clear()
+        return True
+
+    def clear(self) -> None:
+        """Erase the line if it is shown (before other output to the terminal; redrawn later)."""
+        if not self._shown:
+            return
         with self._lock:
             if self._shown:
                 self._write("\r\x1b[2K")
                 self._shown = False
-        return True
+
+    @hookimpl(tryfirst=True)
+    def tracee_finding_output(self) -> None:
+        """A finding is about to be printed, maybe on the same terminal: erase the line first."""
+        self.clear()
 
     def stop(self) -> None:
         """Stop and erase the line (idempotent)."""

@@ -1,8 +1,9 @@
 """Built-in signatures of the MITRE ATT&CK tactic *Persistence* (``Category: persistence``).
 
 Ports of Tracee v0.24.1: LD_PRELOAD injection (TRC-107), kernel module
-loading (TRC-1017, also on the events of Tracee v0.8 to v0.19: see :mod:`._eras`), and changes to boot scripts (rc.d, TRC-1026) and
-scheduled tasks (cron, TRC-1027).
+loading (TRC-1017, also on the events of Tracee v0.8 to v0.19: see
+:mod:`._eras`), and changes to boot scripts (rc.d, TRC-1026) and scheduled
+tasks (cron, TRC-1027).
 """
 
 from __future__ import annotations

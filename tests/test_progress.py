@@ -48,8 +48,9 @@ def long_replay(tmp_path: Path) -> tuple[Path, Path]:
     return events, rules
 
 
-def run_on_terminal(*args: str) -> tuple[int, str]:
-    """Run tracee-rules with stderr on a pseudo-terminal; exit status and what the terminal got."""
+def run_on_terminal(*args: str, findings_too: bool = False) -> tuple[int, str]:
+    """Run tracee-rules with stderr (and with ``findings_too`` stdout) on a pseudo-terminal;
+    exit status and what the terminal got."""
     controller, terminal = os.openpty()
     received = bytearray()
 
@@ -67,7 +68,11 @@ def run_on_terminal(*args: str) -> tuple[int, str]:
     reader.start()
     try:
         run = subprocess.run(
-            [str(TRACEE_RULES), *args], stdout=subprocess.DEVNULL, stderr=terminal, timeout=120, check=False
+            [str(TRACEE_RULES), *args],
+            stdout=terminal if findings_too else subprocess.DEVNULL,
+            stderr=terminal,
+            timeout=120,
+            check=False,
         )
     finally:
         os.close(terminal)
@@ -108,3 +113,46 @@ def test_no_progress_without_a_terminal_or_when_asked(long_replay: tuple[Path, P
         "--input", str(events), "--rules", "TEST-SLOW", "--rules-dir", str(rules), "--no-progress"
     )
     assert status == 0 and "5 findings" in screen and "events/s" not in screen
+
+
+def test_a_finding_printed_on_the_same_terminal_erases_the_line_first(long_replay: tuple[Path, Path]) -> None:
+    events, rules = long_replay
+    status, screen = run_on_terminal(
+        "--input", str(events), "--rules", "TEST-SLOW", "--rules-dir", str(rules), findings_too=True
+    )
+    assert status == 0, screen
+    assert "events/s" in screen  # the line was drawn meanwhile
+    assert screen.count("*** Detection ***") == 5
+    for drawn in re.finditer(r"tracee-rules: [^\r\n]* events/s[^\r\n]*", screen):
+        # erased (or redrawn) before anything else: no finding is printed after it on its line
+        assert screen.startswith("\r\x1b[2K", drawn.end()), repr(screen[drawn.start() : drawn.end() + 40])
+
+
+def test_input_position_counts_finished_files_and_sees_waiting_data(tmp_path: Path) -> None:
+    from pytracee.engine.progress import InputPosition
+    from pytracee.engine.reader import EventReader
+
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    first.write_text(json.dumps({"eventName": "openat", "args": []}) + "\n")
+    second.write_text(json.dumps({"eventName": "close", "args": []}) + "\n")
+    reader = EventReader([first, second])
+    position = InputPosition(reader)
+    assert position.total == first.stat().st_size + second.stat().st_size
+    assert position.bytes_read() == 0 and not position.waiting()
+    events = iter(reader)
+    next(events)  # the first file, read whole
+    assert position.bytes_read() == first.stat().st_size
+    next(events)
+    assert position.bytes_read() == position.total
+    assert list(events) == [] and position.bytes_read() == position.total and not position.waiting()
+
+    read_end, write_end = os.pipe()
+    with os.fdopen(read_end, "rb") as pipe_in, os.fdopen(write_end, "wb") as pipe_out:
+        piped = EventReader(["-"], stdin=pipe_in)
+        pipe_out.write(b'{"eventName": "openat"}\n')
+        pipe_out.flush()
+        stream = iter(piped)
+        next(stream)
+        pipe_out.write(b'{"eventName": "close"}\n')
+        pipe_out.flush()
+        assert InputPosition(piped).waiting()  # data sits in the pipe, not read yet

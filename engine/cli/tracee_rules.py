@@ -343,6 +343,8 @@ def _replay(
     progress = None  # a bus has no end to measure progress against
     if not args.no_progress and isinstance(reader, EventReader):
         progress = _progress_line(session, reader).start()
+    if progress is not None and progress.enabled:
+        session.pm.register(progress, name="progress")  # erased before each finding printed
     try:
         if args.workers > 1:
             status = replay_sharded(session, reader_of, args.workers)
