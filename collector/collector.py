@@ -409,6 +409,10 @@ class Collector:
             wanted += list(_SYSCALL_PROGS)
         if "sched_process_fork" in self.events or self.filters.follow:
             wanted.append("tracee_sched_fork")
+        if self.capture is not None and self.capture.opts.network:
+            from .capture.kernel import attach_network
+
+            self._links += attach_network(obj)
         for name in wanted:
             prog = programs.get(name)
             if prog is None or name in self.disabled_programs:

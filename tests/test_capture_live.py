@@ -11,6 +11,7 @@ import hashlib
 import os
 import shutil
 import stat
+import struct
 import subprocess
 import sys
 import tempfile
@@ -338,3 +339,35 @@ def test_a_dropped_executable_finding_gets_the_written_files_artifact(obj: Path,
         "artifact_path": art["artifact"],
         "artifact_sha256": true_sha,
     }
+
+
+def test_network_packets_are_saved_to_a_pcap_file(obj: Path, work: Path) -> None:
+    token = os.urandom(8).hex().encode()
+    body = f"""
+    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    server.bind(("127.0.0.1", 0))
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for i in range(3):
+        client.sendto({token!r} + b"-%d-" % i + b"x" * 300, server.getsockname())
+        server.recv(1000)
+    """
+    events, manager, _ = run_captured(obj, work / "cap", ["network"], body)
+    (art,) = artifacts(events, "capture_pcap")
+    assert art["artifact"] == str(manager.out_dir / "pcap" / "single.pcap")
+    data = Path(art["artifact"]).read_bytes()
+    assert art["sha256"] == sha(data)
+    magic, major, minor, _, _, _, linktype = struct.unpack_from("<IHHiIII", data)
+    assert (magic, major, minor, linktype) == (0xA1B23C4D, 2, 4, 101)  # ns timestamps, raw IP
+    ours = []
+    off = 24
+    while off + 16 <= len(data):
+        _, _, caplen, length = struct.unpack_from("<IIII", data, off)
+        packet = data[off + 16 : off + 16 + caplen]
+        off += 16 + caplen
+        if packet[:1] == b"\x45" and packet[9] == 17 and token in packet:
+            ours.append((caplen, length, packet[28:]))
+    # each datagram sent and received (egress, ingress): IP + UDP headers and 96 bytes of payload
+    assert len(ours) == 6
+    for caplen, length, payload in ours:
+        assert (caplen, length) == (20 + 8 + 96, 20 + 8 + 16 + 3 + 300)
+        assert payload.startswith(token + b"-") and len(payload) == 96
