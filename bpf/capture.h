@@ -450,8 +450,8 @@ int cap_exit_io(struct bpf_raw_tracepoint_args *ctx)
                     id == SYS_PREADV || id == SYS_PREADV2;
 
     struct cap_key key = {.inode = fid.inode, .dev = fid.dev, .kind = is_write ? CAPK_WRITE : CAPK_READ};
+    bool elf = false;
     if (flt->types) {
-        bool elf = false;
         if ((flt->types & CAPT_ELF) && type == CAPT_REGULAR) {
             struct cap_stat *known = bpf_map_lookup_elem(&cap_stats, &key);
             elf = known && (known->flags & CAPS_ELF);
@@ -480,8 +480,8 @@ int cap_exit_io(struct bpf_raw_tracepoint_args *ctx)
     struct cap_stat *st = cap_stat_of(&key);
     if (!st)
         return 0;
-    if (flt->types & CAPT_ELF)
-        st->flags |= CAPS_ELF;   /* only ELF files of a regular type get here with that filter */
+    if (elf)
+        st->flags |= CAPS_ELF;   /* its later writes (reads) pass the elf type filter too */
     u32 k0 = 0;
     struct cap_scratch *s = bpf_map_lookup_elem(&cap_scratch, &k0);
     if (!s)

@@ -227,6 +227,8 @@ class Collector:
             raise ValueError("no events selected")
         #: Forensic capture (``--capture``): artifacts and their events (collector/capture/).
         self.capture = capture
+        if capture is not None and buffer == "perf":
+            raise ValueError("--capture needs the BPF ring buffer (kernel 5.8+), not perf buffers")
         self.object_path = Path(object_path)
         self.btf_path = Path(btf_path) if btf_path is not None else None
         self.events = sorted(set(events))
@@ -368,8 +370,6 @@ class Collector:
             return {}
         from .capture import kernel as capture_kernel
 
-        if self.buffer == "perf":
-            raise ValueError("--capture needs the BPF ring buffer (kernel 5.8+), not perf buffers")
         return {
             "capture_programs": capture_kernel.programs_needed(self.capture.opts),
             "capture_ring_bytes": self.capture.opts.ring_bytes,
@@ -584,7 +584,8 @@ class Collector:
         self.detach()
         if self.capture is not None and self._obj is not None:
             self.capture.close()
-            LOG.info("%s", self.capture.summary())
+            summary = self.capture.summary()
+            (LOG.warning if self.capture.incomplete or "lost" in summary else LOG.info)("%s", summary)
         if self._lost_map is not None:
             self._lost_at_stop = self.lost
             self._lost_reason_at_stop = self.lost_reason
