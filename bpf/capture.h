@@ -450,12 +450,13 @@ int cap_exit_io(struct bpf_raw_tracepoint_args *ctx)
                     id == SYS_PREADV || id == SYS_PREADV2;
 
     struct cap_key key = {.inode = fid.inode, .dev = fid.dev, .kind = is_write ? CAPK_WRITE : CAPK_READ};
+    /* a file already chosen by the type and path filters (its counters exist) is not checked
+     * again: no path walk for each write to a watched file */
+    struct cap_stat *st = bpf_map_lookup_elem(&cap_stats, &key);
     bool elf = false;
-    if (flt->types) {
+    if (!st && flt->types) {
         if ((flt->types & CAPT_ELF) && type == CAPT_REGULAR) {
-            struct cap_stat *known = bpf_map_lookup_elem(&cap_stats, &key);
-            elf = known && (known->flags & CAPS_ELF);
-            if (!elf && !vectored) {
+            if (!vectored) {
                 /* a write (read) of the file's first bytes: is it an ELF header? */
                 s64 pos = (id == SYS_PWRITE64 || id == SYS_PREAD64) ? (s64)p->args[3] : (s64)RD(f, f_pos) - ret;
                 u32 magic = 0;
@@ -468,7 +469,7 @@ int cap_exit_io(struct bpf_raw_tracepoint_args *ctx)
     }
     struct path_buf *pb = get_path_buf();
     u32 pos = PATH_HALF;
-    if (flt->npaths) {
+    if (!st && flt->npaths) {
         if (!pb)
             return 0;
         pos = cap_build_path(pb, f);
@@ -477,7 +478,8 @@ int cap_exit_io(struct bpf_raw_tracepoint_args *ctx)
     }
 
     /* selected: the artifact's counters, the chunk head, its path (once), the data */
-    struct cap_stat *st = cap_stat_of(&key);
+    if (!st)
+        st = cap_stat_of(&key);
     if (!st)
         return 0;
     if (elf)
