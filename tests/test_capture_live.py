@@ -371,3 +371,52 @@ def test_network_packets_are_saved_to_a_pcap_file(obj: Path, work: Path) -> None
     for caplen, length, payload in ours:
         assert (caplen, length) == (20 + 8 + 96, 20 + 8 + 16 + 3 + 300)
         assert payload.startswith(token + b"-") and len(payload) == 96
+
+
+def test_a_pipe_read_on_stdin_is_captured(obj: Path, work: Path) -> None:
+    body = """
+    r, w = os.pipe()
+    os.write(w, b"piped into stdin")
+    os.dup2(r, 0)
+    os.read(0, 100)
+    open("/etc/hostname", "rb").read()   # a regular file: not captured
+    """
+    events, _, _ = run_captured(obj, work / "cap", ["read:type=pipe", "read:fd=stdin"], body)
+    found = artifacts(events, "capture_file_read")
+    assert [Path(a["artifact"]).read_bytes() for a in found] == [b"piped into stdin"]
+    assert found[0]["pathname"] == ""  # pipes have no path (Tracee reports "" too)
+
+
+def test_a_deleted_executable_is_captured(obj: Path, work: Path) -> None:
+    exe = work / "vanishing"
+    shutil.copy2("/bin/sleep", exe)
+    body = f"""
+    import subprocess
+    proc = subprocess.Popen([{str(exe)!r}, "1"])
+    time.sleep(0.05)
+    os.unlink({str(exe)!r})
+    proc.wait()
+    """
+    events, _, _ = run_captured(obj, work / "cap", ["exec"], body, events=("sched_process_exec",))
+    found = [a for a in artifacts(events, "capture_exec") if a["pathname"] == str(exe)]
+    assert [a["sha256"] for a in found] == [sha(Path("/bin/sleep").read_bytes())]
+    assert not exe.exists()
+
+
+def test_the_file_given_to_finit_module_is_captured(obj: Path, work: Path) -> None:
+    image = b"\x7fELF" + os.urandom(50_000)
+    (work / "module.ko").write_bytes(image)
+    body = f"""
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open({str(work / "module.ko")!r}, os.O_RDONLY)
+    libc.syscall(313, fd, b"", 0)   # refused here; the image is copied while the fd is open
+    time.sleep(1)
+    """
+    events, _, _ = run_captured(obj, work / "cap", ["module"], body)
+    (art,) = artifacts(events, "capture_module")
+    st = (work / "module.ko").stat()
+    assert Path(art["artifact"]).read_bytes() == image
+    assert Path(art["artifact"]).name == (
+        f"module.dev-{os.major(st.st_dev) << 20 | os.minor(st.st_dev)}.inode-{st.st_ino}.pid-"
+        f"{Path(art['artifact']).name.split('.pid-')[1].split('.')[0]}.{sha(image)}"
+    )

@@ -353,7 +353,8 @@ class CaptureManager:
 
     def _open_executable(self, ev: dict[str, Any], path: str, dev: int, inode: int, ctime: int) -> int | None:
         """The executed file, opened read-only: the process's exe link while it lives, else the
-        path in its mount namespace; only if it is still that file (dev, inode, ctime)."""
+        path in its mount namespace; only if it is still that file (dev, inode) with the content
+        it had (ctime; for a deleted file, not modified since)."""
         pid = ev["hostProcessId"]
         candidates = [f"/proc/{pid}/exe"]
         if path.startswith("/"):
@@ -367,7 +368,10 @@ class CaptureManager:
                 continue
             st = os.fstat(fd)
             same = st.st_ino == inode and st.st_dev == _kernel_dev(dev) and stat.S_ISREG(st.st_mode)
-            if same and (not ctime or st.st_ctime_ns == ctime):
+            # unchanged since the exec: same ctime; or deleted since (which changes the ctime)
+            # and not written after it
+            unchanged = not ctime or st.st_ctime_ns == ctime or (st.st_nlink == 0 and st.st_mtime_ns <= ctime)
+            if same and unchanged:
                 return fd
             os.close(fd)
         return None
