@@ -188,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             if lost == 0 and same:
                 best = max(best, written / secs / 1e6)
             target.unlink()
+        (BENCH_DIR / "load.bin").unlink(missing_ok=True)
         print(f"highest rate captured whole with 0 chunks lost: {best:.1f} MB/s")
         print("(numbers from a loaded, shared 2-CPU machine; one run each)")
     return 0

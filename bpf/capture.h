@@ -6,8 +6,8 @@
  * their file offsets, into their own ring buffer (`captures`), so a burst of captured data
  * never takes the room of the event stream (`events`).
  *
- * Programs (all `?raw_tp`: loaded only when capture is asked for, then put in their
- * prog_enter/prog_exit slots by the collector, collector/capture/kernel.py):
+ * Programs (all optional, `?`: loaded only when capture is asked for; the raw_tp ones are
+ * put in their prog_enter/prog_exit slots by the collector, collector/capture/kernel.py):
  *   cap_exit_io      exit of write, pwrite64, writev, pwritev, pwritev2 and read, pread64,
  *                    readv, preadv, preadv2: the bytes the call transferred (its return
  *                    value), filtered first by fd, file type and path prefix (capture_cfg)
@@ -15,6 +15,8 @@
  *                    turn a W+X region into X (alert 4; security.h notes it in cap_mem_req)
  *   cap_enter_module enter of init_module (the image buffer) and finit_module (its fd: the
  *                    file is copied in user space)
+ *   cap_skb_ingress, cap_skb_egress   cgroup_skb on the cgroup v2 root: every packet's
+ *                    L3 and L4 headers and up to capture_cfg.snaplen bytes of its payload
  *
  * Each record is a struct capture_chunk followed by `size` bytes. A chunk that does not fit
  * in the ring is counted (per artifact in cap_stats, in total in cap_totals) and the
@@ -38,15 +40,18 @@
 #define CAPK_MEM         3
 #define CAPK_MODULE      4
 #define CAPK_MODULE_FD   5         /* finit_module: the fd to copy the image from (no data) */
+#define CAPK_NET         6         /* a packet (cgroup_skb): total = its length, flags = CHUNK_EGRESS */
 
 /* capture_chunk.flags */
 #define CHUNK_PATH       0x1       /* the data is the file's path (first record of an artifact) */
+#define CHUNK_EGRESS     0x2       /* a packet sent (else received) */
 
 /* capture_cfg.flags */
 #define CAPF_WRITE       0x1
 #define CAPF_READ        0x2
 #define CAPF_MEM         0x4
 #define CAPF_MODULE      0x8
+#define CAPF_NET         0x10
 
 /* io_filter.types */
 #define CAPT_REGULAR     0x1
@@ -83,7 +88,7 @@ struct io_filter {
 /* The one value of cap_cfg (collector/capture/kernel.py). */
 struct capture_cfg {
     u32 flags;                          /* CAPF_* */
-    u32 pad;
+    u32 snaplen;                        /* network: payload bytes kept after the L4 header */
     u64 artifact_budget;                /* bytes copied per artifact, at most */
     u64 total_budget;                   /* bytes copied in all, at most */
     struct io_filter io[2];             /* [0] write, [1] read */
@@ -445,12 +450,13 @@ int cap_exit_io(struct bpf_raw_tracepoint_args *ctx)
                     id == SYS_PREADV || id == SYS_PREADV2;
 
     struct cap_key key = {.inode = fid.inode, .dev = fid.dev, .kind = is_write ? CAPK_WRITE : CAPK_READ};
-    if (flt->types) {
-        bool elf = false;
+    /* a file already chosen by the type and path filters (its counters exist) is not checked
+     * again: no path walk for each write to a watched file */
+    struct cap_stat *st = bpf_map_lookup_elem(&cap_stats, &key);
+    bool elf = false;
+    if (!st && flt->types) {
         if ((flt->types & CAPT_ELF) && type == CAPT_REGULAR) {
-            struct cap_stat *known = bpf_map_lookup_elem(&cap_stats, &key);
-            elf = known && (known->flags & CAPS_ELF);
-            if (!elf && !vectored) {
+            if (!vectored) {
                 /* a write (read) of the file's first bytes: is it an ELF header? */
                 s64 pos = (id == SYS_PWRITE64 || id == SYS_PREAD64) ? (s64)p->args[3] : (s64)RD(f, f_pos) - ret;
                 u32 magic = 0;
@@ -463,7 +469,7 @@ int cap_exit_io(struct bpf_raw_tracepoint_args *ctx)
     }
     struct path_buf *pb = get_path_buf();
     u32 pos = PATH_HALF;
-    if (flt->npaths) {
+    if (!st && flt->npaths) {
         if (!pb)
             return 0;
         pos = cap_build_path(pb, f);
@@ -472,11 +478,12 @@ int cap_exit_io(struct bpf_raw_tracepoint_args *ctx)
     }
 
     /* selected: the artifact's counters, the chunk head, its path (once), the data */
-    struct cap_stat *st = cap_stat_of(&key);
+    if (!st)
+        st = cap_stat_of(&key);
     if (!st)
         return 0;
-    if (flt->types & CAPT_ELF)
-        st->flags |= CAPS_ELF;   /* only ELF files of a regular type get here with that filter */
+    if (elf)
+        st->flags |= CAPS_ELF;   /* its later writes (reads) pass the elf type filter too */
     u32 k0 = 0;
     struct cap_scratch *s = bpf_map_lookup_elem(&cap_scratch, &k0);
     if (!s)
@@ -627,6 +634,88 @@ int cap_enter_module(struct bpf_raw_tracepoint_args *ctx)
     cap_loop_init(s, &key, p->args[0], n, 0, 0, 0, 0);
     cap_run(s, st);
     return 0;
+}
+
+/* ---- network (pcap) ------------------------------------------------------------------- */
+
+#define IPPROTO_TCP_VAL  6
+#define IPPROTO_UDP_VAL  17
+
+/* Bytes of L3 + L4 headers at the start of the packet (0: not IPv4/IPv6). */
+statfunc u32 cap_headers_len(struct __sk_buff *skb)
+{
+    u8 b[2] = {};
+    if (bpf_skb_load_bytes(skb, 0, b, 1))
+        return 0;
+    u32 l4, proto = 0;
+    if ((b[0] >> 4) == 4) {
+        l4 = (b[0] & 0xf) * 4;
+        bpf_skb_load_bytes(skb, 9, b + 1, 1);
+        proto = b[1];
+    } else if ((b[0] >> 4) == 6) {
+        l4 = 40;
+        bpf_skb_load_bytes(skb, 6, b + 1, 1);
+        proto = b[1];
+    } else {
+        return 0;
+    }
+    if (proto == IPPROTO_TCP_VAL) {
+        u8 doff = 0;
+        bpf_skb_load_bytes(skb, l4 + 12, &doff, 1);
+        return l4 + (doff >> 4) * 4;
+    }
+    return l4 + 8;   /* UDP, ICMP, ICMPv6 */
+}
+
+statfunc int cap_skb(struct __sk_buff *skb, u32 egress)
+{
+    struct capture_cfg *cc = get_cap_cfg();
+    if (!cc || !(cc->flags & CAPF_NET))
+        return 1;
+    u32 k = 0;
+    struct cap_scratch *s = bpf_map_lookup_elem(&cap_scratch, &k);
+    if (!s)
+        return 1;
+    u32 len = skb->len;
+    u32 want = cap_headers_len(skb) + cc->snaplen;
+    if (want > len)
+        want = len;
+    u32 size = BOUND(want, CAP_CHUNK * 2 - 1);
+    if (size > CAP_CHUNK)
+        size = CAP_CHUNK;
+    if (size == 0)
+        return 1;
+    __builtin_memset(&s->c.hdr, 0, sizeof(s->c.hdr));
+    s->c.hdr.ts = bpf_ktime_get_boot_ns();
+    s->c.hdr.event_id = 4004;
+    s->c.hdr.syscall = -1;
+    s->c.kind = CAPK_NET;
+    s->c.flags = egress ? CHUNK_EGRESS : 0;
+    s->c.total = len;
+    s->c.off = 0;
+    s->c.inode = 0;
+    s->c.seq = 0;
+    s->c.dev = 0;
+    s->c.mode = 0;
+    s->c.ctime = 0;
+    s->c.fd = -1;
+    if (bpf_skb_load_bytes(skb, 0, s->data, size) || !cap_send(s, size)) {
+        cap_total_add(1, 1);
+        cap_total_add(2, size);
+    }
+    return 1;   /* never drops the packet */
+}
+
+SEC("?cgroup_skb/ingress")
+int cap_skb_ingress(struct __sk_buff *skb)
+{
+    return cap_skb(skb, 0);
+}
+
+SEC("?cgroup_skb/egress")
+int cap_skb_egress(struct __sk_buff *skb)
+{
+    return cap_skb(skb, 1);
 }
 
 #endif /* TRACEE_CAPTURE_H */

@@ -62,6 +62,7 @@ struct pid_namespace *__pidns;
 struct mnt_namespace *__mntns;
 struct pt_regs *__regs;
 struct bpf_raw_tracepoint_args *__rta;
+struct __sk_buff *__skb;   /* capture.h: the cgroup_skb programs */
 struct vm_area_struct *__vma;
 enum bpf_map_type __mt;
 enum bpf_func_id __fid;

@@ -229,6 +229,8 @@ class Collector:
             raise ValueError("no events selected")
         #: Forensic capture (``--capture``): artifacts and their events (collector/capture/).
         self.capture = capture
+        if capture is not None and buffer == "perf":
+            raise ValueError("--capture needs the BPF ring buffer (kernel 5.8+), not perf buffers")
         self.object_path = Path(object_path)
         self.btf_path = Path(btf_path) if btf_path is not None else None
         self.events = sorted(set(events))
@@ -379,8 +381,6 @@ class Collector:
             return {}
         from .capture import kernel as capture_kernel
 
-        if self.buffer == "perf":
-            raise ValueError("--capture needs the BPF ring buffer (kernel 5.8+), not perf buffers")
         return {
             "capture_programs": capture_kernel.programs_needed(self.capture.opts),
             "capture_ring_bytes": self.capture.opts.ring_bytes,
@@ -420,6 +420,10 @@ class Collector:
             wanted += list(_SYSCALL_PROGS)
         if "sched_process_fork" in self.events or self.filters.follow:
             wanted.append("tracee_sched_fork")
+        if self.capture is not None and self.capture.opts.network:
+            from .capture.kernel import attach_network
+
+            self._links += attach_network(obj)
         for name in wanted:
             prog = programs.get(name)
             if prog is None or name in self.disabled_programs:
@@ -645,7 +649,8 @@ class Collector:
         self.detach()
         if self.capture is not None and self._obj is not None:
             self.capture.close()
-            LOG.info("%s", self.capture.summary())
+            summary = self.capture.summary()
+            (LOG.warning if self.capture.incomplete or "lost" in summary else LOG.info)("%s", summary)
         if self._lost_map is not None:
             self._lost_at_stop = self.lost
             self._lost_reason_at_stop = self.lost_reason

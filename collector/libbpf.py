@@ -112,6 +112,7 @@ _SIGNATURES: Final[dict[str, tuple[object, list[object]]]] = {
     "bpf_map_delete_elem": (c_int, [c_int, c_void_p]),
     "bpf_obj_get_info_by_fd": (c_int, [c_int, c_void_p, POINTER(c_uint32)]),
     "libbpf_num_possible_cpus": (c_int, []),
+    "bpf_program__attach_cgroup": (c_void_p, [c_void_p, c_int]),
     "ring_buffer__new": (c_void_p, [c_int, _RB_SAMPLE_FN, c_void_p, c_void_p]),
     "ring_buffer__poll": (c_int, [c_void_p, c_int]),
     "ring_buffer__consume": (c_int, [c_void_p]),
@@ -257,6 +258,11 @@ class BpfProgram:
     def attach(self) -> BpfLink:
         """Attach where the section name says (``raw_tp/<name>``, ``tp/<cat>/<name>``, ...)."""
         ptr = _check_ptr(library().bpf_program__attach(self._ptr), f"attach {self.name} ({self.section})")
+        return BpfLink(ptr, self.name)
+
+    def attach_cgroup(self, cgroup_fd: int) -> BpfLink:
+        """Attach a cgroup program (``cgroup_skb/...``) to the cgroup open as ``cgroup_fd``."""
+        ptr = _check_ptr(library().bpf_program__attach_cgroup(self._ptr, cgroup_fd), f"attach {self.name} to a cgroup")
         return BpfLink(ptr, self.name)
 
     def attach_raw_tracepoint(self, tracepoint: str) -> BpfLink:

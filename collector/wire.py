@@ -518,7 +518,7 @@ IO_FILTER: Final = _struct(
 #: ... the capture configuration (the one value of ``cap_cfg``; ``io``: two io_filter) ...
 CAPTURE_CFG: Final = _struct(
     "capture_cfg",
-    ("flags", "I"), ("pad", "I"), ("artifact_budget", "Q"), ("total_budget", "Q"), ("io", f"{2 * IO_FILTER.size}x"),
+    ("flags", "I"), ("snaplen", "I"), ("artifact_budget", "Q"), ("total_budget", "Q"), ("io", f"{2 * IO_FILTER.size}x"),
 )  # fmt: skip
 #: ... one record of the ``captures`` ring buffer (an event_header first; ``size`` bytes follow) ...
 CAPTURE_CHUNK: Final = _struct(

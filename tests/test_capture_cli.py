@@ -52,6 +52,15 @@ def test_options_in_tracees_syntax() -> None:
     assert parse_capture([]).out_dir == Path("/tmp/tracee/out")  # Tracee's default
 
 
+def test_network_options_in_tracees_syntax() -> None:
+    assert parse_capture(["network"]).network and parse_capture(["net"]).snaplen == 96
+    assert parse_capture(["network", "pcap:single", "pcap-options:none"]).network
+    assert parse_capture(["network", "pcap-snaplen:headers"]).snaplen == 0
+    assert parse_capture(["network", "pcap-snaplen:max"]).snaplen == 65535
+    assert parse_capture(["network", "pcap-snaplen:1kb"]).snaplen == 1024
+    assert parse_capture(["network", "pcap-snaplen:256b"]).snaplen == 256
+
+
 @pytest.mark.parametrize(
     ("option", "message"),
     [
@@ -64,6 +73,9 @@ def test_options_in_tracees_syntax() -> None:
         ("dir:", "cannot be empty"),
         ("artifact-limit:lots", "not a size"),
         ("exe", "unknown option"),
+        ("pcap:process,command", "only pcap:single"),
+        ("pcap-options:filtered", "only pcap-options:none"),
+        ("pcap-snaplen:lots", "default, headers, max"),
     ],
 )
 def test_bad_options_are_refused_with_the_reason(option: str, message: str) -> None:

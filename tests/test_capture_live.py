@@ -11,6 +11,7 @@ import hashlib
 import os
 import shutil
 import stat
+import struct
 import subprocess
 import sys
 import tempfile
@@ -338,3 +339,84 @@ def test_a_dropped_executable_finding_gets_the_written_files_artifact(obj: Path,
         "artifact_path": art["artifact"],
         "artifact_sha256": true_sha,
     }
+
+
+def test_network_packets_are_saved_to_a_pcap_file(obj: Path, work: Path) -> None:
+    token = os.urandom(8).hex().encode()
+    body = f"""
+    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    server.bind(("127.0.0.1", 0))
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for i in range(3):
+        client.sendto({token!r} + b"-%d-" % i + b"x" * 300, server.getsockname())
+        server.recv(1000)
+    """
+    events, manager, _ = run_captured(obj, work / "cap", ["network"], body)
+    (art,) = artifacts(events, "capture_pcap")
+    assert art["artifact"] == str(manager.out_dir / "pcap" / "single.pcap")
+    data = Path(art["artifact"]).read_bytes()
+    assert art["sha256"] == sha(data)
+    magic, major, minor, _, _, _, linktype = struct.unpack_from("<IHHiIII", data)
+    assert (magic, major, minor, linktype) == (0xA1B23C4D, 2, 4, 101)  # ns timestamps, raw IP
+    ours = []
+    off = 24
+    while off + 16 <= len(data):
+        _, _, caplen, length = struct.unpack_from("<IIII", data, off)
+        packet = data[off + 16 : off + 16 + caplen]
+        off += 16 + caplen
+        if packet[:1] == b"\x45" and packet[9] == 17 and token in packet:
+            ours.append((caplen, length, packet[28:]))
+    # each datagram sent and received (egress, ingress): IP + UDP headers and 96 bytes of payload
+    assert len(ours) == 6
+    for caplen, length, payload in ours:
+        assert (caplen, length) == (20 + 8 + 96, 20 + 8 + 16 + 3 + 300)
+        assert payload.startswith(token + b"-") and len(payload) == 96
+
+
+def test_a_pipe_read_on_stdin_is_captured(obj: Path, work: Path) -> None:
+    body = """
+    r, w = os.pipe()
+    os.write(w, b"piped into stdin")
+    os.dup2(r, 0)
+    os.read(0, 100)
+    open("/etc/hostname", "rb").read()   # a regular file: not captured
+    """
+    events, _, _ = run_captured(obj, work / "cap", ["read:type=pipe", "read:fd=stdin"], body)
+    found = artifacts(events, "capture_file_read")
+    assert [Path(a["artifact"]).read_bytes() for a in found] == [b"piped into stdin"]
+    assert found[0]["pathname"] == ""  # pipes have no path (Tracee reports "" too)
+
+
+def test_a_deleted_executable_is_captured(obj: Path, work: Path) -> None:
+    exe = work / "vanishing"
+    shutil.copy2("/bin/sleep", exe)
+    body = f"""
+    import subprocess
+    proc = subprocess.Popen([{str(exe)!r}, "1"])
+    time.sleep(0.05)
+    os.unlink({str(exe)!r})
+    proc.wait()
+    """
+    events, _, _ = run_captured(obj, work / "cap", ["exec"], body, events=("sched_process_exec",))
+    found = [a for a in artifacts(events, "capture_exec") if a["pathname"] == str(exe)]
+    assert [a["sha256"] for a in found] == [sha(Path("/bin/sleep").read_bytes())]
+    assert not exe.exists()
+
+
+def test_the_file_given_to_finit_module_is_captured(obj: Path, work: Path) -> None:
+    image = b"\x7fELF" + os.urandom(50_000)
+    (work / "module.ko").write_bytes(image)
+    body = f"""
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open({str(work / "module.ko")!r}, os.O_RDONLY)
+    libc.syscall(313, fd, b"", 0)   # refused here; the image is copied while the fd is open
+    time.sleep(1)
+    """
+    events, _, _ = run_captured(obj, work / "cap", ["module"], body)
+    (art,) = artifacts(events, "capture_module")
+    st = (work / "module.ko").stat()
+    assert Path(art["artifact"]).read_bytes() == image
+    assert Path(art["artifact"]).name == (
+        f"module.dev-{os.major(st.st_dev) << 20 | os.minor(st.st_dev)}.inode-{st.st_ino}.pid-"
+        f"{Path(art['artifact']).name.split('.pid-')[1].split('.')[0]}.{sha(image)}"
+    )

@@ -1,5 +1,6 @@
 """Forensic capture (``tracee --capture``): artifacts written, read, executed, unpacked in
-memory or loaded as kernel modules, saved as Tracee saves them and reported as events.
+memory, loaded as kernel modules or sent over the network, saved as Tracee saves them and
+reported as events.
 
 * :mod:`.options` parses ``--capture`` (Tracee v0.24.1's syntax) and holds ``--capture help``;
 * :mod:`.kernel` configures bpf/capture.h (programs, syscalls, filters, budgets);

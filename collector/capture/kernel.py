@@ -20,16 +20,18 @@ from .. import wire
 from .options import CaptureOptions, FileFilter
 
 if TYPE_CHECKING:
-    from ..libbpf import BpfMap, BpfObject
+    from ..libbpf import BpfLink, BpfMap, BpfObject
 
 __all__ = [
     "CAPTURES_MAP",
     "KIND_MEM",
     "KIND_MODULE",
     "KIND_MODULE_FD",
+    "KIND_NET",
     "KIND_READ",
     "KIND_WRITE",
     "KernelCounters",
+    "attach_network",
     "configure",
     "events_needed",
     "install_programs",
@@ -41,7 +43,11 @@ CAPTURES_MAP: Final = "captures"
 #: capture_chunk.kind (bpf/capture.h CAPK_*)
 KIND_WRITE, KIND_READ, KIND_MEM, KIND_MODULE, KIND_MODULE_FD = 1, 2, 3, 4, 5
 CHUNK_PATH: Final = 0x1
-_CAPF_WRITE, _CAPF_READ, _CAPF_MEM, _CAPF_MODULE = 0x1, 0x2, 0x4, 0x8
+_CAPF_WRITE, _CAPF_READ, _CAPF_MEM, _CAPF_MODULE, _CAPF_NET = 0x1, 0x2, 0x4, 0x8, 0x10
+KIND_NET: Final = 6
+CHUNK_EGRESS: Final = 0x2
+#: The cgroup programs of network capture (attached to the cgroup v2 root, not tail calls).
+NET_PROGRAMS: Final = ("cap_skb_ingress", "cap_skb_egress")
 _TYPE_BITS: Final = {"regular": 0x1, "pipe": 0x2, "socket": 0x4, "elf": 0x8}
 _SEL_ENTER, _SEL_EXIT = 0x2, 0x4
 
@@ -72,6 +78,8 @@ def programs_needed(opts: CaptureOptions) -> list[str]:
         names.append("cap_exit_mem")
     if opts.module:
         names.append("cap_enter_module")
+    if opts.network:
+        names += NET_PROGRAMS
     return names
 
 
@@ -99,6 +107,8 @@ def install_programs(obj: BpfObject, names: Iterable[str]) -> None:
     """Put the loaded capture programs in their tail-call slots."""
     programs = obj.programs()
     for name in names:
+        if name in NET_PROGRAMS:
+            continue
         table, syscalls = PROGRAMS[name]
         prog = programs[name]
         m = obj.map(table)
@@ -124,13 +134,34 @@ def configure(obj: BpfObject, opts: CaptureOptions) -> None:
         | (_CAPF_READ if opts.read.enabled else 0)
         | (_CAPF_MEM if opts.mem else 0)
         | (_CAPF_MODULE if opts.module else 0)
+        | (_CAPF_NET if opts.network else 0)
     )
-    cfg = bytearray(wire.CAPTURE_CFG.pack(flags, 0, opts.artifact_limit, opts.total_limit))
+    cfg = bytearray(wire.CAPTURE_CFG.pack(flags, opts.snaplen, opts.artifact_limit, opts.total_limit))
     io = _io_filter(opts.write) + _io_filter(opts.read)
     at = wire.CAPTURE_CFG.offset("io")
     cfg[at : at + len(io)] = io
     fmt = wire.MAPS["cap_cfg"]
     obj.map("cap_cfg").update(fmt.key.pack(0), bytes(cfg))
+
+
+def cgroup2_root() -> str:
+    """Where the cgroup v2 hierarchy is mounted (``/sys/fs/cgroup``, or ``.../unified`` on hybrid hosts)."""
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) > 2 and parts[2] == "cgroup2":
+                return parts[1]
+    raise OSError("network capture needs a cgroup v2 hierarchy (none is mounted)")
+
+
+def attach_network(obj: BpfObject) -> list[BpfLink]:
+    """Attach the packet programs to the cgroup v2 root: every socket of the host is seen."""
+    programs = obj.programs()
+    fd = os.open(cgroup2_root(), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        return [programs[name].attach_cgroup(fd) for name in NET_PROGRAMS]
+    finally:
+        os.close(fd)
 
 
 class KernelCounters:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
+import struct
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from .kernel import (
     KIND_MEM,
     KIND_MODULE,
     KIND_MODULE_FD,
+    KIND_NET,
     KIND_READ,
     KIND_WRITE,
     KernelCounters,
@@ -54,6 +56,7 @@ ARTIFACT_EVENTS: Final = {
     "capture_exec": 4001,
     "capture_module": 4002,
     "capture_mem": 4003,
+    "capture_pcap": 4004,
     "capture_file_read": 4007,
 }
 _KIND_EVENT: Final = {
@@ -62,7 +65,12 @@ _KIND_EVENT: Final = {
     "exec": "capture_exec",
     "mem": "capture_mem",
     "module": "capture_module",
+    "pcap": "capture_pcap",
 }
+#: pcap: the file header (nanosecond timestamps, LINKTYPE_RAW: packets start at the IP header) and
+#: each record's header.
+_PCAP_HEADER: Final = struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 65535, 101)
+_PCAP_RECORD: Final = struct.Struct("<IIII")
 _CHUNK: Final = wire.CAPTURE_CHUNK
 _CHUNK_FIELDS: Final = _CHUNK.subset(
     "off", "inode", "ctime", "total", "seq", "dev", "mode", "kind", "size", "fd", "flags"
@@ -203,6 +211,9 @@ class CaptureManager:
         if _CHUNK.size + n > size:
             raise ValueError(f"capture record says {n} data bytes, holds {size - _CHUNK.size}")
         ts, cgroup_id, pid = _HDR_KEY.unpack_from(buf, off)
+        if kind == KIND_NET:
+            self._packet(buf, off, ts, total, n)
+            return
         if kind in (KIND_WRITE, KIND_READ):
             container = self._containers.get(cgroup_id)
             if container is None:
@@ -228,6 +239,24 @@ class CaptureManager:
         self.store.write(p.art, c_off, data)
         if kind in (KIND_MEM, KIND_MODULE) and p.art.written + p.art.dropped + self._kernel_lost(p) >= p.total:
             self._finish(p, out)
+
+    def _packet(self, buf: Any, off: int, ts: int, length: int, n: int) -> None:
+        """Append one packet to pcap/single.pcap (its header first)."""
+        key = (KIND_NET,)
+        p = self._pending.get(key)
+        if p is None:
+            if self._decoder is None:
+                raise ValueError("capture record before the collector started")
+            art = Artifact("pcap", "pcap", "single.pcap", append=True)
+            p = self._pending[key] = _Pending(art, self._decoder.context_event(buf, off, ts), ts, 0.0, (0, 0, 0, 0, 0))
+            self.store.write(art, 0, _PCAP_HEADER)
+        epoch = ts + (self._decoder.boot_to_epoch_ns if self._decoder else 0)
+        sec, nsec = divmod(epoch, 1_000_000_000)
+        start = off + _CHUNK.size
+        record = _PCAP_RECORD.pack(sec, nsec, n, length) + bytes(buf[start : start + n])
+        self.store.write(p.art, 0, record)
+        p.last_ts = ts
+        p.seen = time.monotonic()
 
     def _container_of(self, buf: Any, off: int, ts: int, cgroup_id: int) -> str:
         """The directory of the container of cgroup ``cgroup_id`` (cached)."""
@@ -324,7 +353,8 @@ class CaptureManager:
 
     def _open_executable(self, ev: dict[str, Any], path: str, dev: int, inode: int, ctime: int) -> int | None:
         """The executed file, opened read-only: the process's exe link while it lives, else the
-        path in its mount namespace; only if it is still that file (dev, inode, ctime)."""
+        path in its mount namespace; only if it is still that file (dev, inode) with the content
+        it had (ctime; for a deleted file, not modified since)."""
         pid = ev["hostProcessId"]
         candidates = [f"/proc/{pid}/exe"]
         if path.startswith("/"):
@@ -338,7 +368,10 @@ class CaptureManager:
                 continue
             st = os.fstat(fd)
             same = st.st_ino == inode and st.st_dev == _kernel_dev(dev) and stat.S_ISREG(st.st_mode)
-            if same and (not ctime or st.st_ctime_ns == ctime):
+            # unchanged since the exec: same ctime; or deleted since (which changes the ctime)
+            # and not written after it
+            unchanged = not ctime or st.st_ctime_ns == ctime or (st.st_nlink == 0 and st.st_mtime_ns <= ctime)
+            if same and unchanged:
                 return fd
             os.close(fd)
         return None
@@ -348,6 +381,8 @@ class CaptureManager:
     def _flush(self, out: list[dict[str, Any]], idle: float | None) -> None:
         now = time.monotonic()
         for key, p in list(self._pending.items()):
+            if p.art.kind == "pcap" and idle is not None:
+                continue  # one file for the whole run: reported at the stop
             if idle is None or now - p.seen >= idle:
                 if p.art.dirty:
                     self._finish(p, out)

@@ -41,7 +41,7 @@ CAPTURE_HELP: Final = """\
 Capture artifacts that were written, read, executed or found to be suspicious.
 Captured artifacts appear in the 'out' subdirectory of the capture directory, one
 directory per container ('host' for the host), and each one is reported by an event
-(capture_file_write, capture_file_read, capture_exec, capture_mem, capture_module).
+(capture_file_write, capture_file_read, capture_exec, capture_mem, capture_module, capture_pcap).
 
 Possible options:
 
@@ -53,7 +53,12 @@ Possible options:
 [artifact:]module                   capture the images of kernel modules processes ask to load.
 [artifact:]mem                      capture memory regions whose protection went from write+execute to
                                     execute (as mem_prot_alert reports them).
-network                             not available: see the README (no cgroup skb/TC capture here).
+network                             capture network packets (cgroup_skb on the cgroup v2 root): every TCP, UDP
+                                    and ICMP packet of the host into pcap/single.pcap (raw IP, ns timestamps).
+pcap:single                         one pcap file (the only layout available here).
+pcap-options:none                   all packets (the default; 'filtered' is not available here).
+pcap-snaplen:default|headers|max|SIZE   payload kept after the L4 header: 96 bytes (default), none,
+                                    all, or SIZE (256b, 1kb, ...).
 
 dir:/path/to/dir                    where artifacts are saved, in its 'out' subdirectory (default: /tmp/tracee).
                                     Refused when another user can write it or it is reached through a link.
@@ -107,11 +112,13 @@ class CaptureOptions:
     artifact_limit: int = DEFAULT_ARTIFACT_LIMIT
     total_limit: int = DEFAULT_TOTAL_LIMIT
     ring_bytes: int = DEFAULT_RING_BYTES
+    network: bool = False
+    snaplen: int = 96
 
     @property
     def enabled(self) -> bool:
         """Something is to be captured."""
-        return self.write.enabled or self.read.enabled or self.exec or self.mem or self.module
+        return self.write.enabled or self.read.enabled or self.exec or self.mem or self.module or self.network
 
     @property
     def out_dir(self) -> Path:
@@ -190,6 +197,34 @@ def _setting(opts: CaptureOptions, text: str) -> bool:
     return True
 
 
+def _network_option(opts: CaptureOptions, text: str) -> None:
+    """network, pcap:single, pcap-options:none, pcap-snaplen:... (Tracee's spellings)."""
+    opts.network = True
+    name, _, value = text.partition(":")
+    if name == "pcap" and value:
+        unsupported = sorted(set(value.split(",")) - {"single"})
+        if unsupported:
+            raise CaptureOptionError(
+                f"--capture {text}: only pcap:single is available (not {', '.join(unsupported)}): packets are "
+                "seen in the network stack, where the process that sent them is not known"
+            )
+    elif name == "pcap-options":
+        if value.lower() != "none":
+            raise CaptureOptionError(f"--capture {text}: only pcap-options:none (every packet) is available")
+    elif name == "pcap-snaplen":
+        v = value.lower()
+        if v == "default":
+            opts.snaplen = 96
+        elif v == "headers":
+            opts.snaplen = 0
+        elif v == "max":
+            opts.snaplen = (1 << 16) - 1
+        elif re.match(r"^\d+(b|kb|k)$", v):
+            opts.snaplen = min(_size(text, v), (1 << 16) - 1)
+        else:
+            raise CaptureOptionError(f"--capture {text}: default, headers, max, or a size ending in b or kb")
+
+
 def parse_capture(values: list[str]) -> CaptureOptions:
     """Parse the ``--capture`` values (each may be a comma-free option as Tracee takes them).
 
@@ -212,10 +247,7 @@ def parse_capture(values: list[str]) -> CaptureOptions:
         elif _setting(opts, text):
             pass
         elif text in ("network", "net", "pcap") or text.startswith(("pcap:", "pcap-options:", "pcap-snaplen:")):
-            raise CaptureOptionError(
-                f"--capture {text}: network capture is not available in this collector "
-                "(the kernels it targets may refuse cgroup skb and TC programs; see the README)"
-            )
+            _network_option(opts, text)
         elif text == "bpf":
             raise CaptureOptionError("--capture bpf: capturing BPF programs is not supported")
         else:
