@@ -10,9 +10,10 @@ cd "$(dirname "$0")/.."
 # object (clang, llvm-strip, libbpf headers, bpftool for vmlinux.h and the reduced BTF);
 # libbpf1, which loads it at run time; gcc for the test programs that race the tracer;
 # pahole (dwarves) for builds from kernel headers (KERN_HEADERS), with Debian's kernel
-# headers and lz4 (to unpack that kernel's image) for the test that checks them.
+# headers and lz4 (to unpack that kernel's image) for the test that checks them; openssl
+# makes the certificates of the NATS TLS test.
 APT_PACKAGES=(python3 python3-venv python3-pip make gcc libc6-dev clang llvm libbpf-dev libbpf1 libelf-dev bpftool
-              dwarves lz4 linux-headers-cloud-amd64)
+              dwarves lz4 linux-headers-cloud-amd64 openssl)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

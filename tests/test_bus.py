@@ -310,3 +310,41 @@ def test_user_and_password_are_passed_and_never_printed(tmp_path: Path) -> None:
             "--nats-user", "tracer", "--nats-password-file", str(wrong),
         )  # fmt: skip
         assert token.returncode == 2 and "not-it" not in token.stderr
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+def make_certificates(directory: Path) -> None:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, with openssl."""
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+             "-days", "1", "-subj", "/CN=pytracee test CA", cwd=directory)  # fmt: skip
+    (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    for name in ("server", "client"):
+        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
+                 "-subj", f"/CN={name}", cwd=directory)  # fmt: skip
+        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+                 "-out", f"{name}.pem", "-days", "1", "-extfile", "san.ext", cwd=directory)  # fmt: skip
+
+
+def test_tls_with_a_client_certificate_and_a_token(tmp_path: Path) -> None:
+    make_certificates(tmp_path)
+    token = tmp_path / "token"
+    token.write_text("tok-5a4b3c2d1e\n")
+    events = REPO / "examples/events/demo.jsonl"
+    tls = ["--tls", "--tlscert", str(tmp_path / "server.pem"), "--tlskey", str(tmp_path / "server.key"),
+           "--tlscacert", str(tmp_path / "ca.pem"), "--tlsverify"]  # fmt: skip
+    with nats_server(*tls, "--auth", "tok-5a4b3c2d1e") as server:
+        url = f"tls://127.0.0.1:{server.port}/tracee.findings"
+        client = ["--nats-tls-ca", str(tmp_path / "ca.pem"), "--nats-tls-cert", str(tmp_path / "client.pem"),
+                  "--nats-tls-key", str(tmp_path / "client.key")]  # fmt: skip
+        ok = tracee_rules("--input", str(events), "--output", url, *client, "--nats-token-file", str(token))
+        assert ok.returncode == 0, ok.stderr
+        assert re.search(r"[1-9]\d* findings published", ok.stderr), ok.stderr
+        assert "tok-5a4b3c2d1e" not in ok.stderr
+        no_cert = tracee_rules("--input", str(events), "--output", url, "--nats-tls-ca", str(tmp_path / "ca.pem"),
+                               "--nats-token-file", str(token))  # fmt: skip
+        assert no_cert.returncode == 2 and "cannot connect" in no_cert.stderr
+        no_token = tracee_rules("--input", str(events), "--output", url, *client)
+        assert no_token.returncode == 2 and "cannot connect" in no_token.stderr
