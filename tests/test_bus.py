@@ -76,14 +76,16 @@ def host_messages(paths: list[Path]) -> list[tuple[str, bytes]]:
     ]
 
 
-def start_worker(url: str, query: str = "&idle=10", *extra: str) -> subprocess.Popen[str]:
+def start_worker(url: str, *extra: str, **query: object) -> subprocess.Popen[str]:
+    """A worker of the consumer ``detect`` (4 partitions, short lease and ack_wait; ``query`` overrides)."""
+    params = {"consumer": "detect", "partitions": 4, "lease": 3, "ack_wait": 4, "idle": 10, **query}
     return subprocess.Popen(
         [
             sys.executable,
             "-m",
             "pytracee.engine.cli.tracee_rules",
             "--input",
-            f"{url}/TRACEE_EVENTS?consumer=detect&partitions=4&lease=3&ack_wait=4{query}",
+            f"{url}/TRACEE_EVENTS?" + "&".join(f"{k}={v}" for k, v in params.items()),
             "--output",
             f"{url}/tracee.findings",
             *extra,
@@ -176,7 +178,7 @@ def test_a_worker_killed_halfway_loses_nothing_and_duplicates_nothing(
     server: NatsServer, host_streams: list[Path]
 ) -> None:
     expected = local_findings(host_streams)
-    workers = [start_worker(server.url, "&idle=10&batch=64") for _ in range(2)]
+    workers = [start_worker(server.url, batch=64) for _ in range(2)]
     wait_for_stream(server.url, "TRACEE_EVENTS")
     time.sleep(2.5)
     messages = host_messages(host_streams)
@@ -192,9 +194,30 @@ def test_a_worker_killed_halfway_loses_nothing_and_duplicates_nothing(
     assert bus_findings(server.url) == expected
 
 
-def kill_a_busy_worker(url: str, workers: list[subprocess.Popen[str]], total: int) -> subprocess.Popen[str]:
-    """SIGKILL the worker holding a partition with work left, once about a third of the
-    events were acknowledged; returns it."""
+def test_a_worker_stopped_halfway_hands_its_partitions_over_at_once(
+    server: NatsServer, host_streams: list[Path]
+) -> None:
+    expected = local_findings(host_streams)
+    # ack_wait of 60 s: a hand-over that waited for redeliveries would outlast the idle stop
+    workers = [start_worker(server.url, batch=64, ack_wait=60) for _ in range(2)]
+    wait_for_stream(server.url, "TRACEE_EVENTS")
+    time.sleep(2.5)
+    messages = host_messages(host_streams)
+    publish_events(server.url, messages)
+    stopped = kill_a_busy_worker(server.url, workers, len(messages), signal.SIGTERM)
+    survivor = next(w for w in workers if w is not stopped)
+    _, err = survivor.communicate(timeout=240)
+    assert stopped.returncode == 130, stopped.stderr_text  # type: ignore[attr-defined]
+    assert survivor.returncode == 0, err
+    assert "waiting" not in err  # the stopped worker released its partitions: no wait for redeliveries
+    assert bus_findings(server.url) == expected
+
+
+def kill_a_busy_worker(
+    url: str, workers: list[subprocess.Popen[str]], total: int, how: int = signal.SIGKILL
+) -> subprocess.Popen[str]:
+    """Send ``how`` (SIGKILL) to the worker holding a partition with work left, once about a
+    third of the events were acknowledged; returns it, ended."""
 
     async def progress() -> tuple[int, dict[int, int]]:
         nc = await nats.connect(url)
@@ -225,8 +248,8 @@ def kill_a_busy_worker(url: str, workers: list[subprocess.Popen[str]], total: in
         busy = [w for w in workers if w.pid in owners]
         if acked >= total // 3 and busy:
             victim = max(busy, key=lambda w: owners[w.pid])
-            os.kill(victim.pid, signal.SIGKILL)
-            victim.communicate(timeout=30)
+            os.kill(victim.pid, how)
+            _, victim.stderr_text = victim.communicate(timeout=60)  # type: ignore[attr-defined]
             return victim
         time.sleep(0.05)
     raise AssertionError("the workers never got a third of the way")
@@ -234,7 +257,7 @@ def kill_a_busy_worker(url: str, workers: list[subprocess.Popen[str]], total: in
 
 def test_bad_messages_are_counted_and_moved_to_the_dead_letter_subject(server: NatsServer, tmp_path: Path) -> None:
     good = (REPO / "tests/fixtures/events_v0.24.1_docs.jsonl").read_bytes().splitlines()[0]
-    worker = start_worker(server.url, "&idle=4")
+    worker = start_worker(server.url, idle=4)
     wait_for_stream(server.url, "TRACEE_EVENTS")
     bad = [b"{not json", b"[1, 2]", b'{"eventName": "no_such_event"}', b'{"eventName": "openat", "args": 7}']
     publish_events(server.url, [("tracee.events.web", payload) for payload in [*bad, good]])
