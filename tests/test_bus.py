@@ -399,3 +399,22 @@ def test_tls_with_a_client_certificate_and_a_token(tmp_path: Path) -> None:
         assert no_cert.returncode == 2 and "cannot connect" in no_cert.stderr
         no_token = tracee_rules("--input", str(events), "--output", url, *client)
         assert no_token.returncode == 2 and "cannot connect" in no_token.stderr
+
+
+def test_an_nkey_seed_file_signs_the_connection(tmp_path: Path) -> None:
+    import nkeys
+
+    seed = nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER)
+    public = nkeys.from_seed(seed).public_key.decode()
+    (tmp_path / "user.nk").write_bytes(seed + b"\n")
+    config = tmp_path / "server.conf"
+    config.write_text(f'authorization {{ users = [ {{ nkey: "{public}" }} ] }}\n')
+    events = REPO / "examples/events/demo.jsonl"
+    with nats_server("-c", str(config)) as server:
+        url = f"{server.url}/tracee.findings"
+        signed = tracee_rules("--input", str(events), "--output", url, "--nats-nkey", str(tmp_path / "user.nk"))
+        assert signed.returncode == 0, signed.stderr
+        assert re.search(r"[1-9]\d* findings published", signed.stderr), signed.stderr
+        assert seed.decode() not in signed.stderr
+        unsigned = tracee_rules("--input", str(events), "--output", url)
+        assert unsigned.returncode == 2 and "cannot connect" in unsigned.stderr
