@@ -134,6 +134,12 @@ def _findings(url: str) -> int:
     return asyncio.run(count())
 
 
+def server_cpu(pid: int) -> float:
+    """CPU seconds the server used so far (user + system)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--hosts", type=int, default=8)
@@ -149,18 +155,25 @@ def main() -> int:
         total = args.hosts * args.events
         local_s, local_findings = local_replay(paths, Path(tmp) / "findings.json")
         print(
-            f"local replay   : {total / local_s:9.0f} events/s  ({total} events, {local_s:.1f} s, {local_findings} findings)"
+            f"local replay   : {total / local_s:9.0f} events/s  ({total} events of "
+            f"{sum(p.stat().st_size for p in paths) / total:.0f} bytes, {local_s:.1f} s, {local_findings} findings)"
         )
         server = NatsServer()
         try:
+            cpu = server_cpu(server.proc.pid)
             pub_s, _ = publish(server.url, paths, args.partitions)
+            used = server_cpu(server.proc.pid) - cpu
             print(
                 f"publish        : {total / pub_s:9.0f} events/s  ({pub_s:.1f} s, every event acknowledged by JetStream)"
             )
+            print(f"   nats-server : {used / total * 1e6:9.1f} CPU µs per event stored ({used:.2f} s)")
             results = {}
             before = 0
             for n in (1, 2):
+                cpu = server_cpu(server.proc.pid)
                 elapsed, findings = workers(server.url, n, f"bench{n}", total, args.partitions, before)
+                used = server_cpu(server.proc.pid) - cpu
+                print(f"   nats-server : {used / total * 1e6:9.1f} CPU µs per event delivered and acknowledged")
                 # findings of a second run are the same findings again: the duplicate window keeps them out
                 before += findings
                 results[n] = elapsed

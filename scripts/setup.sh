@@ -12,9 +12,10 @@ cd "$(dirname "$0")/.."
 # with python3-dev, for the C encoder of `tracee -o json` (collector/_fastjson.c, optional);
 # pahole (dwarves) for builds from kernel headers (KERN_HEADERS), with Debian's kernel
 # headers and lz4 (to unpack that kernel's image) for the test that checks them; Docker (a daemon the
-# container-identity tests start on their own socket) and a static busybox for their image.
+# container-identity tests start on their own socket) and a static busybox for their image;
+# openssl makes the certificates of the NATS TLS test.
 APT_PACKAGES=(python3 python3-venv python3-pip python3-dev make gcc libc6-dev clang llvm libbpf-dev libbpf1 libelf-dev
-              bpftool dwarves lz4 linux-headers-cloud-amd64 docker.io busybox-static)
+              bpftool dwarves lz4 linux-headers-cloud-amd64 docker.io busybox-static openssl)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -49,11 +49,16 @@ class NatsServer:
         self.port = free_port()
         self.store = tempfile.mkdtemp(prefix="pytracee-nats-")
         self.log = Path(self.store) / "server.log"
-        self.proc = subprocess.Popen(
-            [server_binary(), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", self.store, *extra],
-            stdout=subprocess.DEVNULL,
-            stderr=open(self.log, "wb"),  # noqa: SIM115 - closed with the process
-        )
+        self.extra = extra
+        self._start()
+
+    def _start(self) -> None:
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [server_binary(), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", self.store, *self.extra],
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
         deadline = time.monotonic() + 20
         while True:
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.5):
@@ -67,8 +72,18 @@ class NatsServer:
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
+    def restart(self, pause: float = 1.0) -> None:
+        """Stop the server (by its pid, keeping its store) and start it again on the same port."""
+        self._terminate()
+        time.sleep(pause)
+        self._start()
+
     def stop(self) -> None:
         """Stop the server by its pid and remove its store."""
+        self._terminate()
+        shutil.rmtree(self.store, ignore_errors=True)
+
+    def _terminate(self) -> None:
         if self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGTERM)
             try:
@@ -76,7 +91,6 @@ class NatsServer:
             except subprocess.TimeoutExpired:
                 os.kill(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
-        shutil.rmtree(self.store, ignore_errors=True)
 
 
 @contextlib.contextmanager

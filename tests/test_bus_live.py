@@ -36,6 +36,8 @@ def test_tracee_publishes_live_events_and_a_worker_detects_from_the_bus(tmp_path
         tracee = Tracee(
             "-e", "ptrace", "-s", "comm=pytracee-dbg",
             "--output", f"{server.url}/tracee.events?host=live-node",
+            "--rules", "TRC-102",  # tracee detects too, and publishes its own findings
+            "--findings-output", f"{server.url}/tracee.local?stream=LOCAL_FINDINGS",
         )  # fmt: skip
         worker = subprocess.Popen(
             [
@@ -62,6 +64,10 @@ def test_tracee_publishes_live_events_and_a_worker_detects_from_the_bus(tmp_path
         assert {subject.rsplit(".", 1)[1] for subject, _, _ in events} == {"live-node"}
         assert all(json.loads(data)["processName"] == "pytracee-dbg" for _, data, _ in events)
         findings = [json.loads(data) for _, data, _ in read_stream(server.url, "TRACEE_FINDINGS")]
+        local = [json.loads(data) for _, data, _ in read_stream(server.url, "LOCAL_FINDINGS")]
+        assert "1 findings published, 0 dropped" in tracee_err
+    assert [f["SigMetadata"]["ID"] for f in local] == ["TRC-102"]
+    assert local[0]["Context"]["timestamp"] == findings[0]["Context"]["timestamp"]
     assert [f["SigMetadata"]["ID"] for f in findings] == ["TRC-102"]
     context = findings[0]["Context"]
     assert context["eventName"] == "ptrace" and context["processName"] == "pytracee-dbg"

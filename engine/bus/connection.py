@@ -189,6 +189,8 @@ class _RedactingFilter(logging.Filter):
         self.connection = connection
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "asyncio" and "eof_received()" in str(record.msg):
+            return False  # asyncio's note when nats-py closes a TLS connection: not a problem
         record.msg = self.connection.redact(record.getMessage())
         record.args = None
         return True
@@ -222,7 +224,8 @@ class BusConnection:
 
     def connect(self, timeout: float = CONNECT_TIMEOUT) -> None:
         """Connect (from the main thread); :class:`BusError` if no server answers in ``timeout``."""
-        logging.getLogger("nats").addFilter(self._filter)
+        for name in ("nats", "asyncio"):
+            logging.getLogger(name).addFilter(self._filter)
         self._thread.start()
         self.call(self._connect(timeout), timeout + 2)
 
@@ -290,7 +293,8 @@ class BusConnection:
             self._thread.join(timeout)
             if not self._thread.is_alive():
                 self.loop.close()
-        logging.getLogger("nats").removeFilter(self._filter)
+        for name in ("nats", "asyncio"):
+            logging.getLogger(name).removeFilter(self._filter)
 
     async def _cancel_tasks(self) -> None:
         """Cancel what still runs on the loop (nats-py's readers, a publisher), so that

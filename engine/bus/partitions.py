@@ -139,4 +139,8 @@ async def ensure_findings_stream(bus: BusConnection, stream: str, subject_prefix
     except Exception as exc:
         if "already in use" not in str(exc):
             raise
+        if await find_stream(bus, f"{subject_prefix}.x") != stream:  # a stream of that name for other subjects
+            raise BusError(
+                f"stream {stream} exists and does not capture {subject_prefix}.>: choose another with ?stream=NAME"
+            ) from None
     return stream

@@ -12,7 +12,9 @@ loop, in batches, each message with a ``Nats-Msg-Id`` header:
 * **reconnects**: while the connection is down, nats-py reconnects and the batch is
   retried (every ``retry_wait`` seconds, for up to ``retry_for`` seconds) from the
   first unacknowledged message, in order; copies of messages that had been stored
-  are dropped by the stream's duplicate window (same message id);
+  are dropped by the stream's duplicate window (same message id). What nats-py had
+  buffered during the disconnection is sent when it reconnects, before the retry: the
+  few messages in flight then may be stored out of order (each still once);
 * **counted**: what was published, dropped (buffer full, or left at the end) and
   failed (not stored within ``retry_for``) is kept in :attr:`stats`, and the end of
   the run logs it; nothing is lost silently.

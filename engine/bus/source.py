@@ -37,6 +37,7 @@ after this many seconds without a message; 0, the default, never stops).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import time
 from collections.abc import Callable, Generator, Iterator
@@ -140,6 +141,10 @@ class NatsEventSource:
         #: The messages of the last fetch, and those of them acknowledged (by id()).
         self._round: list[Msg] = []
         self._acked: set[int] = set()
+        #: The next round's fetch, started while this one is processed.
+        self._prefetch: concurrent.futures.Future[dict[int, list[Msg]]] | None = None
+        #: Acknowledgements sent and not known to be written yet.
+        self._acks: list[concurrent.futures.Future[None]] = []
         self._iterator: Generator[Event, None, None] | None = None
         self._opened = False
 
@@ -241,6 +246,13 @@ class NatsEventSource:
         self.bus.close()
 
     async def _release_all(self) -> None:
+        # the acknowledgements first (one that failed is redelivered), then what goes back
+        await asyncio.gather(*(asyncio.wrap_future(ack) for ack in self._acks), return_exceptions=True)
+        await self.bus.nc.flush(10)
+        if self._prefetch is not None:
+            prefetched = await asyncio.wrap_future(self._prefetch)
+            self._round += [msg for messages in prefetched.values() for msg in messages]
+            self._prefetch = None
         for msg in self._round:  # fetched, not processed: redelivered first, to the next worker
             if id(msg) not in self._acked:
                 await msg.nak()
@@ -261,20 +273,22 @@ class NatsEventSource:
         active: list[int] = []  # partitions that had messages in the last round
         while True:
             now = time.monotonic()
-            if now >= next_rebalance:
-                self.bus.call(self._rebalance(), 30)
-                next_rebalance = now + REBALANCE_EVERY
-            ready = [p for p in sorted(self._subs) if self._not_before.get(p, 0) <= now and p in leases.held]
-            if active and now < next_probe:  # busy: fetch where messages are, without waiting on empty partitions
-                ready = [p for p in active if p in ready]
-                wait = BUSY_WAIT
+            if self._prefetch is not None:  # fetched while the last round was processed
+                batches = self._prefetch.result(BUSY_WAIT + 30)
+                self._prefetch = None
             else:
-                next_probe = now + PROBE_EVERY
-                wait = FETCH_WAIT
-            if not ready:
-                active = []
-                time.sleep(0.2)
-            batches = self.bus.call(self._fetch(ready, wait), wait + 30) if ready else {}
+                if now >= next_rebalance:  # only with no fetch in flight: hand-backs see every message
+                    self.bus.call(self._rebalance(), 30)
+                    next_rebalance = now + REBALANCE_EVERY
+                ready = [p for p in sorted(self._subs) if self._not_before.get(p, 0) <= now and p in leases.held]
+                wait = BUSY_WAIT if active else FETCH_WAIT  # busy: never wait long on empty partitions
+                if active and now < next_probe:  # busy: fetch where messages are
+                    ready = [p for p in active if p in ready]
+                else:
+                    next_probe = now + PROBE_EVERY
+                if not ready:
+                    time.sleep(0.2)
+                batches = self.bus.call(self._fetch(ready, wait), wait + 30) if ready else {}
             active = [p for p, messages in batches.items() if messages]
             if not active:
                 waiting = any(t > time.monotonic() for t in self._not_before.values())  # redeliveries to come
@@ -287,6 +301,9 @@ class NatsEventSource:
             last_message = time.monotonic()
             self._round = [msg for partition in active for msg in batches[partition]]
             self._acked = set()
+            if time.monotonic() < next_rebalance and time.monotonic() < next_probe:
+                # the next batches of the busy partitions arrive while these are processed
+                self._prefetch = asyncio.run_coroutine_threadsafe(self._fetch(active, BUSY_WAIT), self.bus.loop)
             for partition in active:
                 if partition not in leases.held:  # lost meanwhile: its new owner gets them again
                     continue
@@ -366,13 +383,14 @@ class NatsEventSource:
             )
         processed = [entry[0] for entry in self._batch[:done]]
         self._batch = self._batch[done:]
-        self.bus.call(self._ack(processed), 30)
+        # sent in order on the loop, not waited for (close() waits for the last ones)
+        self._acks = [f for f in self._acks if not f.done()]
+        self._acks.append(asyncio.run_coroutine_threadsafe(self._ack(processed), self.bus.loop))
         self._acked.update(map(id, processed))
 
     async def _ack(self, messages: list[Msg]) -> None:
         for msg in messages:
             await msg.ack()
-        await self.bus.nc.flush(10)
 
     # --- partitions ---
 
