@@ -213,7 +213,7 @@ class Session:
             if self.context is not None:
                 self.wanted_events |= self.context.consumed_events
 
-    def traced_events(self) -> set[str]:
+    def needed_events(self) -> set[str]:
         """The events a tracer must record for this run: those the signatures select by name
         and those the context consumes (:attr:`~pytracee.engine.context.EventContext.consumed_events`)."""
         names = set(self.engine.selected_event_names()) if self.engine is not None else set()

@@ -230,24 +230,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, io.TextIOWrapper):
             stream.reconfigure(errors="backslashreplace")
-    try:
-        selection = parse_selection(args.events, args.scope, args.trace)
-        bus_outputs, local_outputs = split_bus_outputs(args.event_output)
-        output = parse_output_options(local_outputs or (["none"] if bus_outputs else []))
-        if output.exec_hash and getattr(args, "exec_hash", None) is None:
-            args.exec_hash = "on"  # Tracee's option:exec-hash; on by default anyway
-        printer = _event_printer(output, bus_outputs, args)
-        args.capture_options = parse_capture(args.capture)
-    except (FilterError, OutputError, ConfigError, CaptureOptionError) as exc:
-        parser.print_usage(sys.stderr)
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return ExitStatus.USAGE
-    try:
-        metrics = open_metrics_server(args)
-    except ConfigError as exc:
-        parser.print_usage(sys.stderr)
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return ExitStatus.USAGE
+    prepared = _prepare(args, parser)
+    if isinstance(prepared, int):
+        return prepared
+    selection, printer, metrics = prepared
     session = _load_session(args, selection, pm, file_config, reparser(parser, argv))
     if isinstance(session, int):
         if metrics is not None:
@@ -262,6 +248,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         if session is not None:  # when tracing never started; run() already did otherwise
             status = session.finish(ExitStatus(status))
     return status
+
+
+def _prepare(
+    args: argparse.Namespace, parser: argparse.ArgumentParser
+) -> tuple[Selection, EventPrinter, MetricsServer | None] | int:
+    """The event selection, the printer and the metrics server the options ask for, or the
+    exit status of a usage error."""
+    try:
+        selection = parse_selection(args.events, args.scope, args.trace)
+        bus_outputs, local_outputs = split_bus_outputs(args.event_output)
+        output = parse_output_options(local_outputs or (["none"] if bus_outputs else []))
+        if output.exec_hash and getattr(args, "exec_hash", None) is None:
+            args.exec_hash = "on"  # Tracee's option:exec-hash; on by default anyway
+        printer = _event_printer(output, bus_outputs, args)
+        args.capture_options = parse_capture(args.capture)
+        metrics = open_metrics_server(args)
+    except (FilterError, OutputError, ConfigError, CaptureOptionError) as exc:
+        parser.print_usage(sys.stderr)
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return ExitStatus.USAGE
+    return selection, printer, metrics
 
 
 def _event_printer(output: OutputSpec, bus_outputs: list[str], args: argparse.Namespace) -> EventPrinter:
@@ -399,7 +406,7 @@ def _traced_events(selection: Selection, session: Session | None, capturing: boo
     from ..collector import supported_events
 
     printed = selection.wanted_events()
-    needed = session.traced_events() if session is not None else set()
+    needed = session.needed_events() if session is not None else set()
     available = set(supported_events())
     unsupported = sorted((printed | needed) - available)
     if unsupported:

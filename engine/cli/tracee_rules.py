@@ -320,7 +320,7 @@ def _print_listing(args: argparse.Namespace, session: Session) -> ExitStatus:
         elif args.list:
             _print_list(session.available, session.signatures)
         else:
-            print(",".join(sorted(session.traced_events())))
+            print(",".join(sorted(session.needed_events())))
         sys.stdout.flush()
     except BrokenPipeError:  # `tracee-rules --list | head`
         silence_closed_output(sys.stdout)
