@@ -25,6 +25,10 @@
 
 #include "maps.h"
 
+#ifndef BPF_F_NO_PREALLOC     /* a uapi enum: absent from vmlinux.h built from kernel headers (KERN_HEADERS) */
+#define BPF_F_NO_PREALLOC (1U << 0)
+#endif
+
 #define DF_STR_LEN      252    /* bytes of a key's string (an LPM key has at most 256 data bytes) */
 #define DF_STR_MAX      251    /* bytes of a path compared; patterns are shorter */
 #define DF_CONTAINS_MAX 8

@@ -173,7 +173,10 @@ class Engine:
 
         For plugins that keep context across events (findings are enriched from it):
         an observer does not select events, so it adds nothing to what is traced, and
-        one that raises is logged and the event goes on to the signatures. An observer
+        one that raises is logged and the event goes on to the signatures. Events no
+        signature selects reach it whole; those the signatures select reach it as far
+        as their filters admit them (a replay skips the rest undecoded, the kernel's
+        data filters drop them live), which is all a finding can be raised on. An observer
         may hold an event back until another one has come (the other half of a pair):
         it returns ``True`` and later hands the event back with :meth:`release`.
         ``at_end()`` runs at the end of input, before the signatures hear of it, to

@@ -165,6 +165,13 @@ class Settings:
             rules.extend(override.exceptions)
         return rules
 
+    def referenced_ids(self) -> set[str]:
+        """Every signature ID the files name: in parameters, overrides and exceptions."""
+        ids = {sig_id for f in self.files for sig_id in f.params}
+        ids.update(o.rule for o in self.overrides)
+        ids.update(sig_id for e in self.exceptions() for sig_id in e.signatures)
+        return ids
+
     def disabled(self) -> set[str]:
         """Signature IDs an override turns off."""
         state: dict[str, bool] = {}

@@ -209,7 +209,8 @@ class Session:
         self._started = True
         pm.hook.tracee_sessionstart(session=self)
         if self.wanted_events is not None:  # what the context and the engine's observers need decoded too
-            self.wanted_events |= self.engine.observed_event_names()
+            # observers get the events no signature selects whole; the others as far as the signatures take them
+            self.wanted_events |= self.engine.observed_event_names() - set(self.engine.selected_event_names())
             if self.context is not None:
                 self.wanted_events |= self.context.consumed_events
 
@@ -411,21 +412,25 @@ def collect(config: SessionConfig, pm: PluginManager) -> tuple[list[LoadedSignat
     """
     bundles = BundleCollector()
     pm.register(bundles)
+    blocked = pm.is_blocked(BUILTIN_RULES)
+    languages = builtin_rule_languages(config) if not blocked else ()
     try:
-        if config.load_builtin_rules and not pm.is_blocked(BUILTIN_RULES):
-            with resources.as_file(resources.files("pytracee.rules")) as builtin_rules:
-                pm.load_path(builtin_rules, config, enabled_by_default=False)
+        _load_builtin_rules(config, pm, languages)
         for directory in config.rules_dirs:
             pm.load_path(directory, config)
     finally:
         pm.unregister(bundles)
+    settings = Settings([*([config.config_file] if config.config_file else []), *bundles.bundles])
     available = pm.collect_signatures()
+    rest = () if blocked or not config.load_builtin_rules else tuple(set(BUILTIN_RULE_LANGUAGES) - set(languages))
+    if rest and settings.referenced_ids() - {loaded.metadata.id for loaded in available}:
+        _load_builtin_rules(config, pm, rest)  # the configuration names a shipped rule file's signature
+        available = pm.collect_signatures()
     pm.check_hooks()
     for error in pm.load_errors:
         log.error("not loaded: %s", error)
     if pm.load_errors and config.strict:
         raise ConfigError(f"{len(pm.load_errors)} plugin(s) or rule file(s) failed to load (--strict)")
-    settings = Settings([*([config.config_file] if config.config_file else []), *bundles.bundles])
     available, problems = configure_signatures(available, settings)
     problems = [*bundles.problems, *problems]
     if problems:
@@ -434,6 +439,13 @@ def collect(config: SessionConfig, pm: PluginManager) -> tuple[list[LoadedSignat
         available, config.rules, [*config.disabled, *settings.disabled()], enabled=settings.enabled()
     )
     return available, chosen, settings
+
+
+def _load_builtin_rules(config: SessionConfig, pm: PluginManager, languages: Iterable[str]) -> None:
+    """Load the shipped rule files of these languages (off by default: ``--rules`` chooses them)."""
+    with resources.as_file(resources.files("pytracee.rules")) as builtin_rules:
+        for language in sorted(languages):
+            pm.load_path(builtin_rules / language, config, enabled_by_default=False)
 
 
 def _by_id(counts: Counter[str]) -> list[tuple[str, int]]:

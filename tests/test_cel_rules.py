@@ -144,7 +144,11 @@ def test_metadata_matches_the_builtin(cel_rules: dict[str, CelSignature], cel_id
 @pytest.mark.parametrize("cel_id", CEL_IDS)
 def test_selectors_match_the_builtin(cel_rules: dict[str, CelSignature], cel_id: str) -> None:
     cel = cel_rules[cel_id].get_selected_events()
-    builtin = BUILTINS[cel_id.replace("CEL-", "TRC-")]().get_selected_events()
+    builtin = [  # the selectors of events found only in older recordings are the Python built-ins' own
+        selector
+        for selector in BUILTINS[cel_id.replace("CEL-", "TRC-")]().get_selected_events()
+        if not selector.recorded_only
+    ]
     assert sorted(map(_selector_key, cel)) == sorted(map(_selector_key, builtin))
 
 

@@ -3,6 +3,7 @@ with their reason and line exactly as when everything is decoded."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 from collections import Counter
@@ -74,7 +75,10 @@ def test_a_consumer_adds_the_events_it_needs(tmp_path: Path) -> None:
     fork = {"eventName": "sched_process_fork", "hostProcessId": 3, "args": [{"name": "child_pid", "value": 4}]}
     path = tmp_path / "fork.jsonl"
     path.write_text(json.dumps(fork) + "\n" + json.dumps(OPENAT) + "\n")
-    session = Session(SessionConfig(load_installed_plugins=False))
+    no_tree = argparse.Namespace(proctree=["source=none"])  # the process tree consumes forks itself
+    # (and the syscall context pairs openat with security_file_open)
+    config = SessionConfig(load_installed_plugins=False, options=no_tree, disabled=["builtin-syscall-context"])
+    session = Session(config)
     session.load()
     assert session.wanted_events is not None and "sched_process_fork" not in session.wanted_events
     reader = EventReader([path], wanted_events=session.wanted_events, admissions=session.admissions)
@@ -89,7 +93,8 @@ def test_admission_follows_the_signatures_origins_and_data_filters() -> None:
     assert session.wanted_events is not None
     assert "security_file_open" not in session.wanted_events  # every signature filters its paths
     assert "sched_process_exec" in session.wanted_events  # PYT-1 takes them all
-    assert "openat" not in session.wanted_events and "openat" not in session.admissions
+    assert "openat" in session.wanted_events  # the syscall context pairs each with its security_file_open
+    assert "openat" not in session.admissions
     engine = session.engine
     assert engine is not None
     gate = engine.admission("security_file_open", "host")
@@ -98,6 +103,10 @@ def test_admission_follows_the_signatures_origins_and_data_filters() -> None:
     assert engine.admission("security_sb_mount", "host") is False  # TRC-1014 watches containers only
     assert engine.admission("security_sb_mount", "container") is not False
     session.finish(session.run([]))
+    without_context = Session(SessionConfig(load_installed_plugins=False, disabled=["builtin-syscall-context"]))
+    without_context.load()
+    assert without_context.wanted_events is not None and "openat" not in without_context.wanted_events
+    without_context.finish(without_context.run([]))
 
 
 def _replay(path: Path, plan: bool) -> tuple[Counter[str], int]:
