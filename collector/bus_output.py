@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pytracee.engine.bus.address import BusAddress, check_name, check_subject
@@ -85,13 +85,20 @@ class BusEventOutput(EventPrinter):
         self._sequence = 0
         self._closed = False
 
-    def print(self, raw: Mapping[str, Any]) -> None:
-        """Print the event locally (if asked) and publish it."""
+    def print_many(self, events: Iterable[Mapping[str, Any] | bytes]) -> None:
+        """Print the events locally (if asked) and publish them (dicts, or the JSON lines
+        of :attr:`takes_json_lines`)."""
+        events = list(events)
         if self.spec.format != "none":
-            super().print(raw)
-        self._sequence += 1
-        payload = json_line(full_event(raw)).encode("utf-8", "backslashreplace")
-        self.publisher.submit(self.subject, payload, f"{self._id_prefix}{self._sequence}")
+            super().print_many(events)
+        submit, subject = self.publisher.submit, self.subject
+        for raw in events:
+            self._sequence += 1
+            if isinstance(raw, bytes):  # the complete event's JSON line already
+                payload = raw.rstrip(b"\n")
+            else:
+                payload = json_line(full_event(raw)).encode("utf-8", "backslashreplace")
+            submit(subject, payload, f"{self._id_prefix}{self._sequence}")
 
     @property
     def lost(self) -> int:
