@@ -29,6 +29,7 @@ read by several processes: ``--workers`` needs files.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
@@ -36,7 +37,7 @@ import select
 import signal
 import struct
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Final
 
 from .dispatch import Engine, EngineStats
@@ -96,8 +97,9 @@ def _work(engine: Engine, reader: EventReader, fd: int, index: int) -> int:
     def send(*message: Any) -> None:
         payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
         data = memoryview(_HEADER.pack(len(payload)) + payload)
-        while data:
-            data = data[os.write(fd, data) :]
+        with _signals_held():  # a message is sent whole or not at all
+            while data:
+                data = data[os.write(fd, data) :]
 
     def forward(finding: Finding) -> None:
         try:
@@ -244,6 +246,20 @@ def _add(total: SourceStats, engine_total: EngineStats, source: SourceStats, eng
 def _interrupt(signum: int, frame: object) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second one ends the worker
     raise Interrupted
+
+
+_HELD: Final = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM wait (their handlers run after the block): an interruption
+    cannot cut a message to the main process in two."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _signal(pid: int, signum: int) -> None:

@@ -49,7 +49,8 @@ from .operations import (
 
 PROG = "tracee-rules"
 #: The collector's first threshold during a replay: each event allocates a few containers
-#: that die young; collecting every 700 allocations (Python's default) costs about 15 %.
+#: that die young, so young collections can be rarer than every 700 allocations (Python's
+#: default); what loading left is frozen (``gc.freeze``) and never scanned again.
 GC_THRESHOLD_0 = 50_000
 _SEVERITY_NAMES = {0: "info", 1: "low", 2: "medium", 3: "high", 4: "critical"}
 
