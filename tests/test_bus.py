@@ -418,3 +418,43 @@ def test_an_nkey_seed_file_signs_the_connection(tmp_path: Path) -> None:
         assert seed.decode() not in signed.stderr
         unsigned = tracee_rules("--input", str(events), "--output", url)
         assert unsigned.returncode == 2 and "cannot connect" in unsigned.stderr
+
+
+def test_a_message_delivered_too_often_is_moved_aside_not_retried(server: NatsServer) -> None:
+    """A message earlier workers received and never acknowledged (they crashed on it) goes to the
+    dead-letter subject once it was delivered more than max_deliver times."""
+    good = (REPO / "tests/fixtures/events_v0.24.1_docs.jsonl").read_bytes().splitlines()[0]
+    first = start_worker(server.url, idle=1)  # creates the streams, then stops
+    assert first.wait(60) == 0
+    publish_events(server.url, [("tracee.events.web", good)])
+    (subject, _, _) = read_stream(server.url, "TRACEE_EVENTS")[0]
+    partition = int(subject.split(".")[2])
+
+    async def crash_twice() -> None:  # two deliveries, no acknowledgement
+        from nats.js.api import AckPolicy, ConsumerConfig
+
+        nc = await nats.connect(server.url)
+        js = nc.jetstream()
+        config = ConsumerConfig(
+            durable_name=f"detect-p{partition}",
+            filter_subject=f"tracee.events.{partition}.*",
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=1,
+            max_deliver=-1,
+        )
+        await js.add_consumer("TRACEE_EVENTS", config)
+        sub = await js.pull_subscribe_bind(f"detect-p{partition}", stream="TRACEE_EVENTS")
+        for _ in range(2):
+            (msg,) = await sub.fetch(1, timeout=5)
+            assert msg.data == good
+            await asyncio.sleep(1.5)  # past ack_wait: redelivered
+        await nc.close()
+
+    asyncio.run(crash_twice())
+    worker = start_worker(server.url, idle=4, max_deliver=2)
+    _, err = worker.communicate(timeout=120)
+    assert worker.returncode == 0, err
+    assert "0 events processed, 1 skipped (delivered too often: 1)" in err
+    assert "delivered 3 times without being processed" in err
+    (moved,) = read_stream(server.url, "TRACEE_EVENTS_DEADLETTER")
+    assert moved[1] == good and moved[2]["Tracee-Reason"] == "delivered too often"
