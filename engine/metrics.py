@@ -271,9 +271,22 @@ class RunCollector:
             "findings suppressed, by reason (the exception or plugin that suppressed them)",
             labels=["reason"],
         )
-        for reason, count in sorted(_snapshot(session.suppressed).items()):
+        by_reason = dict(_snapshot(session.suppressed))
+        suppression = getattr(session, "suppression", None)  # exceptions and de-duplication (after load)
+        counters = suppression.counters() if suppression is not None else {}
+        for name, count in counters.get("suppressed_by_exception", {}).items():
+            by_reason[f"exception: {name}"] = count
+        for reason, count in sorted(by_reason.items()):
             suppressed.add_metric([reason], count)
         yield suppressed
+        repeats = CounterMetricFamily(
+            "pytracee_findings_deduplicated",
+            "repeated findings counted, not delivered, within the de-duplication window (--dedup-window)",
+            labels=["detector_id"],
+        )
+        for sig_id, count in sorted(counters.get("deduplicated_by_signature", {}).items()):
+            repeats.add_metric([sig_id], count)
+        yield repeats
         yield CounterMetricFamily(
             "pytracee_findings_undelivered", "findings not delivered to an output", undelivered(session)
         )

@@ -146,6 +146,35 @@ def tracee_finding_filter(finding):
 """
 
 
+EXCEPTIONS = """
+exceptions:
+  - name: strace-is-expected
+    signatures: [TRC-102]
+    match:
+      processName: strace
+"""
+
+
+def test_exceptions_and_repeats_are_counted_by_name(replay: Callable[..., Any], tmp_path: Path) -> None:
+    config = tmp_path / "pytracee.yaml"
+    config.write_text(EXCEPTIONS)
+    proc, base = replay("--rules", "TRC-102", "--config", str(config), "--dedup-window", "60")
+    send(
+        proc,
+        event("ptrace", TRACEME, comm="strace", pid=1),  # excepted
+        event("ptrace", TRACEME, comm="strace", pid=1),  # excepted
+        event("ptrace", TRACEME, comm="gdb", pid=2),  # delivered
+        event("ptrace", TRACEME, comm="gdb", pid=2),  # the same finding again: counted, not delivered
+    )
+    excepted = ("pytracee_findings_suppressed_total", (("reason", "exception: strace-is-expected"),))
+    repeated = ("pytracee_findings_deduplicated_total", (("detector_id", "TRC-102"),))
+    samples = wait_for(base, lambda s: s.get(("tracee_events_total", ())) == 4 and s.get(repeated) == 1)
+    assert samples[excepted] == 2
+    assert samples[("tracee_signatures_detections_total", ())] == 4  # produced, before exceptions and repeats
+    status, out = finish(proc)
+    assert status == 0 and out.count("TRC-102") == 1, out
+
+
 def test_a_long_running_replay_serves_its_counts(replay: Callable[..., Any], tmp_path: Path) -> None:
     rules = tmp_path / "rules"
     rules.mkdir()
