@@ -56,7 +56,7 @@ def observe_cost(stream: Path) -> float:
     import json
     import statistics
 
-    from pytracee.engine.context import ContextSettings, EventContext
+    from pytracee.engine.context.state import ContextSettings, EventContext
     from pytracee.engine.events import Event
 
     raws = [json.loads(line) for line in stream.read_text().splitlines()]
@@ -110,7 +110,7 @@ def live(execs: int, extra: list[str], bindir: Path) -> tuple[float, int, str]:
 def tree_memory(processes: int, argv_chars: int) -> tuple[int, int]:
     """Bytes tracemalloc sees held by a full process tree, and its size."""
     sys.path.insert(0, str(HERE.parent))
-    from pytracee.engine.proctree import ProcessTree
+    from pytracee.engine.context.proctree import ProcessTree
 
     gc.collect()
     tracemalloc.start()

@@ -80,7 +80,7 @@ def dispatch_cost(path: Path, events: int, repeat: int) -> tuple[float, float, i
     memory) through the default signatures, best of ``repeat``: (untimed, timed, signature calls)."""
     import orjson
     from pytracee.engine import Event
-    from pytracee.engine.metrics import SignatureTimings
+    from pytracee.engine.operations.metrics import SignatureTimings
     from pytracee.engine.session import Session, SessionConfig
 
     with path.open("rb") as lines:

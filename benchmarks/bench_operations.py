@@ -69,7 +69,7 @@ def config_text(dedup: float) -> str:
 
 
 def replay(path: Path, config_path: Path | None) -> tuple[float, dict[str, int], int]:
-    from pytracee.engine.config import load_config
+    from pytracee.engine.operations.config import load_config
     from pytracee.engine.reader import EventReader
     from pytracee.engine.session import Session, SessionConfig
 
@@ -94,9 +94,9 @@ def replay(path: Path, config_path: Path | None) -> tuple[float, dict[str, int],
 
 def per_finding_cost(config_path: Path, findings: int = 20_000) -> float:
     """Microseconds to test one finding against the configuration's exceptions (none matching)."""
-    from pytracee.engine.config import load_config
     from pytracee.engine.findings import Finding, SignatureMetadata
-    from pytracee.engine.suppression import Suppression
+    from pytracee.engine.operations.config import load_config
+    from pytracee.engine.operations.suppression import Suppression
     from pytracee.engine.testing import make_event
 
     suppression = Suppression(load_config(config_path).exceptions)

@@ -23,7 +23,7 @@ from typing import Any, Final, Protocol
 
 import orjson
 from pytracee.engine.catalogue import SYSCALLS
-from pytracee.engine.proctree import task_entity_id
+from pytracee.engine.context.proctree import task_entity_id
 
 from .wire import ARG_SLOT, EVENT_HEADER, EVENTS_BY_ID, STRARR_ARG, VAR_ARG, EventSpec
 

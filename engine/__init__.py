@@ -10,6 +10,7 @@ the outputs (:mod:`.output`). :mod:`.session` wires these together and
 Everything a signature author needs is importable from here.
 """
 
+from .context.proctree import ProcessInfo
 from .errors import ArgumentError, MalformedEventError
 from .events import Event
 from .findings import Finding, SignatureMetadata
@@ -28,7 +29,6 @@ from .parsers import (
     open_flags,
     ptrace_request,
 )
-from .proctree import ProcessInfo
 from .selectors import EventSelector, select
 from .signature import Signal, Signature, SignatureContext, SourceComplete, signature
 

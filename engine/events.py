@@ -24,8 +24,8 @@ from .parsers import ArgumentValueError, SockAddr
 from .schema import full_event
 
 if TYPE_CHECKING:
-    from .context import EventContext
-    from .proctree import ProcessInfo
+    from .context.proctree import ProcessInfo
+    from .context.state import EventContext
 
 __all__ = ["ORIGIN_CONTAINER", "ORIGIN_CONTAINER_INIT", "ORIGIN_HOST", "Event", "container_id_of", "origin_of"]
 
@@ -235,7 +235,7 @@ class Event:
             found = context.process_of(self)
             if found is not None:
                 return found
-        from .proctree import ProcessInfo
+        from .context.proctree import ProcessInfo
 
         info = ProcessInfo(self.host_process_id, self.raw.get("threadStartTime", 0) or 0)
         info.comm, info.executable, info.ns_pid = self.process_name, self.executable_path, self.process_id

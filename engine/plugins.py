@@ -54,7 +54,7 @@ BUILTIN_PLUGINS: Final = (
     ("builtin-outputs", "pytracee.engine.output.plugin"),
     ("builtin-rego", "pytracee.engine.rego.plugin"),
     ("builtin-cel", "pytracee.engine.cel.plugin"),
-    ("builtin-context", "pytracee.engine.context_plugin"),
+    ("builtin-context", "pytracee.engine.context.plugin"),
 )
 #: Name under which the rule files shipped in pytracee.rules (the checkout's rules/) load.
 BUILTIN_RULES: Final = "builtin-rules"

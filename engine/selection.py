@@ -33,7 +33,7 @@ from typing import Final
 
 from .dispatch import LoadedSignature
 from .errors import ConfigError
-from .overrides import SEVERITIES, severity_value
+from .operations.overrides import SEVERITIES, severity_value
 
 __all__ = ["SelectionError", "parse_term", "select_signatures"]
 

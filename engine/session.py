@@ -27,8 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .catalogue import KNOWN_EVENTS
-from .config import BundleCollector, ConfigFile, ConfigFileError
-from .context import EventContext
+from .context.state import EventContext
 from .dispatch import DuplicateSignatureError, Engine, LoadedSignature
 from .errors import (
     ConfigError,
@@ -40,15 +39,16 @@ from .errors import (
 )
 from .events import Event
 from .findings import Finding
-from .overrides import Settings, configure_signatures
+from .operations.config import BundleCollector, ConfigFile, ConfigFileError
+from .operations.overrides import Settings, configure_signatures
+from .operations.suppression import Suppression
 from .plugins import BUILTIN_RULES, LoadError, PluginManager
 from .prefilter import Admission, plan_decoding
 from .selection import select_signatures
 from .sources import EventSource, SourceStats, as_source
-from .suppression import Suppression
 
 if TYPE_CHECKING:
-    from .reload import Reparse
+    from .operations.reload import Reparse
 
 __all__ = ["Session", "SessionConfig", "builtin_rule_languages", "signature_id_order"]
 
@@ -136,7 +136,7 @@ class Session:
         self.available: list[LoadedSignature] = []
         self.engine: Engine | None = None
         self.suppressed: Counter[str] = Counter()
-        #: Exceptions and de-duplication (engine/suppression.py); its counters are public.
+        #: Exceptions and de-duplication (engine/operations/suppression.py); its counters are public.
         self.suppression = Suppression()
         #: The parameters, overrides and exceptions of the configuration and bundle files.
         self.settings = Settings()
@@ -158,7 +158,7 @@ class Session:
         #: Process tree, container identities and hashes, shown every event before dispatch
         #: (set at session start by the context plugin; None: no context kept).
         self.context: EventContext | None = None
-        #: Reads the configuration again for a hot reload (engine/reload.py); None: no reload.
+        #: Reads the configuration again for a hot reload (engine/operations/reload.py); None: no reload.
         self.reparse: Reparse | None = None
         #: Set by :meth:`request_reload` (a SIGHUP); the run reloads before the next event.
         self.reload_requested = False
@@ -199,7 +199,7 @@ class Session:
         self.signatures = self.engine.signatures  # without those whose init() failed
         self.suppression = Suppression(self.settings.exceptions(), config.dedup_window)
         if self.reparse is not None:
-            from .reload import fingerprints
+            from .operations.reload import fingerprints
 
             self.fingerprints = fingerprints(self.signatures)
         names = {s.metadata.event_name for s in self.signatures if s.metadata.event_name}
@@ -216,7 +216,7 @@ class Session:
 
     def needed_events(self) -> set[str]:
         """The events a tracer must record for this run: those the signatures select by name
-        and those the context consumes (:attr:`~pytracee.engine.context.EventContext.consumed_events`)."""
+        and those the context consumes (:attr:`~pytracee.engine.context.state.EventContext.consumed_events`)."""
         names = set(self.engine.selected_event_names()) if self.engine is not None else set()
         if self.context is not None:
             names |= self.context.consumed_events
@@ -280,7 +280,7 @@ class Session:
         if self.reparse is None:
             log.warning("reload requested, but this run cannot re-read its configuration")
         else:
-            from .reload import reload_session  # the reload machinery loads only when used
+            from .operations.reload import reload_session  # the reload machinery loads only when used
 
             reload_session(self, self.reparse)
         assert self.engine is not None  # noqa: S101 - run() checked it

@@ -42,7 +42,7 @@ from typing import Any, Final
 import pytest
 
 from .catalogue import event_id
-from .context import ContextSettings, EventContext
+from .context.state import ContextSettings, EventContext
 from .dispatch import Engine, EngineStats, LoadedSignature
 from .events import Event
 from .findings import Finding

@@ -290,7 +290,7 @@ def test_context_lookups_are_cached() -> None:
 
 def test_entity_ids_are_tracee_murmur3() -> None:
     # MurmurHash3_x86_32 reference vectors, through the seed-parameterised helper
-    from pytracee.engine.proctree import _murmur32
+    from pytracee.engine.context.proctree import _murmur32
 
     assert _murmur32(b"", 0) == 0
     assert _murmur32(b"", 1) == 0x514E28B7

@@ -6,8 +6,8 @@ import socket
 import time
 from pathlib import Path
 
-from pytracee.engine.containers import ContainerResolver
-from pytracee.engine.runtimes import QUERY_TIMEOUT, DockerClient
+from pytracee.engine.context.containers import ContainerResolver
+from pytracee.engine.context.runtimes import QUERY_TIMEOUT, DockerClient
 
 
 def test_a_hung_runtime_never_blocks_enrichment(tmp_path: Path) -> None:

@@ -19,8 +19,8 @@ import pytest
 from collector_support import Tracee
 from conftest import tracee_rules
 from docker_support import BUSYBOX, Dockerd
-from pytracee.engine.containers import ContainerResolver
-from pytracee.engine.runtimes import ContainerdClient, DockerClient
+from pytracee.engine.context.containers import ContainerResolver
+from pytracee.engine.context.runtimes import ContainerdClient, DockerClient
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="dockerd and live tracing need root"),

@@ -6,7 +6,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from pytracee.engine.exehash import ExecHasher, PendingHash
+from pytracee.engine.context.exehash import ExecHasher, PendingHash
 
 
 def key_of(path: Path) -> tuple[int, int, int]:

@@ -28,7 +28,7 @@ from collector_support import Tracee
 from prometheus_client.parser import text_string_to_metric_families
 from pytracee.engine import Event, Signature, SignatureMetadata, select
 from pytracee.engine.dispatch import Engine
-from pytracee.engine.metrics import SignatureTimings
+from pytracee.engine.operations.metrics import SignatureTimings
 
 TRACEE_RULES = Path(sys.executable).with_name("tracee-rules")
 
@@ -417,7 +417,7 @@ def test_live_tracee_printing_events_only_serves_metrics(tmp_path: Path) -> None
 
 
 def test_failing_lasts_the_window_after_the_last_undelivered_finding() -> None:
-    from pytracee.engine.metrics import FAILING_WINDOW, Health, RunView
+    from pytracee.engine.operations.metrics import FAILING_WINDOW, Health, RunView
     from pytracee.engine.session import Session, SessionConfig
     from pytracee.engine.sources import IterableSource
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 from conftest import tracee_rules
-from pytracee.engine.config import ConfigFileError, Node, load_config
 from pytracee.engine.events import Event
-from pytracee.engine.exceptions import ExceptionSet, parse_exceptions
 from pytracee.engine.findings import Finding, SignatureMetadata
+from pytracee.engine.operations.config import ConfigFileError, Node, load_config
+from pytracee.engine.operations.exceptions import ExceptionSet, parse_exceptions
 from pytracee.engine.testing import make_event
 
 NS = 1_000_000_000

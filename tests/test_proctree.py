@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from conftest import tracee_rules
-from pytracee.engine.proctree import ProcessTree, task_entity_id
+from pytracee.engine.context.proctree import ProcessTree, task_entity_id
 
 T0 = 1_765_000_000_000_000_000
 

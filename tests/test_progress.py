@@ -129,7 +129,7 @@ def test_a_finding_printed_on_the_same_terminal_erases_the_line_first(long_repla
 
 
 def test_input_position_counts_finished_files_and_sees_waiting_data(tmp_path: Path) -> None:
-    from pytracee.engine.progress import InputPosition
+    from pytracee.engine.operations.progress import InputPosition
     from pytracee.engine.reader import EventReader
 
     first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"

@@ -40,13 +40,13 @@ from pytracee.engine.cli.operations import (
     validate,
 )
 from pytracee.engine.cli.tracee_rules import setup_logging
-from pytracee.engine.config import ConfigFile, ConfigFileError, merge_options
 from pytracee.engine.errors import ConfigError, ExitStatus, StopRun
-from pytracee.engine.metrics import MetricsServer, add_metrics_options, open_metrics_server
+from pytracee.engine.operations.config import ConfigFile, ConfigFileError, merge_options
+from pytracee.engine.operations.metrics import MetricsServer, add_metrics_options, open_metrics_server
+from pytracee.engine.operations.reload import Reparse
 from pytracee.engine.output import plugin as outputs
 from pytracee.engine.output.templates import TemplateError
 from pytracee.engine.plugins import PluginManager
-from pytracee.engine.reload import Reparse
 from pytracee.engine.session import Session, SessionConfig
 
 from ..bus_output import BusEventOutput, split_bus_outputs

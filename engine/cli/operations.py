@@ -12,12 +12,12 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..config import ConfigFile, ConfigFileError, load_config, merge_options
 from ..dispatch import LoadedSignature
 from ..errors import ConfigError, ExitStatus
+from ..operations.config import ConfigFile, ConfigFileError, load_config, merge_options
+from ..operations.reload import Reparse
 from ..output.templates import TemplateError
 from ..params import declared_params
-from ..reload import Reparse
 from ..session import Session
 
 __all__ = [

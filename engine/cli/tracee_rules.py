@@ -23,15 +23,15 @@ from pathlib import Path
 
 from ..bus import BusError, add_bus_options, is_bus_url, open_bus_input
 from ..bus.address import BusAddress
-from ..config import ConfigFileError, merge_options
 from ..dispatch import LoadedSignature
 from ..errors import ConfigError, ExitStatus, Interrupted
-from ..metrics import MetricsServer, add_metrics_options, open_metrics_server
+from ..operations.config import ConfigFileError, merge_options
+from ..operations.metrics import MetricsServer, add_metrics_options, open_metrics_server
+from ..operations.progress import InputPosition, ProgressLine
 from ..output.plugin import silence_closed_output
 from ..output.templates import TemplateError
 from ..parallel import replay_sharded
 from ..plugins import PluginManager
-from ..progress import InputPosition, ProgressLine
 from ..reader import DEFAULT_MAX_LINE_SIZE, STDIN, EventReader
 from ..safetext import EscapingLogFilter
 from ..session import Session, SessionConfig, signature_id_order

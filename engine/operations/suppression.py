@@ -26,8 +26,8 @@ from typing import Final
 
 import orjson
 
+from ..findings import Finding
 from .exceptions import ExceptionRule, ExceptionSet
-from .findings import Finding
 
 __all__ = ["Deduplicator", "Suppression"]
 

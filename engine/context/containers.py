@@ -2,7 +2,7 @@
 
 The collector puts the container id (from the cgroup) on each event. The
 :class:`ContainerResolver` turns it into what the runtime knows: it answers from its
-cache at once and asks the runtimes (:mod:`~pytracee.engine.runtimes`) in a background
+cache at once and asks the runtimes (:mod:`~pytracee.engine.context.runtimes`) in a background
 thread, so the event path never waits for a socket. A container's first events go on
 with the id alone; once the answer is in, its events carry the rest. Answers are kept
 ``ttl`` seconds (then asked again, the old answer still served meanwhile); a container
@@ -25,8 +25,8 @@ from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from typing import Any, Final
 
+from ..schema import is_flat_layout
 from .runtimes import ContainerInfo, RuntimeClient, RuntimeQueryError
-from .schema import is_flat_layout
 
 __all__ = ["DEFAULT_TTL", "ContainerResolver"]
 

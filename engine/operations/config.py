@@ -12,11 +12,11 @@ line win over the file's::
     dedup-window: 60
     params:                       # signature parameters, replacing the defaults
       TRC-1016: {web_servers: [nginx, caddy]}
-    exceptions:                   # findings not to report (engine/exceptions.py)
+    exceptions:                   # findings not to report (engine/operations/exceptions.py)
       - name: runc-inherits-ld-library-path
         signatures: [TRC-107]
         match: {processName: [runc, containerd-shim]}
-    overrides:                    # changes to shipped rules (engine/overrides.py)
+    overrides:                    # changes to shipped rules (engine/operations/overrides.py)
       - {rule: TRC-1016, severity: low}
     tracee-rules: {input: [-]}    # options of one command only
     tracee: {events: [openat]}
@@ -37,10 +37,10 @@ from typing import Any, Final
 
 import yaml
 
-from .cel.yamlload import FileTooLarge, documents, read_rule_file
-from .errors import ConfigError
+from ..cel.yamlload import FileTooLarge, documents, read_rule_file
+from ..errors import ConfigError
+from ..hookspecs import hookimpl
 from .exceptions import ExceptionRule, parse_exceptions
-from .hookspecs import hookimpl
 from .overrides import Override, parse_overrides
 
 __all__ = [

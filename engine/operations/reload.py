@@ -32,17 +32,17 @@ import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..dispatch import DuplicateSignatureError, Engine, LoadedSignature
+from ..errors import ConfigError
+from ..plugins import PluginManager
+from ..signature import SignatureContext
 from .config import ConfigFile, ConfigFileError
-from .dispatch import DuplicateSignatureError, Engine, LoadedSignature
-from .errors import ConfigError
-from .plugins import PluginManager
-from .signature import SignatureContext
 from .suppression import Suppression
 
 if TYPE_CHECKING:
     import argparse
 
-    from .session import Session
+    from ..session import Session
 
 __all__ = ["ReloadEngine", "Reparse", "fingerprints", "reload_session"]
 
@@ -106,7 +106,7 @@ def _same(old: LoadedSignature, new: LoadedSignature, old_digest: str | None) ->
 
 def reload_session(session: Session, reparse: Reparse) -> bool:
     """Reload ``session``'s signatures and settings between two events; False when it kept the old ones."""
-    from .session import collect
+    from ..session import collect
 
     old_engine = session.engine
     if old_engine is None:

@@ -35,17 +35,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from .errors import ConfigError
-from .events import Event
+from ..errors import ConfigError
+from ..events import Event
+from ..reader import EventReader
 from .progress import InputPosition
-from .reader import EventReader
 
 if TYPE_CHECKING:
     from prometheus_client.registry import CollectorRegistry
 
-    from .dispatch import LoadedSignature
-    from .session import Session
-    from .sources import EventSource
+    from ..dispatch import LoadedSignature
+    from ..session import Session
+    from ..sources import EventSource
 
 __all__ = [
     "DEFAULT_STALL_SECONDS",

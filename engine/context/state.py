@@ -1,13 +1,13 @@
 """The context kept across events: process tree, container identities, executable hashes.
 
 An :class:`EventContext` is built per run by the context plugin
-(:mod:`~pytracee.engine.context_plugin`) from :class:`ContextSettings`. The session
+(:mod:`~pytracee.engine.context.plugin`) from :class:`ContextSettings`. The session
 shows it every event before dispatch (:meth:`EventContext.observe`), which
 
-* keeps the :class:`~pytracee.engine.proctree.ProcessTree` (and, live, asks the
-  :class:`~pytracee.engine.exehash.ExecHasher` for the hash of each executed file);
+* keeps the :class:`~pytracee.engine.context.proctree.ProcessTree` (and, live, asks the
+  :class:`~pytracee.engine.context.exehash.ExecHasher` for the hash of each executed file);
 * writes the container's identity into the event when the
-  :class:`~pytracee.engine.containers.ContainerResolver` has it (never waiting);
+  :class:`~pytracee.engine.context.containers.ContainerResolver` has it (never waiting);
 * links the event to the context, so signatures can read ``event.process``.
 
 :attr:`EventContext.consumed_events` declares the events it needs besides those the
@@ -30,8 +30,8 @@ from .proctree import CONSUMED_EVENTS, DEFAULT_MAX_PROCESSES, ProcessInfo, Proce
 from .runtimes import RuntimeClient
 
 if TYPE_CHECKING:
-    from .events import Event
-    from .findings import Finding
+    from ..events import Event
+    from ..findings import Finding
 
 __all__ = ["ANCESTRY_KEY", "DEFAULT_ANCESTRY_DEPTH", "ContextSettings", "EventContext"]
 

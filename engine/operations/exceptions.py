@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from .findings import Finding
+from ..findings import Finding
 
 if TYPE_CHECKING:
     from .config import Node, Problem

@@ -27,10 +27,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from .dispatch import LoadedSignature, load_signature
+from ..dispatch import LoadedSignature, load_signature
+from ..params import ParamError, Params, declared_params, resolve_params
+from ..signature import SignatureDefinitionError
 from .exceptions import ExceptionRule, parse_exceptions
-from .params import ParamError, Params, declared_params, resolve_params
-from .signature import SignatureDefinitionError
 
 if TYPE_CHECKING:
     from .config import ConfigFile, Node, Problem

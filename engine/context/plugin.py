@@ -10,7 +10,7 @@ Options (``tracee`` and ``tracee-rules``):
 * ``--exec-hash on|off`` and ``--exec-hash-max-size MB``: sha256 of executed files
   (``tracee`` only: a replay takes the recorded ``sha256`` argument, never a local file).
 
-At session start it builds the run's :class:`~pytracee.engine.context.EventContext`
+At session start it builds the run's :class:`~pytracee.engine.context.state.EventContext`
 (``session.context``); ``tracee_finding_enrich`` writes it into each finding.
 """
 
@@ -20,16 +20,16 @@ import argparse
 import os
 from typing import TYPE_CHECKING
 
-from .context import DEFAULT_ANCESTRY_DEPTH, ContextSettings, EventContext
-from .errors import ConfigError
+from ..errors import ConfigError
+from ..hookspecs import hookimpl
 from .exehash import DEFAULT_MAX_SIZE
-from .hookspecs import hookimpl
 from .proctree import DEFAULT_MAX_PROCESSES
 from .runtimes import DEFAULT_SOCKETS, RuntimeClient, client_for
+from .state import DEFAULT_ANCESTRY_DEPTH, ContextSettings, EventContext
 
 if TYPE_CHECKING:
-    from .findings import Finding
-    from .session import Session, SessionConfig
+    from ..findings import Finding
+    from ..session import Session, SessionConfig
 
 _RUNTIME_ALIASES = {"docker": "docker", "containerd": "containerd", "podman": "podman"}
 

@@ -32,10 +32,10 @@ import time
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Final
 
-from .hookspecs import hookimpl
+from ..hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from .reader import EventReader
+    from ..reader import EventReader
 
 __all__ = ["REDRAW_SECONDS", "InputPosition", "ProgressLine"]
 
