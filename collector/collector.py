@@ -26,7 +26,7 @@ import mmap
 import os
 import struct
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Self
@@ -487,35 +487,10 @@ class Collector:
         return out
 
     def _poll(self, timeout_ms: int, max_events: int | None) -> list[dict[str, Any]]:
-        reader, decoder = self._reader, self._decoder
-        if reader is None or decoder is None:
+        decoder = self._decoder
+        if decoder is None:
             raise RuntimeError("collector is not started")
-        out: list[dict[str, Any]] = []
-        if not reader.wait(timeout_ms):
-            return out
-        decode, append = decoder.decode, out.append
-        errors = 0
-
-        def handle(buf: Any, off: int, size: int) -> None:  # an mmap (ring) or bytes (perf)
-            nonlocal errors
-            try:
-                append(decode(buf, off, size))
-            except (ValueError, struct.error):
-                errors += 1
-
-        # Events hold no reference cycles; the cyclic GC would run every few hundred
-        # events while a batch piles up and cost more than the decoding.
-        gc_enabled = gc.isenabled()
-        gc.disable()
-        try:
-            reader.drain(handle, max_events)
-        finally:
-            if gc_enabled:
-                gc.enable()
-        if errors:
-            self.malformed += errors
-            LOG.warning("%d malformed records skipped (%d in total)", errors, self.malformed)
-        return out
+        return self._drain(timeout_ms, max_events, decoder.decode)
 
     def poll_json(
         self, timeout_ms: int, max_events: int | None = 16384, as_dicts: Collection[int] = ()
@@ -526,23 +501,39 @@ class Collector:
         Events whose line would need escaping, and those of the event ids ``as_dicts``
         (say, exec events whose environment the printer hides), come as dicts.
         """
-        reader, decoder = self._reader, self._decoder
-        if reader is None or decoder is None:
+        decoder = self._decoder
+        if decoder is None:
             raise RuntimeError("collector is not started")
-        out: list[bytes | dict[str, Any]] = []
+        decoder.dict_events = frozenset(as_dicts)
+        return self._drain(timeout_ms, max_events, decoder.encode_or_decode, decoder.ring_drainer())
+
+    def _drain(
+        self,
+        timeout_ms: int,
+        max_events: int | None,
+        convert: Callable[[Any, int, int], Any],
+        drainer: Callable[[Any, Any, int, int, int, list[Any]], int] | None = None,
+    ) -> list[Any]:
+        """``convert(buffer, offset, size)`` of each record ready (at most ``max_events``, the
+        first waited for up to ``timeout_ms``); records it refuses are counted as malformed.
+        ``drainer``: the C loop over a ring buffer's records, where it is built."""
+        reader = self._reader
+        if reader is None:
+            raise RuntimeError("collector is not started")
+        out: list[Any] = []
         if not reader.wait(timeout_ms):
             return out
-        decoder.dict_events = frozenset(as_dicts)
-        convert = decoder.encode_or_decode
+        # Events hold no reference cycles; the cyclic GC would run every few hundred
+        # events while a batch piles up and cost more than the decoding.
         gc_enabled = gc.isenabled()
         gc.disable()
         try:
-            drainer = decoder.ring_drainer() if isinstance(reader, RingBufferReader) else None
-            if isinstance(reader, RingBufferReader) and drainer is not None:
-                errors = reader.drain_with(drainer, out, max_events)
-            elif isinstance(reader, RingBufferReader):
-                errors = reader.drain_into(out, convert, max_events)
-            else:
+            if isinstance(reader, RingBufferReader):
+                if drainer is not None:
+                    errors = reader.drain_with(drainer, out, max_events)
+                else:
+                    errors = reader.drain_into(out, convert, max_events)
+            else:  # perf buffers: records that wrap the buffer's end come as bytes
                 errors = 0
 
                 def handle(buf: Any, off: int, size: int) -> None:
