@@ -416,12 +416,8 @@ class Decoder:
             "args": None,
         }
 
-    def decode(self, buf: Any, off: int = 0, size: int | None = None) -> dict[str, Any]:
-        """The trace.Event dict of the record at ``buf[off:off+size]`` (bytes, bytearray or mmap).
-
-        The nested ``executable``, ``container``, ``kubernetes`` and ``contextFlags`` dicts
-        are shared by the events of one thread context: treat them as read-only.
-        """
+    def _header(self, buf: Any, off: int, size: int | None) -> tuple[int, int, int, int, int, _Plan]:
+        """The record's end, timestamp, return value, event id, syscall number and decoding plan."""
         end = off + (len(buf) - off if size is None else size)
         if end - off < HEADER.size:
             raise ValueError(f"record of {end - off} bytes is shorter than the {HEADER.size}-byte header")
@@ -429,12 +425,26 @@ class Decoder:
         plan = self._plans.get(ev_id)
         if plan is None:
             raise ValueError(f"unknown event id {ev_id} in record")
-        key = buf[off + _KEY_A : off + _KEY_B] + buf[off + _KEY_C : off + _KEY_D]
+        return end, ts, retval, ev_id, sysno, plan
+
+    def _cached_template(self, buf: Any, off: int, key: bytes) -> dict[str, Any]:
+        """The context dict of the thread context ``key`` (built once; the cache is bounded)."""
         template = self._templates.get(key)
         if template is None:
             if len(self._templates) >= TEMPLATE_CACHE_MAX:
                 self._templates.clear()
             template = self._templates[key] = self._template(buf, off)
+        return template
+
+    def decode(self, buf: Any, off: int = 0, size: int | None = None) -> dict[str, Any]:
+        """The trace.Event dict of the record at ``buf[off:off+size]`` (bytes, bytearray or mmap).
+
+        The nested ``executable``, ``container``, ``kubernetes`` and ``contextFlags`` dicts
+        are shared by the events of one thread context: treat them as read-only.
+        """
+        end, ts, retval, _, sysno, plan = self._header(buf, off, size)
+        key = buf[off + _KEY_A : off + _KEY_B] + buf[off + _KEY_C : off + _KEY_D]
+        template = self._cached_template(buf, off, key)
         args = plan.args(buf, off + HEADER.size, end, self.boot_to_epoch_ns)
         event = template.copy()
         event["timestamp"] = ts + self.boot_to_epoch_ns
@@ -455,23 +465,13 @@ class Decoder:
         The thread's context is encoded once and cached: per event, only the timestamp,
         return value, syscall and arguments are.
         """
-        end = off + (len(buf) - off if size is None else size)
-        if end - off < HEADER.size:
-            raise ValueError(f"record of {end - off} bytes is shorter than the {HEADER.size}-byte header")
-        ts, retval, ev_id, sysno = _VARYING.unpack_from(buf, off)
-        plan = self._plans.get(ev_id)
-        if plan is None:
-            raise ValueError(f"unknown event id {ev_id} in record")
+        end, ts, retval, ev_id, sysno, plan = self._header(buf, off, size)
         if ev_id in self.dict_events:
             return None
         key = buf[off + _KEY_A : off + _KEY_B] + buf[off + _KEY_C : off + _KEY_D]
         parts = self._json_templates.get(key)
         if parts is None:
-            template = self._templates.get(key)
-            if template is None:
-                if len(self._templates) >= TEMPLATE_CACHE_MAX:
-                    self._templates.clear()
-                template = self._templates[key] = self._template(buf, off)
+            template = self._cached_template(buf, off, key)
             if len(self._json_templates) >= TEMPLATE_CACHE_MAX:
                 self._json_templates.clear()
             a = orjson.dumps({k: template[k] for k in _CONTEXT_A})
