@@ -36,6 +36,7 @@ from ..reader import DEFAULT_MAX_LINE_SIZE, STDIN, EventReader
 from ..safetext import EscapingLogFilter
 from ..session import Session, SessionConfig, signature_id_order
 from ..sources import EventSource
+from .argtypes import non_negative_int
 from .operations import (
     add_operations_options,
     config_from_argv,
@@ -167,13 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _workers(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number of processes (0: one per CPU), not {text!r}")
-    return value or len(os.sched_getaffinity(0))
+    return non_negative_int("a number of processes (0: one per CPU)")(text) or len(os.sched_getaffinity(0))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -20,6 +20,7 @@ import argparse
 import os
 from typing import TYPE_CHECKING
 
+from ..cli.argtypes import non_negative_int
 from ..errors import ConfigError
 from ..hookspecs import hookimpl
 from .exehash import DEFAULT_MAX_SIZE
@@ -48,7 +49,7 @@ def tracee_addoption(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--ancestry-depth",
-        type=_non_negative,
+        type=non_negative_int("a number >= 0"),
         default=DEFAULT_ANCESTRY_DEPTH,
         metavar="N",
         help="ancestors written on findings under processAncestry (default: %(default)s; 0: none)",
@@ -69,7 +70,7 @@ def tracee_addoption(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--exec-hash-max-size",
-        type=_non_negative,
+        type=non_negative_int("a number >= 0"),
         default=DEFAULT_MAX_SIZE >> 20,
         metavar="MB",
         help="files larger than this are not hashed (default: %(default)s)",
@@ -184,14 +185,4 @@ def _positive(text: str, what: str) -> int:
         value = 0
     if value < 1:
         raise ConfigError(f"{what}={text}: expected a positive number")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text}: expected a number >= 0")
     return value

@@ -37,6 +37,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from ..cli.argtypes import non_negative_int
 from ..errors import ConfigError, RuleFileError
 from ..hookspecs import hookimpl
 from ..signature import Signature
@@ -89,21 +90,11 @@ def tracee_addoption(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--rego-memory-limit",
         metavar="MB",
-        type=_memory_mb,
+        type=non_negative_int("a number of megabytes (0: no limit)"),
         default=None,
         help=f"how much memory the Rego worker process may take for the rules (it is restarted, and the "
         f"signature it was evaluating disabled, when it runs out); 0: no limit (default: {DEFAULT_MEMORY_LIMIT_MB} MB)",
     )
-
-
-def _memory_mb(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number of megabytes (0: no limit), not {text!r}")
-    return value
 
 
 @hookimpl
