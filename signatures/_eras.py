@@ -20,9 +20,17 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from pytracee.engine import Event, EventSelector
+from pytracee.engine import Event, EventSelector, Signal, Signature, SignatureContext, SourceComplete
 
-__all__ = ["MAX_HELD", "PAIRING_WINDOW_NS", "HeldFindings", "RecentActions", "process_key", "recorded_only"]
+__all__ = [
+    "MAX_HELD",
+    "PAIRING_WINDOW_NS",
+    "HeldFindings",
+    "HoldsOlderFindings",
+    "RecentActions",
+    "process_key",
+    "recorded_only",
+]
 
 #: How far apart (event timestamps, nanoseconds) the two eras' events of one action can be.
 PAIRING_WINDOW_NS: Final = 1_000_000_000
@@ -117,3 +125,19 @@ class RecentActions:
         """True (and forgotten) when process ``key``'s action near ``timestamp`` was already reported."""
         seen = self._seen.pop(key, None)
         return seen is not None and abs(timestamp - seen) <= self._window
+
+
+class HoldsOlderFindings(Signature):
+    """A signature that reads both eras' events: its older-era findings wait in
+    ``self._held`` (:class:`HeldFindings`) and are all reported at the end of the input."""
+
+    def init(self, ctx: SignatureContext) -> None:
+        super().init(ctx)
+        self._held = HeldFindings(self.emit)
+
+    def on_signal(self, signal: Signal) -> None:
+        if isinstance(signal, SourceComplete):
+            self._held.flush()
+
+    def close(self) -> None:
+        self._held.flush()

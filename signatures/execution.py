@@ -14,17 +14,15 @@ from typing import Final
 from pytracee.engine import (
     Event,
     EventSelector,
-    Signal,
     Signature,
     SignatureContext,
     SignatureMetadata,
-    SourceComplete,
     select,
 )
 from pytracee.engine.params import Param
 
 from ._common import SCHED_PROCESS_EXEC, mitre_properties
-from ._eras import HeldFindings, process_key, recorded_only
+from ._eras import HoldsOlderFindings, process_key, recorded_only
 
 __all__ = ["IllegitimateShell", "StdioOverSocket"]
 
@@ -80,7 +78,7 @@ class StdioOverSocket(Signature):
         self.emit(event, {"IP address": addr.ip, "Port": addr.port, "File descriptor": fd})
 
 
-class IllegitimateShell(Signature):
+class IllegitimateShell(HoldsOlderFindings):
     """TRC-1016: a shell executed by a web server process."""
 
     metadata = SignatureMetadata(
@@ -120,7 +118,6 @@ class IllegitimateShell(Signature):
         self._shells = frozenset(self.params.shells)
         self._web_servers = frozenset(self.params.web_servers)
         self._shell_path_suffixes = tuple(f"/{name}" for name in sorted(self._shells))
-        self._held = HeldFindings(self.emit)
 
     def on_event(self, event: Event) -> None:
         held = self._held
@@ -139,10 +136,3 @@ class IllegitimateShell(Signature):
         ):
             # reported unless this exec's sched_process_exec follows (a stream of both eras)
             held.hold(process_key(event), event)
-
-    def on_signal(self, signal: Signal) -> None:
-        if isinstance(signal, SourceComplete):
-            self._held.flush()
-
-    def close(self) -> None:
-        self._held.flush()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from pytracee.engine import Event, Signal, Signature, SignatureContext, SignatureMetadata, SourceComplete, select
+from pytracee.engine import Event, Signature, SignatureContext, SignatureMetadata, select
 from pytracee.engine.params import Param
 
 from ._common import (
@@ -21,7 +21,7 @@ from ._common import (
     write_selectors,
     written_path,
 )
-from ._eras import HeldFindings, RecentActions, process_key, recorded_only
+from ._eras import HoldsOlderFindings, RecentActions, process_key, recorded_only
 
 __all__ = ["KernelModuleLoading", "LdPreload", "RcdModification", "ScheduledTaskModification"]
 
@@ -108,7 +108,7 @@ class LdPreload(Signature):
             self.emit(event)
 
 
-class KernelModuleLoading(Signature):
+class KernelModuleLoading(HoldsOlderFindings):
     """TRC-1017: a kernel module loaded."""
 
     metadata = SignatureMetadata(
@@ -138,7 +138,6 @@ class KernelModuleLoading(Signature):
 
     def init(self, ctx: SignatureContext) -> None:
         super().init(ctx)
-        self._held = HeldFindings(self.emit)  # module files read, until their module_load
         self._loaded = RecentActions()  # module_load reported, until the init_module syscall returns
 
     def on_event(self, event: Event) -> None:
@@ -157,13 +156,6 @@ class KernelModuleLoading(Signature):
                 self.emit(event)
         elif name == "security_kernel_read_file" and event.arg("type", None) == "kernel-module":
             held.hold(process_key(event), event)
-
-    def on_signal(self, signal: Signal) -> None:
-        if isinstance(signal, SourceComplete):
-            self._held.flush()
-
-    def close(self) -> None:
-        self._held.flush()
 
 
 class RcdModification(ModificationSignature):

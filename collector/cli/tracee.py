@@ -40,6 +40,7 @@ from pytracee.engine.cli.operations import (
     validate,
 )
 from pytracee.engine.cli.tracee_rules import setup_logging
+from pytracee.engine.cli.usage import usage_error
 from pytracee.engine.errors import ConfigError, ExitStatus, StopRun
 from pytracee.engine.operations.config import ConfigFile, ConfigFileError, merge_options
 from pytracee.engine.operations.metrics import MetricsServer, add_metrics_options, open_metrics_server
@@ -265,9 +266,7 @@ def _prepare(
         args.capture_options = parse_capture(args.capture)
         metrics = open_metrics_server(args)
     except (FilterError, OutputError, ConfigError, CaptureOptionError) as exc:
-        parser.print_usage(sys.stderr)
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return ExitStatus.USAGE
+        return usage_error(parser, exc)
     return selection, printer, metrics
 
 

@@ -36,7 +36,6 @@ from ..reader import DEFAULT_MAX_LINE_SIZE, STDIN, EventReader
 from ..safetext import EscapingLogFilter
 from ..session import Session, SessionConfig, signature_id_order
 from ..sources import EventSource
-from .argtypes import non_negative_int
 from .operations import (
     add_operations_options,
     config_from_argv,
@@ -47,6 +46,7 @@ from .operations import (
     report_config_error,
     validate,
 )
+from .usage import non_negative_int, usage_error
 
 PROG = "tracee-rules"
 #: The collector's first threshold during a replay: each event allocates a few containers
@@ -200,16 +200,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         inputs = _inputs(args)
     except ValueError as exc:
-        parser.print_usage(sys.stderr)
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return ExitStatus.USAGE
+        return usage_error(parser, exc)
     if args.max_line_size < 0:
         parser.error("--max-line-size must be 0 or more")
     problem = _output_problem(args, inputs)
     if problem:
-        parser.print_usage(sys.stderr)
-        print(f"{PROG}: error: {problem}", file=sys.stderr)
-        return ExitStatus.USAGE
+        return usage_error(parser, problem)
 
     config = SessionConfig(
         rules_dirs=args.rules_dir,
@@ -258,16 +254,12 @@ def _list_or_replay(
             print(f"{PROG}: error: no input: standard input is closed; give --input FILE", file=sys.stderr)
             return ExitStatus.USAGE
         if sys.stdin.isatty():
-            parser.print_usage(sys.stderr)
-            print(f"{PROG}: error: no input: give --input FILE, or pipe events into --input -", file=sys.stderr)
-            return ExitStatus.USAGE
+            return usage_error(parser, "no input: give --input FILE, or pipe events into --input -")
         inputs = [STDIN]
 
     if args.workers > 1 and (STDIN in inputs or any(map(is_bus_url, inputs))):
         what = "standard input" if STDIN in inputs else "a nats:// input (run more workers instead)"
-        parser.print_usage(sys.stderr)
-        print(f"{PROG}: error: --workers {args.workers}: {what} can be read by one process only", file=sys.stderr)
-        return ExitStatus.USAGE
+        return usage_error(parser, f"--workers {args.workers}: {what} can be read by one process only")
 
     def reader_of(shard: tuple[int, int] | None = None) -> EventReader:
         return EventReader(
@@ -291,15 +283,11 @@ def _list_or_replay(
         log.error("%s", exc)
         return ExitStatus.FAILED
     except ValueError as exc:
-        parser.print_usage(sys.stderr)
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return ExitStatus.USAGE
+        return usage_error(parser, exc)
     try:
         metrics = open_metrics_server(args)
     except ConfigError as exc:
-        parser.print_usage(sys.stderr)
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return ExitStatus.USAGE
+        return usage_error(parser, exc)
     status = _replay(args, session, reader, reader_of, metrics)
     for sig in (signal.SIGINT, signal.SIGTERM):  # the run is over: let the summary out
         signal.signal(sig, signal.SIG_IGN)

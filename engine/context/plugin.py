@@ -20,7 +20,7 @@ import argparse
 import os
 from typing import TYPE_CHECKING
 
-from ..cli.argtypes import non_negative_int
+from ..cli.usage import non_negative_int
 from ..errors import ConfigError
 from ..hookspecs import hookimpl
 from .exehash import DEFAULT_MAX_SIZE

@@ -37,7 +37,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from ..cli.argtypes import non_negative_int
+from ..cli.usage import non_negative_int
 from ..errors import ConfigError, RuleFileError
 from ..hookspecs import hookimpl
 from ..signature import Signature

@@ -1,11 +1,14 @@
-"""Types for command-line options that plugins and both commands share (argparse ``type=``)."""
+"""What both commands and plugins share on the command line: option types, usage errors."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 
-__all__ = ["non_negative_int"]
+from ..errors import ExitStatus
+
+__all__ = ["non_negative_int", "usage_error"]
 
 
 def non_negative_int(expected: str) -> Callable[[str], int]:
@@ -23,3 +26,10 @@ def non_negative_int(expected: str) -> Callable[[str], int]:
 
     parse.__name__ = "number"  # argparse names the type in some messages
     return parse
+
+
+def usage_error(parser: argparse.ArgumentParser, message: object) -> ExitStatus:
+    """Print the usage and ``PROG: error: message`` on stderr, as argparse does; the exit status (2)."""
+    parser.print_usage(sys.stderr)
+    print(f"{parser.prog}: error: {message}", file=sys.stderr)
+    return ExitStatus.USAGE
