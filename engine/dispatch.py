@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from .errors import Interrupted, MalformedEventError
 from .events import ORIGIN_HOST, Event, origin_of
+from .filtermemo import entry_picker
 from .findings import (
     SIGNATURE_EVENT_ID_BASE,
     Finding,
@@ -81,6 +82,11 @@ Wrapper = Callable[[LoadedSignature, Callable[[Event], None]], Callable[[Event],
 class _Handlers:
     gate: Accept | None
     entries: tuple[tuple[LoadedSignature, Callable[[Event], None], Accept | None], ...]
+    #: ``pick(args)``: the entries accepting ``args``, remembered per value (:mod:`.filtermemo`)
+    pick: (
+        Callable[[Mapping[str, Any]], tuple[tuple[LoadedSignature, Callable[[Event], None], Accept | None], ...] | None]
+        | None
+    ) = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,7 +273,12 @@ class Engine:
             )
             for loaded, selectors in grouped.values()
         )
-        return _Handlers(gate=union_gate([selectors for _, selectors in grouped.values()]), entries=entries)
+        filtered_args = [arg for _, selectors in grouped.values() for s in selectors for arg in s.filters]
+        return _Handlers(
+            gate=union_gate([selectors for _, selectors in grouped.values()]),
+            entries=entries,
+            pick=entry_picker(entries, filtered_args),
+        )
 
     # --- the hot path ----------------------------------------------------------------
 
@@ -296,10 +307,13 @@ class Engine:
         if handlers is None:
             return
         args = event._arg_values()  # raises MalformedEventError before any signature runs
-        gate = handlers.gate
-        if gate is not None and not gate(args):
-            return
-        for loaded, on_event, accept in handlers.entries:
+        entries = None if handlers.pick is None else handlers.pick(args)
+        if entries is None:
+            gate = handlers.gate
+            if gate is not None and not gate(args):
+                return
+            entries = handlers.entries
+        for loaded, on_event, accept in entries:
             if accept is not None and not accept(args):
                 continue
             try:

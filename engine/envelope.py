@@ -205,6 +205,10 @@ def _find_string_args(args: bytes, names: Collection[str]) -> dict[str, Any] | N
 
 
 _NAME_KEY: Final = b'"eventName":"'
+_NAME_KEY_LENGTH: Final = len(_NAME_KEY)
+#: The names guessed so far, by their bytes (at most ``_MAX_GUESSED``: Tracee has about 500 events).
+_GUESSED: dict[bytes, str] = {}
+_MAX_GUESSED: Final = 2048
 
 
 def guess_event_name(text: bytes) -> str:
@@ -217,5 +221,11 @@ def guess_event_name(text: bytes) -> str:
     at = text.find(_NAME_KEY)
     if at < 0:
         return ""
-    start = at + len(_NAME_KEY)
-    return text[start : text.find(b'"', start)].decode("ascii", "replace")
+    start = at + _NAME_KEY_LENGTH
+    raw = text[start : text.find(b'"', start)]
+    name = _GUESSED.get(raw)
+    if name is None:  # decoding (with its error handler) costs more than the lookup
+        name = raw.decode("ascii", "replace")
+        if len(_GUESSED) < _MAX_GUESSED:  # names an attacker makes up are decoded each time
+            _GUESSED[raw] = name
+    return name

@@ -1,0 +1,61 @@
+"""Which signatures' data filters pass, remembered per argument value.
+
+On a busy stream the same few values come back again and again (``/etc/ld.so.cache``
+opened by every program start, the same shared libraries, the same sockets), and an
+event name that many signatures select with data filters on one argument (a dozen
+``pathname`` filters on ``security_file_open``) would run every filter on every event.
+When all the filters of an event's route read the same single argument, which
+signatures accept an event depends only on that argument's value: :func:`entry_picker`
+answers it once per distinct string value and then by a dictionary lookup.
+
+The memory is bounded (:data:`MAX_VALUES` values of at most :data:`MAX_VALUE_CHARS`
+characters; it starts afresh when full), so values an attacker chooses cost at most
+the filters' own time. Any other value (not a string, too long) is tested as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final, TypeVar
+
+__all__ = ["MAX_VALUES", "MAX_VALUE_CHARS", "entry_picker"]
+
+#: Distinct values remembered per route (then it starts afresh), and the longest one remembered.
+MAX_VALUES: Final = 4096
+MAX_VALUE_CHARS: Final = 512
+
+S = TypeVar("S")
+H = TypeVar("H")
+Accept = Callable[[Mapping[str, Any]], bool]
+
+
+def entry_picker(
+    entries: tuple[tuple[S, H, Accept | None], ...], filtered_args: Sequence[str]
+) -> Callable[[Mapping[str, Any]], tuple[tuple[S, H, Accept | None], ...] | None] | None:
+    """``pick(args)``: of ``entries`` (``(signature, on_event, accept)``, ``accept`` the
+    signature's merged data filter or ``None``), the entries whose filters accept ``args``, in their order, with their
+    filter replaced by ``None`` (already passed); ``None`` when the value cannot be
+    remembered (test the entries one by one). ``entry_picker`` itself answers ``None`` when
+    the filters read more than one argument, or none (nothing to remember)."""
+    if len(set(filtered_args)) != 1 or all(entry[2] is None for entry in entries):
+        return None
+    arg = filtered_args[0]
+    memo: dict[str, tuple[tuple[S, H, Accept | None], ...]] = {}
+
+    def pick(args: Mapping[str, Any]) -> tuple[tuple[S, H, Accept | None], ...] | None:
+        value = args.get(arg)
+        if type(value) is not str:
+            return None
+        chosen = memo.get(value)
+        if chosen is None:
+            if len(value) > MAX_VALUE_CHARS:
+                return None
+            chosen = tuple(
+                (signature, on_event, None) for signature, on_event, accept in entries if accept is None or accept(args)
+            )
+            if len(memo) >= MAX_VALUES:
+                memo.clear()
+            memo[value] = chosen
+        return chosen
+
+    return pick

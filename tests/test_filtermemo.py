@@ -1,0 +1,78 @@
+"""The per-value memory of which signatures' data filters pass (engine.filtermemo)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pytracee.engine import filtermemo
+from pytracee.engine.envelope import guess_event_name
+from pytracee.engine.filtermemo import MAX_VALUE_CHARS, entry_picker
+from pytracee.engine.selectors import accept_any_of, select
+
+
+def _entries() -> tuple[tuple[str, str, Any], ...]:
+    return (
+        ("etc", "on_etc", accept_any_of([select("security_file_open", pathname="/etc/*")])),
+        ("all", "on_all", None),
+        ("shadow", "on_shadow", accept_any_of([select("security_file_open", pathname=["*/shadow", "/tmp/x"])])),
+    )
+
+
+def test_picks_the_accepting_entries_in_order_and_remembers_them() -> None:
+    calls: list[str] = []
+    entries = _entries()
+    counted = tuple(
+        (name, handler, None if accept is None else (lambda args, a=accept, n=name: calls.append(n) or a(args)))
+        for name, handler, accept in entries
+    )
+    pick = entry_picker(counted, ["pathname", "pathname"])
+    assert pick is not None
+    assert pick({"pathname": "/etc/shadow"}) == (
+        ("etc", "on_etc", None),
+        ("all", "on_all", None),
+        ("shadow", "on_shadow", None),
+    )
+    assert pick({"pathname": "/usr/lib/libc.so.6"}) == (("all", "on_all", None),)
+    assert calls == ["etc", "shadow", "etc", "shadow"]
+    # the same values again: answered from memory, no filter runs
+    assert pick({"pathname": "/etc/shadow", "flags": 1})[0][0] == "etc"
+    assert pick({"pathname": "/usr/lib/libc.so.6"}) == (("all", "on_all", None),)
+    assert calls == ["etc", "shadow", "etc", "shadow"]
+
+
+def test_values_it_cannot_remember_are_left_to_the_filters() -> None:
+    pick = entry_picker(_entries(), ["pathname"])
+    assert pick is not None
+    assert pick({}) is None  # absent
+    assert pick({"pathname": 7}) is None  # not a string
+    assert pick({"pathname": ["/etc/shadow"]}) is None  # unhashable
+    assert pick({"pathname": "/etc/" + "a" * MAX_VALUE_CHARS}) is None  # too long to keep
+
+
+def test_memory_is_bounded(monkeypatch: Any) -> None:
+    monkeypatch.setattr(filtermemo, "MAX_VALUES", 8)
+    calls: list[str] = []
+    accept = accept_any_of([select("security_file_open", pathname="/etc/*")])
+    assert accept is not None
+    pick = entry_picker((("etc", "h", lambda args: calls.append(args["pathname"]) or accept(args)),), ["pathname"])
+    assert pick is not None
+    for i in range(8):
+        assert pick({"pathname": f"/etc/{i}"}) == (("etc", "h", None),)
+    assert pick({"pathname": "/tmp/8"}) == ()  # the ninth value: memory starts afresh
+    assert pick({"pathname": "/etc/0"}) == (("etc", "h", None),)  # forgotten, so tested again
+    assert calls == [f"/etc/{i}" for i in range(8)] + ["/tmp/8", "/etc/0"]
+
+
+def test_not_used_when_filters_read_several_arguments_or_none() -> None:
+    assert entry_picker(_entries(), ["pathname", "flags"]) is None
+    assert entry_picker((("all", "h", None),), []) is None
+
+
+def test_guessed_names_decoded_and_bounded() -> None:
+    assert guess_event_name(b'{"eventName":"security_file_open","args":[]}') == "security_file_open"
+    assert guess_event_name(b'{"eventName":"caf\xc3\xa9"}') == "caf\ufffd\ufffd"
+    for i in range(5000):  # made-up names: decoded every time, memory bounded
+        assert guess_event_name(b'{"eventName":"e%d"}' % i) == f"e{i}"
+    from pytracee.engine import envelope
+
+    assert len(envelope._GUESSED) <= envelope._MAX_GUESSED
