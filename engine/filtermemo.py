@@ -8,6 +8,9 @@ When all the filters of an event's route read the same single argument, which
 signatures accept an event depends only on that argument's value: :func:`entry_picker`
 answers it once per distinct string value and then by a dictionary lookup.
 
+:func:`remembered` does the same for one predicate (a replay's test of whether a record
+must be decoded at all, :mod:`.prefilter`).
+
 The memory is bounded (:data:`MAX_VALUES` values of at most :data:`MAX_VALUE_CHARS`
 characters; it starts afresh when full), so values an attacker chooses cost at most
 the filters' own time. Any other value (not a string, too long) is tested as before.
@@ -18,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, TypeVar
 
-__all__ = ["MAX_VALUES", "MAX_VALUE_CHARS", "entry_picker"]
+__all__ = ["MAX_VALUES", "MAX_VALUE_CHARS", "entry_picker", "remembered"]
 
 #: Distinct values remembered per route (then it starts afresh), and the longest one remembered.
 MAX_VALUES: Final = 4096
@@ -59,3 +62,23 @@ def entry_picker(
         return chosen
 
     return pick
+
+
+def remembered(test: Accept, arg: str) -> Accept:
+    """``test`` (a predicate over arguments that reads only ``arg``), its answer remembered
+    per string value of ``arg``."""
+    memo: dict[str, bool] = {}
+
+    def remembering(args: Mapping[str, Any]) -> bool:
+        value = args.get(arg)
+        if type(value) is not str or len(value) > MAX_VALUE_CHARS:
+            return test(args)
+        answer = memo.get(value)
+        if answer is None:
+            answer = test(args)
+            if len(memo) >= MAX_VALUES:
+                memo.clear()
+            memo[value] = answer
+        return answer
+
+    return remembering

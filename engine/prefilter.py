@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 
 from .dispatch import Engine
 from .envelope import Envelope
+from .filtermemo import remembered
 from .selectors import ANY, ORIGINS, Accept
 
 __all__ = ["Admission", "plan_decoding"]
@@ -59,6 +60,13 @@ def plan_decoding(engine: Engine, source: str = "tracee") -> tuple[set[str] | No
 
 def _admission(per_origin: Mapping[str, Accept | bool], filtered: frozenset[str]) -> Admission:
     """The test of one event's envelopes; ``filtered``: the arguments the data filters read."""
+    if len(filtered) == 1:  # the answer depends on one value: remembered per value
+        (only,) = filtered
+        tests: dict[int, Accept] = {}
+        per_origin = {
+            origin: rule if type(rule) is bool else tests.setdefault(id(rule), remembered(rule, only))
+            for origin, rule in per_origin.items()
+        }
 
     def admit(head: Envelope) -> bool:
         rule = per_origin[head.origin]

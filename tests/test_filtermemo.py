@@ -6,7 +6,7 @@ from typing import Any
 
 from pytracee.engine import filtermemo
 from pytracee.engine.envelope import guess_event_name
-from pytracee.engine.filtermemo import MAX_VALUE_CHARS, entry_picker
+from pytracee.engine.filtermemo import MAX_VALUE_CHARS, entry_picker, remembered
 from pytracee.engine.selectors import accept_any_of, select
 
 
@@ -76,3 +76,14 @@ def test_guessed_names_decoded_and_bounded() -> None:
     from pytracee.engine import envelope
 
     assert len(envelope._GUESSED) <= envelope._MAX_GUESSED
+
+
+def test_remembered_predicate_answers_as_the_test_and_runs_it_once_per_value() -> None:
+    calls: list[Any] = []
+    accept = accept_any_of([select("security_file_open", pathname=["/etc/*", "*/ld*"])])
+    assert accept is not None
+    test = remembered(lambda args: calls.append(args.get("pathname")) or accept(args), "pathname")
+    values = ["/etc/passwd", "/usr/lib/ld-linux.so", "/tmp/x", "/etc/passwd", "/tmp/x", None, 5, "/x" * MAX_VALUE_CHARS]
+    assert [test({"pathname": v}) for v in values] == [accept({"pathname": v}) for v in values]
+    # strings up to MAX_VALUE_CHARS once each; anything else every time
+    assert calls == ["/etc/passwd", "/usr/lib/ld-linux.so", "/tmp/x", None, 5, "/x" * MAX_VALUE_CHARS]
