@@ -496,7 +496,7 @@ class CaptureManager:
         if totals.get("lost_chunks"):
             text += f", {totals['lost_chunks']} chunks lost ({totals['lost_bytes']} bytes: the capture ring was full)"
         if totals.get("not_copied"):
-            text += f", {totals['not_copied']} bytes over a size budget not copied"
+            text += f", {totals['not_copied']} bytes not copied (over a size budget, or moved file to file by the kernel)"
         if self.exec_failures:
             text += f", {self.exec_failures} executables not copied (gone)"
         return text
