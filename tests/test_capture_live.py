@@ -287,6 +287,28 @@ def test_an_executable_run_100_times_is_captured_once_and_again_after_it_changes
         assert Path(a["artifact"]).name.startswith("exec.") and Path(a["artifact"]).name.endswith(".copied-true")
 
 
+def test_an_artifact_the_capture_directory_refuses_is_counted_and_tracing_goes_on(obj: Path, work: Path) -> None:
+    """A link planted as out/host is not followed, and the failed copy stops neither the
+    capture nor the event stream."""
+    victim = work / "victim"
+    victim.mkdir(mode=0o700)
+    (work / "cap" / "out").mkdir(mode=0o700, parents=True)
+    os.chmod(work / "cap", 0o700)
+    (work / "cap" / "out" / "host").symlink_to(victim)
+    body = """
+    import subprocess
+    subprocess.run(["/bin/true"], check=True)
+    time.sleep(0.5)
+    subprocess.run(["/bin/echo", "after"], check=True, stdout=subprocess.DEVNULL)
+    """
+    events, manager, _ = run_captured(obj, work / "cap", ["exec"], body, events=("sched_process_exec",))
+    paths = [e["args"][1]["value"] for e in events if e["eventName"] == "sched_process_exec"]
+    assert "/usr/bin/true" in paths and "/usr/bin/echo" in paths
+    assert manager.exec_save_errors == 2
+    assert "2 executables not saved" in manager.summary()
+    assert list(victim.iterdir()) == []
+
+
 def test_a_memfd_executable_is_captured(obj: Path, work: Path) -> None:
     body = """
     image = open("/bin/sleep", "rb").read()

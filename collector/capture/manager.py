@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from .. import wire
 from ..ringbuf import RingBufferReader
+from ..privileges import UnsafePathError
 from .artifacts import Artifact, ArtifactStore, safe_basename, safe_container_id
 from .kernel import (
     CAPTURES_MAP,
@@ -146,6 +147,7 @@ class CaptureManager:
         self.reported = 0
         self.incomplete = 0
         self.exec_failures = 0
+        self.exec_save_errors = 0  # copies that could not be written (disk full, a planted path)
         self.malformed = 0
 
     # ---- set-up -------------------------------------------------------------------------
@@ -197,7 +199,7 @@ class CaptureManager:
         def handle(buf: Any, off: int, size: int) -> None:
             try:
                 self._chunk(buf, off, size, ready)
-            except (ValueError, OSError) as exc:
+            except (ValueError, OSError, UnsafePathError) as exc:
                 self.malformed += 1
                 LOG.warning("capture: a chunk could not be saved: %s", exc)
 
@@ -341,11 +343,15 @@ class CaptureManager:
         art = Artifact("exec", container, f"exec.{ev['timestamp']}.{safe_basename(path)}", source_path=path)
         try:
             self.store.copy_from(art, src)
+            self.store.close_file(art)
+            p = _Pending(art, ev, 0, 0.0, (0, 0, 0, 0, 0), dev=dev, inode=inode)
+            info = self._report(p, out, timestamp=ev["timestamp"])
+        except (OSError, UnsafePathError) as exc:  # disk full, a planted path: this copy only
+            self.exec_save_errors += 1
+            LOG.warning("capture exec: %s (pid %d) could not be saved: %s", path, pid, exc)
+            return
         finally:
             os.close(src)
-        self.store.close_file(art)
-        p = _Pending(art, ev, 0, 0.0, (0, 0, 0, 0, 0), dev=dev, inode=inode)
-        info = self._report(p, out, timestamp=ev["timestamp"])
         self._exec_seen[key] = info
         if len(self._exec_seen) > _EXEC_SEEN_MAX:
             self._exec_seen.popitem(last=False)
@@ -499,6 +505,8 @@ class CaptureManager:
             text += f", {totals['not_copied']} bytes not copied (over a size budget, or moved file to file by the kernel)"
         if self.exec_failures:
             text += f", {self.exec_failures} executables not copied (gone)"
+        if self.exec_save_errors:
+            text += f", {self.exec_save_errors} executables not saved (the capture directory refused them)"
         return text
 
     @property
