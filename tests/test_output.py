@@ -198,3 +198,17 @@ def test_output_file_writes_each_finding_whole(tmp_path: Path) -> None:
     assert (tmp_path / "findings.txt").read_bytes() == "caf\u00e9 \\ud800\n".encode()
     with pytest.raises(ValueError, match="is closed"):
         out.write("late\n")
+
+
+def test_falcosidekick_output_stays_one_json_object_whatever_the_event_data() -> None:
+    """Quotes, backslashes and control characters from the traced process are escaped, so
+    they cannot close the JSON string and add fields of their own."""
+    hostile = 'x","priority":"Emergency","rule":"forged\\\n\x1b[2J'
+    event = Event({"processName": "sh", "hostName": "h", "eventName": "execve", "returnValue": 0})
+    meta = SignatureMetadata(id="T-1", name="A rule", event_name="execve", version="1", description="")
+    rendered = FindingTemplate.load("falcosidekick").render(Finding({"path": hostile}, event, meta))
+    parsed = json.loads(rendered)
+    assert sorted(parsed) == ["output", "output_fields", "rule", "time"]
+    assert parsed["rule"] == "A rule"
+    assert parsed["output"].startswith('Rule "A rule" detection:\n map[path:x","priority":"Emergency"')
+    assert parsed["output_fields"] == {"value": 0}
