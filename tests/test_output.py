@@ -212,3 +212,20 @@ def test_falcosidekick_output_stays_one_json_object_whatever_the_event_data() ->
     assert parsed["rule"] == "A rule"
     assert parsed["output"].startswith('Rule "A rule" detection:\n map[path:x","priority":"Emergency"')
     assert parsed["output_fields"] == {"value": 0}
+
+
+def test_csv_and_xml_keep_hostile_process_and_host_names_inside_their_field() -> None:
+    """A comm or a (container's) host name with separators or markup stays one CSV field and
+    one XML text node."""
+    import csv
+    import io
+    import xml.etree.ElementTree as ET
+
+    event = Event({"processName": 'a,"b\n', "hostName": "h</hostname><x>,", "eventName": "execve"})
+    meta = SignatureMetadata(id="T-1", name="A rule", event_name="execve", version="1", description="")
+    finding = Finding({}, event, meta)
+    (row,) = list(csv.reader(io.StringIO(FindingTemplate.load("csv").render(finding))))
+    assert row[1:] == ['a,"b\n', "h</hostname><x>,"]
+    root = ET.fromstring(FindingTemplate.load("xml").render(finding).split("?>", 1)[1])
+    assert root.findtext("processname") == 'a,"b\n'
+    assert root.findtext("hostname") == "h</hostname><x>,"
