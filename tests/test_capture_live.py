@@ -214,6 +214,27 @@ def test_the_size_budget_stops_a_large_write_and_says_so(obj: Path, work: Path) 
     assert "bytes not copied (over a size budget" in manager.summary()
 
 
+def test_a_file_written_after_the_total_budget_is_spent_is_reported_with_nothing_saved(obj: Path, work: Path) -> None:
+    """Once the total budget is spent, a new watched file gets no artifact file but still its
+    event (no path, every byte counted), and the capture goes on."""
+    watched = work / "watched"
+    watched.mkdir()
+    body = f"""
+    with open({str(watched / "first.bin")!r}, "wb", buffering=0) as f:
+        f.write(b"A" * 8192)
+    with open({str(watched / "second.bin")!r}, "wb", buffering=0) as f:
+        f.write(b"late")
+    """
+    events, manager, _ = run_captured(obj, work / "cap", [f"write={watched}/*", "total-limit:4kb"], body)
+    found = {Path(a["pathname"]).name: a for a in artifacts(events, "capture_file_write")}
+    assert sorted(found) == ["first.bin", "second.bin"]
+    assert found["first.bin"]["size"] == 4096 and found["first.bin"]["not_captured"] == 4096
+    late = found["second.bin"]
+    assert late["artifact"] == "" and late["sha256"] == "" and late["size"] == 0
+    assert late["incomplete"] is True and late["not_captured"] == 4
+    assert manager.incomplete == 2
+
+
 def test_chunks_the_full_ring_had_no_room_for_are_counted_and_the_artifact_marked_incomplete(
     obj: Path, work: Path
 ) -> None:

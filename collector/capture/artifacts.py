@@ -183,9 +183,13 @@ class ArtifactStore:
                 break
 
     def sha256(self, art: Artifact) -> str:
-        """The artifact's sha256 as it is on disk now."""
+        """The artifact's sha256 as it is on disk now; "" when nothing of it was saved (its
+        bytes all went over a budget, so its file was never created)."""
         h = hashlib.sha256()
-        fd = os.open(art.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self._dir_fd(art.container))
+        try:
+            fd = os.open(art.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self._dir_fd(art.container))
+        except FileNotFoundError:
+            return ""
         try:
             while True:
                 block = os.read(fd, 1 << 20)

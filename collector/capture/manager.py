@@ -391,7 +391,11 @@ class CaptureManager:
                 continue  # one file for the whole run: reported at the stop
             if idle is None or now - p.seen >= idle:
                 if p.art.dirty:
-                    self._finish(p, out)
+                    try:
+                        self._finish(p, out)
+                    except (OSError, UnsafePathError) as exc:  # this artifact only, never the tracing
+                        self.malformed += 1
+                        LOG.warning("capture: %s could not be reported: %s", p.art.relpath, exc)
                 del self._pending[key]
 
     def _finish(self, p: _Pending, out: list[dict[str, Any]]) -> None:
@@ -414,7 +418,7 @@ class CaptureManager:
         not_captured = art.dropped + (stats["over_budget"] if stats else 0)
         incomplete = bool(lost_chunks or not_captured)
         sha = self.store.sha256(art)
-        path = str(self.store.path_of(art))
+        path = str(self.store.path_of(art)) if sha else ""  # "": nothing saved, all of it counted
         info = ArtifactInfo(path, sha, art.size, incomplete)
         values = (
             art.source_path,
@@ -467,12 +471,16 @@ class CaptureManager:
                 if p.art.kind == "write" and (p.dev, p.inode) == key:
                     stats = self._counters.artifact(*p.key) if self._counters is not None else None
                     missing = p.art.dropped + (stats["lost_chunks"] + stats["over_budget"] if stats else 0)
-                    path = str(self.store.path_of(p.art))
-                    return ArtifactInfo(path, self.store.sha256(p.art), p.art.size, bool(missing))
-            return self.written.get(key)
+                    sha = self.store.sha256(p.art)
+                    if not sha:
+                        return None  # nothing saved (over a budget): no evidence to point at
+                    return ArtifactInfo(str(self.store.path_of(p.art)), sha, p.art.size, bool(missing))
+            info = self.written.get(key)
+            return info if info is not None and info.path else None
         if name == "mem_prot_alert":
             self.sync()
-            return self.regions.get((pid, int(args.get("addr") or 0)))
+            region = self.regions.get((pid, int(args.get("addr") or 0)))
+            return region if region is not None and region.path else None
         return None
 
     # ---- the end -----------------------------------------------------------------------------
@@ -505,6 +513,8 @@ class CaptureManager:
             text += f", {totals['not_copied']} bytes not copied (over a size budget, or moved file to file by the kernel)"
         if self.exec_failures:
             text += f", {self.exec_failures} executables not copied (gone)"
+        if self.malformed:
+            text += f", {self.malformed} chunks or artifacts not saved (see the warnings)"
         if self.exec_save_errors:
             text += f", {self.exec_save_errors} executables not saved (the capture directory refused them)"
         return text
