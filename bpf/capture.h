@@ -75,6 +75,9 @@
 #define SYS_FINIT_MODULE 313
 #define SYS_PREADV2      327
 #define SYS_PWRITEV2     328
+#define SYS_SENDFILE     40
+#define SYS_SPLICE       275
+#define SYS_COPY_FILE_RANGE 326
 
 /* The filters of one direction (write, read): AND between kinds, OR within one. */
 struct io_filter {
@@ -433,10 +436,23 @@ int cap_exit_io(struct bpf_raw_tracepoint_args *ctx)
                     id == SYS_PWRITEV2;
     struct capture_cfg *cc = get_cap_cfg();
     struct filter_cfg *cfg = get_cfg();
-    if (!cc || !cfg || !(cc->flags & (is_write ? CAPF_WRITE : CAPF_READ)))
+    if (!cc || !cfg)
+        return 0;
+    /* copy_file_range, sendfile, splice: the kernel moves the bytes from file to file and no
+     * user buffer holds them. The file written (else, the file read) is chosen by the same
+     * filters and the bytes are counted as not captured: its artifact is reported incomplete,
+     * never silently short (cp and cat copy regular files this way). */
+    bool moved = id == SYS_COPY_FILE_RANGE || id == SYS_SENDFILE || id == SYS_SPLICE;
+    if (moved)
+        is_write = cc->flags & CAPF_WRITE;
+    if (!(cc->flags & (is_write ? CAPF_WRITE : CAPF_READ)))
         return 0;
     struct io_filter *flt = &cc->io[is_write ? 0 : 1];
     s32 fd = (s32)p->args[0];
+    if (moved && is_write)
+        fd = (s32)(id == SYS_SENDFILE ? p->args[0] : p->args[2]);
+    else if (moved && id == SYS_SENDFILE)
+        fd = (s32)p->args[1];
     if (flt->fds && (fd < 0 || fd > 2 || !(flt->fds & (1u << fd))))
         return 0;
     struct task_struct *t = (void *)bpf_get_current_task();
@@ -456,7 +472,7 @@ int cap_exit_io(struct bpf_raw_tracepoint_args *ctx)
     bool elf = false;
     if (!st && flt->types) {
         if ((flt->types & CAPT_ELF) && type == CAPT_REGULAR) {
-            if (!vectored) {
+            if (!vectored && !moved) {
                 /* a write (read) of the file's first bytes: is it an ELF header? */
                 s64 pos = (id == SYS_PWRITE64 || id == SYS_PREAD64) ? (s64)p->args[3] : (s64)RD(f, f_pos) - ret;
                 u32 magic = 0;
@@ -516,6 +532,15 @@ int cap_exit_io(struct bpf_raw_tracepoint_args *ctx)
         s->c.flags = CHUNK_PATH;
         if (plen && !bpf_probe_read_kernel(s->data, plen, &pb->data[pos & (PATH_HALF - 1)]) && cap_send(s, plen))
             st->flags |= CAPS_PATH_SENT;
+    }
+    if (moved) {
+        __sync_fetch_and_add(&st->offered, (u64)ret);
+        __sync_fetch_and_add(&st->over_budget, (u64)ret);
+        cap_total_add(3, (u64)ret);
+        s->c.off = 0;
+        s->c.flags = 0;
+        cap_send(s, 0);   /* no data: makes the artifact known to user space, which reports it */
+        return 0;
     }
     u64 n = cap_budget(cc, st, (u64)ret);
     if (!n)

@@ -146,6 +146,29 @@ def test_a_write_under_the_filter_is_captured_byte_for_byte_and_one_outside_is_n
     assert stat.S_IMODE(manager.out_dir.stat().st_mode) == 0o700
 
 
+def test_bytes_moved_file_to_file_by_the_kernel_make_the_artifact_incomplete(obj: Path, work: Path) -> None:
+    """copy_file_range and sendfile (what cp and cat use) have no user buffer to copy from:
+    their bytes are counted as not captured, never a silent hole in a complete-looking file."""
+    watched = work / "watched"
+    watched.mkdir()
+    (work / "src.bin").write_bytes(b"S" * 70_000)
+    body = f"""
+    src = os.open({str(work / "src.bin")!r}, os.O_RDONLY)
+    dst = os.open({str(watched / "copied.bin")!r}, os.O_WRONLY | os.O_CREAT, 0o600)
+    moved = os.copy_file_range(src, dst, 50_000)
+    moved += os.sendfile(dst, src, None, 20_000)
+    os.write(dst, b"written")
+    print(moved)
+    """
+    events, manager, out = run_captured(obj, work / "cap", [f"write={watched}/*"], body)
+    assert int(out) == 70_000
+    (art,) = artifacts(events, "capture_file_write")
+    assert art["incomplete"] is True
+    assert art["not_captured"] == 70_000
+    assert Path(art["artifact"]).read_bytes()[70_000:] == b"written"
+    assert "bytes not copied (over a size budget" in manager.summary()
+
+
 def test_pipe_and_socket_types_are_captured_and_a_regular_file_is_not(obj: Path, work: Path) -> None:
     body = f"""
     r, w = os.pipe()
@@ -188,7 +211,28 @@ def test_the_size_budget_stops_a_large_write_and_says_so(obj: Path, work: Path) 
     assert Path(art["artifact"]).stat().st_size == 65536
     assert art["incomplete"] is True
     assert art["not_captured"] == 15 * 65536
-    assert "bytes over a size budget not copied" in manager.summary()
+    assert "bytes not copied (over a size budget" in manager.summary()
+
+
+def test_a_file_written_after_the_total_budget_is_spent_is_reported_with_nothing_saved(obj: Path, work: Path) -> None:
+    """Once the total budget is spent, a new watched file gets no artifact file but still its
+    event (no path, every byte counted), and the capture goes on."""
+    watched = work / "watched"
+    watched.mkdir()
+    body = f"""
+    with open({str(watched / "first.bin")!r}, "wb", buffering=0) as f:
+        f.write(b"A" * 8192)
+    with open({str(watched / "second.bin")!r}, "wb", buffering=0) as f:
+        f.write(b"late")
+    """
+    events, manager, _ = run_captured(obj, work / "cap", [f"write={watched}/*", "total-limit:4kb"], body)
+    found = {Path(a["pathname"]).name: a for a in artifacts(events, "capture_file_write")}
+    assert sorted(found) == ["first.bin", "second.bin"]
+    assert found["first.bin"]["size"] == 4096 and found["first.bin"]["not_captured"] == 4096
+    late = found["second.bin"]
+    assert late["artifact"] == "" and late["sha256"] == "" and late["size"] == 0
+    assert late["incomplete"] is True and late["not_captured"] == 4
+    assert manager.incomplete == 2
 
 
 def test_chunks_the_full_ring_had_no_room_for_are_counted_and_the_artifact_marked_incomplete(
@@ -262,6 +306,28 @@ def test_an_executable_run_100_times_is_captured_once_and_again_after_it_changes
     assert [a["sha256"] for a in found] == [sha(original), sha(original + b"changed")]
     for a in found:
         assert Path(a["artifact"]).name.startswith("exec.") and Path(a["artifact"]).name.endswith(".copied-true")
+
+
+def test_an_artifact_the_capture_directory_refuses_is_counted_and_tracing_goes_on(obj: Path, work: Path) -> None:
+    """A link planted as out/host is not followed, and the failed copy stops neither the
+    capture nor the event stream."""
+    victim = work / "victim"
+    victim.mkdir(mode=0o700)
+    (work / "cap" / "out").mkdir(mode=0o700, parents=True)
+    os.chmod(work / "cap", 0o700)
+    (work / "cap" / "out" / "host").symlink_to(victim)
+    body = """
+    import subprocess
+    subprocess.run(["/bin/true"], check=True)
+    time.sleep(0.5)
+    subprocess.run(["/bin/echo", "after"], check=True, stdout=subprocess.DEVNULL)
+    """
+    events, manager, _ = run_captured(obj, work / "cap", ["exec"], body, events=("sched_process_exec",))
+    paths = [e["args"][1]["value"] for e in events if e["eventName"] == "sched_process_exec"]
+    assert "/usr/bin/true" in paths and "/usr/bin/echo" in paths
+    assert manager.exec_save_errors == 2
+    assert "2 executables not saved" in manager.summary()
+    assert list(victim.iterdir()) == []
 
 
 def test_a_memfd_executable_is_captured(obj: Path, work: Path) -> None:

@@ -149,3 +149,18 @@ def test_container_directories_are_ids_or_host() -> None:
     assert safe_container_id("") == "host"
     assert safe_container_id("../etc") == "host"
     assert safe_container_id("a/b") == "host"
+
+
+def test_artifact_files_are_bounded_in_number_and_the_rest_is_counted(work: Path) -> None:
+    """Many tiny files cost an inode and a block each: past the maximum, no file is made and
+    their bytes are counted as dropped."""
+    s = store(work / "cap")
+    s.max_files = 3
+    arts = [Artifact("write", "host", f"write.dev-1.inode-{i}") for i in range(5)]
+    for art in arts:
+        s.write(art, 0, b"x")
+    assert sorted(p.name for p in (s.out_dir / "host").iterdir()) == [f"write.dev-1.inode-{i}" for i in range(3)]
+    assert [a.dropped for a in arts] == [0, 0, 0, 1, 1]
+    s.write(arts[0], 1, b"y")  # an artifact made before the limit still grows
+    assert (s.out_dir / "host" / "write.dev-1.inode-0").read_bytes() == b"xy"
+    assert s.sha256(arts[4]) == ""

@@ -198,3 +198,34 @@ def test_output_file_writes_each_finding_whole(tmp_path: Path) -> None:
     assert (tmp_path / "findings.txt").read_bytes() == "caf\u00e9 \\ud800\n".encode()
     with pytest.raises(ValueError, match="is closed"):
         out.write("late\n")
+
+
+def test_falcosidekick_output_stays_one_json_object_whatever_the_event_data() -> None:
+    """Quotes, backslashes and control characters from the traced process are escaped, so
+    they cannot close the JSON string and add fields of their own."""
+    hostile = 'x","priority":"Emergency","rule":"forged\\\n\x1b[2J'
+    event = Event({"processName": "sh", "hostName": "h", "eventName": "execve", "returnValue": 0})
+    meta = SignatureMetadata(id="T-1", name="A rule", event_name="execve", version="1", description="")
+    rendered = FindingTemplate.load("falcosidekick").render(Finding({"path": hostile}, event, meta))
+    parsed = json.loads(rendered)
+    assert sorted(parsed) == ["output", "output_fields", "rule", "time"]
+    assert parsed["rule"] == "A rule"
+    assert parsed["output"].startswith('Rule "A rule" detection:\n map[path:x","priority":"Emergency"')
+    assert parsed["output_fields"] == {"value": 0}
+
+
+def test_csv_and_xml_keep_hostile_process_and_host_names_inside_their_field() -> None:
+    """A comm or a (container's) host name with separators or markup stays one CSV field and
+    one XML text node."""
+    import csv
+    import io
+    import xml.etree.ElementTree as ET
+
+    event = Event({"processName": 'a,"b\n', "hostName": "h</hostname><x>,", "eventName": "execve"})
+    meta = SignatureMetadata(id="T-1", name="A rule", event_name="execve", version="1", description="")
+    finding = Finding({}, event, meta)
+    (row,) = list(csv.reader(io.StringIO(FindingTemplate.load("csv").render(finding))))
+    assert row[1:] == ['a,"b\n', "h</hostname><x>,"]
+    root = ET.fromstring(FindingTemplate.load("xml").render(finding).split("?>", 1)[1])
+    assert root.findtext("processname") == 'a,"b\n'
+    assert root.findtext("hostname") == "h</hostname><x>,"

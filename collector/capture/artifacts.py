@@ -34,9 +34,11 @@ from typing import Final
 
 from ..privileges import UnsafePathError, prepare_install_path
 
-__all__ = ["Artifact", "ArtifactStore", "safe_basename", "safe_container_id"]
+__all__ = ["MAX_FILES", "Artifact", "ArtifactStore", "safe_basename", "safe_container_id"]
 
 _OPEN_FILES: Final = 32
+#: Artifact files made in one run at most (each costs an inode and a block, whatever its size).
+MAX_FILES: Final = 100_000
 _DIR_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
 _UNSAFE_NAME: Final = re.compile(r"[^A-Za-z0-9._+-]")
@@ -91,6 +93,8 @@ class ArtifactStore:
         self.artifact_limit = artifact_limit
         self.total_limit = total_limit
         self.total_written = 0
+        self.max_files = MAX_FILES
+        self.files_created = 0
         self._base_fd = os.open(self.out_dir, _DIR_FLAGS)
         st = os.fstat(self._base_fd)
         if st.st_uid not in (0, os.geteuid()) or st.st_mode & 0o022:
@@ -147,6 +151,12 @@ class ArtifactStore:
     def write(self, art: Artifact, offset: int, data: bytes | memoryview) -> None:
         """Write ``data`` at ``offset`` (appended for append artifacts), within the budgets."""
         n = len(data)
+        if "created" not in art.extra:
+            if self.files_created >= self.max_files:
+                art.dropped += n  # a flood of small files must not fill the disk with blocks and inodes
+                return
+            art.extra["created"] = 1
+            self.files_created += 1
         start = art.size if art.append else offset
         room = min(self.artifact_limit - start, self.total_limit - self.total_written)
         if room <= 0:
@@ -183,9 +193,13 @@ class ArtifactStore:
                 break
 
     def sha256(self, art: Artifact) -> str:
-        """The artifact's sha256 as it is on disk now."""
+        """The artifact's sha256 as it is on disk now; "" when nothing of it was saved (its
+        bytes all went over a budget, so its file was never created)."""
         h = hashlib.sha256()
-        fd = os.open(art.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self._dir_fd(art.container))
+        try:
+            fd = os.open(art.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self._dir_fd(art.container))
+        except FileNotFoundError:
+            return ""
         try:
             while True:
                 block = os.read(fd, 1 << 20)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from .. import wire
 from ..ringbuf import RingBufferReader
+from ..privileges import UnsafePathError
 from .artifacts import Artifact, ArtifactStore, safe_basename, safe_container_id
 from .kernel import (
     CAPTURES_MAP,
@@ -146,6 +147,7 @@ class CaptureManager:
         self.reported = 0
         self.incomplete = 0
         self.exec_failures = 0
+        self.exec_save_errors = 0  # copies that could not be written (disk full, a planted path)
         self.malformed = 0
 
     # ---- set-up -------------------------------------------------------------------------
@@ -197,7 +199,7 @@ class CaptureManager:
         def handle(buf: Any, off: int, size: int) -> None:
             try:
                 self._chunk(buf, off, size, ready)
-            except (ValueError, OSError) as exc:
+            except (ValueError, OSError, UnsafePathError) as exc:
                 self.malformed += 1
                 LOG.warning("capture: a chunk could not be saved: %s", exc)
 
@@ -341,11 +343,15 @@ class CaptureManager:
         art = Artifact("exec", container, f"exec.{ev['timestamp']}.{safe_basename(path)}", source_path=path)
         try:
             self.store.copy_from(art, src)
+            self.store.close_file(art)
+            p = _Pending(art, ev, 0, 0.0, (0, 0, 0, 0, 0), dev=dev, inode=inode)
+            info = self._report(p, out, timestamp=ev["timestamp"])
+        except (OSError, UnsafePathError) as exc:  # disk full, a planted path: this copy only
+            self.exec_save_errors += 1
+            LOG.warning("capture exec: %s (pid %d) could not be saved: %s", path, pid, exc)
+            return
         finally:
             os.close(src)
-        self.store.close_file(art)
-        p = _Pending(art, ev, 0, 0.0, (0, 0, 0, 0, 0), dev=dev, inode=inode)
-        info = self._report(p, out, timestamp=ev["timestamp"])
         self._exec_seen[key] = info
         if len(self._exec_seen) > _EXEC_SEEN_MAX:
             self._exec_seen.popitem(last=False)
@@ -385,7 +391,11 @@ class CaptureManager:
                 continue  # one file for the whole run: reported at the stop
             if idle is None or now - p.seen >= idle:
                 if p.art.dirty:
-                    self._finish(p, out)
+                    try:
+                        self._finish(p, out)
+                    except (OSError, UnsafePathError) as exc:  # this artifact only, never the tracing
+                        self.malformed += 1
+                        LOG.warning("capture: %s could not be reported: %s", p.art.relpath, exc)
                 del self._pending[key]
 
     def _finish(self, p: _Pending, out: list[dict[str, Any]]) -> None:
@@ -408,7 +418,7 @@ class CaptureManager:
         not_captured = art.dropped + (stats["over_budget"] if stats else 0)
         incomplete = bool(lost_chunks or not_captured)
         sha = self.store.sha256(art)
-        path = str(self.store.path_of(art))
+        path = str(self.store.path_of(art)) if sha else ""  # "": nothing saved, all of it counted
         info = ArtifactInfo(path, sha, art.size, incomplete)
         values = (
             art.source_path,
@@ -461,12 +471,16 @@ class CaptureManager:
                 if p.art.kind == "write" and (p.dev, p.inode) == key:
                     stats = self._counters.artifact(*p.key) if self._counters is not None else None
                     missing = p.art.dropped + (stats["lost_chunks"] + stats["over_budget"] if stats else 0)
-                    path = str(self.store.path_of(p.art))
-                    return ArtifactInfo(path, self.store.sha256(p.art), p.art.size, bool(missing))
-            return self.written.get(key)
+                    sha = self.store.sha256(p.art)
+                    if not sha:
+                        return None  # nothing saved (over a budget): no evidence to point at
+                    return ArtifactInfo(str(self.store.path_of(p.art)), sha, p.art.size, bool(missing))
+            info = self.written.get(key)
+            return info if info is not None and info.path else None
         if name == "mem_prot_alert":
             self.sync()
-            return self.regions.get((pid, int(args.get("addr") or 0)))
+            region = self.regions.get((pid, int(args.get("addr") or 0)))
+            return region if region is not None and region.path else None
         return None
 
     # ---- the end -----------------------------------------------------------------------------
@@ -496,9 +510,13 @@ class CaptureManager:
         if totals.get("lost_chunks"):
             text += f", {totals['lost_chunks']} chunks lost ({totals['lost_bytes']} bytes: the capture ring was full)"
         if totals.get("not_copied"):
-            text += f", {totals['not_copied']} bytes over a size budget not copied"
+            text += f", {totals['not_copied']} bytes not copied (over a size budget, or moved file to file by the kernel)"
         if self.exec_failures:
             text += f", {self.exec_failures} executables not copied (gone)"
+        if self.malformed:
+            text += f", {self.malformed} chunks or artifacts not saved (see the warnings)"
+        if self.exec_save_errors:
+            text += f", {self.exec_save_errors} executables not saved (the capture directory refused them)"
         return text
 
     @property

@@ -262,6 +262,15 @@ def to_pretty_json(value: Any) -> str:
     return _dumps(value, orjson.OPT_INDENT_2)
 
 
+def csv_field(value: Any) -> str:
+    """``value`` as one CSV field (RFC 4180): quoted, quotes doubled, when it holds a comma,
+    a quote or a line break, so data from the traced process cannot add columns or rows."""
+    text = str(value)
+    if any(c in text for c in ',"\r\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
 _ENVIRONMENT: Final = bounded_environment(
     globals={
         "now": _now,
@@ -270,7 +279,7 @@ _ENVIRONMENT: Final = bounded_environment(
         "toJson": to_json,
         "toPrettyJson": to_pretty_json,
     },
-    filters={"toJson": to_json, "toPrettyJson": to_pretty_json, "go": go_format},
+    filters={"toJson": to_json, "toPrettyJson": to_pretty_json, "go": go_format, "csvField": csv_field},
     undefined=jinja2.StrictUndefined,
     keep_trailing_newline=True,
     autoescape=False,
