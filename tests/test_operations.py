@@ -471,6 +471,28 @@ def test_the_readme_worked_example_holds_back_runc_and_reports_the_preload() -> 
     assert tracee_rules("--config", str(config), "--validate").returncode == 0
 
 
+@pytest.mark.parametrize(
+    "library_path", ["/opt/vendor/lib:/tmp/evil", "/opt/vendor/../../tmp/evil", "/opt/vendor/lib2"]
+)
+def test_the_readme_worked_example_reports_runc_loading_from_elsewhere(tmp_path: Path, library_path: str) -> None:
+    """The allow-list holds back only the inherited value: runc told to load from another
+    directory (appended, by traversal, or a sibling directory) is still reported."""
+    repo = Path(__file__).resolve().parent.parent
+    config = repo / "examples" / "config" / "pytracee.yaml"
+    env = ["PATH=/usr/bin", f"LD_LIBRARY_PATH={library_path}"]
+    event = make_event(
+        "sched_process_exec",
+        {"pathname": "/usr/bin/runc", "env": env},
+        processName="runc",
+        executable={"path": "/usr/bin/runc"},
+    )
+    result = tracee_rules(
+        "--config", str(config), "--input", str(events_file(tmp_path, [event])), "--output-template", "rawjson"
+    )
+    assert result.returncode == 0, result.stderr
+    assert [f["Data"] for f in findings(result.stdout)] == [{"LD_LIBRARY_PATH": f"LD_LIBRARY_PATH={library_path}"}]
+
+
 def test_an_excepted_finding_feeds_no_signature_event(tmp_path: Path) -> None:
     rules = tmp_path / "rules"
     rules.mkdir()
