@@ -77,10 +77,14 @@ class Problem:
 
 
 class ConfigFileError(ConfigError):
-    """A configuration file that cannot be used; ``problems`` lists every error found."""
+    """A configuration file that cannot be used; ``problems`` lists every error found.
 
-    def __init__(self, problems: Sequence[Problem]) -> None:
+    ``partial`` holds what of the file could be read (for ``--validate`` to check it further).
+    """
+
+    def __init__(self, problems: Sequence[Problem], partial: ConfigFile | None = None) -> None:
         self.problems = list(problems)
+        self.partial = partial
         super().__init__("; ".join(str(p) for p in self.problems))
 
 
@@ -206,7 +210,7 @@ def load_config(path: Path, *, options_allowed: bool = True) -> ConfigFile:
         else:
             config.options[key.replace("-", "_")] = node
     if problems:
-        raise ConfigFileError(problems)
+        raise ConfigFileError(problems, partial=config)
     return config
 
 

@@ -352,6 +352,22 @@ def test_validate_reports_every_problem_and_reads_no_events(tmp_path: Path) -> N
     assert "1 exceptions" in ok.stdout
 
 
+def test_validate_reports_bad_options_and_the_other_sections_together(tmp_path: Path) -> None:
+    config = write(
+        tmp_path / "c.yaml",
+        "rules: [TRC-107]\nmax-line-size: lots\nparams:\n  TRC-1016:\n    nosuch: 1\n"
+        "exceptions:\n  - name: a\n    match: {processName: {regex: x}}\n",
+    )
+    result = tracee_rules("--config", str(config), "--validate")
+    assert result.returncode == 2
+    assert f"{config}:2: --max-line-size: argument --max-line-size: invalid int value: 'lots'" in result.stderr
+    assert f"{config}:5: TRC-1016: unknown parameter 'nosuch'" in result.stderr
+    assert f"{config}:8: exception a: processName: unknown operator 'regex'" in result.stderr
+    assert "3 problem(s) found" in result.stderr
+    run = tracee_rules("--config", str(config), "--input", "/dev/null")
+    assert run.returncode == 2 and "3 problem(s)" not in run.stderr
+
+
 def test_dedup_window_reports_first_then_counts(tmp_path: Path) -> None:
     base = make_event(
         "ptrace", {"request": 0, "pid": 0, "addr": 0, "data": 0}, processName="strace", hostProcessId=4242
