@@ -149,6 +149,10 @@ def read_yaml(path: Path) -> Node | None:
             return None
         loader, root = docs[0]
         return Node.build(loader, root, where)
+    except yaml.reader.ReaderError as exc:  # a character YAML refuses: no mark, a position in the text
+        line = text.count("\n", 0, exc.position) + 1
+        problem = f"invalid YAML: unacceptable character #x{exc.character:04x}: special characters are not allowed"
+        raise ConfigFileError([Problem(where, line, problem)]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)

@@ -368,6 +368,18 @@ def test_validate_reports_bad_options_and_the_other_sections_together(tmp_path: 
     assert run.returncode == 2 and "3 problem(s)" not in run.stderr
 
 
+def test_config_problems_reach_the_terminal_escaped_and_with_their_line(tmp_path: Path) -> None:
+    config = write(tmp_path / "c\x1b[31m.yaml", "rules: [TRC-107]\n\x1b[2Jbad: [\n")
+    result = tracee_rules("--config", str(config), "--validate")
+    assert result.returncode == 2
+    shown = str(tmp_path / "c\\x1b[31m.yaml")
+    assert f"{shown}:2: invalid YAML: unacceptable character #x001b" in result.stderr
+    named = write(tmp_path / "n.yaml", 'exceptions:\n  - name: "\\e]0;x\\a"\n    match: {processName: {regex: x}}\n')
+    bad_name = tracee_rules("--config", str(named), "--validate")
+    assert bad_name.returncode == 2 and "exception \\x1b]0;x\\x07: processName: unknown operator" in bad_name.stderr
+    assert "\x1b" not in result.stderr + bad_name.stderr
+
+
 def test_dedup_window_reports_first_then_counts(tmp_path: Path) -> None:
     base = make_event(
         "ptrace", {"request": 0, "pid": 0, "addr": 0, "data": 0}, processName="strace", hostProcessId=4242
