@@ -187,6 +187,17 @@ def test_parse_exceptions_collects_every_problem() -> None:
     assert [p.line for p in problems] == [2, 3]
 
 
+def test_an_empty_signatures_list_is_refused_not_read_as_all(tmp_path: Path) -> None:
+    config = write(
+        tmp_path / "c.yaml", "exceptions:\n  - name: k\n    signatures: []\n    match: {processName: bash}\n"
+    )
+    with pytest.raises(ConfigFileError) as caught:
+        load_config(config)
+    assert [str(p) for p in caught.value.problems] == [
+        f"{config}:3: exception k: signatures is empty (leave it out to apply to all signatures)"
+    ]
+
+
 # --- configuration file and options ------------------------------------------------------------------
 
 
