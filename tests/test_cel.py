@@ -267,6 +267,7 @@ BASE = detector('  - getEventData("request") == 0\n', sig_id="BROKEN-1") + "thre
             3,
             "invalid YAML: expected ',' or ']', but got ':' (while parsing a flow sequence started on line 2)",
         ),
+        ("conditions:", "\x1b[2J: x\nconditions:", 8, "invalid YAML: unacceptable character #x001b"),
     ],
     ids=[
         "missing id",
@@ -283,6 +284,7 @@ BASE = detector('  - getEventData("request") == 0\n', sig_id="BROKEN-1") + "thre
         "CEL syntax error",
         "undeclared function in block",
         "invalid YAML",
+        "control character",
     ],
 )
 def test_broken_file_names_file_and_line(

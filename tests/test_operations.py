@@ -187,6 +187,17 @@ def test_parse_exceptions_collects_every_problem() -> None:
     assert [p.line for p in problems] == [2, 3]
 
 
+def test_an_empty_signatures_list_is_refused_not_read_as_all(tmp_path: Path) -> None:
+    config = write(
+        tmp_path / "c.yaml", "exceptions:\n  - name: k\n    signatures: []\n    match: {processName: bash}\n"
+    )
+    with pytest.raises(ConfigFileError) as caught:
+        load_config(config)
+    assert [str(p) for p in caught.value.problems] == [
+        f"{config}:3: exception k: signatures is empty (leave it out to apply to all signatures)"
+    ]
+
+
 # --- configuration file and options ------------------------------------------------------------------
 
 
@@ -352,6 +363,34 @@ def test_validate_reports_every_problem_and_reads_no_events(tmp_path: Path) -> N
     assert "1 exceptions" in ok.stdout
 
 
+def test_validate_reports_bad_options_and_the_other_sections_together(tmp_path: Path) -> None:
+    config = write(
+        tmp_path / "c.yaml",
+        "rules: [TRC-107]\nmax-line-size: lots\nparams:\n  TRC-1016:\n    nosuch: 1\n"
+        "exceptions:\n  - name: a\n    match: {processName: {regex: x}}\n",
+    )
+    result = tracee_rules("--config", str(config), "--validate")
+    assert result.returncode == 2
+    assert f"{config}:2: --max-line-size: argument --max-line-size: invalid int value: 'lots'" in result.stderr
+    assert f"{config}:5: TRC-1016: unknown parameter 'nosuch'" in result.stderr
+    assert f"{config}:8: exception a: processName: unknown operator 'regex'" in result.stderr
+    assert "3 problem(s) found" in result.stderr
+    run = tracee_rules("--config", str(config), "--input", "/dev/null")
+    assert run.returncode == 2 and "3 problem(s)" not in run.stderr
+
+
+def test_config_problems_reach_the_terminal_escaped_and_with_their_line(tmp_path: Path) -> None:
+    config = write(tmp_path / "c\x1b[31m.yaml", "rules: [TRC-107]\n\x1b[2Jbad: [\n")
+    result = tracee_rules("--config", str(config), "--validate")
+    assert result.returncode == 2
+    shown = str(tmp_path / "c\\x1b[31m.yaml")
+    assert f"{shown}:2: invalid YAML: unacceptable character #x001b" in result.stderr
+    named = write(tmp_path / "n.yaml", 'exceptions:\n  - name: "\\e]0;x\\a"\n    match: {processName: {regex: x}}\n')
+    bad_name = tracee_rules("--config", str(named), "--validate")
+    assert bad_name.returncode == 2 and "exception \\x1b]0;x\\x07: processName: unknown operator" in bad_name.stderr
+    assert "\x1b" not in result.stderr + bad_name.stderr
+
+
 def test_dedup_window_reports_first_then_counts(tmp_path: Path) -> None:
     base = make_event(
         "ptrace", {"request": 0, "pid": 0, "addr": 0, "data": 0}, processName="strace", hostProcessId=4242
@@ -469,6 +508,28 @@ def test_the_readme_worked_example_holds_back_runc_and_reports_the_preload() -> 
     ]
     assert "suppressed by exceptions: runc-inherits-ld-library-path: 9" in result.stderr
     assert tracee_rules("--config", str(config), "--validate").returncode == 0
+
+
+@pytest.mark.parametrize(
+    "library_path", ["/opt/vendor/lib:/tmp/evil", "/opt/vendor/../../tmp/evil", "/opt/vendor/lib2"]
+)
+def test_the_readme_worked_example_reports_runc_loading_from_elsewhere(tmp_path: Path, library_path: str) -> None:
+    """The allow-list holds back only the inherited value: runc told to load from another
+    directory (appended, by traversal, or a sibling directory) is still reported."""
+    repo = Path(__file__).resolve().parent.parent
+    config = repo / "examples" / "config" / "pytracee.yaml"
+    env = ["PATH=/usr/bin", f"LD_LIBRARY_PATH={library_path}"]
+    event = make_event(
+        "sched_process_exec",
+        {"pathname": "/usr/bin/runc", "env": env},
+        processName="runc",
+        executable={"path": "/usr/bin/runc"},
+    )
+    result = tracee_rules(
+        "--config", str(config), "--input", str(events_file(tmp_path, [event])), "--output-template", "rawjson"
+    )
+    assert result.returncode == 0, result.stderr
+    assert [f["Data"] for f in findings(result.stdout)] == [{"LD_LIBRARY_PATH": f"LD_LIBRARY_PATH={library_path}"}]
 
 
 def test_an_excepted_finding_feeds_no_signature_event(tmp_path: Path) -> None:

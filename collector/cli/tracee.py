@@ -209,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigFileError as exc:
         if "--validate" not in argv:
             return report_config_error(exc, PROG)
-        file_config, broken_config = None, exc  # --validate: report it, and check the rules too
+        file_config, broken_config = exc.partial, exc  # --validate: report it, and check the rest too
     pm = PluginManager()
     pm.load_plugins(pre.parse_known_args(argv)[0].disable or config_list(file_config, "disable"), installed=True)
     parser = build_parser()
@@ -217,7 +217,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = merge_options(parser, file_config, argv)
     except ConfigFileError as exc:
-        return report_config_error(exc, PROG)
+        if "--validate" not in argv:
+            return report_config_error(exc, PROG)
+        args = merge_options(parser, None, argv)  # --validate: the file's other sections are checked too
+        broken_config = ConfigFileError([*(broken_config.problems if broken_config else ()), *exc.problems])
     if "help" in args.capture:
         print(CAPTURE_HELP, end="")
         return ExitStatus.OK

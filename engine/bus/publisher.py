@@ -30,6 +30,7 @@ import concurrent.futures
 import logging
 import threading
 import time
+import weakref
 from collections import deque
 from dataclasses import dataclass
 from typing import Final
@@ -37,7 +38,7 @@ from typing import Final
 from ..output.sink import Throttle
 from .connection import BusConnection, _describe
 
-__all__ = ["DEFAULT_BUFFER", "JetStreamPublisher", "PublishStats"]
+__all__ = ["DEFAULT_BUFFER", "JetStreamPublisher", "PublishStats", "publishers"]
 
 log = logging.getLogger("pytracee.bus")
 
@@ -81,6 +82,14 @@ class PublishStats:
         return text
 
 
+_LIVE: Final[weakref.WeakSet[JetStreamPublisher]] = weakref.WeakSet()
+
+
+def publishers() -> list[JetStreamPublisher]:
+    """The publishers of this process (for metrics), in no particular order."""
+    return list(_LIVE)
+
+
 @dataclass(slots=True)
 class _Message:
     subject: str
@@ -120,6 +129,12 @@ class JetStreamPublisher:
         self._task: concurrent.futures.Future[None] | None = None
         self._drops = Throttle(logging.WARNING, logger=log)
         self._failures = Throttle(logging.ERROR, logger=log)
+        _LIVE.add(self)
+
+    @property
+    def queued(self) -> int:
+        """Messages waiting to be published now."""
+        return len(self._pending)
 
     def start(self) -> None:
         """Start the publishing task on the connection's loop."""

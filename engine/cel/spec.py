@@ -213,6 +213,9 @@ def parse_detector_file(path: Path, text: str) -> list[DetectorSpec] | None:
     except yaml.YAMLError as exc:
         if not looks_like_detector(text):
             return None
+        if isinstance(exc, yaml.reader.ReaderError):  # a character YAML refuses: a position, no mark
+            problem = f"unacceptable character #x{exc.character:04x}: special characters are not allowed"
+            raise RuleFileError(path, f"invalid YAML: {problem}", text.count("\n", 0, exc.position) + 1) from None
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
         context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)

@@ -18,6 +18,7 @@ from ..operations.config import ConfigFile, ConfigFileError, load_config, merge_
 from ..operations.reload import Reparse
 from ..output.templates import TemplateError
 from ..params import declared_params
+from ..safetext import escape_text
 from ..session import Session
 
 __all__ = [
@@ -116,8 +117,8 @@ def hangup_reloads(session: Session) -> Iterator[None]:
 def report_config_error(exc: ConfigError, prog: str) -> int:
     """Print a configuration error (each problem of a file on its own line); exit status 2."""
     problems = exc.problems if isinstance(exc, ConfigFileError) else [str(exc)]
-    for problem in problems:
-        print(f"{prog}: error: {problem}", file=sys.stderr)
+    for problem in problems:  # file names and values can hold terminal controls
+        print(f"{prog}: error: {escape_text(str(problem))}", file=sys.stderr)
     return ExitStatus.USAGE
 
 

@@ -77,10 +77,14 @@ class Problem:
 
 
 class ConfigFileError(ConfigError):
-    """A configuration file that cannot be used; ``problems`` lists every error found."""
+    """A configuration file that cannot be used; ``problems`` lists every error found.
 
-    def __init__(self, problems: Sequence[Problem]) -> None:
+    ``partial`` holds what of the file could be read (for ``--validate`` to check it further).
+    """
+
+    def __init__(self, problems: Sequence[Problem], partial: ConfigFile | None = None) -> None:
         self.problems = list(problems)
+        self.partial = partial
         super().__init__("; ".join(str(p) for p in self.problems))
 
 
@@ -145,6 +149,10 @@ def read_yaml(path: Path) -> Node | None:
             return None
         loader, root = docs[0]
         return Node.build(loader, root, where)
+    except yaml.reader.ReaderError as exc:  # a character YAML refuses: no mark, a position in the text
+        line = text.count("\n", 0, exc.position) + 1
+        problem = f"invalid YAML: unacceptable character #x{exc.character:04x}: special characters are not allowed"
+        raise ConfigFileError([Problem(where, line, problem)]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
@@ -206,7 +214,7 @@ def load_config(path: Path, *, options_allowed: bool = True) -> ConfigFile:
         else:
             config.options[key.replace("-", "_")] = node
     if problems:
-        raise ConfigFileError(problems)
+        raise ConfigFileError(problems, partial=config)
     return config
 
 

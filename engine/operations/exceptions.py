@@ -316,7 +316,10 @@ def _parse_exception(node: Node, where: str, signature: str | None) -> Exception
     if name_node is None or not isinstance(name_node.value, str) or not name_node.value.strip():
         raise _Bad(node.line, "an exception needs a name (a non-empty string)")
     name = name_node.value.strip()
-    signatures = set(_strings(keys.get("signatures") or keys.get("rules"), f"exception {name}: signatures"))
+    listed = keys.get("signatures") or keys.get("rules")
+    signatures = set(_strings(listed, f"exception {name}: signatures"))
+    if listed is not None and not signatures:  # an empty list must not widen the exception to every signature
+        raise _Bad(listed.line, f"exception {name}: signatures is empty (leave it out to apply to all signatures)")
     if signature is not None:
         signatures = {signature}
     alternatives: list[tuple[Condition, ...]] = []

@@ -220,6 +220,7 @@ class RunCollector:
                 )
                 yield GaugeMetricFamily("pytracee_input_size_bytes", "bytes of the input files", position.total)
         yield GaugeMetricFamily("pytracee_healthy", "1 when /healthz says OK, else 0", int(self.health.status()[0]))
+        yield from _bus_families()
         if session is None or session.engine is None:
             return
         stats = session.engine.stats
@@ -314,6 +315,44 @@ def _webhook_families(session: Session) -> Iterator[Any]:
     outcomes.add_metric(["failed"], sender.failed_count)
     outcomes.add_metric(["dropped"], sender.dropped)
     yield outcomes
+
+
+def _bus_families() -> Iterator[Any]:
+    """Messages published to NATS JetStream (``nats://`` outputs), by outcome, and the queue."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    from .bus.publisher import publishers
+
+    live = publishers()
+    if not live:
+        return
+    outcomes = CounterMetricFamily(
+        "pytracee_bus_messages", "messages given to a nats:// output, by outcome", labels=["what", "outcome"]
+    )
+    depth = GaugeMetricFamily("pytracee_bus_queue_depth", "messages waiting to be published", labels=["what"])
+    capacity = GaugeMetricFamily("pytracee_bus_queue_capacity", "messages that may wait at most", labels=["what"])
+    totals: dict[tuple[str, str], int] = Counter()
+    for publisher in live:
+        stats = publisher.stats
+        for outcome, count in (
+            ("published", stats.published),
+            ("already stored", stats.duplicates),
+            ("dropped (buffer full)", stats.dropped_full),
+            ("dropped at the end", stats.dropped_at_end),
+            ("failed", stats.failed),
+            ("unconfirmed", stats.unconfirmed),
+        ):
+            totals[(publisher.what, outcome)] += count
+        totals[(publisher.what, "queued")] += publisher.queued
+        totals[(publisher.what, "capacity")] += publisher.buffer
+    for (what, outcome), count in sorted(totals.items()):
+        if outcome == "queued":
+            depth.add_metric([what], count)
+        elif outcome == "capacity":
+            capacity.add_metric([what], count)
+        else:
+            outcomes.add_metric([what, outcome], count)
+    yield from (outcomes, depth, capacity)
 
 
 # --- health ---------------------------------------------------------------------------------------
