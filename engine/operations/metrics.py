@@ -321,7 +321,7 @@ def _bus_families() -> Iterator[Any]:
     """Messages published to NATS JetStream (``nats://`` outputs), by outcome, and the queue."""
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-    from .bus.publisher import publishers
+    from ..bus.publisher import publishers
 
     live = publishers()
     if not live:
