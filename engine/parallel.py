@@ -77,7 +77,7 @@ def replay_sharded(session: Session, make_reader: Callable[[tuple[int, int]], Ev
                 os.close(read_end)
                 for other in channels:
                     os.close(other)
-                code = _work(engine, make_reader((index, workers)), write_end, index)
+                code = _work(session, engine, make_reader((index, workers)), write_end, index)
             except BaseException:
                 log.exception("replay worker %d failed", index)
             finally:
@@ -91,8 +91,13 @@ def replay_sharded(session: Session, make_reader: Callable[[tuple[int, int]], Ev
 # --- the workers -------------------------------------------------------------------------------
 
 
-def _work(engine: Engine, reader: EventReader, fd: int, index: int) -> int:
-    """One shard's replay; everything it finds goes to ``fd``. The process's exit code."""
+def _work(session: Session, engine: Engine, reader: EventReader, fd: int, index: int) -> int:
+    """One shard's replay; everything it finds goes to ``fd``. The process's exit code.
+
+    The shard keeps its own context (process tree, …) from the events it reads, and writes it
+    into each finding before the finding leaves (the context itself stays in the worker).
+    """
+    context = session.context
 
     def send(*message: Any) -> None:
         payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
@@ -102,6 +107,9 @@ def _work(engine: Engine, reader: EventReader, fd: int, index: int) -> int:
                 data = data[os.write(fd, data) :]
 
     def forward(finding: Finding) -> None:
+        if context is not None and finding.event.context is not None:
+            context.enrich_finding(finding)
+            finding.event.context = None
         try:
             send("finding", finding)
         except Exception as exc:  # noqa: BLE001 - whatever a signature put in its finding
@@ -113,9 +121,12 @@ def _work(engine: Engine, reader: EventReader, fd: int, index: int) -> int:
     signal.signal(signal.SIGTERM, _interrupt)  # which passes it on as SIGTERM
     status = ExitStatus.OK
     dispatch = engine.dispatch
+    observe = context.observe if context is not None else None
     try:
         for event in reader:
             try:
+                if observe is not None:
+                    observe(event)
                 dispatch(event)
             except MalformedEventError as exc:
                 reader.skip(event, "malformed args", str(exc))

@@ -79,6 +79,10 @@ class EventReader:
         events that will be decoded go by process (:func:`shard_of`: a container's
         events, or a host process's, all go to one shard, in input order); the
         others by line number.
+    :param observe_others: with ``shard``: ``(names, observer)``: the events of these names
+        that other shards own are decoded here too and shown to ``observer`` (not
+        delivered, counted or reported: their owner does that), so that every shard's
+        process tree sees every fork, exec and exit in input order.
     """
 
     def __init__(
@@ -92,6 +96,7 @@ class EventReader:
         wanted_events: Collection[str] | None = None,
         admissions: Mapping[str, Callable[[Envelope], bool]] | None = None,
         shard: tuple[int, int] | None = None,
+        observe_others: tuple[Collection[str], Callable[[Event], object]] | None = None,
     ) -> None:
         self.sources = [str(s) for s in sources] or [STDIN]
         if self.sources.count(STDIN) > 1:
@@ -104,6 +109,7 @@ class EventReader:
         if shard is not None and not 0 <= shard[0] < shard[1]:
             raise ValueError(f"shard {shard[0]} of {shard[1]} does not exist")
         self.shard = shard
+        self.observe_others = observe_others if shard is not None else None
         self.stats = SourceStats()
         self._stdin = stdin
         self._log = SkipLog(log, REPORTED_PER_SOURCE)
@@ -200,9 +206,12 @@ class EventReader:
         admissions = self.admissions
         known = self.is_known_event
         owner_of = self._owner_function()
+        observed, observe = self.observe_others or ((), None)
         for text, lineno in RecordSplitter(stream, self.max_line_size, report):
-            guess = name_of(text) if wanted is not None else ""
+            guess = name_of(text) if wanted is not None or observe is not None else ""
             if owner_of is not None and owner_of(text, lineno, guess) != index:
+                if observe is not None and guess in observed:
+                    _show_to(observe, text, name, lineno)
                 continue  # another shard's record: it decodes, counts and reports it
             # an event some consumer surely wants is validated in full; others by their envelope first
             head = None if wanted is not None and guess in wanted else envelope(text)
@@ -347,6 +356,16 @@ def _problem(raw: dict[str, Any]) -> tuple[str, str] | None:
         if key in raw and raw[key] is None:
             del raw[key]  # a JSON null reads as the field's zero value, as Go decodes it
     return None
+
+
+def _show_to(observe: Callable[[Event], object], text: bytes, name: str, line: int) -> None:
+    """Another shard's event, decoded for ``observe`` only: its owner reports what is wrong with it."""
+    try:
+        raw = orjson.loads(text)
+        if isinstance(raw, dict) and isinstance(raw.get("eventName"), str):
+            observe(Event(raw, "tracee", name, line, text))
+    except Exception:  # noqa: BLE001, S110 - the owning shard decodes, validates and reports this record
+        pass
 
 
 def shard_of(container_id: str, host_process_id: int, count: int) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from collections import Counter
@@ -13,6 +14,7 @@ import pytest
 from conftest import tracee_rules
 
 REPO = Path(__file__).resolve().parent.parent
+ANCESTRY = REPO / "examples" / "ancestry"
 SUMMARY = re.compile(r"(\d+) events read, (\d+) skipped.*?; (\d+) findings from \d+ signatures(?: \(([^)]*)\))?")
 
 
@@ -150,6 +152,36 @@ def test_workers_need_files(tmp_path: Path) -> None:
     result = tracee_rules("--input", "-", "--workers", "2", stdin=b"")
     assert result.returncode == 2
     assert "standard input can be read by one process only" in result.stderr
+    fifo = tmp_path / "events.fifo"  # every worker would read a random part of it
+    os.mkfifo(fifo)
+    result = tracee_rules("--input", str(fifo), "--workers", "2")
+    assert result.returncode == 2
+    assert "a pipe or device can be read by one process only" in result.stderr
+
+
+def test_workers_keep_the_ancestry_one_process_finds() -> None:
+    """Every worker's process tree sees every fork, exec and exit, whichever worker owns them."""
+
+    def ancestries(*extra: str) -> list[tuple[str, list[str]]]:
+        result = tracee_rules(
+            "--rules-dir",
+            str(ANCESTRY),
+            "--input",
+            str(ANCESTRY / "events.jsonl"),
+            "--output-template",
+            "rawjson",
+            *extra,
+        )
+        assert result.returncode == 0, result.stderr
+        found = [json.loads(line) for line in result.stdout.splitlines()]
+        return sorted(
+            (f["SigMetadata"]["ID"], [a["comm"] for a in f["Context"].get("processAncestry", [])]) for f in found
+        )
+
+    one = ancestries()
+    assert one == [("ANC-1", ["php-fpm", "nginx"])]
+    for workers in ("2", "3"):
+        assert ancestries("--workers", workers) == one
 
 
 @pytest.mark.parametrize("value", ["-1", "two"])

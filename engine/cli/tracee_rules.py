@@ -260,9 +260,20 @@ def _list_or_replay(
             return usage_error(parser, "no input: give --input FILE, or pipe events into --input -")
         inputs = [STDIN]
 
-    if args.workers > 1 and (STDIN in inputs or any(map(is_bus_url, inputs))):
-        what = "standard input" if STDIN in inputs else "a nats:// input (run more workers instead)"
+    if args.workers > 1 and (STDIN in inputs or any(map(is_bus_url, inputs)) or not all(map(_regular, inputs))):
+        what = (
+            "standard input"
+            if STDIN in inputs
+            else "a nats:// input (run more workers instead)"
+            if any(map(is_bus_url, inputs))
+            else "a pipe or device"
+        )
         return usage_error(parser, f"--workers {args.workers}: {what} can be read by one process only")
+
+    context = session.context  # under --workers, every shard's process tree sees every fork, exec, exit
+    tree_events = (
+        (context.consumed_events, context.observe) if context is not None and context.consumed_events else None
+    )
 
     def reader_of(shard: tuple[int, int] | None = None) -> EventReader:
         return EventReader(
@@ -273,6 +284,7 @@ def _list_or_replay(
             wanted_events=session.wanted_events,
             admissions=session.admissions,
             shard=shard,
+            observe_others=tree_events,
         )
 
     for sig in (signal.SIGINT, signal.SIGTERM):  # finish signatures and outputs, once
@@ -297,6 +309,15 @@ def _list_or_replay(
     reader.close()
     log.info("%s", session.summary())
     return status
+
+
+def _regular(path: str) -> bool:
+    """Whether ``path`` is a regular file (each ``--workers`` process reads it whole), or missing
+    (the reader reports that)."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return True
 
 
 def _print_listing(args: argparse.Namespace, session: Session) -> ExitStatus:
