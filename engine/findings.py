@@ -67,6 +67,9 @@ class Finding:
     data: dict[str, Any] | None
     event: Event
     sig_metadata: SignatureMetadata
+    #: Set once the ``tracee_finding_enrich`` hooks ran (in a ``--workers`` process, where the
+    #: context they read lives), so that they do not run again where it is delivered.
+    enriched: bool = field(default=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The ``rawjson`` object: ``{"Data", "Context", "SigMetadata"}``."""

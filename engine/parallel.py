@@ -94,8 +94,9 @@ def replay_sharded(session: Session, make_reader: Callable[[tuple[int, int]], Ev
 def _work(session: Session, engine: Engine, reader: EventReader, fd: int, index: int) -> int:
     """One shard's replay; everything it finds goes to ``fd``. The process's exit code.
 
-    The shard keeps its own context (process tree, …) from the events it reads, and writes it
-    into each finding before the finding leaves (the context itself stays in the worker).
+    The shard keeps its own context (process tree, syscall pairs, …) from the events it reads,
+    and runs the ``tracee_finding_enrich`` hooks on each finding before it leaves (the context
+    itself stays in the worker); the main process filters and outputs it.
     """
     context = session.context
 
@@ -106,10 +107,17 @@ def _work(session: Session, engine: Engine, reader: EventReader, fd: int, index:
             while data:
                 data = data[os.write(fd, data) :]
 
+    enrich = session.pm.hook.tracee_finding_enrich
+
     def forward(finding: Finding) -> None:
-        if context is not None and finding.event.context is not None:
-            context.enrich_finding(finding)
-            finding.event.context = None
+        # enriched here, where the context (process tree, syscall pairs, ...) lives; delivered there
+        try:
+            enrich(finding=finding)
+        except Exception as exc:  # noqa: BLE001 - a broken plugin loses this finding, counted there
+            send("lost", f"a finding of {finding.sig_metadata.id} was lost in a plugin: {type(exc).__name__}: {exc}")
+            return
+        finding.enriched = True
+        finding.event.context = None  # threads and locks: the context stays in this process
         try:
             send("finding", finding)
         except Exception as exc:  # noqa: BLE001 - whatever a signature put in its finding

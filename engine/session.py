@@ -335,7 +335,8 @@ class Session:
             if reason:
                 self.suppressed[str(reason)] += 1
                 return True
-            hook.tracee_finding_enrich(finding=finding)
+            if not finding.enriched:  # a --workers process enriches its findings itself
+                hook.tracee_finding_enrich(finding=finding)
             hook.tracee_finding_output(finding=finding)
         except Exception as exc:  # noqa: BLE001 - a broken plugin loses this finding, but it is counted, not blamed on the signature
             self.output_failed(

@@ -228,3 +228,26 @@ def test_an_interrupted_sharded_run_finishes_its_workers(tmp_path: Path) -> None
     assert "interrupted; finishing the signatures and outputs" in stderr
     assert _summary(stderr)[1] == 0
     assert not [w for w in workers if w.is_running() and w.status() != psutil.STATUS_ZOMBIE]
+
+
+def test_workers_put_the_syscall_behind_an_lsm_event_on_its_finding(tmp_path: Path) -> None:
+    """The syscall context pairs events in the worker that owns them; its findings leave enriched."""
+    path_arg = {"name": "pathname", "type": "const char*", "value": "/etc/ld.so.preload"}
+    openat = _event("openat", 77, [path_arg, {"name": "flags", "type": "int", "value": "O_WRONLY"}])
+    openat["returnValue"] = 3
+    file_open = _event(
+        "security_file_open",
+        77,
+        [path_arg, {"name": "flags", "type": "int", "value": "O_WRONLY"}, {"name": "dev", "type": "dev_t", "value": 1}],
+        syscall="openat",
+    )
+    file_open["timestamp"] += 1
+    path = tmp_path / "preload.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in [_exec(5, "/usr/bin/true"), openat, file_open]))
+    for workers in ("1", "2"):
+        result = tracee_rules(
+            "--input", str(path), "--rules", "TRC-107", "--output-template", "rawjson", "--workers", workers
+        )
+        assert result.returncode == 0, result.stderr
+        (finding,) = [json.loads(line) for line in result.stdout.splitlines()]
+        assert finding["Data"]["syscall_event"]["name"] == "openat", (workers, finding["Data"])
