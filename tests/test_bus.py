@@ -458,3 +458,22 @@ def test_a_message_delivered_too_often_is_moved_aside_not_retried(server: NatsSe
     assert "delivered 3 times without being processed" in err
     (moved,) = read_stream(server.url, "TRACEE_EVENTS_DEADLETTER")
     assert moved[1] == good and moved[2]["Tracee-Reason"] == "delivered too often"
+
+
+# --- outages ---------------------------------------------------------------------------------
+
+
+def test_a_worker_whose_bus_goes_away_stops_with_an_error_not_a_traceback(server: NatsServer) -> None:
+    worker = start_worker(server.url, idle=0, lease=2)
+    wait_for_stream(server.url, "TRACEE_EVENTS")
+    time.sleep(3)  # partitions taken, fetching
+    server.stop()
+    try:
+        _, err = worker.communicate(timeout=180)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert worker.returncode == 1, err
+    assert "Traceback" not in err
+    assert "the bus stopped answering" in err
+    assert "events processed" in err  # the run was finished and summarised

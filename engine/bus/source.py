@@ -250,9 +250,12 @@ class NatsEventSource:
         await asyncio.gather(*(asyncio.wrap_future(ack) for ack in self._acks), return_exceptions=True)
         await self.bus.nc.flush(10)
         if self._prefetch is not None:
-            prefetched = await asyncio.wrap_future(self._prefetch)
+            prefetch, self._prefetch = self._prefetch, None
+            try:
+                prefetched = await asyncio.wrap_future(prefetch)
+            except Exception:  # noqa: BLE001 - a failed fetch delivered nothing to hand back
+                prefetched = {}
             self._round += [msg for messages in prefetched.values() for msg in messages]
-            self._prefetch = None
         for msg in self._round:  # fetched, not processed: redelivered first, to the next worker
             if id(msg) not in self._acked:
                 await msg.nak()
@@ -267,6 +270,15 @@ class NatsEventSource:
     # --- reading ---
 
     def _events(self) -> Generator[Event, None, None]:
+        try:
+            yield from self._rounds()
+        except BusError as exc:  # the bus went away: stop, what was not acknowledged is redelivered
+            raise InputError(
+                f"the bus stopped answering ({exc}); stopping "
+                "(unacknowledged events are delivered again to the other workers)"
+            ) from None
+
+    def _rounds(self) -> Generator[Event, None, None]:
         leases = self._require_leases()
         next_rebalance = next_probe = 0.0
         last_message = time.monotonic()
@@ -274,8 +286,7 @@ class NatsEventSource:
         while True:
             now = time.monotonic()
             if self._prefetch is not None:  # fetched while the last round was processed
-                batches = self._prefetch.result(BUSY_WAIT + 30)
-                self._prefetch = None
+                batches = self._prefetched()
             else:
                 if now >= next_rebalance:  # only with no fetch in flight: hand-backs see every message
                     self.bus.call(self._rebalance(), 30)
@@ -317,6 +328,20 @@ class NatsEventSource:
                         self.stats.events += 1
                         yield event
                 self._commit()
+
+    def _prefetched(self) -> dict[int, list[Msg]]:
+        """The batches of the fetch started during the last round.
+
+        :raises BusError: when it failed or got no answer.
+        """
+        prefetch, self._prefetch = self._prefetch, None
+        assert prefetch is not None  # noqa: S101 - the caller checked it
+        try:
+            return prefetch.result(BUSY_WAIT + 30)
+        except concurrent.futures.TimeoutError:
+            raise BusError(f"{self.address.display}: no answer within {BUSY_WAIT + 30:g} s") from None
+        except Exception as exc:  # noqa: BLE001 - any failure of the fetch, reported as one
+            raise BusError(f"{self.address.display}: {type(exc).__name__}: {exc}") from None
 
     def _decode(self, msg: Msg) -> Event | None:
         """The event in ``msg``, or None when it was moved to the dead-letter subject."""
