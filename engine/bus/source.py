@@ -135,7 +135,8 @@ class NatsEventSource:
         self._leases: PartitionLeases | None = None
         self._subs: dict[int, Any] = {}
         self._not_before: dict[int, float] = {}
-        #: The batch being delivered: [message, processed] per message, in order.
+        #: Messages delivered and not acknowledged yet: [message, processed] per message, in
+        #: order; an event an observer holds stays here across rounds until it is done.
         self._batch: list[list[Any]] = []
         self._by_event: dict[int, list[Any]] = {}
         #: The messages of the last fetch, and those of them acknowledged (by id()).
@@ -318,7 +319,6 @@ class NatsEventSource:
             for partition in active:
                 if partition not in leases.held:  # lost meanwhile: its new owner gets them again
                     continue
-                self._batch = []
                 for msg in batches[partition]:
                     event = self._decode(msg)
                     entry = [msg, event is None]
@@ -392,13 +392,10 @@ class NatsEventSource:
         self.dead_lettered += 1
 
     def _commit(self) -> None:
-        """Confirm the findings of the processed prefix of the batch, then acknowledge it."""
-        done = 0
-        for entry in self._batch:
-            if not entry[1]:
-                break
-            done += 1
-        if not done:
+        """Confirm the findings of the processed messages, then acknowledge them; those not
+        processed yet (held back by an observer) stay for a later commit."""
+        processed = [entry[0] for entry in self._batch if entry[1]]
+        if not processed:
             return
         if self.confirm is not None and not self.confirm(CONFIRM_TIMEOUT):
             self._batch = []
@@ -406,8 +403,7 @@ class NatsEventSource:
                 "findings could not be published: stopping without acknowledging their events "
                 "(they will be delivered again)"
             )
-        processed = [entry[0] for entry in self._batch[:done]]
-        self._batch = self._batch[done:]
+        self._batch = [entry for entry in self._batch if not entry[1]]
         # sent in order on the loop, not waited for (close() waits for the last ones)
         self._acks = [f for f in self._acks if not f.done()]
         self._acks.append(asyncio.run_coroutine_threadsafe(self._ack(processed), self.bus.loop))
