@@ -477,3 +477,50 @@ def test_a_worker_whose_bus_goes_away_stops_with_an_error_not_a_traceback(server
     assert "Traceback" not in err
     assert "the bus stopped answering" in err
     assert "events processed" in err  # the run was finished and summarised
+
+
+def test_a_finding_raised_again_by_another_worker_is_stored_once_whatever_its_enrichment(
+    server: NatsServer,
+) -> None:
+    """The worker that takes over knows a different process tree and syscall history: the
+    same finding of the same event, enriched differently, keeps its message id."""
+    from pytracee.engine import Event, hookimpl, signature
+    from pytracee.engine.bus.findings import NatsFindingOutput
+    from pytracee.engine.output.templates import FindingTemplate
+    from pytracee.engine.plugins import PluginManager
+    from pytracee.engine.testing import run_signature
+
+    @signature(id="ONCE-1", name="once", severity=1, events=["execve"])
+    def once(event: Event) -> dict:
+        return {"path": event.args["pathname"]}
+
+    good = (REPO / "tests/fixtures/events_v0.24.1_docs.jsonl").read_bytes().splitlines()[0]
+    raw = json.loads(good)
+
+    class Enricher:  # what the first worker and the one taking over know differs
+        def __init__(self, ancestry: str) -> None:
+            self.ancestry = ancestry
+
+        @hookimpl
+        def tracee_finding_enrich(self, finding) -> None:
+            finding.data = dict(finding.data or {}, syscall_event={"seen_by": self.ancestry})
+
+    bodies = []
+    for worker in ("first", "second"):
+        event = Event(raw, "tracee", "nats:tracee.events.0.h", 1, good)
+        (finding,) = run_signature(once, [event])
+        output = NatsFindingOutput(
+            server.url + "/tracee.findings", "--output", FindingTemplate.load("rawjson"), BusCredentials()
+        )
+        pm = PluginManager()
+        pm.register(Enricher(worker))
+        pm.register(output)
+        pm.hook.tracee_finding_enrich(finding=finding)
+        pm.hook.tracee_finding_output(finding=finding)
+        assert output.confirm(10)
+        output.tracee_sessionfinish()
+        bodies.append(json.loads(output.template.render(finding))["Data"]["syscall_event"])
+    assert bodies[0] != bodies[1]
+    stored = read_stream(server.url, "TRACEE_FINDINGS")
+    assert len(stored) == 1
+    assert json.loads(stored[0][1])["Data"]["syscall_event"] == {"seen_by": "first"}
