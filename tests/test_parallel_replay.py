@@ -228,3 +228,14 @@ def test_an_interrupted_sharded_run_finishes_its_workers(tmp_path: Path) -> None
     assert "interrupted; finishing the signatures and outputs" in stderr
     assert _summary(stderr)[1] == 0
     assert not [w for w in workers if w.is_running() and w.status() != psutil.STATUS_ZOMBIE]
+
+
+def test_strict_workers_say_which_record_stopped_them(tmp_path: Path) -> None:
+    good = json.dumps(_exec(42, "/usr/bin/ls"))
+    # owned by worker 1 of 3 (as in the test above): not the first worker
+    lines = [good, '{"eventName": "openat", "hostProcessId": 1, "threadId": "y"}', good]
+    path = tmp_path / "bad.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    result = tracee_rules("--input", str(path), "--workers", "3", "--strict")
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.count(f"{path}:2: wrong type") == 1, result.stderr
