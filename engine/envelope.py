@@ -152,7 +152,7 @@ def read_envelope(text: bytes) -> Envelope | None:
     if not head.eventName:
         return None
     event_id = head.eventId
-    if type(event_id) is str and not event_id.isdigit():
+    if type(event_id) is str and not (event_id.isascii() and event_id.isdigit()):  # not "\u00b2"
         return None
     if head.args and bytes(head.args)[:1] != b"[":  # null, or not a list
         return None

@@ -29,6 +29,7 @@ BAD_UNWANTED = [
     ('{"eventName":"openat","processId":"7"}', "wrong type"),
     ('{"eventName":"openat","args":{"pathname":"/x"}}', "wrong type"),
     ('{"eventName":"openat","eventId":"x1"}', "wrong type"),
+    ('{"eventName":"openat","eventId":"\\u00b2"}', "wrong type"),  # a digit to str.isdigit(), not a number
     ('{"eventName":"openat","container":[]}', "wrong type"),
     ('{"eventName":"openat","args":[{"name":"pathname","value":"\\ud800"}]}', "invalid JSON"),
     ('{"eventName":"no_such_event"}', "unknown event"),
