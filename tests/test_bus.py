@@ -524,3 +524,11 @@ def test_a_finding_raised_again_by_another_worker_is_stored_once_whatever_its_en
     stored = read_stream(server.url, "TRACEE_FINDINGS")
     assert len(stored) == 1
     assert json.loads(stored[0][1])["Data"]["syscall_event"] == {"seen_by": "first"}
+
+
+def test_a_dead_letter_subject_inside_the_events_stream_is_refused(server: NatsServer) -> None:
+    worker = start_worker(server.url, idle=1, deadletter="tracee.events.bad")
+    _, err = worker.communicate(timeout=60)
+    assert worker.returncode == 1, err
+    assert "the dead-letter subject tracee.events.bad is captured by the events stream TRACEE_EVENTS" in err
+    assert "Traceback" not in err

@@ -177,7 +177,13 @@ class NatsEventSource:
     async def _ensure_deadletter_stream(self) -> None:
         from nats.js.api import StreamConfig
 
-        if await find_stream(self.bus, self.deadletter) is None:
+        captured_by = await find_stream(self.bus, self.deadletter)
+        if captured_by == self.stream:  # dead letters would come back as events, forever
+            raise BusError(
+                f"the dead-letter subject {self.deadletter} is captured by the events stream {self.stream}: "
+                "choose one outside it (?deadletter=SUBJECT)"
+            )
+        if captured_by is None:
             try:
                 await self.bus.js.add_stream(
                     StreamConfig(
