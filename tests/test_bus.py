@@ -532,3 +532,20 @@ def test_a_dead_letter_subject_inside_the_events_stream_is_refused(server: NatsS
     assert worker.returncode == 1, err
     assert "the dead-letter subject tracee.events.bad is captured by the events stream TRACEE_EVENTS" in err
     assert "Traceback" not in err
+
+
+def test_the_collector_refuses_an_events_stream_made_for_other_subjects(server: NatsServer) -> None:
+    from pytracee.collector.bus_output import BusEventOutput
+    from pytracee.collector.printers import OutputError, OutputSpec
+    from pytracee.engine.bus.partitions import ensure_event_stream
+
+    bus = BusConnection(BusAddress.parse(server.url + "/x", "--output"), BusCredentials())
+    bus.connect()
+    try:
+        bus.call(ensure_event_stream(bus, "TRACEE_EVENTS", "other.events", 2), 10)
+    finally:
+        bus.close()
+    with pytest.raises(OutputError, match=r"stream TRACEE_EVENTS captures other\.events\.\*, not tracee\.events\.\*"):
+        BusEventOutput(OutputSpec(), server.url + "/tracee.events", BusCredentials())
+    output = BusEventOutput(OutputSpec(), server.url + "/other.events", BusCredentials())  # the stream's own
+    output.close()
