@@ -549,3 +549,13 @@ def test_the_collector_refuses_an_events_stream_made_for_other_subjects(server: 
         BusEventOutput(OutputSpec(), server.url + "/tracee.events", BusCredentials())
     output = BusEventOutput(OutputSpec(), server.url + "/other.events", BusCredentials())  # the stream's own
     output.close()
+
+
+def test_a_worker_follows_the_ack_wait_and_lease_the_bus_was_set_up_with(server: NatsServer) -> None:
+    first = start_worker(server.url, idle=1, lease=3, ack_wait=4)  # creates the consumers and the bucket
+    assert first.wait(60) == 0
+    second = start_worker(server.url, idle=1, lease=7, ack_wait=9)
+    _, err = second.communicate(timeout=60)
+    assert second.returncode == 0, err
+    assert "bucket TRACEE_EVENTS_detect_workers: leases last 3 s (its TTL), not 7 s" in err
+    assert err.count("messages are redelivered after 4 s (its ack_wait), not 9 s") == 1, err

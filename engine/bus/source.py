@@ -148,6 +148,7 @@ class NatsEventSource:
         self._acks: list[concurrent.futures.Future[None]] = []
         self._iterator: Generator[Event, None, None] | None = None
         self._opened = False
+        self._ack_wait_told = False
 
     # --- setting up ---
 
@@ -459,13 +460,22 @@ class NatsEventSource:
                 description=f"pytracee workers {self.consumer}, partition {partition}",
             )
             info = await js.add_consumer(self.stream, config)
+        ack_wait = info.config.ack_wait or self.ack_wait  # the consumer's own, set when it was created
+        if abs(ack_wait - self.ack_wait) > 1e-3 and not self._ack_wait_told:
+            self._ack_wait_told = True
+            log.warning(
+                "consumer %s: messages are redelivered after %g s (its ack_wait), not %g s",
+                name,
+                ack_wait,
+                self.ack_wait,
+            )
         if info.num_ack_pending and not released:
-            self._not_before[partition] = time.monotonic() + self.ack_wait
+            self._not_before[partition] = time.monotonic() + ack_wait
             log.info(
                 "partition %d taken over with %d unacknowledged messages: waiting %g s (ack_wait) for their redelivery",
                 partition,
                 info.num_ack_pending,
-                self.ack_wait,
+                ack_wait,
             )
         else:
             self._not_before.pop(partition, None)
