@@ -75,7 +75,12 @@ class BusEventOutput(EventPrinter):
         try:
             self.bus.connect()
             if self.bus.call(find_stream(self.bus, self.subject), 10) is None:
-                self.bus.call(ensure_event_stream(self.bus, stream, prefix, partitions), 10)
+                found, _ = self.bus.call(ensure_event_stream(self.bus, stream, prefix, partitions), 10)
+                if found != prefix:  # the stream exists for other subjects: nothing would be stored
+                    raise BusError(
+                        f"{address.display}: stream {stream} captures {found}.*, not {prefix}.*: "
+                        f"publish to {found} or choose another stream (?stream=NAME)"
+                    )
         except BusError as exc:
             self.bus.close()
             raise OutputError(f"--output {exc}") from None

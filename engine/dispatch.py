@@ -145,6 +145,8 @@ class Engine:
         self._observers: dict[str, list[Callable[[Event], bool | None]]] = {}
         self._observers_at_end: list[Callable[[], None]] = []
         self._released: list[Event] = []
+        #: Called with each event an observer held once the signatures had it (:meth:`release`).
+        self.on_released: Callable[[Event], None] | None = None
         self._signature_event_ids = {
             loaded.metadata.event_name: SIGNATURE_EVENT_ID_BASE + index
             for index, loaded in enumerate(self.signatures)
@@ -282,16 +284,18 @@ class Engine:
 
     # --- the hot path ----------------------------------------------------------------
 
-    def dispatch(self, event: Event) -> None:
+    def dispatch(self, event: Event) -> bool:
         """Deliver ``event`` to every signature that selected it.
 
+        :returns: False when an observer holds the event back: the signatures get it later,
+            and :attr:`on_released` is called with it then.
         :raises pytracee.engine.errors.MalformedEventError: when the event's
             ``args`` are unreadable; no signature has seen it then.
         """
         if self._observers and event.raw["eventName"] in self._observers:
-            self._dispatch_observed(event)
-        else:
-            self._dispatch(event)
+            return self._dispatch_observed(event)
+        self._dispatch(event)
+        return True
 
     def _dispatch(self, event: Event) -> None:
         self.stats.events += 1
@@ -325,7 +329,7 @@ class Engine:
                     raise
                 self._signature_failed(loaded, event, RuleAbortError.of(exc))
 
-    def _dispatch_observed(self, event: Event) -> None:
+    def _dispatch_observed(self, event: Event) -> bool:
         held = False
         for observer in self._observers[event.name]:
             try:
@@ -335,6 +339,7 @@ class Engine:
         if not held:
             self._dispatch(event)
         self._dispatch_released()
+        return not held
 
     def _dispatch_released(self) -> None:
         while self._released:
@@ -343,6 +348,8 @@ class Engine:
                 self._dispatch(event)
             except MalformedEventError as exc:  # held events were read by their observer first: not expected
                 log.error("event %s held by an observer is malformed: %s", event.location or event.name, exc)
+            if self.on_released is not None:
+                self.on_released(event)
 
     def _signature_failed(self, loaded: LoadedSignature, event: Event, exc: BaseException) -> None:
         sig_id = loaded.metadata.id

@@ -152,7 +152,7 @@ def read_envelope(text: bytes) -> Envelope | None:
     if not head.eventName:
         return None
     event_id = head.eventId
-    if type(event_id) is str and not event_id.isdigit():
+    if type(event_id) is str and not (event_id.isascii() and event_id.isdigit()):  # not "\u00b2"
         return None
     if head.args and bytes(head.args)[:1] != b"[":  # null, or not a list
         return None
@@ -181,7 +181,7 @@ _ARG_PATTERNS: dict[str, tuple[bytes, re.Pattern[bytes]]] = {}
 
 def _find_string_args(args: bytes, names: Collection[str]) -> dict[str, Any] | None:
     """String arguments ``names`` read from the (valid) JSON text of ``args`` by a search
-    for ``{"name":"N","type":"T","value":"..."}`` as Tracee writes them; ``None`` (decode
+    for ``{"name":"N","type":"T","value":"..."}`` as Tracee writes them (the value last); ``None`` (decode
     them instead) unless the text has no escapes and each of ``names`` occurs exactly once
     as a JSON string, in an argument written so, with a string value."""
     if b"\\" in args:
@@ -191,7 +191,8 @@ def _find_string_args(args: bytes, names: Collection[str]) -> dict[str, Any] | N
         entry = _ARG_PATTERNS.get(name)
         if entry is None:
             token = json.dumps(name).encode()
-            pattern = re.compile(rb'"name":' + re.escape(token) + rb',"type":"[^"]*","value":"([^"]*)"')
+            # the value closes the object: a key after it (another "value") is read by decoding
+            pattern = re.compile(rb'"name":' + re.escape(token) + rb',"type":"[^"]*","value":"([^"]*)"\}')
             entry = _ARG_PATTERNS[name] = (token, pattern)
         token, pattern = entry
         # the only "N" string in the text (no escapes: any argument called N holds it) ...

@@ -138,9 +138,8 @@ def _work(session: Session, engine: Engine, reader: EventReader, fd: int, index:
                 dispatch(event)
             except MalformedEventError as exc:
                 reader.skip(event, "malformed args", str(exc))
-    except InputError as exc:
-        if index == 0:
-            log.error("%s", exc)
+    except InputError as exc:  # a bad record has one owner: only that worker reports it
+        log.error("%s", exc)
         status = ExitStatus.FAILED
     except KeyboardInterrupt:
         status = ExitStatus.INTERRUPTED

@@ -240,22 +240,27 @@ class Session:
         self.source = source = as_source(events)
         self.input_stats = source.stats
         status = ExitStatus.OK
-        dispatch: Callable[[Event], None] = engine.dispatch
+        dispatch: Callable[[Event], bool] = engine.dispatch
         observe = self.context.observe if self.context is not None else None
         # A source that acknowledges its input (a message bus) is told when an event and
         # its findings went through the signatures and the outputs (EventSource.event_done).
+        # An event an observer holds back is done once the engine released it to the signatures.
         done = getattr(source, "event_done", None)
+        engine.on_released = done
         try:
             for event in source:
                 if self.reload_requested:
                     dispatch = self._reload()
+                    if self.engine is not None:
+                        self.engine.on_released = done
+                went = True
                 try:
                     if observe is not None:
                         observe(event)
-                    dispatch(event)
+                    went = dispatch(event)
                 except MalformedEventError as exc:
                     source.skip(event, "malformed args", str(exc))
-                if done is not None:
+                if done is not None and went:
                     done(event)
         except InputError as exc:
             log.error("%s", exc)
@@ -274,7 +279,7 @@ class Session:
         """Ask for a hot reload before the next event (safe in a signal handler)."""
         self.reload_requested = True
 
-    def _reload(self) -> Callable[[Event], None]:
+    def _reload(self) -> Callable[[Event], bool]:
         """Reload now (between two events); the dispatch function of the engine in force."""
         self.reload_requested = False
         if self.reparse is None:

@@ -458,3 +458,104 @@ def test_a_message_delivered_too_often_is_moved_aside_not_retried(server: NatsSe
     assert "delivered 3 times without being processed" in err
     (moved,) = read_stream(server.url, "TRACEE_EVENTS_DEADLETTER")
     assert moved[1] == good and moved[2]["Tracee-Reason"] == "delivered too often"
+
+
+# --- outages ---------------------------------------------------------------------------------
+
+
+def test_a_worker_whose_bus_goes_away_stops_with_an_error_not_a_traceback(server: NatsServer) -> None:
+    worker = start_worker(server.url, idle=0, lease=2)
+    wait_for_stream(server.url, "TRACEE_EVENTS")
+    time.sleep(3)  # partitions taken, fetching
+    server.stop()
+    try:
+        _, err = worker.communicate(timeout=180)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert worker.returncode == 1, err
+    assert "Traceback" not in err
+    assert "the bus stopped answering" in err
+    assert "events processed" in err  # the run was finished and summarised
+
+
+def test_a_finding_raised_again_by_another_worker_is_stored_once_whatever_its_enrichment(
+    server: NatsServer,
+) -> None:
+    """The worker that takes over knows a different process tree and syscall history: the
+    same finding of the same event, enriched differently, keeps its message id."""
+    from pytracee.engine import Event, hookimpl, signature
+    from pytracee.engine.bus.findings import NatsFindingOutput
+    from pytracee.engine.output.templates import FindingTemplate
+    from pytracee.engine.plugins import PluginManager
+    from pytracee.engine.testing import run_signature
+
+    @signature(id="ONCE-1", name="once", severity=1, events=["execve"])
+    def once(event: Event) -> dict:
+        return {"path": event.args["pathname"]}
+
+    good = (REPO / "tests/fixtures/events_v0.24.1_docs.jsonl").read_bytes().splitlines()[0]
+    raw = json.loads(good)
+
+    class Enricher:  # what the first worker and the one taking over know differs
+        def __init__(self, ancestry: str) -> None:
+            self.ancestry = ancestry
+
+        @hookimpl
+        def tracee_finding_enrich(self, finding) -> None:
+            finding.data = dict(finding.data or {}, syscall_event={"seen_by": self.ancestry})
+
+    bodies = []
+    for worker in ("first", "second"):
+        event = Event(raw, "tracee", "nats:tracee.events.0.h", 1, good)
+        (finding,) = run_signature(once, [event])
+        output = NatsFindingOutput(
+            server.url + "/tracee.findings", "--output", FindingTemplate.load("rawjson"), BusCredentials()
+        )
+        pm = PluginManager()
+        pm.register(Enricher(worker))
+        pm.register(output)
+        pm.hook.tracee_finding_enrich(finding=finding)
+        pm.hook.tracee_finding_output(finding=finding)
+        assert output.confirm(10)
+        output.tracee_sessionfinish()
+        bodies.append(json.loads(output.template.render(finding))["Data"]["syscall_event"])
+    assert bodies[0] != bodies[1]
+    stored = read_stream(server.url, "TRACEE_FINDINGS")
+    assert len(stored) == 1
+    assert json.loads(stored[0][1])["Data"]["syscall_event"] == {"seen_by": "first"}
+
+
+def test_a_dead_letter_subject_inside_the_events_stream_is_refused(server: NatsServer) -> None:
+    worker = start_worker(server.url, idle=1, deadletter="tracee.events.bad")
+    _, err = worker.communicate(timeout=60)
+    assert worker.returncode == 1, err
+    assert "the dead-letter subject tracee.events.bad is captured by the events stream TRACEE_EVENTS" in err
+    assert "Traceback" not in err
+
+
+def test_the_collector_refuses_an_events_stream_made_for_other_subjects(server: NatsServer) -> None:
+    from pytracee.collector.bus_output import BusEventOutput
+    from pytracee.collector.printers import OutputError, OutputSpec
+    from pytracee.engine.bus.partitions import ensure_event_stream
+
+    bus = BusConnection(BusAddress.parse(server.url + "/x", "--output"), BusCredentials())
+    bus.connect()
+    try:
+        bus.call(ensure_event_stream(bus, "TRACEE_EVENTS", "other.events", 2), 10)
+    finally:
+        bus.close()
+    with pytest.raises(OutputError, match=r"stream TRACEE_EVENTS captures other\.events\.\*, not tracee\.events\.\*"):
+        BusEventOutput(OutputSpec(), server.url + "/tracee.events", BusCredentials())
+    output = BusEventOutput(OutputSpec(), server.url + "/other.events", BusCredentials())  # the stream's own
+    output.close()
+
+
+def test_a_worker_follows_the_ack_wait_and_lease_the_bus_was_set_up_with(server: NatsServer) -> None:
+    first = start_worker(server.url, idle=1, lease=3, ack_wait=4)  # creates the consumers and the bucket
+    assert first.wait(60) == 0
+    second = start_worker(server.url, idle=1, lease=7, ack_wait=9)
+    _, err = second.communicate(timeout=60)
+    assert second.returncode == 0, err
+    assert "bucket TRACEE_EVENTS_detect_workers: leases last 3 s (its TTL), not 7 s" in err
+    assert err.count("messages are redelivered after 4 s (its ack_wait), not 9 s") == 1, err

@@ -29,6 +29,7 @@ BAD_UNWANTED = [
     ('{"eventName":"openat","processId":"7"}', "wrong type"),
     ('{"eventName":"openat","args":{"pathname":"/x"}}', "wrong type"),
     ('{"eventName":"openat","eventId":"x1"}', "wrong type"),
+    ('{"eventName":"openat","eventId":"\\u00b2"}', "wrong type"),  # a digit to str.isdigit(), not a number
     ('{"eventName":"openat","container":[]}', "wrong type"),
     ('{"eventName":"openat","args":[{"name":"pathname","value":"\\ud800"}]}', "invalid JSON"),
     ('{"eventName":"no_such_event"}', "unknown event"),
@@ -193,3 +194,18 @@ def test_the_envelope_reads_the_arguments_filters_need_as_the_event_does() -> No
     full = Event(json.loads(text)).args
     assert head.arg_values() == full
     assert head.arg_values({"pathname", "dev", "argv", "missing"}) == {k: full[k] for k in ("pathname", "dev", "argv")}
+
+
+def test_an_argument_written_with_its_value_twice_is_read_as_the_event_reads_it() -> None:
+    """JSON's last duplicate key wins in the full decoding: the envelope must not take the first."""
+    from pytracee.engine.envelope import read_envelope
+    from pytracee.engine.events import Event
+
+    text = (
+        b'{"eventName":"security_file_open","args":[{"name":"pathname","type":"const char*",'
+        b'"value":"/tmp/harmless","value":"/etc/ld.so.preload"},{"name":"flags","type":"int","value":65}]}'
+    )
+    head = read_envelope(text)
+    assert head is not None
+    assert Event(json.loads(text)).args["pathname"] == "/etc/ld.so.preload"
+    assert head.arg_values({"pathname"}) == {"pathname": "/etc/ld.so.preload"}

@@ -251,3 +251,14 @@ def test_workers_put_the_syscall_behind_an_lsm_event_on_its_finding(tmp_path: Pa
         assert result.returncode == 0, result.stderr
         (finding,) = [json.loads(line) for line in result.stdout.splitlines()]
         assert finding["Data"]["syscall_event"]["name"] == "openat", (workers, finding["Data"])
+
+
+def test_strict_workers_say_which_record_stopped_them(tmp_path: Path) -> None:
+    good = json.dumps(_exec(42, "/usr/bin/ls"))
+    # owned by worker 1 of 3 (as in the test above): not the first worker
+    lines = [good, '{"eventName": "openat", "hostProcessId": 1, "threadId": "y"}', good]
+    path = tmp_path / "bad.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    result = tracee_rules("--input", str(path), "--workers", "3", "--strict")
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.count(f"{path}:2: wrong type") == 1, result.stderr

@@ -203,3 +203,31 @@ def test_engine_observers_see_events_before_the_signatures_and_select_nothing(ca
     engine.dispatch(ev("security_socket_connect", {"sockfd": 4, "type": 1, "remote_addr": other}, 1, syscall="connect"))
     assert seen == ["openat", "security_socket_connect", "finding"]
     assert "observer bug" in caplog.text
+
+
+def test_an_event_held_back_is_reported_done_only_once_the_signatures_had_it() -> None:
+    """A source that acknowledges its input (a message bus) must not acknowledge an LSM event
+    an observer holds: the engine says it did not go to the signatures, and reports it later."""
+    from pytracee.engine import Event, select, signature
+    from pytracee.engine.dispatch import Engine
+
+    seen: list[str] = []
+
+    @signature(id="SEEN-1", name="sees LSM events", severity=0, events=[select("security_file_open")])
+    def sees(event: Event) -> None:
+        seen.append(event.name)
+
+    engine = Engine([sees() if isinstance(sees, type) else sees], lambda finding: None)
+    context = SyscallContext(engine.release)
+    engine.observe(["openat", "security_file_open"], context.observe, at_end=context.release_all)
+    done: list[tuple[str, list[str]]] = []
+    engine.on_released = lambda event: done.append((event.name, list(seen)))
+    assert engine.dispatch(ev("openat", OPENAT, 60, returnValue=3)) is True  # openat is traced
+    lsm = ev("security_file_open", FILE_OPEN, 61, syscall="openat", timestamp=10**18)
+    assert engine.dispatch(lsm) is False and seen == [] and done == []  # held: not done
+    assert engine.dispatch(ev("openat", OPENAT, 61, returnValue=3, timestamp=10**18 + 1)) is True
+    assert done == [("security_file_open", ["security_file_open"])]  # done after the signature saw it
+    held_at_end = ev("security_file_open", FILE_OPEN, 62, syscall="openat", timestamp=10**18 + 2)
+    assert engine.dispatch(held_at_end) is False
+    engine.complete()
+    assert [name for name, _ in done] == ["security_file_open"] * 2 and len(seen) == 2

@@ -440,3 +440,21 @@ def test_any_url_is_refused_or_yields_a_clean_request_line(url: str) -> None:
     assert parsed.scheme in ("http", "https") and parsed.host and 1 <= parsed.port <= 65535
     for part in (parsed.target, parsed.host_header):
         assert re.fullmatch(r"[!-~]+", part), part  # nothing that could end the request line or a header
+
+
+def test_confirm_waits_for_the_posts_and_reports_any_loss(collector) -> None:
+    """A message bus acknowledges its events only once their findings were posted."""
+    address, handler = collector(0.5)
+    sender = WebhookSender(f"http://{address}/", FindingTemplate.load("rawjson"), drain_timeout=5)
+    for n in range(2):
+        sender.tracee_finding_output(finding(n))
+    assert sender.confirm(0.05) is False  # still being posted
+    assert sender.confirm(10) is True and len(handler.received) == 2
+    sender.tracee_sessionfinish()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nobody listens on it
+    failing = WebhookSender(f"http://127.0.0.1:{port}/", FindingTemplate.load("rawjson"), drain_timeout=1)
+    failing.tracee_finding_output(finding(3))
+    assert failing.confirm(10) is False and failing.failed_requests == 1
+    failing.tracee_sessionfinish()

@@ -38,15 +38,17 @@ __all__ = ["BusCredentials", "BusError", "add_bus_options", "is_bus_url", "open_
 def open_bus_input(url: str, options: argparse.Namespace, session: Session) -> NatsEventSource:
     """The worker source for ``--input nats://...``, its acknowledgements tied to the
     session's outputs: a batch is acknowledged once the ``nats://`` findings output
-    confirms its findings stored (other outputs: once standard output is flushed).
+    confirms its findings stored and the webhooks posted them (other outputs: once
+    standard output is flushed).
 
     :raises ValueError: a bad address; :raises BusError: no server, or a stream that does not fit.
     """
+    from ..output.webhook import WebhookSender
     from ..reader import DEFAULT_MAX_LINE_SIZE
     from .findings import NatsFindingOutput
     from .source import NatsEventSource
 
-    outputs = [p for p in session.pm.get_plugins() if isinstance(p, NatsFindingOutput)]
+    outputs = [p for p in session.pm.get_plugins() if isinstance(p, NatsFindingOutput | WebhookSender)]
 
     def confirm(timeout: float) -> bool:
         if sys.stdout is not None:

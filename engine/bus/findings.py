@@ -8,9 +8,11 @@ when the event has none). The findings stream (``TRACEE_FINDINGS``, or ``stream=
 is created when no stream captures the subject yet.
 
 Every finding carries a ``Nats-Msg-Id`` derived from what it says: the signature,
-the finding's data and the whole triggering event. The same event processed twice
-(by a worker that died before acknowledging it, then by the one that took over)
-gives findings with the same id, which the stream's duplicate window stores once.
+the finding's data as the signature emitted it (before any enrichment: the process
+ancestry, a syscall event or an artifact's digest depend on what the worker saw before)
+and the triggering event as it was read. The same event processed twice (by a worker that
+died before acknowledging it, then by the one that took over) gives findings with the same
+id, which the stream's duplicate window stores once.
 
 Publishing is bounded and counted (:class:`~pytracee.engine.bus.publisher.JetStreamPublisher`,
 ``buffer=`` in the address): findings dropped or not stored count as not delivered
@@ -42,13 +44,17 @@ log = logging.getLogger("pytracee.output")
 QUERY_KEYS = ("host", "buffer", "stream", "drain")
 
 
-def finding_id(finding: Finding, body: bytes) -> str:
-    """The finding's message id: a digest of the signature, the rendered finding and the
-    triggering event's JSON (the same for the same finding of the same event)."""
+def finding_id(finding: Finding) -> str:
+    """The finding's message id: a digest of the signature, the finding's data and the
+    triggering event's JSON as read (the same for the same finding of the same event).
+
+    Call it before the finding is enriched: enrichment depends on the worker's state.
+    """
     digest = hashlib.sha256(finding.sig_metadata.id.encode())
     event = finding.event
     digest.update(event.text if event.text is not None else orjson.dumps(event.raw, option=orjson.OPT_SORT_KEYS))
-    digest.update(body)
+    digest.update(b"\0")
+    digest.update(orjson.dumps(finding.data, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=repr))
     return digest.hexdigest()[:40]
 
 
@@ -83,11 +89,18 @@ class NatsFindingOutput(Sink):
         self.publisher.start()
         self._reported = 0
         self._closed = False
+        #: The finding being delivered and its id, taken before the other plugins enriched it.
+        self._identified: tuple[Finding, str] | None = None
 
     def _report(self) -> None:
         lost = self.publisher.stats.lost
         new, self._reported = lost - self._reported, lost
         self.count_failures(new)
+
+    @hookimpl(tryfirst=True)
+    def tracee_finding_enrich(self, finding: Finding) -> None:
+        """Take the finding's id before any enrichment (see :func:`finding_id`)."""
+        self._identified = (finding, finding_id(finding))
 
     @hookimpl
     def tracee_finding_output(self, finding: Finding) -> None:
@@ -96,8 +109,10 @@ class NatsFindingOutput(Sink):
         except TemplateError as exc:
             self.failed(f"{self.address.display}: finding of {finding.sig_metadata.id} not rendered: {exc}")
             return
+        identified, self._identified = self._identified, None
+        msg_id = identified[1] if identified is not None and identified[0] is finding else finding_id(finding)
         host = subject_token(finding.event.host_name, self.local_host)
-        self.publisher.submit(f"{self.subject}.{host}", body, finding_id(finding, body))
+        self.publisher.submit(f"{self.subject}.{host}", body, msg_id)
         self._report()
 
     def confirm(self, timeout: float) -> bool:

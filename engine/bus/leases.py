@@ -81,6 +81,10 @@ class PartitionLeases:
         js = self.bus.js
         try:
             self._kv = await js.key_value(self.bucket)
+            ttl = (await self._kv.status()).ttl
+            if ttl and abs(ttl - self.lease) > 1e-3:  # the bucket's values expire when it says
+                log.warning("bucket %s: leases last %g s (its TTL), not %g s", self.bucket, ttl, self.lease)
+                self.lease = ttl
         except BucketNotFoundError:
             self._kv = await js.create_key_value(KeyValueConfig(bucket=self.bucket, ttl=self.lease, history=1))
         await self._heartbeat()

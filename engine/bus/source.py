@@ -135,7 +135,8 @@ class NatsEventSource:
         self._leases: PartitionLeases | None = None
         self._subs: dict[int, Any] = {}
         self._not_before: dict[int, float] = {}
-        #: The batch being delivered: [message, processed] per message, in order.
+        #: Messages delivered and not acknowledged yet: [message, processed] per message, in
+        #: order; an event an observer holds stays here across rounds until it is done.
         self._batch: list[list[Any]] = []
         self._by_event: dict[int, list[Any]] = {}
         #: The messages of the last fetch, and those of them acknowledged (by id()).
@@ -147,6 +148,7 @@ class NatsEventSource:
         self._acks: list[concurrent.futures.Future[None]] = []
         self._iterator: Generator[Event, None, None] | None = None
         self._opened = False
+        self._ack_wait_told = False
 
     # --- setting up ---
 
@@ -176,7 +178,13 @@ class NatsEventSource:
     async def _ensure_deadletter_stream(self) -> None:
         from nats.js.api import StreamConfig
 
-        if await find_stream(self.bus, self.deadletter) is None:
+        captured_by = await find_stream(self.bus, self.deadletter)
+        if captured_by == self.stream:  # dead letters would come back as events, forever
+            raise BusError(
+                f"the dead-letter subject {self.deadletter} is captured by the events stream {self.stream}: "
+                "choose one outside it (?deadletter=SUBJECT)"
+            )
+        if captured_by is None:
             try:
                 await self.bus.js.add_stream(
                     StreamConfig(
@@ -250,9 +258,12 @@ class NatsEventSource:
         await asyncio.gather(*(asyncio.wrap_future(ack) for ack in self._acks), return_exceptions=True)
         await self.bus.nc.flush(10)
         if self._prefetch is not None:
-            prefetched = await asyncio.wrap_future(self._prefetch)
+            prefetch, self._prefetch = self._prefetch, None
+            try:
+                prefetched = await asyncio.wrap_future(prefetch)
+            except Exception:  # noqa: BLE001 - a failed fetch delivered nothing to hand back
+                prefetched = {}
             self._round += [msg for messages in prefetched.values() for msg in messages]
-            self._prefetch = None
         for msg in self._round:  # fetched, not processed: redelivered first, to the next worker
             if id(msg) not in self._acked:
                 await msg.nak()
@@ -267,6 +278,15 @@ class NatsEventSource:
     # --- reading ---
 
     def _events(self) -> Generator[Event, None, None]:
+        try:
+            yield from self._rounds()
+        except BusError as exc:  # the bus went away: stop, what was not acknowledged is redelivered
+            raise InputError(
+                f"the bus stopped answering ({exc}); stopping "
+                "(unacknowledged events are delivered again to the other workers)"
+            ) from None
+
+    def _rounds(self) -> Generator[Event, None, None]:
         leases = self._require_leases()
         next_rebalance = next_probe = 0.0
         last_message = time.monotonic()
@@ -274,8 +294,7 @@ class NatsEventSource:
         while True:
             now = time.monotonic()
             if self._prefetch is not None:  # fetched while the last round was processed
-                batches = self._prefetch.result(BUSY_WAIT + 30)
-                self._prefetch = None
+                batches = self._prefetched()
             else:
                 if now >= next_rebalance:  # only with no fetch in flight: hand-backs see every message
                     self.bus.call(self._rebalance(), 30)
@@ -307,7 +326,6 @@ class NatsEventSource:
             for partition in active:
                 if partition not in leases.held:  # lost meanwhile: its new owner gets them again
                     continue
-                self._batch = []
                 for msg in batches[partition]:
                     event = self._decode(msg)
                     entry = [msg, event is None]
@@ -317,6 +335,20 @@ class NatsEventSource:
                         self.stats.events += 1
                         yield event
                 self._commit()
+
+    def _prefetched(self) -> dict[int, list[Msg]]:
+        """The batches of the fetch started during the last round.
+
+        :raises BusError: when it failed or got no answer.
+        """
+        prefetch, self._prefetch = self._prefetch, None
+        assert prefetch is not None  # noqa: S101 - the caller checked it
+        try:
+            return prefetch.result(BUSY_WAIT + 30)
+        except concurrent.futures.TimeoutError:
+            raise BusError(f"{self.address.display}: no answer within {BUSY_WAIT + 30:g} s") from None
+        except Exception as exc:  # noqa: BLE001 - any failure of the fetch, reported as one
+            raise BusError(f"{self.address.display}: {type(exc).__name__}: {exc}") from None
 
     def _decode(self, msg: Msg) -> Event | None:
         """The event in ``msg``, or None when it was moved to the dead-letter subject."""
@@ -367,13 +399,10 @@ class NatsEventSource:
         self.dead_lettered += 1
 
     def _commit(self) -> None:
-        """Confirm the findings of the processed prefix of the batch, then acknowledge it."""
-        done = 0
-        for entry in self._batch:
-            if not entry[1]:
-                break
-            done += 1
-        if not done:
+        """Confirm the findings of the processed messages, then acknowledge them; those not
+        processed yet (held back by an observer) stay for a later commit."""
+        processed = [entry[0] for entry in self._batch if entry[1]]
+        if not processed:
             return
         if self.confirm is not None and not self.confirm(CONFIRM_TIMEOUT):
             self._batch = []
@@ -381,8 +410,7 @@ class NatsEventSource:
                 "findings could not be published: stopping without acknowledging their events "
                 "(they will be delivered again)"
             )
-        processed = [entry[0] for entry in self._batch[:done]]
-        self._batch = self._batch[done:]
+        self._batch = [entry for entry in self._batch if not entry[1]]
         # sent in order on the loop, not waited for (close() waits for the last ones)
         self._acks = [f for f in self._acks if not f.done()]
         self._acks.append(asyncio.run_coroutine_threadsafe(self._ack(processed), self.bus.loop))
@@ -432,13 +460,22 @@ class NatsEventSource:
                 description=f"pytracee workers {self.consumer}, partition {partition}",
             )
             info = await js.add_consumer(self.stream, config)
+        ack_wait = info.config.ack_wait or self.ack_wait  # the consumer's own, set when it was created
+        if abs(ack_wait - self.ack_wait) > 1e-3 and not self._ack_wait_told:
+            self._ack_wait_told = True
+            log.warning(
+                "consumer %s: messages are redelivered after %g s (its ack_wait), not %g s",
+                name,
+                ack_wait,
+                self.ack_wait,
+            )
         if info.num_ack_pending and not released:
-            self._not_before[partition] = time.monotonic() + self.ack_wait
+            self._not_before[partition] = time.monotonic() + ack_wait
             log.info(
                 "partition %d taken over with %d unacknowledged messages: waiting %g s (ack_wait) for their redelivery",
                 partition,
                 info.num_ack_pending,
-                self.ack_wait,
+                ack_wait,
             )
         else:
             self._not_before.pop(partition, None)

@@ -303,10 +303,12 @@ def _list_or_replay(
         metrics = open_metrics_server(args)
     except ConfigError as exc:
         return usage_error(parser, exc)
-    status = _replay(args, session, reader, reader_of, metrics)
-    for sig in (signal.SIGINT, signal.SIGTERM):  # the run is over: let the summary out
-        signal.signal(sig, signal.SIG_IGN)
-    reader.close()
+    try:
+        status = _replay(args, session, reader, reader_of, metrics)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):  # the run is over: let the summary out
+            signal.signal(sig, signal.SIG_IGN)
+        reader.close()
     log.info("%s", session.summary())
     return status
 

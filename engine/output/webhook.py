@@ -355,6 +355,19 @@ class WebhookSender(Sink):
                     self.accepted += 1
         self._report()
 
+    def confirm(self, timeout: float) -> bool:
+        """Wait (``timeout`` s at most) until every finding queued so far was posted or failed;
+        False when that did not happen in time, or when any finding was lost since the start
+        (not rendered, failed, dropped). A message bus acknowledges its events only after this."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                settled = self.accepted == self.delivered + self.failed_requests
+                lost = self.failed_count + self.dropped
+            if settled or lost or time.monotonic() >= deadline:
+                return settled and not lost
+            time.sleep(0.01)
+
     def _drop(self, why: str) -> None:
         with self._lock:
             self.dropped_full += 1
