@@ -53,8 +53,8 @@ _SEL_ENTER, _SEL_EXIT = 0x2, 0x4
 
 #: the kernel moves these bytes from file to file (no user buffer): counted as not captured
 MOVE_SYSCALLS: Final = ("sendfile", "splice", "copy_file_range")
-WRITE_SYSCALLS: Final = ("write", "pwrite64", "writev", "pwritev", "pwritev2") + MOVE_SYSCALLS
-READ_SYSCALLS: Final = ("read", "pread64", "readv", "preadv", "preadv2") + MOVE_SYSCALLS
+WRITE_SYSCALLS: Final = ("write", "pwrite64", "writev", "pwritev", "pwritev2", *MOVE_SYSCALLS)
+READ_SYSCALLS: Final = ("read", "pread64", "readv", "preadv", "preadv2", *MOVE_SYSCALLS)
 MEM_SYSCALLS: Final = ("mprotect", "pkey_mprotect")
 MODULE_SYSCALLS: Final = ("init_module", "finit_module")
 

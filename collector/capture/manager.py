@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from .. import wire
-from ..ringbuf import RingBufferReader
 from ..privileges import UnsafePathError
+from ..ringbuf import RingBufferReader
 from .artifacts import Artifact, ArtifactStore, safe_basename, safe_container_id
 from .kernel import (
     CAPTURES_MAP,
@@ -510,7 +510,9 @@ class CaptureManager:
         if totals.get("lost_chunks"):
             text += f", {totals['lost_chunks']} chunks lost ({totals['lost_bytes']} bytes: the capture ring was full)"
         if totals.get("not_copied"):
-            text += f", {totals['not_copied']} bytes not copied (over a size budget, or moved file to file by the kernel)"
+            text += (
+                f", {totals['not_copied']} bytes not copied (over a size budget, or moved file to file by the kernel)"
+            )
         if self.exec_failures:
             text += f", {self.exec_failures} executables not copied (gone)"
         if self.malformed:
