@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -486,3 +487,32 @@ def test_the_file_given_to_finit_module_is_captured(obj: Path, work: Path) -> No
         f"module.dev-{os.major(st.st_dev) << 20 | os.minor(st.st_dev)}.inode-{st.st_ino}.pid-"
         f"{Path(art['artifact']).name.split('.pid-')[1].split('.')[0]}.{sha(image)}"
     )
+
+
+def test_a_fifo_given_to_finit_module_never_stalls_the_collector(obj: Path, work: Path) -> None:
+    fifo = work / "module.fifo"
+    os.mkfifo(fifo)
+    released = threading.Event()
+
+    def release() -> None:  # a collector stuck opening the FIFO gets a writer, so the test can fail
+        released.set()
+        try:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass
+
+    watchdog = threading.Timer(20, release)
+    watchdog.start()
+    body = f"""
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open({str(fifo)!r}, os.O_RDONLY | os.O_NONBLOCK)
+    libc.syscall(313, fd, b"", 0)   # refused; the FIFO's fd must not be opened by the collector
+    time.sleep(1)
+    """
+    try:
+        events, _, _ = run_captured(obj, work / "cap", ["module"], body)
+    finally:
+        watchdog.cancel()
+    assert not released.is_set()
+    (art,) = artifacts(events, "capture_module")
+    assert art["incomplete"] and art["not_captured"] >= 1 and art["size"] == 0

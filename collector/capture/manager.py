@@ -235,7 +235,7 @@ class CaptureManager:
             p.art.source_path = data.decode(errors="replace")
             return
         if kind == KIND_MODULE_FD:
-            self._copy_module_fd(p, fd, dev, inode)
+            self._copy_module_fd(p, fd, dev, inode, mode)
             self._finish(p, out)
             return
         self.store.write(p.art, c_off, data)
@@ -302,17 +302,23 @@ class CaptureManager:
         stats = self._counters.artifact(*p.key) if self._counters is not None else None
         return (stats["lost_bytes"] + stats["over_budget"]) if stats else 0
 
-    def _copy_module_fd(self, p: _Pending, fd: int, dev: int, inode: int) -> None:
+    def _copy_module_fd(self, p: _Pending, fd: int, dev: int, inode: int, mode: int) -> None:
+        """Copy the image finit_module was given from the caller's fd: regular files only,
+        opened without blocking (a FIFO or device there must never stall the collector)."""
         pid = p.context["hostProcessId"]
+        if not stat.S_ISREG(mode):
+            LOG.warning("capture module: fd %d of pid %d is not a regular file (mode %o), not copied", fd, pid, mode)
+            p.art.dropped += 1
+            return
         try:
-            src = os.open(f"/proc/{pid}/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC)
+            src = os.open(f"/proc/{pid}/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
         except OSError as exc:
             LOG.warning("capture module: cannot open fd %d of pid %d: %s", fd, pid, exc.strerror)
             p.art.dropped += 1
             return
         try:
             st = os.fstat(src)
-            if st.st_ino != inode or st.st_dev != _kernel_dev(dev):
+            if not stat.S_ISREG(st.st_mode) or st.st_ino != inode or st.st_dev != _kernel_dev(dev):
                 p.art.dropped += 1
                 return
             self.store.copy_from(p.art, src)
@@ -403,7 +409,8 @@ class CaptureManager:
         self.store.close_file(art)
         if art.kind == "module" and art.name.endswith(".part"):
             sha = self.store.sha256(art)
-            self.store.rename(art, f"{art.source_path}.{sha}")
+            if sha:  # nothing saved: no file to name
+                self.store.rename(art, f"{art.source_path}.{sha}")
             art.source_path = ""
         ts = p.last_ts + (self._decoder.boot_to_epoch_ns if self._decoder else 0)
         self._report(p, out, timestamp=ts)
