@@ -103,7 +103,7 @@ struct capture_chunk {
     u64 off;                            /* file offset (write/read), offset in the region/image */
     u64 inode;                          /* write/read/module fd: the file's inode; mem: region start */
     u64 ctime;                          /* the file's ctime (write/read/module fd) */
-    u64 total;                          /* mem/module: the artifact's size; 0 for files */
+    u64 total;                          /* mem/module: the size offered (copied or not); 0 for files */
     u64 seq;                            /* mem/module: the boot time that names this artifact */
     u32 dev;
     u32 mode;                           /* inode mode: file type */
@@ -591,7 +591,7 @@ int cap_exit_mem(struct bpf_raw_tracepoint_args *ctx)
     s->c.fd = -1;
     s->c.seq = req.ts;
     u64 n = cap_budget(cc, st, req.len);
-    s->c.total = n;
+    s->c.total = req.len;   /* the region's size: what was not copied is counted in cap_stats */
     if (!n)
         return 0;
     cap_loop_init(s, &key, req.addr, n, 0, 0, 0, 0);
@@ -653,7 +653,7 @@ int cap_enter_module(struct bpf_raw_tracepoint_args *ctx)
         return 0;
     u64 n = cap_budget(cc, st, p->args[1]);
     s->c.kind = CAPK_MODULE;
-    s->c.total = n;
+    s->c.total = p->args[1];   /* the image's size: what was not copied is counted in cap_stats */
     if (!n)
         return 0;
     cap_loop_init(s, &key, p->args[0], n, 0, 0, 0, 0);

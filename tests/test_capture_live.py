@@ -516,3 +516,19 @@ def test_a_fifo_given_to_finit_module_never_stalls_the_collector(obj: Path, work
     assert not released.is_set()
     (art,) = artifacts(events, "capture_module")
     assert art["incomplete"] and art["not_captured"] >= 1 and art["size"] == 0
+
+
+def test_a_region_larger_than_the_artifact_limit_is_reported_once(obj: Path, work: Path) -> None:
+    body = """
+    libc = ctypes.CDLL(None, use_errno=True)
+    size = 256 * 1024
+    region = mmap.mmap(-1, size, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+    region.write(bytes(range(256)) * (size // 256))
+    addr = ctypes.addressof(ctypes.c_char.from_buffer(region))
+    assert libc.mprotect(ctypes.c_void_p(addr), size, mmap.PROT_READ | mmap.PROT_EXEC) == 0
+    time.sleep(1.5)
+    """
+    events, _, _ = run_captured(obj, work / "cap", ["mem", "artifact-limit:64kb"], body, events=("mem_prot_alert",))
+    (art,) = artifacts(events, "capture_mem")
+    assert art["size"] == 64 * 1024 and art["incomplete"] and art["not_captured"] == 192 * 1024
+    assert Path(art["artifact"]).read_bytes() == bytes(range(256)) * 256
