@@ -164,3 +164,26 @@ def test_artifact_files_are_bounded_in_number_and_the_rest_is_counted(work: Path
     s.write(arts[0], 1, b"y")  # an artifact made before the limit still grows
     assert (s.out_dir / "host" / "write.dev-1.inode-0").read_bytes() == b"xy"
     assert s.sha256(arts[4]) == ""
+
+
+def test_an_artifact_name_left_from_an_earlier_run_keeps_nothing_of_it(work: Path) -> None:
+    s = store(work / "cap")
+    s.write(Artifact("write", "host", "write.dev-1.inode-2"), 0, b"hellohello\n")
+    s.close()
+    s = store(work / "cap")  # no clear-dir
+    s.write(Artifact("write", "host", "write.dev-1.inode-2"), 0, b"x\n")
+    s.close()
+    assert (work / "cap" / "out" / "host" / "write.dev-1.inode-2").read_bytes() == b"x\n"
+
+
+def test_a_file_rewritten_shorter_after_its_report_keeps_no_old_tail(work: Path) -> None:
+    s = store(work / "cap")
+    art = Artifact("write", "host", "write.dev-1.inode-2")
+    s.write(art, 0, b"hello")
+    s.write(art, 5, b"hello\n")
+    art.dirty = False  # reported
+    s.write(art, 0, b"x\n")
+    assert art.size == 2
+    s.write(art, 2, b"yz\n")  # the rest of the new version is kept
+    s.close()
+    assert (work / "cap" / "out" / "host" / "write.dev-1.inode-2").read_bytes() == b"x\nyz\n"

@@ -102,6 +102,7 @@ class ArtifactStore:
             raise UnsafePathError(f"refusing capture directory {self.out_dir}: it changed while being opened")
         self._dir_fds: dict[str, int] = {}
         self._files: OrderedDict[str, int] = OrderedDict()
+        self._opened: set[str] = set()  # artifacts opened in this run (at most files_created)
 
     # ---- directories and files -----------------------------------------------------------
 
@@ -137,6 +138,9 @@ class ArtifactStore:
             os.close(fd)
             raise UnsafePathError(f"refusing artifact {self.out_dir / key}: not a plain file (planted?)")
         os.fchmod(fd, 0o600)
+        if key not in self._opened:  # a file of that name left from an earlier run starts empty
+            os.ftruncate(fd, 0)  # after the checks: never through a planted link
+            self._opened.add(key)
         self._files[key] = fd
         if len(self._files) > _OPEN_FILES:
             _, old = self._files.popitem(last=False)
@@ -149,7 +153,10 @@ class ArtifactStore:
     # ---- writing -------------------------------------------------------------------------
 
     def write(self, art: Artifact, offset: int, data: bytes | memoryview) -> None:
-        """Write ``data`` at ``offset`` (appended for append artifacts), within the budgets."""
+        """Write ``data`` at ``offset`` (appended for append artifacts), within the budgets.
+
+        A file's first write in a run starts it empty; a write at offset 0 after the artifact
+        was reported (``dirty`` cleared) starts it over."""
         n = len(data)
         if "created" not in art.extra:
             if self.files_created >= self.max_files:
@@ -169,6 +176,11 @@ class ArtifactStore:
         if art.append:
             os.write(fd, data)
         else:
+            if offset == 0 and art.size and not art.dirty:
+                # written again from its start after it was reported: a new version of the file
+                # (a rewrite shorter than before must not keep the old tail)
+                os.ftruncate(fd, 0)
+                art.size = 0
             os.pwrite(fd, data, offset)
         art.written += len(data)
         art.size = max(art.size, start + len(data))
