@@ -212,6 +212,14 @@ struct {
     __type(value, struct cap_scratch);
 } cap_scratch SEC(".maps");
 
+/* cap_skb's own scratch: a packet (softirq) can interrupt a chunk loop on the same CPU. */
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, u32);
+    __type(value, struct cap_scratch);
+} cap_skb_scratch SEC(".maps");
+
 statfunc struct capture_cfg *get_cap_cfg(void)
 {
     u32 k = 0;
@@ -698,7 +706,7 @@ statfunc int cap_skb(struct __sk_buff *skb, u32 egress)
     if (!cc || !(cc->flags & CAPF_NET))
         return 1;
     u32 k = 0;
-    struct cap_scratch *s = bpf_map_lookup_elem(&cap_scratch, &k);
+    struct cap_scratch *s = bpf_map_lookup_elem(&cap_skb_scratch, &k);
     if (!s)
         return 1;
     u32 len = skb->len;
