@@ -11,7 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pytracee.collector.capture import CaptureManager, parse_capture
 from pytracee.collector.capture.artifacts import Artifact, ArtifactStore, safe_basename, safe_container_id
+from pytracee.collector.capture.manager import ArtifactInfo
 from pytracee.collector.privileges import UnsafePathError
 
 NOBODY = 65534
@@ -187,3 +189,16 @@ def test_a_file_rewritten_shorter_after_its_report_keeps_no_old_tail(work: Path)
     s.write(art, 2, b"yz\n")  # the rest of the new version is kept
     s.close()
     assert (work / "cap" / "out" / "host" / "write.dev-1.inode-2").read_bytes() == b"x\nyz\n"
+
+
+def test_findings_links_keep_only_the_most_recent_artifacts(work: Path) -> None:
+    manager = CaptureManager(parse_capture([f"dir:{work / 'cap'}"]))
+    try:
+        info = ArtifactInfo("p", "s", 1, False)
+        for links in (manager.executed, manager.written, manager.regions):
+            for i in range(70_000):
+                links[(i, i)] = info
+            assert len(links) == 65536
+            assert (69_999, 69_999) in links and (0, 0) not in links
+    finally:
+        manager.release()

@@ -22,7 +22,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from .. import wire
 from ..ringbuf import RingBufferReader
@@ -79,6 +79,10 @@ _CHUNK_FIELDS: Final = _CHUNK.subset(
 _HDR_KEY: Final = wire.EVENT_HEADER.subset("ts", "cgroup_id", "host_pid")
 _APPEND_TYPES: Final = (stat.S_IFIFO, stat.S_IFSOCK, stat.S_IFCHR)
 _EXEC_SEEN_MAX: Final = 65536
+#: Findings' links kept (per kind): the most recent artifacts, so a long run stays bounded.
+_LINKS_MAX: Final = 65536
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 _ARGS: Final = (
     ("pathname", "const char*"),
     ("artifact", "const char*"),
@@ -91,6 +95,20 @@ _ARGS: Final = (
     ("inode", "unsigned long"),
     ("address", "unsigned long"),
 )
+
+
+class _Recent(OrderedDict[_K, _V]):
+    """A mapping that keeps its ``maxlen`` most recently set keys (the oldest go first)."""
+
+    def __init__(self, maxlen: int) -> None:
+        super().__init__()
+        self.maxlen = maxlen
+
+    def __setitem__(self, key: _K, value: _V) -> None:
+        super().__setitem__(key, value)
+        self.move_to_end(key)
+        while len(self) > self.maxlen:
+            self.popitem(last=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,9 +159,9 @@ class CaptureManager:
         self._own_mnt_ns = self._mnt_ns("self")
         #: Findings' links: by (dev, inode) of written files, by (host pid, address) of memory
         #: regions, by (host pid, exec timestamp) and by (container, path, ctime, dev, inode) of executables.
-        self.written: dict[tuple[int, int], ArtifactInfo] = {}
-        self.regions: dict[tuple[int, int], ArtifactInfo] = {}
-        self.executed: dict[tuple[int, int], ArtifactInfo] = {}
+        self.written: _Recent[tuple[int, int], ArtifactInfo] = _Recent(_LINKS_MAX)
+        self.regions: _Recent[tuple[int, int], ArtifactInfo] = _Recent(_LINKS_MAX)
+        self.executed: _Recent[tuple[int, int], ArtifactInfo] = _Recent(_LINKS_MAX)
         self.reported = 0
         self.incomplete = 0
         self.exec_failures = 0
