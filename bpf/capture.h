@@ -718,6 +718,16 @@ statfunc int cap_skb(struct __sk_buff *skb, u32 egress)
         size = CAP_CHUNK;
     if (size == 0)
         return 1;
+    /* the total budget counts packets too: past it, a packet is counted as not copied */
+    u32 k0 = 0;
+    u64 *copied = bpf_map_lookup_elem(&cap_totals, &k0);
+    if (!copied)
+        return 1;
+    if (*copied >= cc->total_budget) {
+        cap_total_add(3, size);
+        return 1;
+    }
+    __sync_fetch_and_add(copied, size);
     __builtin_memset(&s->c.hdr, 0, sizeof(s->c.hdr));
     s->c.hdr.ts = bpf_ktime_get_boot_ns();
     s->c.hdr.event_id = 4004;

@@ -532,3 +532,19 @@ def test_a_region_larger_than_the_artifact_limit_is_reported_once(obj: Path, wor
     (art,) = artifacts(events, "capture_mem")
     assert art["size"] == 64 * 1024 and art["incomplete"] and art["not_captured"] == 192 * 1024
     assert Path(art["artifact"]).read_bytes() == bytes(range(256)) * 256
+
+
+def test_packets_past_the_total_limit_are_not_copied_by_the_kernel(obj: Path, work: Path) -> None:
+    body = """
+    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    server.bind(("127.0.0.1", 0))
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for i in range(200):
+        client.sendto(b"x" * 1000, server.getsockname())
+        server.recv(2000)
+    """
+    _, manager, _ = run_captured(obj, work / "cap", ["network", "pcap-snaplen:max", "total-limit:64kb"], body)
+    totals = manager._totals  # what the kernel counted
+    # 400 packets of 1028 bytes seen (egress, ingress); copying stops at the budget (one packet over at most)
+    assert totals["copied"] <= 64 * 1024 + 16 * 1024 + 1028
+    assert totals["not_copied"] >= 400 * 1028 - totals["copied"]
