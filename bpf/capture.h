@@ -281,11 +281,14 @@ statfunc u64 cap_budget(struct capture_cfg *cc, struct cap_stat *st, u64 n)
     u32 k = 0;
     u64 *copied = bpf_map_lookup_elem(&cap_totals, &k);
     if (copied && allowed) {
-        u64 before = __sync_fetch_and_add(copied, allowed);
+        u64 charged = allowed;
+        u64 before = __sync_fetch_and_add(copied, charged);
         if (before >= cc->total_budget)
             allowed = 0;
         else if (cc->total_budget - before < allowed)
             allowed = cc->total_budget - before;
+        if (charged > allowed)
+            cap_total_add(0, -(charged - allowed));   /* give back what will not be copied */
     }
     if (n > allowed) {
         __sync_fetch_and_add(&st->over_budget, n - allowed);
@@ -342,6 +345,7 @@ static long cap_chunk_cb(u64 i, void *arg)
         }
         cap_total_add(1, 1);
         cap_total_add(2, n);
+        cap_total_add(0, -n);   /* charged by cap_budget, never copied */
     }
     l->buf += n;
     l->seg_left -= n;
@@ -361,6 +365,7 @@ statfunc void cap_run(struct cap_scratch *s, struct cap_stat *st)
     if (left) {
         __sync_fetch_and_add(&st->over_budget, left);
         cap_total_add(3, left);
+        cap_total_add(0, -left);   /* charged by cap_budget, never copied */
     }
 }
 
@@ -745,6 +750,7 @@ statfunc int cap_skb(struct __sk_buff *skb, u32 egress)
     if (bpf_skb_load_bytes(skb, 0, s->data, size) || !cap_send(s, size)) {
         cap_total_add(1, 1);
         cap_total_add(2, size);
+        cap_total_add(0, -(u64)size);   /* charged above, never copied */
     }
     return 1;   /* never drops the packet */
 }

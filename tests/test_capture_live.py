@@ -236,6 +236,21 @@ def test_a_file_written_after_the_total_budget_is_spent_is_reported_with_nothing
     assert manager.incomplete == 2
 
 
+def test_the_total_budget_is_charged_only_for_bytes_copied(obj: Path, work: Path) -> None:
+    watched = work / "watched"
+    watched.mkdir()
+    body = f"""
+    for name in ("a.bin", "b.bin", "c.bin"):
+        with open({str(watched)!r} + "/" + name, "wb", buffering=0) as f:
+            f.write(b"A" * 49152)
+    """
+    events, manager, _ = run_captured(obj, work / "cap", [f"write={watched}/*", "total-limit:64kb"], body)
+    found = {Path(a["pathname"]).name: a for a in artifacts(events, "capture_file_write")}
+    assert [found[n]["size"] for n in ("a.bin", "b.bin", "c.bin")] == [49152, 16384, 0]
+    assert manager._totals["copied"] == 65536  # b.bin's clamped 32 KiB and c.bin's bytes are not charged
+    assert manager._totals["not_copied"] == 3 * 49152 - 65536
+
+
 def test_chunks_the_full_ring_had_no_room_for_are_counted_and_the_artifact_marked_incomplete(
     obj: Path, work: Path
 ) -> None:
@@ -259,6 +274,7 @@ def test_chunks_the_full_ring_had_no_room_for_are_counted_and_the_artifact_marke
     assert art["incomplete"] is True and art["lost_chunks"] > 0
     assert art["lost_chunks"] * (16 << 10) + Path(art["artifact"]).stat().st_blocks * 512 >= 4 << 20
     assert f"{art['lost_chunks']} chunks lost" in manager.summary()
+    assert manager._totals["copied"] == (4 << 20) - art["lost_chunks"] * (16 << 10)  # lost chunks are not charged
     # the event stream has its own ring: every write of the flood is there
     writes = [e for e in events if e["eventName"] == "write" and e["args"][0]["value"] == 3]
     assert len(writes) == 16
