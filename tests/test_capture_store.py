@@ -3,6 +3,7 @@ with names no traced process can choose."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import stat
@@ -202,3 +203,17 @@ def test_findings_links_keep_only_the_most_recent_artifacts(work: Path) -> None:
             assert (69_999, 69_999) in links and (0, 0) not in links
     finally:
         manager.release()
+
+
+def test_an_artifact_is_hashed_again_only_after_more_was_written(work: Path) -> None:
+    s = store(work / "cap")
+    art = Artifact("write", "host", "write.dev-1.inode-2")
+    s.write(art, 0, b"first")
+    first = s.sha256(art)
+    assert first == hashlib.sha256(b"first").hexdigest()
+    path = work / "cap" / "out" / "host" / "write.dev-1.inode-2"
+    path.write_bytes(b"FIRST")  # behind the store's back: not read again
+    assert s.sha256(art) == first
+    s.write(art, 5, b"-more")
+    assert s.sha256(art) == hashlib.sha256(b"FIRST-more").hexdigest()
+    s.close()

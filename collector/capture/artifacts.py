@@ -72,6 +72,7 @@ class Artifact:
     source_path: str = ""  # the file the process wrote/read/executed
     dirty: bool = True  # written since last reported
     extra: dict[str, int] = field(default_factory=dict)
+    hashed: tuple[int, str] = (-1, "")  # (written, sha256) when last hashed
 
     @property
     def relpath(self) -> str:
@@ -206,7 +207,10 @@ class ArtifactStore:
 
     def sha256(self, art: Artifact) -> str:
         """The artifact's sha256 as it is on disk now; "" when nothing of it was saved (its
-        bytes all went over a budget, so its file was never created)."""
+        bytes all went over a budget, so its file was never created). Hashed again only once
+        more bytes were written (each finding on a file must not rehash it)."""
+        if art.hashed[0] == art.written and art.hashed[1]:
+            return art.hashed[1]
         h = hashlib.sha256()
         try:
             fd = os.open(art.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self._dir_fd(art.container))
@@ -220,7 +224,8 @@ class ArtifactStore:
                 h.update(block)
         finally:
             os.close(fd)
-        return h.hexdigest()
+        art.hashed = (art.written, h.hexdigest())
+        return art.hashed[1]
 
     def rename(self, art: Artifact, new_name: str) -> None:
         """Rename the artifact (module images get their sha256 appended, as Tracee does)."""
