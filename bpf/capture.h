@@ -103,7 +103,7 @@ struct capture_chunk {
     u64 off;                            /* file offset (write/read), offset in the region/image */
     u64 inode;                          /* write/read/module fd: the file's inode; mem: region start */
     u64 ctime;                          /* the file's ctime (write/read/module fd) */
-    u64 total;                          /* mem/module: the artifact's size; 0 for files */
+    u64 total;                          /* mem/module: the size offered (copied or not); 0 for files */
     u64 seq;                            /* mem/module: the boot time that names this artifact */
     u32 dev;
     u32 mode;                           /* inode mode: file type */
@@ -212,6 +212,14 @@ struct {
     __type(value, struct cap_scratch);
 } cap_scratch SEC(".maps");
 
+/* cap_skb's own scratch: a packet (softirq) can interrupt a chunk loop on the same CPU. */
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, u32);
+    __type(value, struct cap_scratch);
+} cap_skb_scratch SEC(".maps");
+
 statfunc struct capture_cfg *get_cap_cfg(void)
 {
     u32 k = 0;
@@ -273,11 +281,14 @@ statfunc u64 cap_budget(struct capture_cfg *cc, struct cap_stat *st, u64 n)
     u32 k = 0;
     u64 *copied = bpf_map_lookup_elem(&cap_totals, &k);
     if (copied && allowed) {
-        u64 before = __sync_fetch_and_add(copied, allowed);
+        u64 charged = allowed;
+        u64 before = __sync_fetch_and_add(copied, charged);
         if (before >= cc->total_budget)
             allowed = 0;
         else if (cc->total_budget - before < allowed)
             allowed = cc->total_budget - before;
+        if (charged > allowed)
+            cap_total_add(0, -(charged - allowed));   /* give back what will not be copied */
     }
     if (n > allowed) {
         __sync_fetch_and_add(&st->over_budget, n - allowed);
@@ -334,6 +345,7 @@ static long cap_chunk_cb(u64 i, void *arg)
         }
         cap_total_add(1, 1);
         cap_total_add(2, n);
+        cap_total_add(0, -n);   /* charged by cap_budget, never copied */
     }
     l->buf += n;
     l->seg_left -= n;
@@ -353,6 +365,7 @@ statfunc void cap_run(struct cap_scratch *s, struct cap_stat *st)
     if (left) {
         __sync_fetch_and_add(&st->over_budget, left);
         cap_total_add(3, left);
+        cap_total_add(0, -left);   /* charged by cap_budget, never copied */
     }
 }
 
@@ -591,7 +604,7 @@ int cap_exit_mem(struct bpf_raw_tracepoint_args *ctx)
     s->c.fd = -1;
     s->c.seq = req.ts;
     u64 n = cap_budget(cc, st, req.len);
-    s->c.total = n;
+    s->c.total = req.len;   /* the region's size: what was not copied is counted in cap_stats */
     if (!n)
         return 0;
     cap_loop_init(s, &key, req.addr, n, 0, 0, 0, 0);
@@ -653,7 +666,7 @@ int cap_enter_module(struct bpf_raw_tracepoint_args *ctx)
         return 0;
     u64 n = cap_budget(cc, st, p->args[1]);
     s->c.kind = CAPK_MODULE;
-    s->c.total = n;
+    s->c.total = p->args[1];   /* the image's size: what was not copied is counted in cap_stats */
     if (!n)
         return 0;
     cap_loop_init(s, &key, p->args[0], n, 0, 0, 0, 0);
@@ -698,7 +711,7 @@ statfunc int cap_skb(struct __sk_buff *skb, u32 egress)
     if (!cc || !(cc->flags & CAPF_NET))
         return 1;
     u32 k = 0;
-    struct cap_scratch *s = bpf_map_lookup_elem(&cap_scratch, &k);
+    struct cap_scratch *s = bpf_map_lookup_elem(&cap_skb_scratch, &k);
     if (!s)
         return 1;
     u32 len = skb->len;
@@ -710,6 +723,16 @@ statfunc int cap_skb(struct __sk_buff *skb, u32 egress)
         size = CAP_CHUNK;
     if (size == 0)
         return 1;
+    /* the total budget counts packets too: past it, a packet is counted as not copied */
+    u32 k0 = 0;
+    u64 *copied = bpf_map_lookup_elem(&cap_totals, &k0);
+    if (!copied)
+        return 1;
+    if (*copied >= cc->total_budget) {
+        cap_total_add(3, size);
+        return 1;
+    }
+    __sync_fetch_and_add(copied, size);
     __builtin_memset(&s->c.hdr, 0, sizeof(s->c.hdr));
     s->c.hdr.ts = bpf_ktime_get_boot_ns();
     s->c.hdr.event_id = 4004;
@@ -727,6 +750,7 @@ statfunc int cap_skb(struct __sk_buff *skb, u32 egress)
     if (bpf_skb_load_bytes(skb, 0, s->data, size) || !cap_send(s, size)) {
         cap_total_add(1, 1);
         cap_total_add(2, size);
+        cap_total_add(0, -(u64)size);   /* charged above, never copied */
     }
     return 1;   /* never drops the packet */
 }

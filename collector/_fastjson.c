@@ -113,6 +113,8 @@ static PyObject *encode_record(const unsigned char *rec, Py_ssize_t size, PyObje
     PyObject *boot_o = PyTuple_GET_ITEM(state, 0), *templates = PyTuple_GET_ITEM(state, 1);
     PyObject *syscalls = PyTuple_GET_ITEM(state, 2), *plans = PyTuple_GET_ITEM(state, 3);
     PyObject *dict_events = PyTuple_GET_ITEM(state, 4), *spans = PyTuple_GET_ITEM(state, 5);
+    if (!PyTuple_Check(spans) || PyTuple_GET_SIZE(spans) != 4)
+        return PyErr_Format(PyExc_TypeError, "state: key spans, a 4-tuple");
     if (size < HDR_SIZE)
         Py_RETURN_NONE;
     uint64_t boot = PyLong_AsUnsignedLongLong(boot_o);
@@ -136,8 +138,8 @@ static PyObject *encode_record(const unsigned char *rec, Py_ssize_t size, PyObje
     }
     Py_ssize_t a = PyLong_AsSsize_t(PyTuple_GET_ITEM(spans, 0)), b = PyLong_AsSsize_t(PyTuple_GET_ITEM(spans, 1));
     Py_ssize_t c = PyLong_AsSsize_t(PyTuple_GET_ITEM(spans, 2)), d = PyLong_AsSsize_t(PyTuple_GET_ITEM(spans, 3));
-    if (a < 0 || b > HDR_SIZE || c < 0 || d > HDR_SIZE || b < a || d < c)
-        return PyErr_Format(PyExc_ValueError, "bad key spans");
+    if (a < 0 || b > HDR_SIZE || c < 0 || d > HDR_SIZE || b < a || d < c || (b - a) + (d - c) > HDR_SIZE)
+        return PyErr_Format(PyExc_ValueError, "bad key spans");   /* keybuf holds HDR_SIZE bytes */
     char keybuf[HDR_SIZE];
     memcpy(keybuf, rec + a, (size_t)(b - a));
     memcpy(keybuf + (b - a), rec + c, (size_t)(d - c));

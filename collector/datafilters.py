@@ -28,7 +28,8 @@ in the engine (the selector index)     every signature's data filters and origin
 An event is not filtered in the kernel when something takes it whole: it is printed
 (``-e``), or a signature selects it without a filter on the argument (or selects every
 event), or a pattern cannot be tested there (``*``, longer than :data:`MAX_PATTERN`
-bytes, more than :data:`wire.DF_CONTAINS_MAX` substrings, a NUL or U+FFFD in it).
+bytes, more than :data:`wire.DF_CONTAINS_MAX` substrings or :data:`MAX_MAP_PATTERNS`
+exact and prefix (or suffix) patterns, a NUL or U+FFFD in it).
 :func:`plan` says which and why.
 """
 
@@ -50,6 +51,8 @@ KERNEL_FILTERABLE: Final[Mapping[str, str]] = {"security_file_open": "pathname"}
 #: The longest pattern the kernel tests, in UTF-8 bytes (an exact one is stored with its NUL).
 MAX_PATTERN: Final = wire.DF_STR_LEN - 2
 DF_ON, DF_PREFIX, DF_SUFFIX = 0x1, 0x2, 0x4  # bpf/datafilter.h
+#: Entries df_prefix (exact and prefix patterns) and df_suffix each hold (bpf/datafilter.h).
+MAX_MAP_PATTERNS: Final = 1024
 
 
 @dataclass
@@ -115,6 +118,10 @@ def _untestable(pattern: ArgPattern) -> str:
         return "a pattern matches everything"
     if len(pattern.contains) > wire.DF_CONTAINS_MAX:
         return f"more than {wire.DF_CONTAINS_MAX} substring patterns"
+    if len(pattern.exact) + len(pattern.prefixes) > MAX_MAP_PATTERNS:
+        return f"more than {MAX_MAP_PATTERNS} exact and prefix patterns"
+    if len(pattern.suffixes) > MAX_MAP_PATTERNS:
+        return f"more than {MAX_MAP_PATTERNS} suffix patterns"
     for text in (*pattern.exact, *pattern.prefixes, *pattern.suffixes, *pattern.contains):
         if "\0" in text or "\ufffd" in text:
             return f"pattern {text!r} has a NUL or U+FFFD"

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -235,6 +236,21 @@ def test_a_file_written_after_the_total_budget_is_spent_is_reported_with_nothing
     assert manager.incomplete == 2
 
 
+def test_the_total_budget_is_charged_only_for_bytes_copied(obj: Path, work: Path) -> None:
+    watched = work / "watched"
+    watched.mkdir()
+    body = f"""
+    for name in ("a.bin", "b.bin", "c.bin"):
+        with open({str(watched)!r} + "/" + name, "wb", buffering=0) as f:
+            f.write(b"A" * 49152)
+    """
+    events, manager, _ = run_captured(obj, work / "cap", [f"write={watched}/*", "total-limit:64kb"], body)
+    found = {Path(a["pathname"]).name: a for a in artifacts(events, "capture_file_write")}
+    assert [found[n]["size"] for n in ("a.bin", "b.bin", "c.bin")] == [49152, 16384, 0]
+    assert manager._totals["copied"] == 65536  # b.bin's clamped 32 KiB and c.bin's bytes are not charged
+    assert manager._totals["not_copied"] == 3 * 49152 - 65536
+
+
 def test_chunks_the_full_ring_had_no_room_for_are_counted_and_the_artifact_marked_incomplete(
     obj: Path, work: Path
 ) -> None:
@@ -258,6 +274,7 @@ def test_chunks_the_full_ring_had_no_room_for_are_counted_and_the_artifact_marke
     assert art["incomplete"] is True and art["lost_chunks"] > 0
     assert art["lost_chunks"] * (16 << 10) + Path(art["artifact"]).stat().st_blocks * 512 >= 4 << 20
     assert f"{art['lost_chunks']} chunks lost" in manager.summary()
+    assert manager._totals["copied"] == (4 << 20) - art["lost_chunks"] * (16 << 10)  # lost chunks are not charged
     # the event stream has its own ring: every write of the flood is there
     writes = [e for e in events if e["eventName"] == "write" and e["args"][0]["value"] == 3]
     assert len(writes) == 16
@@ -486,3 +503,64 @@ def test_the_file_given_to_finit_module_is_captured(obj: Path, work: Path) -> No
         f"module.dev-{os.major(st.st_dev) << 20 | os.minor(st.st_dev)}.inode-{st.st_ino}.pid-"
         f"{Path(art['artifact']).name.split('.pid-')[1].split('.')[0]}.{sha(image)}"
     )
+
+
+def test_a_fifo_given_to_finit_module_never_stalls_the_collector(obj: Path, work: Path) -> None:
+    fifo = work / "module.fifo"
+    os.mkfifo(fifo)
+    released = threading.Event()
+
+    def release() -> None:  # a collector stuck opening the FIFO gets a writer, so the test can fail
+        released.set()
+        try:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass
+
+    watchdog = threading.Timer(20, release)
+    watchdog.start()
+    body = f"""
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open({str(fifo)!r}, os.O_RDONLY | os.O_NONBLOCK)
+    libc.syscall(313, fd, b"", 0)   # refused; the FIFO's fd must not be opened by the collector
+    time.sleep(1)
+    """
+    try:
+        events, _, _ = run_captured(obj, work / "cap", ["module"], body)
+    finally:
+        watchdog.cancel()
+    assert not released.is_set()
+    (art,) = artifacts(events, "capture_module")
+    assert art["incomplete"] and art["not_captured"] >= 1 and art["size"] == 0
+
+
+def test_a_region_larger_than_the_artifact_limit_is_reported_once(obj: Path, work: Path) -> None:
+    body = """
+    libc = ctypes.CDLL(None, use_errno=True)
+    size = 256 * 1024
+    region = mmap.mmap(-1, size, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+    region.write(bytes(range(256)) * (size // 256))
+    addr = ctypes.addressof(ctypes.c_char.from_buffer(region))
+    assert libc.mprotect(ctypes.c_void_p(addr), size, mmap.PROT_READ | mmap.PROT_EXEC) == 0
+    time.sleep(1.5)
+    """
+    events, _, _ = run_captured(obj, work / "cap", ["mem", "artifact-limit:64kb"], body, events=("mem_prot_alert",))
+    (art,) = artifacts(events, "capture_mem")
+    assert art["size"] == 64 * 1024 and art["incomplete"] and art["not_captured"] == 192 * 1024
+    assert Path(art["artifact"]).read_bytes() == bytes(range(256)) * 256
+
+
+def test_packets_past_the_total_limit_are_not_copied_by_the_kernel(obj: Path, work: Path) -> None:
+    body = """
+    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    server.bind(("127.0.0.1", 0))
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for i in range(200):
+        client.sendto(b"x" * 1000, server.getsockname())
+        server.recv(2000)
+    """
+    _, manager, _ = run_captured(obj, work / "cap", ["network", "pcap-snaplen:max", "total-limit:64kb"], body)
+    totals = manager._totals  # what the kernel counted
+    # 400 packets of 1028 bytes seen (egress, ingress); copying stops at the budget (one packet over at most)
+    assert totals["copied"] <= 64 * 1024 + 16 * 1024 + 1028
+    assert totals["not_copied"] >= 400 * 1028 - totals["copied"]

@@ -3,6 +3,7 @@ with names no traced process can choose."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import stat
@@ -11,7 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pytracee.collector.capture import CaptureManager, parse_capture
 from pytracee.collector.capture.artifacts import Artifact, ArtifactStore, safe_basename, safe_container_id
+from pytracee.collector.capture.manager import ArtifactInfo
 from pytracee.collector.privileges import UnsafePathError
 
 NOBODY = 65534
@@ -164,3 +167,53 @@ def test_artifact_files_are_bounded_in_number_and_the_rest_is_counted(work: Path
     s.write(arts[0], 1, b"y")  # an artifact made before the limit still grows
     assert (s.out_dir / "host" / "write.dev-1.inode-0").read_bytes() == b"xy"
     assert s.sha256(arts[4]) == ""
+
+
+def test_an_artifact_name_left_from_an_earlier_run_keeps_nothing_of_it(work: Path) -> None:
+    s = store(work / "cap")
+    s.write(Artifact("write", "host", "write.dev-1.inode-2"), 0, b"hellohello\n")
+    s.close()
+    s = store(work / "cap")  # no clear-dir
+    s.write(Artifact("write", "host", "write.dev-1.inode-2"), 0, b"x\n")
+    s.close()
+    assert (work / "cap" / "out" / "host" / "write.dev-1.inode-2").read_bytes() == b"x\n"
+
+
+def test_a_file_rewritten_shorter_after_its_report_keeps_no_old_tail(work: Path) -> None:
+    s = store(work / "cap")
+    art = Artifact("write", "host", "write.dev-1.inode-2")
+    s.write(art, 0, b"hello")
+    s.write(art, 5, b"hello\n")
+    art.dirty = False  # reported
+    s.write(art, 0, b"x\n")
+    assert art.size == 2
+    s.write(art, 2, b"yz\n")  # the rest of the new version is kept
+    s.close()
+    assert (work / "cap" / "out" / "host" / "write.dev-1.inode-2").read_bytes() == b"x\nyz\n"
+
+
+def test_findings_links_keep_only_the_most_recent_artifacts(work: Path) -> None:
+    manager = CaptureManager(parse_capture([f"dir:{work / 'cap'}"]))
+    try:
+        info = ArtifactInfo("p", "s", 1, False)
+        for links in (manager.executed, manager.written, manager.regions):
+            for i in range(70_000):
+                links[(i, i)] = info
+            assert len(links) == 65536
+            assert (69_999, 69_999) in links and (0, 0) not in links
+    finally:
+        manager.release()
+
+
+def test_an_artifact_is_hashed_again_only_after_more_was_written(work: Path) -> None:
+    s = store(work / "cap")
+    art = Artifact("write", "host", "write.dev-1.inode-2")
+    s.write(art, 0, b"first")
+    first = s.sha256(art)
+    assert first == hashlib.sha256(b"first").hexdigest()
+    path = work / "cap" / "out" / "host" / "write.dev-1.inode-2"
+    path.write_bytes(b"FIRST")  # behind the store's back: not read again
+    assert s.sha256(art) == first
+    s.write(art, 5, b"-more")
+    assert s.sha256(art) == hashlib.sha256(b"FIRST-more").hexdigest()
+    s.close()

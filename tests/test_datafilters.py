@@ -53,6 +53,18 @@ def test_an_event_taken_whole_is_not_filtered_in_the_kernel() -> None:
     assert plan([("TRC-H", select("openat", pathname="/x"))], printed=()).filters == {}  # not one the kernel tests
 
 
+def test_more_patterns_than_the_kernel_maps_hold_stay_in_user_space() -> None:
+    most = [f"/etc/f{i}" for i in range(datafilters.MAX_MAP_PATTERNS // 2)]
+    most += [f"/var/d{i}/*" for i in range(datafilters.MAX_MAP_PATTERNS // 2)]
+    assert set(plan([("TRC-A", select(OPEN, pathname=most))], printed=()).filters) == {OPEN}
+    too_many = ("TRC-B", select(OPEN, pathname=[*most, "/etc/one-more"]))
+    assert plan([too_many], printed=()).not_filtered == {OPEN: "more than 1024 exact and prefix patterns"}
+    suffixes = [f"*.s{i}" for i in range(datafilters.MAX_MAP_PATTERNS + 1)]
+    assert plan([("TRC-C", select(OPEN, pathname=suffixes))], printed=()).not_filtered == {
+        OPEN: "more than 1024 suffix patterns"
+    }
+
+
 def test_filters_of_several_signatures_are_merged() -> None:
     chosen = plan(
         [("TRC-A", select(OPEN, pathname="/etc/shadow")), ("TRC-B", select(OPEN, origin="container", pathname="/x/*"))],

@@ -289,6 +289,18 @@ def test_the_c_encoder_writes_the_python_encoders_bytes() -> None:
         decode._fastjson.encode(PLAIN[0], 0, len(PLAIN[0]) + 1, decoder._fast_state)
 
 
+def test_the_c_encoder_refuses_key_spans_longer_than_a_header_together() -> None:
+    from pytracee.collector import decode
+
+    assert decode._fastjson is not None, "the C encoder is not built: run scripts/setup.sh"
+    decoder = Decoder(BOOT)
+    record = PLAIN[0]
+    decoder.encode(record)
+    state = (*decoder._fast_state[:5], (0, HEADER.size, 0, HEADER.size))  # each fits, not both
+    with pytest.raises(ValueError, match="bad key spans"):
+        decode._fastjson.encode(record, 0, len(record), state)
+
+
 class FakeRing:
     """A BPF ring buffer's mappings in memory (the data area twice, as the kernel maps it)."""
 

@@ -72,6 +72,7 @@ class Artifact:
     source_path: str = ""  # the file the process wrote/read/executed
     dirty: bool = True  # written since last reported
     extra: dict[str, int] = field(default_factory=dict)
+    hashed: tuple[int, str] = (-1, "")  # (written, sha256) when last hashed
 
     @property
     def relpath(self) -> str:
@@ -102,6 +103,7 @@ class ArtifactStore:
             raise UnsafePathError(f"refusing capture directory {self.out_dir}: it changed while being opened")
         self._dir_fds: dict[str, int] = {}
         self._files: OrderedDict[str, int] = OrderedDict()
+        self._opened: set[str] = set()  # artifacts opened in this run (at most files_created)
 
     # ---- directories and files -----------------------------------------------------------
 
@@ -137,6 +139,9 @@ class ArtifactStore:
             os.close(fd)
             raise UnsafePathError(f"refusing artifact {self.out_dir / key}: not a plain file (planted?)")
         os.fchmod(fd, 0o600)
+        if key not in self._opened:  # a file of that name left from an earlier run starts empty
+            os.ftruncate(fd, 0)  # after the checks: never through a planted link
+            self._opened.add(key)
         self._files[key] = fd
         if len(self._files) > _OPEN_FILES:
             _, old = self._files.popitem(last=False)
@@ -149,7 +154,10 @@ class ArtifactStore:
     # ---- writing -------------------------------------------------------------------------
 
     def write(self, art: Artifact, offset: int, data: bytes | memoryview) -> None:
-        """Write ``data`` at ``offset`` (appended for append artifacts), within the budgets."""
+        """Write ``data`` at ``offset`` (appended for append artifacts), within the budgets.
+
+        A file's first write in a run starts it empty; a write at offset 0 after the artifact
+        was reported (``dirty`` cleared) starts it over."""
         n = len(data)
         if "created" not in art.extra:
             if self.files_created >= self.max_files:
@@ -169,6 +177,11 @@ class ArtifactStore:
         if art.append:
             os.write(fd, data)
         else:
+            if offset == 0 and art.size and not art.dirty:
+                # written again from its start after it was reported: a new version of the file
+                # (a rewrite shorter than before must not keep the old tail)
+                os.ftruncate(fd, 0)
+                art.size = 0
             os.pwrite(fd, data, offset)
         art.written += len(data)
         art.size = max(art.size, start + len(data))
@@ -194,7 +207,10 @@ class ArtifactStore:
 
     def sha256(self, art: Artifact) -> str:
         """The artifact's sha256 as it is on disk now; "" when nothing of it was saved (its
-        bytes all went over a budget, so its file was never created)."""
+        bytes all went over a budget, so its file was never created). Hashed again only once
+        more bytes were written (each finding on a file must not rehash it)."""
+        if art.hashed[0] == art.written and art.hashed[1]:
+            return art.hashed[1]
         h = hashlib.sha256()
         try:
             fd = os.open(art.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self._dir_fd(art.container))
@@ -208,7 +224,8 @@ class ArtifactStore:
                 h.update(block)
         finally:
             os.close(fd)
-        return h.hexdigest()
+        art.hashed = (art.written, h.hexdigest())
+        return art.hashed[1]
 
     def rename(self, art: Artifact, new_name: str) -> None:
         """Rename the artifact (module images get their sha256 appended, as Tracee does)."""

@@ -22,7 +22,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from .. import wire
 from ..privileges import UnsafePathError
@@ -79,6 +79,10 @@ _CHUNK_FIELDS: Final = _CHUNK.subset(
 _HDR_KEY: Final = wire.EVENT_HEADER.subset("ts", "cgroup_id", "host_pid")
 _APPEND_TYPES: Final = (stat.S_IFIFO, stat.S_IFSOCK, stat.S_IFCHR)
 _EXEC_SEEN_MAX: Final = 65536
+#: Findings' links kept (per kind): the most recent artifacts, so a long run stays bounded.
+_LINKS_MAX: Final = 65536
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 _ARGS: Final = (
     ("pathname", "const char*"),
     ("artifact", "const char*"),
@@ -91,6 +95,20 @@ _ARGS: Final = (
     ("inode", "unsigned long"),
     ("address", "unsigned long"),
 )
+
+
+class _Recent(OrderedDict[_K, _V]):
+    """A mapping that keeps its ``maxlen`` most recently set keys (the oldest go first)."""
+
+    def __init__(self, maxlen: int) -> None:
+        super().__init__()
+        self.maxlen = maxlen
+
+    def __setitem__(self, key: _K, value: _V) -> None:
+        super().__setitem__(key, value)
+        self.move_to_end(key)
+        while len(self) > self.maxlen:
+            self.popitem(last=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,9 +159,9 @@ class CaptureManager:
         self._own_mnt_ns = self._mnt_ns("self")
         #: Findings' links: by (dev, inode) of written files, by (host pid, address) of memory
         #: regions, by (host pid, exec timestamp) and by (container, path, ctime, dev, inode) of executables.
-        self.written: dict[tuple[int, int], ArtifactInfo] = {}
-        self.regions: dict[tuple[int, int], ArtifactInfo] = {}
-        self.executed: dict[tuple[int, int], ArtifactInfo] = {}
+        self.written: _Recent[tuple[int, int], ArtifactInfo] = _Recent(_LINKS_MAX)
+        self.regions: _Recent[tuple[int, int], ArtifactInfo] = _Recent(_LINKS_MAX)
+        self.executed: _Recent[tuple[int, int], ArtifactInfo] = _Recent(_LINKS_MAX)
         self.reported = 0
         self.incomplete = 0
         self.exec_failures = 0
@@ -235,7 +253,7 @@ class CaptureManager:
             p.art.source_path = data.decode(errors="replace")
             return
         if kind == KIND_MODULE_FD:
-            self._copy_module_fd(p, fd, dev, inode)
+            self._copy_module_fd(p, fd, dev, inode, mode)
             self._finish(p, out)
             return
         self.store.write(p.art, c_off, data)
@@ -302,17 +320,23 @@ class CaptureManager:
         stats = self._counters.artifact(*p.key) if self._counters is not None else None
         return (stats["lost_bytes"] + stats["over_budget"]) if stats else 0
 
-    def _copy_module_fd(self, p: _Pending, fd: int, dev: int, inode: int) -> None:
+    def _copy_module_fd(self, p: _Pending, fd: int, dev: int, inode: int, mode: int) -> None:
+        """Copy the image finit_module was given from the caller's fd: regular files only,
+        opened without blocking (a FIFO or device there must never stall the collector)."""
         pid = p.context["hostProcessId"]
+        if not stat.S_ISREG(mode):
+            LOG.warning("capture module: fd %d of pid %d is not a regular file (mode %o), not copied", fd, pid, mode)
+            p.art.dropped += 1
+            return
         try:
-            src = os.open(f"/proc/{pid}/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC)
+            src = os.open(f"/proc/{pid}/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
         except OSError as exc:
             LOG.warning("capture module: cannot open fd %d of pid %d: %s", fd, pid, exc.strerror)
             p.art.dropped += 1
             return
         try:
             st = os.fstat(src)
-            if st.st_ino != inode or st.st_dev != _kernel_dev(dev):
+            if not stat.S_ISREG(st.st_mode) or st.st_ino != inode or st.st_dev != _kernel_dev(dev):
                 p.art.dropped += 1
                 return
             self.store.copy_from(p.art, src)
@@ -403,7 +427,8 @@ class CaptureManager:
         self.store.close_file(art)
         if art.kind == "module" and art.name.endswith(".part"):
             sha = self.store.sha256(art)
-            self.store.rename(art, f"{art.source_path}.{sha}")
+            if sha:  # nothing saved: no file to name
+                self.store.rename(art, f"{art.source_path}.{sha}")
             art.source_path = ""
         ts = p.last_ts + (self._decoder.boot_to_epoch_ns if self._decoder else 0)
         self._report(p, out, timestamp=ts)

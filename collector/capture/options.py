@@ -58,7 +58,7 @@ network                             capture network packets (cgroup_skb on the c
 pcap:single                         one pcap file (the only layout available here).
 pcap-options:none                   all packets (the default; 'filtered' is not available here).
 pcap-snaplen:default|headers|max|SIZE   payload kept after the L4 header: 96 bytes (default), none,
-                                    all, or SIZE (256b, 1kb, ...).
+                                    all, or SIZE (256b, 1kb, ...); at most 16kb of a packet in any case.
 
 dir:/path/to/dir                    where artifacts are saved, in its 'out' subdirectory (default: /tmp/tracee).
                                     Refused when another user can write it or it is reached through a link.
