@@ -324,7 +324,16 @@ class Session:
         return status
 
     def _handle_finding(self, finding: Finding) -> bool:
-        """Deliver one finding; False when an exception expects it (then no signature event either)."""
+        """Deliver one finding; False when an exception expects it (then no signature event either).
+
+        The run's context (ancestry, executable hash, container) is written first, so exceptions
+        can match on what the finding will show."""
+        context = finding.event.context
+        if context is not None:
+            try:
+                context.enrich_finding(finding)
+            except Exception as exc:  # noqa: BLE001 - the finding goes on without its context
+                log.error("a finding of %s lost its context: %s: %s", finding.sig_metadata.id, type(exc).__name__, exc)
         if self.suppression:
             why = self.suppression.suppress(finding)
             if why is not None:

@@ -97,6 +97,28 @@ def test_exceptions_travel_with_a_rules_directory(tmp_path: Path) -> None:
     assert "runc-inherits-ld-library-path: 5" in result.stderr
 
 
+def test_exceptions_match_the_executable_hash_written_into_the_finding(tmp_path: Path) -> None:
+    trusted, other = "ab" * 32, "cd" * 32
+    events = events_file(
+        tmp_path,
+        [
+            make_event(
+                "sched_process_exec",
+                {"pathname": "/opt/tool", "env": ["LD_PRELOAD=/opt/tool.so"], "sha256": digest},
+                processName="tool",
+                hostProcessId=pid,
+            )
+            for pid, digest in ((301, trusted), (302, other))
+        ],
+    )
+    exception = "exceptions:\n  - {name: trusted-tool, signatures: [TRC-107], match: {executable.sha256: %s}}\n"
+    config = write(tmp_path / "pytracee.yaml", "rules: [TRC-107]\noutput-template: rawjson\n" + exception % trusted)
+    result = tracee_rules("--config", str(config), "--input", str(events))
+    assert result.returncode == 0, result.stderr
+    assert [f["Context"]["executable"]["sha256"] for f in findings(result.stdout)] == [other]
+    assert "suppressed by exceptions: trusted-tool: 1" in result.stderr
+
+
 def _finding(data: dict | None = None, sig: str = "TRC-1", severity: int = 2, **fields: object) -> Finding:
     event = make_event("sched_process_exec", {"pathname": "/usr/bin/runc", "argv": ["runc", "init"]}, **fields)
     return Finding(data, event, SignatureMetadata(id=sig, name="x", properties={"Severity": severity}))

@@ -11,7 +11,7 @@ Options (``tracee`` and ``tracee-rules``):
   (``tracee`` only: a replay takes the recorded ``sha256`` argument, never a local file).
 
 At session start it builds the run's :class:`~pytracee.engine.context.state.EventContext`
-(``session.context``); ``tracee_finding_enrich`` writes it into each finding.
+(``session.context``); the session writes it into each finding before exceptions are checked.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from .runtimes import DEFAULT_SOCKETS, RuntimeClient, client_for
 from .state import DEFAULT_ANCESTRY_DEPTH, ContextSettings, EventContext
 
 if TYPE_CHECKING:
-    from ..findings import Finding
     from ..session import Session, SessionConfig
 
 _RUNTIME_ALIASES = {"docker": "docker", "containerd": "containerd", "podman": "podman"}
@@ -150,14 +149,6 @@ def tracee_sessionstart(session: Session) -> None:
     settings, clients = settings_from_options(config.options, config.live)
     if settings.proctree or settings.containers or settings.exec_hash:
         session.context = EventContext(settings, clients)
-
-
-@hookimpl
-def tracee_finding_enrich(finding: Finding) -> None:
-    """Ancestry, executable hash and container identity, into the finding's context."""
-    context = finding.event.context
-    if context is not None:
-        context.enrich_finding(finding)
 
 
 @hookimpl

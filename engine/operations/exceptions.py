@@ -23,7 +23,7 @@ alternatives, one of which must hold.
 Fields are paths into the finding: ``data.KEY`` (the signature's data),
 ``args.NAME`` (the event's arguments), ``signature.id|name|severity|tags``, and
 any other dotted path into the event's JSON (``processName``, ``hostName``,
-``container.image``, ``executable.hash``, ``kubernetes.podName``; Tracee's flat
+``container.image``, ``executable.sha256``, ``kubernetes.podName``; Tracee's flat
 forms ``containerImage`` and the nested ones are interchangeable). A field the
 finding lacks fails every condition but ``exists: false``. String operators on a
 list field (``argv``) hold when one element matches.
