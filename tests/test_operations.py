@@ -148,6 +148,8 @@ def _rules(text: str, tmp_path: Path) -> ExceptionSet:
         ("executable.hash: {prefix: 'sha256:ab'}", True),
         ("executable.hash: {exists: false}", False),
         ("kubernetes.podName: {exists: true}", False),
+        ("kubernetes.podName: {'!=': web}", False),  # a missing field fails every condition
+        ("procesName: {not in: [a, b]}", False),
         ("data.path: /etc/x", True),
         ("signature.severity: {ge: 3}", False),
         ("signature.id: TRC-1", True),

@@ -129,7 +129,7 @@ class Condition:
         if op == "exists":
             return (actual is not _MISSING) == bool(self.value)
         if actual is _MISSING or actual is None:
-            return op in ("ne", "not_in")
+            return False  # a misspelled field under != must not suppress every finding
         if isinstance(actual, list):
             if op in ("ne", "not_in"):
                 return all(self._scalar(item) for item in actual)
