@@ -574,3 +574,16 @@ def test_an_excepted_finding_feeds_no_signature_event(tmp_path: Path) -> None:
         ("TRC-107", "bash"),
         ("ACME-30", "bash"),
     ]
+
+
+@pytest.mark.parametrize("data", [{1: "x", "y": 2}, {"n": 2**70}, {"env": {b"K": "v"}}])
+def test_dedup_window_takes_data_json_cannot_hold(data: dict) -> None:
+    from pytracee.engine.operations.suppression import Deduplicator
+
+    dedup = Deduplicator(60.0)
+    first, repeat = _finding(dict(data)), _finding(dict(data))
+    repeat.event.raw.update(hostProcessId=first.event.host_process_id, timestamp=first.event.timestamp + 1)
+    other = _finding({**data, "more": 1})
+    other.event.raw.update(hostProcessId=first.event.host_process_id, timestamp=first.event.timestamp + 2)
+    assert [dedup.is_repeat(f) for f in (first, repeat, other)] == [False, True, False]
+    assert dedup.repeats == {"TRC-1": 1}
