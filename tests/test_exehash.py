@@ -68,3 +68,26 @@ def test_tracees_output_option_turns_hashing_on() -> None:
     assert parse_output_options(["json", "option:exec-hash"]).exec_hash
     assert parse_output_options(["option:exec-hash=dev-inode"]).exec_hash
     assert not parse_output_options(["json"]).exec_hash
+
+
+def test_queued_requests_keep_a_bounded_number_of_files_open(tmp_path: Path) -> None:
+    import threading
+
+    from pytracee.engine.context.exehash import OPEN_MAX
+
+    binary = tmp_path / "proc" / "4242" / "exe"
+    binary.parent.mkdir(parents=True)
+    binary.write_bytes(b"\x7fELF tool")
+    hasher = ExecHasher(proc=str(tmp_path / "proc"))
+    go = threading.Event()
+    hasher._thread = threading.Thread(target=go.wait, daemon=True)  # a worker that takes nothing yet
+    hasher._thread.start()
+    before = len(os.listdir("/proc/self/fd"))
+    try:
+        answers = [hasher.request((0, inode, 0), 4242, str(binary)) for inode in range(1, 301)]
+        assert all(isinstance(answer, PendingHash) for answer in answers)  # queued, none refused
+        assert len(os.listdir("/proc/self/fd")) - before == OPEN_MAX
+    finally:
+        go.set()
+        hasher.close()
+    assert len(os.listdir("/proc/self/fd")) == before

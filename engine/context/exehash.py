@@ -35,6 +35,8 @@ DEFAULT_MAX_SIZE: Final = 64 << 20
 CACHE_SIZE: Final = 8192
 #: Files waiting to be hashed; beyond it, new ones get no hash (counted).
 QUEUE_MAX: Final = 1024
+#: Requests queued with their file open at most (the others are found again by path).
+OPEN_MAX: Final = 64
 _CHUNK: Final = 1 << 20
 
 log = logging.getLogger("pytracee.exehash")
@@ -91,6 +93,8 @@ class ExecHasher:
         )
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        #: Files opened by :meth:`request` and still queued.
+        self._open = 0
         #: Outcomes: hashed, cached, too large, changed or gone, queue full.
         self.counts: Counter[str] = Counter()
 
@@ -113,10 +117,12 @@ class ExecHasher:
                     return known
                 return known
             pending = PendingHash()
-            try:
-                fd = os.open(f"{self.proc}/{host_pid}/exe", os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-            except OSError:
-                fd = -1
+            fd = -1
+            if self._open < OPEN_MAX:
+                try:
+                    fd = os.open(f"{self.proc}/{host_pid}/exe", os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+                except OSError:
+                    fd = -1
             try:
                 self._queue.put_nowait((key, host_pid, path, tuple(root_pids), fd, pending))
             except queue.Full:
@@ -124,6 +130,8 @@ class ExecHasher:
                     os.close(fd)
                 self.counts["queue full"] += 1
                 return None
+            if fd >= 0:
+                self._open += 1
             self._cache[key] = pending
             while len(self._cache) > CACHE_SIZE:
                 self._cache.popitem(last=False)
@@ -145,6 +153,8 @@ class ExecHasher:
             if item is not None:
                 if item[4] >= 0:
                     os.close(item[4])
+                    with self._lock:
+                        self._open -= 1
                 item[5]._set(None)
         self._queue.put(None)
         thread.join(5)
@@ -156,6 +166,9 @@ class ExecHasher:
             if item is None:
                 return
             key, pid, path, roots, fd, pending = item
+            if fd >= 0:
+                with self._lock:
+                    self._open -= 1
             try:
                 digest = self._hash(key, pid, path, roots, fd)
             except Exception:
