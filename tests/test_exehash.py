@@ -91,3 +91,21 @@ def test_queued_requests_keep_a_bounded_number_of_files_open(tmp_path: Path) -> 
         go.set()
         hasher.close()
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_a_hash_still_computed_is_waited_for_once() -> None:
+    import threading
+
+    class Counted(threading.Event):
+        waits: list[float] = []
+
+        def wait(self, timeout: float | None = None) -> bool:
+            self.waits.append(timeout or 0.0)
+            return super().wait(0)
+
+    pending = PendingHash()
+    pending._done = Counted()
+    assert [pending.wait(0.5) for _ in range(3)] == [None, None, None]
+    assert Counted.waits == [0.5]  # the later findings do not wait again
+    pending._set("ab" * 32)
+    assert pending.wait(0.5) == "ab" * 32

@@ -52,18 +52,21 @@ def kernel_dev_to_user(dev: int) -> int:
 class PendingHash:
     """A hash being computed: :meth:`wait` for it."""
 
-    __slots__ = ("_done", "value")
+    __slots__ = ("_done", "_waited", "value")
 
     def __init__(self) -> None:
         self._done = threading.Event()
+        self._waited = False
         self.value: str | None = None
 
     def __call__(self, timeout: float) -> str | None:
         return self.wait(timeout)
 
     def wait(self, timeout: float) -> str | None:
-        """The hash, waiting up to ``timeout`` seconds; None if not (yet) known."""
-        if timeout > 0:
+        """The hash, waiting up to ``timeout`` seconds the first time only (each finding of a
+        process asks: a slow file delays one of them); None if not (yet) known."""
+        if timeout > 0 and not self._waited:
+            self._waited = True
             self._done.wait(timeout)
         return self.value
 
