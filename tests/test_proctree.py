@@ -168,6 +168,15 @@ def test_odd_and_hostile_records_teach_nothing_and_never_raise() -> None:
     assert seven is not None and seven.parent is None  # its own parent: no loop
 
 
+def test_argv_of_many_empty_items_is_bounded() -> None:
+    tree = ProcessTree()
+    argv = [""] * 300_000
+    tree.observe({"eventName": "sched_process_exec", "hostProcessId": 6, "args": [{"name": "argv", "value": argv}]})
+    six = tree.find(6)
+    assert six is not None and 0 < len(six.argv) <= 1024
+    assert len(" ".join(six.argv)) <= 1024 + 3
+
+
 def test_seed_from_proc_knows_this_process_and_its_parent() -> None:
     import os
 
