@@ -304,6 +304,21 @@ def test_cron_commands_parameter(tmp_path: Path) -> None:
     assert [f["SigMetadata"]["ID"] for f in findings(result.stdout)] == ["TRC-1027"]
 
 
+def test_a_later_override_replacing_a_parameter_undoes_an_earlier_append(tmp_path: Path) -> None:
+    job = make_event("sched_process_exec", {"pathname": "/usr/bin/systemd-run"}, processName="systemd-run")
+    events = events_file(tmp_path, [job])
+    config = write(
+        tmp_path / "c.yaml",
+        "overrides:\n  - {rule: TRC-1027, params: {commands: [systemd-run]}, override: {params: append}}\n"
+        "  - {rule: TRC-1027, params: {commands: [crontab]}}\n",
+    )
+    result = tracee_rules(
+        "--config", str(config), "--rules", "TRC-1027", "--input", str(events), "--output-template", "rawjson"
+    )
+    assert result.returncode == 0, result.stderr
+    assert findings(result.stdout) == []  # the list is [crontab] only
+
+
 def test_bad_parameter_values_are_reported_where_they_were_set(tmp_path: Path) -> None:
     config = write(tmp_path / "c.yaml", "params:\n  TRC-1016:\n    web_servers: nginx\n  TRC-1018:\n    readers: [x]\n")
     result = tracee_rules("--config", str(config), "--validate")

@@ -229,6 +229,8 @@ def _gather_values(settings: Settings, known: Mapping[str, LoadedSignature], pro
             earlier = values.append.get(override.rule, {}).get(name)
             if appending and isinstance(earlier, list) and isinstance(value, list):
                 value = [*earlier, *value]
+            elif not appending:
+                values.append.get(override.rule, {}).pop(name, None)  # replaced: what came before is gone
             target.setdefault(override.rule, {})[name] = value
             values.where[(override.rule, name)] = f"{override.where}:{override.line}"
     problems.extend(
