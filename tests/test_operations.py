@@ -602,3 +602,21 @@ def test_dedup_window_takes_data_json_cannot_hold(data: dict) -> None:
     other.event.raw.update(hostProcessId=first.event.host_process_id, timestamp=first.event.timestamp + 2)
     assert [dedup.is_repeat(f) for f in (first, repeat, other)] == [False, True, False]
     assert dedup.repeats == {"TRC-1": 1}
+
+
+@pytest.mark.parametrize("text", ["\u00b2", "9", "5", "-1", "\u0663"])
+def test_severity_outside_0_to_4_is_refused_with_a_usage_error(text: str, tmp_path: Path) -> None:
+    from pytracee.engine.operations.overrides import severity_value
+
+    assert severity_value(text) is None
+    result = tracee_rules("--rules", f"severity>={text}", "--list")
+    assert result.returncode == 2, result.stderr
+    assert f"--rules severity>={text}: severity is one of info, low, medium, high, critical or 0-4" in result.stderr
+    config = write(tmp_path / "c.yaml", f"overrides:\n  - {{rule: TRC-1, severity: '{text}'}}\n")
+    assert "severity: one of" in tracee_rules("--config", str(config), "--validate").stderr
+
+
+def test_severity_names_and_digits_0_to_4() -> None:
+    from pytracee.engine.operations.overrides import severity_value
+
+    assert [severity_value(v) for v in ("info", " High ", "0", "4", 3, "04")] == [0, 3, 0, 4, 3, 4]

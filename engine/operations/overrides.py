@@ -46,7 +46,10 @@ _MODES: Final = ("append", "replace")
 def severity_value(value: Any) -> int | None:
     """A severity name or number as Tracee's 0-4, or ``None`` when it is neither."""
     if isinstance(value, str):
-        return SEVERITIES.get(value.strip().lower(), int(value) if value.strip().isdigit() else None)
+        text = value.strip().lower()
+        if text in SEVERITIES:
+            return SEVERITIES[text]
+        return int(text) if text.isascii() and text.isdigit() and int(text) <= 4 else None  # not "²", not "9"
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 4:
         return value
     return None
