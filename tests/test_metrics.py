@@ -432,3 +432,23 @@ def test_failing_lasts_the_window_after_the_last_undelivered_finding() -> None:
     assert health.status(now=10.0 + FAILING_WINDOW + 1) == (True, "OK")
     assert health.status(now=1000.0) == (True, "OK")  # no input waits: an idle source is never stalled
     session.finish(0)  # type: ignore[arg-type]
+
+
+def test_an_idle_connection_is_closed_by_the_server(replay: Callable[..., Any]) -> None:
+    import socket
+    import time
+
+    from pytracee.engine.operations.metrics import IDLE_TIMEOUT
+
+    proc, base = replay("--rules", "TRC-102")
+    wait_for(base, lambda samples: True)  # listening
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=IDLE_TIMEOUT * 3) as client:
+        client.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")  # keep-alive, then silence
+        started = time.monotonic()
+        received = b""
+        while chunk := client.recv(4096):
+            received += chunk
+        assert received.startswith(b"HTTP/1.1 200")  # answered, then closed: recv gave b""
+        assert time.monotonic() - started < IDLE_TIMEOUT * 3
+    assert finish(proc)[0] == 0

@@ -412,11 +412,15 @@ class Health:
 
 # --- the server -------------------------------------------------------------------------------------
 
+#: Seconds a client connection may stay idle (keep-alive) or send a request slowly.
+IDLE_TIMEOUT: Final = 10.0
+
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
     server_version = "pytracee"
+    timeout = IDLE_TIMEOUT  # an idle or slow client's connection is closed: it holds no thread for ever
 
     def do_GET(self) -> None:  # the http.server name
         self._answer(send_body=True)
