@@ -452,3 +452,29 @@ def test_an_idle_connection_is_closed_by_the_server(replay: Callable[..., Any]) 
         assert received.startswith(b"HTTP/1.1 200")  # answered, then closed: recv gave b""
         assert time.monotonic() - started < IDLE_TIMEOUT * 3
     assert finish(proc)[0] == 0
+
+
+def test_a_call_ending_while_scraped_never_puts_more_in_a_bucket_than_in_inf() -> None:
+    from pytracee.engine.operations import metrics
+
+    class Busy:
+        """A signature's timing whose signature ends a fast call each time ``calls`` is read,
+        as the timed wrapper does it: ``calls`` first, then the bucket."""
+
+        def __init__(self) -> None:
+            self.buckets = [0, 0, 0]
+            self.seconds = 0.0
+            self._calls = 0
+
+        @property
+        def calls(self) -> int:
+            seen = self._calls
+            self._calls += 1
+            self.buckets[0] += 1
+            return seen
+
+    for _ in range(3):
+        busy = Busy()
+        cumulative, calls, _ = metrics.histogram(busy)  # type: ignore[arg-type]
+        assert cumulative[-1] == ("+Inf", calls)
+        assert all(count <= calls for _, count in cumulative), cumulative

@@ -148,6 +148,20 @@ class SignatureTimings:
         return timed
 
 
+def histogram(timing: _Timing) -> tuple[list[tuple[str, int]], int, float]:
+    """A signature's cumulative buckets (``+Inf`` last), calls and seconds, read while it runs:
+    the buckets first, since a call is counted in ``calls`` before its bucket, so no bucket
+    ever shows more calls than ``+Inf``."""
+    counts = list(timing.buckets)
+    calls, seconds = timing.calls, timing.seconds
+    cumulative, running = [], 0
+    for bound, count in zip(DURATION_BUCKETS, counts, strict=True):
+        running += count
+        cumulative.append((repr(bound), running))
+    cumulative.append(("+Inf", calls))
+    return cumulative, calls, seconds
+
+
 # --- what the metrics read -------------------------------------------------------------------
 
 
@@ -256,14 +270,8 @@ class RunCollector:
                 labels=["detector_id"],
             )
             for sig_id in ids:
-                timing = view.timings.by_id.get(sig_id) or _Timing()
-                calls, seconds, counts = timing.calls, timing.seconds, list(timing.buckets)
+                cumulative, calls, seconds = histogram(view.timings.by_id.get(sig_id) or _Timing())
                 processed.add_metric([sig_id], calls)
-                cumulative, running = [], 0
-                for bound, count in zip(DURATION_BUCKETS, counts, strict=True):
-                    running += count
-                    cumulative.append((repr(bound), running))
-                cumulative.append(("+Inf", calls))
                 duration.add_metric([sig_id], cumulative, seconds)
             yield processed
             yield duration
