@@ -162,6 +162,8 @@ class Session:
         self.reparse: Reparse | None = None
         #: Set by :meth:`request_reload` (a SIGHUP); the run reloads before the next event.
         self.reload_requested = False
+        #: True while an event is with the observers and signatures (health: a stuck signature).
+        self.dispatching = False
         #: The plugin managers of the signatures loaded by reloads.
         self.reload_managers: list[PluginManager] = []
         #: Live: the events the tracer traces (a reload reports what new signatures miss); None: all.
@@ -249,12 +251,14 @@ class Session:
             for event in source:
                 if self.reload_requested:
                     dispatch = self._reload()
+                self.dispatching = True
                 try:
                     if observe is not None:
                         observe(event)
                     dispatch(event)
                 except MalformedEventError as exc:
                     source.skip(event, "malformed args", str(exc))
+                self.dispatching = False
                 if done is not None:
                     done(event)
         except InputError as exc:
@@ -267,6 +271,7 @@ class Session:
             log.error("stopped: %s", exc)
             status = ExitStatus.FAILED
         finally:
+            self.dispatching = False
             status = self._finish(self.engine or engine, status)
         return status
 

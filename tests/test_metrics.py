@@ -250,6 +250,23 @@ def test_healthz_says_stalled_while_a_signature_holds_up_waiting_input(
     assert status == 0 and "TEST-STUCK" in out
 
 
+def test_healthz_says_stalled_while_a_signature_holds_up_input_already_read(
+    replay: Callable[..., Any], tmp_path: Path
+) -> None:
+    release = tmp_path / "release"
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "stuck.py").write_text(STUCK_RULE.format(release=str(release)))
+    proc, base = replay("--rules", "TEST-STUCK", "--rules-dir", str(rules), "--health-stall-timeout", "1")
+    send(proc, event("openat", {"pathname": "/stuck", "flags": 0}, pid=2))  # nothing else waits
+    wait_for(base, lambda s: s.get(("tracee_events_total", ())) == 1)
+    assert wait_health(base, 503).startswith("NOT OK: stalled: the signatures have been on one event for ")
+    release.touch()
+    assert wait_health(base, 200) == "OK\n"
+    status, out = finish(proc)
+    assert status == 0 and "TEST-STUCK" in out
+
+
 class _Failing(http.server.BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # the http.server name
         self.rfile.read(int(self.headers.get("Content-Length", 0)))

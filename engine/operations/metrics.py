@@ -371,7 +371,8 @@ class Health:
 
     *Stalled*: records wait to be read (a file not read to its end, a pipe with data in
     it; for ``tracee``, always: the kernel buffer is polled at least every 100 ms) and
-    the run made no progress (records read, polls) for ``stall_seconds``.
+    the run made no progress (records read, polls) for ``stall_seconds``; or the
+    signatures have been on one event that long (the input read to its end already).
     *Failing*: findings were not delivered (an output or webhook failing) within the
     last :data:`FAILING_WINDOW` seconds.
     """
@@ -413,6 +414,9 @@ class Health:
         if idle > self.stall_seconds and self._waiting():
             what = "the kernel buffer was not polled" if self.view.live else "input is waiting but nothing was read"
             return False, f"stalled: {what} for {idle:.0f} s"
+        session = self.view.session
+        if idle > self.stall_seconds and session is not None and session.dispatching:
+            return False, f"stalled: the signatures have been on one event for {idle:.0f} s"
         if failed_at is not None and now - failed_at <= FAILING_WINDOW:
             return False, f"failing: findings not delivered within the last {FAILING_WINDOW:.0f} s"
         return True, "OK"
