@@ -235,6 +235,18 @@ def test_config_holds_options_and_the_command_line_wins(tmp_path: Path) -> None:
     assert overridden.stdout.count("*** Detection ***") == 6
 
 
+def test_a_command_line_value_equal_to_the_default_still_wins_over_the_file(tmp_path: Path) -> None:
+    shell = {"pathname": "/bin/bash", "env": ["LD_PRELOAD=/tmp/x.so"]}
+    first = make_event("sched_process_exec", shell, processId=4100)
+    again = make_event("sched_process_exec", shell, processId=4100, timestamp=first.raw["timestamp"] + 1000)
+    events = events_file(tmp_path, [first, again])
+    config = write(tmp_path / "c.yaml", "rules: [TRC-107]\noutput-template: rawjson\ndedup-window: 60\n")
+    assert len(findings(tracee_rules("--config", str(config), "--input", str(events)).stdout)) == 1
+    given = tracee_rules("--config", str(config), "--input", str(events), "--dedup-window", "0")  # the default
+    assert given.returncode == 0, given.stderr
+    assert len(findings(given.stdout)) == 2
+
+
 def test_one_file_for_both_commands(tmp_path: Path) -> None:
     events = events_file(tmp_path, runc_events())
     config = write(
