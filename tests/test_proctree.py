@@ -244,3 +244,18 @@ def test_hostile_names_in_the_ancestry_are_escaped_in_text_findings(tmp_path: Pa
     assert out.returncode == 0, out.stderr
     assert "\x1b" not in out.stdout and "\nSignature: fake" not in out.stdout
     assert "Ancestry: php\\x1b[2J\\nSignature: fake[1001] < nginx[1000]" in out.stdout
+
+
+def test_tracees_proctree_sources_signals_and_both_say_they_are_events(tmp_path: Path) -> None:
+    from conftest import tracee_rules
+
+    events = tmp_path / "none.jsonl"
+    events.write_text("")
+    for source in ("signals", "both"):
+        result = tracee_rules("--rules", "TRC-107", "--input", str(events), "--proctree", f"source={source}")
+        assert result.returncode == 0, result.stderr
+        assert f"--proctree source={source}: the process tree is built from events" in result.stderr
+    quiet = tracee_rules("--rules", "TRC-107", "--input", str(events), "--proctree", "source=events")
+    assert "--proctree" not in quiet.stderr
+    refused = tracee_rules("--rules", "TRC-107", "--input", str(events), "--proctree", "source=kernel")
+    assert refused.returncode == 2 and "--proctree source=kernel: expected events or none" in refused.stderr

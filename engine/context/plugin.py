@@ -2,7 +2,8 @@
 
 Options (``tracee`` and ``tracee-rules``):
 
-* ``--proctree source=events|none,process-cache=N``: the process tree (Tracee's flag;
+* ``--proctree source=events|none,process-cache=N``: the process tree (Tracee's flag; its
+  ``signals`` and ``both`` build it from events too, with a warning;
   on by default, at most 10,000 processes);
 * ``--ancestry-depth N``: ancestors written on findings under ``processAncestry`` (5; 0: none);
 * ``--containers enrich=true|false,sockets.RUNTIME=PATH,ttl=SECONDS``: container identity
@@ -17,6 +18,7 @@ At session start it builds the run's :class:`~pytracee.engine.context.state.Even
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from typing import TYPE_CHECKING
 
@@ -31,7 +33,8 @@ from .state import DEFAULT_ANCESTRY_DEPTH, ContextSettings, EventContext
 if TYPE_CHECKING:
     from ..session import Session, SessionConfig
 
-_RUNTIME_ALIASES = {"docker": "docker", "containerd": "containerd", "podman": "podman"}
+_RUNTIMES = ("docker", "containerd", "podman")
+log = logging.getLogger(__name__)
 
 
 @hookimpl
@@ -88,6 +91,8 @@ def settings_from_options(
         if key == "source":
             if value not in ("events", "none", "signals", "both"):
                 raise ConfigError(f"--proctree source={value}: expected events or none")
+            if value in ("signals", "both") and not check_only:
+                log.warning("--proctree source=%s: the process tree is built from events (as source=events)", value)
             settings.proctree = value != "none"
         elif key == "process-cache":
             settings.max_processes = _positive(value, "--proctree process-cache")
@@ -120,8 +125,8 @@ def _container_options(settings: ContextSettings, values: list[str]) -> None:
                 raise ConfigError(f"--containers enrich={value}: expected true or false")
             settings.containers = value == "true"
         elif key.startswith("sockets."):
-            runtime = _RUNTIME_ALIASES.get(key.removeprefix("sockets."))
-            if runtime is None:
+            runtime = key.removeprefix("sockets.")
+            if runtime not in _RUNTIMES:
                 raise ConfigError(f"--containers {key}: unknown runtime (docker, containerd, podman)")
             sockets[runtime] = value
         elif key == "ttl":

@@ -254,8 +254,9 @@ def merge_options(
             what = "cannot be set in a configuration file" if action is not None else "is not an option"
             problems.append(Problem(str(config.path), node.line, f"{dest.replace('_', '-')!r} {what}"))
             continue
+        count = len(problems)
         tokens = list(_tokens(action, node, str(config.path), problems))
-        if tokens is None:
+        if len(problems) > count:
             continue
         errors: list[str] = []
         parsed = _quiet_parse(parser, tokens, errors.append)

@@ -175,21 +175,17 @@ class Settings:
         ids.update(sig_id for e in self.exceptions() for sig_id in e.signatures)
         return ids
 
+    def _enabled_state(self) -> dict[str, bool]:
+        """Signature ID -> on or off, as the last override naming it says."""
+        return {o.rule: o.enabled for o in self.overrides if o.enabled is not None}
+
     def disabled(self) -> set[str]:
         """Signature IDs an override turns off."""
-        state: dict[str, bool] = {}
-        for override in self.overrides:
-            if override.enabled is not None:
-                state[override.rule] = override.enabled
-        return {sig_id for sig_id, on in state.items() if not on}
+        return {sig_id for sig_id, on in self._enabled_state().items() if not on}
 
     def enabled(self) -> set[str]:
         """Signature IDs an override turns on (off by default otherwise)."""
-        state: dict[str, bool] = {}
-        for override in self.overrides:
-            if override.enabled is not None:
-                state[override.rule] = override.enabled
-        return {sig_id for sig_id, on in state.items() if on}
+        return {sig_id for sig_id, on in self._enabled_state().items() if on}
 
 
 def _at(where: str, message: str) -> Problem:
