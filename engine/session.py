@@ -162,6 +162,8 @@ class Session:
         self.reparse: Reparse | None = None
         #: Set by :meth:`request_reload` (a SIGHUP); the run reloads before the next event.
         self.reload_requested = False
+        #: True while an event is with the observers and signatures (health: a stuck signature).
+        self.dispatching = False
         #: The plugin managers of the signatures loaded by reloads.
         self.reload_managers: list[PluginManager] = []
         #: Live: the events the tracer traces (a reload reports what new signatures miss); None: all.
@@ -254,12 +256,14 @@ class Session:
                     if self.engine is not None:
                         self.engine.on_released = done
                 went = True
+                self.dispatching = True
                 try:
                     if observe is not None:
                         observe(event)
                     went = dispatch(event)
                 except MalformedEventError as exc:
                     source.skip(event, "malformed args", str(exc))
+                self.dispatching = False
                 if done is not None and went:
                     done(event)
         except InputError as exc:
@@ -272,6 +276,7 @@ class Session:
             log.error("stopped: %s", exc)
             status = ExitStatus.FAILED
         finally:
+            self.dispatching = False
             status = self._finish(self.engine or engine, status)
         return status
 
@@ -329,7 +334,16 @@ class Session:
         return status
 
     def _handle_finding(self, finding: Finding) -> bool:
-        """Deliver one finding; False when an exception expects it (then no signature event either)."""
+        """Deliver one finding; False when an exception expects it (then no signature event either).
+
+        The run's context (ancestry, executable hash, container) is written first, so exceptions
+        can match on what the finding will show."""
+        context = finding.event.context
+        if context is not None:
+            try:
+                context.enrich_finding(finding)
+            except Exception as exc:  # noqa: BLE001 - the finding goes on without its context
+                log.error("a finding of %s lost its context: %s: %s", finding.sig_metadata.id, type(exc).__name__, exc)
         if self.suppression:
             why = self.suppression.suppress(finding)
             if why is not None:

@@ -32,3 +32,27 @@ def test_a_hung_runtime_never_blocks_enrichment(tmp_path: Path) -> None:
     finally:
         resolver.close()
         server.close()
+
+
+def test_replay_takes_a_container_id_that_is_not_a_string(tmp_path: Path) -> None:
+    import json
+
+    from conftest import tracee_rules
+    from pytracee.engine.testing import make_event
+
+    events = [
+        make_event("sched_process_exec", {"pathname": "/bin/sh", "env": ["LD_PRELOAD=/tmp/x.so"]}, container=True),
+        make_event("sched_process_exec", {"pathname": "/bin/sh", "env": ["LD_PRELOAD=/tmp/y.so"]}),
+    ]
+    events[0].raw["container"]["id"] = [1]
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(json.dumps(event.raw) + "\n" for event in events))
+    result = tracee_rules(
+        "--rules", "TRC-107", "--input", str(path), "--output-template", "rawjson",
+        "--containers", f"enrich=true,sockets.docker={tmp_path / 'docker.sock'}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["Data"]["LD_PRELOAD"] for line in result.stdout.splitlines()] == [
+        "LD_PRELOAD=/tmp/x.so",
+        "LD_PRELOAD=/tmp/y.so",
+    ]

@@ -68,3 +68,44 @@ def test_tracees_output_option_turns_hashing_on() -> None:
     assert parse_output_options(["json", "option:exec-hash"]).exec_hash
     assert parse_output_options(["option:exec-hash=dev-inode"]).exec_hash
     assert not parse_output_options(["json"]).exec_hash
+
+
+def test_queued_requests_keep_a_bounded_number_of_files_open(tmp_path: Path) -> None:
+    import threading
+
+    from pytracee.engine.context.exehash import OPEN_MAX
+
+    binary = tmp_path / "proc" / "4242" / "exe"
+    binary.parent.mkdir(parents=True)
+    binary.write_bytes(b"\x7fELF tool")
+    hasher = ExecHasher(proc=str(tmp_path / "proc"))
+    go = threading.Event()
+    hasher._thread = threading.Thread(target=go.wait, daemon=True)  # a worker that takes nothing yet
+    hasher._thread.start()
+    before = len(os.listdir("/proc/self/fd"))
+    try:
+        answers = [hasher.request((0, inode, 0), 4242, str(binary)) for inode in range(1, 301)]
+        assert all(isinstance(answer, PendingHash) for answer in answers)  # queued, none refused
+        assert len(os.listdir("/proc/self/fd")) - before == OPEN_MAX
+    finally:
+        go.set()
+        hasher.close()
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_a_hash_still_computed_is_waited_for_once() -> None:
+    import threading
+
+    class Counted(threading.Event):
+        waits: list[float] = []
+
+        def wait(self, timeout: float | None = None) -> bool:
+            self.waits.append(timeout or 0.0)
+            return super().wait(0)
+
+    pending = PendingHash()
+    pending._done = Counted()
+    assert [pending.wait(0.5) for _ in range(3)] == [None, None, None]
+    assert Counted.waits == [0.5]  # the later findings do not wait again
+    pending._set("ab" * 32)
+    assert pending.wait(0.5) == "ab" * 32

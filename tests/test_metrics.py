@@ -250,6 +250,23 @@ def test_healthz_says_stalled_while_a_signature_holds_up_waiting_input(
     assert status == 0 and "TEST-STUCK" in out
 
 
+def test_healthz_says_stalled_while_a_signature_holds_up_input_already_read(
+    replay: Callable[..., Any], tmp_path: Path
+) -> None:
+    release = tmp_path / "release"
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "stuck.py").write_text(STUCK_RULE.format(release=str(release)))
+    proc, base = replay("--rules", "TEST-STUCK", "--rules-dir", str(rules), "--health-stall-timeout", "1")
+    send(proc, event("openat", {"pathname": "/stuck", "flags": 0}, pid=2))  # nothing else waits
+    wait_for(base, lambda s: s.get(("tracee_events_total", ())) == 1)
+    assert wait_health(base, 503).startswith("NOT OK: stalled: the signatures have been on one event for ")
+    release.touch()
+    assert wait_health(base, 200) == "OK\n"
+    status, out = finish(proc)
+    assert status == 0 and "TEST-STUCK" in out
+
+
 class _Failing(http.server.BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # the http.server name
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
@@ -432,3 +449,49 @@ def test_failing_lasts_the_window_after_the_last_undelivered_finding() -> None:
     assert health.status(now=10.0 + FAILING_WINDOW + 1) == (True, "OK")
     assert health.status(now=1000.0) == (True, "OK")  # no input waits: an idle source is never stalled
     session.finish(0)  # type: ignore[arg-type]
+
+
+def test_an_idle_connection_is_closed_by_the_server(replay: Callable[..., Any]) -> None:
+    import socket
+    import time
+
+    from pytracee.engine.operations.metrics import IDLE_TIMEOUT
+
+    proc, base = replay("--rules", "TRC-102")
+    wait_for(base, lambda samples: True)  # listening
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=IDLE_TIMEOUT * 3) as client:
+        client.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")  # keep-alive, then silence
+        started = time.monotonic()
+        received = b""
+        while chunk := client.recv(4096):
+            received += chunk
+        assert received.startswith(b"HTTP/1.1 200")  # answered, then closed: recv gave b""
+        assert time.monotonic() - started < IDLE_TIMEOUT * 3
+    assert finish(proc)[0] == 0
+
+
+def test_a_call_ending_while_scraped_never_puts_more_in_a_bucket_than_in_inf() -> None:
+    from pytracee.engine.operations import metrics
+
+    class Busy:
+        """A signature's timing whose signature ends a fast call each time ``calls`` is read,
+        as the timed wrapper does it: ``calls`` first, then the bucket."""
+
+        def __init__(self) -> None:
+            self.buckets = [0, 0, 0]
+            self.seconds = 0.0
+            self._calls = 0
+
+        @property
+        def calls(self) -> int:
+            seen = self._calls
+            self._calls += 1
+            self.buckets[0] += 1
+            return seen
+
+    for _ in range(3):
+        busy = Busy()
+        cumulative, calls, _ = metrics.histogram(busy)  # type: ignore[arg-type]
+        assert cumulative[-1] == ("+Inf", calls)
+        assert all(count <= calls for _, count in cumulative), cumulative

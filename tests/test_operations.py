@@ -97,6 +97,28 @@ def test_exceptions_travel_with_a_rules_directory(tmp_path: Path) -> None:
     assert "runc-inherits-ld-library-path: 5" in result.stderr
 
 
+def test_exceptions_match_the_executable_hash_written_into_the_finding(tmp_path: Path) -> None:
+    trusted, other = "ab" * 32, "cd" * 32
+    events = events_file(
+        tmp_path,
+        [
+            make_event(
+                "sched_process_exec",
+                {"pathname": "/opt/tool", "env": ["LD_PRELOAD=/opt/tool.so"], "sha256": digest},
+                processName="tool",
+                hostProcessId=pid,
+            )
+            for pid, digest in ((301, trusted), (302, other))
+        ],
+    )
+    exception = "exceptions:\n  - {name: trusted-tool, signatures: [TRC-107], match: {executable.sha256: %s}}\n"
+    config = write(tmp_path / "pytracee.yaml", "rules: [TRC-107]\noutput-template: rawjson\n" + exception % trusted)
+    result = tracee_rules("--config", str(config), "--input", str(events))
+    assert result.returncode == 0, result.stderr
+    assert [f["Context"]["executable"]["sha256"] for f in findings(result.stdout)] == [other]
+    assert "suppressed by exceptions: trusted-tool: 1" in result.stderr
+
+
 def _finding(data: dict | None = None, sig: str = "TRC-1", severity: int = 2, **fields: object) -> Finding:
     event = make_event("sched_process_exec", {"pathname": "/usr/bin/runc", "argv": ["runc", "init"]}, **fields)
     return Finding(data, event, SignatureMetadata(id=sig, name="x", properties={"Severity": severity}))
@@ -126,6 +148,8 @@ def _rules(text: str, tmp_path: Path) -> ExceptionSet:
         ("executable.hash: {prefix: 'sha256:ab'}", True),
         ("executable.hash: {exists: false}", False),
         ("kubernetes.podName: {exists: true}", False),
+        ("kubernetes.podName: {'!=': web}", False),  # a missing field fails every condition
+        ("procesName: {not in: [a, b]}", False),
         ("data.path: /etc/x", True),
         ("signature.severity: {ge: 3}", False),
         ("signature.id: TRC-1", True),
@@ -211,6 +235,18 @@ def test_config_holds_options_and_the_command_line_wins(tmp_path: Path) -> None:
     assert overridden.stdout.count("*** Detection ***") == 6
 
 
+def test_a_command_line_value_equal_to_the_default_still_wins_over_the_file(tmp_path: Path) -> None:
+    shell = {"pathname": "/bin/bash", "env": ["LD_PRELOAD=/tmp/x.so"]}
+    first = make_event("sched_process_exec", shell, processId=4100)
+    again = make_event("sched_process_exec", shell, processId=4100, timestamp=first.raw["timestamp"] + 1000)
+    events = events_file(tmp_path, [first, again])
+    config = write(tmp_path / "c.yaml", "rules: [TRC-107]\noutput-template: rawjson\ndedup-window: 60\n")
+    assert len(findings(tracee_rules("--config", str(config), "--input", str(events)).stdout)) == 1
+    given = tracee_rules("--config", str(config), "--input", str(events), "--dedup-window", "0")  # the default
+    assert given.returncode == 0, given.stderr
+    assert len(findings(given.stdout)) == 2
+
+
 def test_one_file_for_both_commands(tmp_path: Path) -> None:
     events = events_file(tmp_path, runc_events())
     config = write(
@@ -278,6 +314,21 @@ def test_cron_commands_parameter(tmp_path: Path) -> None:
         "--config", str(config), "--rules", "TRC-1027", "--input", str(events), "--output-template", "rawjson"
     )
     assert [f["SigMetadata"]["ID"] for f in findings(result.stdout)] == ["TRC-1027"]
+
+
+def test_a_later_override_replacing_a_parameter_undoes_an_earlier_append(tmp_path: Path) -> None:
+    job = make_event("sched_process_exec", {"pathname": "/usr/bin/systemd-run"}, processName="systemd-run")
+    events = events_file(tmp_path, [job])
+    config = write(
+        tmp_path / "c.yaml",
+        "overrides:\n  - {rule: TRC-1027, params: {commands: [systemd-run]}, override: {params: append}}\n"
+        "  - {rule: TRC-1027, params: {commands: [crontab]}}\n",
+    )
+    result = tracee_rules(
+        "--config", str(config), "--rules", "TRC-1027", "--input", str(events), "--output-template", "rawjson"
+    )
+    assert result.returncode == 0, result.stderr
+    assert findings(result.stdout) == []  # the list is [crontab] only
 
 
 def test_bad_parameter_values_are_reported_where_they_were_set(tmp_path: Path) -> None:
@@ -550,3 +601,34 @@ def test_an_excepted_finding_feeds_no_signature_event(tmp_path: Path) -> None:
         ("TRC-107", "bash"),
         ("ACME-30", "bash"),
     ]
+
+
+@pytest.mark.parametrize("data", [{1: "x", "y": 2}, {"n": 2**70}, {"env": {b"K": "v"}}])
+def test_dedup_window_takes_data_json_cannot_hold(data: dict) -> None:
+    from pytracee.engine.operations.suppression import Deduplicator
+
+    dedup = Deduplicator(60.0)
+    first, repeat = _finding(dict(data)), _finding(dict(data))
+    repeat.event.raw.update(hostProcessId=first.event.host_process_id, timestamp=first.event.timestamp + 1)
+    other = _finding({**data, "more": 1})
+    other.event.raw.update(hostProcessId=first.event.host_process_id, timestamp=first.event.timestamp + 2)
+    assert [dedup.is_repeat(f) for f in (first, repeat, other)] == [False, True, False]
+    assert dedup.repeats == {"TRC-1": 1}
+
+
+@pytest.mark.parametrize("text", ["\u00b2", "9", "5", "-1", "\u0663"])
+def test_severity_outside_0_to_4_is_refused_with_a_usage_error(text: str, tmp_path: Path) -> None:
+    from pytracee.engine.operations.overrides import severity_value
+
+    assert severity_value(text) is None
+    result = tracee_rules("--rules", f"severity>={text}", "--list")
+    assert result.returncode == 2, result.stderr
+    assert f"--rules severity>={text}: severity is one of info, low, medium, high, critical or 0-4" in result.stderr
+    config = write(tmp_path / "c.yaml", f"overrides:\n  - {{rule: TRC-1, severity: '{text}'}}\n")
+    assert "severity: one of" in tracee_rules("--config", str(config), "--validate").stderr
+
+
+def test_severity_names_and_digits_0_to_4() -> None:
+    from pytracee.engine.operations.overrides import severity_value
+
+    assert [severity_value(v) for v in ("info", " High ", "0", "4", 3, "04")] == [0, 3, 0, 4, 3, 4]

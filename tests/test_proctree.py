@@ -168,6 +168,15 @@ def test_odd_and_hostile_records_teach_nothing_and_never_raise() -> None:
     assert seven is not None and seven.parent is None  # its own parent: no loop
 
 
+def test_argv_of_many_empty_items_is_bounded() -> None:
+    tree = ProcessTree()
+    argv = [""] * 300_000
+    tree.observe({"eventName": "sched_process_exec", "hostProcessId": 6, "args": [{"name": "argv", "value": argv}]})
+    six = tree.find(6)
+    assert six is not None and 0 < len(six.argv) <= 1024
+    assert len(" ".join(six.argv)) <= 1024 + 3
+
+
 def test_seed_from_proc_knows_this_process_and_its_parent() -> None:
     import os
 
@@ -235,3 +244,18 @@ def test_hostile_names_in_the_ancestry_are_escaped_in_text_findings(tmp_path: Pa
     assert out.returncode == 0, out.stderr
     assert "\x1b" not in out.stdout and "\nSignature: fake" not in out.stdout
     assert "Ancestry: php\\x1b[2J\\nSignature: fake[1001] < nginx[1000]" in out.stdout
+
+
+def test_tracees_proctree_sources_signals_and_both_say_they_are_events(tmp_path: Path) -> None:
+    from conftest import tracee_rules
+
+    events = tmp_path / "none.jsonl"
+    events.write_text("")
+    for source in ("signals", "both"):
+        result = tracee_rules("--rules", "TRC-107", "--input", str(events), "--proctree", f"source={source}")
+        assert result.returncode == 0, result.stderr
+        assert f"--proctree source={source}: the process tree is built from events" in result.stderr
+    quiet = tracee_rules("--rules", "TRC-107", "--input", str(events), "--proctree", "source=events")
+    assert "--proctree" not in quiet.stderr
+    refused = tracee_rules("--rules", "TRC-107", "--input", str(events), "--proctree", "source=kernel")
+    assert refused.returncode == 2 and "--proctree source=kernel: expected events or none" in refused.stderr

@@ -147,3 +147,61 @@ def test_sighup_reloads_config_and_rules_keeping_state_and_events(run: tuple[Run
     assert f"{tracee.sent} events read, 0 skipped" in stderr
     assert "suppressed by exceptions: debugger: 1" in stderr
     assert tracee.lines.empty()
+
+
+OPENS = '''\
+from pytracee.engine import Event, Signature, SignatureMetadata, select
+
+
+class Opens(Signature):
+    """Reports every security_file_open."""
+
+    metadata = SignatureMetadata(id="ACME-21", name="opens")
+    selected_events = [select("security_file_open")]
+
+    def on_event(self, event: Event) -> None:
+        self.emit(event, {"path": event.str_arg("pathname")})
+'''
+
+
+def test_reload_keeps_the_syscall_pairing_and_the_event_held_for_it(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "opens.py").write_text(OPENS)
+    config = tmp_path / "pytracee.yaml"
+    config.write_text(f"rules: [ACME-21]\nrules-dir: [{rules}]\noutput-template: rawjson\n")
+    tracee = Run(tmp_path, config, rules)
+    try:
+
+        def opened(tid: int, path: str) -> bytes:
+            return line(
+                "openat", {"dirfd": -100, "pathname": path, "flags": 0, "mode": 0}, hostThreadId=tid, returnValue=3
+            )
+
+        def lsm(tid: int, path: str) -> bytes:
+            return line("security_file_open", {"pathname": path, "flags": 0}, hostThreadId=tid, syscall="openat")
+
+        tracee.send(opened(7001, "/etc/hosts"))  # openat is traced; pytracee's order: paired at once
+        tracee.send(lsm(7001, "/etc/hosts"))
+        assert tracee.finding()["Data"]["syscall_event"]["args"]["pathname"] == "/etc/hosts"  # running now
+        tracee.send(lsm(7002, "/etc/shadow"))  # Tracee's order: held until its openat has gone by
+        config.write_text(config.read_text() + "params: {}\n")
+        tracee.hangup()
+        tracee.send(opened(7002, "/etc/shadow"))
+        held = tracee.finding()
+        assert held["Data"]["path"] == "/etc/shadow"
+        assert held["Data"]["syscall_event"]["args"]["pathname"] == "/etc/shadow"
+        tracee.send(lsm(7003, "/etc/passwd"))  # after the reload: still held and paired
+        tracee.send(opened(7003, "/etc/passwd"))
+        after = tracee.finding()
+        assert after["Data"]["syscall_event"]["args"]["pathname"] == "/etc/passwd"
+        assert tracee.proc.stdin is not None
+        tracee.proc.stdin.close()
+        assert tracee.proc.wait(timeout=60) == 0
+        assert tracee.proc.stderr is not None
+        assert "reloaded: 1 signatures" in tracee.proc.stderr.read().decode()
+        assert tracee.lines.empty()
+    finally:
+        if tracee.proc.poll() is None:
+            tracee.proc.kill()
+            tracee.proc.wait()

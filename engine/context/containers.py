@@ -22,7 +22,7 @@ import queue
 import threading
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from ..schema import is_flat_layout
@@ -52,6 +52,15 @@ class _Entry:
         self.expires = 0.0
         self.pending = True
         self.done = threading.Event()
+
+
+def container_id(raw: Mapping[str, Any]) -> str:
+    """The event's container ID (``container.id``, else ``containerId``); ``""`` when none is a string."""
+    container = raw.get("container")
+    if isinstance(container, dict) and isinstance(container.get("id"), str) and container["id"]:
+        return str(container["id"])
+    cid = raw.get("containerId")
+    return cid if isinstance(cid, str) else ""
 
 
 class ContainerResolver:
@@ -100,13 +109,8 @@ class ContainerResolver:
 
     def enrich(self, raw: dict[str, Any]) -> bool:
         """Add the container's identity to an event in its layout; False when not (yet) known."""
-        container = raw.get("container")
-        cid = container.get("id") if type(container) is dict else None
-        if not cid:
-            cid = raw.get("containerId")
-            if not cid or type(cid) is not str:
-                return False
-        if self.lookup(cid) is None:
+        cid = container_id(raw)
+        if not cid or self.lookup(cid) is None:
             return False
         entry = self._cache.get(cid)
         if entry is None or entry.container is None or entry.kubernetes is None or entry.info is None:

@@ -35,6 +35,8 @@ DEFAULT_MAX_SIZE: Final = 64 << 20
 CACHE_SIZE: Final = 8192
 #: Files waiting to be hashed; beyond it, new ones get no hash (counted).
 QUEUE_MAX: Final = 1024
+#: Requests queued with their file open at most (the others are found again by path).
+OPEN_MAX: Final = 64
 _CHUNK: Final = 1 << 20
 
 log = logging.getLogger("pytracee.exehash")
@@ -50,18 +52,21 @@ def kernel_dev_to_user(dev: int) -> int:
 class PendingHash:
     """A hash being computed: :meth:`wait` for it."""
 
-    __slots__ = ("_done", "value")
+    __slots__ = ("_done", "_waited", "value")
 
     def __init__(self) -> None:
         self._done = threading.Event()
+        self._waited = False
         self.value: str | None = None
 
     def __call__(self, timeout: float) -> str | None:
         return self.wait(timeout)
 
     def wait(self, timeout: float) -> str | None:
-        """The hash, waiting up to ``timeout`` seconds; None if not (yet) known."""
-        if timeout > 0:
+        """The hash, waiting up to ``timeout`` seconds the first time only (each finding of a
+        process asks: a slow file delays one of them); None if not (yet) known."""
+        if timeout > 0 and not self._waited:
+            self._waited = True
             self._done.wait(timeout)
         return self.value
 
@@ -91,6 +96,8 @@ class ExecHasher:
         )
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        #: Files opened by :meth:`request` and still queued.
+        self._open = 0
         #: Outcomes: hashed, cached, too large, changed or gone, queue full.
         self.counts: Counter[str] = Counter()
 
@@ -113,10 +120,12 @@ class ExecHasher:
                     return known
                 return known
             pending = PendingHash()
-            try:
-                fd = os.open(f"{self.proc}/{host_pid}/exe", os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-            except OSError:
-                fd = -1
+            fd = -1
+            if self._open < OPEN_MAX:
+                try:
+                    fd = os.open(f"{self.proc}/{host_pid}/exe", os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+                except OSError:
+                    fd = -1
             try:
                 self._queue.put_nowait((key, host_pid, path, tuple(root_pids), fd, pending))
             except queue.Full:
@@ -124,6 +133,8 @@ class ExecHasher:
                     os.close(fd)
                 self.counts["queue full"] += 1
                 return None
+            if fd >= 0:
+                self._open += 1
             self._cache[key] = pending
             while len(self._cache) > CACHE_SIZE:
                 self._cache.popitem(last=False)
@@ -145,6 +156,8 @@ class ExecHasher:
             if item is not None:
                 if item[4] >= 0:
                     os.close(item[4])
+                    with self._lock:
+                        self._open -= 1
                 item[5]._set(None)
         self._queue.put(None)
         thread.join(5)
@@ -156,6 +169,9 @@ class ExecHasher:
             if item is None:
                 return
             key, pid, path, roots, fd, pending = item
+            if fd >= 0:
+                with self._lock:
+                    self._open -= 1
             try:
                 digest = self._hash(key, pid, path, roots, fd)
             except Exception:

@@ -2,7 +2,8 @@
 
 Options (``tracee`` and ``tracee-rules``):
 
-* ``--proctree source=events|none,process-cache=N``: the process tree (Tracee's flag;
+* ``--proctree source=events|none,process-cache=N``: the process tree (Tracee's flag; its
+  ``signals`` and ``both`` build it from events too, with a warning;
   on by default, at most 10,000 processes);
 * ``--ancestry-depth N``: ancestors written on findings under ``processAncestry`` (5; 0: none);
 * ``--containers enrich=true|false,sockets.RUNTIME=PATH,ttl=SECONDS``: container identity
@@ -11,12 +12,13 @@ Options (``tracee`` and ``tracee-rules``):
   (``tracee`` only: a replay takes the recorded ``sha256`` argument, never a local file).
 
 At session start it builds the run's :class:`~pytracee.engine.context.state.EventContext`
-(``session.context``); ``tracee_finding_enrich`` writes it into each finding.
+(``session.context``); the session writes it into each finding before exceptions are checked.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from typing import TYPE_CHECKING
 
@@ -29,10 +31,10 @@ from .runtimes import DEFAULT_SOCKETS, RuntimeClient, client_for
 from .state import DEFAULT_ANCESTRY_DEPTH, ContextSettings, EventContext
 
 if TYPE_CHECKING:
-    from ..findings import Finding
     from ..session import Session, SessionConfig
 
-_RUNTIME_ALIASES = {"docker": "docker", "containerd": "containerd", "podman": "podman"}
+_RUNTIMES = ("docker", "containerd", "podman")
+log = logging.getLogger(__name__)
 
 
 @hookimpl
@@ -89,6 +91,8 @@ def settings_from_options(
         if key == "source":
             if value not in ("events", "none", "signals", "both"):
                 raise ConfigError(f"--proctree source={value}: expected events or none")
+            if value in ("signals", "both") and not check_only:
+                log.warning("--proctree source=%s: the process tree is built from events (as source=events)", value)
             settings.proctree = value != "none"
         elif key == "process-cache":
             settings.max_processes = _positive(value, "--proctree process-cache")
@@ -121,8 +125,8 @@ def _container_options(settings: ContextSettings, values: list[str]) -> None:
                 raise ConfigError(f"--containers enrich={value}: expected true or false")
             settings.containers = value == "true"
         elif key.startswith("sockets."):
-            runtime = _RUNTIME_ALIASES.get(key.removeprefix("sockets."))
-            if runtime is None:
+            runtime = key.removeprefix("sockets.")
+            if runtime not in _RUNTIMES:
                 raise ConfigError(f"--containers {key}: unknown runtime (docker, containerd, podman)")
             sockets[runtime] = value
         elif key == "ttl":
@@ -150,14 +154,6 @@ def tracee_sessionstart(session: Session) -> None:
     settings, clients = settings_from_options(config.options, config.live)
     if settings.proctree or settings.containers or settings.exec_hash:
         session.context = EventContext(settings, clients)
-
-
-@hookimpl
-def tracee_finding_enrich(finding: Finding) -> None:
-    """Ancestry, executable hash and container identity, into the finding's context."""
-    context = finding.event.context
-    if context is not None:
-        context.enrich_finding(finding)
 
 
 @hookimpl

@@ -100,7 +100,9 @@ def _bounded_argv(argv: Any) -> tuple[str, ...]:
             kept.append(item[:room] + "...")
             break
         kept.append(item)
-        room -= len(item)
+        room -= len(item) + 1  # an item costs its separator too: a million empty ones are bounded
+        if room <= 0:
+            break
     return tuple(kept)
 
 

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from .containers import DEFAULT_TTL, ContainerResolver
+from .containers import DEFAULT_TTL, ContainerResolver, container_id
 from .exehash import DEFAULT_MAX_SIZE, ExecHasher
 from .proctree import CONSUMED_EVENTS, DEFAULT_MAX_PROCESSES, ProcessInfo, ProcessTree
 from .runtimes import RuntimeClient
@@ -134,7 +134,7 @@ class EventContext:
         wait = self.settings.finding_wait
         containers = self.containers
         if containers is not None:
-            cid = _container_id(raw)
+            cid = container_id(raw)
             if cid and not containers.enrich(raw) and cid not in self._waited_containers:
                 if len(self._waited_containers) >= _WAITED_MAX:
                     self._waited_containers.clear()
@@ -176,11 +176,3 @@ class EventContext:
             self.containers.close()
         if self.hasher is not None:
             self.hasher.close()
-
-
-def _container_id(raw: Mapping[str, Any]) -> str:
-    container = raw.get("container")
-    if isinstance(container, dict) and isinstance(container.get("id"), str) and container["id"]:
-        return str(container["id"])
-    cid = raw.get("containerId")
-    return cid if isinstance(cid, str) else ""

@@ -245,7 +245,6 @@ def merge_options(
     options = {**config.options, **config.command_options.get(parser.prog, {})} if config is not None else {}
     if config is None or not options:
         return args
-    defaults = vars(_quiet_parse(parser, [], lambda message: message))
     actions = {a.dest: a for a in parser._actions if a.option_strings}
     problems: list[Problem] = []
     from_file: dict[str, Any] = {}
@@ -255,8 +254,9 @@ def merge_options(
             what = "cannot be set in a configuration file" if action is not None else "is not an option"
             problems.append(Problem(str(config.path), node.line, f"{dest.replace('_', '-')!r} {what}"))
             continue
+        count = len(problems)
         tokens = list(_tokens(action, node, str(config.path), problems))
-        if tokens is None:
+        if len(problems) > count:
             continue
         errors: list[str] = []
         parsed = _quiet_parse(parser, tokens, errors.append)
@@ -266,10 +266,26 @@ def merge_options(
         from_file[dest] = getattr(parsed, dest)
     if problems:
         raise ConfigFileError(problems)
+    given = _given(parser, argv)
     for dest, value in from_file.items():
-        if getattr(args, dest, None) == defaults.get(dest):  # not given on the command line
+        if dest not in given:  # given on the command line, even as the default value, it wins
             setattr(args, dest, value)
     return args
+
+
+def _given(parser: argparse.ArgumentParser, argv: Sequence[str]) -> set[str]:
+    """The destinations of the options ``argv`` sets (``parse_args`` with no defaults)."""
+    saved = [(action, action.default) for action in parser._actions]
+    saved_defaults = dict(parser._defaults)
+    for action, _ in saved:
+        action.default = argparse.SUPPRESS
+    parser._defaults.clear()
+    try:
+        return set(vars(_quiet_parse(parser, list(argv), lambda message: None)))
+    finally:
+        for action, default in saved:
+            action.default = default
+        parser._defaults.update(saved_defaults)
 
 
 def _tokens(action: argparse.Action, node: Node, where: str, problems: list[Problem]) -> Iterator[str]:

@@ -23,7 +23,7 @@ alternatives, one of which must hold.
 Fields are paths into the finding: ``data.KEY`` (the signature's data),
 ``args.NAME`` (the event's arguments), ``signature.id|name|severity|tags``, and
 any other dotted path into the event's JSON (``processName``, ``hostName``,
-``container.image``, ``executable.hash``, ``kubernetes.podName``; Tracee's flat
+``container.image``, ``executable.sha256``, ``kubernetes.podName``; Tracee's flat
 forms ``containerImage`` and the nested ones are interchangeable). A field the
 finding lacks fails every condition but ``exists: false``. String operators on a
 list field (``argv``) hold when one element matches.
@@ -129,7 +129,7 @@ class Condition:
         if op == "exists":
             return (actual is not _MISSING) == bool(self.value)
         if actual is _MISSING or actual is None:
-            return op in ("ne", "not_in")
+            return False  # a misspelled field under != must not suppress every finding
         if isinstance(actual, list):
             if op in ("ne", "not_in"):
                 return all(self._scalar(item) for item in actual)

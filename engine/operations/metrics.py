@@ -148,6 +148,20 @@ class SignatureTimings:
         return timed
 
 
+def histogram(timing: _Timing) -> tuple[list[tuple[str, int]], int, float]:
+    """A signature's cumulative buckets (``+Inf`` last), calls and seconds, read while it runs:
+    the buckets first, since a call is counted in ``calls`` before its bucket, so no bucket
+    ever shows more calls than ``+Inf``."""
+    counts = list(timing.buckets)
+    calls, seconds = timing.calls, timing.seconds
+    cumulative, running = [], 0
+    for bound, count in zip(DURATION_BUCKETS, counts, strict=True):
+        running += count
+        cumulative.append((repr(bound), running))
+    cumulative.append(("+Inf", calls))
+    return cumulative, calls, seconds
+
+
 # --- what the metrics read -------------------------------------------------------------------
 
 
@@ -256,14 +270,8 @@ class RunCollector:
                 labels=["detector_id"],
             )
             for sig_id in ids:
-                timing = view.timings.by_id.get(sig_id) or _Timing()
-                calls, seconds, counts = timing.calls, timing.seconds, list(timing.buckets)
+                cumulative, calls, seconds = histogram(view.timings.by_id.get(sig_id) or _Timing())
                 processed.add_metric([sig_id], calls)
-                cumulative, running = [], 0
-                for bound, count in zip(DURATION_BUCKETS, counts, strict=True):
-                    running += count
-                    cumulative.append((repr(bound), running))
-                cumulative.append(("+Inf", calls))
                 duration.add_metric([sig_id], cumulative, seconds)
             yield processed
             yield duration
@@ -363,7 +371,8 @@ class Health:
 
     *Stalled*: records wait to be read (a file not read to its end, a pipe with data in
     it; for ``tracee``, always: the kernel buffer is polled at least every 100 ms) and
-    the run made no progress (records read, polls) for ``stall_seconds``.
+    the run made no progress (records read, polls) for ``stall_seconds``; or the
+    signatures have been on one event that long (the input read to its end already).
     *Failing*: findings were not delivered (an output or webhook failing) within the
     last :data:`FAILING_WINDOW` seconds.
     """
@@ -405,6 +414,9 @@ class Health:
         if idle > self.stall_seconds and self._waiting():
             what = "the kernel buffer was not polled" if self.view.live else "input is waiting but nothing was read"
             return False, f"stalled: {what} for {idle:.0f} s"
+        session = self.view.session
+        if idle > self.stall_seconds and session is not None and session.dispatching:
+            return False, f"stalled: the signatures have been on one event for {idle:.0f} s"
         if failed_at is not None and now - failed_at <= FAILING_WINDOW:
             return False, f"failing: findings not delivered within the last {FAILING_WINDOW:.0f} s"
         return True, "OK"
@@ -412,11 +424,15 @@ class Health:
 
 # --- the server -------------------------------------------------------------------------------------
 
+#: Seconds a client connection may stay idle (keep-alive) or send a request slowly.
+IDLE_TIMEOUT: Final = 10.0
+
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
     server_version = "pytracee"
+    timeout = IDLE_TIMEOUT  # an idle or slow client's connection is closed: it holds no thread for ever
 
     def do_GET(self) -> None:  # the http.server name
         self._answer(send_body=True)

@@ -46,7 +46,10 @@ _MODES: Final = ("append", "replace")
 def severity_value(value: Any) -> int | None:
     """A severity name or number as Tracee's 0-4, or ``None`` when it is neither."""
     if isinstance(value, str):
-        return SEVERITIES.get(value.strip().lower(), int(value) if value.strip().isdigit() else None)
+        text = value.strip().lower()
+        if text in SEVERITIES:
+            return SEVERITIES[text]
+        return int(text) if text.isascii() and text.isdigit() and int(text) <= 4 else None  # not "²", not "9"
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 4:
         return value
     return None
@@ -172,21 +175,17 @@ class Settings:
         ids.update(sig_id for e in self.exceptions() for sig_id in e.signatures)
         return ids
 
+    def _enabled_state(self) -> dict[str, bool]:
+        """Signature ID -> on or off, as the last override naming it says."""
+        return {o.rule: o.enabled for o in self.overrides if o.enabled is not None}
+
     def disabled(self) -> set[str]:
         """Signature IDs an override turns off."""
-        state: dict[str, bool] = {}
-        for override in self.overrides:
-            if override.enabled is not None:
-                state[override.rule] = override.enabled
-        return {sig_id for sig_id, on in state.items() if not on}
+        return {sig_id for sig_id, on in self._enabled_state().items() if not on}
 
     def enabled(self) -> set[str]:
         """Signature IDs an override turns on (off by default otherwise)."""
-        state: dict[str, bool] = {}
-        for override in self.overrides:
-            if override.enabled is not None:
-                state[override.rule] = override.enabled
-        return {sig_id for sig_id, on in state.items() if on}
+        return {sig_id for sig_id, on in self._enabled_state().items() if on}
 
 
 def _at(where: str, message: str) -> Problem:
@@ -229,6 +228,8 @@ def _gather_values(settings: Settings, known: Mapping[str, LoadedSignature], pro
             earlier = values.append.get(override.rule, {}).get(name)
             if appending and isinstance(earlier, list) and isinstance(value, list):
                 value = [*earlier, *value]
+            elif not appending:
+                values.append.get(override.rule, {}).pop(name, None)  # replaced: what came before is gone
             target.setdefault(override.rule, {})[name] = value
             values.where[(override.rule, name)] = f"{override.where}:{override.line}"
     problems.extend(

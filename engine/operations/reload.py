@@ -70,6 +70,18 @@ class ReloadEngine(Engine):
         return True
 
 
+def _take_over(engine: Engine, old_engine: Engine) -> None:
+    """Give ``engine`` what plugins set up on ``old_engine``: its observers, its wrapper (the
+    metrics' timing) and the events observers hold; the two share the list of released events,
+    so an observer holding the old engine's :meth:`Engine.release` hands them to the new one."""
+    for name, observers in old_engine._observers.items():
+        engine._observers.setdefault(name, []).extend(observers)
+    engine._observers_at_end.extend(old_engine._observers_at_end)
+    engine.instrument(old_engine._wrap)
+    engine._released.extend(old_engine._released)
+    old_engine._released = engine._released
+
+
 def _source_digest(obj: Any) -> str:
     try:
         path = inspect.getsourcefile(type(obj))
@@ -157,6 +169,7 @@ def reload_session(session: Session, reparse: Reparse) -> bool:
         return False
     old_engine.stats.errors_by_signature.update(engine.stats.errors_by_signature)  # new ones whose init failed
     engine.stats = old_engine.stats
+    _take_over(engine, old_engine)
     retired = [loaded for loaded in old_engine.signatures if id(loaded) not in kept]
     for loaded in retired:
         old_engine._call(loaded, "close")

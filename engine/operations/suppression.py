@@ -60,7 +60,7 @@ class Deduplicator:
         event = finding.event
         container = event.container_id
         where = f"container:{container[:64]}" if container else f"pid:{event.host_process_id}"
-        data = orjson.dumps(finding.data, option=orjson.OPT_SORT_KEYS, default=str) if finding.data else b""
+        data = _dump(finding.data) if finding.data else b""
         return finding.sig_metadata.id, where, hashlib.blake2b(data, digest_size=16).digest()
 
     def is_repeat(self, finding: Finding) -> bool:
@@ -91,6 +91,15 @@ class Deduplicator:
         for key, window in self._open.items():
             self._report(key, window)
         self._open.clear()
+
+
+def _dump(data: object) -> bytes:
+    """The data as bytes, one way for equal data: JSON, or its ``repr`` for what JSON cannot
+    hold (an integer past 64 bits, keys of mixed types)."""
+    try:
+        return orjson.dumps(data, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str)
+    except TypeError:
+        return repr(data).encode("utf-8", "backslashreplace")
 
 
 class Suppression:
