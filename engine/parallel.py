@@ -111,6 +111,7 @@ def _work(session: Session, engine: Engine, reader: EventReader, fd: int, index:
 
     def forward(finding: Finding) -> None:
         # enriched here, where the context (process tree, syscall pairs, ...) lives; delivered there
+        session.write_context(finding)
         try:
             enrich(finding=finding)
         except Exception as exc:  # noqa: BLE001 - a broken plugin loses this finding, counted there

@@ -338,12 +338,7 @@ class Session:
 
         The run's context (ancestry, executable hash, container) is written first, so exceptions
         can match on what the finding will show."""
-        context = finding.event.context
-        if context is not None:
-            try:
-                context.enrich_finding(finding)
-            except Exception as exc:  # noqa: BLE001 - the finding goes on without its context
-                log.error("a finding of %s lost its context: %s: %s", finding.sig_metadata.id, type(exc).__name__, exc)
+        self.write_context(finding)
         if self.suppression:
             why = self.suppression.suppress(finding)
             if why is not None:
@@ -362,6 +357,16 @@ class Session:
                 f"a finding of {finding.sig_metadata.id} was lost in a plugin: {type(exc).__name__}: {exc}"
             )
         return True
+
+    @staticmethod
+    def write_context(finding: Finding) -> None:
+        """Write the context kept across events (ancestry, executable hash, container) into the finding."""
+        context = finding.event.context
+        if context is not None:
+            try:
+                context.enrich_finding(finding)
+            except Exception as exc:  # noqa: BLE001 - the finding goes on without its context
+                log.error("a finding of %s lost its context: %s: %s", finding.sig_metadata.id, type(exc).__name__, exc)
 
     def deliver(self, finding: Finding) -> None:
         """Pass a finding through the finding hooks (filter, enrich, output), as the engine's
