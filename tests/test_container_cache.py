@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from pathlib import Path
 
+from conftest import tracee_rules
 from pytracee.engine.context.containers import ContainerResolver
 from pytracee.engine.context.runtimes import QUERY_TIMEOUT, DockerClient
+from pytracee.engine.testing import make_event
 
 
 def test_a_hung_runtime_never_blocks_enrichment(tmp_path: Path) -> None:
@@ -35,10 +38,6 @@ def test_a_hung_runtime_never_blocks_enrichment(tmp_path: Path) -> None:
 
 
 def test_replay_takes_a_container_id_that_is_not_a_string(tmp_path: Path) -> None:
-    import json
-
-    from conftest import tracee_rules
-    from pytracee.engine.testing import make_event
 
     events = [
         make_event("sched_process_exec", {"pathname": "/bin/sh", "env": ["LD_PRELOAD=/tmp/x.so"]}, container=True),

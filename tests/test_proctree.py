@@ -247,8 +247,6 @@ def test_hostile_names_in_the_ancestry_are_escaped_in_text_findings(tmp_path: Pa
 
 
 def test_tracees_proctree_sources_signals_and_both_say_they_are_events(tmp_path: Path) -> None:
-    from conftest import tracee_rules
-
     events = tmp_path / "none.jsonl"
     events.write_text("")
     for source in ("signals", "both"):

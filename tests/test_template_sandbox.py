@@ -208,6 +208,12 @@ def unsandboxed(name: str, f: Finding) -> str:
         toJson=templates.to_json,
         toPrettyJson=templates.to_pretty_json,
     )
+    env.filters.update(
+        toJson=templates.to_json,
+        toPrettyJson=templates.to_pretty_json,
+        go=templates.go_format,
+        csvField=templates.csv_field,
+    )
     source = (Path(templates.__file__).parent / "templates" / f"{name}.j2").read_text()
     payload = templates.GoView(f.event.to_dict(), templates.GO_FIELD_NAMES)
     return env.from_string(source).render(
