@@ -584,7 +584,7 @@ FILE_ACTIVITIES: list[tuple[Callable[[Simulation], list[dict[str, Any]]], float]
     if kind == "file"
 ]
 
-#: The signature-heavy stream: the share of each event in it (issue 10). It is what
+#: The signature-heavy stream: the share of each event in it. It is what
 #: ``tracee -e $(tracee-rules --list-events)`` records for Tracee's own signatures, all of
 #: which select these events (``execve`` is selected only by pytracee's PYT-1).
 HEAVY_MIX: dict[str, float] = {

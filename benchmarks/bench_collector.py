@@ -10,7 +10,7 @@ Printed:
   * untraced openat rate: the generator alone (--pin: on the first CPU, the reader on the
     others);
   * traced openat rate: the same with the collector attached and draining (``openat``
-    selected), and the traced/untraced ratio (the issue's target: >= 0.5). The two runs
+    selected), and the traced/untraced ratio (the target: >= 0.5). The two runs
     alternate for --rounds rounds, because a shared machine's speed drifts by tens of
     percent from one run to the next: every round's ratio is listed, and their median is
     the result. The reader decodes fewer events per second than the generator makes at

@@ -27,11 +27,11 @@ and ``all``), timing the whole process from start to exit. Each line shows:
   empty input (shown as ``start-up``), i.e. the replay's steady rate;
 * the CPU time of the command (user + system, with the Rego worker), less
   sensitive than wall time to other jobs on a shared machine;
-* the target of issue 10, where it has one, with PASS or FAIL (judged on the
+* the throughput target, where there is one, with PASS or FAIL (judged on the
   end-to-end rate and ratio).
 
 With ``--workers N`` (default 2) it also runs the default set as ``tracee-rules
---workers N`` allowed N CPUs, against issue 10's target of 1.7 times the
+--workers N`` allowed N CPUs, against the target of 1.7 times the
 one-process rate for N = 2.
 
 Throughputs are the best of ``--repeat`` runs; parse-only and the commands are
@@ -78,7 +78,7 @@ SETS: dict[str, list[str]] = {
 
 @dataclass(frozen=True)
 class Target:
-    """Issue 10's target for one (stream, signature set): events/s end to end, and share of parse-only."""
+    """The throughput target for one (stream, signature set): events/s end to end, and share of parse-only."""
 
     events_per_s: float
     share_of_parse: float | None = None
@@ -91,7 +91,7 @@ class Target:
         return rate >= self.events_per_s and (self.share_of_parse is None or share >= self.share_of_parse)
 
 
-#: Issue 10's target for ``--workers 2`` on two CPUs: this many times the one-process rate.
+#: The target for ``--workers 2`` on two CPUs: this many times the one-process rate.
 WORKERS_SPEEDUP_TARGET = 1.7
 
 TARGETS: dict[tuple[str, str], Target] = {

@@ -18,7 +18,7 @@ hits all of them alike:
 * ``all``: every signature of every language at once.
 
 Each line shows the best events/s of ``--repeat`` runs, all runs, the findings
-of the last run and the target (issue: >= 30k events/s for the Rego and CEL sets).
+of the last run and the target (>= 30k events/s for the Rego and CEL sets).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Property tests over hostile input (issue 8): the reader in every form, the built-in signatures
+"""Property tests over hostile input: the reader in every form, the built-in signatures
 fed arguments of any type, and the Python rule loader. Bounded in the normal run (the "ci"
 Hypothesis profile); ``scripts/fuzz`` runs the same properties much longer.
 

@@ -1,4 +1,4 @@
-"""Property tests over the rule languages (issue 8): the bundled Rego and CEL rules fed hostile
+"""Property tests over the rule languages: the bundled Rego and CEL rules fed hostile
 events on every backend, and the Rego and CEL loaders fed hostile rule files.
 
 Hostile events go the way a user's input goes: as JSON text through the reader (so only what

@@ -1,5 +1,5 @@
 """Hostile and unlucky input to tracee-rules: every record is read or counted, memory stays
-bounded, the process never dies and always says what happened (issue 8)."""
+bounded, the process never dies and always says what happened."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Rules that try to end the process, rule directories that try to hang the loader, and
-signals at the worst moments (issue 8): the run goes on, or ends promptly with its summary."""
+signals at the worst moments: the run goes on, or ends promptly with its summary."""
 
 from __future__ import annotations
 
