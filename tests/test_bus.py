@@ -178,14 +178,7 @@ def test_a_worker_killed_halfway_loses_nothing_and_duplicates_nothing(
     server: NatsServer, host_streams: list[Path]
 ) -> None:
     expected = local_findings(host_streams, ancestry=False)
-    workers = [start_worker(server.url, batch=64) for _ in range(2)]
-    wait_for_stream(server.url, "TRACEE_EVENTS")
-    time.sleep(2.5)
-    messages = host_messages(host_streams)
-    publish_events(server.url, messages)
-    victim = kill_a_busy_worker(server.url, workers, len(messages))
-    survivor = next(w for w in workers if w is not victim)
-    _, err = survivor.communicate(timeout=240)
+    _, survivor, err = stop_one_of_two_workers(server, host_streams, signal.SIGKILL)
     assert survivor.returncode == 0, err
     assert re.search(r"taken over with \d+ unacknowledged messages", err), err  # the victim's, in flight
     assert re.search(r"[1-9]\d* redelivered", err), err
@@ -200,20 +193,29 @@ def test_a_worker_stopped_halfway_hands_its_partitions_over_at_once(
 ) -> None:
     expected = local_findings(host_streams, ancestry=False)
     # ack_wait of 4 s: a stopped worker's unacknowledged messages come back quickly either way
-    workers = [start_worker(server.url, batch=64) for _ in range(2)]
-    wait_for_stream(server.url, "TRACEE_EVENTS")
-    time.sleep(2.5)
-    messages = host_messages(host_streams)
-    publish_events(server.url, messages)
-    stopped = kill_a_busy_worker(server.url, workers, len(messages), signal.SIGTERM)
-    survivor = next(w for w in workers if w is not stopped)
-    _, err = survivor.communicate(timeout=240)
+    stopped, survivor, err = stop_one_of_two_workers(server, host_streams, signal.SIGTERM)
     assert stopped.returncode == 130, stopped.stderr_text  # type: ignore[attr-defined]
     assert survivor.returncode == 0, err
     assert "partition" in err and "taken" in err  # the survivor took the stopped worker's partitions over
     # (at once when the stopped worker released them in time; on a loaded machine its lease may expire
     # first, and the survivor then waits ack_wait for the redeliveries: the findings are the same)
     assert bus_findings(server.url, ancestry=False) == expected
+
+
+def stop_one_of_two_workers(
+    server: NatsServer, host_streams: list[Path], how: int
+) -> tuple[subprocess.Popen[str], subprocess.Popen[str], str]:
+    """Two workers; the recordings published; ``how`` sent to a busy one about a third of the way in.
+    The stopped worker, the survivor (run to its idle stop) and the survivor's stderr."""
+    workers = [start_worker(server.url, batch=64) for _ in range(2)]
+    wait_for_stream(server.url, "TRACEE_EVENTS")
+    time.sleep(2.5)
+    messages = host_messages(host_streams)
+    publish_events(server.url, messages)
+    stopped = kill_a_busy_worker(server.url, workers, len(messages), how)
+    survivor = next(w for w in workers if w is not stopped)
+    _, err = survivor.communicate(timeout=240)
+    return stopped, survivor, err
 
 
 def kill_a_busy_worker(
