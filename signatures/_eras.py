@@ -17,6 +17,7 @@ is routed like any other, but a tracer is not asked to trace it.
 from __future__ import annotations
 
 import dataclasses
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
@@ -65,7 +66,7 @@ class HeldFindings:
         self._emit = emit
         self._window = window_ns
         self._limit = limit
-        self._held: dict[int, tuple[Event, Mapping[str, Any] | None]] = {}
+        self._held: OrderedDict[int, tuple[Event, Mapping[str, Any] | None]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._held)
@@ -77,8 +78,7 @@ class HeldFindings:
             self._emit(*previous)
         self._held[key] = (event, data)
         if len(self._held) > self._limit:
-            oldest = next(iter(self._held))
-            self._emit(*self._held.pop(oldest))
+            self._emit(*self._held.popitem(last=False)[1])
 
     def settle(self, key: int) -> tuple[Event, Mapping[str, Any] | None] | None:
         """Take back the finding held for process ``key`` (None when there is none)."""
@@ -98,8 +98,7 @@ class HeldFindings:
     def flush(self) -> None:
         """Report every held finding (the end of the input)."""
         while self._held:
-            key = next(iter(self._held))
-            self._emit(*self._held.pop(key))
+            self._emit(*self._held.popitem(last=False)[1])
 
 
 class RecentActions:
@@ -112,14 +111,14 @@ class RecentActions:
     def __init__(self, window_ns: int = PAIRING_WINDOW_NS, limit: int = MAX_HELD) -> None:
         self._window = window_ns
         self._limit = limit
-        self._seen: dict[int, int] = {}
+        self._seen: OrderedDict[int, int] = OrderedDict()
 
     def add(self, key: int, timestamp: int) -> None:
         """Remember that process ``key``'s action at ``timestamp`` was reported."""
         self._seen.pop(key, None)
         self._seen[key] = timestamp
         if len(self._seen) > self._limit:
-            del self._seen[next(iter(self._seen))]
+            self._seen.popitem(last=False)
 
     def consume(self, key: int, timestamp: int) -> bool:
         """True (and forgotten) when process ``key``'s action near ``timestamp`` was already reported."""

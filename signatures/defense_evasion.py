@@ -11,6 +11,7 @@ also on Tracee v0.8-v0.18's ``hooked_syscalls`` events: see :mod:`._eras`).
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from typing import Any, Final
 
 from pytracee.engine import (
@@ -405,7 +406,7 @@ class SyscallTableHooking(Signature):
     def init(self, ctx: SignatureContext) -> None:
         super().init(ctx)
         # (syscall, owner) -> the era that reported it, so the other era does not report it again
-        self._reported: dict[tuple[str, str], str] = {}
+        self._reported: OrderedDict[tuple[str, str], str] = OrderedDict()
 
     def on_event(self, event: Event) -> None:
         if event.name == "hooked_syscall":
@@ -425,7 +426,7 @@ class SyscallTableHooking(Signature):
         if first != era:
             return False
         if len(reported) > MAX_HELD:
-            del reported[next(iter(reported))]
+            reported.popitem(last=False)
         return True
 
 

@@ -31,6 +31,7 @@ finding whose data already has ``syscall_event`` keeps it.
 from __future__ import annotations
 
 import posixpath
+from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any, Final
 
@@ -79,14 +80,14 @@ class SyscallContext:
         self._syscalls = PendingEvents(MAX_THREADS, MAX_WAITING_BYTES)
         self._lsm_waiting = PendingEvents(MAX_THREADS, MAX_WAITING_BYTES)
         #: id(LSM event) -> (the LSM event, its syscall event), newest last.
-        self._paired: dict[int, tuple[Event, Event]] = {}
+        self._paired: OrderedDict[int, tuple[Event, Event]] = OrderedDict()
         self._release = release
         #: Syscalls seen in the stream: an LSM event of one of them waits for its syscall.
         self._traced: set[str] = set()
         #: Syscall names of the last LSM event of threads, for syscalls not seen traced.
-        self._untraced_lsm: dict[Hashable, str] = {}
+        self._untraced_lsm: OrderedDict[Hashable, str] = OrderedDict()
         #: LSM events held back until their syscall event has been dispatched, oldest first.
-        self._held: dict[Hashable, Event] = {}
+        self._held: OrderedDict[Hashable, Event] = OrderedDict()
 
     def observe(self, event: Event) -> bool:
         """Engine observer: every LSM and syscall event, before the signatures see it.
@@ -117,7 +118,7 @@ class SyscallContext:
                 # is this event's (Tracee's order), not one for a later LSM event
                 marks = self._untraced_lsm
                 if len(marks) >= MAX_THREADS:
-                    del marks[next(iter(marks))]
+                    marks.popitem(last=False)
                 marks[key] = event.syscall
                 return False
             if self._held:
@@ -166,7 +167,7 @@ class SyscallContext:
     def _remember(self, lsm_event: Event, syscall_event: Event) -> None:
         paired = self._paired
         if len(paired) >= MAX_PAIRED:
-            del paired[next(iter(paired))]
+            paired.popitem(last=False)
         paired[id(lsm_event)] = (lsm_event, syscall_event)
 
     def syscall_of(self, event: Event) -> Event | None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
@@ -49,7 +49,7 @@ class Deduplicator:
     def __init__(self, window: float) -> None:
         self.window_ns = int(window * 1e9)
         self.window = window
-        self._open: dict[tuple[str, str, bytes], _Window] = {}
+        self._open: OrderedDict[tuple[str, str, bytes], _Window] = OrderedDict()
         #: Repeats not delivered, by signature ID.
         self.repeats: Counter[str] = Counter()
 
@@ -75,8 +75,7 @@ class Deduplicator:
         if window is not None:
             self._report(key, window)
         elif len(self._open) >= MAX_DEDUP_KEYS:
-            oldest = next(iter(self._open))
-            self._report(oldest, self._open.pop(oldest))
+            self._report(*self._open.popitem(last=False))
         self._open.pop(key, None)
         self._open[key] = _Window(now)
         return False
