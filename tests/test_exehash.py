@@ -109,3 +109,38 @@ def test_a_hash_still_computed_is_waited_for_once() -> None:
     assert Counted.waits == [0.5]  # the later findings do not wait again
     pending._set("ab" * 32)
     assert pending.wait(0.5) == "ab" * 32
+
+
+def test_an_exec_of_a_hashed_file_shows_signatures_tracees_sha256_argument() -> None:
+    """The context adds ``sha256`` to an exec event whose file it hashed before; signatures
+    reading ``event.args`` see it even though the context read the arguments first."""
+    from pytracee.engine.context.state import ContextSettings, EventContext
+    from pytracee.engine.events import Event
+
+    executable = Path(os.readlink(f"/proc/{os.getpid()}/exe"))
+    dev, inode, ctime = key_of(executable)
+
+    def exec_event() -> Event:
+        args = [
+            {"name": "pathname", "type": "const char*", "value": str(executable)},
+            {"name": "dev", "type": "dev_t", "value": dev},
+            {"name": "inode", "type": "unsigned long", "value": inode},
+            {"name": "ctime", "type": "unsigned long", "value": ctime},
+        ]
+        raw = {"eventName": "sched_process_exec", "hostProcessId": os.getpid(), "processName": "python3", "args": args}
+        return Event(raw)
+
+    context = EventContext(ContextSettings(exec_hash=True))
+    try:
+        first = exec_event()
+        context.observe(first)
+        assert context.tree is not None
+        process = context.tree.find(os.getpid())
+        assert process is not None and process.wait_sha256(10) == hashlib.sha256(executable.read_bytes()).hexdigest()
+        second = exec_event()
+        context.observe(second)
+        assert second.args["sha256"] == process.sha256
+        assert second.raw["argsNum"] == 5
+    finally:
+        assert context.hasher is not None
+        context.hasher.close()

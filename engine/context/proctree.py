@@ -260,7 +260,7 @@ class ProcessTree:
         self._lru: OrderedDict[int, ProcessInfo] = OrderedDict()  # serial -> process
         self._current: dict[int, ProcessInfo] = {}  # host pid -> its latest process
         self._serial = 0
-        self._handlers: dict[str, Callable[[dict[str, Any]], None]] = {
+        self._handlers: dict[str, Callable[[dict[str, Any], Mapping[str, Any]], None]] = {
             "sched_process_fork": self._on_fork,
             "sched_process_exec": self._on_exec,
             "sched_process_exit": self._on_exit,
@@ -274,20 +274,23 @@ class ProcessTree:
 
     # --- feeding -------------------------------------------------------------------------
 
-    def observe(self, raw: dict[str, Any]) -> None:
-        """Update the tree from one event (its raw JSON object); never raises on odd values."""
-        handler: Callable[[dict[str, Any]], object] | None = self._handlers.get(raw.get("eventName"))  # type: ignore[arg-type]
-        if handler is None:
-            if not self.learn_from_context:
-                return
-            node = self._current.get(raw.get("hostProcessId"))  # type: ignore[arg-type]
-            if node is not None and node.comm:  # the fast path: a process known by this pid ...
-                entity = raw.get("processEntityId")
-                if not entity or entity == node._entity:  # ... and it is the same one
-                    return
-            handler = self._context_process
+    def observe(self, raw: dict[str, Any], args: Mapping[str, Any] | None = None) -> None:
+        """Update the tree from one event (its raw JSON object); never raises on odd values.
+
+        :param args: the event's arguments as ``{name: value}`` when the caller has them
+            already (:attr:`.Event.args`); read from ``raw`` otherwise.
+        """
+        handler = self._handlers.get(raw.get("eventName"))  # type: ignore[arg-type]
         try:
-            handler(raw)
+            if handler is not None:
+                handler(raw, _args(raw) if args is None else args)
+            elif self.learn_from_context:
+                node = self._current.get(raw.get("hostProcessId"))  # type: ignore[arg-type]
+                if node is not None and node.comm:  # the fast path: a process known by this pid ...
+                    entity = raw.get("processEntityId")
+                    if not entity or entity == node._entity:  # ... and it is the same one
+                        return
+                self._context_process(raw)
         except (TypeError, ValueError, AttributeError):  # a hostile or odd record: the tree learns nothing
             return
 
@@ -398,8 +401,7 @@ class ProcessTree:
         if isinstance(cid, str):
             node.container_id = cid
 
-    def _on_fork(self, raw: dict[str, Any]) -> None:
-        args = _args(raw)
+    def _on_fork(self, raw: dict[str, Any], args: Mapping[str, Any]) -> None:
         child = args.get("child_pid") or args.get("child_tid")
         if not child or type(child) is not int:
             return
@@ -432,13 +434,12 @@ class ProcessTree:
         if parent is not None:
             self._touch(parent)
 
-    def _on_exec(self, raw: dict[str, Any]) -> None:
+    def _on_exec(self, raw: dict[str, Any], args: Mapping[str, Any]) -> None:
         node = self._context_process(raw)
         if node is None:
             return
         self.stats.execs += 1
         self._fill(node, raw)
-        args = _args(raw)
         path = args.get("pathname")
         if isinstance(path, str) and path:
             node.executable = path
@@ -450,11 +451,10 @@ class ProcessTree:
         if self.on_exec is not None:
             self.on_exec(node, args)
 
-    def _on_exit(self, raw: dict[str, Any]) -> None:
+    def _on_exit(self, raw: dict[str, Any], args: Mapping[str, Any]) -> None:
         pid = raw.get("hostProcessId")
         if not pid or type(pid) is not int:
             return
-        args = _args(raw)
         group_exit = args.get("process_group_exit")
         if group_exit is False or (group_exit is None and raw.get("hostThreadId", pid) != pid):
             return  # one thread ended, not the process

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
+from ..errors import MalformedEventError
 from .containers import DEFAULT_TTL, ContainerResolver, container_id
 from .exehash import DEFAULT_MAX_SIZE, ExecHasher
 from .proctree import CONSUMED_EVENTS, DEFAULT_MAX_PROCESSES, ProcessInfo, ProcessTree
@@ -94,9 +95,17 @@ class EventContext:
         raw = event.raw
         tree = self.tree
         if tree is not None:
-            tree.observe(raw)
-            if self.hasher is not None and raw.get("eventName") == "sched_process_exec":
-                self._add_hash_arg(tree, raw)
+            name = raw.get("eventName")
+            if name in CONSUMED_EVENTS:  # fork, exec, exit: read by their arguments, decoded once for all
+                try:
+                    args: Mapping[str, Any] | None = event.args
+                except MalformedEventError:  # the engine rejects it at dispatch; the tree reads what it can
+                    args = None
+                tree.observe(raw, args)
+                if self.hasher is not None and name == "sched_process_exec" and self._add_hash_arg(tree, raw):
+                    event._args = None  # read again with the sha256 argument
+            else:
+                tree.observe(raw)
         containers = self.containers
         if containers is not None and (raw.get("containerId") or raw.get("container")):
             containers.enrich(raw)
@@ -113,14 +122,17 @@ class EventContext:
         process._digest = hasher.request(key, process.pid, process.executable, roots)
 
     @staticmethod
-    def _add_hash_arg(tree: ProcessTree, raw: dict[str, Any]) -> None:
-        """Tracee's ``sha256`` argument on an exec event, when the file's hash is known already."""
+    def _add_hash_arg(tree: ProcessTree, raw: dict[str, Any]) -> bool:
+        """Tracee's ``sha256`` argument on an exec event, when the file's hash is known already
+        (True when it was added)."""
         process = tree.find(raw.get("hostProcessId", 0))
         digest = process.wait_sha256(0) if process is not None else None
         args = raw.get("args")
         if digest and type(args) is list and not any(type(a) is dict and a.get("name") == "sha256" for a in args):
             args.append({"name": "sha256", "type": "const char*", "value": digest})
             raw["argsNum"] = len(args)
+            return True
+        return False
 
     def process_of(self, event: Event) -> ProcessInfo | None:
         """The event's process in the tree (None without a tree)."""
