@@ -4,9 +4,10 @@ On a busy stream the same few values come back again and again (``/etc/ld.so.cac
 opened by every program start, the same shared libraries, the same sockets), and an
 event name that many signatures select with data filters on one argument (a dozen
 ``pathname`` filters on ``security_file_open``) would run every filter on every event.
-When all the filters of an event's route read the same single argument, which
-signatures accept an event depends only on that argument's value: :func:`entry_picker`
-answers it once per distinct string value and then by a dictionary lookup.
+Which signatures of an event's route accept an event depends only on the values of the
+arguments their filters read (``pathname``; ``pathname`` and ``prev_comm`` on
+``sched_process_exec``): :func:`entry_picker` answers it once per distinct string value
+(or combination of values) and then by a dictionary lookup.
 
 :func:`remembered` does the same for one predicate (a replay's test of whether a record
 must be decoded at all, :mod:`.prefilter`).
@@ -38,11 +39,15 @@ def entry_picker(
     """``pick(args)``: of ``entries`` (``(signature, on_event, accept)``, ``accept`` the
     signature's merged data filter or ``None``), the entries whose filters accept ``args``, in their order, with their
     filter replaced by ``None`` (already passed); ``None`` when the value cannot be
-    remembered (test the entries one by one). ``entry_picker`` itself answers ``None`` when
-    the filters read more than one argument, or none (nothing to remember)."""
-    if len(set(filtered_args)) != 1 or all(entry[2] is None for entry in entries):
+    remembered (test the entries one by one): an argument the filters read is absent, not a
+    string, or too long. ``entry_picker`` itself answers ``None`` when no filter reads an
+    argument (nothing to remember)."""
+    names = tuple(dict.fromkeys(filtered_args))
+    if not names or all(entry[2] is None for entry in entries):
         return None
-    arg = filtered_args[0]
+    if len(names) > 1:
+        return _combination_picker(entries, names)
+    arg = names[0]
     memo: dict[str, tuple[tuple[S, H, Accept | None], ...]] = {}
 
     def pick(args: Mapping[str, Any]) -> tuple[tuple[S, H, Accept | None], ...] | None:
@@ -59,6 +64,33 @@ def entry_picker(
             if len(memo) >= MAX_VALUES:
                 memo.clear()
             memo[value] = chosen
+        return chosen
+
+    return pick
+
+
+def _combination_picker(
+    entries: tuple[tuple[S, H, Accept | None], ...], names: tuple[str, ...]
+) -> Callable[[Mapping[str, Any]], tuple[tuple[S, H, Accept | None], ...] | None]:
+    """:func:`entry_picker` for filters reading several arguments: remembered per
+    combination of their values."""
+    memo: dict[tuple[Any, ...], tuple[tuple[S, H, Accept | None], ...]] = {}
+
+    def pick(args: Mapping[str, Any]) -> tuple[tuple[S, H, Accept | None], ...] | None:
+        key = tuple(map(args.get, names))
+        try:
+            chosen = memo.get(key)  # only combinations of short strings are ever stored
+        except TypeError:  # an unhashable value (a list)
+            return None
+        if chosen is None:
+            if not all(type(value) is str and len(value) <= MAX_VALUE_CHARS for value in key):
+                return None
+            chosen = tuple(
+                (signature, on_event, None) for signature, on_event, accept in entries if accept is None or accept(args)
+            )
+            if len(memo) >= MAX_VALUES:
+                memo.clear()
+            memo[key] = chosen
         return chosen
 
     return pick

@@ -63,9 +63,34 @@ def test_memory_is_bounded(monkeypatch: Any) -> None:
     assert calls == [f"/etc/{i}" for i in range(8)] + ["/tmp/8", "/etc/0"]
 
 
-def test_not_used_when_filters_read_several_arguments_or_none() -> None:
-    assert entry_picker(_entries(), ["pathname", "flags"]) is None
+def test_not_used_when_no_filter_reads_an_argument() -> None:
     assert entry_picker((("all", "h", None),), []) is None
+
+
+def test_filters_on_several_arguments_are_remembered_per_combination_of_values() -> None:
+    calls: list[str] = []
+    by_path = accept_any_of([select("sched_process_exec", pathname="*/crontab")])
+    by_parent = accept_any_of([select("sched_process_exec", prev_comm=["nginx", "httpd"])])
+    entries = (
+        ("path", "h", lambda args: calls.append("path") or by_path(args)),
+        ("all", "h", None),
+        ("parent", "h", lambda args: calls.append("parent") or by_parent(args)),
+    )
+    pick = entry_picker(entries, ["pathname", "prev_comm", "pathname"])
+    assert pick is not None
+    shell_from_nginx = {"pathname": "/bin/sh", "prev_comm": "nginx"}
+    assert [e[0] for e in pick(shell_from_nginx)] == ["all", "parent"]
+    assert [e[0] for e in pick({"pathname": "/usr/bin/crontab", "prev_comm": "bash"})] == ["path", "all"]
+    assert [e[0] for e in pick({"pathname": "/bin/sh", "prev_comm": "bash"})] == ["all"]
+    assert len(calls) == 6
+    assert [e[0] for e in pick(dict(shell_from_nginx))] == ["all", "parent"]  # from memory
+    assert len(calls) == 6
+    # what cannot be remembered is left to the filters, each time
+    assert pick({"pathname": "/bin/sh"}) is None  # prev_comm absent
+    assert pick({"pathname": "/bin/sh", "prev_comm": ["nginx"]}) is None  # unhashable
+    assert pick({"pathname": "/bin/sh", "prev_comm": 7}) is None
+    assert pick({"pathname": "/" + "a" * MAX_VALUE_CHARS, "prev_comm": "nginx"}) is None
+    assert len(calls) == 6
 
 
 def test_guessed_names_decoded_and_bounded() -> None:
