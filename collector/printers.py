@@ -28,6 +28,7 @@ import jinja2
 import orjson
 from pytracee.engine.errors import StopRun
 from pytracee.engine.output.plugin import silence_closed_output
+from pytracee.engine.output.printer import write_all
 from pytracee.engine.output.sandbox import bounded_environment, render_budget
 from pytracee.engine.output.sink import Throttle
 from pytracee.engine.output.templates import GoView, go_format
@@ -198,7 +199,7 @@ class EventPrinter:
         data = b"".join(lines)
         if self._binary is not None:
             self.stream.flush()
-            self._binary.write(data)
+            write_all(self._binary, data)
         else:
             self.stream.write(data.decode("ascii"))
 

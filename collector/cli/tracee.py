@@ -46,6 +46,7 @@ from pytracee.engine.operations.config import ConfigFile, ConfigFileError, merge
 from pytracee.engine.operations.metrics import MetricsServer, add_metrics_options, open_metrics_server
 from pytracee.engine.operations.reload import Reparse
 from pytracee.engine.output import plugin as outputs
+from pytracee.engine.output.printer import complete_standard_output
 from pytracee.engine.output.templates import TemplateError
 from pytracee.engine.plugins import PluginManager
 from pytracee.engine.session import Session, SessionConfig
@@ -200,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run tracee; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    complete_standard_output()
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--disable", action="append", default=[])
     setup_logging("info", PROG)

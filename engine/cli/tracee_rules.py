@@ -29,6 +29,7 @@ from ..operations.config import ConfigFileError, merge_options
 from ..operations.metrics import MetricsServer, add_metrics_options, open_metrics_server
 from ..operations.progress import InputPosition, ProgressLine
 from ..output.plugin import silence_closed_output
+from ..output.printer import complete_standard_output
 from ..output.templates import TemplateError
 from ..parallel import replay_sharded
 from ..plugins import PluginManager
@@ -174,6 +175,7 @@ def _workers(text: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run tracee-rules; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    complete_standard_output()
     pre, _ = _pre_parser().parse_known_args(argv)
     setup_logging(pre.log or "info")
     broken_config: ConfigFileError | None = None

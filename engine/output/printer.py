@@ -18,10 +18,12 @@ over from an earlier error.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
+import select
 import sys
-from typing import Protocol
+from typing import IO, Protocol
 
 from ..errors import StopRun
 from ..findings import Finding
@@ -30,7 +32,14 @@ from ..safetext import JSON_TEMPLATES, escaped_finding
 from .sink import Sink
 from .templates import FindingTemplate, TemplateDisabledError, TemplateError
 
-__all__ = ["OutputFile", "TemplatePrinter", "TextOutput", "silence_closed_output"]
+__all__ = [
+    "OutputFile",
+    "TemplatePrinter",
+    "TextOutput",
+    "complete_standard_output",
+    "silence_closed_output",
+    "write_all",
+]
 
 log = logging.getLogger("pytracee.output")
 
@@ -41,6 +50,41 @@ class TextOutput(Protocol):
     def write(self, text: str, /) -> int: ...
 
     def flush(self) -> None: ...
+
+
+def complete_standard_output() -> None:
+    """Make every write to ``sys.stdout`` complete, also under ``python -u`` or ``PYTHONUNBUFFERED``.
+
+    Unbuffered, the text layer hands each write to the raw file in one system call and
+    ignores how much of it was taken: a pipe whose reader lags, interrupted by a signal,
+    takes part of a write and the rest is lost (half a JSON line, then the next one).
+    A buffered writer finishes its writes; line buffering keeps each line as prompt as
+    unbuffered output was.
+    """
+    stream = sys.stdout
+    if not isinstance(stream, io.TextIOWrapper) or not isinstance(stream.buffer, io.RawIOBase):
+        return
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError):
+        return
+    stream.flush()
+    raw = io.FileIO(fd, "w", closefd=False)
+    sys.stdout = io.TextIOWrapper(
+        io.BufferedWriter(raw), encoding=stream.encoding, errors=stream.errors, line_buffering=True
+    )
+
+
+def write_all(out: IO[bytes], data: bytes) -> None:
+    """Write all of ``data`` to a byte stream, buffered or raw (a raw file may take only part of
+    a write, or none when it is non-blocking and full: the rest is written when it has room)."""
+    view = memoryview(data)
+    while view:
+        written = out.write(view)
+        if written is None:  # a non-blocking descriptor that is full: wait for room
+            select.select([], [out.fileno()], [])
+            continue
+        view = view[written:]
 
 
 def silence_closed_output(stream: TextOutput) -> None:
