@@ -33,7 +33,9 @@ import orjson
 from .envelope import MAX_NESTING, Envelope, guess_event_name, may_nest_too_deeply, read_envelope, read_process_key
 from .errors import InputError
 from .events import Event
+from .prefilter import Admission
 from .records import RecordSplitter, TruncatedInput
+from .recscan import scan as _compiled_scan
 from .sources import REPORTED_PER_PLACE, SkipLog, SourceStats
 
 __all__ = ["DEFAULT_MAX_LINE_SIZE", "MAX_NESTING", "STDIN", "EventReader", "shard_of"]
@@ -189,7 +191,7 @@ class EventReader:
             return _GzipSource(stream, name)  # type: ignore[return-value]
         return stream
 
-    def _read(self, stream: IO[bytes], name: str) -> Iterator[Event]:
+    def _read(self, stream: IO[bytes], name: str) -> Iterator[Event]:  # noqa: C901 - the hot loop, in one piece
         loads = orjson.loads
         stats = self.stats
         reject = self.reject
@@ -207,31 +209,69 @@ class EventReader:
         known = self.is_known_event
         owner_of = self._owner_function()
         observed, observe = self.observe_others or ((), None)
+        scan = _compiled_scan
+        # the compiled scanner reads the arguments of admissions it can test on what it read
+        fast: dict[str, Callable[[str, Mapping[str, Any]], bool]] = {}
+        arg_table: dict[str, tuple[str, ...]] = {}
+        for event_name, admission in admissions.items():
+            if isinstance(admission, Admission):
+                fast[event_name], arg_table[event_name] = admission.admits, admission.arg_names
+        decoded = None if wanted is None else frozenset(wanted) | frozenset(admissions)
         for text, lineno in RecordSplitter(stream, self.max_line_size, report):
-            guess = name_of(text) if wanted is not None or observe is not None else ""
-            if owner_of is not None and owner_of(text, lineno, guess) != index:
-                if observe is not None and guess in observed:
-                    _show_to(observe, text, name, lineno)
-                continue  # another shard's record: it decodes, counts and reports it
-            # an event some consumer surely wants is validated in full; others by their envelope first
-            head = None if wanted is not None and guess in wanted else envelope(text)
-            if head is not None and (known is None or known(head.eventName)):
-                # a well-formed event: decoded only when some consumer wants it
-                if wanted is not None and head.eventName not in wanted:
-                    admit = admissions.get(head.eventName)
-                    if admit is None or not admit(head):
-                        stats.events += 1
-                        stats.undecoded += 1
-                        continue
-                if not may_nest_too_deeply(text):
+            found = scan(text, arg_table) if scan is not None else None
+            if found is not None:  # certainly a well-formed event, nested at most MAX_NESTING deep
+                event, origin, container, pid, args = found
+                if shard is not None:
+                    owner = shard_of(container, pid, count) if decoded is None or event in decoded else lineno % count
+                    if owner != index:
+                        if observe is not None and event in observed:
+                            _show_to(observe, text, name, lineno)
+                        continue  # another shard's record: it decodes, counts and reports it
+                if known is None or known(event):
+                    if wanted is not None and event not in wanted:
+                        admits = fast.get(event)
+                        if admits is not None and args is not None:
+                            take = admits(origin, args)
+                        else:
+                            admit = admissions.get(event)
+                            take = admit is not None and _admitted(admit, text)
+                        if not take:
+                            stats.events += 1
+                            stats.undecoded += 1
+                            continue
                     try:
                         raw = loads(text)
-                    except orjson.JSONDecodeError as exc:
+                    except orjson.JSONDecodeError as exc:  # never, when the scanner is right
                         reject(name, lineno, *_json_problem(text, exc))
                         continue
                     stats.events += 1
                     yield Event(raw, "tracee", name, lineno, text)
                     continue
+            else:
+                guess = name_of(text) if wanted is not None or observe is not None else ""
+                if owner_of is not None and owner_of(text, lineno, guess) != index:
+                    if observe is not None and guess in observed:
+                        _show_to(observe, text, name, lineno)
+                    continue  # another shard's record: it decodes, counts and reports it
+                # an event some consumer surely wants is validated in full; others by their envelope first
+                head = None if wanted is not None and guess in wanted else envelope(text)
+                if head is not None and (known is None or known(head.eventName)):
+                    # a well-formed event: decoded only when some consumer wants it
+                    if wanted is not None and head.eventName not in wanted:
+                        admit = admissions.get(head.eventName)
+                        if admit is None or not admit(head):
+                            stats.events += 1
+                            stats.undecoded += 1
+                            continue
+                    if not may_nest_too_deeply(text):
+                        try:
+                            raw = loads(text)
+                        except orjson.JSONDecodeError as exc:
+                            reject(name, lineno, *_json_problem(text, exc))
+                            continue
+                        stats.events += 1
+                        yield Event(raw, "tracee", name, lineno, text)
+                        continue
             raw = self._validated(text, name, lineno, reject)
             if raw is None:
                 continue
@@ -356,6 +396,12 @@ def _problem(raw: dict[str, Any]) -> tuple[str, str] | None:
         if key in raw and raw[key] is None:
             del raw[key]  # a JSON null reads as the field's zero value, as Go decodes it
     return None
+
+
+def _admitted(admit: Callable[[Envelope], bool], text: bytes) -> bool:
+    """An admission that only tests envelopes, on a record the compiled scanner proved well-formed."""
+    head = read_envelope(text)
+    return head is None or admit(head)  # no envelope (a number past 64 bits...): decoded
 
 
 def _show_to(observe: Callable[[Event], object], text: bytes, name: str, line: int) -> None:
