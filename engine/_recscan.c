@@ -51,7 +51,7 @@ static unsigned char hex_value[256]; /* value + 1; 0: not a hex digit */
 
 static PyObject *ORIGIN_HOST, *ORIGIN_CONTAINER, *ORIGIN_CONTAINER_INIT, *EMPTY;
 
-static inline void skip_ws(scanner *s)
+static inline __attribute__((always_inline)) void skip_ws(scanner *s)
 {
     const unsigned char *p = s->p, *end = s->end;
     while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
@@ -61,7 +61,7 @@ static inline void skip_ws(scanner *s)
 
 /* s->p at the opening quote. On success s->p is past the closing quote, [*start, *start + *len)
  * is the body as written and *escaped tells whether it holds escapes. */
-static int scan_string(scanner *s, const unsigned char **start, Py_ssize_t *len, int *escaped)
+static inline __attribute__((always_inline)) int scan_string(scanner *s, const unsigned char **start, Py_ssize_t *len, int *escaped)
 {
     const unsigned char *p = s->p + 1, *end = s->end;
     int esc = 0;
@@ -408,17 +408,17 @@ static const char *const FIELD_NAMES[] = {
 };
 #define N_FIELDS ((int)(sizeof(FIELD_NAMES) / sizeof(FIELD_NAMES[0])))
 
-static size_t field_lengths[N_FIELDS];
+/* For each key length, the fields of that length (-1 ends the list). */
+#define MAX_FIELD_LENGTH 15
+static signed char fields_by_length[MAX_FIELD_LENGTH + 1][N_FIELDS + 1];
 
-static int field_of(const unsigned char *key, Py_ssize_t len)
+static inline int field_of(const unsigned char *key, Py_ssize_t len)
 {
-    if (len < 2 || len > 15)
+    if (len > MAX_FIELD_LENGTH)
         return F_OTHER;
-    for (int i = 0; i < N_FIELDS; i++) {
-        /* the first byte first: most keys differ there from most fields */
-        if ((size_t)len == field_lengths[i] && key[0] == (unsigned char)FIELD_NAMES[i][0] &&
-            memcmp(key, FIELD_NAMES[i], (size_t)len) == 0)
-            return i;
+    for (const signed char *i = fields_by_length[len]; *i >= 0; i++) {
+        if (memcmp(key, FIELD_NAMES[*i], (size_t)len) == 0)
+            return *i;
     }
     return F_OTHER;
 }
@@ -722,8 +722,13 @@ PyMODINIT_FUNC PyInit__recscan(void)
                                        : c >= 'A' && c <= 'F' ? c - 'A' + 11
                                                               : 0);
     }
-    for (int i = 0; i < N_FIELDS; i++)
-        field_lengths[i] = strlen(FIELD_NAMES[i]);
+    for (int len = 0; len <= MAX_FIELD_LENGTH; len++) {
+        int n = 0;
+        for (int i = 0; i < N_FIELDS; i++)
+            if (strlen(FIELD_NAMES[i]) == (size_t)len)
+                fields_by_length[len][n++] = (signed char)i;
+        fields_by_length[len][n] = -1;
+    }
     ORIGIN_HOST = PyUnicode_InternFromString("host");
     ORIGIN_CONTAINER = PyUnicode_InternFromString("container");
     ORIGIN_CONTAINER_INIT = PyUnicode_InternFromString("container-init");

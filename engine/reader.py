@@ -217,12 +217,22 @@ class EventReader:
             if isinstance(admission, Admission):
                 fast[event_name], arg_table[event_name] = admission.admits, admission.arg_names
         decoded = None if wanted is None else frozenset(wanted) | frozenset(admissions)
+        owners: dict[str, int] = {}  # container id -> its shard
         for text, lineno in RecordSplitter(stream, self.max_line_size, report):
             found = scan(text, arg_table) if scan is not None else None
             if found is not None:  # certainly a well-formed event, nested at most MAX_NESTING deep
                 event, origin, container, pid, args = found
                 if shard is not None:
-                    owner = shard_of(container, pid, count) if decoded is None or event in decoded else lineno % count
+                    if decoded is not None and event not in decoded:
+                        owner = lineno % count
+                    elif not container:
+                        owner = pid % count  # shard_of's answer, inline
+                    else:
+                        owner = owners.get(container, -1)
+                        if owner < 0:
+                            owner = shard_of(container, pid, count)
+                            if len(owners) < _MAX_OWNERS:  # made-up ids are hashed each time
+                                owners[container] = owner
                     if owner != index:
                         if observe is not None and event in observed:
                             _show_to(observe, text, name, lineno)
@@ -359,6 +369,8 @@ class EventReader:
 
 
 _NONE: Final = None
+#: Container ids whose shard the reader remembers.
+_MAX_OWNERS: Final = 4096
 _EMPTY: Final[dict[str, Any]] = {}
 _LIST_OR_NONE: Final = (list, type(None))
 _STR_OR_INT: Final = (str, int)
