@@ -64,7 +64,8 @@ class EventReader:
         are skipped as ``unknown event``. ``None`` accepts every name.
     :param stdin: the binary stream standing for ``"-"`` (default: ``sys.stdin.buffer``).
     :param wanted_events: names of the events to deliver (``None``: all). A record
-        of another event is checked (:func:`~pytracee.engine.envelope.read_envelope`)
+        of another event is checked (:mod:`~pytracee.engine.recscan`, else
+        :func:`~pytracee.engine.envelope.read_envelope`)
         and counted as read (and in ``stats.undecoded``), but not decoded nor
         delivered; a record that is not certainly a valid event is decoded and
         validated in full, so it is reported with its reason and line as always.

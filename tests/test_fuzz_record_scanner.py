@@ -311,6 +311,11 @@ def test_any_bytes_give_an_answer_or_none(text: bytes) -> None:
             ("x", "host", "", 0, {"a": True, "b": None}),
         ),
         (b' {"eventName":"x","eventId":"12"}\r\n', ("x", "host", "", 0, {})),
+        # nested as deep as the reader accepts (the record itself is the first level)
+        (
+            b'{"eventName":"x","y":' + b"[" * (MAX_NESTING - 1) + b"]" * (MAX_NESTING - 1) + b"}",
+            ("x", "host", "", 0, {}),
+        ),
     ],
 )
 def test_answers(text: bytes, answer: tuple[Any, ...]) -> None:
