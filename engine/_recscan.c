@@ -615,15 +615,10 @@ static int read_args(const unsigned char *args, const unsigned char *end, PyObje
     return OK;
 }
 
-static PyObject *scan(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
+/* The answer for the record text[0:size]: a new reference to the tuple, to None, or NULL (an error). */
+static PyObject *scan_record(const unsigned char *text, Py_ssize_t size, PyObject *table)
 {
-    (void)module;
-    if (argc != 2 || !PyBytes_Check(argv[0]) || !PyDict_Check(argv[1])) {
-        PyErr_SetString(PyExc_TypeError, "scan(text: bytes, arg_table: dict)");
-        return NULL;
-    }
-    const unsigned char *text = (const unsigned char *)PyBytes_AS_STRING(argv[0]);
-    scanner s = {text, text + PyBytes_GET_SIZE(argv[0]), 0};
+    scanner s = {text, text + size, 0};
     envelope e;
     memset(&e, 0, sizeof(e));
     if (scan_event(&s, &e))
@@ -633,7 +628,7 @@ static PyObject *scan(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
     if (name == NULL)
         return NULL;
     PyObject *args = Py_None;
-    PyObject *names = PyDict_GetItemWithError(argv[1], name); /* borrowed */
+    PyObject *names = PyDict_GetItemWithError(table, name); /* borrowed */
     if (names == NULL && PyErr_Occurred())
         goto fail_name;
     if (names != NULL) {
@@ -701,9 +696,162 @@ fail_name:
     return NULL;
 }
 
+static PyObject *scan(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
+{
+    (void)module;
+    if (argc != 2 || !PyBytes_Check(argv[0]) || !PyDict_Check(argv[1])) {
+        PyErr_SetString(PyExc_TypeError, "scan(text: bytes, arg_table: dict)");
+        return NULL;
+    }
+    return scan_record((const unsigned char *)PyBytes_AS_STRING(argv[0]), PyBytes_GET_SIZE(argv[0]), argv[1]);
+}
+
+/* 1: the (borrowed) key maps to the int 0 in dict; 0: not; -1: an error. */
+static int maps_to_zero(PyObject *dict, PyObject *key)
+{
+    PyObject *value = PyDict_GetItemWithError(dict, key);
+    if (value == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    return PyLong_CheckExact(value) && PyLong_AsLong(value) == 0;
+}
+
+/*
+ * scan_lines(data, pos, lineno, limit, plan) -> (records, pos, lineno, skipped)
+ *
+ * The lines of data from pos on, each scanned as scan() does, while they are complete, start
+ * with '{' and are at most limit bytes; it stops at the first other one (left to the caller).
+ * A line is left out when the plan says nobody wants it:
+ *   - with shards, a record another shard owns (and whose name is not in `observed`): not counted;
+ *   - a record whose name maps to 0 in `actions` (a known event nobody wants): counted in skipped.
+ * Every other line is in records as (text, line number, scan answer or False when not sure).
+ * plan: (arg_table, actions, owners, decoded, observed, index, count); count 0: no shards.
+ * The owner of a record is the reader's: by line number when decoded (a frozenset) does not hold
+ * its name, else by owners[container id] (a container not in owners: left to the caller), else
+ * by host process id.
+ */
+static PyObject *scan_lines(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
+{
+    (void)module;
+    PyObject *table, *actions, *owners, *decoded, *observed;
+    Py_ssize_t pos, lineno, limit, index, count;
+    if (argc != 5 || !PyBytes_Check(argv[0]) || !PyTuple_Check(argv[4]) || PyTuple_GET_SIZE(argv[4]) != 7) {
+        PyErr_SetString(PyExc_TypeError, "scan_lines(data: bytes, pos: int, lineno: int, limit: int, plan: tuple)");
+        return NULL;
+    }
+    pos = PyLong_AsSsize_t(argv[1]);
+    lineno = PyLong_AsSsize_t(argv[2]);
+    limit = PyLong_AsSsize_t(argv[3]);
+    table = PyTuple_GET_ITEM(argv[4], 0);
+    actions = PyTuple_GET_ITEM(argv[4], 1);
+    owners = PyTuple_GET_ITEM(argv[4], 2);
+    decoded = PyTuple_GET_ITEM(argv[4], 3);
+    observed = PyTuple_GET_ITEM(argv[4], 4);
+    index = PyLong_AsSsize_t(PyTuple_GET_ITEM(argv[4], 5));
+    count = PyLong_AsSsize_t(PyTuple_GET_ITEM(argv[4], 6));
+    if (PyErr_Occurred())
+        return NULL;
+    if (!PyDict_Check(table) || !PyDict_Check(actions) || !PyDict_Check(owners) ||
+        !(decoded == Py_None || PyFrozenSet_Check(decoded)) || !PyFrozenSet_Check(observed) || count < 0 ||
+        (count > 0 && (index < 0 || index >= count)) || pos < 0 || lineno < 0 || limit < 0) {
+        PyErr_SetString(PyExc_ValueError, "scan_lines: a bad plan");
+        return NULL;
+    }
+    const unsigned char *base = (const unsigned char *)PyBytes_AS_STRING(argv[0]);
+    Py_ssize_t size = PyBytes_GET_SIZE(argv[0]);
+    Py_ssize_t skipped = 0;
+    if (pos > size)
+        pos = size;
+    PyObject *records = PyList_New(0);
+    if (records == NULL)
+        return NULL;
+    while (pos < size) {
+        const unsigned char *line = base + pos;
+        const unsigned char *newline = memchr(line, '\n', (size_t)(size - pos));
+        if (newline == NULL)
+            break;
+        Py_ssize_t length = newline - line;
+        if (length == 0 || line[0] != '{' || length > limit)
+            break; /* a blank line, an array, a line too long ...: the caller's */
+        Py_ssize_t number = lineno + 1;
+        PyObject *found = scan_record(line, length, table);
+        if (found == NULL)
+            goto fail;
+        int leave = 0; /* 1: not this shard's, 2: nobody wants it */
+        if (found != Py_None) {
+            PyObject *name = PyTuple_GET_ITEM(found, 0);
+            int mine = 1, known_owner = 1;
+            if (count > 0) {
+                Py_ssize_t owner = 0;
+                int by_key = decoded == Py_None;
+                if (!by_key && (by_key = PySet_Contains(decoded, name)) < 0)
+                    goto fail_found;
+                if (!by_key) {
+                    owner = number % count;
+                } else if (PyUnicode_GET_LENGTH(PyTuple_GET_ITEM(found, 2)) == 0) {
+                    long long pid = PyLong_AsLongLong(PyTuple_GET_ITEM(found, 3));
+                    owner = (Py_ssize_t)(((pid % count) + count) % count); /* Python's modulo */
+                } else {
+                    PyObject *shard = PyDict_GetItemWithError(owners, PyTuple_GET_ITEM(found, 2));
+                    if (shard == NULL && PyErr_Occurred())
+                        goto fail_found;
+                    if (shard == NULL || !PyLong_CheckExact(shard))
+                        known_owner = 0; /* the caller works it out (and remembers it) */
+                    else
+                        owner = PyLong_AsSsize_t(shard);
+                }
+                if (PyErr_Occurred())
+                    goto fail_found;
+                if (known_owner && owner != index) {
+                    mine = 0;
+                    int shown = PySet_Contains(observed, name);
+                    if (shown < 0)
+                        goto fail_found;
+                    if (!shown)
+                        leave = 1;
+                }
+            }
+            if (mine && known_owner) {
+                int unwanted = maps_to_zero(actions, name);
+                if (unwanted < 0)
+                    goto fail_found;
+                if (unwanted)
+                    leave = 2;
+            }
+        }
+        pos += length + 1;
+        lineno = number;
+        if (leave) {
+            skipped += leave == 2;
+            Py_DECREF(found);
+            continue;
+        }
+        PyObject *text = PyBytes_FromStringAndSize((const char *)line, length);
+        if (text == NULL)
+            goto fail_found;
+        PyObject *item = Py_BuildValue("(NnN)", text, number, found == Py_None ? (Py_DECREF(found), Py_NewRef(Py_False)) : found);
+        if (item == NULL)
+            goto fail;
+        int r = PyList_Append(records, item);
+        Py_DECREF(item);
+        if (r < 0)
+            goto fail;
+        continue;
+    fail_found:
+        Py_DECREF(found);
+        goto fail;
+    }
+    return Py_BuildValue("(Nnnn)", records, pos, lineno, skipped);
+
+fail:
+    Py_DECREF(records);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"scan", (PyCFunction)(void (*)(void))scan, METH_FASTCALL,
      "scan(text, arg_table) -> (eventName, origin, container_id, hostProcessId, args) or None (not sure)."},
+    {"scan_lines", (PyCFunction)(void (*)(void))scan_lines, METH_FASTCALL,
+     "scan_lines(data, pos, lineno, limit, plan) -> (records, pos, lineno, skipped): the lines from pos, scanned."},
     {NULL, NULL, 0, NULL},
 };
 

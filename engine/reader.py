@@ -36,6 +36,7 @@ from .events import Event
 from .prefilter import Admission
 from .records import RecordSplitter, TruncatedInput
 from .recscan import scan as _compiled_scan
+from .recscan import scan_lines as _compiled_scan_lines
 from .sources import REPORTED_PER_PLACE, SkipLog, SourceStats
 
 __all__ = ["DEFAULT_MAX_LINE_SIZE", "MAX_NESTING", "STDIN", "EventReader", "shard_of"]
@@ -219,9 +220,21 @@ class EventReader:
                 fast[event_name], arg_table[event_name] = admission.admits, admission.arg_names
         decoded = None if wanted is None else frozenset(wanted) | frozenset(admissions)
         owners: dict[str, int] = {}  # container id -> its shard
-        for text, lineno in RecordSplitter(stream, self.max_line_size, report):
-            found = scan(text, arg_table) if scan is not None else None
-            if found is not None:  # certainly a well-formed event, nested at most MAX_NESTING deep
+        actions: dict[str, int] = {}  # 0: a known event nobody wants (the compiled loop counts those itself)
+        scanning = None
+        if scan is not None and _compiled_scan_lines is not None:
+            shown = frozenset(observed) if observe is not None else frozenset()
+            plan = (arg_table, actions, owners, decoded, shown, index, count if shard is not None else 0)
+
+            def left_out(records: int) -> None:
+                stats.events += records
+                stats.undecoded += records
+
+            scanning = (_compiled_scan_lines, plan, left_out)
+        for text, lineno, found in RecordSplitter(stream, self.max_line_size, report, scanning):
+            if found is None and scan is not None:
+                found = scan(text, arg_table)
+            if found:  # certainly a well-formed event, nested at most MAX_NESTING deep (False: not sure)
                 event, origin, container, pid, args = found
                 if shard is not None:
                     if decoded is not None and event not in decoded:
@@ -246,6 +259,8 @@ class EventReader:
                         else:
                             admit = admissions.get(event)
                             take = admit is not None and _admitted(admit, text)
+                            if admit is None and len(actions) < _MAX_ACTIONS:
+                                actions[event] = 0  # known, and nobody wants it
                         if not take:
                             stats.events += 1
                             stats.undecoded += 1
@@ -370,8 +385,9 @@ class EventReader:
 
 
 _NONE: Final = None
-#: Container ids whose shard the reader remembers.
+#: Container ids whose shard the reader remembers, and event names whose records nobody wants.
 _MAX_OWNERS: Final = 4096
+_MAX_ACTIONS: Final = 2048
 _EMPTY: Final[dict[str, Any]] = {}
 _LIST_OR_NONE: Final = (list, type(None))
 _STR_OR_INT: Final = (str, int)

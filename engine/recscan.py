@@ -35,7 +35,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-__all__ = ["COMPILED", "Scan", "Scanned", "scan"]
+__all__ = ["COMPILED", "Scan", "Scanned", "scan", "scan_lines"]
 
 #: ``(event_name, origin, container_id, host_process_id, args)``.
 Scanned = tuple[str, str, str, int, "dict[str, Any] | None"]
@@ -49,5 +49,9 @@ except ImportError:  # pragma: no cover - exercised by the tests through monkeyp
 
 #: The compiled scanner, or ``None`` when it was not built.
 scan: Final[Scan | None] = None if _recscan is None else _recscan.scan
+#: ``scan_lines(data, pos, lineno, limit, plan)``: the reader's loop over a chunk's JSON lines
+#: (:class:`~pytracee.engine.records.RecordSplitter`), each scanned, those nobody wants left out;
+#: ``None`` when not built.
+scan_lines: Final[Callable[..., Any] | None] = None if _recscan is None else _recscan.scan_lines
 #: Whether the compiled scanner is there.
 COMPILED: Final = scan is not None

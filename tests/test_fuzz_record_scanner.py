@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pytracee.engine import reader as reader_module
 from pytracee.engine import recscan
+from pytracee.engine.catalogue import is_known_event
 from pytracee.engine.envelope import MAX_NESTING
 from pytracee.engine.events import Event, MalformedEventError, container_id_of, origin_of
 from pytracee.engine.reader import EventReader
@@ -460,3 +461,82 @@ def test_shards_keep_each_process_and_container_together_with_and_without_the_sc
             {container_id_of(raw) or raw.get("hostProcessId") for _, raw in shard[0]} - {None} for shard in shards
         ]
         assert all(owners) and not owners[0] & owners[1]
+
+
+# --- the compiled line loop (RecordSplitter with scanning) against the Python one ------------
+
+LINE_PIECES = [
+    b'{"eventName":"openat","hostProcessId":1,"args":[{"name":"pathname","value":"/etc"}]}',
+    b'{"eventName":"security_file_open","hostProcessId":2,"args":[{"name":"pathname","value":"/etc/ld.so.preload"}]}',
+    b'{"eventName":"security_file_open","containerId":"c1","args":[{"name":"pathname","value":"/tmp/x"}]}',
+    b'{"eventName":"read","hostProcessId":3}',
+    b'{"eventName":"sched_process_exec","hostProcessId":4,"args":[]}',
+    b'{"eventName":"close","hostProcessId":4}\r',
+    b'  {"eventName":"read","hostProcessId":5}',
+    b"",
+    b"   ",
+    b'[{"eventName":"read"},',
+    b' {"eventName":"openat","hostProcessId":6}]',
+    b'[{"eventName":"close"}] {"eventName":"read"}',
+    b'{"eventName":"read","x":"' + b"y" * 300 + b'"}',
+    b'{"eventName":"caf\xc3\xa9"}',
+    b'{"eventName":"no_such_event"}',
+    b'{"eventName":"openat"',
+    b"not json",
+    b"]",
+]
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(
+    st.lists(st.sampled_from(LINE_PIECES), max_size=30),
+    st.sampled_from([1, 2, 7, 64, 1 << 20]),
+    st.sampled_from([0, 120, 400]),
+    st.booleans(),
+    st.sampled_from([None, (0, 2), (1, 2)]),
+)
+def test_the_compiled_line_loop_splits_as_the_python_one(
+    pieces: list[bytes], chunk: int, limit: int, final_newline: bool, shard: tuple[int, int] | None
+) -> None:
+    import io
+
+    from pytracee.engine import records
+
+    data = b"\n".join(pieces) + (b"\n" if final_newline else b"")
+    runs = []
+    for compiled in (True, False):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(records, "CHUNK_SIZE", chunk)
+            if not compiled:
+                patch.setattr(reader_module, "_compiled_scan_lines", None)
+            handler = _Collect()
+            logger = logging.getLogger("pytracee.input")
+            patch.setattr(logger, "level", logging.WARNING)
+            logger.addHandler(handler)
+            try:
+                reader = EventReader(
+                    ["-"],
+                    stdin=io.BytesIO(data),
+                    max_line_size=limit,
+                    is_known_event=is_known_event,
+                    wanted_events={"openat", "sched_process_exec"},
+                    admissions={},
+                    shard=shard,
+                )
+                events = [(event.location, event.raw) for event in reader]
+            finally:
+                logger.removeHandler(handler)
+        stats = reader.stats
+        runs.append((events, stats.events, stats.undecoded, dict(stats.skipped_by_reason), handler.messages))
+    assert runs[0] == runs[1]
+    bad = sum(runs[0][3].values())
+    assert len(runs[0][4]) == min(bad, 20) + (bad >= 20)  # the bad records were reported
