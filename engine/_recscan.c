@@ -715,6 +715,27 @@ static int maps_to_zero(PyObject *dict, PyObject *key)
     return PyLong_CheckExact(value) && PyLong_AsLong(value) == 0;
 }
 
+/* 1: the admission of this record's event refused its origin and argument value before; 0: not
+ * known (the caller tests it); -1: an error. */
+static int refused(PyObject *verdicts, PyObject *name, PyObject *found)
+{
+    PyObject *per_origin = PyDict_GetItemWithError(verdicts, name), *entry, *args, *value, *answer;
+    if (per_origin == NULL || !PyDict_Check(per_origin))
+        return PyErr_Occurred() ? -1 : 0;
+    entry = PyDict_GetItemWithError(per_origin, PyTuple_GET_ITEM(found, 1));
+    args = PyTuple_GET_ITEM(found, 4);
+    if (entry == NULL || !PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 2 || !PyDict_Check(args) ||
+        !PyDict_Check(PyTuple_GET_ITEM(entry, 1)))
+        return PyErr_Occurred() ? -1 : 0;
+    value = PyDict_GetItemWithError(args, PyTuple_GET_ITEM(entry, 0));
+    if (value == NULL || !PyUnicode_CheckExact(value))
+        return PyErr_Occurred() ? -1 : 0;
+    answer = PyDict_GetItemWithError(PyTuple_GET_ITEM(entry, 1), value);
+    if (answer == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    return answer == Py_False;
+}
+
 /*
  * scan_lines(data, pos, lineno, limit, plan) -> (records, pos, lineno, skipped)
  *
@@ -723,8 +744,10 @@ static int maps_to_zero(PyObject *dict, PyObject *key)
  * A line is left out when the plan says nobody wants it:
  *   - with shards, a record another shard owns (and whose name is not in `observed`): not counted;
  *   - a record whose name maps to 0 in `actions` (a known event nobody wants): counted in skipped.
+ *   - a record refused by its admission: verdicts[name][origin] is (argument name, answers) and
+ *     answers[the argument's string value] is False: counted in skipped.
  * Every other line is in records as (text, line number, scan answer or False when not sure).
- * plan: (arg_table, actions, owners, decoded, observed, index, count); count 0: no shards.
+ * plan: (arg_table, actions, owners, decoded, observed, index, count, verdicts); count 0: no shards.
  * The owner of a record is the reader's: by line number when decoded (a frozenset) does not hold
  * its name, else by owners[container id] (a container not in owners: left to the caller), else
  * by host process id.
@@ -732,9 +755,9 @@ static int maps_to_zero(PyObject *dict, PyObject *key)
 static PyObject *scan_lines(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
 {
     (void)module;
-    PyObject *table, *actions, *owners, *decoded, *observed;
+    PyObject *table, *actions, *owners, *decoded, *observed, *verdicts;
     Py_ssize_t pos, lineno, limit, index, count;
-    if (argc != 5 || !PyBytes_Check(argv[0]) || !PyTuple_Check(argv[4]) || PyTuple_GET_SIZE(argv[4]) != 7) {
+    if (argc != 5 || !PyBytes_Check(argv[0]) || !PyTuple_Check(argv[4]) || PyTuple_GET_SIZE(argv[4]) != 8) {
         PyErr_SetString(PyExc_TypeError, "scan_lines(data: bytes, pos: int, lineno: int, limit: int, plan: tuple)");
         return NULL;
     }
@@ -748,9 +771,10 @@ static PyObject *scan_lines(PyObject *module, PyObject *const *argv, Py_ssize_t 
     observed = PyTuple_GET_ITEM(argv[4], 4);
     index = PyLong_AsSsize_t(PyTuple_GET_ITEM(argv[4], 5));
     count = PyLong_AsSsize_t(PyTuple_GET_ITEM(argv[4], 6));
+    verdicts = PyTuple_GET_ITEM(argv[4], 7);
     if (PyErr_Occurred())
         return NULL;
-    if (!PyDict_Check(table) || !PyDict_Check(actions) || !PyDict_Check(owners) ||
+    if (!PyDict_Check(table) || !PyDict_Check(actions) || !PyDict_Check(owners) || !PyDict_Check(verdicts) ||
         !(decoded == Py_None || PyFrozenSet_Check(decoded)) || !PyFrozenSet_Check(observed) || count < 0 ||
         (count > 0 && (index < 0 || index >= count)) || pos < 0 || lineno < 0 || limit < 0) {
         PyErr_SetString(PyExc_ValueError, "scan_lines: a bad plan");
@@ -815,6 +839,10 @@ static PyObject *scan_lines(PyObject *module, PyObject *const *argv, Py_ssize_t 
                 if (unwanted < 0)
                     goto fail_found;
                 if (unwanted)
+                    leave = 2;
+                else if ((unwanted = refused(verdicts, name, found)) < 0)
+                    goto fail_found;
+                else if (unwanted)
                     leave = 2;
             }
         }

@@ -33,6 +33,7 @@ import orjson
 from .envelope import MAX_NESTING, Envelope, guess_event_name, may_nest_too_deeply, read_envelope, read_process_key
 from .errors import InputError
 from .events import Event
+from .filtermemo import MAX_VALUE_CHARS, MAX_VALUES
 from .prefilter import Admission
 from .records import RecordSplitter, TruncatedInput
 from .recscan import scan as _compiled_scan
@@ -221,10 +222,12 @@ class EventReader:
         decoded = None if wanted is None else frozenset(wanted) | frozenset(admissions)
         owners: dict[str, int] = {}  # container id -> its shard
         actions: dict[str, int] = {}  # 0: a known event nobody wants (the compiled loop counts those itself)
+        # event -> origin -> (argument, {value: False}): admissions that refused a value (they read one argument)
+        verdicts: dict[str, dict[str, tuple[str, dict[str, bool]]]] = {}
         scanning = None
         if scan is not None and _compiled_scan_lines is not None:
             shown = frozenset(observed) if observe is not None else frozenset()
-            plan = (arg_table, actions, owners, decoded, shown, index, count if shard is not None else 0)
+            plan = (arg_table, actions, owners, decoded, shown, index, count if shard is not None else 0, verdicts)
 
             def left_out(records: int) -> None:
                 stats.events += records
@@ -256,6 +259,8 @@ class EventReader:
                         admits = fast.get(event)
                         if admits is not None and args is not None:
                             take = admits(origin, args)
+                            if not take and scanning is not None:
+                                _remember_refusal(verdicts, event, origin, arg_table[event], args)
                         else:
                             admit = admissions.get(event)
                             take = admit is not None and _admitted(admit, text)
@@ -425,6 +430,27 @@ def _problem(raw: dict[str, Any]) -> tuple[str, str] | None:
         if key in raw and raw[key] is None:
             del raw[key]  # a JSON null reads as the field's zero value, as Go decodes it
     return None
+
+
+def _remember_refusal(
+    verdicts: dict[str, dict[str, tuple[str, dict[str, bool]]]],
+    event: str,
+    origin: str,
+    names: tuple[str, ...],
+    args: Mapping[str, Any],
+) -> None:
+    """Remember that the admission of ``event`` refused a record of ``origin`` with this value of its
+    one argument, for the compiled loop to count such records itself (an answer that depends on
+    that value alone, as :mod:`.filtermemo` remembers it; bounded likewise)."""
+    if len(names) != 1:
+        return
+    value = args.get(names[0])
+    if type(value) is not str or len(value) > MAX_VALUE_CHARS:
+        return
+    answers = verdicts.setdefault(event, {}).setdefault(origin, (names[0], {}))[1]
+    if len(answers) >= MAX_VALUES:
+        answers.clear()
+    answers[value] = False
 
 
 def _admitted(admit: Callable[[Envelope], bool], text: bytes) -> bool:

@@ -11,6 +11,7 @@ counts and reports with the scanner and without it (its Python path).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
@@ -465,11 +466,30 @@ def test_shards_keep_each_process_and_container_together_with_and_without_the_sc
 
 # --- the compiled line loop (RecordSplitter with scanning) against the Python one ------------
 
+
+@functools.cache
+def _default_plan() -> tuple[set[str], dict[str, Any]]:
+    """The default signatures' wanted events and admissions (security_file_open's paths, ...)."""
+    session = Session(SessionConfig(load_installed_plugins=False))
+    session.load()
+    plan = session.wanted_events, session.admissions
+    session.finish(session.run([]))
+    assert plan[0] is not None
+    return plan[0], plan[1]
+
+
 LINE_PIECES = [
     b'{"eventName":"openat","hostProcessId":1,"args":[{"name":"pathname","value":"/etc"}]}',
     b'{"eventName":"security_file_open","hostProcessId":2,"args":[{"name":"pathname","value":"/etc/ld.so.preload"}]}',
     b'{"eventName":"security_file_open","containerId":"c1","args":[{"name":"pathname","value":"/tmp/x"}]}',
     b'{"eventName":"read","hostProcessId":3}',
+    b'{"eventName":"security_file_open","hostProcessId":2,"args":[{"name":"pathname","value":"/tmp/x"}]}',
+    (
+        b'{"eventName":"security_file_open","contextFlags":{"containerStarted":true},"containerId":"c1",'
+        b'"args":[{"name":"pathname","value":"/tmp/x"}]}'
+    ),
+    b'{"eventName":"security_file_open","hostProcessId":2,"args":[{"name":"pathname","value":"/etc/shadow"}]}',
+    b'{"eventName":"security_sb_mount","hostProcessId":2,"args":[{"name":"dev_name","value":"/dev/x"}]}',
     b'{"eventName":"sched_process_exec","hostProcessId":4,"args":[]}',
     b'{"eventName":"close","hostProcessId":4}\r',
     b'  {"eventName":"read","hostProcessId":5}',
@@ -512,6 +532,7 @@ def test_the_compiled_line_loop_splits_as_the_python_one(
     from pytracee.engine import records
 
     data = b"\n".join(pieces) + (b"\n" if final_newline else b"")
+    wanted, admissions = _default_plan()
     runs = []
     for compiled in (True, False):
         with pytest.MonkeyPatch.context() as patch:
@@ -528,8 +549,8 @@ def test_the_compiled_line_loop_splits_as_the_python_one(
                     stdin=io.BytesIO(data),
                     max_line_size=limit,
                     is_known_event=is_known_event,
-                    wanted_events={"openat", "sched_process_exec"},
-                    admissions={},
+                    wanted_events=wanted,
+                    admissions=admissions,
                     shard=shard,
                 )
                 events = [(event.location, event.raw) for event in reader]
