@@ -6,9 +6,9 @@ BTF, and running ``tracee`` needs no compiler. Without clang and bpftool the pac
 still builds, without the object, and says so (tracee can then build one at run time
 with ``--build-policy``).
 
-It also builds the optional C encoder of ``tracee -o json`` (collector/_fastjson.c): where
-it cannot be compiled the package installs without it, and the Python encoder (the same
-output) is used.
+It also builds the optional C encoder of ``tracee -o json`` (collector/_fastjson.c) and the
+optional C record scanner of replays (engine/_recscan.c): where they cannot be compiled the
+package installs without them, and the Python code (the same answers) is used.
 """
 
 from __future__ import annotations
@@ -49,5 +49,8 @@ class BuildPyWithBpf(build_py):
 
 setup(
     cmdclass={"build_py": BuildPyWithBpf},
-    ext_modules=[Extension("pytracee.collector._fastjson", ["collector/_fastjson.c"], optional=True)],
+    ext_modules=[
+        Extension("pytracee.collector._fastjson", ["collector/_fastjson.c"], optional=True),
+        Extension("pytracee.engine._recscan", ["engine/_recscan.c"], optional=True),
+    ],
 )

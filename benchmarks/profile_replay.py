@@ -197,6 +197,8 @@ def categorize(process: str, frames: list[Frame]) -> str:
         if mod == "reader.py":
             if "loads(" in src:
                 return "JSON decode (orjson.loads)"
+            if "scan(" in src:
+                return "record scanner (engine/_recscan.c)"
             if (
                 name in ("_check", "_problem", "_is_number", "_nesting")
                 or "check(" in src

@@ -21,6 +21,10 @@ as read.
 Not checked for a record nobody decodes (the full decoding would reject it): a
 number beyond the range of a double (``1e999``) in a field nobody reads, and
 nesting deeper than :data:`MAX_NESTING` (which only protects what decodes it).
+
+The reader asks the compiled scanner (:mod:`.recscan`) first, which gives the same
+answers in one pass; this module is the path of the records it is not sure about,
+and of every record where it was not built.
 """
 
 from __future__ import annotations

@@ -19,7 +19,8 @@ filter it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .dispatch import Engine
 from .envelope import Envelope
@@ -27,9 +28,6 @@ from .filtermemo import remembered
 from .selectors import ANY, ORIGINS, Accept
 
 __all__ = ["Admission", "plan_decoding"]
-
-#: ``admit(envelope)``: True when the record must be decoded and delivered.
-Admission = Callable[[Envelope], bool]
 
 
 def plan_decoding(engine: Engine, source: str = "tracee") -> tuple[set[str] | None, dict[str, Admission]]:
@@ -54,25 +52,43 @@ def plan_decoding(engine: Engine, source: str = "tracee") -> tuple[set[str] | No
                 if selector.name == name and selector.source in (source, ANY)
                 for arg in selector.filters
             )
-            admissions[name] = _admission(per_origin, filtered)
+            admissions[name] = Admission(per_origin, filtered)
     return wanted, admissions
 
 
-def _admission(per_origin: Mapping[str, Accept | bool], filtered: frozenset[str]) -> Admission:
-    """The test of one event's envelopes; ``filtered``: the arguments the data filters read."""
-    if len(filtered) == 1:  # the answer depends on one value: remembered per value
-        (only,) = filtered
-        tests: dict[int, Accept] = {}
-        per_origin = {
-            origin: rule if type(rule) is bool else tests.setdefault(id(rule), remembered(rule, only))
-            for origin, rule in per_origin.items()
-        }
+class Admission:
+    """The test of one event's records: true when the record must be decoded and delivered.
 
-    def admit(head: Envelope) -> bool:
-        rule = per_origin[head.origin]
+    ``admission(envelope)`` tests an :class:`~.envelope.Envelope`;
+    :meth:`admits` tests what the compiled scanner (:mod:`.recscan`) read, the origin
+    and the values of :attr:`arg_names`. Both give the same answer for the same record.
+    """
+
+    __slots__ = ("_per_origin", "arg_names")
+
+    def __init__(self, per_origin: Mapping[str, Accept | bool], filtered: frozenset[str]) -> None:
+        if len(filtered) == 1:  # the answer depends on one value: remembered per value
+            (only,) = filtered
+            tests: dict[int, Accept] = {}
+            per_origin = {
+                origin: rule if type(rule) is bool else tests.setdefault(id(rule), remembered(rule, only))
+                for origin, rule in per_origin.items()
+            }
+        self._per_origin = dict(per_origin)
+        #: The arguments the data filters read.
+        self.arg_names: tuple[str, ...] = tuple(sorted(filtered))
+
+    def __call__(self, head: Envelope) -> bool:
+        rule = self._per_origin[head.origin]
         if rule is True or rule is False:
             return rule
-        args = head.arg_values(filtered)
+        args = head.arg_values(self.arg_names)
         return True if args is None else rule(args)  # unreadable args: decoded, reported in full
 
-    return admit
+    def admits(self, origin: str, args: Mapping[str, Any]) -> bool:
+        """The answer for a record of ``origin`` whose arguments :attr:`arg_names` are ``args``
+        (``{name: value}`` of those present, as :attr:`.events.Event.args` has them)."""
+        rule = self._per_origin[origin]
+        if rule is True or rule is False:
+            return rule
+        return rule(args)

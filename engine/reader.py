@@ -33,7 +33,11 @@ import orjson
 from .envelope import MAX_NESTING, Envelope, guess_event_name, may_nest_too_deeply, read_envelope, read_process_key
 from .errors import InputError
 from .events import Event
+from .filtermemo import MAX_VALUE_CHARS, MAX_VALUES
+from .prefilter import Admission
 from .records import RecordSplitter, TruncatedInput
+from .recscan import scan as _compiled_scan
+from .recscan import scan_lines as _compiled_scan_lines
 from .sources import REPORTED_PER_PLACE, SkipLog, SourceStats
 
 __all__ = ["DEFAULT_MAX_LINE_SIZE", "MAX_NESTING", "STDIN", "EventReader", "shard_of"]
@@ -62,7 +66,8 @@ class EventReader:
         are skipped as ``unknown event``. ``None`` accepts every name.
     :param stdin: the binary stream standing for ``"-"`` (default: ``sys.stdin.buffer``).
     :param wanted_events: names of the events to deliver (``None``: all). A record
-        of another event is checked (:func:`~pytracee.engine.envelope.read_envelope`)
+        of another event is checked (:mod:`~pytracee.engine.recscan`, else
+        :func:`~pytracee.engine.envelope.read_envelope`)
         and counted as read (and in ``stats.undecoded``), but not decoded nor
         delivered; a record that is not certainly a valid event is decoded and
         validated in full, so it is reported with its reason and line as always.
@@ -189,7 +194,7 @@ class EventReader:
             return _GzipSource(stream, name)  # type: ignore[return-value]
         return stream
 
-    def _read(self, stream: IO[bytes], name: str) -> Iterator[Event]:
+    def _read(self, stream: IO[bytes], name: str) -> Iterator[Event]:  # noqa: C901 - the hot loop, in one piece
         loads = orjson.loads
         stats = self.stats
         reject = self.reject
@@ -207,31 +212,97 @@ class EventReader:
         known = self.is_known_event
         owner_of = self._owner_function()
         observed, observe = self.observe_others or ((), None)
-        for text, lineno in RecordSplitter(stream, self.max_line_size, report):
-            guess = name_of(text) if wanted is not None or observe is not None else ""
-            if owner_of is not None and owner_of(text, lineno, guess) != index:
-                if observe is not None and guess in observed:
-                    _show_to(observe, text, name, lineno)
-                continue  # another shard's record: it decodes, counts and reports it
-            # an event some consumer surely wants is validated in full; others by their envelope first
-            head = None if wanted is not None and guess in wanted else envelope(text)
-            if head is not None and (known is None or known(head.eventName)):
-                # a well-formed event: decoded only when some consumer wants it
-                if wanted is not None and head.eventName not in wanted:
-                    admit = admissions.get(head.eventName)
-                    if admit is None or not admit(head):
-                        stats.events += 1
-                        stats.undecoded += 1
-                        continue
-                if not may_nest_too_deeply(text):
+        scan = _compiled_scan
+        # the compiled scanner reads the arguments of admissions it can test on what it read
+        fast: dict[str, Callable[[str, Mapping[str, Any]], bool]] = {}
+        arg_table: dict[str, tuple[str, ...]] = {}
+        for event_name, admission in admissions.items():
+            if isinstance(admission, Admission):
+                fast[event_name], arg_table[event_name] = admission.admits, admission.arg_names
+        decoded = None if wanted is None else frozenset(wanted) | frozenset(admissions)
+        owners: dict[str, int] = {}  # container id -> its shard
+        actions: dict[str, int] = {}  # 0: a known event nobody wants (the compiled loop counts those itself)
+        # event -> origin -> (argument, {value: False}): admissions that refused a value (they read one argument)
+        verdicts: dict[str, dict[str, tuple[str, dict[str, bool]]]] = {}
+        scanning = None
+        if scan is not None and _compiled_scan_lines is not None:
+            shown = frozenset(observed) if observe is not None else frozenset()
+            plan = (arg_table, actions, owners, decoded, shown, index, count if shard is not None else 0, verdicts)
+
+            def left_out(records: int) -> None:
+                stats.events += records
+                stats.undecoded += records
+
+            scanning = (_compiled_scan_lines, plan, left_out)
+        for text, lineno, found in RecordSplitter(stream, self.max_line_size, report, scanning):
+            if found is None and scan is not None:
+                found = scan(text, arg_table)
+            if found:  # certainly a well-formed event, nested at most MAX_NESTING deep (False: not sure)
+                event, origin, container, pid, args = found
+                if shard is not None:
+                    if decoded is not None and event not in decoded:
+                        owner = lineno % count
+                    elif not container:
+                        owner = pid % count  # shard_of's answer, inline
+                    else:
+                        owner = owners.get(container, -1)
+                        if owner < 0:
+                            owner = shard_of(container, pid, count)
+                            if len(owners) < _MAX_OWNERS:  # made-up ids are hashed each time
+                                owners[container] = owner
+                    if owner != index:
+                        if observe is not None and event in observed:
+                            _show_to(observe, text, name, lineno)
+                        continue  # another shard's record: it decodes, counts and reports it
+                if known is None or known(event):
+                    if wanted is not None and event not in wanted:
+                        admits = fast.get(event)
+                        if admits is not None and args is not None:
+                            take = admits(origin, args)
+                            if not take and scanning is not None:
+                                _remember_refusal(verdicts, event, origin, arg_table[event], args)
+                        else:
+                            admit = admissions.get(event)
+                            take = admit is not None and _admitted(admit, text)
+                            if admit is None and len(actions) < _MAX_ACTIONS:
+                                actions[event] = 0  # known, and nobody wants it
+                        if not take:
+                            stats.events += 1
+                            stats.undecoded += 1
+                            continue
                     try:
                         raw = loads(text)
-                    except orjson.JSONDecodeError as exc:
+                    except orjson.JSONDecodeError as exc:  # never, when the scanner is right
                         reject(name, lineno, *_json_problem(text, exc))
                         continue
                     stats.events += 1
                     yield Event(raw, "tracee", name, lineno, text)
                     continue
+            else:
+                guess = name_of(text) if wanted is not None or observe is not None else ""
+                if owner_of is not None and owner_of(text, lineno, guess) != index:
+                    if observe is not None and guess in observed:
+                        _show_to(observe, text, name, lineno)
+                    continue  # another shard's record: it decodes, counts and reports it
+                # an event some consumer surely wants is validated in full; others by their envelope first
+                head = None if wanted is not None and guess in wanted else envelope(text)
+                if head is not None and (known is None or known(head.eventName)):
+                    # a well-formed event: decoded only when some consumer wants it
+                    if wanted is not None and head.eventName not in wanted:
+                        admit = admissions.get(head.eventName)
+                        if admit is None or not admit(head):
+                            stats.events += 1
+                            stats.undecoded += 1
+                            continue
+                    if not may_nest_too_deeply(text):
+                        try:
+                            raw = loads(text)
+                        except orjson.JSONDecodeError as exc:
+                            reject(name, lineno, *_json_problem(text, exc))
+                            continue
+                        stats.events += 1
+                        yield Event(raw, "tracee", name, lineno, text)
+                        continue
             raw = self._validated(text, name, lineno, reject)
             if raw is None:
                 continue
@@ -319,6 +390,9 @@ class EventReader:
 
 
 _NONE: Final = None
+#: Container ids whose shard the reader remembers, and event names whose records nobody wants.
+_MAX_OWNERS: Final = 4096
+_MAX_ACTIONS: Final = 2048
 _EMPTY: Final[dict[str, Any]] = {}
 _LIST_OR_NONE: Final = (list, type(None))
 _STR_OR_INT: Final = (str, int)
@@ -356,6 +430,33 @@ def _problem(raw: dict[str, Any]) -> tuple[str, str] | None:
         if key in raw and raw[key] is None:
             del raw[key]  # a JSON null reads as the field's zero value, as Go decodes it
     return None
+
+
+def _remember_refusal(
+    verdicts: dict[str, dict[str, tuple[str, dict[str, bool]]]],
+    event: str,
+    origin: str,
+    names: tuple[str, ...],
+    args: Mapping[str, Any],
+) -> None:
+    """Remember that the admission of ``event`` refused a record of ``origin`` with this value of its
+    one argument, for the compiled loop to count such records itself (an answer that depends on
+    that value alone, as :mod:`.filtermemo` remembers it; bounded likewise)."""
+    if len(names) != 1:
+        return
+    value = args.get(names[0])
+    if type(value) is not str or len(value) > MAX_VALUE_CHARS:
+        return
+    answers = verdicts.setdefault(event, {}).setdefault(origin, (names[0], {}))[1]
+    if len(answers) >= MAX_VALUES:
+        answers.clear()
+    answers[value] = False
+
+
+def _admitted(admit: Callable[[Envelope], bool], text: bytes) -> bool:
+    """An admission that only tests envelopes, on a record the compiled scanner proved well-formed."""
+    head = read_envelope(text)
+    return head is None or admit(head)  # no envelope (a number past 64 bits...): decoded
 
 
 def _show_to(observe: Callable[[Event], object], text: bytes, name: str, line: int) -> None:

@@ -21,7 +21,7 @@ import json
 import re
 import sys
 from collections.abc import Callable, Iterator
-from typing import IO, Final
+from typing import IO, Any, Final
 
 __all__ = ["CHUNK_SIZE", "RecordSplitter", "TruncatedInput"]
 
@@ -30,6 +30,9 @@ CHUNK_SIZE: Final = 1 << 20
 
 #: ``report(line, reason, detail)``: a record was skipped.
 Report = Callable[[int, str, str], None]
+#: ``(scan_lines, plan, skipped)``: the compiled scanner's loop over a chunk's lines
+#: (:mod:`.recscan`), what it is told, and ``skipped(n)`` for the records it counted and left out.
+Scanning = tuple[Callable[..., Any], tuple[Any, ...], Callable[[int], None]]
 
 _OUTSIDE_STRING: Final = re.compile(r'["\[\]{},]')
 _STRING_BODY: Final = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*', re.DOTALL)
@@ -41,20 +44,25 @@ class TruncatedInput(Exception):
 
 
 class RecordSplitter:
-    """Iterate over the records of one stream as ``(text, line)``.
+    """Iterate over the records of one stream as ``(text, line, scanned)``.
 
     :param stream: a binary stream; ``read1`` is used when it has one.
     :param limit: longest record in bytes (0: no limit); longer ones are reported
         as ``line too long`` / ``record too long`` and skipped without being held.
     :param report: called for each skipped record.
+    :param scanning: the compiled scanner's loop (:data:`Scanning`): JSON lines are then
+        split and scanned a chunk at a time in C, and ``scanned`` is the scanner's answer
+        (``False``: not sure); records it leaves out are not yielded. ``scanned`` is ``None``
+        for the records it did not look at (array elements, lines starting with a blank).
     """
 
-    def __init__(self, stream: IO[bytes], limit: int, report: Report) -> None:
+    def __init__(self, stream: IO[bytes], limit: int, report: Report, scanning: Scanning | None = None) -> None:
         self._read: Callable[[int], bytes] = getattr(stream, "read1", stream.read)
         self._limit = limit or sys.maxsize
         self._report = report
         self._pushback = b""
         self._lines_done = 0  # lines wholly consumed before the pushed-back data
+        self._scanning = scanning
 
     def _chunk(self) -> bytes:
         if self._pushback:
@@ -64,7 +72,11 @@ class RecordSplitter:
 
     # --- JSON lines ------------------------------------------------------------------
 
-    def __iter__(self) -> Iterator[tuple[bytes, int]]:  # noqa: C901 - the hot loop, in one piece
+    def __iter__(self) -> Iterator[tuple[bytes, int, Any]]:
+        scanning = self._scanning
+        return self._split() if scanning is None else self._scanned(scanning)
+
+    def _split(self) -> Iterator[tuple[bytes, int, Any]]:  # noqa: C901 - the hot loop, in one piece
         limit = self._limit
         carry = b""  # the start of a line whose newline has not arrived yet
         skipping = False  # inside a line over the limit, dropping it up to its newline
@@ -102,7 +114,7 @@ class RecordSplitter:
                 if len(line) > limit:
                     self._too_long(lineno, f"{len(line)} bytes")
                     continue
-                yield line, lineno
+                yield line, lineno, None
             if switched:
                 yield from self._array()
                 lineno, carry = self._lines_done, b""
@@ -118,14 +130,87 @@ class RecordSplitter:
             if len(carry) > limit:
                 self._too_long(lineno + 1, f"{len(carry)} bytes")
             else:
-                yield carry, lineno + 1
+                yield carry, lineno + 1, None
+
+    def _scanned(self, scanning: Scanning) -> Iterator[tuple[bytes, int, Any]]:  # noqa: C901 - the hot loop, in one piece
+        """:meth:`_split`'s lines, a chunk at a time through the compiled scanner; the lines it
+        stops at (blank, an array, too long, not starting with ``{``) are handled here alike."""
+        scan_lines, plan, skipped = scanning
+        limit = self._limit
+        carry = b""
+        skipping = False
+        lineno = 0
+        while True:
+            try:
+                chunk = self._chunk()
+            except TruncatedInput as exc:
+                self._report(lineno + 1, "truncated input", str(exc))
+                return
+            if not chunk:
+                break
+            if skipping:  # the rest of a line over the limit, up to its newline
+                pos = chunk.find(b"\n") + 1
+                if not pos:
+                    continue
+                skipping = False
+                lineno += 1
+                segments = [(chunk, pos)]
+            elif carry:  # the line begun in the last chunk, alone: the chunk itself is not copied
+                end = chunk.find(b"\n") + 1
+                segments = [(carry + chunk[:end], 0), (chunk, end)] if end else [(carry + chunk, 0)]
+            else:
+                segments = [(chunk, 0)]
+            switched = False
+            for segment, (data, pos) in enumerate(segments):
+                while True:
+                    records, pos, lineno, left_out = scan_lines(data, pos, lineno, limit, plan)
+                    if left_out:
+                        skipped(left_out)
+                    yield from records
+                    end = data.find(b"\n", pos)
+                    if end < 0:
+                        break
+                    start, pos = pos, end + 1
+                    line = data[start:end]  # a line the scanner stopped at
+                    lineno += 1
+                    if line[:1] != b"{":
+                        stripped = line.strip()
+                        if not stripped:
+                            continue
+                        if stripped[:1] == b"[":
+                            rest = b"".join(later[at:] for later, at in segments[segment + 1 :])
+                            self._pushback, self._lines_done, switched = data[start:] + rest, lineno - 1, True
+                            break
+                    if len(line) > limit:
+                        self._too_long(lineno, f"{len(line)} bytes")
+                        continue
+                    yield line, lineno, None
+                if switched:
+                    break
+            if switched:
+                yield from self._array()
+                lineno, carry = self._lines_done, b""
+                continue
+            carry = data[pos:]
+            if carry[:1] != b"{" and carry.lstrip()[:1] == b"[":  # a one-line array may be long
+                self._pushback, self._lines_done, carry = carry, lineno, b""
+                yield from self._array()
+                lineno = self._lines_done
+            elif len(carry) > limit:
+                self._too_long(lineno + 1, f"more than {limit} bytes")
+                carry, skipping = b"", True
+        if carry.strip() and not skipping:
+            if len(carry) > limit:
+                self._too_long(lineno + 1, f"{len(carry)} bytes")
+            else:
+                yield carry, lineno + 1, None
 
     def _too_long(self, line: int, size: str) -> None:
         self._report(line, "line too long", f"{size}; the limit is {self._limit} (--max-line-size)")
 
     # --- JSON arrays -----------------------------------------------------------------
 
-    def _array(self) -> Iterator[tuple[bytes, int]]:
+    def _array(self) -> Iterator[tuple[bytes, int, Any]]:
         """The elements of the array starting in the pushed-back data; afterwards the
         data following its ``]`` is pushed back and ``_lines_done`` updated."""
         return _ArrayScanner(self).elements()
@@ -191,7 +276,7 @@ class _ArrayScanner:
     def report(self, position: int, reason: str, detail: str) -> None:
         self.splitter._report(self.line_at(position), reason, detail)
 
-    def elements(self) -> Iterator[tuple[bytes, int]]:
+    def elements(self) -> Iterator[tuple[bytes, int, Any]]:
         decode = json.JSONDecoder().raw_decode
         self.next_char()
         self.pos += 1  # the '['
@@ -240,7 +325,7 @@ class _ArrayScanner:
                     self._skip_long()
                     break
                 text = self.buffer[self.pos : end]
-                yield text.encode("utf-8", "surrogateescape"), self.line_at(self.pos)
+                yield text.encode("utf-8", "surrogateescape"), self.line_at(self.pos), None
                 self.pos = end
                 break
             expect_value = False

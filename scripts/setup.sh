@@ -35,12 +35,12 @@ if ((${#missing[@]})); then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# The virtualenv, reinstalled when pyproject.toml, setup.py, the C encoder or this script changes.
+# The virtualenv, reinstalled when pyproject.toml, setup.py, the C extensions or this script changes.
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 stamp=.venv/.pytracee-installed
-want=$(cat pyproject.toml setup.py collector/_fastjson.c scripts/setup.sh | sha256sum | cut -d' ' -f1)
+want=$(cat pyproject.toml setup.py collector/_fastjson.c engine/_recscan.c scripts/setup.sh | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "setup: installing pytracee and its test dependencies into .venv" >&2
     log=.venv/pip-install.log

@@ -1,0 +1,922 @@
+/*
+ * _recscan: the per-record front end of a replay in C (optional; engine/recscan.py holds the
+ * Python equivalent, used where this module cannot be compiled).
+ *
+ *   scan(text: bytes, arg_table: dict[str, tuple[str, ...]]) -> tuple | None
+ *
+ * One pass over a record's JSON text. When the record is certainly a well-formed event, as
+ * orjson.loads followed by the reader's validation would find it, the answer is
+ *
+ *   (eventName, origin, container id, hostProcessId, args)
+ *
+ * origin being "container", "container-init" or "host" (engine/events.py's origin_of), the
+ * container id container.id or else containerId, args None unless eventName is a key of
+ * arg_table, then {name: value} of the arguments named in arg_table[eventName] (as
+ * Event.args has them: the last of a name wins, a missing value is None).
+ *
+ * "Certainly well-formed" means: the whole text is valid JSON (syntax, escapes, numbers a
+ * double can hold) made of ASCII only, nested at most MAX_NESTING deep, one object with a
+ * non-empty eventName, a numeric eventId, each context field of its type. Anything unusual
+ * answers None ("not sure": the caller decodes the record in full): non-ASCII bytes, a lone
+ * surrogate escape, escapes in a key or in a value returned, a null or a duplicate in a field
+ * read, an integer beyond 64 bits, an argument read that is not a plain string, integer,
+ * boolean or null. So the answer never differs from what the full decoding reads; at worst
+ * it is None. Every read is bounds-checked: the text is attacker-chosen.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
+#define MAX_NESTING 32
+/* An integer part plus a positive exponent beyond this may overflow a double: not sure. */
+#define MAX_MAGNITUDE 300
+
+#define UNSURE (-1)
+#define OK 0
+
+typedef struct {
+    const unsigned char *p;
+    const unsigned char *end;
+    int depth;
+} scanner;
+
+/* Bytes that end the fast part of a string body: '"', '\\', control characters, non-ASCII. */
+static unsigned char string_stop[256];
+static unsigned char is_digit[256];
+static unsigned char hex_value[256]; /* value + 1; 0: not a hex digit */
+
+static PyObject *ORIGIN_HOST, *ORIGIN_CONTAINER, *ORIGIN_CONTAINER_INIT, *EMPTY;
+
+static inline __attribute__((always_inline)) void skip_ws(scanner *s)
+{
+    const unsigned char *p = s->p, *end = s->end;
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    s->p = p;
+}
+
+/* s->p at the opening quote. On success s->p is past the closing quote, [*start, *start + *len)
+ * is the body as written and *escaped tells whether it holds escapes. */
+static inline __attribute__((always_inline)) int scan_string(scanner *s, const unsigned char **start, Py_ssize_t *len, int *escaped)
+{
+    const unsigned char *p = s->p + 1, *end = s->end;
+    int esc = 0;
+    *start = p;
+    for (;;) {
+#ifdef __SSE2__
+        /* 16 bytes at a time: '"', '\\', and (as signed bytes) controls and non-ASCII below 0x20 */
+        const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'), space = _mm_set1_epi8(0x20);
+        while (end - p >= 16) {
+            __m128i chunk = _mm_loadu_si128((const __m128i *)p);
+            __m128i stop = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(chunk, quote), _mm_cmpeq_epi8(chunk, backslash)),
+                                        _mm_cmplt_epi8(chunk, space));
+            int mask = _mm_movemask_epi8(stop);
+            if (mask) {
+                p += __builtin_ctz((unsigned)mask);
+                goto found;
+            }
+            p += 16;
+        }
+#endif
+        while (p < end && !string_stop[*p])
+            p++;
+#ifdef __SSE2__
+    found:
+#endif
+        if (p >= end)
+            return UNSURE;
+        unsigned char c = *p;
+        if (c == '"')
+            break;
+        if (c != '\\')
+            return UNSURE; /* a control character (invalid JSON) or non-ASCII (the full decoder checks it) */
+        esc = 1;
+        if (end - p < 2)
+            return UNSURE;
+        c = p[1];
+        if (c == 'u') {
+            if (end - p < 6)
+                return UNSURE;
+            unsigned v = 0;
+            for (int i = 2; i < 6; i++) {
+                unsigned h = hex_value[p[i]];
+                if (!h)
+                    return UNSURE;
+                v = v * 16 + (h - 1);
+            }
+            if (v >= 0xD800 && v <= 0xDFFF)
+                return UNSURE; /* surrogates: a lone one is invalid; pairs are rare, left to the decoder */
+            p += 6;
+        } else if (c == '"' || c == '\\' || c == '/' || c == 'b' || c == 'f' || c == 'n' || c == 'r' || c == 't') {
+            p += 2;
+        } else {
+            return UNSURE;
+        }
+    }
+    *len = p - *start;
+    *escaped = esc;
+    s->p = p + 1;
+    return OK;
+}
+
+/* s->p at '-' or a digit. *integer: written as an integer within int64 (its value in *value). */
+static int scan_number(scanner *s, int *integer, int64_t *value)
+{
+    const unsigned char *p = s->p, *end = s->end;
+    int negative = 0;
+    if (p < end && *p == '-') {
+        negative = 1;
+        p++;
+    }
+    if (p >= end || !is_digit[*p])
+        return UNSURE;
+    const unsigned char *digits = p;
+    if (*p == '0')
+        p++;
+    else
+        while (p < end && is_digit[*p])
+            p++;
+    Py_ssize_t ndigits = p - digits;
+    int plain = 1;
+    long exponent = 0;
+    if (p < end && *p == '.') {
+        plain = 0;
+        p++;
+        if (p >= end || !is_digit[*p])
+            return UNSURE;
+        while (p < end && is_digit[*p])
+            p++;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        plain = 0;
+        p++;
+        int negative_exponent = 0;
+        if (p < end && (*p == '+' || *p == '-')) {
+            negative_exponent = *p == '-';
+            p++;
+        }
+        if (p >= end || !is_digit[*p])
+            return UNSURE;
+        const unsigned char *first = p;
+        while (p < end && is_digit[*p]) {
+            if (p - first >= 4)
+                return UNSURE; /* a huge exponent: perhaps beyond a double */
+            exponent = exponent * 10 + (*p - '0');
+            p++;
+        }
+        if (negative_exponent)
+            exponent = 0; /* small numbers read as 0.0 or denormals, never an error */
+    }
+    if (ndigits + exponent > MAX_MAGNITUDE)
+        return UNSURE;
+    *integer = 0;
+    if (plain && ndigits <= 19) {
+        uint64_t v = 0;
+        for (const unsigned char *d = digits; d < digits + ndigits; d++)
+            v = v * 10 + (uint64_t)(*d - '0'); /* 19 digits cannot overflow 64 bits */
+        if (negative ? v <= (uint64_t)INT64_MAX + 1 : v <= (uint64_t)INT64_MAX) {
+            *integer = 1;
+            *value = negative ? (int64_t)(0 - v) : (int64_t)v;
+        }
+    }
+    s->p = p;
+    return OK;
+}
+
+static int literal(scanner *s, const char *word, Py_ssize_t n)
+{
+    if (s->end - s->p < n || memcmp(s->p, word, (size_t)n) != 0)
+        return UNSURE;
+    s->p += n;
+    return OK;
+}
+
+static int skip_value(scanner *s);
+
+/* After '{' or '[' has been consumed by the caller: the members or elements up to the closer. */
+static int skip_object_rest(scanner *s)
+{
+    skip_ws(s);
+    if (s->p < s->end && *s->p == '}') {
+        s->p++;
+        return OK;
+    }
+    for (;;) {
+        const unsigned char *key;
+        Py_ssize_t len;
+        int escaped;
+        if (s->p >= s->end || *s->p != '"' || scan_string(s, &key, &len, &escaped))
+            return UNSURE;
+        skip_ws(s);
+        if (s->p >= s->end || *s->p != ':')
+            return UNSURE;
+        s->p++;
+        skip_ws(s);
+        if (skip_value(s))
+            return UNSURE;
+        skip_ws(s);
+        if (s->p >= s->end)
+            return UNSURE;
+        if (*s->p == ',') {
+            s->p++;
+            skip_ws(s);
+            continue;
+        }
+        if (*s->p == '}') {
+            s->p++;
+            return OK;
+        }
+        return UNSURE;
+    }
+}
+
+static int skip_array_rest(scanner *s)
+{
+    skip_ws(s);
+    if (s->p < s->end && *s->p == ']') {
+        s->p++;
+        return OK;
+    }
+    for (;;) {
+        if (skip_value(s))
+            return UNSURE;
+        skip_ws(s);
+        if (s->p >= s->end)
+            return UNSURE;
+        if (*s->p == ',') {
+            s->p++;
+            skip_ws(s);
+            continue;
+        }
+        if (*s->p == ']') {
+            s->p++;
+            return OK;
+        }
+        return UNSURE;
+    }
+}
+
+/* Any JSON value at s->p (no leading blanks), syntax-checked and skipped. */
+static int skip_value(scanner *s)
+{
+    if (s->p >= s->end)
+        return UNSURE;
+    const unsigned char *start;
+    Py_ssize_t len;
+    int escaped, integer, r;
+    int64_t value;
+    switch (*s->p) {
+    case '"':
+        return scan_string(s, &start, &len, &escaped);
+    case '{':
+    case '[':
+        if (++s->depth > MAX_NESTING)
+            return UNSURE;
+        r = *s->p++ == '{' ? skip_object_rest(s) : skip_array_rest(s);
+        s->depth--;
+        return r;
+    case 't':
+        return literal(s, "true", 4);
+    case 'f':
+        return literal(s, "false", 5);
+    case 'n':
+        return literal(s, "null", 4);
+    default:
+        return scan_number(s, &integer, &value);
+    }
+}
+
+/* A member separator or the closer `close`; *done set on the closer. */
+static int next_member(scanner *s, unsigned char close, int *done)
+{
+    skip_ws(s);
+    if (s->p >= s->end)
+        return UNSURE;
+    if (*s->p == ',') {
+        s->p++;
+        skip_ws(s);
+        *done = 0;
+        return OK;
+    }
+    if (*s->p == close) {
+        s->p++;
+        *done = 1;
+        return OK;
+    }
+    return UNSURE;
+}
+
+/* A key without escapes and its colon; s->p left at the value. */
+static int plain_key(scanner *s, const unsigned char **key, Py_ssize_t *len)
+{
+    int escaped;
+    if (s->p >= s->end || *s->p != '"' || scan_string(s, key, len, &escaped) || escaped)
+        return UNSURE; /* an escaped key may spell a key that is read: not sure */
+    skip_ws(s);
+    if (s->p >= s->end || *s->p != ':')
+        return UNSURE;
+    s->p++;
+    skip_ws(s);
+    return OK;
+}
+
+#define KEY_IS(key, len, word) ((len) == (Py_ssize_t)sizeof(word) - 1 && memcmp((key), (word), sizeof(word) - 1) == 0)
+
+/* A plain string value (no escapes) at s->p. */
+static int plain_string(scanner *s, const unsigned char **start, Py_ssize_t *len)
+{
+    int escaped;
+    if (s->p >= s->end || *s->p != '"' || scan_string(s, start, len, &escaped) || escaped)
+        return UNSURE;
+    return OK;
+}
+
+/* An object whose one member `wanted` is read: a boolean (kind 'b') or a plain string ('s'). */
+static int read_member(scanner *s, const char *wanted, char kind, int *flag, const unsigned char **str,
+                       Py_ssize_t *str_len)
+{
+    if (s->p >= s->end || *s->p != '{')
+        return UNSURE;
+    if (++s->depth > MAX_NESTING)
+        return UNSURE;
+    s->p++;
+    skip_ws(s);
+    int seen = 0, done = 0;
+    size_t wanted_len = strlen(wanted);
+    if (s->p < s->end && *s->p == '}') {
+        s->p++;
+        done = 1;
+    }
+    while (!done) {
+        const unsigned char *key;
+        Py_ssize_t len;
+        if (plain_key(s, &key, &len))
+            return UNSURE;
+        if ((size_t)len == wanted_len && memcmp(key, wanted, wanted_len) == 0) {
+            if (seen++)
+                return UNSURE; /* a duplicate: the decoder keeps the last; simpler to let it */
+            if (kind == 'b') {
+                if (s->p < s->end && *s->p == 't') {
+                    if (literal(s, "true", 4))
+                        return UNSURE;
+                    *flag = 1;
+                } else if (literal(s, "false", 5)) {
+                    return UNSURE;
+                }
+            } else if (plain_string(s, str, str_len)) {
+                return UNSURE;
+            }
+        } else if (skip_value(s)) {
+            return UNSURE;
+        }
+        if (next_member(s, '}', &done))
+            return UNSURE;
+    }
+    s->depth--;
+    return OK;
+}
+
+enum field {
+    F_OTHER = -1,
+    F_EVENT_NAME,
+    F_EVENT_ID,
+    F_TIMESTAMP,
+    F_PROCESS_ID,
+    F_THREAD_ID,
+    F_PARENT_PROCESS_ID,
+    F_HOST_PROCESS_ID,
+    F_USER_ID,
+    F_RETURN_VALUE,
+    F_PROCESS_NAME,
+    F_HOST_NAME,
+    F_CONTAINER_ID,
+    F_CONTEXT_FLAGS,
+    F_CONTAINER,
+    F_KUBERNETES,
+    F_EXECUTABLE,
+    F_ARGS,
+};
+
+static const char *const FIELD_NAMES[] = {
+    "eventName", "eventId",     "timestamp",   "processId",    "threadId",  "parentProcessId",
+    "hostProcessId", "userId", "returnValue", "processName", "hostName", "containerId",
+    "contextFlags", "container", "kubernetes", "executable",  "args",
+};
+#define N_FIELDS ((int)(sizeof(FIELD_NAMES) / sizeof(FIELD_NAMES[0])))
+
+/* For each key length, the fields of that length (-1 ends the list). */
+#define MAX_FIELD_LENGTH 15
+static signed char fields_by_length[MAX_FIELD_LENGTH + 1][N_FIELDS + 1];
+
+static inline int field_of(const unsigned char *key, Py_ssize_t len)
+{
+    if (len > MAX_FIELD_LENGTH)
+        return F_OTHER;
+    for (const signed char *i = fields_by_length[len]; *i >= 0; i++) {
+        if (memcmp(key, FIELD_NAMES[*i], (size_t)len) == 0)
+            return *i;
+    }
+    return F_OTHER;
+}
+
+typedef struct {
+    const unsigned char *name;
+    Py_ssize_t name_len;
+    const unsigned char *container_id; /* container.id */
+    Py_ssize_t container_id_len;
+    const unsigned char *flat_container_id; /* containerId */
+    Py_ssize_t flat_container_id_len;
+    int container_started;
+    int64_t host_pid;
+    const unsigned char *args; /* at its '[' */
+} envelope;
+
+/* The whole record; OK only when it is certainly a well-formed event. */
+static int scan_event(scanner *s, envelope *e)
+{
+    unsigned seen = 0;
+    int done = 0;
+    skip_ws(s);
+    if (s->p >= s->end || *s->p != '{')
+        return UNSURE;
+    s->p++;
+    s->depth = 1;
+    skip_ws(s);
+    if (s->p < s->end && *s->p == '}')
+        return UNSURE; /* no eventName */
+    while (!done) {
+        const unsigned char *key, *str;
+        Py_ssize_t len, str_len;
+        int escaped, integer = 0;
+        int64_t value = 0;
+        if (plain_key(s, &key, &len))
+            return UNSURE;
+        int field = field_of(key, len);
+        if (field != F_OTHER) {
+            if (seen & (1u << field))
+                return UNSURE;
+            seen |= 1u << field;
+        }
+        switch (field) {
+        case F_EVENT_NAME:
+            if (plain_string(s, &e->name, &e->name_len) || e->name_len == 0)
+                return UNSURE;
+            break;
+        case F_EVENT_ID:
+            if (s->p < s->end && *s->p == '"') {
+                if (plain_string(s, &str, &str_len) || str_len == 0)
+                    return UNSURE;
+                for (Py_ssize_t i = 0; i < str_len; i++)
+                    if (!is_digit[str[i]])
+                        return UNSURE;
+            } else if (s->p >= s->end || *s->p == 'n' || *s->p == 't' || *s->p == 'f' || *s->p == '[' ||
+                       *s->p == '{' || scan_number(s, &integer, &value) || !integer) {
+                return UNSURE;
+            }
+            break;
+        case F_TIMESTAMP:
+        case F_PROCESS_ID:
+        case F_THREAD_ID:
+        case F_PARENT_PROCESS_ID:
+        case F_HOST_PROCESS_ID:
+        case F_USER_ID:
+        case F_RETURN_VALUE:
+            if (s->p >= s->end || !(*s->p == '-' || is_digit[*s->p]) || scan_number(s, &integer, &value) || !integer)
+                return UNSURE;
+            if (field == F_HOST_PROCESS_ID)
+                e->host_pid = value;
+            break;
+        case F_PROCESS_NAME:
+        case F_HOST_NAME:
+            if (s->p >= s->end || *s->p != '"' || scan_string(s, &str, &str_len, &escaped))
+                return UNSURE;
+            break;
+        case F_CONTAINER_ID:
+            if (plain_string(s, &e->flat_container_id, &e->flat_container_id_len))
+                return UNSURE;
+            break;
+        case F_CONTEXT_FLAGS:
+            if (read_member(s, "containerStarted", 'b', &e->container_started, NULL, NULL))
+                return UNSURE;
+            break;
+        case F_CONTAINER:
+            if (read_member(s, "id", 's', NULL, &e->container_id, &e->container_id_len))
+                return UNSURE;
+            break;
+        case F_KUBERNETES:
+        case F_EXECUTABLE:
+            if (s->p >= s->end || *s->p != '{' || skip_value(s))
+                return UNSURE;
+            break;
+        case F_ARGS:
+            e->args = s->p;
+            if (s->p >= s->end || *s->p != '[' || skip_value(s))
+                return UNSURE;
+            break;
+        default:
+            if (skip_value(s))
+                return UNSURE;
+        }
+        if (next_member(s, '}', &done))
+            return UNSURE;
+    }
+    skip_ws(s);
+    if (s->p != s->end || !(seen & (1u << F_EVENT_NAME)))
+        return UNSURE; /* trailing bytes, or no eventName */
+    return OK;
+}
+
+/* The arguments of `names` in the (already validated) array at `args`, into `out`. */
+static int read_args(const unsigned char *args, const unsigned char *end, PyObject *names, PyObject *out)
+{
+    scanner s = {args + 1, end, 2};
+    Py_ssize_t n_names = PyTuple_GET_SIZE(names);
+    int done = 0;
+    skip_ws(&s);
+    if (s.p < s.end && *s.p == ']')
+        return OK;
+    while (!done) {
+        const unsigned char *name = NULL, *value = NULL, *key;
+        Py_ssize_t name_len = 0, key_len;
+        int seen_value = 0, member_done = 0;
+        if (s.p >= s.end || *s.p != '{')
+            return UNSURE; /* not an argument object: the full decoding says what is wrong */
+        s.p++;
+        s.depth = 3;
+        skip_ws(&s);
+        if (s.p < s.end && *s.p == '}')
+            return UNSURE; /* no name */
+        while (!member_done) {
+            if (plain_key(&s, &key, &key_len))
+                return UNSURE;
+            if (KEY_IS(key, key_len, "name")) {
+                if (name != NULL || plain_string(&s, &name, &name_len))
+                    return UNSURE;
+            } else {
+                if (KEY_IS(key, key_len, "value")) {
+                    if (seen_value++)
+                        return UNSURE;
+                    value = s.p;
+                }
+                if (skip_value(&s))
+                    return UNSURE;
+            }
+            if (next_member(&s, '}', &member_done))
+                return UNSURE;
+        }
+        if (name == NULL)
+            return UNSURE;
+        for (Py_ssize_t i = 0; i < n_names; i++) {
+            PyObject *wanted = PyTuple_GET_ITEM(names, i);
+            Py_ssize_t wanted_len;
+            const char *wanted_text = PyUnicode_AsUTF8AndSize(wanted, &wanted_len);
+            if (wanted_text == NULL)
+                return -2;
+            if (wanted_len != name_len || memcmp(wanted_text, name, (size_t)name_len) != 0)
+                continue;
+            PyObject *item;
+            scanner v = {value, end, 3};
+            const unsigned char *str;
+            Py_ssize_t str_len;
+            int integer = 0;
+            int64_t number = 0;
+            if (value == NULL || *value == 'n') {
+                item = Py_NewRef(Py_None);
+            } else if (*value == '"') {
+                if (plain_string(&v, &str, &str_len))
+                    return UNSURE;
+                item = PyUnicode_DecodeASCII((const char *)str, str_len, NULL);
+            } else if (*value == 't') {
+                item = Py_NewRef(Py_True);
+            } else if (*value == 'f') {
+                item = Py_NewRef(Py_False);
+            } else if (*value == '-' || is_digit[*value]) {
+                if (scan_number(&v, &integer, &number) || !integer)
+                    return UNSURE;
+                item = PyLong_FromLongLong(number);
+            } else {
+                return UNSURE; /* an array or an object: read by the full decoding */
+            }
+            if (item == NULL)
+                return -2;
+            int r = PyDict_SetItem(out, wanted, item); /* the last of a name wins, as in Event.args */
+            Py_DECREF(item);
+            if (r < 0)
+                return -2;
+            break;
+        }
+        if (next_member(&s, ']', &done))
+            return UNSURE;
+    }
+    return OK;
+}
+
+/* The answer for the record text[0:size]: a new reference to the tuple, to None, or NULL (an error). */
+static PyObject *scan_record(const unsigned char *text, Py_ssize_t size, PyObject *table)
+{
+    scanner s = {text, text + size, 0};
+    envelope e;
+    memset(&e, 0, sizeof(e));
+    if (scan_event(&s, &e))
+        Py_RETURN_NONE;
+
+    PyObject *name = PyUnicode_DecodeASCII((const char *)e.name, e.name_len, NULL);
+    if (name == NULL)
+        return NULL;
+    PyObject *args = Py_None;
+    PyObject *names = PyDict_GetItemWithError(table, name); /* borrowed */
+    if (names == NULL && PyErr_Occurred())
+        goto fail_name;
+    if (names != NULL) {
+        if (!PyTuple_Check(names)) {
+            PyErr_SetString(PyExc_TypeError, "arg_table values must be tuples of names");
+            goto fail_name;
+        }
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++) {
+            if (!PyUnicode_Check(PyTuple_GET_ITEM(names, i))) {
+                PyErr_SetString(PyExc_TypeError, "arg_table values must be tuples of names");
+                goto fail_name;
+            }
+        }
+        args = PyDict_New();
+        if (args == NULL)
+            goto fail_name;
+        if (e.args != NULL) {
+            int r = read_args(e.args, s.end, names, args);
+            if (r == -2)
+                goto fail_args;
+            if (r != OK) {
+                Py_DECREF(args);
+                Py_DECREF(name);
+                Py_RETURN_NONE;
+            }
+        }
+    } else {
+        Py_INCREF(args);
+    }
+
+    PyObject *container;
+    if (e.container_id_len > 0)
+        container = PyUnicode_DecodeASCII((const char *)e.container_id, e.container_id_len, NULL);
+    else if (e.flat_container_id_len > 0)
+        container = PyUnicode_DecodeASCII((const char *)e.flat_container_id, e.flat_container_id_len, NULL);
+    else
+        container = Py_NewRef(EMPTY);
+    if (container == NULL)
+        goto fail_args;
+    PyObject *origin = e.container_started                 ? ORIGIN_CONTAINER
+                       : PyUnicode_GET_LENGTH(container) > 0 ? ORIGIN_CONTAINER_INIT
+                                                             : ORIGIN_HOST;
+    PyObject *pid = PyLong_FromLongLong(e.host_pid);
+    if (pid == NULL) {
+        Py_DECREF(container);
+        goto fail_args;
+    }
+    PyObject *result = PyTuple_New(5);
+    if (result == NULL) {
+        Py_DECREF(pid);
+        Py_DECREF(container);
+        goto fail_args;
+    }
+    PyTuple_SET_ITEM(result, 0, name);
+    PyTuple_SET_ITEM(result, 1, Py_NewRef(origin));
+    PyTuple_SET_ITEM(result, 2, container);
+    PyTuple_SET_ITEM(result, 3, pid);
+    PyTuple_SET_ITEM(result, 4, args);
+    return result;
+
+fail_args:
+    Py_DECREF(args);
+fail_name:
+    Py_DECREF(name);
+    return NULL;
+}
+
+static PyObject *scan(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
+{
+    (void)module;
+    if (argc != 2 || !PyBytes_Check(argv[0]) || !PyDict_Check(argv[1])) {
+        PyErr_SetString(PyExc_TypeError, "scan(text: bytes, arg_table: dict)");
+        return NULL;
+    }
+    return scan_record((const unsigned char *)PyBytes_AS_STRING(argv[0]), PyBytes_GET_SIZE(argv[0]), argv[1]);
+}
+
+/* 1: the (borrowed) key maps to the int 0 in dict; 0: not; -1: an error. */
+static int maps_to_zero(PyObject *dict, PyObject *key)
+{
+    PyObject *value = PyDict_GetItemWithError(dict, key);
+    if (value == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    return PyLong_CheckExact(value) && PyLong_AsLong(value) == 0;
+}
+
+/* 1: the admission of this record's event refused its origin and argument value before; 0: not
+ * known (the caller tests it); -1: an error. */
+static int refused(PyObject *verdicts, PyObject *name, PyObject *found)
+{
+    PyObject *per_origin = PyDict_GetItemWithError(verdicts, name), *entry, *args, *value, *answer;
+    if (per_origin == NULL || !PyDict_Check(per_origin))
+        return PyErr_Occurred() ? -1 : 0;
+    entry = PyDict_GetItemWithError(per_origin, PyTuple_GET_ITEM(found, 1));
+    args = PyTuple_GET_ITEM(found, 4);
+    if (entry == NULL || !PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 2 || !PyDict_Check(args) ||
+        !PyDict_Check(PyTuple_GET_ITEM(entry, 1)))
+        return PyErr_Occurred() ? -1 : 0;
+    value = PyDict_GetItemWithError(args, PyTuple_GET_ITEM(entry, 0));
+    if (value == NULL || !PyUnicode_CheckExact(value))
+        return PyErr_Occurred() ? -1 : 0;
+    answer = PyDict_GetItemWithError(PyTuple_GET_ITEM(entry, 1), value);
+    if (answer == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    return answer == Py_False;
+}
+
+/*
+ * scan_lines(data, pos, lineno, limit, plan) -> (records, pos, lineno, skipped)
+ *
+ * The lines of data from pos on, each scanned as scan() does, while they are complete, start
+ * with '{' and are at most limit bytes; it stops at the first other one (left to the caller).
+ * A line is left out when the plan says nobody wants it:
+ *   - with shards, a record another shard owns (and whose name is not in `observed`): not counted;
+ *   - a record whose name maps to 0 in `actions` (a known event nobody wants): counted in skipped.
+ *   - a record refused by its admission: verdicts[name][origin] is (argument name, answers) and
+ *     answers[the argument's string value] is False: counted in skipped.
+ * Every other line is in records as (text, line number, scan answer or False when not sure).
+ * plan: (arg_table, actions, owners, decoded, observed, index, count, verdicts); count 0: no shards.
+ * The owner of a record is the reader's: by line number when decoded (a frozenset) does not hold
+ * its name, else by owners[container id] (a container not in owners: left to the caller), else
+ * by host process id.
+ */
+static PyObject *scan_lines(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
+{
+    (void)module;
+    PyObject *table, *actions, *owners, *decoded, *observed, *verdicts;
+    Py_ssize_t pos, lineno, limit, index, count;
+    if (argc != 5 || !PyBytes_Check(argv[0]) || !PyTuple_Check(argv[4]) || PyTuple_GET_SIZE(argv[4]) != 8) {
+        PyErr_SetString(PyExc_TypeError, "scan_lines(data: bytes, pos: int, lineno: int, limit: int, plan: tuple)");
+        return NULL;
+    }
+    pos = PyLong_AsSsize_t(argv[1]);
+    lineno = PyLong_AsSsize_t(argv[2]);
+    limit = PyLong_AsSsize_t(argv[3]);
+    table = PyTuple_GET_ITEM(argv[4], 0);
+    actions = PyTuple_GET_ITEM(argv[4], 1);
+    owners = PyTuple_GET_ITEM(argv[4], 2);
+    decoded = PyTuple_GET_ITEM(argv[4], 3);
+    observed = PyTuple_GET_ITEM(argv[4], 4);
+    index = PyLong_AsSsize_t(PyTuple_GET_ITEM(argv[4], 5));
+    count = PyLong_AsSsize_t(PyTuple_GET_ITEM(argv[4], 6));
+    verdicts = PyTuple_GET_ITEM(argv[4], 7);
+    if (PyErr_Occurred())
+        return NULL;
+    if (!PyDict_Check(table) || !PyDict_Check(actions) || !PyDict_Check(owners) || !PyDict_Check(verdicts) ||
+        !(decoded == Py_None || PyFrozenSet_Check(decoded)) || !PyFrozenSet_Check(observed) || count < 0 ||
+        (count > 0 && (index < 0 || index >= count)) || pos < 0 || lineno < 0 || limit < 0) {
+        PyErr_SetString(PyExc_ValueError, "scan_lines: a bad plan");
+        return NULL;
+    }
+    const unsigned char *base = (const unsigned char *)PyBytes_AS_STRING(argv[0]);
+    Py_ssize_t size = PyBytes_GET_SIZE(argv[0]);
+    Py_ssize_t skipped = 0;
+    if (pos > size)
+        pos = size;
+    PyObject *records = PyList_New(0);
+    if (records == NULL)
+        return NULL;
+    while (pos < size) {
+        const unsigned char *line = base + pos;
+        const unsigned char *newline = memchr(line, '\n', (size_t)(size - pos));
+        if (newline == NULL)
+            break;
+        Py_ssize_t length = newline - line;
+        if (length == 0 || line[0] != '{' || length > limit)
+            break; /* a blank line, an array, a line too long ...: the caller's */
+        Py_ssize_t number = lineno + 1;
+        PyObject *found = scan_record(line, length, table);
+        if (found == NULL)
+            goto fail;
+        int leave = 0; /* 1: not this shard's, 2: nobody wants it */
+        if (found != Py_None) {
+            PyObject *name = PyTuple_GET_ITEM(found, 0);
+            int mine = 1, known_owner = 1;
+            if (count > 0) {
+                Py_ssize_t owner = 0;
+                int by_key = decoded == Py_None;
+                if (!by_key && (by_key = PySet_Contains(decoded, name)) < 0)
+                    goto fail_found;
+                if (!by_key) {
+                    owner = number % count;
+                } else if (PyUnicode_GET_LENGTH(PyTuple_GET_ITEM(found, 2)) == 0) {
+                    long long pid = PyLong_AsLongLong(PyTuple_GET_ITEM(found, 3));
+                    owner = (Py_ssize_t)(((pid % count) + count) % count); /* Python's modulo */
+                } else {
+                    PyObject *shard = PyDict_GetItemWithError(owners, PyTuple_GET_ITEM(found, 2));
+                    if (shard == NULL && PyErr_Occurred())
+                        goto fail_found;
+                    if (shard == NULL || !PyLong_CheckExact(shard))
+                        known_owner = 0; /* the caller works it out (and remembers it) */
+                    else
+                        owner = PyLong_AsSsize_t(shard);
+                }
+                if (PyErr_Occurred())
+                    goto fail_found;
+                if (known_owner && owner != index) {
+                    mine = 0;
+                    int shown = PySet_Contains(observed, name);
+                    if (shown < 0)
+                        goto fail_found;
+                    if (!shown)
+                        leave = 1;
+                }
+            }
+            if (mine && known_owner) {
+                int unwanted = maps_to_zero(actions, name);
+                if (unwanted < 0)
+                    goto fail_found;
+                if (unwanted)
+                    leave = 2;
+                else if ((unwanted = refused(verdicts, name, found)) < 0)
+                    goto fail_found;
+                else if (unwanted)
+                    leave = 2;
+            }
+        }
+        pos += length + 1;
+        lineno = number;
+        if (leave) {
+            skipped += leave == 2;
+            Py_DECREF(found);
+            continue;
+        }
+        PyObject *text = PyBytes_FromStringAndSize((const char *)line, length);
+        if (text == NULL)
+            goto fail_found;
+        PyObject *item = Py_BuildValue("(NnN)", text, number, found == Py_None ? (Py_DECREF(found), Py_NewRef(Py_False)) : found);
+        if (item == NULL)
+            goto fail;
+        int r = PyList_Append(records, item);
+        Py_DECREF(item);
+        if (r < 0)
+            goto fail;
+        continue;
+    fail_found:
+        Py_DECREF(found);
+        goto fail;
+    }
+    return Py_BuildValue("(Nnnn)", records, pos, lineno, skipped);
+
+fail:
+    Py_DECREF(records);
+    return NULL;
+}
+
+static PyMethodDef methods[] = {
+    {"scan", (PyCFunction)(void (*)(void))scan, METH_FASTCALL,
+     "scan(text, arg_table) -> (eventName, origin, container_id, hostProcessId, args) or None (not sure)."},
+    {"scan_lines", (PyCFunction)(void (*)(void))scan_lines, METH_FASTCALL,
+     "scan_lines(data, pos, lineno, limit, plan) -> (records, pos, lineno, skipped): the lines from pos, scanned."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT, "_recscan", "A record's envelope read in one pass, in C (see engine/recscan.py).", -1,
+    methods, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__recscan(void)
+{
+    for (int c = 0; c < 256; c++) {
+        string_stop[c] = c == '"' || c == '\\' || c < 0x20 || c >= 0x80;
+        is_digit[c] = c >= '0' && c <= '9';
+        hex_value[c] = (unsigned char)(c >= '0' && c <= '9'   ? c - '0' + 1
+                                       : c >= 'a' && c <= 'f' ? c - 'a' + 11
+                                       : c >= 'A' && c <= 'F' ? c - 'A' + 11
+                                                              : 0);
+    }
+    for (int len = 0; len <= MAX_FIELD_LENGTH; len++) {
+        int n = 0;
+        for (int i = 0; i < N_FIELDS; i++)
+            if (strlen(FIELD_NAMES[i]) == (size_t)len)
+                fields_by_length[len][n++] = (signed char)i;
+        fields_by_length[len][n] = -1;
+    }
+    ORIGIN_HOST = PyUnicode_InternFromString("host");
+    ORIGIN_CONTAINER = PyUnicode_InternFromString("container");
+    ORIGIN_CONTAINER_INIT = PyUnicode_InternFromString("container-init");
+    EMPTY = PyUnicode_InternFromString("");
+    if (!ORIGIN_HOST || !ORIGIN_CONTAINER || !ORIGIN_CONTAINER_INIT || !EMPTY)
+        return NULL;
+    PyObject *module = PyModule_Create(&module_def);
+    if (module == NULL)
+        return NULL;
+    if (PyModule_AddIntConstant(module, "MAX_NESTING", MAX_NESTING) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

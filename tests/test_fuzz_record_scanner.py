@@ -1,0 +1,578 @@
+"""The compiled record scanner (engine/_recscan.c) against the full decoding.
+
+Property: for any bytes, ``scan`` answers either ``None`` ("not sure") or exactly what
+``orjson.loads`` followed by the reader's validation finds: the same event name, origin,
+container id, host process id and argument values, and only for a record the reader
+would accept. Records are generated like Tracee's, then mutated the ways an attacker
+would (escapes, duplicate keys, decoy keys in nested objects, non-ASCII, nulls, huge
+numbers, deep nesting, truncation, trailing bytes). The reader gives the same events,
+counts and reports with the scanner and without it (its Python path).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hostile_values import HOSTILE_TEXT, VALUES
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from pytracee.engine import reader as reader_module
+from pytracee.engine import recscan
+from pytracee.engine.catalogue import is_known_event
+from pytracee.engine.envelope import MAX_NESTING
+from pytracee.engine.events import Event, MalformedEventError, container_id_of, origin_of
+from pytracee.engine.reader import EventReader
+from pytracee.engine.session import Session, SessionConfig
+
+pytestmark = pytest.mark.usefixtures("quiet_logs")
+
+INVALID = "invalid"
+UNREADABLE_ARGS = "unreadable args"
+TABLE = {"security_file_open": ("pathname",), "magic_write": ("pathname", "flags"), "x": ("a", "b", "c")}
+
+
+def _scan(text: bytes, table: dict[str, tuple[str, ...]] = TABLE) -> Any:
+    assert recscan.scan is not None, "the compiled scanner is not built: run scripts/setup.sh"
+    return recscan.scan(text, table)
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
+
+
+def _typed(value: Any) -> Any:
+    """``value`` with every scalar's type next to it (``True`` is not ``1`` here)."""
+    if isinstance(value, dict):
+        return {key: _typed(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_typed(item) for item in value]
+    return (type(value).__name__, value)
+
+
+def expected(text: bytes, table: dict[str, tuple[str, ...]] = TABLE) -> Any:
+    """What the reader's full path finds in ``text``: INVALID, or the scanner's answer."""
+    try:
+        raw = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return INVALID
+    if _depth(raw) > MAX_NESTING or type(raw) is not dict:
+        return INVALID
+    name = raw.get("eventName")
+    answer = [name, origin_of(raw), container_id_of(raw), raw.get("hostProcessId", 0), None]
+    if type(name) is str and name in table:
+        try:
+            args = Event(raw).args
+        except MalformedEventError:
+            answer[4] = UNREADABLE_ARGS
+        else:
+            answer[4] = {key: args[key] for key in table[name] if key in args}
+    if EventReader([])._check(raw) is not None:  # a reason to skip it (the reader's own validation)
+        return INVALID
+    return tuple(answer)
+
+
+def check(text: bytes, table: dict[str, tuple[str, ...]] = TABLE) -> Any:
+    """The property; returns the scanner's answer."""
+    found = _scan(text, table)
+    if found is None:
+        return None
+    truth = expected(text, table)
+    assert truth != INVALID, f"the scanner accepted a record the reader rejects: {text!r} -> {found!r}"
+    assert truth[4] != UNREADABLE_ARGS, f"the scanner read arguments the event cannot: {text!r}"
+    assert _typed(found) == _typed(truth), text
+    return found
+
+
+# --- records like Tracee's, and their mutations ---------------------------------------------
+
+NAMES = st.sampled_from(["security_file_open", "magic_write", "execve", "x", "", "a\u00e9", "open\\u0061t"])
+INTS = st.one_of(st.integers(-(2**63), 2**63 - 1), st.integers(-(2**70), 2**70), st.sampled_from([0, 1, -1]))
+PLAIN = st.text(alphabet="/etcabc.-_ ", max_size=12)
+TEXT = st.one_of(PLAIN, PLAIN, st.text(alphabet='/etcabc.-_ "\\\x01\x7f\u00e9', max_size=12), HOSTILE_TEXT)
+ARG_VALUES = st.one_of(TEXT, INTS, st.booleans(), st.none(), VALUES)
+ARG_NAMES = st.sampled_from(["pathname", "flags", "a", "b", "c", "d"])
+#: JSON as Tracee writes it: ASCII text without escapes, 64-bit integers, doubles well within range.
+PLAIN_JSON = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1), st.floats(-1e200, 1e200), PLAIN),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(PLAIN, inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@st.composite
+def args_lists(draw: Any, odd: bool) -> Any:
+    if odd and draw(st.integers(0, 20)) == 0:
+        return draw(VALUES)  # not a list of arguments at all
+    args: list[Any] = []
+    for _ in range(draw(st.integers(0, 4))):
+        arg: dict[str, Any] = {}
+        if not odd or draw(st.integers(0, 20)):
+            arg["name"] = draw(ARG_NAMES | TEXT) if odd else draw(ARG_NAMES)
+        arg["type"] = "const char*"
+        if draw(st.integers(0, 5)):
+            arg["value"] = draw(ARG_VALUES if odd else PLAIN_JSON)
+        args.append(arg if not odd or draw(st.integers(0, 20)) else draw(VALUES))
+    return args
+
+
+@st.composite
+def events(draw: Any, odd: bool = True) -> dict[str, Any]:
+    """A record like Tracee's; ``odd``: with fields of wrong types, odd names and values now and then."""
+
+    def _field(right: st.SearchStrategy[Any]) -> Any:
+        return draw(VALUES) if odd and draw(st.integers(0, 20)) == 0 else draw(right)
+
+    raw: dict[str, Any] = {}
+    if not odd or draw(st.integers(0, 9)):
+        raw["eventName"] = _field(NAMES if odd else st.sampled_from(sorted(TABLE)))
+    ints = INTS if odd else st.integers(-(2**63), 2**63 - 1)
+    text = TEXT if odd else PLAIN
+    junk = VALUES if odd else PLAIN_JSON
+    fields = {
+        "timestamp": ints,
+        "processId": ints,
+        "hostProcessId": st.integers(0, 5) | ints,
+        "threadId": ints,
+        "parentProcessId": ints,
+        "userId": ints,
+        "returnValue": ints,
+        "eventId": st.sampled_from(["257", "", "1a", "\u00b2", 5, 2**64, -1] if odd else ["257", 5, -1]),
+        "processName": text,
+        "hostName": text,
+        "containerId": st.sampled_from(["", "abc", "def"]) | text,
+        "contextFlags": st.fixed_dictionaries(
+            {}, optional={"containerStarted": st.booleans() | VALUES if odd else st.booleans(), "isCompat": junk}
+        ),
+        "container": st.fixed_dictionaries(
+            {}, optional={"id": st.sampled_from(["", "abc"]) | (VALUES if odd else text), "name": junk}
+        ),
+        "kubernetes": st.dictionaries(text, junk, max_size=2),
+        "executable": st.fixed_dictionaries({"path": text}),
+        "matchedPolicies": junk,
+        "stackAddresses": st.none(),
+    }
+    for key in draw(st.lists(st.sampled_from(sorted(fields)), unique=True, max_size=len(fields))):
+        raw[key] = _field(fields[key])
+    if draw(st.integers(0, 3)):
+        raw["args"] = draw(args_lists(odd))
+    keys = list(raw)
+    order = draw(st.permutations(keys))
+    return {key: raw[key] for key in order}
+
+
+def _dump(draw: Any, raw: Any) -> bytes:
+    style = draw(st.integers(0, 3))
+    if style == 0:
+        return orjson.dumps(raw, option=orjson.OPT_NON_STR_KEYS) if _orjson_can(raw) else json.dumps(raw).encode()
+    separators = draw(st.sampled_from([(",", ":"), (", ", ": "), (" ,\t", " :\r\n ")]))
+    text = json.dumps(raw, ensure_ascii=style == 1, separators=separators)
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _orjson_can(raw: Any) -> bool:
+    try:
+        orjson.dumps(raw)
+    except (TypeError, orjson.JSONEncodeError):
+        return False
+    return True
+
+
+def _reads_a_value_it_leaves(raw: dict[str, Any]) -> bool:
+    """An argument of TABLE whose value the scanner leaves to the full decoding (an array, an object, a float)."""
+    names = TABLE.get(raw.get("eventName"), ())  # type: ignore[arg-type]
+    return any(
+        arg.get("name") in names and type(arg.get("value")) in (list, dict, float) for arg in raw.get("args", ())
+    )
+
+
+INSERTS = [
+    b"\\u0065",
+    b'"eventName":"execve",',
+    b'"eventName":"x",',
+    b'"event\\u004eame":"x",',
+    b'"hostProcessId":7,',
+    b'"containerId":"zzz",',
+    b'"container":{"id":"zzz"},',
+    b'"contextFlags":{"containerStarted":true},',
+    b'"args":[{"eventName":"x"}],',
+    b'{"name":"pathname","value":"/etc/shadow"},',
+    b'"value":"/etc/shadow",',
+    b"null",
+    b"1e999",
+    b"-0.5e-400",
+    b"18446744073709551616",
+    b"9223372036854775808",
+    b"\\ud800",
+    b"\\udc00",
+    b"\\ud83d\\ude00",
+    b"\xc3\xa9",
+    b"\xff",
+    b"\x00",
+    b"\x7f",
+    b" ",
+    b",",
+    b"}",
+    b"]",
+    b"[",
+    b"{",
+    b'"',
+    b"\\",
+    b"\t\r\n",
+    b"true",
+]
+
+
+@st.composite
+def mutated(draw: Any) -> bytes:
+    text = bytearray(_dump(draw, draw(events(odd=draw(st.booleans())))))
+    for _ in range(draw(st.integers(0, 3))):
+        at = draw(st.integers(0, len(text)))
+        kind = draw(st.integers(0, 5))
+        if kind == 0:
+            text[at:at] = draw(st.sampled_from(INSERTS))
+        elif kind == 1 and text:
+            end = draw(st.integers(at, min(len(text), at + 8)))
+            del text[at:end]
+        elif kind == 2:
+            del text[at:]  # truncated
+        elif kind == 3 and at < len(text):
+            text[at] = draw(st.integers(0, 255))
+        elif kind == 4:
+            text += draw(st.sampled_from([b" ", b"\n", b"x", b"{}", b",", b"\x00"]))
+        else:  # a stretch repeated: duplicate keys and values
+            end = draw(st.integers(at, min(len(text), at + 40)))
+            text[end:end] = text[at:end]
+    return bytes(text)
+
+
+# --- the properties --------------------------------------------------------------------------
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow])
+@given(events(), st.data())
+def test_records_are_read_as_the_full_decoding_reads_them(raw: dict[str, Any], data: st.DataObject) -> None:
+    check(_dump(data.draw, raw))
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow])
+@given(events(odd=False), st.data())
+def test_plain_records_are_read(raw: dict[str, Any], data: st.DataObject) -> None:
+    """Records as Tracee writes them (ASCII, no nulls, 64-bit integers): the scanner answers."""
+    text = _dump(data.draw, raw)
+    assert check(text) is not None or _reads_a_value_it_leaves(raw), text
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow])
+@given(mutated())
+@example(b'{"args":[{"eventName":"x"}],"eventName":"execve"}')
+@example(b'{"eventName":"x","eventName":"execve"}')
+@example(b'{"eventName":"execve","event\\u004eame":"x"}')
+def test_mutated_records_are_never_read_otherwise(text: bytes) -> None:
+    check(text)
+
+
+@given(st.binary(max_size=256))
+def test_any_bytes_give_an_answer_or_none(text: bytes) -> None:
+    check(text)
+
+
+# --- what the scanner must see through, and what it must leave to the full decoding --------
+
+
+@pytest.mark.parametrize(
+    ("text", "answer"),
+    [
+        # a decoy key nested before the real one is not the event's name
+        (b'{"args":[{"eventName":"x"}],"eventName":"execve","hostProcessId":5}', ("execve", "host", "", 5, None)),
+        (b'{"kubernetes":{"eventName":"x","hostProcessId":9},"eventName":"openat"}', ("openat", "host", "", 0, None)),
+        (b'{"eventName":"openat","x":"\\"eventName\\":\\"y\\""}', ("openat", "host", "", 0, None)),
+        # the container and the origin, as origin_of finds them
+        (
+            b'{"eventName":"x","containerId":"a","container":{"id":""},"args":[{"name":"b","value":-3}]}',
+            ("x", "container-init", "a", 0, {"b": -3}),
+        ),
+        (
+            b'{"eventName":"x","container":{"name":"n","id":"c"},"contextFlags":{"containerStarted":true}}',
+            ("x", "container", "c", 0, {}),
+        ),
+        # the last argument of a name wins, as in Event.args; a missing value is None
+        (
+            b'{"eventName":"x","args":[{"name":"a","value":"1"},{"name":"b"},{"name":"a","value":true}]}',
+            ("x", "host", "", 0, {"a": True, "b": None}),
+        ),
+        (b' {"eventName":"x","eventId":"12"}\r\n', ("x", "host", "", 0, {})),
+        # nested as deep as the reader accepts (the record itself is the first level)
+        (
+            b'{"eventName":"x","y":' + b"[" * (MAX_NESTING - 1) + b"]" * (MAX_NESTING - 1) + b"}",
+            ("x", "host", "", 0, {}),
+        ),
+    ],
+)
+def test_answers(text: bytes, answer: tuple[Any, ...]) -> None:
+    assert _typed(check(text)) == _typed(answer)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b'{"eventName":"x","eventName":"execve"}',  # duplicates of a key read: orjson keeps the last
+        b'{"eventName":"x","hostProcessId":1,"hostProcessId":2}',
+        b'{"eventName":"x","container":{"id":"a","id":"b"}}',
+        b'{"eventName":"x","contextFlags":{"containerStarted":false,"containerStarted":true}}',
+        b'{"eventName":"execve","event\\u004eame":"x"}',  # an escaped key may spell a key read
+        b'{"eventName":"x","container":{"\\u0069d":"a"}}',
+        b'{"eventName":"x","args":[{"name":"a","\\u0076alue":"/etc/shadow"}]}',
+        b'{"eventName":"x","args":[{"name":"a","value":"/x","value":"/etc/shadow"}]}',
+        b'{"eventName":"x","args":[{"name":"p\\u0061th","value":"/etc/shadow"}]}',
+        b'{"eventName":"x","args":[{"name":"a","value":"/etc/\\u0073hadow"}]}',  # an escape in a value read
+        b'{"eventName":"ex\\u0065cve"}',
+        b'{"eventName":"x","processName":"caf\xc3\xa9"}',  # non-ASCII
+        b'{"eventName":"x","processName":"\\ud800"}',  # a lone surrogate: invalid
+        b'{"eventName":"x","hostProcessId":null}',
+        b'{"eventName":"x","hostProcessId":18446744073709551615}',
+        b'{"eventName":"x","other":1e999}',
+        b'{"eventName":"x","args":[{"name":"a","value":1.5}]}',
+        b'{"eventName":"x","args":[{"name":"a","value":["/etc/shadow"]}]}',
+        b'{"eventName":"x","args":["a"]}',
+        b'{"eventName":"x"} {}',
+        b'{"eventName":"x"',
+        b'{"eventName":"x","y":' + b"[" * MAX_NESTING + b"]" * MAX_NESTING + b"}",
+    ],
+)
+def test_not_sure(text: bytes) -> None:
+    assert _scan(text) is None
+
+
+def test_tracee_recordings_are_read_by_the_scanner() -> None:
+    """Real Tracee output (v0.8 and v0.24.1 documentation events) is read by the fast path."""
+    fixtures = Path(__file__).parent / "fixtures"
+    lines = [
+        line
+        for name in ("events_v0.24.1_docs.jsonl", "events_v0.8.3_docs.jsonl")
+        for line in (fixtures / name).read_bytes().splitlines()
+        if line.strip()
+    ]
+    answered = [check(line, {}) for line in lines if line.isascii()]
+    assert len(answered) > 10 and all(answer is not None for answer in answered)
+
+
+def test_bad_calls_raise() -> None:
+    with pytest.raises(TypeError):
+        _scan("{}", {})  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        _scan(b'{"eventName":"x"}', {"x": ["a"]})  # type: ignore[dict-item]
+    scan_lines = recscan.scan_lines
+    assert scan_lines is not None
+    plan = ({}, {}, {}, None, frozenset(), 0, 0, {})
+    assert scan_lines(b'{"eventName":"x"}\n{"eventName":"y"}\n[', 0, 0, 100, plan) == (
+        [(b'{"eventName":"x"}', 1, ("x", "host", "", 0, None)), (b'{"eventName":"y"}', 2, ("y", "host", "", 0, None))],
+        36,
+        2,
+        0,
+    )
+    with pytest.raises(TypeError):
+        scan_lines(b"", 0, 0, 100, plan[:7])
+    with pytest.raises(ValueError, match="bad plan"):
+        scan_lines(b"", 0, 0, 100, ({}, {}, {}, None, frozenset(), 2, 2, {}))  # no shard 2 of 2
+    with pytest.raises(ValueError, match="bad plan"):
+        scan_lines(b"", -1, 0, 100, plan)
+
+
+# --- the reader, with the scanner and without ------------------------------------------------
+
+
+def _workload(path: Path, count: int, seed: int) -> None:
+    benchmarks = str(Path(__file__).resolve().parent.parent / "benchmarks")
+    sys.path.insert(0, benchmarks)
+    try:
+        from workload import write_events
+    finally:
+        sys.path.remove(benchmarks)
+    write_events(str(path), count, seed=seed)
+
+
+HOSTILE_LINES = [
+    b'{"args":[{"eventName":"security_file_open"}],"eventName":"openat","hostProcessId":3}',
+    b'{"eventName":"security_file_open","args":[{"name":"pathname","value":"/etc/ld.so.preload"}]}',
+    b'{"eventName":"security_file_open","args":[{"name":"pathname","value":"/etc/ld.so.\\u0070reload"}]}',
+    b'{"eventName":"security_file_open","args":[{"name":"pathname","value":"/tmp","value":"/etc/ld.so.preload"}]}',
+    b'{"eventName":"security_file_open","event\\u004eame":"sched_process_exec"}',
+    b'{"eventName":"sched_process_exec","eventName":"openat"}',
+    b'{"eventName":"openat","processId":"7"}',
+    b'{"eventName":"openat","eventId":"\\u00b2"}',
+    b'{"eventName":"openat","args":[{"name":"pathname","value":"\\ud800"}]}',
+    b'{"eventName":"no_such_event"}',
+    b'{"eventName":"openat","hostProcessId":null,"args":null}',
+    b'{"eventName":"openat","n":' + b"[" * 40 + b"]" * 40 + b"}",
+    b'{"eventName":"openat","n":1e999}',
+    b'{"eventName":"security_file_open"',
+]
+
+
+def _run(path: Path, monkeypatch: pytest.MonkeyPatch, compiled: bool, shard: tuple[int, int] | None = None) -> Any:
+    with monkeypatch.context() as patch:
+        if not compiled:
+            patch.setattr(reader_module, "_compiled_scan", None)
+        session = Session(SessionConfig(load_installed_plugins=False))
+        session.load()
+        reader = EventReader(
+            [path],
+            is_known_event=session.is_known_event,
+            wanted_events=session.wanted_events,
+            admissions=session.admissions,
+            shard=shard,
+        )
+        events = [(event.location, event.raw) for event in reader]
+        session.finish(session.run([]))
+    return events, reader.stats.events, reader.stats.undecoded, dict(reader.stats.skipped_by_reason)
+
+
+def test_the_reader_is_the_same_with_and_without_the_scanner(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "w.jsonl"
+    _workload(path, 3000, seed=11)
+    with path.open("ab") as out:
+        out.write(b"\n".join(HOSTILE_LINES) + b"\n")
+    runs = []
+    for compiled in (True, False):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="pytracee.input"):
+            result = _run(path, monkeypatch, compiled)
+        runs.append((result, [record.getMessage() for record in caplog.records]))
+    assert runs[0] == runs[1]
+    (events, read, undecoded, skipped), messages = runs[0]
+    assert read + sum(skipped.values()) == 3000 + len(HOSTILE_LINES)
+    assert 0 < undecoded < read and len(messages) == sum(skipped.values())
+    delivered = Counter(raw["eventName"] for _, raw in events[-6:])
+    assert delivered["security_file_open"] == 3  # the preload opens, however written
+
+
+def test_shards_keep_each_process_and_container_together_with_and_without_the_scanner(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "w.jsonl"
+    _workload(path, 2000, seed=12)
+    with path.open("ab") as out:
+        out.write(b"\n".join(HOSTILE_LINES) + b"\n")
+    whole = _run(path, monkeypatch, True)
+    for compiled in (True, False):
+        shards = [_run(path, monkeypatch, compiled, (index, 2)) for index in range(2)]
+        assert sorted(e for shard in shards for e in shard[0]) == sorted(whole[0])  # each event once
+        assert sum(shard[1] for shard in shards) == whole[1]
+        # a process's key (a null hostProcessId cannot be read: such a record goes by its line)
+        owners = [
+            {container_id_of(raw) or raw.get("hostProcessId") for _, raw in shard[0]} - {None} for shard in shards
+        ]
+        assert all(owners) and not owners[0] & owners[1]
+
+
+# --- the compiled line loop (RecordSplitter with scanning) against the Python one ------------
+
+
+@functools.cache
+def _default_plan() -> tuple[set[str], dict[str, Any]]:
+    """The default signatures' wanted events and admissions (security_file_open's paths, ...)."""
+    session = Session(SessionConfig(load_installed_plugins=False))
+    session.load()
+    plan = session.wanted_events, session.admissions
+    session.finish(session.run([]))
+    assert plan[0] is not None
+    return plan[0], plan[1]
+
+
+LINE_PIECES = [
+    b'{"eventName":"openat","hostProcessId":1,"args":[{"name":"pathname","value":"/etc"}]}',
+    b'{"eventName":"security_file_open","hostProcessId":2,"args":[{"name":"pathname","value":"/etc/ld.so.preload"}]}',
+    b'{"eventName":"security_file_open","containerId":"c1","args":[{"name":"pathname","value":"/tmp/x"}]}',
+    b'{"eventName":"read","hostProcessId":3}',
+    b'{"eventName":"security_file_open","hostProcessId":2,"args":[{"name":"pathname","value":"/tmp/x"}]}',
+    (
+        b'{"eventName":"security_file_open","contextFlags":{"containerStarted":true},"containerId":"c1",'
+        b'"args":[{"name":"pathname","value":"/tmp/x"}]}'
+    ),
+    b'{"eventName":"security_file_open","hostProcessId":2,"args":[{"name":"pathname","value":"/etc/shadow"}]}',
+    b'{"eventName":"security_sb_mount","hostProcessId":2,"args":[{"name":"dev_name","value":"/dev/x"}]}',
+    b'{"eventName":"sched_process_exec","hostProcessId":4,"args":[]}',
+    b'{"eventName":"close","hostProcessId":4}\r',
+    b'  {"eventName":"read","hostProcessId":5}',
+    b"",
+    b"   ",
+    b'[{"eventName":"read"},',
+    b' {"eventName":"openat","hostProcessId":6}]',
+    b'[{"eventName":"close"}] {"eventName":"read"}',
+    b'{"eventName":"read","x":"' + b"y" * 300 + b'"}',
+    b'{"eventName":"caf\xc3\xa9"}',
+    b'{"eventName":"no_such_event"}',
+    b'{"eventName":"openat"',
+    b"not json",
+    b"]",
+]
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(
+    st.lists(st.sampled_from(LINE_PIECES), max_size=30),
+    st.sampled_from([1, 2, 7, 64, 1 << 20]),
+    st.sampled_from([0, 120, 400]),
+    st.booleans(),
+    st.sampled_from([None, (0, 2), (1, 2)]),
+)
+def test_the_compiled_line_loop_splits_as_the_python_one(
+    pieces: list[bytes], chunk: int, limit: int, final_newline: bool, shard: tuple[int, int] | None
+) -> None:
+    import io
+
+    from pytracee.engine import records
+
+    data = b"\n".join(pieces) + (b"\n" if final_newline else b"")
+    wanted, admissions = _default_plan()
+    runs = []
+    for compiled in (True, False):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(records, "CHUNK_SIZE", chunk)
+            if not compiled:
+                patch.setattr(reader_module, "_compiled_scan_lines", None)
+            handler = _Collect()
+            logger = logging.getLogger("pytracee.input")
+            patch.setattr(logger, "level", logging.WARNING)
+            logger.addHandler(handler)
+            try:
+                reader = EventReader(
+                    ["-"],
+                    stdin=io.BytesIO(data),
+                    max_line_size=limit,
+                    is_known_event=is_known_event,
+                    wanted_events=wanted,
+                    admissions=admissions,
+                    shard=shard,
+                )
+                events = [(event.location, event.raw) for event in reader]
+            finally:
+                logger.removeHandler(handler)
+        stats = reader.stats
+        runs.append((events, stats.events, stats.undecoded, dict(stats.skipped_by_reason), handler.messages))
+    assert runs[0] == runs[1]
+    bad = sum(runs[0][3].values())
+    assert len(runs[0][4]) == min(bad, 20) + (bad >= 20)  # the bad records were reported
