@@ -27,6 +27,7 @@ from ..events import Event, origin_of
 from ..selectors import ANY, EventSelector
 from .boundary import RegoInputError, event_json
 from .client import Died, Stuck, WorkerClient, WorkerError
+from .guards import Guard
 from .limits import HARD_TIMEOUT_FACTOR, LOAD_TIMEOUT_S, TimeBudget
 from .protocol import STATE_GROUP, STATE_INPUT, eval_prefix
 
@@ -41,6 +42,8 @@ __all__ = [
 ]
 
 _NO_ERRORS: Final[list[Any]] = []
+#: pytracee's helper package: a helper module adding to it turns the guards off.
+HELPERS_PACKAGE: Final = "data.tracee.helpers"
 
 
 class RegoEvaluationError(RuntimeError):
@@ -106,12 +109,29 @@ class Answers:
 
 
 class _Group:
-    __slots__ = ("positions", "prefix", "rules")
+    """The rules one request asks about (``rules``), and those its answers also cover (``skipped``).
 
-    def __init__(self, rules: tuple[WorkerRule, ...]) -> None:
+    A skipped rule's guard ruled the event out: its answer is undefined (``None``),
+    placed after the asked rules' answers.
+    """
+
+    __slots__ = ("guarded", "padding", "positions", "prefix", "rules", "subgroups")
+
+    def __init__(self, rules: tuple[WorkerRule, ...], skipped: tuple[WorkerRule, ...] = ()) -> None:
         self.rules = rules
-        self.positions = {rule: i for i, rule in enumerate(rules)}
+        self.positions = {rule: i for i, rule in enumerate((*rules, *skipped))}
         self.prefix = eval_prefix(tuple(rule.index for rule in rules))
+        self.padding: list[Any] = [None] * len(skipped)
+        self.guarded = tuple(rule for rule in rules if rule.guard is not None)
+        self.subgroups: dict[tuple[WorkerRule, ...], _Group] = {}
+
+    def without(self, skipped: tuple[WorkerRule, ...]) -> _Group:
+        """This group without ``skipped`` (their answers ``None``)."""
+        group = self.subgroups.get(skipped)
+        if group is None:
+            rest = tuple(rule for rule in self.rules if rule not in skipped)
+            group = self.subgroups[skipped] = _Group(rest, skipped)
+        return group
 
 
 class WorkerRule(Rule):
@@ -124,17 +144,20 @@ class WorkerRule(Rule):
         "disabled",
         "evaluations",
         "file",
+        "guard",
         "index",
         "namespace",
         "pending",
         "sig_id",
     )
 
-    def __init__(self, namespace: Namespace, index: int, sig_id: str, file: Path) -> None:
+    def __init__(self, namespace: Namespace, index: int, sig_id: str, file: Path, guard: Guard | None = None) -> None:
         self.namespace = namespace
         self.index = index
         self.sig_id = sig_id
         self.file = file
+        #: What the rule's leading conditions rule out, decided here (:mod:`.guards`); ``None``: always asked.
+        self.guard = guard
         self.budget = TimeBudget(namespace.client.budget_ms)
         self.evaluations = 0
         self.disabled = False
@@ -223,6 +246,10 @@ class Namespace:
         self.id = client.new_namespace()
         self.active: dict[WorkerRule, tuple[EventSelector, ...]] = {}
         self._groups: dict[tuple[str, str, str], _Group] = {}
+        #: Each loaded signature's package (a helper module in it takes its guard away).
+        self.packages: weakref.WeakKeyDictionary[WorkerRule, str] = weakref.WeakKeyDictionary()
+        #: Guards are used (not when a helper module adds to pytracee's helper package).
+        self.guards_on = True
         weakref.finalize(self, client.release, self.id)
 
     # --- loading ----------------------------------------------------------------------------
@@ -232,7 +259,13 @@ class Namespace:
 
         :raises RuleFileError: for anything wrong with it.
         """
-        self._load(path, "helper", str(path), source)
+        package = self._load(path, "helper", str(path), source)
+        if package == HELPERS_PACKAGE:  # the helpers the guards read are not only ours any more
+            self.guards_on = False
+        for rule, rule_package in self.packages.items():
+            if package in (rule_package, HELPERS_PACKAGE):
+                rule.guard = None
+        self.changed()
 
     def load_signature(self, path: Path, source: str) -> tuple[WorkerRule, Any]:
         """Load a signature file: its rule and ``(metadata, selectors, syntax)``.
@@ -240,8 +273,11 @@ class Namespace:
         :raises RuleFileError: for anything wrong with it.
         """
         index = self.client.new_index()
-        info = self._load(path, "signature", str(path), source, index)
-        return WorkerRule(self, index, info[0].id, path), info
+        info, (package, program) = self._load(path, "signature", str(path), source, index)
+        guard = Guard(program) if program is not None and self.guards_on else None
+        rule = WorkerRule(self, index, info[0].id, path, guard)
+        self.packages[rule] = package
+        return rule, info
 
     def _load(self, path: Path, method: str, *args: Any) -> Any:
         try:
@@ -284,10 +320,16 @@ class Namespace:
         group = self._group(event)
         if rule not in group.positions:
             group = rule._single
+        if group.guarded:
+            group = _guarded(group, event.raw)
+            if not group.rules:  # every guard ruled the event out: nothing to ask
+                answers = Answers(event, group.positions, group.padding)
+                self.client.cache = answers
+                return answers
         try:
             payload = event_json(event)
         except RegoInputError as exc:
-            answers = Answers(event, group.positions, [None] * len(group.rules), error=exc)
+            answers = Answers(event, group.positions, [None] * len(group.positions), error=exc)
         else:
             answers = self._ask(event, group, payload)
         self.client.cache = answers
@@ -300,6 +342,8 @@ class Namespace:
         except (Stuck, Died) as exc:
             return self._recover(event, group, payload, exc)
         values, errors, slow = orjson.loads(body)
+        if group.padding:
+            values += group.padding
         return Answers(event, group.positions, values, errors, slow)
 
     def _recover(self, event: Event, group: _Group, payload: bytes, exc: WorkerError) -> Answers:
@@ -310,7 +354,7 @@ class Namespace:
         if client.broken is not None:
             for rule in group.rules:
                 rule.disable(client.broken)
-            return Answers(event, group.positions, [None] * len(group.rules))
+            return Answers(event, group.positions, [None] * len(group.positions))
         if culprit is not None:
             culprit.disable(self._blame(culprit, event, exc))
         elif state == STATE_GROUP and len(group.rules) > 1:
@@ -318,9 +362,9 @@ class Namespace:
         else:
             what = "reading the event" if state == STATE_INPUT else "with the event"
             error = RegoInputError(f"{_what_happened(exc, client)} {what}; the event is not evaluated by Rego")
-            return Answers(event, group.positions, [None] * len(group.rules), error=error)
+            return Answers(event, group.positions, [None] * len(group.positions), error=error)
         rest = tuple(rule for rule in group.rules if not rule.disabled)
-        merged = [None] * len(group.rules)
+        merged = [None] * len(group.positions)
         errors: list[Any] = []
         slow: list[Any] = []
         if rest:
@@ -329,7 +373,7 @@ class Namespace:
         return Answers(event, group.positions, merged, errors or None, slow or None)
 
     def _one_by_one(self, event: Event, group: _Group, payload: bytes) -> Answers:
-        merged = [None] * len(group.rules)
+        merged = [None] * len(group.positions)
         errors: list[Any] = []
         slow: list[Any] = []
         for rule in group.rules:
@@ -348,6 +392,15 @@ class Namespace:
         else:
             happened = f"{exc} while evaluating a {event.name} event{where}"
         return f"{happened}; signature {rule.sig_id} ({rule.file}) disabled for this run"
+
+
+def _guarded(group: _Group, raw: dict[str, Any]) -> _Group:
+    """``group`` without the rules whose guards rule the event out."""
+    arguments: dict[str, Any] = {}
+    skipped = tuple(
+        rule for rule in group.guarded if rule.guard is not None and not rule.guard.may_match(raw, arguments)
+    )
+    return group.without(skipped) if skipped else group
 
 
 def _what_happened(exc: WorkerError, client: WorkerClient) -> str:
