@@ -425,6 +425,8 @@ def _type(test: tuple[Any, ...], raw: Any, arguments: dict[str, Any], env: dict[
 def _string(test: tuple[Any, ...], raw: Any, arguments: dict[str, Any], env: dict[str, Any]) -> Any:
     left = _value(test[2], raw, arguments, env)
     right = _value(test[3], raw, arguments, env)
+    if left is UNKNOWN or right is UNKNOWN:  # evaluating it may fail, whatever the other one is
+        return UNKNOWN
     if left is _UNDEF or right is _UNDEF:
         return False
     if type(left) is not str or type(right) is not str:
@@ -477,10 +479,10 @@ def _in(test: tuple[Any, ...], raw: Any, arguments: dict[str, Any], env: dict[st
 def _compare(test: tuple[Any, ...], raw: Any, arguments: dict[str, Any], env: dict[str, Any]) -> Any:
     left = _value(test[1], raw, arguments, env)
     right = _value(test[2], raw, arguments, env)
+    if left is UNKNOWN or right is UNKNOWN:  # evaluating it may fail, whatever the other one is
+        return UNKNOWN
     if left is _UNDEF or right is _UNDEF:
         return False
-    if left is UNKNOWN or right is UNKNOWN:
-        return UNKNOWN
     same = _equal(left, right)
     if same is UNKNOWN or test[0] == "eq":
         return same

@@ -320,18 +320,17 @@ class Namespace:
         group = self._group(event)
         if rule not in group.positions:
             group = rule._single
-        if group.guarded:
-            group = _guarded(group, event.raw)
-            if not group.rules:  # every guard ruled the event out: nothing to ask
-                answers = Answers(event, group.positions, group.padding)
-                self.client.cache = answers
-                return answers
         try:
-            payload = event_json(event)
+            payload = event_json(event)  # first: an event Rego cannot take is an error, guarded or not
         except RegoInputError as exc:
             answers = Answers(event, group.positions, [None] * len(group.positions), error=exc)
         else:
-            answers = self._ask(event, group, payload)
+            if group.guarded:
+                group = _guarded(group, event.raw)
+            if group.rules:
+                answers = self._ask(event, group, payload)
+            else:  # every guard ruled the event out: nothing to ask
+                answers = Answers(event, group.positions, group.padding)
         self.client.cache = answers
         return answers
 
