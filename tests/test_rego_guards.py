@@ -166,7 +166,7 @@ def _load_twice(tmp_path: Path, backend: str, files: dict[str, str] | None = Non
     for signature in (*guarded.values(), *plain.values()):
         signature.install_params()  # type: ignore[attr-defined]
     for signature in plain.values():
-        signature.rule.guard = None  # type: ignore[attr-defined]
+        signature.rule.drop_guard()  # type: ignore[attr-defined]
     return [(guarded[sig_id].rule, plain[sig_id].rule) for sig_id in guarded]
 
 
@@ -203,6 +203,19 @@ def test_shipped_signatures_answer_the_same_with_and_without_guards(shipped: lis
 @SETTINGS
 def test_every_statement_kind_answers_the_same_with_and_without_guards(forms: list[Any], event: Event) -> None:
     _same_answers(forms, event)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_remembered_answers_tell_apart_values_python_finds_equal(tmp_path: Path, backend: str) -> None:
+    """The guards' memory is keyed by the values read: true, 1, 1.0 and "1" must not share an answer."""
+    pairs = _load_twice(tmp_path, backend, {"membership": _rule_file("MEMBERSHIP", ["openat"], FORMS["membership"])})
+    ((guarded, plain),) = pairs
+    values = [True, 1, 1.0, "1", 4, 4.0, False, 0, None, 0.0, 2**60, 2**60 + 1]
+    for value in (*values, *reversed(values)):
+        event = make_event("openat", {"flags": value})
+        assert _outcome(guarded, event) == _outcome(plain, event), value
+    assert _outcome(guarded, make_event("openat", {"flags": True})) == ("value", {"v": True})
+    assert _outcome(guarded, make_event("openat", {"flags": 1})) == ("value", None)
 
 
 def test_the_shipped_signatures_have_guards_that_rule_out_ordinary_events() -> None:

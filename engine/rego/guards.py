@@ -37,7 +37,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-__all__ = ["UNKNOWN", "Guard", "Program", "compile_program"]
+__all__ = ["UNKNOWN", "GroupGuard", "Guard", "Program", "compile_program", "regex_literal"]
 
 #: One body: a tuple of statements; ``(STOP,)`` last when the rest was not understood.
 Program = tuple[tuple[tuple[Any, ...], ...], ...]
@@ -360,6 +360,131 @@ class Guard:
         :param arguments: a per-event memo of argument lookups, shared by the guards of one event.
         """
         return any(_body(body, 0, raw, arguments, {}) is not False for body in self.program)
+
+    def for_event(self, name: str) -> Guard | bool | None:
+        """This guard for events called ``name`` only.
+
+        Bodies starting with ``input.eventName == <another name>`` are left out and that
+        test is dropped from the others. ``False``: no body is left (the rule is undefined
+        for every such event); ``None``: a body is left with nothing to test (the rule
+        must always be asked).
+        """
+        bodies = []
+        for body in self.program:
+            if body and _event_name_test(body[0]) is not None:
+                if _event_name_test(body[0]) != name:
+                    continue
+                body = body[1:]
+            if not body or body[0][0] == STOP:
+                return None
+            bodies.append(body)
+        return Guard(tuple(bodies)) if bodies else False
+
+    def reads(self) -> tuple[set[str], set[tuple[str, ...]]]:
+        """The argument names and input paths the guard may read."""
+        names: set[str] = set()
+        paths: set[tuple[str, ...]] = set()
+        for body in self.program:
+            _collect_reads(body, names, paths)
+        return names, paths
+
+
+def _event_name_test(stmt: tuple[Any, ...]) -> str | None:
+    """``c`` for a statement ``input.eventName == c`` (either way round), else ``None``."""
+    if stmt[0] != "test" or stmt[1][0] != "eq":
+        return None
+    _, left, right = stmt[1]
+    for a, b in ((left, right), (right, left)):
+        if a == ("input", ("eventName",)) and b[0] == "const" and type(b[1]) is str:
+            return str(b[1])
+    return None
+
+
+def _collect_reads(node: Any, names: set[str], paths: set[tuple[str, ...]]) -> None:
+    if type(node) is tuple and len(node) == 2 and node[0] == "arg":
+        names.add(node[1])
+    elif type(node) is tuple and len(node) == 2 and node[0] == "input":
+        paths.add(node[1])
+    elif type(node) is tuple:
+        for item in node:
+            _collect_reads(item, names, paths)
+
+
+#: How many answers a :class:`GroupGuard` remembers before starting afresh.
+MEMO_SIZE: Final = 4096
+
+
+class GroupGuard:
+    """The guards of the rules one kind of event concerns, answers remembered per the values they read.
+
+    :param guards: ``(rule, guard)`` pairs (the guards specialised for the event's name).
+    """
+
+    __slots__ = ("_memo", "args", "guards", "paths")
+
+    def __init__(self, guards: tuple[tuple[Any, Guard], ...]) -> None:
+        self.guards = guards
+        names: set[str] = set()
+        paths: set[tuple[str, ...]] = set()
+        for _, guard in guards:
+            more_names, more_paths = guard.reads()
+            names |= more_names
+            paths |= more_paths
+        self.args = tuple(sorted(names))
+        self.paths = tuple(sorted(paths))
+        self._memo: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+
+    def ruled_out(self, raw: Mapping[str, Any]) -> tuple[Any, ...]:
+        """The rules whose guards rule the event ``raw`` out."""
+        arguments = _arguments(raw, self.args)
+        key = _memo_key(arguments, raw, self.paths)
+        if key is not None:
+            skipped = self._memo.get(key)
+            if skipped is not None:
+                return skipped
+        skipped = tuple(rule for rule, guard in self.guards if not guard.may_match(raw, arguments))
+        if key is not None:
+            if len(self._memo) >= MEMO_SIZE:
+                self._memo.clear()
+            self._memo[key] = skipped
+        return skipped
+
+
+def _arguments(raw: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """``helpers.get_tracee_argument(name)`` for each of ``names`` (see :func:`_argument`), in one pass."""
+    args = raw.get("args", _UNDEF)
+    if args is _UNDEF or args is None:
+        return dict.fromkeys(names, _UNDEF)
+    if type(args) is not list:
+        return dict.fromkeys(names, UNKNOWN)
+    found: dict[str, Any] = dict.fromkeys(names, _UNDEF)
+    for arg in args:
+        if type(arg) is dict:
+            name = arg.get("name")
+            if type(name) is str and name in found and "value" in arg:
+                found[name] = arg["value"] if found[name] is _UNDEF else UNKNOWN
+    return found
+
+
+def _memo_key(arguments: dict[str, Any], raw: Mapping[str, Any], paths: tuple[tuple[str, ...], ...]) -> Any:
+    """The values the guards read, as a key that tells apart what Python's ``==`` would not
+    (``1``, ``1.0`` and ``True``); ``None`` when a value is not a string, an exact integer or null."""
+    key: list[Any] = []
+    for value in (*arguments.values(), *(_value(("input", path), raw, arguments, {}) for path in paths)):
+        kind = type(value)
+        if kind is str or value is _UNDEF or value is UNKNOWN:
+            key.append(value)
+        elif kind is int and abs(value) < _EXACT_INT:
+            key.append((_INT, value))
+        elif value is None:
+            key.append(_NULL)
+        else:
+            return None
+    return tuple(key)
+
+
+_INT: Final = "int"
+_NULL: Final = ("null",)
 
 
 def _body(stmts: tuple[tuple[Any, ...], ...], i: int, raw: Any, arguments: dict[str, Any], env: dict[str, Any]) -> Any:

@@ -27,7 +27,7 @@ from ..events import Event, origin_of
 from ..selectors import ANY, EventSelector
 from .boundary import RegoInputError, event_json
 from .client import Died, Stuck, WorkerClient, WorkerError
-from .guards import Guard
+from .guards import GroupGuard, Guard
 from .limits import HARD_TIMEOUT_FACTOR, LOAD_TIMEOUT_S, TimeBudget
 from .protocol import STATE_GROUP, STATE_INPUT, eval_prefix
 
@@ -112,17 +112,20 @@ class _Group:
     """The rules one request asks about (``rules``), and those its answers also cover (``skipped``).
 
     A skipped rule's guard ruled the event out: its answer is undefined (``None``),
-    placed after the asked rules' answers.
+    placed after the asked rules' answers. ``guard`` holds the guards of the asked rules.
     """
 
-    __slots__ = ("guarded", "padding", "positions", "prefix", "rules", "subgroups")
+    __slots__ = ("guard", "padding", "positions", "prefix", "rules", "skipped", "subgroups")
 
-    def __init__(self, rules: tuple[WorkerRule, ...], skipped: tuple[WorkerRule, ...] = ()) -> None:
+    def __init__(
+        self, rules: tuple[WorkerRule, ...], skipped: tuple[WorkerRule, ...] = (), guard: GroupGuard | None = None
+    ) -> None:
         self.rules = rules
+        self.skipped = skipped
         self.positions = {rule: i for i, rule in enumerate((*rules, *skipped))}
         self.prefix = eval_prefix(tuple(rule.index for rule in rules))
         self.padding: list[Any] = [None] * len(skipped)
-        self.guarded = tuple(rule for rule in rules if rule.guard is not None)
+        self.guard = guard
         self.subgroups: dict[tuple[WorkerRule, ...], _Group] = {}
 
     def without(self, skipped: tuple[WorkerRule, ...]) -> _Group:
@@ -130,8 +133,25 @@ class _Group:
         group = self.subgroups.get(skipped)
         if group is None:
             rest = tuple(rule for rule in self.rules if rule not in skipped)
-            group = self.subgroups[skipped] = _Group(rest, skipped)
+            group = self.subgroups[skipped] = _Group(rest, (*self.skipped, *skipped))
         return group
+
+
+def _guarded_group(rules: Sequence[WorkerRule], name: str | None) -> _Group:
+    """A group of ``rules`` with their guards, specialised for events called ``name`` (``None``: any)."""
+    asked: list[WorkerRule] = []
+    never: list[WorkerRule] = []
+    guards: list[tuple[WorkerRule, Guard]] = []
+    for rule in rules:
+        guard = rule.guard
+        special = guard.for_event(name) if guard is not None and name is not None else guard
+        if special is False:
+            never.append(rule)  # no body of the rule is for this event
+            continue
+        asked.append(rule)
+        if isinstance(special, Guard):
+            guards.append((rule, special))
+    return _Group(tuple(asked), tuple(never), GroupGuard(tuple(guards)) if guards else None)
 
 
 class WorkerRule(Rule):
@@ -162,7 +182,7 @@ class WorkerRule(Rule):
         self.evaluations = 0
         self.disabled = False
         self.pending: RegoSignatureDisabled | None = None
-        self._single = _Group((self,))
+        self._single = _guarded_group((self,), None)
 
     def __repr__(self) -> str:
         return f"<WorkerRule {self.sig_id} #{self.index}{' disabled' if self.disabled else ''}>"
@@ -218,6 +238,12 @@ class WorkerRule(Rule):
                 value,
             )
 
+    def drop_guard(self) -> None:
+        """Always ask the worker from now on."""
+        self.guard = None
+        self._single = _guarded_group((self,), None)
+        self.namespace.changed()
+
     def disable(self, reason: str | None) -> None:
         """Switch the signature off; ``reason`` is raised by its next evaluation (``None``: nothing)."""
         self.disabled = True
@@ -264,7 +290,7 @@ class Namespace:
             self.guards_on = False
         for rule, rule_package in self.packages.items():
             if package in (rule_package, HELPERS_PACKAGE):
-                rule.guard = None
+                rule.drop_guard()
         self.changed()
 
     def load_signature(self, path: Path, source: str) -> tuple[WorkerRule, Any]:
@@ -302,15 +328,16 @@ class Namespace:
         group = self._groups.get(key)
         if group is None:
             source, name, origin = key
-            group = _Group(
-                tuple(
+            group = _guarded_group(
+                [
                     rule
                     for rule, selectors in self.active.items()
                     if not rule.disabled
                     and any(
                         s.source == source and s.name in (name, ANY) and s.origin in (origin, ANY) for s in selectors
                     )
-                )
+                ],
+                name,
             )
             self._groups[key] = group
         return group
@@ -325,8 +352,10 @@ class Namespace:
         except RegoInputError as exc:
             answers = Answers(event, group.positions, [None] * len(group.positions), error=exc)
         else:
-            if group.guarded:
-                group = _guarded(group, event.raw)
+            if group.guard is not None:
+                skipped = group.guard.ruled_out(event.raw)
+                if skipped:
+                    group = group.without(skipped)
             if group.rules:
                 answers = self._ask(event, group, payload)
             else:  # every guard ruled the event out: nothing to ask
@@ -391,15 +420,6 @@ class Namespace:
         else:
             happened = f"{exc} while evaluating a {event.name} event{where}"
         return f"{happened}; signature {rule.sig_id} ({rule.file}) disabled for this run"
-
-
-def _guarded(group: _Group, raw: dict[str, Any]) -> _Group:
-    """``group`` without the rules whose guards rule the event out."""
-    arguments: dict[str, Any] = {}
-    skipped = tuple(
-        rule for rule in group.guarded if rule.guard is not None and not rule.guard.may_match(raw, arguments)
-    )
-    return group.without(skipped) if skipped else group
 
 
 def _what_happened(exc: WorkerError, client: WorkerClient) -> str:
