@@ -37,6 +37,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
+from ..errors import MalformedEventError
+from ..events import Event
+
 __all__ = ["UNKNOWN", "GroupGuard", "Guard", "Program", "compile_program", "regex_literal"]
 
 #: One body: a tuple of statements; ``(STOP,)`` last when the rest was not understood.
@@ -434,20 +437,54 @@ class GroupGuard:
         self.paths = tuple(sorted(paths))
         self._memo: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 
-    def ruled_out(self, raw: Mapping[str, Any]) -> tuple[Any, ...]:
-        """The rules whose guards rule the event ``raw`` out."""
-        arguments = _arguments(raw, self.args)
-        key = _memo_key(arguments, raw, self.paths)
+    def ruled_out(self, event: Event) -> tuple[Any, ...]:
+        """The rules whose guards rule ``event`` out."""
+        raw = event.raw
+        key = self._key(event)
         if key is not None:
             skipped = self._memo.get(key)
             if skipped is not None:
                 return skipped
+        arguments = _arguments(raw, self.args)
         skipped = tuple(rule for rule, guard in self.guards if not guard.may_match(raw, arguments))
         if key is not None:
             if len(self._memo) >= MEMO_SIZE:
                 self._memo.clear()
             self._memo[key] = skipped
         return skipped
+
+    def _key(self, event: Event) -> tuple[Any, ...] | None:
+        """The values the guards read, as a memory key that tells apart what Python's ``==`` would
+        not (``1``, ``1.0`` and ``True``); ``None`` when one is not a string or an exact integer,
+        or when an argument name is there twice (the event's ``{name: value}`` then hides one)."""
+        try:
+            values = event.args
+        except MalformedEventError:
+            return None
+        raw = event.raw
+        args = raw.get("args")
+        if args is not None and len(values) != len(args):
+            return None
+        key: list[Any] = []
+        for name in self.args:
+            value = values.get(name, _UNDEF)
+            kind = type(value)
+            if kind is str or value is _UNDEF:
+                key.append(value)
+            elif kind is int and -_EXACT_INT < value < _EXACT_INT:
+                key.append((_INT, value))
+            else:
+                return None  # null (or no "value"), floats, booleans, arrays, objects: evaluated each time
+        for path in self.paths:
+            value = _value(("input", path), raw, {}, {})
+            kind = type(value)
+            if kind is str or value is _UNDEF:
+                key.append(value)
+            elif kind is int and -_EXACT_INT < value < _EXACT_INT:
+                key.append((_INT, value))
+            else:
+                return None
+        return tuple(key)
 
 
 def _arguments(raw: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
@@ -466,25 +503,7 @@ def _arguments(raw: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Any]
     return found
 
 
-def _memo_key(arguments: dict[str, Any], raw: Mapping[str, Any], paths: tuple[tuple[str, ...], ...]) -> Any:
-    """The values the guards read, as a key that tells apart what Python's ``==`` would not
-    (``1``, ``1.0`` and ``True``); ``None`` when a value is not a string, an exact integer or null."""
-    key: list[Any] = []
-    for value in (*arguments.values(), *(_value(("input", path), raw, arguments, {}) for path in paths)):
-        kind = type(value)
-        if kind is str or value is _UNDEF or value is UNKNOWN:
-            key.append(value)
-        elif kind is int and abs(value) < _EXACT_INT:
-            key.append((_INT, value))
-        elif value is None:
-            key.append(_NULL)
-        else:
-            return None
-    return tuple(key)
-
-
 _INT: Final = "int"
-_NULL: Final = ("null",)
 
 
 def _body(stmts: tuple[tuple[Any, ...], ...], i: int, raw: Any, arguments: dict[str, Any], env: dict[str, Any]) -> Any:

@@ -353,7 +353,7 @@ class Namespace:
             answers = Answers(event, group.positions, [None] * len(group.positions), error=exc)
         else:
             if group.guard is not None:
-                skipped = group.guard.ruled_out(event.raw)
+                skipped = group.guard.ruled_out(event)
                 if skipped:
                     group = group.without(skipped)
             if group.rules:
