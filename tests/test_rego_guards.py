@@ -218,6 +218,22 @@ def test_remembered_answers_tell_apart_values_python_finds_equal(tmp_path: Path,
     assert _outcome(guarded, make_event("openat", {"flags": 1})) == ("value", None)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_regex_guards_only_with_a_pattern_the_engine_accepts(tmp_path: Path, backend: str) -> None:
+    files = {
+        "valid": _rule_file("VALID", ["openat"], FORMS["regex_literal"]),
+        "invalid": _rule_file(  # lookahead: neither Rust's regex nor Go's RE2 has it
+            "INVALID", ["openat"], 'tracee_match if regex.match(`/abc(?=x)`, helpers.get_tracee_argument("pathname"))\n'
+        ),
+    }
+    pairs = dict((g.sig_id, (g, p)) for g, p in _load_twice(tmp_path, backend, files))
+    assert ("test", ("regex", "/a", ("arg", "pathname"))) in pairs["VALID"][0].guard.program[0]
+    assert pairs["INVALID"][0].guard.program == ((("stop",),),)
+    event = make_event("openat", {"pathname": "/zzz"})
+    for guarded, plain in pairs.values():
+        assert _outcome(guarded, event) == _outcome(plain, event)
+
+
 def test_the_shipped_signatures_have_guards_that_rule_out_ordinary_events() -> None:
     rules = {s.metadata.id: s for s in load_signatures(RULES)}
     assert all(s.rule.guard is not None for s in rules.values())  # type: ignore[attr-defined]

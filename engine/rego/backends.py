@@ -458,6 +458,18 @@ class OpaBackend(Backend):
             raise
         self.helpers.append(module)
 
+    def accepts_regex(self, pattern: str) -> bool:
+        from opa_bindings import OpaEngine, OpaError
+
+        engine = OpaEngine()
+        try:
+            engine.eval_query('x := regex.match(input.p, "")', orjson.loads(orjson.dumps({"p": pattern})))
+        except (OpaError, TypeError, ValueError):  # orjson refuses what is not Unicode
+            return False
+        finally:
+            engine.close()
+        return True
+
     def add_signature(self, module: RegoModule, check: Check, index: int) -> LocalRule:
         if module.syntax == "v0":
             raise RuleFileError(module.path, OPA_V0_MESSAGE, module.v0_line or module.package_line)
