@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from pytracee.engine.events import Event
 from pytracee.engine.rego.guards import regex_literal
 from pytracee.engine.rego.signature import RegoSignature
-from pytracee.engine.testing import load_signatures, make_event
+from pytracee.engine.testing import load_signatures, make_event, run_engine
 
 REPO = Path(__file__).parent.parent
 RULES = REPO / "rules" / "rego"
@@ -305,3 +305,35 @@ def test_a_helper_module_adding_to_the_helper_package_turns_guards_off(tmp_path:
 )
 def test_regex_literal_is_text_every_match_contains(pattern: str, literal: str) -> None:
     assert regex_literal(pattern) == literal
+
+
+# --- a signature killing the worker, next to guarded ones ----------------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_runaway_signature_is_disabled_while_guarded_ones_keep_their_answers(tmp_path: Path, backend: str) -> None:
+    files = {
+        "a_guarded": _rule_file(
+            "GUARDED_1", ["ptrace"], 'tracee_match if helpers.get_tracee_argument("request") == "PTRACE_TRACEME"\n'
+        ),
+        "b_runaway": _rule_file(
+            "RUNAWAY_1", ["ptrace"], "tracee_match if count([x | some x in numbers.range(1, input.processId)]) > 5\n"
+        ),
+        "c_plain": _rule_file("PLAIN_1", ["ptrace"], 'tracee_match if input.eventName == "ptrace"\n'),
+    }
+    for name, text in files.items():
+        (tmp_path / f"{name}.rego").write_text(text)
+    signatures = load_signatures(tmp_path, rego_engine=backend, rego_time_budget=2, rego_memory_limit=256)
+    by_id = {s.metadata.id: s for s in signatures}
+    assert by_id["GUARDED-1"].rule.guard is not None  # type: ignore[attr-defined]
+    events = [
+        make_event("ptrace", {"request": "PTRACE_PEEKDATA"}, processId=10**12),  # RUNAWAY-1 stops the worker
+        make_event("ptrace", {"request": "PTRACE_TRACEME"}, processId=10**12),
+        make_event("ptrace", {"request": "PTRACE_PEEKDATA"}, processId=3),
+    ]
+    run = run_engine(events, signatures, raise_errors=False)
+    assert [f.sig_metadata.id for f in run] == ["PLAIN-1", "GUARDED-1", "PLAIN-1", "PLAIN-1"]
+    assert dict(run.stats.errors_by_signature) == {"RUNAWAY-1": 1}  # disabled at once, then silent
+    (error,) = run.errors["RUNAWAY-1"]
+    assert "disabled for this run" in str(error)
+    assert by_id["RUNAWAY-1"].disabled  # type: ignore[attr-defined]
