@@ -253,6 +253,8 @@ def test_the_shipped_signatures_have_guards_that_rule_out_ordinary_events() -> N
     attack = make_event("security_file_open", {"pathname": "/etc/ld.so.preload", "flags": 1})
     assert rules["TRC-7"].rule.evaluate(attack) is True  # type: ignore[attr-defined]
     assert client.stats()["evaluations"] == before + 1
+    # the time budget's window counts evaluations: only the one that reached the worker
+    assert rules["TRC-7"].rule.evaluations == 1  # type: ignore[attr-defined]
 
 
 def test_rules_whose_value_may_be_defined_without_their_bodies_get_no_guard(tmp_path: Path) -> None:

@@ -86,7 +86,7 @@ class Rule:
 class Answers:
     """One event's answers for some rules (``positions``: rule -> its place in ``values``)."""
 
-    __slots__ = ("error", "errors", "event", "positions", "slow", "values")
+    __slots__ = ("asked", "error", "errors", "event", "positions", "slow", "values")
 
     def __init__(
         self,
@@ -96,10 +96,13 @@ class Answers:
         errors: list[Any] | None = None,
         slow: list[Any] | None = None,
         error: Exception | None = None,
+        asked: int | None = None,
     ) -> None:
         self.event = event
         self.positions = positions
         self.values = values
+        #: The rules at positions below this were evaluated; the others were ruled out by their guards.
+        self.asked = len(values) if asked is None else asked
         #: ``[position, message]`` of the rules that failed.
         self.errors = errors
         #: ``[position, milliseconds]`` of the rules over the budget.
@@ -199,6 +202,8 @@ class WorkerRule(Rule):
             if self.disabled:
                 return self._disabled()
             position = answers.positions[self]
+        if position >= answers.asked:  # ruled out by its guard: undefined, not an evaluation
+            return None
         self.evaluations += 1
         if answers.error is not None:
             raise answers.error
@@ -359,7 +364,7 @@ class Namespace:
             if group.rules:
                 answers = self._ask(event, group, payload)
             else:  # every guard ruled the event out: nothing to ask
-                answers = Answers(event, group.positions, group.padding)
+                answers = Answers(event, group.positions, group.padding, asked=0)
         self.client.cache = answers
         return answers
 
@@ -372,7 +377,7 @@ class Namespace:
         values, errors, slow = orjson.loads(body)
         if group.padding:
             values += group.padding
-        return Answers(event, group.positions, values, errors, slow)
+        return Answers(event, group.positions, values, errors, slow, asked=len(group.rules))
 
     def _recover(self, event: Event, group: _Group, payload: bytes, exc: WorkerError) -> Answers:
         """The worker hung or died on ``group``: blame, disable, and ask again for the others."""
@@ -382,7 +387,7 @@ class Namespace:
         if client.broken is not None:
             for rule in group.rules:
                 rule.disable(client.broken)
-            return Answers(event, group.positions, [None] * len(group.positions))
+            return Answers(event, group.positions, [None] * len(group.positions), asked=len(group.rules))
         if culprit is not None:
             culprit.disable(self._blame(culprit, event, exc))
         elif state == STATE_GROUP and len(group.rules) > 1:
@@ -390,7 +395,7 @@ class Namespace:
         else:
             what = "reading the event" if state == STATE_INPUT else "with the event"
             error = RegoInputError(f"{_what_happened(exc, client)} {what}; the event is not evaluated by Rego")
-            return Answers(event, group.positions, [None] * len(group.positions), error=error)
+            return Answers(event, group.positions, [None] * len(group.positions), error=error, asked=len(group.rules))
         rest = tuple(rule for rule in group.rules if not rule.disabled)
         merged = [None] * len(group.positions)
         errors: list[Any] = []
@@ -398,7 +403,7 @@ class Namespace:
         if rest:
             answers = self._ask(event, _Group(rest), payload)
             _merge(group, rest, answers, merged, errors, slow)
-        return Answers(event, group.positions, merged, errors or None, slow or None)
+        return Answers(event, group.positions, merged, errors or None, slow or None, asked=len(group.rules))
 
     def _one_by_one(self, event: Event, group: _Group, payload: bytes) -> Answers:
         merged = [None] * len(group.positions)
@@ -407,7 +412,7 @@ class Namespace:
         for rule in group.rules:
             if not rule.disabled:
                 _merge(group, (rule,), self._ask(event, rule._single, payload), merged, errors, slow)
-        return Answers(event, group.positions, merged, errors or None, slow or None)
+        return Answers(event, group.positions, merged, errors or None, slow or None, asked=len(group.rules))
 
     def _blame(self, rule: WorkerRule, event: Event, exc: WorkerError) -> str:
         where = f" at {event.location}" if event.location else ""
