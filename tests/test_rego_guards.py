@@ -219,6 +219,24 @@ def test_remembered_answers_tell_apart_values_python_finds_equal(tmp_path: Path,
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_remembered_answers_tell_apart_null_no_value_and_arrays(tmp_path: Path, backend: str) -> None:
+    body = (
+        'tracee_match if {\n\tv := helpers.get_tracee_argument("envp")\n\tv == null\n}\n\n'
+        'tracee_match if {\n\tv := helpers.get_tracee_argument("envp")\n\tsome e in v\n\tstartswith(e, "LD_")\n}\n'
+    )
+    ((guarded, plain),) = _load_twice(tmp_path, backend, {"nulls": _rule_file("NULLS", ["execve"], body)})
+    no_value = make_event("execve", {})
+    no_value.raw["args"] = [{"name": "envp"}]
+    events = [no_value, make_event("execve", {"envp": None}), make_event("execve", {"envp": ["LD_X=1"]})]
+    events += [make_event("execve", {"envp": "LD_X=1"}), make_event("execve", {"envp": ["A=1"]})]
+    for event in (*events, *events):
+        assert _outcome(guarded, event) == _outcome(plain, event), event.raw["args"]
+    # no "value" is undefined, a null value is not (iterating it is an engine error): never one answer for both
+    assert _outcome(guarded, events[0]) == ("value", None)
+    assert _outcome(guarded, events[1]) != ("value", None)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_a_regex_guards_only_with_a_pattern_the_engine_accepts(tmp_path: Path, backend: str) -> None:
     files = {
         "valid": _rule_file("VALID", ["openat"], FORMS["regex_literal"]),

@@ -455,8 +455,9 @@ class GroupGuard:
 
     def _key(self, event: Event) -> tuple[Any, ...] | None:
         """The values the guards read, as a memory key that tells apart what Python's ``==`` would
-        not (``1``, ``1.0`` and ``True``); ``None`` when one is not a string or an exact integer,
-        or when an argument name is there twice (the event's ``{name: value}`` then hides one)."""
+        not (``1``, ``1.0`` and ``True``); ``None`` when one is not a string, an exact integer or a
+        short array of strings, or when an argument name is there twice (the event's
+        ``{name: value}`` then hides one)."""
         try:
             values = event.args
         except MalformedEventError:
@@ -465,26 +466,35 @@ class GroupGuard:
         args = raw.get("args")
         if args is not None and len(values) != len(args):
             return None
-        key: list[Any] = []
+        key = []
         for name in self.args:
             value = values.get(name, _UNDEF)
-            kind = type(value)
-            if kind is str or value is _UNDEF:
-                key.append(value)
-            elif kind is int and -_EXACT_INT < value < _EXACT_INT:
-                key.append((_INT, value))
-            else:
-                return None  # null (or no "value"), floats, booleans, arrays, objects: evaluated each time
-        for path in self.paths:
-            value = _value(("input", path), raw, {}, {})
-            kind = type(value)
-            if kind is str or value is _UNDEF:
-                key.append(value)
-            elif kind is int and -_EXACT_INT < value < _EXACT_INT:
-                key.append((_INT, value))
-            else:
-                return None
-        return tuple(key)
+            if value is None:  # "value": null, or no "value" at all (then undefined)
+                value = _argument(raw, name)
+            key.append(_key_part(value))
+        key += [_key_part(_value(("input", path), raw, {}, {})) for path in self.paths]
+        return None if _NO_KEY in key else tuple(key)
+
+
+#: Longest array of strings (in characters, all together) a remembered answer may be keyed by.
+MEMO_ARRAY_CHARS: Final = 1024
+_INT: Final = "int"
+_ARRAY: Final = "array"
+_NULL: Final = ("null",)
+_NO_KEY: Final = ("no key",)
+
+
+def _key_part(value: Any) -> Any:
+    kind = type(value)
+    if kind is str or value is _UNDEF:
+        return value
+    if value is None:
+        return _NULL
+    if kind is int and -_EXACT_INT < value < _EXACT_INT:
+        return (_INT, value)
+    if kind is list and all(type(item) is str for item in value) and sum(map(len, value)) <= MEMO_ARRAY_CHARS:
+        return (_ARRAY, tuple(value))
+    return _NO_KEY  # floats, booleans, other arrays, objects: evaluated each time
 
 
 def _arguments(raw: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
@@ -501,9 +511,6 @@ def _arguments(raw: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Any]
             if type(name) is str and name in found and "value" in arg:
                 found[name] = arg["value"] if found[name] is _UNDEF else UNKNOWN
     return found
-
-
-_INT: Final = "int"
 
 
 def _body(stmts: tuple[tuple[Any, ...], ...], i: int, raw: Any, arguments: dict[str, Any], env: dict[str, Any]) -> Any:
