@@ -153,6 +153,10 @@ class Backend:
         """
         raise NotImplementedError
 
+    def accepts_regex(self, pattern: str) -> bool:
+        """Whether ``regex.match`` accepts ``pattern`` in this engine (an invalid one is an evaluation error)."""
+        return False
+
     def evaluate(self, rules: Sequence[LocalRule], text: bytes, budget: float, state: Any) -> Outcome:
         """Evaluate ``rules`` on one event's JSON ``text`` (checked UTF-8).
 
@@ -257,6 +261,18 @@ class RegorusBackend(Backend):
             raise
         for v0 in modes:
             self._helpers[v0].append(module)
+
+    def accepts_regex(self, pattern: str) -> bool:
+        engine = regorus_engine()
+        try:
+            engine.add_policy(
+                "<pytracee-regex>", 'package pytracee.regex\n\nimport rego.v1\n\nok if regex.match(input.p, "")\n'
+            )
+            engine.set_input_json(orjson.dumps({"p": pattern}).decode())
+            engine.eval_rule("data.pytracee.regex.ok")
+        except (RuntimeError, TypeError):  # orjson refuses what is not Unicode
+            return False
+        return True
 
     def add_signature(self, module: RegoModule, check: Check, index: int) -> LocalRule:
         v0 = module.syntax == "v0"
@@ -441,6 +457,18 @@ class OpaBackend(Backend):
                 slot.forget(module)
             raise
         self.helpers.append(module)
+
+    def accepts_regex(self, pattern: str) -> bool:
+        from opa_bindings import OpaEngine, OpaError
+
+        engine = OpaEngine()
+        try:
+            engine.eval_query('x := regex.match(input.p, "")', orjson.loads(orjson.dumps({"p": pattern})))
+        except (OpaError, TypeError, ValueError):  # orjson refuses what is not Unicode
+            return False
+        finally:
+            engine.close()
+        return True
 
     def add_signature(self, module: RegoModule, check: Check, index: int) -> LocalRule:
         if module.syntax == "v0":

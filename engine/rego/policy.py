@@ -52,6 +52,7 @@ __all__ = [
     "error_line",
     "error_text",
     "metadata_from",
+    "module_ast",
     "parse_module",
     "read_source",
     "regorus_engine",
@@ -246,6 +247,11 @@ def read_source(path: Path) -> str:
         return path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise RuleFileError(path, f"cannot read: {exc}") from None
+
+
+def module_ast(module: RegoModule) -> dict[str, Any]:
+    """The regorus AST of a module that parsed before (in its own syntax)."""
+    return _parse(module.name, module.source, v0=module.syntax == "v0")
 
 
 def _parse(name: str, source: str, *, v0: bool) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from ..events import Event, origin_of
 from ..selectors import ANY, EventSelector
 from .boundary import RegoInputError, event_json
 from .client import Died, Stuck, WorkerClient, WorkerError
+from .guards import GroupGuard, Guard
 from .limits import HARD_TIMEOUT_FACTOR, LOAD_TIMEOUT_S, TimeBudget
 from .protocol import STATE_GROUP, STATE_INPUT, eval_prefix
 
@@ -41,6 +42,8 @@ __all__ = [
 ]
 
 _NO_ERRORS: Final[list[Any]] = []
+#: pytracee's helper package: a helper module adding to it turns the guards off.
+HELPERS_PACKAGE: Final = "data.tracee.helpers"
 
 
 class RegoEvaluationError(RuntimeError):
@@ -83,7 +86,7 @@ class Rule:
 class Answers:
     """One event's answers for some rules (``positions``: rule -> its place in ``values``)."""
 
-    __slots__ = ("error", "errors", "event", "positions", "slow", "values")
+    __slots__ = ("asked", "error", "errors", "event", "positions", "slow", "values")
 
     def __init__(
         self,
@@ -93,10 +96,13 @@ class Answers:
         errors: list[Any] | None = None,
         slow: list[Any] | None = None,
         error: Exception | None = None,
+        asked: int | None = None,
     ) -> None:
         self.event = event
         self.positions = positions
         self.values = values
+        #: The rules at positions below this were evaluated; the others were ruled out by their guards.
+        self.asked = len(values) if asked is None else asked
         #: ``[position, message]`` of the rules that failed.
         self.errors = errors
         #: ``[position, milliseconds]`` of the rules over the budget.
@@ -106,12 +112,49 @@ class Answers:
 
 
 class _Group:
-    __slots__ = ("positions", "prefix", "rules")
+    """The rules one request asks about (``rules``), and those its answers also cover (``skipped``).
 
-    def __init__(self, rules: tuple[WorkerRule, ...]) -> None:
+    A skipped rule's guard ruled the event out: its answer is undefined (``None``),
+    placed after the asked rules' answers. ``guard`` holds the guards of the asked rules.
+    """
+
+    __slots__ = ("guard", "padding", "positions", "prefix", "rules", "skipped", "subgroups")
+
+    def __init__(
+        self, rules: tuple[WorkerRule, ...], skipped: tuple[WorkerRule, ...] = (), guard: GroupGuard | None = None
+    ) -> None:
         self.rules = rules
-        self.positions = {rule: i for i, rule in enumerate(rules)}
+        self.skipped = skipped
+        self.positions = {rule: i for i, rule in enumerate((*rules, *skipped))}
         self.prefix = eval_prefix(tuple(rule.index for rule in rules))
+        self.padding: list[Any] = [None] * len(skipped)
+        self.guard = guard
+        self.subgroups: dict[tuple[WorkerRule, ...], _Group] = {}
+
+    def without(self, skipped: tuple[WorkerRule, ...]) -> _Group:
+        """This group without ``skipped`` (their answers ``None``)."""
+        group = self.subgroups.get(skipped)
+        if group is None:
+            rest = tuple(rule for rule in self.rules if rule not in skipped)
+            group = self.subgroups[skipped] = _Group(rest, (*self.skipped, *skipped))
+        return group
+
+
+def _guarded_group(rules: Sequence[WorkerRule], name: str | None) -> _Group:
+    """A group of ``rules`` with their guards, specialised for events called ``name`` (``None``: any)."""
+    asked: list[WorkerRule] = []
+    never: list[WorkerRule] = []
+    guards: list[tuple[WorkerRule, Guard]] = []
+    for rule in rules:
+        guard = rule.guard
+        special = guard.for_event(name) if guard is not None and name is not None else guard
+        if special is False:
+            never.append(rule)  # no body of the rule is for this event
+            continue
+        asked.append(rule)
+        if isinstance(special, Guard):
+            guards.append((rule, special))
+    return _Group(tuple(asked), tuple(never), GroupGuard(tuple(guards)) if guards else None)
 
 
 class WorkerRule(Rule):
@@ -124,22 +167,25 @@ class WorkerRule(Rule):
         "disabled",
         "evaluations",
         "file",
+        "guard",
         "index",
         "namespace",
         "pending",
         "sig_id",
     )
 
-    def __init__(self, namespace: Namespace, index: int, sig_id: str, file: Path) -> None:
+    def __init__(self, namespace: Namespace, index: int, sig_id: str, file: Path, guard: Guard | None = None) -> None:
         self.namespace = namespace
         self.index = index
         self.sig_id = sig_id
         self.file = file
+        #: What the rule's leading conditions rule out, decided here (:mod:`.guards`); ``None``: always asked.
+        self.guard = guard
         self.budget = TimeBudget(namespace.client.budget_ms)
         self.evaluations = 0
         self.disabled = False
         self.pending: RegoSignatureDisabled | None = None
-        self._single = _Group((self,))
+        self._single = _guarded_group((self,), None)
 
     def __repr__(self) -> str:
         return f"<WorkerRule {self.sig_id} #{self.index}{' disabled' if self.disabled else ''}>"
@@ -156,6 +202,8 @@ class WorkerRule(Rule):
             if self.disabled:
                 return self._disabled()
             position = answers.positions[self]
+        if position >= answers.asked:  # ruled out by its guard: undefined, not an evaluation
+            return None
         self.evaluations += 1
         if answers.error is not None:
             raise answers.error
@@ -195,6 +243,12 @@ class WorkerRule(Rule):
                 value,
             )
 
+    def drop_guard(self) -> None:
+        """Always ask the worker from now on."""
+        self.guard = None
+        self._single = _guarded_group((self,), None)
+        self.namespace.changed()
+
     def disable(self, reason: str | None) -> None:
         """Switch the signature off; ``reason`` is raised by its next evaluation (``None``: nothing)."""
         self.disabled = True
@@ -223,6 +277,10 @@ class Namespace:
         self.id = client.new_namespace()
         self.active: dict[WorkerRule, tuple[EventSelector, ...]] = {}
         self._groups: dict[tuple[str, str, str], _Group] = {}
+        #: Each loaded signature's package (a helper module in it takes its guard away).
+        self.packages: weakref.WeakKeyDictionary[WorkerRule, str] = weakref.WeakKeyDictionary()
+        #: Guards are used (not when a helper module adds to pytracee's helper package).
+        self.guards_on = True
         weakref.finalize(self, client.release, self.id)
 
     # --- loading ----------------------------------------------------------------------------
@@ -232,7 +290,13 @@ class Namespace:
 
         :raises RuleFileError: for anything wrong with it.
         """
-        self._load(path, "helper", str(path), source)
+        package = self._load(path, "helper", str(path), source)
+        if package == HELPERS_PACKAGE:  # the helpers the guards read are not only ours any more
+            self.guards_on = False
+        for rule, rule_package in self.packages.items():
+            if package in (rule_package, HELPERS_PACKAGE):
+                rule.drop_guard()
+        self.changed()
 
     def load_signature(self, path: Path, source: str) -> tuple[WorkerRule, Any]:
         """Load a signature file: its rule and ``(metadata, selectors, syntax)``.
@@ -240,8 +304,11 @@ class Namespace:
         :raises RuleFileError: for anything wrong with it.
         """
         index = self.client.new_index()
-        info = self._load(path, "signature", str(path), source, index)
-        return WorkerRule(self, index, info[0].id, path), info
+        info, (package, program) = self._load(path, "signature", str(path), source, index)
+        guard = Guard(program) if program is not None and self.guards_on else None
+        rule = WorkerRule(self, index, info[0].id, path, guard)
+        self.packages[rule] = package
+        return rule, info
 
     def _load(self, path: Path, method: str, *args: Any) -> Any:
         try:
@@ -266,15 +333,16 @@ class Namespace:
         group = self._groups.get(key)
         if group is None:
             source, name, origin = key
-            group = _Group(
-                tuple(
+            group = _guarded_group(
+                [
                     rule
                     for rule, selectors in self.active.items()
                     if not rule.disabled
                     and any(
                         s.source == source and s.name in (name, ANY) and s.origin in (origin, ANY) for s in selectors
                     )
-                )
+                ],
+                name,
             )
             self._groups[key] = group
         return group
@@ -285,11 +353,18 @@ class Namespace:
         if rule not in group.positions:
             group = rule._single
         try:
-            payload = event_json(event)
+            payload = event_json(event)  # first: an event Rego cannot take is an error, guarded or not
         except RegoInputError as exc:
-            answers = Answers(event, group.positions, [None] * len(group.rules), error=exc)
+            answers = Answers(event, group.positions, [None] * len(group.positions), error=exc)
         else:
-            answers = self._ask(event, group, payload)
+            if group.guard is not None:
+                skipped = group.guard.ruled_out(event)
+                if skipped:
+                    group = group.without(skipped)
+            if group.rules:
+                answers = self._ask(event, group, payload)
+            else:  # every guard ruled the event out: nothing to ask
+                answers = Answers(event, group.positions, group.padding, asked=0)
         self.client.cache = answers
         return answers
 
@@ -300,7 +375,9 @@ class Namespace:
         except (Stuck, Died) as exc:
             return self._recover(event, group, payload, exc)
         values, errors, slow = orjson.loads(body)
-        return Answers(event, group.positions, values, errors, slow)
+        if group.padding:
+            values += group.padding
+        return Answers(event, group.positions, values, errors, slow, asked=len(group.rules))
 
     def _recover(self, event: Event, group: _Group, payload: bytes, exc: WorkerError) -> Answers:
         """The worker hung or died on ``group``: blame, disable, and ask again for the others."""
@@ -310,7 +387,7 @@ class Namespace:
         if client.broken is not None:
             for rule in group.rules:
                 rule.disable(client.broken)
-            return Answers(event, group.positions, [None] * len(group.rules))
+            return Answers(event, group.positions, [None] * len(group.positions), asked=len(group.rules))
         if culprit is not None:
             culprit.disable(self._blame(culprit, event, exc))
         elif state == STATE_GROUP and len(group.rules) > 1:
@@ -318,24 +395,24 @@ class Namespace:
         else:
             what = "reading the event" if state == STATE_INPUT else "with the event"
             error = RegoInputError(f"{_what_happened(exc, client)} {what}; the event is not evaluated by Rego")
-            return Answers(event, group.positions, [None] * len(group.rules), error=error)
+            return Answers(event, group.positions, [None] * len(group.positions), error=error, asked=len(group.rules))
         rest = tuple(rule for rule in group.rules if not rule.disabled)
-        merged = [None] * len(group.rules)
+        merged = [None] * len(group.positions)
         errors: list[Any] = []
         slow: list[Any] = []
         if rest:
             answers = self._ask(event, _Group(rest), payload)
             _merge(group, rest, answers, merged, errors, slow)
-        return Answers(event, group.positions, merged, errors or None, slow or None)
+        return Answers(event, group.positions, merged, errors or None, slow or None, asked=len(group.rules))
 
     def _one_by_one(self, event: Event, group: _Group, payload: bytes) -> Answers:
-        merged = [None] * len(group.rules)
+        merged = [None] * len(group.positions)
         errors: list[Any] = []
         slow: list[Any] = []
         for rule in group.rules:
             if not rule.disabled:
                 _merge(group, (rule,), self._ask(event, rule._single, payload), merged, errors, slow)
-        return Answers(event, group.positions, merged, errors or None, slow or None)
+        return Answers(event, group.positions, merged, errors or None, slow or None, asked=len(group.rules))
 
     def _blame(self, rule: WorkerRule, event: Event, exc: WorkerError) -> str:
         where = f" at {event.location}" if event.location else ""

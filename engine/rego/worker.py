@@ -39,7 +39,8 @@ from ..findings import SignatureMetadata
 from ..params import Param, ParamError, params_from_dict
 from ..selectors import EventSelector
 from .backends import Backend, LocalRule, Outcome, make_backend
-from .policy import MATCH, metadata_from, parse_module, regorus_engine, selectors_from
+from .guards import Program, compile_program
+from .policy import MATCH, RegoModule, metadata_from, module_ast, parse_module, regorus_engine, selectors_from
 from .protocol import CALL, EVAL, RAISE, READY, RESULT, RETURN, STATE_IDLE, FrameReader, frame, parse_eval, write_all
 
 __all__ = ["HELPERS_PACKAGE", "Loader", "SignatureInfo", "Worker", "main"]
@@ -52,6 +53,8 @@ EXIT_NO_MEMORY: Final = 70
 
 #: What loading a signature tells the engine: metadata, selectors, syntax (``"v0"``/``"v1"``), parameters.
 SignatureInfo = tuple[SignatureMetadata, tuple[EventSelector, ...], str, dict[str, Param]]
+#: A signature's package and its guard program (``None``: always evaluated).
+GuardInfo = tuple[str, Program | None]
 
 
 class Loader:
@@ -59,13 +62,24 @@ class Loader:
 
     def __init__(self, engine: str) -> None:
         self.backend: Backend = make_backend(engine)
+        #: Packages of the helper modules added (a signature sharing one gets no guard).
+        self.helper_packages: set[str] = set()
 
-    def helper(self, path: Path, source: str) -> None:
-        """Add a ``*helpers.rego`` module to every signature's engine."""
-        self.backend.add_helper(parse_module(path, source))
+    def helper(self, path: Path, source: str) -> str:
+        """Add a ``*helpers.rego`` module to every signature's engine; its package."""
+        module = parse_module(path, source)
+        self.backend.add_helper(module)
+        self.helper_packages.add(module.package)
+        return module.package
 
-    def signature(self, path: Path, source: str, index: int) -> tuple[LocalRule, SignatureInfo]:
-        """Load one signature file as rule number ``index``.
+    def guard(self, module: RegoModule) -> GuardInfo:
+        """The package and guard program (:mod:`.guards`) of a loaded signature module."""
+        if module.package in self.helper_packages or HELPERS_PACKAGE in self.helper_packages:
+            return module.package, None
+        return module.package, compile_program(module_ast(module), module.rules, MATCH, self.backend.accepts_regex)
+
+    def signature(self, path: Path, source: str, index: int) -> tuple[LocalRule, SignatureInfo, GuardInfo]:
+        """Load one signature file as rule number ``index``; also its guard.
 
         :raises RuleFileError: for anything wrong with it.
         """
@@ -94,7 +108,8 @@ class Loader:
                 raise RuleFileError(path, str(exc), module.rule_line("__rego_metadoc__")) from None
 
         rule = self.backend.add_signature(module, check, index)
-        return rule, (found["metadata"], found["selectors"], module.syntax, found["params"])
+        info = (found["metadata"], found["selectors"], module.syntax, found["params"])
+        return rule, info, self.guard(module)
 
 
 class Worker:
@@ -198,14 +213,14 @@ class Worker:
             loader = self.loaders[namespace] = Loader(self.engine)
         return loader
 
-    def call_helper(self, namespace: int, path: str, source: str) -> None:
-        self._loader(namespace).helper(Path(path), source)
+    def call_helper(self, namespace: int, path: str, source: str) -> str:
+        return self._loader(namespace).helper(Path(path), source)
 
-    def call_signature(self, namespace: int, path: str, source: str, index: int) -> SignatureInfo:
+    def call_signature(self, namespace: int, path: str, source: str, index: int) -> tuple[SignatureInfo, GuardInfo]:
         loader = self._loader(namespace)
-        rule, info = loader.signature(Path(path), source, index)
+        rule, info, guard = loader.signature(Path(path), source, index)
         self.rules[index] = (rule, loader.backend)
-        return info
+        return info, guard
 
     def call_drop(self, namespaces: Sequence[int]) -> None:
         """Forget namespaces (their collectors are gone) and their rules."""
