@@ -25,7 +25,7 @@ from pytracee.engine.cel.boundary import EventRejected, admit_event
 from pytracee.engine.cel.parsetree import parse
 from pytracee.engine.cel.projection import WHOLE_EVENT, project, referenced_fields
 from pytracee.engine.cel.shortcut import compile_shortcut
-from pytracee.engine.cel.signature import CelSignature
+from pytracee.engine.cel.signature import CelSignature, _bind_params
 from pytracee.engine.dispatch import Engine
 from pytracee.engine.events import Event
 from pytracee.engine.findings import Finding
@@ -240,6 +240,55 @@ def test_decided_and_projected_conditions_agree_with_the_engine(backend: Any, da
     _property(backend, text, raw)
 
 
+PARAM_EXPRESSIONS = st.sampled_from(
+    [
+        "event.processName in params.shells",
+        'params.n == getEventData("sockfd")',
+        'getEventData("pathname").startsWith(params.prefix)',
+        "params.flag && event.userId == 0",
+        'params.shells[0] == getEventData("pathname")',
+        "size(params.shells) > 1 || has(event.processName)",
+        "params.missing == 1",
+    ]
+)
+PARAM_VALUES = st.fixed_dictionaries(
+    {
+        "shells": st.lists(st.one_of(st.sampled_from(["sh", "bash", "/proc/1/mem"]), HOSTILE_TEXT), max_size=3),
+        "n": st.one_of(st.integers(-2, 4), st.booleans(), st.text(max_size=2)),
+        "prefix": st.one_of(st.sampled_from(["/", "/proc", ""]), st.integers(0, 1)),
+        "flag": st.one_of(st.booleans(), st.none()),
+    }
+)
+
+
+class _Params:
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.values = values
+
+    def as_json(self) -> dict[str, Any]:
+        return self.values
+
+
+@given(data=st.data())
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_conditions_with_params_agree_with_the_engine(backend: Any, data: st.DataObject) -> None:
+    """A detector's params are bound in CEL as a one-element comprehension, in Python as constants."""
+    text = data.draw(PARAM_EXPRESSIONS, label="expression")
+    params = data.draw(PARAM_VALUES, label="params")
+    raw, args = _admitted(data.draw(events(), label="event"))
+    try:
+        condition = backend.compile_condition(_bind_params(text, _Params(params), False))  # type: ignore[arg-type]
+    except (CelCompileError, TypeError):  # a lone surrogate has no JSON form: the detector would not load
+        assume(False)
+    backend.slot.args = args
+    backend.slot.deadline = float("inf")
+    plain = _outcome(condition, raw)
+    decide = compile_shortcut(parse(text), {"params": params})
+    decided = decide(raw, args) if decide is not None else None
+    if decided is not None:
+        assert plain == ("value", decided), (text, params, raw, plain)
+
+
 #: Expressions of the shapes the bundled rules use, with events where they are decided either way.
 DECIDED = [
     ('ptraceRequest(getEventData("request")) == 0', {"request": 0}, True),
@@ -429,3 +478,10 @@ def test_bundled_rules_give_the_same_findings_and_errors(
     plain_findings, plain_errors = plain.run(raws)
     assert fast_findings == plain_findings
     assert fast_errors == plain_errors
+
+
+def test_params_are_constants_of_the_decision() -> None:
+    decide = compile_shortcut(parse("event.processName in params.shells"), {"params": {"shells": ["sh", "bash"]}})
+    assert decide is not None
+    assert decide({"processName": "sh"}, {}) is True and decide({"processName": "zsh"}, {}) is False
+    assert decide({"processName": 1}, {}) is None and decide({}, {}) is None

@@ -173,7 +173,8 @@ def admit_event(raw: Mapping[str, Any], text: bytes | None = None) -> tuple[dict
         and len(text) <= FAST_TEXT_SIZE
         and text.count(b"[") + text.count(b"{") <= MAX_EVENT_DEPTH
     ):
-        return raw, b"\\u0000" in text  # JSON escapes NUL so (also true of an escaped backslash before "u0000")
+        # JSON writes NUL as \u0000 (this also finds an escaped backslash before "u0000": no harm)
+        return raw, b"\\" in text and b"\\u0000" in text
     if type(raw) is not dict:
         raise EventRejected(f"the event is a {type(raw).__name__}, not a JSON object")
     walk = _Walk()

@@ -196,6 +196,9 @@ class _Compiler:
         if run is None:
             return _Compiled(None, operand.opaque)
         name = node.field
+        if type(operand.constant) is dict and not node.test_only and name in operand.constant:
+            value = operand.constant[name]  # params.shells
+            return _Compiled(_constant(value), constant=value)
         if isinstance(node.operand, Ident) and node.operand.name == "event":  # the event is a dict
             if node.test_only:
                 return _Compiled(lambda raw, args: name in raw)
