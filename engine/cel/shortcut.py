@@ -25,7 +25,9 @@ their messages are what the engine alone gives:
   int, ``string`` of a string, ``bool`` of a bool, ``m.f``, ``has(m.f)``,
   ``m["k"]`` and ``l[i]`` where the key or index exists. ``matches`` (RE2 is
   not Python's ``re``), arithmetic, and comprehensions are left to the engine.
-* pytracee's functions (:mod:`.functions`) run their own implementation, on
+* pytracee's functions (:mod:`.functions`) but those building strings or lists
+  (``split``, ``join``, ``replace``, ``upper``, ``lower``: the engine's work, within
+  its time budget) run their own implementation, on
   arguments of exactly a declared overload's types (bytes, which cel-cpp hands
   over as ``bytearray``, excluded) and with a result of the declared type
   (with no NUL character, at which cel-expr-python would cut a string); an
@@ -73,6 +75,9 @@ Decision = Callable[[Mapping[str, Any], Mapping[str, Any]], "bool | None"]
 _INT_MIN, _INT_MAX, _UINT_MAX = -(2**63), 2**63 - 1, 2**64 - 1
 _SCALARS: Final = frozenset({"null", "bool", "int", "uint", "string"})
 _DATA_FUNCTIONS: Final = frozenset({"getEventData", "getData", "hasData"})
+#: Functions that build strings or lists as large as the limits allow: left to the engine, whose
+#: time budget they count against (a Python decision only ever costs a few scans of the event).
+_BUILDERS: Final = frozenset({"split", "join", "replace", "upper", "lower"})
 
 
 def kind(value: Any) -> str | None:
@@ -486,7 +491,7 @@ def _operation(name: str, method: bool, arity: int) -> Callable[..., Any] | None
     if operation is not None:
         return operation
     function = FUNCTIONS.get(name)
-    if function is None or (method and not function.member):
+    if function is None or name in _BUILDERS or (method and not function.member):
         return None
     if function.needs_slot:
         return None  # the data functions are compiled by _Compiler.call
