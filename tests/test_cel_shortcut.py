@@ -21,7 +21,7 @@ from hostile_values import HOSTILE_TEXT, VALUES
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from pytracee.engine.cel.backends import CelCompileError, CelEvalError, create_backend
-from pytracee.engine.cel.boundary import EventRejected, admit_event
+from pytracee.engine.cel.boundary import EventGate, EventRejected, admit_event
 from pytracee.engine.cel.parsetree import parse
 from pytracee.engine.cel.projection import WHOLE_EVENT, project, referenced_fields
 from pytracee.engine.cel.shortcut import compile_shortcut
@@ -485,3 +485,19 @@ def test_params_are_constants_of_the_decision() -> None:
     assert decide is not None
     assert decide({"processName": "sh"}, {}) is True and decide({"processName": "zsh"}, {}) is False
     assert decide({"processName": 1}, {}) is None and decide({}, {}) is None
+
+
+def test_the_gate_gives_the_engine_the_fields_required() -> None:
+    gate = EventGate()
+    gate.require(frozenset({"eventName"}))
+    gate.require(frozenset({"processName", "userId"}))
+    raw = {"eventName": "ptrace", "processName": "sh", "hostName": "h", "args": []}
+    event = Event(raw, text=json.dumps(raw).encode())
+    assert gate.admit(event, event.args) == (raw, {})
+    assert gate.decidable and gate.view() == {"eventName": "ptrace", "processName": "sh"}
+    nul = Event({**raw, "hostName": "h\x00"}, text=json.dumps({**raw, "hostName": "h\x00"}).encode())
+    gate.admit(nul, nul.args)
+    assert not gate.decidable and gate.view() is nul.raw  # the engine alone, on the whole event
+    gate.require(WHOLE_EVENT)
+    gate.admit(event, event.args)
+    assert gate.decidable and gate.view() is raw
