@@ -36,6 +36,9 @@ Modules, in the order a file goes through them:
 * :mod:`.limits`: load-time limits on expressions and the per-event time budget;
 * :mod:`.functions`: the functions available to expressions;
 * :mod:`.backends`: ``cel-expr-python`` (default) and ``cel-python``;
+* :mod:`.boundary`: what an event must be to reach CEL, admitted once per event;
+* :mod:`.shortcut` and :mod:`.projection`: conditions decided in Python where the
+  answer is certain, and the event fields the engine is given;
 * :mod:`.signature`: :class:`~.signature.CelSignature`, the detector as a signature.
 
 Test a detector like a Python signature::

@@ -25,7 +25,8 @@ Events the reader decoded from a JSON line of at most :data:`FAST_TEXT_SIZE`
 bytes with few brackets are admitted as they are, without a walk: the JSON
 decoder already refused surrogates, NaN and out-of-range numbers, and such a
 line cannot exceed the bounds. :class:`EventGate` remembers the last event,
-so all the CEL signatures an event reaches share one admission.
+so all the CEL signatures an event reaches share one admission, and one
+projection of it to the fields their expressions read (:mod:`.projection`).
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ from typing import Any, Final
 from ..events import Event
 from .backends import CelEvalError
 from .limits import MAX_EVENT_DEPTH, MAX_EVENT_SIZE, MAX_EVENT_VALUES
+from .projection import WHOLE_EVENT, project
 
-__all__ = ["FAST_TEXT_SIZE", "EventGate", "EventRejected", "admit"]
+__all__ = ["FAST_TEXT_SIZE", "EventGate", "EventRejected", "admit", "admit_event"]
 
 #: JSON lines up to this size hold at most MAX_EVENT_VALUES values (each takes two bytes or more).
 FAST_TEXT_SIZE: Final = min(MAX_EVENT_SIZE, 2 * MAX_EVENT_VALUES)
@@ -55,11 +57,13 @@ class EventRejected(CelEvalError):
 class _Walk:
     """One event's walk: the values and characters seen so far."""
 
-    __slots__ = ("size", "values")
+    __slots__ = ("nul", "size", "values")
 
     def __init__(self) -> None:
         self.size = 0
         self.values = 0
+        #: A string or key seen holds a NUL character.
+        self.nul = False
 
     def value(self, value: Any, depth: int, path: str) -> Any:
         """``_SAME`` when ``value`` can go to CEL as it is, a converted value, or raises :class:`EventRejected`."""
@@ -99,6 +103,8 @@ class _Walk:
 
     def string(self, text: str, path: str) -> Any:
         self.grow(len(text))
+        if "\x00" in text:
+            self.nul = True
         if text.isascii():
             return _SAME
         try:
@@ -151,17 +157,29 @@ def admit(raw: Mapping[str, Any], text: bytes | None = None) -> dict[str, Any]:
     :param text: the JSON line ``raw`` was decoded from, if any (a fast path).
     :raises EventRejected: for an event beyond the bounds or with values JSON has no form for.
     """
+    return admit_event(raw, text)[0]
+
+
+def admit_event(raw: Mapping[str, Any], text: bytes | None = None) -> tuple[dict[str, Any], bool]:
+    """:func:`admit`, and whether the event may hold a NUL character in a string or key.
+
+    cel-expr-python cuts a string at its first NUL when it converts it to CEL (``"a\\x00b"``
+    becomes ``"a"``, two keys may become one: "duplicate key in map"), so such an event is
+    evaluated by the engine alone, on all its fields (:class:`EventGate`).
+    """
     if (
         text is not None
         and type(raw) is dict
         and len(text) <= FAST_TEXT_SIZE
         and text.count(b"[") + text.count(b"{") <= MAX_EVENT_DEPTH
     ):
-        return raw
+        # JSON writes NUL as \u0000 (this also finds an escaped backslash before "u0000": no harm)
+        return raw, b"\\" in text and b"\\u0000" in text
     if type(raw) is not dict:
         raise EventRejected(f"the event is a {type(raw).__name__}, not a JSON object")
-    converted = _Walk().mapping(raw, 0, "")
-    return raw if converted is _SAME else converted
+    walk = _Walk()
+    converted = walk.mapping(raw, 0, "")
+    return (raw if converted is _SAME else converted), walk.nul
 
 
 def _arguments(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -171,15 +189,33 @@ def _arguments(raw: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class EventGate:
-    """Admits events for one backend, remembering the last one: ``admit(event) -> (raw, args)``."""
+    """Admits events for one backend, remembering the last one: ``admit(event) -> (raw, args)``.
 
-    __slots__ = ("_args", "_error", "_event", "_raw")
+    It also gives the admitted event as the backend's engine sees it (:meth:`view`): only
+    the fields the expressions of its signatures read (:meth:`require`, :mod:`.projection`),
+    and says whether conditions may be decided in Python (:attr:`decidable`, :mod:`.shortcut`):
+    not for an event that may hold a NUL character (see :func:`admit_event`), which the
+    engine evaluates whole.
+    """
+
+    __slots__ = ("_args", "_error", "_event", "_fields", "_raw", "_view", "decidable")
 
     def __init__(self) -> None:
         self._event: Event | None = None
         self._raw: dict[str, Any] = {}
         self._args: Mapping[str, Any] = {}
         self._error: EventRejected | None = None
+        self._fields: frozenset[str] | None = frozenset()
+        self._view: dict[str, Any] | None = None
+        #: Conditions on the last admitted event may be decided in Python.
+        self.decidable = True
+
+    def require(self, fields: frozenset[str] | None) -> None:
+        """Let :meth:`view` include ``fields`` too (:data:`~.projection.WHOLE_EVENT`: every field)."""
+        current = self._fields
+        if current is not WHOLE_EVENT:
+            self._fields = WHOLE_EVENT if fields is WHOLE_EVENT else current | fields
+        self._view = None
 
     def admit(self, event: Event, args: Mapping[str, Any]) -> tuple[dict[str, Any], Mapping[str, Any]]:
         """The event's JSON object and arguments as CEL may see them (``args`` is ``event.args``).
@@ -189,13 +225,24 @@ class EventGate:
         if event is not self._event:
             self._event = event
             self._error = None
+            self._view = None
             try:
-                raw = admit(event.raw, event.text)
+                raw, nul = admit_event(event.raw, event.text)
             except EventRejected as exc:
                 self._error = exc
             else:
+                self.decidable = not nul
                 self._raw = raw
                 self._args = args if raw is event.raw else _arguments(raw)
         if self._error is not None:
             raise self._error
         return self._raw, self._args
+
+    def view(self) -> dict[str, Any]:
+        """The last admitted event with only the fields any required expression reads (all, if not decidable)."""
+        view = self._view
+        if view is None:
+            fields = self._fields
+            whole = fields is WHOLE_EVENT or not self.decidable
+            view = self._view = self._raw if whole or fields is None else project(self._raw, fields)
+        return view

@@ -15,7 +15,10 @@ Per event (:meth:`CelSignature.on_event`):
    signatures of a backend): an event CEL cannot take is an evaluation error.
 3. The event's arguments go into the backend's slot for ``getEventData``,
    with the deadline past which cel-python stops (:mod:`.limits`).
-4. The conditions are evaluated in order; the first false one ends it.
+4. The conditions are evaluated in order; the first false one ends it. A
+   condition is first decided in Python where its answer is certain
+   (:mod:`.shortcut`); otherwise the backend evaluates it, on the event with
+   only the fields the backend's expressions read (:mod:`.projection`).
 5. When all hold, the output fields are evaluated into the finding's Data
    (``None`` when the detector has no output fields) and the finding is emitted.
 
@@ -47,6 +50,9 @@ from .backends import Backend, CelCompileError, CelEvalError
 from .boundary import EventGate, EventRejected
 from .cost import ExpressionTooCostly, check_cost
 from .limits import ABORT_AFTER_BUDGETS, TimeBudget
+from .parsetree import ParsedExpression, ParseTreeError, parse
+from .projection import WHOLE_EVENT, referenced_fields, union
+from .shortcut import Decision, compile_shortcut
 from .spec import DetectorSpec, EventRequirement, Expression
 
 __all__ = ["CelSignature", "CelTimeBudgetExceeded", "build_signature"]
@@ -99,8 +105,12 @@ class CelSignature(Signature):
         }
         self._conditions = tuple(conditions)
         self._fields = tuple(fields)
+        self._shortcuts = _shortcuts(spec, resolve_params(spec.params) if spec.params else None)
+        self._no_shortcuts = (None,) * len(self._shortcuts)
+        self._index = 0  # the condition being evaluated by the backend
         self._slot = backend.slot
         self._gate = _gate(backend)
+        self._gate.require(_fields_read(spec))
         self._budget = TimeBudget(budget_ms)
         self._budget_seconds = self._budget.seconds
         self._abort_seconds = self._budget.seconds * ABORT_AFTER_BUDGETS
@@ -116,6 +126,7 @@ class CelSignature(Signature):
         if self.parameters:  # compiled again with the values in force
             conditions, fields = _compile_all(self.spec, self.backend, self.params)
             self._conditions, self._fields = tuple(conditions), tuple(fields)
+            self._shortcuts = _shortcuts(self.spec, self.params)
 
     def __repr__(self) -> str:
         return f"<CelSignature {self.spec.id} from {self.spec.path}:{self.spec.line} ({self.backend.name})>"
@@ -141,45 +152,62 @@ class CelSignature(Signature):
         start = time.perf_counter()
         slot.deadline = start + self._abort_seconds
         data: dict[str, Any] | None = None
-        index = 0
+        matched = False
         try:
-            for index, condition in enumerate(self._conditions):  # noqa: B007 - read after the loop: which one failed
-                if not condition(raw):
-                    break
-            else:
+            if self._hold(raw, args):
+                matched = True
                 if self._fields:
-                    data = self._output(raw, event)
-                index = -1
+                    data = self._output(self._gate.view(), event)
         except CelEvalError as exc:
-            failed = self.spec.conditions[index]
+            failed = self.spec.conditions[self._index]
             self._failed(event, failed.where, failed.line, exc)
         elapsed = time.perf_counter() - start
-        if index == -1:
+        if matched:
             self.emit(event, data)
         if elapsed > self._budget_seconds:
             # wall-clock time also counts what other processes ran meanwhile: judge on this thread's CPU time
-            elapsed = self._cpu_seconds(raw)
+            elapsed = self._cpu_seconds(raw, args)
             if elapsed > self._budget_seconds:
                 self._overrun(event, elapsed)
 
-    def _cpu_seconds(self, raw: dict[str, Any]) -> float:
+    def _hold(self, raw: dict[str, Any], args: Mapping[str, Any]) -> bool:
+        """Whether every condition holds, in order (the first false one ends it).
+
+        :raises CelEvalError: from the backend, evaluating condition number :attr:`_index`.
+        """
+        shortcuts = self._shortcuts if self._gate.decidable else self._no_shortcuts
+        view: dict[str, Any] | None = None
+        for index, condition in enumerate(self._conditions):
+            decide = shortcuts[index]
+            if decide is not None:
+                decided = decide(raw, args)
+                if decided is True:
+                    continue
+                if decided is False:
+                    return False
+            if view is None:
+                view = self._gate.view()
+            self._index = index
+            if not condition(view):
+                return False
+        return True
+
+    def _cpu_seconds(self, raw: dict[str, Any], args: Mapping[str, Any]) -> float:
         """The CPU time of evaluating the conditions again (CEL is side-effect free)."""
         slot = self._slot
         start = time.thread_time()
         slot.deadline = time.perf_counter() + self._abort_seconds
         try:
-            for condition in self._conditions:
-                if not condition(raw):
-                    break
+            self._hold(raw, args)
         except CelEvalError:
             pass  # as before: the first evaluation's outcome stands
         return time.thread_time() - start
 
-    def _output(self, raw: dict[str, Any], event: Event) -> dict[str, Any]:
+    def _output(self, view: dict[str, Any], event: Event) -> dict[str, Any]:
         data: dict[str, Any] = {}
         for (name, expression), output in zip(self._fields, self.spec.output, strict=False):
             try:
-                data[name] = expression(raw)
+                data[name] = expression(view)
             except CelEvalError as exc:
                 self._failed(event, output.expression.where, output.expression.line, exc)
         return data
@@ -275,6 +303,30 @@ def _gate(backend: Backend) -> EventGate:
     if gate is None:
         gate = _GATES[backend] = EventGate()
     return gate
+
+
+def _parsed(expression: Expression) -> ParsedExpression | None:
+    try:
+        return parse(expression.text)
+    except ParseTreeError:
+        return None  # the backend compiled it: left to the backend whole
+
+
+def _shortcuts(spec: DetectorSpec, params: Params | None) -> tuple[Decision | None, ...]:
+    """The Python decision of each condition (None where there is none), with ``params`` bound."""
+    bindings = {"params": params.as_json()} if params is not None else None
+    decisions = []
+    for expression in spec.conditions:
+        parsed = _parsed(expression)
+        decisions.append(None if parsed is None else compile_shortcut(parsed, bindings))
+    return tuple(decisions)
+
+
+def _fields_read(spec: DetectorSpec) -> frozenset[str] | None:
+    """The event fields the detector's conditions and output fields read (None: all of them)."""
+    expressions = (*spec.conditions, *(f.expression for f in spec.output))
+    parsed = [_parsed(e) for e in expressions]
+    return union(WHOLE_EVENT if p is None else referenced_fields(p) for p in parsed)
 
 
 def _compile_all(
