@@ -134,7 +134,7 @@ def test_the_collector_never_traces_itself(bpf_object: Path) -> None:
 
 
 def test_stop_detaches_every_program_and_is_idempotent(bpf_object: Path) -> None:
-    collector = start_collector(bpf_object, ["openat", "sched_process_fork", "security_file_open"])
+    collector = start_collector(bpf_object, ["openat", "sched_process_fork", "security_file_open", "execve"])
     ids = set(collector.program_ids)
     assert {"tracee_sys_enter", "tracee_sys_exit", "tracee_sched_fork", "tracee_sched_exec"} <= set(
         collector.attached_programs
