@@ -26,6 +26,7 @@
 #define SEL_ENTER         0x2   /* syscall: a derived event needs its enter handler */
 #define SEL_EXIT          0x4   /* syscall: a derived event needs its exit handler */
 #define SEL_KPROBE        0x8   /* LSM event: its kprobe program emits it (no emulation) */
+#define SEL_EXIT_ARGS     0x10  /* syscall: nothing to do at enter; its arguments are read at exit */
 
 /* sysargs kinds (collector/wire.py: T_*). */
 #define T_NONE            0

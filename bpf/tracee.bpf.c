@@ -119,8 +119,8 @@ int tracee_sys_enter(struct bpf_raw_tracepoint_args *ctx)
     if ((unsigned long)id >= MAX_SYSCALLS)
         return 0;
     u32 sel = event_sel(id);
-    if (!sel)
-        return 0;
+    if (!sel || (sel & (SEL_EXIT_ARGS | SEL_ENTER)) == SEL_EXIT_ARGS)
+        return 0;   /* not traced, or all done at exit */
     struct filter_cfg *cfg = get_cfg();
     if (!cfg)
         return 0;
@@ -217,17 +217,38 @@ SEC("raw_tp/sys_exit")
 int tracee_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 {
     long id = syscall_nr((struct pt_regs *)ctx->args[0]);
-    if (in_compat_syscall((void *)bpf_get_current_task()))
+    bool compat = in_compat_syscall((void *)bpf_get_current_task());
+    if (compat)
         id = compat_syscall_id(id, false);   /* as at enter */
     if ((unsigned long)id >= MAX_SYSCALLS)
         return 0;
     u32 sel = event_sel(id);
     if (!(sel & (SEL_EVENT | SEL_EXIT)))
         return 0;
-    u32 tid = (u32)bpf_get_current_pid_tgid();
-    struct pending *p = bpf_map_lookup_elem(&pending, &tid);
-    if (!p || p->id != id)
-        return 0;
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    u32 tid = (u32)pid_tgid;
+    struct pending *p;
+    if ((sel & (SEL_EXIT_ARGS | SEL_ENTER)) == SEL_EXIT_ARGS) {
+        /* nothing was done at enter (one program run and one map lookup less per syscall):
+         * the filters, then the arguments from the registers, which the syscall left as they
+         * were, and from memory, which it has faulted in (recorded below, as on a retry) */
+        struct filter_cfg *fcfg = get_cfg();
+        if (!fcfg || !should_trace(fcfg, (void *)bpf_get_current_task(), pid_tgid >> 32))
+            return 0;
+        p = pending_for(tid);
+        if (!p)
+            return 0;
+        p->id = id;
+        p->compat = compat;
+        read_syscall_args((struct pt_regs *)ctx->args[0], p->args, compat);
+        if (compat)
+            compat_fixup_args(id, p->args);
+        p->retry = 1;
+    } else {
+        p = bpf_map_lookup_elem(&pending, &tid);
+        if (!p || p->id != id)
+            return 0;
+    }
 
     if (sel & SEL_EVENT) {
         struct filter_cfg *cfg = get_cfg();

@@ -20,6 +20,19 @@
  *               (b'{"name":"dirfd","type":"int32","value":'), None for a hidden one
  *   dict_events frozenset of event ids left to the dict path
  *   key_spans   (a, b, c, d): the header bytes [a, b) + [c, d) are the template key
+ *
+ *   decode(buf, off, size, dstate) -> dict | None
+ *
+ * turns one record into its trace.Event dict, exactly as Decoder.decode builds it, for the
+ * events whose arguments are integers, booleans, times and strings (any text: decoded as
+ * UTF-8 with replacement, as the Python decoder does); None leaves the record to the Python
+ * decoder (unregistered event, a thread context not yet cached, a record too short).
+ *
+ * dstate: a tuple (boot_ns, templates, syscalls, plans, key_spans):
+ *   templates   dict: header key (bytes) -> the thread context's event dict (copied per event)
+ *   syscalls    tuple: syscall number -> its name ("" for none)
+ *   plans       dict: event id -> (id_str, name, kinds, names, types): names and types one
+ *               str an argument, None for a hidden one
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -245,6 +258,172 @@ static PyObject *encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return result;
 }
 
+static PyObject *k_timestamp, *k_eventId, *k_eventName, *k_argsNum, *k_returnValue, *k_syscall, *k_args;
+static PyObject *k_name, *k_type, *k_value;
+
+/* The record's template key (the header without its per-event fields); NULL with an error set. */
+static PyObject *template_key(const unsigned char *rec, PyObject *spans)
+{
+    if (!PyTuple_Check(spans) || PyTuple_GET_SIZE(spans) != 4)
+        return PyErr_Format(PyExc_TypeError, "state: key spans, a 4-tuple");
+    Py_ssize_t a = PyLong_AsSsize_t(PyTuple_GET_ITEM(spans, 0)), b = PyLong_AsSsize_t(PyTuple_GET_ITEM(spans, 1));
+    Py_ssize_t c = PyLong_AsSsize_t(PyTuple_GET_ITEM(spans, 2)), d = PyLong_AsSsize_t(PyTuple_GET_ITEM(spans, 3));
+    if (a < 0 || b > HDR_SIZE || c < 0 || d > HDR_SIZE || b < a || d < c || (b - a) + (d - c) > HDR_SIZE)
+        return PyErr_Format(PyExc_ValueError, "bad key spans");
+    char keybuf[HDR_SIZE];
+    memcpy(keybuf, rec + a, (size_t)(b - a));
+    memcpy(keybuf + (b - a), rec + c, (size_t)(d - c));
+    return PyBytes_FromStringAndSize(keybuf, (b - a) + (d - c));
+}
+
+static PyObject *decode_record(const unsigned char *rec, Py_ssize_t size, PyObject *dstate)
+{
+    if (!PyTuple_Check(dstate) || PyTuple_GET_SIZE(dstate) != 5)
+        return PyErr_Format(PyExc_TypeError, "dstate: a 5-tuple");
+    PyObject *boot_o = PyTuple_GET_ITEM(dstate, 0), *templates = PyTuple_GET_ITEM(dstate, 1);
+    PyObject *syscalls = PyTuple_GET_ITEM(dstate, 2), *plans = PyTuple_GET_ITEM(dstate, 3);
+    if (size < HDR_SIZE)
+        Py_RETURN_NONE;
+    uint64_t boot = PyLong_AsUnsignedLongLong(boot_o);
+    if (boot == (uint64_t)-1 && PyErr_Occurred())
+        return NULL;
+    uint64_t ts = rd64(rec);
+    int64_t retval = (int64_t)rd64(rec + 40);
+    uint32_t ev_id = rd32(rec + 48);
+    int32_t sysno = (int32_t)rd32(rec + 52);
+
+    PyObject *id_o = PyLong_FromUnsignedLong(ev_id);
+    if (!id_o)
+        return NULL;
+    PyObject *plan = PyDict_GetItemWithError(plans, id_o);
+    Py_DECREF(id_o);
+    if (!plan) {
+        if (PyErr_Occurred())
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    if (!PyTuple_Check(plan) || PyTuple_GET_SIZE(plan) != 5)
+        return PyErr_Format(PyExc_TypeError, "dstate: a plan is a 5-tuple");
+    PyObject *key = template_key(rec, PyTuple_GET_ITEM(dstate, 4));
+    if (!key)
+        return NULL;
+    PyObject *template = PyDict_GetItemWithError(templates, key);
+    Py_DECREF(key);
+    if (!template) {
+        if (PyErr_Occurred())
+            return NULL;
+        Py_RETURN_NONE;   /* a new thread context: the Python decoder builds and caches it */
+    }
+    PyObject *kinds_o = PyTuple_GET_ITEM(plan, 2), *names = PyTuple_GET_ITEM(plan, 3);
+    PyObject *types = PyTuple_GET_ITEM(plan, 4);
+    Py_ssize_t nargs = PyBytes_GET_SIZE(kinds_o);
+    const char *kinds = PyBytes_AS_STRING(kinds_o);
+    if (nargs > MAX_ARGS || PyTuple_GET_SIZE(names) != nargs || PyTuple_GET_SIZE(types) != nargs)
+        Py_RETURN_NONE;
+
+    /* the fixed arguments first on the wire, then the strings, each in definition order */
+    uint64_t fixed[MAX_ARGS];
+    const unsigned char *str[MAX_ARGS];
+    size_t slen[MAX_ARGS];
+    Py_ssize_t pos = HDR_SIZE, end = size, shown = 0;
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        if (PyTuple_GET_ITEM(names, i) != Py_None)
+            shown++;
+        if (kinds[i] == 's')
+            continue;
+        if (pos + 8 > end)
+            Py_RETURN_NONE;   /* too short: the Python decoder says so */
+        fixed[i] = rd64(rec + pos);
+        pos += 8;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        if (kinds[i] != 's')
+            continue;
+        if (pos + 4 <= end) {
+            uint32_t n = rd32(rec + pos);
+            Py_ssize_t s = pos + 4, e = s + (Py_ssize_t)n;
+            if (e > end)
+                e = end;
+            str[i] = rec + s;
+            slen[i] = (size_t)(e - s);
+            pos = s + (((Py_ssize_t)n + 3) & ~(Py_ssize_t)3);
+        } else {
+            str[i] = rec;
+            slen[i] = 0;
+        }
+    }
+    PyObject *args = PyList_New(shown);
+    if (!args)
+        return NULL;
+    Py_ssize_t j = 0;
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        PyObject *name = PyTuple_GET_ITEM(names, i);
+        if (name == Py_None)
+            continue;
+        PyObject *value = NULL;
+        switch (kinds[i]) {
+        case 'i': value = PyLong_FromLongLong((long long)(int64_t)fixed[i]); break;
+        case 'u': value = PyLong_FromUnsignedLongLong(fixed[i]); break;
+        case 't': value = PyLong_FromUnsignedLongLong(fixed[i] ? fixed[i] + boot : 0); break;
+        case 'b': value = PyBool_FromLong(fixed[i] != 0); break;
+        case 's': value = PyUnicode_DecodeUTF8((const char *)str[i], (Py_ssize_t)slen[i], "replace"); break;
+        default: PyErr_SetString(PyExc_ValueError, "unknown argument kind");
+        }
+        PyObject *arg = value ? PyDict_New() : NULL;
+        if (!arg || PyDict_SetItem(arg, k_name, name) || PyDict_SetItem(arg, k_type, PyTuple_GET_ITEM(types, i))
+            || PyDict_SetItem(arg, k_value, value)) {
+            Py_XDECREF(value);
+            Py_XDECREF(arg);
+            Py_DECREF(args);
+            return NULL;
+        }
+        Py_DECREF(value);
+        PyList_SET_ITEM(args, j++, arg);
+    }
+    PyObject *event = PyDict_Copy(template);
+    if (!event) {
+        Py_DECREF(args);
+        return NULL;
+    }
+    PyObject *sys = (sysno >= 0 && sysno < PyTuple_GET_SIZE(syscalls)) ? PyTuple_GET_ITEM(syscalls, sysno) : NULL;
+    PyObject *t_o = PyLong_FromUnsignedLongLong(ts + boot), *n_o = PyLong_FromSsize_t(shown);
+    PyObject *r_o = PyLong_FromLongLong((long long)retval), *empty = sys ? NULL : PyUnicode_FromString("");
+    int bad = !t_o || !n_o || !r_o || (!sys && !empty)
+              || PyDict_SetItem(event, k_timestamp, t_o) || PyDict_SetItem(event, k_eventId, PyTuple_GET_ITEM(plan, 0))
+              || PyDict_SetItem(event, k_eventName, PyTuple_GET_ITEM(plan, 1)) || PyDict_SetItem(event, k_argsNum, n_o)
+              || PyDict_SetItem(event, k_returnValue, r_o) || PyDict_SetItem(event, k_syscall, sys ? sys : empty)
+              || PyDict_SetItem(event, k_args, args);
+    Py_XDECREF(t_o);
+    Py_XDECREF(n_o);
+    Py_XDECREF(r_o);
+    Py_XDECREF(empty);
+    Py_DECREF(args);
+    if (bad) {
+        Py_DECREF(event);
+        return NULL;
+    }
+    return event;
+}
+
+static PyObject *decode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4)
+        return PyErr_Format(PyExc_TypeError, "decode(buf, off, size, dstate)");
+    Py_ssize_t off = PyLong_AsSsize_t(args[1]), size = PyLong_AsSsize_t(args[2]);
+    if ((off == -1 || size == -1) && PyErr_Occurred())
+        return NULL;
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    PyObject *result;
+    if (off < 0 || size < 0 || off + size > view.len)
+        result = PyErr_Format(PyExc_ValueError, "record [%zd, %zd) outside the buffer", off, off + size);
+    else
+        result = decode_record((const unsigned char *)view.buf + off, size, args[3]);
+    PyBuffer_Release(&view);
+    return result;
+}
+
 /*
  * drain_ring(data, consumer, page, mask, limit, state, fallback, out) -> records skipped
  *
@@ -261,7 +440,9 @@ static PyObject *encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 #define RB_HDR 8
 #define RB_PUBLISH_EVERY (1u << 20)
 
-static PyObject *drain_ring(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+typedef PyObject *(*convert_fn)(const unsigned char *rec, Py_ssize_t size, PyObject *state);
+
+static PyObject *drain(PyObject *const *args, Py_ssize_t nargs, convert_fn convert)
 {
     if (nargs != 8)
         return PyErr_Format(PyExc_TypeError, "drain_ring(data, consumer, page, mask, limit, state, fallback, out)");
@@ -318,7 +499,7 @@ static PyObject *drain_ring(PyObject *self, PyObject *const *args, Py_ssize_t na
                 count++;
                 PyObject *item = NULL;
                 if (rec + (Py_ssize_t)n <= data.len)
-                    item = encode_record(base + rec, n, state);
+                    item = convert(base + rec, n, state);
                 if (item == Py_None) {
                     Py_DECREF(item);
                     item = NULL;
@@ -361,14 +542,38 @@ done:
     return PyLong_FromLong(skipped);
 }
 
+static PyObject *drain_ring(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return drain(args, nargs, encode_record);
+}
+
+static PyObject *drain_ring_decode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return drain(args, nargs, decode_record);
+}
+
 static PyMethodDef methods[] = {
     {"encode", (PyCFunction)(void (*)(void))encode, METH_FASTCALL,
      "encode(buf, off, size, state) -> the record's JSON line, or None for the Python path"},
     {"drain_ring", (PyCFunction)(void (*)(void))drain_ring, METH_FASTCALL,
      "drain_ring(data, consumer, page, mask, limit, state, fallback, out) -> records skipped"},
+    {"decode", (PyCFunction)(void (*)(void))decode, METH_FASTCALL,
+     "decode(buf, off, size, dstate) -> the record's event dict, or None for the Python path"},
+    {"drain_ring_decode", (PyCFunction)(void (*)(void))drain_ring_decode, METH_FASTCALL,
+     "drain_ring_decode(data, consumer, page, mask, limit, dstate, fallback, out) -> records skipped"},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fastjson", NULL, -1, methods};
 
-PyMODINIT_FUNC PyInit__fastjson(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__fastjson(void)
+{
+    PyObject **keys[] = {&k_timestamp, &k_eventId, &k_eventName, &k_argsNum, &k_returnValue,
+                         &k_syscall, &k_args, &k_name, &k_type, &k_value};
+    const char *texts[] = {"timestamp", "eventId", "eventName", "argsNum", "returnValue",
+                           "syscall", "args", "name", "type", "value"};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        if (!(*keys[i] = PyUnicode_InternFromString(texts[i])))
+            return NULL;
+    return PyModule_Create(&module);
+}

@@ -71,7 +71,18 @@ LOST_REASONS: Final[dict[int, str]] = {
     errno.E2BIG: "a record was larger than its buffer (a collector bug: please report it)",
 }
 
-SEL_EVENT, SEL_ENTER, SEL_EXIT, SEL_KPROBE = 0x1, 0x2, 0x4, 0x8
+SEL_EVENT, SEL_ENTER, SEL_EXIT, SEL_KPROBE, SEL_EXIT_ARGS = 0x1, 0x2, 0x4, 0x8, 0x10
+#: Syscalls whose arguments are as good at exit as at enter (registers the syscall leaves as
+#: they were, memory it only reads), so the kernel records them whole at exit (SEL_EXIT_ARGS)
+#: when nothing needs them at enter: where no traced syscall needs its enter, the sys_enter
+#: program is not attached at all. Tracee too reads the arguments' memory at exit.
+EXIT_ARGS_SYSCALLS: Final = frozenset(
+    SYSCALLS[name]
+    for name in (
+        "open", "creat", "openat", "openat2", "open_by_handle_at", "close", "dup", "dup2", "dup3", "connect",
+        "rename", "renameat", "renameat2",
+    )
+)  # fmt: skip
 F_PID, F_UID, F_COMM, F_MNTNS, F_CONTAINER, F_FOLLOW, F_NEW_PIDS = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40
 
 #: Programs attached to tracepoints, and when each is needed.
@@ -306,7 +317,19 @@ class Collector:
 
             for sid, bits in capture_kernel.syscall_bits(self.capture.opts).items():
                 sel[sid] = sel.get(sid, 0) | bits
+        for sid in EXIT_ARGS_SYSCALLS & sel.keys():
+            if not sel[sid] & (SEL_ENTER | SEL_KPROBE):
+                sel[sid] |= SEL_EXIT_ARGS
         return sel, sysargs
+
+    def _needs_sys_enter(self) -> bool:
+        """Whether a traced syscall has work at enter (none: sys_enter is left unattached)."""
+        syscall_ids = set(SYSCALLS.values())
+        return any(
+            bits & (SEL_EVENT | SEL_ENTER | SEL_EXIT) and not bits & SEL_EXIT_ARGS
+            for sid, bits in self._selection()[0].items()
+            if sid in syscall_ids
+        )
 
     def _needs_syscalls(self) -> bool:
         if self.capture is not None:
@@ -417,7 +440,7 @@ class Collector:
         programs = obj.programs()
         wanted = list(_ALWAYS_PROGS) + list(OPTIONAL_PROGRAMS)
         if self._needs_syscalls():
-            wanted += list(_SYSCALL_PROGS)
+            wanted += [p for p in _SYSCALL_PROGS if p != "tracee_sys_enter" or self._needs_sys_enter()]
         if "sched_process_fork" in self.events or self.filters.follow:
             wanted.append("tracee_sched_fork")
         if self.capture is not None and self.capture.opts.network:
@@ -490,7 +513,7 @@ class Collector:
         decoder = self._decoder
         if decoder is None:
             raise RuntimeError("collector is not started")
-        return self._drain(timeout_ms, max_events, decoder.decode)
+        return self._drain(timeout_ms, max_events, decoder.decode_fast, decoder.ring_decoder())
 
     def poll_json(
         self, timeout_ms: int, max_events: int | None = 16384, as_dicts: Collection[int] = ()

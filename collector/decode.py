@@ -259,6 +259,12 @@ def _compile(
     return env["decode_args"]
 
 
+def _arg_names_types(ev: EventSpec) -> tuple[tuple[str | None, ...], tuple[str | None, ...]]:
+    """The name and type of each argument of ``ev``, None for a hidden one (for the C decoder)."""
+    names = tuple(None if a.hidden else a.name for a in ev.args)
+    return names, tuple(None if a.hidden else a.type for a in ev.args)
+
+
 class _Plan:
     """How to decode one event id (built once)."""
 
@@ -304,6 +310,7 @@ _SYSCALL_JSON_BY_NR: Final = tuple(
 )
 _LINE: Final = b'{"timestamp":%d%s%s"returnValue":%d,"syscall":%s%s%s}\n'
 _SYSCALL_JSON: Final[dict[int, bytes]] = {nr: b'"' + name.encode() + b'",' for nr, name in _SYSCALL_NAMES.items()}
+_SYSCALL_NAME_BY_NR: Final = tuple(_SYSCALL_NAMES.get(nr, "") for nr in range(max(_SYSCALL_NAMES) + 1))
 EXE_CACHE_MAX: Final = 16384
 CONTAINER_CACHE_MAX: Final = 16384
 
@@ -325,6 +332,18 @@ class Decoder:
         self._fast_plans = {ev_id: plan.fast for ev_id, plan in self._plans.items() if plan.fast is not None}
         self._fast_state: tuple[Any, ...] = ()
         self._set_fast_state()
+        #: What the C decoder needs (collector/_fastjson.c's decode): the same events as the encoder.
+        self._dict_state = (
+            boot_to_epoch_ns,
+            self._templates,
+            _SYSCALL_NAME_BY_NR,
+            {
+                ev_id: (plan.id_str, plan.name, fast[1], *_arg_names_types(ev))
+                for ev_id, ev in (events or EVENTS_BY_ID).items()
+                if (plan := self._plans[ev_id]).fast is not None and (fast := plan.fast) is not None
+            },
+            (_KEY_A, _KEY_B, _KEY_C, _KEY_D),
+        )
         self._exe: dict[tuple[int, int, int], str] = {}
         self._containers: dict[int, str] = {}
 
@@ -455,6 +474,26 @@ class Decoder:
         event["syscall"] = _SYSCALL_NAMES.get(sysno, "")
         event["args"] = args
         return event
+
+    def decode_fast(self, buf: Any, off: int = 0, size: int | None = None) -> dict[str, Any]:
+        """:meth:`decode`, by the C decoder where it is built and takes the record (the same dict)."""
+        if _fastjson is not None and self.boot_to_epoch_ns >= 0:
+            event = _fastjson.decode(buf, off, len(buf) - off if size is None else size, self._dict_state)
+            if event is not None:
+                return event
+        return self.decode(buf, off, size)
+
+    def ring_decoder(self) -> Callable[[Any, Any, int, int, int, list[Any]], int] | None:
+        """The C loop over a BPF ring buffer's records giving :meth:`decode`'s dicts (as
+        :meth:`ring_drainer` gives lines), or None without the C decoder."""
+        if _fastjson is None or self.boot_to_epoch_ns < 0:
+            return None
+        drain, state, fallback = _fastjson.drain_ring_decode, self._dict_state, self.decode
+
+        def drainer(data: Any, consumer: Any, page: int, mask: int, limit: int, out: list[Any]) -> int:
+            return int(drain(data, consumer, page, mask, limit, state, fallback, out))
+
+        return drainer
 
     def encode(self, buf: Any, off: int = 0, size: int | None = None) -> bytes | None:
         """The record as one JSON line (with its newline), as ``orjson.dumps`` of :meth:`decode`'s

@@ -16,6 +16,7 @@ and undecodable; :meth:`LiveSource.summary` is tracee's summary line.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from .printers import EventPrinter
 
 __all__ = [
+    "GC_YOUNG_THRESHOLD",
     "LEFT",
     "LOST",
     "LOST_WARNING_INTERVAL",
@@ -57,6 +59,10 @@ UNDECODABLE: Final = "undecodable"
 _KERNEL_REASONS: Final = (LOST, LEFT, UNDECODABLE)
 #: Seconds between two warnings about lost events (each says how many since the last).
 LOST_WARNING_INTERVAL: Final = 1.0
+#: The cyclic garbage collector's first threshold while events are read. A batch's events are
+#: freed by reference counting once the signatures had them; under the default (700 objects)
+#: the collector would walk each batch's dicts several times while they are still in use.
+GC_YOUNG_THRESHOLD: Final = 200_000
 #: The signals that ask tracing to stop.
 STOP_SIGNALS: Final = frozenset({signal.SIGINT, signal.SIGTERM})
 
@@ -124,9 +130,14 @@ class LiveSource:
         self.stop_requested = True
 
     def __iter__(self) -> Iterator[Event]:
-        for batch in self._batches():
-            for raw in batch:
-                yield Event(raw)
+        thresholds = gc.get_threshold()
+        gc.set_threshold(max(thresholds[0], GC_YOUNG_THRESHOLD), *thresholds[1:])
+        try:
+            for batch in self._batches():
+                for raw in batch:
+                    yield Event(raw)
+        finally:
+            gc.set_threshold(*thresholds)
 
     def pump(self) -> None:
         """Trace, print and count until the stop, handing no event on (``tracee`` without signatures).

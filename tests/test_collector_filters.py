@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from collector_support import (
+    args,
     attached_program_ids,
     collect,
     named,
@@ -134,7 +135,7 @@ def test_the_collector_never_traces_itself(bpf_object: Path) -> None:
 
 
 def test_stop_detaches_every_program_and_is_idempotent(bpf_object: Path) -> None:
-    collector = start_collector(bpf_object, ["openat", "sched_process_fork", "security_file_open"])
+    collector = start_collector(bpf_object, ["openat", "sched_process_fork", "security_file_open", "execve"])
     ids = set(collector.program_ids)
     assert {"tracee_sys_enter", "tracee_sys_exit", "tracee_sched_fork", "tracee_sched_exec"} <= set(
         collector.attached_programs
@@ -221,3 +222,36 @@ def test_non_core_build_and_reduced_btf_load(bpf_object: Path, tmp_path: Path) -
         ["make", "-C", str(bpf_dir), f"OUT={out}", "KERN_HEADERS=/usr/src"], capture_output=True, text=True, check=False
     )
     assert bad.returncode != 0 and "KERN_HEADERS" in bad.stderr
+
+
+def test_syscalls_recorded_at_exit_need_no_sys_enter_and_keep_their_arguments(bpf_object: Path) -> None:
+    """openat, close and connect are recorded whole at exit: no sys_enter program is attached,
+    and the arguments (registers and the path in memory) are those the syscall was given."""
+    events = ["openat", "close", "connect"]
+    collector = start_collector(bpf_object, events, filters=KernelFilters(comms={"trcx_exitargs"}))
+    try:
+        assert "tracee_sys_exit" in collector.attached_programs
+        assert "tracee_sys_enter" not in collector.attached_programs
+        child = run_child(
+            "fd = os.open('/etc/hostname', os.O_RDONLY | os.O_CLOEXEC)\n"
+            "os.close(fd)\n"
+            "try:\n    os.open('/nonexistent/trcx', os.O_WRONLY)\nexcept OSError:\n    pass\n"
+            "s = socket.socket()\ntry:\n    s.connect(('127.0.0.1', 9))\nexcept OSError:\n    pass\n"
+            "print(fd)\n",
+            comm="trcx_exitargs",
+        )
+        fd = int(child.stdout)
+        got = collect(collector, lambda evs: bool(named(evs, "connect")))
+        got += collect(collector)
+    finally:
+        collector.stop()
+    assert {e["processName"] for e in got} == {"trcx_exitargs"}
+    (ok,) = named(got, "openat", pathname="/etc/hostname")
+    assert args(ok) == {"dirfd": -100, "pathname": "/etc/hostname", "flags": os.O_RDONLY | os.O_CLOEXEC, "mode": 0}
+    assert ok["returnValue"] == fd and ok["syscall"] == "openat"
+    (failed,) = named(got, "openat", pathname="/nonexistent/trcx")
+    assert args(failed)["flags"] & os.O_ACCMODE == os.O_WRONLY and failed["returnValue"] == -2  # ENOENT
+    closes = named(got, "close")
+    assert fd in {args(e)["fd"] for e in closes} and all(e["syscall"] == "close" for e in closes)
+    (connect,) = named(got, "connect")
+    assert args(connect)["addr"] == {"sa_family": "AF_INET", "sin_port": "9", "sin_addr": "127.0.0.1"}
