@@ -104,7 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     if decode._fastjson is None:
         print("C encoder: not built (scripts/setup.sh builds collector/_fastjson.c)")
         return 0
-    decoders: dict[str, Callable[[bytes], object]] = {"Python decoder": decoder.decode, "C decoder": decoder.decode_fast}
+    decoders: dict[str, Callable[[bytes], object]] = {
+        "Python decoder": decoder.decode,
+        "C decoder": decoder.decode_fast,
+    }
     if [decoder.decode(r) for r in recs] != [decoder.decode_fast(r) for r in recs]:
         raise SystemExit("the decoders give different dicts")
     best = dict.fromkeys(decoders, float("inf"))
@@ -118,7 +121,9 @@ def main(argv: list[str] | None = None) -> int:
             gc.enable()
             best[name] = min(best[name], seconds)
     for name, seconds in best.items():
-        print(f"{name:16s} {seconds / len(recs) * 1e6:6.2f} us/event to a dict ({best['Python decoder'] / seconds:4.1f}x)")
+        print(
+            f"{name:16s} {seconds / len(recs) * 1e6:6.2f} us/event to a dict ({best['Python decoder'] / seconds:4.1f}x)"
+        )
     return 0
 
 
