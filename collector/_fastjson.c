@@ -119,6 +119,43 @@ static int put_str(struct out *o, const unsigned char *s, size_t n)
 static uint64_t rd64(const unsigned char *p) { uint64_t v; memcpy(&v, p, 8); return v; }
 static uint32_t rd32(const unsigned char *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 
+/*
+ * The arguments of a record after its header: the fixed ones first on the wire, then the
+ * strings (each a u32 length, the bytes, padding to 4), each in definition order. A string
+ * cut short by the record's end is taken as far as it goes; one missing is empty.
+ * -1: too short for the fixed arguments (the Python path says so).
+ */
+static int read_args(const unsigned char *rec, Py_ssize_t size, const char *kinds, Py_ssize_t nargs,
+                     uint64_t *fixed, const unsigned char **str, size_t *slen)
+{
+    Py_ssize_t pos = HDR_SIZE, end = size;
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        if (kinds[i] == 's')
+            continue;
+        if (pos + 8 > end)
+            return -1;
+        fixed[i] = rd64(rec + pos);
+        pos += 8;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        if (kinds[i] != 's')
+            continue;
+        if (pos + 4 <= end) {
+            uint32_t n = rd32(rec + pos);
+            Py_ssize_t s = pos + 4, e = s + (Py_ssize_t)n;
+            if (e > end)
+                e = end;
+            str[i] = rec + s;
+            slen[i] = (size_t)(e - s);
+            pos = s + (((Py_ssize_t)n + 3) & ~(Py_ssize_t)3);
+        } else {
+            str[i] = rec;
+            slen[i] = 0;
+        }
+    }
+    return 0;
+}
+
 static PyObject *encode_record(const unsigned char *rec, Py_ssize_t size, PyObject *state)
 {
     if (!PyTuple_Check(state) || PyTuple_GET_SIZE(state) != 6)
@@ -180,31 +217,8 @@ static PyObject *encode_record(const unsigned char *rec, Py_ssize_t size, PyObje
     uint64_t fixed[MAX_ARGS];
     const unsigned char *str[MAX_ARGS];
     size_t slen[MAX_ARGS];
-    Py_ssize_t pos = HDR_SIZE, end = size;
-    for (Py_ssize_t i = 0; i < nargs; i++) {
-        if (kinds[i] == 's')
-            continue;
-        if (pos + 8 > end)
-            Py_RETURN_NONE;   /* too short: the Python path says so */
-        fixed[i] = rd64(rec + pos);
-        pos += 8;
-    }
-    for (Py_ssize_t i = 0; i < nargs; i++) {
-        if (kinds[i] != 's')
-            continue;
-        if (pos + 4 <= end) {
-            uint32_t n = rd32(rec + pos);
-            Py_ssize_t s = pos + 4, e = s + (Py_ssize_t)n;
-            if (e > end)
-                e = end;
-            str[i] = rec + s;
-            slen[i] = (size_t)(e - s);
-            pos = s + (((Py_ssize_t)n + 3) & ~(Py_ssize_t)3);
-        } else {
-            str[i] = rec;
-            slen[i] = 0;
-        }
-    }
+    if (read_args(rec, size, kinds, nargs, fixed, str, slen) < 0)
+        Py_RETURN_NONE;   /* too short: the Python path says so */
 
     char stack[JSON_LINE_MAX];
     struct out o = {stack, 0, sizeof(stack)};
@@ -325,33 +339,11 @@ static PyObject *decode_record(const unsigned char *rec, Py_ssize_t size, PyObje
     uint64_t fixed[MAX_ARGS];
     const unsigned char *str[MAX_ARGS];
     size_t slen[MAX_ARGS];
-    Py_ssize_t pos = HDR_SIZE, end = size, shown = 0;
-    for (Py_ssize_t i = 0; i < nargs; i++) {
-        if (PyTuple_GET_ITEM(names, i) != Py_None)
-            shown++;
-        if (kinds[i] == 's')
-            continue;
-        if (pos + 8 > end)
-            Py_RETURN_NONE;   /* too short: the Python decoder says so */
-        fixed[i] = rd64(rec + pos);
-        pos += 8;
-    }
-    for (Py_ssize_t i = 0; i < nargs; i++) {
-        if (kinds[i] != 's')
-            continue;
-        if (pos + 4 <= end) {
-            uint32_t n = rd32(rec + pos);
-            Py_ssize_t s = pos + 4, e = s + (Py_ssize_t)n;
-            if (e > end)
-                e = end;
-            str[i] = rec + s;
-            slen[i] = (size_t)(e - s);
-            pos = s + (((Py_ssize_t)n + 3) & ~(Py_ssize_t)3);
-        } else {
-            str[i] = rec;
-            slen[i] = 0;
-        }
-    }
+    Py_ssize_t shown = 0;
+    for (Py_ssize_t i = 0; i < nargs; i++)
+        shown += PyTuple_GET_ITEM(names, i) != Py_None;
+    if (read_args(rec, size, kinds, nargs, fixed, str, slen) < 0)
+        Py_RETURN_NONE;   /* too short: the Python decoder says so */
     PyObject *args = PyList_New(shown);
     if (!args)
         return NULL;

@@ -58,12 +58,7 @@ def entry_picker(
         if chosen is None:
             if len(value) > MAX_VALUE_CHARS:
                 return None
-            chosen = tuple(
-                (signature, on_event, None) for signature, on_event, accept in entries if accept is None or accept(args)
-            )
-            if len(memo) >= MAX_VALUES:
-                memo.clear()
-            memo[value] = chosen
+            chosen = _remember(memo, value, _accepting(entries, args))
         return chosen
 
     return pick
@@ -85,15 +80,31 @@ def _combination_picker(
         if chosen is None:
             if not all(type(value) is str and len(value) <= MAX_VALUE_CHARS for value in key):
                 return None
-            chosen = tuple(
-                (signature, on_event, None) for signature, on_event, accept in entries if accept is None or accept(args)
-            )
-            if len(memo) >= MAX_VALUES:
-                memo.clear()
-            memo[key] = chosen
+            chosen = _remember(memo, key, _accepting(entries, args))
         return chosen
 
     return pick
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _accepting(
+    entries: tuple[tuple[S, H, Accept | None], ...], args: Mapping[str, Any]
+) -> tuple[tuple[S, H, Accept | None], ...]:
+    """The entries whose filters accept ``args``, their filters replaced by ``None`` (passed)."""
+    return tuple(
+        (signature, on_event, None) for signature, on_event, accept in entries if accept is None or accept(args)
+    )
+
+
+def _remember(memo: dict[K, V], key: K, value: V) -> V:
+    """``memo[key] = value`` in a memory of at most :data:`MAX_VALUES` entries (then cleared)."""
+    if len(memo) >= MAX_VALUES:
+        memo.clear()
+    memo[key] = value
+    return value
 
 
 def remembered(test: Accept, arg: str) -> Accept:
@@ -107,10 +118,7 @@ def remembered(test: Accept, arg: str) -> Accept:
             return test(args)
         answer = memo.get(value)
         if answer is None:
-            answer = test(args)
-            if len(memo) >= MAX_VALUES:
-                memo.clear()
-            memo[value] = answer
+            answer = _remember(memo, value, test(args))
         return answer
 
     return remembering
