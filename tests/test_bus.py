@@ -18,7 +18,9 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import nats
 import pytest
@@ -55,12 +57,19 @@ def host_streams(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return paths
 
 
-def local_findings(paths: list[Path], ancestry: bool = True) -> list[str]:
-    """The findings of one local tracee-rules over the recordings, as canonical JSON."""
-    inputs = [arg for path in paths for arg in ("--input", str(path))]
+@pytest.fixture(scope="module")
+def local_replay(host_streams: list[Path]) -> list[dict[str, Any]]:
+    """The findings of one local tracee-rules over the recordings (replayed once for the module:
+    the recordings and the command are the same for every test that compares with them)."""
+    inputs = [arg for path in host_streams for arg in ("--input", str(path))]
     result = tracee_rules(*inputs, "--output-template", "rawjson")
     assert result.returncode == 0, result.stderr
-    return sorted(finding_key(json.loads(line), ancestry) for line in result.stdout.splitlines())
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def local_findings(replayed: list[dict[str, Any]], ancestry: bool = True) -> list[str]:
+    """The local replay's findings as canonical JSON."""
+    return sorted(finding_key(finding, ancestry) for finding in replayed)
 
 
 def bus_findings(url: str, ancestry: bool = True) -> list[str]:
@@ -113,6 +122,45 @@ def wait_for_stream(url: str, stream: str, timeout: float = 30) -> None:
         time.sleep(0.2)
 
 
+def partition_owners(url: str, partitions: int = 4) -> dict[int, int]:
+    """The pid of the worker holding each partition's lease (partitions not held are left out)."""
+
+    async def run() -> dict[int, int]:
+        nc = await nats.connect(url)
+        try:
+            kv = await nc.jetstream().key_value("TRACEE_EVENTS_detect_workers")
+            owners = {}
+            for partition in range(partitions):
+                try:
+                    entry = await kv.get(f"partition.{partition}")
+                except nats.js.errors.KeyNotFoundError:
+                    continue
+                if entry.value:  # a released lease holds an empty value
+                    owners[partition] = int(entry.value.decode().split("-")[-2])
+            return owners
+        except nats.js.errors.BucketNotFoundError:
+            return {}
+        finally:
+            await nc.close()
+
+    return asyncio.run(run())
+
+
+def wait_for_shared_partitions(url: str, workers: list[subprocess.Popen[str]], timeout: float = 60) -> None:
+    """Wait until the workers hold every partition between them, as many each."""
+    pids = sorted(worker.pid for worker in workers)
+    deadline = time.monotonic() + timeout
+    while True:
+        owners = partition_owners(url)
+        held = sorted(Counter(owners.values()).items())
+        if len(owners) == 4 and held == [(pid, 4 // len(pids)) for pid in pids]:
+            return
+        for worker in workers:
+            assert worker.poll() is None, worker.communicate()[1]
+        assert time.monotonic() < deadline, f"partitions not shared by {pids}: {owners}"
+        time.sleep(0.1)
+
+
 def processed(stderr: str) -> int:
     match = re.search(r"(\d+) events processed", stderr)
     assert match, stderr
@@ -157,12 +205,13 @@ def test_a_bad_subject_is_a_usage_error_before_connecting() -> None:
 # --- the pool of workers -------------------------------------------------------------------
 
 
-def test_two_workers_find_what_one_local_replay_finds(server: NatsServer, host_streams: list[Path]) -> None:
-    expected = local_findings(host_streams)
+def test_two_workers_find_what_one_local_replay_finds(
+    server: NatsServer, host_streams: list[Path], local_replay: list[dict[str, Any]]
+) -> None:
+    expected = local_findings(local_replay)
     assert expected
     workers = [start_worker(server.url) for _ in range(2)]
-    wait_for_stream(server.url, "TRACEE_EVENTS")
-    time.sleep(2.5)  # both workers joined: the partitions are shared
+    wait_for_shared_partitions(server.url, workers)
     messages = host_messages(host_streams)
     assert publish_events(server.url, messages) == len(messages)
     results = [worker.communicate(timeout=180) for worker in workers]
@@ -175,9 +224,9 @@ def test_two_workers_find_what_one_local_replay_finds(server: NatsServer, host_s
 
 
 def test_a_worker_killed_halfway_loses_nothing_and_duplicates_nothing(
-    server: NatsServer, host_streams: list[Path]
+    server: NatsServer, host_streams: list[Path], local_replay: list[dict[str, Any]]
 ) -> None:
-    expected = local_findings(host_streams, ancestry=False)
+    expected = local_findings(local_replay, ancestry=False)
     _, survivor, err = stop_one_of_two_workers(server, host_streams, signal.SIGKILL)
     assert survivor.returncode == 0, err
     assert re.search(r"taken over with \d+ unacknowledged messages", err), err  # the victim's, in flight
@@ -189,9 +238,9 @@ def test_a_worker_killed_halfway_loses_nothing_and_duplicates_nothing(
 
 
 def test_a_worker_stopped_halfway_hands_its_partitions_over_at_once(
-    server: NatsServer, host_streams: list[Path]
+    server: NatsServer, host_streams: list[Path], local_replay: list[dict[str, Any]]
 ) -> None:
-    expected = local_findings(host_streams, ancestry=False)
+    expected = local_findings(local_replay, ancestry=False)
     # ack_wait of 4 s: a stopped worker's unacknowledged messages come back quickly either way
     stopped, survivor, err = stop_one_of_two_workers(server, host_streams, signal.SIGTERM)
     assert stopped.returncode == 130, stopped.stderr_text  # type: ignore[attr-defined]
@@ -208,8 +257,7 @@ def stop_one_of_two_workers(
     """Two workers; the recordings published; ``how`` sent to a busy one about a third of the way in.
     The stopped worker, the survivor (run to its idle stop) and the survivor's stderr."""
     workers = [start_worker(server.url, batch=64) for _ in range(2)]
-    wait_for_stream(server.url, "TRACEE_EVENTS")
-    time.sleep(2.5)
+    wait_for_shared_partitions(server.url, workers)
     messages = host_messages(host_streams)
     publish_events(server.url, messages)
     stopped = kill_a_busy_worker(server.url, workers, len(messages), how)
@@ -339,31 +387,34 @@ def test_the_publisher_reconnects_and_stores_everything_once(server: NatsServer)
 # --- credentials ---------------------------------------------------------------------------
 
 
+def side_by_side(*commands: list[str]) -> list[subprocess.CompletedProcess[str]]:
+    """Run independent tracee-rules command lines at the same time (a refused connection
+    waits out its connect timeout): their results, in order."""
+    with ThreadPoolExecutor(max_workers=len(commands)) as pool:
+        return list(pool.map(lambda argv: tracee_rules(*argv), commands))
+
+
 def test_user_and_password_are_passed_and_never_printed(tmp_path: Path) -> None:
     secret = "pw-9f8e7d6c"  # noqa: S105 - the test server's
     password = tmp_path / "password"
     password.write_text(secret + "\n")
     events = tmp_path / "events.jsonl"
     events.write_bytes((REPO / "tests/fixtures/events_v0.24.1_docs.jsonl").read_bytes())
+    wrong = tmp_path / "wrong"
+    wrong.write_text("not-it")
     with nats_server("--user", "tracer", "--pass", secret) as server:
-        ok = tracee_rules(
-            "--input", str(events), "--output", f"{server.url}/tracee.findings",
-            "--nats-user", "tracer", "--nats-password-file", str(password), "--log", "debug",
+        ok, refused, token = side_by_side(
+            ["--input", str(events), "--output", f"{server.url}/tracee.findings",
+             "--nats-user", "tracer", "--nats-password-file", str(password), "--log", "debug"],
+            ["--input", str(events), "--output", f"nats://tracer:{secret}x@127.0.0.1:{server.port}/tracee.findings",
+             "--log", "debug"],
+            ["--input", str(events), "--output", f"{server.url}/tracee.findings",
+             "--nats-user", "tracer", "--nats-password-file", str(wrong)],
         )  # fmt: skip
         assert ok.returncode == 0, ok.stderr
         assert "findings published" in ok.stderr and secret not in ok.stderr
-        wrong = tmp_path / "wrong"
-        wrong.write_text("not-it")
-        refused = tracee_rules(
-            "--input", str(events), "--output", f"nats://tracer:{secret}x@127.0.0.1:{server.port}/tracee.findings",
-            "--log", "debug",
-        )  # fmt: skip
         assert refused.returncode == 2
         assert "cannot connect" in refused.stderr and secret not in refused.stderr
-        token = tracee_rules(
-            "--input", str(events), "--output", f"{server.url}/tracee.findings",
-            "--nats-user", "tracer", "--nats-password-file", str(wrong),
-        )  # fmt: skip
         assert token.returncode == 2 and "not-it" not in token.stderr
 
 
@@ -394,14 +445,16 @@ def test_tls_with_a_client_certificate_and_a_token(tmp_path: Path) -> None:
         url = f"tls://127.0.0.1:{server.port}/tracee.findings"
         client = ["--nats-tls-ca", str(tmp_path / "ca.pem"), "--nats-tls-cert", str(tmp_path / "client.pem"),
                   "--nats-tls-key", str(tmp_path / "client.key")]  # fmt: skip
-        ok = tracee_rules("--input", str(events), "--output", url, *client, "--nats-token-file", str(token))
+        ok, no_cert, no_token = side_by_side(
+            ["--input", str(events), "--output", url, *client, "--nats-token-file", str(token)],
+            ["--input", str(events), "--output", url, "--nats-tls-ca", str(tmp_path / "ca.pem"),
+             "--nats-token-file", str(token)],
+            ["--input", str(events), "--output", url, *client],
+        )  # fmt: skip
         assert ok.returncode == 0, ok.stderr
         assert re.search(r"[1-9]\d* findings published", ok.stderr), ok.stderr
         assert "tok-5a4b3c2d1e" not in ok.stderr
-        no_cert = tracee_rules("--input", str(events), "--output", url, "--nats-tls-ca", str(tmp_path / "ca.pem"),
-                               "--nats-token-file", str(token))  # fmt: skip
         assert no_cert.returncode == 2 and "cannot connect" in no_cert.stderr
-        no_token = tracee_rules("--input", str(events), "--output", url, *client)
         assert no_token.returncode == 2 and "cannot connect" in no_token.stderr
 
 
@@ -416,11 +469,13 @@ def test_an_nkey_seed_file_signs_the_connection(tmp_path: Path) -> None:
     events = REPO / "examples/events/demo.jsonl"
     with nats_server("-c", str(config)) as server:
         url = f"{server.url}/tracee.findings"
-        signed = tracee_rules("--input", str(events), "--output", url, "--nats-nkey", str(tmp_path / "user.nk"))
+        signed, unsigned = side_by_side(
+            ["--input", str(events), "--output", url, "--nats-nkey", str(tmp_path / "user.nk")],
+            ["--input", str(events), "--output", url],
+        )
         assert signed.returncode == 0, signed.stderr
         assert re.search(r"[1-9]\d* findings published", signed.stderr), signed.stderr
         assert seed.decode() not in signed.stderr
-        unsigned = tracee_rules("--input", str(events), "--output", url)
         assert unsigned.returncode == 2 and "cannot connect" in unsigned.stderr
 
 
@@ -448,10 +503,9 @@ def test_a_message_delivered_too_often_is_moved_aside_not_retried(server: NatsSe
         )
         await js.add_consumer("TRACEE_EVENTS", config)
         sub = await js.pull_subscribe_bind(f"detect-p{partition}", stream="TRACEE_EVENTS")
-        for _ in range(2):
+        for _ in range(2):  # the second fetch gets the message again once ack_wait passed
             (msg,) = await sub.fetch(1, timeout=5)
             assert msg.data == good
-            await asyncio.sleep(1.5)  # past ack_wait: redelivered
         await nc.close()
 
     asyncio.run(crash_twice())
@@ -469,8 +523,7 @@ def test_a_message_delivered_too_often_is_moved_aside_not_retried(server: NatsSe
 
 def test_a_worker_whose_bus_goes_away_stops_with_an_error_not_a_traceback(server: NatsServer) -> None:
     worker = start_worker(server.url, idle=0, lease=2)
-    wait_for_stream(server.url, "TRACEE_EVENTS")
-    time.sleep(3)  # partitions taken, fetching
+    wait_for_shared_partitions(server.url, [worker])  # partitions taken, fetching
     server.stop()
     try:
         _, err = worker.communicate(timeout=180)

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -110,6 +111,27 @@ def wait_for(path: Path, timeout: float = 30) -> None:
         time.sleep(0.02)
 
 
+def wait_until_reading(proc: subprocess.Popen[str], timeout: float = 60) -> str:
+    """Wait for the line tracee-rules logs once its signal handlers are in place and it starts
+    reading (a signal before that ends the process as Python does); the stderr read so far."""
+    assert proc.stderr is not None
+    lines: list[str] = []
+    reading = threading.Event()
+
+    def read() -> None:
+        assert proc.stderr is not None
+        while not reading.is_set() and (line := proc.stderr.readline()):
+            lines.append(line)
+            if "; reading " in line:
+                reading.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(timeout)
+    assert reading.is_set(), "tracee-rules did not start reading:\n" + "".join(lines)
+    return "".join(lines)
+
+
 def test_a_signal_during_end_of_input_still_closes_the_others_and_prints_the_summary(tmp_path: Path) -> None:
     rule(tmp_path, "a_slow", "SLOW-1", close="Path('closing').touch(); time.sleep(30)")
     rule(tmp_path, "b_later", "LATER-1", on_signal="Path('signalled').touch()", close="Path('closed').touch()")
@@ -137,7 +159,8 @@ def test_a_second_signal_ends_a_stuck_run_at_once(tmp_path: Path) -> None:
     rule(tmp_path, "stuck", "STUCK-1", close=hang)
     proc = start(["--rules-dir", str(tmp_path), "--rules", "STUCK-1", "--input", "/dev/zero"], tmp_path)
     try:
-        time.sleep(1.5)
+        head = wait_until_reading(proc)
+        time.sleep(0.5)  # in the reading loop
         proc.send_signal(signal.SIGINT)
         wait_for(tmp_path / "closing")
         time.sleep(0.3)
@@ -147,7 +170,7 @@ def test_a_second_signal_ends_a_stuck_run_at_once(tmp_path: Path) -> None:
     finally:
         proc.kill()
     assert time.monotonic() - started < 3
-    assert proc.returncode == 130
+    assert proc.returncode == 130, head + stderr
     assert "second signal: exiting now" in stderr
 
 

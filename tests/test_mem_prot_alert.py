@@ -21,6 +21,7 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -116,23 +117,48 @@ def vm_flags(mnemonics: list[str]) -> int:
     return sum(VM_FLAG_BITS.get(m, 0) for m in mnemonics)
 
 
-def run(
-    obj: Path, comm: str, body: str, until: int, **kwargs: Any
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Collector]:
-    """Trace mem_prot_alert while a child runs ``body``: its recorded calls, the mprotect
-    alerts (in order) once ``until`` of them arrived (and any late ones), the collector."""
-    collector = start_collector(obj, ["mem_prot_alert"], filters=KernelFilters(comms={comm}), **kwargs)
+#: The children of the tests that trace with the default object (one collector for them all).
+SHARED_COMMS = {"trcx_mprot_anon", "trcx_mprot_file", "trcx_mprot_vmas", "trcx_mprot_deny", "trcx_mprot_mdwe"}
+
+
+@pytest.fixture(scope="module")
+def shared_collector(bpf_object: Path) -> Iterator[Collector]:
+    """A collector of mem_prot_alert for the children of SHARED_COMMS, started once for the
+    module (each test reads only its own child's alerts, by comm)."""
+    collector = start_collector(bpf_object, ["mem_prot_alert"], filters=KernelFilters(comms=SHARED_COMMS))
     try:
-        proc = run_child(PRELUDE + body + EPILOGUE, comm=comm)
-        got = collect(collector, lambda evs: len(_mprotect_alerts(evs)) >= until)
-        got += collect(collector, timeout=0.5)
+        yield collector
     finally:
         collector.stop()
-    return json.loads(proc.stdout.splitlines()[-1]), _mprotect_alerts(got), collector
 
 
-def _mprotect_alerts(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [e for e in named(events, "mem_prot_alert") if e["syscall"] in ("mprotect", "pkey_mprotect")]
+def run(
+    obj: Path | Collector, comm: str, body: str, until: int, **kwargs: Any
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Collector]:
+    """Trace mem_prot_alert while a child runs ``body``: its recorded calls, the mprotect
+    alerts (in order) once ``until`` of them arrived (and any late ones), the collector.
+    ``obj`` is the object to start a collector of ``comm`` with, or a running collector."""
+    if isinstance(obj, Collector):
+        assert comm in SHARED_COMMS, comm
+        collector = obj
+    else:
+        collector = start_collector(obj, ["mem_prot_alert"], filters=KernelFilters(comms={comm}), **kwargs)
+    try:
+        proc = run_child(PRELUDE + body + EPILOGUE, comm=comm)
+        got = collect(collector, lambda evs: len(_mprotect_alerts(evs, comm)) >= until)
+        got += collect(collector, timeout=0.5)
+    finally:
+        if collector is not obj:
+            collector.stop()
+    return json.loads(proc.stdout.splitlines()[-1]), _mprotect_alerts(got, comm), collector
+
+
+def _mprotect_alerts(events: list[dict[str, Any]], comm: str) -> list[dict[str, Any]]:
+    return [
+        e
+        for e in named(events, "mem_prot_alert")
+        if e["syscall"] in ("mprotect", "pkey_mprotect") and e["processName"] == comm
+    ]
 
 
 def check(alert: dict[str, Any], number: int, call: dict[str, Any], vma: int = 0) -> dict[str, Any]:
@@ -163,9 +189,9 @@ def test_find_vma_path_is_used_here(bpf_object: Path) -> None:
     assert collector.tail_programs == []  # not loaded when mem_prot_alert is not traced
 
 
-def test_alerts_2_3_4_on_anonymous_memory_and_benign_changes(bpf_object: Path) -> None:
+def test_alerts_2_3_4_on_anonymous_memory_and_benign_changes(shared_collector: Collector) -> None:
     calls, alerts, _ = run(
-        bpf_object,
+        shared_collector,
         "trcx_mprot_anon",
         f"""
 a = mmap(8192, {RW})
@@ -188,11 +214,11 @@ mprotect(a, 8192, {PROT_X})     # 8: RWX -> X: alert 4 (writable before)
     assert args(alerts[0])["prev_prot"] & 0xFF == 0x73  # rd wr mr mw me
 
 
-def test_alerts_on_file_mappings_carry_the_file(bpf_object: Path, tmp_path: Path) -> None:
+def test_alerts_on_file_mappings_carry_the_file(shared_collector: Collector, tmp_path: Path) -> None:
     path = tmp_path / "code.bin"
     path.write_bytes(b"\x90" * 8192)
     calls, alerts, _ = run(
-        bpf_object,
+        shared_collector,
         "trcx_mprot_file",
         f"""
 fd = os.open({str(path)!r}, os.O_RDWR)
@@ -219,11 +245,11 @@ mprotect(s, 4096, {RX})    # 4: alert 2 (a shared mapping: sh ms in prev_prot)
     assert args(alerts[3])["prev_prot"] & 0x88 == 0x88  # VM_SHARED | VM_MAYSHARE
 
 
-def test_one_alert_per_vma_of_the_range(bpf_object: Path) -> None:
+def test_one_alert_per_vma_of_the_range(shared_collector: Collector) -> None:
     """The hook runs for each VMA of the range (each with its own flags, the syscall's addr
     and len), up to a hole, where mprotect fails after changing the VMAs before it."""
     calls, alerts, _ = run(
-        bpf_object,
+        shared_collector,
         "trcx_mprot_vmas",
         f"""
 a = mmap(3 * {PAGE}, {RW})
@@ -241,11 +267,13 @@ mprotect(b, 3 * {PAGE}, {RX}, errno={ENOMEM})  # 2: alert 4 for the first VMA, t
         anonymous(check(alert, number, calls[step], vma))
 
 
-def test_mprotects_the_kernel_refuses_before_the_hook_raise_nothing(bpf_object: Path, tmp_path: Path) -> None:
+def test_mprotects_the_kernel_refuses_before_the_hook_raise_nothing(
+    shared_collector: Collector, tmp_path: Path
+) -> None:
     path = tmp_path / "ro.bin"
     path.write_bytes(b"\0" * PAGE)
     calls, alerts, _ = run(
-        bpf_object,
+        shared_collector,
         "trcx_mprot_deny",
         f"""
 a = mmap(2 * {PAGE}, {RW})
@@ -265,10 +293,10 @@ mprotect(a, {PAGE}, {RX})                       # 5: alert 4, the last call
     anonymous(check(alerts[0], 4, calls[5]))
 
 
-def test_mdwe_refusals_raise_nothing(bpf_object: Path) -> None:
+def test_mdwe_refusals_raise_nothing(shared_collector: Collector) -> None:
     """prctl(PR_SET_MDWE): the kernel refuses W+X and newly executable memory before the hook."""
     calls, alerts, _ = run(
-        bpf_object,
+        shared_collector,
         "trcx_mprot_mdwe",
         f"""
 old = mmap({PAGE}, {RWX})                        # made before MDWE: alert 1 (mmap)
