@@ -744,3 +744,20 @@ def test_time_other_processes_take_is_not_an_overrun(tmp_path: Path, monkeypatch
     events = [make_event("security_file_open", {"pathname": "/etc/shadow", "flags": 0})] * 10
     findings = run_signature(signature, events)
     assert len(findings) == 10 and not signature.disabled
+
+
+def test_maps_in_finding_data_have_their_keys_in_sorted_order(tmp_path: Path, backend_name: str) -> None:
+    """cel-cpp hands out a map's entries in an order that changes between processes: data
+    is printed with sorted keys, at every depth, as Go prints maps."""
+    keys = [f"k{i:02d}" for i in range(24, 0, -1)]
+    literal = "{" + ", ".join(f'"{key}": {{"z": 1, "a": 2, "{key}": [{{"y": 1, "b": 2}}]}}' for key in keys) + "}"
+    output = f"    - {{name: m, expression: '{literal}'}}\n    - {{name: n, expression: '{{2: \"x\", 1: \"y\"}}'}}\n"
+    text = detector(output=output, sig_id="MAP-1")
+    (signature,) = load_signatures(write(tmp_path, "maps.yaml", text), cel_engine=backend_name)
+    (finding,) = run_signature(signature, [make_event("ptrace", {"request": 0})])
+    value = finding.data["m"]
+    assert list(value) == sorted(keys)
+    for key in keys:
+        assert list(value[key]) == sorted(["z", "a", key])
+        assert list(value[key][key][0]) == ["b", "y"]
+    assert list(finding.data["n"]) == [1, 2]

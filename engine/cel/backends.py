@@ -196,7 +196,7 @@ class CelExprPythonBackend:
                 raise CelEvalError(_strip_status(str(exc))) from None
             if result.type() == error_type:
                 raise CelEvalError(describe(result))
-            return result.plain_value()
+            return sorted_maps(result.plain_value())
 
         return value
 
@@ -204,6 +204,22 @@ class CelExprPythonBackend:
         if result.type() == self._error_type:
             return _strip_status(str(result.value()))
         return f"the condition is a {result.type().name().lower()}, not a bool" if condition else "not a value"
+
+
+def sorted_maps(value: Any) -> Any:
+    """``value`` with the keys of its maps (at any depth) in sorted order, as Go prints maps:
+    cel-cpp hands a map's entries out in an order that changes from one process to the next,
+    and a finding's data must not."""
+    if isinstance(value, dict):
+        return {key: sorted_maps(value[key]) for key in sorted(value, key=_key_order)}
+    if isinstance(value, list):
+        return [sorted_maps(item) for item in value]
+    return value
+
+
+def _key_order(key: Any) -> tuple[str, Any]:
+    """Map keys of different types (CEL allows bool, int, uint and string keys) sort by type first."""
+    return type(key).__name__, key
 
 
 def _strip_status(message: str) -> str:
@@ -392,7 +408,7 @@ class CelPythonBackend:
         if isinstance(value, bytes):
             return bytes(value)
         if isinstance(value, Mapping):
-            return {self._to_python(k): self._to_python(v) for k, v in value.items()}
+            return sorted_maps({self._to_python(k): self._to_python(v) for k, v in value.items()})
         if isinstance(value, list):
             return [self._to_python(v) for v in value]
         raise CelEvalError(f"the result is a {type(value).__name__}, which has no JSON form")
