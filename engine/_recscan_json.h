@@ -1,0 +1,378 @@
+/*
+ * The JSON tokenizer of engine/_recscan.c (included there once; not a public header): a
+ * bounds-checked scanner over a record's bytes that skips, or reads in place, strings,
+ * numbers, literals, arrays and objects, answering UNSURE wherever the full decoder
+ * (orjson) might read the text differently.
+ */
+#ifndef PYTRACEE_RECSCAN_JSON_H
+#define PYTRACEE_RECSCAN_JSON_H
+
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
+#define MAX_NESTING 32
+/* An integer part plus a positive exponent beyond this may overflow a double: not sure. */
+#define MAX_MAGNITUDE 300
+
+#define UNSURE (-1)
+#define OK 0
+
+typedef struct {
+    const unsigned char *p;
+    const unsigned char *end;
+    int depth;
+} scanner;
+
+/* Bytes that end the fast part of a string body: '"', '\\', control characters, non-ASCII. */
+static unsigned char string_stop[256];
+static unsigned char is_digit[256];
+static unsigned char hex_value[256]; /* value + 1; 0: not a hex digit */
+
+
+static inline __attribute__((always_inline)) void skip_ws(scanner *s)
+{
+    const unsigned char *p = s->p, *end = s->end;
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    s->p = p;
+}
+
+/* s->p at the opening quote. On success s->p is past the closing quote, [*start, *start + *len)
+ * is the body as written and *escaped tells whether it holds escapes. */
+static inline __attribute__((always_inline)) int scan_string(scanner *s, const unsigned char **start, Py_ssize_t *len, int *escaped)
+{
+    const unsigned char *p = s->p + 1, *end = s->end;
+    int esc = 0;
+    *start = p;
+    for (;;) {
+#ifdef __SSE2__
+        /* 16 bytes at a time: '"', '\\', and (as signed bytes) controls and non-ASCII below 0x20 */
+        const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'), space = _mm_set1_epi8(0x20);
+        while (end - p >= 16) {
+            __m128i chunk = _mm_loadu_si128((const __m128i *)p);
+            __m128i stop = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(chunk, quote), _mm_cmpeq_epi8(chunk, backslash)),
+                                        _mm_cmplt_epi8(chunk, space));
+            int mask = _mm_movemask_epi8(stop);
+            if (mask) {
+                p += __builtin_ctz((unsigned)mask);
+                goto found;
+            }
+            p += 16;
+        }
+#endif
+        while (p < end && !string_stop[*p])
+            p++;
+#ifdef __SSE2__
+    found:
+#endif
+        if (p >= end)
+            return UNSURE;
+        unsigned char c = *p;
+        if (c == '"')
+            break;
+        if (c != '\\')
+            return UNSURE; /* a control character (invalid JSON) or non-ASCII (the full decoder checks it) */
+        esc = 1;
+        if (end - p < 2)
+            return UNSURE;
+        c = p[1];
+        if (c == 'u') {
+            if (end - p < 6)
+                return UNSURE;
+            unsigned v = 0;
+            for (int i = 2; i < 6; i++) {
+                unsigned h = hex_value[p[i]];
+                if (!h)
+                    return UNSURE;
+                v = v * 16 + (h - 1);
+            }
+            if (v >= 0xD800 && v <= 0xDFFF)
+                return UNSURE; /* surrogates: a lone one is invalid; pairs are rare, left to the decoder */
+            p += 6;
+        } else if (c == '"' || c == '\\' || c == '/' || c == 'b' || c == 'f' || c == 'n' || c == 'r' || c == 't') {
+            p += 2;
+        } else {
+            return UNSURE;
+        }
+    }
+    *len = p - *start;
+    *escaped = esc;
+    s->p = p + 1;
+    return OK;
+}
+
+/* s->p at '-' or a digit. *integer: written as an integer within int64 (its value in *value). */
+static int scan_number(scanner *s, int *integer, int64_t *value)
+{
+    const unsigned char *p = s->p, *end = s->end;
+    int negative = 0;
+    if (p < end && *p == '-') {
+        negative = 1;
+        p++;
+    }
+    if (p >= end || !is_digit[*p])
+        return UNSURE;
+    const unsigned char *digits = p;
+    if (*p == '0')
+        p++;
+    else
+        while (p < end && is_digit[*p])
+            p++;
+    Py_ssize_t ndigits = p - digits;
+    int plain = 1;
+    long exponent = 0;
+    if (p < end && *p == '.') {
+        plain = 0;
+        p++;
+        if (p >= end || !is_digit[*p])
+            return UNSURE;
+        while (p < end && is_digit[*p])
+            p++;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        plain = 0;
+        p++;
+        int negative_exponent = 0;
+        if (p < end && (*p == '+' || *p == '-')) {
+            negative_exponent = *p == '-';
+            p++;
+        }
+        if (p >= end || !is_digit[*p])
+            return UNSURE;
+        const unsigned char *first = p;
+        while (p < end && is_digit[*p]) {
+            if (p - first >= 4)
+                return UNSURE; /* a huge exponent: perhaps beyond a double */
+            exponent = exponent * 10 + (*p - '0');
+            p++;
+        }
+        if (negative_exponent)
+            exponent = 0; /* small numbers read as 0.0 or denormals, never an error */
+    }
+    if (ndigits + exponent > MAX_MAGNITUDE)
+        return UNSURE;
+    *integer = 0;
+    if (plain && ndigits <= 19) {
+        uint64_t v = 0;
+        for (const unsigned char *d = digits; d < digits + ndigits; d++)
+            v = v * 10 + (uint64_t)(*d - '0'); /* 19 digits cannot overflow 64 bits */
+        if (negative ? v <= (uint64_t)INT64_MAX + 1 : v <= (uint64_t)INT64_MAX) {
+            *integer = 1;
+            *value = negative ? (int64_t)(0 - v) : (int64_t)v;
+        }
+    }
+    s->p = p;
+    return OK;
+}
+
+static int literal(scanner *s, const char *word, Py_ssize_t n)
+{
+    if (s->end - s->p < n || memcmp(s->p, word, (size_t)n) != 0)
+        return UNSURE;
+    s->p += n;
+    return OK;
+}
+
+static int skip_value(scanner *s);
+
+/* After '{' or '[' has been consumed by the caller: the members or elements up to the closer. */
+static int skip_object_rest(scanner *s)
+{
+    skip_ws(s);
+    if (s->p < s->end && *s->p == '}') {
+        s->p++;
+        return OK;
+    }
+    for (;;) {
+        const unsigned char *key;
+        Py_ssize_t len;
+        int escaped;
+        if (s->p >= s->end || *s->p != '"' || scan_string(s, &key, &len, &escaped))
+            return UNSURE;
+        skip_ws(s);
+        if (s->p >= s->end || *s->p != ':')
+            return UNSURE;
+        s->p++;
+        skip_ws(s);
+        if (skip_value(s))
+            return UNSURE;
+        skip_ws(s);
+        if (s->p >= s->end)
+            return UNSURE;
+        if (*s->p == ',') {
+            s->p++;
+            skip_ws(s);
+            continue;
+        }
+        if (*s->p == '}') {
+            s->p++;
+            return OK;
+        }
+        return UNSURE;
+    }
+}
+
+static int skip_array_rest(scanner *s)
+{
+    skip_ws(s);
+    if (s->p < s->end && *s->p == ']') {
+        s->p++;
+        return OK;
+    }
+    for (;;) {
+        if (skip_value(s))
+            return UNSURE;
+        skip_ws(s);
+        if (s->p >= s->end)
+            return UNSURE;
+        if (*s->p == ',') {
+            s->p++;
+            skip_ws(s);
+            continue;
+        }
+        if (*s->p == ']') {
+            s->p++;
+            return OK;
+        }
+        return UNSURE;
+    }
+}
+
+/* Any JSON value at s->p (no leading blanks), syntax-checked and skipped. */
+static int skip_value(scanner *s)
+{
+    if (s->p >= s->end)
+        return UNSURE;
+    const unsigned char *start;
+    Py_ssize_t len;
+    int escaped, integer, r;
+    int64_t value;
+    switch (*s->p) {
+    case '"':
+        return scan_string(s, &start, &len, &escaped);
+    case '{':
+    case '[':
+        if (++s->depth > MAX_NESTING)
+            return UNSURE;
+        r = *s->p++ == '{' ? skip_object_rest(s) : skip_array_rest(s);
+        s->depth--;
+        return r;
+    case 't':
+        return literal(s, "true", 4);
+    case 'f':
+        return literal(s, "false", 5);
+    case 'n':
+        return literal(s, "null", 4);
+    default:
+        return scan_number(s, &integer, &value);
+    }
+}
+
+/* A member separator or the closer `close`; *done set on the closer. */
+static int next_member(scanner *s, unsigned char close, int *done)
+{
+    skip_ws(s);
+    if (s->p >= s->end)
+        return UNSURE;
+    if (*s->p == ',') {
+        s->p++;
+        skip_ws(s);
+        *done = 0;
+        return OK;
+    }
+    if (*s->p == close) {
+        s->p++;
+        *done = 1;
+        return OK;
+    }
+    return UNSURE;
+}
+
+/* A key without escapes and its colon; s->p left at the value. */
+static int plain_key(scanner *s, const unsigned char **key, Py_ssize_t *len)
+{
+    int escaped;
+    if (s->p >= s->end || *s->p != '"' || scan_string(s, key, len, &escaped) || escaped)
+        return UNSURE; /* an escaped key may spell a key that is read: not sure */
+    skip_ws(s);
+    if (s->p >= s->end || *s->p != ':')
+        return UNSURE;
+    s->p++;
+    skip_ws(s);
+    return OK;
+}
+
+#define KEY_IS(key, len, word) ((len) == (Py_ssize_t)sizeof(word) - 1 && memcmp((key), (word), sizeof(word) - 1) == 0)
+
+/* A plain string value (no escapes) at s->p. */
+static int plain_string(scanner *s, const unsigned char **start, Py_ssize_t *len)
+{
+    int escaped;
+    if (s->p >= s->end || *s->p != '"' || scan_string(s, start, len, &escaped) || escaped)
+        return UNSURE;
+    return OK;
+}
+
+/* An object whose one member `wanted` is read: a boolean (kind 'b') or a plain string ('s'). */
+static int read_member(scanner *s, const char *wanted, char kind, int *flag, const unsigned char **str,
+                       Py_ssize_t *str_len)
+{
+    if (s->p >= s->end || *s->p != '{')
+        return UNSURE;
+    if (++s->depth > MAX_NESTING)
+        return UNSURE;
+    s->p++;
+    skip_ws(s);
+    int seen = 0, done = 0;
+    size_t wanted_len = strlen(wanted);
+    if (s->p < s->end && *s->p == '}') {
+        s->p++;
+        done = 1;
+    }
+    while (!done) {
+        const unsigned char *key;
+        Py_ssize_t len;
+        if (plain_key(s, &key, &len))
+            return UNSURE;
+        if ((size_t)len == wanted_len && memcmp(key, wanted, wanted_len) == 0) {
+            if (seen++)
+                return UNSURE; /* a duplicate: the decoder keeps the last; simpler to let it */
+            if (kind == 'b') {
+                if (s->p < s->end && *s->p == 't') {
+                    if (literal(s, "true", 4))
+                        return UNSURE;
+                    *flag = 1;
+                } else if (literal(s, "false", 5)) {
+                    return UNSURE;
+                }
+            } else if (plain_string(s, str, str_len)) {
+                return UNSURE;
+            }
+        } else if (skip_value(s)) {
+            return UNSURE;
+        }
+        if (next_member(s, '}', &done))
+            return UNSURE;
+    }
+    s->depth--;
+    return OK;
+}
+
+/* The byte tables above, filled once (at module initialisation). */
+static void init_json_tables(void)
+{
+    for (int c = 0; c < 256; c++) {
+        string_stop[c] = c == '"' || c == '\\' || c < 0x20 || c >= 0x80;
+        is_digit[c] = c >= '0' && c <= '9';
+        hex_value[c] = (unsigned char)(c >= '0' && c <= '9'   ? c - '0' + 1
+                                       : c >= 'a' && c <= 'f' ? c - 'a' + 11
+                                       : c >= 'A' && c <= 'F' ? c - 'A' + 11
+                                                              : 0);
+    }
+}
+
+#endif
