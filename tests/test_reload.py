@@ -205,3 +205,38 @@ def test_reload_keeps_the_syscall_pairing_and_the_event_held_for_it(tmp_path: Pa
         if tracee.proc.poll() is None:
             tracee.proc.kill()
             tracee.proc.wait()
+
+
+def test_a_reload_selecting_events_the_replay_skips_says_they_stay_skipped(tmp_path: Path) -> None:
+    """A replay decides at start which records to decode; a reload that selects other events
+    (or filters them otherwise) cannot bring back records it skips: it says so, by event."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "counter.py").write_text(COUNTER)
+    (rules / "mmaps.py").write_text(OPENS.replace("ACME-21", "ACME-22").replace("security_file_open", "mmap"))
+    config = tmp_path / "pytracee.yaml"
+    config.write_text(f"rules: [ACME-20]\nrules-dir: [{rules}]\noutput-template: rawjson\n")
+    tracee = Run(tmp_path, config, rules)
+    try:
+        tracee.send(PTRACE)
+        assert tracee.finding()["Data"] == {"KEY": 1}
+        config.write_text(f"rules: [ACME-20, ACME-22]\nrules-dir: [{rules}]\noutput-template: rawjson\n")
+        tracee.hangup()
+        tracee.send(PTRACE)  # the reload happens before this event
+        assert tracee.finding()["Data"] == {"KEY": 2}
+        tracee.send(line("mmap", {"addr": 0, "len": 4096, "prot": 7, "flags": 34, "fd": -1, "pathname": "/x"}))
+        tracee.send(PTRACE)
+        assert tracee.finding()["Data"] == {"KEY": 3}  # the mmap record was skipped, as the warning says
+        assert tracee.proc.stdin is not None
+        tracee.proc.stdin.close()
+        assert tracee.proc.wait(timeout=60) == 0
+        assert tracee.proc.stderr is not None
+        stderr = tracee.proc.stderr.read().decode()
+        assert "reloaded: 2 signatures" in stderr
+        assert "reload: this replay decides which records to decode as it started: records of mmap" in stderr
+        assert "ptrace" not in stderr.split("records of ", 1)[1].split("\n", 1)[0]  # decoded all along
+        assert tracee.lines.empty()  # no finding of ACME-22 on the skipped mmap
+    finally:
+        if tracee.proc.poll() is None:
+            tracee.proc.kill()
+            tracee.proc.wait()

@@ -29,12 +29,13 @@ import hashlib
 import inspect
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..dispatch import DuplicateSignatureError, Engine, LoadedSignature
 from ..errors import ConfigError
 from ..plugins import PluginManager
+from ..selectors import ANY
 from ..signature import SignatureContext
 from .config import ConfigFile, ConfigFileError
 from .suppression import Suppression
@@ -80,6 +81,33 @@ def _take_over(engine: Engine, old_engine: Engine) -> None:
     engine.instrument(old_engine._wrap)
     engine._released.extend(old_engine._released)
     old_engine._released = engine._released
+
+
+def undecoded_after_reload(decoded: Collection[str] | None, old: Engine, new: Engine) -> list[str]:
+    """Events the new signatures select (or filter) otherwise than the running ones, among those a
+    replay's reader does not decode whole (``decoded``: its ``wanted_events``, None for all): it
+    keeps skipping the records the running signatures did not want."""
+    if decoded is None:
+        return []
+    before, after = _selections(old), _selections(new)
+    changed = {name for name in after.keys() | before.keys() if after.get(name) != before.get(name)}
+    if ANY in changed:
+        return ["every event"]
+    return sorted(name for name in changed if name in after and name not in decoded)
+
+
+def _selections(engine: Engine) -> dict[str, frozenset[tuple[str, str, str]]]:
+    """Per event name, the (origin, argument, patterns) of each selector of the engine's signatures."""
+    found: dict[str, set[tuple[str, str, str]]] = {}
+    for loaded in engine.signatures:
+        for selector in loaded.selectors:
+            if selector.source not in ("tracee", ANY):  # events derived from findings are not read
+                continue
+            rules = found.setdefault(selector.name, set())
+            rules.update((selector.origin, arg, str(pattern)) for arg, pattern in selector.filters.items())
+            if not selector.filters:
+                rules.add((selector.origin, "", ""))
+    return {name: frozenset(rules) for name, rules in found.items()}
 
 
 def _source_digest(obj: Any) -> str:
@@ -183,6 +211,14 @@ def reload_session(session: Session, reparse: Reparse) -> bool:
         missing = sorted(set(engine.selected_event_names()) - session.traced_events)
         if missing:
             log.warning("reload: not traced (restart to trace them): %s", ", ".join(missing))
+    else:
+        skipped = undecoded_after_reload(session.wanted_events, old_engine, engine)
+        if skipped:
+            log.warning(
+                "reload: this replay decides which records to decode as it started: records of %s that no "
+                "signature of the running configuration wanted are still skipped (restart to apply)",
+                ", ".join(skipped),
+            )
     log.info(
         "reloaded: %d signatures (%d kept running with their state, %d new or changed, %d closed)",
         len(engine.signatures),
