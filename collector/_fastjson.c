@@ -253,10 +253,13 @@ static PyObject *encode_record(const unsigned char *rec, Py_ssize_t size, PyObje
     return PyBytes_FromStringAndSize(o.p, (Py_ssize_t)o.n);
 }
 
-static PyObject *encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+typedef PyObject *(*convert_fn)(const unsigned char *rec, Py_ssize_t size, PyObject *state);
+
+/* convert(buf[off:off+size], state) for encode() and decode(): the record checked to lie in the buffer. */
+static PyObject *one_record(PyObject *const *args, Py_ssize_t nargs, convert_fn convert, const char *usage)
 {
     if (nargs != 4)
-        return PyErr_Format(PyExc_TypeError, "encode(buf, off, size, state)");
+        return PyErr_Format(PyExc_TypeError, "%s", usage);
     Py_ssize_t off = PyLong_AsSsize_t(args[1]), size = PyLong_AsSsize_t(args[2]);
     if ((off == -1 || size == -1) && PyErr_Occurred())
         return NULL;
@@ -267,9 +270,14 @@ static PyObject *encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (off < 0 || size < 0 || off + size > view.len)
         result = PyErr_Format(PyExc_ValueError, "record [%zd, %zd) outside the buffer", off, off + size);
     else
-        result = encode_record((const unsigned char *)view.buf + off, size, args[3]);
+        result = convert((const unsigned char *)view.buf + off, size, args[3]);
     PyBuffer_Release(&view);
     return result;
+}
+
+static PyObject *encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return one_record(args, nargs, encode_record, "encode(buf, off, size, state)");
 }
 
 static PyObject *k_timestamp, *k_eventId, *k_eventName, *k_argsNum, *k_returnValue, *k_syscall, *k_args;
@@ -399,21 +407,7 @@ static PyObject *decode_record(const unsigned char *rec, Py_ssize_t size, PyObje
 
 static PyObject *decode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 4)
-        return PyErr_Format(PyExc_TypeError, "decode(buf, off, size, dstate)");
-    Py_ssize_t off = PyLong_AsSsize_t(args[1]), size = PyLong_AsSsize_t(args[2]);
-    if ((off == -1 || size == -1) && PyErr_Occurred())
-        return NULL;
-    Py_buffer view;
-    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
-        return NULL;
-    PyObject *result;
-    if (off < 0 || size < 0 || off + size > view.len)
-        result = PyErr_Format(PyExc_ValueError, "record [%zd, %zd) outside the buffer", off, off + size);
-    else
-        result = decode_record((const unsigned char *)view.buf + off, size, args[3]);
-    PyBuffer_Release(&view);
-    return result;
+    return one_record(args, nargs, decode_record, "decode(buf, off, size, dstate)");
 }
 
 /*
@@ -431,8 +425,6 @@ static PyObject *decode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 #define RB_DISCARD (1u << 30)
 #define RB_HDR 8
 #define RB_PUBLISH_EVERY (1u << 20)
-
-typedef PyObject *(*convert_fn)(const unsigned char *rec, Py_ssize_t size, PyObject *state);
 
 static PyObject *drain(PyObject *const *args, Py_ssize_t nargs, convert_fn convert)
 {
