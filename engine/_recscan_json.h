@@ -179,6 +179,26 @@ static int literal(scanner *s, const char *word, Py_ssize_t n)
 
 static int skip_value(scanner *s);
 
+/* A member separator or the closer `close`; *done set on the closer. */
+static int next_member(scanner *s, unsigned char close, int *done)
+{
+    skip_ws(s);
+    if (s->p >= s->end)
+        return UNSURE;
+    if (*s->p == ',') {
+        s->p++;
+        skip_ws(s);
+        *done = 0;
+        return OK;
+    }
+    if (*s->p == close) {
+        s->p++;
+        *done = 1;
+        return OK;
+    }
+    return UNSURE;
+}
+
 /* After '{' or '[' has been consumed by the caller: the members or elements up to the closer. */
 static int skip_object_rest(scanner *s)
 {
@@ -187,7 +207,7 @@ static int skip_object_rest(scanner *s)
         s->p++;
         return OK;
     }
-    for (;;) {
+    for (int done = 0; !done;) {
         const unsigned char *key;
         Py_ssize_t len;
         int escaped;
@@ -198,22 +218,10 @@ static int skip_object_rest(scanner *s)
             return UNSURE;
         s->p++;
         skip_ws(s);
-        if (skip_value(s))
+        if (skip_value(s) || next_member(s, '}', &done))
             return UNSURE;
-        skip_ws(s);
-        if (s->p >= s->end)
-            return UNSURE;
-        if (*s->p == ',') {
-            s->p++;
-            skip_ws(s);
-            continue;
-        }
-        if (*s->p == '}') {
-            s->p++;
-            return OK;
-        }
-        return UNSURE;
     }
+    return OK;
 }
 
 static int skip_array_rest(scanner *s)
@@ -223,23 +231,11 @@ static int skip_array_rest(scanner *s)
         s->p++;
         return OK;
     }
-    for (;;) {
-        if (skip_value(s))
+    for (int done = 0; !done;) {
+        if (skip_value(s) || next_member(s, ']', &done))
             return UNSURE;
-        skip_ws(s);
-        if (s->p >= s->end)
-            return UNSURE;
-        if (*s->p == ',') {
-            s->p++;
-            skip_ws(s);
-            continue;
-        }
-        if (*s->p == ']') {
-            s->p++;
-            return OK;
-        }
-        return UNSURE;
     }
+    return OK;
 }
 
 /* Any JSON value at s->p (no leading blanks), syntax-checked and skipped. */
@@ -270,26 +266,6 @@ static int skip_value(scanner *s)
     default:
         return scan_number(s, &integer, &value);
     }
-}
-
-/* A member separator or the closer `close`; *done set on the closer. */
-static int next_member(scanner *s, unsigned char close, int *done)
-{
-    skip_ws(s);
-    if (s->p >= s->end)
-        return UNSURE;
-    if (*s->p == ',') {
-        s->p++;
-        skip_ws(s);
-        *done = 0;
-        return OK;
-    }
-    if (*s->p == close) {
-        s->p++;
-        *done = 1;
-        return OK;
-    }
-    return UNSURE;
 }
 
 /* A key without escapes and its colon; s->p left at the value. */
