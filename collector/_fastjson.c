@@ -156,44 +156,74 @@ static int read_args(const unsigned char *rec, Py_ssize_t size, const char *kind
     return 0;
 }
 
+/* The record's template key (the header without its per-event fields); NULL with an error set. */
+static PyObject *template_key(const unsigned char *rec, PyObject *spans)
+{
+    if (!PyTuple_Check(spans) || PyTuple_GET_SIZE(spans) != 4)
+        return PyErr_Format(PyExc_TypeError, "state: key spans, a 4-tuple");
+    Py_ssize_t a = PyLong_AsSsize_t(PyTuple_GET_ITEM(spans, 0)), b = PyLong_AsSsize_t(PyTuple_GET_ITEM(spans, 1));
+    Py_ssize_t c = PyLong_AsSsize_t(PyTuple_GET_ITEM(spans, 2)), d = PyLong_AsSsize_t(PyTuple_GET_ITEM(spans, 3));
+    if (a < 0 || b > HDR_SIZE || c < 0 || d > HDR_SIZE || b < a || d < c || (b - a) + (d - c) > HDR_SIZE)
+        return PyErr_Format(PyExc_ValueError, "bad key spans");
+    char keybuf[HDR_SIZE];
+    memcpy(keybuf, rec + a, (size_t)(b - a));
+    memcpy(keybuf + (b - a), rec + c, (size_t)(d - c));
+    return PyBytes_FromStringAndSize(keybuf, (b - a) + (d - c));
+}
+
+/* What the encoder and the decoder read of a record's header, and its event's plan. */
+struct head {
+    uint64_t boot, ts;
+    int64_t retval;
+    int32_t sysno;
+    PyObject *plan; /* borrowed from plans */
+};
+
+/*
+ * 1: read; 0: a record for the Python path (shorter than a header, an event without a plan,
+ * or one of dict_events, when given); -1: an error is set.
+ */
+static int read_head(const unsigned char *rec, Py_ssize_t size, PyObject *boot_o, PyObject *plans,
+                     PyObject *dict_events, struct head *h)
+{
+    if (size < HDR_SIZE)
+        return 0;
+    h->boot = PyLong_AsUnsignedLongLong(boot_o);
+    if (h->boot == (uint64_t)-1 && PyErr_Occurred())
+        return -1;
+    h->ts = rd64(rec);
+    h->retval = (int64_t)rd64(rec + 40);
+    h->sysno = (int32_t)rd32(rec + 52);
+    PyObject *id_o = PyLong_FromUnsignedLong(rd32(rec + 48));
+    if (!id_o)
+        return -1;
+    h->plan = PyDict_GetItemWithError(plans, id_o);
+    int skip = h->plan && dict_events ? PySet_Contains(dict_events, id_o) : 0;
+    Py_DECREF(id_o);
+    if (skip < 0 || PyErr_Occurred())
+        return -1;
+    return h->plan && !skip;
+}
+
 static PyObject *encode_record(const unsigned char *rec, Py_ssize_t size, PyObject *state)
 {
     if (!PyTuple_Check(state) || PyTuple_GET_SIZE(state) != 6)
         return PyErr_Format(PyExc_TypeError, "state: a 6-tuple");
     PyObject *boot_o = PyTuple_GET_ITEM(state, 0), *templates = PyTuple_GET_ITEM(state, 1);
     PyObject *syscalls = PyTuple_GET_ITEM(state, 2), *plans = PyTuple_GET_ITEM(state, 3);
-    PyObject *dict_events = PyTuple_GET_ITEM(state, 4), *spans = PyTuple_GET_ITEM(state, 5);
-    if (!PyTuple_Check(spans) || PyTuple_GET_SIZE(spans) != 4)
-        return PyErr_Format(PyExc_TypeError, "state: key spans, a 4-tuple");
-    if (size < HDR_SIZE)
-        Py_RETURN_NONE;
-    uint64_t boot = PyLong_AsUnsignedLongLong(boot_o);
-    if (boot == (uint64_t)-1 && PyErr_Occurred())
-        return NULL;
-    uint64_t ts = rd64(rec);
-    int64_t retval = (int64_t)rd64(rec + 40);
-    uint32_t ev_id = rd32(rec + 48);
-    int32_t sysno = (int32_t)rd32(rec + 52);
-
-    PyObject *id_o = PyLong_FromUnsignedLong(ev_id);
-    if (!id_o)
-        return NULL;
-    PyObject *plan = PyDict_GetItemWithError(plans, id_o);
-    int skip = plan ? PySet_Contains(dict_events, id_o) : 0;
-    Py_DECREF(id_o);
-    if (!plan || skip) {
-        if (PyErr_Occurred() || skip < 0)
+    PyObject *dict_events = PyTuple_GET_ITEM(state, 4);
+    struct head h;
+    int found = read_head(rec, size, boot_o, plans, dict_events, &h);
+    if (found <= 0) {
+        if (found < 0)
             return NULL;
         Py_RETURN_NONE;
     }
-    Py_ssize_t a = PyLong_AsSsize_t(PyTuple_GET_ITEM(spans, 0)), b = PyLong_AsSsize_t(PyTuple_GET_ITEM(spans, 1));
-    Py_ssize_t c = PyLong_AsSsize_t(PyTuple_GET_ITEM(spans, 2)), d = PyLong_AsSsize_t(PyTuple_GET_ITEM(spans, 3));
-    if (a < 0 || b > HDR_SIZE || c < 0 || d > HDR_SIZE || b < a || d < c || (b - a) + (d - c) > HDR_SIZE)
-        return PyErr_Format(PyExc_ValueError, "bad key spans");   /* keybuf holds HDR_SIZE bytes */
-    char keybuf[HDR_SIZE];
-    memcpy(keybuf, rec + a, (size_t)(b - a));
-    memcpy(keybuf + (b - a), rec + c, (size_t)(d - c));
-    PyObject *key = PyBytes_FromStringAndSize(keybuf, (b - a) + (d - c));
+    uint64_t boot = h.boot, ts = h.ts;
+    int64_t retval = h.retval;
+    int32_t sysno = h.sysno;
+    PyObject *plan = h.plan;
+    PyObject *key = template_key(rec, PyTuple_GET_ITEM(state, 5));
     if (!key)
         return NULL;
     PyObject *parts = PyDict_GetItemWithError(templates, key);
@@ -283,47 +313,23 @@ static PyObject *encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *k_timestamp, *k_eventId, *k_eventName, *k_argsNum, *k_returnValue, *k_syscall, *k_args;
 static PyObject *k_name, *k_type, *k_value;
 
-/* The record's template key (the header without its per-event fields); NULL with an error set. */
-static PyObject *template_key(const unsigned char *rec, PyObject *spans)
-{
-    if (!PyTuple_Check(spans) || PyTuple_GET_SIZE(spans) != 4)
-        return PyErr_Format(PyExc_TypeError, "state: key spans, a 4-tuple");
-    Py_ssize_t a = PyLong_AsSsize_t(PyTuple_GET_ITEM(spans, 0)), b = PyLong_AsSsize_t(PyTuple_GET_ITEM(spans, 1));
-    Py_ssize_t c = PyLong_AsSsize_t(PyTuple_GET_ITEM(spans, 2)), d = PyLong_AsSsize_t(PyTuple_GET_ITEM(spans, 3));
-    if (a < 0 || b > HDR_SIZE || c < 0 || d > HDR_SIZE || b < a || d < c || (b - a) + (d - c) > HDR_SIZE)
-        return PyErr_Format(PyExc_ValueError, "bad key spans");
-    char keybuf[HDR_SIZE];
-    memcpy(keybuf, rec + a, (size_t)(b - a));
-    memcpy(keybuf + (b - a), rec + c, (size_t)(d - c));
-    return PyBytes_FromStringAndSize(keybuf, (b - a) + (d - c));
-}
-
 static PyObject *decode_record(const unsigned char *rec, Py_ssize_t size, PyObject *dstate)
 {
     if (!PyTuple_Check(dstate) || PyTuple_GET_SIZE(dstate) != 5)
         return PyErr_Format(PyExc_TypeError, "dstate: a 5-tuple");
     PyObject *boot_o = PyTuple_GET_ITEM(dstate, 0), *templates = PyTuple_GET_ITEM(dstate, 1);
     PyObject *syscalls = PyTuple_GET_ITEM(dstate, 2), *plans = PyTuple_GET_ITEM(dstate, 3);
-    if (size < HDR_SIZE)
-        Py_RETURN_NONE;
-    uint64_t boot = PyLong_AsUnsignedLongLong(boot_o);
-    if (boot == (uint64_t)-1 && PyErr_Occurred())
-        return NULL;
-    uint64_t ts = rd64(rec);
-    int64_t retval = (int64_t)rd64(rec + 40);
-    uint32_t ev_id = rd32(rec + 48);
-    int32_t sysno = (int32_t)rd32(rec + 52);
-
-    PyObject *id_o = PyLong_FromUnsignedLong(ev_id);
-    if (!id_o)
-        return NULL;
-    PyObject *plan = PyDict_GetItemWithError(plans, id_o);
-    Py_DECREF(id_o);
-    if (!plan) {
-        if (PyErr_Occurred())
+    struct head h;
+    int found = read_head(rec, size, boot_o, plans, NULL, &h);
+    if (found <= 0) {
+        if (found < 0)
             return NULL;
         Py_RETURN_NONE;
     }
+    uint64_t boot = h.boot, ts = h.ts;
+    int64_t retval = h.retval;
+    int32_t sysno = h.sysno;
+    PyObject *plan = h.plan;
     if (!PyTuple_Check(plan) || PyTuple_GET_SIZE(plan) != 5)
         return PyErr_Format(PyExc_TypeError, "dstate: a plan is a 5-tuple");
     PyObject *key = template_key(rec, PyTuple_GET_ITEM(dstate, 4));
