@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pytracee.collector import wire
 from pytracee.collector.decode import HEADER, Decoder
-from test_live_json import BOOT, HOSTILE, PLAIN, FakeRing, header, var
+from test_live_json import BOOT, DRAINED, HOSTILE, PLAIN, FakeRing, fill_and_drain, header, var
 
 
 def _fast_module() -> Any:
@@ -84,27 +84,21 @@ def test_the_c_decoder_leaves_new_contexts_and_bad_records_to_python() -> None:
 
 
 def test_the_c_decoding_ring_loop_gives_what_the_python_loop_gives() -> None:
-    from pytracee.collector.ringbuf import _DISCARD
-
     items: dict[str, list[Any]] = {}
     for how in ("python", "c"):
         ring, decoder = FakeRing(), Decoder(BOOT)
         drainer = decoder.ring_decoder()
         assert drainer is not None, "the C decoder is not built: run scripts/setup.sh"
         out: list[Any] = []
-        skipped = 0
-        for rnd in range(40):  # wraps around the 16 KiB ring several times
-            for record in PLAIN[rnd % 5 :] + HOSTILE[rnd % 5 : rnd % 5 + 1]:
-                ring.put(record)
-            ring.put(PLAIN[0], _DISCARD)
-            ring.put(header(9999))  # unknown event: skipped and counted
-            reader = ring.reader()
-            if how == "c":
-                skipped += reader.drain_with(drainer, out, None)
-            else:
-                skipped += reader.drain_into(out, decoder.decode, None)
-            assert struct.unpack_from("<Q", ring.consumer, 0)[0] == ring.prod
+        if how == "c":
+            skipped = fill_and_drain(
+                ring, lambda reader, drainer=drainer, out=out: reader.drain_with(drainer, out, None)
+            )
+        else:
+            skipped = fill_and_drain(
+                ring, lambda reader, decoder=decoder, out=out: reader.drain_into(out, decoder.decode, None)
+            )
         assert skipped == 40
         items[how] = [_items(e) for e in out]
     assert items["c"] == items["python"]
-    assert len(items["c"]) == sum(len(PLAIN[r % 5 :]) + len(HOSTILE[r % 5 : r % 5 + 1]) for r in range(40))
+    assert len(items["c"]) == DRAINED

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import struct
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -330,8 +331,29 @@ class FakeRing:
         return reader
 
 
+#: Records :func:`fill_and_drain` puts in the ring (the discarded and unknown ones aside).
+DRAINED = sum(len(PLAIN[r % 5 :]) + len(HOSTILE[r % 5 : r % 5 + 1]) for r in range(40))
+
+
+def fill_and_drain(ring: FakeRing, drain: Callable[[Any], int]) -> int:
+    """40 rounds (enough to wrap around the 16 KiB ring several times) of plain and hostile
+    records, one the kernel discarded and one of an unknown event, each round drained by
+    ``drain(reader)``; the records it skipped."""
+    from pytracee.collector.ringbuf import _DISCARD
+
+    skipped = 0
+    for rnd in range(40):
+        for record in PLAIN[rnd % 5 :] + HOSTILE[rnd % 5 : rnd % 5 + 1]:
+            ring.put(record)
+        ring.put(PLAIN[0], _DISCARD)  # discarded by the kernel: never seen
+        ring.put(header(9999))  # unknown event: skipped and counted
+        skipped += drain(ring.reader())
+        assert struct.unpack_from("<Q", ring.consumer, 0)[0] == ring.prod  # all consumed, published
+    return skipped
+
+
 def test_the_c_ring_loop_gives_what_the_python_loop_gives() -> None:
-    from pytracee.collector.ringbuf import _BUSY, _DISCARD
+    from pytracee.collector.ringbuf import _BUSY
 
     items: dict[str, list[Any]] = {}
     for how in ("python", "c"):
@@ -339,18 +361,14 @@ def test_the_c_ring_loop_gives_what_the_python_loop_gives() -> None:
         drainer = decoder.ring_drainer()
         assert drainer is not None, "the C encoder is not built: run scripts/setup.sh"
         out: list[Any] = []
-        skipped = 0
-        for rnd in range(40):  # enough to wrap around the 16 KiB ring several times
-            for record in PLAIN[rnd % 5 :] + HOSTILE[rnd % 5 : rnd % 5 + 1]:
-                ring.put(record)
-            ring.put(PLAIN[0], _DISCARD)  # discarded by the kernel: never seen
-            ring.put(header(9999))  # unknown event: skipped and counted
-            reader = ring.reader()
-            if how == "c":
-                skipped += reader.drain_with(drainer, out, None)
-            else:
-                skipped += reader.drain_into(out, decoder.encode_or_decode, None)
-            assert struct.unpack_from("<Q", ring.consumer, 0)[0] == ring.prod  # all consumed, published
+        if how == "c":
+            skipped = fill_and_drain(
+                ring, lambda reader, drainer=drainer, out=out: reader.drain_with(drainer, out, None)
+            )
+        else:
+            skipped = fill_and_drain(
+                ring, lambda reader, decoder=decoder, out=out: reader.drain_into(out, decoder.encode_or_decode, None)
+            )
         ring.put(PLAIN[1], _BUSY)  # still being written: the loop stops before it
         reader = ring.reader()
         assert (reader.drain_with(drainer, out) if how == "c" else reader.drain_into(out, decoder.encode, None)) == 0
