@@ -183,7 +183,137 @@ static int scan_event(scanner *s, envelope *e)
 }
 
 /* The arguments of `names` in the (already validated) array at `args`, into `out`. */
-static int read_args(const unsigned char *args, const unsigned char *end, PyObject *names, PyObject *out)
+/* A scalar as the full decoding reads it: a plain string (no escapes), an integer within int64,
+ * true, false or null. A new reference; NULL with *unsure = 1 when it is something else (or with
+ * *unsure = 0 and an exception set). */
+static PyObject *read_scalar(scanner *s, int *unsure)
+{
+    const unsigned char *str;
+    Py_ssize_t len;
+    int integer = 0;
+    int64_t number = 0;
+    *unsure = 1;
+    if (s->p >= s->end)
+        return NULL;
+    switch (*s->p) {
+    case '"':
+        if (plain_string(s, &str, &len))
+            return NULL;
+        *unsure = 0;
+        return PyUnicode_DecodeASCII((const char *)str, len, NULL);
+    case 't':
+        if (literal(s, "true", 4))
+            return NULL;
+        *unsure = 0;
+        return Py_NewRef(Py_True);
+    case 'f':
+        if (literal(s, "false", 5))
+            return NULL;
+        *unsure = 0;
+        return Py_NewRef(Py_False);
+    case 'n':
+        if (literal(s, "null", 4))
+            return NULL;
+        *unsure = 0;
+        return Py_NewRef(Py_None);
+    default:
+        if (!(*s->p == '-' || is_digit[*s->p]) || scan_number(s, &integer, &number) || !integer)
+            return NULL;
+        *unsure = 0;
+        return PyLong_FromLongLong(number);
+    }
+}
+
+/* A list of plain strings (argv, envp) at s->p ('['), or NULL as read_scalar says. */
+static PyObject *read_string_list(scanner *s, int *unsure)
+{
+    *unsure = 1;
+    if (s->p >= s->end || *s->p != '[' || ++s->depth > MAX_NESTING)
+        return NULL;
+    s->p++;
+    skip_ws(s);
+    PyObject *list = PyList_New(0);
+    if (list == NULL) {
+        *unsure = 0;
+        return NULL;
+    }
+    int done = 0;
+    if (s->p < s->end && *s->p == ']') {
+        s->p++;
+        done = 1;
+    }
+    while (!done) {
+        const unsigned char *str;
+        Py_ssize_t len;
+        if (plain_string(s, &str, &len) || next_member(s, ']', &done)) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyObject *item = PyUnicode_DecodeASCII((const char *)str, len, NULL);
+        if (item == NULL || PyList_Append(list, item) < 0) {
+            Py_XDECREF(item);
+            Py_DECREF(list);
+            *unsure = 0;
+            return NULL;
+        }
+        Py_DECREF(item);
+    }
+    s->depth--;
+    *unsure = 0;
+    return list;
+}
+
+/* An object of scalars (container, executable, contextFlags ...) at s->p ('{') as a dict (the last
+ * of a key wins, as in the full decoding), or NULL as read_scalar says. */
+static PyObject *read_flat_object(scanner *s, int *unsure)
+{
+    *unsure = 1;
+    if (s->p >= s->end || *s->p != '{' || ++s->depth > MAX_NESTING)
+        return NULL;
+    s->p++;
+    skip_ws(s);
+    PyObject *dict = PyDict_New();
+    if (dict == NULL) {
+        *unsure = 0;
+        return NULL;
+    }
+    int done = 0;
+    if (s->p < s->end && *s->p == '}') {
+        s->p++;
+        done = 1;
+    }
+    while (!done) {
+        const unsigned char *key;
+        Py_ssize_t len;
+        if (plain_key(s, &key, &len))
+            goto fail;
+        PyObject *value = read_scalar(s, unsure);
+        if (value == NULL)
+            goto fail;
+        PyObject *name = PyUnicode_DecodeASCII((const char *)key, len, NULL);
+        int r = name == NULL ? -1 : PyDict_SetItem(dict, name, value);
+        Py_XDECREF(name);
+        Py_DECREF(value);
+        if (r < 0) {
+            *unsure = 0;
+            goto fail;
+        }
+        if (next_member(s, '}', &done)) {
+            *unsure = 1;
+            goto fail;
+        }
+    }
+    s->depth--;
+    *unsure = 0;
+    return dict;
+fail:
+    Py_DECREF(dict);
+    return NULL;
+}
+
+/* The arguments of `names` in the (already validated) array at `args`, into `out`; with
+ * `lists`, a value may also be a list of plain strings. */
+static int read_args(const unsigned char *args, const unsigned char *end, PyObject *names, PyObject *out, int lists)
 {
     scanner s = {args + 1, end, 2};
     Py_ssize_t n_names = PyTuple_GET_SIZE(names);
@@ -230,31 +360,14 @@ static int read_args(const unsigned char *args, const unsigned char *end, PyObje
                 return -2;
             if (wanted_len != name_len || memcmp(wanted_text, name, (size_t)name_len) != 0)
                 continue;
-            PyObject *item;
+            /* the record was validated whole: a value is what it seems (an array or object: not sure) */
             scanner v = {value, end, 3};
-            const unsigned char *str;
-            Py_ssize_t str_len;
-            int integer = 0;
-            int64_t number = 0;
-            if (value == NULL || *value == 'n') {
-                item = Py_NewRef(Py_None);
-            } else if (*value == '"') {
-                if (plain_string(&v, &str, &str_len))
-                    return UNSURE;
-                item = PyUnicode_DecodeASCII((const char *)str, str_len, NULL);
-            } else if (*value == 't') {
-                item = Py_NewRef(Py_True);
-            } else if (*value == 'f') {
-                item = Py_NewRef(Py_False);
-            } else if (*value == '-' || is_digit[*value]) {
-                if (scan_number(&v, &integer, &number) || !integer)
-                    return UNSURE;
-                item = PyLong_FromLongLong(number);
-            } else {
-                return UNSURE; /* an array or an object: read by the full decoding */
-            }
+            int unsure = 0;
+            PyObject *item = value == NULL                   ? Py_NewRef(Py_None)
+                             : *value == '[' && lists ? read_string_list(&v, &unsure)
+                                                      : read_scalar(&v, &unsure);
             if (item == NULL)
-                return -2;
+                return unsure ? UNSURE : -2;
             int r = PyDict_SetItem(out, wanted, item); /* the last of a name wins, as in Event.args */
             Py_DECREF(item);
             if (r < 0)
@@ -298,7 +411,7 @@ static PyObject *scan_record(const unsigned char *text, Py_ssize_t size, PyObjec
         if (args == NULL)
             goto fail_name;
         if (e.args != NULL) {
-            int r = read_args(e.args, s.end, names, args);
+            int r = read_args(e.args, s.end, names, args, 0);
             if (r == -2)
                 goto fail_args;
             if (r != OK) {
@@ -356,6 +469,106 @@ static PyObject *scan(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
         return NULL;
     }
     return scan_record((const unsigned char *)PyBytes_AS_STRING(argv[0]), PyBytes_GET_SIZE(argv[0]), argv[1]);
+}
+
+/* 1: key[0:len] is one of the str in the tuple `keys`; 0: not; -1: an error. */
+static int among(const unsigned char *key, Py_ssize_t len, PyObject *keys)
+{
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(keys); i++) {
+        Py_ssize_t wanted_len;
+        const char *wanted = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(keys, i), &wanted_len);
+        if (wanted == NULL)
+            return -1;
+        if (wanted_len == len && memcmp(wanted, key, (size_t)len) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* The top-level members of the (validated) record named in `keys`, into `out`: scalars, and
+ * objects of scalars as dicts. OK, UNSURE, or -2 (an exception set). */
+static int read_fields(const unsigned char *text, const unsigned char *end, PyObject *keys, PyObject *out)
+{
+    scanner s = {text, end, 0};
+    int done = 0;
+    skip_ws(&s);
+    s.p++; /* the '{' */
+    s.depth = 1;
+    skip_ws(&s);
+    while (!done) {
+        const unsigned char *key;
+        Py_ssize_t len;
+        if (plain_key(&s, &key, &len))
+            return UNSURE;
+        int wanted = among(key, len, keys);
+        if (wanted < 0)
+            return -2;
+        if (wanted) {
+            int unsure = 0;
+            PyObject *value = s.p < s.end && *s.p == '{' ? read_flat_object(&s, &unsure) : read_scalar(&s, &unsure);
+            if (value == NULL)
+                return unsure ? UNSURE : -2;
+            PyObject *name = PyUnicode_DecodeASCII((const char *)key, len, NULL);
+            int r = name == NULL ? -1 : PyDict_SetItem(out, name, value); /* the last of a key wins */
+            Py_XDECREF(name);
+            Py_DECREF(value);
+            if (r < 0)
+                return -2;
+        } else if (skip_value(&s)) {
+            return UNSURE;
+        }
+        if (next_member(&s, '}', &done))
+            return UNSURE;
+    }
+    return OK;
+}
+
+/*
+ * extract(text, keys, arg_names) -> (fields, args) | None
+ *
+ * For a record scan() reads (certainly a well-formed event; None otherwise), without decoding
+ * the rest: `fields` holds its top-level members named in the tuple `keys` (absent ones left out),
+ * `args` the arguments named in `arg_names` as Event.args has them. A value read must be a plain
+ * string, an integer within int64, true, false or null; a field may also be an object of such
+ * values (a dict), an argument a list of plain strings. Anything else: None (not sure).
+ */
+static PyObject *extract(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
+{
+    (void)module;
+    if (argc != 3 || !PyBytes_Check(argv[0]) || !PyTuple_Check(argv[1]) || !PyTuple_Check(argv[2])) {
+        PyErr_SetString(PyExc_TypeError, "extract(text: bytes, keys: tuple[str, ...], arg_names: tuple[str, ...])");
+        return NULL;
+    }
+    for (int t = 1; t <= 2; t++)
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(argv[t]); i++)
+            if (!PyUnicode_Check(PyTuple_GET_ITEM(argv[t], i))) {
+                PyErr_SetString(PyExc_TypeError, "extract: keys and arg_names must be tuples of str");
+                return NULL;
+            }
+    const unsigned char *text = (const unsigned char *)PyBytes_AS_STRING(argv[0]);
+    scanner s = {text, text + PyBytes_GET_SIZE(argv[0]), 0};
+    envelope e;
+    memset(&e, 0, sizeof(e));
+    if (scan_event(&s, &e))
+        Py_RETURN_NONE;
+    PyObject *fields = PyDict_New(), *args = PyDict_New();
+    if (fields == NULL || args == NULL)
+        goto fail;
+    int r = read_fields(text, s.end, argv[1], fields);
+    if (r == OK && e.args != NULL && PyTuple_GET_SIZE(argv[2]) > 0)
+        r = read_args(e.args, s.end, argv[2], args, 1);
+    if (r == -2)
+        goto fail;
+    if (r != OK) {
+        Py_DECREF(fields);
+        Py_DECREF(args);
+        Py_RETURN_NONE;
+    }
+    return Py_BuildValue("(NN)", fields, args);
+fail:
+    Py_XDECREF(fields);
+    Py_XDECREF(args);
+    return NULL;
 }
 
 /* 1: the (borrowed) key maps to the int 0 in dict; 0: not; -1: an error. */
@@ -530,6 +743,8 @@ fail:
 static PyMethodDef methods[] = {
     {"scan", (PyCFunction)(void (*)(void))scan, METH_FASTCALL,
      "scan(text, arg_table) -> (eventName, origin, container_id, hostProcessId, args) or None (not sure)."},
+    {"extract", (PyCFunction)(void (*)(void))extract, METH_FASTCALL,
+     "extract(text, keys, arg_names) -> (fields, args) or None (not sure): named members read in place."},
     {"scan_lines", (PyCFunction)(void (*)(void))scan_lines, METH_FASTCALL,
      "scan_lines(data, pos, lineno, limit, plan) -> (records, pos, lineno, skipped): the lines from pos, scanned."},
     {NULL, NULL, 0, NULL},
