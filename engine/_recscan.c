@@ -25,6 +25,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -75,6 +76,8 @@ static inline int field_of(const unsigned char *key, Py_ssize_t len)
     return F_OTHER;
 }
 
+#define MAX_WANTED 64
+
 typedef struct {
     const unsigned char *name;
     Py_ssize_t name_len;
@@ -85,6 +88,11 @@ typedef struct {
     int container_started;
     int64_t host_pid;
     const unsigned char *args; /* at its '[' */
+    /* optional: top-level keys whose values to locate (extract), and where each value starts */
+    Py_ssize_t n_wanted;
+    const char *wanted[MAX_WANTED];
+    Py_ssize_t wanted_len[MAX_WANTED];
+    const unsigned char *found[MAX_WANTED];
 } envelope;
 
 /* The whole record; OK only when it is certainly a well-formed event. */
@@ -107,6 +115,9 @@ static int scan_event(scanner *s, envelope *e)
         int64_t value = 0;
         if (plain_key(s, &key, &len))
             return UNSURE;
+        for (Py_ssize_t i = 0; i < e->n_wanted; i++)
+            if (e->wanted_len[i] == len && memcmp(e->wanted[i], key, (size_t)len) == 0)
+                e->found[i] = s->p; /* the last of a key wins, as in the full decoding */
         int field = field_of(key, len);
         if (field != F_OTHER) {
             if (seen & (1u << field))
@@ -183,6 +194,30 @@ static int scan_event(scanner *s, envelope *e)
 }
 
 /* The arguments of `names` in the (already validated) array at `args`, into `out`. */
+/* A str of bytes the scanner proved ASCII (no check again). */
+static inline PyObject *ascii_string(const unsigned char *text, Py_ssize_t len)
+{
+    PyObject *str = PyUnicode_New(len, 127);
+    if (str != NULL)
+        memcpy(PyUnicode_DATA(str), text, (size_t)len);
+    return str;
+}
+
+/* The member names of the context objects (container, executable, contextFlags, kubernetes),
+ * made once: their dicts share them. */
+static const char *const MEMBER_NAMES[] = {"id",      "name",       "image",  "imageDigest",  "path",     "sha256",
+                                           "containerStarted", "isCompat", "podName", "podNamespace", "podUID"};
+#define N_MEMBER_NAMES ((int)(sizeof(MEMBER_NAMES) / sizeof(MEMBER_NAMES[0])))
+static PyObject *member_names[N_MEMBER_NAMES];
+
+static PyObject *member_name(const unsigned char *key, Py_ssize_t len)
+{
+    for (int i = 0; i < N_MEMBER_NAMES; i++)
+        if ((size_t)len == strlen(MEMBER_NAMES[i]) && memcmp(MEMBER_NAMES[i], key, (size_t)len) == 0)
+            return Py_NewRef(member_names[i]);
+    return ascii_string(key, len);
+}
+
 /* A scalar as the full decoding reads it: a plain string (no escapes), an integer within int64,
  * true, false or null. A new reference; NULL with *unsure = 1 when it is something else (or with
  * *unsure = 0 and an exception set). */
@@ -200,7 +235,7 @@ static PyObject *read_scalar(scanner *s, int *unsure)
         if (plain_string(s, &str, &len))
             return NULL;
         *unsure = 0;
-        return PyUnicode_DecodeASCII((const char *)str, len, NULL);
+        return ascii_string(str, len);
     case 't':
         if (literal(s, "true", 4))
             return NULL;
@@ -249,7 +284,7 @@ static PyObject *read_string_list(scanner *s, int *unsure)
             Py_DECREF(list);
             return NULL;
         }
-        PyObject *item = PyUnicode_DecodeASCII((const char *)str, len, NULL);
+        PyObject *item = ascii_string(str, len);
         if (item == NULL || PyList_Append(list, item) < 0) {
             Py_XDECREF(item);
             Py_DECREF(list);
@@ -290,7 +325,7 @@ static PyObject *read_flat_object(scanner *s, int *unsure)
         PyObject *value = read_scalar(s, unsure);
         if (value == NULL)
             goto fail;
-        PyObject *name = PyUnicode_DecodeASCII((const char *)key, len, NULL);
+        PyObject *name = member_name(key, len);
         int r = name == NULL ? -1 : PyDict_SetItem(dict, name, value);
         Py_XDECREF(name);
         Py_DECREF(value);
@@ -385,11 +420,11 @@ static PyObject *scan_record(const unsigned char *text, Py_ssize_t size, PyObjec
 {
     scanner s = {text, text + size, 0};
     envelope e;
-    memset(&e, 0, sizeof(e));
+    memset(&e, 0, offsetof(envelope, wanted)); /* the key tables only as far as n_wanted */
     if (scan_event(&s, &e))
         Py_RETURN_NONE;
 
-    PyObject *name = PyUnicode_DecodeASCII((const char *)e.name, e.name_len, NULL);
+    PyObject *name = ascii_string(e.name, e.name_len);
     if (name == NULL)
         return NULL;
     PyObject *args = Py_None;
@@ -426,9 +461,9 @@ static PyObject *scan_record(const unsigned char *text, Py_ssize_t size, PyObjec
 
     PyObject *container;
     if (e.container_id_len > 0)
-        container = PyUnicode_DecodeASCII((const char *)e.container_id, e.container_id_len, NULL);
+        container = ascii_string(e.container_id, e.container_id_len);
     else if (e.flat_container_id_len > 0)
-        container = PyUnicode_DecodeASCII((const char *)e.flat_container_id, e.flat_container_id_len, NULL);
+        container = ascii_string(e.flat_container_id, e.flat_container_id_len);
     else
         container = Py_NewRef(EMPTY);
     if (container == NULL)
@@ -471,58 +506,6 @@ static PyObject *scan(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
     return scan_record((const unsigned char *)PyBytes_AS_STRING(argv[0]), PyBytes_GET_SIZE(argv[0]), argv[1]);
 }
 
-/* 1: key[0:len] is one of the str in the tuple `keys`; 0: not; -1: an error. */
-static int among(const unsigned char *key, Py_ssize_t len, PyObject *keys)
-{
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(keys); i++) {
-        Py_ssize_t wanted_len;
-        const char *wanted = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(keys, i), &wanted_len);
-        if (wanted == NULL)
-            return -1;
-        if (wanted_len == len && memcmp(wanted, key, (size_t)len) == 0)
-            return 1;
-    }
-    return 0;
-}
-
-/* The top-level members of the (validated) record named in `keys`, into `out`: scalars, and
- * objects of scalars as dicts. OK, UNSURE, or -2 (an exception set). */
-static int read_fields(const unsigned char *text, const unsigned char *end, PyObject *keys, PyObject *out)
-{
-    scanner s = {text, end, 0};
-    int done = 0;
-    skip_ws(&s);
-    s.p++; /* the '{' */
-    s.depth = 1;
-    skip_ws(&s);
-    while (!done) {
-        const unsigned char *key;
-        Py_ssize_t len;
-        if (plain_key(&s, &key, &len))
-            return UNSURE;
-        int wanted = among(key, len, keys);
-        if (wanted < 0)
-            return -2;
-        if (wanted) {
-            int unsure = 0;
-            PyObject *value = s.p < s.end && *s.p == '{' ? read_flat_object(&s, &unsure) : read_scalar(&s, &unsure);
-            if (value == NULL)
-                return unsure ? UNSURE : -2;
-            PyObject *name = PyUnicode_DecodeASCII((const char *)key, len, NULL);
-            int r = name == NULL ? -1 : PyDict_SetItem(out, name, value); /* the last of a key wins */
-            Py_XDECREF(name);
-            Py_DECREF(value);
-            if (r < 0)
-                return -2;
-        } else if (skip_value(&s)) {
-            return UNSURE;
-        }
-        if (next_member(&s, '}', &done))
-            return UNSURE;
-    }
-    return OK;
-}
-
 /*
  * extract(text, keys, arg_names) -> (fields, args) | None
  *
@@ -545,16 +528,39 @@ static PyObject *extract(PyObject *module, PyObject *const *argv, Py_ssize_t arg
                 PyErr_SetString(PyExc_TypeError, "extract: keys and arg_names must be tuples of str");
                 return NULL;
             }
+    PyObject *keys = argv[1];
+    if (PyTuple_GET_SIZE(keys) > MAX_WANTED) {
+        PyErr_SetString(PyExc_ValueError, "extract: too many keys");
+        return NULL;
+    }
     const unsigned char *text = (const unsigned char *)PyBytes_AS_STRING(argv[0]);
     scanner s = {text, text + PyBytes_GET_SIZE(argv[0]), 0};
     envelope e;
-    memset(&e, 0, sizeof(e));
+    memset(&e, 0, offsetof(envelope, wanted)); /* the key tables only as far as n_wanted */
+    e.n_wanted = PyTuple_GET_SIZE(keys);
+    for (Py_ssize_t i = 0; i < e.n_wanted; i++)
+        if ((e.found[i] = NULL, e.wanted[i] = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(keys, i), &e.wanted_len[i])) == NULL)
+            return NULL;
     if (scan_event(&s, &e))
         Py_RETURN_NONE;
     PyObject *fields = PyDict_New(), *args = PyDict_New();
     if (fields == NULL || args == NULL)
         goto fail;
-    int r = read_fields(text, s.end, argv[1], fields);
+    int r = OK;
+    for (Py_ssize_t i = 0; i < e.n_wanted && r == OK; i++) {
+        if (e.found[i] == NULL)
+            continue;
+        scanner v = {e.found[i], s.end, 1};
+        int unsure = 0;
+        PyObject *value = *v.p == '{' ? read_flat_object(&v, &unsure) : read_scalar(&v, &unsure);
+        if (value == NULL) {
+            r = unsure ? UNSURE : -2;
+            break;
+        }
+        if (PyDict_SetItem(fields, PyTuple_GET_ITEM(keys, i), value) < 0)
+            r = -2;
+        Py_DECREF(value);
+    }
     if (r == OK && e.args != NULL && PyTuple_GET_SIZE(argv[2]) > 0)
         r = read_args(e.args, s.end, argv[2], args, 1);
     if (r == -2)
@@ -769,6 +775,9 @@ PyMODINIT_FUNC PyInit__recscan(void)
     ORIGIN_CONTAINER = PyUnicode_InternFromString("container");
     ORIGIN_CONTAINER_INIT = PyUnicode_InternFromString("container-init");
     EMPTY = PyUnicode_InternFromString("");
+    for (int i = 0; i < N_MEMBER_NAMES; i++)
+        if ((member_names[i] = PyUnicode_InternFromString(MEMBER_NAMES[i])) == NULL)
+            return NULL;
     if (!ORIGIN_HOST || !ORIGIN_CONTAINER || !ORIGIN_CONTAINER_INIT || !EMPTY)
         return NULL;
     PyObject *module = PyModule_Create(&module_def);

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from .errors import Interrupted, MalformedEventError
-from .events import ORIGIN_HOST, Event, origin_of
+from .events import ORIGIN_HOST, Event
 from .filtermemo import entry_picker
 from .findings import (
     SIGNATURE_EVENT_ID_BASE,
@@ -292,22 +292,21 @@ class Engine:
         :raises pytracee.engine.errors.MalformedEventError: when the event's
             ``args`` are unreadable; no signature has seen it then.
         """
-        if self._observers and event.raw["eventName"] in self._observers:
+        if self._observers and event.name in self._observers:
             return self._dispatch_observed(event)
         self._dispatch(event)
         return True
 
     def _dispatch(self, event: Event) -> None:
         self.stats.events += 1
-        raw = event.raw
-        key = (event.source, raw["eventName"])
+        key = (event.source, event.name)
         try:
             route = self._routes[key]
         except KeyError:
             route = self._build_route(*key)
         if route is None:
             return
-        handlers = route.handlers if route.by_origin is None else route.by_origin[origin_of(raw)]
+        handlers = route.handlers if route.by_origin is None else route.by_origin[event.origin]
         if handlers is None:
             return
         args = event._arg_values()  # raises MalformedEventError before any signature runs

@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
+import orjson
+
 from . import parsers
 from .errors import ArgumentError, MalformedEventError
 from .parsers import ArgumentValueError, SockAddr
@@ -27,7 +29,16 @@ if TYPE_CHECKING:
     from .context.proctree import ProcessInfo
     from .context.state import EventContext
 
-__all__ = ["ORIGIN_CONTAINER", "ORIGIN_CONTAINER_INIT", "ORIGIN_HOST", "Event", "container_id_of", "origin_of"]
+__all__ = [
+    "LAZY_FIELDS",
+    "ORIGIN_CONTAINER",
+    "ORIGIN_CONTAINER_INIT",
+    "ORIGIN_HOST",
+    "Event",
+    "LazyEvent",
+    "container_id_of",
+    "origin_of",
+]
 
 ORIGIN_HOST: Final = "host"
 ORIGIN_CONTAINER: Final = "container"
@@ -113,6 +124,12 @@ class Event:
     def thread_id(self) -> int:
         """``threadId`` inside the task's pid namespace."""
         value: int = self.raw.get("threadId", 0)
+        return value
+
+    @property
+    def host_thread_id(self) -> int:
+        """``hostThreadId``: the thread id as the host sees it."""
+        value: int = self.raw.get("hostThreadId", 0)
         return value
 
     @property
@@ -220,6 +237,13 @@ class Event:
     def pod_uid(self) -> str:
         """The pod's uid (``kubernetes.podUID`` or ``podUID``)."""
         return self._pod_field("podUID")
+
+    @property
+    def context_fields(self) -> Mapping[str, Any]:
+        """The event's JSON object as the engine's own bookkeeping reads it (routing, syscall
+        pairing, the process tree's check for a known process): ``raw`` itself; a
+        :class:`LazyEvent` not decoded yet answers with the keys in :data:`LAZY_FIELDS` only."""
+        return self.raw
 
     # --- the process tree ---------------------------------------------------------
 
@@ -381,6 +405,90 @@ class Event:
     def __repr__(self) -> str:
         where = f" at {self.location}" if self._where else ""
         return f"<Event {self.raw.get('eventName')!r} pid={self.raw.get('processId')}{where}>"
+
+
+#: The top-level fields a :class:`LazyEvent` holds before it is decoded: what routing, the
+#: syscall pairing and the process tree's check for a known process read
+#: (:attr:`Event.context_fields`).
+LAZY_FIELDS: Final = (
+    "eventName",
+    "timestamp",
+    "hostProcessId",
+    "hostThreadId",
+    "processEntityId",
+    "returnValue",
+    "syscall",
+)
+
+
+class LazyEvent(Event):
+    """An event decoded only when something reads more than its context fields.
+
+    A replay makes these for the events that no signature selects but an engine observer
+    pairs or counts (the syscall events behind LSM events): most are never read again. The
+    record was proved well-formed when read (:mod:`~pytracee.engine.recscan`), and
+    ``fields`` holds its members named in :data:`LAZY_FIELDS`, read in place; ``raw``
+    decodes ``text`` on first use, so the event is the same :class:`Event` to every reader.
+    """
+
+    __slots__ = ("_decoded", "_fields")
+
+    def __init__(
+        self, fields: dict[str, Any], text: bytes, source: str = "tracee", where: str = "", line: int = 0
+    ) -> None:
+        self._fields = fields
+        self._decoded: dict[str, Any] | None = None
+        self.source = source
+        self.text = text
+        self._args = None
+        self._where = where
+        self._line = line
+        self.context = None
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        decoded = self._decoded
+        if decoded is None:
+            decoded = self._decoded = orjson.loads(self.text)  # type: ignore[arg-type]
+        return decoded
+
+    @raw.setter
+    def raw(self, value: dict[str, Any]) -> None:
+        self._decoded = value
+
+    @property
+    def context_fields(self) -> Mapping[str, Any]:
+        return self._fields if self._decoded is None else self._decoded
+
+    @property
+    def name(self) -> str:
+        value: str = self._fields["eventName"]
+        return value
+
+    @property
+    def timestamp(self) -> int:
+        value: int = self._fields.get("timestamp", 0)
+        return value
+
+    @property
+    def host_process_id(self) -> int:
+        value: int = self._fields.get("hostProcessId", 0)
+        return value
+
+    @property
+    def host_thread_id(self) -> int:
+        value: int = self._fields.get("hostThreadId", 0)
+        return value
+
+    @property
+    def return_value(self) -> int:
+        value: int = self._fields.get("returnValue", 0)
+        return value
+
+    @property
+    def syscall(self) -> str:
+        value: str = self._fields.get("syscall", "")
+        return value
 
 
 def _describe_bad_args(args: list[Any]) -> str:

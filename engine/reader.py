@@ -32,10 +32,11 @@ import orjson
 
 from .envelope import MAX_NESTING, Envelope, guess_event_name, may_nest_too_deeply, read_envelope, read_process_key
 from .errors import InputError
-from .events import Event
+from .events import LAZY_FIELDS, Event, LazyEvent
 from .filtermemo import MAX_VALUE_CHARS, MAX_VALUES
 from .prefilter import Admission
 from .records import RecordSplitter, TruncatedInput
+from .recscan import extract as _compiled_extract
 from .recscan import scan as _compiled_scan
 from .recscan import scan_lines as _compiled_scan_lines
 from .sources import REPORTED_PER_PLACE, SkipLog, SourceStats
@@ -84,10 +85,16 @@ class EventReader:
         events that will be decoded go by process (:func:`shard_of`: a container's
         events, or a host process's, all go to one shard, in input order); the
         others by line number.
-    :param observe_others: with ``shard``: ``(names, observer)``: the events of these names
-        that other shards own are decoded here too and shown to ``observer`` (not
-        delivered, counted or reported: their owner does that), so that every shard's
-        process tree sees every fork, exec and exit in input order.
+    :param observe_others: with ``shard``: ``(names, observer, observe_fields, fields_read,
+        args_read)``: the events of these names that other shards own are shown here too (not
+        delivered, counted or reported: their owner does that), so that every shard's process
+        tree sees every fork, exec and exit in input order: read in place where the compiled
+        scanner can, as ``observe_fields(fields, args)`` (their top-level fields named in
+        ``fields_read``, their arguments named in ``args_read[name]``), else decoded for
+        ``observer(event)``.
+    :param lazy_events: names of events delivered as :class:`~pytracee.engine.events.LazyEvent`
+        (decoded when first read beyond their context fields) where the compiled scanner proves
+        the record well-formed: the events only engine observers want.
     """
 
     def __init__(
@@ -101,7 +108,8 @@ class EventReader:
         wanted_events: Collection[str] | None = None,
         admissions: Mapping[str, Callable[[Envelope], bool]] | None = None,
         shard: tuple[int, int] | None = None,
-        observe_others: tuple[Collection[str], Callable[[Event], object]] | None = None,
+        observe_others: ObserveOthers | None = None,
+        lazy_events: Collection[str] = (),
     ) -> None:
         self.sources = [str(s) for s in sources] or [STDIN]
         if self.sources.count(STDIN) > 1:
@@ -115,6 +123,7 @@ class EventReader:
             raise ValueError(f"shard {shard[0]} of {shard[1]} does not exist")
         self.shard = shard
         self.observe_others = observe_others if shard is not None else None
+        self.lazy_events = frozenset(lazy_events)
         self.stats = SourceStats()
         self._stdin = stdin
         self._log = SkipLog(log, REPORTED_PER_SOURCE)
@@ -211,7 +220,9 @@ class EventReader:
         admissions = self.admissions
         known = self.is_known_event
         owner_of = self._owner_function()
-        observed, observe = self.observe_others or ((), None)
+        observed, observe, observe_fields, fields_read, args_read = self.observe_others or ((), None, None, (), {})
+        extract = _compiled_extract
+        lazy = self.lazy_events if extract is not None else frozenset()
         scan = _compiled_scan
         # the compiled scanner reads the arguments of admissions it can test on what it read
         fast: dict[str, Callable[[str, Mapping[str, Any]], bool]] = {}
@@ -252,7 +263,11 @@ class EventReader:
                                 owners[container] = owner
                     if owner != index:
                         if observe is not None and event in observed:
-                            _show_to(observe, text, name, lineno)
+                            read = None if extract is None else extract(text, fields_read, args_read.get(event, ()))
+                            if read is not None and observe_fields is not None:
+                                observe_fields(*read)
+                            else:
+                                _show_to(observe, text, name, lineno)
                         continue  # another shard's record: it decodes, counts and reports it
                 if known is None or known(event):
                     if wanted is not None and event not in wanted:
@@ -269,6 +284,12 @@ class EventReader:
                         if not take:
                             stats.events += 1
                             stats.undecoded += 1
+                            continue
+                    if event in lazy:
+                        read = extract(text, LAZY_FIELDS, ())  # type: ignore[misc]
+                        if read is not None:
+                            stats.events += 1
+                            yield LazyEvent(read[0], text, "tracee", name, lineno)
                             continue
                     try:
                         raw = loads(text)
@@ -388,6 +409,16 @@ class EventReader:
             return problem
         return "not an event", f"expected a JSON object, got {type(raw).__name__}"
 
+
+#: ``(names, observer, observe_fields, fields_read, args_read)``: see :class:`EventReader`'s
+#: ``observe_others``.
+ObserveOthers = tuple[
+    Collection[str],
+    Callable[[Event], object],
+    Callable[[Mapping[str, Any], Mapping[str, Any]], object],
+    tuple[str, ...],
+    Mapping[str, tuple[str, ...]],
+]
 
 _NONE: Final = None
 #: Container ids whose shard the reader remembers, and event names whose records nobody wants.

@@ -35,7 +35,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-__all__ = ["COMPILED", "Scan", "Scanned", "scan", "scan_lines"]
+__all__ = ["COMPILED", "Scan", "Scanned", "extract", "scan", "scan_lines"]
 
 #: ``(event_name, origin, container_id, host_process_id, args)``.
 Scanned = tuple[str, str, str, int, "dict[str, Any] | None"]
@@ -53,5 +53,12 @@ scan: Final[Scan | None] = None if _recscan is None else _recscan.scan
 #: (:class:`~pytracee.engine.records.RecordSplitter`), each scanned, those nobody wants left out;
 #: ``None`` when not built.
 scan_lines: Final[Callable[..., Any] | None] = None if _recscan is None else _recscan.scan_lines
+#: ``extract(text, keys, arg_names) -> (fields, args) | None``: of a record :data:`scan` reads, the
+#: top-level members named in ``keys`` (scalars, and objects of scalars as dicts) and the arguments
+#: named in ``arg_names`` (scalars and lists of strings, as :attr:`~pytracee.engine.events.Event.args`
+#: has them), read without decoding the rest; ``None`` when not sure; ``None`` itself when not built.
+extract: Final[Callable[[bytes, tuple[str, ...], tuple[str, ...]], Any] | None] = (
+    None if _recscan is None else _recscan.extract
+)
 #: Whether the compiled scanner is there.
 COMPILED: Final = scan is not None

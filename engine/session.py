@@ -151,6 +151,9 @@ class Session:
         #: adds their names, at ``tracee_sessionstart`` at the latest; readers skip the rest
         #: undecoded (:class:`~pytracee.engine.reader.EventReader`'s ``wanted_events``).
         self.wanted_events: set[str] | None = None
+        #: Of those, the events only the engine's observers want: a replay may deliver them as
+        #: :class:`~pytracee.engine.events.LazyEvent` (decoded when first read).
+        self.lazy_events: frozenset[str] = frozenset()
         #: After :meth:`load`: events the signatures select only from some origins or with data
         #: filters -> a test of a record's envelope (:mod:`~pytracee.engine.prefilter`).
         self.admissions: dict[str, Admission] = {}
@@ -212,9 +215,10 @@ class Session:
         pm.hook.tracee_sessionstart(session=self)
         if self.wanted_events is not None:  # what the context and the engine's observers need decoded too
             # observers get the events no signature selects whole; the others as far as the signatures take them
-            self.wanted_events |= self.engine.observed_event_names() - set(self.engine.selected_event_names())
-            if self.context is not None:
-                self.wanted_events |= self.context.consumed_events
+            observed_only = self.engine.observed_event_names() - set(self.engine.selected_event_names())
+            consumed = self.context.consumed_events if self.context is not None else frozenset()
+            self.lazy_events = frozenset(observed_only - self.wanted_events - set(self.admissions) - consumed)
+            self.wanted_events |= observed_only | consumed
 
     def needed_events(self) -> set[str]:
         """The events a tracer must record for this run: those the signatures select by name

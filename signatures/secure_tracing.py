@@ -87,8 +87,7 @@ class _SyscallKernelPairs(Signature):
 
     def key(self, event: Event) -> Hashable:
         """What pairs the two events: the host thread."""
-        tid: int = event.raw.get("hostThreadId", 0)
-        return tid
+        return event.host_thread_id
 
     def wanted(self, syscall_event: Event) -> bool:
         """Whether a pair is worth comparing, by its syscall event (one that succeeded, by default)."""

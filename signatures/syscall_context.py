@@ -105,9 +105,8 @@ class SyscallContext:
     def _observe(self, event: Event) -> bool:
         if self._held:
             self._release_expired(event.timestamp)
-        raw = event.raw
-        name = raw["eventName"]
-        key = ("process", raw.get("hostProcessId", 0)) if name in _EXEC else raw.get("hostThreadId", 0)
+        name = event.name
+        key = ("process", event.host_process_id) if name in _EXEC else event.host_thread_id
         if name in LSM_SYSCALLS:
             syscall_event = self._syscalls.pop(key)
             if syscall_event is not None and _same_call(syscall_event, event):

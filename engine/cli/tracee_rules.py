@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ..bus import BusError, add_bus_options, is_bus_url, open_bus_input
 from ..bus.address import BusAddress
+from ..context.proctree import ARGS_READ, FIELDS_READ
 from ..dispatch import LoadedSignature
 from ..errors import ConfigError, ExitStatus, Interrupted
 from ..operations.config import ConfigFileError, merge_options
@@ -274,7 +275,9 @@ def _list_or_replay(
 
     context = session.context  # under --workers, every shard's process tree sees every fork, exec, exit
     tree_events = (
-        (context.consumed_events, context.observe) if context is not None and context.consumed_events else None
+        (context.consumed_events, context.observe, context.observe_fields, FIELDS_READ, ARGS_READ)
+        if context is not None and context.consumed_events
+        else None
     )
 
     def reader_of(shard: tuple[int, int] | None = None) -> EventReader:
@@ -287,6 +290,7 @@ def _list_or_replay(
             admissions=session.admissions,
             shard=shard,
             observe_others=tree_events,
+            lazy_events=session.lazy_events,
         )
 
     for sig in (signal.SIGINT, signal.SIGTERM):  # finish signatures and outputs, once

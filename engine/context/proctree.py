@@ -34,9 +34,11 @@ from pathlib import Path
 from typing import Any, Final
 
 __all__ = [
+    "ARGS_READ",
     "ARGV_MAX_CHARS",
     "CONSUMED_EVENTS",
     "DEFAULT_MAX_PROCESSES",
+    "FIELDS_READ",
     "ProcessInfo",
     "ProcessTree",
     "TreeStats",
@@ -46,6 +48,38 @@ __all__ = [
 #: The events the tree is kept from: a live run traces them whenever the tree is on,
 #: and a replay must hand them on (every other event only refines the tree).
 CONSUMED_EVENTS: Final = frozenset({"sched_process_fork", "sched_process_exec", "sched_process_exit"})
+#: The top-level fields of an event the tree reads, and the arguments it reads of the events above.
+FIELDS_READ: Final = (
+    "eventName",
+    "timestamp",
+    "threadStartTime",
+    "processId",
+    "hostProcessId",
+    "hostThreadId",
+    "hostParentProcessId",
+    "processEntityId",
+    "parentEntityId",
+    "userId",
+    "processName",
+    "executable",
+    "container",
+    "containerId",
+)
+ARGS_READ: Final[dict[str, tuple[str, ...]]] = {
+    "sched_process_fork": (
+        "child_pid",
+        "child_tid",
+        "child_ns_pid",
+        "child_ns_tid",
+        "parent_process_pid",
+        "parent_pid",
+        "parent_process_start_time",
+        "parent_start_time",
+        "start_time",
+    ),
+    "sched_process_exec": ("pathname", "argv", "sha256", "inode", "ctime", "dev"),
+    "sched_process_exit": ("process_group_exit",),
+}
 #: Processes kept (LRU), as Tracee's ``process.max-processes``.
 DEFAULT_MAX_PROCESSES: Final = 10_000
 #: argv kept per process: at most this many characters in all (the rest is cut, marked ``...``).
@@ -260,7 +294,7 @@ class ProcessTree:
         self._lru: OrderedDict[int, ProcessInfo] = OrderedDict()  # serial -> process
         self._current: dict[int, ProcessInfo] = {}  # host pid -> its latest process
         self._serial = 0
-        self._handlers: dict[str, Callable[[dict[str, Any], Mapping[str, Any]], None]] = {
+        self._handlers: dict[str, Callable[[Mapping[str, Any], Mapping[str, Any]], None]] = {
             "sched_process_fork": self._on_fork,
             "sched_process_exec": self._on_exec,
             "sched_process_exit": self._on_exit,
@@ -274,25 +308,33 @@ class ProcessTree:
 
     # --- feeding -------------------------------------------------------------------------
 
-    def observe(self, raw: dict[str, Any], args: Mapping[str, Any] | None = None) -> None:
-        """Update the tree from one event (its raw JSON object); never raises on odd values.
+    def observe(self, raw: Mapping[str, Any], args: Mapping[str, Any] | None = None) -> None:
+        """Update the tree from one event (its JSON object, or a mapping holding at least its
+        fields named in :data:`FIELDS_READ`); never raises on odd values.
 
         :param args: the event's arguments as ``{name: value}`` when the caller has them
-            already (:attr:`.Event.args`); read from ``raw`` otherwise.
+            already (:attr:`.Event.args`, or those in :data:`ARGS_READ`); read from ``raw`` otherwise.
         """
         handler = self._handlers.get(raw.get("eventName"))  # type: ignore[arg-type]
         try:
             if handler is not None:
                 handler(raw, _args(raw) if args is None else args)
-            elif self.learn_from_context:
-                node = self._current.get(raw.get("hostProcessId"))  # type: ignore[arg-type]
-                if node is not None and node.comm:  # the fast path: a process known by this pid ...
-                    entity = raw.get("processEntityId")
-                    if not entity or entity == node._entity:  # ... and it is the same one
-                        return
+            elif self.learn_from_context and not self.knows(raw):
                 self._context_process(raw)
         except (TypeError, ValueError, AttributeError):  # a hostile or odd record: the tree learns nothing
             return
+
+    def knows(self, fields: Mapping[str, Any]) -> bool:
+        """Whether the process of an event that is not a fork, exec or exit is known already, so its
+        context would teach the tree nothing (reads ``hostProcessId`` and ``processEntityId``)."""
+        try:
+            node = self._current.get(fields.get("hostProcessId"))  # type: ignore[arg-type]
+        except TypeError:  # an unhashable value: not known
+            return False
+        if node is None or not node.comm:
+            return False
+        entity = fields.get("processEntityId")
+        return not entity or entity == node._entity
 
     def _add(self, pid: int, start: int, *, coarse: bool = False, entity: int = 0) -> ProcessInfo:
         node = ProcessInfo(pid, start, coarse=coarse)
@@ -354,7 +396,7 @@ class ProcessTree:
             self._refine(node, start, entity)
         return node
 
-    def _context_process(self, raw: dict[str, Any]) -> ProcessInfo | None:
+    def _context_process(self, raw: Mapping[str, Any]) -> ProcessInfo | None:
         """The event's process, learned from its context (and its parent, by pid) when new."""
         pid = raw.get("hostProcessId")
         if not pid or type(pid) is not int:
@@ -401,7 +443,7 @@ class ProcessTree:
         if isinstance(cid, str):
             node.container_id = cid
 
-    def _on_fork(self, raw: dict[str, Any], args: Mapping[str, Any]) -> None:
+    def _on_fork(self, raw: Mapping[str, Any], args: Mapping[str, Any]) -> None:
         child = args.get("child_pid") or args.get("child_tid")
         if not child or type(child) is not int:
             return
@@ -434,7 +476,7 @@ class ProcessTree:
         if parent is not None:
             self._touch(parent)
 
-    def _on_exec(self, raw: dict[str, Any], args: Mapping[str, Any]) -> None:
+    def _on_exec(self, raw: Mapping[str, Any], args: Mapping[str, Any]) -> None:
         node = self._context_process(raw)
         if node is None:
             return
@@ -451,7 +493,7 @@ class ProcessTree:
         if self.on_exec is not None:
             self.on_exec(node, args)
 
-    def _on_exit(self, raw: dict[str, Any], args: Mapping[str, Any]) -> None:
+    def _on_exit(self, raw: Mapping[str, Any], args: Mapping[str, Any]) -> None:
         pid = raw.get("hostProcessId")
         if not pid or type(pid) is not int:
             return
@@ -465,7 +507,7 @@ class ProcessTree:
 
     # --- looking up ------------------------------------------------------------------------
 
-    def process_of(self, raw: dict[str, Any]) -> ProcessInfo | None:
+    def process_of(self, raw: Mapping[str, Any]) -> ProcessInfo | None:
         """The process of an event (learning it from the event's context when unknown)."""
         try:
             return self._context_process(raw)

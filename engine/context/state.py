@@ -92,11 +92,12 @@ class EventContext:
     def observe(self, event: Event) -> None:
         """Learn from ``event`` and enrich it (called once per event, before dispatch)."""
         event.context = self
-        raw = event.raw
         tree = self.tree
         if tree is not None:
-            name = raw.get("eventName")
+            fields = event.context_fields  # (a LazyEvent's: enough to tell whether its process is known)
+            name = fields.get("eventName")
             if name in CONSUMED_EVENTS:  # fork, exec, exit: read by their arguments, decoded once for all
+                raw = event.raw
                 try:
                     args: Mapping[str, Any] | None = event.args
                 except MalformedEventError:  # the engine rejects it at dispatch; the tree reads what it can
@@ -104,11 +105,20 @@ class EventContext:
                 tree.observe(raw, args)
                 if self.hasher is not None and name == "sched_process_exec" and self._add_hash_arg(tree, raw):
                     event._args = None  # read again with the sha256 argument
-            else:
-                tree.observe(raw)
+            elif tree.learn_from_context and not tree.knows(fields):
+                tree.observe(event.raw)
         containers = self.containers
-        if containers is not None and (raw.get("containerId") or raw.get("container")):
-            containers.enrich(raw)
+        if containers is not None:
+            raw = event.raw
+            if raw.get("containerId") or raw.get("container"):
+                containers.enrich(raw)
+
+    def observe_fields(self, fields: Mapping[str, Any], args: Mapping[str, Any]) -> None:
+        """Learn from an event only the process tree reads (under ``--workers``, another shard's
+        fork, exec or exit): its fields named in :data:`~pytracee.engine.context.proctree.FIELDS_READ`
+        and its arguments named in :data:`~pytracee.engine.context.proctree.ARGS_READ`."""
+        if self.tree is not None:
+            self.tree.observe(fields, args)
 
     def _hash_exec(self, process: ProcessInfo, args: Mapping[str, Any]) -> None:
         hasher = self.hasher

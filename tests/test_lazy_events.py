@@ -1,0 +1,296 @@
+"""Events read only in part: LazyEvent (observer-only events of a replay) and the process
+tree fed from fields read in place (another shard's forks, execs and exits under --workers).
+
+Both must be indistinguishable from the fully decoded event to whoever reads them: the
+same accessors, the same ``raw`` once read, the same findings, the same process tree.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from pytracee.engine import reader as reader_module
+from pytracee.engine import recscan
+from pytracee.engine.context.proctree import ARGS_READ, CONSUMED_EVENTS, FIELDS_READ, ProcessTree
+from pytracee.engine.context.state import ContextSettings, EventContext
+from pytracee.engine.events import LAZY_FIELDS, Event, LazyEvent
+from pytracee.engine.reader import EventReader
+from pytracee.engine.session import Session, SessionConfig
+
+pytestmark = [
+    pytest.mark.usefixtures("quiet_logs"),
+    pytest.mark.skipif(not recscan.COMPILED, reason="the compiled scanner was not built"),
+]
+
+OPENAT = {
+    "timestamp": 1_700_000_000_000_000_100,
+    "threadStartTime": 1_700_000_000_000_000_000,
+    "processId": 42,
+    "threadId": 43,
+    "hostProcessId": 4242,
+    "hostThreadId": 4243,
+    "hostParentProcessId": 1,
+    "processEntityId": 99,
+    "userId": 0,
+    "processName": "cat",
+    "executable": {"path": "/usr/bin/cat"},
+    "containerId": "",
+    "container": {},
+    "contextFlags": {"containerStarted": False, "isCompat": False},
+    "eventId": "257",
+    "eventName": "openat",
+    "returnValue": 3,
+    "syscall": "openat",
+    "args": [
+        {"name": "dirfd", "type": "int", "value": -100},
+        {"name": "pathname", "type": "const char*", "value": "/etc/shadow"},
+        {"name": "flags", "type": "int", "value": 0},
+    ],
+}
+
+
+def _lazy(raw: dict[str, Any]) -> LazyEvent:
+    text = orjson.dumps(raw)
+    assert recscan.extract is not None
+    read = recscan.extract(text, LAZY_FIELDS, ())
+    assert read is not None
+    return LazyEvent(read[0], text, "tracee", "f.jsonl", 7)
+
+
+def test_a_lazy_event_reads_as_the_decoded_event_and_decodes_only_when_asked() -> None:
+    lazy, whole = _lazy(OPENAT), Event(json.loads(json.dumps(OPENAT)), "tracee", "f.jsonl", 7)
+    cheap = ("name", "timestamp", "host_process_id", "host_thread_id", "return_value", "syscall")
+    for accessor in cheap:
+        assert getattr(lazy, accessor) == getattr(whole, accessor), accessor
+    assert lazy._decoded is None  # the cheap accessors read the fields found in place
+    assert set(lazy.context_fields) <= set(LAZY_FIELDS)
+    for accessor in ("process_name", "thread_id", "origin", "executable_path", "container_id", "location"):
+        assert getattr(lazy, accessor) == getattr(whole, accessor), accessor
+    assert lazy.raw == OPENAT and lazy.context_fields is lazy.raw
+    assert lazy.args == whole.args and lazy.str_arg("pathname") == "/etc/shadow"
+    assert lazy.to_dict() == whole.to_dict()
+
+
+def _session(*rules: str) -> Session:
+    session = Session(SessionConfig(load_installed_plugins=False, rules=list(rules)))
+    session.load()
+    return session
+
+
+def test_the_events_only_observers_want_are_the_lazy_ones() -> None:
+    session = _session()
+    try:
+        assert session.wanted_events is not None
+        assert {"openat", "open", "renameat2"} <= session.lazy_events <= session.wanted_events
+        assert not session.lazy_events & {"security_file_open", "execve", "connect", *CONSUMED_EVENTS}
+        assert not session.lazy_events & set(session.admissions)
+    finally:
+        session.finish(session.run([]))
+    session = _session("PYT-2")  # a signature selects openat: it is decoded as always
+    try:
+        assert "openat" not in session.lazy_events and "security_file_open" not in session.lazy_events
+    finally:
+        session.finish(session.run([]))
+
+
+def _read(path: Path, session: Session, compiled: bool, monkeypatch: pytest.MonkeyPatch) -> list[Event]:
+    with monkeypatch.context() as patch:
+        if not compiled:
+            patch.setattr(reader_module, "_compiled_extract", None)
+        reader = EventReader(
+            [path],
+            is_known_event=session.is_known_event,
+            wanted_events=session.wanted_events,
+            admissions=session.admissions,
+            lazy_events=session.lazy_events,
+        )
+        return list(reader)
+
+
+def test_the_reader_delivers_observer_only_events_lazily_and_odd_ones_decoded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # an escape in an argument nobody reads yet is fine; in a field it reads, the record is decoded in full
+    escaped = json.dumps(OPENAT).replace("/etc/shadow", "/etc/sh\\u0061dow")
+    odd = json.dumps(OPENAT).replace('"syscall": "openat"', '"syscall": "open\\u0061t"')
+    preload = dict(OPENAT, eventName="security_file_open", args=[{"name": "pathname", "value": "/etc/ld.so.preload"}])
+    path = tmp_path / "e.jsonl"
+    path.write_text("\n".join([json.dumps(OPENAT), escaped, odd, json.dumps(preload)]) + "\n")
+    session = _session()
+    try:
+        lazy = _read(path, session, True, monkeypatch)
+        plain = _read(path, session, False, monkeypatch)
+    finally:
+        session.finish(session.run([]))
+    assert [type(e) for e in lazy] == [LazyEvent, LazyEvent, Event, Event]
+    assert [type(e) for e in plain] == [Event, Event, Event, Event]
+    assert lazy[1].str_arg("pathname") == "/etc/shadow" and lazy[2].syscall == "openat"
+    assert [(e.location, e.raw) for e in lazy] == [(e.location, e.raw) for e in plain]
+
+
+def test_a_finding_carries_the_lazily_read_syscall_it_was_paired_with(tmp_path: Path) -> None:
+    """TRC-107 on security_file_open: its syscall_event comes from the openat read lazily."""
+    file_open = dict(
+        OPENAT,
+        eventName="security_file_open",
+        eventId="732",
+        timestamp=OPENAT["timestamp"] + 1,
+        args=[
+            {"name": "pathname", "type": "const char*", "value": "/etc/ld.so.preload"},
+            {"name": "flags", "type": "int", "value": 1},
+        ],
+    )
+    openat = dict(OPENAT, args=[*OPENAT["args"][:1], {"name": "pathname", "value": "/etc/ld.so.preload"}])
+    path = tmp_path / "p.jsonl"
+    path.write_text(json.dumps(openat) + "\n" + json.dumps(file_open) + "\n")
+    from conftest import tracee_rules
+
+    result = tracee_rules("--input", str(path), "--rules", "TRC-107", "--output-template", "rawjson")
+    assert result.returncode == 0, result.stderr
+    (finding,) = [json.loads(line) for line in result.stdout.splitlines()]
+    assert finding["Data"]["syscall_event"] == {
+        "name": "openat",
+        "returnValue": 3,
+        "timestamp": OPENAT["timestamp"],
+        "args": {"dirfd": -100, "pathname": "/etc/ld.so.preload"},
+    }
+
+
+# --- the process tree from fields read in place ---------------------------------------------
+
+
+def _tree_stream(seed: int, count: int = 600) -> list[dict[str, Any]]:
+    """Forks (processes and threads), execs, exits and other events of a few dozen processes,
+    pids reused, some in containers, some without entity ids or start times."""
+    rng = random.Random(seed)  # noqa: S311 - a reproducible stream, not a secret
+    events: list[dict[str, Any]] = []
+    alive = [1]
+    names = ["bash", "sh", "nginx", "php-fpm", "python3", "curl"]
+    clock = 1_700_000_000_000_000_000
+    for _ in range(count):
+        clock += rng.randrange(1, 10_000)
+        pid = rng.choice(alive)
+        container = rng.choice(["", "", "c0ffee" * 10 + "abcd"])
+        context: dict[str, Any] = {
+            "timestamp": clock,
+            "threadStartTime": clock - 5000 if rng.random() < 0.8 else 0,
+            "processId": pid % 1000,
+            "hostProcessId": pid,
+            "hostThreadId": pid if rng.random() < 0.9 else pid + 1,
+            "hostParentProcessId": rng.choice([1, *alive]),
+            "userId": rng.choice([0, 33, 1000]),
+            "processName": rng.choice(names),
+            "executable": {"path": "/usr/bin/" + rng.choice(names)},
+            "container": {"id": container} if container else {},
+            "containerId": container,
+            "contextFlags": {"containerStarted": bool(container)},
+        }
+        if rng.random() < 0.7:
+            context["processEntityId"] = pid * 7 + 1
+            context["parentEntityId"] = context["hostParentProcessId"] * 7 + 1
+        kind = rng.random()
+        if kind < 0.25:
+            child = rng.randrange(2, 400)
+            thread = rng.random() < 0.2
+            args = [
+                {"name": "parent_tid", "value": pid},
+                {"name": "parent_pid", "value": pid},
+                {"name": "parent_process_pid", "value": pid},
+                {"name": "child_tid", "value": child + 1 if thread else child},
+                {"name": "child_pid", "value": child},
+                {"name": "child_ns_pid", "value": child % 1000},
+                {"name": "start_time", "value": clock + 1},
+                {"name": "parent_start_time", "value": context["threadStartTime"]},
+            ]
+            events.append({**context, "eventName": "sched_process_fork", "args": args})
+            if not thread and child not in alive:
+                alive.append(child)
+        elif kind < 0.5:
+            path = "/usr/bin/" + rng.choice(names)
+            args = [
+                {"name": "cmdpath", "value": path},
+                {"name": "pathname", "value": path},
+                {"name": "argv", "value": [path, "-c", "x" * rng.randrange(0, 50)]},
+                {"name": "inode", "value": rng.randrange(1, 1 << 40)},
+            ]
+            events.append({**context, "eventName": "sched_process_exec", "args": args})
+        elif kind < 0.65:
+            args = [{"name": "exit_code", "value": 0}, {"name": "process_group_exit", "value": rng.random() < 0.7}]
+            events.append({**context, "eventName": "sched_process_exit", "args": args})
+            if args[1]["value"] and pid != 1:
+                alive.remove(pid)
+        else:
+            events.append({**context, "eventName": "openat", "args": [{"name": "pathname", "value": "/etc/hosts"}]})
+    return events
+
+
+def _snapshot(tree: ProcessTree) -> list[tuple[Any, ...]]:
+    return [
+        (
+            node.pid,
+            node.start_time,
+            node.entity_id,
+            node.comm,
+            node.executable,
+            node.argv,
+            node.exec_time,
+            node.exit_time,
+            node.ns_pid,
+            node.uid,
+            node.container_id,
+            node.parent.pid if node.parent is not None else None,
+        )
+        for node in tree
+    ]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_tree_reads_only_the_fields_and_arguments_it_declares(seed: int) -> None:
+    """Fed only FIELDS_READ and ARGS_READ, read in place by the scanner, the tree is the one
+    the decoded events build (the path --workers takes for other shards' forks, execs, exits)."""
+    assert recscan.extract is not None
+    whole, in_place = EventContext(ContextSettings(max_processes=64)), EventContext(ContextSettings(max_processes=64))
+    read_in_place = 0
+    for raw in _tree_stream(seed):
+        text = orjson.dumps(raw)
+        whole.observe(Event(orjson.loads(text), "tracee", "t", 1, text))
+        name = raw["eventName"]
+        read = recscan.extract(text, FIELDS_READ, ARGS_READ.get(name, ()))
+        assert read is not None
+        in_place.observe_fields(*read)
+        read_in_place += 1
+    assert whole.tree is not None and in_place.tree is not None
+    assert _snapshot(in_place.tree) == _snapshot(whole.tree)
+    assert len(whole.tree) > 20 and read_in_place == 600
+
+
+def test_other_shards_tree_events_are_read_in_place_and_odd_ones_decoded(tmp_path: Path) -> None:
+    events = [e for e in _tree_stream(5, 300) if e["eventName"] in CONSUMED_EVENTS]
+    lines = [json.dumps(e) for e in events]
+    odd = json.dumps(dict(events[0], processName="caf\\u00e9")).replace("\\\\u00e9", "\\u00e9")
+    path = tmp_path / "t.jsonl"
+    path.write_text("\n".join([*lines, odd]) + "\n")
+    shown: list[tuple[str, Any]] = []
+    for index in (0, 1):
+        reader = EventReader(
+            [path],
+            wanted_events=set(CONSUMED_EVENTS),
+            shard=(index, 2),
+            observe_others=(
+                CONSUMED_EVENTS,
+                lambda event: shown.append(("decoded", event.raw)),
+                lambda fields, args: shown.append(("in place", fields)),
+                FIELDS_READ,
+                ARGS_READ,
+            ),
+        )
+        owned = list(reader)
+        assert 0 < len(owned) < len(events) + 1
+    assert len(shown) == len(events) + 1  # every record was shown to the shard that does not own it
+    decoded = [raw for how, raw in shown if how == "decoded"]
+    assert [raw["processName"] for raw in decoded] == ["café"]
