@@ -355,6 +355,8 @@ static int read_args(const unsigned char *args, const unsigned char *end, PyObje
         for (Py_ssize_t i = 0; i < n_names; i++) {
             PyObject *wanted = PyTuple_GET_ITEM(names, i);
             Py_ssize_t wanted_len;
+            if (!PyUnicode_IS_ASCII(wanted))
+                continue; /* the record is ASCII only: not one of its names (nor UTF-8, for a lone surrogate) */
             const char *wanted_text = PyUnicode_AsUTF8AndSize(wanted, &wanted_len);
             if (wanted_text == NULL)
                 return -2;
@@ -476,6 +478,8 @@ static int among(const unsigned char *key, Py_ssize_t len, PyObject *keys)
 {
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(keys); i++) {
         Py_ssize_t wanted_len;
+        if (!PyUnicode_IS_ASCII(PyTuple_GET_ITEM(keys, i)))
+            continue; /* the record is ASCII only: not one of its keys (nor UTF-8, for a lone surrogate) */
         const char *wanted = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(keys, i), &wanted_len);
         if (wanted == NULL)
             return -1;

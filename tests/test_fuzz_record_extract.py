@@ -54,10 +54,11 @@ KEYS = [
     "value",
     "absent",
     "caf\u00e9",
+    "\ud800",
     "",
 ]
 #: Argument names asked for.
-ARG_NAMES = ["pathname", "argv", "envp", "flags", "a", "b", "c", "d", "absent", "caf\u00e9", ""]
+ARG_NAMES = ["pathname", "argv", "envp", "flags", "a", "b", "c", "d", "absent", "caf\u00e9", "\udfff", ""]
 KEY_TUPLES = st.lists(st.sampled_from(KEYS), max_size=8).map(tuple)
 ARG_NAME_TUPLES = st.lists(st.sampled_from(ARG_NAMES), max_size=5).map(tuple)
 
@@ -569,3 +570,11 @@ def test_bad_calls_raise() -> None:
     # a record scan is not sure of does not hide a bad call
     with pytest.raises(TypeError):
         _recscan.extract(b"not json", (), (2,))
+
+
+def test_names_no_record_can_hold_are_absent() -> None:
+    """Keys and argument names that are not ASCII (a record read is), even lone surrogates: absent, not an error."""
+    record = b'{"eventName":"x","caf":1,"args":[{"name":"a","value":1},{"name":"caf","value":2}]}'
+    odd = ("caf\u00e9", "\ud800", "\udfff\u00e9", "\U0001f600")
+    assert _extract(record, (*odd, "eventName"), (*odd, "a")) == ({"eventName": "x"}, {"a": 1})
+    assert _extract(record, odd, odd) == ({}, {})

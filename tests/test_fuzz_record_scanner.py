@@ -235,6 +235,12 @@ def test_bad_calls_raise() -> None:
         scan_lines(b"", -1, 0, 100, plan)
 
 
+def test_argument_names_no_record_can_hold_are_absent() -> None:
+    """Argument names that are not ASCII (a record read is), even lone surrogates: absent, not an error."""
+    text = b'{"eventName":"x","args":[{"name":"a","value":1},{"name":"caf","value":2}]}'
+    assert _scan(text, {"x": ("caf\u00e9", "\ud800", "a")}) == ("x", "host", "", 0, {"a": 1})
+
+
 # --- the reader, with the scanner and without ------------------------------------------------
 
 
