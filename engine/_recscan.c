@@ -390,6 +390,8 @@ static int read_args(const unsigned char *args, const unsigned char *end, PyObje
         for (Py_ssize_t i = 0; i < n_names; i++) {
             PyObject *wanted = PyTuple_GET_ITEM(names, i);
             Py_ssize_t wanted_len;
+            if (!PyUnicode_IS_ASCII(wanted))
+                continue; /* the record is ASCII only: not one of its names (nor UTF-8, for a lone surrogate) */
             const char *wanted_text = PyUnicode_AsUTF8AndSize(wanted, &wanted_len);
             if (wanted_text == NULL)
                 return -2;
@@ -538,9 +540,16 @@ static PyObject *extract(PyObject *module, PyObject *const *argv, Py_ssize_t arg
     envelope e;
     memset(&e, 0, offsetof(envelope, wanted)); /* the key tables only as far as n_wanted */
     e.n_wanted = PyTuple_GET_SIZE(keys);
-    for (Py_ssize_t i = 0; i < e.n_wanted; i++)
-        if ((e.found[i] = NULL, e.wanted[i] = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(keys, i), &e.wanted_len[i])) == NULL)
+    for (Py_ssize_t i = 0; i < e.n_wanted; i++) {
+        PyObject *key = PyTuple_GET_ITEM(keys, i);
+        e.found[i] = NULL;
+        if (!PyUnicode_IS_ASCII(key)) { /* the record is ASCII only: never one of its keys */
+            e.wanted[i] = "";
+            e.wanted_len[i] = -1;
+        } else if ((e.wanted[i] = PyUnicode_AsUTF8AndSize(key, &e.wanted_len[i])) == NULL) {
             return NULL;
+        }
+    }
     if (scan_event(&s, &e))
         Py_RETURN_NONE;
     PyObject *fields = PyDict_New(), *args = PyDict_New();
