@@ -18,7 +18,9 @@ back until its syscall's event has gone to the signatures (at most :data:`HOLD_N
 of event time, :data:`MAX_HELD` at once; the thread's next syscall or the end of
 input releases it too). The pairing only looks at events that are traced anyway: an
 engine observer (:meth:`Engine.observe`) sees them, it selects nothing. Its tables are bounded (:data:`MAX_THREADS` threads and
-:data:`MAX_WAITING_BYTES` of events per table, :data:`MAX_PAIRED` pairs); without a release function
+:data:`MAX_WAITING_BYTES` of events per table, :data:`MAX_PAIRED` pairs); once the table of syscall
+events waiting for their LSM event is full, a syscall whose LSM event the stream has not shown
+yet (a recording without ``security_bprm_check``) no longer waits; without a release function
 (:class:`SyscallContext` alone) an LSM event that comes first is paired with the
 syscall event that follows only for findings raised after that.
 
@@ -55,6 +57,7 @@ LSM_SYSCALLS: Final[dict[str, frozenset[str]]] = {
     "security_sb_mount": frozenset({"mount"}),
 }
 _SYSCALLS: Final = frozenset().union(*LSM_SYSCALLS.values())
+_LSM_OF: Final = {syscall: lsm for lsm, syscalls in LSM_SYSCALLS.items() for syscall in syscalls}
 _EXEC: Final = frozenset({"execve", "execveat", "security_bprm_check"})
 _OPENS: Final = LSM_SYSCALLS["security_file_open"]
 #: Threads whose syscall event (or LSM event) waits for its other half, and bytes of their JSON:
@@ -88,6 +91,10 @@ class SyscallContext:
         self._untraced_lsm: OrderedDict[Hashable, str] = OrderedDict()
         #: LSM events held back until their syscall event has been dispatched, oldest first.
         self._held: OrderedDict[Hashable, Event] = OrderedDict()
+        #: LSM events seen in the stream: once the table of waiting syscall events is full, only
+        #: syscalls whose LSM event the stream has shown are held (a recording without
+        #: security_bprm_check would otherwise keep every execve until pushed out).
+        self._lsm_seen: set[str] = set()
 
     def observe(self, event: Event) -> bool:
         """Engine observer: every LSM and syscall event, before the signatures see it.
@@ -108,6 +115,7 @@ class SyscallContext:
         name = event.name
         key = ("process", event.host_process_id) if name in _EXEC else event.host_thread_id
         if name in LSM_SYSCALLS:
+            self._lsm_seen.add(name)
             syscall_event = self._syscalls.pop(key)
             if syscall_event is not None and _same_call(syscall_event, event):
                 self._remember(event, syscall_event)
@@ -137,13 +145,18 @@ class SyscallContext:
                 self._remember(lsm_event, event)  # the kernel's event came first (Tracee's order)
             elif self._untraced_lsm and self._untraced_lsm.pop(key, None) == name:
                 self._syscalls.pop(key)  # the partner of an LSM event that came before
-            elif name not in _OPENS or event.return_value >= 0:
+            elif (name not in _OPENS or event.return_value >= 0) and self._may_wait(name):
                 self._syscalls.add(key, event)
             else:
                 self._syscalls.pop(key)  # a failed open raises no security_file_open
             if self._held:
                 self._release_key(key)  # after this event: paired, or its partner was lost
         return False
+
+    def _may_wait(self, syscall: str) -> bool:
+        """Whether a syscall event may wait for its LSM event: while the table has room, or when
+        the stream has shown that LSM event (it is traced)."""
+        return len(self._syscalls) < MAX_THREADS or _LSM_OF[syscall] in self._lsm_seen
 
     def _release_key(self, key: Hashable) -> None:
         event = self._held.pop(key, None)

@@ -9,7 +9,7 @@ import orjson
 import pytest
 from conftest import tracee_rules
 from pytracee.engine.testing import make_event
-from pytracee.signatures.syscall_context import HOLD_NS, MAX_HELD, MAX_PAIRED, SyscallContext
+from pytracee.signatures.syscall_context import HOLD_NS, MAX_HELD, MAX_PAIRED, MAX_THREADS, SyscallContext
 
 # A rule firing on every LSM event of the cross-reference (and on nothing else).
 LSM_RULE = """
@@ -169,6 +169,25 @@ def test_pairs_are_checked_and_bounded(rules_dir: Path, tmp_path: Path) -> None:
         context.observe(lsm_events[-1])
     assert len(context._paired) == MAX_PAIRED
     assert context.syscall_of(lsm_events[0]) is None and context.syscall_of(lsm_events[-1]) is not None
+
+
+def test_syscalls_whose_lsm_event_the_stream_lacks_stop_waiting_once_the_table_is_full() -> None:
+    """A recording without security_bprm_check: execve events wait only while there is room; the
+    first bprm_check makes them wait again, and the early ones still pair."""
+    context = SyscallContext()
+    execve = {"pathname": "/bin/true", "argv": ["true"]}
+    first = ev("execve", execve, 1, returnValue=0)
+    context.observe(first)
+    for pid in range(2, MAX_THREADS + 500):
+        context.observe(ev("execve", execve, pid, returnValue=0))
+    assert len(context._syscalls) == MAX_THREADS and context._syscalls.forgotten == 0  # nothing pushed out
+    lsm = ev("security_bprm_check", {"pathname": "/bin/true"}, 1, syscall="execve")
+    context.observe(lsm)
+    assert context.syscall_of(lsm) is first  # the young stream's execve waited and pairs
+    context.observe(ev("execve", execve, 7000, returnValue=0))
+    later = ev("security_bprm_check", {"pathname": "/bin/true"}, 7000, syscall="execve")
+    context.observe(later)
+    assert context.syscall_of(later) is not None  # the stream shows bprm_check now: execve waits again
 
 
 def test_a_signature_choosing_the_key_keeps_it(tmp_path: Path) -> None:
