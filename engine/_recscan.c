@@ -78,6 +78,39 @@ static inline int field_of(const unsigned char *key, Py_ssize_t len)
 
 #define MAX_WANTED 64
 
+/* Top-level keys to locate in a record: `keys` (a tuple of str, borrowed) as bytes. */
+typedef struct {
+    PyObject *keys;
+    Py_ssize_t n;
+    const char *key[MAX_WANTED];
+    Py_ssize_t len[MAX_WANTED];
+} keyset;
+
+/* 0, or -1 with an exception: `keys` is not a tuple of at most MAX_WANTED str. */
+static int keyset_init(keyset *k, PyObject *keys)
+{
+    if (!PyTuple_Check(keys) || PyTuple_GET_SIZE(keys) > MAX_WANTED) {
+        PyErr_SetString(PyExc_TypeError, "keys must be a tuple of at most 64 str");
+        return -1;
+    }
+    k->keys = keys;
+    k->n = PyTuple_GET_SIZE(keys);
+    for (Py_ssize_t i = 0; i < k->n; i++) {
+        PyObject *key = PyTuple_GET_ITEM(keys, i);
+        if (!PyUnicode_Check(key)) {
+            PyErr_SetString(PyExc_TypeError, "keys must be a tuple of at most 64 str");
+            return -1;
+        }
+        if (!PyUnicode_IS_ASCII(key)) { /* the record is ASCII only: never one of its keys */
+            k->key[i] = "";
+            k->len[i] = -1;
+        } else if ((k->key[i] = PyUnicode_AsUTF8AndSize(key, &k->len[i])) == NULL) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 typedef struct {
     const unsigned char *name;
     Py_ssize_t name_len;
@@ -88,12 +121,19 @@ typedef struct {
     int container_started;
     int64_t host_pid;
     const unsigned char *args; /* at its '[' */
-    /* optional: top-level keys whose values to locate (extract), and where each value starts */
-    Py_ssize_t n_wanted;
-    const char *wanted[MAX_WANTED];
-    Py_ssize_t wanted_len[MAX_WANTED];
+    /* optional: top-level keys whose values to locate, and where each value starts (NULL: absent) */
+    const keyset *want;
     const unsigned char *found[MAX_WANTED];
 } envelope;
+
+/* A clean envelope, locating the values of `want` (NULL: none). */
+static inline void envelope_init(envelope *e, const keyset *want)
+{
+    memset(e, 0, offsetof(envelope, found));
+    e->want = want;
+    if (want != NULL)
+        memset(e->found, 0, sizeof(e->found[0]) * (size_t)want->n);
+}
 
 /* The whole record; OK only when it is certainly a well-formed event. */
 static int scan_event(scanner *s, envelope *e)
@@ -115,9 +155,10 @@ static int scan_event(scanner *s, envelope *e)
         int64_t value = 0;
         if (plain_key(s, &key, &len))
             return UNSURE;
-        for (Py_ssize_t i = 0; i < e->n_wanted; i++)
-            if (e->wanted_len[i] == len && memcmp(e->wanted[i], key, (size_t)len) == 0)
-                e->found[i] = s->p; /* the last of a key wins, as in the full decoding */
+        if (e->want != NULL)
+            for (Py_ssize_t i = 0; i < e->want->n; i++)
+                if (e->want->len[i] == len && memcmp(e->want->key[i], key, (size_t)len) == 0)
+                    e->found[i] = s->p; /* the last of a key wins, as in the full decoding */
         int field = field_of(key, len);
         if (field != F_OTHER) {
             if (seen & (1u << field))
@@ -417,43 +458,34 @@ static int read_args(const unsigned char *args, const unsigned char *end, PyObje
     return OK;
 }
 
-/* The answer for the record text[0:size]: a new reference to the tuple, to None, or NULL (an error). */
-static PyObject *scan_record(const unsigned char *text, Py_ssize_t size, PyObject *table)
+/* scan()'s tuple for a record scan_event() read into `e` (`name`: its eventName, borrowed): a new
+ * reference, None when an argument read is not sure, NULL on an error. */
+static PyObject *found_of(const envelope *e, const unsigned char *end, PyObject *name, PyObject *table)
 {
-    scanner s = {text, text + size, 0};
-    envelope e;
-    memset(&e, 0, offsetof(envelope, wanted)); /* the key tables only as far as n_wanted */
-    if (scan_event(&s, &e))
-        Py_RETURN_NONE;
-
-    PyObject *name = ascii_string(e.name, e.name_len);
-    if (name == NULL)
-        return NULL;
     PyObject *args = Py_None;
     PyObject *names = PyDict_GetItemWithError(table, name); /* borrowed */
     if (names == NULL && PyErr_Occurred())
-        goto fail_name;
+        return NULL;
     if (names != NULL) {
         if (!PyTuple_Check(names)) {
             PyErr_SetString(PyExc_TypeError, "arg_table values must be tuples of names");
-            goto fail_name;
+            return NULL;
         }
         for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++) {
             if (!PyUnicode_Check(PyTuple_GET_ITEM(names, i))) {
                 PyErr_SetString(PyExc_TypeError, "arg_table values must be tuples of names");
-                goto fail_name;
+                return NULL;
             }
         }
         args = PyDict_New();
         if (args == NULL)
-            goto fail_name;
-        if (e.args != NULL) {
-            int r = read_args(e.args, s.end, names, args, 0);
+            return NULL;
+        if (e->args != NULL) {
+            int r = read_args(e->args, end, names, args, 0);
             if (r == -2)
                 goto fail_args;
             if (r != OK) {
                 Py_DECREF(args);
-                Py_DECREF(name);
                 Py_RETURN_NONE;
             }
         }
@@ -462,18 +494,18 @@ static PyObject *scan_record(const unsigned char *text, Py_ssize_t size, PyObjec
     }
 
     PyObject *container;
-    if (e.container_id_len > 0)
-        container = ascii_string(e.container_id, e.container_id_len);
-    else if (e.flat_container_id_len > 0)
-        container = ascii_string(e.flat_container_id, e.flat_container_id_len);
+    if (e->container_id_len > 0)
+        container = ascii_string(e->container_id, e->container_id_len);
+    else if (e->flat_container_id_len > 0)
+        container = ascii_string(e->flat_container_id, e->flat_container_id_len);
     else
         container = Py_NewRef(EMPTY);
     if (container == NULL)
         goto fail_args;
-    PyObject *origin = e.container_started                 ? ORIGIN_CONTAINER
+    PyObject *origin = e->container_started                 ? ORIGIN_CONTAINER
                        : PyUnicode_GET_LENGTH(container) > 0 ? ORIGIN_CONTAINER_INIT
                                                              : ORIGIN_HOST;
-    PyObject *pid = PyLong_FromLongLong(e.host_pid);
+    PyObject *pid = PyLong_FromLongLong(e->host_pid);
     if (pid == NULL) {
         Py_DECREF(container);
         goto fail_args;
@@ -484,7 +516,7 @@ static PyObject *scan_record(const unsigned char *text, Py_ssize_t size, PyObjec
         Py_DECREF(container);
         goto fail_args;
     }
-    PyTuple_SET_ITEM(result, 0, name);
+    PyTuple_SET_ITEM(result, 0, Py_NewRef(name));
     PyTuple_SET_ITEM(result, 1, Py_NewRef(origin));
     PyTuple_SET_ITEM(result, 2, container);
     PyTuple_SET_ITEM(result, 3, pid);
@@ -493,9 +525,51 @@ static PyObject *scan_record(const unsigned char *text, Py_ssize_t size, PyObjec
 
 fail_args:
     Py_DECREF(args);
-fail_name:
-    Py_DECREF(name);
     return NULL;
+}
+
+/* The answer for the record text[0:size]: a new reference to the tuple, to None, or NULL (an error). */
+static PyObject *scan_record(const unsigned char *text, Py_ssize_t size, PyObject *table)
+{
+    scanner s = {text, text + size, 0};
+    envelope e;
+    envelope_init(&e, NULL);
+    if (scan_event(&s, &e))
+        Py_RETURN_NONE;
+    PyObject *name = ascii_string(e.name, e.name_len);
+    if (name == NULL)
+        return NULL;
+    PyObject *found = found_of(&e, s.end, name, table);
+    Py_DECREF(name);
+    return found;
+}
+
+/* The values of the keys `e->want` located, into a new dict at *out: OK, UNSURE (a value that is
+ * not a scalar or an object of scalars), or -2 (an exception set). */
+static int fields_of(const envelope *e, const unsigned char *end, PyObject **out)
+{
+    PyObject *fields = PyDict_New();
+    if (fields == NULL)
+        return -2;
+    for (Py_ssize_t i = 0; i < e->want->n; i++) {
+        if (e->found[i] == NULL)
+            continue;
+        scanner v = {e->found[i], end, 1};
+        int unsure = 0;
+        PyObject *value = *v.p == '{' ? read_flat_object(&v, &unsure) : read_scalar(&v, &unsure);
+        if (value == NULL) {
+            Py_DECREF(fields);
+            return unsure ? UNSURE : -2;
+        }
+        int r = PyDict_SetItem(fields, PyTuple_GET_ITEM(e->want->keys, i), value);
+        Py_DECREF(value);
+        if (r < 0) {
+            Py_DECREF(fields);
+            return -2;
+        }
+    }
+    *out = fields;
+    return OK;
 }
 
 static PyObject *scan(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
@@ -530,60 +604,29 @@ static PyObject *extract(PyObject *module, PyObject *const *argv, Py_ssize_t arg
                 PyErr_SetString(PyExc_TypeError, "extract: keys and arg_names must be tuples of str");
                 return NULL;
             }
-    PyObject *keys = argv[1];
-    if (PyTuple_GET_SIZE(keys) > MAX_WANTED) {
-        PyErr_SetString(PyExc_ValueError, "extract: too many keys");
+    keyset keys;
+    if (keyset_init(&keys, argv[1]) < 0)
         return NULL;
-    }
     const unsigned char *text = (const unsigned char *)PyBytes_AS_STRING(argv[0]);
     scanner s = {text, text + PyBytes_GET_SIZE(argv[0]), 0};
     envelope e;
-    memset(&e, 0, offsetof(envelope, wanted)); /* the key tables only as far as n_wanted */
-    e.n_wanted = PyTuple_GET_SIZE(keys);
-    for (Py_ssize_t i = 0; i < e.n_wanted; i++) {
-        PyObject *key = PyTuple_GET_ITEM(keys, i);
-        e.found[i] = NULL;
-        if (!PyUnicode_IS_ASCII(key)) { /* the record is ASCII only: never one of its keys */
-            e.wanted[i] = "";
-            e.wanted_len[i] = -1;
-        } else if ((e.wanted[i] = PyUnicode_AsUTF8AndSize(key, &e.wanted_len[i])) == NULL) {
-            return NULL;
-        }
-    }
+    envelope_init(&e, &keys);
     if (scan_event(&s, &e))
         Py_RETURN_NONE;
-    PyObject *fields = PyDict_New(), *args = PyDict_New();
-    if (fields == NULL || args == NULL)
-        goto fail;
-    int r = OK;
-    for (Py_ssize_t i = 0; i < e.n_wanted && r == OK; i++) {
-        if (e.found[i] == NULL)
-            continue;
-        scanner v = {e.found[i], s.end, 1};
-        int unsure = 0;
-        PyObject *value = *v.p == '{' ? read_flat_object(&v, &unsure) : read_scalar(&v, &unsure);
-        if (value == NULL) {
-            r = unsure ? UNSURE : -2;
-            break;
-        }
-        if (PyDict_SetItem(fields, PyTuple_GET_ITEM(keys, i), value) < 0)
-            r = -2;
-        Py_DECREF(value);
-    }
+    PyObject *fields = NULL, *args = NULL;
+    int r = fields_of(&e, s.end, &fields);
+    if (r == OK && (args = PyDict_New()) == NULL)
+        r = -2;
     if (r == OK && e.args != NULL && PyTuple_GET_SIZE(argv[2]) > 0)
         r = read_args(e.args, s.end, argv[2], args, 1);
-    if (r == -2)
-        goto fail;
     if (r != OK) {
-        Py_DECREF(fields);
-        Py_DECREF(args);
+        Py_XDECREF(fields);
+        Py_XDECREF(args);
+        if (r == -2)
+            return NULL;
         Py_RETURN_NONE;
     }
     return Py_BuildValue("(NN)", fields, args);
-fail:
-    Py_XDECREF(fields);
-    Py_XDECREF(args);
-    return NULL;
 }
 
 /* 1: the (borrowed) key maps to the int 0 in dict; 0: not; -1: an error. */
@@ -616,28 +659,72 @@ static int refused(PyObject *verdicts, PyObject *name, PyObject *found)
     return answer == Py_False;
 }
 
+/* CRC-32 (IEEE), as zlib.crc32: the shard of a container (engine/reader.py's shard_of). */
+static uint32_t crc_table[256];
+
+static void init_crc_table(void)
+{
+    for (uint32_t n = 0; n < 256; n++) {
+        uint32_t c = n;
+        for (int k = 0; k < 8; k++)
+            c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        crc_table[n] = c;
+    }
+}
+
+static uint32_t crc32_of(const unsigned char *data, Py_ssize_t len)
+{
+    uint32_t c = 0xFFFFFFFFu;
+    for (Py_ssize_t i = 0; i < len; i++)
+        c = crc_table[(c ^ data[i]) & 0xFF] ^ (c >> 8);
+    return c ^ 0xFFFFFFFFu;
+}
+
+/* The shard of a record read into `e` (named `name`): by line number when `decoded` (a frozenset,
+ * or None: every name) does not hold its name, else by container (crc32 of its id), else by host
+ * process id: engine/reader.py's owner of a record. -1 on an error. */
+static Py_ssize_t owner_of(const envelope *e, PyObject *name, PyObject *decoded, Py_ssize_t number, Py_ssize_t count)
+{
+    int by_key = decoded == Py_None;
+    if (!by_key && (by_key = PySet_Contains(decoded, name)) < 0)
+        return -1;
+    if (!by_key)
+        return number % count;
+    const unsigned char *id = e->container_id_len > 0 ? e->container_id : e->flat_container_id;
+    Py_ssize_t id_len = e->container_id_len > 0 ? e->container_id_len : e->flat_container_id_len;
+    if (id_len > 0)
+        return (Py_ssize_t)(crc32_of(id, id_len) % (uint32_t)count);
+    return (Py_ssize_t)(((e->host_pid % count) + count) % count); /* Python's modulo */
+}
+
 /*
  * scan_lines(data, pos, lineno, limit, plan) -> (records, pos, lineno, skipped)
  *
  * The lines of data from pos on, each scanned as scan() does, while they are complete, start
  * with '{' and are at most limit bytes; it stops at the first other one (left to the caller).
  * A line is left out when the plan says nobody wants it:
- *   - with shards, a record another shard owns (and whose name is not in `observed`): not counted;
- *   - a record whose name maps to 0 in `actions` (a known event nobody wants): counted in skipped.
+ *   - with shards, a record another shard owns (owner_of) and whose name is not in `observed`:
+ *     not counted;
+ *   - a record whose name maps to 0 in `actions` (a known event nobody wants): counted in skipped;
  *   - a record refused by its admission: verdicts[name][origin] is (argument name, answers) and
  *     answers[the argument's string value] is False: counted in skipped.
- * Every other line is in records as (text, line number, scan answer or False when not sure).
- * plan: (arg_table, actions, owners, decoded, observed, index, count, verdicts); count 0: no shards.
- * The owner of a record is the reader's: by line number when decoded (a frozenset) does not hold
- * its name, else by owners[container id] (a container not in owners: left to the caller), else
- * by host process id.
+ * Every other line is in records as (text, line number, answer), the answer being
+ *   - scan()'s tuple;
+ *   - for a record this shard owns whose name is in `lazy`, the dict of its fields named in
+ *     `lazy_keys` (as extract() reads them; the tuple when not sure of those);
+ *   - with shards, the event's name (a str) for another shard's record shown to `observed`;
+ *   - with shards, () for a record this shard owns whose arguments read are not sure;
+ *   - False when not sure of the record (its owner is then the caller's to find).
+ * plan: (arg_table, actions, decoded, observed, index, count, verdicts, lazy, lazy_keys); count 0:
+ * no shards.
  */
 static PyObject *scan_lines(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
 {
     (void)module;
-    PyObject *table, *actions, *owners, *decoded, *observed, *verdicts;
+    PyObject *table, *actions, *decoded, *observed, *verdicts, *lazy;
     Py_ssize_t pos, lineno, limit, index, count;
-    if (argc != 5 || !PyBytes_Check(argv[0]) || !PyTuple_Check(argv[4]) || PyTuple_GET_SIZE(argv[4]) != 8) {
+    keyset lazy_keys;
+    if (argc != 5 || !PyBytes_Check(argv[0]) || !PyTuple_Check(argv[4]) || PyTuple_GET_SIZE(argv[4]) != 9) {
         PyErr_SetString(PyExc_TypeError, "scan_lines(data: bytes, pos: int, lineno: int, limit: int, plan: tuple)");
         return NULL;
     }
@@ -646,20 +733,24 @@ static PyObject *scan_lines(PyObject *module, PyObject *const *argv, Py_ssize_t 
     limit = PyLong_AsSsize_t(argv[3]);
     table = PyTuple_GET_ITEM(argv[4], 0);
     actions = PyTuple_GET_ITEM(argv[4], 1);
-    owners = PyTuple_GET_ITEM(argv[4], 2);
-    decoded = PyTuple_GET_ITEM(argv[4], 3);
-    observed = PyTuple_GET_ITEM(argv[4], 4);
-    index = PyLong_AsSsize_t(PyTuple_GET_ITEM(argv[4], 5));
-    count = PyLong_AsSsize_t(PyTuple_GET_ITEM(argv[4], 6));
-    verdicts = PyTuple_GET_ITEM(argv[4], 7);
+    decoded = PyTuple_GET_ITEM(argv[4], 2);
+    observed = PyTuple_GET_ITEM(argv[4], 3);
+    index = PyLong_AsSsize_t(PyTuple_GET_ITEM(argv[4], 4));
+    count = PyLong_AsSsize_t(PyTuple_GET_ITEM(argv[4], 5));
+    verdicts = PyTuple_GET_ITEM(argv[4], 6);
+    lazy = PyTuple_GET_ITEM(argv[4], 7);
     if (PyErr_Occurred())
         return NULL;
-    if (!PyDict_Check(table) || !PyDict_Check(actions) || !PyDict_Check(owners) || !PyDict_Check(verdicts) ||
-        !(decoded == Py_None || PyFrozenSet_Check(decoded)) || !PyFrozenSet_Check(observed) || count < 0 ||
-        (count > 0 && (index < 0 || index >= count)) || pos < 0 || lineno < 0 || limit < 0) {
+    if (!PyDict_Check(table) || !PyDict_Check(actions) || !PyDict_Check(verdicts) ||
+        !(decoded == Py_None || PyFrozenSet_Check(decoded)) || !PyFrozenSet_Check(observed) ||
+        !PyFrozenSet_Check(lazy) || count < 0 || (count > 0 && (index < 0 || index >= count)) || pos < 0 ||
+        lineno < 0 || limit < 0) {
         PyErr_SetString(PyExc_ValueError, "scan_lines: a bad plan");
         return NULL;
     }
+    if (keyset_init(&lazy_keys, PyTuple_GET_ITEM(argv[4], 8)) < 0)
+        return NULL;
+    const keyset *want = PySet_GET_SIZE(lazy) > 0 ? &lazy_keys : NULL;
     const unsigned char *base = (const unsigned char *)PyBytes_AS_STRING(argv[0]);
     Py_ssize_t size = PyBytes_GET_SIZE(argv[0]);
     Py_ssize_t skipped = 0;
@@ -677,66 +768,73 @@ static PyObject *scan_lines(PyObject *module, PyObject *const *argv, Py_ssize_t 
         if (length == 0 || line[0] != '{' || length > limit)
             break; /* a blank line, an array, a line too long ...: the caller's */
         Py_ssize_t number = lineno + 1;
-        PyObject *found = scan_record(line, length, table);
-        if (found == NULL)
-            goto fail;
+        scanner s = {line, newline, 0};
+        envelope e;
+        envelope_init(&e, want);
+        PyObject *found = NULL, *name = NULL;
         int leave = 0; /* 1: not this shard's, 2: nobody wants it */
-        if (found != Py_None) {
-            PyObject *name = PyTuple_GET_ITEM(found, 0);
-            int mine = 1, known_owner = 1;
-            if (count > 0) {
-                Py_ssize_t owner = 0;
-                int by_key = decoded == Py_None;
-                if (!by_key && (by_key = PySet_Contains(decoded, name)) < 0)
-                    goto fail_found;
-                if (!by_key) {
-                    owner = number % count;
-                } else if (PyUnicode_GET_LENGTH(PyTuple_GET_ITEM(found, 2)) == 0) {
-                    long long pid = PyLong_AsLongLong(PyTuple_GET_ITEM(found, 3));
-                    owner = (Py_ssize_t)(((pid % count) + count) % count); /* Python's modulo */
-                } else {
-                    PyObject *shard = PyDict_GetItemWithError(owners, PyTuple_GET_ITEM(found, 2));
-                    if (shard == NULL && PyErr_Occurred())
-                        goto fail_found;
-                    if (shard == NULL || !PyLong_CheckExact(shard))
-                        known_owner = 0; /* the caller works it out (and remembers it) */
-                    else
-                        owner = PyLong_AsSsize_t(shard);
-                }
-                if (PyErr_Occurred())
-                    goto fail_found;
-                if (known_owner && owner != index) {
-                    mine = 0;
-                    int shown = PySet_Contains(observed, name);
-                    if (shown < 0)
-                        goto fail_found;
-                    if (!shown)
-                        leave = 1;
-                }
-            }
-            if (mine && known_owner) {
+        if (scan_event(&s, &e)) {
+            found = Py_NewRef(Py_False); /* not sure: the caller's Python path */
+        } else {
+            if ((name = ascii_string(e.name, e.name_len)) == NULL)
+                goto fail;
+            Py_ssize_t owner = count > 0 ? owner_of(&e, name, decoded, number, count) : 0;
+            if (owner < 0)
+                goto fail_name;
+            if (owner != index) { /* another shard's: shown by its name, or left out unbuilt */
+                int shown = PySet_Contains(observed, name);
+                if (shown < 0)
+                    goto fail_name;
+                if (shown)
+                    found = Py_NewRef(name);
+                else
+                    leave = 1;
+            } else {
                 int unwanted = maps_to_zero(actions, name);
                 if (unwanted < 0)
-                    goto fail_found;
+                    goto fail_name;
                 if (unwanted)
                     leave = 2;
-                else if ((unwanted = refused(verdicts, name, found)) < 0)
-                    goto fail_found;
-                else if (unwanted)
-                    leave = 2;
             }
+            if (!leave && found == NULL && want != NULL) {
+                int is_lazy = PySet_Contains(lazy, name);
+                if (is_lazy < 0)
+                    goto fail_name;
+                if (is_lazy && fields_of(&e, s.end, &found) == -2)
+                    goto fail_name;
+            }
+            if (!leave && found == NULL) {
+                found = found_of(&e, s.end, name, table);
+                if (found == NULL)
+                    goto fail_name;
+                if (found == Py_None) { /* an argument read is not sure: the full path, here or anywhere */
+                    Py_DECREF(found);
+                    found = count > 0 ? PyTuple_New(0) : Py_NewRef(Py_False);
+                    if (found == NULL)
+                        goto fail_name;
+                } else {
+                    int unwanted = refused(verdicts, name, found);
+                    if (unwanted < 0)
+                        goto fail_name;
+                    if (unwanted)
+                        leave = 2;
+                }
+            }
+            Py_DECREF(name);
         }
         pos += length + 1;
         lineno = number;
         if (leave) {
             skipped += leave == 2;
-            Py_DECREF(found);
+            Py_XDECREF(found);
             continue;
         }
         PyObject *text = PyBytes_FromStringAndSize((const char *)line, length);
-        if (text == NULL)
-            goto fail_found;
-        PyObject *item = Py_BuildValue("(NnN)", text, number, found == Py_None ? (Py_DECREF(found), Py_NewRef(Py_False)) : found);
+        if (text == NULL) {
+            Py_DECREF(found);
+            goto fail;
+        }
+        PyObject *item = Py_BuildValue("(NnN)", text, number, found);
         if (item == NULL)
             goto fail;
         int r = PyList_Append(records, item);
@@ -744,8 +842,9 @@ static PyObject *scan_lines(PyObject *module, PyObject *const *argv, Py_ssize_t 
         if (r < 0)
             goto fail;
         continue;
-    fail_found:
-        Py_DECREF(found);
+    fail_name:
+        Py_XDECREF(found);
+        Py_DECREF(name);
         goto fail;
     }
     return Py_BuildValue("(Nnnn)", records, pos, lineno, skipped);
@@ -773,6 +872,7 @@ static struct PyModuleDef module_def = {
 PyMODINIT_FUNC PyInit__recscan(void)
 {
     init_json_tables();
+    init_crc_table();
     for (int len = 0; len <= MAX_FIELD_LENGTH; len++) {
         int n = 0;
         for (int i = 0; i < N_FIELDS; i++)

@@ -238,17 +238,45 @@ class EventReader:
         scanning = None
         if scan is not None and _compiled_scan_lines is not None:
             shown = frozenset(observed) if observe is not None else frozenset()
-            plan = (arg_table, actions, owners, decoded, shown, index, count if shard is not None else 0, verdicts)
+            plan = (
+                arg_table,
+                actions,
+                decoded,
+                shown,
+                index,
+                count if shard is not None else 0,
+                verdicts,
+                lazy,
+                LAZY_FIELDS,
+            )
 
             def left_out(records: int) -> None:
                 stats.events += records
                 stats.undecoded += records
 
             scanning = (_compiled_scan_lines, plan, left_out)
+
+        def show_other(event: str, text: bytes, lineno: int) -> None:
+            """Another shard's fork, exec or exit, for this shard's process tree (read in place if it can)."""
+            read = None if extract is None else extract(text, fields_read, args_read.get(event, ()))
+            if read is not None and observe_fields is not None:
+                observe_fields(*read)
+            elif observe is not None:
+                _show_to(observe, text, name, lineno)
+
         for text, lineno, found in RecordSplitter(stream, self.max_line_size, report, scanning):
             if found is None and scan is not None:
                 found = scan(text, arg_table)
             if found:  # certainly a well-formed event, nested at most MAX_NESTING deep (False: not sure)
+                if type(found) is not tuple:  # from the compiled loop: the record's fate is decided
+                    if type(found) is str:  # another shard's, shown to this shard's process tree
+                        show_other(found, text, lineno)
+                        continue
+                    if known is None or known(found["eventName"]):  # an event only observers want: lazily
+                        stats.events += 1
+                        yield LazyEvent(found, text, "tracee", name, lineno)
+                        continue
+                    found = scan(text, arg_table)  # type: ignore[misc]  # an unknown name: reported below
                 event, origin, container, pid, args = found
                 if shard is not None:
                     if decoded is not None and event not in decoded:
@@ -263,11 +291,7 @@ class EventReader:
                                 owners[container] = owner
                     if owner != index:
                         if observe is not None and event in observed:
-                            read = None if extract is None else extract(text, fields_read, args_read.get(event, ()))
-                            if read is not None and observe_fields is not None:
-                                observe_fields(*read)
-                            else:
-                                _show_to(observe, text, name, lineno)
+                            show_other(event, text, lineno)
                         continue  # another shard's record: it decodes, counts and reports it
                 if known is None or known(event):
                     if wanted is not None and event not in wanted:
@@ -301,7 +325,8 @@ class EventReader:
                     continue
             else:
                 guess = name_of(text) if wanted is not None or observe is not None else ""
-                if owner_of is not None and owner_of(text, lineno, guess) != index:
+                # () from the compiled loop: this shard owns it (only the arguments it read were odd)
+                if owner_of is not None and found != () and owner_of(text, lineno, guess) != index:
                     if observe is not None and guess in observed:
                         _show_to(observe, text, name, lineno)
                     continue  # another shard's record: it decodes, counts and reports it

@@ -50,8 +50,9 @@ except ImportError:  # pragma: no cover - exercised by the tests through monkeyp
 #: The compiled scanner, or ``None`` when it was not built.
 scan: Final[Scan | None] = None if _recscan is None else _recscan.scan
 #: ``scan_lines(data, pos, lineno, limit, plan)``: the reader's loop over a chunk's JSON lines
-#: (:class:`~pytracee.engine.records.RecordSplitter`), each scanned, those nobody wants left out;
-#: ``None`` when not built.
+#: (:class:`~pytracee.engine.records.RecordSplitter`), each scanned, those nobody wants left out,
+#: each shard's records found without building the others' answers, the events only observers
+#: want read as :data:`extract` reads them (see ``engine/_recscan.c``); ``None`` when not built.
 scan_lines: Final[Callable[..., Any] | None] = None if _recscan is None else _recscan.scan_lines
 #: ``extract(text, keys, arg_names) -> (fields, args) | None``: of a record :data:`scan` reads, the
 #: top-level members named in ``keys`` (scalars, and objects of scalars as dicts) and the arguments
