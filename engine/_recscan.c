@@ -22,6 +22,11 @@
  * read, an integer beyond 64 bits, an argument read that is not a plain string, integer,
  * boolean or null. So the answer never differs from what the full decoding reads; at worst
  * it is None. Every read is bounds-checked: the text is attacker-chosen.
+ *
+ *   extract(text, keys, arg_names) -> (fields, args) | None
+ *
+ * reads more of such a record in the same way: named top-level members and arguments (see its
+ * comment); scan_lines() is the reader's loop over a chunk of JSON lines, each scanned.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -232,159 +237,6 @@ static int scan_event(scanner *s, envelope *e)
     if (s->p != s->end || !(seen & (1u << F_EVENT_NAME)))
         return UNSURE; /* trailing bytes, or no eventName */
     return OK;
-}
-
-/* The arguments of `names` in the (already validated) array at `args`, into `out`. */
-/* A str of bytes the scanner proved ASCII (no check again). */
-static inline PyObject *ascii_string(const unsigned char *text, Py_ssize_t len)
-{
-    PyObject *str = PyUnicode_New(len, 127);
-    if (str != NULL)
-        memcpy(PyUnicode_DATA(str), text, (size_t)len);
-    return str;
-}
-
-/* The member names of the context objects (container, executable, contextFlags, kubernetes),
- * made once: their dicts share them. */
-static const char *const MEMBER_NAMES[] = {"id",      "name",       "image",  "imageDigest",  "path",     "sha256",
-                                           "containerStarted", "isCompat", "podName", "podNamespace", "podUID"};
-#define N_MEMBER_NAMES ((int)(sizeof(MEMBER_NAMES) / sizeof(MEMBER_NAMES[0])))
-static PyObject *member_names[N_MEMBER_NAMES];
-
-static PyObject *member_name(const unsigned char *key, Py_ssize_t len)
-{
-    for (int i = 0; i < N_MEMBER_NAMES; i++)
-        if ((size_t)len == strlen(MEMBER_NAMES[i]) && memcmp(MEMBER_NAMES[i], key, (size_t)len) == 0)
-            return Py_NewRef(member_names[i]);
-    return ascii_string(key, len);
-}
-
-/* A scalar as the full decoding reads it: a plain string (no escapes), an integer within int64,
- * true, false or null. A new reference; NULL with *unsure = 1 when it is something else (or with
- * *unsure = 0 and an exception set). */
-static PyObject *read_scalar(scanner *s, int *unsure)
-{
-    const unsigned char *str;
-    Py_ssize_t len;
-    int integer = 0;
-    int64_t number = 0;
-    *unsure = 1;
-    if (s->p >= s->end)
-        return NULL;
-    switch (*s->p) {
-    case '"':
-        if (plain_string(s, &str, &len))
-            return NULL;
-        *unsure = 0;
-        return ascii_string(str, len);
-    case 't':
-        if (literal(s, "true", 4))
-            return NULL;
-        *unsure = 0;
-        return Py_NewRef(Py_True);
-    case 'f':
-        if (literal(s, "false", 5))
-            return NULL;
-        *unsure = 0;
-        return Py_NewRef(Py_False);
-    case 'n':
-        if (literal(s, "null", 4))
-            return NULL;
-        *unsure = 0;
-        return Py_NewRef(Py_None);
-    default:
-        if (!(*s->p == '-' || is_digit[*s->p]) || scan_number(s, &integer, &number) || !integer)
-            return NULL;
-        *unsure = 0;
-        return PyLong_FromLongLong(number);
-    }
-}
-
-/* A list of plain strings (argv, envp) at s->p ('['), or NULL as read_scalar says. */
-static PyObject *read_string_list(scanner *s, int *unsure)
-{
-    *unsure = 1;
-    if (s->p >= s->end || *s->p != '[' || ++s->depth > MAX_NESTING)
-        return NULL;
-    s->p++;
-    skip_ws(s);
-    PyObject *list = PyList_New(0);
-    if (list == NULL) {
-        *unsure = 0;
-        return NULL;
-    }
-    int done = 0;
-    if (s->p < s->end && *s->p == ']') {
-        s->p++;
-        done = 1;
-    }
-    while (!done) {
-        const unsigned char *str;
-        Py_ssize_t len;
-        if (plain_string(s, &str, &len) || next_member(s, ']', &done)) {
-            Py_DECREF(list);
-            return NULL;
-        }
-        PyObject *item = ascii_string(str, len);
-        if (item == NULL || PyList_Append(list, item) < 0) {
-            Py_XDECREF(item);
-            Py_DECREF(list);
-            *unsure = 0;
-            return NULL;
-        }
-        Py_DECREF(item);
-    }
-    s->depth--;
-    *unsure = 0;
-    return list;
-}
-
-/* An object of scalars (container, executable, contextFlags ...) at s->p ('{') as a dict (the last
- * of a key wins, as in the full decoding), or NULL as read_scalar says. */
-static PyObject *read_flat_object(scanner *s, int *unsure)
-{
-    *unsure = 1;
-    if (s->p >= s->end || *s->p != '{' || ++s->depth > MAX_NESTING)
-        return NULL;
-    s->p++;
-    skip_ws(s);
-    PyObject *dict = PyDict_New();
-    if (dict == NULL) {
-        *unsure = 0;
-        return NULL;
-    }
-    int done = 0;
-    if (s->p < s->end && *s->p == '}') {
-        s->p++;
-        done = 1;
-    }
-    while (!done) {
-        const unsigned char *key;
-        Py_ssize_t len;
-        if (plain_key(s, &key, &len))
-            goto fail;
-        PyObject *value = read_scalar(s, unsure);
-        if (value == NULL)
-            goto fail;
-        PyObject *name = member_name(key, len);
-        int r = name == NULL ? -1 : PyDict_SetItem(dict, name, value);
-        Py_XDECREF(name);
-        Py_DECREF(value);
-        if (r < 0) {
-            *unsure = 0;
-            goto fail;
-        }
-        if (next_member(s, '}', &done)) {
-            *unsure = 1;
-            goto fail;
-        }
-    }
-    s->depth--;
-    *unsure = 0;
-    return dict;
-fail:
-    Py_DECREF(dict);
-    return NULL;
 }
 
 /* The arguments of `names` in the (already validated) array at `args`, into `out`; with
@@ -884,9 +736,8 @@ PyMODINIT_FUNC PyInit__recscan(void)
     ORIGIN_CONTAINER = PyUnicode_InternFromString("container");
     ORIGIN_CONTAINER_INIT = PyUnicode_InternFromString("container-init");
     EMPTY = PyUnicode_InternFromString("");
-    for (int i = 0; i < N_MEMBER_NAMES; i++)
-        if ((member_names[i] = PyUnicode_InternFromString(MEMBER_NAMES[i])) == NULL)
-            return NULL;
+    if (init_member_names() < 0)
+        return NULL;
     if (!ORIGIN_HOST || !ORIGIN_CONTAINER || !ORIGIN_CONTAINER_INIT || !EMPTY)
         return NULL;
     PyObject *module = PyModule_Create(&module_def);

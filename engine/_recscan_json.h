@@ -2,7 +2,8 @@
  * The JSON tokenizer of engine/_recscan.c (included there once; not a public header): a
  * bounds-checked scanner over a record's bytes that skips, or reads in place, strings,
  * numbers, literals, arrays and objects, answering UNSURE wherever the full decoder
- * (orjson) might read the text differently.
+ * (orjson) might read the text differently; and the readers that make Python objects of the
+ * values it proved plain (scalars, lists of strings, objects of scalars).
  */
 #ifndef PYTRACEE_RECSCAN_JSON_H
 #define PYTRACEE_RECSCAN_JSON_H
@@ -336,6 +337,169 @@ static int read_member(scanner *s, const char *wanted, char kind, int *flag, con
     }
     s->depth--;
     return OK;
+}
+
+/* --- values read in place, as the full decoding would make them ----------------------------- */
+
+/* A str of bytes the scanner proved ASCII (no check again). */
+static inline PyObject *ascii_string(const unsigned char *text, Py_ssize_t len)
+{
+    PyObject *str = PyUnicode_New(len, 127);
+    if (str != NULL)
+        memcpy(PyUnicode_DATA(str), text, (size_t)len);
+    return str;
+}
+
+/* The member names of the context objects (container, executable, contextFlags, kubernetes),
+ * made once: their dicts share them. */
+static const char *const MEMBER_NAMES[] = {"id",      "name",       "image",  "imageDigest",  "path",     "sha256",
+                                           "containerStarted", "isCompat", "podName", "podNamespace", "podUID"};
+#define N_MEMBER_NAMES ((int)(sizeof(MEMBER_NAMES) / sizeof(MEMBER_NAMES[0])))
+static PyObject *member_names[N_MEMBER_NAMES];
+
+/* 0, or -1 with an exception. */
+static int init_member_names(void)
+{
+    for (int i = 0; i < N_MEMBER_NAMES; i++)
+        if ((member_names[i] = PyUnicode_InternFromString(MEMBER_NAMES[i])) == NULL)
+            return -1;
+    return 0;
+}
+
+static PyObject *member_name(const unsigned char *key, Py_ssize_t len)
+{
+    for (int i = 0; i < N_MEMBER_NAMES; i++)
+        if ((size_t)len == strlen(MEMBER_NAMES[i]) && memcmp(MEMBER_NAMES[i], key, (size_t)len) == 0)
+            return Py_NewRef(member_names[i]);
+    return ascii_string(key, len);
+}
+
+/* A scalar as the full decoding reads it: a plain string (no escapes), an integer within int64,
+ * true, false or null. A new reference; NULL with *unsure = 1 when it is something else (or with
+ * *unsure = 0 and an exception set). */
+static PyObject *read_scalar(scanner *s, int *unsure)
+{
+    const unsigned char *str;
+    Py_ssize_t len;
+    int integer = 0;
+    int64_t number = 0;
+    *unsure = 1;
+    if (s->p >= s->end)
+        return NULL;
+    switch (*s->p) {
+    case '"':
+        if (plain_string(s, &str, &len))
+            return NULL;
+        *unsure = 0;
+        return ascii_string(str, len);
+    case 't':
+        if (literal(s, "true", 4))
+            return NULL;
+        *unsure = 0;
+        return Py_NewRef(Py_True);
+    case 'f':
+        if (literal(s, "false", 5))
+            return NULL;
+        *unsure = 0;
+        return Py_NewRef(Py_False);
+    case 'n':
+        if (literal(s, "null", 4))
+            return NULL;
+        *unsure = 0;
+        return Py_NewRef(Py_None);
+    default:
+        if (!(*s->p == '-' || is_digit[*s->p]) || scan_number(s, &integer, &number) || !integer)
+            return NULL;
+        *unsure = 0;
+        return PyLong_FromLongLong(number);
+    }
+}
+
+/* A list of plain strings (argv, envp) at s->p ('['), or NULL as read_scalar says. */
+static PyObject *read_string_list(scanner *s, int *unsure)
+{
+    *unsure = 1;
+    if (s->p >= s->end || *s->p != '[' || ++s->depth > MAX_NESTING)
+        return NULL;
+    s->p++;
+    skip_ws(s);
+    PyObject *list = PyList_New(0);
+    if (list == NULL) {
+        *unsure = 0;
+        return NULL;
+    }
+    int done = 0;
+    if (s->p < s->end && *s->p == ']') {
+        s->p++;
+        done = 1;
+    }
+    while (!done) {
+        const unsigned char *str;
+        Py_ssize_t len;
+        if (plain_string(s, &str, &len) || next_member(s, ']', &done)) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyObject *item = ascii_string(str, len);
+        if (item == NULL || PyList_Append(list, item) < 0) {
+            Py_XDECREF(item);
+            Py_DECREF(list);
+            *unsure = 0;
+            return NULL;
+        }
+        Py_DECREF(item);
+    }
+    s->depth--;
+    *unsure = 0;
+    return list;
+}
+
+/* An object of scalars (container, executable, contextFlags ...) at s->p ('{') as a dict (the last
+ * of a key wins, as in the full decoding), or NULL as read_scalar says. */
+static PyObject *read_flat_object(scanner *s, int *unsure)
+{
+    *unsure = 1;
+    if (s->p >= s->end || *s->p != '{' || ++s->depth > MAX_NESTING)
+        return NULL;
+    s->p++;
+    skip_ws(s);
+    PyObject *dict = PyDict_New();
+    if (dict == NULL) {
+        *unsure = 0;
+        return NULL;
+    }
+    int done = 0;
+    if (s->p < s->end && *s->p == '}') {
+        s->p++;
+        done = 1;
+    }
+    while (!done) {
+        const unsigned char *key;
+        Py_ssize_t len;
+        if (plain_key(s, &key, &len))
+            goto fail;
+        PyObject *value = read_scalar(s, unsure);
+        if (value == NULL)
+            goto fail;
+        PyObject *name = member_name(key, len);
+        int r = name == NULL ? -1 : PyDict_SetItem(dict, name, value);
+        Py_XDECREF(name);
+        Py_DECREF(value);
+        if (r < 0) {
+            *unsure = 0;
+            goto fail;
+        }
+        if (next_member(s, '}', &done)) {
+            *unsure = 1;
+            goto fail;
+        }
+    }
+    s->depth--;
+    *unsure = 0;
+    return dict;
+fail:
+    Py_DECREF(dict);
+    return NULL;
 }
 
 /* The byte tables above, filled once (at module initialisation). */
