@@ -449,7 +449,10 @@ class LazyEvent(Event):
     def raw(self) -> dict[str, Any]:
         decoded = self._decoded
         if decoded is None:
-            decoded = self._decoded = orjson.loads(self.text)  # type: ignore[arg-type]
+            try:
+                decoded = self._decoded = orjson.loads(self.text)  # type: ignore[arg-type]
+            except orjson.JSONDecodeError as exc:  # never: the scanner proved it well-formed
+                raise MalformedEventError(f"the record cannot be decoded: {exc}") from None
         return decoded
 
     @raw.setter

@@ -18,7 +18,7 @@ from pytracee.engine import reader as reader_module
 from pytracee.engine import recscan
 from pytracee.engine.context.proctree import ARGS_READ, CONSUMED_EVENTS, FIELDS_READ, ProcessTree
 from pytracee.engine.context.state import ContextSettings, EventContext
-from pytracee.engine.events import LAZY_FIELDS, Event, LazyEvent
+from pytracee.engine.events import LAZY_FIELDS, Event, LazyEvent, MalformedEventError
 from pytracee.engine.reader import EventReader
 from pytracee.engine.session import Session, SessionConfig
 
@@ -74,6 +74,14 @@ def test_a_lazy_event_reads_as_the_decoded_event_and_decodes_only_when_asked() -
     assert lazy.raw == OPENAT and lazy.context_fields is lazy.raw
     assert lazy.args == whole.args and lazy.str_arg("pathname") == "/etc/shadow"
     assert lazy.to_dict() == whole.to_dict()
+
+
+def test_a_lazy_event_whose_text_will_not_decode_is_malformed_not_a_crash() -> None:
+    """Never expected (the scanner proved the record): reported as a malformed event if it happens."""
+    broken = LazyEvent({"eventName": "openat"}, b'{"eventName":"openat"', "tracee", "f.jsonl", 3)
+    assert broken.name == "openat"
+    with pytest.raises(MalformedEventError, match="cannot be decoded"):
+        broken.args  # noqa: B018
 
 
 def _session(*rules: str) -> Session:
