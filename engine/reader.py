@@ -52,6 +52,16 @@ STDIN: Final = "-"
 #: How many bad records per source are described before the rest are only counted.
 REPORTED_PER_SOURCE: Final = REPORTED_PER_PLACE
 
+#: ``(names, observer, observe_fields, fields_read, args_read)``: see :class:`EventReader`'s
+#: ``observe_others``.
+ObserveOthers = tuple[
+    Collection[str],
+    Callable[[Event], object],
+    Callable[[Mapping[str, Any], Mapping[str, Any]], object],
+    tuple[str, ...],
+    Mapping[str, tuple[str, ...]],
+]
+
 _INT_FIELDS: Final = ("timestamp", "processId", "threadId", "parentProcessId", "hostProcessId", "userId", "returnValue")
 _STR_FIELDS: Final = ("processName", "hostName", "containerId")
 _OBJECT_FIELDS: Final = ("contextFlags", "container", "kubernetes", "executable")
@@ -434,16 +444,6 @@ class EventReader:
             return problem
         return "not an event", f"expected a JSON object, got {type(raw).__name__}"
 
-
-#: ``(names, observer, observe_fields, fields_read, args_read)``: see :class:`EventReader`'s
-#: ``observe_others``.
-ObserveOthers = tuple[
-    Collection[str],
-    Callable[[Event], object],
-    Callable[[Mapping[str, Any], Mapping[str, Any]], object],
-    tuple[str, ...],
-    Mapping[str, tuple[str, ...]],
-]
 
 _NONE: Final = None
 #: Container ids whose shard the reader remembers, and event names whose records nobody wants.

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 import pytest
+from conftest import tracee_rules
 from pytracee.engine import reader as reader_module
 from pytracee.engine import recscan
 from pytracee.engine.context.proctree import ARGS_READ, CONSUMED_EVENTS, FIELDS_READ, ProcessTree
@@ -156,8 +157,6 @@ def test_a_finding_carries_the_lazily_read_syscall_it_was_paired_with(tmp_path: 
     openat = dict(OPENAT, args=[*OPENAT["args"][:1], {"name": "pathname", "value": "/etc/ld.so.preload"}])
     path = tmp_path / "p.jsonl"
     path.write_text(json.dumps(openat) + "\n" + json.dumps(file_open) + "\n")
-    from conftest import tracee_rules
-
     result = tracee_rules("--input", str(path), "--rules", "TRC-107", "--output-template", "rawjson")
     assert result.returncode == 0, result.stderr
     (finding,) = [json.loads(line) for line in result.stdout.splitlines()]
