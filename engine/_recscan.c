@@ -84,11 +84,14 @@ static inline int field_of(const unsigned char *key, Py_ssize_t len)
 #define MAX_WANTED 64
 
 /* Top-level keys to locate in a record: `keys` (a tuple of str, borrowed) as bytes. */
+#define KEY_BUCKETS 32 /* keys chained by length modulo this: a record's key is compared with few */
+
 typedef struct {
     PyObject *keys;
     Py_ssize_t n;
     const char *key[MAX_WANTED];
     Py_ssize_t len[MAX_WANTED];
+    signed char head[KEY_BUCKETS], next[MAX_WANTED]; /* -1 ends a chain */
 } keyset;
 
 /* 0, or -1 with an exception: `keys` is not a tuple of at most MAX_WANTED str. */
@@ -100,7 +103,8 @@ static int keyset_init(keyset *k, PyObject *keys)
     }
     k->keys = keys;
     k->n = PyTuple_GET_SIZE(keys);
-    for (Py_ssize_t i = 0; i < k->n; i++) {
+    memset(k->head, -1, sizeof(k->head));
+    for (Py_ssize_t i = k->n - 1; i >= 0; i--) {
         PyObject *key = PyTuple_GET_ITEM(keys, i);
         if (!PyUnicode_Check(key)) {
             PyErr_SetString(PyExc_TypeError, "keys must be a tuple of at most 64 str");
@@ -111,6 +115,9 @@ static int keyset_init(keyset *k, PyObject *keys)
             k->len[i] = -1;
         } else if ((k->key[i] = PyUnicode_AsUTF8AndSize(key, &k->len[i])) == NULL) {
             return -1;
+        } else {
+            k->next[i] = k->head[k->len[i] % KEY_BUCKETS];
+            k->head[k->len[i] % KEY_BUCKETS] = (signed char)i;
         }
     }
     return 0;
@@ -161,7 +168,7 @@ static int scan_event(scanner *s, envelope *e)
         if (plain_key(s, &key, &len))
             return UNSURE;
         if (e->want != NULL)
-            for (Py_ssize_t i = 0; i < e->want->n; i++)
+            for (int i = e->want->head[len % KEY_BUCKETS]; i >= 0; i = e->want->next[i])
                 if (e->want->len[i] == len && memcmp(e->want->key[i], key, (size_t)len) == 0)
                     e->found[i] = s->p; /* the last of a key wins, as in the full decoding */
         int field = field_of(key, len);
