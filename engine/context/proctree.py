@@ -48,7 +48,8 @@ __all__ = [
 #: The events the tree is kept from: a live run traces them whenever the tree is on,
 #: and a replay must hand them on (every other event only refines the tree).
 CONSUMED_EVENTS: Final = frozenset({"sched_process_fork", "sched_process_exec", "sched_process_exit"})
-#: The top-level fields of an event the tree reads, and the arguments it reads of the events above.
+#: The top-level fields of an event the tree reads (``tracee-rules --workers`` reads only these of
+#: another worker's forks, execs and exits).
 FIELDS_READ: Final = (
     "eventName",
     "timestamp",
@@ -65,6 +66,7 @@ FIELDS_READ: Final = (
     "container",
     "containerId",
 )
+#: The arguments the tree reads of each of the events it is kept from.
 ARGS_READ: Final[dict[str, tuple[str, ...]]] = {
     "sched_process_fork": (
         "child_pid",
