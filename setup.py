@@ -51,6 +51,11 @@ setup(
     cmdclass={"build_py": BuildPyWithBpf},
     ext_modules=[
         Extension("pytracee.collector._fastjson", ["collector/_fastjson.c"], optional=True),
-        Extension("pytracee.engine._recscan", ["engine/_recscan.c"], depends=["engine/_recscan_json.h"], optional=True),
+        Extension(
+            "pytracee.engine._recscan",
+            ["engine/_recscan.c"],
+            depends=["engine/_recscan_json.h", "engine/_recscan_shards.h"],
+            optional=True,
+        ),
     ],
 )

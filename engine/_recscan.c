@@ -133,6 +133,7 @@ typedef struct {
     int container_started;
     int64_t host_pid;
     const unsigned char *args; /* at its '[' */
+    const unsigned char *entity_at; /* processEntityId's value (the last one), or NULL */
     /* optional: top-level keys whose values to locate, and where each value starts (NULL: absent) */
     const keyset *want;
     const unsigned char *found[MAX_WANTED];
@@ -171,6 +172,8 @@ static int scan_event(scanner *s, envelope *e)
             for (int i = e->want->head[len % KEY_BUCKETS]; i >= 0; i = e->want->next[i])
                 if (e->want->len[i] == len && memcmp(e->want->key[i], key, (size_t)len) == 0)
                     e->found[i] = s->p; /* the last of a key wins, as in the full decoding */
+        if (len == 15 && memcmp(key, "processEntityId", 15) == 0)
+            e->entity_at = s->p;
         int field = field_of(key, len);
         if (field != F_OTHER) {
             if (seen & (1u << field))
@@ -518,43 +521,7 @@ static int refused(PyObject *verdicts, PyObject *name, PyObject *found)
     return answer == Py_False;
 }
 
-/* CRC-32 (IEEE), as zlib.crc32: the shard of a container (engine/reader.py's shard_of). */
-static uint32_t crc_table[256];
-
-static void init_crc_table(void)
-{
-    for (uint32_t n = 0; n < 256; n++) {
-        uint32_t c = n;
-        for (int k = 0; k < 8; k++)
-            c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-        crc_table[n] = c;
-    }
-}
-
-static uint32_t crc32_of(const unsigned char *data, Py_ssize_t len)
-{
-    uint32_t c = 0xFFFFFFFFu;
-    for (Py_ssize_t i = 0; i < len; i++)
-        c = crc_table[(c ^ data[i]) & 0xFF] ^ (c >> 8);
-    return c ^ 0xFFFFFFFFu;
-}
-
-/* The shard of a record read into `e` (named `name`): by line number when `decoded` (a frozenset,
- * or None: every name) does not hold its name, else by container (crc32 of its id), else by host
- * process id: engine/reader.py's owner of a record. -1 on an error. */
-static Py_ssize_t owner_of(const envelope *e, PyObject *name, PyObject *decoded, Py_ssize_t number, Py_ssize_t count)
-{
-    int by_key = decoded == Py_None;
-    if (!by_key && (by_key = PySet_Contains(decoded, name)) < 0)
-        return -1;
-    if (!by_key)
-        return number % count;
-    const unsigned char *id = e->container_id_len > 0 ? e->container_id : e->flat_container_id;
-    Py_ssize_t id_len = e->container_id_len > 0 ? e->container_id_len : e->flat_container_id_len;
-    if (id_len > 0)
-        return (Py_ssize_t)(crc32_of(id, id_len) % (uint32_t)count);
-    return (Py_ssize_t)(((e->host_pid % count) + count) % count); /* Python's modulo */
-}
+#include "_recscan_shards.h"
 
 /*
  * scan_lines(data, pos, lineno, limit, plan) -> (records, pos, lineno, skipped)
@@ -572,18 +539,21 @@ static Py_ssize_t owner_of(const envelope *e, PyObject *name, PyObject *decoded,
  *   - for a record this shard owns whose name is in `lazy`, the dict of its fields named in
  *     `lazy_keys` (as extract() reads them; the tuple when not sure of those);
  *   - with shards, the event's name (a str) for another shard's record shown to `observed`;
+ *   - with shards and `processes` (a process tree's host pid -> ProcessInfo, or None), scan()'s
+ *     tuple as a list for another shard's record that its owner decodes (`decoded` holds its name)
+ *     and whose process the tree may not know (tree_knows): the tree learns from its context;
  *   - with shards, () for a record this shard owns whose arguments read are not sure;
  *   - False when not sure of the record (its owner is then the caller's to find).
- * plan: (arg_table, actions, decoded, observed, index, count, verdicts, lazy, lazy_keys); count 0:
- * no shards.
+ * plan: (arg_table, actions, decoded, observed, index, count, verdicts, lazy, lazy_keys, processes);
+ * count 0: no shards.
  */
 static PyObject *scan_lines(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
 {
     (void)module;
-    PyObject *table, *actions, *decoded, *observed, *verdicts, *lazy;
+    PyObject *table, *actions, *decoded, *observed, *verdicts, *lazy, *processes;
     Py_ssize_t pos, lineno, limit, index, count;
     keyset lazy_keys;
-    if (argc != 5 || !PyBytes_Check(argv[0]) || !PyTuple_Check(argv[4]) || PyTuple_GET_SIZE(argv[4]) != 9) {
+    if (argc != 5 || !PyBytes_Check(argv[0]) || !PyTuple_Check(argv[4]) || PyTuple_GET_SIZE(argv[4]) != 10) {
         PyErr_SetString(PyExc_TypeError, "scan_lines(data: bytes, pos: int, lineno: int, limit: int, plan: tuple)");
         return NULL;
     }
@@ -598,11 +568,12 @@ static PyObject *scan_lines(PyObject *module, PyObject *const *argv, Py_ssize_t 
     count = PyLong_AsSsize_t(PyTuple_GET_ITEM(argv[4], 5));
     verdicts = PyTuple_GET_ITEM(argv[4], 6);
     lazy = PyTuple_GET_ITEM(argv[4], 7);
+    processes = PyTuple_GET_ITEM(argv[4], 9);
     if (PyErr_Occurred())
         return NULL;
     if (!PyDict_Check(table) || !PyDict_Check(actions) || !PyDict_Check(verdicts) ||
         !(decoded == Py_None || PyFrozenSet_Check(decoded)) || !PyFrozenSet_Check(observed) ||
-        !PyFrozenSet_Check(lazy) || count < 0 || (count > 0 && (index < 0 || index >= count)) || pos < 0 ||
+        !PyFrozenSet_Check(lazy) || !(processes == Py_None || PyDict_Check(processes)) || count < 0 || (count > 0 && (index < 0 || index >= count)) || pos < 0 ||
         lineno < 0 || limit < 0) {
         PyErr_SetString(PyExc_ValueError, "scan_lines: a bad plan");
         return NULL;
@@ -637,17 +608,31 @@ static PyObject *scan_lines(PyObject *module, PyObject *const *argv, Py_ssize_t 
         } else {
             if ((name = ascii_string(e.name, e.name_len)) == NULL)
                 goto fail;
-            Py_ssize_t owner = count > 0 ? owner_of(&e, name, decoded, number, count) : 0;
+            int by_key = 0;
+            Py_ssize_t owner = count > 0 ? owner_of(&e, name, decoded, number, count, &by_key) : 0;
             if (owner < 0)
                 goto fail_name;
-            if (owner != index) { /* another shard's: shown by its name, or left out unbuilt */
+            if (owner != index) { /* another shard's: shown by its name, to learn from, or left out unbuilt */
                 int shown = PySet_Contains(observed, name);
                 if (shown < 0)
                     goto fail_name;
-                if (shown)
+                int knows = shown || !by_key || processes == Py_None || e.host_pid == 0 ? 1
+                                                                                        : tree_knows(processes, &e, s.end);
+                if (knows < 0)
+                    goto fail_name;
+                if (shown) {
                     found = Py_NewRef(name);
-                else
+                } else if (!knows && (found = found_of(&e, s.end, name, table)) != NULL && PyTuple_Check(found)) {
+                    PyObject *list = PySequence_List(found);
+                    Py_SETREF(found, list);
+                    if (found == NULL)
+                        goto fail_name;
+                } else if (!knows && found == NULL) {
+                    goto fail_name;
+                } else {
+                    Py_CLEAR(found); /* None: an argument read is odd; only its owner learns from it */
                     leave = 1;
+                }
             } else {
                 int unwanted = maps_to_zero(actions, name);
                 if (unwanted < 0)
@@ -731,7 +716,6 @@ static struct PyModuleDef module_def = {
 PyMODINIT_FUNC PyInit__recscan(void)
 {
     init_json_tables();
-    init_crc_table();
     for (int len = 0; len <= MAX_FIELD_LENGTH; len++) {
         int n = 0;
         for (int i = 0; i < N_FIELDS; i++)
@@ -744,6 +728,8 @@ PyMODINIT_FUNC PyInit__recscan(void)
     ORIGIN_CONTAINER_INIT = PyUnicode_InternFromString("container-init");
     EMPTY = PyUnicode_InternFromString("");
     if (init_member_names() < 0)
+        return NULL;
+    if (init_shards() < 0)
         return NULL;
     if (!ORIGIN_HOST || !ORIGIN_CONTAINER || !ORIGIN_CONTAINER_INIT || !EMPTY)
         return NULL;

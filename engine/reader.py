@@ -26,7 +26,7 @@ import sys
 import zlib
 from collections.abc import Callable, Collection, Generator, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import IO, Any, Final, NamedTuple
 
 import orjson
 
@@ -41,7 +41,7 @@ from .recscan import scan as _compiled_scan
 from .recscan import scan_lines as _compiled_scan_lines
 from .sources import REPORTED_PER_PLACE, SkipLog, SourceStats
 
-__all__ = ["DEFAULT_MAX_LINE_SIZE", "MAX_NESTING", "STDIN", "EventReader", "shard_of"]
+__all__ = ["DEFAULT_MAX_LINE_SIZE", "MAX_NESTING", "STDIN", "EventReader", "ObserveOthers", "shard_of"]
 
 log = logging.getLogger("pytracee.input")
 
@@ -52,15 +52,25 @@ STDIN: Final = "-"
 #: How many bad records per source are described before the rest are only counted.
 REPORTED_PER_SOURCE: Final = REPORTED_PER_PLACE
 
-#: ``(names, observer, observe_fields, fields_read, args_read)``: see :class:`EventReader`'s
-#: ``observe_others``.
-ObserveOthers = tuple[
-    Collection[str],
-    Callable[[Event], object],
-    Callable[[Mapping[str, Any], Mapping[str, Any]], object],
-    tuple[str, ...],
-    Mapping[str, tuple[str, ...]],
-]
+
+class ObserveOthers(NamedTuple):
+    """What a shard's process tree needs of the records other shards own (``--workers``), so that
+    it is the tree one process keeps: every fork, exec and exit, and the context of every event
+    its owner decodes, in input order."""
+
+    #: The events shown whoever owns them (fork, exec, exit).
+    names: Collection[str]
+    #: Shown such a decoded event (when it cannot be read in place).
+    observer: Callable[[Event], object]
+    #: Shown an event's ``(fields, args)`` read in place: its fields named in ``fields_read``, its
+    #: arguments named in ``args_read[name]`` (none for events outside ``names``).
+    observe_fields: Callable[[Mapping[str, Any], Mapping[str, Any]], object]
+    fields_read: tuple[str, ...]
+    args_read: Mapping[str, tuple[str, ...]]
+    #: The tree's processes by host pid (:attr:`~pytracee.engine.context.proctree.ProcessTree.by_pid`):
+    #: another shard's event whose process the tree knows is not shown (None: none is shown).
+    processes: Mapping[int, Any] | None = None
+
 
 _INT_FIELDS: Final = ("timestamp", "processId", "threadId", "parentProcessId", "hostProcessId", "userId", "returnValue")
 _STR_FIELDS: Final = ("processName", "hostName", "containerId")
@@ -95,13 +105,11 @@ class EventReader:
         events that will be decoded go by process (:func:`shard_of`: a container's
         events, or a host process's, all go to one shard, in input order); the
         others by line number.
-    :param observe_others: with ``shard``: ``(names, observer, observe_fields, fields_read,
-        args_read)``: the events of these names that other shards own are shown here too (not
-        delivered, counted or reported: their owner does that), so that every shard's process
-        tree sees every fork, exec and exit in input order: read in place where the compiled
-        scanner can, as ``observe_fields(fields, args)`` (their top-level fields named in
-        ``fields_read``, their arguments named in ``args_read[name]``), else decoded for
-        ``observer(event)``.
+    :param observe_others: with ``shard``: :class:`ObserveOthers`: the records other shards own
+        that a process tree learns from are shown here too (not delivered, counted or reported:
+        their owner does that): every fork, exec and exit, and the context of the events their
+        owner decodes whose process the tree does not know yet; read in place where the compiled
+        scanner can, else decoded.
     :param lazy_events: names of events delivered as :class:`~pytracee.engine.events.LazyEvent`
         (decoded when first read beyond their context fields) where the compiled scanner proves
         the record well-formed: the events only engine observers want.
@@ -230,7 +238,8 @@ class EventReader:
         admissions = self.admissions
         known = self.is_known_event
         owner_of = self._owner_function()
-        observed, observe, observe_fields, fields_read, args_read = self.observe_others or ((), None, None, (), {})
+        others = self.observe_others
+        observed, observe, observe_fields, fields_read, args_read, processes = others or ((), None, None, (), {}, None)
         extract = _compiled_extract
         lazy = self.lazy_events if extract is not None else frozenset()
         scan = _compiled_scan
@@ -258,6 +267,7 @@ class EventReader:
                 verdicts,
                 lazy,
                 LAZY_FIELDS,
+                processes if shard is not None and observe_fields is not None else None,
             )
 
             def left_out(records: int) -> None:
@@ -274,6 +284,27 @@ class EventReader:
             elif observe is not None:
                 _show_to(observe, text, name, lineno)
 
+        def learn_other(found: Any, text: bytes, lineno: int) -> None:
+            """Another shard's event whose process this shard's tree may not know: learnt from when
+            its owner decodes it (a known event, wanted or admitted), as one process's tree would."""
+            event, origin, _, _, args = found
+            if observe_fields is None or (known is not None and not known(event)):
+                return
+            if wanted is not None and event not in wanted:
+                admits = fast.get(event)
+                if admits is not None and args is not None:
+                    if not admits(origin, args):
+                        return
+                else:
+                    admit = admissions.get(event)
+                    if admit is None or not _admitted(admit, text):
+                        return
+            read = None if extract is None else extract(text, fields_read, ())
+            if read is not None:
+                observe_fields(read[0], {})
+            elif observe is not None:
+                _show_to(observe, text, name, lineno)
+
         for text, lineno, found in RecordSplitter(stream, self.max_line_size, report, scanning):
             if found is None and scan is not None:
                 found = scan(text, arg_table)
@@ -281,6 +312,9 @@ class EventReader:
                 if type(found) is not tuple:  # from the compiled loop: the record's fate is decided
                     if type(found) is str:  # another shard's, shown to this shard's process tree
                         show_other(found, text, lineno)
+                        continue
+                    if type(found) is list:  # another shard's, of a process this shard's tree may not know
+                        learn_other(found, text, lineno)
                         continue
                     if known is None or known(found["eventName"]):  # an event only observers want: lazily
                         stats.events += 1
@@ -302,6 +336,8 @@ class EventReader:
                     if owner != index:
                         if observe is not None and event in observed:
                             show_other(event, text, lineno)
+                        elif processes is not None:
+                            learn_other(found, text, lineno)
                         continue  # another shard's record: it decodes, counts and reports it
                 if known is None or known(event):
                     if wanted is not None and event not in wanted:

@@ -20,7 +20,7 @@ from pytracee.engine import recscan
 from pytracee.engine.context.proctree import ARGS_READ, CONSUMED_EVENTS, FIELDS_READ, ProcessTree
 from pytracee.engine.context.state import ContextSettings, EventContext
 from pytracee.engine.events import LAZY_FIELDS, Event, LazyEvent, MalformedEventError
-from pytracee.engine.reader import EventReader
+from pytracee.engine.reader import EventReader, ObserveOthers
 from pytracee.engine.session import Session, SessionConfig
 
 pytestmark = [
@@ -288,7 +288,7 @@ def test_other_shards_tree_events_are_read_in_place_and_odd_ones_decoded(tmp_pat
             [path],
             wanted_events=set(CONSUMED_EVENTS),
             shard=(index, 2),
-            observe_others=(
+            observe_others=ObserveOthers(
                 CONSUMED_EVENTS,
                 lambda event: shown.append(("decoded", event.raw)),
                 lambda fields, args: shown.append(("in place", fields)),

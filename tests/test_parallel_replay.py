@@ -184,6 +184,57 @@ def test_workers_keep_the_ancestry_one_process_finds() -> None:
         assert ancestries("--workers", workers) == one
 
 
+def test_workers_learn_ancestors_from_other_workers_events_context(tmp_path: Path) -> None:
+    """A parent seen only through the context of its own events (no exec or fork of it in the
+    input) is learnt by every worker's tree, as one process's tree learns it."""
+    exec_line = (ANCESTRY / "events.jsonl").read_text().splitlines()[0]
+
+    def record(name: str, pid: int, ppid: int, comm: str, args: list[dict[str, Any]]) -> str:
+        raw = json.loads(exec_line)
+        raw.update(
+            eventName=name,
+            processId=pid,
+            threadId=pid,
+            hostProcessId=pid,
+            hostThreadId=pid,
+            hostParentProcessId=ppid,
+            processName=comm,
+            executable={"path": "/usr/sbin/" + comm},
+            args=args,
+        )
+        raw.pop("processEntityId", None)
+        raw.pop("parentEntityId", None)
+        raw["timestamp"] += pid
+        return json.dumps(raw, separators=(",", ":"))
+
+    opened = [{"name": "dirfd", "value": -100}, {"name": "pathname", "value": "/etc/hosts"}]
+    shell = [{"name": "pathname", "value": "/bin/sh"}, {"name": "argv", "value": ["sh", "-c", "id"]}]
+    path = tmp_path / "context.jsonl"
+    path.write_text(
+        "\n".join(
+            [
+                record("openat", 1000, 1, "nginx", opened),  # the server: only an open of its own
+                record("openat", 1001, 1000, "php-fpm", opened),  # its worker: likewise
+                record("sched_process_exec", 1002, 1001, "sh", shell),
+            ]
+        )
+        + "\n"
+    )
+
+    def ancestries(*extra: str) -> list[tuple[str, list[str]]]:
+        result = tracee_rules(
+            "--rules-dir", str(ANCESTRY), "--input", str(path), "--output-template", "rawjson", *extra
+        )
+        assert result.returncode == 0, result.stderr
+        found = [json.loads(line) for line in result.stdout.splitlines()]
+        return [(f["SigMetadata"]["ID"], [a["comm"] for a in f["Context"]["processAncestry"]]) for f in found]
+
+    one = ancestries()
+    assert one == [("ANC-1", ["php-fpm", "nginx"])]
+    for workers in ("2", "3"):  # the shell's owner never owns its parent's open, nor (with 3) the server's
+        assert ancestries("--workers", workers) == one, workers
+
+
 @pytest.mark.parametrize("value", ["-1", "two"])
 def test_workers_is_a_count(value: str) -> None:
     result = tracee_rules("--workers", value, "--list")

@@ -34,7 +34,7 @@ from ..output.printer import complete_standard_output
 from ..output.templates import TemplateError
 from ..parallel import replay_sharded
 from ..plugins import PluginManager
-from ..reader import DEFAULT_MAX_LINE_SIZE, STDIN, EventReader
+from ..reader import DEFAULT_MAX_LINE_SIZE, STDIN, EventReader, ObserveOthers
 from ..safetext import EscapingLogFilter
 from ..session import Session, SessionConfig, signature_id_order
 from ..sources import EventSource
@@ -275,7 +275,14 @@ def _list_or_replay(
 
     context = session.context  # under --workers, every shard's process tree sees every fork, exec, exit
     tree_events = (
-        (context.consumed_events, context.observe, context.observe_fields, FIELDS_READ, ARGS_READ)
+        ObserveOthers(
+            context.consumed_events,
+            context.observe,
+            context.observe_fields,
+            FIELDS_READ,
+            ARGS_READ,
+            context.tree.by_pid if context.tree is not None else None,
+        )
         if context is not None and context.consumed_events
         else None
     )

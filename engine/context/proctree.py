@@ -305,6 +305,13 @@ class ProcessTree:
     def __len__(self) -> int:
         return len(self._lru)
 
+    @property
+    def by_pid(self) -> Mapping[int, ProcessInfo]:
+        """The latest process of each host pid (read-only). ``tracee-rules --workers``'s compiled
+        record scanner looks up other workers' events here (a process's ``comm`` and ``_entity``,
+        as :meth:`knows` does) to skip those whose process is known."""
+        return self._current
+
     def __iter__(self) -> Iterator[ProcessInfo]:
         return iter(list(self._lru.values()))
 
