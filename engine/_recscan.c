@@ -623,10 +623,13 @@ static PyObject *scan_lines(PyObject *module, PyObject *const *argv, Py_ssize_t 
                 if (shown) {
                     found = Py_NewRef(name);
                 } else if (!knows && (found = found_of(&e, s.end, name, table)) != NULL && PyTuple_Check(found)) {
-                    PyObject *list = PySequence_List(found);
+                    int unwanted = refused(verdicts, name, found); /* its owner will not decode it either */
+                    PyObject *list = unwanted ? NULL : PySequence_List(found);
                     Py_SETREF(found, list);
-                    if (found == NULL)
+                    if (unwanted < 0 || (!unwanted && found == NULL))
                         goto fail_name;
+                    if (unwanted)
+                        leave = 1;
                 } else if (!knows && found == NULL) {
                     goto fail_name;
                 } else {

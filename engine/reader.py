@@ -294,6 +294,8 @@ class EventReader:
                 admits = fast.get(event)
                 if admits is not None and args is not None:
                     if not admits(origin, args):
+                        if scanning is not None:  # the compiled loop leaves the next alike out
+                            _remember_refusal(verdicts, event, origin, arg_table[event], args)
                         return
                 else:
                     admit = admissions.get(event)
