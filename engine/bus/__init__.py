@@ -8,10 +8,12 @@
                                  --output nats://bus:4222/tracee.findings
         -> stream TRACEE_FINDINGS (tracee.findings.<host>) -> SIEM, falcosidekick
 
-The modules, one concept each:
+The modules, one concept each (this package imports only the light ones, so that a
+command line without a ``nats://`` address does not load asyncio):
 
 * :mod:`.address`: ``nats://`` addresses and subject checks;
-* :mod:`.connection`: a connection for synchronous code, credentials and TLS (``--nats-*``);
+* :mod:`.credentials`: credentials and TLS (``--nats-*``) and :class:`BusError`, without asyncio;
+* :mod:`.connection`: a connection for synchronous code (asyncio on a thread);
 * :mod:`.publisher`: bounded, ordered, counted publishing with reconnects;
 * :mod:`.partitions`: the streams and the partitioning by host;
 * :mod:`.leases`: which worker reads which partition;
@@ -26,7 +28,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from .address import is_bus_url
-from .connection import BusCredentials, BusError, add_bus_options
+from .credentials import BusCredentials, BusError, add_bus_options
 
 if TYPE_CHECKING:
     from ..session import Session

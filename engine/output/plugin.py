@@ -23,8 +23,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from ..bus.address import is_bus_url
-from ..bus.connection import BusCredentials
-from ..bus.findings import NatsFindingOutput
+from ..bus.credentials import BusCredentials
 from ..hookspecs import hookimpl
 from .printer import OutputFile, TemplatePrinter, TextOutput, silence_closed_output
 from .templates import BUILTIN_TEMPLATES, FindingTemplate
@@ -134,6 +133,8 @@ def tracee_configure(config: SessionConfig) -> None:
             getattr(options, "webhook_drain_timeout", DEFAULT_DRAIN_TIMEOUT),
         )
     if is_bus_url(options.output):  # JetStream: rawjson unless another template is chosen
+        from ..bus.findings import NatsFindingOutput  # asyncio and nats-py: only for a nats:// output
+
         chosen = options.output_template if options.output_template != "default" else "rawjson"
         option = "findings output"
         credentials = BusCredentials.from_options(options)
