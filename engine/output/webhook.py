@@ -30,18 +30,20 @@ import math
 import queue
 import re
 import socket
-import ssl
 import threading
 import time
 import urllib.parse
 from dataclasses import dataclass
-from typing import Final, cast
+from typing import TYPE_CHECKING, Final, cast
 
 from ..errors import ConfigError
 from ..findings import Finding
 from ..hookspecs import hookimpl
 from .sink import Sink, Throttle
 from .templates import FindingTemplate, TemplateDisabledError, TemplateError
+
+if TYPE_CHECKING:
+    import ssl
 
 __all__ = [
     "DEFAULT_DRAIN_TIMEOUT",
@@ -197,6 +199,8 @@ def post(url: WebhookURL, body: bytes, content_type: str, timeout: float, tls: s
 
     :raises DeliveryError: no connection, no complete answer in time, or a status other than 2xx.
     """
+    import ssl  # loaded on first use: most runs post nothing
+
     deadline = time.monotonic() + timeout
     if url.scheme == "https" and tls is None:
         tls = ssl.create_default_context()
@@ -276,7 +280,11 @@ class WebhookSender(Sink):
         self.template = template
         self.content_type = content_type
         self.queue_size = queue_size
-        self._tls = ssl.create_default_context() if self.url.scheme == "https" else None
+        self._tls: ssl.SSLContext | None = None
+        if self.url.scheme == "https":
+            import ssl  # only for an https:// webhook
+
+            self._tls = ssl.create_default_context()
         self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
