@@ -25,9 +25,7 @@ Names follow Tracee's where it has the metric (``tracee_events_total``,
 from __future__ import annotations
 
 import argparse
-import http.server
 import logging
-import socket
 import threading
 import time
 from collections import Counter
@@ -427,54 +425,8 @@ class Health:
 #: Seconds a client connection may stay idle (keep-alive) or send a request slowly.
 IDLE_TIMEOUT: Final = 10.0
 
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-    server_version = "pytracee"
-    timeout = IDLE_TIMEOUT  # an idle or slow client's connection is closed: it holds no thread for ever
-
-    def do_GET(self) -> None:  # the http.server name
-        self._answer(send_body=True)
-
-    def do_HEAD(self) -> None:  # the http.server name
-        self._answer(send_body=False)
-
-    def _answer(self, send_body: bool) -> None:
-        path = self.path.split("?", 1)[0]
-        owner = self.server.owner
-        if path == "/metrics":
-            from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
-
-            if owner.registry is None:
-                status, content_type, body = 503, "text/plain; charset=utf-8", b"not running yet\n"
-            else:
-                status, content_type, body = 200, CONTENT_TYPE_LATEST, generate_latest(owner.registry)
-        elif path == "/healthz":
-            healthy, why = owner.health.status() if owner.health is not None else (False, "not running yet")
-            status, content_type = (200 if healthy else 503), "text/plain; charset=utf-8"
-            body = ("OK\n" if healthy else f"NOT OK: {why}\n").encode()
-        else:
-            status, content_type, body = 404, "text/plain; charset=utf-8", b"not found: try /metrics or /healthz\n"
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if send_body:
-            self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Requests are not logged (a scrape every few seconds would flood stderr)."""
-
-
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    owner: MetricsServer
-
-    def __init__(self, address: tuple[str, int], owner: MetricsServer) -> None:
-        self.owner = owner
-        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-        super().__init__(address, _Handler)
+# The HTTP handler and server classes are in :mod:`.metrics_http`, imported when a server is
+# made, so that a run without ``--metrics-addr`` does not load ``http.server``.
 
 
 class MetricsServer:
@@ -487,8 +439,10 @@ class MetricsServer:
         if not stall_seconds > 0:
             raise ConfigError(f"--health-stall-timeout must be more than 0, not {stall_seconds!r}")
         host, port = parse_address(address)
+        from .metrics_http import MetricsHTTPServer  # http.server: only with --metrics-addr
+
         try:
-            self._server = _Server((host, port), self)
+            self._server = MetricsHTTPServer((host, port), self)
         except OSError as exc:
             raise ConfigError(f"--metrics-addr {address}: cannot listen there: {exc.strerror or exc}") from None
         self.stall_seconds = stall_seconds
