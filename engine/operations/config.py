@@ -33,15 +33,15 @@ import argparse
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-import yaml
-
-from ..cel.yamlload import FileTooLarge, documents, read_rule_file
 from ..errors import ConfigError
 from ..hookspecs import hookimpl
 from .exceptions import ExceptionRule, parse_exceptions
 from .overrides import Override, parse_overrides
+
+if TYPE_CHECKING:
+    import yaml
 
 __all__ = [
     "BUNDLE_FILES",
@@ -108,6 +108,8 @@ class Node:
     @classmethod
     def build(cls, loader: yaml.SafeLoader, node: yaml.Node, where: str) -> Node:
         """Convert a composed YAML node (keys must be strings)."""
+        import yaml  # loaded by read_yaml already: a lookup, not a load
+
         line = node.start_mark.line + 1
         if isinstance(node, yaml.MappingNode):
             loader.flatten_mapping(node)
@@ -134,6 +136,10 @@ def read_yaml(path: Path) -> Node | None:
 
     :raises ConfigFileError: unreadable, too large, invalid YAML, several documents.
     """
+    import yaml  # loaded here, not at start-up: a run without a configuration file needs no YAML
+
+    from ..cel.yamlload import FileTooLarge, documents, read_rule_file
+
     where = str(path)
     try:
         text = read_rule_file(path)
