@@ -15,9 +15,7 @@ data comes from the labels the kubelet sets (``io.kubernetes.pod.name``, ``.name
 
 from __future__ import annotations
 
-import http.client
 import json
-import socket
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -103,22 +101,6 @@ def _labels(value: Any) -> dict[str, str]:
     return {str(k): str(v) for k, v in value.items() if isinstance(v, str)}
 
 
-class _UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self._path)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
-
-
 class DockerClient:
     """The Docker Engine API (also Podman's Docker-compatible API) over a unix socket."""
 
@@ -127,7 +109,11 @@ class DockerClient:
         self.name = name
 
     def _get(self, path: str) -> Any:
-        conn = _UnixHTTPConnection(self.socket, QUERY_TIMEOUT)
+        import http.client  # with ssl: loaded when a daemon is first asked, not at start-up
+
+        from .unixhttp import UnixHTTPConnection
+
+        conn = UnixHTTPConnection(self.socket, QUERY_TIMEOUT)
         try:
             conn.request("GET", path, headers={"Host": "docker"})
             response = conn.getresponse()
