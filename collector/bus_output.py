@@ -11,7 +11,8 @@ the exit status 1.
 When the subject is captured by no stream yet, the partitioned events stream is created
 (``?stream=NAME``, default ``TRACEE_EVENTS``, with ``?partitions=N``, default 8; see
 ``pytracee.engine.bus.partitions``). Other ``--output`` values (``json``, ``table``...)
-still print locally; with only ``nats://`` outputs, nothing is printed.
+still print locally; with only ``nats://`` outputs, nothing is printed. The NATS client
+(asyncio) is imported when such an output is made, not when ``tracee`` starts.
 """
 
 from __future__ import annotations
@@ -20,21 +21,18 @@ import logging
 import os
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytracee.engine.bus.address import BusAddress, check_name, check_subject
-from pytracee.engine.bus.connection import BusConnection, BusCredentials, BusError
-from pytracee.engine.bus.partitions import (
-    DEFAULT_EVENT_STREAM,
-    DEFAULT_PARTITIONS,
-    ensure_event_stream,
-    find_stream,
-)
-from pytracee.engine.bus.publisher import DEFAULT_BUFFER, JetStreamPublisher
+from pytracee.engine.bus.credentials import BusCredentials, BusError
 from pytracee.engine.safetext import json_line
 from pytracee.engine.schema import full_event
 
 from .printers import EventPrinter, OutputError, OutputSpec
+
+if TYPE_CHECKING:
+    from pytracee.engine.bus.connection import BusConnection
+    from pytracee.engine.bus.publisher import JetStreamPublisher
 
 __all__ = ["BusEventOutput", "split_bus_outputs"]
 
@@ -57,7 +55,20 @@ class BusEventOutput(EventPrinter):
     :raises OutputError: a bad address, or no server answering.
     """
 
+    bus: BusConnection
+    publisher: JetStreamPublisher
+
     def __init__(self, spec: OutputSpec, url: str, credentials: BusCredentials) -> None:
+        # The NATS client runs on asyncio: imported here, so that other outputs do not load it.
+        from pytracee.engine.bus.connection import BusConnection
+        from pytracee.engine.bus.partitions import (
+            DEFAULT_EVENT_STREAM,
+            DEFAULT_PARTITIONS,
+            ensure_event_stream,
+            find_stream,
+        )
+        from pytracee.engine.bus.publisher import DEFAULT_BUFFER, JetStreamPublisher
+
         try:
             address = BusAddress.parse(url, "--output")
             address.check_keys(QUERY_KEYS, "--output")
