@@ -12,17 +12,22 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 LAZY = ("asyncio", "ssl", "http.server", "http.client", "yaml")
 
 
-def loaded_after(module: str) -> list[str]:
-    """Which of :data:`LAZY` a fresh interpreter has loaded after importing ``module``."""
-    probe = f"import sys, json, {module}; print(json.dumps(sorted(m for m in {LAZY!r} if m in sys.modules)))"
+def loaded_after(module: str, then: str = "") -> list[str]:
+    """Which of :data:`LAZY` a fresh interpreter has loaded after importing ``module``
+    (and running ``then``)."""
+    probe = (
+        f"import sys, json, {module}\n{then}\n"
+        f"print(json.dumps(sorted(m for m in {LAZY!r} if m in sys.modules)), file=sys.__stderr__)"
+    )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
-    return json.loads(done.stdout)
+    return json.loads(done.stderr.splitlines()[-1])
 
 
 @pytest.mark.parametrize(
@@ -47,3 +52,24 @@ def test_commands_start_without_the_optional_modules(module: str) -> None:
 )
 def test_the_modules_that_need_them_still_load_them(module: str, expected: list[str]) -> None:
     assert set(expected) <= set(loaded_after(module))
+
+
+def test_a_replay_with_the_default_signatures_loads_none_of_them(tmp_path: Path) -> None:
+    """Not only the import: configuring the run, loading the default signature set (CEL's
+    YAML files are not selected by default) and replaying leave them unloaded too."""
+    events = tmp_path / "events.json"
+    events.write_text("")
+    run = (
+        "from pytracee.engine.cli.tracee_rules import main\n"
+        f"assert main(['--input', {str(events)!r}, '--output', {str(tmp_path / 'out')!r}]) == 0"
+    )
+    assert loaded_after("pytracee.engine.cli.tracee_rules", run) == []
+    assert (tmp_path / "out").exists()
+
+
+def test_tracee_help_loads_none_of_them() -> None:
+    run = (
+        "from pytracee.collector.cli.tracee import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit as exc:\n    assert exc.code == 0"
+    )
+    assert loaded_after("pytracee.collector.cli.tracee", run) == []
