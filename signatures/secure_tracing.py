@@ -84,6 +84,11 @@ class _SyscallKernelPairs(Signature):
         limits = (max(self.params.max_pending, 1), self.params.max_pending_mib << 20)
         self._kernel_view = PendingEvents(*limits)
         self._syscall_view = PendingEvents(*limits)
+        # which halves the stream has shown: once a table is full, an event whose other half the
+        # stream never showed is not held (a recording without connect would otherwise push every
+        # security_socket_connect through the table); such events are counted
+        self._seen_kernel = self._seen_syscall = False
+        self._not_held = 0
 
     def key(self, event: Event) -> Hashable:
         """What pairs the two events: the host thread."""
@@ -100,35 +105,49 @@ class _SyscallKernelPairs(Signature):
     def on_event(self, event: Event) -> None:
         key = self.key(event)
         if event.name == self.kernel_event:
+            self._seen_kernel = True
             syscall_event = self._syscall_view.pop(key)
             if syscall_event is None or not self.same_call(syscall_event, event):
-                self._kernel_view.add(key, event)
+                self._hold(self._kernel_view, key, event, self._seen_syscall)
             elif self.wanted(syscall_event):
                 self.compare(syscall_event, event)
         else:  # every call is paired, so that one left unchecked cannot take another's kernel event
+            self._seen_syscall = True
             kernel_event = self._kernel_view.pop(key)
             if kernel_event is None or not self.same_call(event, kernel_event):
-                self._syscall_view.add(key, event)
+                self._hold(self._syscall_view, key, event, self._seen_kernel)
             elif self.wanted(event):
                 self.compare(event, kernel_event)
+
+    def _hold(self, table: PendingEvents, key: Hashable, event: Event, other_half_seen: bool) -> None:
+        """Hold ``event`` for its other half: while the table has room, or once the stream has
+        shown events of the other half's kind."""
+        if other_half_seen or len(table) < table.max_events:
+            table.add(key, event)
+        else:
+            self._not_held += 1
 
     def compare(self, event: Event, kernel_event: Event) -> None:
         raise NotImplementedError
 
     def on_signal(self, signal: SourceComplete) -> None:
         forgotten = self._kernel_view.forgotten + self._syscall_view.forgotten
-        if forgotten:
+        if forgotten or self._not_held:
             log.warning(
-                "%s: %d %s events were forgotten unpaired (tables full: %d events or %d MiB each); "
+                "%s: %d %s events were forgotten unpaired (tables full: %d events or %d MiB each; "
+                "%d of them not held, their other half never seen in the stream); "
                 "tampering with those calls was not checked",
                 self.metadata.id,
-                forgotten,
-                "/".join(self.syscalls[:2]),
+                forgotten + self._not_held,
+                "/".join((*self.syscalls[:2], self.kernel_event)),
                 self.params.max_pending,
                 self.params.max_pending_mib,
+                self._not_held,
             )
         self._kernel_view.clear()
         self._syscall_view.clear()
+        self._seen_kernel = self._seen_syscall = False
+        self._not_held = 0
 
 
 class ExecArgumentTampering(_SyscallKernelPairs):
