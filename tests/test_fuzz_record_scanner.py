@@ -26,7 +26,7 @@ from pytracee.engine import reader as reader_module
 from pytracee.engine import recscan
 from pytracee.engine.catalogue import is_known_event
 from pytracee.engine.envelope import MAX_NESTING
-from pytracee.engine.events import Event, MalformedEventError, container_id_of, origin_of
+from pytracee.engine.events import Event, LazyEvent, MalformedEventError, container_id_of, origin_of
 from pytracee.engine.reader import EventReader
 from pytracee.engine.session import Session, SessionConfig
 from record_strategies import ARG_TABLE, dump, events, mutated
@@ -284,8 +284,12 @@ def _run(path: Path, monkeypatch: pytest.MonkeyPatch, compiled: bool, shard: tup
             wanted_events=session.wanted_events,
             admissions=session.admissions,
             shard=shard,
+            lazy_events=session.lazy_events,
         )
-        events = [(event.location, event.raw) for event in reader]
+        delivered = list(reader)
+        lazily = sum(type(event) is LazyEvent for event in delivered)
+        assert lazily > 0 if compiled and session.lazy_events else lazily == 0
+        events = [(event.location, event.raw) for event in delivered]  # a LazyEvent decodes here
         session.finish(session.run([]))
     return events, reader.stats.events, reader.stats.undecoded, dict(reader.stats.skipped_by_reason)
 
