@@ -473,14 +473,17 @@ static PyObject *read_flat_object(scanner *s, int *unsure)
         s->p++;
         done = 1;
     }
-    while (!done) {
+    while (!done) { /* *unsure stays 1 on every way out but an exception */
         const unsigned char *key;
         Py_ssize_t len;
+        int value_unsure = 0;
         if (plain_key(s, &key, &len))
             goto fail;
-        PyObject *value = read_scalar(s, unsure);
-        if (value == NULL)
+        PyObject *value = read_scalar(s, &value_unsure);
+        if (value == NULL) {
+            *unsure = value_unsure;
             goto fail;
+        }
         PyObject *name = member_name(key, len);
         int r = name == NULL ? -1 : PyDict_SetItem(dict, name, value);
         Py_XDECREF(name);
@@ -489,10 +492,8 @@ static PyObject *read_flat_object(scanner *s, int *unsure)
             *unsure = 0;
             goto fail;
         }
-        if (next_member(s, '}', &done)) {
-            *unsure = 1;
+        if (next_member(s, '}', &done))
             goto fail;
-        }
     }
     s->depth--;
     *unsure = 0;

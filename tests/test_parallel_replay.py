@@ -235,6 +235,30 @@ def test_workers_learn_ancestors_from_other_workers_events_context(tmp_path: Pat
         assert ancestries("--workers", workers) == one, workers
 
 
+def test_workers_read_other_workers_odd_tree_events_without_failing(tmp_path: Path) -> None:
+    """An exec whose executable object holds an escaped duplicate key (the decoder keeps the last)
+    is read in place by no worker: each decodes it, and the ancestry is the one process's."""
+    lines = (ANCESTRY / "events.jsonl").read_text().splitlines()
+    odd = [line.replace('"executable":{"path":"', '"executable":{"x":"","\\u0070ath":"', 1) for line in lines]
+    assert odd != lines and all(json.loads(line)["executable"]["path"] for line in odd)
+    path = tmp_path / "odd.jsonl"
+    path.write_text("\n".join(odd) + "\n")
+
+    def ancestries(*extra: str) -> list[tuple[str, list[str]]]:
+        result = tracee_rules(
+            "--rules-dir", str(ANCESTRY), "--input", str(path), "--output-template", "rawjson", *extra
+        )
+        assert result.returncode == 0, result.stderr
+        assert "Error" not in result.stderr, result.stderr
+        found = [json.loads(line) for line in result.stdout.splitlines()]
+        return [(f["SigMetadata"]["ID"], [a["comm"] for a in f["Context"]["processAncestry"]]) for f in found]
+
+    one = ancestries()
+    assert one == [("ANC-1", ["php-fpm", "nginx"])]
+    for workers in ("2", "3"):
+        assert ancestries("--workers", workers) == one, workers
+
+
 @pytest.mark.parametrize("value", ["-1", "two"])
 def test_workers_is_a_count(value: str) -> None:
     result = tracee_rules("--workers", value, "--list")
