@@ -15,6 +15,8 @@ from typing import Any
 import orjson
 import pytest
 from conftest import tracee_rules
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pytracee.engine import reader as reader_module
 from pytracee.engine import recscan
 from pytracee.engine.context.proctree import ARGS_READ, CONSUMED_EVENTS, FIELDS_READ, ProcessTree
@@ -22,6 +24,7 @@ from pytracee.engine.context.state import ContextSettings, EventContext
 from pytracee.engine.events import LAZY_FIELDS, Event, LazyEvent, MalformedEventError
 from pytracee.engine.reader import EventReader, ObserveOthers
 from pytracee.engine.session import Session, SessionConfig
+from record_strategies import TEXT, dump, events, mutated
 
 pytestmark = [
     pytest.mark.usefixtures("quiet_logs"),
@@ -301,3 +304,92 @@ def test_other_shards_tree_events_are_read_in_place_and_odd_ones_decoded(tmp_pat
     assert len(shown) == len(events) + 1  # every record was shown to the shard that does not own it
     decoded = [raw for how, raw in shown if how == "decoded"]
     assert [raw["processName"] for raw in decoded] == ["café"]
+
+
+# --- hostile streams through every path at once ----------------------------------------------
+
+TREE_NAMES = st.sampled_from(
+    ["openat", "sched_process_exec", "sched_process_fork", "sched_process_exit", "security_file_open", "read", "x"]
+)
+
+
+@st.composite
+def _stream_record(draw: Any) -> bytes:
+    """A record for the lazy and sharded paths: often one the tree or an observer reads, with few
+    processes and executable objects of any shape; sometimes mutated as an attacker would."""
+    if draw(st.integers(0, 3)) == 0:
+        return bytes(draw(mutated()))
+    raw = draw(events(odd=draw(st.booleans())))
+    if isinstance(raw, dict) and draw(st.integers(0, 3)):
+        raw["eventName"] = draw(TREE_NAMES)
+        raw["hostProcessId"] = draw(st.integers(1, 6))
+        if draw(st.booleans()):
+            raw["executable"] = draw(st.dictionaries(st.sampled_from(["path", "p\u0061th", "x"]), TEXT, max_size=3))
+    text = dump(draw, raw)
+    if draw(st.integers(0, 4)) == 0:  # an escaped key or value where the scanner reads one
+        text = text.replace(b'"path"', b'"p\\u0061th"', 1).replace(b'"openat"', b'"open\\u0061t"', 1)
+    return text.replace(b"\n", b" ")
+
+
+_PLAN: dict[str, Any] = {}
+
+
+def _plan() -> dict[str, Any]:
+    """The default signatures' decoding plan, made once."""
+    if not _PLAN:
+        session = _session()
+        _PLAN.update(
+            known=session.is_known_event,
+            wanted=session.wanted_events,
+            admissions=session.admissions,
+            lazy=session.lazy_events,
+        )
+        session.finish(session.run([]))
+    return _PLAN
+
+
+def _replay(path: Path, compiled: bool, shard: tuple[int, int] | None) -> tuple[list[Any], int, int]:
+    plan = _plan()
+    context = EventContext(ContextSettings())
+    assert context.tree is not None
+    others = ObserveOthers(
+        CONSUMED_EVENTS, context.observe, context.observe_fields, FIELDS_READ, ARGS_READ, context.tree.by_pid
+    )
+    saved = reader_module._compiled_scan, reader_module._compiled_extract
+    if not compiled:
+        reader_module._compiled_scan = reader_module._compiled_extract = None
+    try:
+        reader = EventReader(
+            [path],
+            is_known_event=plan["known"],
+            wanted_events=plan["wanted"],
+            admissions=plan["admissions"],
+            lazy_events=plan["lazy"],
+            shard=shard,
+            observe_others=others,
+        )
+        delivered = []
+        for event in reader:
+            context.observe(event)
+            delivered.append((event.location, event.raw))
+    finally:
+        reader_module._compiled_scan, reader_module._compiled_extract = saved
+    skipped = sum(reader.stats.skipped_by_reason.values())
+    return delivered, reader.stats.events, skipped
+
+
+@given(st.lists(_stream_record(), min_size=1, max_size=12))
+@settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+def test_hostile_streams_read_lazily_and_sharded_are_the_plain_readers(
+    tmp_path_factory: Any, records: list[bytes]
+) -> None:
+    """Whatever the records, the compiled reader, lazy events and shards with their trees
+    learning from one another never fail, and deliver and count what the plain reader does."""
+    path = tmp_path_factory.mktemp("stream") / "s.jsonl"
+    path.write_bytes(b"\n".join(records) + b"\n")
+    plain, read, skipped = _replay(path, False, None)
+    whole = _replay(path, True, None)
+    assert whole == (plain, read, skipped)
+    shards = [_replay(path, True, (index, 2)) for index in (0, 1)]
+    assert sorted(event for part in shards for event in part[0]) == sorted(plain)
+    assert sum(part[1] for part in shards) == read and sum(part[2] for part in shards) == skipped
