@@ -159,34 +159,32 @@ def test_workers_need_files(tmp_path: Path) -> None:
     assert "a pipe or device can be read by one process only" in result.stderr
 
 
-def test_workers_keep_the_ancestry_one_process_finds() -> None:
-    """Every worker's process tree sees every fork, exec and exit, whichever worker owns them."""
+def _ancestries(path: Path, *extra: str) -> list[tuple[str, list[str]]]:
+    """Each ANC-1 finding of a replay of ``path``, with the comms of its ancestry."""
+    result = tracee_rules("--rules-dir", str(ANCESTRY), "--input", str(path), "--output-template", "rawjson", *extra)
+    assert result.returncode == 0, result.stderr
+    assert "Error" not in result.stderr, result.stderr
+    found = [json.loads(line) for line in result.stdout.splitlines()]
+    return sorted((f["SigMetadata"]["ID"], [a["comm"] for a in f["Context"]["processAncestry"]]) for f in found)
 
-    def ancestries(*extra: str) -> list[tuple[str, list[str]]]:
-        result = tracee_rules(
-            "--rules-dir",
-            str(ANCESTRY),
-            "--input",
-            str(ANCESTRY / "events.jsonl"),
-            "--output-template",
-            "rawjson",
-            *extra,
-        )
-        assert result.returncode == 0, result.stderr
-        found = [json.loads(line) for line in result.stdout.splitlines()]
-        return sorted(
-            (f["SigMetadata"]["ID"], [a["comm"] for a in f["Context"].get("processAncestry", [])]) for f in found
-        )
 
-    one = ancestries()
+def _assert_workers_give_one_process_ancestry(path: Path) -> None:
+    """The web shell of examples/ancestry is found, its ancestry whole, by 1, 2 and 3 workers alike."""
+    one = _ancestries(path)
     assert one == [("ANC-1", ["php-fpm", "nginx"])]
     for workers in ("2", "3"):
-        assert ancestries("--workers", workers) == one
+        assert _ancestries(path, "--workers", workers) == one, workers
+
+
+def test_workers_keep_the_ancestry_one_process_finds() -> None:
+    """Every worker's process tree sees every fork, exec and exit, whichever worker owns them."""
+    _assert_workers_give_one_process_ancestry(ANCESTRY / "events.jsonl")
 
 
 def test_workers_learn_ancestors_from_other_workers_events_context(tmp_path: Path) -> None:
     """A parent seen only through the context of its own events (no exec or fork of it in the
-    input) is learnt by every worker's tree, as one process's tree learns it."""
+    input) is learnt by every worker's tree, as one process's tree learns it: the shell's owner
+    never owns its parent's open, nor (with 3 workers) the server's."""
     exec_line = (ANCESTRY / "events.jsonl").read_text().splitlines()[0]
 
     def record(name: str, pid: int, ppid: int, comm: str, args: list[dict[str, Any]]) -> str:
@@ -220,19 +218,7 @@ def test_workers_learn_ancestors_from_other_workers_events_context(tmp_path: Pat
         )
         + "\n"
     )
-
-    def ancestries(*extra: str) -> list[tuple[str, list[str]]]:
-        result = tracee_rules(
-            "--rules-dir", str(ANCESTRY), "--input", str(path), "--output-template", "rawjson", *extra
-        )
-        assert result.returncode == 0, result.stderr
-        found = [json.loads(line) for line in result.stdout.splitlines()]
-        return [(f["SigMetadata"]["ID"], [a["comm"] for a in f["Context"]["processAncestry"]]) for f in found]
-
-    one = ancestries()
-    assert one == [("ANC-1", ["php-fpm", "nginx"])]
-    for workers in ("2", "3"):  # the shell's owner never owns its parent's open, nor (with 3) the server's
-        assert ancestries("--workers", workers) == one, workers
+    _assert_workers_give_one_process_ancestry(path)
 
 
 def test_workers_read_other_workers_odd_tree_events_without_failing(tmp_path: Path) -> None:
@@ -243,20 +229,7 @@ def test_workers_read_other_workers_odd_tree_events_without_failing(tmp_path: Pa
     assert odd != lines and all(json.loads(line)["executable"]["path"] for line in odd)
     path = tmp_path / "odd.jsonl"
     path.write_text("\n".join(odd) + "\n")
-
-    def ancestries(*extra: str) -> list[tuple[str, list[str]]]:
-        result = tracee_rules(
-            "--rules-dir", str(ANCESTRY), "--input", str(path), "--output-template", "rawjson", *extra
-        )
-        assert result.returncode == 0, result.stderr
-        assert "Error" not in result.stderr, result.stderr
-        found = [json.loads(line) for line in result.stdout.splitlines()]
-        return [(f["SigMetadata"]["ID"], [a["comm"] for a in f["Context"]["processAncestry"]]) for f in found]
-
-    one = ancestries()
-    assert one == [("ANC-1", ["php-fpm", "nginx"])]
-    for workers in ("2", "3"):
-        assert ancestries("--workers", workers) == one, workers
+    _assert_workers_give_one_process_ancestry(path)
 
 
 @pytest.mark.parametrize("value", ["-1", "two"])
