@@ -276,6 +276,23 @@ class EventReader:
 
             scanning = (_compiled_scan_lines, plan, left_out)
 
+        def decoded_by_admission(event: str, origin: str, args: Any, text: bytes) -> bool:
+            """Whether a known event nobody wants whole is decoded after all: its admission (the
+            signatures' origins and data filters) takes this record. Refusals are remembered for
+            the compiled loop; an event without an admission is marked as one nobody wants."""
+            admits = fast.get(event)
+            if admits is not None and args is not None:
+                take = admits(origin, args)
+                if not take and scanning is not None:  # the compiled loop leaves the next alike out
+                    _remember_refusal(verdicts, event, origin, arg_table[event], args)
+                return take
+            admit = admissions.get(event)
+            if admit is None:
+                if len(actions) < _MAX_ACTIONS:
+                    actions[event] = 0  # known, and nobody wants it
+                return False
+            return _admitted(admit, text)
+
         def show_other(event: str, text: bytes, lineno: int) -> None:
             """Another shard's fork, exec or exit, for this shard's process tree (read in place if it can)."""
             read = None if extract is None else extract(text, fields_read, args_read.get(event, ()))
@@ -290,17 +307,8 @@ class EventReader:
             event, origin, _, _, args = found
             if observe_fields is None or (known is not None and not known(event)):
                 return
-            if wanted is not None and event not in wanted:
-                admits = fast.get(event)
-                if admits is not None and args is not None:
-                    if not admits(origin, args):
-                        if scanning is not None:  # the compiled loop leaves the next alike out
-                            _remember_refusal(verdicts, event, origin, arg_table[event], args)
-                        return
-                else:
-                    admit = admissions.get(event)
-                    if admit is None or not _admitted(admit, text):
-                        return
+            if wanted is not None and event not in wanted and not decoded_by_admission(event, origin, args, text):
+                return
             read = None if extract is None else extract(text, fields_read, ())
             if read is not None:
                 observe_fields(read[0], {})
@@ -342,21 +350,14 @@ class EventReader:
                             learn_other(found, text, lineno)
                         continue  # another shard's record: it decodes, counts and reports it
                 if known is None or known(event):
-                    if wanted is not None and event not in wanted:
-                        admits = fast.get(event)
-                        if admits is not None and args is not None:
-                            take = admits(origin, args)
-                            if not take and scanning is not None:
-                                _remember_refusal(verdicts, event, origin, arg_table[event], args)
-                        else:
-                            admit = admissions.get(event)
-                            take = admit is not None and _admitted(admit, text)
-                            if admit is None and len(actions) < _MAX_ACTIONS:
-                                actions[event] = 0  # known, and nobody wants it
-                        if not take:
-                            stats.events += 1
-                            stats.undecoded += 1
-                            continue
+                    if (
+                        wanted is not None
+                        and event not in wanted
+                        and not decoded_by_admission(event, origin, args, text)
+                    ):
+                        stats.events += 1
+                        stats.undecoded += 1
+                        continue
                     if event in lazy:
                         read = extract(text, LAZY_FIELDS, ())  # type: ignore[misc]
                         if read is not None:
