@@ -294,7 +294,7 @@ class EventReader:
             return _admitted(admit, text)
 
         def show_other(event: str, text: bytes, lineno: int) -> None:
-            """Another shard's fork, exec or exit, for this shard's process tree (read in place if it can)."""
+            """Another shard's event for this shard's process tree (read in place if it can)."""
             read = None if extract is None else extract(text, fields_read, args_read.get(event, ()))
             if read is not None and observe_fields is not None:
                 observe_fields(*read)
@@ -309,11 +309,7 @@ class EventReader:
                 return
             if wanted is not None and event not in wanted and not decoded_by_admission(event, origin, args, text):
                 return
-            read = None if extract is None else extract(text, fields_read, ())
-            if read is not None:
-                observe_fields(read[0], {})
-            elif observe is not None:
-                _show_to(observe, text, name, lineno)
+            show_other(event, text, lineno)  # its context only: args_read names none of its arguments
 
         for text, lineno, found in RecordSplitter(stream, self.max_line_size, report, scanning):
             if found is None and scan is not None:
