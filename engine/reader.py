@@ -312,7 +312,8 @@ class EventReader:
             show_other(event, text, lineno)  # its context only: args_read names none of its arguments
 
         for text, lineno, found in RecordSplitter(stream, self.max_line_size, report, scanning):
-            if found is None and scan is not None:
+            placed = found is not None  # the compiled loop answered: a tuple there is this shard's record
+            if not placed and scan is not None:
                 found = scan(text, arg_table)
             if found:  # certainly a well-formed event, nested at most MAX_NESTING deep (False: not sure)
                 if type(found) is not tuple:  # from the compiled loop: the record's fate is decided
@@ -328,7 +329,7 @@ class EventReader:
                         continue
                     found = scan(text, arg_table)  # type: ignore[misc]  # an unknown name: reported below
                 event, origin, container, pid, args = found
-                if shard is not None:
+                if shard is not None and not placed:
                     if decoded is not None and event not in decoded:
                         owner = lineno % count
                     elif not container:
