@@ -325,11 +325,20 @@ class ProcessTree:
             already (:attr:`.Event.args`, or those in :data:`ARGS_READ`); read from ``raw`` otherwise.
         """
         handler = self._handlers.get(raw.get("eventName"))  # type: ignore[arg-type]
+        if handler is None:
+            if self.learn_from_context and not self.knows(raw):
+                self.learn(raw)
+            return
         try:
-            if handler is not None:
-                handler(raw, _args(raw) if args is None else args)
-            elif self.learn_from_context and not self.knows(raw):
-                self._context_process(raw)
+            handler(raw, _args(raw) if args is None else args)
+        except (TypeError, ValueError, AttributeError):  # a hostile or odd record: the tree learns nothing
+            return
+
+    def learn(self, raw: Mapping[str, Any]) -> None:
+        """Learn the process of an event that is not a fork, exec or exit from its context (for a
+        process :meth:`knows` does not know); never raises on odd values."""
+        try:
+            self._context_process(raw)
         except (TypeError, ValueError, AttributeError):  # a hostile or odd record: the tree learns nothing
             return
 

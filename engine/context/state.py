@@ -106,7 +106,7 @@ class EventContext:
                 if self.hasher is not None and name == "sched_process_exec" and self._add_hash_arg(tree, raw):
                     event._args = None  # read again with the sha256 argument
             elif tree.learn_from_context and not tree.knows(fields):
-                tree.observe(event.raw)
+                tree.learn(event.raw)
         containers = self.containers
         if containers is not None:
             raw = event.raw
