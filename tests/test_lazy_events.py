@@ -71,6 +71,7 @@ def test_a_lazy_event_reads_as_the_decoded_event_and_decodes_only_when_asked() -
     cheap = ("name", "timestamp", "host_process_id", "host_thread_id", "return_value", "syscall")
     for accessor in cheap:
         assert getattr(lazy, accessor) == getattr(whole, accessor), accessor
+    assert (lazy.host_thread_id, whole.host_thread_id, whole.host_process_id) == (4243, 4243, 4242)
     assert lazy._decoded is None  # the cheap accessors read the fields found in place
     assert set(lazy.context_fields) <= set(LAZY_FIELDS)
     for accessor in ("process_name", "thread_id", "origin", "executable_path", "container_id", "location"):
