@@ -500,9 +500,11 @@ static int maps_to_zero(PyObject *dict, PyObject *key)
     return PyLong_CheckExact(value) && PyLong_AsLong(value) == 0;
 }
 
-/* 1: the admission of this record's event refused its origin and argument value before; 0: not
- * known (the caller tests it); -1: an error. */
-static int refused(PyObject *verdicts, PyObject *name, PyObject *found)
+/* What the admission of this record's event answered before for its origin and argument value:
+ * REFUSED, ADMITTED, 0 (not known: the caller tests it), or -1 (an error). */
+#define REFUSED 1
+#define ADMITTED 2
+static int verdict(PyObject *verdicts, PyObject *name, PyObject *found)
 {
     PyObject *per_origin = PyDict_GetItemWithError(verdicts, name), *entry, *args, *value, *answer;
     if (per_origin == NULL || !PyDict_Check(per_origin))
@@ -518,7 +520,13 @@ static int refused(PyObject *verdicts, PyObject *name, PyObject *found)
     answer = PyDict_GetItemWithError(PyTuple_GET_ITEM(entry, 1), value);
     if (answer == NULL)
         return PyErr_Occurred() ? -1 : 0;
-    return answer == Py_False;
+    return answer == Py_False ? REFUSED : answer == Py_True ? ADMITTED : 0;
+}
+
+/* Mark `found` (a new tuple of scan(), only the caller's) as admitted: its args become True. */
+static void mark_admitted(PyObject *found)
+{
+    Py_SETREF(((PyTupleObject *)found)->ob_item[4], Py_NewRef(Py_True));
 }
 
 #include "_recscan_shards.h"
@@ -533,7 +541,8 @@ static int refused(PyObject *verdicts, PyObject *name, PyObject *found)
  *     not counted;
  *   - a record whose name maps to 0 in `actions` (a known event nobody wants): counted in skipped;
  *   - a record refused by its admission: verdicts[name][origin] is (argument name, answers) and
- *     answers[the argument's string value] is False: counted in skipped.
+ *     answers[the argument's string value] is False: counted in skipped (True: admitted, and its
+ *     answer's args are True instead of the values read).
  * Every other line is in records as (text, line number, answer), the answer being
  *   - scan()'s tuple;
  *   - for a record this shard owns whose name is in `lazy`, the dict of its fields named in
@@ -623,12 +632,14 @@ static PyObject *scan_lines(PyObject *module, PyObject *const *argv, Py_ssize_t 
                 if (shown) {
                     found = Py_NewRef(name);
                 } else if (!knows && (found = found_of(&e, s.end, name, table)) != NULL && PyTuple_Check(found)) {
-                    int unwanted = refused(verdicts, name, found); /* its owner will not decode it either */
-                    PyObject *list = unwanted ? NULL : PySequence_List(found);
+                    int answer = verdict(verdicts, name, found); /* refused: its owner will not decode it either */
+                    if (answer == ADMITTED)
+                        mark_admitted(found);
+                    PyObject *list = answer == REFUSED ? NULL : PySequence_List(found);
                     Py_SETREF(found, list);
-                    if (unwanted < 0 || (!unwanted && found == NULL))
+                    if (answer < 0 || (answer != REFUSED && found == NULL))
                         goto fail_name;
-                    if (unwanted)
+                    if (answer == REFUSED)
                         leave = 1;
                 } else if (!knows && found == NULL) {
                     goto fail_name;
@@ -660,11 +671,13 @@ static PyObject *scan_lines(PyObject *module, PyObject *const *argv, Py_ssize_t 
                     if (found == NULL)
                         goto fail_name;
                 } else {
-                    int unwanted = refused(verdicts, name, found);
-                    if (unwanted < 0)
+                    int answer = verdict(verdicts, name, found);
+                    if (answer < 0)
                         goto fail_name;
-                    if (unwanted)
+                    if (answer == REFUSED)
                         leave = 2;
+                    else if (answer == ADMITTED)
+                        mark_admitted(found);
                 }
             }
             Py_DECREF(name);

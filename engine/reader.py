@@ -252,7 +252,7 @@ class EventReader:
         decoded = None if wanted is None else frozenset(wanted) | frozenset(admissions)
         owners: dict[str, int] = {}  # container id -> its shard
         actions: dict[str, int] = {}  # 0: a known event nobody wants (the compiled loop counts those itself)
-        # event -> origin -> (argument, {value: False}): admissions that refused a value (they read one argument)
+        # event -> origin -> (argument, {value: admitted?}): admissions' answers per value (those that read one argument)
         verdicts: dict[str, dict[str, tuple[str, dict[str, bool]]]] = {}
         scanning = None
         if scan is not None and _compiled_scan_lines is not None:
@@ -278,13 +278,16 @@ class EventReader:
 
         def decoded_by_admission(event: str, origin: str, args: Any, text: bytes) -> bool:
             """Whether a known event nobody wants whole is decoded after all: its admission (the
-            signatures' origins and data filters) takes this record. Refusals are remembered for
-            the compiled loop; an event without an admission is marked as one nobody wants."""
+            signatures' origins and data filters) takes this record. Answers are remembered for
+            the compiled loop (``args`` is True where it found one that admits the record); an
+            event without an admission is marked as one nobody wants."""
+            if args is True:
+                return True
             admits = fast.get(event)
             if admits is not None and args is not None:
                 take = admits(origin, args)
-                if not take and scanning is not None:  # the compiled loop leaves the next alike out
-                    _remember_refusal(verdicts, event, origin, arg_table[event], args)
+                if scanning is not None:  # the compiled loop leaves the next alike out, or marks it admitted
+                    _remember_verdict(verdicts, event, origin, arg_table[event], args, take)
                 return take
             admit = admissions.get(event)
             if admit is None:
@@ -524,16 +527,17 @@ def _problem(raw: dict[str, Any]) -> tuple[str, str] | None:
     return None
 
 
-def _remember_refusal(
+def _remember_verdict(
     verdicts: dict[str, dict[str, tuple[str, dict[str, bool]]]],
     event: str,
     origin: str,
     names: tuple[str, ...],
     args: Mapping[str, Any],
+    admitted: bool,
 ) -> None:
-    """Remember that the admission of ``event`` refused a record of ``origin`` with this value of its
-    one argument, for the compiled loop to count such records itself (an answer that depends on
-    that value alone, as :mod:`.filtermemo` remembers it; bounded likewise)."""
+    """Remember whether the admission of ``event`` took a record of ``origin`` with this value of its
+    one argument, for the compiled loop to count the refused ones itself and mark the admitted ones
+    (an answer that depends on that value alone, as :mod:`.filtermemo` remembers it; bounded likewise)."""
     if len(names) != 1:
         return
     value = args.get(names[0])
@@ -542,7 +546,7 @@ def _remember_refusal(
     answers = verdicts.setdefault(event, {}).setdefault(origin, (names[0], {}))[1]
     if len(answers) >= MAX_VALUES:
         answers.clear()
-    answers[value] = False
+    answers[value] = admitted
 
 
 def _admitted(admit: Callable[[Envelope], bool], text: bytes) -> bool:

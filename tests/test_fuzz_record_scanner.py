@@ -235,6 +235,28 @@ def test_bad_calls_raise() -> None:
         scan_lines(b"", -1, 0, 100, plan)
 
 
+def test_the_compiled_loop_applies_remembered_admission_answers() -> None:
+    """A value the admission refused before is left out and counted; one it took is handed on
+    marked admitted (args True), so the reader does not test it again; any other is read."""
+    scan_lines = recscan.scan_lines
+    assert scan_lines is not None
+
+    def record(path: str, started: bool = False) -> bytes:
+        flags = b',"contextFlags":{"containerStarted":true},"containerId":"c1"' if started else b""
+        return b'{"eventName":"open"%s,"args":[{"name":"pathname","value":"%s"}]}' % (flags, path.encode())
+
+    verdicts = {"open": {"host": ("pathname", {"/etc/passwd": True, "/tmp/x": False})}}
+    plan = ({"open": ("pathname",)}, {}, None, frozenset(), 0, 0, verdicts, frozenset(), (), None)
+    lines = [record("/etc/passwd"), record("/tmp/x"), record("/other"), record("/tmp/x", started=True)]
+    records, _, _, skipped = scan_lines(b"\n".join(lines) + b"\n", 0, 0, 1000, plan)
+    assert skipped == 1  # /tmp/x from the host
+    assert [(line, answer) for _, line, answer in records] == [
+        (1, ("open", "host", "", 0, True)),
+        (3, ("open", "host", "", 0, {"pathname": "/other"})),
+        (4, ("open", "container", "c1", 0, {"pathname": "/tmp/x"})),  # remembered for the host only
+    ]
+
+
 def test_argument_names_no_record_can_hold_are_absent() -> None:
     """Argument names that are not ASCII (a record read is), even lone surrogates: absent, not an error."""
     text = b'{"eventName":"x","args":[{"name":"a","value":1},{"name":"caf","value":2}]}'
