@@ -35,6 +35,7 @@
 #include <string.h>
 
 #include "_recscan_json.h"
+#include "_recscan_decoded.h"
 
 static PyObject *ORIGIN_HOST, *ORIGIN_CONTAINER, *ORIGIN_CONTAINER_INIT, *EMPTY;
 
@@ -75,8 +76,8 @@ static inline int field_of(const unsigned char *key, Py_ssize_t len)
     if (len > MAX_FIELD_LENGTH)
         return F_OTHER;
     for (const signed char *i = fields_by_length[len]; *i >= 0; i++) {
-        if (memcmp(key, FIELD_NAMES[*i], (size_t)len) == 0)
-            return *i;
+        if (key[0] == (unsigned char)FIELD_NAMES[*i][0] && memcmp(key, FIELD_NAMES[*i], (size_t)len) == 0)
+            return *i; /* (the first byte first: most keys differ there, without a call) */
     }
     return F_OTHER;
 }
@@ -170,7 +171,8 @@ static int scan_event(scanner *s, envelope *e)
             return UNSURE;
         if (e->want != NULL)
             for (int i = e->want->head[len % KEY_BUCKETS]; i >= 0; i = e->want->next[i])
-                if (e->want->len[i] == len && memcmp(e->want->key[i], key, (size_t)len) == 0)
+                if (e->want->len[i] == len && len > 0 && (unsigned char)e->want->key[i][0] == key[0] &&
+                    memcmp(e->want->key[i], key, (size_t)len) == 0)
                     e->found[i] = s->p; /* the last of a key wins, as in the full decoding */
         if (len == 15 && memcmp(key, "processEntityId", 15) == 0)
             e->entity_at = s->p;
@@ -491,44 +493,7 @@ static PyObject *extract(PyObject *module, PyObject *const *argv, Py_ssize_t arg
     return Py_BuildValue("(NN)", fields, args);
 }
 
-/* 1: the (borrowed) key maps to the int 0 in dict; 0: not; -1: an error. */
-static int maps_to_zero(PyObject *dict, PyObject *key)
-{
-    PyObject *value = PyDict_GetItemWithError(dict, key);
-    if (value == NULL)
-        return PyErr_Occurred() ? -1 : 0;
-    return PyLong_CheckExact(value) && PyLong_AsLong(value) == 0;
-}
-
-/* What the admission of this record's event answered before for its origin and argument value:
- * REFUSED, ADMITTED, 0 (not known: the caller tests it), or -1 (an error). */
-#define REFUSED 1
-#define ADMITTED 2
-static int verdict(PyObject *verdicts, PyObject *name, PyObject *found)
-{
-    PyObject *per_origin = PyDict_GetItemWithError(verdicts, name), *entry, *args, *value, *answer;
-    if (per_origin == NULL || !PyDict_Check(per_origin))
-        return PyErr_Occurred() ? -1 : 0;
-    entry = PyDict_GetItemWithError(per_origin, PyTuple_GET_ITEM(found, 1));
-    args = PyTuple_GET_ITEM(found, 4);
-    if (entry == NULL || !PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 2 || !PyDict_Check(args) ||
-        !PyDict_Check(PyTuple_GET_ITEM(entry, 1)))
-        return PyErr_Occurred() ? -1 : 0;
-    value = PyDict_GetItemWithError(args, PyTuple_GET_ITEM(entry, 0));
-    if (value == NULL || !PyUnicode_CheckExact(value))
-        return PyErr_Occurred() ? -1 : 0;
-    answer = PyDict_GetItemWithError(PyTuple_GET_ITEM(entry, 1), value);
-    if (answer == NULL)
-        return PyErr_Occurred() ? -1 : 0;
-    return answer == Py_False ? REFUSED : answer == Py_True ? ADMITTED : 0;
-}
-
-/* Mark `found` (a new tuple of scan(), only the caller's) as admitted: its args become True. */
-static void mark_admitted(PyObject *found)
-{
-    Py_SETREF(((PyTupleObject *)found)->ob_item[4], Py_NewRef(Py_True));
-}
-
+#include "_recscan_plan.h"
 #include "_recscan_shards.h"
 
 /*
@@ -552,17 +517,21 @@ static void mark_admitted(PyObject *found)
  *     tuple as a list for another shard's record that its owner decodes (`decoded` holds its name)
  *     and whose process the tree may not know (tree_knows): the tree learns from its context;
  *   - with shards, () for a record this shard owns whose arguments read are not sure;
- *   - False when not sure of the record (its owner is then the caller's to find).
- * plan: (arg_table, actions, decoded, observed, index, count, verdicts, lazy, lazy_keys, processes);
- * count 0: no shards.
+ *   - False when not sure of the record (its owner is then the caller's to find);
+ *   - without shards, True for a record not scanned, to be decoded whole: the first "eventName"
+ *     in it names an event of `direct` and it has too few brackets to nest too deeply
+ *     (decoded_directly); the caller validates what it decodes, and scans it after all when the
+ *     name it reads is not in `direct`.
+ * plan: (arg_table, actions, decoded, observed, index, count, verdicts, lazy, lazy_keys, processes,
+ * direct); count 0: no shards.
  */
 static PyObject *scan_lines(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
 {
     (void)module;
-    PyObject *table, *actions, *decoded, *observed, *verdicts, *lazy, *processes;
+    PyObject *table, *actions, *decoded, *observed, *verdicts, *lazy, *processes, *direct;
     Py_ssize_t pos, lineno, limit, index, count;
     keyset lazy_keys;
-    if (argc != 5 || !PyBytes_Check(argv[0]) || !PyTuple_Check(argv[4]) || PyTuple_GET_SIZE(argv[4]) != 10) {
+    if (argc != 5 || !PyBytes_Check(argv[0]) || !PyTuple_Check(argv[4]) || PyTuple_GET_SIZE(argv[4]) != 11) {
         PyErr_SetString(PyExc_TypeError, "scan_lines(data: bytes, pos: int, lineno: int, limit: int, plan: tuple)");
         return NULL;
     }
@@ -578,11 +547,12 @@ static PyObject *scan_lines(PyObject *module, PyObject *const *argv, Py_ssize_t 
     verdicts = PyTuple_GET_ITEM(argv[4], 6);
     lazy = PyTuple_GET_ITEM(argv[4], 7);
     processes = PyTuple_GET_ITEM(argv[4], 9);
+    direct = PyTuple_GET_ITEM(argv[4], 10);
     if (PyErr_Occurred())
         return NULL;
     if (!PyDict_Check(table) || !PyDict_Check(actions) || !PyDict_Check(verdicts) ||
         !(decoded == Py_None || PyFrozenSet_Check(decoded)) || !PyFrozenSet_Check(observed) ||
-        !PyFrozenSet_Check(lazy) || !(processes == Py_None || PyDict_Check(processes)) || count < 0 || (count > 0 && (index < 0 || index >= count)) || pos < 0 ||
+        !PyFrozenSet_Check(lazy) || !PyFrozenSet_Check(direct) || !(processes == Py_None || PyDict_Check(processes)) || count < 0 || (count > 0 && (index < 0 || index >= count)) || pos < 0 ||
         lineno < 0 || limit < 0) {
         PyErr_SetString(PyExc_ValueError, "scan_lines: a bad plan");
         return NULL;
@@ -612,7 +582,12 @@ static PyObject *scan_lines(PyObject *module, PyObject *const *argv, Py_ssize_t 
         envelope_init(&e, want);
         PyObject *found = NULL, *name = NULL;
         int leave = 0; /* 1: not this shard's, 2: nobody wants it */
-        if (scan_event(&s, &e)) {
+        int whole = count == 0 && PySet_GET_SIZE(direct) > 0 ? decoded_directly(line, length, direct) : 0;
+        if (whole < 0)
+            goto fail;
+        if (whole) {
+            found = Py_NewRef(Py_True); /* decoded whole by the caller, who checks the name it reads */
+        } else if (scan_event(&s, &e)) {
             found = Py_NewRef(Py_False); /* not sure: the caller's Python path */
         } else {
             if ((name = ascii_string(e.name, e.name_len)) == NULL)
@@ -721,6 +696,10 @@ static PyMethodDef methods[] = {
      "extract(text, keys, arg_names) -> (fields, args) or None (not sure): named members read in place."},
     {"scan_lines", (PyCFunction)(void (*)(void))scan_lines, METH_FASTCALL,
      "scan_lines(data, pos, lineno, limit, plan) -> (records, pos, lineno, skipped): the lines from pos, scanned."},
+    {"plain_event", (PyCFunction)plain_event, METH_O,
+     "plain_event(raw) -> bool: the reader's chained test of a usable decoded event passes (False: not sure)."},
+    {"args_of", (PyCFunction)args_of, METH_O,
+     "args_of(args) -> dict or None: {name: value} of an args list as Event.args has it (None: not sure)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -743,7 +722,7 @@ PyMODINIT_FUNC PyInit__recscan(void)
     ORIGIN_CONTAINER = PyUnicode_InternFromString("container");
     ORIGIN_CONTAINER_INIT = PyUnicode_InternFromString("container-init");
     EMPTY = PyUnicode_InternFromString("");
-    if (init_member_names() < 0)
+    if (init_member_names() < 0 || init_decoded_keys() < 0)
         return NULL;
     if (init_shards() < 0)
         return NULL;

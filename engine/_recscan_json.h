@@ -106,6 +106,24 @@ static inline __attribute__((always_inline)) int scan_string(scanner *s, const u
     return OK;
 }
 
+/* The value of the 8 bytes at p when all are ASCII digits (SWAR, as simdjson reads them), else -1. */
+static inline int64_t eight_digits(const unsigned char *p)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint64_t v;
+    memcpy(&v, p, 8);
+    if (((v & 0xF0F0F0F0F0F0F0F0u) | (((v + 0x0606060606060606u) & 0xF0F0F0F0F0F0F0F0u) >> 4)) != 0x3333333333333333u)
+        return -1;
+    v -= 0x3030303030303030u;
+    v = v * 10 + (v >> 8); /* pairs of digits */
+    v = (((v & 0x000000FF000000FFu) * 0x000F424000000064u) + (((v >> 16) & 0x000000FF000000FFu) * 0x0000271000000001u)) >> 32;
+    return (int64_t)(uint32_t)v;
+#else
+    (void)p;
+    return -1;
+#endif
+}
+
 /* s->p at '-' or a digit. *integer: written as an integer within int64 (its value in *value). */
 static int scan_number(scanner *s, int *integer, int64_t *value)
 {
@@ -118,11 +136,23 @@ static int scan_number(scanner *s, int *integer, int64_t *value)
     if (p >= end || !is_digit[*p])
         return UNSURE;
     const unsigned char *digits = p;
-    if (*p == '0')
+    uint64_t v = 0; /* the value of the first 19 digits, read in the same pass */
+    if (*p == '0') {
         p++;
-    else
-        while (p < end && is_digit[*p])
-            p++;
+    } else {
+        for (int64_t eight; end - p >= 8 && p - digits <= 11 && (eight = eight_digits(p)) >= 0; p += 8)
+            v = v * 100000000u + (uint64_t)eight; /* at most 19 digits so far */
+        for (const unsigned char *last = end - digits > 19 ? digits + 19 : end;; p++) {
+            if (p == last) {
+                while (p < end && is_digit[*p])
+                    p++;
+                break;
+            }
+            if (!is_digit[*p])
+                break;
+            v = v * 10 + (uint64_t)(*p - '0');
+        }
+    }
     Py_ssize_t ndigits = p - digits;
     int plain = 1;
     long exponent = 0;
@@ -157,10 +187,7 @@ static int scan_number(scanner *s, int *integer, int64_t *value)
     if (ndigits + exponent > MAX_MAGNITUDE)
         return UNSURE;
     *integer = 0;
-    if (plain && ndigits <= 19) {
-        uint64_t v = 0;
-        for (const unsigned char *d = digits; d < digits + ndigits; d++)
-            v = v * 10 + (uint64_t)(*d - '0'); /* 19 digits cannot overflow 64 bits */
+    if (plain && ndigits <= 19) { /* 19 digits cannot overflow 64 bits */
         if (negative ? v <= (uint64_t)INT64_MAX + 1 : v <= (uint64_t)INT64_MAX) {
             *integer = 1;
             *value = negative ? (int64_t)(0 - v) : (int64_t)v;

@@ -23,6 +23,7 @@ import orjson
 from . import parsers
 from .errors import ArgumentError, MalformedEventError
 from .parsers import ArgumentValueError, SockAddr
+from .recscan import args_of
 from .schema import full_event
 
 if TYPE_CHECKING:
@@ -309,7 +310,7 @@ class Event:
                 values = {}
             elif type(args) is not list:
                 raise MalformedEventError(f"'args' must be a list, not {type(args).__name__}")
-            else:
+            elif args_of is None or (values := args_of(args)) is None:  # the compiled reading, where built
                 try:
                     values = {arg["name"]: arg.get("value") for arg in args}
                 except (TypeError, KeyError, AttributeError):

@@ -37,6 +37,7 @@ from .filtermemo import MAX_VALUE_CHARS, MAX_VALUES
 from .prefilter import Admission
 from .records import RecordSplitter, TruncatedInput
 from .recscan import extract as _compiled_extract
+from .recscan import plain_event as _compiled_plain_event
 from .recscan import scan as _compiled_scan
 from .recscan import scan_lines as _compiled_scan_lines
 from .sources import REPORTED_PER_PLACE, SkipLog, SourceStats
@@ -255,6 +256,9 @@ class EventReader:
         # event -> origin -> (argument, {value: admitted?}): admissions' answers per value (those that read one argument)
         verdicts: dict[str, dict[str, tuple[str, dict[str, bool]]]] = {}
         scanning = None
+        # names decoded whole without a scan (one process: no owner to read), as the compiled loop guesses them
+        plain = _compiled_plain_event
+        direct = frozenset(wanted) - lazy if wanted is not None and shard is None and plain is not None else frozenset()
         if scan is not None and _compiled_scan_lines is not None:
             shown = frozenset(observed) if observe is not None else frozenset()
             plan = (
@@ -268,6 +272,7 @@ class EventReader:
                 lazy,
                 LAZY_FIELDS,
                 processes if shard is not None and observe_fields is not None else None,
+                direct,
             )
 
             def left_out(records: int) -> None:
@@ -315,6 +320,25 @@ class EventReader:
             show_other(event, text, lineno)  # its context only: args_read names none of its arguments
 
         for text, lineno, found in RecordSplitter(stream, self.max_line_size, report, scanning):
+            if found is True:  # not scanned: named as an event wanted whole, decoded and validated here
+                try:
+                    raw = loads(text)
+                except orjson.JSONDecodeError as exc:
+                    reject(name, lineno, *_json_problem(text, exc))
+                    continue
+                event = raw.get("eventName") if type(raw) is dict else None
+                if event in direct:  # the name the compiled loop read first is the one decoded
+                    if plain is not None and plain(raw) and (known is None or known(event)):
+                        problem = None
+                    else:
+                        problem = self._check(raw)
+                    if problem is not None:
+                        reject(name, lineno, *problem)
+                        continue
+                    stats.events += 1
+                    yield Event(raw, "tracee", name, lineno, text)
+                    continue
+                found = None  # another name after all (one "eventName" nested before the real one): scanned
             placed = found is not None  # the compiled loop answered: a tuple there is this shard's record
             if not placed and scan is not None:
                 found = scan(text, arg_table)

@@ -35,7 +35,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-__all__ = ["COMPILED", "Scan", "Scanned", "extract", "scan", "scan_lines"]
+__all__ = ["COMPILED", "Scan", "Scanned", "args_of", "extract", "plain_event", "scan", "scan_lines"]
 
 #: ``(event_name, origin, container_id, host_process_id, args)``.
 Scanned = tuple[str, str, str, int, "dict[str, Any] | None"]
@@ -61,5 +61,14 @@ scan_lines: Final[Callable[..., Any] | None] = None if _recscan is None else _re
 extract: Final[Callable[[bytes, tuple[str, ...], tuple[str, ...]], Any] | None] = (
     None if _recscan is None else _recscan.extract
 )
+#: ``plain_event(raw) -> bool``: of an event decoded in full, True when the reader's test of a
+#: usable event passes at once (every context field present has its type); False: not sure (the
+#: reader examines it in Python). ``None`` when not built.
+plain_event: Final[Callable[[Any], bool] | None] = None if _recscan is None else _recscan.plain_event
+#: ``args_of(args) -> dict | None``: ``{name: value}`` of a decoded event's ``args`` list, as
+#: :attr:`~pytracee.engine.events.Event.args` has it, when every element is an object with a string
+#: ``name``; ``None`` otherwise (Event.args then builds it, or reports what is wrong). ``None`` when
+#: not built.
+args_of: Final[Callable[[Any], "dict[str, Any] | None"] | None] = None if _recscan is None else _recscan.args_of
 #: Whether the compiled scanner is there.
 COMPILED: Final = scan is not None

@@ -40,7 +40,7 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 stamp=.venv/.pytracee-installed
-want=$(cat pyproject.toml setup.py collector/_fastjson.c engine/_recscan.c engine/_recscan_json.h scripts/setup.sh | sha256sum | cut -d' ' -f1)
+want=$(cat pyproject.toml setup.py collector/_fastjson.c engine/_recscan.c engine/_recscan_*.h scripts/setup.sh | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "setup: installing pytracee and its test dependencies into .venv" >&2
     log=.venv/pip-install.log

@@ -220,7 +220,7 @@ def test_bad_calls_raise() -> None:
         _scan(b'{"eventName":"x"}', {"x": ["a"]})  # type: ignore[dict-item]
     scan_lines = recscan.scan_lines
     assert scan_lines is not None
-    plan = ({}, {}, None, frozenset(), 0, 0, {}, frozenset(), (), None)
+    plan = ({}, {}, None, frozenset(), 0, 0, {}, frozenset(), (), None, frozenset())
     assert scan_lines(b'{"eventName":"x"}\n{"eventName":"y"}\n[', 0, 0, 100, plan) == (
         [(b'{"eventName":"x"}', 1, ("x", "host", "", 0, None)), (b'{"eventName":"y"}', 2, ("y", "host", "", 0, None))],
         36,
@@ -228,9 +228,9 @@ def test_bad_calls_raise() -> None:
         0,
     )
     with pytest.raises(TypeError):
-        scan_lines(b"", 0, 0, 100, plan[:9])
+        scan_lines(b"", 0, 0, 100, plan[:10])
     with pytest.raises(ValueError, match="bad plan"):
-        scan_lines(b"", 0, 0, 100, ({}, {}, None, frozenset(), 2, 2, {}, frozenset(), (), None))  # no shard 2 of 2
+        scan_lines(b"", 0, 0, 100, ({}, {}, None, frozenset(), 2, 2, {}, frozenset(), (), None, frozenset()))  # no shard 2 of 2
     with pytest.raises(ValueError, match="bad plan"):
         scan_lines(b"", -1, 0, 100, plan)
 
@@ -246,7 +246,7 @@ def test_the_compiled_loop_applies_remembered_admission_answers() -> None:
         return b'{"eventName":"open"%s,"args":[{"name":"pathname","value":"%s"}]}' % (flags, path.encode())
 
     verdicts = {"open": {"host": ("pathname", {"/etc/passwd": True, "/tmp/x": False})}}
-    plan = ({"open": ("pathname",)}, {}, None, frozenset(), 0, 0, verdicts, frozenset(), (), None)
+    plan = ({"open": ("pathname",)}, {}, None, frozenset(), 0, 0, verdicts, frozenset(), (), None, frozenset())
     lines = [record("/etc/passwd"), record("/tmp/x"), record("/other"), record("/tmp/x", started=True)]
     records, _, _, skipped = scan_lines(b"\n".join(lines) + b"\n", 0, 0, 1000, plan)
     assert skipped == 1  # /tmp/x from the host
