@@ -54,7 +54,12 @@ setup(
         Extension(
             "pytracee.engine._recscan",
             ["engine/_recscan.c"],
-            depends=["engine/_recscan_json.h", "engine/_recscan_shards.h", "engine/_recscan_plan.h", "engine/_recscan_decoded.h"],
+            depends=[
+                "engine/_recscan_json.h",
+                "engine/_recscan_shards.h",
+                "engine/_recscan_plan.h",
+                "engine/_recscan_decoded.h",
+            ],
             optional=True,
         ),
     ],

@@ -557,7 +557,8 @@ static PyObject *scan_lines(PyObject *module, PyObject *const *argv, Py_ssize_t 
         PyErr_SetString(PyExc_ValueError, "scan_lines: a bad plan");
         return NULL;
     }
-    if (keyset_init(&lazy_keys, PyTuple_GET_ITEM(argv[4], 8)) < 0)
+    direct_names names;
+    if (keyset_init(&lazy_keys, PyTuple_GET_ITEM(argv[4], 8)) < 0 || direct_names_init(&names, direct) < 0)
         return NULL;
     const keyset *want = PySet_GET_SIZE(lazy) > 0 ? &lazy_keys : NULL;
     const unsigned char *base = (const unsigned char *)PyBytes_AS_STRING(argv[0]);
@@ -582,7 +583,7 @@ static PyObject *scan_lines(PyObject *module, PyObject *const *argv, Py_ssize_t 
         envelope_init(&e, want);
         PyObject *found = NULL, *name = NULL;
         int leave = 0; /* 1: not this shard's, 2: nobody wants it */
-        int whole = count == 0 && PySet_GET_SIZE(direct) > 0 ? decoded_directly(line, length, direct) : 0;
+        int whole = count == 0 && names.n != 0 ? decoded_directly(line, length, &names) : 0;
         if (whole < 0)
             goto fail;
         if (whole) {

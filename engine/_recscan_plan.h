@@ -44,29 +44,96 @@ static void mark_admitted(PyObject *found)
     Py_SETREF(((PyTupleObject *)found)->ob_item[4], Py_NewRef(Py_True));
 }
 
-/* 1: the record at line[0:length] is one to decode whole without scanning it: the first
- * "eventName" in it names an event of `direct` (a frozenset of str), and it holds at most
- * MAX_NESTING brackets, so it cannot nest deeper; 0: scan it; -1: an error. Only a guess: the
- * caller checks the name the decoding reads. */
-static int decoded_directly(const unsigned char *line, Py_ssize_t length, PyObject *direct)
+/* The names of events decoded whole without a scan (scan_lines' `direct`), as bytes. */
+#define MAX_DIRECT 64
+typedef struct {
+    int n; /* -1: too many names to compare one by one: ask the set */
+    PyObject *set;
+    const char *name[MAX_DIRECT];
+    Py_ssize_t len[MAX_DIRECT];
+} direct_names;
+
+/* 0, or -1 with an exception. The set must outlive `d` (scan_lines holds it). */
+static int direct_names_init(direct_names *d, PyObject *direct)
+{
+    d->set = direct;
+    d->n = 0;
+    if (PySet_GET_SIZE(direct) > MAX_DIRECT) {
+        d->n = -1;
+        return 0;
+    }
+    Py_ssize_t pos = 0;
+    PyObject *name;
+    Py_hash_t hash;
+    while (_PySet_NextEntry(direct, &pos, &name, &hash)) {
+        if (!PyUnicode_Check(name)) {
+            PyErr_SetString(PyExc_TypeError, "scan_lines: direct must be a frozenset of str");
+            return -1;
+        }
+        if (!PyUnicode_IS_ASCII(name)) /* never a name the guess reads */
+            continue;
+        if ((d->name[d->n] = PyUnicode_AsUTF8AndSize(name, &d->len[d->n])) == NULL)
+            return -1;
+        d->n++;
+    }
+    return 0;
+}
+
+/* The first '"eventName":"' in line[0:length]: where its value starts, or NULL. */
+static const unsigned char *event_name_value(const unsigned char *line, Py_ssize_t length)
 {
     static const char key[] = "\"eventName\":\"";
     const Py_ssize_t key_len = sizeof(key) - 1;
-    const unsigned char *at = memmem(line, (size_t)length, key, (size_t)key_len);
-    if (at == NULL)
+    if (length < key_len)
+        return NULL;
+    const unsigned char *p = line, *last = line + length - key_len; /* the last place the key may start */
+#ifdef __SSE2__
+    /* 16 places at a time: a quote followed by 'e' (few keys start so), then the whole key */
+    const __m128i quote = _mm_set1_epi8('"'), e = _mm_set1_epi8('e');
+    for (; last - p >= 16; p += 16) {
+        int mask = _mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)p), quote),
+                                                   _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(p + 1)), e)));
+        while (mask) {
+            const unsigned char *at = p + __builtin_ctz((unsigned)mask);
+            if (memcmp(at, key, (size_t)key_len) == 0)
+                return at + key_len;
+            mask &= mask - 1;
+        }
+    }
+#endif
+    for (; p <= last; p++)
+        if (*p == '"' && memcmp(p, key, (size_t)key_len) == 0)
+            return p + key_len;
+    return NULL;
+}
+
+/* 1: the record at line[0:length] is one to decode whole without scanning it: the first
+ * "eventName" in it names an event of `direct`, and it holds at most MAX_NESTING brackets, so it
+ * cannot nest deeper; 0: scan it; -1: an error. Only a guess: the caller checks the name the
+ * decoding reads. */
+static int decoded_directly(const unsigned char *line, Py_ssize_t length, const direct_names *direct)
+{
+    const unsigned char *start = event_name_value(line, length), *end = line + length;
+    if (start == NULL)
         return 0;
-    const unsigned char *start = at + key_len, *end = line + length;
     const unsigned char *quote = memchr(start, '"', (size_t)(end - start));
     if (quote == NULL || quote == start)
         return 0;
-    for (const unsigned char *c = start; c < quote; c++)
-        if (*c == '\\' || *c >= 0x80)
-            return 0;
-    PyObject *name = ascii_string(start, quote - start);
-    if (name == NULL)
-        return -1;
-    int found = PySet_Contains(direct, name);
-    Py_DECREF(name);
+    Py_ssize_t len = quote - start;
+    int found = 0;
+    if (direct->n >= 0) {
+        for (int i = 0; i < direct->n && !found; i++)
+            found = direct->len[i] == len && memcmp(direct->name[i], start, (size_t)len) == 0;
+    } else {
+        for (const unsigned char *c = start; c < quote; c++)
+            if (*c == '\\' || *c >= 0x80)
+                return 0;
+        PyObject *name = ascii_string(start, len);
+        if (name == NULL)
+            return -1;
+        found = PySet_Contains(direct->set, name);
+        Py_DECREF(name);
+    }
     if (found != 1)
         return found;
     Py_ssize_t brackets = 0;

@@ -69,6 +69,6 @@ plain_event: Final[Callable[[Any], bool] | None] = None if _recscan is None else
 #: :attr:`~pytracee.engine.events.Event.args` has it, when every element is an object with a string
 #: ``name``; ``None`` otherwise (Event.args then builds it, or reports what is wrong). ``None`` when
 #: not built.
-args_of: Final[Callable[[Any], "dict[str, Any] | None"] | None] = None if _recscan is None else _recscan.args_of
+args_of: Final[Callable[[Any], dict[str, Any] | None] | None] = None if _recscan is None else _recscan.args_of
 #: Whether the compiled scanner is there.
 COMPILED: Final = scan is not None

@@ -230,7 +230,9 @@ def test_bad_calls_raise() -> None:
     with pytest.raises(TypeError):
         scan_lines(b"", 0, 0, 100, plan[:10])
     with pytest.raises(ValueError, match="bad plan"):
-        scan_lines(b"", 0, 0, 100, ({}, {}, None, frozenset(), 2, 2, {}, frozenset(), (), None, frozenset()))  # no shard 2 of 2
+        scan_lines(
+            b"", 0, 0, 100, ({}, {}, None, frozenset(), 2, 2, {}, frozenset(), (), None, frozenset())
+        )  # no shard 2 of 2
     with pytest.raises(ValueError, match="bad plan"):
         scan_lines(b"", -1, 0, 100, plan)
 
@@ -291,6 +293,15 @@ HOSTILE_LINES = [
     b'{"eventName":"openat","n":' + b"[" * 40 + b"]" * 40 + b"}",
     b'{"eventName":"openat","n":1e999}',
     b'{"eventName":"security_file_open"',
+    # names of events decoded whole, which one process decodes without a scan
+    b'{"n":{"eventName":"sched_process_exec"},"eventName":"openat","hostProcessId":4}',  # a decoy first
+    b'{"eventName":"sched_process_exec","args":[' + b",".join([b"{}"] * 40) + b"]}",  # many brackets, shallow
+    b'{"eventName":"sched_process_exec","timestamp":"1"}',
+    b'{"eventName":"sched_process_exec","timestamp":null,"processName":"sh"}',
+    b'{"eventName":"execve","args":[{"name":"pathname","value":"/bin/sh"},{"name":5,"value":1}]}',
+    b'{"eventName":"execve","args":[{"name":"pathname","value":"/bin/sh"},7]}',
+    b'{"eventName":"execve","hostProcessId":5',
+    b'{"eventName":"sched_process_exec","n":' + b"[" * 40 + b"]" * 40 + b"}",
 ]
 
 
@@ -333,8 +344,17 @@ def test_the_reader_is_the_same_with_and_without_the_scanner(
     (events, read, undecoded, skipped), messages = runs[0]
     assert read + sum(skipped.values()) == 3000 + len(HOSTILE_LINES)
     assert 0 < undecoded < read and len(messages) == sum(skipped.values())
-    delivered = Counter(raw["eventName"] for _, raw in events[-6:])
+    delivered = Counter(raw["eventName"] for _, raw in events[-11:-5])
     assert delivered["security_file_open"] == 3  # the preload opens, however written
+    by_line = {int(where.rsplit(":", 1)[1]) - 3000: raw for where, raw in events[-5:]}
+    assert {line: raw["eventName"] for line, raw in by_line.items()} == {
+        15: "openat",  # the decoy's record read by its own name
+        16: "sched_process_exec",
+        18: "sched_process_exec",  # 17's timestamp is a string: rejected
+        19: "execve",  # 20's args are malformed: rejected when read (at dispatch)
+        20: "execve",
+    }
+    assert "timestamp" not in by_line[18]  # a null field reads as absent, as without the scanner
 
 
 def test_shards_keep_each_process_and_container_together_with_and_without_the_scanner(
