@@ -208,7 +208,7 @@ static int literal(scanner *s, const char *word, Py_ssize_t n)
 static int skip_value(scanner *s);
 
 /* A member separator or the closer `close`; *done set on the closer. */
-static int next_member(scanner *s, unsigned char close, int *done)
+static inline __attribute__((always_inline)) int next_member(scanner *s, unsigned char close, int *done)
 {
     skip_ws(s);
     if (s->p >= s->end)
@@ -297,7 +297,7 @@ static int skip_value(scanner *s)
 }
 
 /* A key without escapes and its colon; s->p left at the value. */
-static int plain_key(scanner *s, const unsigned char **key, Py_ssize_t *len)
+static inline __attribute__((always_inline)) int plain_key(scanner *s, const unsigned char **key, Py_ssize_t *len)
 {
     int escaped;
     if (s->p >= s->end || *s->p != '"' || scan_string(s, key, len, &escaped) || escaped)
