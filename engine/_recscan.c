@@ -436,6 +436,38 @@ static int fields_of(const envelope *e, const unsigned char *end, PyObject **out
     return OK;
 }
 
+/* fields_of() plus, when `arg_names` (a tuple of str) is not empty, the arguments it names under
+ * the key "args" (as read_args() reads them): OK, UNSURE (*out left NULL) or -2. */
+static int lazy_fields(const envelope *e, const unsigned char *end, PyObject *arg_names, PyObject **out)
+{
+    PyObject *fields = NULL, *args;
+    int r = fields_of(e, end, &fields);
+    if (r != OK || !PyTuple_Check(arg_names) || PyTuple_GET_SIZE(arg_names) == 0) {
+        *out = fields;
+        return r;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(arg_names); i++)
+        if (!PyUnicode_Check(PyTuple_GET_ITEM(arg_names, i))) {
+            Py_DECREF(fields);
+            PyErr_SetString(PyExc_TypeError, "scan_lines: lazy argument names must be str");
+            return -2;
+        }
+    if ((args = PyDict_New()) == NULL) {
+        Py_DECREF(fields);
+        return -2;
+    }
+    r = e->args == NULL ? OK : read_args(e->args, end, arg_names, args, 1);
+    if (r == OK && PyDict_SetItem(fields, KEY_ARGS, args) < 0)
+        r = -2;
+    Py_DECREF(args);
+    if (r != OK) {
+        Py_DECREF(fields);
+        return r == -2 ? -2 : UNSURE;
+    }
+    *out = fields;
+    return OK;
+}
+
 static PyObject *scan(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
 {
     (void)module;
@@ -510,8 +542,9 @@ static PyObject *extract(PyObject *module, PyObject *const *argv, Py_ssize_t arg
  *     answer's args are True instead of the values read).
  * Every other line is in records as (text, line number, answer), the answer being
  *   - scan()'s tuple;
- *   - for a record this shard owns whose name is in `lazy`, the dict of its fields named in
- *     `lazy_keys` (as extract() reads them; the tuple when not sure of those);
+ *   - for a record this shard owns whose name is a key of `lazy`, the dict of its fields named
+ *     in `lazy_keys` and, under "args", {name: value} of its arguments named in lazy[name] (a
+ *     tuple; none: no "args"), as extract() reads them (the tuple when not sure of those);
  *   - with shards, the event's name (a str) for another shard's record shown to `observed`;
  *   - with shards and `processes` (a process tree's host pid -> ProcessInfo, or None), scan()'s
  *     tuple as a list for another shard's record that its owner decodes (`decoded` holds its name)
@@ -522,8 +555,8 @@ static PyObject *extract(PyObject *module, PyObject *const *argv, Py_ssize_t arg
  *     in it names an event of `direct` and it has too few brackets to nest too deeply
  *     (decoded_directly); the caller validates what it decodes, and scans it after all when the
  *     name it reads is not in `direct`.
- * plan: (arg_table, actions, decoded, observed, index, count, verdicts, lazy, lazy_keys, processes,
- * direct); count 0: no shards.
+ * plan: (arg_table, actions, decoded, observed, index, count, verdicts, lazy (a dict), lazy_keys,
+ * processes, direct); count 0: no shards.
  */
 static PyObject *scan_lines(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
 {
@@ -552,7 +585,7 @@ static PyObject *scan_lines(PyObject *module, PyObject *const *argv, Py_ssize_t 
         return NULL;
     if (!PyDict_Check(table) || !PyDict_Check(actions) || !PyDict_Check(verdicts) ||
         !(decoded == Py_None || PyFrozenSet_Check(decoded)) || !PyFrozenSet_Check(observed) ||
-        !PyFrozenSet_Check(lazy) || !PyFrozenSet_Check(direct) || !(processes == Py_None || PyDict_Check(processes)) || count < 0 || (count > 0 && (index < 0 || index >= count)) || pos < 0 ||
+        !PyDict_Check(lazy) || !PyFrozenSet_Check(direct) || !(processes == Py_None || PyDict_Check(processes)) || count < 0 || (count > 0 && (index < 0 || index >= count)) || pos < 0 ||
         lineno < 0 || limit < 0) {
         PyErr_SetString(PyExc_ValueError, "scan_lines: a bad plan");
         return NULL;
@@ -560,7 +593,7 @@ static PyObject *scan_lines(PyObject *module, PyObject *const *argv, Py_ssize_t 
     direct_names names;
     if (keyset_init(&lazy_keys, PyTuple_GET_ITEM(argv[4], 8)) < 0 || direct_names_init(&names, direct) < 0)
         return NULL;
-    const keyset *want = PySet_GET_SIZE(lazy) > 0 ? &lazy_keys : NULL;
+    const keyset *want = PyDict_GET_SIZE(lazy) > 0 ? &lazy_keys : NULL;
     const unsigned char *base = (const unsigned char *)PyBytes_AS_STRING(argv[0]);
     Py_ssize_t size = PyBytes_GET_SIZE(argv[0]);
     Py_ssize_t skipped = 0;
@@ -631,10 +664,10 @@ static PyObject *scan_lines(PyObject *module, PyObject *const *argv, Py_ssize_t 
                     leave = 2;
             }
             if (!leave && found == NULL && want != NULL) {
-                int is_lazy = PySet_Contains(lazy, name);
-                if (is_lazy < 0)
+                PyObject *arg_names = PyDict_GetItemWithError(lazy, name); /* borrowed */
+                if (arg_names == NULL && PyErr_Occurred())
                     goto fail_name;
-                if (is_lazy && fields_of(&e, s.end, &found) == -2)
+                if (arg_names != NULL && lazy_fields(&e, s.end, arg_names, &found) == -2)
                     goto fail_name;
             }
             if (!leave && found == NULL) {

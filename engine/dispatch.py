@@ -144,6 +144,7 @@ class Engine:
         self._depth = 0
         self._observers: dict[str, list[Callable[[Event], bool | None]]] = {}
         self._observers_at_end: list[Callable[[], None]] = []
+        self._observed_args: dict[str, set[str]] = {}
         self._released: list[Event] = []
         #: Called with each event an observer held once the signatures had it (:meth:`release`).
         self.on_released: Callable[[Event], None] | None = None
@@ -176,6 +177,7 @@ class Engine:
         observer: Callable[[Event], bool | None],
         *,
         at_end: Callable[[], None] | None = None,
+        args_read: Mapping[str, Iterable[str]] | None = None,
     ) -> None:
         """Call ``observer(event)`` for every event named in ``names``, before the signatures.
 
@@ -188,10 +190,18 @@ class Engine:
         may hold an event back until another one has come (the other half of a pair):
         it returns ``True`` and later hands the event back with :meth:`release`.
         ``at_end()`` runs at the end of input, before the signatures hear of it, to
-        release what is still held.
+        release what is still held. ``args_read`` names, per event, the arguments the
+        observer reads (``{"openat": ["pathname"]}``): a replay reads those of the events
+        only observers want in place and decodes the rest only if something reads more
+        (:class:`~pytracee.engine.events.LazyEvent`); undeclared reads still work, decoding.
         """
         for name in names:
             self._observers.setdefault(name, []).append(observer)
+        for name, args in (args_read or {}).items():
+            names = {args} if isinstance(args, str) else set(args)
+            if not all(isinstance(arg, str) for arg in names):
+                raise TypeError(f"args_read[{name!r}] must name arguments by str")
+            self._observed_args.setdefault(name, set()).update(names)
         if at_end is not None:
             self._observers_at_end.append(at_end)
 
@@ -202,6 +212,10 @@ class Engine:
     def observed_event_names(self) -> set[str]:
         """The names of the events observers asked for (:meth:`observe`)."""
         return set(self._observers)
+
+    def observed_args(self, name: str) -> tuple[str, ...]:
+        """The arguments of event ``name`` that observers declared they read (:meth:`observe`), sorted."""
+        return tuple(sorted(self._observed_args.get(name, ())))
 
     # --- selection -------------------------------------------------------------------
 

@@ -430,14 +430,25 @@ class LazyEvent(Event):
     record was proved well-formed when read (:mod:`~pytracee.engine.recscan`), and
     ``fields`` holds its members named in :data:`LAZY_FIELDS`, read in place; ``raw``
     decodes ``text`` on first use, so the event is the same :class:`Event` to every reader.
+    The arguments named in ``args_read`` (those the observers declared they read) were read
+    in place too, into ``fields["args"]`` as ``{name: value}`` of those present:
+    :meth:`arg` and the typed getters answer for them without decoding.
     """
 
-    __slots__ = ("_decoded", "_fields")
+    __slots__ = ("_args_read", "_decoded", "_fields", "_read_args")
 
     def __init__(
-        self, fields: dict[str, Any], text: bytes, source: str = "tracee", where: str = "", line: int = 0
+        self,
+        fields: dict[str, Any],
+        text: bytes,
+        source: str = "tracee",
+        where: str = "",
+        line: int = 0,
+        args_read: tuple[str, ...] = (),
     ) -> None:
         self._fields = fields
+        self._args_read = args_read
+        self._read_args: dict[str, Any] | None = fields.pop("args", None) if args_read else None
         self._decoded: dict[str, Any] | None = None
         self.source = source
         self.text = text
@@ -493,6 +504,16 @@ class LazyEvent(Event):
     def syscall(self) -> str:
         value: str = self._fields.get("syscall", "")
         return value
+
+    def arg(self, name: str, default: Any = _MISSING) -> Any:
+        read = self._read_args
+        if read is None or name not in self._args_read:
+            return super().arg(name, default)
+        if name in read:
+            return read[name]
+        if default is _MISSING:
+            raise ArgumentError(f"{self.name} event has no argument {name!r}")
+        return default
 
 
 def _describe_bad_args(args: list[Any]) -> str:

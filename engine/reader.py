@@ -114,6 +114,8 @@ class EventReader:
     :param lazy_events: names of events delivered as :class:`~pytracee.engine.events.LazyEvent`
         (decoded when first read beyond their context fields) where the compiled scanner proves
         the record well-formed: the events only engine observers want.
+    :param lazy_args: of those, event name -> the arguments read in place too
+        (:attr:`~pytracee.engine.session.Session.lazy_args`).
     """
 
     def __init__(
@@ -129,6 +131,7 @@ class EventReader:
         shard: tuple[int, int] | None = None,
         observe_others: ObserveOthers | None = None,
         lazy_events: Collection[str] = (),
+        lazy_args: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self.sources = [str(s) for s in sources] or [STDIN]
         if self.sources.count(STDIN) > 1:
@@ -143,6 +146,7 @@ class EventReader:
         self.shard = shard
         self.observe_others = observe_others if shard is not None else None
         self.lazy_events = frozenset(lazy_events)
+        self.lazy_args = {name: tuple((lazy_args or {}).get(name, ())) for name in self.lazy_events}
         self.stats = SourceStats()
         self._stdin = stdin
         self._log = SkipLog(log, REPORTED_PER_SOURCE)
@@ -242,7 +246,7 @@ class EventReader:
         others = self.observe_others
         observed, observe, observe_fields, fields_read, args_read, processes = others or ((), None, None, (), {}, None)
         extract = _compiled_extract
-        lazy = self.lazy_events if extract is not None else frozenset()
+        lazy = self.lazy_args if extract is not None else {}  # event -> the arguments read in place
         scan = _compiled_scan
         # the compiled scanner reads the arguments of admissions it can test on what it read
         fast: dict[str, Callable[[str, Mapping[str, Any]], bool]] = {}
@@ -258,7 +262,11 @@ class EventReader:
         scanning = None
         # names decoded whole without a scan (one process: no owner to read), as the compiled loop guesses them
         plain = _compiled_plain_event
-        direct = frozenset(wanted) - lazy if wanted is not None and shard is None and plain is not None else frozenset()
+        direct = (
+            frozenset(wanted).difference(lazy)
+            if wanted is not None and shard is None and plain is not None
+            else frozenset()
+        )
         if scan is not None and _compiled_scan_lines is not None:
             shown = frozenset(observed) if observe is not None else frozenset()
             plan = (
@@ -350,9 +358,10 @@ class EventReader:
                     if type(found) is list:  # another shard's, of a process this shard's tree may not know
                         learn_other(found, text, lineno)
                         continue
-                    if known is None or known(found["eventName"]):  # an event only observers want: lazily
+                    event = found["eventName"]
+                    if known is None or known(event):  # an event only observers want: lazily
                         stats.events += 1
-                        yield LazyEvent(found, text, "tracee", name, lineno)
+                        yield LazyEvent(found, text, "tracee", name, lineno, lazy[event])
                         continue
                     found = scan(text, arg_table)  # type: ignore[misc]  # an unknown name: reported below
                 event, origin, container, pid, args = found
@@ -383,10 +392,12 @@ class EventReader:
                         stats.undecoded += 1
                         continue
                     if event in lazy:
-                        read = extract(text, LAZY_FIELDS, ())  # type: ignore[misc]
+                        read = extract(text, LAZY_FIELDS, lazy[event])  # type: ignore[misc]
                         if read is not None:
                             stats.events += 1
-                            yield LazyEvent(read[0], text, "tracee", name, lineno)
+                            if lazy[event]:
+                                read[0]["args"] = read[1]
+                            yield LazyEvent(read[0], text, "tracee", name, lineno, lazy[event])
                             continue
                     try:
                         raw = loads(text)

@@ -154,6 +154,9 @@ class Session:
         #: Of those, the events only the engine's observers want: a replay may deliver them as
         #: :class:`~pytracee.engine.events.LazyEvent` (decoded when first read).
         self.lazy_events: frozenset[str] = frozenset()
+        #: Of those, the arguments observers declared they read (``Engine.observe``'s
+        #: ``args_read``), which a replay reads in place: event name -> argument names.
+        self.lazy_args: dict[str, tuple[str, ...]] = {}
         #: After :meth:`load`: events the signatures select only from some origins or with data
         #: filters -> a test of a record's envelope (:mod:`~pytracee.engine.prefilter`).
         self.admissions: dict[str, Admission] = {}
@@ -218,6 +221,9 @@ class Session:
             observed_only = self.engine.observed_event_names() - set(self.engine.selected_event_names())
             consumed = self.context.consumed_events if self.context is not None else frozenset()
             self.lazy_events = frozenset(observed_only - self.wanted_events - set(self.admissions) - consumed)
+            self.lazy_args = {
+                name: args for name in sorted(self.lazy_events) if (args := self.engine.observed_args(name))
+            }
             self.wanted_events |= observed_only | consumed
 
     def needed_events(self) -> set[str]:

@@ -20,14 +20,18 @@ input releases it too). The pairing only looks at events that are traced anyway:
 engine observer (:meth:`Engine.observe`) sees them, it selects nothing. Its tables are bounded (:data:`MAX_THREADS` threads and
 :data:`MAX_WAITING_BYTES` of events per table, :data:`MAX_PAIRED` pairs); once the table of syscall
 events waiting for their LSM event is full, a syscall whose LSM event the stream has not shown
-yet (a recording without ``security_bprm_check``) no longer waits; without a release function
+yet (a recording without ``security_bprm_check``), or has only ever paired before its syscall
+(Tracee's order for open, connect, rename), no longer waits; without a release function
 (:class:`SyscallContext` alone) an LSM event that comes first is paired with the
 syscall event that follows only for findings raised after that.
 
 Pairs are checked where the two events share an argument the tracer cannot get
 wrong by a race (``connect``'s ``sockfd``), or a name (``rename``'s paths end in the
-same components, ``mount``'s source); an open or exec pairs when it succeeded. A
-finding whose data already has ``syscall_event`` keeps it.
+same components, ``mount``'s source, an open's ``pathname`` is ``security_file_open``'s
+``syscall_pathname`` when both were read: in Tracee's order, an earlier open of the thread
+whose LSM event is missing is not taken for the next one's); an open or exec pairs when it
+succeeded. The arguments read are declared (:data:`ARGS_READ`), so that a replay reads them
+in place. A finding whose data already has ``syscall_event`` keeps it.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from .pairing import PendingEvents
 if TYPE_CHECKING:
     from pytracee.engine.session import Session
 
-__all__ = ["DATA_KEY", "LSM_SYSCALLS", "MAX_THREADS", "SyscallContext"]
+__all__ = ["ARGS_READ", "DATA_KEY", "LSM_SYSCALLS", "MAX_THREADS", "SyscallContext"]
 
 #: The key findings carry the syscall event under.
 DATA_KEY: Final = "syscall_event"
@@ -58,6 +62,14 @@ LSM_SYSCALLS: Final[dict[str, frozenset[str]]] = {
 }
 _SYSCALLS: Final = frozenset().union(*LSM_SYSCALLS.values())
 _LSM_OF: Final = {syscall: lsm for lsm, syscalls in LSM_SYSCALLS.items() for syscall in syscalls}
+#: The arguments the pairing reads of each syscall's event (:func:`_same_call`): declared to the
+#: engine, so that a replay reads them in place and leaves those events undecoded.
+ARGS_READ: Final[dict[str, tuple[str, ...]]] = {
+    **{syscall: ("pathname",) for syscall in LSM_SYSCALLS["security_file_open"]},
+    "connect": ("sockfd",),
+    **{syscall: ("newpath", "oldpath") for syscall in LSM_SYSCALLS["security_inode_rename"]},
+    "mount": ("source",),
+}
 _EXEC: Final = frozenset({"execve", "execveat", "security_bprm_check"})
 _OPENS: Final = LSM_SYSCALLS["security_file_open"]
 #: Threads whose syscall event (or LSM event) waits for its other half, and bytes of their JSON:
@@ -95,6 +107,11 @@ class SyscallContext:
         #: syscalls whose LSM event the stream has shown are held (a recording without
         #: security_bprm_check would otherwise keep every execve until pushed out).
         self._lsm_seen: set[str] = set()
+        #: LSM events the stream has paired after their syscall's event, and before it: once the
+        #: table is full, a syscall whose LSM event has only ever come first (Tracee's order for
+        #: open, connect, rename) is not held either, since its LSM event will not come after it.
+        self._lsm_came_second: set[str] = set()
+        self._lsm_came_first: set[str] = set()
 
     def observe(self, event: Event) -> bool:
         """Engine observer: every LSM and syscall event, before the signatures see it.
@@ -118,6 +135,7 @@ class SyscallContext:
             self._lsm_seen.add(name)
             syscall_event = self._syscalls.pop(key)
             if syscall_event is not None and _same_call(syscall_event, event):
+                self._lsm_came_second.add(name)
                 self._remember(event, syscall_event)
                 return False
             if event.syscall not in self._traced:
@@ -142,6 +160,7 @@ class SyscallContext:
             self._traced.add(name)
             lsm_event = self._lsm_waiting.pop(key) if self._lsm_waiting else None
             if lsm_event is not None and _same_call(event, lsm_event):
+                self._lsm_came_first.add(lsm_event.name)
                 self._remember(lsm_event, event)  # the kernel's event came first (Tracee's order)
             elif self._untraced_lsm and self._untraced_lsm.pop(key, None) == name:
                 self._syscalls.pop(key)  # the partner of an LSM event that came before
@@ -154,9 +173,12 @@ class SyscallContext:
         return False
 
     def _may_wait(self, syscall: str) -> bool:
-        """Whether a syscall event may wait for its LSM event: while the table has room, or when
-        the stream has shown that LSM event (it is traced)."""
-        return len(self._syscalls) < MAX_THREADS or _LSM_OF[syscall] in self._lsm_seen
+        """Whether a syscall event may wait for its LSM event: while the table has room; then when
+        the stream has shown that LSM event (it is traced) and not only ever before its syscall's."""
+        if len(self._syscalls) < MAX_THREADS:
+            return True
+        lsm = _LSM_OF[syscall]
+        return lsm in self._lsm_came_second or (lsm in self._lsm_seen and lsm not in self._lsm_came_first)
 
     def _release_key(self, key: Hashable) -> None:
         event = self._held.pop(key, None)
@@ -200,7 +222,16 @@ def _same_call(syscall_event: Event, lsm_event: Event) -> bool:
         )
     if name == "security_sb_mount":
         return syscall_event.str_arg("source", "") == lsm_event.str_arg("dev_name", "")
+    if name == "security_file_open":  # the path passed, as the tracer and the LSM hook read it
+        passed, seen = _str_arg(syscall_event, "pathname"), _str_arg(lsm_event, "syscall_pathname")
+        return not passed or not seen or passed == seen
     return True
+
+
+def _str_arg(event: Event, name: str) -> str:
+    """Argument ``name`` when it is a string, else ``""`` (absent, unread, or of another type)."""
+    value = event.arg(name, None)
+    return value if type(value) is str else ""
 
 
 def _same_tail(given: str, kernel: str) -> bool:
@@ -228,7 +259,9 @@ def tracee_sessionstart(session: Session) -> None:
     if session.engine is None:
         return
     context = SyscallContext(session.engine.release)
-    session.engine.observe([*LSM_SYSCALLS, *sorted(_SYSCALLS)], context.observe, at_end=context.release_all)
+    session.engine.observe(
+        [*LSM_SYSCALLS, *sorted(_SYSCALLS)], context.observe, at_end=context.release_all, args_read=ARGS_READ
+    )
     _contexts[id(session)] = context
 
 

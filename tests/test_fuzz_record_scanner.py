@@ -220,7 +220,7 @@ def test_bad_calls_raise() -> None:
         _scan(b'{"eventName":"x"}', {"x": ["a"]})  # type: ignore[dict-item]
     scan_lines = recscan.scan_lines
     assert scan_lines is not None
-    plan = ({}, {}, None, frozenset(), 0, 0, {}, frozenset(), (), None, frozenset())
+    plan = ({}, {}, None, frozenset(), 0, 0, {}, {}, (), None, frozenset())
     assert scan_lines(b'{"eventName":"x"}\n{"eventName":"y"}\n[', 0, 0, 100, plan) == (
         [(b'{"eventName":"x"}', 1, ("x", "host", "", 0, None)), (b'{"eventName":"y"}', 2, ("y", "host", "", 0, None))],
         36,
@@ -229,10 +229,18 @@ def test_bad_calls_raise() -> None:
     )
     with pytest.raises(TypeError):
         scan_lines(b"", 0, 0, 100, plan[:10])
+    with pytest.raises(ValueError, match="bad plan"):  # lazy: a dict of the arguments each event reads in place
+        scan_lines(b"", 0, 0, 100, (*plan[:7], frozenset(), *plan[8:]))
+    lazy_plan = (*plan[:7], {"x": ("a",), "y": ()}, ("eventName",), *plan[9:])
+    text = b'{"eventName":"x","args":[{"name":"a","value":"1"},{"name":"b","value":2}]}\n{"eventName":"y"}\n'
+    assert [answer for _, _, answer in scan_lines(text, 0, 0, 100, lazy_plan)[0]] == [
+        {"eventName": "x", "args": {"a": "1"}},
+        {"eventName": "y"},
+    ]
+    with pytest.raises(TypeError, match="must be str"):
+        scan_lines(text, 0, 0, 100, (*plan[:7], {"x": (1,)}, ("eventName",), *plan[9:]))
     with pytest.raises(ValueError, match="bad plan"):
-        scan_lines(
-            b"", 0, 0, 100, ({}, {}, None, frozenset(), 2, 2, {}, frozenset(), (), None, frozenset())
-        )  # no shard 2 of 2
+        scan_lines(b"", 0, 0, 100, ({}, {}, None, frozenset(), 2, 2, {}, {}, (), None, frozenset()))  # no shard 2 of 2
     with pytest.raises(ValueError, match="bad plan"):
         scan_lines(b"", -1, 0, 100, plan)
 
@@ -248,7 +256,7 @@ def test_the_compiled_loop_applies_remembered_admission_answers() -> None:
         return b'{"eventName":"open"%s,"args":[{"name":"pathname","value":"%s"}]}' % (flags, path.encode())
 
     verdicts = {"open": {"host": ("pathname", {"/etc/passwd": True, "/tmp/x": False})}}
-    plan = ({"open": ("pathname",)}, {}, None, frozenset(), 0, 0, verdicts, frozenset(), (), None, frozenset())
+    plan = ({"open": ("pathname",)}, {}, None, frozenset(), 0, 0, verdicts, {}, (), None, frozenset())
     lines = [record("/etc/passwd"), record("/tmp/x"), record("/other"), record("/tmp/x", started=True)]
     records, _, _, skipped = scan_lines(b"\n".join(lines) + b"\n", 0, 0, 1000, plan)
     assert skipped == 1  # /tmp/x from the host
@@ -318,6 +326,7 @@ def _run(path: Path, monkeypatch: pytest.MonkeyPatch, compiled: bool, shard: tup
             admissions=session.admissions,
             shard=shard,
             lazy_events=session.lazy_events,
+            lazy_args=session.lazy_args,
         )
         delivered = list(reader)
         lazily = sum(type(event) is LazyEvent for event in delivered)

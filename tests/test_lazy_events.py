@@ -21,7 +21,7 @@ from pytracee.engine import reader as reader_module
 from pytracee.engine import recscan
 from pytracee.engine.context.proctree import ARGS_READ, CONSUMED_EVENTS, FIELDS_READ, ProcessTree
 from pytracee.engine.context.state import ContextSettings, EventContext
-from pytracee.engine.events import LAZY_FIELDS, Event, LazyEvent, MalformedEventError
+from pytracee.engine.events import LAZY_FIELDS, ArgumentError, Event, LazyEvent, MalformedEventError
 from pytracee.engine.reader import EventReader, ObserveOthers
 from pytracee.engine.session import Session, SessionConfig
 from record_strategies import TEXT, dump, events, mutated
@@ -81,6 +81,33 @@ def test_a_lazy_event_reads_as_the_decoded_event_and_decodes_only_when_asked() -
     assert lazy.to_dict() == whole.to_dict()
 
 
+def test_a_lazy_event_reads_the_arguments_declared_in_place_and_decodes_for_the_others() -> None:
+    text = orjson.dumps(OPENAT)
+    assert recscan.extract is not None
+    read = recscan.extract(text, LAZY_FIELDS, ("pathname", "no_such_arg"))
+    assert read is not None
+    lazy = LazyEvent({**read[0], "args": read[1]}, text, "tracee", "f.jsonl", 7, ("no_such_arg", "pathname"))
+    assert lazy.str_arg("pathname") == "/etc/shadow" and lazy.arg("no_such_arg", 5) == 5
+    with pytest.raises(ArgumentError, match="no argument 'no_such_arg'"):
+        lazy.arg("no_such_arg")
+    assert lazy._decoded is None  # all read in place
+    assert lazy.int_arg("flags") == 0 and lazy._decoded is not None  # not declared: decoded
+    assert lazy.str_arg("pathname") == "/etc/shadow" and lazy.args == Event(json.loads(text)).args
+
+
+def test_the_syscall_context_declares_what_it_reads_and_a_replay_reads_it_in_place() -> None:
+    session = _session()
+    try:
+        assert session.lazy_args["openat"] == ("pathname",)
+        assert session.lazy_args["renameat2"] == ("newpath", "oldpath")
+        assert set(session.lazy_args) <= session.lazy_events  # only the events only observers want
+        assert session.engine is not None
+        with pytest.raises(TypeError, match="by str"):
+            session.engine.observe(["openat"], lambda event: None, args_read={"openat": [1]})  # type: ignore[list-item]
+    finally:
+        session.finish(session.run([]))
+
+
 def test_a_lazy_event_whose_text_will_not_decode_is_malformed_not_a_crash() -> None:
     """Never expected (the scanner proved the record): reported as a malformed event if it happens."""
     broken = LazyEvent({"eventName": "openat"}, b'{"eventName":"openat"', "tracee", "f.jsonl", 3)
@@ -121,6 +148,7 @@ def _read(path: Path, session: Session, compiled: bool, monkeypatch: pytest.Monk
             wanted_events=session.wanted_events,
             admissions=session.admissions,
             lazy_events=session.lazy_events,
+            lazy_args=session.lazy_args,
         )
         return list(reader)
 
@@ -128,21 +156,24 @@ def _read(path: Path, session: Session, compiled: bool, monkeypatch: pytest.Monk
 def test_the_reader_delivers_observer_only_events_lazily_and_odd_ones_decoded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # an escape in an argument nobody reads yet is fine; in a field it reads, the record is decoded in full
-    escaped = json.dumps(OPENAT).replace("/etc/shadow", "/etc/sh\\u0061dow")
+    # an escape in an argument nobody reads yet is fine; in a field or an argument read in place
+    # (the syscall context reads openat's pathname), the record is decoded in full
+    escaped = json.dumps(OPENAT).replace('"const char*"', '"const ch\\u0061r*"')
     odd = json.dumps(OPENAT).replace('"syscall": "openat"', '"syscall": "open\\u0061t"')
+    odd_path = json.dumps(OPENAT).replace("/etc/shadow", "/etc/sh\\u0061dow")
     preload = dict(OPENAT, eventName="security_file_open", args=[{"name": "pathname", "value": "/etc/ld.so.preload"}])
     path = tmp_path / "e.jsonl"
-    path.write_text("\n".join([json.dumps(OPENAT), escaped, odd, json.dumps(preload)]) + "\n")
+    path.write_text("\n".join([json.dumps(OPENAT), escaped, odd, odd_path, json.dumps(preload)]) + "\n")
     session = _session()
     try:
         lazy = _read(path, session, True, monkeypatch)
         plain = _read(path, session, False, monkeypatch)
     finally:
         session.finish(session.run([]))
-    assert [type(e) for e in lazy] == [LazyEvent, LazyEvent, Event, Event]
-    assert [type(e) for e in plain] == [Event, Event, Event, Event]
+    assert [type(e) for e in lazy] == [LazyEvent, LazyEvent, Event, Event, Event]
+    assert [type(e) for e in plain] == [Event] * 5
     assert lazy[1].str_arg("pathname") == "/etc/shadow" and lazy[2].syscall == "openat"
+    assert lazy[3].str_arg("pathname") == "/etc/shadow"
     assert [(e.location, e.raw) for e in lazy] == [(e.location, e.raw) for e in plain]
 
 
@@ -344,6 +375,7 @@ def _plan() -> dict[str, Any]:
             wanted=session.wanted_events,
             admissions=session.admissions,
             lazy=session.lazy_events,
+            lazy_args=session.lazy_args,
         )
         session.finish(session.run([]))
     return _PLAN
@@ -366,12 +398,16 @@ def _replay(path: Path, compiled: bool, shard: tuple[int, int] | None) -> tuple[
             wanted_events=plan["wanted"],
             admissions=plan["admissions"],
             lazy_events=plan["lazy"],
+            lazy_args=plan["lazy_args"],
             shard=shard,
             observe_others=others,
         )
         delivered = []
         for event in reader:
             context.observe(event)
+            if type(event) is LazyEvent:  # the arguments read in place are those the decoding reads
+                names = plan["lazy_args"].get(event.name, ())
+                assert [event.arg(name, None) for name in names] == [Event(event.raw).arg(name, None) for name in names]
             delivered.append((event.location, event.raw))
     finally:
         reader_module._compiled_scan, reader_module._compiled_extract = saved

@@ -100,9 +100,13 @@ def test_tracees_order_lsm_event_first_pairs_with_the_syscall_that_follows_never
     """Tracee sends the syscall at its exit, after the LSM event: the earlier call of the thread is not it."""
     context = SyscallContext()
     first_open = ev("openat", dict(OPENAT, pathname="/etc/a"), 20, returnValue=3)
-    lsm_b = ev("security_file_open", dict(FILE_OPEN, pathname="/etc/b"), 20, syscall="openat")
+    lsm_b = ev(
+        "security_file_open", dict(FILE_OPEN, pathname="/etc/b", syscall_pathname="/etc/b"), 20, syscall="openat"
+    )
     open_b = ev("openat", dict(OPENAT, pathname="/etc/b"), 20, returnValue=4)
-    lsm_a = ev("security_file_open", dict(FILE_OPEN, pathname="/etc/a"), 20, syscall="openat")
+    lsm_a = ev(
+        "security_file_open", dict(FILE_OPEN, pathname="/etc/a", syscall_pathname="/etc/a"), 20, syscall="openat"
+    )
     for event in (lsm_a, first_open, lsm_b, open_b):  # Tracee's order: LSM a, openat a, LSM b, openat b
         context.observe(event)
     # the first, before openat was seen traced, stays unpaired; its syscall is not taken for the next
@@ -188,6 +192,50 @@ def test_syscalls_whose_lsm_event_the_stream_lacks_stop_waiting_once_the_table_i
     later = ev("security_bprm_check", {"pathname": "/bin/true"}, 7000, syscall="execve")
     context.observe(later)
     assert context.syscall_of(later) is not None  # the stream shows bprm_check now: execve waits again
+
+
+def test_an_open_pairs_only_with_the_syscall_that_passed_its_path(rules_dir: Path, tmp_path: Path) -> None:
+    """Tracee's order, the thread's previous open's LSM event missing (filtered, or refused by the
+    data filters of a replay): that open's syscall event waits in vain, and the next LSM event must
+    not take it, but the openat that follows, which passed the path the LSM hook saw."""
+    shadow = dict(FILE_OPEN, pathname="/etc/shadow", syscall_pathname="/etc/shadow")
+    stale = ev("openat", dict(OPENAT, pathname="/usr/lib/libc.so.6"), 21, returnValue=3)
+    lsm = ev("security_file_open", shadow, 21, syscall="openat")
+    genuine = ev("openat", dict(OPENAT, pathname="/etc/shadow"), 21, returnValue=4)
+    context = SyscallContext(release=lambda event: None)
+    for event in (ev("security_file_open", FILE_OPEN, 21, syscall="openat"), ev("openat", OPENAT, 21, returnValue=3)):
+        context.observe(event)  # the stream shows openat traced
+    for event in (stale, lsm, genuine):
+        context.observe(event)
+    assert context.syscall_of(lsm) is genuine
+    (finding,) = replay(rules_dir, tmp_path, [stale, lsm, genuine])[-1:]
+    assert finding["Data"]["syscall_event"]["args"]["pathname"] == "/etc/shadow"
+    # a syscall event that did not read the path (or an LSM event without it) pairs as before
+    unread = ev("openat", dict(OPENAT, pathname=""), 22, returnValue=3)
+    context.observe(unread)
+    lsm_unread = ev("security_file_open", shadow, 22, syscall="openat")
+    context.observe(lsm_unread)
+    assert context.syscall_of(lsm_unread) is unread
+
+
+def test_in_tracees_order_syscalls_stop_waiting_once_the_table_is_full() -> None:
+    """Once the stream has paired opens only with the LSM event first (Tracee's order), an openat
+    whose LSM event did not come before it will not see it after: with the table full, it is not
+    held; a stream that pairs an LSM event after its syscall makes them wait again."""
+    context = SyscallContext(release=lambda event: None)
+    for event in (ev("security_file_open", FILE_OPEN, 1, syscall="openat"), ev("openat", OPENAT, 1, returnValue=3)):
+        context.observe(event)  # the stream shows openat traced
+    context.observe(ev("security_file_open", FILE_OPEN, 2, syscall="openat"))
+    context.observe(ev("openat", OPENAT, 2, returnValue=3))  # paired, the LSM event first
+    for tid in range(3, MAX_THREADS + 500):
+        context.observe(ev("openat", OPENAT, tid, returnValue=3))  # their LSM events filtered out
+    assert len(context._syscalls) == MAX_THREADS and context._syscalls.forgotten == 0  # the rest not held
+    context = SyscallContext(release=lambda event: None)
+    for tid in range(1, MAX_THREADS + 500):  # the collector's order: the syscall first
+        context.observe(ev("openat", OPENAT, tid, returnValue=3))
+        if tid < 3:
+            context.observe(ev("security_file_open", FILE_OPEN, tid, syscall="openat"))
+    assert context._syscalls.forgotten > 0  # still held: their LSM events may come after them
 
 
 def test_a_signature_choosing_the_key_keeps_it(tmp_path: Path) -> None:

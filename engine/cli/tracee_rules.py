@@ -298,6 +298,7 @@ def _list_or_replay(
             shard=shard,
             observe_others=tree_events,
             lazy_events=session.lazy_events,
+            lazy_args=session.lazy_args,
         )
 
     for sig in (signal.SIGINT, signal.SIGTERM):  # finish signatures and outputs, once
