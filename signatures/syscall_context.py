@@ -27,11 +27,13 @@ syscall event that follows only for findings raised after that.
 
 Pairs are checked where the two events share an argument the tracer cannot get
 wrong by a race (``connect``'s ``sockfd``), or a name (``rename``'s paths end in the
-same components, ``mount``'s source, an open's ``pathname`` is ``security_file_open``'s
-``syscall_pathname`` when both were read: in Tracee's order, an earlier open of the thread
-whose LSM event is missing is not taken for the next one's); an open or exec pairs when it
-succeeded. The arguments read are declared (:data:`ARGS_READ`), so that a replay reads them
-in place. A finding whose data already has ``syscall_event`` keeps it.
+same components, ``mount``'s source); an open or exec pairs when it succeeded. An open's
+path as passed (its ``pathname``, ``security_file_open``'s ``syscall_pathname``) tells the
+stream's order, and two halves whose paths differ (a race on the buffer, or an earlier open of
+the thread whose LSM event is missing, in Tracee's order) pair only when the stream has not
+surely paired opens the other way round alone (:meth:`SyscallContext._this_call`). The
+arguments read are declared (:data:`ARGS_READ`), so that a replay reads them in place. A
+finding whose data already has ``syscall_event`` keeps it.
 """
 
 from __future__ import annotations
@@ -107,9 +109,10 @@ class SyscallContext:
         #: syscalls whose LSM event the stream has shown are held (a recording without
         #: security_bprm_check would otherwise keep every execve until pushed out).
         self._lsm_seen: set[str] = set()
-        #: LSM events the stream has paired after their syscall's event, and before it: once the
-        #: table is full, a syscall whose LSM event has only ever come first (Tracee's order for
-        #: open, connect, rename) is not held either, since its LSM event will not come after it.
+        #: LSM events the stream has surely paired after their syscall's event, and before it
+        #: (:meth:`_this_call`): once the table is full, a syscall whose LSM event has only ever
+        #: come first (Tracee's order for open, connect, rename) is not held either, since its LSM
+        #: event will not come after it.
         self._lsm_came_second: set[str] = set()
         self._lsm_came_first: set[str] = set()
 
@@ -134,8 +137,7 @@ class SyscallContext:
         if name in LSM_SYSCALLS:
             self._lsm_seen.add(name)
             syscall_event = self._syscalls.pop(key)
-            if syscall_event is not None and _same_call(syscall_event, event):
-                self._lsm_came_second.add(name)
+            if syscall_event is not None and _same_call(syscall_event, event) and self._this_call(syscall_event, event):
                 self._remember(event, syscall_event)
                 return False
             if event.syscall not in self._traced:
@@ -159,8 +161,7 @@ class SyscallContext:
         if name in _SYSCALLS:
             self._traced.add(name)
             lsm_event = self._lsm_waiting.pop(key) if self._lsm_waiting else None
-            if lsm_event is not None and _same_call(event, lsm_event):
-                self._lsm_came_first.add(lsm_event.name)
+            if lsm_event is not None and _same_call(event, lsm_event) and self._this_call(event, lsm_event, first=True):
                 self._remember(lsm_event, event)  # the kernel's event came first (Tracee's order)
             elif self._untraced_lsm and self._untraced_lsm.pop(key, None) == name:
                 self._syscalls.pop(key)  # the partner of an LSM event that came before
@@ -171,6 +172,23 @@ class SyscallContext:
             if self._held:
                 self._release_key(key)  # after this event: paired, or its partner was lost
         return False
+
+    def _this_call(self, syscall_event: Event, lsm_event: Event, *, first: bool = False) -> bool:
+        """Whether two events of one thread and syscall (the LSM event ``first`` or second) are of
+        one call. An open's path as passed differs between them in a race on its buffer (one call)
+        or when one is another call's (a thread's earlier open whose LSM event is missing, in
+        Tracee's order): taken for a race unless the stream has surely paired opens only the
+        other way round. A pair whose path agrees (or that is not an open) teaches the order."""
+        name = lsm_event.name
+        agree = _path_agrees(syscall_event, lsm_event)
+        this_way, other_way = (
+            (self._lsm_came_first, self._lsm_came_second) if first else (self._lsm_came_second, self._lsm_came_first)
+        )
+        if agree is False:
+            return name not in other_way or name in this_way
+        if agree or name != "security_file_open":
+            this_way.add(name)
+        return True
 
     def _may_wait(self, syscall: str) -> bool:
         """Whether a syscall event may wait for its LSM event: while the table has room; then when
@@ -222,10 +240,16 @@ def _same_call(syscall_event: Event, lsm_event: Event) -> bool:
         )
     if name == "security_sb_mount":
         return syscall_event.str_arg("source", "") == lsm_event.str_arg("dev_name", "")
-    if name == "security_file_open":  # the path passed, as the tracer and the LSM hook read it
-        passed, seen = _str_arg(syscall_event, "pathname"), _str_arg(lsm_event, "syscall_pathname")
-        return not passed or not seen or passed == seen
     return True
+
+
+def _path_agrees(syscall_event: Event, lsm_event: Event) -> bool | None:
+    """For an open, whether the path passed is the same as the tracer and the LSM hook read it
+    (``syscall_pathname``); None: not an open, or a path not read."""
+    if lsm_event.name != "security_file_open":
+        return None
+    passed, seen = _str_arg(syscall_event, "pathname"), _str_arg(lsm_event, "syscall_pathname")
+    return passed == seen if passed and seen else None
 
 
 def _str_arg(event: Event, name: str) -> str:

@@ -194,28 +194,46 @@ def test_syscalls_whose_lsm_event_the_stream_lacks_stop_waiting_once_the_table_i
     assert context.syscall_of(later) is not None  # the stream shows bprm_check now: execve waits again
 
 
-def test_an_open_pairs_only_with_the_syscall_that_passed_its_path(rules_dir: Path, tmp_path: Path) -> None:
+def test_an_open_pairs_with_the_syscall_that_passed_its_path_not_an_earlier_one(
+    rules_dir: Path, tmp_path: Path
+) -> None:
     """Tracee's order, the thread's previous open's LSM event missing (filtered, or refused by the
     data filters of a replay): that open's syscall event waits in vain, and the next LSM event must
     not take it, but the openat that follows, which passed the path the LSM hook saw."""
     shadow = dict(FILE_OPEN, pathname="/etc/shadow", syscall_pathname="/etc/shadow")
+    # the stream's order: openat seen traced, then an open surely paired with its LSM event first
+    order = [ev("security_file_open", FILE_OPEN, 21, syscall="openat"), ev("openat", OPENAT, 21, returnValue=3)] * 2
     stale = ev("openat", dict(OPENAT, pathname="/usr/lib/libc.so.6"), 21, returnValue=3)
     lsm = ev("security_file_open", shadow, 21, syscall="openat")
     genuine = ev("openat", dict(OPENAT, pathname="/etc/shadow"), 21, returnValue=4)
     context = SyscallContext(release=lambda event: None)
-    for event in (ev("security_file_open", FILE_OPEN, 21, syscall="openat"), ev("openat", OPENAT, 21, returnValue=3)):
-        context.observe(event)  # the stream shows openat traced
-    for event in (stale, lsm, genuine):
+    for event in (*order, stale, lsm, genuine):
         context.observe(event)
     assert context.syscall_of(lsm) is genuine
-    (finding,) = replay(rules_dir, tmp_path, [stale, lsm, genuine])[-1:]
-    assert finding["Data"]["syscall_event"]["args"]["pathname"] == "/etc/shadow"
-    # a syscall event that did not read the path (or an LSM event without it) pairs as before
+    findings = replay(rules_dir, tmp_path, [*order, stale, lsm, genuine])
+    assert findings[-1]["Data"]["syscall_event"]["args"]["pathname"] == "/etc/shadow"
+    # a syscall event that did not read the path pairs as before
     unread = ev("openat", dict(OPENAT, pathname=""), 22, returnValue=3)
     context.observe(unread)
     lsm_unread = ev("security_file_open", shadow, 22, syscall="openat")
     context.observe(lsm_unread)
     assert context.syscall_of(lsm_unread) is unread
+
+
+def test_an_open_whose_path_was_swapped_pairs_with_its_own_syscall(rules_dir: Path, tmp_path: Path) -> None:
+    """The collector's order (syscall first), a race on the path's buffer: the syscall event shows
+    the path the tracer read, the LSM event another; they are still one call (PYT-2's finding
+    shows both), not the LSM event and the next open's syscall event."""
+    context = SyscallContext(release=lambda event: None)
+    plain = ev("openat", OPENAT, 23, returnValue=3)
+    for event in (plain, ev("security_file_open", FILE_OPEN, 23, syscall="openat")):
+        context.observe(event)  # surely paired, the syscall first
+    raced = ev("openat", dict(OPENAT, pathname="/tmp/aaaa"), 23, returnValue=3)
+    swapped = ev("security_file_open", dict(FILE_OPEN, syscall_pathname="/tmp/bbbb"), 23, syscall="openat")
+    following = ev("openat", dict(OPENAT, pathname="/tmp/bbbb"), 23, returnValue=3)
+    for event in (raced, swapped, following):
+        context.observe(event)
+    assert context.syscall_of(swapped) is raced
 
 
 def test_in_tracees_order_syscalls_stop_waiting_once_the_table_is_full() -> None:
