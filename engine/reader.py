@@ -335,7 +335,7 @@ class EventReader:
                     reject(name, lineno, *_json_problem(text, exc))
                     continue
                 event = raw.get("eventName") if type(raw) is dict else None
-                if event in direct:  # the name the compiled loop read first is the one decoded
+                if type(event) is str and event in direct:  # the name the compiled loop read first is the one decoded
                     if plain is not None and plain(raw) and (known is None or known(event)):
                         problem = None
                     else:

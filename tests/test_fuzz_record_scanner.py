@@ -309,6 +309,7 @@ HOSTILE_LINES = [
     b'{"eventName":"execve","args":[{"name":"pathname","value":"/bin/sh"},{"name":5,"value":1}]}',
     b'{"eventName":"execve","args":[{"name":"pathname","value":"/bin/sh"},7]}',
     b'{"eventName":"execve","hostProcessId":5',
+    b'{"eventName":"execve","eventName":[1]}',  # the name decoded last is not a str (nor hashable)
     b'{"eventName":"sched_process_exec","n":' + b"[" * 40 + b"]" * 40 + b"}",
 ]
 
