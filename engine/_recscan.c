@@ -436,22 +436,16 @@ static int fields_of(const envelope *e, const unsigned char *end, PyObject **out
     return OK;
 }
 
-/* fields_of() plus, when `arg_names` (a tuple of str) is not empty, the arguments it names under
+/* fields_of() plus, when `arg_names` (a tuple of str, checked by scan_lines) is not empty, the arguments it names under
  * the key "args" (as read_args() reads them): OK, UNSURE (*out left NULL) or -2. */
 static int lazy_fields(const envelope *e, const unsigned char *end, PyObject *arg_names, PyObject **out)
 {
     PyObject *fields = NULL, *args;
     int r = fields_of(e, end, &fields);
-    if (r != OK || !PyTuple_Check(arg_names) || PyTuple_GET_SIZE(arg_names) == 0) {
+    if (r != OK || PyTuple_GET_SIZE(arg_names) == 0) {
         *out = fields;
         return r;
     }
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(arg_names); i++)
-        if (!PyUnicode_Check(PyTuple_GET_ITEM(arg_names, i))) {
-            Py_DECREF(fields);
-            PyErr_SetString(PyExc_TypeError, "scan_lines: lazy argument names must be str");
-            return -2;
-        }
     if ((args = PyDict_New()) == NULL) {
         Py_DECREF(fields);
         return -2;
@@ -589,6 +583,19 @@ static PyObject *scan_lines(PyObject *module, PyObject *const *argv, Py_ssize_t 
         lineno < 0 || limit < 0) {
         PyErr_SetString(PyExc_ValueError, "scan_lines: a bad plan");
         return NULL;
+    }
+    Py_ssize_t at = 0;
+    PyObject *lazy_name, *arg_names;
+    while (PyDict_Next(lazy, &at, &lazy_name, &arg_names)) { /* once here, not per record */
+        if (!PyTuple_Check(arg_names)) {
+            PyErr_SetString(PyExc_ValueError, "scan_lines: a bad plan");
+            return NULL;
+        }
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(arg_names); i++)
+            if (!PyUnicode_Check(PyTuple_GET_ITEM(arg_names, i))) {
+                PyErr_SetString(PyExc_TypeError, "scan_lines: lazy argument names must be str");
+                return NULL;
+            }
     }
     direct_names names;
     if (keyset_init(&lazy_keys, PyTuple_GET_ITEM(argv[4], 8)) < 0 || direct_names_init(&names, direct) < 0)

@@ -237,6 +237,8 @@ def test_bad_calls_raise() -> None:
         {"eventName": "x", "args": {"a": "1"}},
         {"eventName": "y"},
     ]
+    with pytest.raises(ValueError, match="bad plan"):
+        scan_lines(text, 0, 0, 100, (*plan[:7], {"x": ["a"]}, ("eventName",), *plan[9:]))
     with pytest.raises(TypeError, match="must be str"):
         scan_lines(text, 0, 0, 100, (*plan[:7], {"x": (1,)}, ("eventName",), *plan[9:]))
     with pytest.raises(ValueError, match="bad plan"):
