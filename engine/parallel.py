@@ -23,7 +23,8 @@ passes them through the finding hooks and outputs as they arrive: one shard's
 findings keep their input order; findings of different shards interleave.
 Each record has one owner (:meth:`~pytracee.engine.reader.EventReader` ``shard``):
 bad records are counted and reported once; the counts of all workers are added up
-for the summary. Standard input cannot be
+for the summary, which shows each worker's context (process tree, containers, hashes) once
+when they agree, else per worker. Standard input cannot be
 read by several processes: ``--workers`` needs files.
 """
 
@@ -153,7 +154,7 @@ def _work(session: Session, engine: Engine, reader: EventReader, fd: int, index:
     except Interrupted:
         status = ExitStatus.INTERRUPTED
     reader.close()
-    send("done", status, reader.stats, engine.stats)
+    send("done", status, reader.stats, engine.stats, context.describe() if context is not None else "")
     os.close(fd)
     return 0
 
@@ -179,6 +180,7 @@ def _collect(session: Session, engine: Engine, channels: dict[int, int], pids: l
             log.error("replay worker %d stopped before the end (%s)", index, _describe_exit(wait_status))
             collector.worst(ExitStatus.FAILED)
     session.input_stats = collector.stats
+    session.context_description = _contexts_described(collector.contexts)
     return _finish(session, engine, collector.status)
 
 
@@ -191,6 +193,7 @@ class _Collector:
         self.channels = channels
         self.buffers = {fd: b"" for fd in channels}  # the open pipes and their partial messages
         self.done: set[int] = set()  # workers that sent their counts
+        self.contexts: dict[int, str] = {}  # what each worker's context did (its summary line)
         self.stats = SourceStats()
         self.status = ExitStatus.OK
         self.poller = select.poll()
@@ -225,6 +228,7 @@ class _Collector:
             self.done.add(worker)
             self.worst(message[1])
             _add(self.stats, self.engine.stats, message[2], message[3])
+            self.contexts[worker] = message[4]
 
 
 def _finish(session: Session, engine: Engine, status: ExitStatus) -> ExitStatus:
@@ -236,6 +240,15 @@ def _finish(session: Session, engine: Engine, status: ExitStatus) -> ExitStatus:
     if status == ExitStatus.OK and session.output_failures:
         status = ExitStatus.FAILED
     return status
+
+
+def _contexts_described(contexts: dict[int, str]) -> str:
+    """The summary line of the workers' contexts: each follows the whole input's processes, so one
+    line when they agree, else one per worker."""
+    lines = {line for line in contexts.values() if line}
+    if len(lines) <= 1:
+        return f"in each of {len(contexts)} workers: {lines.pop()}" if lines else ""
+    return "; ".join(f"worker {index}: {contexts[index]}" for index in sorted(contexts) if contexts[index])
 
 
 def _messages(buffer: bytes) -> tuple[bytes, list[tuple[Any, ...]]]:

@@ -144,6 +144,9 @@ class Session:
         #: The source of the last :meth:`run`, and its counts.
         self.source: EventSource | None = None
         self.input_stats = SourceStats()
+        #: What the context did, for the summary, when it lived elsewhere (``--workers``); None:
+        #: :attr:`context`'s own description.
+        self.context_description: str | None = None
         self._known_events: frozenset[str] = KNOWN_EVENTS
         #: After :meth:`load`: names of the events a source must decode and deliver whatever
         #: their args (those signatures select unfiltered), or ``None`` for every event. A consumer that needs
@@ -415,8 +418,11 @@ class Session:
                 )
         if self.output_failures:
             lines.append(f"findings not delivered: {self.output_failures}")
-        if self.context is not None and self.context.describe():
-            lines.append(self.context.describe())
+        context = self.context_description
+        if context is None and self.context is not None:
+            context = self.context.describe()
+        if context:
+            lines.append(context)
         return "; ".join(lines)
 
     def load_errors(self) -> list[LoadError]:

@@ -181,6 +181,22 @@ def test_workers_keep_the_ancestry_one_process_finds() -> None:
     _assert_workers_give_one_process_ancestry(ANCESTRY / "events.jsonl")
 
 
+TREE_LINE = re.compile(r"process tree: (\d+) processes \((\d+) forks, (\d+) execs, (\d+) exits")
+
+
+def test_the_summary_shows_the_workers_process_tree() -> None:
+    """Each worker's tree follows every fork, exec and exit of the input: the summary shows the
+    counts one process shows (once, as the workers agree), not the idle main process's zeros."""
+    path = str(ANCESTRY / "events.jsonl")
+    one = tracee_rules("--input", path, "--output-template", "rawjson")
+    two = tracee_rules("--input", path, "--output-template", "rawjson", "--workers", "2")
+    assert one.returncode == 0 and two.returncode == 0, two.stderr
+    expected = TREE_LINE.search(one.stderr)
+    assert expected is not None and int(expected.group(3)) > 0, one.stderr
+    assert TREE_LINE.findall(two.stderr) == [expected.groups()], two.stderr
+    assert "in each of 2 workers: process tree:" in two.stderr
+
+
 def test_workers_learn_ancestors_from_other_workers_events_context(tmp_path: Path) -> None:
     """A parent seen only through the context of its own events (no exec or fork of it in the
     input) is learnt by every worker's tree, as one process's tree learns it: the shell's owner
