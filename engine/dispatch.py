@@ -37,6 +37,7 @@ from .signature import (
     SignatureDefinitionError,
     SourceComplete,
 )
+from .sources import snapshot_counts
 
 __all__ = ["DuplicateSignatureError", "Engine", "EngineStats", "LoadedSignature"]
 
@@ -72,6 +73,15 @@ class EngineStats:
     findings: int = 0
     findings_by_signature: Counter[str] = field(default_factory=Counter)
     errors_by_signature: Counter[str] = field(default_factory=Counter)
+
+    def copy(self) -> EngineStats:
+        """A copy, safe to take while another thread counts."""
+        return EngineStats(
+            self.events,
+            self.findings,
+            Counter(snapshot_counts(self.findings_by_signature)),
+            Counter(snapshot_counts(self.errors_by_signature)),
+        )
 
 
 #: ``wrap(loaded, on_event)``: what :meth:`Engine.instrument` calls instead of a signature's ``on_event``.

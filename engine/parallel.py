@@ -20,7 +20,11 @@ findings are fed back within the worker that made the finding.
 
 Findings travel to the main process (pickled, over one pipe per worker), which
 passes them through the finding hooks and outputs as they arrive: one shard's
-findings keep their input order; findings of different shards interleave.
+findings keep their input order; findings of different shards interleave. Each
+worker also reports its counts and position every :data:`PROGRESS_INTERVAL`
+seconds, so that the main process's metrics, health check and progress line follow
+the run (its own reader reads nothing): the records and findings of all workers,
+and the bytes read by the slowest.
 Each record has one owner (:meth:`~pytracee.engine.reader.EventReader` ``shard``):
 bad records are counted and reported once; the counts of all workers are added up
 for the summary, which shows each worker's context (process tree, containers, hashes) once
@@ -38,28 +42,46 @@ import select
 import signal
 import struct
 import sys
+import threading
 from collections.abc import Callable, Iterator
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from .dispatch import Engine, EngineStats
 from .errors import ExitStatus, InputError, Interrupted, MalformedEventError, StopRun
 from .findings import Finding
+from .operations.progress import InputPosition
 from .reader import EventReader
 from .session import Session
 from .sources import SourceStats
+
+if TYPE_CHECKING:
+    from .operations.metrics import SignatureTimings
 
 __all__ = ["replay_sharded"]
 
 log = logging.getLogger("pytracee")
 
+#: Seconds between a worker's reports of its counts and position to the main process.
+PROGRESS_INTERVAL: Final = 0.5
+
 _HEADER: Final = struct.Struct("<I")
 _STATUS_ORDER: Final = (ExitStatus.OK, ExitStatus.INTERRUPTED, ExitStatus.FAILED)
 
 
-def replay_sharded(session: Session, make_reader: Callable[[tuple[int, int]], EventReader], workers: int) -> ExitStatus:
+def replay_sharded(
+    session: Session,
+    make_reader: Callable[[tuple[int, int]], EventReader],
+    workers: int,
+    view: EventReader | None = None,
+    timings: SignatureTimings | None = None,
+) -> ExitStatus:
     """Replay in ``workers`` forked processes; the exit status, as :meth:`Session.run` returns it.
 
     :param make_reader: builds the reader of one shard, ``(index, count)``.
+    :param view: a reader of the same inputs that the metrics and the progress line watch: its
+        counts and position follow the workers' as they report them (it reads nothing itself).
+    :param timings: the metrics' signature times (the engine instrumented with them): they show
+        the sums of the workers' as they report them.
     """
     engine = session.engine
     if engine is None:
@@ -78,7 +100,8 @@ def replay_sharded(session: Session, make_reader: Callable[[tuple[int, int]], Ev
                 os.close(read_end)
                 for other in channels:
                     os.close(other)
-                code = _work(session, engine, make_reader((index, workers)), write_end, index)
+                _end_with(os.getppid())
+                code = _work(session, engine, make_reader((index, workers)), write_end, index, timings)
             except BaseException:
                 log.exception("replay worker %d failed", index)
             finally:
@@ -86,13 +109,31 @@ def replay_sharded(session: Session, make_reader: Callable[[tuple[int, int]], Ev
         os.close(write_end)
         channels[read_end] = index
         pids.append(pid)
-    return _collect(session, engine, channels, pids)
+    return _collect(session, engine, channels, pids, view, timings)
 
 
 # --- the workers -------------------------------------------------------------------------------
 
 
-def _work(session: Session, engine: Engine, reader: EventReader, fd: int, index: int) -> int:
+def _end_with(parent: int) -> None:
+    """This worker is killed when the main process ends (Linux's ``PR_SET_PDEATHSIG``): a main
+    process killed outright leaves no worker behind, reading on or stuck in a signature."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the workers end at their end of input
+        return
+    if os.getppid() != parent:  # it ended before the call
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG: Final = 1
+
+
+def _work(
+    session: Session, engine: Engine, reader: EventReader, fd: int, index: int, timings: SignatureTimings | None
+) -> int:
     """One shard's replay; everything it finds goes to ``fd``. The process's exit code.
 
     The shard keeps its own context (process tree, syscall pairs, …) from the events it reads,
@@ -100,11 +141,12 @@ def _work(session: Session, engine: Engine, reader: EventReader, fd: int, index:
     itself stays in the worker); the main process filters and outputs it.
     """
     context = session.context
+    sending = threading.Lock()  # the loop and the progress reports share the pipe
 
     def send(*message: Any) -> None:
         payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
         data = memoryview(_HEADER.pack(len(payload)) + payload)
-        with _signals_held():  # a message is sent whole or not at all
+        with sending, _signals_held():  # a message is sent whole or not at all
             while data:
                 data = data[os.write(fd, data) :]
 
@@ -132,6 +174,20 @@ def _work(session: Session, engine: Engine, reader: EventReader, fd: int, index:
     status = ExitStatus.OK
     dispatch = engine.dispatch
     observe = context.observe if context is not None else None
+    position = InputPosition(reader)
+
+    def report() -> None:
+        send(
+            "progress",
+            reader.stats.copy(),
+            engine.stats.copy(),
+            position.bytes_read(),
+            timings.snapshot() if timings is not None else None,
+        )
+
+    stop = threading.Event()
+    reporter = threading.Thread(target=_report_every, args=(report, stop), name="progress", daemon=True)
+    reporter.start()
     try:
         for event in reader:
             try:
@@ -153,18 +209,37 @@ def _work(session: Session, engine: Engine, reader: EventReader, fd: int, index:
             status = ExitStatus.INTERRUPTED
     except Interrupted:
         status = ExitStatus.INTERRUPTED
+    stop.set()
+    reporter.join()
     reader.close()
+    report()  # the last counts, signature times included
     send("done", status, reader.stats, engine.stats, context.describe() if context is not None else "")
     os.close(fd)
     return 0
 
 
+def _report_every(report: Callable[[], None], stop: threading.Event) -> None:
+    """A worker's reporting thread: ``report()`` every :data:`PROGRESS_INTERVAL` until ``stop``."""
+    while not stop.wait(PROGRESS_INTERVAL):
+        try:
+            report()
+        except OSError:  # the main process is gone: the worker's loop finds out too
+            return
+
+
 # --- the main process --------------------------------------------------------------------------
 
 
-def _collect(session: Session, engine: Engine, channels: dict[int, int], pids: list[int]) -> ExitStatus:
+def _collect(
+    session: Session,
+    engine: Engine,
+    channels: dict[int, int],
+    pids: list[int],
+    view: EventReader | None,
+    timings: SignatureTimings | None,
+) -> ExitStatus:
     """Deliver the workers' findings as they come; then the merged counts and the exit status."""
-    collector = _Collector(session, engine, channels)
+    collector = _Collector(session, engine, channels, view, timings)
     while collector.buffers:
         try:
             collector.receive()
@@ -179,6 +254,7 @@ def _collect(session: Session, engine: Engine, channels: dict[int, int], pids: l
         if index not in collector.done:
             log.error("replay worker %d stopped before the end (%s)", index, _describe_exit(wait_status))
             collector.worst(ExitStatus.FAILED)
+    collector.publish(finished=True)
     session.input_stats = collector.stats
     session.context_description = _contexts_described(collector.contexts)
     return _finish(session, engine, collector.status)
@@ -187,13 +263,28 @@ def _collect(session: Session, engine: Engine, channels: dict[int, int], pids: l
 class _Collector:
     """The main process's side of the pipes: findings delivered, counts added up."""
 
-    def __init__(self, session: Session, engine: Engine, channels: dict[int, int]) -> None:
+    def __init__(
+        self,
+        session: Session,
+        engine: Engine,
+        channels: dict[int, int],
+        view: EventReader | None,
+        timings: SignatureTimings | None,
+    ) -> None:
         self.session = session
         self.engine = engine
         self.channels = channels
+        self.view = view
+        self.timings = timings
+        self.times: dict[int, Any] = {}  # each worker's latest signature times
         self.buffers = {fd: b"" for fd in channels}  # the open pipes and their partial messages
         self.done: set[int] = set()  # workers that sent their counts
         self.contexts: dict[int, str] = {}  # what each worker's context did (its summary line)
+        self.base = engine.stats  # the main process's own counts (before the workers')
+        # each worker's latest counts (progress reports, then its final ones) and bytes read
+        self.counts: dict[int, tuple[SourceStats, EngineStats]] = {}
+        self.read: dict[int, int] = {}
+        self.total = InputPosition(view).total if view is not None else None
         self.stats = SourceStats()
         self.status = ExitStatus.OK
         self.poller = select.poll()
@@ -224,11 +315,32 @@ class _Collector:
             self.session.deliver(message[1])
         elif kind == "lost":
             self.session.output_failed(message[1])
+        elif kind == "progress":
+            self.counts[worker] = message[1], message[2]
+            self.read[worker] = message[3]
+            if message[4] is not None:
+                self.times[worker] = message[4]
+            self.publish()
         elif kind == "done":
             self.done.add(worker)
             self.worst(message[1])
-            _add(self.stats, self.engine.stats, message[2], message[3])
+            self.counts[worker] = message[2], message[3]
             self.contexts[worker] = message[4]
+            self.publish()
+
+    def publish(self, *, finished: bool = False) -> None:
+        """The workers' latest counts added up, where the summary, the metrics and the progress
+        line read them; the view's position: the bytes read by the slowest worker still reading."""
+        stats, engine = SourceStats(), self.base.copy()
+        for source, counts in self.counts.values():
+            _add(stats, engine, source, counts)
+        self.stats, self.engine.stats = stats, engine  # each replaced whole: other threads read them
+        if self.timings is not None:
+            self.timings.set_totals(self.times.values())
+        if self.view is not None:
+            self.view.stats = stats
+            reading = [self.read.get(worker, 0) for worker in self.channels.values() if worker not in self.done]
+            self.view.workers_position = (min(reading), True) if reading and not finished else (self.total or 0, False)
 
 
 def _finish(session: Session, engine: Engine, status: ExitStatus) -> ExitStatus:

@@ -155,6 +155,10 @@ class EventReader:
         #: read to their end: what progress and health reports look at, from any thread.
         self.current_fd: int | None = None
         self.completed_bytes = 0
+        #: Under ``--workers``, for the main process's reader, which reads nothing itself: the
+        #: bytes read by the slowest worker still reading, and whether any still is (None: not
+        #: sharded), as :func:`~pytracee.engine.parallel.replay_sharded` learns them.
+        self.workers_position: tuple[int, bool] | None = None
 
     def __iter__(self) -> Iterator[Event]:
         self._iterator = self._events()

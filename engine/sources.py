@@ -31,7 +31,15 @@ from typing import Final, Protocol, runtime_checkable
 
 from .events import Event
 
-__all__ = ["REPORTED_PER_PLACE", "EventSource", "IterableSource", "SkipLog", "SourceStats", "as_source"]
+__all__ = [
+    "REPORTED_PER_PLACE",
+    "EventSource",
+    "IterableSource",
+    "SkipLog",
+    "SourceStats",
+    "as_source",
+    "snapshot_counts",
+]
 
 #: How many bad records per place (file, stream) are described before the rest are only counted.
 REPORTED_PER_PLACE: Final = 20
@@ -51,12 +59,26 @@ class SourceStats:
         """Records that were not delivered."""
         return sum(self.skipped_by_reason.values())
 
+    def copy(self) -> SourceStats:
+        """A copy, safe to take while another thread counts."""
+        return SourceStats(self.events, Counter(snapshot_counts(self.skipped_by_reason)), self.undecoded)
+
     def describe(self, delivered: str = "read") -> str:
         """``"3 events read, 2 skipped (invalid JSON: 1, unknown event: 1)"``."""
         text = f"{self.events} events {delivered}, {self.skipped} skipped"
         if self.skipped:
             text += " (" + ", ".join(f"{r}: {n}" for r, n in self.skipped_by_reason.most_common() if n) + ")"
         return text
+
+
+def snapshot_counts(counts: Counter[str]) -> dict[str, int]:
+    """A copy of a counter another thread may be adding to."""
+    for _ in range(10):
+        try:
+            return dict(counts)
+        except RuntimeError:  # changed size while copied
+            continue
+    return {}
 
 
 @runtime_checkable

@@ -250,6 +250,61 @@ def test_healthz_says_stalled_while_a_signature_holds_up_waiting_input(
     assert status == 0 and "TEST-STUCK" in out
 
 
+HOLD_RULE = """
+import os
+import time
+
+from pytracee.engine import select, signature
+
+
+@signature(id="TEST-HOLD", name="Hold", events=[select("openat", pathname="/hold/*")])
+def hold(event):
+    if event.str_arg("pathname") != "/hold/stuck":
+        return False
+    while not os.path.exists({release!r}):
+        time.sleep(0.05)
+    return True
+"""
+
+
+def test_a_replay_on_workers_serves_their_counts_and_stalls(tmp_path: Path) -> None:
+    """Under --workers the main process reads nothing itself: its metrics and /healthz follow what
+    the workers report while they run. Of 200 processes' opens, pid 100's holds its worker up in
+    a signature (at its 50th event: the even pids are its own); the other worker finishes."""
+    release = tmp_path / "release"
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "hold.py").write_text(HOLD_RULE.format(release=str(release)))
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        "".join(
+            event("openat", {"pathname": "/hold/stuck" if pid == 100 else "/hold/x"}, pid=pid) for pid in range(1, 201)
+        )
+    )
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    command = [str(TRACEE_RULES), "--input", str(events), "--workers", "2", "--rules", "TEST-HOLD"]
+    command += ["--rules-dir", str(rules), "--metrics-addr", f"127.0.0.1:{port}", "--health-stall-timeout", "1"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        samples = wait_for(base, lambda s: s.get(("tracee_events_total", ())) == 150)  # 100 + 49 + the held one
+        timed = (("detector_id", "TEST-HOLD"),)
+        assert samples[("tracee_detectors_events_processed_total", timed)] == 149  # the held call has not returned
+        assert samples[("tracee_signatures_events_total", ())] == 150
+        assert samples[("pytracee_input_read_bytes_total", ())] == events.stat().st_size  # in one chunk
+        assert wait_health(base, 503).startswith("NOT OK: stalled: a worker made no progress for ")
+        assert proc.poll() is None
+        release.touch()
+        out, err = proc.communicate(timeout=60)
+    finally:
+        release.touch()
+        if proc.poll() is None:
+            proc.kill()  # its workers end with it
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert out.count("TEST-HOLD") == 1 and "200 events read, 0 skipped; 1 findings" in err
+
+
 def test_healthz_says_stalled_while_a_signature_holds_up_input_already_read(
     replay: Callable[..., Any], tmp_path: Path
 ) -> None:

@@ -98,6 +98,21 @@ def test_progress_line_on_a_terminal(long_replay: tuple[Path, Path]) -> None:
     assert "15000 events read, 0 skipped; 5 findings" in screen
 
 
+def test_progress_line_follows_the_workers(long_replay: tuple[Path, Path]) -> None:
+    """Under --workers the main process reads nothing itself: its line shows what the workers
+    report (every 0.5 s), not a run stuck at zero."""
+    events, rules = long_replay
+    status, screen = run_on_terminal(
+        "--input", str(events), "--rules", "TEST-SLOW", "--rules-dir", str(rules), "--workers", "2"
+    )
+    assert status == 0, screen
+    drawn = [line for line in re.findall(r"\r\x1b\[2Ktracee-rules: ([^\r\n]*)", screen) if "events read" not in line]
+    counts = [int(re.match(r"([\d,]+) events", line).group(1).replace(",", "")) for line in drawn]  # type: ignore[union-attr]
+    assert counts and max(counts) > 0, screen
+    assert counts == sorted(counts)
+    assert "15000 events read, 0 skipped; 5 findings" in screen
+
+
 def test_no_progress_without_a_terminal_or_when_asked(long_replay: tuple[Path, Path]) -> None:
     events, rules = long_replay
     piped = subprocess.run(

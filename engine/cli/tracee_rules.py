@@ -371,7 +371,8 @@ def _replay(
         session.pm.register(progress, name="progress")  # erased before each finding printed
     try:
         if args.workers > 1:
-            status = replay_sharded(session, reader_of, args.workers)
+            view = reader if isinstance(reader, EventReader) else None
+            status = replay_sharded(session, reader_of, args.workers, view, metrics.timings if metrics else None)
         else:
             with hangup_reloads(session):  # SIGHUP: read the configuration and rules again
                 status = session.run(reader)
@@ -385,11 +386,15 @@ def _replay(
 
 def _progress_line(session: Session, reader: EventReader) -> ProgressLine:
     """The progress line of a replay: records read, findings, bytes of the input."""
-    stats = reader.stats
     engine = session.engine
+
+    def records() -> int:
+        stats = reader.stats  # read each time: under --workers, replaced as the workers report
+        return stats.events + sum(list(stats.skipped_by_reason.values()))
+
     return ProgressLine(
         PROG,
-        events=lambda: stats.events + sum(list(stats.skipped_by_reason.values())),
+        events=records,
         findings=lambda: engine.stats.findings if engine is not None else 0,
         position=InputPosition(reader),
     )

@@ -29,13 +29,14 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from ..errors import ConfigError
 from ..events import Event
 from ..reader import EventReader
+from ..sources import snapshot_counts
 from .progress import InputPosition
 
 if TYPE_CHECKING:
@@ -145,6 +146,29 @@ class SignatureTimings:
 
         return timed
 
+    def snapshot(self) -> dict[str, tuple[int, float, list[int]]]:
+        """Each signature's ``(calls, seconds, buckets)`` so far (``--workers``: sent to the main
+        process, read from another thread as :func:`histogram` reads them)."""
+        snapshot = {}
+        for sig_id, timing in list(self.by_id.items()):
+            buckets = list(timing.buckets)  # first, as histogram() reads them: no bucket above calls
+            snapshot[sig_id] = (timing.calls, timing.seconds, buckets)
+        return snapshot
+
+    def set_totals(self, snapshots: Iterable[Mapping[str, tuple[int, float, list[int]]]]) -> None:
+        """Show the sums of :meth:`snapshot` s taken elsewhere (the workers'), replacing these."""
+        totals: dict[str, _Timing] = {}
+        for snapshot in snapshots:
+            for sig_id, (calls, seconds, buckets) in snapshot.items():
+                total = totals.setdefault(sig_id, _Timing())
+                total.calls += calls
+                total.seconds += seconds
+                total.buckets = [a + b for a, b in zip(total.buckets, buckets, strict=True)]
+        for sig_id, total in totals.items():
+            timing = self.by_id.setdefault(sig_id, _Timing())
+            timing.calls, timing.seconds = total.calls, total.seconds  # calls first: see histogram()
+            timing.buckets[:] = total.buckets
+
 
 def histogram(timing: _Timing) -> tuple[list[tuple[str, int]], int, float]:
     """A signature's cumulative buckets (``+Inf`` last), calls and seconds, read while it runs:
@@ -183,17 +207,7 @@ class RunView:
         if isinstance(polls, int):
             return polls
         stats = self.source.stats
-        return stats.events + sum(_snapshot(stats.skipped_by_reason).values())
-
-
-def _snapshot(counts: Counter[str]) -> dict[str, int]:
-    """A copy of a counter another thread may be adding to."""
-    for _ in range(10):
-        try:
-            return dict(counts)
-        except RuntimeError:  # changed size while copied
-            continue
-    return {}
+        return stats.events + sum(snapshot_counts(stats.skipped_by_reason).values())
 
 
 class RunCollector:
@@ -208,7 +222,7 @@ class RunCollector:
 
         view = self.view
         source, session = view.source, view.session
-        skipped = _snapshot(source.stats.skipped_by_reason)
+        skipped = snapshot_counts(source.stats.skipped_by_reason)
         what = "traced" if view.live else "read"
         yield CounterMetricFamily("tracee_events", f"events {what} (delivered to the signatures)", source.stats.events)
         family = CounterMetricFamily(
@@ -236,8 +250,8 @@ class RunCollector:
         if session is None or session.engine is None:
             return
         stats = session.engine.stats
-        produced = _snapshot(stats.findings_by_signature)
-        errors = _snapshot(stats.errors_by_signature)
+        produced = snapshot_counts(stats.findings_by_signature)
+        errors = snapshot_counts(stats.errors_by_signature)
         ids = [loaded.metadata.id for loaded in session.signatures]
         yield CounterMetricFamily(
             "tracee_errors",
@@ -278,7 +292,7 @@ class RunCollector:
             "findings suppressed, by reason (the exception or plugin that suppressed them)",
             labels=["reason"],
         )
-        by_reason = dict(_snapshot(session.suppressed))
+        by_reason = dict(snapshot_counts(session.suppressed))
         suppression = getattr(session, "suppression", None)  # exceptions and de-duplication (after load)
         counters = suppression.counters() if suppression is not None else {}
         for name, count in counters.get("suppressed_by_exception", {}).items():
@@ -410,7 +424,13 @@ class Health:
             idle = now - self._progress_at
             failed_at = self._failed_at
         if idle > self.stall_seconds and self._waiting():
-            what = "the kernel buffer was not polled" if self.view.live else "input is waiting but nothing was read"
+            what = (
+                "the kernel buffer was not polled"
+                if self.view.live
+                else "a worker made no progress"
+                if getattr(self.view.source, "workers_position", None) is not None
+                else "input is waiting but nothing was read"
+            )
             return False, f"stalled: {what} for {idle:.0f} s"
         session = self.view.session
         if idle > self.stall_seconds and session is not None and session.dispatching:

@@ -57,12 +57,17 @@ class InputPosition:
         self.total: int | None = None if None in sizes else sum(size or 0 for size in sizes)
 
     def bytes_read(self) -> int:
-        """Bytes read so far (of regular files; a pipe counts 0)."""
+        """Bytes read so far (of regular files; a pipe counts 0); under ``--workers``, by the slowest."""
+        if self.reader.workers_position is not None:
+            return self.reader.workers_position[0]
         fd = self.reader.current_fd
         return self.reader.completed_bytes + (_offset(fd) if fd is not None else 0)
 
     def waiting(self) -> bool:
-        """True when the input being read has data not read yet."""
+        """True when the input being read has data not read yet (under ``--workers``: a worker
+        is still reading)."""
+        if self.reader.workers_position is not None:
+            return self.reader.workers_position[1]
         fd = self.reader.current_fd
         if fd is None:
             return False
