@@ -91,25 +91,33 @@ def replay_sharded(
             stream.flush()
     channels: dict[int, int] = {}  # read end -> worker index
     pids: list[int] = []
-    for index in range(workers):
-        read_end, write_end = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the worker: never returns
-            code = 1
-            try:
-                os.close(read_end)
-                for other in channels:
-                    os.close(other)
-                _end_with(os.getppid())
-                code = _work(session, engine, make_reader((index, workers)), write_end, index, timings)
-            except BaseException:
-                log.exception("replay worker %d failed", index)
-            finally:
-                os._exit(code)
-        os.close(write_end)
-        channels[read_end] = index
-        pids.append(pid)
-    return _collect(session, engine, channels, pids, view, timings)
+    previous = signal.signal(signal.SIGHUP, _no_reload)  # not the default: it would end the run
+    try:
+        for index in range(workers):
+            read_end, write_end = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # the worker: never returns
+                code = 1
+                try:
+                    os.close(read_end)
+                    for other in channels:
+                        os.close(other)
+                    _end_with(os.getppid())
+                    code = _work(session, engine, make_reader((index, workers)), write_end, index, timings)
+                except BaseException:
+                    log.exception("replay worker %d failed", index)
+                finally:
+                    os._exit(code)
+            os.close(write_end)
+            channels[read_end] = index
+            pids.append(pid)
+        return _collect(session, engine, channels, pids, view, timings)
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
+def _no_reload(signum: int, frame: object) -> None:
+    log.warning("SIGHUP: a replay on several workers does not reload its configuration and rules (restart it)")
 
 
 # --- the workers -------------------------------------------------------------------------------
@@ -171,6 +179,7 @@ def _work(
     engine.stats = EngineStats()  # this worker's own counts (the parent's were copied by fork)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the terminal's Ctrl-C is for the main process,
     signal.signal(signal.SIGTERM, _interrupt)  # which passes it on as SIGTERM
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a terminal's hangup too (the main process warns)
     status = ExitStatus.OK
     dispatch = engine.dispatch
     observe = context.observe if context is not None else None

@@ -306,49 +306,81 @@ from pytracee.engine import select, signature
 @signature(id="TEST-HOLD", name="Hold", events=[select("execve", pathname="/hold")])
 def hold(event):
     pathlib.Path({held!r}).touch()
-    while True:
+    while not os.path.exists({release!r}):
         time.sleep(0.05)
+    return True
 """
+
+
+def _held_run(tmp_path: Path) -> tuple[Any, Path, Path]:
+    """``tracee-rules --workers 2`` on 8 processes' execs, one of which a signature holds up until
+    ``release`` exists: the process, once the signature holds, and the release file."""
+    import subprocess
+    import time
+
+    held, release = tmp_path / "held", tmp_path / "release"
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "hold.py").write_text(HOLD_RULE.format(held=str(held), release=str(release)))
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(json.dumps(_execve(pid, "/hold" if pid == 3 else "/bin/true")) + "\n" for pid in range(8)))
+    command = [sys.executable, "-m", "pytracee.engine.cli.tracee_rules", "--input", str(path), "--workers", "2"]
+    command += ["--rules", "TEST-HOLD", "--rules-dir", str(rules), "--output-template", "rawjson"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not held.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    if not held.exists():
+        proc.kill()
+        pytest.fail(f"the signature never ran: {proc.communicate()}")
+    return proc, held, release
 
 
 def test_workers_end_with_a_killed_main_process(tmp_path: Path) -> None:
     """A main process killed outright (SIGKILL: no chance to stop its workers) leaves none
     behind, not even one stuck in a signature."""
-    import subprocess
-    import time
-
     import psutil
 
-    held = tmp_path / "held"
-    rules = tmp_path / "rules"
-    rules.mkdir()
-    (rules / "hold.py").write_text(HOLD_RULE.format(held=str(held)))
-    path = tmp_path / "events.jsonl"
-    path.write_text("".join(json.dumps(_execve(pid, "/hold" if pid == 3 else "/bin/true")) + "\n" for pid in range(8)))
-    command = [sys.executable, "-m", "pytracee.engine.cli.tracee_rules", "--input", str(path), "--workers", "2"]
-    proc = subprocess.Popen(
-        [*command, "--rules", "TEST-HOLD", "--rules-dir", str(rules)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc, _, release = _held_run(tmp_path)
     workers: list[psutil.Process] = []
     try:
-        deadline = time.monotonic() + 30
-        while not held.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert held.exists(), "the signature never ran"
         workers = psutil.Process(proc.pid).children()
         assert len(workers) >= 2  # the workers (and a Rego engine's process, when one runs)
         proc.kill()
-        proc.wait(10)
+        proc.communicate(timeout=10)
         _, alive = psutil.wait_procs(workers, timeout=10)
         assert not alive, alive
     finally:
+        release.touch()
         if proc.poll() is None:
             proc.kill()
         for worker in workers:  # one left behind by a failure here
             with contextlib.suppress(psutil.NoSuchProcess):
                 worker.kill()
+
+
+def test_a_hangup_does_not_end_a_replay_on_workers(tmp_path: Path) -> None:
+    """SIGHUP reloads a one-process replay; workers cannot reload, and the default action would
+    end the run: the main process says so and the run goes on to its end."""
+    import signal
+    import subprocess
+
+    proc, _, release = _held_run(tmp_path)
+    try:
+        proc.send_signal(signal.SIGHUP)
+        release.touch()
+        out, err = proc.communicate(timeout=60)
+    finally:
+        release.touch()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "SIGHUP: a replay on several workers does not reload" in err
+    assert _findings(subprocess.CompletedProcess(proc.args, proc.returncode, out, err)) == Counter(
+        {"TEST-HOLD pid=3": 1}
+    )
+    assert _summary(err)[:3] == (8, 0, 1)
 
 
 def test_workers_put_the_syscall_behind_an_lsm_event_on_its_finding(tmp_path: Path) -> None:
