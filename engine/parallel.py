@@ -43,12 +43,14 @@ import signal
 import struct
 import sys
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Final
 
 from .dispatch import Engine, EngineStats
 from .errors import ExitStatus, InputError, Interrupted, MalformedEventError, StopRun
 from .findings import Finding
+from .lifetime import end_with, libc_prctl
 from .operations.progress import InputPosition
 from .reader import EventReader
 from .session import Session
@@ -91,7 +93,9 @@ def replay_sharded(
             stream.flush()
     channels: dict[int, int] = {}  # read end -> worker index
     pids: list[int] = []
-    previous = signal.signal(signal.SIGHUP, _no_reload)  # not the default: it would end the run
+    hangups: list[int] = []  # noted by the handler, reported by the loop (a handler must not log)
+    previous = signal.signal(signal.SIGHUP, lambda signum, frame: hangups.append(signum))  # the default ends the run
+    parent, prctl = os.getpid(), libc_prctl()
     try:
         for index in range(workers):
             read_end, write_end = os.pipe()
@@ -102,7 +106,7 @@ def replay_sharded(
                     os.close(read_end)
                     for other in channels:
                         os.close(other)
-                    _end_with(os.getppid())
+                    end_with(parent, prctl)
                     code = _work(session, engine, make_reader((index, workers)), write_end, index, timings)
                 except BaseException:
                     log.exception("replay worker %d failed", index)
@@ -111,32 +115,12 @@ def replay_sharded(
             os.close(write_end)
             channels[read_end] = index
             pids.append(pid)
-        return _collect(session, engine, channels, pids, view, timings)
+        return _collect(session, engine, channels, pids, view, timings, hangups)
     finally:
         signal.signal(signal.SIGHUP, previous)
 
 
-def _no_reload(signum: int, frame: object) -> None:
-    log.warning("SIGHUP: a replay on several workers does not reload its configuration and rules (restart it)")
-
-
 # --- the workers -------------------------------------------------------------------------------
-
-
-def _end_with(parent: int) -> None:
-    """This worker is killed when the main process ends (Linux's ``PR_SET_PDEATHSIG``): a main
-    process killed outright leaves no worker behind, reading on or stuck in a signature."""
-    import ctypes
-
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):  # not Linux: the workers end at their end of input
-        return
-    if os.getppid() != parent:  # it ended before the call
-        os._exit(1)
-
-
-_PR_SET_PDEATHSIG: Final = 1
 
 
 def _work(
@@ -154,7 +138,7 @@ def _work(
     def send(*message: Any) -> None:
         payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
         data = memoryview(_HEADER.pack(len(payload)) + payload)
-        with sending, _signals_held():  # a message is sent whole or not at all
+        with _signals_held(), sending:  # a message is sent whole or not at all
             while data:
                 data = data[os.write(fd, data) :]
 
@@ -196,7 +180,8 @@ def _work(
 
     stop = threading.Event()
     reporter = threading.Thread(target=_report_every, args=(report, stop), name="progress", daemon=True)
-    reporter.start()
+    with _signals_held():  # born with SIGINT and SIGTERM blocked: they are the main thread's to take
+        reporter.start()
     try:
         for event in reader:
             try:
@@ -218,12 +203,13 @@ def _work(
             status = ExitStatus.INTERRUPTED
     except Interrupted:
         status = ExitStatus.INTERRUPTED
-    stop.set()
-    reporter.join()
-    reader.close()
-    report()  # the last counts, signature times included
-    send("done", status, reader.stats, engine.stats, context.describe() if context is not None else "")
-    os.close(fd)
+    with _signals_held():  # from here the worker ends as it is: its counts are sent whole
+        stop.set()
+        reporter.join()
+        reader.close()
+        report()  # the last counts, signature times included
+        send("done", status, reader.stats, engine.stats, context.describe() if context is not None else "")
+        os.close(fd)
     return 0
 
 
@@ -246,12 +232,16 @@ def _collect(
     pids: list[int],
     view: EventReader | None,
     timings: SignatureTimings | None,
+    hangups: list[int],
 ) -> ExitStatus:
     """Deliver the workers' findings as they come; then the merged counts and the exit status."""
     collector = _Collector(session, engine, channels, view, timings)
-    while collector.buffers:
+    while collector.buffers or collector.pending:
         try:
             collector.receive()
+            if hangups:
+                hangups.clear()
+                log.warning("SIGHUP: a replay on several workers does not reload its configuration and rules")
         except KeyboardInterrupt:  # the workers finish their signatures; keep collecting
             if collector.status == ExitStatus.OK:
                 log.warning("interrupted; finishing the signatures and outputs")
@@ -265,7 +255,7 @@ def _collect(
             collector.worst(ExitStatus.FAILED)
     collector.publish(finished=True)
     session.input_stats = collector.stats
-    session.context_description = _contexts_described(collector.contexts)
+    session.context_description = _contexts_described(collector.contexts, len(pids))
     return _finish(session, engine, collector.status)
 
 
@@ -287,6 +277,7 @@ class _Collector:
         self.timings = timings
         self.times: dict[int, Any] = {}  # each worker's latest signature times
         self.buffers = {fd: b"" for fd in channels}  # the open pipes and their partial messages
+        self.pending: deque[tuple[int, tuple[Any, ...]]] = deque()  # messages read, not handled yet
         self.done: set[int] = set()  # workers that sent their counts
         self.contexts: dict[int, str] = {}  # what each worker's context did (its summary line)
         self.base = engine.stats  # the main process's own counts (before the workers')
@@ -304,19 +295,25 @@ class _Collector:
         self.status = max(self.status, status, key=_STATUS_ORDER.index)
 
     def receive(self) -> None:
-        """Wait for the workers and handle what they sent."""
-        for fd, _ in self.poller.poll():
-            chunk = os.read(fd, 1 << 16)
-            if not chunk:
-                self.poller.unregister(fd)
-                os.close(fd)
-                if self.buffers.pop(fd):
-                    log.error("replay worker %d ended in the middle of a message", self.channels[fd])
-                    self.worst(ExitStatus.FAILED)
-                continue
-            self.buffers[fd], messages = _messages(self.buffers[fd] + chunk)
-            for message in messages:
-                self.handle(self.channels[fd], message)
+        """Wait for the workers and handle what they sent. The messages read wait in
+        :attr:`pending` until handled: a Ctrl-C (KeyboardInterrupt) while one is handled loses
+        none of the others."""
+        if not self.pending:
+            ready = self.poller.poll()
+            with _signals_held():  # what is read reaches the pending messages (a read never blocks)
+                for fd, _ in ready:
+                    chunk = os.read(fd, 1 << 16)
+                    if not chunk:
+                        self.poller.unregister(fd)
+                        os.close(fd)
+                        if self.buffers.pop(fd):
+                            log.error("replay worker %d ended in the middle of a message", self.channels[fd])
+                            self.worst(ExitStatus.FAILED)
+                        continue
+                    self.buffers[fd], messages = _messages(self.buffers[fd] + chunk)
+                    self.pending.extend((self.channels[fd], message) for message in messages)
+        while self.pending:
+            self.handle(*self.pending.popleft())
 
     def handle(self, worker: int, message: tuple[Any, ...]) -> None:
         kind = message[0]
@@ -348,8 +345,9 @@ class _Collector:
             self.timings.set_totals(self.times.values())
         if self.view is not None:
             self.view.stats = stats
+            # a worker that did not finish stays where it last was, also once the run is over
             reading = [self.read.get(worker, 0) for worker in self.channels.values() if worker not in self.done]
-            self.view.workers_position = (min(reading), True) if reading and not finished else (self.total or 0, False)
+            self.view.workers_position = (min(reading) if reading else self.total or 0, bool(reading) and not finished)
 
 
 def _finish(session: Session, engine: Engine, status: ExitStatus) -> ExitStatus:
@@ -363,12 +361,13 @@ def _finish(session: Session, engine: Engine, status: ExitStatus) -> ExitStatus:
     return status
 
 
-def _contexts_described(contexts: dict[int, str]) -> str:
-    """The summary line of the workers' contexts: each follows the whole input's processes, so one
-    line when they agree, else one per worker."""
-    lines = {line for line in contexts.values() if line}
-    if len(lines) <= 1:
-        return f"in each of {len(contexts)} workers: {lines.pop()}" if lines else ""
+def _contexts_described(contexts: dict[int, str], workers: int) -> str:
+    """The summary line of the workers' contexts (of those that finished): each follows the whole
+    input's processes, so one line when all ``workers`` agree, else one per worker."""
+    lines = set(contexts.values())
+    if len(contexts) == workers and len(lines) == 1:
+        line = lines.pop()
+        return f"in each of {workers} workers: {line}" if line else ""
     return "; ".join(f"worker {index}: {contexts[index]}" for index in sorted(contexts) if contexts[index])
 
 

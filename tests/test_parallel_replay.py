@@ -283,7 +283,7 @@ def test_an_interrupted_sharded_run_finishes_its_workers(tmp_path: Path) -> None
         while len(psutil.Process(proc.pid).children()) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
         workers = psutil.Process(proc.pid).children()
-        assert len(workers) >= 2  # the workers (and a Rego engine's process, when one runs)
+        assert len(workers) == 2
         proc.send_signal(signal.SIGINT)
         stderr = proc.stderr.read()
         assert proc.wait(60) == 130, stderr
@@ -293,6 +293,41 @@ def test_an_interrupted_sharded_run_finishes_its_workers(tmp_path: Path) -> None
     assert "interrupted; finishing the signatures and outputs" in stderr
     assert _summary(stderr)[1] == 0
     assert not [w for w in workers if w.is_running() and w.status() != psutil.STATUS_ZOMBIE]
+
+
+def test_an_interrupted_run_on_workers_prints_every_finding_it_counts(tmp_path: Path) -> None:
+    """Ctrl-C while the output is backed up (the main process blocked writing findings): every
+    finding the workers made and sent is printed, or counted as not delivered; none is lost
+    with the batch it was read in."""
+    import signal
+    import subprocess
+    import time
+
+    traceme = [{"name": "request", "value": "PTRACE_TRACEME"}, {"name": "pid", "value": 0}]
+    path = tmp_path / "ptrace.jsonl"
+    path.write_text("".join(json.dumps(_event("ptrace", pid, traceme)) + "\n" for pid in range(1, 4001)))
+    command = [sys.executable, "-m", "pytracee.engine.cli.tracee_rules", "--input", str(path), "--workers", "2"]
+    proc = subprocess.Popen(
+        [*command, "--rules", "TRC-102", "--output-template", "rawjson"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None and "in 2 processes" in proc.stderr.readline()
+        time.sleep(1.5)  # nobody reads the findings: the pipe fills, the main process blocks on it
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    counted = _summary(err)[2]
+    undelivered = re.search(r"findings not delivered: (\d+)", err)
+    printed = out.count('"TRC-102"')
+    assert 0 < printed < 4000
+    assert printed + (int(undelivered.group(1)) if undelivered else 0) == counted, err
 
 
 HOLD_RULE = """
@@ -326,7 +361,8 @@ def _held_run(tmp_path: Path) -> tuple[Any, Path, Path]:
     path.write_text("".join(json.dumps(_execve(pid, "/hold" if pid == 3 else "/bin/true")) + "\n" for pid in range(8)))
     command = [sys.executable, "-m", "pytracee.engine.cli.tracee_rules", "--input", str(path), "--workers", "2"]
     command += ["--rules", "TEST-HOLD", "--rules-dir", str(rules), "--output-template", "rawjson"]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a process group of its own, as a shell's job: a terminal's hangup reaches all of it
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 30
     while not held.exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
@@ -344,8 +380,9 @@ def test_workers_end_with_a_killed_main_process(tmp_path: Path) -> None:
     proc, _, release = _held_run(tmp_path)
     workers: list[psutil.Process] = []
     try:
-        workers = psutil.Process(proc.pid).children()
-        assert len(workers) >= 2  # the workers (and a Rego engine's process, when one runs)
+        # the forked workers (not the Rego engine's process: a session of its own)
+        workers = [child for child in psutil.Process(proc.pid).children() if os.getpgid(child.pid) == proc.pid]
+        assert len(workers) == 2
         proc.kill()
         proc.communicate(timeout=10)
         _, alive = psutil.wait_procs(workers, timeout=10)
@@ -361,13 +398,14 @@ def test_workers_end_with_a_killed_main_process(tmp_path: Path) -> None:
 
 def test_a_hangup_does_not_end_a_replay_on_workers(tmp_path: Path) -> None:
     """SIGHUP reloads a one-process replay; workers cannot reload, and the default action would
-    end the run: the main process says so and the run goes on to its end."""
+    end the run: the main process says so and the run goes on to its end. The hangup of a
+    terminal, which reaches every process of the job, workers included, alike."""
     import signal
     import subprocess
 
     proc, _, release = _held_run(tmp_path)
     try:
-        proc.send_signal(signal.SIGHUP)
+        os.killpg(proc.pid, signal.SIGHUP)
         release.touch()
         out, err = proc.communicate(timeout=60)
     finally:

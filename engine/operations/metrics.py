@@ -202,12 +202,15 @@ class RunView:
         return hasattr(self.source, "collector")
 
     def progress(self) -> int:
-        """A number that grows while the run makes progress (records read, or polls of the kernel)."""
+        """A number that grows while the run makes progress (records read, or polls of the kernel;
+        under ``--workers``, bytes read too)."""
         polls = getattr(self.source, "polls", None)
         if isinstance(polls, int):
             return polls
         stats = self.source.stats
-        return stats.events + sum(snapshot_counts(stats.skipped_by_reason).values())
+        records = stats.events + sum(snapshot_counts(stats.skipped_by_reason).values())
+        workers = getattr(self.source, "workers_position", None)  # --workers: the bytes read count too
+        return records + workers[0] if workers is not None else records
 
 
 class RunCollector:
@@ -427,7 +430,7 @@ class Health:
             what = (
                 "the kernel buffer was not polled"
                 if self.view.live
-                else "a worker made no progress"
+                else "no worker made progress"
                 if getattr(self.view.source, "workers_position", None) is not None
                 else "input is waiting but nothing was read"
             )

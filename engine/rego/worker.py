@@ -22,12 +22,10 @@ terminal's Ctrl-C reaches only the engine, which then decides.
 
 from __future__ import annotations
 
-import ctypes
 import mmap
 import os
 import pickle
 import resource
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,6 +34,7 @@ from typing import Any, Final
 
 from ..errors import RuleFileError
 from ..findings import SignatureMetadata
+from ..lifetime import end_with
 from ..params import Param, ParamError, params_from_dict
 from ..selectors import EventSelector
 from .backends import Backend, LocalRule, Outcome, make_backend
@@ -47,7 +46,6 @@ __all__ = ["HELPERS_PACKAGE", "Loader", "SignatureInfo", "Worker", "main"]
 
 #: The engine's helper package; signatures may not use it.
 HELPERS_PACKAGE: Final = "data.tracee.helpers"
-_PR_SET_PDEATHSIG: Final = 1
 #: Exit status of a worker that ran out of memory in Python code.
 EXIT_NO_MEMORY: Final = 70
 
@@ -245,15 +243,6 @@ class Worker:
 # --- the process ------------------------------------------------------------------------------
 
 
-def _die_with_parent(parent: int) -> None:
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):  # not Linux: the closed pipe still ends the worker when it is idle
-        return
-    if os.getppid() != parent:  # the parent died before prctl
-        os._exit(0)
-
-
 def _start_engine(engine: str) -> None:
     """Load the native engine (and its runtime), so that the memory limit applies to rules only."""
     if engine == "opa":
@@ -276,7 +265,7 @@ def _limit_memory(limit_mb: int) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the worker (see the module docstring for the arguments)."""
     engine, state_fd, budget_ms, memory_mb, parent = (argv if argv is not None else sys.argv[1:])[:5]
-    _die_with_parent(int(parent))
+    end_with(int(parent), status=0)
     fd_in, fd_out = os.dup(0), os.dup(1)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
