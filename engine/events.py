@@ -76,7 +76,7 @@ class Event:
         rule engines that parse JSON themselves take it instead of ``raw``.
     """
 
-    __slots__ = ("_args", "_line", "_where", "context", "raw", "source", "text")
+    __slots__ = ("_args", "_line", "_where", "context", "raw", "source", "syscall_event", "text")
 
     def __init__(
         self, raw: dict[str, Any], source: str = "tracee", where: str = "", line: int = 0, text: bytes | None = None
@@ -89,6 +89,22 @@ class Event:
         self._line = line
         #: The run's process tree, containers and hashes (set by the session before dispatch).
         self.context: EventContext | None = None
+        #: Of an LSM event (``security_file_open``, ...): the syscall's event of the same call
+        #: (``openat``, ...), once the syscall context paired them; it lives as long as this event.
+        self.syscall_event: Event | None = None
+
+    def __getstate__(self) -> tuple[None, dict[str, Any]]:
+        """The event pickled (a finding leaving its ``--workers`` process) without the run's
+        context and the syscall's event: they stay in the process that read it."""
+        state = {}
+        for cls in type(self).__mro__:
+            for name in cls.__dict__.get("__slots__", ()):
+                try:
+                    state[name] = cls.__dict__[name].__get__(self, cls)  # the slot (a property may shadow it)
+                except AttributeError:  # never set
+                    continue
+        state["context"] = state["syscall_event"] = None
+        return None, state
 
     # --- context ---------------------------------------------------------------
 
@@ -456,6 +472,7 @@ class LazyEvent(Event):
         self._where = where
         self._line = line
         self.context = None
+        self.syscall_event = None
 
     @property
     def raw(self) -> dict[str, Any]:

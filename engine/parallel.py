@@ -153,8 +153,7 @@ def _work(
             send("lost", f"a finding of {finding.sig_metadata.id} was lost in a plugin: {type(exc).__name__}: {exc}")
             return
         finding.enriched = True
-        finding.event.context = None  # threads and locks: the context stays in this process
-        try:
+        try:  # (the event leaves without its context: Event.__getstate__)
             send("finding", finding)
         except Exception as exc:  # noqa: BLE001 - whatever a signature put in its finding
             send("lost", f"a finding of {finding.sig_metadata.id} could not leave its worker: {exc}")

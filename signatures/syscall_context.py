@@ -17,8 +17,10 @@ event is not paired), the LSM event is held
 back until its syscall's event has gone to the signatures (at most :data:`HOLD_NS`
 of event time, :data:`MAX_HELD` at once; the thread's next syscall or the end of
 input releases it too). The pairing only looks at events that are traced anyway: an
-engine observer (:meth:`Engine.observe`) sees them, it selects nothing. Its tables are bounded (:data:`MAX_THREADS` threads and
-:data:`MAX_WAITING_BYTES` of events per table, :data:`MAX_PAIRED` pairs); once the table of syscall
+engine observer (:meth:`Engine.observe`) sees them, it selects nothing. A pair is the LSM
+event's :attr:`~pytracee.engine.Event.syscall_event`: it lives as long as the LSM event, and
+nothing else keeps it. The tables of events waiting for their other half are bounded
+(:data:`MAX_THREADS` threads and :data:`MAX_WAITING_BYTES` of events per table); once the table of syscall
 events waiting for their LSM event is full, a syscall whose LSM event the stream has not shown
 yet (a recording without ``security_bprm_check``), or has only ever paired before its syscall
 (Tracee's order for open, connect, rename), no longer waits; without a release function
@@ -76,10 +78,9 @@ _EXEC: Final = frozenset({"execve", "execveat", "security_bprm_check"})
 _OPENS: Final = LSM_SYSCALLS["security_file_open"]
 #: Threads whose syscall event (or LSM event) waits for its other half, and bytes of their JSON:
 #: the halves of one call come within a few events of each other, so only calls whose other
-#: half is not traced stay, until pushed out. LSM events whose partner is remembered.
+#: half is not traced stay, until pushed out.
 MAX_THREADS: Final = 1024
 MAX_WAITING_BYTES: Final = 4 << 20
-MAX_PAIRED: Final = 1024
 #: An LSM event that came before its syscall's event waits for it at most this long in event
 #: time (a blocking connect), and at most this many wait at once.
 HOLD_NS: Final = 1_000_000_000
@@ -96,8 +97,6 @@ class SyscallContext:
     def __init__(self, release: Callable[[Event], None] | None = None) -> None:
         self._syscalls = PendingEvents(MAX_THREADS, MAX_WAITING_BYTES)
         self._lsm_waiting = PendingEvents(MAX_THREADS, MAX_WAITING_BYTES)
-        #: id(LSM event) -> (the LSM event, its syscall event), newest last.
-        self._paired: OrderedDict[int, tuple[Event, Event]] = OrderedDict()
         self._release = release
         #: Syscalls seen in the stream: an LSM event of one of them waits for its syscall.
         self._traced: set[str] = set()
@@ -216,16 +215,14 @@ class SyscallContext:
         for key in list(self._held):
             self._release_key(key)
 
-    def _remember(self, lsm_event: Event, syscall_event: Event) -> None:
-        paired = self._paired
-        if len(paired) >= MAX_PAIRED:
-            paired.popitem(last=False)
-        paired[id(lsm_event)] = (lsm_event, syscall_event)
+    @staticmethod
+    def _remember(lsm_event: Event, syscall_event: Event) -> None:
+        lsm_event.syscall_event = syscall_event  # kept no longer than the LSM event itself
 
-    def syscall_of(self, event: Event) -> Event | None:
+    @staticmethod
+    def syscall_of(event: Event) -> Event | None:
         """The syscall event paired with this LSM event, if any."""
-        entry = self._paired.get(id(event))
-        return entry[1] if entry is not None and entry[0] is event else None
+        return event.syscall_event
 
 
 def _same_call(syscall_event: Event, lsm_event: Event) -> bool:
@@ -273,10 +270,6 @@ def describe(syscall_event: Event) -> dict[str, Any]:
     }
 
 
-#: The running sessions' contexts, by id(session).
-_contexts: dict[int, SyscallContext] = {}
-
-
 @hookimpl
 def tracee_sessionstart(session: Session) -> None:
     """Observe the syscalls and LSM events of the run."""
@@ -286,13 +279,6 @@ def tracee_sessionstart(session: Session) -> None:
     session.engine.observe(
         [*LSM_SYSCALLS, *sorted(_SYSCALLS)], context.observe, at_end=context.release_all, args_read=ARGS_READ
     )
-    _contexts[id(session)] = context
-
-
-@hookimpl
-def tracee_sessionfinish(session: Session, exitstatus: int) -> None:
-    """Forget the run's pairs."""
-    _contexts.pop(id(session), None)
 
 
 @hookimpl
@@ -303,8 +289,6 @@ def tracee_finding_enrich(finding: Finding) -> None:
         return
     if finding.data is not None and DATA_KEY in finding.data:
         return
-    for context in reversed(_contexts.values()):
-        syscall_event = context.syscall_of(event)
-        if syscall_event is not None:
-            finding.data = dict(finding.data or {}, **{DATA_KEY: describe(syscall_event)})
-            return
+    syscall_event = event.syscall_event
+    if syscall_event is not None:
+        finding.data = dict(finding.data or {}, **{DATA_KEY: describe(syscall_event)})

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import tracemalloc
 from pathlib import Path
 
 import orjson
 import pytest
 from conftest import tracee_rules
 from pytracee.engine.testing import make_event
-from pytracee.signatures.syscall_context import HOLD_NS, MAX_HELD, MAX_PAIRED, MAX_THREADS, SyscallContext
+from pytracee.signatures.syscall_context import HOLD_NS, MAX_HELD, MAX_THREADS, SyscallContext
 
 # A rule firing on every LSM event of the cross-reference (and on nothing else).
 LSM_RULE = """
@@ -149,7 +150,7 @@ def test_held_lsm_events_are_released_after_their_syscall_or_when_waiting_is_vai
     assert released[-1] is many[0]
 
 
-def test_pairs_are_checked_and_bounded(rules_dir: Path, tmp_path: Path) -> None:
+def test_pairs_are_checked(rules_dir: Path, tmp_path: Path) -> None:
     sockaddr = {"sa_family": "AF_INET", "sin_addr": "127.0.0.1", "sin_port": "80"}
     events = [
         # another socket's connect: not this LSM event's call
@@ -165,14 +166,26 @@ def test_pairs_are_checked_and_bounded(rules_dir: Path, tmp_path: Path) -> None:
     findings = replay(rules_dir, tmp_path, events)
     assert len(findings) == 3 and all("syscall_event" not in f["Data"] for f in findings)
 
+
+def test_a_pair_lives_as_long_as_its_lsm_event_and_no_longer() -> None:
+    """A pair is its LSM event's: an old LSM event that a signature still holds keeps its syscall
+    event (no table of pairs pushes it out), and the context keeps nothing of the pairs made."""
     context = SyscallContext()
-    lsm_events = []
-    for tid in range(MAX_PAIRED + 100):
-        context.observe(ev("openat", OPENAT, tid, returnValue=3))
-        lsm_events.append(ev("security_file_open", FILE_OPEN, tid, syscall="openat"))
-        context.observe(lsm_events[-1])
-    assert len(context._paired) == MAX_PAIRED
-    assert context.syscall_of(lsm_events[0]) is None and context.syscall_of(lsm_events[-1]) is not None
+    first_syscall = ev("openat", OPENAT, 1, returnValue=3)
+    first = ev("security_file_open", FILE_OPEN, 1, syscall="openat")
+    context.observe(first_syscall)
+    context.observe(first)
+    tracemalloc.start()
+    try:
+        for n in range(20_000):
+            tid = 2 + n % 500
+            context.observe(ev("openat", OPENAT, tid, returnValue=3))
+            context.observe(ev("security_file_open", FILE_OPEN, tid, syscall="openat"))
+        kept, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert context.syscall_of(first) is first_syscall  # 20,000 pairs later
+    assert kept < 256 << 10, kept  # none of those pairs (about 1 KiB each) stayed
 
 
 def test_syscalls_whose_lsm_event_the_stream_lacks_stop_waiting_once_the_table_is_full() -> None:
