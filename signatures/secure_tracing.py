@@ -57,6 +57,10 @@ log = logging.getLogger("pytracee.signatures")
 _EXEC_SYSCALLS: Final = ("execve", "execveat")
 _OPEN_SYSCALLS: Final = ("open", "openat", "openat2", "creat")
 EINPROGRESS: Final = 115
+#: Events held at most for an other half of a kind the stream has not shown yet. The two halves
+#: of a call come within a few events of each other, so this many waiting in vain mean the other
+#: kind is not traced (a recording without connect): more would only keep decoded events alive.
+MAX_HELD_UNSEEN: Final = 256
 
 _PROPERTIES: Final = {
     "Severity": 3,
@@ -84,7 +88,7 @@ class _SyscallKernelPairs(Signature):
         limits = (max(self.params.max_pending, 1), self.params.max_pending_mib << 20)
         self._kernel_view = PendingEvents(*limits)
         self._syscall_view = PendingEvents(*limits)
-        # which halves the stream has shown: once a table is full, an event whose other half the
+        # which halves the stream has shown: past MAX_HELD_UNSEEN, an event whose other half the
         # stream never showed is not held (a recording without connect would otherwise push every
         # security_socket_connect through the table); such events are counted
         self._seen_kernel = self._seen_syscall = False
@@ -120,9 +124,9 @@ class _SyscallKernelPairs(Signature):
                 self.compare(event, kernel_event)
 
     def _hold(self, table: PendingEvents, key: Hashable, event: Event, other_half_seen: bool) -> None:
-        """Hold ``event`` for its other half: while the table has room, or once the stream has
-        shown events of the other half's kind."""
-        if other_half_seen or len(table) < table.max_events:
+        """Hold ``event`` for its other half: once the stream has shown events of the other
+        half's kind, else while fewer than :data:`MAX_HELD_UNSEEN` (and the table's room) wait."""
+        if other_half_seen or len(table) < min(table.max_events, MAX_HELD_UNSEEN):
             table.add(key, event)
         else:
             self._not_held += 1
@@ -134,15 +138,17 @@ class _SyscallKernelPairs(Signature):
         forgotten = self._kernel_view.forgotten + self._syscall_view.forgotten
         if forgotten or self._not_held:
             log.warning(
-                "%s: %d %s events were forgotten unpaired (tables full: %d events or %d MiB each; "
-                "%d of them not held, their other half never seen in the stream); "
+                "%s: %d %s events were forgotten unpaired (%d pushed out of full tables of %d events "
+                "or %d MiB; %d not held: the stream showed none of their other half while %d waited); "
                 "tampering with those calls was not checked",
                 self.metadata.id,
                 forgotten + self._not_held,
                 "/".join((*self.syscalls[:2], self.kernel_event)),
+                forgotten,
                 self.params.max_pending,
                 self.params.max_pending_mib,
                 self._not_held,
+                min(self.params.max_pending, MAX_HELD_UNSEEN),
             )
         self._kernel_view.clear()
         self._syscall_view.clear()
