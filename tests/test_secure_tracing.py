@@ -67,7 +67,7 @@ def test_runs_with_the_builtins_by_default() -> None:
 
 def test_unpaired_exec_events_are_held_in_bounded_memory_and_a_later_attack_still_fires(caplog) -> None:
     from pytracee.engine.dispatch import Engine
-    from pytracee.signatures.secure_tracing import MAX_PENDING, MAX_PENDING_BYTES
+    from pytracee.signatures.secure_tracing import MAX_PENDING_BYTES
 
     signature = ExecArgumentTampering()
     findings: list = []
