@@ -155,6 +155,8 @@ class Engine:
         self._observers: dict[str, list[Callable[[Event], bool | None]]] = {}
         self._observers_at_end: list[Callable[[], None]] = []
         self._observed_args: dict[str, set[str]] = {}
+        #: event name -> each of its observers' ``idle`` test (None: that observer gave none).
+        self._observer_idle: dict[str, list[Callable[[Mapping[str, Any]], bool] | None]] = {}
         self._released: list[Event] = []
         #: Called with each event an observer held once the signatures had it (:meth:`release`).
         self.on_released: Callable[[Event], None] | None = None
@@ -188,6 +190,7 @@ class Engine:
         *,
         at_end: Callable[[], None] | None = None,
         args_read: Mapping[str, Iterable[str]] | None = None,
+        idle: Callable[[Mapping[str, Any]], bool] | None = None,
     ) -> None:
         """Call ``observer(event)`` for every event named in ``names``, before the signatures.
 
@@ -204,9 +207,14 @@ class Engine:
         observer reads (``{"openat": ["pathname"]}``): a replay reads those of the events
         only observers want in place and decodes the rest only if something reads more
         (:class:`~pytracee.engine.events.LazyEvent`); undeclared reads still work, decoding.
+        ``idle(fields)`` tells, from such an event's fields read in place (those of
+        :data:`~pytracee.engine.events.LAZY_FIELDS`, and ``"args"`` as ``args_read`` names them),
+        that the observer would do nothing with it now, nor change: a replay may then leave it
+        undecoded, when every observer of the event (and the context) says so.
         """
         for name in names:
             self._observers.setdefault(name, []).append(observer)
+            self._observer_idle.setdefault(name, []).append(idle)
         for name, args in (args_read or {}).items():
             names = {args} if isinstance(args, str) else set(args)
             if not all(isinstance(arg, str) for arg in names):
@@ -226,6 +234,16 @@ class Engine:
     def observed_args(self, name: str) -> tuple[str, ...]:
         """The arguments of event ``name`` that observers declared they read (:meth:`observe`), sorted."""
         return tuple(sorted(self._observed_args.get(name, ())))
+
+    def observers_idle(self, name: str) -> Callable[[Mapping[str, Any]], bool] | None:
+        """A test over the fields of event ``name`` read in place: true when none of its observers
+        would do anything with it (:meth:`observe`'s ``idle``); None when one has no such test."""
+        tests = self._observer_idle.get(name)
+        if not tests or None in tests:
+            return None
+        if len(tests) == 1:
+            return tests[0]
+        return lambda fields: all(test(fields) for test in tests)  # type: ignore[misc]
 
     # --- selection -------------------------------------------------------------------
 

@@ -116,6 +116,10 @@ class EventReader:
         the record well-formed: the events only engine observers want.
     :param lazy_args: of those, event name -> the arguments read in place too
         (:attr:`~pytracee.engine.session.Session.lazy_args`).
+    :param lazy_idle: of those, event name -> a test over the fields read in place, true when
+        nothing would use the event now (:attr:`~pytracee.engine.session.Session.lazy_idle`): it is
+        then counted as read and not decoded, as an event nobody wants. Consulted as records are
+        read (not copied).
     """
 
     def __init__(
@@ -132,6 +136,7 @@ class EventReader:
         observe_others: ObserveOthers | None = None,
         lazy_events: Collection[str] = (),
         lazy_args: Mapping[str, Sequence[str]] | None = None,
+        lazy_idle: Mapping[str, Callable[[Mapping[str, Any]], bool]] | None = None,
     ) -> None:
         self.sources = [str(s) for s in sources] or [STDIN]
         if self.sources.count(STDIN) > 1:
@@ -147,6 +152,7 @@ class EventReader:
         self.observe_others = observe_others if shard is not None else None
         self.lazy_events = frozenset(lazy_events)
         self.lazy_args = {name: tuple((lazy_args or {}).get(name, ())) for name in self.lazy_events}
+        self.lazy_idle: Mapping[str, Callable[[Mapping[str, Any]], bool]] = lazy_idle if lazy_idle is not None else {}
         self.stats = SourceStats()
         self._stdin = stdin
         self._log = SkipLog(log, REPORTED_PER_SOURCE)
@@ -251,6 +257,7 @@ class EventReader:
         observed, observe, observe_fields, fields_read, args_read, processes = others or ((), None, None, (), {}, None)
         extract = _compiled_extract
         lazy = self.lazy_args if extract is not None else {}  # event -> the arguments read in place
+        idle = self.lazy_idle  # event -> "nothing would use it now": counted, not decoded
         scan = _compiled_scan
         # the compiled scanner reads the arguments of admissions it can test on what it read
         fast: dict[str, Callable[[str, Mapping[str, Any]], bool]] = {}
@@ -365,6 +372,10 @@ class EventReader:
                     event = found["eventName"]
                     if known is None or known(event):  # an event only observers want: lazily
                         stats.events += 1
+                        unused = idle.get(event) if idle else None
+                        if unused is not None and unused(found):
+                            stats.undecoded += 1
+                            continue
                         yield LazyEvent(found, text, "tracee", name, lineno, lazy[event])
                         continue
                     found = scan(text, arg_table)  # type: ignore[misc]  # an unknown name: reported below
@@ -401,6 +412,10 @@ class EventReader:
                             stats.events += 1
                             if lazy[event]:
                                 read[0]["args"] = read[1]
+                            unused = idle.get(event) if idle else None
+                            if unused is not None and unused(read[0]):
+                                stats.undecoded += 1
+                                continue
                             yield LazyEvent(read[0], text, "tracee", name, lineno, lazy[event])
                             continue
                     try:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -160,6 +160,11 @@ class Session:
         #: Of those, the arguments observers declared they read (``Engine.observe``'s
         #: ``args_read``), which a replay reads in place: event name -> argument names.
         self.lazy_args: dict[str, tuple[str, ...]] = {}
+        #: Of those, event name -> a test over the fields read in place: true when neither its
+        #: observers nor the context would do anything with the event now (``Engine.observe``'s
+        #: ``idle``), so a replay leaves it undecoded. Emptied by a reload (the tests are the old
+        #: observers').
+        self.lazy_idle: dict[str, Callable[[Mapping[str, Any]], bool]] = {}
         #: After :meth:`load`: events the signatures select only from some origins or with data
         #: filters -> a test of a record's envelope (:mod:`~pytracee.engine.prefilter`).
         self.admissions: dict[str, Admission] = {}
@@ -227,6 +232,13 @@ class Session:
             self.lazy_args = {
                 name: args for name in sorted(self.lazy_events) if (args := self.engine.observed_args(name))
             }
+            self.lazy_idle.clear()
+            for name in self.lazy_events:
+                idle = self.engine.observers_idle(name)
+                if idle is not None:
+                    self.lazy_idle[name] = (
+                        idle if self.context is None else _and(self.context.learns_nothing_from, idle)
+                    )
             self.wanted_events |= observed_only | consumed
 
     def needed_events(self) -> set[str]:
@@ -300,6 +312,7 @@ class Session:
     def _reload(self) -> Callable[[Event], bool]:
         """Reload now (between two events); the dispatch function of the engine in force."""
         self.reload_requested = False
+        self.lazy_idle.clear()  # the old observers' tests: every lazy event is observed again
         if self.reparse is None:
             log.warning("reload requested, but this run cannot re-read its configuration")
         else:
@@ -442,6 +455,12 @@ class Session:
             **self.suppression.counters(),
             "output_failures": self.output_failures,
         }
+
+
+def _and(
+    first: Callable[[Mapping[str, Any]], bool], second: Callable[[Mapping[str, Any]], bool]
+) -> Callable[[Mapping[str, Any]], bool]:
+    return lambda fields: first(fields) and second(fields)
 
 
 def collect(config: SessionConfig, pm: PluginManager) -> tuple[list[LoadedSignature], list[LoadedSignature], Settings]:

@@ -103,5 +103,8 @@ class PendingEvents:
     def __len__(self) -> int:
         return len(self._events)
 
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._events
+
     def __bool__(self) -> bool:
         return bool(self._events)

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import posixpath
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from pytracee.engine import Event, Finding, MalformedEventError, hookimpl
@@ -172,6 +172,25 @@ class SyscallContext:
                 self._release_key(key)  # after this event: paired, or its partner was lost
         return False
 
+    def idle(self, fields: Mapping[str, Any]) -> bool:
+        """Whether a syscall event (its fields read in place: :data:`~pytracee.engine.events.LAZY_FIELDS`)
+        could pair with nothing and would change nothing here, so a replay need not decode it: the
+        stream pairs that syscall's LSM event before it only (Tracee's order) and none waits on its
+        thread, so its LSM event came and went undecoded (left out by the signatures' filters);
+        nothing is held, and the thread has neither a syscall event waiting nor a mark. It would
+        otherwise only wait in vain, at best, or be taken by the thread's next LSM event."""
+        name = fields.get("eventName")
+        lsm = _LSM_OF.get(name)  # type: ignore[arg-type]
+        if lsm is None or self._held or name not in self._traced:
+            return False
+        if lsm not in self._lsm_came_first or lsm in self._lsm_came_second:
+            return False
+        key: Hashable = ("process", fields.get("hostProcessId")) if name in _EXEC else fields.get("hostThreadId")
+        try:
+            return key not in self._lsm_waiting and key not in self._syscalls and key not in self._untraced_lsm
+        except TypeError:  # an unhashable value: observed, and reported there
+            return False
+
     def _this_call(self, syscall_event: Event, lsm_event: Event, *, first: bool = False) -> bool:
         """Whether two events of one thread and syscall (the LSM event ``first`` or second) are of
         one call. An open's path as passed differs between them in a race on its buffer (one call)
@@ -277,7 +296,11 @@ def tracee_sessionstart(session: Session) -> None:
         return
     context = SyscallContext(session.engine.release)
     session.engine.observe(
-        [*LSM_SYSCALLS, *sorted(_SYSCALLS)], context.observe, at_end=context.release_all, args_read=ARGS_READ
+        [*LSM_SYSCALLS, *sorted(_SYSCALLS)],
+        context.observe,
+        at_end=context.release_all,
+        args_read=ARGS_READ,
+        idle=context.idle,
     )
 
 

@@ -269,6 +269,89 @@ def test_in_tracees_order_syscalls_stop_waiting_once_the_table_is_full() -> None
     assert context._syscalls.forgotten > 0  # still held: their LSM events may come after them
 
 
+SHADOW_RULE = """
+from pytracee.engine import select, signature
+
+@signature(id="TEST-SHADOW", name="Shadow opened", events=[select("security_file_open", pathname="/etc/shadow")])
+def shadow(event):
+    return True
+"""
+
+
+def test_in_tracees_order_a_replay_leaves_undecoded_the_syscalls_that_can_pair_with_nothing(tmp_path: Path) -> None:
+    """Tracee's order, the LSM events of most opens refused by the signatures' data filters: each
+    openat comes after its LSM event, which was left out, so it can pair with nothing. Once the
+    stream has shown that order, a replay counts such an openat as read and decodes it for nobody
+    (the process is known: the tree learns nothing from it either); an open a signature takes
+    still pairs with its own openat."""
+    from pytracee.engine.reader import EventReader
+    from pytracee.engine.session import Session, SessionConfig
+
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "shadow.py").write_text(SHADOW_RULE)
+    shadow = dict(FILE_OPEN, pathname="/etc/shadow", syscall_pathname="/etc/shadow")
+    shadow_openat = dict(OPENAT, pathname="/etc/shadow")
+    events = []
+    for rv in (0, 1):  # the first shows openat traced, the second pairs with its LSM event first
+        events += [
+            ev("security_file_open", shadow, 1, syscall="openat", pid=1),
+            ev("openat", shadow_openat, 1, pid=1, returnValue=rv),
+        ]
+    for tid in range(100, 150):  # one process's threads open other files: refused by the filter
+        other = dict(FILE_OPEN, pathname=f"/tmp/f{tid}", syscall_pathname=f"/tmp/f{tid}")
+        events.append(ev("security_file_open", other, tid, syscall="openat", pid=1))
+        events.append(ev("openat", dict(OPENAT, pathname=f"/tmp/f{tid}"), tid, pid=1, returnValue=3))
+    events += [
+        ev("security_file_open", shadow, 7, syscall="openat", pid=1),
+        ev("openat", shadow_openat, 7, pid=1, returnValue=5),
+    ]
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(e.raw) + b"\n" for e in events))
+
+    session = Session(SessionConfig(rules_dirs=[rules], rules=["TEST-SHADOW"], load_installed_plugins=False))
+    session.load()
+    assert session.engine is not None and "openat" in session.lazy_idle
+    findings: list = []
+    session.engine.on_finding = findings.append
+    reader = EventReader(
+        [path],
+        is_known_event=session.is_known_event,
+        wanted_events=session.wanted_events,
+        admissions=session.admissions,
+        lazy_events=session.lazy_events,
+        lazy_args=session.lazy_args,
+        lazy_idle=session.lazy_idle,
+    )
+    session.finish(session.run(reader))
+    paired = [f.event.syscall_event.raw["returnValue"] if f.event.syscall_event else None for f in findings]
+    assert paired == [None, 1, 5]  # each its own openat (the first: openat not shown traced yet)
+    assert reader.stats.events == len(events) and reader.stats.skipped == 0
+    assert reader.stats.undecoded == 100  # 50 LSM events refused, their 50 openat idle
+    assert session.engine.stats.events == 6  # the three shadow opens, both halves
+
+
+def test_a_syscall_is_idle_only_when_the_stream_surely_pairs_it_after_its_lsm_event() -> None:
+    """The collector's order (syscall first), an order not shown yet, an LSM event waiting on the
+    thread, an event held: the syscall event is observed."""
+    fields = {"eventName": "openat", "hostProcessId": 1, "hostThreadId": 9}
+    context = SyscallContext(release=lambda event: None)
+    assert not context.idle(fields)  # openat not seen traced yet
+    context.observe(ev("openat", OPENAT, 1, returnValue=3))
+    context.observe(ev("security_file_open", FILE_OPEN, 1, syscall="openat"))  # the syscall first
+    assert not context.idle(fields)
+    context = SyscallContext(release=lambda event: None)
+    for _ in range(2):  # openat shown traced, then paired with the LSM event first
+        context.observe(ev("security_file_open", FILE_OPEN, 1, syscall="openat"))
+        context.observe(ev("openat", OPENAT, 1, returnValue=3))
+    assert context.idle(fields)
+    assert not context.idle({**fields, "eventName": "connect"})  # connect's order not shown
+    context.observe(ev("security_file_open", FILE_OPEN, 9, syscall="openat"))  # waits on thread 9, held
+    assert not context.idle(fields) and not context.idle({**fields, "hostThreadId": 10})
+    context.observe(ev("openat", OPENAT, 9, returnValue=3))  # its own: paired, released
+    assert context.idle(fields) and context.idle({**fields, "hostThreadId": 10})
+
+
 def test_a_signature_choosing_the_key_keeps_it(tmp_path: Path) -> None:
     rules = tmp_path / "rules"
     rules.mkdir()

@@ -299,6 +299,7 @@ def _list_or_replay(
             observe_others=tree_events,
             lazy_events=session.lazy_events,
             lazy_args=session.lazy_args,
+            lazy_idle=session.lazy_idle,
         )
 
     for sig in (signal.SIGINT, signal.SIGTERM):  # finish signatures and outputs, once

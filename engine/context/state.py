@@ -113,6 +113,15 @@ class EventContext:
             if raw.get("containerId") or raw.get("container"):
                 containers.enrich(raw)
 
+    def learns_nothing_from(self, fields: Mapping[str, Any]) -> bool:
+        """Whether observing an event that is not a fork, exec or exit, with these context fields
+        (read in place: its ``hostProcessId`` and ``processEntityId``), would teach this context
+        nothing: its process is known already, and no container resolver looks at events."""
+        if self.containers is not None:
+            return False
+        tree = self.tree
+        return tree is None or not tree.learn_from_context or tree.knows(fields)
+
     def observe_fields(self, fields: Mapping[str, Any], args: Mapping[str, Any]) -> None:
         """Learn from an event only the process tree reads (under ``--workers``, another shard's
         fork, exec or exit): its fields named in :data:`~pytracee.engine.context.proctree.FIELDS_READ`
