@@ -241,6 +241,19 @@ class Session:
                     )
             self.wanted_events |= observed_only | consumed
 
+    def reader_plan(self) -> dict[str, Any]:
+        """What a replay's reader takes of this session's plan, after :meth:`load`: the known
+        event names, the events to decode whole or by admission, and those read lazily (with
+        their arguments read in place and their idle tests): ``EventReader(paths, **plan)``."""
+        return {
+            "is_known_event": self.is_known_event,
+            "wanted_events": self.wanted_events,
+            "admissions": self.admissions,
+            "lazy_events": self.lazy_events,
+            "lazy_args": self.lazy_args,
+            "lazy_idle": self.lazy_idle,
+        }
+
     def needed_events(self) -> set[str]:
         """The events a tracer must record for this run: those the signatures select by name
         and those the context consumes (:attr:`~pytracee.engine.context.state.EventContext.consumed_events`)."""

@@ -314,15 +314,7 @@ def test_in_tracees_order_a_replay_leaves_undecoded_the_syscalls_that_can_pair_w
     assert session.engine is not None and "openat" in session.lazy_idle
     findings: list = []
     session.engine.on_finding = findings.append
-    reader = EventReader(
-        [path],
-        is_known_event=session.is_known_event,
-        wanted_events=session.wanted_events,
-        admissions=session.admissions,
-        lazy_events=session.lazy_events,
-        lazy_args=session.lazy_args,
-        lazy_idle=session.lazy_idle,
-    )
+    reader = EventReader([path], **session.reader_plan())
     session.finish(session.run(reader))
     paired = [f.event.syscall_event.raw["returnValue"] if f.event.syscall_event else None for f in findings]
     assert paired == [None, 1, 5]  # each its own openat (the first: openat not shown traced yet)

@@ -292,14 +292,9 @@ def _list_or_replay(
             inputs,
             strict=args.strict,
             max_line_size=args.max_line_size,
-            is_known_event=session.is_known_event,
-            wanted_events=session.wanted_events,
-            admissions=session.admissions,
             shard=shard,
             observe_others=tree_events,
-            lazy_events=session.lazy_events,
-            lazy_args=session.lazy_args,
-            lazy_idle=session.lazy_idle,
+            **session.reader_plan(),
         )
 
     for sig in (signal.SIGINT, signal.SIGTERM):  # finish signatures and outputs, once
