@@ -323,6 +323,20 @@ def test_in_tracees_order_a_replay_leaves_undecoded_the_syscalls_that_can_pair_w
     assert session.engine.stats.events == 6  # the three shadow opens, both halves
 
 
+def test_a_reload_forgets_the_idle_tests_of_the_old_observers() -> None:
+    """The reader holds the session's dict of idle tests: a reload empties it in place, so every
+    lazy event is observed again (the tests were the old observers')."""
+    from pytracee.engine.session import Session, SessionConfig
+
+    session = Session(SessionConfig(load_installed_plugins=False))
+    session.load()
+    plan = session.reader_plan()
+    assert "openat" in plan["lazy_idle"]
+    session.request_reload()
+    session.finish(session.run([ev("openat", OPENAT, 1, returnValue=3)]))
+    assert plan["lazy_idle"] == {}
+
+
 def test_a_syscall_is_idle_only_when_the_stream_surely_pairs_it_after_its_lsm_event() -> None:
     """The collector's order (syscall first), an order not shown yet, an LSM event waiting on the
     thread, an event held: the syscall event is observed."""
