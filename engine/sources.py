@@ -59,6 +59,10 @@ class SourceStats:
         """Records that were not delivered."""
         return sum(self.skipped_by_reason.values())
 
+    def records(self) -> int:
+        """Records read so far, delivered or skipped (safe to ask while another thread counts)."""
+        return self.events + sum(snapshot_counts(self.skipped_by_reason).values())
+
     def copy(self) -> SourceStats:
         """A copy, safe to take while another thread counts."""
         return SourceStats(self.events, Counter(snapshot_counts(self.skipped_by_reason)), self.undecoded)

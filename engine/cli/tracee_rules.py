@@ -383,14 +383,9 @@ def _replay(
 def _progress_line(session: Session, reader: EventReader) -> ProgressLine:
     """The progress line of a replay: records read, findings, bytes of the input."""
     engine = session.engine
-
-    def records() -> int:
-        stats = reader.stats  # read each time: under --workers, replaced as the workers report
-        return stats.events + sum(list(stats.skipped_by_reason.values()))
-
     return ProgressLine(
         PROG,
-        events=records,
+        events=lambda: reader.stats.records(),  # noqa: PLW0108 - reader.stats is read each time: --workers replaces it
         findings=lambda: engine.stats.findings if engine is not None else 0,
         position=InputPosition(reader),
     )

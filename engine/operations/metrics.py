@@ -207,8 +207,7 @@ class RunView:
         polls = getattr(self.source, "polls", None)
         if isinstance(polls, int):
             return polls
-        stats = self.source.stats
-        records = stats.events + sum(snapshot_counts(stats.skipped_by_reason).values())
+        records = self.source.stats.records()
         workers = getattr(self.source, "workers_position", None)  # --workers: the bytes read count too
         return records + workers[0] if workers is not None else records
 
