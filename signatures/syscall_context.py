@@ -132,7 +132,7 @@ class SyscallContext:
         if self._held:
             self._release_expired(event.timestamp)
         name = event.name
-        key = ("process", event.host_process_id) if name in _EXEC else event.host_thread_id
+        key = _pair_key(name, event.context_fields)
         if name in LSM_SYSCALLS:
             self._lsm_seen.add(name)
             syscall_event = self._syscalls.pop(key)
@@ -185,7 +185,7 @@ class SyscallContext:
             return False
         if lsm not in self._lsm_came_first or lsm in self._lsm_came_second:
             return False
-        key: Hashable = ("process", fields.get("hostProcessId")) if name in _EXEC else fields.get("hostThreadId")
+        key = _pair_key(name, fields)
         try:
             return key not in self._lsm_waiting and key not in self._syscalls and key not in self._untraced_lsm
         except TypeError:  # an unhashable value: observed, and reported there
@@ -242,6 +242,12 @@ class SyscallContext:
     def syscall_of(event: Event) -> Event | None:
         """The syscall event paired with this LSM event, if any."""
         return event.syscall_event
+
+
+def _pair_key(name: str, fields: Mapping[str, Any]) -> Hashable:
+    """What the two halves of a call share: the host thread, or the host process for exec (whose
+    thread id may change); from an event's context fields, as the observer and ``idle`` read them."""
+    return ("process", fields.get("hostProcessId", 0)) if name in _EXEC else fields.get("hostThreadId", 0)
 
 
 def _same_call(syscall_event: Event, lsm_event: Event) -> bool:

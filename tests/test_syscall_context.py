@@ -356,6 +356,15 @@ def test_a_syscall_is_idle_only_when_the_stream_surely_pairs_it_after_its_lsm_ev
     assert not context.idle(fields) and not context.idle({**fields, "hostThreadId": 10})
     context.observe(ev("openat", OPENAT, 9, returnValue=3))  # its own: paired, released
     assert context.idle(fields) and context.idle({**fields, "hostThreadId": 10})
+    # a record without hostThreadId pairs under thread 0, whether observed or asked about
+    unheld = SyscallContext()
+    for _ in range(2):
+        unheld.observe(ev("security_file_open", FILE_OPEN, 1, syscall="openat"))
+        unheld.observe(ev("openat", OPENAT, 1, returnValue=3))
+    threadless = ev("security_file_open", FILE_OPEN, 5, syscall="openat")
+    del threadless.raw["hostThreadId"]
+    unheld.observe(threadless)  # waits under thread 0 (not held: no release function)
+    assert not unheld.idle({"eventName": "openat", "hostProcessId": 5})
 
 
 def test_a_signature_choosing_the_key_keeps_it(tmp_path: Path) -> None:
