@@ -73,6 +73,8 @@ class EngineStats:
     findings: int = 0
     findings_by_signature: Counter[str] = field(default_factory=Counter)
     errors_by_signature: Counter[str] = field(default_factory=Counter)
+    #: Errors of the engine's observers (:meth:`Engine.observe`), by observer.
+    errors_by_observer: Counter[str] = field(default_factory=Counter)
 
     def copy(self) -> EngineStats:
         """A copy, safe to take while another thread counts."""
@@ -81,6 +83,7 @@ class EngineStats:
             self.findings,
             Counter(snapshot_counts(self.findings_by_signature)),
             Counter(snapshot_counts(self.errors_by_signature)),
+            Counter(snapshot_counts(self.errors_by_observer)),
         )
 
 
@@ -376,7 +379,7 @@ class Engine:
             try:
                 held |= bool(observer(event))
             except Exception as exc:  # context lost for this event only; the signatures still run
-                log.error("event observer %r failed on %s: %s: %s", observer, event.name, type(exc).__name__, exc)
+                self._observer_failed(observer, event, exc)
         if not held:
             self._dispatch(event)
         self._dispatch_released()
@@ -391,6 +394,23 @@ class Engine:
                 log.error("event %s held by an observer is malformed: %s", event.location or event.name, exc)
             if self.on_released is not None:
                 self.on_released(event)
+
+    def _observer_failed(self, observer: Callable[[Event], object], event: Event, exc: Exception) -> None:
+        """Count an observer's error; log the first few of each observer (input can repeat one)."""
+        name = getattr(observer, "__qualname__", None) or repr(observer)
+        count = self.stats.errors_by_observer[name] + 1
+        self.stats.errors_by_observer[name] = count
+        if count <= ERRORS_LOGGED_PER_SIGNATURE:
+            where = f" at {event.location}" if event.location else ""
+            log.error(
+                "event observer %s failed on %s event%s: %s: %s%s",
+                name,
+                event.name,
+                where,
+                type(exc).__name__,
+                exc,
+                " (further errors of this observer are only counted)" if count == ERRORS_LOGGED_PER_SIGNATURE else "",
+            )
 
     def _signature_failed(self, loaded: LoadedSignature, event: Event, exc: BaseException) -> None:
         sig_id = loaded.metadata.id

@@ -392,6 +392,7 @@ def _add(total: SourceStats, engine_total: EngineStats, source: SourceStats, eng
     engine_total.findings += engine.findings
     engine_total.findings_by_signature.update(engine.findings_by_signature)
     engine_total.errors_by_signature.update(engine.errors_by_signature)
+    engine_total.errors_by_observer.update(engine.errors_by_observer)
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -437,6 +437,11 @@ class Session:
             lines.extend(self.suppression.summary())
             if self.suppressed:
                 lines.append("suppressed by plugins: " + ", ".join(f"{r}: {n}" for r, n in self.suppressed.items()))
+            if engine.stats.errors_by_observer:
+                lines.append(
+                    "observer errors (context lost for those events): "
+                    + ", ".join(f"{name}: {n}" for name, n in sorted(engine.stats.errors_by_observer.items()))
+                )
             if engine.stats.errors_by_signature:
                 lines.append(
                     "signature errors: "
@@ -464,6 +469,7 @@ class Session:
             "findings": engine.stats.findings if engine else 0,
             "findings_by_signature": dict(engine.stats.findings_by_signature) if engine else {},
             "signature_errors": dict(engine.stats.errors_by_signature) if engine else {},
+            "observer_errors": dict(engine.stats.errors_by_observer) if engine else {},
             "suppressed": dict(self.suppressed),
             **self.suppression.counters(),
             "output_failures": self.output_failures,

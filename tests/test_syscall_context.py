@@ -401,6 +401,24 @@ def test_engine_observers_see_events_before_the_signatures_and_select_nothing(ca
     assert "observer bug" in caplog.text
 
 
+def test_an_observer_failing_on_every_event_is_logged_a_few_times_and_counted(caplog) -> None:
+    """Input can make an observer fail on every record: the first errors are logged, all are
+    counted, and the summary says how many events lost their context."""
+    from pytracee.engine.dispatch import ERRORS_LOGGED_PER_SIGNATURE, Engine
+
+    engine = Engine([], lambda finding: None)
+
+    def broken(event) -> None:
+        raise RuntimeError("observer bug")
+
+    engine.observe(["openat"], broken)
+    for tid in range(40):
+        engine.dispatch(ev("openat", OPENAT, tid, returnValue=3))
+    logged = [r.getMessage() for r in caplog.records if "observer bug" in r.getMessage()]
+    assert len(logged) == ERRORS_LOGGED_PER_SIGNATURE and "only counted" in logged[-1]
+    assert dict(engine.stats.errors_by_observer) == {broken.__qualname__: 40}
+
+
 def test_an_event_held_back_is_reported_done_only_once_the_signatures_had_it() -> None:
     """A source that acknowledges its input (a message bus) must not acknowledge an LSM event
     an observer holds: the engine says it did not go to the signatures, and reports it later."""
