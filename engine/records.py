@@ -236,6 +236,7 @@ class _ArrayScanner:
         self.tail_reported = False
         self._line = splitter._lines_done + 1  # the line number at buffer[_counted]
         self._counted = 0
+        self._ends_with_newline = False
 
     def line_at(self, position: int) -> int:
         if position > self._counted:
@@ -259,6 +260,7 @@ class _ArrayScanner:
             self.buffer += self.decoder.decode(b"", final=True)
             return False
         self.buffer += self.decoder.decode(chunk)
+        self._ends_with_newline = chunk.endswith(b"\n")
         return True
 
     def next_char(self) -> str:
@@ -351,7 +353,11 @@ class _ArrayScanner:
         self.skip_element()
 
     def skip_element(self) -> None:
-        """Move to the ``,`` or ``]`` ending the current element, holding at most a chunk."""
+        """Move to the ``,`` or ``]`` ending the current element, holding at most a chunk.
+
+        When the input ends first, every line after the element's start was skipped with it:
+        that is reported with the lines it covered (the array never closed)."""
+        first = self.line_at(self.pos)
         depth = 0
         in_string = False
         while True:
@@ -363,14 +369,14 @@ class _ArrayScanner:
                     continue
                 self.pos = end  # a lone backslash at the end stays for the next chunk
                 if not self.more():
-                    self.tail_reported = True
+                    self._ends_inside(first)
                     return
                 continue
             found = _OUTSIDE_STRING.search(buffer, self.pos)
             if found is None:
                 self.pos = len(buffer)
                 if not self.more():
-                    self.tail_reported = True
+                    self._ends_inside(first)
                     return
                 continue
             char = found.group()
@@ -384,3 +390,14 @@ class _ArrayScanner:
                 return
             elif char in "]}" and depth:
                 depth -= 1
+
+    def _ends_inside(self, first: int) -> None:
+        """The input ended inside a skipped element: report the lines after its first, if any."""
+        self.tail_reported = True
+        last = self.line_at(len(self.buffer)) - self._ends_with_newline
+        if last > first:
+            self.splitter._report(
+                first,
+                "invalid JSON",
+                f"the input ends inside this array element: lines {first}-{last} were skipped with it",
+            )

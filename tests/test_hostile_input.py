@@ -222,21 +222,37 @@ def test_an_array_left_open_is_reported(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "events"),
+    ("text", "events", "skipped"),
     [
-        ("[" * 1001, 0),  # never closed: the line after it is inside the array
-        ("[" * 1001 + "]" * 1001, 1),
-        ('{"a":' * 2000 + "1" + "}" * 2000, 1),
+        ("[" * 1001, 0, "2 skipped (too deeply nested: 1, invalid JSON: 1)"),  # never closed: line 2 is inside
+        ("[" * 1001 + "]" * 1001, 1, "1 skipped (too deeply nested: 1)"),
+        ('{"a":' * 2000 + "1" + "}" * 2000, 1, "1 skipped (too deeply nested: 1)"),
     ],
 )
-def test_deep_nesting_is_a_counted_record_not_a_traceback(tmp_path: Path, text: str, events: int) -> None:
+def test_deep_nesting_is_a_counted_record_not_a_traceback(tmp_path: Path, text: str, events: int, skipped: str) -> None:
     path = tmp_path / "deep.json"
     path.write_text(text + "\n" + OPENAT_LINE + "\n")
     result = tracee_rules("--input", str(path))
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr and "RecursionError" not in result.stderr
     assert "too deeply nested" in result.stderr
-    assert f"{events} events read, 1 skipped (too deeply nested: 1)" in result.stderr
+    assert f"{events} events read, {skipped}" in result.stderr
+
+
+def test_lines_swallowed_by_an_element_that_never_ends_are_reported(tmp_path: Path) -> None:
+    """A stray line opening 5,000 arrays turns the JSON lines after it into one element that never
+    closes: those lines cannot be read, but the warning says which they were."""
+    path = tmp_path / "stray.jsonl"
+    path.write_text("\n".join([OPENAT_LINE] * 3 + ["[" * 5000] + [OPENAT_LINE] * 20) + "\n")
+    result = tracee_rules("--input", str(path))
+    assert result.returncode == 0, result.stderr
+    assert f"{path}:4: invalid JSON: the input ends inside this array element: lines 4-24 were skipped" in result.stderr
+    assert "3 events read, 2 skipped (too deeply nested: 1, invalid JSON: 1)" in result.stderr
+    pretty = tmp_path / "cut.json"  # a pretty array cut inside an element: the lines it covered
+    pretty.write_text(json.dumps([OPENAT, OPENAT], indent=2)[:-40])
+    reader = EventReader([pretty])
+    assert len(list(reader)) == 1
+    assert dict(reader.stats.skipped_by_reason) == {"invalid JSON": 2}
 
 
 # --- latency ------------------------------------------------------------------------------------------
