@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 from conftest import FIXTURES, tracee_rules
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pytracee.engine import Event, Finding, SignatureMetadata
+from pytracee.engine.output import templates
 from pytracee.engine.output.printer import OutputFile
 from pytracee.engine.output.templates import FindingTemplate, TemplateError, go_format
 from pytracee.engine.testing import make_event
@@ -229,3 +232,78 @@ def test_csv_and_xml_keep_hostile_process_and_host_names_inside_their_field() ->
     root = ET.fromstring(FindingTemplate.load("xml").render(finding).split("?>", 1)[1])  # noqa: S314 - our own template's output
     assert root.findtext("processname") == 'a,"b\n'
     assert root.findtext("hostname") == "h</hostname><x>,"
+
+
+# --- the default template without Jinja2 ---------------------------------------------------------
+
+_SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=True), st.text(max_size=8)
+)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8,
+)
+_PROCESS = st.fixed_dictionaries({}, optional={"comm": _VALUES, "pid": _VALUES, "nsPid": st.integers(0, 9)})
+_ANCESTRY = st.one_of(st.lists(_PROCESS, max_size=3), st.lists(_VALUES, max_size=2), _VALUES)
+
+
+@st.composite
+def _findings(draw: st.DrawFn) -> Finding:
+    raw: dict = {"eventName": draw(st.sampled_from(["openat", "execve"]))}
+    for key in ("processName", "hostName", "ProcessName", "hostname"):
+        if draw(st.booleans()):
+            raw[key] = draw(_VALUES)
+    if draw(st.booleans()):
+        raw[draw(st.sampled_from(["processAncestry", "ProcessAncestry"]))] = draw(_ANCESTRY)
+    data = draw(st.one_of(st.none(), st.dictionaries(st.text(max_size=6), _VALUES, max_size=4), _VALUES))
+    meta = SignatureMetadata(id=draw(st.text(max_size=6)), name=draw(st.text(max_size=6)))
+    return Finding(data, Event(raw), meta)
+
+
+def _by_jinja(finding: Finding) -> str | None:
+    source = (Path(templates.__file__).parent / "templates" / "default.j2").read_text()
+    try:
+        return FindingTemplate("default", source).render(finding)  # no plain path: the template itself
+    except TemplateError:
+        return None
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(_findings())
+def test_the_default_text_without_jinja2_is_the_templates_text(finding: Finding) -> None:
+    plain = templates.default_text(finding)
+    if plain is not None:
+        expected = _by_jinja(finding)
+        assert expected is not None, "the template fails where the plain text does not"
+        assert TIME.sub("T", plain) == TIME.sub("T", expected)
+
+
+def test_the_default_text_is_built_without_jinja2_for_findings_as_signatures_make_them() -> None:
+    event = make_event("openat", processName="cat", hostName="box", args={"pathname": "/etc/shadow"})
+    event.raw["processAncestry"] = [{"pid": 7, "comm": "bash"}, {"pid": 1, "comm": "systemd"}]
+    finding = Finding(
+        {"path": "/etc/shadow", "flags": [1, 2.5, None, True]}, event, SignatureMetadata(id="X", name="n")
+    )
+    plain = templates.default_text(finding)
+    assert plain is not None
+    assert plain.endswith("Hostname: box\nAncestry: bash[7] < systemd[1]\n")
+    assert "Data: map[flags:[1 2.5 <nil> true] path:/etc/shadow]\n" in plain
+    assert TIME.sub("T", plain) == TIME.sub("T", _by_jinja(finding) or "")
+    run = subprocess.run(  # a replay with findings, printed by the default template: Jinja2 never loads
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys; from pytracee.engine.cli.tracee_rules import main; rc = main(sys.argv[1:]); "
+                "assert 'jinja2' not in sys.modules, 'jinja2 was imported'; sys.exit(rc)"
+            ),
+            "--input",
+            str(FIXTURES / "detections_both_eras.jsonl"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.count("*** Detection ***") == 5

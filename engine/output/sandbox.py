@@ -18,20 +18,16 @@ they print come from traced programs. :func:`bounded_environment` builds an
 
 The caller bounds the text produced by the template itself (see
 :meth:`pytracee.engine.output.templates.FindingTemplate.render`). A template that goes
-over a bound raises :class:`RenderLimitError`. Filters never run at compile time
+over a bound raises :class:`RenderLimitError` (the bounds: :mod:`pytracee.engine.output.limits`). Filters never run at compile time
 (Jinja folds constant filter calls otherwise), so loading a template is bounded too.
 ``lipsum`` is removed; there is no loader, so ``include``/``import`` fail.
 """
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import re
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, Final
 
 from jinja2 import nodes, pass_context
@@ -44,6 +40,9 @@ from jinja2.sandbox import (
 from jinja2.utils import Namespace
 from markupsafe import Markup
 
+from .limits import DEFAULT_LIMITS, RenderLimitError, RenderLimits, RenderTimeoutError, render_budget
+from .limits import current_limits as _check
+
 __all__ = [
     "DEFAULT_LIMITS",
     "RenderLimitError",
@@ -52,66 +51,6 @@ __all__ = [
     "bounded_environment",
     "render_budget",
 ]
-
-
-@dataclass(frozen=True)
-class RenderLimits:
-    """Bounds of rendering one finding."""
-
-    #: Characters of rendered text, and the largest string or collection an operation may build.
-    max_output: int = 1 << 20
-    #: Wall-clock seconds.
-    max_seconds: float = 1.0
-    #: Items of a ``range()``.
-    max_range: int = 100_000
-    #: Bits of an integer computed with ``*`` or ``**``.
-    max_int_bits: int = 1 << 16
-    #: Renders over ``max_seconds`` after which the template is no longer run: each one
-    #: cost ``max_seconds`` of detection time, so a template that keeps timing out would
-    #: otherwise slow detection to one finding per ``max_seconds``.
-    max_timeouts: int = 3
-
-
-DEFAULT_LIMITS: Final = RenderLimits()
-
-
-class RenderLimitError(Exception):
-    """A template went over one of the :class:`RenderLimits` while rendering."""
-
-
-class RenderTimeoutError(RenderLimitError):
-    """A render went over :attr:`RenderLimits.max_seconds`."""
-
-
-class _Budget:
-    __slots__ = ("deadline", "limits")
-
-    def __init__(self, limits: RenderLimits) -> None:
-        self.limits = limits
-        self.deadline = time.monotonic() + limits.max_seconds
-
-    def check(self) -> RenderLimits:
-        if time.monotonic() > self.deadline:
-            raise RenderTimeoutError(f"rendering took over {self.limits.max_seconds:g} s")
-        return self.limits
-
-
-_BUDGET: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar("pytracee_render_budget", default=None)
-
-
-@contextmanager
-def render_budget(limits: RenderLimits = DEFAULT_LIMITS) -> Iterator[None]:
-    """Apply ``limits`` (the deadline starts now) to templates rendered in this block and thread."""
-    token = _BUDGET.set(_Budget(limits))
-    try:
-        yield
-    finally:
-        _BUDGET.reset(token)
-
-
-def _check() -> RenderLimits:
-    budget = _BUDGET.get()
-    return budget.check() if budget is not None else DEFAULT_LIMITS
 
 
 def _size(value: Any) -> int:
@@ -196,13 +135,12 @@ def _check_replace(limits: RenderLimits, s: Any, old: Any, new: Any, count: Any)
 
 def _joined(limits: RenderLimits, separator: Any, items: Any) -> list[Any]:
     """The items of a join as a list, stopping as soon as the joined text would be too long."""
-    budget = _BUDGET.get()
     step = _text_len(separator)
     out: list[Any] = []
     total = -step
     for index, item in enumerate(items):
-        if index & 63 == 0 and budget is not None:
-            budget.check()
+        if index & 63 == 0:
+            _check()  # the deadline
         total += step + _text_len(item)
         _over(limits, total, "a join")
         out.append(item)
@@ -311,10 +249,9 @@ class _BoundedIterable:
         self._items = items
 
     def __iter__(self) -> Iterator[Any]:
-        budget = _BUDGET.get()
         for index, item in enumerate(self._items):
-            if index & 63 == 0 and budget is not None:
-                budget.check()
+            if index & 63 == 0:
+                _check()  # the deadline
             yield item
 
     def __len__(self) -> int:

@@ -14,7 +14,9 @@ their Go names (``ProcessName``) and their JSON keys (``processName``). The
 finding itself is ``finding`` (a :class:`~pytracee.engine.findings.Finding`).
 
 Built-in templates are chosen by name (:data:`BUILTIN_TEMPLATES`), anything else
-is a path to a template file.
+is a path to a template file. The built-in ``default`` one is rendered without Jinja2
+where its text is plain (:func:`default_text`); Jinja2 is imported when a template is
+first compiled, so a run that prints no template text does not load it.
 """
 
 from __future__ import annotations
@@ -22,27 +24,23 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import decimal
+import functools
 import math
 import re
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import jinja2
 import orjson
 
 from ..findings import Finding
 from ..schema import GO_FIELD_NAMES
-from .sandbox import (
-    DEFAULT_LIMITS,
-    RenderLimitError,
-    RenderLimits,
-    RenderTimeoutError,
-    bounded_environment,
-    render_budget,
-)
+from .limits import DEFAULT_LIMITS, RenderLimitError, RenderLimits, RenderTimeoutError, render_budget
+
+if TYPE_CHECKING:
+    import jinja2
 
 __all__ = [
     "BUILTIN_TEMPLATES",
@@ -50,6 +48,7 @@ __all__ = [
     "RenderLimits",
     "TemplateDisabledError",
     "TemplateError",
+    "default_text",
     "go_format",
 ]
 
@@ -122,9 +121,10 @@ class GoView:
     def __getattr__(self, name: str) -> Any:
         raw = self.raw
         if isinstance(raw, Mapping):
-            for key in (self._aliases.get(name), name, name[:1].lower() + name[1:], name.lower()):
-                if key is not None and key in raw:
-                    return _view(raw[key])
+            try:
+                return _view(go_field(raw, name, self._aliases))
+            except KeyError:
+                pass
         raise AttributeError(name)
 
     def __getitem__(self, key: Any) -> Any:
@@ -138,6 +138,15 @@ class GoView:
 
     def __str__(self) -> str:
         return go_format(self.raw)
+
+
+def go_field(raw: Mapping[str, Any], name: str, aliases: Mapping[str, str]) -> Any:
+    """The value a template's ``.Name`` reads of a JSON object: under the Go name's alias, the
+    name itself, with a lower-case first letter, or all lower-case; KeyError when none is there."""
+    for key in (aliases.get(name), name, name[:1].lower() + name[1:], name.lower()):
+        if key is not None and key in raw:
+            return raw[key]
+    raise KeyError(name)
 
 
 class GoMap(dict):  # type: ignore[type-arg]
@@ -271,19 +280,77 @@ def csv_field(value: Any) -> str:
     return text
 
 
-_ENVIRONMENT: Final = bounded_environment(
-    globals={
-        "now": _now,
-        "dateInZone": _date_in_zone,
-        "date": _date,
-        "toJson": to_json,
-        "toPrettyJson": to_pretty_json,
-    },
-    filters={"toJson": to_json, "toPrettyJson": to_pretty_json, "go": go_format, "csvField": csv_field},
-    undefined=jinja2.StrictUndefined,
-    keep_trailing_newline=True,
-    autoescape=False,
-)
+@functools.cache
+def _environment() -> jinja2.Environment:
+    """The sandboxed Jinja2 environment of every template (Jinja2 is imported here, once)."""
+    import jinja2
+
+    from .sandbox import bounded_environment
+
+    return bounded_environment(
+        globals={
+            "now": _now,
+            "dateInZone": _date_in_zone,
+            "date": _date,
+            "toJson": to_json,
+            "toPrettyJson": to_pretty_json,
+        },
+        filters={"toJson": to_json, "toPrettyJson": to_pretty_json, "go": go_format, "csvField": csv_field},
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+
+
+# --- the built-in default template without Jinja2 ------------------------------------------------
+
+
+def _printed(value: Any) -> str:
+    # what {{ value }} prints of a value read through a GoView
+    return go_format(value) if isinstance(value, (Mapping, list)) else str(value)
+
+
+def default_text(finding: Finding, limits: RenderLimits = DEFAULT_LIMITS) -> str | None:
+    """The text of the built-in ``default`` template for ``finding``, built without Jinja2; None
+    when the template would do anything but print plain values (a field it reads is missing,
+    the ancestry is not a list of processes, the text is over ``limits.max_output``, ...): the
+    template itself then renders it (or says why it cannot). tests/test_output.py holds the two
+    to the same text."""
+    try:
+        data = finding.data
+        if data is not None and type(data) is not dict:
+            return None
+        payload = finding.event.to_dict()
+        meta = finding.sig_metadata.to_dict()
+        lines = [
+            "",
+            "*** Detection ***",
+            "Time: " + _date_in_zone("2006-01-02T15:04:05Z", _now(), "UTC"),
+            "Signature ID: " + _printed(go_field(meta, "ID", {})),
+            "Signature: " + _printed(go_field(meta, "Name", {})),
+            "Data: " + go_format(data if data is not None else {}),
+            "Command: " + _printed(go_field(payload, "ProcessName", GO_FIELD_NAMES)),
+            "Hostname: " + _printed(go_field(payload, "HostName", GO_FIELD_NAMES)),
+        ]
+        try:
+            ancestry = go_field(payload, "ProcessAncestry", GO_FIELD_NAMES)
+        except KeyError:
+            ancestry = None  # {% if ... is defined %}: no line
+        if ancestry:
+            if type(ancestry) is not list or not all(isinstance(item, Mapping) for item in ancestry):
+                return None
+            lines.append(
+                "Ancestry: "
+                + " < ".join(
+                    f"{_printed(go_field(item, 'comm', {}))}[{_printed(go_field(item, 'pid', {}))}]"
+                    for item in ancestry
+                )
+            )
+        text = "\n".join(lines) + "\n"
+    except Exception:  # noqa: BLE001 - whatever it is, the template says it the way it does
+        return None
+    return text if len(text) <= limits.max_output else None
+
 
 #: Characters a message on stderr must not carry raw (they come from event data).
 _UNPRINTABLE: Final = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
@@ -317,25 +384,45 @@ class FindingTemplate:
     ``range()`` of 100000 items by default).
     """
 
-    def __init__(self, name: str, source: str, limits: RenderLimits = DEFAULT_LIMITS) -> None:
+    def __init__(
+        self,
+        name: str,
+        source: str,
+        limits: RenderLimits = DEFAULT_LIMITS,
+        *,
+        plain: Callable[[Finding, RenderLimits], str | None] | None = None,
+    ) -> None:
         self.name = name
         self.limits = limits
         #: Renders that went over the time limit; at ``limits.max_timeouts`` the template is off.
         self.timeouts = 0
+        self._source = source
+        #: The same text without Jinja2, where it can (``None``: the template renders it).
+        self._plain = plain
+        self._template: jinja2.Template | None = None
+        if plain is None:
+            self._template = self._compiled()
+
+    def _compiled(self) -> jinja2.Template:
+        if self._template is not None:
+            return self._template
+        import jinja2
+
         try:
-            with render_budget(limits):
-                self._template = _ENVIRONMENT.from_string(source)
+            with render_budget(self.limits):
+                self._template = _environment().from_string(self._source)
         except jinja2.TemplateSyntaxError as exc:
-            raise TemplateError(f"template {name}:{exc.lineno}: {_clean(exc.message or str(exc))}") from None
+            raise TemplateError(f"template {self.name}:{exc.lineno}: {_clean(exc.message or str(exc))}") from None
         except Exception as exc:  # noqa: BLE001 - e.g. a recursion too deep for the parser
-            raise TemplateError(f"template {name}: {_clean(f'{type(exc).__name__}: {exc}')}") from None
+            raise TemplateError(f"template {self.name}: {_clean(f'{type(exc).__name__}: {exc}')}") from None
+        return self._template
 
     @classmethod
     def load(cls, name_or_path: str, limits: RenderLimits = DEFAULT_LIMITS) -> FindingTemplate:
         """A built-in template by name, or a template file by path."""
         if name_or_path in BUILTIN_TEMPLATES:
             source = resources.files(__package__).joinpath("templates", f"{name_or_path}.j2").read_text("utf-8")
-            return cls(name_or_path, source, limits)
+            return cls(name_or_path, source, limits, plain=default_text if name_or_path == "default" else None)
         path = Path(name_or_path)
         try:
             return cls(str(path), path.read_text("utf-8"), limits)
@@ -357,6 +444,13 @@ class FindingTemplate:
             raise TemplateError(
                 f"template {self.name} is disabled: {self.timeouts} renders took over {self.limits.max_seconds:g} s"
             )
+        if self._plain is not None:
+            text = self._plain(finding, self.limits)
+            if text is not None:
+                return text
+        template = self._compiled()
+        import jinja2
+
         try:
             with render_budget(self.limits):
                 payload = GoView(finding.event.to_dict(), GO_FIELD_NAMES)
@@ -367,9 +461,7 @@ class FindingTemplate:
                     "Context": payload,
                     "SigMetadata": GoView(finding.sig_metadata.to_dict()),
                 }
-                chunks = cast(
-                    "Generator[str, None, None]", self._template.generate(context)
-                )  # a generator: closed below
+                chunks = cast("Generator[str, None, None]", template.generate(context))  # a generator: closed below
                 try:
                     parts: list[str] = []
                     size = 0
