@@ -157,6 +157,7 @@ class Engine:
         self._depth = 0
         self._observers: dict[str, list[Callable[[Event], bool | None]]] = {}
         self._observers_at_end: list[Callable[[], None]] = []
+        self._observers_at_next_input: list[Callable[[], None]] = []
         self._observed_args: dict[str, set[str]] = {}
         #: event name -> each of its observers' ``idle`` test (None: that observer gave none).
         self._observer_idle: dict[str, list[Callable[[Mapping[str, Any]], bool] | None]] = {}
@@ -192,6 +193,7 @@ class Engine:
         observer: Callable[[Event], bool | None],
         *,
         at_end: Callable[[], None] | None = None,
+        at_next_input: Callable[[], None] | None = None,
         args_read: Mapping[str, Iterable[str]] | None = None,
         idle: Callable[[Mapping[str, Any]], bool] | None = None,
     ) -> None:
@@ -206,7 +208,9 @@ class Engine:
         may hold an event back until another one has come (the other half of a pair):
         it returns ``True`` and later hands the event back with :meth:`release`.
         ``at_end()`` runs at the end of input, before the signatures hear of it, to
-        release what is still held. ``args_read`` names, per event, the arguments the
+        release what is still held. ``at_next_input()`` runs when a replay moves on to its next
+        input file (:meth:`next_input`), which may be another tracer's recording: what the observer
+        learnt of the stream's habits (not what it holds) can be forgotten there. ``args_read`` names, per event, the arguments the
         observer reads (``{"openat": ["pathname"]}``): a replay reads those of the events
         only observers want in place and decodes the rest only if something reads more
         (:class:`~pytracee.engine.events.LazyEvent`); undeclared reads still work, decoding.
@@ -225,6 +229,8 @@ class Engine:
             self._observed_args.setdefault(name, set()).update(names)
         if at_end is not None:
             self._observers_at_end.append(at_end)
+        if at_next_input is not None:
+            self._observers_at_next_input.append(at_next_input)
 
     def release(self, event: Event) -> None:
         """Hand back an event an observer held: the signatures get it after the event being dispatched."""
@@ -456,6 +462,15 @@ class Engine:
             self._depth -= 1
 
     # --- end of input ----------------------------------------------------------------
+
+    def next_input(self) -> None:
+        """A replay moves on to its next input file: each observer's ``at_next_input`` runs
+        (:meth:`observe`); the events of the files before have all been dispatched."""
+        for at_next_input in self._observers_at_next_input:
+            try:
+                at_next_input()
+            except Exception as exc:  # a bug in the observer: logged, the replay goes on
+                log.error("event observer's next input %r failed: %s: %s", at_next_input, type(exc).__name__, exc)
 
     def complete(self) -> bool:
         """Signal :class:`SourceComplete` to each signature for each of its sources, then close all.

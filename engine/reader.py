@@ -116,6 +116,8 @@ class EventReader:
         the record well-formed: the events only engine observers want.
     :param lazy_args: of those, event name -> the arguments read in place too
         (:attr:`~pytracee.engine.session.Session.lazy_args`).
+    :param on_next_input: called before each input file but the first is read, once the events
+        of those before have been delivered (:meth:`~pytracee.engine.dispatch.Engine.next_input`).
     :param lazy_idle: of those, event name -> a test over the fields read in place, true when
         nothing would use the event now (:attr:`~pytracee.engine.session.Session.lazy_idle`): it is
         then counted as read and not decoded, as an event nobody wants. Consulted as records are
@@ -137,6 +139,7 @@ class EventReader:
         lazy_events: Collection[str] = (),
         lazy_args: Mapping[str, Sequence[str]] | None = None,
         lazy_idle: Mapping[str, Callable[[Mapping[str, Any]], bool]] | None = None,
+        on_next_input: Callable[[], None] | None = None,
     ) -> None:
         self.sources = [str(s) for s in sources] or [STDIN]
         if self.sources.count(STDIN) > 1:
@@ -153,6 +156,7 @@ class EventReader:
         self.lazy_events = frozenset(lazy_events)
         self.lazy_args = {name: tuple((lazy_args or {}).get(name, ())) for name in self.lazy_events}
         self.lazy_idle: Mapping[str, Callable[[Mapping[str, Any]], bool]] = lazy_idle if lazy_idle is not None else {}
+        self.on_next_input = on_next_input
         self.stats = SourceStats()
         self._stdin = stdin
         self._log = SkipLog(log, REPORTED_PER_SOURCE)
@@ -171,7 +175,9 @@ class EventReader:
         return self._iterator
 
     def _events(self) -> Generator[Event, None, None]:
-        for source in self.sources:
+        for index, source in enumerate(self.sources):
+            if index and self.on_next_input is not None:
+                self.on_next_input()
             name = "<stdin>" if source == STDIN else source
             stream = self._open(source, name)
             try:

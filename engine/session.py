@@ -243,8 +243,9 @@ class Session:
 
     def reader_plan(self) -> dict[str, Any]:
         """What a replay's reader takes of this session's plan, after :meth:`load`: the known
-        event names, the events to decode whole or by admission, and those read lazily (with
-        their arguments read in place and their idle tests): ``EventReader(paths, **plan)``."""
+        event names, the events to decode whole or by admission, those read lazily (with
+        their arguments read in place and their idle tests), and what to tell the observers between
+        two input files: ``EventReader(paths, **plan)``."""
         return {
             "is_known_event": self.is_known_event,
             "wanted_events": self.wanted_events,
@@ -252,7 +253,14 @@ class Session:
             "lazy_events": self.lazy_events,
             "lazy_args": self.lazy_args,
             "lazy_idle": self.lazy_idle,
+            "on_next_input": self.next_input,
         }
+
+    def next_input(self) -> None:
+        """A replay moves on to its next input file: the engine in force tells its observers
+        (:meth:`~pytracee.engine.dispatch.Engine.next_input`)."""
+        if self.engine is not None:
+            self.engine.next_input()
 
     def needed_events(self) -> set[str]:
         """The events a tracer must record for this run: those the signatures select by name

@@ -229,6 +229,12 @@ class SyscallContext:
                 return
             self._release_key(key)
 
+    def forget_order(self) -> None:
+        """A replay's next input file, perhaps another tracer's: the order its pairs come in is
+        learnt again (until then no syscall is :meth:`idle`). What waits or is held stays."""
+        self._lsm_came_first.clear()
+        self._lsm_came_second.clear()
+
     def release_all(self) -> None:
         """End of input: hand back every held event."""
         for key in list(self._held):
@@ -305,6 +311,7 @@ def tracee_sessionstart(session: Session) -> None:
         [*LSM_SYSCALLS, *sorted(_SYSCALLS)],
         context.observe,
         at_end=context.release_all,
+        at_next_input=context.forget_order,
         args_read=ARGS_READ,
         idle=context.idle,
     )

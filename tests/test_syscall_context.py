@@ -445,3 +445,71 @@ def test_an_event_held_back_is_reported_done_only_once_the_signatures_had_it() -
     assert engine.dispatch(held_at_end) is False
     engine.complete()
     assert [name for name, _ in done] == ["security_file_open"] * 2 and len(seen) == 2
+
+
+def test_each_input_file_teaches_its_own_order(tmp_path: Path) -> None:
+    """Two recordings replayed in one run: Tracee's (the LSM event first), then one of pytracee's
+    collector (the syscall first). The syscall context forgets the first file's order when the
+    second begins, so no openat of the second is left out as one that could pair with nothing,
+    and each open there pairs with its own openat (before, the first took the next call's)."""
+    from pytracee.engine.reader import EventReader
+    from pytracee.engine.session import Session, SessionConfig
+
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "shadow.py").write_text(SHADOW_RULE)
+    shadow = dict(FILE_OPEN, pathname="/etc/shadow", syscall_pathname="/etc/shadow")
+    shadow_openat = dict(OPENAT, pathname="/etc/shadow")
+
+    def refused(tid: int, lsm_first: bool) -> list:
+        other = dict(FILE_OPEN, pathname=f"/tmp/f{tid}", syscall_pathname=f"/tmp/f{tid}")
+        pair = [
+            ev("security_file_open", other, tid, syscall="openat", pid=1),
+            ev("openat", dict(OPENAT, pathname=f"/tmp/f{tid}"), tid, pid=1, returnValue=3),
+        ]
+        return pair if lsm_first else pair[::-1]
+
+    tracee_order = []
+    for rv in (1, 2):  # LSM event first: openat shown traced, then the order learnt
+        tracee_order += [
+            ev("security_file_open", shadow, 7, syscall="openat", pid=1),
+            ev("openat", shadow_openat, 7, pid=1, returnValue=rv),
+        ]
+    for tid in range(100, 110):
+        tracee_order += refused(tid, lsm_first=True)
+    syscall_first = []
+    for rv in (11, 12):  # the same thread, the syscall first
+        syscall_first += [
+            ev("openat", shadow_openat, 7, pid=1, returnValue=rv),
+            ev("security_file_open", shadow, 7, syscall="openat", pid=1),
+        ]
+    for tid in range(200, 210):
+        syscall_first += refused(tid, lsm_first=False)
+    first, second, again = tmp_path / "tracee.jsonl", tmp_path / "collector.jsonl", tmp_path / "tracee-2.jsonl"
+    for path, events in ((first, tracee_order), (second, syscall_first), (again, tracee_order)):
+        path.write_bytes(b"".join(orjson.dumps(e.raw) + b"\n" for e in events))
+
+    def replay(*paths: Path) -> tuple[list, EventReader]:
+        session = Session(SessionConfig(rules_dirs=[rules], rules=["TEST-SHADOW"], load_installed_plugins=False))
+        session.load()
+        assert session.engine is not None
+        findings: list = []
+        session.engine.on_finding = findings.append
+        reader = EventReader(list(paths), **session.reader_plan())
+        session.finish(session.run(reader))
+        return [f.event.syscall_event.raw["returnValue"] if f.event.syscall_event else None for f in findings], reader
+
+    paired, _ = replay(first, second)
+    assert paired == [None, 2, 11, 12]  # the first: openat not shown traced yet
+    paired, reader = replay(first, again)  # one recording in two files: the second file learns it again
+    assert paired == [None, 2, 1, 2]
+    # each file's first pair teaches the order before its refused opens: all 20 openat idle
+    assert reader.stats.undecoded == 40  # with the 20 refused LSM events
+    for workers in ("1", "2"):  # the command, in one process and on workers alike
+        result = tracee_rules(
+            *("--rules-dir", str(rules), "--rules", "TEST-SHADOW", "--output-template", "rawjson"),
+            *("--workers", workers, "--input", str(first), "--input", str(second)),
+        )
+        assert result.returncode == 0, result.stderr
+        findings = [json.loads(line) for line in result.stdout.splitlines()]
+        assert [(f["Data"] or {}).get("syscall_event", {}).get("returnValue") for f in findings] == [None, 2, 11, 12]
