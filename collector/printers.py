@@ -22,14 +22,13 @@ import logging
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import IO, Any, Final, NoReturn
+from typing import IO, TYPE_CHECKING, Any, Final, NoReturn
 
-import jinja2
 import orjson
 from pytracee.engine.errors import StopRun
+from pytracee.engine.output.limits import render_budget
 from pytracee.engine.output.plugin import silence_closed_output
 from pytracee.engine.output.printer import write_all
-from pytracee.engine.output.sandbox import bounded_environment, render_budget
 from pytracee.engine.output.sink import Throttle
 from pytracee.engine.output.templates import GoView, go_format
 from pytracee.engine.parsers import (
@@ -39,6 +38,9 @@ from pytracee.engine.parsers import (
 )
 from pytracee.engine.safetext import escape_text, json_line
 from pytracee.engine.schema import GO_FIELD_NAMES, full_event
+
+if TYPE_CHECKING:
+    import jinja2
 
 __all__ = ["EventPrinter", "OutputSpec", "parse_output_options"]
 
@@ -130,6 +132,9 @@ class EventPrinter:
         self.template_errors = 0
         self._errors = Throttle(logging.ERROR)
         if spec.format == "gotemplate" and spec.template is not None:
+            import jinja2  # only for this output (start-up)
+            from pytracee.engine.output.sandbox import bounded_environment
+
             # sandboxed and bounded as finding templates are: template files get shared like rules
             environment = bounded_environment(
                 undefined=jinja2.StrictUndefined, keep_trailing_newline=True, finalize=_finalize

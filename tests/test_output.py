@@ -290,20 +290,3 @@ def test_the_default_text_is_built_without_jinja2_for_findings_as_signatures_mak
     assert plain.endswith("Hostname: box\nAncestry: bash[7] < systemd[1]\n")
     assert "Data: map[flags:[1 2.5 <nil> true] path:/etc/shadow]\n" in plain
     assert TIME.sub("T", plain) == TIME.sub("T", _by_jinja(finding) or "")
-    run = subprocess.run(  # a replay with findings, printed by the default template: Jinja2 never loads
-        [
-            sys.executable,
-            "-c",
-            (
-                "import sys; from pytracee.engine.cli.tracee_rules import main; rc = main(sys.argv[1:]); "
-                "assert 'jinja2' not in sys.modules, 'jinja2 was imported'; sys.exit(rc)"
-            ),
-            "--input",
-            str(FIXTURES / "detections_both_eras.jsonl"),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert run.returncode == 0, run.stderr
-    assert run.stdout.count("*** Detection ***") == 5

@@ -1,8 +1,9 @@
 """Start-up cost: the commands import what only some options use when those options are used.
 
 ``asyncio`` and ``ssl`` (the NATS client, ``nats://`` inputs and outputs, https webhooks),
-``http.server`` (``--metrics-addr``), ``http.client`` (asking Docker about containers) and
-``yaml`` (``--config``, YAML rule files) would add tens of milliseconds to every start.
+``http.server`` (``--metrics-addr``), ``http.client`` (asking Docker about containers),
+``yaml`` (``--config``, YAML rule files) and ``jinja2`` (finding templates other than the
+default one's plain block) would add tens of milliseconds to every start.
 Each check runs a fresh interpreter, so a module-level import added anywhere on the way
 is caught; the last checks show that the probe sees such an import.
 """
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-LAZY = ("asyncio", "ssl", "http.server", "http.client", "yaml")
+LAZY = ("asyncio", "ssl", "http.server", "http.client", "yaml", "jinja2")
 
 
 def loaded_after(module: str, then: str = "") -> list[str]:
@@ -48,6 +49,7 @@ def test_commands_start_without_the_optional_modules(module: str) -> None:
         ("pytracee.engine.bus.connection", ["asyncio", "ssl"]),
         ("pytracee.engine.operations.metrics_http", ["http.client", "http.server", "ssl"]),
         ("pytracee.engine.cel.yamlload", ["yaml"]),
+        ("pytracee.engine.output.sandbox", ["jinja2"]),
     ],
 )
 def test_the_modules_that_need_them_still_load_them(module: str, expected: list[str]) -> None:
@@ -65,6 +67,21 @@ def test_a_replay_with_the_default_signatures_loads_none_of_them(tmp_path: Path)
     )
     assert loaded_after("pytracee.engine.cli.tracee_rules", run) == []
     assert (tmp_path / "out").exists()
+
+
+def test_findings_printed_by_the_default_template_load_no_jinja2(tmp_path: Path) -> None:
+    """The default template's block is built without Jinja2 when its values are plain; another
+    template compiles, and loads it."""
+    detections = Path(__file__).parent / "fixtures" / "detections_both_eras.jsonl"
+    out = tmp_path / "out"
+
+    def replay(*options: str) -> str:
+        arguments = ["--input", str(detections), "--output", str(out), *options]
+        return f"from pytracee.engine.cli.tracee_rules import main\nassert main({arguments!r}) == 0"
+
+    assert loaded_after("pytracee.engine.cli.tracee_rules", replay()) == []
+    assert out.read_text().count("*** Detection ***") == 5
+    assert loaded_after("pytracee.engine.cli.tracee_rules", replay("--output-template", "simple")) == ["jinja2"]
 
 
 def test_tracee_help_loads_none_of_them() -> None:
