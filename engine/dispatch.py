@@ -209,8 +209,9 @@ class Engine:
         it returns ``True`` and later hands the event back with :meth:`release`.
         ``at_end()`` runs at the end of input, before the signatures hear of it, to
         release what is still held. ``at_next_input()`` runs when a replay moves on to its next
-        input file (:meth:`next_input`), which may be another tracer's recording: what the observer
-        learnt of the stream's habits (not what it holds) can be forgotten there. ``args_read`` names, per event, the arguments the
+        input file (:meth:`next_input`), which may be another tracer's recording: what the
+        observer learnt of the stream's habits (not what it holds) can be forgotten there.
+        ``args_read`` names, per event, the arguments the
         observer reads (``{"openat": ["pathname"]}``): a replay reads those of the events
         only observers want in place and decodes the rest only if something reads more
         (:class:`~pytracee.engine.events.LazyEvent`); undeclared reads still work, decoding.

@@ -116,12 +116,12 @@ class EventReader:
         the record well-formed: the events only engine observers want.
     :param lazy_args: of those, event name -> the arguments read in place too
         (:attr:`~pytracee.engine.session.Session.lazy_args`).
-    :param on_next_input: called before each input file but the first is read, once the events
-        of those before have been delivered (:meth:`~pytracee.engine.dispatch.Engine.next_input`).
     :param lazy_idle: of those, event name -> a test over the fields read in place, true when
         nothing would use the event now (:attr:`~pytracee.engine.session.Session.lazy_idle`): it is
         then counted as read and not decoded, as an event nobody wants. Consulted as records are
         read (not copied).
+    :param on_next_input: called before each input file but the first is read, once the events
+        of those before have been delivered (:meth:`~pytracee.engine.session.Session.next_input`).
     """
 
     def __init__(
