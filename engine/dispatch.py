@@ -405,36 +405,17 @@ class Engine:
     def _observer_failed(self, observer: Callable[[Event], object], event: Event, exc: Exception) -> None:
         """Count an observer's error; log the first few of each observer (input can repeat one)."""
         name = getattr(observer, "__qualname__", None) or repr(observer)
-        count = self.stats.errors_by_observer[name] + 1
-        self.stats.errors_by_observer[name] = count
-        if count <= ERRORS_LOGGED_PER_SIGNATURE:
-            where = f" at {event.location}" if event.location else ""
-            log.error(
-                "event observer %s failed on %s event%s: %s: %s%s",
-                name,
-                event.name,
-                where,
-                type(exc).__name__,
-                exc,
-                " (further errors of this observer are only counted)" if count == ERRORS_LOGGED_PER_SIGNATURE else "",
-            )
+        _count_error(self.stats.errors_by_observer, ("event observer", "observer"), name, event, exc)
 
     def _signature_failed(self, loaded: LoadedSignature, event: Event, exc: BaseException) -> None:
-        sig_id = loaded.metadata.id
-        count = self.stats.errors_by_signature[sig_id] + 1
-        self.stats.errors_by_signature[sig_id] = count
-        where = f" at {event.location}" if event.location else ""
-        if count <= ERRORS_LOGGED_PER_SIGNATURE:
-            log.error(
-                "signature %s failed on %s event%s: %s: %s%s",
-                sig_id,
-                event.name,
-                where,
-                type(exc).__name__,
-                exc,
-                " (further errors of this signature are only counted)" if count == ERRORS_LOGGED_PER_SIGNATURE else "",
-                exc_info=log.isEnabledFor(logging.DEBUG),
-            )
+        _count_error(
+            self.stats.errors_by_signature,
+            ("signature", "signature"),
+            loaded.metadata.id,
+            event,
+            exc,
+            traceback=log.isEnabledFor(logging.DEBUG),
+        )
         if self.on_error is not None:
             self.on_error(loaded, event, exc)
 
@@ -467,11 +448,7 @@ class Engine:
     def next_input(self) -> None:
         """A replay moves on to its next input file: each observer's ``at_next_input`` runs
         (:meth:`observe`); the events of the files before have all been dispatched."""
-        for at_next_input in self._observers_at_next_input:
-            try:
-                at_next_input()
-            except Exception as exc:  # a bug in the observer: logged, the replay goes on
-                log.error("event observer's next input %r failed: %s: %s", at_next_input, type(exc).__name__, exc)
+        _call_each(self._observers_at_next_input, "next input")
 
     def complete(self) -> bool:
         """Signal :class:`SourceComplete` to each signature for each of its sources, then close all.
@@ -482,11 +459,7 @@ class Engine:
         :returns: whether an interruption arrived meanwhile.
         """
         interrupted = False
-        for at_end in self._observers_at_end:
-            try:
-                at_end()
-            except Exception as exc:  # a bug in the observer: logged, the end goes on
-                log.error("event observer's end %r failed: %s: %s", at_end, type(exc).__name__, exc)
+        _call_each(self._observers_at_end, "end")
         self._dispatch_released()
         for loaded in self.signatures:
             for source in dict.fromkeys(s.source for s in loaded.selectors):
@@ -512,6 +485,44 @@ class Engine:
             if self.on_error is not None:
                 self.on_error(loaded, None, exc)
         return False
+
+
+def _count_error(
+    counts: Counter[str],
+    who: tuple[str, str],
+    name: str,
+    event: Event,
+    exc: BaseException,
+    *,
+    traceback: bool = False,
+) -> None:
+    """Count an error of a signature or observer (``who``: how to name it, in full and short);
+    log only the first :data:`ERRORS_LOGGED_PER_SIGNATURE` of each (input can repeat one)."""
+    count = counts[name] + 1
+    counts[name] = count
+    if count <= ERRORS_LOGGED_PER_SIGNATURE:
+        where = f" at {event.location}" if event.location else ""
+        log.error(
+            "%s %s failed on %s event%s: %s: %s%s",
+            who[0],
+            name,
+            event.name,
+            where,
+            type(exc).__name__,
+            exc,
+            f" (further errors of this {who[1]} are only counted)" if count == ERRORS_LOGGED_PER_SIGNATURE else "",
+            exc_info=traceback,
+        )
+
+
+def _call_each(callbacks: list[Callable[[], None]], what: str) -> None:
+    """Run each observer's callback of one moment (``what``: its name in the log); one that
+    fails is logged and the others still run."""
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception as exc:  # a bug in the observer: logged, the run goes on
+            log.error("event observer's %s %r failed: %s: %s", what, callback, type(exc).__name__, exc)
 
 
 class RuleAbortError(RuntimeError):
