@@ -6,6 +6,11 @@ BTF, and running ``tracee`` needs no compiler. Without clang and bpftool the pac
 still builds, without the object, and says so (tracee can then build one at run time
 with ``--build-policy``).
 
+It compiles the engine's hot-path modules with mypyc (engine/compiled.py lists them), and
+writes the digest of the sources compiled beside them, by which the engine notices compiled
+modules older than their sources and runs the sources instead. Where mypyc or a C compiler is
+missing, or ``PYTRACEE_COMPILE=0`` is set, the package installs without them.
+
 It also builds the optional C encoder of ``tracee -o json`` (collector/_fastjson.c) and the
 optional C record scanner of replays (engine/_recscan.c): where they cannot be compiled the
 package installs without them, and the Python code (the same answers) is used.
@@ -13,15 +18,22 @@ package installs without them, and the Python code (the same answers) is used.
 
 from __future__ import annotations
 
+import os
+import runpy
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).resolve().parent
+#: engine/compiled.py, read by path: the package itself cannot be imported while it is built.
+COMPILED: dict[str, Any] = runpy.run_path(str(HERE / "engine" / "compiled.py"))
 
 
 class BuildPyWithBpf(build_py):
@@ -47,8 +59,60 @@ class BuildPyWithBpf(build_py):
             shutil.copy2(reduced, target / reduced.name)
 
 
+class BuildExtWithDigest(build_ext):
+    """``build_ext``, then the digest of the compiled sources beside the compiled engine modules."""
+
+    def finalize_options(self) -> None:
+        # here, not at set-up: only the commands that build pay for mypyc
+        self.distribution.ext_modules = [*compiled_engine(), *(self.distribution.ext_modules or [])]
+        super().finalize_options()
+
+    def run(self) -> None:
+        super().run()
+        group = COMPILED["GROUP"] + "__mypyc"
+        if not any(ext.name == group for ext in self.extensions):
+            return
+        built = Path(self.get_ext_fullpath(group))
+        digest = Path(self.get_ext_fullpath("pytracee.engine.dispatch")).parent / COMPILED["DIGEST_FILE"]
+        if built.exists():  # the compiled modules are optional: a failed build leaves none
+            digest.write_text(COMPILED["source_digest"](HERE / "engine") + "\n")
+        else:
+            digest.unlink(missing_ok=True)
+
+
+def compiled_engine() -> list[Extension]:
+    """The engine's hot-path modules compiled by mypyc, or none where that cannot be done."""
+    if os.environ.get("PYTRACEE_COMPILE", "1") == "0":
+        return []
+    try:
+        from mypyc.build import mypycify
+    except ImportError:
+        sys.stderr.write("setup: mypyc is missing: the engine's modules will run from their sources\n")
+        return []
+    # mypy finds the packages under their import names (pytracee.engine, ...) through links
+    tree = HERE / "build" / "mypyc-src"
+    for package in ("bpf", "collector", "engine", "rules", "signatures"):
+        link = tree / "pytracee" / package
+        if not link.is_symlink():
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(HERE / package, target_is_directory=True)
+    os.environ["MYPYPATH"] = str(tree)
+    sources = [str(tree / "pytracee" / "engine" / relative) for relative in COMPILED["MODULES"]]
+    options = [f"--config-file={HERE / 'pyproject.toml'}", "--no-warn-unused-configs"]
+    try:
+        extensions = mypycify([*options, *sources], opt_level="3", group_name=COMPILED["GROUP"])
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - mypy found errors, or mypyc cannot compile them
+        sys.stderr.write(
+            f"setup: the engine's modules cannot be compiled ({exc!r}): they will run from their sources\n"
+        )
+        return []
+    for extension in extensions:
+        extension.optional = True  # a C compiler's failure leaves the sources running
+    return extensions
+
+
 setup(
-    cmdclass={"build_py": BuildPyWithBpf},
+    cmdclass={"build_py": BuildPyWithBpf, "build_ext": BuildExtWithDigest},
     ext_modules=[
         Extension("pytracee.collector._fastjson", ["collector/_fastjson.c"], optional=True),
         Extension(

@@ -10,6 +10,10 @@ the outputs (:mod:`.output`). :mod:`.session` wires these together and
 Everything a signature author needs is importable from here.
 """
 
+from . import compiled
+
+compiled.install()  # before any compiled module is imported: are they current?
+
 from .context.proctree import ProcessInfo
 from .errors import ArgumentError, MalformedEventError
 from .events import Event

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from .errors import Interrupted, MalformedEventError
+from .errors import Interrupted, MalformedEventError, RuleAbortError
 from .events import ORIGIN_HOST, Event
 from .filtermemo import entry_picker
 from .findings import (
@@ -32,6 +32,7 @@ from .findings import (
 )
 from .selectors import ANY, ORIGINS, Accept, EventSelector, accept_any_of, union_gate
 from .signature import (
+    DuplicateSignatureError,
     Signature,
     SignatureContext,
     SignatureDefinitionError,
@@ -47,10 +48,6 @@ log = logging.getLogger("pytracee.engine")
 ERRORS_LOGGED_PER_SIGNATURE: Final = 5
 #: Depth limit for signatures consuming signature events.
 MAX_DERIVATION_DEPTH: Final = 5
-
-
-class DuplicateSignatureError(SignatureDefinitionError):
-    """Two signatures share one ID."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +115,9 @@ class Engine:
     :param on_error: called as ``on_error(signature, event_or_None, exception)`` after a
         signature raised (in ``init``, ``on_event``, ``on_signal`` or ``close``); it is
         logged and counted in any case.
+    :param running: the ``id()`` of those of ``signatures`` already initialised by an engine this
+        one replaces (a reload keeps its unchanged signatures): they are pointed at this engine
+        and keep their state, not initialised again.
     :raises DuplicateSignatureError: when two signatures share an ID.
     :raises SignatureDefinitionError: when a signature's metadata or selectors are unusable.
     """
@@ -129,9 +129,11 @@ class Engine:
         *,
         derive_events: bool = True,
         on_error: Callable[[LoadedSignature, Event | None, BaseException], None] | None = None,
+        running: Collection[int] = (),
     ) -> None:
         #: Receives every finding (replaceable, e.g. to pass findings to another process).
         self.on_finding = on_finding
+        self._running = running
         self._derive = derive_events
         self.stats = EngineStats()
         self.on_error = on_error
@@ -172,6 +174,9 @@ class Engine:
 
     def _init(self, loaded: LoadedSignature) -> bool:
         logger = logging.getLogger(f"pytracee.signature.{loaded.metadata.id}")
+        if id(loaded) in self._running:  # taken over from the engine this one replaces: only pointed here
+            loaded.signature.ctx = SignatureContext(callback=self._finding_callback(loaded), logger=logger)
+            return True
         try:
             try:
                 loaded.signature.init(SignatureContext(callback=self._finding_callback(loaded), logger=logger))
@@ -224,10 +229,10 @@ class Engine:
             self._observers.setdefault(name, []).append(observer)
             self._observer_idle.setdefault(name, []).append(idle)
         for name, args in (args_read or {}).items():
-            names = {args} if isinstance(args, str) else set(args)
-            if not all(isinstance(arg, str) for arg in names):
+            given: Iterable[object] = (args,) if isinstance(args, str) else args  # checked before use
+            if not all(isinstance(arg, str) for arg in given):
                 raise TypeError(f"args_read[{name!r}] must name arguments by str")
-            self._observed_args.setdefault(name, set()).update(names)
+            self._observed_args.setdefault(name, set()).update((args,) if isinstance(args, str) else args)
         if at_end is not None:
             self._observers_at_end.append(at_end)
         if at_next_input is not None:
@@ -523,21 +528,6 @@ def _call_each(callbacks: list[Callable[[], None]], what: str) -> None:
             callback()
         except Exception as exc:  # a bug in the observer: logged, the run goes on
             log.error("event observer's %s %r failed: %s: %s", what, callback, type(exc).__name__, exc)
-
-
-class RuleAbortError(RuntimeError):
-    """A signature's code called ``sys.exit()`` or raised ``KeyboardInterrupt`` itself.
-
-    That is the signature's error, counted like any other; it does not end the run.
-    """
-
-    @classmethod
-    def of(cls, exc: BaseException) -> RuleAbortError:
-        """Wrap the SystemExit or KeyboardInterrupt a rule raised."""
-        what = f"sys.exit({exc.code!r})" if isinstance(exc, SystemExit) else type(exc).__name__
-        error = cls(f"the signature tried to end the process ({what}); ignored")
-        error.__cause__ = exc
-        return error
 
 
 def load_signature(signature: Signature, plugin: str = "", enabled_by_default: bool = True) -> LoadedSignature:

@@ -35,6 +35,7 @@ __all__ = [
     "Interrupted",
     "MalformedEventError",
     "PytraceeError",
+    "RuleAbortError",
     "RuleFileError",
     "StopRun",
 ]
@@ -67,6 +68,21 @@ class Interrupted(KeyboardInterrupt):
     Distinct from a bare :class:`KeyboardInterrupt` (or :class:`SystemExit`) raised by a
     signature's own code, which is that signature's error: the run goes on.
     """
+
+
+class RuleAbortError(RuntimeError):
+    """A signature's code called ``sys.exit()`` or raised ``KeyboardInterrupt`` itself.
+
+    That is the signature's error, counted like any other; it does not end the run.
+    """
+
+    @classmethod
+    def of(cls, exc: BaseException) -> RuleAbortError:
+        """Wrap the SystemExit or KeyboardInterrupt a rule raised."""
+        what = f"sys.exit({exc.code!r})" if isinstance(exc, SystemExit) else type(exc).__name__
+        error = cls(f"the signature tried to end the process ({what}); ignored")
+        error.__cause__ = exc
+        return error
 
 
 class PytraceeError(Exception):

@@ -316,6 +316,10 @@ class SockAddr:
     port: str = ""
     path: str = ""
 
+    def __reduce__(self) -> tuple[type[SockAddr], tuple[str, str, str, str]]:
+        """Pickled and copied by its fields, through ``__init__`` (compiled, a frozen instance cannot take them one by one)."""
+        return (SockAddr, (self.family, self.ip, self.port, self.path))
+
     @classmethod
     def from_value(cls, value: Any) -> SockAddr:
         """Build from Tracee's ``{"sa_family": "AF_INET", "sin_addr": ..., ...}`` object."""

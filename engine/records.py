@@ -23,6 +23,8 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import IO, Any, Final
 
+from .compiled import let_signals_in
+
 __all__ = ["CHUNK_SIZE", "RecordSplitter", "TruncatedInput"]
 
 #: Bytes asked for per read; a read returns less when less is available (a pipe).
@@ -68,7 +70,13 @@ class RecordSplitter:
         if self._pushback:
             data, self._pushback = self._pushback, b""
             return data
-        return self._read(CHUNK_SIZE)
+        # Compiled, the loops over chunks run no interpreted code in which Python would handle a
+        # signal (Ctrl-C, SIGTERM): one that came while the last chunk was read, or with this one
+        # (or with the end of the input: a read that returns is not interrupted), is handled here.
+        let_signals_in()
+        data = self._read(CHUNK_SIZE)
+        let_signals_in()
+        return data
 
     # --- JSON lines ------------------------------------------------------------------
 

@@ -44,6 +44,12 @@ class ArgPattern:
     contains: tuple[str, ...] = ()
     anything: bool = False
 
+    def __reduce__(
+        self,
+    ) -> tuple[type[ArgPattern], tuple[frozenset[str], tuple[str, ...], tuple[str, ...], tuple[str, ...], bool]]:
+        """Pickled and copied by its fields, through ``__init__`` (compiled, a frozen instance cannot take them one by one)."""
+        return (ArgPattern, (self.exact, self.prefixes, self.suffixes, self.contains, self.anything))
+
     @classmethod
     def parse(cls, patterns: str | Iterable[str]) -> ArgPattern:
         """Compile Tracee-style patterns (``x``, ``x*``, ``*x``, ``*x*``, ``*``)."""
@@ -152,6 +158,10 @@ class EventSelector:
     def accepts(self, args: Mapping[str, Any]) -> bool:
         """True when ``args`` (name -> value) pass every data filter."""
         return all(pattern.matches(args.get(arg)) for arg, pattern in self.filters.items())
+
+    def __reduce__(self) -> tuple[type[EventSelector], tuple[str, str, str, Mapping[str, ArgPattern], bool]]:
+        """Pickled and copied by its fields, through ``__init__`` (compiled, a frozen instance cannot take them one by one)."""
+        return (EventSelector, (self.name, self.origin, self.source, self.filters, self.recorded_only))
 
     def to_dict(self) -> dict[str, str]:
         """Tracee's JSON form: ``{"source", "name", "origin"}``."""

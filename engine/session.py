@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from .catalogue import KNOWN_EVENTS
 from .context.state import EventContext
-from .dispatch import DuplicateSignatureError, Engine, LoadedSignature
+from .dispatch import Engine, LoadedSignature
 from .errors import (
     ConfigError,
     ExitStatus,
@@ -45,6 +45,7 @@ from .operations.suppression import Suppression
 from .plugins import BUILTIN_RULES, LoadError, PluginManager
 from .prefilter import Admission, plan_decoding
 from .selection import select_signatures
+from .signature import DuplicateSignatureError
 from .sources import EventSource, SourceStats, as_source
 
 if TYPE_CHECKING:

@@ -36,6 +36,7 @@ from .params import Param, Params, resolve_params
 from .selectors import EventSelector, select
 
 __all__ = [
+    "DuplicateSignatureError",
     "Signal",
     "Signature",
     "SignatureContext",
@@ -47,6 +48,10 @@ __all__ = [
 
 class SignatureDefinitionError(TypeError):
     """A signature lacks metadata or selectors, or they are malformed."""
+
+
+class DuplicateSignatureError(SignatureDefinitionError):
+    """Two signatures share one ID."""
 
 
 @dataclass(frozen=True, slots=True)

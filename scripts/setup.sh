@@ -35,12 +35,14 @@ if ((${#missing[@]})); then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# The virtualenv, reinstalled when pyproject.toml, setup.py, the C extensions or this script changes.
+# The virtualenv, reinstalled when pyproject.toml, setup.py, the C extensions, the engine's
+# compiled modules (engine/compiled.py lists them) or this script changes.
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 stamp=.venv/.pytracee-installed
-want=$(cat pyproject.toml setup.py collector/_fastjson.c engine/_recscan.c engine/_recscan_*.h scripts/setup.sh | sha256sum | cut -d' ' -f1)
+compiled=$(sed -n '/^MODULES: Final = (/,/^)/s/^ *"\(.*\.py\)",$/engine\/\1/p' engine/compiled.py)
+want=$(cat pyproject.toml setup.py collector/_fastjson.c engine/_recscan.c engine/_recscan_*.h engine/compiled.py $compiled scripts/setup.sh | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "setup: installing pytracee and its test dependencies into .venv" >&2
     log=.venv/pip-install.log

@@ -13,9 +13,9 @@ from pytracee.engine import (
     select,
     signature,
 )
-from pytracee.engine.dispatch import DuplicateSignatureError, Engine
+from pytracee.engine.dispatch import Engine
 from pytracee.engine.selectors import ArgPattern, SelectorError, union_gate
-from pytracee.engine.signature import SignatureDefinitionError
+from pytracee.engine.signature import DuplicateSignatureError, SignatureDefinitionError
 from pytracee.engine.testing import make_event, run_engine
 
 

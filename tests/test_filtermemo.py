@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pytracee.engine import filtermemo
 from pytracee.engine.envelope import guess_event_name
-from pytracee.engine.filtermemo import MAX_VALUE_CHARS, entry_picker, remembered
+from pytracee.engine.filtermemo import MAX_VALUE_CHARS, MAX_VALUES, entry_picker, remembered
 from pytracee.engine.selectors import accept_any_of, select
 
 
@@ -49,18 +48,18 @@ def test_values_it_cannot_remember_are_left_to_the_filters() -> None:
     assert pick({"pathname": "/etc/" + "a" * MAX_VALUE_CHARS}) is None  # too long to keep
 
 
-def test_memory_is_bounded(monkeypatch: Any) -> None:
-    monkeypatch.setattr(filtermemo, "MAX_VALUES", 8)
+def test_memory_is_bounded() -> None:
     calls: list[str] = []
     accept = accept_any_of([select("security_file_open", pathname="/etc/*")])
     assert accept is not None
     pick = entry_picker((("etc", "h", lambda args: calls.append(args["pathname"]) or accept(args)),), ["pathname"])
     assert pick is not None
-    for i in range(8):
+    for i in range(MAX_VALUES):
         assert pick({"pathname": f"/etc/{i}"}) == (("etc", "h", None),)
-    assert pick({"pathname": "/tmp/8"}) == ()  # the ninth value: memory starts afresh
+    assert pick({"pathname": "/etc/1"}) == (("etc", "h", None),)  # remembered: not tested again
+    assert pick({"pathname": "/tmp/x"}) == ()  # one value more: memory starts afresh
     assert pick({"pathname": "/etc/0"}) == (("etc", "h", None),)  # forgotten, so tested again
-    assert calls == [f"/etc/{i}" for i in range(8)] + ["/tmp/8", "/etc/0"]
+    assert calls == [f"/etc/{i}" for i in range(MAX_VALUES)] + ["/tmp/x", "/etc/0"]
 
 
 def test_not_used_when_no_filter_reads_an_argument() -> None:

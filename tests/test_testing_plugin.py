@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pytracee.engine import Event, Signature, SignatureMetadata, select, signature
 from pytracee.engine.catalogue import TRACEE_EVENTS
-from pytracee.engine.dispatch import RuleAbortError
+from pytracee.engine.errors import RuleAbortError
 from pytracee.engine.testing import (
     EngineRun,
     assert_fires,

@@ -32,11 +32,11 @@ import os
 from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..dispatch import DuplicateSignatureError, Engine, LoadedSignature
+from ..dispatch import Engine, LoadedSignature
 from ..errors import ConfigError
 from ..plugins import PluginManager
 from ..selectors import ANY
-from ..signature import SignatureContext
+from ..signature import DuplicateSignatureError
 from .config import ConfigFile, ConfigFileError
 from .suppression import Suppression
 
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
     from ..session import Session
 
-__all__ = ["ReloadEngine", "Reparse", "fingerprints", "reload_session"]
+__all__ = ["Reparse", "fingerprints", "reload_session"]
 
 log = logging.getLogger("pytracee")
 
@@ -53,22 +53,6 @@ log = logging.getLogger("pytracee")
 Reparse = Callable[[], "tuple[ConfigFile | None, argparse.Namespace]"]
 
 _OUTPUTS_PLUGIN = "builtin-outputs"
-
-
-class ReloadEngine(Engine):
-    """An engine taking over running signatures: those in ``kept`` are not initialised again,
-    only pointed at this engine."""
-
-    def __init__(self, signatures: Sequence[LoadedSignature], *args: Any, kept: set[int], **kwargs: Any) -> None:
-        self._kept = kept
-        super().__init__(signatures, *args, **kwargs)
-
-    def _init(self, loaded: LoadedSignature) -> bool:
-        if id(loaded) not in self._kept:
-            return super()._init(loaded)
-        logger = logging.getLogger(f"pytracee.signature.{loaded.metadata.id}")
-        loaded.signature.ctx = SignatureContext(callback=self._finding_callback(loaded), logger=logger)
-        return True
 
 
 def _take_over(engine: Engine, old_engine: Engine) -> None:
@@ -177,10 +161,10 @@ def reload_session(session: Session, reparse: Reparse) -> bool:
                 loaded = old
                 kept.add(id(old))
             signatures.append(loaded)
-        engine = ReloadEngine(
+        engine = Engine(
             signatures,
             session._handle_finding,
-            kept=kept,
+            running=kept,
             derive_events=config.derive_events,
             on_error=session._signature_error,
         )
