@@ -73,9 +73,11 @@ class BuildExtWithDigest(build_ext):
         if not any(ext.name == group for ext in self.extensions):
             return
         built = Path(self.get_ext_fullpath(group))
-        digest = Path(self.get_ext_fullpath("pytracee.engine.dispatch")).parent / COMPILED["DIGEST_FILE"]
+        # the package's directory in the build (inplace: the checkout), as engine/compiled.py's _ROOT
+        root = Path(self.get_ext_fullpath("pytracee.engine.dispatch")).parent.parent
+        digest = root / COMPILED["DIGEST_FILE"]
         if built.exists():  # the compiled modules are optional: a failed build leaves none
-            digest.write_text(COMPILED["source_digest"](HERE / "engine") + "\n")
+            digest.write_text(COMPILED["source_digest"](HERE) + "\n")
         else:
             digest.unlink(missing_ok=True)
 
@@ -97,7 +99,7 @@ def compiled_engine() -> list[Extension]:
             link.parent.mkdir(parents=True, exist_ok=True)
             link.symlink_to(HERE / package, target_is_directory=True)
     os.environ["MYPYPATH"] = str(tree)
-    sources = [str(tree / "pytracee" / "engine" / relative) for relative in COMPILED["MODULES"]]
+    sources = [str(tree / "pytracee" / relative) for relative in COMPILED["MODULES"]]
     options = [f"--config-file={HERE / 'pyproject.toml'}", "--no-warn-unused-configs"]
     try:
         extensions = mypycify([*options, *sources], opt_level="3", group_name=COMPILED["GROUP"])

@@ -1,14 +1,15 @@
-"""The engine's compiled modules: which they are, and whether the compiled code is current.
+"""The compiled modules: which they are, and whether the compiled code is current.
 
-The modules on a replay's hot path (:data:`MODULES`) are plain, strictly typed Python that
-the package build (``setup.py``) also compiles into C extensions with mypyc; they then run
-about an eighth faster, with the same behaviour. Nothing else changes: where the build
+The modules on a replay's hot path (:data:`MODULES`: the engine's reader, routing and context,
+the built-in syscall context) are plain, strictly typed Python that the package build
+(``setup.py``) also compiles into C extensions with mypyc; they then run about a seventh
+faster, with the same behaviour. Nothing else changes: where the build
 could not compile them (no C compiler, no mypyc) the package installs without them and
 the sources run.
 
 A compiled module shadows its source (Python imports an extension before a ``.py`` file
 of the same name), so an edited checkout that was not rebuilt would silently run the old
-code. The build therefore writes the digest of the sources it compiled beside them
+code. The build therefore writes the digest of the sources it compiled beside the engine's
 (:data:`DIGEST_FILE`), and :func:`install` -- run first by ``pytracee.engine`` -- compares
 it with the sources present. When they differ, or when ``PYTRACEE_PURE_PYTHON=1`` is set,
 every module of the set is imported from its source, and :func:`status` says why.
@@ -19,13 +20,10 @@ This module uses the standard library only: ``setup.py`` loads it by path at bui
 
 from __future__ import annotations
 
-import hashlib
-import importlib.abc
 import importlib.machinery
-import importlib.util
-import logging
 import os
 import sys
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -33,57 +31,63 @@ from typing import Final
 
 __all__ = ["DIGEST_FILE", "GROUP", "MODULES", "PURE_ENV", "install", "let_signals_in", "source_digest", "status"]
 
-#: The compiled modules, as paths relative to the engine's directory (``pytracee.engine``).
-#: Each one is mypy-strict; none holds a ``@hookimpl`` or a class meant to be subclassed by
-#: signature authors but :class:`~.selectors.EventSelector`'s plain use.
+#: The compiled modules, as paths relative to the package's directory (``pytracee/``: the
+#: checkout's root). Each one is mypy-strict; none holds a ``@hookimpl`` (a compiled function
+#: takes no marker) nor a class that signature authors subclass.
 MODULES: Final = (
-    "context/proctree.py",
-    "context/state.py",
-    "dispatch.py",
-    "filtermemo.py",
-    "parsers.py",
-    "prefilter.py",
-    "reader.py",
-    "records.py",
-    "selectors.py",
-    "session.py",
+    "engine/context/proctree.py",
+    "engine/context/state.py",
+    "engine/dispatch.py",
+    "engine/filtermemo.py",
+    "engine/parsers.py",
+    "engine/prefilter.py",
+    "engine/reader.py",
+    "engine/records.py",
+    "engine/selectors.py",
+    "engine/session.py",
+    "signatures/pairing.py",
+    "signatures/syscall_context.py",
 )
 #: The shared library holding the compiled code of all of them (mypyc's group).
 GROUP: Final = "pytracee.engine._compiled"
-#: Written by the build beside the compiled modules: the digest of the sources compiled.
-DIGEST_FILE: Final = "_compiled.sha256"
+#: Written by the build beside the engine's compiled modules: the digest of the sources compiled.
+DIGEST_FILE: Final = "engine/_compiled.digest"
 #: Set to ``1`` to run the sources even where compiled modules are current.
 PURE_ENV: Final = "PYTRACEE_PURE_PYTHON"
 
-_ENGINE_DIR: Final = Path(__file__).resolve().parent
+_ROOT: Final = Path(__file__).resolve().parent.parent  # holds engine/ and signatures/
 _state = "not checked"
 
 
 def module_name(relative: str) -> str:
-    """``"context/state.py"`` -> ``"pytracee.engine.context.state"``."""
-    return "pytracee.engine." + relative.removesuffix(".py").replace("/", ".")
+    """``"engine/context/state.py"`` -> ``"pytracee.engine.context.state"``."""
+    return "pytracee." + relative.removesuffix(".py").replace("/", ".")
 
 
-def source_digest(engine_dir: Path, modules: Sequence[str] = MODULES) -> str:
-    """The SHA-256 over the named sources (their names and contents), as the build records it."""
-    digest = hashlib.sha256()
+def source_digest(root: Path, modules: Sequence[str] = MODULES) -> str:
+    """A digest of the named sources (their names, sizes and contents), as the build records it.
+
+    It tells an edited source from the one compiled, not an attacker's forgery (whoever can write
+    the sources needs no collision): CRC-32, checked at every start-up in a fraction of a millisecond.
+    """
+    parts = []
     for relative in modules:
-        digest.update(relative.encode() + b"\0")
-        digest.update((engine_dir / relative).read_bytes())
-        digest.update(b"\0")
-    return digest.hexdigest()
+        text = (root / relative).read_bytes()
+        parts.append(f"{relative}:{len(text)}:{zlib.crc32(text):08x}")
+    return " ".join(parts)
 
 
-def _compiled_present(engine_dir: Path) -> bool:
+def _compiled_present(root: Path) -> bool:
     suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
-    return any((engine_dir / relative).with_suffix(suffix).exists() for relative in MODULES)
+    return any((root / relative).with_suffix(suffix).exists() for relative in MODULES)
 
 
-class _SourceFinder(importlib.abc.MetaPathFinder):
-    """Imports the set's modules from their ``.py`` files, ahead of any compiled one."""
+class _SourceFinder:
+    """Imports the set's modules from their ``.py`` files, ahead of any compiled one (a meta path
+    finder: ``importlib.abc.MetaPathFinder``'s protocol, without importing that module at start-up)."""
 
-    def __init__(self, engine_dir: Path) -> None:
-        self.sources = {module_name(relative): engine_dir / relative for relative in MODULES}
+    def __init__(self, root: Path) -> None:
+        self.sources = {module_name(relative): root / relative for relative in MODULES}
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None = None, target: ModuleType | None = None
@@ -91,37 +95,41 @@ class _SourceFinder(importlib.abc.MetaPathFinder):
         source = self.sources.get(fullname)
         if source is None:
             return None
+        import importlib.util  # only for a stale build: not at every start-up
+
         return importlib.util.spec_from_file_location(fullname, source)
 
 
-def check(engine_dir: Path = _ENGINE_DIR) -> str:
+def check(root: Path = _ROOT) -> str:
     """Why the sources must run instead of compiled modules (``""``: the compiled ones are current)."""
     if os.environ.get(PURE_ENV, "") not in ("", "0"):
         return f"sources ({PURE_ENV} is set)"
-    recorded = engine_dir / DIGEST_FILE
+    recorded = root / DIGEST_FILE
     if not recorded.exists():
-        if _compiled_present(engine_dir):
+        if _compiled_present(root):
             return "sources (compiled modules without their digest: rebuild them)"
         return "sources (not compiled)"
     try:
-        current = source_digest(engine_dir)
+        current = source_digest(root)
     except OSError as exc:  # a source missing: the compiled modules are all there is
         return f"compiled (sources unreadable: {exc.strerror})"
     if recorded.read_text().strip() != current:
-        return "sources (the compiled modules are older than their sources: rebuild with scripts/setup.sh)"
+        return "sources (the compiled modules are older than their sources: rebuild them with scripts/setup.sh)"
     return ""
 
 
-def install(engine_dir: Path = _ENGINE_DIR) -> None:
+def install(root: Path = _ROOT) -> None:
     """Decide, once, whether the set is imported compiled or from its sources (before any of it is)."""
     global _state
     if _state != "not checked":
         return
-    why = check(engine_dir)
-    if why.startswith("sources") and _compiled_present(engine_dir):
-        sys.meta_path.insert(0, _SourceFinder(engine_dir))
+    why = check(root)
+    if why.startswith("sources") and _compiled_present(root):
+        sys.meta_path.insert(0, _SourceFinder(root))
         if PURE_ENV not in why:
-            logging.getLogger(__name__).warning("pytracee: running the engine's %s", why)
+            import logging  # only to warn: not at every start-up
+
+            logging.getLogger(__name__).warning("pytracee: running the %s", why)
     _state = why or "compiled"
 
 

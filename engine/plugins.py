@@ -50,7 +50,7 @@ ENTRY_POINT_GROUP: Final = "pytracee"
 #: Built-in plugins: (name, module).
 BUILTIN_PLUGINS: Final = (
     ("builtin-signatures", "pytracee.signatures"),
-    ("builtin-syscall-context", "pytracee.signatures.syscall_context"),
+    ("builtin-syscall-context", "pytracee.signatures.syscall_context_hooks"),
     ("builtin-outputs", "pytracee.engine.output.plugin"),
     ("builtin-rego", "pytracee.engine.rego.plugin"),
     ("builtin-cel", "pytracee.engine.cel.plugin"),

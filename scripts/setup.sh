@@ -41,7 +41,7 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 stamp=.venv/.pytracee-installed
-compiled=$(sed -n '/^MODULES: Final = (/,/^)/s/^ *"\(.*\.py\)",$/engine\/\1/p' engine/compiled.py)
+compiled=$(sed -n '/^MODULES: Final = (/,/^)/s/^ *"\(.*\.py\)",$/\1/p' engine/compiled.py)
 want=$(cat pyproject.toml setup.py collector/_fastjson.c engine/_recscan.c engine/_recscan_*.h engine/compiled.py $compiled scripts/setup.sh | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "setup: installing pytracee and its test dependencies into .venv" >&2

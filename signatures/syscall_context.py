@@ -36,6 +36,10 @@ the thread whose LSM event is missing, in Tracee's order) pair only when the str
 surely paired opens the other way round alone (:meth:`SyscallContext._this_call`). The
 arguments read are declared (:data:`ARGS_READ`), so that a replay reads them in place. A
 finding whose data already has ``syscall_event`` keeps it.
+
+The plugin's hooks, which observe the run and enrich its findings, are in
+:mod:`.syscall_context_hooks`: this module is compiled (``pytracee.engine.compiled``), and a
+compiled function takes no ``@hookimpl`` marker.
 """
 
 from __future__ import annotations
@@ -43,16 +47,13 @@ from __future__ import annotations
 import posixpath
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
-from pytracee.engine import Event, Finding, MalformedEventError, hookimpl
+from pytracee.engine import Event, MalformedEventError
 
 from .pairing import PendingEvents
 
-if TYPE_CHECKING:
-    from pytracee.engine.session import Session
-
-__all__ = ["ARGS_READ", "DATA_KEY", "LSM_SYSCALLS", "MAX_THREADS", "SyscallContext"]
+__all__ = ["ARGS_READ", "DATA_KEY", "LSM_SYSCALLS", "MAX_THREADS", "SYSCALLS", "SyscallContext", "describe"]
 
 #: The key findings carry the syscall event under.
 DATA_KEY: Final = "syscall_event"
@@ -64,7 +65,8 @@ LSM_SYSCALLS: Final[dict[str, frozenset[str]]] = {
     "security_inode_rename": frozenset({"rename", "renameat", "renameat2"}),
     "security_sb_mount": frozenset({"mount"}),
 }
-_SYSCALLS: Final = frozenset().union(*LSM_SYSCALLS.values())
+#: The syscalls the context pairs with an LSM event (those of :data:`LSM_SYSCALLS`).
+SYSCALLS: Final = frozenset().union(*LSM_SYSCALLS.values())
 _LSM_OF: Final = {syscall: lsm for lsm, syscalls in LSM_SYSCALLS.items() for syscall in syscalls}
 #: The arguments the pairing reads of each syscall's event (:func:`_same_call`): declared to the
 #: engine, so that a replay reads them in place and leaves those events undecoded.
@@ -157,7 +159,7 @@ class SyscallContext:
                 self._release_key(next(iter(self._held)))
             self._held[key] = event
             return True
-        if name in _SYSCALLS:
+        if name in SYSCALLS:
             self._traced.add(name)
             lsm_event = self._lsm_waiting.pop(key) if self._lsm_waiting else None
             if lsm_event is not None and _same_call(event, lsm_event) and self._this_call(event, lsm_event, first=True):
@@ -299,32 +301,3 @@ def describe(syscall_event: Event) -> dict[str, Any]:
         "timestamp": syscall_event.timestamp,
         "args": dict(syscall_event.args),
     }
-
-
-@hookimpl
-def tracee_sessionstart(session: Session) -> None:
-    """Observe the syscalls and LSM events of the run."""
-    if session.engine is None:
-        return
-    context = SyscallContext(session.engine.release)
-    session.engine.observe(
-        [*LSM_SYSCALLS, *sorted(_SYSCALLS)],
-        context.observe,
-        at_end=context.release_all,
-        at_next_input=context.forget_order,
-        args_read=ARGS_READ,
-        idle=context.idle,
-    )
-
-
-@hookimpl
-def tracee_finding_enrich(finding: Finding) -> None:
-    """Add ``syscall_event`` to findings raised on an LSM event whose syscall was traced."""
-    event = finding.event
-    if not isinstance(event, Event) or event.name not in LSM_SYSCALLS:
-        return
-    if finding.data is not None and DATA_KEY in finding.data:
-        return
-    syscall_event = event.syscall_event
-    if syscall_event is not None:
-        finding.data = dict(finding.data or {}, **{DATA_KEY: describe(syscall_event)})

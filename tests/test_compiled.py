@@ -18,7 +18,7 @@ from conftest import REPO, tracee_rules
 from pytracee.engine import SockAddr, compiled, select
 from pytracee.engine.selectors import ArgPattern
 
-ENGINE = REPO / "engine"
+ROOT = REPO  # the package directory: engine/ and signatures/
 SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]
 EVENTS = REPO / "examples" / "events"
 
@@ -73,8 +73,8 @@ def engine_copy(tmp_path: Path) -> Path:
     """The compiled set's sources with a stand-in for one compiled module and a current digest."""
     for relative in compiled.MODULES:
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ENGINE / relative, tmp_path / relative)
-    (tmp_path / "dispatch.py").with_suffix(SUFFIX).write_bytes(b"")
+        shutil.copy2(ROOT / relative, tmp_path / relative)
+    (tmp_path / "engine" / "dispatch.py").with_suffix(SUFFIX).write_bytes(b"")
     (tmp_path / compiled.DIGEST_FILE).write_text(compiled.source_digest(tmp_path) + "\n")
     return tmp_path
 
@@ -86,7 +86,7 @@ def test_a_current_build_is_used(engine_copy: Path, monkeypatch: pytest.MonkeyPa
 
 def test_an_edited_source_makes_the_sources_run(engine_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(compiled.PURE_ENV, raising=False)
-    with (engine_copy / "context" / "state.py").open("a") as source:
+    with (engine_copy / "signatures" / "syscall_context.py").open("a") as source:
         source.write("\n# edited after the build\n")
     assert compiled.check(engine_copy).startswith("sources (the compiled modules are older than their sources")
 
@@ -95,7 +95,7 @@ def test_compiled_modules_without_a_digest_are_not_trusted(engine_copy: Path, mo
     monkeypatch.delenv(compiled.PURE_ENV, raising=False)
     (engine_copy / compiled.DIGEST_FILE).unlink()
     assert compiled.check(engine_copy) == "sources (compiled modules without their digest: rebuild them)"
-    (engine_copy / "dispatch.py").with_suffix(SUFFIX).unlink()
+    (engine_copy / "engine" / "dispatch.py").with_suffix(SUFFIX).unlink()
     assert compiled.check(engine_copy) == "sources (not compiled)"
 
 
@@ -109,14 +109,15 @@ def test_the_environment_variable_forces_the_sources(engine_copy: Path, monkeypa
 def test_a_stale_build_runs_the_sources_and_says_so(engine_copy: Path) -> None:
     """The finder the engine installs imports the set from the sources when the build is stale:
     here, a copy of the engine whose ``dispatch.py`` gained a marker after its build."""
-    (engine_copy / "dispatch.py").write_text((ENGINE / "dispatch.py").read_text() + "\nEDITED = True\n")
+    dispatch = engine_copy / "engine" / "dispatch.py"
+    dispatch.write_text((ROOT / "engine" / "dispatch.py").read_text() + "\nEDITED = True\n")
     probe = (
         "import sys; from pathlib import Path; from pytracee.engine import compiled; "
         f"sys.meta_path.insert(0, compiled._SourceFinder(Path({str(engine_copy)!r}))); "
         "import pytracee.engine.dispatch as d; print(d.__file__, getattr(d, 'EDITED', False))"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == [str(engine_copy / "dispatch.py"), "True"]
+    assert out.stdout.split() == [str(dispatch), "True"]
 
 
 @pytest.mark.parametrize(
