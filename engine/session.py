@@ -22,7 +22,6 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -531,6 +530,8 @@ def collect(config: SessionConfig, pm: PluginManager) -> tuple[list[LoadedSignat
 
 def _load_builtin_rules(config: SessionConfig, pm: PluginManager, languages: Iterable[str]) -> None:
     """Load the shipped rule files of these languages (off by default: ``--rules`` chooses them)."""
+    from importlib import resources  # here: only runs with rule files pay for importing it
+
     with resources.as_file(resources.files("pytracee.rules")) as builtin_rules:
         for language in sorted(languages):
             pm.load_path(builtin_rules / language, config, enabled_by_default=False)

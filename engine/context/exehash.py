@@ -16,7 +16,6 @@ hash comes from the recorded event (its ``sha256`` argument) and nothing is hash
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import queue
@@ -208,6 +207,8 @@ class ExecHasher:
                 if st.st_size > self.max_size:
                     self.counts["too large"] += 1
                     return None
+                import hashlib  # here: OpenSSL's loading is start-up time most runs need not pay
+
                 digest = hashlib.sha256()
                 remaining = self.max_size + 1
                 while remaining > 0:

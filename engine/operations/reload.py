@@ -25,10 +25,10 @@ not trace are reported.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import inspect
 import logging
 import os
+import zlib
 from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -102,7 +102,10 @@ def _source_digest(obj: Any) -> str:
     if not path or not os.path.isfile(path):
         return ""
     with open(path, "rb") as stream:
-        return hashlib.sha256(stream.read()).hexdigest()
+        text = stream.read()
+    # size and CRC-32 tell an edited file from the one loaded (whoever can write it needs no
+    # collision), without loading OpenSSL at every start-up for a hash
+    return f"{len(text)}:{zlib.crc32(text):08x}"
 
 
 def fingerprints(signatures: Sequence[LoadedSignature]) -> dict[str, str]:

@@ -17,7 +17,6 @@ replay behaves as the live run did.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections import Counter, OrderedDict
 from collections.abc import Iterable
@@ -61,6 +60,8 @@ class Deduplicator:
         container = event.container_id
         where = f"container:{container[:64]}" if container else f"pid:{event.host_process_id}"
         data = _dump(finding.data) if finding.data else b""
+        import hashlib  # here: loading OpenSSL is start-up time most runs need not pay
+
         return finding.sig_metadata.id, where, hashlib.blake2b(data, digest_size=16).digest()
 
     def is_repeat(self, finding: Finding) -> bool:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from importlib import resources
 from pathlib import Path
 from time import perf_counter, process_time
 from typing import Any, Final
@@ -85,6 +84,8 @@ class RegoEvaluationError(RuntimeError):
 @functools.cache
 def engine_helpers() -> RegoModule:
     """The engine's own ``tracee.helpers`` module (engine/rego/helpers.rego)."""
+    from importlib import resources  # here, as the Rego engine is: only runs with Rego rules pay for it
+
     source = resources.files(__package__).joinpath("helpers.rego").read_text(encoding="utf-8")
     return parse_module(Path("<pytracee>/helpers.rego"), source)
 
