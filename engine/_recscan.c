@@ -76,7 +76,7 @@ static inline int field_of(const unsigned char *key, Py_ssize_t len)
     if (len > MAX_FIELD_LENGTH)
         return F_OTHER;
     for (const signed char *i = fields_by_length[len]; *i >= 0; i++) {
-        if (key[0] == (unsigned char)FIELD_NAMES[*i][0] && memcmp(key, FIELD_NAMES[*i], (size_t)len) == 0)
+        if (key[0] == (unsigned char)FIELD_NAMES[*i][0] && same_bytes(key, FIELD_NAMES[*i], len))
             return *i; /* (the first byte first: most keys differ there, without a call) */
     }
     return F_OTHER;
@@ -172,9 +172,9 @@ static int scan_event(scanner *s, envelope *e)
         if (e->want != NULL)
             for (int i = e->want->head[len % KEY_BUCKETS]; i >= 0; i = e->want->next[i])
                 if (e->want->len[i] == len && len > 0 && (unsigned char)e->want->key[i][0] == key[0] &&
-                    memcmp(e->want->key[i], key, (size_t)len) == 0)
+                    same_bytes(e->want->key[i], key, len))
                     e->found[i] = s->p; /* the last of a key wins, as in the full decoding */
-        if (len == 15 && memcmp(key, "processEntityId", 15) == 0)
+        if (len == 15 && same_bytes(key, "processEntityId", 15))
             e->entity_at = s->p;
         int field = field_of(key, len);
         if (field != F_OTHER) {
