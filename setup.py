@@ -63,8 +63,10 @@ class BuildExtWithDigest(build_ext):
     """``build_ext``, then the digest of the compiled sources beside the compiled engine modules."""
 
     def finalize_options(self) -> None:
-        # here, not at set-up: only the commands that build pay for mypyc
-        self.distribution.ext_modules = [*compiled_engine(), *(self.distribution.ext_modules or [])]
+        # here, not at set-up: only the commands that build pay for mypyc (once per process)
+        extensions = self.distribution.ext_modules or []
+        if not any(ext.name.startswith(COMPILED["GROUP"]) for ext in extensions):
+            self.distribution.ext_modules = [*compiled_engine(), *extensions]
         super().finalize_options()
 
     def run(self) -> None:

@@ -153,6 +153,17 @@ def command_env(workdir: Path) -> dict[str, str]:
     return env
 
 
+def engine_build(command: list[str], workdir: Path) -> str:
+    """Whether the command runs the engine's compiled modules or their sources (and why)."""
+    sibling = Path(command[0]).with_name("python")  # the command's own interpreter, beside it in its venv
+    python = sibling if sibling.is_absolute() and sibling.exists() else Path(sys.executable)
+    probe = "import pytracee.engine as e; print(e.compiled.status())"
+    done = subprocess.run(
+        [str(python), "-c", probe], capture_output=True, text=True, env=command_env(workdir), timeout=60, check=False
+    )
+    return done.stdout.strip() or f"unknown ({done.stderr.strip().splitlines()[-1:]})"
+
+
 def run_command(
     command: list[str],
     rules: str,
@@ -269,6 +280,7 @@ def run(args: argparse.Namespace, workdir: Path, pinned: str, started: float) ->
     print(
         f"  command: {' '.join(command)} [--rules SET] {' '.join(args.extra)} --input FILE --output OUT (default template)"
     )
+    print(f"  engine: {engine_build(command, workdir)}")
 
     inputs: dict[str, tuple[Path, workload.WorkloadStats]] = {}
     for mix in args.mix:
