@@ -76,13 +76,21 @@ def run_installed(target: Path, *args: str, command: str = "tracee-rules") -> su
 
 def test_wheel_installs_the_command_with_builtin_signatures(installed: Path) -> None:
     where = subprocess.run(
-        [sys.executable, "-c", "import pytracee.engine, pytracee.signatures; print(pytracee.engine.__file__)"],
+        [
+            sys.executable,
+            "-c",
+            (
+                "import pytracee.engine, pytracee.signatures; print(pytracee.engine.__file__); "
+                "print(pytracee.engine.compiled.status())"
+            ),
+        ],
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": str(installed)},
         cwd=installed,
     )
     assert where.stdout.startswith(str(installed)), "the test must exercise the wheel, not the checkout"
+    assert where.stdout.splitlines()[1] == "compiled"  # the wheel carries the compiled engine, current
     listing = run_installed(installed, "--list")
     assert listing.returncode == 0, listing.stderr
     assert "32 of " in listing.stdout and "signatures enabled" in listing.stdout
