@@ -317,7 +317,7 @@ class SockAddr:
     path: str = ""
 
     def __reduce__(self) -> tuple[type[SockAddr], tuple[str, str, str, str]]:
-        """Pickled and copied by its fields, through ``__init__`` (compiled, a frozen instance cannot take them one by one)."""
+        """Pickled and copied by its fields, through ``__init__`` (compiled, a frozen class takes no state)."""
         return (SockAddr, (self.family, self.ip, self.port, self.path))
 
     @classmethod

@@ -47,7 +47,7 @@ class ArgPattern:
     def __reduce__(
         self,
     ) -> tuple[type[ArgPattern], tuple[frozenset[str], tuple[str, ...], tuple[str, ...], tuple[str, ...], bool]]:
-        """Pickled and copied by its fields, through ``__init__`` (compiled, a frozen instance cannot take them one by one)."""
+        """Pickled and copied by its fields, through ``__init__`` (compiled, a frozen class takes no state)."""
         return (ArgPattern, (self.exact, self.prefixes, self.suffixes, self.contains, self.anything))
 
     @classmethod
@@ -160,7 +160,7 @@ class EventSelector:
         return all(pattern.matches(args.get(arg)) for arg, pattern in self.filters.items())
 
     def __reduce__(self) -> tuple[type[EventSelector], tuple[str, str, str, Mapping[str, ArgPattern], bool]]:
-        """Pickled and copied by its fields, through ``__init__`` (compiled, a frozen instance cannot take them one by one)."""
+        """Pickled and copied by its fields, through ``__init__`` (compiled, a frozen class takes no state)."""
         return (EventSelector, (self.name, self.origin, self.source, self.filters, self.recorded_only))
 
     def to_dict(self) -> dict[str, str]:
