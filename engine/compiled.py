@@ -1,7 +1,7 @@
 """The compiled modules: which they are, and whether the compiled code is current.
 
-The modules on a replay's hot path (:data:`MODULES`: the engine's reader, routing and context,
-the built-in syscall context) are plain, strictly typed Python that the package build
+The modules on a replay's hot path (:data:`MODULES`: the engine's reader, ``Event``, routing and
+context, the built-in syscall context) are plain, strictly typed Python that the package build
 (``setup.py``) also compiles into C extensions with mypyc; a replay then takes 10-20% less
 CPU, with the same behaviour. Nothing else changes: where the build
 could not compile them (no C compiler, no mypyc) the package installs without them and
@@ -33,11 +33,12 @@ __all__ = ["DIGEST_FILE", "GROUP", "MODULES", "PURE_ENV", "install", "let_signal
 
 #: The compiled modules, as paths relative to the package's directory (``pytracee/``: the
 #: checkout's root). Each one is mypy-strict; none holds a ``@hookimpl`` (a compiled function
-#: takes no marker) nor a class that signature authors subclass.
+#: takes no marker) nor a class that signature authors subclass (``Event`` is read, not subclassed).
 MODULES: Final = (
     "engine/context/proctree.py",
     "engine/context/state.py",
     "engine/dispatch.py",
+    "engine/events.py",
     "engine/filtermemo.py",
     "engine/parsers.py",
     "engine/prefilter.py",

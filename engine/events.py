@@ -76,12 +76,12 @@ class Event:
         rule engines that parse JSON themselves take it instead of ``raw``.
     """
 
-    __slots__ = ("_args", "_line", "_where", "context", "raw", "source", "syscall_event", "text")
+    __slots__ = ("_args", "_line", "_raw", "_where", "context", "source", "syscall_event", "text")
 
     def __init__(
         self, raw: dict[str, Any], source: str = "tracee", where: str = "", line: int = 0, text: bytes | None = None
     ) -> None:
-        self.raw = raw
+        self._raw = raw
         self.source = source
         self.text = text
         self._args: dict[str, Any] | None = None
@@ -93,18 +93,19 @@ class Event:
         #: (``openat``, ...), once the syscall context paired them; it lives as long as this event.
         self.syscall_event: Event | None = None
 
-    def __getstate__(self) -> tuple[None, dict[str, Any]]:
-        """The event pickled (a finding leaving its ``--workers`` process) without the run's
-        context and the syscall's event: they stay in the process that read it."""
-        state = {}
-        for cls in type(self).__mro__:
-            for name in cls.__dict__.get("__slots__", ()):
-                try:
-                    state[name] = cls.__dict__[name].__get__(self, cls)  # the slot (a property may shadow it)
-                except AttributeError:  # never set
-                    continue
-        state["context"] = state["syscall_event"] = None
-        return None, state
+    @property
+    def raw(self) -> dict[str, Any]:
+        """The decoded JSON object (``trace.Event``): shared, never copied."""
+        return self._raw
+
+    @raw.setter
+    def raw(self, value: dict[str, Any]) -> None:
+        self._raw = value
+
+    def __reduce__(self) -> tuple[type[Event], tuple[dict[str, Any], str, str, int, bytes | None]]:
+        """Pickled (a finding leaving its ``--workers`` process) as its JSON object and where it was
+        read, without the run's context and the syscall's event: they stay in the process that read it."""
+        return (Event, (self.raw, self.source, self._where, self._line, self.text))
 
     # --- context ---------------------------------------------------------------
 

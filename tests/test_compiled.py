@@ -13,9 +13,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 import pytest
 from conftest import REPO, tracee_rules
-from pytracee.engine import SockAddr, compiled, select
+from pytracee.engine import Event, SockAddr, compiled, select
+from pytracee.engine.events import LazyEvent
 from pytracee.engine.selectors import ArgPattern
 
 ROOT = REPO  # the package directory: engine/ and signatures/
@@ -134,3 +136,19 @@ def test_frozen_values_pickle_and_copy(value: object) -> None:
     way to be rebuilt."""
     for copied in (pickle.loads(pickle.dumps(value)), copy.copy(value), copy.deepcopy(value)):  # noqa: S301
         assert copied == value and type(copied) is type(value)
+
+
+def test_events_pickle_as_their_json_and_place() -> None:
+    """A finding's event leaves a ``--workers`` process pickled: its JSON object and where it was
+    read, without the syscall's event (it stays in the process that read it); a lazy event
+    arrives decoded."""
+    raw = {"eventName": "openat", "processId": 7, "args": [{"name": "pathname", "value": "/etc/shadow"}]}
+    event = Event(raw, "tracee", "f.jsonl", 3, orjson.dumps(raw))
+    event.syscall_event = Event({"eventName": "openat"})
+    lazy = LazyEvent({"eventName": "openat"}, orjson.dumps(raw), "tracee", "f.jsonl", 4)
+    for original, line in ((event, 3), (lazy, 4)):
+        copied = pickle.loads(pickle.dumps(original))  # noqa: S301 - our own bytes
+        assert type(copied) is Event
+        assert copied.raw == raw and copied.location == f"f.jsonl:{line}" and copied.text == orjson.dumps(raw)
+        assert copied.syscall_event is None and copied.context is None
+        assert copied.str_arg("pathname") == "/etc/shadow"
