@@ -97,6 +97,8 @@ def compiled_engine() -> list[Extension]:
     tree = HERE / "build" / "mypyc-src"
     for package in ("bpf", "collector", "engine", "rules", "signatures"):
         link = tree / "pytracee" / package
+        if link.is_symlink() and link.resolve() != (HERE / package).resolve():
+            link.unlink()  # a checkout copied with its build/: the link names the old one's sources
         if not link.is_symlink():
             link.parent.mkdir(parents=True, exist_ok=True)
             link.symlink_to(HERE / package, target_is_directory=True)
