@@ -19,7 +19,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from .errors import Interrupted, MalformedEventError, RuleAbortError
 from .events import ORIGIN_HOST, Event
@@ -229,10 +229,11 @@ class Engine:
             self._observers.setdefault(name, []).append(observer)
             self._observer_idle.setdefault(name, []).append(idle)
         for name, args in (args_read or {}).items():
-            given: Iterable[object] = (args,) if isinstance(args, str) else args  # checked before use
-            if not all(isinstance(arg, str) for arg in given):
+            names = (args,) if isinstance(args, str) else tuple(args)
+            # each one checked as an object: a compiled loop over str would raise its own TypeError first
+            if not all(isinstance(arg, str) for arg in cast("tuple[object, ...]", names)):
                 raise TypeError(f"args_read[{name!r}] must name arguments by str")
-            self._observed_args.setdefault(name, set()).update((args,) if isinstance(args, str) else args)
+            self._observed_args.setdefault(name, set()).update(names)
         if at_end is not None:
             self._observers_at_end.append(at_end)
         if at_next_input is not None:

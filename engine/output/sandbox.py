@@ -18,8 +18,9 @@ they print come from traced programs. :func:`bounded_environment` builds an
 
 The caller bounds the text produced by the template itself (see
 :meth:`pytracee.engine.output.templates.FindingTemplate.render`). A template that goes
-over a bound raises :class:`RenderLimitError` (the bounds: :mod:`pytracee.engine.output.limits`). Filters never run at compile time
-(Jinja folds constant filter calls otherwise), so loading a template is bounded too.
+over a bound raises :class:`RenderLimitError` (the bounds: :mod:`pytracee.engine.output.limits`).
+Filters never run at compile time (Jinja folds constant filter calls otherwise), so loading a
+template is bounded too.
 ``lipsum`` is removed; there is no loader, so ``include``/``import`` fail.
 """
 
