@@ -8,6 +8,7 @@ import importlib
 import importlib.machinery
 import os
 import pickle
+import runpy
 import shutil
 import subprocess
 import sys
@@ -152,3 +153,12 @@ def test_events_pickle_as_their_json_and_place() -> None:
         assert copied.raw == raw and copied.location == f"f.jsonl:{line}" and copied.text == orjson.dumps(raw)
         assert copied.syscall_event is None and copied.context is None
         assert copied.str_arg("pathname") == "/etc/shadow"
+
+
+def test_the_build_compiles_nothing_when_asked_not_to(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``PYTRACEE_COMPILE=0`` at build time: no compiled extension, the sources run."""
+    monkeypatch.setenv("PYTRACEE_COMPILE", "0")
+    monkeypatch.setattr(sys, "argv", ["setup.py", "--version"])  # setup() answers and does nothing else
+    monkeypatch.chdir(REPO)
+    build = runpy.run_path(str(REPO / "setup.py"))
+    assert build["compiled_engine"]() == []
