@@ -408,14 +408,14 @@ static PyObject *scan_record(const unsigned char *text, Py_ssize_t size, PyObjec
     return found;
 }
 
-/* The values of the keys `e->want` located, into a new dict at *out: OK, UNSURE (a value that is
- * not a scalar or an object of scalars), or -2 (an exception set). */
-static int fields_of(const envelope *e, const unsigned char *end, PyObject **out)
+/* The values of the first `n` keys of `e->want` located, into a new dict at *out: OK, UNSURE (a
+ * value that is not a scalar or an object of scalars), or -2 (an exception set). */
+static int fields_of(const envelope *e, const unsigned char *end, Py_ssize_t n, PyObject **out)
 {
     PyObject *fields = PyDict_New();
     if (fields == NULL)
         return -2;
-    for (Py_ssize_t i = 0; i < e->want->n; i++) {
+    for (Py_ssize_t i = 0; i < n && i < e->want->n; i++) {
         if (e->found[i] == NULL)
             continue;
         scanner v = {e->found[i], end, 1};
@@ -438,10 +438,10 @@ static int fields_of(const envelope *e, const unsigned char *end, PyObject **out
 
 /* fields_of() plus, when `arg_names` (a tuple of str, checked by scan_lines) is not empty, the arguments it names under
  * the key "args" (as read_args() reads them): OK, UNSURE (*out left NULL) or -2. */
-static int lazy_fields(const envelope *e, const unsigned char *end, PyObject *arg_names, PyObject **out)
+static int lazy_fields(const envelope *e, const unsigned char *end, Py_ssize_t n, PyObject *arg_names, PyObject **out)
 {
     PyObject *fields = NULL, *args;
-    int r = fields_of(e, end, &fields);
+    int r = fields_of(e, end, n, &fields);
     if (r != OK || PyTuple_GET_SIZE(arg_names) == 0) {
         *out = fields;
         return r;
@@ -504,7 +504,7 @@ static PyObject *extract(PyObject *module, PyObject *const *argv, Py_ssize_t arg
     if (scan_event(&s, &e))
         Py_RETURN_NONE;
     PyObject *fields = NULL, *args = NULL;
-    int r = fields_of(&e, s.end, &fields);
+    int r = fields_of(&e, s.end, keys.n, &fields);
     if (r == OK && (args = PyDict_New()) == NULL)
         r = -2;
     if (r == OK && e.args != NULL && PyTuple_GET_SIZE(argv[2]) > 0)
@@ -526,7 +526,9 @@ static PyObject *extract(PyObject *module, PyObject *const *argv, Py_ssize_t arg
  * scan_lines(data, pos, lineno, limit, plan) -> (records, pos, lineno, skipped)
  *
  * The lines of data from pos on, each scanned as scan() does, while they are complete, start
- * with '{' and are at most limit bytes; it stops at the first other one (left to the caller).
+ * with '{' and are at most limit bytes; it stops at the first other one (left to the caller), and
+ * when shards' trees learn from one another (`processes`) pauses after a record that changes this
+ * shard's tree (changes_tree): the caller scans on from pos once it has handled the records.
  * A line is left out when the plan says nobody wants it:
  *   - with shards, a record another shard owns (owner_of) and whose name is not in `observed`:
  *     not counted;
@@ -539,10 +541,14 @@ static PyObject *extract(PyObject *module, PyObject *const *argv, Py_ssize_t arg
  *   - for a record this shard owns whose name is a key of `lazy`, the dict of its fields named
  *     in `lazy_keys` and, under "args", {name: value} of its arguments named in lazy[name] (a
  *     tuple; none: no "args"), as extract() reads them (the tuple when not sure of those);
- *   - with shards, the event's name (a str) for another shard's record shown to `observed`;
+ *   - with shards, for another shard's record shown to `observed`: [fields, args], its fields named
+ *     in `lazy_keys` and {name: value} of its arguments named in tree_args[name] (as extract()
+ *     reads them), or its name (a str) when `tree_args` is None or not sure;
  *   - with shards and `processes` (a process tree's host pid -> ProcessInfo, or None), scan()'s
  *     tuple as a list for another shard's record that its owner decodes (`decoded` holds its name)
- *     and whose process the tree may not know (tree_knows): the tree learns from its context;
+ *     and whose process the tree may not know (tree_knows): the tree learns from its context
+ *     (the arguments None when one read is not sure: the reader tests the admission on the text);
+ *     with `tree_args`, the list ends with its fields named in `lazy_keys` (None: not sure);
  *   - with shards, () for a record this shard owns whose arguments read are not sure;
  *   - False when not sure of the record (its owner is then the caller's to find);
  *   - without shards, True for a record not scanned, to be decoded whole: the first "eventName"
@@ -550,15 +556,17 @@ static PyObject *extract(PyObject *module, PyObject *const *argv, Py_ssize_t arg
  *     (decoded_directly); the caller validates what it decodes, and scans it after all when the
  *     name it reads is not in `direct`.
  * plan: (arg_table, actions, decoded, observed, index, count, verdicts, lazy (a dict), lazy_keys,
- * processes, direct); count 0: no shards.
+ * processes, direct, tree_args, lazy_count); count 0: no shards. A lazy event's fields are the first
+ * lazy_count of lazy_keys; with shards, the process tree of this shard reads them all of other
+ * shards' records (tree_args: a dict, name -> argument names; None: the caller reads them).
  */
 static PyObject *scan_lines(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
 {
     (void)module;
-    PyObject *table, *actions, *decoded, *observed, *verdicts, *lazy, *processes, *direct;
-    Py_ssize_t pos, lineno, limit, index, count;
+    PyObject *table, *actions, *decoded, *observed, *verdicts, *lazy, *processes, *direct, *tree_args;
+    Py_ssize_t pos, lineno, limit, index, count, lazy_count;
     keyset lazy_keys;
-    if (argc != 5 || !PyBytes_Check(argv[0]) || !PyTuple_Check(argv[4]) || PyTuple_GET_SIZE(argv[4]) != 11) {
+    if (argc != 5 || !PyBytes_Check(argv[0]) || !PyTuple_Check(argv[4]) || PyTuple_GET_SIZE(argv[4]) != 13) {
         PyErr_SetString(PyExc_TypeError, "scan_lines(data: bytes, pos: int, lineno: int, limit: int, plan: tuple)");
         return NULL;
     }
@@ -575,32 +583,25 @@ static PyObject *scan_lines(PyObject *module, PyObject *const *argv, Py_ssize_t 
     lazy = PyTuple_GET_ITEM(argv[4], 7);
     processes = PyTuple_GET_ITEM(argv[4], 9);
     direct = PyTuple_GET_ITEM(argv[4], 10);
+    tree_args = PyTuple_GET_ITEM(argv[4], 11);
+    lazy_count = PyLong_AsSsize_t(PyTuple_GET_ITEM(argv[4], 12));
     if (PyErr_Occurred())
         return NULL;
     if (!PyDict_Check(table) || !PyDict_Check(actions) || !PyDict_Check(verdicts) ||
         !(decoded == Py_None || PyFrozenSet_Check(decoded)) || !PyFrozenSet_Check(observed) ||
-        !PyDict_Check(lazy) || !PyFrozenSet_Check(direct) || !(processes == Py_None || PyDict_Check(processes)) || count < 0 || (count > 0 && (index < 0 || index >= count)) || pos < 0 ||
-        lineno < 0 || limit < 0) {
+        !PyDict_Check(lazy) || !PyFrozenSet_Check(direct) || !(processes == Py_None || PyDict_Check(processes)) ||
+        !(tree_args == Py_None || (PyDict_Check(tree_args) && count > 0)) || count < 0 ||
+        (count > 0 && (index < 0 || index >= count)) || pos < 0 || lineno < 0 || limit < 0 || lazy_count < 0) {
         PyErr_SetString(PyExc_ValueError, "scan_lines: a bad plan");
         return NULL;
     }
-    Py_ssize_t at = 0;
-    PyObject *lazy_name, *arg_names;
-    while (PyDict_Next(lazy, &at, &lazy_name, &arg_names)) { /* once here, not per record */
-        if (!PyTuple_Check(arg_names)) {
-            PyErr_SetString(PyExc_ValueError, "scan_lines: a bad plan");
-            return NULL;
-        }
-        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(arg_names); i++)
-            if (!PyUnicode_Check(PyTuple_GET_ITEM(arg_names, i))) {
-                PyErr_SetString(PyExc_TypeError, "scan_lines: lazy argument names must be str");
-                return NULL;
-            }
-    }
+    if (check_arg_names(lazy) < 0 || (tree_args != Py_None && check_arg_names(tree_args) < 0)) /* once, not per record */
+        return NULL;
     direct_names names;
     if (keyset_init(&lazy_keys, PyTuple_GET_ITEM(argv[4], 8)) < 0 || direct_names_init(&names, direct) < 0)
         return NULL;
-    const keyset *want = PyDict_GET_SIZE(lazy) > 0 ? &lazy_keys : NULL;
+    const keyset *want = PyDict_GET_SIZE(lazy) > 0 || tree_args != Py_None ? &lazy_keys : NULL;
+    const shard_plan shards = {observed, processes, table, verdicts, tree_args};
     const unsigned char *base = (const unsigned char *)PyBytes_AS_STRING(argv[0]);
     Py_ssize_t size = PyBytes_GET_SIZE(argv[0]);
     Py_ssize_t skipped = 0;
@@ -623,6 +624,7 @@ static PyObject *scan_lines(PyObject *module, PyObject *const *argv, Py_ssize_t 
         envelope_init(&e, want);
         PyObject *found = NULL, *name = NULL;
         int leave = 0; /* 1: not this shard's, 2: nobody wants it */
+        int pause = 0; /* this shard's tree changes with this record: the next ones wait (changes_tree) */
         int whole = count == 0 && names.n != 0 ? decoded_directly(line, length, &names) : 0;
         if (whole < 0)
             goto fail;
@@ -630,6 +632,7 @@ static PyObject *scan_lines(PyObject *module, PyObject *const *argv, Py_ssize_t 
             found = Py_NewRef(Py_True); /* decoded whole by the caller, who checks the name it reads */
         } else if (scan_event(&s, &e)) {
             found = Py_NewRef(Py_False); /* not sure: the caller's Python path */
+            pause = count > 0 && processes != Py_None; /* (it may be a fork, exec or exit) */
         } else {
             if ((name = ascii_string(e.name, e.name_len)) == NULL)
                 goto fail;
@@ -637,32 +640,10 @@ static PyObject *scan_lines(PyObject *module, PyObject *const *argv, Py_ssize_t 
             Py_ssize_t owner = count > 0 ? owner_of(&e, name, decoded, number, count, &by_key) : 0;
             if (owner < 0)
                 goto fail_name;
-            if (owner != index) { /* another shard's: shown by its name, to learn from, or left out unbuilt */
-                int shown = PySet_Contains(observed, name);
-                if (shown < 0)
+            if (owner != index) { /* another shard's: shown to the tree, to learn from, or left out unbuilt */
+                if (of_another_shard(&e, s.end, name, by_key, &shards, &found) < 0)
                     goto fail_name;
-                int knows = shown || !by_key || processes == Py_None || e.host_pid == 0 ? 1
-                                                                                        : tree_knows(processes, &e, s.end);
-                if (knows < 0)
-                    goto fail_name;
-                if (shown) {
-                    found = Py_NewRef(name);
-                } else if (!knows && (found = found_of(&e, s.end, name, table)) != NULL && PyTuple_Check(found)) {
-                    int answer = verdict(verdicts, name, found); /* refused: its owner will not decode it either */
-                    if (answer == ADMITTED)
-                        mark_admitted(found);
-                    PyObject *list = answer == REFUSED ? NULL : PySequence_List(found);
-                    Py_SETREF(found, list);
-                    if (answer < 0 || (answer != REFUSED && found == NULL))
-                        goto fail_name;
-                    if (answer == REFUSED)
-                        leave = 1;
-                } else if (!knows && found == NULL) {
-                    goto fail_name;
-                } else {
-                    Py_CLEAR(found); /* None: an argument read is odd; only its owner learns from it */
-                    leave = 1;
-                }
+                leave = found == NULL;
             } else {
                 int unwanted = maps_to_zero(actions, name);
                 if (unwanted < 0)
@@ -674,7 +655,7 @@ static PyObject *scan_lines(PyObject *module, PyObject *const *argv, Py_ssize_t 
                 PyObject *arg_names = PyDict_GetItemWithError(lazy, name); /* borrowed */
                 if (arg_names == NULL && PyErr_Occurred())
                     goto fail_name;
-                if (arg_names != NULL && lazy_fields(&e, s.end, arg_names, &found) == -2)
+                if (arg_names != NULL && lazy_fields(&e, s.end, lazy_count, arg_names, &found) == -2)
                     goto fail_name;
             }
             if (!leave && found == NULL) {
@@ -696,6 +677,10 @@ static PyObject *scan_lines(PyObject *module, PyObject *const *argv, Py_ssize_t 
                         mark_admitted(found);
                 }
             }
+            /* another shard's record handed on changes the tree (shown to it, or learnt from) */
+            if (!leave && count > 0 && processes != Py_None &&
+                (pause = owner != index ? 1 : changes_tree(&e, s.end, name, by_key, &shards)) < 0)
+                goto fail_name;
             Py_DECREF(name);
         }
         pos += length + 1;
@@ -717,6 +702,8 @@ static PyObject *scan_lines(PyObject *module, PyObject *const *argv, Py_ssize_t 
         Py_DECREF(item);
         if (r < 0)
             goto fail;
+        if (pause)
+            break; /* (the caller scans on from pos once the records are handled) */
         continue;
     fail_name:
         Py_XDECREF(found);

@@ -83,13 +83,136 @@ static int tree_knows(PyObject *processes, const envelope *e, const unsigned cha
     return known;
 }
 
+/* 0, or -1 with an exception: the values of `dict` (a dict) are tuples of str (argument names). */
+static int check_arg_names(PyObject *dict)
+{
+    Py_ssize_t at = 0;
+    PyObject *name, *arg_names;
+    while (PyDict_Next(dict, &at, &name, &arg_names)) {
+        if (!PyTuple_Check(arg_names)) {
+            PyErr_SetString(PyExc_ValueError, "scan_lines: a bad plan");
+            return -1;
+        }
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(arg_names); i++)
+            if (!PyUnicode_Check(PyTuple_GET_ITEM(arg_names, i))) {
+                PyErr_SetString(PyExc_TypeError, "scan_lines: argument names must be str");
+                return -1;
+            }
+    }
+    return 0;
+}
+
+/* What this shard's process tree reads of another shard's record scanned into `e` (named `name`):
+ * [fields, args], its fields located (all of e->want) and its arguments named in tree_args[name], as
+ * extract() reads them; `name` itself (a new reference) when a value read is not sure; NULL on an
+ * error. */
+static PyObject *tree_view(const envelope *e, const unsigned char *end, PyObject *name, PyObject *tree_args)
+{
+    PyObject *arg_names = PyDict_GetItemWithError(tree_args, name); /* borrowed */
+    if (arg_names == NULL && PyErr_Occurred())
+        return NULL;
+    PyObject *fields = NULL, *args = NULL;
+    int r = fields_of(e, end, e->want->n, &fields);
+    if (r == OK && (args = PyDict_New()) == NULL)
+        r = -2;
+    if (r == OK && e->args != NULL && arg_names != NULL && PyTuple_GET_SIZE(arg_names) > 0)
+        r = read_args(e->args, end, arg_names, args, 1);
+    PyObject *view = r == OK ? PyList_New(2) : NULL;
+    if (view != NULL) {
+        PyList_SET_ITEM(view, 0, fields);
+        PyList_SET_ITEM(view, 1, args);
+        return view;
+    }
+    Py_XDECREF(fields);
+    Py_XDECREF(args);
+    return r == UNSURE ? Py_NewRef(name) : NULL;
+}
+
+/* Append to `item` (a list, to learn from) the fields of the record scanned into `e`, or None when a
+ * value is not sure: 0, or -1 on an error. */
+static int add_context(const envelope *e, const unsigned char *end, PyObject *item)
+{
+    PyObject *fields = NULL;
+    int r = fields_of(e, end, e->want->n, &fields);
+    if (r == -2)
+        return -1;
+    r = PyList_Append(item, r == OK ? fields : Py_None);
+    Py_XDECREF(fields);
+    return r;
+}
+
+/* What scan_lines' plan says of other shards' records. */
+typedef struct {
+    PyObject *observed;  /* frozenset: the events shown to this shard's process tree whoever owns them */
+    PyObject *processes; /* dict: the tree's processes by host pid; None: learn from no other record */
+    PyObject *table;     /* scan()'s arg_table */
+    PyObject *verdicts;  /* the admissions' answers remembered per argument value */
+    PyObject *tree_args; /* dict: the arguments the tree reads per event; None: the reader reads them */
+} shard_plan;
+
+static PyObject *NO_ARGS; /* an empty arg_table: scan()'s tuple without arguments */
+
+/* Another shard's record scanned into `e` (named `name`, its owner found by its process when
+ * `by_key`): scan_lines' answer for it in *found, a new reference (shown to this shard's tree: its
+ * tree_view(), else its name; of a process the tree may not know, whose owner decodes it: scan()'s
+ * tuple as a list, its arguments None when one read is odd (the reader tests the admission on the
+ * text), then with `tree_args` its fields), or NULL: left out (its owner decodes, counts and reports
+ * it). 0, or -1 on an error. */
+static int of_another_shard(const envelope *e, const unsigned char *end, PyObject *name, int by_key,
+                            const shard_plan *plan, PyObject **found)
+{
+    *found = NULL;
+    int shown = PySet_Contains(plan->observed, name);
+    if (shown) {
+        if (shown > 0)
+            *found = plan->tree_args == Py_None ? Py_NewRef(name) : tree_view(e, end, name, plan->tree_args);
+        return *found == NULL ? -1 : 0;
+    }
+    int knows = !by_key || plan->processes == Py_None || e->host_pid == 0 ? 1 : tree_knows(plan->processes, e, end);
+    if (knows)
+        return knows < 0 ? -1 : 0;
+    PyObject *item = found_of(e, end, name, plan->table);
+    if (item == Py_None)
+        Py_SETREF(item, found_of(e, end, name, NO_ARGS));
+    if (item == NULL)
+        return -1;
+    int answer = verdict(plan->verdicts, name, item); /* refused: its owner will not decode it either */
+    if (answer == ADMITTED)
+        mark_admitted(item);
+    if (answer == 0 || answer == ADMITTED)
+        *found = PySequence_List(item);
+    Py_DECREF(item);
+    if (answer < 0 || (answer != REFUSED && *found == NULL) ||
+        (*found != NULL && plan->tree_args != Py_None && add_context(e, end, *found) < 0)) {
+        Py_CLEAR(*found);
+        return -1;
+    }
+    return 0;
+}
+
+/* Whether this shard's tree may change when the reader handles this shard's record scanned into
+ * `e` (named `name`, its owner found by its process when `by_key`): a fork, exec or exit, or an event
+ * of a process the tree may not know (the context learns it). Then scan_lines pauses after it: the
+ * tree_knows() answers for the records after it must be those of the tree as it will be (a process
+ * replaced or evicted meanwhile is to be learnt again, as one process's tree would). 1, 0, or -1 on
+ * an error. (Another shard's record handed on always changes it: shown to it, or learnt from.) */
+static int changes_tree(const envelope *e, const unsigned char *end, PyObject *name, int by_key, const shard_plan *plan)
+{
+    int tree_event = PySet_Contains(plan->observed, name);
+    if (tree_event || !by_key || e->host_pid == 0)
+        return tree_event;
+    int knows = tree_knows(plan->processes, e, end);
+    return knows < 0 ? -1 : !knows;
+}
+
 /* The tables and names above, made once (at module initialisation); -1 on an error. */
 static int init_shards(void)
 {
     init_crc_table();
+    NO_ARGS = PyDict_New();
     COMM = PyUnicode_InternFromString("comm");
     ENTITY = PyUnicode_InternFromString("_entity");
-    return COMM != NULL && ENTITY != NULL ? 0 : -1;
+    return NO_ARGS != NULL && COMM != NULL && ENTITY != NULL ? 0 : -1;
 }
 
 #endif

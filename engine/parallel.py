@@ -12,7 +12,12 @@ reads the whole input but decodes and dispatches only the events of its shard
 Ordering guarantee: each signature instance sees, in input order, every event of
 each process and of each container of its shard, so state kept per process
 (PYT-1's exec pairing) or per container (TRC-1013's API server connection) is
-exactly what one process would keep. Not guaranteed: an order between events of
+exactly what one process would keep. Each worker's process tree (ancestry on
+findings) is the one process's too: it is shown every fork, exec and exit, and
+learns every process from the events their owners decode, in input order (read
+in place from other shards' records; the compiled scanner pauses after a record
+that changes the tree, so that what it asks the tree of the next ones is answered
+as one process's tree would answer). Not guaranteed: an order between events of
 different shards, and state that spans host processes (a signature relating a
 host parent to its child, a count over the whole host) sees only its shard's
 part; such signatures need ``--workers 1``. Signature events derived from

@@ -286,6 +286,11 @@ class EventReader:
         )
         if scan is not None and _compiled_scan_lines is not None:
             shown = frozenset(observed) if observe is not None else frozenset()
+            # sharded, the compiled loop reads in place what the tree needs of other shards' records
+            tree_args = dict(args_read) if shard is not None and observe_fields is not None else None
+            keys = (
+                LAZY_FIELDS if tree_args is None else (*LAZY_FIELDS, *(k for k in fields_read if k not in LAZY_FIELDS))
+            )
             plan = (
                 arg_table,
                 actions,
@@ -295,9 +300,11 @@ class EventReader:
                 count if shard is not None else 0,
                 verdicts,
                 lazy,
-                LAZY_FIELDS,
+                keys,
                 processes if shard is not None and observe_fields is not None else None,
                 direct,
+                tree_args,
+                len(LAZY_FIELDS),
             )
 
             def left_out(records: int) -> None:
@@ -326,23 +333,48 @@ class EventReader:
                 return False
             return _admitted(admit, text)
 
+        def unsure(text: bytes, guess: str, lineno: int, report: Callable[[str, int, str, str], None]) -> Any:
+            """A record the scanner was not sure of (``guess``: the name it seems to have), read as
+            its owner reads it: its JSON object, False when nobody decodes it (a known event neither
+            wanted nor admitted), None when rejected (told to ``report``)."""
+            # an event some consumer surely wants is validated in full; others by their envelope first
+            head = None if wanted is not None and guess in wanted else envelope(text)
+            if head is not None and (known is None or known(head.eventName)):
+                # a well-formed event: decoded only when some consumer wants it
+                if wanted is not None and head.eventName not in wanted:
+                    admit = admissions.get(head.eventName)
+                    if admit is None or not admit(head):
+                        return False
+                if not may_nest_too_deeply(text):
+                    try:
+                        return loads(text)
+                    except orjson.JSONDecodeError as exc:
+                        report(name, lineno, *_json_problem(text, exc))
+                        return None
+            return self._validated(text, name, lineno, report)
+
         def show_other(event: str, text: bytes, lineno: int) -> None:
             """Another shard's event for this shard's process tree (read in place if it can)."""
             read = None if extract is None else extract(text, fields_read, args_read.get(event, ()))
             if read is not None and observe_fields is not None:
                 observe_fields(*read)
             elif observe is not None:
-                _show_to(observe, text, name, lineno)
+                _show_decoded(observe, text, name, lineno)
 
         def learn_other(found: Any, text: bytes, lineno: int) -> None:
             """Another shard's event whose process this shard's tree may not know: learnt from when
-            its owner decodes it (a known event, wanted or admitted), as one process's tree would."""
-            event, origin, _, _, args = found
+            its owner decodes it (a known event, wanted or admitted), as one process's tree would.
+            ``found``: scan()'s answer, and from the compiled loop its fields read (None: not sure)."""
+            event, origin, args = found[0], found[1], found[4]
             if observe_fields is None or (known is not None and not known(event)):
                 return
             if wanted is not None and event not in wanted and not decoded_by_admission(event, origin, args, text):
                 return
-            show_other(event, text, lineno)  # its context only: args_read names none of its arguments
+            fields = found[5] if len(found) > 5 else None
+            if fields is not None:
+                observe_fields(fields, {})  # its context only: args_read names none of its arguments
+            else:
+                show_other(event, text, lineno)
 
         for text, lineno, found in RecordSplitter(stream, self.max_line_size, report, scanning):
             if found is True:  # not scanned: named as an event wanted whole, decoded and validated here
@@ -372,8 +404,11 @@ class EventReader:
                     if type(found) is str:  # another shard's, shown to this shard's process tree
                         show_other(found, text, lineno)
                         continue
-                    if type(found) is list:  # another shard's, of a process this shard's tree may not know
-                        learn_other(found, text, lineno)
+                    if type(found) is list:
+                        if len(found) == 2:  # another shard's, shown to this shard's tree: (fields, args)
+                            observe_fields(found[0], found[1])  # type: ignore[misc]
+                        else:  # another shard's, of a process this shard's tree may not know
+                            learn_other(found, text, lineno)
                         continue
                     event = found["eventName"]
                     if known is None or known(event):  # an event only observers want: lazily
@@ -436,28 +471,20 @@ class EventReader:
                 guess = name_of(text) if wanted is not None or observe is not None else ""
                 # () from the compiled loop: this shard owns it (only the arguments it read were odd)
                 if owner_of is not None and found != () and owner_of(text, lineno, guess) != index:
-                    if observe is not None and guess in observed:
-                        _show_to(observe, text, name, lineno)
+                    if observe is not None and (guess in observed or processes is not None):
+                        # this shard's tree sees it as one process's would: if its owner decodes it
+                        raw = unsure(text, guess, lineno, _unreported)
+                        if type(raw) is dict:
+                            _show_to(observe, raw, text, name, lineno)
                     continue  # another shard's record: it decodes, counts and reports it
-                # an event some consumer surely wants is validated in full; others by their envelope first
-                head = None if wanted is not None and guess in wanted else envelope(text)
-                if head is not None and (known is None or known(head.eventName)):
-                    # a well-formed event: decoded only when some consumer wants it
-                    if wanted is not None and head.eventName not in wanted:
-                        admit = admissions.get(head.eventName)
-                        if admit is None or not admit(head):
-                            stats.events += 1
-                            stats.undecoded += 1
-                            continue
-                    if not may_nest_too_deeply(text):
-                        try:
-                            raw = loads(text)
-                        except orjson.JSONDecodeError as exc:
-                            reject(name, lineno, *_json_problem(text, exc))
-                            continue
-                        stats.events += 1
+                raw = unsure(text, guess, lineno, reject)
+                if raw is not None:
+                    stats.events += 1
+                    if raw is False:
+                        stats.undecoded += 1
+                    else:
                         yield Event(raw, "tracee", name, lineno, text)
-                        continue
+                continue
             raw = self._validated(text, name, lineno, reject)
             if raw is None:
                 continue
@@ -615,14 +642,26 @@ def _admitted(admit: Callable[[Envelope], bool], text: bytes) -> bool:
     return head is None or admit(head)  # no envelope (a number past 64 bits...): decoded
 
 
-def _show_to(observe: Callable[[Event], object], text: bytes, name: str, line: int) -> None:
-    """Another shard's event, decoded for ``observe`` only: its owner reports what is wrong with it."""
+def _show_decoded(observe: Callable[[Event], object], text: bytes, name: str, line: int) -> None:
+    """Another shard's event (one the scanner proved well-formed), decoded for ``observe`` only."""
     try:
         raw = orjson.loads(text)
+    except orjson.JSONDecodeError:  # never, when the scanner is right
+        return
+    _show_to(observe, raw, text, name, line)
+
+
+def _show_to(observe: Callable[[Event], object], raw: Any, text: bytes, name: str, line: int) -> None:
+    """Another shard's event, shown to ``observe`` only: its owner reports what is wrong with it."""
+    try:
         if isinstance(raw, dict) and isinstance(raw.get("eventName"), str):
             observe(Event(raw, "tracee", name, line, text))
     except Exception:  # noqa: BLE001, S110 - the owning shard decodes, validates and reports this record
         pass
+
+
+def _unreported(where: str, line: int, reason: str, detail: str) -> None:
+    """Another shard's bad record: its owner reports it."""
 
 
 def shard_of(container_id: str, host_process_id: int, count: int) -> int:

@@ -178,6 +178,8 @@ class RecordSplitter:
                     end = data.find(b"\n", pos)
                     if end < 0:
                         break
+                    if records and data[pos : pos + 1] == b"{" and end - pos <= limit:
+                        continue  # the scanner paused after a record that changes the process tree
                     start, pos = pos, end + 1
                     line = data[start:end]  # a line the scanner stopped at
                     lineno += 1

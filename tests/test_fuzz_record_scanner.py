@@ -12,6 +12,7 @@ counts and reports with the scanner and without it (its Python path).
 from __future__ import annotations
 
 import functools
+import io
 import logging
 import sys
 from collections import Counter
@@ -220,7 +221,7 @@ def test_bad_calls_raise() -> None:
         _scan(b'{"eventName":"x"}', {"x": ["a"]})  # type: ignore[dict-item]
     scan_lines = recscan.scan_lines
     assert scan_lines is not None
-    plan = ({}, {}, None, frozenset(), 0, 0, {}, {}, (), None, frozenset())
+    plan = ({}, {}, None, frozenset(), 0, 0, {}, {}, (), None, frozenset(), None, 0)
     assert scan_lines(b'{"eventName":"x"}\n{"eventName":"y"}\n[', 0, 0, 100, plan) == (
         [(b'{"eventName":"x"}', 1, ("x", "host", "", 0, None)), (b'{"eventName":"y"}', 2, ("y", "host", "", 0, None))],
         36,
@@ -228,10 +229,10 @@ def test_bad_calls_raise() -> None:
         0,
     )
     with pytest.raises(TypeError):
-        scan_lines(b"", 0, 0, 100, plan[:10])
+        scan_lines(b"", 0, 0, 100, plan[:12])
     with pytest.raises(ValueError, match="bad plan"):  # lazy: a dict of the arguments each event reads in place
         scan_lines(b"", 0, 0, 100, (*plan[:7], frozenset(), *plan[8:]))
-    lazy_plan = (*plan[:7], {"x": ("a",), "y": ()}, ("eventName",), *plan[9:])
+    lazy_plan = (*plan[:7], {"x": ("a",), "y": ()}, ("eventName",), *plan[9:12], 1)
     text = b'{"eventName":"x","args":[{"name":"a","value":"1"},{"name":"b","value":2}]}\n{"eventName":"y"}\n'
     assert [answer for _, _, answer in scan_lines(text, 0, 0, 100, lazy_plan)[0]] == [
         {"eventName": "x", "args": {"a": "1"}},
@@ -242,7 +243,13 @@ def test_bad_calls_raise() -> None:
     with pytest.raises(TypeError, match="must be str"):
         scan_lines(text, 0, 0, 100, (*plan[:7], {"x": (1,)}, ("eventName",), *plan[9:]))
     with pytest.raises(ValueError, match="bad plan"):
-        scan_lines(b"", 0, 0, 100, ({}, {}, None, frozenset(), 2, 2, {}, {}, (), None, frozenset()))  # no shard 2 of 2
+        scan_lines(b"", 0, 0, 100, (*plan[:4], 2, 2, *plan[6:]))  # no shard 2 of 2
+    with pytest.raises(ValueError, match="bad plan"):  # what a tree reads of other shards: without shards
+        scan_lines(b"", 0, 0, 100, (*plan[:11], {}, 0))
+    with pytest.raises(ValueError, match="bad plan"):
+        scan_lines(b"", 0, 0, 100, (*plan[:4], 0, 2, *plan[6:11], {"x": ["a"]}, 0))
+    with pytest.raises(TypeError, match="must be str"):
+        scan_lines(b"", 0, 0, 100, (*plan[:4], 0, 2, *plan[6:11], {"x": (1,)}, 0))
     with pytest.raises(ValueError, match="bad plan"):
         scan_lines(b"", -1, 0, 100, plan)
 
@@ -258,7 +265,7 @@ def test_the_compiled_loop_applies_remembered_admission_answers() -> None:
         return b'{"eventName":"open"%s,"args":[{"name":"pathname","value":"%s"}]}' % (flags, path.encode())
 
     verdicts = {"open": {"host": ("pathname", {"/etc/passwd": True, "/tmp/x": False})}}
-    plan = ({"open": ("pathname",)}, {}, None, frozenset(), 0, 0, verdicts, {}, (), None, frozenset())
+    plan = ({"open": ("pathname",)}, {}, None, frozenset(), 0, 0, verdicts, {}, (), None, frozenset(), None, 0)
     lines = [record("/etc/passwd"), record("/tmp/x"), record("/other"), record("/tmp/x", started=True)]
     records, _, _, skipped = scan_lines(b"\n".join(lines) + b"\n", 0, 0, 1000, plan)
     assert skipped == 1  # /tmp/x from the host
@@ -266,6 +273,62 @@ def test_the_compiled_loop_applies_remembered_admission_answers() -> None:
         (1, ("open", "host", "", 0, True)),
         (3, ("open", "host", "", 0, {"pathname": "/other"})),
         (4, ("open", "container", "c1", 0, {"pathname": "/tmp/x"})),  # remembered for the host only
+    ]
+
+
+def test_the_compiled_loop_reads_what_a_shards_tree_needs_of_other_shards_records() -> None:
+    """Under --workers, another shard's fork/exec/exit, and the record of a process this shard's tree
+    does not know, come with what the tree reads of them, read in place (no second scan): [fields,
+    args] for the one shown; the fields appended to the one learnt from; when a value read is not
+    sure, the name (shown) or None (learnt from), and the reader reads the record itself."""
+    scan_lines = recscan.scan_lines
+    assert scan_lines is not None
+    keys = ("eventName", "hostProcessId", "processName")
+
+    def exec_record(pid: int, comm: bytes = b"sh") -> bytes:
+        return (
+            b'{"eventName":"sched_process_exec","hostProcessId":%d,"processName":"%s","args":'
+            b'[{"name":"pathname","value":"/bin/sh"},{"name":"argv","value":["sh","-c"]},{"name":"env","value":[]}]}'
+            % (pid, comm)
+        )
+
+    def open_record(pid: int, comm: bytes = b"cat") -> bytes:
+        return b'{"eventName":"open","hostProcessId":%d,"processName":"%s","args":[]}' % (pid, comm)
+
+    lines = [exec_record(1), exec_record(3, b"s\\u0068"), open_record(5), open_record(7, b"c\\u0061t"), open_record(2)]
+    text = b"\n".join(lines) + b"\n"
+    tree_args = {"sched_process_exec": ("argv", "pathname")}
+    # shard 0 of 2, every event decoded by its host process (odd pids: shard 1's), a tree that knows nobody
+    plan = ({}, {}, None, frozenset({"sched_process_exec"}), 0, 2, {}, {}, keys, {}, frozenset(), tree_args, 1)
+
+    def answers_of(plan: tuple[Any, ...]) -> list[tuple[int, Any]]:
+        """Every line's answer: the loop pauses after each (each changes the tree: learnt or shown)."""
+        answers, pos, lineno = [], 0, 0
+        while pos < len(text):
+            records, pos, lineno, _ = scan_lines(text, pos, lineno, 1000, plan)
+            assert len(records) == 1
+            answers += [(line, answer) for _, line, answer in records]
+        return answers
+
+    assert answers_of(plan) == [
+        (
+            1,
+            [
+                {"eventName": "sched_process_exec", "hostProcessId": 1, "processName": "sh"},
+                {"pathname": "/bin/sh", "argv": ["sh", "-c"]},
+            ],
+        ),
+        (2, "sched_process_exec"),  # an escape in a value read: the reader reads it
+        (3, ["open", "host", "", 5, None, {"eventName": "open", "hostProcessId": 5, "processName": "cat"}]),
+        (4, ["open", "host", "", 7, None, None]),
+        (5, ("open", "host", "", 2, None)),  # this shard's
+    ]
+    without = (*plan[:11], None, 1)  # the reader reads them (the Python loop's way)
+    assert [answer for _, answer in answers_of(without)][:4] == [
+        "sched_process_exec",
+        "sched_process_exec",
+        ["open", "host", "", 5, None],
+        ["open", "host", "", 7, None],
     ]
 
 
@@ -440,6 +503,21 @@ class _Collect(logging.Handler):
         self.messages.append(record.getMessage())
 
 
+class _Pieces(io.RawIOBase):
+    """``data`` read ``size`` bytes at a time at most (a pipe's pieces)."""
+
+    def __init__(self, data: bytes, size: int) -> None:
+        self.data, self.size = data, size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        piece, self.data = self.data[: min(self.size, len(buffer))], self.data[min(self.size, len(buffer)) :]
+        buffer[: len(piece)] = piece
+        return len(piece)
+
+
 @settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(
     st.lists(st.sampled_from(LINE_PIECES), max_size=30),
@@ -451,16 +529,11 @@ class _Collect(logging.Handler):
 def test_the_compiled_line_loop_splits_as_the_python_one(
     pieces: list[bytes], chunk: int, limit: int, final_newline: bool, shard: tuple[int, int] | None
 ) -> None:
-    import io
-
-    from pytracee.engine import records
-
     data = b"\n".join(pieces) + (b"\n" if final_newline else b"")
     wanted, admissions = _default_plan()
     runs = []
     for compiled in (True, False):
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(records, "CHUNK_SIZE", chunk)
             if not compiled:
                 patch.setattr(reader_module, "_compiled_scan_lines", None)
             handler = _Collect()
@@ -470,7 +543,7 @@ def test_the_compiled_line_loop_splits_as_the_python_one(
             try:
                 reader = EventReader(
                     ["-"],
-                    stdin=io.BytesIO(data),
+                    stdin=io.BufferedReader(_Pieces(data, chunk)),  # chunks of that size (CHUNK_SIZE is compiled in)
                     max_line_size=limit,
                     is_known_event=is_known_event,
                     wanted_events=wanted,

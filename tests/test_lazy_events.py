@@ -7,6 +7,7 @@ same accessors, the same ``raw`` once read, the same findings, the same process 
 
 from __future__ import annotations
 
+import io
 import json
 import random
 from pathlib import Path
@@ -338,6 +339,91 @@ def test_other_shards_tree_events_are_read_in_place_and_odd_ones_decoded(tmp_pat
     assert [raw["processName"] for raw in decoded] == ["café"]
 
 
+class _Chunks(io.RawIOBase):
+    """A stream that hands its data over in the pieces given: each read returns one piece at most."""
+
+    def __init__(self, pieces: list[bytes]) -> None:
+        self.pieces = pieces
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if not self.pieces:
+            return 0
+        piece = self.pieces.pop(0)
+        buffer[: len(piece)] = piece
+        return len(piece)
+
+
+def test_a_shards_tree_learns_again_a_process_replaced_while_its_records_were_scanned() -> None:
+    """Under --workers, the compiled loop asks a shard's tree, while it scans a chunk, whether it
+    knows the process of each of another shard's records (it learns only from those it does not).
+    Here process 11's exec comes in a first chunk; in the second, an exec of this shard's names 11
+    as its parent with another entity id (the tree puts a new process 11 in place), then 11's own
+    event: one process's tree learns the first process 11 again from it, and so must the shard's,
+    whose tree knew process 11 when the chunk was scanned."""
+    context = {"processName": "sh", "executable": {"path": "/bin/sh"}, "padding": "x" * 2000}
+    first = {
+        **context,
+        "eventName": "sched_process_exec",
+        "hostProcessId": 11,
+        "hostThreadId": 11,
+        "processEntityId": 1001,
+        "hostParentProcessId": 1,
+        "args": [],
+    }
+    child = {
+        "eventName": "sched_process_exec",
+        "hostProcessId": 12,
+        "hostThreadId": 12,
+        "processName": "ls",
+        "processEntityId": 1002,
+        "hostParentProcessId": 11,
+        "parentEntityId": 2002,
+        "args": [],
+    }
+    again = {
+        "eventName": "openat",
+        "hostProcessId": 11,
+        "hostThreadId": 11,
+        "processName": "sh",
+        "processEntityId": 1001,
+        "args": [{"name": "pathname", "value": "/etc/hosts"}],
+    }
+    pieces = [orjson.dumps(first) + b"\n", orjson.dumps(child) + b"\n" + orjson.dumps(again) + b"\n"]
+    plan = _plan()
+    trees = []
+    for shard in (None, (0, 2)):
+        tree_context = EventContext(ContextSettings())
+        assert tree_context.tree is not None
+        reader = EventReader(
+            ["-"],
+            stdin=io.BufferedReader(_Chunks(list(pieces))),
+            is_known_event=plan["known"],
+            wanted_events=plan["wanted"],
+            admissions=plan["admissions"],
+            lazy_events=plan["lazy"],
+            lazy_args=plan["lazy_args"],
+            shard=shard,
+            observe_others=ObserveOthers(
+                CONSUMED_EVENTS,
+                tree_context.observe,
+                tree_context.observe_fields,
+                FIELDS_READ,
+                ARGS_READ,
+                tree_context.tree.by_pid,
+            ),
+        )
+        for event in reader:
+            tree_context.observe(event)
+        trees.append(_snapshot(tree_context.tree))
+    # the first process 11, the one its child named as its parent, the child, the first learnt again
+    expected = [(1, 0, ""), (11, 1001, "sh"), (11, 2002, ""), (12, 1002, "ls"), (11, 1001, "sh")]
+    assert [(row[0], row[2], row[3]) for row in trees[0]] == expected
+    assert trees[1] == trees[0]
+
+
 # --- hostile streams through every path at once ----------------------------------------------
 
 TREE_NAMES = st.sampled_from(
@@ -381,7 +467,7 @@ def _plan() -> dict[str, Any]:
     return _PLAN
 
 
-def _replay(path: Path, compiled: bool, shard: tuple[int, int] | None) -> tuple[list[Any], int, int]:
+def _replay(path: Path, compiled: bool, shard: tuple[int, int] | None) -> tuple[list[Any], int, int, Any]:
     plan = _plan()
     context = EventContext(ContextSettings())
     assert context.tree is not None
@@ -412,7 +498,7 @@ def _replay(path: Path, compiled: bool, shard: tuple[int, int] | None) -> tuple[
     finally:
         reader_module._compiled_scan, reader_module._compiled_extract = saved
     skipped = sum(reader.stats.skipped_by_reason.values())
-    return delivered, reader.stats.events, skipped
+    return delivered, reader.stats.events, skipped, _snapshot(context.tree)
 
 
 @given(st.lists(_stream_record(), min_size=1, max_size=12))
@@ -421,12 +507,14 @@ def test_hostile_streams_read_lazily_and_sharded_are_the_plain_readers(
     tmp_path_factory: Any, records: list[bytes]
 ) -> None:
     """Whatever the records, the compiled reader, lazy events and shards with their trees
-    learning from one another never fail, and deliver and count what the plain reader does."""
+    learning from one another never fail, and deliver and count what the plain reader does; each
+    shard's process tree is the one process's."""
     path = tmp_path_factory.mktemp("stream") / "s.jsonl"
     path.write_bytes(b"\n".join(records) + b"\n")
-    plain, read, skipped = _replay(path, False, None)
+    plain, read, skipped, tree = _replay(path, False, None)
     whole = _replay(path, True, None)
-    assert whole == (plain, read, skipped)
+    assert whole == (plain, read, skipped, tree)
     shards = [_replay(path, True, (index, 2)) for index in (0, 1)]
     assert sorted(event for part in shards for event in part[0]) == sorted(plain)
     assert sum(part[1] for part in shards) == read and sum(part[2] for part in shards) == skipped
+    assert [part[3] for part in shards] == [tree, tree]
