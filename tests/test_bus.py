@@ -269,14 +269,18 @@ def stop_one_of_two_workers(
 def kill_a_busy_worker(
     url: str, workers: list[subprocess.Popen[str]], total: int, how: int = signal.SIGKILL
 ) -> subprocess.Popen[str]:
-    """Send ``how`` (SIGKILL) to the worker holding a partition with work left, once about a
-    third of the events were acknowledged; returns it, ended."""
+    """Send ``how`` (SIGKILL) to a worker holding a partition with work left and messages it has not
+    acknowledged yet, once about a third of the events were acknowledged; returns it, ended. The
+    worker is frozen (SIGSTOP) while its unacknowledged messages are counted, so that it cannot
+    acknowledge them between the count and the signal."""
 
-    async def progress() -> tuple[int, dict[int, int]]:
+    async def progress() -> tuple[int, dict[int, int], dict[int, int]]:
+        """Events acknowledged; per worker pid, its partitions' messages left and not acknowledged."""
         nc = await nats.connect(url)
         js = nc.jetstream()
         acked = 0
         owners: dict[int, int] = {}
+        unacked: dict[int, int] = {}
         kv = await js.key_value("TRACEE_EVENTS_detect_workers")
         for partition in range(4):
             info = await js.consumer_info("TRACEE_EVENTS", f"detect-p{partition}")
@@ -288,22 +292,28 @@ def kill_a_busy_worker(
                     continue
                 pid = int((entry.value or b"").decode().split("-")[-2])
                 owners[pid] = owners.get(pid, 0) + info.num_pending + info.num_ack_pending
+                unacked[pid] = unacked.get(pid, 0) + info.num_ack_pending
         await nc.close()
-        return acked, owners
+        return acked, owners, unacked
 
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
-            acked, owners = asyncio.run(progress())
+            acked, owners, _ = asyncio.run(progress())
         except nats.js.errors.NotFoundError:  # consumers not all created yet
             time.sleep(0.1)
             continue
         busy = [w for w in workers if w.pid in owners]
         if acked >= total // 3 and busy:
             victim = max(busy, key=lambda w: owners[w.pid])
-            os.kill(victim.pid, how)
-            _, victim.stderr_text = victim.communicate(timeout=60)  # type: ignore[attr-defined]
-            return victim
+            os.kill(victim.pid, signal.SIGSTOP)
+            time.sleep(0.05)  # the acknowledgements it sent before reach the server
+            if asyncio.run(progress())[2].get(victim.pid, 0) > 0:
+                os.kill(victim.pid, how)
+                os.kill(victim.pid, signal.SIGCONT)  # (a SIGTERM is handled once it runs again)
+                _, victim.stderr_text = victim.communicate(timeout=60)  # type: ignore[attr-defined]
+                return victim
+            os.kill(victim.pid, signal.SIGCONT)  # between two batches: a moment later
         time.sleep(0.05)
     raise AssertionError("the workers never got a third of the way")
 
