@@ -392,29 +392,10 @@ def test_a_shards_tree_learns_again_a_process_replaced_while_its_records_were_sc
         "args": [{"name": "pathname", "value": "/etc/hosts"}],
     }
     pieces = [orjson.dumps(first) + b"\n", orjson.dumps(child) + b"\n" + orjson.dumps(again) + b"\n"]
-    plan = _plan()
     trees = []
     for shard in (None, (0, 2)):
         tree_context = EventContext(ContextSettings())
-        assert tree_context.tree is not None
-        reader = EventReader(
-            ["-"],
-            stdin=io.BufferedReader(_Chunks(list(pieces))),
-            is_known_event=plan["known"],
-            wanted_events=plan["wanted"],
-            admissions=plan["admissions"],
-            lazy_events=plan["lazy"],
-            lazy_args=plan["lazy_args"],
-            shard=shard,
-            observe_others=ObserveOthers(
-                CONSUMED_EVENTS,
-                tree_context.observe,
-                tree_context.observe_fields,
-                FIELDS_READ,
-                ARGS_READ,
-                tree_context.tree.by_pid,
-            ),
-        )
+        reader = _planned_reader(["-"], tree_context, shard, stdin=io.BufferedReader(_Chunks(list(pieces))))
         for event in reader:
             tree_context.observe(event)
         trees.append(_snapshot(tree_context.tree))
@@ -467,27 +448,36 @@ def _plan() -> dict[str, Any]:
     return _PLAN
 
 
-def _replay(path: Path, compiled: bool, shard: tuple[int, int] | None) -> tuple[list[Any], int, int, Any]:
+def _planned_reader(
+    inputs: list[Any], context: EventContext, shard: tuple[int, int] | None, **options: Any
+) -> EventReader:
+    """A reader with the default signatures' plan; sharded, it shows other shards' records to ``context``."""
     plan = _plan()
-    context = EventContext(ContextSettings())
     assert context.tree is not None
     others = ObserveOthers(
         CONSUMED_EVENTS, context.observe, context.observe_fields, FIELDS_READ, ARGS_READ, context.tree.by_pid
     )
+    return EventReader(
+        inputs,
+        is_known_event=plan["known"],
+        wanted_events=plan["wanted"],
+        admissions=plan["admissions"],
+        lazy_events=plan["lazy"],
+        lazy_args=plan["lazy_args"],
+        shard=shard,
+        observe_others=others,
+        **options,
+    )
+
+
+def _replay(path: Path, compiled: bool, shard: tuple[int, int] | None) -> tuple[list[Any], int, int, Any]:
+    plan = _plan()
+    context = EventContext(ContextSettings())
     saved = reader_module._compiled_scan, reader_module._compiled_extract
     if not compiled:
         reader_module._compiled_scan = reader_module._compiled_extract = None
     try:
-        reader = EventReader(
-            [path],
-            is_known_event=plan["known"],
-            wanted_events=plan["wanted"],
-            admissions=plan["admissions"],
-            lazy_events=plan["lazy"],
-            lazy_args=plan["lazy_args"],
-            shard=shard,
-            observe_others=others,
-        )
+        reader = _planned_reader([path], context, shard)
         delivered = []
         for event in reader:
             context.observe(event)
