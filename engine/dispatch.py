@@ -174,12 +174,13 @@ class Engine:
 
     def _init(self, loaded: LoadedSignature) -> bool:
         logger = logging.getLogger(f"pytracee.signature.{loaded.metadata.id}")
+        ctx = SignatureContext(callback=self._finding_callback(loaded), logger=logger)
         if id(loaded) in self._running:  # taken over from the engine this one replaces: only pointed here
-            loaded.signature.ctx = SignatureContext(callback=self._finding_callback(loaded), logger=logger)
+            loaded.signature.ctx = ctx
             return True
         try:
             try:
-                loaded.signature.init(SignatureContext(callback=self._finding_callback(loaded), logger=logger))
+                loaded.signature.init(ctx)
             except (SystemExit, KeyboardInterrupt) as exc:
                 if isinstance(exc, Interrupted):
                     raise

@@ -287,7 +287,8 @@ class EventReader:
         if scan is not None and _compiled_scan_lines is not None:
             shown = frozenset(observed) if observe is not None else frozenset()
             # sharded, the compiled loop reads in place what the tree needs of other shards' records
-            tree_args = dict(args_read) if shard is not None and observe_fields is not None else None
+            tree_reads = shard is not None and observe_fields is not None
+            tree_args = dict(args_read) if tree_reads else None
             keys = (
                 LAZY_FIELDS if tree_args is None else (*LAZY_FIELDS, *(k for k in fields_read if k not in LAZY_FIELDS))
             )
@@ -301,7 +302,7 @@ class EventReader:
                 verdicts,
                 lazy,
                 keys,
-                processes if shard is not None and observe_fields is not None else None,
+                processes if tree_reads else None,
                 direct,
                 tree_args,
                 len(LAZY_FIELDS),

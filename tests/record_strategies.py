@@ -6,6 +6,7 @@ truncation, trailing bytes)."""
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
@@ -175,3 +176,29 @@ def mutated(draw: Any) -> bytes:
             end = draw(st.integers(at, min(len(text), at + 40)))
             text[end:end] = text[at:end]
     return bytes(text)
+
+
+def in_pieces(pieces: list[bytes]) -> io.BufferedReader:
+    """A stream that hands its data over as these pieces, as a pipe would: each read returns at
+    most the rest of one piece (a reader's chunk, whatever size it asks for)."""
+    return io.BufferedReader(_Pieces(pieces))
+
+
+class _Pieces(io.RawIOBase):
+    def __init__(self, pieces: list[bytes]) -> None:
+        self.pieces = [piece for piece in pieces if piece]
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if not self.pieces:
+            return 0
+        piece = self.pieces[0]
+        size = min(len(piece), len(buffer))
+        buffer[:size] = piece[:size]
+        if size < len(piece):
+            self.pieces[0] = piece[size:]
+        else:
+            del self.pieces[0]
+        return size

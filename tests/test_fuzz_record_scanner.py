@@ -12,7 +12,6 @@ counts and reports with the scanner and without it (its Python path).
 from __future__ import annotations
 
 import functools
-import io
 import logging
 import sys
 from collections import Counter
@@ -30,7 +29,7 @@ from pytracee.engine.envelope import MAX_NESTING
 from pytracee.engine.events import Event, LazyEvent, MalformedEventError, container_id_of, origin_of
 from pytracee.engine.reader import EventReader
 from pytracee.engine.session import Session, SessionConfig
-from record_strategies import ARG_TABLE, dump, events, mutated
+from record_strategies import ARG_TABLE, dump, events, in_pieces, mutated
 
 pytestmark = pytest.mark.usefixtures("quiet_logs")
 
@@ -503,21 +502,6 @@ class _Collect(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-class _Pieces(io.RawIOBase):
-    """``data`` read ``size`` bytes at a time at most (a pipe's pieces)."""
-
-    def __init__(self, data: bytes, size: int) -> None:
-        self.data, self.size = data, size
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        piece, self.data = self.data[: min(self.size, len(buffer))], self.data[min(self.size, len(buffer)) :]
-        buffer[: len(piece)] = piece
-        return len(piece)
-
-
 @settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(
     st.lists(st.sampled_from(LINE_PIECES), max_size=30),
@@ -543,7 +527,9 @@ def test_the_compiled_line_loop_splits_as_the_python_one(
             try:
                 reader = EventReader(
                     ["-"],
-                    stdin=io.BufferedReader(_Pieces(data, chunk)),  # chunks of that size (CHUNK_SIZE is compiled in)
+                    stdin=in_pieces(
+                        [data[at : at + chunk] for at in range(0, len(data), chunk)]
+                    ),  # chunks of that size
                     max_line_size=limit,
                     is_known_event=is_known_event,
                     wanted_events=wanted,

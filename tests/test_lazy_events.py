@@ -7,7 +7,6 @@ same accessors, the same ``raw`` once read, the same findings, the same process 
 
 from __future__ import annotations
 
-import io
 import json
 import random
 from pathlib import Path
@@ -25,7 +24,7 @@ from pytracee.engine.context.state import ContextSettings, EventContext
 from pytracee.engine.events import LAZY_FIELDS, ArgumentError, Event, LazyEvent, MalformedEventError
 from pytracee.engine.reader import EventReader, ObserveOthers
 from pytracee.engine.session import Session, SessionConfig
-from record_strategies import TEXT, dump, events, mutated
+from record_strategies import TEXT, dump, events, in_pieces, mutated
 
 pytestmark = [
     pytest.mark.usefixtures("quiet_logs"),
@@ -339,23 +338,6 @@ def test_other_shards_tree_events_are_read_in_place_and_odd_ones_decoded(tmp_pat
     assert [raw["processName"] for raw in decoded] == ["café"]
 
 
-class _Chunks(io.RawIOBase):
-    """A stream that hands its data over in the pieces given: each read returns one piece at most."""
-
-    def __init__(self, pieces: list[bytes]) -> None:
-        self.pieces = pieces
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        if not self.pieces:
-            return 0
-        piece = self.pieces.pop(0)
-        buffer[: len(piece)] = piece
-        return len(piece)
-
-
 def test_a_shards_tree_learns_again_a_process_replaced_while_its_records_were_scanned() -> None:
     """Under --workers, the compiled loop asks a shard's tree, while it scans a chunk, whether it
     knows the process of each of another shard's records (it learns only from those it does not).
@@ -395,7 +377,7 @@ def test_a_shards_tree_learns_again_a_process_replaced_while_its_records_were_sc
     trees = []
     for shard in (None, (0, 2)):
         tree_context = EventContext(ContextSettings())
-        reader = _planned_reader(["-"], tree_context, shard, stdin=io.BufferedReader(_Chunks(list(pieces))))
+        reader = _planned_reader(["-"], tree_context, shard, stdin=in_pieces(pieces))
         for event in reader:
             tree_context.observe(event)
         trees.append(_snapshot(tree_context.tree))
