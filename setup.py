@@ -138,6 +138,7 @@ setup(
                 "engine/_recscan_shards.h",
                 "engine/_recscan_plan.h",
                 "engine/_recscan_decoded.h",
+                "engine/_recscan_split.h",
             ],
             optional=True,
         ),

@@ -26,7 +26,8 @@
  *   extract(text, keys, arg_names) -> (fields, args) | None
  *
  * reads more of such a record in the same way: named top-level members and arguments (see its
- * comment); scan_lines() is the reader's loop over a chunk of JSON lines, each scanned.
+ * comment); split_args() reads all its arguments and leaves the rest to orjson
+ * (_recscan_split.h); scan_lines() is the reader's loop over a chunk of JSON lines, each scanned.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -35,7 +36,6 @@
 #include <string.h>
 
 #include "_recscan_json.h"
-#include "_recscan_decoded.h"
 
 static PyObject *ORIGIN_HOST, *ORIGIN_CONTAINER, *ORIGIN_CONTAINER_INIT, *EMPTY;
 
@@ -81,6 +81,8 @@ static inline int field_of(const unsigned char *key, Py_ssize_t len)
     }
     return F_OTHER;
 }
+
+#include "_recscan_decoded.h"
 
 #define MAX_WANTED 64
 
@@ -521,6 +523,7 @@ static PyObject *extract(PyObject *module, PyObject *const *argv, Py_ssize_t arg
 
 #include "_recscan_plan.h"
 #include "_recscan_shards.h"
+#include "_recscan_split.h"
 
 /*
  * scan_lines(data, pos, lineno, limit, plan) -> (records, pos, lineno, skipped)
@@ -724,6 +727,8 @@ static PyMethodDef methods[] = {
      "extract(text, keys, arg_names) -> (fields, args) or None (not sure): named members read in place."},
     {"scan_lines", (PyCFunction)(void (*)(void))scan_lines, METH_FASTCALL,
      "scan_lines(data, pos, lineno, limit, plan) -> (records, pos, lineno, skipped): the lines from pos, scanned."},
+    {"split_args", (PyCFunction)split_args, METH_O,
+     "split_args(text) -> (eventName, head, args, start, end) or None (not sure): the arguments read in place."},
     {"plain_event", (PyCFunction)plain_event, METH_O,
      "plain_event(raw) -> bool: the reader's chained test of a usable decoded event passes (False: not sure)."},
     {"args_of", (PyCFunction)args_of, METH_O,

@@ -13,32 +13,16 @@
 
 #include <Python.h>
 
-static PyObject *KEY_NAME, *KEY_VALUE, *KEY_EVENT_NAME, *KEY_ARGS, *KEY_EVENT_ID;
-#define N_CHECKED 14
-/* The context fields reader.py's _INT_FIELDS, _STR_FIELDS and _OBJECT_FIELDS name, with their type. */
-static const struct {
-    const char *name;
-    char type; /* 'i': int, 's': str, 'd': dict */
-} CHECKED[N_CHECKED] = {
-    {"timestamp", 'i'}, {"processId", 'i'},   {"threadId", 'i'},   {"parentProcessId", 'i'}, {"hostProcessId", 'i'},
-    {"userId", 'i'},    {"returnValue", 'i'}, {"processName", 's'}, {"hostName", 's'},       {"containerId", 's'},
-    {"contextFlags", 'd'}, {"container", 'd'}, {"kubernetes", 'd'}, {"executable", 'd'},
-};
-static PyObject *checked_keys[N_CHECKED];
+/* (_recscan.c includes this after its field_of() and the fields it names) */
+
+static PyObject *KEY_NAME, *KEY_VALUE, *KEY_ARGS;
 
 static int init_decoded_keys(void)
 {
     KEY_NAME = PyUnicode_InternFromString("name");
     KEY_VALUE = PyUnicode_InternFromString("value");
-    KEY_EVENT_NAME = PyUnicode_InternFromString("eventName");
     KEY_ARGS = PyUnicode_InternFromString("args");
-    KEY_EVENT_ID = PyUnicode_InternFromString("eventId");
-    if (!KEY_NAME || !KEY_VALUE || !KEY_EVENT_NAME || !KEY_ARGS || !KEY_EVENT_ID)
-        return -1;
-    for (int i = 0; i < N_CHECKED; i++)
-        if ((checked_keys[i] = PyUnicode_InternFromString(CHECKED[i].name)) == NULL)
-            return -1;
-    return 0;
+    return KEY_NAME && KEY_VALUE && KEY_ARGS ? 0 : -1;
 }
 
 /* A non-empty str of ASCII digits (reader.py's _is_number). */
@@ -53,37 +37,58 @@ static int ascii_digits(PyObject *text)
     return 1;
 }
 
+/* One pass over the members (no lookup per field: orjson's keys are not the interned names, so each
+ * lookup would compare strings), each context field (_recscan.c's field_of, reader.py's
+ * _INT_FIELDS, _STR_FIELDS and _OBJECT_FIELDS) checked for its type. */
 static PyObject *plain_event(PyObject *module, PyObject *raw)
 {
     (void)module;
     if (!PyDict_CheckExact(raw))
         Py_RETURN_FALSE;
-    PyObject *name = PyDict_GetItemWithError(raw, KEY_EVENT_NAME);
-    if (name == NULL || !PyUnicode_CheckExact(name) || PyUnicode_GET_LENGTH(name) == 0)
-        goto no;
-    PyObject *args = PyDict_GetItemWithError(raw, KEY_ARGS);
-    if (args == NULL ? PyErr_Occurred() != NULL : args != Py_None && !PyList_CheckExact(args))
-        goto no;
-    PyObject *id = PyDict_GetItemWithError(raw, KEY_EVENT_ID);
-    if (id == NULL ? PyErr_Occurred() != NULL : !PyLong_CheckExact(id) && !(PyUnicode_CheckExact(id) && ascii_digits(id)))
-        goto no;
-    for (int i = 0; i < N_CHECKED; i++) {
-        PyObject *value = PyDict_GetItemWithError(raw, checked_keys[i]);
-        if (value == NULL) {
-            if (PyErr_Occurred())
-                return NULL;
-            continue;
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    int named = 0;
+    while (PyDict_Next(raw, &pos, &key, &value)) {
+        if (!PyUnicode_CheckExact(key) || !PyUnicode_IS_ASCII(key))
+            continue; /* (no field's name) */
+        int ok;
+        switch (field_of(PyUnicode_1BYTE_DATA(key), PyUnicode_GET_LENGTH(key))) {
+        case F_EVENT_NAME:
+            ok = named = PyUnicode_CheckExact(value) && PyUnicode_GET_LENGTH(value) > 0;
+            break;
+        case F_EVENT_ID:
+            ok = PyLong_CheckExact(value) || (PyUnicode_CheckExact(value) && ascii_digits(value));
+            break;
+        case F_TIMESTAMP:
+        case F_PROCESS_ID:
+        case F_THREAD_ID:
+        case F_PARENT_PROCESS_ID:
+        case F_HOST_PROCESS_ID:
+        case F_USER_ID:
+        case F_RETURN_VALUE:
+            ok = PyLong_CheckExact(value);
+            break;
+        case F_PROCESS_NAME:
+        case F_HOST_NAME:
+        case F_CONTAINER_ID:
+            ok = PyUnicode_CheckExact(value);
+            break;
+        case F_CONTEXT_FLAGS:
+        case F_CONTAINER:
+        case F_KUBERNETES:
+        case F_EXECUTABLE:
+            ok = PyDict_CheckExact(value);
+            break;
+        case F_ARGS:
+            ok = value == Py_None || PyList_CheckExact(value);
+            break;
+        default:
+            ok = 1;
         }
-        if (CHECKED[i].type == 'i' ? !PyLong_CheckExact(value)
-            : CHECKED[i].type == 's' ? !PyUnicode_CheckExact(value)
-                                     : !PyDict_CheckExact(value))
-            goto no;
+        if (!ok)
+            Py_RETURN_FALSE;
     }
-    Py_RETURN_TRUE;
-no:
-    if (PyErr_Occurred())
-        return NULL;
-    Py_RETURN_FALSE;
+    return PyBool_FromLong(named);
 }
 
 static PyObject *args_of(PyObject *module, PyObject *args)

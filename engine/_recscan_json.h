@@ -408,6 +408,29 @@ static int read_member(scanner *s, const char *wanted, char kind, int *flag, con
     return OK;
 }
 
+/* Whether [line, end) holds at most MAX_NESTING opening brackets, so that it cannot nest deeper
+ * (whatever its syntax: brackets in strings count too). */
+static int few_brackets(const unsigned char *line, const unsigned char *end)
+{
+    Py_ssize_t brackets = 0;
+    const unsigned char *c = line;
+#ifdef __SSE2__
+    /* 16 bytes at a time: '{' is '[' | 0x20 and no other byte ORed with 0x20 is, so one compare finds
+     * both (the plain loop below is not vectorized well) */
+    const __m128i brace = _mm_set1_epi8('{'), fold = _mm_set1_epi8(0x20);
+    for (; end - c >= 16; c += 16) {
+        __m128i chunk = _mm_or_si128(_mm_loadu_si128((const __m128i *)c), fold);
+        for (unsigned mask = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(chunk, brace)); mask; mask &= mask - 1)
+            brackets++; /* (few: a record has a few dozen brackets in all) */
+        if (brackets > MAX_NESTING)
+            return 0;
+    }
+#endif
+    for (; c < end; c++)
+        brackets += (*c | 0x20) == '{';
+    return brackets <= MAX_NESTING;
+}
+
 /* --- values read in place, as the full decoding would make them ----------------------------- */
 
 /* A str of bytes the scanner proved ASCII (no check again). */

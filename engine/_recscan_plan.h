@@ -136,23 +136,7 @@ static int decoded_directly(const unsigned char *line, Py_ssize_t length, const 
     }
     if (found != 1)
         return found;
-    Py_ssize_t brackets = 0;
-    const unsigned char *c = line;
-#ifdef __SSE2__
-    /* 16 bytes at a time: '{' is '[' | 0x20 and no other byte ORed with 0x20 is, so one compare finds
-     * both (the plain loop below is not vectorized well) */
-    const __m128i brace = _mm_set1_epi8('{'), fold = _mm_set1_epi8(0x20);
-    for (; end - c >= 16; c += 16) {
-        __m128i chunk = _mm_or_si128(_mm_loadu_si128((const __m128i *)c), fold);
-        for (unsigned mask = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(chunk, brace)); mask; mask &= mask - 1)
-            brackets++; /* (few: a record has a few dozen brackets in all) */
-        if (brackets > MAX_NESTING)
-            return 0;
-    }
-#endif
-    for (; c < end; c++)
-        brackets += (*c | 0x20) == '{';
-    return brackets <= MAX_NESTING;
+    return few_brackets(line, end);
 }
 
 #endif

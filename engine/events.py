@@ -76,15 +76,35 @@ class Event:
         rule engines that parse JSON themselves take it instead of ``raw``.
     """
 
-    __slots__ = ("_args", "_line", "_raw", "_where", "context", "source", "syscall_event", "text")
+    __slots__ = (
+        "_args",
+        "_args_at",
+        "_args_end",
+        "_line",
+        "_raw",
+        "_where",
+        "context",
+        "source",
+        "syscall_event",
+        "text",
+    )
 
     def __init__(
-        self, raw: dict[str, Any], source: str = "tracee", where: str = "", line: int = 0, text: bytes | None = None
+        self,
+        raw: dict[str, Any],
+        source: str = "tracee",
+        where: str = "",
+        line: int = 0,
+        text: bytes | None = None,
+        args: dict[str, Any] | None = None,
+        args_span: tuple[int, int] = (0, 0),
     ) -> None:
         self._raw = raw
         self.source = source
         self.text = text
-        self._args: dict[str, Any] | None = None
+        self._args: dict[str, Any] | None = args
+        # with ``args`` read from ``text``: raw's "args" is null until raw is read (text[at:end] then)
+        self._args_at, self._args_end = args_span
         self._where = where
         self._line = line
         #: The run's process tree, containers and hashes (set by the session before dispatch).
@@ -96,11 +116,28 @@ class Event:
     @property
     def raw(self) -> dict[str, Any]:
         """The decoded JSON object (``trace.Event``): shared, never copied."""
+        if self._args_end:
+            self._decode_args()
         return self._raw
 
     @raw.setter
     def raw(self, value: dict[str, Any]) -> None:
         self._raw = value
+        self._args_end = 0
+
+    def _decode_args(self) -> None:
+        """Put the ``args`` list, decoded from the text, into the object read without it."""
+        text = self.text
+        end, self._args_end = self._args_end, 0
+        if text is not None:
+            self._raw["args"] = orjson.loads(text[self._args_at : end])
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        """The decoded JSON object for reading the event's context (every member but ``args``,
+        which may not be decoded yet: read arguments with :meth:`arg` and :attr:`args`, the whole
+        object with :attr:`raw`)."""
+        return self._raw
 
     def __reduce__(self) -> tuple[type[Event], tuple[dict[str, Any], str, str, int, bytes | None]]:
         """Pickled (a finding leaving its ``--workers`` process) as its JSON object and where it was
@@ -112,95 +149,95 @@ class Event:
     @property
     def name(self) -> str:
         """``eventName``, e.g. ``"security_file_open"``."""
-        value: str = self.raw["eventName"]
+        value: str = self.fields["eventName"]
         return value
 
     @property
     def event_id(self) -> int:
         """``eventId`` as an int (Tracee writes it as a string)."""
-        return int(self.raw.get("eventId") or 0)
+        return int(self.fields.get("eventId") or 0)
 
     @property
     def timestamp(self) -> int:
         """``timestamp`` in nanoseconds."""
-        value: int = self.raw.get("timestamp", 0)
+        value: int = self.fields.get("timestamp", 0)
         return value
 
     @property
     def process_name(self) -> str:
         """``processName`` (the task's comm, at most 15 characters)."""
-        value: str = self.raw.get("processName", "")
+        value: str = self.fields.get("processName", "")
         return value
 
     @property
     def process_id(self) -> int:
         """``processId``: the pid inside the task's pid namespace."""
-        value: int = self.raw.get("processId", 0)
+        value: int = self.fields.get("processId", 0)
         return value
 
     @property
     def thread_id(self) -> int:
         """``threadId`` inside the task's pid namespace."""
-        value: int = self.raw.get("threadId", 0)
+        value: int = self.fields.get("threadId", 0)
         return value
 
     @property
     def host_thread_id(self) -> int:
         """``hostThreadId``: the thread id as the host sees it."""
-        value: int = self.raw.get("hostThreadId", 0)
+        value: int = self.fields.get("hostThreadId", 0)
         return value
 
     @property
     def parent_process_id(self) -> int:
         """``parentProcessId`` inside the task's pid namespace."""
-        value: int = self.raw.get("parentProcessId", 0)
+        value: int = self.fields.get("parentProcessId", 0)
         return value
 
     @property
     def host_process_id(self) -> int:
         """``hostProcessId``: the pid as the host sees it."""
-        value: int = self.raw.get("hostProcessId", 0)
+        value: int = self.fields.get("hostProcessId", 0)
         return value
 
     @property
     def user_id(self) -> int:
         """``userId``."""
-        value: int = self.raw.get("userId", 0)
+        value: int = self.fields.get("userId", 0)
         return value
 
     @property
     def host_name(self) -> str:
         """``hostName`` (UTS name)."""
-        value: str = self.raw.get("hostName", "")
+        value: str = self.fields.get("hostName", "")
         return value
 
     @property
     def return_value(self) -> int:
         """``returnValue``."""
-        value: int = self.raw.get("returnValue", 0)
+        value: int = self.fields.get("returnValue", 0)
         return value
 
     @property
     def syscall(self) -> str:
         """``syscall``: the syscall that led to this event (v0.11+; empty before)."""
-        value: str = self.raw.get("syscall", "")
+        value: str = self.fields.get("syscall", "")
         return value
 
     @property
     def executable_path(self) -> str:
         """``executable.path`` (v0.18+; empty before)."""
-        executable = self.raw.get("executable")
+        executable = self.fields.get("executable")
         return executable.get("path", "") if isinstance(executable, dict) else ""
 
     @property
     def container_id(self) -> str:
         """The container id from ``container.id`` (v0.13+) or the flat ``containerId``."""
-        return container_id_of(self.raw)
+        return container_id_of(self.fields)
 
     @property
     def container_started(self) -> bool:
         """``contextFlags.containerStarted``: the event comes from a running container."""
-        flags = self.raw.get("contextFlags")
+        flags = self.fields.get("contextFlags")
         return bool(flags.get("containerStarted")) if isinstance(flags, dict) else False
 
     @property
@@ -210,20 +247,20 @@ class Event:
         Derived as Tracee does: a started container, else a container id
         without a started container (the container is being set up), else the host.
         """
-        return origin_of(self.raw)
+        return origin_of(self.fields)
 
     def _container_field(self, key: str, flat_key: str) -> str:
-        container = self.raw.get("container")
+        container = self.fields.get("container")
         if isinstance(container, dict) and isinstance(container.get(key), str):
             return str(container[key])
-        value = self.raw.get(flat_key)
+        value = self.fields.get(flat_key)
         return value if isinstance(value, str) else ""
 
     def _pod_field(self, key: str) -> str:
-        kubernetes = self.raw.get("kubernetes")
+        kubernetes = self.fields.get("kubernetes")
         if isinstance(kubernetes, dict) and isinstance(kubernetes.get(key), str):
             return str(kubernetes[key])
-        value = self.raw.get(key)
+        value = self.fields.get(key)
         return value if isinstance(value, str) else ""
 
     @property
@@ -259,9 +296,9 @@ class Event:
     @property
     def context_fields(self) -> Mapping[str, Any]:
         """The event's JSON object as the engine's own bookkeeping reads it (routing, syscall
-        pairing, the process tree's check for a known process): ``raw`` itself; a
+        pairing, the process tree's check for a known process): :attr:`fields`; a
         :class:`LazyEvent` not decoded yet answers with the keys in :data:`LAZY_FIELDS` only."""
-        return self.raw
+        return self.fields
 
     # --- the process tree ---------------------------------------------------------
 
@@ -279,7 +316,7 @@ class Event:
                 return found
         from .context.proctree import ProcessInfo
 
-        info = ProcessInfo(self.host_process_id, self.raw.get("threadStartTime", 0) or 0)
+        info = ProcessInfo(self.host_process_id, self.fields.get("threadStartTime", 0) or 0)
         info.comm, info.executable, info.ns_pid = self.process_name, self.executable_path, self.process_id
         return info
 
@@ -297,10 +334,10 @@ class Event:
         """The sha256 of the process's executable: ``executable.sha256`` on the event, the
         ``sha256`` argument of an exec event, or the tree's (live: a file not hashed before is
         waited for, at most ``finding_wait``, 0.5 s); ``""`` when unknown."""
-        executable = self.raw.get("executable")
+        executable = self.fields.get("executable")
         if isinstance(executable, dict) and isinstance(executable.get("sha256"), str) and executable["sha256"]:
             return str(executable["sha256"])
-        value = self._arg_values().get("sha256") if self.raw.get("args") else None
+        value = self._arg_values().get("sha256") if self._args or self.raw.get("args") else None
         if isinstance(value, str) and value:
             return value
         context = self.context
@@ -422,7 +459,7 @@ class Event:
 
     def __repr__(self) -> str:
         where = f" at {self.location}" if self._where else ""
-        return f"<Event {self.raw.get('eventName')!r} pid={self.raw.get('processId')}{where}>"
+        return f"<Event {self.fields.get('eventName')!r} pid={self.fields.get('processId')}{where}>"
 
 
 #: The top-level fields a :class:`LazyEvent` holds before it is decoded: what routing, the
@@ -470,6 +507,7 @@ class LazyEvent(Event):
         self.source = source
         self.text = text
         self._args = None
+        self._args_at = self._args_end = 0
         self._where = where
         self._line = line
         self.context = None
@@ -488,6 +526,10 @@ class LazyEvent(Event):
     @raw.setter
     def raw(self, value: dict[str, Any]) -> None:
         self._decoded = value
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        return self.raw
 
     @property
     def context_fields(self) -> Mapping[str, Any]:

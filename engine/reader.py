@@ -40,6 +40,7 @@ from .recscan import extract as _compiled_extract
 from .recscan import plain_event as _compiled_plain_event
 from .recscan import scan as _compiled_scan
 from .recscan import scan_lines as _compiled_scan_lines
+from .recscan import split_args as _compiled_split_args
 from .sources import REPORTED_PER_PLACE, SkipLog, SourceStats
 
 __all__ = ["DEFAULT_MAX_LINE_SIZE", "MAX_NESTING", "STDIN", "EventReader", "ObserveOthers", "shard_of"]
@@ -265,6 +266,7 @@ class EventReader:
         lazy = self.lazy_args if extract is not None else {}  # event -> the arguments read in place
         idle = self.lazy_idle  # event -> "nothing would use it now": counted, not decoded
         scan = _compiled_scan
+        split = _compiled_split_args
         # the compiled scanner reads the arguments of admissions it can test on what it read
         fast: dict[str, Callable[[str, Mapping[str, Any]], bool]] = {}
         arg_table: dict[str, tuple[str, ...]] = {}
@@ -354,6 +356,21 @@ class EventReader:
                         return None
             return self._validated(text, name, lineno, report)
 
+        def in_parts(text: bytes, lineno: int) -> Event | None:
+            """The event of a record decoded in two parts (:data:`~.recscan.split_args`: its arguments
+            read in place, the rest by ``orjson``), when it passes the test of a usable event at
+            once; None: not sure (the caller decodes it whole, which finds what is wrong)."""
+            parts = split(text) if split is not None and plain is not None else None
+            if parts is None:
+                return None
+            try:
+                head = loads(parts[1])
+            except orjson.JSONDecodeError:
+                return None
+            if plain is None or not plain(head):
+                return None
+            return Event(head, "tracee", name, lineno, text, parts[0], (parts[2], parts[3]))
+
         def show_other(event: str, text: bytes, lineno: int) -> None:
             """Another shard's event for this shard's process tree (read in place if it can)."""
             read = None if extract is None else extract(text, fields_read, args_read.get(event, ()))
@@ -379,6 +396,13 @@ class EventReader:
 
         for text, lineno, found in RecordSplitter(stream, self.max_line_size, report, scanning):
             if found is True:  # not scanned: named as an event wanted whole, decoded and validated here
+                decoded_event = in_parts(text, lineno)
+                if decoded_event is not None:
+                    read_name = decoded_event.name
+                    if read_name in direct and (known is None or known(read_name)):
+                        stats.events += 1
+                        yield decoded_event
+                        continue
                 try:
                     raw = loads(text)
                 except orjson.JSONDecodeError as exc:
@@ -460,6 +484,11 @@ class EventReader:
                                 continue
                             yield LazyEvent(read[0], text, "tracee", name, lineno, lazy[event])
                             continue
+                    decoded_event = in_parts(text, lineno)
+                    if decoded_event is not None:
+                        stats.events += 1
+                        yield decoded_event
+                        continue
                     try:
                         raw = loads(text)
                     except orjson.JSONDecodeError as exc:  # never, when the scanner is right

@@ -35,7 +35,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-__all__ = ["COMPILED", "Scan", "Scanned", "args_of", "extract", "plain_event", "scan", "scan_lines"]
+__all__ = ["COMPILED", "Scan", "Scanned", "args_of", "extract", "plain_event", "scan", "scan_lines", "split_args"]
 
 #: ``(event_name, origin, container_id, host_process_id, args)``.
 Scanned = tuple[str, str, str, int, "dict[str, Any] | None"]
@@ -70,5 +70,14 @@ plain_event: Final[Callable[[Any], bool] | None] = None if _recscan is None else
 #: ``name``; ``None`` otherwise (Event.args then builds it, or reports what is wrong). ``None`` when
 #: not built.
 args_of: Final[Callable[[Any], dict[str, Any] | None] | None] = None if _recscan is None else _recscan.args_of
+#: ``split_args(text) -> (args, head, start, end) | None``: ``{name: value}`` of all the record's
+#: arguments (as :attr:`~pytracee.engine.events.Event.args` has them) read in place, and ``head``,
+#: its text with the arguments' array (``text[start:end]``) replaced by ``null``, for ``orjson`` to
+#: decode the rest: exact when ``orjson`` decodes ``head`` (see ``engine/_recscan_split.h``); ``None``
+#: when not sure (another layout; a value that is not a plain string, an integer within int64, a
+#: boolean, null, a list of plain strings or an object of such scalars); ``None`` itself when not built.
+split_args: Final[Callable[[bytes], tuple[dict[str, Any], bytes, int, int] | None] | None] = (
+    None if _recscan is None else _recscan.split_args
+)
 #: Whether the compiled scanner is there.
 COMPILED: Final = scan is not None

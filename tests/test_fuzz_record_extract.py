@@ -66,12 +66,12 @@ ARG_NAME_TUPLES = st.lists(st.sampled_from(ARG_NAMES), max_size=5).map(tuple)
 # --- the oracle ---------------------------------------------------------------------------------
 
 
-def _typed(value: Any) -> Any:
+def typed(value: Any) -> Any:
     """``value`` with every scalar's type next to it (``True`` is not ``1``, a list not a tuple)."""
     if isinstance(value, dict):
-        return {key: _typed(item) for key, item in value.items()}
+        return {key: typed(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return (type(value).__name__, [_typed(item) for item in value])
+        return (type(value).__name__, [typed(item) for item in value])
     return (type(value).__name__, value)
 
 
@@ -201,7 +201,7 @@ def check(text: bytes, keys: tuple[str, ...], arg_names: tuple[str, ...]) -> Any
         assert why is not None, f"extract was not sure of {text!r}, {keys}, {arg_names}: expected {(fields, args)!r}"
         return None
     assert type(found) is tuple, found
-    assert _typed(found) == _typed((fields, args)), (text, keys, arg_names)
+    assert typed(found) == typed((fields, args)), (text, keys, arg_names)
     return found
 
 
@@ -455,7 +455,7 @@ def test_any_bytes_give_an_answer_or_none(text: bytes, keys: tuple[str, ...], ar
     ],
 )
 def test_answers(text: bytes, keys: tuple[str, ...], arg_names: tuple[str, ...], answer: Any) -> None:
-    assert _typed(_extract(text, keys, arg_names)) == _typed(answer)
+    assert typed(_extract(text, keys, arg_names)) == typed(answer)
     check(text, keys, arg_names)
 
 

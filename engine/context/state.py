@@ -97,19 +97,18 @@ class EventContext:
             fields = event.context_fields  # (a LazyEvent's: enough to tell whether its process is known)
             name = fields.get("eventName")
             if name in CONSUMED_EVENTS:  # fork, exec, exit: read by their arguments, decoded once for all
-                raw = event.raw
                 try:
                     args: Mapping[str, Any] | None = event.args
                 except MalformedEventError:  # the engine rejects it at dispatch; the tree reads what it can
                     args = None
-                tree.observe(raw, args)
-                if self.hasher is not None and name == "sched_process_exec" and self._add_hash_arg(tree, raw):
+                tree.observe(event.fields, args)
+                if self.hasher is not None and name == "sched_process_exec" and self._add_hash_arg(tree, event.raw):
                     event._args = None  # read again with the sha256 argument
             elif tree.learn_from_context and not tree.knows(fields):
-                tree.learn(event.raw)
+                tree.learn(event.fields)
         containers = self.containers
         if containers is not None:
-            raw = event.raw
+            raw = event.fields
             if raw.get("containerId") or raw.get("container"):
                 containers.enrich(raw)
 
@@ -155,7 +154,7 @@ class EventContext:
 
     def process_of(self, event: Event) -> ProcessInfo | None:
         """The event's process in the tree (None without a tree)."""
-        return self.tree.process_of(event.raw) if self.tree is not None else None
+        return self.tree.process_of(event.fields) if self.tree is not None else None
 
     # --- per finding -------------------------------------------------------------------
 
