@@ -51,18 +51,20 @@ T = TypeVar("T")
 
 def container_id_of(raw: Mapping[str, Any]) -> str:
     """The container id of a raw event: ``container.id`` (v0.13+) or the flat ``containerId``."""
-    container = raw.get("container")
+    fields = raw if isinstance(raw, dict) else dict(raw)  # (a dict, read without a method call)
+    container = fields.get("container")
     if type(container) is dict and container.get("id"):
         return str(container["id"])
-    return raw.get("containerId") or ""
+    return fields.get("containerId") or ""
 
 
 def origin_of(raw: Mapping[str, Any]) -> str:
     """The origin of a raw event (see :attr:`Event.origin`); the engine's routing uses it too."""
-    flags = raw.get("contextFlags")
+    fields = raw if isinstance(raw, dict) else dict(raw)
+    flags = fields.get("contextFlags")
     if type(flags) is dict and flags.get("containerStarted"):
         return ORIGIN_CONTAINER
-    return ORIGIN_CONTAINER_INIT if container_id_of(raw) else ORIGIN_HOST
+    return ORIGIN_CONTAINER_INIT if container_id_of(fields) else ORIGIN_HOST
 
 
 class Event:
@@ -81,6 +83,7 @@ class Event:
         "_args_at",
         "_args_end",
         "_line",
+        "_name",
         "_raw",
         "_where",
         "context",
@@ -100,6 +103,7 @@ class Event:
         args_span: tuple[int, int] = (0, 0),
     ) -> None:
         self._raw = raw
+        self._name: str | None = None
         self.source = source
         self.text = text
         self._args: dict[str, Any] | None = args
@@ -123,6 +127,7 @@ class Event:
     @raw.setter
     def raw(self, value: dict[str, Any]) -> None:
         self._raw = value
+        self._name = None
         self._args_end = 0
 
     def _decode_args(self) -> None:
@@ -149,7 +154,9 @@ class Event:
     @property
     def name(self) -> str:
         """``eventName``, e.g. ``"security_file_open"``."""
-        value: str = self.fields["eventName"]
+        value = self._name
+        if value is None:  # (read once: every consumer asks, and the dict's key is not the interned name)
+            value = self._name = self.fields["eventName"]
         return value
 
     @property
@@ -507,6 +514,7 @@ class LazyEvent(Event):
         self.source = source
         self.text = text
         self._args = None
+        self._name = None
         self._args_at = self._args_end = 0
         self._where = where
         self._line = line

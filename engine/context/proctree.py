@@ -296,7 +296,7 @@ class ProcessTree:
         self._lru: OrderedDict[int, ProcessInfo] = OrderedDict()  # serial -> process
         self._current: dict[int, ProcessInfo] = {}  # host pid -> its latest process
         self._serial = 0
-        self._handlers: dict[str, Callable[[Mapping[str, Any], Mapping[str, Any]], None]] = {
+        self._handlers: dict[str, Callable[[dict[str, Any], dict[str, Any]], None]] = {
             "sched_process_fork": self._on_fork,
             "sched_process_exec": self._on_exec,
             "sched_process_exit": self._on_exit,
@@ -324,13 +324,14 @@ class ProcessTree:
         :param args: the event's arguments as ``{name: value}`` when the caller has them
             already (:attr:`.Event.args`, or those in :data:`ARGS_READ`); read from ``raw`` otherwise.
         """
-        handler = self._handlers.get(raw.get("eventName"))  # type: ignore[arg-type]
+        fields = _as_dict(raw)
+        handler = self._handlers.get(fields.get("eventName"))  # type: ignore[arg-type]
         if handler is None:
-            if self.learn_from_context and not self.knows(raw):
-                self.learn(raw)
+            if self.learn_from_context and not self.knows(fields):
+                self.learn(fields)
             return
         try:
-            handler(raw, _args(raw) if args is None else args)
+            handler(fields, _args(fields) if args is None else _as_dict(args))
         except (TypeError, ValueError, AttributeError):  # a hostile or odd record: the tree learns nothing
             return
 
@@ -338,20 +339,21 @@ class ProcessTree:
         """Learn the process of an event that is not a fork, exec or exit from its context (for a
         process :meth:`knows` does not know); never raises on odd values."""
         try:
-            self._context_process(raw)
+            self._context_process(_as_dict(raw))
         except (TypeError, ValueError, AttributeError):  # a hostile or odd record: the tree learns nothing
             return
 
     def knows(self, fields: Mapping[str, Any]) -> bool:
         """Whether the process of an event that is not a fork, exec or exit is known already, so its
         context would teach the tree nothing (reads ``hostProcessId`` and ``processEntityId``)."""
+        read = _as_dict(fields)
         try:
-            node = self._current.get(fields.get("hostProcessId"))  # type: ignore[arg-type]
+            node = self._current.get(read.get("hostProcessId"))  # type: ignore[arg-type]
         except TypeError:  # an unhashable value: not known
             return False
         if node is None or not node.comm:
             return False
-        entity = fields.get("processEntityId")
+        entity = read.get("processEntityId")
         return not entity or entity == node._entity
 
     def _add(self, pid: int, start: int, *, coarse: bool = False, entity: int = 0) -> ProcessInfo:
@@ -414,7 +416,7 @@ class ProcessTree:
             self._refine(node, start, entity)
         return node
 
-    def _context_process(self, raw: Mapping[str, Any]) -> ProcessInfo | None:
+    def _context_process(self, raw: dict[str, Any]) -> ProcessInfo | None:
         """The event's process, learned from its context (and its parent, by pid) when new."""
         pid = raw.get("hostProcessId")
         if not pid or type(pid) is not int:
@@ -443,7 +445,7 @@ class ProcessTree:
         return node
 
     @staticmethod
-    def _fill(node: ProcessInfo, raw: Mapping[str, Any]) -> None:
+    def _fill(node: ProcessInfo, raw: dict[str, Any]) -> None:
         comm = raw.get("processName")
         if isinstance(comm, str):
             node.comm = comm
@@ -461,7 +463,7 @@ class ProcessTree:
         if isinstance(cid, str):
             node.container_id = cid
 
-    def _on_fork(self, raw: Mapping[str, Any], args: Mapping[str, Any]) -> None:
+    def _on_fork(self, raw: dict[str, Any], args: dict[str, Any]) -> None:
         child = args.get("child_pid") or args.get("child_tid")
         if not child or type(child) is not int:
             return
@@ -494,7 +496,7 @@ class ProcessTree:
         if parent is not None:
             self._touch(parent)
 
-    def _on_exec(self, raw: Mapping[str, Any], args: Mapping[str, Any]) -> None:
+    def _on_exec(self, raw: dict[str, Any], args: dict[str, Any]) -> None:
         node = self._context_process(raw)
         if node is None:
             return
@@ -511,7 +513,7 @@ class ProcessTree:
         if self.on_exec is not None:
             self.on_exec(node, args)
 
-    def _on_exit(self, raw: Mapping[str, Any], args: Mapping[str, Any]) -> None:
+    def _on_exit(self, raw: dict[str, Any], args: dict[str, Any]) -> None:
         pid = raw.get("hostProcessId")
         if not pid or type(pid) is not int:
             return
@@ -528,7 +530,7 @@ class ProcessTree:
     def process_of(self, raw: Mapping[str, Any]) -> ProcessInfo | None:
         """The process of an event (learning it from the event's context when unknown)."""
         try:
-            return self._context_process(raw)
+            return self._context_process(_as_dict(raw))
         except (TypeError, ValueError, AttributeError):
             return None
 
@@ -578,6 +580,12 @@ class ProcessTree:
             add(pid)
         self.stats.seeded += len(added)
         return len(added)
+
+
+def _as_dict(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """``raw`` itself when it is a dict, as every caller's is (the compiled tree then reads it
+    without a method call per field), else a copy (read only)."""
+    return raw if isinstance(raw, dict) else dict(raw)
 
 
 def _args(raw: Mapping[str, Any]) -> dict[str, Any]:
