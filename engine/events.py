@@ -11,6 +11,10 @@ the raw values Tracee emits by default and the strings it emits with
 
 Missing or mistyped arguments raise :class:`ArgumentError`, which the engine
 reports against the signature that asked (with the event's file and line).
+
+A replayed event's arguments may have been read in place from its JSON text
+(:data:`~pytracee.engine.recscan.split_args`): ``raw`` then decodes its ``args`` list on first
+use, and :attr:`Event.fields` is the same object for reading the context without it.
 """
 
 from __future__ import annotations
