@@ -253,6 +253,44 @@ static int scan_event(scanner *s, envelope *e)
     return OK;
 }
 
+/* One argument object at s->p ('{'): its plain "name" string and where its "value" starts (NULL:
+ * none); s->p past it. UNSURE when it is not an object, has no name or two, a name that is not a
+ * plain string, two values or an escaped key (the full decoding says what is wrong). */
+static int argument_members(scanner *s, const unsigned char **name, Py_ssize_t *name_len,
+                            const unsigned char **value)
+{
+    const unsigned char *key;
+    Py_ssize_t key_len;
+    int member_done = 0;
+    *name = *value = NULL;
+    if (s->p >= s->end || *s->p != '{')
+        return UNSURE;
+    s->p++;
+    s->depth = 3;
+    skip_ws(s);
+    if (s->p < s->end && *s->p == '}')
+        return UNSURE; /* no name */
+    while (!member_done) {
+        if (plain_key(s, &key, &key_len))
+            return UNSURE;
+        if (KEY_IS(key, key_len, "name")) {
+            if (*name != NULL || plain_string(s, name, name_len))
+                return UNSURE;
+        } else {
+            if (KEY_IS(key, key_len, "value")) {
+                if (*value != NULL)
+                    return UNSURE;
+                *value = s->p;
+            }
+            if (skip_value(s))
+                return UNSURE;
+        }
+        if (next_member(s, '}', &member_done))
+            return UNSURE;
+    }
+    return *name == NULL ? UNSURE : OK;
+}
+
 /* The arguments of `names` in the (already validated) array at `args`, into `out`; with
  * `lists`, a value may also be a list of plain strings. */
 static int read_args(const unsigned char *args, const unsigned char *end, PyObject *names, PyObject *out, int lists)
@@ -264,35 +302,9 @@ static int read_args(const unsigned char *args, const unsigned char *end, PyObje
     if (s.p < s.end && *s.p == ']')
         return OK;
     while (!done) {
-        const unsigned char *name = NULL, *value = NULL, *key;
-        Py_ssize_t name_len = 0, key_len;
-        int seen_value = 0, member_done = 0;
-        if (s.p >= s.end || *s.p != '{')
-            return UNSURE; /* not an argument object: the full decoding says what is wrong */
-        s.p++;
-        s.depth = 3;
-        skip_ws(&s);
-        if (s.p < s.end && *s.p == '}')
-            return UNSURE; /* no name */
-        while (!member_done) {
-            if (plain_key(&s, &key, &key_len))
-                return UNSURE;
-            if (KEY_IS(key, key_len, "name")) {
-                if (name != NULL || plain_string(&s, &name, &name_len))
-                    return UNSURE;
-            } else {
-                if (KEY_IS(key, key_len, "value")) {
-                    if (seen_value++)
-                        return UNSURE;
-                    value = s.p;
-                }
-                if (skip_value(&s))
-                    return UNSURE;
-            }
-            if (next_member(&s, '}', &member_done))
-                return UNSURE;
-        }
-        if (name == NULL)
+        const unsigned char *name, *value;
+        Py_ssize_t name_len = 0;
+        if (argument_members(&s, &name, &name_len, &value))
             return UNSURE;
         for (Py_ssize_t i = 0; i < n_names; i++) {
             PyObject *wanted = PyTuple_GET_ITEM(names, i);

@@ -15,6 +15,12 @@
 
 /* (_recscan.c includes this after its field_of() and the fields it names) */
 
+/* What each field (enum field's order) must be in a decoded event: 'n' a non-empty str (eventName),
+ * 'e' an int or a str of ASCII digits (eventId), 'i' an int, 's' a str, 'd' a dict, 'a' a list or
+ * null (args). */
+static const char FIELD_TYPES[] = "neiiiiiiisssdddda";
+_Static_assert(sizeof(FIELD_TYPES) == N_FIELDS + 1, "one type per field");
+
 static PyObject *KEY_NAME, *KEY_VALUE, *KEY_ARGS;
 
 static int init_decoded_keys(void)
@@ -51,39 +57,26 @@ static PyObject *plain_event(PyObject *module, PyObject *raw)
     while (PyDict_Next(raw, &pos, &key, &value)) {
         if (!PyUnicode_CheckExact(key) || !PyUnicode_IS_ASCII(key))
             continue; /* (no field's name) */
-        int ok;
-        switch (field_of(PyUnicode_1BYTE_DATA(key), PyUnicode_GET_LENGTH(key))) {
-        case F_EVENT_NAME:
+        int field = field_of(PyUnicode_1BYTE_DATA(key), PyUnicode_GET_LENGTH(key)), ok = 1;
+        switch (field == F_OTHER ? 0 : FIELD_TYPES[field]) {
+        case 'n':
             ok = named = PyUnicode_CheckExact(value) && PyUnicode_GET_LENGTH(value) > 0;
             break;
-        case F_EVENT_ID:
+        case 'e':
             ok = PyLong_CheckExact(value) || (PyUnicode_CheckExact(value) && ascii_digits(value));
             break;
-        case F_TIMESTAMP:
-        case F_PROCESS_ID:
-        case F_THREAD_ID:
-        case F_PARENT_PROCESS_ID:
-        case F_HOST_PROCESS_ID:
-        case F_USER_ID:
-        case F_RETURN_VALUE:
+        case 'i':
             ok = PyLong_CheckExact(value);
             break;
-        case F_PROCESS_NAME:
-        case F_HOST_NAME:
-        case F_CONTAINER_ID:
+        case 's':
             ok = PyUnicode_CheckExact(value);
             break;
-        case F_CONTEXT_FLAGS:
-        case F_CONTAINER:
-        case F_KUBERNETES:
-        case F_EXECUTABLE:
+        case 'd':
             ok = PyDict_CheckExact(value);
             break;
-        case F_ARGS:
+        case 'a':
             ok = value == Py_None || PyList_CheckExact(value);
             break;
-        default:
-            ok = 1;
         }
         if (!ok)
             Py_RETURN_FALSE;

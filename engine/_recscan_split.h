@@ -63,35 +63,9 @@ static int read_all_args(const unsigned char *args, const unsigned char *end, Py
         return OK;
     }
     while (!done) {
-        const unsigned char *name = NULL, *value = NULL, *key;
-        Py_ssize_t name_len = 0, key_len;
-        int member_done = 0;
-        if (s.p >= s.end || *s.p != '{')
-            return UNSURE; /* not an argument object: the full decoding says what is wrong */
-        s.p++;
-        s.depth = 3;
-        skip_ws(&s);
-        if (s.p < s.end && *s.p == '}')
-            return UNSURE; /* no name */
-        while (!member_done) {
-            if (plain_key(&s, &key, &key_len))
-                return UNSURE;
-            if (KEY_IS(key, key_len, "name")) {
-                if (name != NULL || plain_string(&s, &name, &name_len))
-                    return UNSURE;
-            } else {
-                if (KEY_IS(key, key_len, "value")) {
-                    if (value != NULL)
-                        return UNSURE;
-                    value = s.p;
-                }
-                if (skip_value(&s))
-                    return UNSURE;
-            }
-            if (next_member(&s, '}', &member_done))
-                return UNSURE;
-        }
-        if (name == NULL)
+        const unsigned char *name, *value;
+        Py_ssize_t name_len = 0;
+        if (argument_members(&s, &name, &name_len, &value))
             return UNSURE;
         scanner v = {value, end, 3};
         int unsure = 0;
