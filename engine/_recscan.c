@@ -740,7 +740,7 @@ static PyMethodDef methods[] = {
     {"scan_lines", (PyCFunction)(void (*)(void))scan_lines, METH_FASTCALL,
      "scan_lines(data, pos, lineno, limit, plan) -> (records, pos, lineno, skipped): the lines from pos, scanned."},
     {"split_args", (PyCFunction)split_args, METH_O,
-     "split_args(text) -> (eventName, head, args, start, end) or None (not sure): the arguments read in place."},
+     "split_args(text) -> (args, head, start, end) or None (not sure): the arguments read in place."},
     {"plain_event", (PyCFunction)plain_event, METH_O,
      "plain_event(raw) -> bool: the reader's chained test of a usable decoded event passes (False: not sure)."},
     {"args_of", (PyCFunction)args_of, METH_O,

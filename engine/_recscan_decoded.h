@@ -55,7 +55,9 @@ static PyObject *plain_event(PyObject *module, PyObject *raw)
     PyObject *key, *value;
     int named = 0;
     while (PyDict_Next(raw, &pos, &key, &value)) {
-        if (!PyUnicode_CheckExact(key) || !PyUnicode_IS_ASCII(key))
+        if (!PyUnicode_CheckExact(key))
+            Py_RETURN_FALSE; /* (not sure: a str subclass could equal a field's name; orjson makes none) */
+        if (!PyUnicode_IS_ASCII(key))
             continue; /* (no field's name) */
         int field = field_of(PyUnicode_1BYTE_DATA(key), PyUnicode_GET_LENGTH(key)), ok = 1;
         switch (field == F_OTHER ? 0 : FIELD_TYPES[field]) {

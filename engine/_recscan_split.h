@@ -14,7 +14,8 @@
  * The answer is exact only when orjson decodes `head` (the caller's part): then the whole text is
  * valid JSON, and its decoding is head's object with "args" the array read here. For the text
  * ends with the array's ']' and the object's '}' (blanks aside), and the array starts after the
- * first `"args":` whose quote is not escaped, read to that last ']' and validated on the way; a
+ * first `"args":` followed by '[' whose quote is not escaped (whichever it is: the argument below
+ * rests on orjson reading `head`), read to that last ']' and validated on the way; a
  * null in its place that orjson reads is then the value of the top-level object's last member,
  * and that member's key, of bytes `"args"` after an unescaped quote, is "args" (a closing quote
  * is never followed by a letter). Anything else answers None (the caller decodes the record
@@ -114,7 +115,7 @@ static inline const unsigned char *quote_a(const unsigned char *from, const unsi
 }
 
 /* Where the argument array of `text` starts (its '['), given its last ']' at `last`: after the first
- * `"args":` whose quote is not escaped; NULL: none. */
+ * `"args":` followed by '[' whose quote is not escaped; NULL: none. */
 static const unsigned char *args_array(const unsigned char *text, const unsigned char *last)
 {
     for (const unsigned char *found = quote_a(text, last); found != NULL; found = quote_a(found + 1, last)) {
@@ -171,7 +172,14 @@ static PyObject *split_args(PyObject *module, PyObject *text_object)
     memcpy(out, text, (size_t)start);
     memcpy(out + start, "null", 4);
     memcpy(out + start + 4, text + stop, (size_t)(size - stop));
-    return Py_BuildValue("(NNnn)", args, head, start, stop);
+    PyObject *at = PyLong_FromSsize_t(start), *to = PyLong_FromSsize_t(stop), *answer = NULL;
+    if (at != NULL && to != NULL)
+        answer = PyTuple_Pack(4, args, head, at, to);
+    Py_XDECREF(at);
+    Py_XDECREF(to);
+    Py_DECREF(args);
+    Py_DECREF(head);
+    return answer;
 }
 
 #endif

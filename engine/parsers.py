@@ -323,14 +323,18 @@ class SockAddr:
     @classmethod
     def from_value(cls, value: Any) -> SockAddr:
         """Build from Tracee's ``{"sa_family": "AF_INET", "sin_addr": ..., ...}`` object."""
-        if not isinstance(value, Mapping):
-            raise ArgumentValueError(f"sockaddr must be an object, not {type(value).__name__}")
-        family = str(value.get("sa_family", ""))
-        if family == "AF_INET6":
-            ip, port = value.get("sin6_addr", ""), value.get("sin6_port", "")
+        if type(value) is dict:  # (as decoded: read without the ABC check and a method call per key)
+            fields: dict[str, Any] = value
+        elif isinstance(value, Mapping):
+            fields = dict(value)
         else:
-            ip, port = value.get("sin_addr", ""), value.get("sin_port", "")
-        return cls(family=family, ip=str(ip), port=str(port), path=str(value.get("sun_path", "")))
+            raise ArgumentValueError(f"sockaddr must be an object, not {type(value).__name__}")
+        family = str(fields.get("sa_family", ""))
+        if family == "AF_INET6":
+            ip, port = fields.get("sin6_addr", ""), fields.get("sin6_port", "")
+        else:
+            ip, port = fields.get("sin_addr", ""), fields.get("sin_port", "")
+        return cls(family, str(ip), str(port), str(fields.get("sun_path", "")))
 
     @property
     def is_internet(self) -> bool:
