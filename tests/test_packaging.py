@@ -47,6 +47,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert "pytracee/engine/output/templates/rawjson.j2" in names
     assert "pytracee/signatures/__init__.py" in names
     assert "pytracee/engine/rego/helpers.rego" in names
+    # the compiled record scanner (engine/_recscan.c and its headers), built from the tracked files
+    assert [n for n in names if n.startswith("pytracee/engine/_recscan.") and n.endswith(".so")]
     assert len([n for n in names if n.startswith("pytracee/rules/rego/") and n.endswith(".rego")]) == 14
     assert len([n for n in names if n.startswith("pytracee/rules/cel/") and n.endswith(".yaml")]) >= 5
     if shutil.which("clang") and shutil.which("bpftool"):  # the build hook compiles the eBPF object
