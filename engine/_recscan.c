@@ -291,48 +291,66 @@ static int argument_members(scanner *s, const unsigned char **name, Py_ssize_t *
     return *name == NULL ? UNSURE : OK;
 }
 
-/* The arguments of `names` in the (already validated) array at `args`, into `out`; with
- * `lists`, a value may also be a list of plain strings. */
-static int read_args(const unsigned char *args, const unsigned char *end, PyObject *names, PyObject *out, int lists)
+/* What read_args() reads for a value besides a scalar (a plain string, an integer within int64,
+ * true, false, null): a list of plain strings, an object of scalars. */
+#define ARG_LISTS 1
+#define ARG_OBJECTS 2
+
+/* The arguments in the array at `args` into `out` ({name: value}, the last of a name winning, as in
+ * Event.args): those named in `names` (a tuple of str), or with `names` NULL every one (their
+ * names made once: shared_name()); a value of another kind than `kinds` allows: UNSURE. The array
+ * is validated as it is read. *after (unless NULL): just past its ']'. OK, UNSURE or -2 (an
+ * exception set). */
+static int read_args(const unsigned char *args, const unsigned char *end, PyObject *names, PyObject *out, int kinds,
+                     const unsigned char **after)
 {
     scanner s = {args + 1, end, 2};
-    Py_ssize_t n_names = PyTuple_GET_SIZE(names);
     int done = 0;
     skip_ws(&s);
-    if (s.p < s.end && *s.p == ']')
-        return OK;
+    if (s.p < s.end && *s.p == ']') {
+        s.p++;
+        done = 1;
+    }
     while (!done) {
         const unsigned char *name, *value;
         Py_ssize_t name_len = 0;
         if (argument_members(&s, &name, &name_len, &value))
             return UNSURE;
-        for (Py_ssize_t i = 0; i < n_names; i++) {
-            PyObject *wanted = PyTuple_GET_ITEM(names, i);
-            Py_ssize_t wanted_len;
-            if (!PyUnicode_IS_ASCII(wanted))
-                continue; /* the record is ASCII only: not one of its names (nor UTF-8, for a lone surrogate) */
-            const char *wanted_text = PyUnicode_AsUTF8AndSize(wanted, &wanted_len);
-            if (wanted_text == NULL)
+        PyObject *key = NULL;
+        if (names == NULL) {
+            if ((key = shared_name(name, name_len)) == NULL)
                 return -2;
-            if (wanted_len != name_len || memcmp(wanted_text, name, (size_t)name_len) != 0)
-                continue;
-            /* the record was validated whole: a value is what it seems (an array or object: not sure) */
+        } else {
+            for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names) && key == NULL; i++) {
+                PyObject *wanted = PyTuple_GET_ITEM(names, i);
+                Py_ssize_t wanted_len;
+                if (!PyUnicode_IS_ASCII(wanted))
+                    continue; /* the record is ASCII only: not one of its names (nor UTF-8, for a lone surrogate) */
+                const char *wanted_text = PyUnicode_AsUTF8AndSize(wanted, &wanted_len);
+                if (wanted_text == NULL)
+                    return -2;
+                if (wanted_len == name_len && memcmp(wanted_text, name, (size_t)name_len) == 0)
+                    key = Py_NewRef(wanted);
+            }
+        }
+        if (key != NULL) {
             scanner v = {value, end, 3};
             int unsure = 0;
-            PyObject *item = value == NULL                   ? Py_NewRef(Py_None)
-                             : *value == '[' && lists ? read_string_list(&v, &unsure)
-                                                      : read_scalar(&v, &unsure);
-            if (item == NULL)
-                return unsure ? UNSURE : -2;
-            int r = PyDict_SetItem(out, wanted, item); /* the last of a name wins, as in Event.args */
-            Py_DECREF(item);
+            PyObject *item = value == NULL                                ? Py_NewRef(Py_None)
+                             : *value == '[' && (kinds & ARG_LISTS)   ? read_string_list(&v, &unsure)
+                             : *value == '{' && (kinds & ARG_OBJECTS) ? read_flat_object(&v, &unsure)
+                                                                      : read_scalar(&v, &unsure);
+            int r = item == NULL ? -1 : PyDict_SetItem(out, key, item);
+            Py_DECREF(key);
+            Py_XDECREF(item);
             if (r < 0)
-                return -2;
-            break;
+                return item == NULL && unsure ? UNSURE : -2;
         }
         if (next_member(&s, ']', &done))
             return UNSURE;
     }
+    if (after != NULL)
+        *after = s.p;
     return OK;
 }
 
@@ -359,7 +377,7 @@ static PyObject *found_of(const envelope *e, const unsigned char *end, PyObject 
         if (args == NULL)
             return NULL;
         if (e->args != NULL) {
-            int r = read_args(e->args, end, names, args, 0);
+            int r = read_args(e->args, end, names, args, 0, NULL);
             if (r == -2)
                 goto fail_args;
             if (r != OK) {
@@ -464,7 +482,7 @@ static int lazy_fields(const envelope *e, const unsigned char *end, Py_ssize_t n
         Py_DECREF(fields);
         return -2;
     }
-    r = e->args == NULL ? OK : read_args(e->args, end, arg_names, args, 1);
+    r = e->args == NULL ? OK : read_args(e->args, end, arg_names, args, ARG_LISTS, NULL);
     if (r == OK && PyDict_SetItem(fields, KEY_ARGS, args) < 0)
         r = -2;
     Py_DECREF(args);
@@ -522,7 +540,7 @@ static PyObject *extract(PyObject *module, PyObject *const *argv, Py_ssize_t arg
     if (r == OK && (args = PyDict_New()) == NULL)
         r = -2;
     if (r == OK && e.args != NULL && PyTuple_GET_SIZE(argv[2]) > 0)
-        r = read_args(e.args, s.end, argv[2], args, 1);
+        r = read_args(e.args, s.end, argv[2], args, ARG_LISTS, NULL);
     if (r != OK) {
         Py_XDECREF(fields);
         Py_XDECREF(args);

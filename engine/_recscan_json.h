@@ -34,12 +34,18 @@ static unsigned char is_digit[256];
 static unsigned char hex_value[256]; /* value + 1; 0: not a hex digit */
 
 
+/* JSON's whitespace. */
+static inline int blank(unsigned char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
 static inline __attribute__((always_inline)) void skip_ws(scanner *s)
 {
     const unsigned char *p = s->p, *end = s->end;
     if (p < end && *p > ' ')
         return; /* compact JSON, as tracers write it: no blank here (every blank is <= ' ') */
-    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+    while (p < end && blank(*p))
         p++;
     s->p = p;
 }
@@ -431,6 +437,34 @@ static int few_brackets(const unsigned char *line, const unsigned char *end)
     return brackets <= MAX_NESTING;
 }
 
+/* Where `key` (a quoted name and what must follow it, e.g. "\"args\":") first occurs in [from, end),
+ * or NULL; wherever it is (the caller tells a key from a string's bytes). 16 places at a time: a
+ * quote followed by the key's first letter (few keys start so), then the whole key. */
+static const unsigned char *find_key(const unsigned char *from, const unsigned char *end, const char *key,
+                                     Py_ssize_t key_len)
+{
+    if (end - from < key_len)
+        return NULL;
+    const unsigned char *p = from, *last = end - key_len; /* the last place the key may start */
+#ifdef __SSE2__
+    const __m128i quote = _mm_set1_epi8('"'), letter = _mm_set1_epi8(key[1]);
+    for (; last - p >= 16; p += 16) {
+        int mask = _mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)p), quote),
+                                                   _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(p + 1)), letter)));
+        while (mask) {
+            const unsigned char *at = p + __builtin_ctz((unsigned)mask);
+            if (memcmp(at, key, (size_t)key_len) == 0)
+                return at;
+            mask &= mask - 1;
+        }
+    }
+#endif
+    for (; p <= last; p++)
+        if (*p == '"' && memcmp(p, key, (size_t)key_len) == 0)
+            return p;
+    return NULL;
+}
+
 /* --- values read in place, as the full decoding would make them ----------------------------- */
 
 /* A str of bytes the scanner proved ASCII (no check again). */
@@ -464,6 +498,31 @@ static PyObject *member_name(const unsigned char *key, Py_ssize_t len)
         if ((size_t)len == strlen(MEMBER_NAMES[i]) && memcmp(MEMBER_NAMES[i], key, (size_t)len) == 0)
             return Py_NewRef(member_names[i]);
     return ascii_string(key, len);
+}
+
+/* Argument names made once and shared by every event's dict (a str made once also keeps its hash):
+ * a direct-mapped table by a hash of the name's bytes; a name of another record's choosing takes
+ * a slot from one it displaces, nothing worse. */
+#define NAME_SLOTS 512
+#define MAX_CACHED_NAME 40
+static PyObject *name_slots[NAME_SLOTS];
+
+static PyObject *shared_name(const unsigned char *name, Py_ssize_t len)
+{
+    if (len > MAX_CACHED_NAME)
+        return ascii_string(name, len);
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (Py_ssize_t i = 0; i < len; i++)
+        h = (h ^ name[i]) * 16777619u;
+    PyObject **slot = &name_slots[(h ^ (h >> 16)) % NAME_SLOTS];
+    PyObject *cached = *slot;
+    if (cached != NULL && PyUnicode_GET_LENGTH(cached) == len &&
+        memcmp(PyUnicode_1BYTE_DATA(cached), name, (size_t)len) == 0)
+        return Py_NewRef(cached);
+    PyObject *made = ascii_string(name, len);
+    if (made != NULL)
+        Py_XSETREF(*slot, Py_NewRef(made));
+    return made;
 }
 
 /* A scalar as the full decoding reads it: a plain string (no escapes), an integer within int64,

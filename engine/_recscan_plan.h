@@ -84,27 +84,8 @@ static const unsigned char *event_name_value(const unsigned char *line, Py_ssize
 {
     static const char key[] = "\"eventName\":\"";
     const Py_ssize_t key_len = sizeof(key) - 1;
-    if (length < key_len)
-        return NULL;
-    const unsigned char *p = line, *last = line + length - key_len; /* the last place the key may start */
-#ifdef __SSE2__
-    /* 16 places at a time: a quote followed by 'e' (few keys start so), then the whole key */
-    const __m128i quote = _mm_set1_epi8('"'), e = _mm_set1_epi8('e');
-    for (; last - p >= 16; p += 16) {
-        int mask = _mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)p), quote),
-                                                   _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(p + 1)), e)));
-        while (mask) {
-            const unsigned char *at = p + __builtin_ctz((unsigned)mask);
-            if (memcmp(at, key, (size_t)key_len) == 0)
-                return at + key_len;
-            mask &= mask - 1;
-        }
-    }
-#endif
-    for (; p <= last; p++)
-        if (*p == '"' && memcmp(p, key, (size_t)key_len) == 0)
-            return p + key_len;
-    return NULL;
+    const unsigned char *at = find_key(line, line + length, key, key_len);
+    return at == NULL ? NULL : at + key_len;
 }
 
 /* 1: the record at line[0:length] is one to decode whole without scanning it: the first

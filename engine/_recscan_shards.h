@@ -116,7 +116,7 @@ static PyObject *tree_view(const envelope *e, const unsigned char *end, PyObject
     if (r == OK && (args = PyDict_New()) == NULL)
         r = -2;
     if (r == OK && e->args != NULL && arg_names != NULL && PyTuple_GET_SIZE(arg_names) > 0)
-        r = read_args(e->args, end, arg_names, args, 1);
+        r = read_args(e->args, end, arg_names, args, ARG_LISTS, NULL);
     PyObject *view = r == OK ? PyList_New(2) : NULL;
     if (view != NULL) {
         PyList_SET_ITEM(view, 0, fields);
