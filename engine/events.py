@@ -53,9 +53,15 @@ _MISSING: Any = object()
 T = TypeVar("T")
 
 
+def as_dict(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """``raw`` itself when it is a dict, as decoded events are (compiled code then reads it without
+    a method call per field), else a copy of it."""
+    return raw if isinstance(raw, dict) else dict(raw)
+
+
 def container_id_of(raw: Mapping[str, Any]) -> str:
     """The container id of a raw event: ``container.id`` (v0.13+) or the flat ``containerId``."""
-    fields = raw if isinstance(raw, dict) else dict(raw)  # (a dict, read without a method call)
+    fields = as_dict(raw)
     container = fields.get("container")
     if type(container) is dict and container.get("id"):
         return str(container["id"])
@@ -64,7 +70,7 @@ def container_id_of(raw: Mapping[str, Any]) -> str:
 
 def origin_of(raw: Mapping[str, Any]) -> str:
     """The origin of a raw event (see :attr:`Event.origin`); the engine's routing uses it too."""
-    fields = raw if isinstance(raw, dict) else dict(raw)
+    fields = as_dict(raw)
     flags = fields.get("contextFlags")
     if type(flags) is dict and flags.get("containerStarted"):
         return ORIGIN_CONTAINER

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from ..events import as_dict
+
 __all__ = [
     "ARGS_READ",
     "ARGV_MAX_CHARS",
@@ -324,14 +326,14 @@ class ProcessTree:
         :param args: the event's arguments as ``{name: value}`` when the caller has them
             already (:attr:`.Event.args`, or those in :data:`ARGS_READ`); read from ``raw`` otherwise.
         """
-        fields = _as_dict(raw)
+        fields = as_dict(raw)
         handler = self._handlers.get(fields.get("eventName"))  # type: ignore[arg-type]
         if handler is None:
             if self.learn_from_context and not self.knows(fields):
                 self.learn(fields)
             return
         try:
-            handler(fields, _args(fields) if args is None else _as_dict(args))
+            handler(fields, _args(fields) if args is None else as_dict(args))
         except (TypeError, ValueError, AttributeError):  # a hostile or odd record: the tree learns nothing
             return
 
@@ -339,14 +341,14 @@ class ProcessTree:
         """Learn the process of an event that is not a fork, exec or exit from its context (for a
         process :meth:`knows` does not know); never raises on odd values."""
         try:
-            self._context_process(_as_dict(raw))
+            self._context_process(as_dict(raw))
         except (TypeError, ValueError, AttributeError):  # a hostile or odd record: the tree learns nothing
             return
 
     def knows(self, fields: Mapping[str, Any]) -> bool:
         """Whether the process of an event that is not a fork, exec or exit is known already, so its
         context would teach the tree nothing (reads ``hostProcessId`` and ``processEntityId``)."""
-        read = _as_dict(fields)
+        read = as_dict(fields)
         try:
             node = self._current.get(read.get("hostProcessId"))  # type: ignore[arg-type]
         except TypeError:  # an unhashable value: not known
@@ -530,7 +532,7 @@ class ProcessTree:
     def process_of(self, raw: Mapping[str, Any]) -> ProcessInfo | None:
         """The process of an event (learning it from the event's context when unknown)."""
         try:
-            return self._context_process(_as_dict(raw))
+            return self._context_process(as_dict(raw))
         except (TypeError, ValueError, AttributeError):
             return None
 
@@ -580,12 +582,6 @@ class ProcessTree:
             add(pid)
         self.stats.seeded += len(added)
         return len(added)
-
-
-def _as_dict(raw: Mapping[str, Any]) -> dict[str, Any]:
-    """``raw`` itself when it is a dict, as every caller's is (the compiled tree then reads it
-    without a method call per field), else a copy (read only)."""
-    return raw if isinstance(raw, dict) else dict(raw)
 
 
 def _args(raw: Mapping[str, Any]) -> dict[str, Any]:
