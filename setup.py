@@ -139,6 +139,7 @@ setup(
                 "engine/_recscan_plan.h",
                 "engine/_recscan_decoded.h",
                 "engine/_recscan_split.h",
+                "engine/_recscan_owner.h",
             ],
             optional=True,
         ),

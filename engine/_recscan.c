@@ -553,6 +553,7 @@ static PyObject *extract(PyObject *module, PyObject *const *argv, Py_ssize_t arg
 
 #include "_recscan_plan.h"
 #include "_recscan_shards.h"
+#include "_recscan_owner.h"
 #include "_recscan_split.h"
 
 /*
@@ -658,21 +659,45 @@ static PyObject *scan_lines(PyObject *module, PyObject *const *argv, Py_ssize_t 
         PyObject *found = NULL, *name = NULL;
         int leave = 0; /* 1: not this shard's, 2: nobody wants it */
         int pause = 0; /* this shard's tree changes with this record: the next ones wait (changes_tree) */
-        int whole = count == 0 && names.n != 0 ? decoded_directly(line, length, &names) : 0;
-        if (whole < 0)
-            goto fail;
-        if (whole) {
+        int placed = 0, by_key = 0, step = SCAN, deepest = 0; /* placed: its owner is known */
+        Py_ssize_t owner = 0;
+        if (count == 0) {
+            int whole = names.n != 0 ? decoded_directly(line, length, &names) : 0;
+            if (whole < 0)
+                goto fail;
+            step = whole ? WHOLE : SCAN;
+        } else if ((placed = nobody_decodes(line, newline, decoded, observed)) != 0) {
+            if (placed < 0)
+                goto fail;
+            owner = number % count; /* owner_of()'s answer for a name `decoded` does not hold */
+            step = owner == index ? SCAN : LEAVE;
+        } else if ((placed = walk_owner(line, newline, &e, &deepest) == OK)) {
+            if ((name = shared_name(e.name, e.name_len)) == NULL)
+                goto fail;
+            if ((owner = owner_of(&e, name, decoded, number, count, &by_key)) < 0 ||
+                (step = after_walk(&e, newline, name, owner == index, by_key, deepest, direct, &shards, &pause)) < 0)
+                goto fail_name;
+            if (step == SCAN)
+                envelope_init(&e, want); /* scanned afresh */
+        }
+        if (step == LEAVE) {
+            leave = 1;
+        } else if (step == WHOLE) {
             found = Py_NewRef(Py_True); /* decoded whole by the caller, who checks the name it reads */
         } else if (scan_event(&s, &e)) {
-            found = Py_NewRef(Py_False); /* not sure: the caller's Python path */
+            /* not sure: the caller's Python path; with shards, for the owner placed: () this
+             * shard's, Ellipsis another's (shown to this shard's tree if its owner decodes it) */
+            found = !placed ? Py_NewRef(Py_False) : owner == index ? PyTuple_New(0) : Py_NewRef(Py_Ellipsis);
+            if (found == NULL)
+                goto fail_name;
             pause = count > 0 && processes != Py_None; /* (it may be a fork, exec or exit) */
         } else {
-            if ((name = ascii_string(e.name, e.name_len)) == NULL)
-                goto fail;
-            int by_key = 0;
-            Py_ssize_t owner = count > 0 ? owner_of(&e, name, decoded, number, count, &by_key) : 0;
-            if (owner < 0)
-                goto fail_name;
+            if (name == NULL) {
+                if ((name = ascii_string(e.name, e.name_len)) == NULL)
+                    goto fail;
+                if (count > 0 && !placed && (owner = owner_of(&e, name, decoded, number, count, &by_key)) < 0)
+                    goto fail_name;
+            }
             if (owner != index) { /* another shard's: shown to the tree, to learn from, or left out unbuilt */
                 if (of_another_shard(&e, s.end, name, by_key, &shards, &found) < 0)
                     goto fail_name;
@@ -714,8 +739,8 @@ static PyObject *scan_lines(PyObject *module, PyObject *const *argv, Py_ssize_t 
             if (!leave && count > 0 && processes != Py_None &&
                 (pause = owner != index ? 1 : changes_tree(&e, s.end, name, by_key, &shards)) < 0)
                 goto fail_name;
-            Py_DECREF(name);
         }
+        Py_XDECREF(name);
         pos += length + 1;
         lineno = number;
         if (leave) {
@@ -740,7 +765,7 @@ static PyObject *scan_lines(PyObject *module, PyObject *const *argv, Py_ssize_t 
         continue;
     fail_name:
         Py_XDECREF(found);
-        Py_DECREF(name);
+        Py_XDECREF(name);
         goto fail;
     }
     return Py_BuildValue("(Nnnn)", records, pos, lineno, skipped);
@@ -757,6 +782,9 @@ static PyMethodDef methods[] = {
      "extract(text, keys, arg_names) -> (fields, args) or None (not sure): named members read in place."},
     {"scan_lines", (PyCFunction)(void (*)(void))scan_lines, METH_FASTCALL,
      "scan_lines(data, pos, lineno, limit, plan) -> (records, pos, lineno, skipped): the lines from pos, scanned."},
+    {"owner_fields", (PyCFunction)owner_fields, METH_O,
+     "owner_fields(text) -> (eventName, hostProcessId, containerId, container id, processEntityId offset, nesting) "
+     "or None: what a --workers worker reads of a record to find its owner (for the tests)."},
     {"split_args", (PyCFunction)split_args, METH_O,
      "split_args(text) -> (args, head, start, end) or None (not sure): the arguments read in place."},
     {"plain_event", (PyCFunction)plain_event, METH_O,
@@ -787,6 +815,7 @@ PyMODINIT_FUNC PyInit__recscan(void)
     EMPTY = PyUnicode_InternFromString("");
     if (init_member_names() < 0 || init_decoded_keys() < 0)
         return NULL;
+    init_walk();
     if (init_shards() < 0)
         return NULL;
     if (!ORIGIN_HOST || !ORIGIN_CONTAINER || !ORIGIN_CONTAINER_INIT || !EMPTY)

@@ -152,6 +152,14 @@ typedef struct {
 
 static PyObject *NO_ARGS; /* an empty arg_table: scan()'s tuple without arguments */
 
+/* 1 when this shard's tree surely knows the process of a record scanned or walked into `e` (its
+ * owner found by its process when `by_key`), or learns from no other record; 0: maybe not; -1: an
+ * error. */
+static int knows_process(const envelope *e, const unsigned char *end, int by_key, const shard_plan *plan)
+{
+    return !by_key || plan->processes == Py_None || e->host_pid == 0 ? 1 : tree_knows(plan->processes, e, end);
+}
+
 /* Another shard's record scanned into `e` (named `name`, its owner found by its process when
  * `by_key`): scan_lines' answer for it in *found, a new reference (shown to this shard's tree: its
  * tree_view(), else its name; of a process the tree may not know, whose owner decodes it: scan()'s
@@ -168,7 +176,7 @@ static int of_another_shard(const envelope *e, const unsigned char *end, PyObjec
             *found = plan->tree_args == Py_None ? Py_NewRef(name) : tree_view(e, end, name, plan->tree_args);
         return *found == NULL ? -1 : 0;
     }
-    int knows = !by_key || plan->processes == Py_None || e->host_pid == 0 ? 1 : tree_knows(plan->processes, e, end);
+    int knows = knows_process(e, end, by_key, plan);
     if (knows)
         return knows < 0 ? -1 : 0;
     PyObject *item = found_of(e, end, name, plan->table);
@@ -199,9 +207,9 @@ static int of_another_shard(const envelope *e, const unsigned char *end, PyObjec
 static int changes_tree(const envelope *e, const unsigned char *end, PyObject *name, int by_key, const shard_plan *plan)
 {
     int tree_event = PySet_Contains(plan->observed, name);
-    if (tree_event || !by_key || e->host_pid == 0)
+    if (tree_event)
         return tree_event;
-    int knows = tree_knows(plan->processes, e, end);
+    int knows = knows_process(e, end, by_key, plan);
     return knows < 0 ? -1 : !knows;
 }
 

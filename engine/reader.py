@@ -281,11 +281,7 @@ class EventReader:
         scanning = None
         # names decoded whole without a scan (one process: no owner to read), as the compiled loop guesses them
         plain = _compiled_plain_event
-        direct = (
-            frozenset(wanted).difference(lazy)
-            if wanted is not None and shard is None and plain is not None
-            else frozenset()
-        )
+        direct = frozenset(wanted).difference(lazy) if wanted is not None and plain is not None else frozenset()
         if scan is not None and _compiled_scan_lines is not None:
             shown = frozenset(observed) if observe is not None else frozenset()
             # sharded, the compiled loop reads in place what the tree needs of other shards' records
@@ -354,7 +350,10 @@ class EventReader:
                     except orjson.JSONDecodeError as exc:
                         report(name, lineno, *_json_problem(text, exc))
                         return None
-            return self._validated(text, name, lineno, report)
+            raw = self._validated(text, name, lineno, report)
+            if raw is not None and decoded is not None and raw["eventName"] not in decoded:
+                return False  # an event nobody wants, odd only in its form: counted like the others of its name
+            return raw
 
         def in_parts(text: bytes, lineno: int) -> Event | None:
             """The event of a record decoded in two parts (:data:`~.recscan.split_args`: its arguments
@@ -395,6 +394,11 @@ class EventReader:
                 show_other(event, text, lineno)
 
         for text, lineno, found in RecordSplitter(stream, self.max_line_size, report, scanning):
+            if found is ...:  # another shard's, unsure: this shard's tree sees it if its owner decodes it
+                raw = unsure(text, name_of(text), lineno, _unreported)
+                if type(raw) is dict and observe is not None:
+                    _show_to(observe, raw, text, name, lineno)
+                continue
             if found is True:  # not scanned: named as an event wanted whole, decoded and validated here
                 decoded_event = in_parts(text, lineno)
                 if decoded_event is not None:
@@ -420,7 +424,9 @@ class EventReader:
                     stats.events += 1
                     yield Event(raw, "tracee", name, lineno, text)
                     continue
-                found = None  # another name after all (one "eventName" nested before the real one): scanned
+                # another name after all (one "eventName" nested before the real one): scanned; with
+                # shards the compiled loop found this shard the owner (by the record's own fields)
+                found = None if shard is None else ()
             placed = found is not None  # the compiled loop answered: a tuple there is this shard's record
             if not placed and scan is not None:
                 found = scan(text, arg_table)

@@ -1,0 +1,169 @@
+"""The owner walk of ``tracee-rules --workers`` (engine/_recscan_owner.h) against the full decoding.
+
+Every worker reads every record and must find the same owner for it; the walk reads a record's
+top level from bit masks of its quotes, backslashes, brackets and colons, without checking its
+syntax. Property, for any bytes: whenever the walk answers and ``orjson`` decodes the text, the
+fields it read are the decoded object's (``eventName``, ``hostProcessId``, ``containerId``,
+``container.id``, where ``processEntityId``'s value is), and its nesting at least the object's. Real
+Tracee records are always walked; and sharded readers still hand each event to exactly one shard,
+all of a process's events to the same one.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from pytracee.engine import recscan
+from pytracee.engine.events import container_id_of
+from pytracee.engine.reader import EventReader
+from record_strategies import dump, events, mutated
+from test_fuzz_record_extract import records
+from test_fuzz_record_scanner import _default_plan
+
+pytestmark = pytest.mark.skipif(not recscan.COMPILED, reason="the compiled scanner was not built")
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def owner_fields(text: bytes) -> Any:
+    from pytracee.engine import _recscan  # type: ignore[attr-defined]
+
+    return _recscan.owner_fields(text)
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(item) for item in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(item) for item in value), default=0)
+    return 0
+
+
+def check(text: bytes) -> Any:
+    """The property; returns the walk's answer when ``orjson`` decodes the text, else None."""
+    walked = owner_fields(text)
+    if walked is None:
+        return None
+    try:
+        raw = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None  # any owner will do: the owner's full decoding rejects the record
+    name, host_pid, flat_id, container_id, entity_at, deepest = walked
+    assert type(raw) is dict, text
+    assert raw.get("eventName") == name and name, text
+    assert raw.get("hostProcessId", 0) == host_pid, text
+    assert raw.get("containerId") == flat_id, text
+    container = raw.get("container")
+    assert (container.get("id") if isinstance(container, dict) else None) == container_id, text
+    if entity_at is None:
+        assert "processEntityId" not in raw, text
+    else:
+        value, _ = json.JSONDecoder().raw_decode(text[entity_at:].decode("utf-8", "replace"))
+        assert value == raw["processEntityId"], text
+    assert deepest >= _depth(raw), text  # (a block nested throughout is counted, not followed)
+    return walked
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(mutated(), records()))
+@example(b'{"eventName":"openat","hostProcessId":5}')
+@example(b'{"eventName":"openat","event\\u004eame":"execve"}')  # an escaped owner key: not sure
+@example(b'{"eventName":"openat","eventName":"execve"}')  # twice: not sure
+@example(b'{"s":"\\"eventName\\":\\"execve\\"","eventName":"openat"}')  # its bytes in a string
+@example(b'{"a\\"eventName":"execve","eventName":"openat"}')  # after an escaped quote in a key
+@example(b'{"k":{"eventName":"execve","hostProcessId":9},"eventName":"openat","hostProcessId":1}')
+@example(b'{"eventName":"openat","container":{"x":{"id":"no"},"id":"yes","y":[{"id":"no"}]}}')
+@example(b'{"eventName":"openat","container":{"id":"a","id":"b"}}')
+@example(b'{"eventName":"openat","container":{"id":"c\\u0031"}}')  # an escape in a value read
+@example(b'{"eventName":"openat","s":"{[:","t":"\\\\","u":"]}"}')  # brackets and colons in strings
+@example(b'{"eventName" : "openat" , "hostProcessId" :\t-7 }')
+@example(b'{"eventName":"openat"} ')
+@example(b'{"eventName":"openat"}x')
+@example(b'{"eventName":"openat"}{}')
+@example(b'{"eventName":"openat","processEntityId":12,"args":[{"name":"a","value":{"b":[1,{"c":2}]}}]}')
+def test_the_walk_reads_what_the_full_decoding_reads(text: bytes) -> None:
+    check(text)
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow])
+@given(events(), st.data())
+def test_odd_records_are_walked_as_decoded(raw: dict[str, Any], data: st.DataObject) -> None:
+    check(dump(data.draw, raw))
+
+
+@given(st.binary(max_size=256))
+def test_any_bytes_give_an_exact_answer_or_none(text: bytes) -> None:
+    check(text)
+
+
+def test_odd_spellings_are_left_to_the_validating_scan() -> None:
+    assert owner_fields(b'{"eventName":"openat","event\\u004eame":"execve"}') is None
+    assert owner_fields(b'{"eventName":"openat","eventName":"execve"}') is None
+    assert owner_fields(b'{"eventName":"openat","hostProcessId":1.5}') is None
+    assert owner_fields(b'{"eventName":"caf\\u00e9"}') is None
+    assert owner_fields(b'{"eventName":"openat"}x') is None
+    assert owner_fields(b'{"eventName":"openat","s":"unterminated}') is None
+    assert owner_fields(b'{"a\\"eventName":"execve","eventName":"openat"}') is None  # a key with an escape
+    walked = owner_fields(b'{"s":"a\\"b\\\\","eventName":"openat","hostProcessId":-3}')  # escapes in values
+    assert walked is not None and walked[:2] == ("openat", -3)
+
+
+def test_tracee_records_are_walked() -> None:
+    """Real Tracee output and the events of Tracee's signature tests are all walked, exactly."""
+    lines = [
+        line
+        for name in ("events_v0.24.1_docs.jsonl", "events_v0.8.3_docs.jsonl")
+        for line in (FIXTURES / name).read_bytes().splitlines()
+        if line.strip()
+    ]
+    cases = json.loads((FIXTURES / "go_signature_unit_tests_v0.24.1.json").read_text())["cases"]
+    lines += [orjson.dumps(raw) for case in cases for raw in case["events"] if raw.get("eventName")]
+    assert len(lines) > 100
+    for line in lines:
+        assert check(line) is not None, line
+
+
+# --- sharded readers -----------------------------------------------------------------------------
+
+#: Records each of whose fields a walk might misread; mixed into generated streams.
+ODD_LINES = [
+    b'{"eventName":"security_file_open","event\\u004eame":"sched_process_exec","hostProcessId":3}',
+    b'{"eventName":"sched_process_exec","eventName":"read","hostProcessId":4}',
+    b'{"eventName":"read","k":{"eventName":"sched_process_exec"},"hostProcessId":5}',
+    b'{"s":"\\"eventName\\":\\"sched_process_exec\\"","eventName":"read","hostProcessId":6}',
+    b'{"eventName":"sched_process_exec","container":{"x":{"id":"a"},"id":"b"},"hostProcessId":7}',
+    b'{"eventName":"sched_process_exec","containerId":"b","hostProcessId":8}',
+    b'{"eventName":"read","hostProcessId":3} {"x":1}',
+    b'{"eventName" : "read", "hostProcessId":4}',
+]
+
+
+def _shard_events(path: Path, shard: tuple[int, int] | None) -> tuple[list[tuple[str, Any]], int]:
+    wanted, admissions = _default_plan()
+    reader = EventReader([path], wanted_events=wanted, admissions=admissions, shard=shard)
+    events = [(event.location, event.raw) for event in reader]
+    return events, reader.stats.events + sum(reader.stats.skipped_by_reason.values())
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow], max_examples=40, deadline=None)
+@given(st.lists(st.one_of(mutated(), records(), st.sampled_from(ODD_LINES)), min_size=1, max_size=30))
+def test_each_record_has_one_owner_and_a_process_one_shard(lines: list[bytes]) -> None:
+    texts = [line.replace(b"\n", b" ") for line in lines]
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch, "s.jsonl")
+        path.write_bytes(b"\n".join(texts) + b"\n")
+        whole, handled = _shard_events(path, None)
+        shards = [_shard_events(path, (index, 2)) for index in range(2)]
+    delivered = Counter(location for shard, _ in shards for location, _ in shard)
+    assert sorted(delivered.elements()) == sorted(location for location, _ in whole)
+    assert sum(count for _, count in shards) == handled  # read or skipped: each record once
+    keys = [{container_id_of(raw) or raw.get("hostProcessId") for _, raw in shard} - {None, 0} for shard, _ in shards]
+    assert not keys[0] & keys[1]
