@@ -262,7 +262,7 @@ static inline __attribute__((always_inline)) int walk_with(const unsigned char *
     int depth = 0, careful = 0, in_container = 0;
     unsigned seen = 0;
     const unsigned char *closed = NULL; /* the record's closing brace */
-    *deepest = 0;
+    int deep = 0; /* (*deepest at the end: a store through a pointer in the loop would reload the bytes) */
     if (line >= end || *line != '{')
         return UNSURE;
     for (const unsigned char *p = line; p < end; p += 64) {
@@ -290,9 +290,9 @@ static inline __attribute__((always_inline)) int walk_with(const unsigned char *
             continue;
         }
         int rises = __builtin_popcountll(opens), falls = __builtin_popcountll(closes);
-        if (depth - falls >= 2 && !in_container) { /* all of it nested (an argument array): no key read */
-            if (depth + rises > *deepest)
-                *deepest = depth + rises;
+        if (depth - falls >= 2 && !in_container) { /* nested throughout (an argument array): no key here */
+            if (depth + rises > deep)
+                deep = depth + rises;
             depth += rises - falls;
             continue;
         }
@@ -305,8 +305,8 @@ static inline __attribute__((always_inline)) int walk_with(const unsigned char *
             else if (depth == 2 && in_container)
                 its |= bit_run(its_from, i);
             if (opens >> i & 1) {
-                if (++depth > *deepest)
-                    *deepest = depth;
+                if (++depth > deep)
+                    deep = depth;
                 if (depth == 2 && opens_container(line, p + i, careful))
                     in_container = 1;
             } else {
@@ -347,6 +347,7 @@ static inline __attribute__((always_inline)) int walk_with(const unsigned char *
             }
         }
     }
+    *deepest = deep;
     if (closed == NULL || inside || pass_blanks(closed + 1, end) != end || e->name == NULL)
         return UNSURE;
     return OK;
