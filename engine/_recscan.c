@@ -560,7 +560,9 @@ static PyObject *extract(PyObject *module, PyObject *const *argv, Py_ssize_t arg
  * scan_lines(data, pos, lineno, limit, plan) -> (records, pos, lineno, skipped)
  *
  * The lines of data from pos on, each scanned as scan() does, while they are complete, start
- * with '{' and are at most limit bytes; it stops at the first other one (left to the caller), and
+ * with '{' and are at most limit bytes; with shards, each record's owner is found first without a
+ * scan (nobody_decodes(), walk_owner(): _recscan_owner.h), and only the records this shard decodes
+ * or its tree needs are scanned. It stops at the first other line (left to the caller), and
  * when shards' trees learn from one another (`processes`) pauses after a record that changes this
  * shard's tree (changes_tree): the caller scans on from pos once it has handled the records.
  * A line is left out when the plan says nobody wants it:
@@ -583,12 +585,16 @@ static PyObject *extract(PyObject *module, PyObject *const *argv, Py_ssize_t arg
  *     and whose process the tree may not know (tree_knows): the tree learns from its context
  *     (the arguments None when one read is not sure: the reader tests the admission on the text);
  *     with `tree_args`, the list ends with its fields named in `lazy_keys` (None: not sure);
- *   - with shards, () for a record this shard owns whose arguments read are not sure;
- *   - False when not sure of the record (its owner is then the caller's to find);
- *   - without shards, True for a record not scanned, to be decoded whole: the first "eventName"
- *     in it names an event of `direct` and it has too few brackets to nest too deeply
- *     (decoded_directly); the caller validates what it decodes, and scans it after all when the
- *     name it reads is not in `direct`.
+ *   - with shards, () for a record this shard owns that the scan is not sure of, or whose
+ *     arguments read are not sure;
+ *   - with shards, Ellipsis for another shard's record the scan is not sure of, shown to `observed`
+ *     or of a process the tree may not know (shown to the tree if its owner decodes it);
+ *   - False when not sure of the record, its owner not found (then the caller's to find);
+ *   - True for a record not scanned, to be decoded whole: without shards, the first "eventName" in
+ *     it names an event of `direct` and it has too few brackets to nest too deeply
+ *     (decoded_directly; the caller scans it after all when the name it decodes is not in
+ *     `direct`); with shards, a record of this shard that the walk read as an event of `direct`
+ *     nested at most MAX_NESTING deep. The caller validates what it decodes.
  * plan: (arg_table, actions, decoded, observed, index, count, verdicts, lazy (a dict), lazy_keys,
  * processes, direct, tree_args, lazy_count); count 0: no shards. A lazy event's fields are the first
  * lazy_count of lazy_keys; with shards, the process tree of this shard reads them all of other
@@ -632,7 +638,9 @@ static PyObject *scan_lines(PyObject *module, PyObject *const *argv, Py_ssize_t 
     if (check_arg_names(lazy) < 0 || (tree_args != Py_None && check_arg_names(tree_args) < 0)) /* once, not per record */
         return NULL;
     direct_names names;
-    if (keyset_init(&lazy_keys, PyTuple_GET_ITEM(argv[4], 8)) < 0 || direct_names_init(&names, direct) < 0)
+    names.n = 0; /* (with shards, the walk reads the name: no guess) */
+    if (keyset_init(&lazy_keys, PyTuple_GET_ITEM(argv[4], 8)) < 0 ||
+        (count == 0 && direct_names_init(&names, direct) < 0))
         return NULL;
     const keyset *want = PyDict_GET_SIZE(lazy) > 0 || tree_args != Py_None ? &lazy_keys : NULL;
     const shard_plan shards = {observed, processes, table, verdicts, tree_args};

@@ -279,7 +279,7 @@ class EventReader:
         # event -> origin -> (argument, {value: admitted?}): admissions' answers per value (those that read one argument)
         verdicts: dict[str, dict[str, tuple[str, dict[str, bool]]]] = {}
         scanning = None
-        # names decoded whole without a scan (one process: no owner to read), as the compiled loop guesses them
+        # names decoded whole without a scan: as the compiled loop guesses them, or (sharded) as its owner walk reads them
         plain = _compiled_plain_event
         direct = frozenset(wanted).difference(lazy) if wanted is not None and plain is not None else frozenset()
         if scan is not None and _compiled_scan_lines is not None:
