@@ -685,9 +685,9 @@ static PyObject *scan_lines(PyObject *module, PyObject *const *argv, Py_ssize_t 
             if ((owner = owner_of(&e, name, decoded, number, count, &by_key)) < 0 ||
                 (step = after_walk(&e, newline, name, owner == index, by_key, deepest, direct, &shards, &pause)) < 0)
                 goto fail_name;
-            if (step == SCAN)
-                envelope_init(&e, want); /* scanned afresh */
         }
+        if (count > 0 && step == SCAN)
+            envelope_init(&e, want); /* scanned afresh: nothing the walk read (or half read) is left */
         if (step == LEAVE) {
             leave = 1;
         } else if (step == WHOLE) {

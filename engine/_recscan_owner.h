@@ -265,9 +265,9 @@ static inline __attribute__((always_inline)) int walk_with(const unsigned char *
     int deep = 0; /* (*deepest at the end: a store through a pointer in the loop would reload the bytes) */
     if (line >= end || *line != '{')
         return UNSURE;
-    for (const unsigned char *p = line; p < end; p += 64) {
+    for (Py_ssize_t at = 0; at < end - line; at += 64) { /* (an offset: a pointer never passes `end`) */
+        const unsigned char *p = line + at, *block = p;
         unsigned char tail[64];
-        const unsigned char *block = p;
         if (end - p < 64) { /* the record's last bytes, padded with blanks (no structure) */
             memset(tail, ' ', sizeof(tail));
             memcpy(tail, p, (size_t)(end - p));
@@ -455,6 +455,8 @@ static int after_walk(const envelope *e, const unsigned char *end, PyObject *nam
         int knows = shown ? 0 : knows_process(e, end, by_key, plan);
         return shown < 0 || knows < 0 ? -1 : knows ? LEAVE : SCAN;
     }
+    /* (the caller checks no nesting on this path: `deepest`, at least the record's, keeps a record
+     * nested deeper than MAX_NESTING to the scan, which reports it) */
     int whole = deepest <= MAX_NESTING ? PySet_Contains(direct, name) : 0;
     if (whole <= 0)
         return whole < 0 ? -1 : SCAN;

@@ -395,9 +395,10 @@ class EventReader:
 
         for text, lineno, found in RecordSplitter(stream, self.max_line_size, report, scanning):
             if found is ...:  # another shard's, unsure: this shard's tree sees it if its owner decodes it
-                raw = unsure(text, name_of(text), lineno, _unreported)
-                if type(raw) is dict and observe is not None:
-                    _show_to(observe, raw, text, name, lineno)
+                if observe is not None:
+                    raw = unsure(text, name_of(text), lineno, _unreported)
+                    if type(raw) is dict:
+                        _show_to(observe, raw, text, name, lineno)
                 continue
             if found is True:  # not scanned: named as an event wanted whole, decoded and validated here
                 decoded_event = in_parts(text, lineno)
