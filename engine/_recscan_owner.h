@@ -124,41 +124,11 @@ static inline uint64_t bit_run(int a, int b)
     return below_b & ~below_a;
 }
 
-static inline __attribute__((always_inline)) const unsigned char *pass_blanks(const unsigned char *p,
-                                                                             const unsigned char *end)
-{
-    if (p < end && *p > ' ')
-        return p; /* compact JSON: no blank here */
-    while (p < end && blank(*p))
-        p++;
-    return p;
-}
-
 enum { K_EVENT_NAME, K_HOST_PROCESS_ID, K_CONTAINER_ID, K_CONTAINER, K_ENTITY, K_ID };
 
-/* Which owner field a key names: at the top level, or in "container" (`in_container`) its "id";
- * -1: none. */
-static inline int owner_key(const unsigned char *key, Py_ssize_t len, int in_container)
-{
-    if (in_container)
-        return len == 2 && key[0] == 'i' && key[1] == 'd' ? K_ID : -1;
-    switch (len) {
-    case 9:
-        return same_bytes(key, "eventName", 9) ? K_EVENT_NAME : same_bytes(key, "container", 9) ? K_CONTAINER : -1;
-    case 11:
-        return same_bytes(key, "containerId", 11) ? K_CONTAINER_ID : -1;
-    case 13:
-        return same_bytes(key, "hostProcessId", 13) ? K_HOST_PROCESS_ID : -1;
-    case 15:
-        return same_bytes(key, "processEntityId", 15) ? K_ENTITY : -1;
-    default:
-        return -1;
-    }
-}
-
-/* Whether the key that ends (its closing quote) at `quote` is `word` (n bytes), in a record without
- * backslashes: then a quote inside a key would be escaped, so the key is `word` when the n bytes
- * before its closing quote are and a quote precedes them. */
+/* Whether the key that ends (its closing quote) at `quote` is `word` (n bytes, no quote in it), for a
+ * key without a backslash: then it holds no quote (one would be escaped), so the key is `word` when
+ * the n bytes before its closing quote are and a quote precedes them. */
 static inline int key_is(const unsigned char *line, const unsigned char *quote, const char *word, Py_ssize_t n)
 {
     return quote - line >= n + 1 && quote[-n - 1] == '"' && same_bytes(quote - n, word, (Py_ssize_t)n);
@@ -182,9 +152,8 @@ static inline int owner_key_before(const unsigned char *line, const unsigned cha
             c--;
         if (c < line || *c == '\\' || (c > line && c[-1] == '\\'))
             return -2;
-        return owner_key(c + 1, quote - c - 1, in_container);
     }
-    /* no backslash before it in the record: told apart by their last 4 bytes, then whole */
+    /* a key without a backslash: told apart by its last 4 bytes, then whole */
     if (in_container)
         return key_is(line, quote, "id", 2) ? K_ID : -1;
     if (quote - line < 5)
@@ -208,8 +177,9 @@ static inline int owner_key_before(const unsigned char *line, const unsigned cha
  * as plain_string() reads them: ASCII, no control character, no escape (as they hash). */
 static int read_owner_field(int k, const unsigned char *p, const unsigned char *end, envelope *e)
 {
-    scanner s = {pass_blanks(p, end), end, 0};
+    scanner s = {p, end, 0};
     int integer = 0;
+    skip_ws(&s);
     switch (k) {
     case K_EVENT_NAME:
         return plain_string(&s, &e->name, &e->name_len) || e->name_len == 0 ? UNSURE : OK;
@@ -348,7 +318,9 @@ static inline __attribute__((always_inline)) int walk_with(const unsigned char *
         }
     }
     *deepest = deep;
-    if (closed == NULL || inside || pass_blanks(closed + 1, end) != end || e->name == NULL)
+    scanner rest = {closed == NULL ? end : closed + 1, end, 0};
+    skip_ws(&rest);
+    if (closed == NULL || inside || rest.p != end || e->name == NULL)
         return UNSURE;
     return OK;
 }
