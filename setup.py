@@ -34,6 +34,8 @@ from setuptools.command.build_py import build_py
 HERE = Path(__file__).resolve().parent
 #: engine/compiled.py, read by path: the package itself cannot be imported while it is built.
 COMPILED: dict[str, Any] = runpy.run_path(str(HERE / "engine" / "compiled.py"))
+#: Commands that write the package's metadata and build nothing.
+METADATA_COMMANDS = frozenset({"dist_info", "egg_info"})
 
 
 class BuildPyWithBpf(build_py):
@@ -63,9 +65,11 @@ class BuildExtWithDigest(build_ext):
     """``build_ext``, then the digest of the compiled sources beside the compiled engine modules."""
 
     def finalize_options(self) -> None:
-        # here, not at set-up: only the commands that build pay for mypyc (once per process)
+        # here, not at set-up: only the commands that build pay for mypyc (once per process); not
+        # the metadata's (pip's "Preparing metadata" lists the extensions' sources for the manifest)
         extensions = self.distribution.ext_modules or []
-        if not any(ext.name.startswith(COMPILED["GROUP"]) for ext in extensions):
+        metadata_only = set(self.distribution.commands) <= METADATA_COMMANDS
+        if not metadata_only and not any(ext.name.startswith(COMPILED["GROUP"]) for ext in extensions):
             self.distribution.ext_modules = [*compiled_engine(), *extensions]
         super().finalize_options()
 

@@ -32,7 +32,10 @@ and ``all``), timing the whole process from start to exit. Each line shows:
 
 With ``--workers N`` (default 2) it also runs the default set as ``tracee-rules
 --workers N`` allowed N CPUs, against the target of 1.7 times the
-one-process rate for N = 2.
+one-process rate for N = 2. ``--ceiling`` adds what no sharding can beat: the
+stream split beforehand into one file per worker (each record to the worker
+``--workers`` gives it) and N one-process commands run at once, one per CPU, so
+that no worker reads another's records or follows another's processes.
 
 Throughputs are the best of ``--repeat`` runs; parse-only and the commands are
 interleaved so machine noise hits all alike, and every run is listed. Finally it
@@ -179,16 +182,44 @@ def run_command(
     then the next allowed ones).
     """
     argv = [*command, *SETS[rules], *extra, "--input", str(path), "--output", str(output)]
-    preexec = None
     if workers > 1:
         argv += ["--workers", str(workers)]
-        cpus = _cpus(workers)
-        preexec = lambda: os.sched_setaffinity(0, cpus)  # noqa: E731
     gc.collect()
     start = time.perf_counter()
-    proc = subprocess.Popen(
+    proc = _start(argv, env, _cpus(workers) if workers > 1 else None)
+    return _finish(proc, output, start)
+
+
+def run_presplit(
+    command: list[str], parts: list[Path], outputs: list[Path], extra: list[str], env: dict[str, str] | None
+) -> Run:
+    """The ``--ceiling`` run: one one-process ``tracee-rules`` (default set) per part, all started
+    at once, each on its own CPU; timed until the last exits (cpu: all of them; findings: the sum)."""
+    cpus = sorted(_cpus(len(parts)))
+    gc.collect()
+    start = time.perf_counter()
+    procs = [
+        _start([*command, *extra, "--input", str(part), "--output", str(output)], env, {cpu})
+        for part, output, cpu in zip(parts, outputs, cpus)
+    ]
+    runs = [_finish(proc, output, start) for proc, output in zip(procs, outputs)]
+    found: Counter[str] = Counter()
+    for r in runs:
+        found += r.found
+    status = next((r.status for r in runs if r.status != 0), 0)
+    notes = [note for r in runs for note in r.notes]
+    return Run(max(r.wall for r in runs), sum(r.cpu for r in runs), status, found, "", notes)
+
+
+def _start(argv: list[str], env: dict[str, str] | None, cpus: set[int] | None) -> subprocess.Popen[bytes]:
+    preexec = None if cpus is None else lambda: os.sched_setaffinity(0, cpus)
+    return subprocess.Popen(
         argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, preexec_fn=preexec
     )
+
+
+def _finish(proc: subprocess.Popen[bytes], output: Path, start: float) -> Run:
+    """Wait for a command started at ``start``: its :class:`Run`."""
     assert proc.stderr is not None
     stderr = proc.stderr.read()
     _, status, usage = os.wait4(proc.pid, 0)
@@ -200,6 +231,25 @@ def run_command(
     notes = [line for line in lines if line != summary and "loaded " not in line]
     found = Counter(m.decode() for m in _SIGNATURE_ID.findall(output.read_bytes())) if output.exists() else Counter()
     return Run(wall, usage.ru_utime + usage.ru_stime, proc.returncode, found, summary, notes)
+
+
+def split_by_owner(path: Path, count: int) -> list[Path]:
+    """``path``'s records written to ``count`` files beside it, each to the file of the worker that
+    ``tracee-rules --workers count`` makes its owner (by container, else by host process)."""
+    from pytracee.engine.envelope import read_process_key
+    from pytracee.engine.reader import shard_of
+
+    parts = [path.with_name(f"{path.stem}.part{index}of{count}{path.suffix}") for index in range(count)]
+    files = [part.open("wb") for part in parts]
+    try:
+        with path.open("rb") as stream:
+            for line, text in enumerate(stream, 1):
+                key = read_process_key(text)
+                files[line % count if key is None else shard_of(*key, count)].write(text)
+    finally:
+        for file in files:
+            file.close()
+    return parts
 
 
 _ALL_CPUS = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [0]
@@ -240,6 +290,12 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=2,
         help="also run the default set with tracee-rules --workers N on N CPUs (default: %(default)s; 1: not)",
+    )
+    parser.add_argument(
+        "--ceiling",
+        action="store_true",
+        help="also run the stream split beforehand by owner, one one-process command per part at once: "
+        "what no --workers design can beat",
     )
     parser.add_argument("--parse-arguments", action="store_true", help="streams with option:parse-arguments values")
     parser.add_argument("--cpu", type=int, default=None, help="CPU to pin to (default: the last allowed one)")
@@ -301,6 +357,8 @@ def run(args: argparse.Namespace, workdir: Path, pinned: str, started: float) ->
     parse_runs: dict[str, list[float]] = {mix: [] for mix in args.mix}
     cases = {(mix, rules): Case(mix, rules) for mix in args.mix for rules in args.sets}
     parallel = {mix: Case(mix, "default", args.workers) for mix in args.mix} if args.workers > 1 else {}
+    ceiling = {mix: Case(mix, "default", args.workers) for mix in parallel} if args.ceiling else {}
+    parts = {mix: split_by_owner(inputs[mix][0], args.workers) for mix in ceiling}
     for round_ in range(args.repeat):
         for mix, (path, _) in inputs.items():
             gc.collect()
@@ -323,6 +381,9 @@ def run(args: argparse.Namespace, workdir: Path, pinned: str, started: float) ->
                     command, "default", empty, workdir / "findings-empty.txt", args.extra, env, args.workers
                 )
                 case.startups.append(empty_run.wall)
+            if mix in ceiling:
+                outputs = [workdir / f"findings-{mix}-part{index}.txt" for index in range(args.workers)]
+                ceiling[mix].runs.append(run_presplit(command, parts[mix], outputs, args.extra, env))
 
     ok = True
     problems: list[str] = []
@@ -355,6 +416,12 @@ def run(args: argparse.Namespace, workdir: Path, pinned: str, started: float) ->
             ok &= report_parallel(parallel[mix], cases.get((mix, "default")), parse_rate, args.events)
             for problem in check(parallel[mix], stats, args.events):
                 problems.append(f"{mix} --workers {args.workers}: {problem}")
+        if mix in ceiling:
+            report_ceiling(ceiling[mix], cases.get((mix, "default")), parallel[mix], parse_rate, args.events)
+            expected = stats.expected_for("default")
+            for index, r in enumerate(ceiling[mix].runs, 1):
+                if r.status != 0 or r.found != expected:
+                    problems.append(f"{mix} pre-split run {index}: status {r.status}, findings {dict(r.found)}")
         print()
 
     print("findings (each run, from the output file and the summary) against what the workload injected for the set:")
@@ -400,6 +467,24 @@ def report_parallel(case: Case, single: Case | None, parse_rate: float, events: 
     )
     print(f"  {'':40}runs: {_runs(events, [r.wall for r in case.runs])}")
     return met
+
+
+def report_ceiling(case: Case, single: Case | None, parallel: Case, parse_rate: float, events: int) -> None:
+    """Print the ``--ceiling`` line of one stream: the pre-split run against one process and ``--workers``."""
+    best = min(case.runs, key=lambda r: r.wall)
+    rate = events / best.wall
+    startup = min((single or parallel).startups)  # each command starts as one process does
+    steady = events / max(best.wall - startup, 1e-9)
+    label = f"pre-split, {case.workers} commands at once"
+    ratios = []
+    for name, other in (("one process", single), (f"--workers {case.workers}", parallel)):
+        if other is not None and other.runs:
+            ratios.append(f"{rate * min(r.wall for r in other.runs) / events:.2f}x {name}")
+    print(
+        f"  {label:40}{rate:>10,.0f} events/s   {rate / parse_rate:5.2f} of parse   "
+        f"without start-up ({startup:.2f} s) {steady:>8,.0f}/s   cpu {best.cpu:6.2f} s   {', '.join(ratios)}"
+    )
+    print(f"  {'':40}runs: {_runs(events, [r.wall for r in case.runs])}")
 
 
 def check(case: Case, stats: workload.WorkloadStats, events: int) -> list[str]:

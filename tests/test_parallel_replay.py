@@ -134,6 +134,27 @@ def test_workers_find_what_one_process_finds_on_the_workload(tmp_path: Path) -> 
     assert _summary(two.stderr) == _summary(one.stderr)
 
 
+def test_the_benchmarks_presplit_parts_are_the_workers_own_records(tmp_path: Path) -> None:
+    """``bench_commands.py --ceiling`` measures what --workers could reach: only if each part holds
+    exactly the records a worker decodes as their owner."""
+    from pytracee.engine.reader import EventReader
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        from bench_commands import split_by_owner
+        from workload import write_events
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    path = tmp_path / "w.jsonl"
+    write_events(str(path), 3_000, seed=4, mix="heavy")
+    lines = path.read_bytes().splitlines()
+    parts = split_by_owner(path, 2)
+    for index, part in enumerate(parts):
+        owned = [lines[int(event.location.rpartition(":")[2]) - 1] for event in EventReader([path], shard=(index, 2))]
+        assert part.read_bytes().splitlines() == owned
+    assert 0 < len(owned) < len(lines)
+
+
 def test_bad_records_are_counted_once_with_their_line(tmp_path: Path) -> None:
     good = json.dumps(_exec(42, "/usr/bin/ls"))
     lines = [good, '{"eventName": "openat", "args": [', good, '{"eventName": "openat", "processId": "x"}', good]
