@@ -351,9 +351,12 @@ class EventReader:
                         report(name, lineno, *_json_problem(text, exc))
                         return None
             raw = self._validated(text, name, lineno, report)
-            if raw is not None and decoded is not None and raw["eventName"] not in decoded:
-                return False  # an event nobody wants, odd only in its form: counted like the others of its name
-            return raw
+            if raw is None or wanted is None or raw["eventName"] in wanted:
+                return raw
+            admit = admissions.get(raw["eventName"])
+            # an event nobody wants, odd only in its form, or (a nested "eventName" of a wanted one
+            # came first) one only admitted: counted like the others of its name, the admission deciding
+            return raw if admit is not None and _admitted(admit, text) else False
 
         def in_parts(text: bytes, lineno: int) -> Event | None:
             """The event of a record decoded in two parts (:data:`~.recscan.split_args`: its arguments

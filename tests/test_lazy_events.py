@@ -478,6 +478,14 @@ def _replay(path: Path, compiled: bool, shard: tuple[int, int] | None) -> tuple[
 # an event nobody wants, but odd (decoded whole all the same): another shard's tree learns its process
 @example(records=[b'{"eventName":"magic_write"}', b'{"eventName":"read","container":null,"hostProcessId":1}'])
 @example(records=[b'{"eventName":"magic_write"}', b'{"eventName":"read","contextFlags":null,"hostProcessId":1}'])
+# a nested "eventName" of a wanted event first: the admission of the real one decides, in every reader
+@example(
+    records=[
+        b'{"x":{"eventName":"openat"},"eventName":"security_file_open","hostProcessId":5,"args":[{"name":"pathname",'
+        + b'"type":"const char*","value":"%s"},{"name":"flags","type":"int","value":0}]}' % path
+        for path in (b"/tmp/nothing", b"/etc/ld.so.preload")
+    ]
+)
 def test_hostile_streams_read_lazily_and_sharded_are_the_plain_readers(
     tmp_path_factory: Any, records: list[bytes]
 ) -> None:
