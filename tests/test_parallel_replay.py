@@ -134,6 +134,24 @@ def test_workers_find_what_one_process_finds_on_the_workload(tmp_path: Path) -> 
     assert _summary(two.stderr) == _summary(one.stderr)
 
 
+def test_workers_without_a_process_tree_find_what_one_process_finds(tmp_path: Path) -> None:
+    """``--proctree source=none``: the workers follow no other worker's records for a tree."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        from workload import write_events
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    path = tmp_path / "w.jsonl"
+    stats = write_events(str(path), 20_000, seed=6, mix="heavy")
+    args = ("--input", str(path), "--output-template", "rawjson", "--proctree", "source=none")
+    one = tracee_rules(*args)
+    two = tracee_rules(*args, "--workers", "2")
+    assert _findings(two) == _findings(one)
+    assert sum(_findings(one).values()) == sum(stats.expected_findings.values())
+    assert _summary(two.stderr) == _summary(one.stderr)
+    assert "processAncestry" not in two.stdout
+
+
 def test_the_benchmarks_presplit_parts_are_the_workers_own_records(tmp_path: Path) -> None:
     """``bench_commands.py --ceiling`` measures what --workers could reach: only if each part holds
     exactly the records a worker decodes as their owner."""
