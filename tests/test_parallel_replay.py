@@ -64,6 +64,16 @@ def _connect(pid: int, ip: str, container: str = "") -> dict[str, Any]:
     )
 
 
+def _workload(path: Path, events: int, seed: int, mix: str = "realistic") -> Any:
+    """The benchmarks' workload stream written to ``path``: its ``WorkloadStats``."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        from workload import write_events
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    return write_events(str(path), events, seed=seed, mix=mix)
+
+
 def _findings(result: Any) -> Counter[str]:
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
@@ -120,13 +130,8 @@ def test_a_process_exec_pairs_meet_in_one_worker(tmp_path: Path) -> None:
 
 
 def test_workers_find_what_one_process_finds_on_the_workload(tmp_path: Path) -> None:
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        from workload import write_events
-    finally:
-        sys.path.remove(str(REPO / "benchmarks"))
     path = tmp_path / "w.jsonl"
-    stats = write_events(str(path), 20_000, seed=3)
+    stats = _workload(path, 20_000, seed=3)
     one = tracee_rules("--input", str(path), "--output-template", "rawjson")
     two = tracee_rules("--input", str(path), "--output-template", "rawjson", "--workers", "2")
     assert _findings(two) == _findings(one)
@@ -136,13 +141,8 @@ def test_workers_find_what_one_process_finds_on_the_workload(tmp_path: Path) -> 
 
 def test_workers_without_a_process_tree_find_what_one_process_finds(tmp_path: Path) -> None:
     """``--proctree source=none``: the workers follow no other worker's records for a tree."""
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        from workload import write_events
-    finally:
-        sys.path.remove(str(REPO / "benchmarks"))
     path = tmp_path / "w.jsonl"
-    stats = write_events(str(path), 20_000, seed=6, mix="heavy")
+    stats = _workload(path, 20_000, seed=6, mix="heavy")
     args = ("--input", str(path), "--output-template", "rawjson", "--proctree", "source=none")
     one = tracee_rules(*args)
     two = tracee_rules(*args, "--workers", "2")
@@ -160,11 +160,10 @@ def test_the_benchmarks_presplit_parts_are_the_workers_own_records(tmp_path: Pat
     sys.path.insert(0, str(REPO / "benchmarks"))
     try:
         from bench_commands import split_by_owner
-        from workload import write_events
     finally:
         sys.path.remove(str(REPO / "benchmarks"))
     path = tmp_path / "w.jsonl"
-    write_events(str(path), 3_000, seed=4, mix="heavy")
+    _workload(path, 3_000, seed=4, mix="heavy")
     lines = path.read_bytes().splitlines()
     parts = split_by_owner(path, 2)
     for index, part in enumerate(parts):
