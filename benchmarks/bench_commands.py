@@ -60,6 +60,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -202,7 +203,8 @@ def run_presplit(
         _start([*command, *extra, "--input", str(part), "--output", str(output)], env, {cpu})
         for part, output, cpu in zip(parts, outputs, cpus)
     ]
-    runs = [_finish(proc, output, start) for proc, output in zip(procs, outputs)]
+    with ThreadPoolExecutor(len(procs)) as pool:  # each one's stderr read as it comes
+        runs = list(pool.map(lambda job: _finish(*job, start), zip(procs, outputs)))
     found: Counter[str] = Counter()
     for r in runs:
         found += r.found
@@ -235,21 +237,34 @@ def _finish(proc: subprocess.Popen[bytes], output: Path, start: float) -> Run:
 
 def split_by_owner(path: Path, count: int) -> list[Path]:
     """``path``'s records written to ``count`` files beside it, each to the file of the worker that
-    ``tracee-rules --workers count`` makes its owner (by container, else by host process)."""
-    from pytracee.engine.envelope import read_process_key
-    from pytracee.engine.reader import shard_of
+    ``tracee-rules --workers count`` (default set) makes its owner: by container, else by host
+    process, for the events it decodes; by line number for the others."""
+    from pytracee.engine.reader import record_owner
 
+    decoded = default_set_decodes()
     parts = [path.with_name(f"{path.stem}.part{index}of{count}{path.suffix}") for index in range(count)]
     files = [part.open("wb") for part in parts]
     try:
         with path.open("rb") as stream:
             for line, text in enumerate(stream, 1):
-                key = read_process_key(text)
-                files[line % count if key is None else shard_of(*key, count)].write(text)
+                files[record_owner(text.rstrip(b"\n"), line, count, decoded)].write(text)
     finally:
         for file in files:
             file.close()
     return parts
+
+
+def default_set_decodes() -> frozenset[str] | None:
+    """The events a replay with the default set decodes (whole or by admission; None: all)."""
+    from pytracee.engine.session import Session, SessionConfig
+
+    session = Session(SessionConfig())
+    session.load()
+    try:
+        wanted = session.wanted_events
+        return None if wanted is None else frozenset(wanted) | frozenset(session.admissions)
+    finally:
+        session.finish(session.run([]))
 
 
 _ALL_CPUS = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [0]
@@ -319,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown signature set(s) {', '.join(unknown)}; choose from {', '.join(SETS)}")
     args.sets = sets
     args.mix = args.mix or list(workload.MIXES)
+    if args.ceiling and args.workers < 2:
+        parser.error("--ceiling needs --workers 2 or more")
 
     started = time.perf_counter()
     pinned = pin_cpu(args.cpu)

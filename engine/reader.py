@@ -43,7 +43,7 @@ from .recscan import scan_lines as _compiled_scan_lines
 from .recscan import split_args as _compiled_split_args
 from .sources import REPORTED_PER_PLACE, SkipLog, SourceStats
 
-__all__ = ["DEFAULT_MAX_LINE_SIZE", "MAX_NESTING", "STDIN", "EventReader", "ObserveOthers", "shard_of"]
+__all__ = ["DEFAULT_MAX_LINE_SIZE", "MAX_NESTING", "STDIN", "EventReader", "ObserveOthers", "record_owner", "shard_of"]
 
 log = logging.getLogger("pytracee.input")
 
@@ -547,11 +547,7 @@ class EventReader:
         decoded = None if wanted is None else frozenset(wanted) | frozenset(self.admissions)
 
         def owner(text: bytes, line: int, guess: str) -> int:
-            if decoded is None or not guess or guess in decoded:  # no guess: another layout, maybe wanted
-                key = read_process_key(text)
-                if key is not None:
-                    return shard_of(*key, count)
-            return line % count
+            return record_owner(text, line, count, decoded, guess)
 
         return owner
 
@@ -702,6 +698,20 @@ def _show_to(observe: Callable[[Event], object], raw: Any, text: bytes, name: st
 
 def _unreported(where: str, line: int, reason: str, detail: str) -> None:
     """Another shard's bad record: its owner reports it."""
+
+
+def record_owner(text: bytes, line: int, count: int, decoded: Collection[str] | None, guess: str | None = None) -> int:
+    """The shard (of ``count``) that handles the record ``text`` at ``line`` of its input, as the
+    readers of ``EventReader(shard=...)`` agree on it: by its process key (:func:`shard_of`) when it
+    will likely be decoded (``decoded``: the event names decoded whole or by admission, None: all;
+    ``guess``: its name as :func:`~.envelope.guess_event_name` finds it), else by its line."""
+    if decoded is not None:
+        if guess is None:
+            guess = guess_event_name(text)
+        if guess and guess not in decoded:  # no guess: another layout, maybe wanted
+            return line % count
+    key = read_process_key(text)
+    return line % count if key is None else shard_of(*key, count)
 
 
 def shard_of(container_id: str, host_process_id: int, count: int) -> int:
