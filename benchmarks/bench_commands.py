@@ -412,21 +412,14 @@ def run(args: argparse.Namespace, workdir: Path, pinned: str, started: float) ->
         )
         for rules in args.sets:
             case = cases[(mix, rules)]
-            best = min(case.runs, key=lambda r: r.wall)
-            rate = args.events / best.wall
+            rate = best_rate(case, args.events)
             share = rate / parse_rate
-            startup = min(case.startups)
-            steady = args.events / max(best.wall - startup, 1e-9)
             target = TARGETS.get((mix, rules))
             verdict = f"target {target.describe()} {'PASS' if target.met(rate, share) else 'FAIL'}" if target else ""
             if target is not None:
                 ok &= target.met(rate, share)
             label = f"tracee-rules {' '.join(SETS[rules]) or '(default set)'}"
-            print(
-                f"  {label:40}{rate:>10,.0f} events/s   {share:5.2f} of parse   "
-                f"without start-up ({startup:.2f} s) {steady:>8,.0f}/s   cpu {best.cpu:6.2f} s   {verdict}"
-            )
-            print(f"  {'':40}runs: {_runs(args.events, [r.wall for r in case.runs])}")
+            print_case(label, case, args.events, parse_rate, min(case.startups), verdict)
             for problem in check(case, stats, args.events):
                 problems.append(f"{mix} {rules}: {problem}")
         if mix in parallel:
@@ -463,43 +456,46 @@ def run(args: argparse.Namespace, workdir: Path, pinned: str, started: float) ->
 
 def report_parallel(case: Case, single: Case | None, parse_rate: float, events: int) -> bool:
     """Print the ``--workers`` line of one stream; False when it misses the speed-up target."""
-    best = min(case.runs, key=lambda r: r.wall)
-    rate = events / best.wall
-    startup = min(case.startups)
-    steady = events / max(best.wall - startup, 1e-9)
     label = f"tracee-rules --workers {case.workers} ({case.workers} CPUs)"
     verdict = ""
     met = True
     if single is not None and single.runs:
-        one = events / min(r.wall for r in single.runs)
-        speedup = rate / one
+        speedup = best_rate(case, events) / best_rate(single, events)
         if case.workers == 2:
             met = speedup >= WORKERS_SPEEDUP_TARGET
             verdict = f"{speedup:.2f}x one process; target >= {WORKERS_SPEEDUP_TARGET}x {'PASS' if met else 'FAIL'}"
         else:
             verdict = f"{speedup:.2f}x one process"
-    print(
-        f"  {label:40}{rate:>10,.0f} events/s   {rate / parse_rate:5.2f} of parse   "
-        f"without start-up ({startup:.2f} s) {steady:>8,.0f}/s   cpu {best.cpu:6.2f} s   {verdict}"
-    )
-    print(f"  {'':40}runs: {_runs(events, [r.wall for r in case.runs])}")
+    print_case(label, case, events, parse_rate, min(case.startups), verdict)
     return met
 
 
 def report_ceiling(case: Case, single: Case | None, parallel: Case, parse_rate: float, events: int) -> None:
     """Print the ``--ceiling`` line of one stream: the pre-split run against one process and ``--workers``."""
+    rate = best_rate(case, events)
+    ratios = [
+        f"{rate / best_rate(other, events):.2f}x {name}"
+        for name, other in (("one process", single), (f"--workers {case.workers}", parallel))
+        if other is not None and other.runs
+    ]
+    startup = min((single or parallel).startups)  # each command starts as one process does
+    print_case(f"pre-split, {case.workers} commands at once", case, events, parse_rate, startup, ", ".join(ratios))
+
+
+def best_rate(case: Case, events: int) -> float:
+    """Events/s of the fastest of ``case``'s runs."""
+    return events / min(r.wall for r in case.runs)
+
+
+def print_case(label: str, case: Case, events: int, parse_rate: float, startup: float, verdict: str) -> None:
+    """Print the line of one case (its fastest run: rate, share of parse-only, rate without the
+    ``startup`` seconds, CPU time, then ``verdict``) and the rates of all its runs below it."""
     best = min(case.runs, key=lambda r: r.wall)
     rate = events / best.wall
-    startup = min((single or parallel).startups)  # each command starts as one process does
     steady = events / max(best.wall - startup, 1e-9)
-    label = f"pre-split, {case.workers} commands at once"
-    ratios = []
-    for name, other in (("one process", single), (f"--workers {case.workers}", parallel)):
-        if other is not None and other.runs:
-            ratios.append(f"{rate * min(r.wall for r in other.runs) / events:.2f}x {name}")
     print(
         f"  {label:40}{rate:>10,.0f} events/s   {rate / parse_rate:5.2f} of parse   "
-        f"without start-up ({startup:.2f} s) {steady:>8,.0f}/s   cpu {best.cpu:6.2f} s   {', '.join(ratios)}"
+        f"without start-up ({startup:.2f} s) {steady:>8,.0f}/s   cpu {best.cpu:6.2f} s   {verdict}"
     )
     print(f"  {'':40}runs: {_runs(events, [r.wall for r in case.runs])}")
 
