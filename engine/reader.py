@@ -373,6 +373,14 @@ class EventReader:
                 return None
             return Event(head, "tracee", name, lineno, text, parts[0], (parts[2], parts[3]))
 
+        def show_unsure(text: bytes, guess: str, lineno: int) -> None:
+            """Another shard's record the scanner was not sure of, shown to this shard's tree as one
+            process's tree would see it: if its owner decodes it (the owner reports what is wrong)."""
+            if observe is not None:
+                raw = unsure(text, guess, lineno, _unreported)
+                if type(raw) is dict:
+                    _show_to(observe, raw, text, name, lineno)
+
         def show_other(event: str, text: bytes, lineno: int) -> None:
             """Another shard's event for this shard's process tree (read in place if it can)."""
             read = None if extract is None else extract(text, fields_read, args_read.get(event, ()))
@@ -397,11 +405,8 @@ class EventReader:
                 show_other(event, text, lineno)
 
         for text, lineno, found in RecordSplitter(stream, self.max_line_size, report, scanning):
-            if found is ...:  # another shard's, unsure: this shard's tree sees it if its owner decodes it
-                if observe is not None:
-                    raw = unsure(text, name_of(text), lineno, _unreported)
-                    if type(raw) is dict:
-                        _show_to(observe, raw, text, name, lineno)
+            if found is ...:  # another shard's, unsure
+                show_unsure(text, name_of(text), lineno)
                 continue
             if found is True:  # not scanned: named as an event wanted whole, decoded and validated here
                 decoded_event = in_parts(text, lineno)
@@ -511,11 +516,8 @@ class EventReader:
                 guess = name_of(text) if wanted is not None or observe is not None else ""
                 # () from the compiled loop: this shard owns it (only the arguments it read were odd)
                 if owner_of is not None and found != () and owner_of(text, lineno, guess) != index:
-                    if observe is not None and (guess in observed or processes is not None):
-                        # this shard's tree sees it as one process's would: if its owner decodes it
-                        raw = unsure(text, guess, lineno, _unreported)
-                        if type(raw) is dict:
-                            _show_to(observe, raw, text, name, lineno)
+                    if guess in observed or processes is not None:
+                        show_unsure(text, guess, lineno)
                     continue  # another shard's record: it decodes, counts and reports it
                 raw = unsure(text, guess, lineno, reject)
                 if raw is not None:

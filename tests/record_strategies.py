@@ -2,17 +2,37 @@
 property tests: records like Tracee's (plain, or with odd fields, names and values), their
 JSON text in several styles, and that text mutated the ways an attacker would (escapes,
 duplicate keys, decoy keys in nested objects, non-ASCII, nulls, huge numbers, deep nesting,
-truncation, trailing bytes)."""
+truncation, trailing bytes); and the real records they are held to as well."""
 
 from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 from typing import Any
 
 import orjson
 from hostile_values import HOSTILE_TEXT, VALUES
 from hypothesis import strategies as st
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def tracee_recordings() -> list[bytes]:
+    """The records of real Tracee output: the v0.24.1 and v0.8.3 documentation events."""
+    return [
+        line
+        for name in ("events_v0.24.1_docs.jsonl", "events_v0.8.3_docs.jsonl")
+        for line in (FIXTURES / name).read_bytes().splitlines()
+        if line.strip()
+    ]
+
+
+def signature_test_events() -> list[dict[str, Any]]:
+    """The events of Tracee's own signature unit tests (v0.24.1)."""
+    cases = json.loads((FIXTURES / "go_signature_unit_tests_v0.24.1.json").read_text())["cases"]
+    return [raw for case in cases for raw in case["events"]]
+
 
 #: Events whose arguments the scanner's tests read, and the names read: plain records are named
 #: after these.

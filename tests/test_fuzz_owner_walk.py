@@ -24,13 +24,11 @@ from hypothesis import strategies as st
 from pytracee.engine import recscan
 from pytracee.engine.events import container_id_of
 from pytracee.engine.reader import EventReader
-from record_strategies import dump, events, mutated
+from record_strategies import dump, events, mutated, signature_test_events, tracee_recordings
 from test_fuzz_record_extract import records
 from test_fuzz_record_scanner import _default_plan
 
 pytestmark = pytest.mark.skipif(not recscan.COMPILED, reason="the compiled scanner was not built")
-
-FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def owner_fields(text: bytes) -> Any:
@@ -118,14 +116,8 @@ def test_odd_spellings_are_left_to_the_validating_scan() -> None:
 
 def test_tracee_records_are_walked() -> None:
     """Real Tracee output and the events of Tracee's signature tests are all walked, exactly."""
-    lines = [
-        line
-        for name in ("events_v0.24.1_docs.jsonl", "events_v0.8.3_docs.jsonl")
-        for line in (FIXTURES / name).read_bytes().splitlines()
-        if line.strip()
-    ]
-    cases = json.loads((FIXTURES / "go_signature_unit_tests_v0.24.1.json").read_text())["cases"]
-    lines += [orjson.dumps(raw) for case in cases for raw in case["events"] if raw.get("eventName")]
+    lines = tracee_recordings()
+    lines += [orjson.dumps(raw) for raw in signature_test_events() if raw.get("eventName")]
     assert len(lines) > 100
     for line in lines:
         assert check(line) is not None, line

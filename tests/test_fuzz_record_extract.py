@@ -17,7 +17,6 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -26,9 +25,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pytracee.engine import _recscan
 from pytracee.engine.events import Event, MalformedEventError
-from record_strategies import PLAIN, dump, events, mutated
-
-FIXTURES = Path(__file__).parent / "fixtures"
+from record_strategies import PLAIN, dump, events, mutated, signature_test_events, tracee_recordings
 
 #: Top-level keys asked for: Tracee's context fields, keys no record has, odd ones.
 KEYS = [
@@ -525,12 +522,7 @@ CONTEXT = (
 
 def test_tracee_recordings_are_read_by_extract() -> None:
     """Real Tracee output (v0.8 and v0.24.1 documentation events): every record is read, as orjson reads it."""
-    lines = [
-        line
-        for name in ("events_v0.24.1_docs.jsonl", "events_v0.8.3_docs.jsonl")
-        for line in (FIXTURES / name).read_bytes().splitlines()
-        if line.strip()
-    ]
+    lines = tracee_recordings()
     answers = [check(line, CONTEXT, ("pathname", "argv", "flags")) for line in lines]
     read = [answer for answer in answers if answer is not None]
     assert len(read) == len(lines) > 20
@@ -540,13 +532,11 @@ def test_tracee_recordings_are_read_by_extract() -> None:
 
 def test_tracee_signature_test_events_agree_with_the_full_decoding() -> None:
     """The events of Tracee's own signature tests (arguments of every kind: sockaddr objects, lists ...)."""
-    cases = json.loads((FIXTURES / "go_signature_unit_tests_v0.24.1.json").read_text())["cases"]
     answered = 0
-    for case in cases:
-        for raw in case["events"]:
-            names = tuple(arg["name"] for arg in raw.get("args") or ())
-            for text in (orjson.dumps(raw), json.dumps(raw, indent=1).encode()):
-                answered += check(text, CONTEXT, names) is not None
+    for raw in signature_test_events():
+        names = tuple(arg["name"] for arg in raw.get("args") or ())
+        for text in (orjson.dumps(raw), json.dumps(raw, indent=1).encode()):
+            answered += check(text, CONTEXT, names) is not None
     assert answered > 150
 
 

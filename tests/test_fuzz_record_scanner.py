@@ -29,7 +29,7 @@ from pytracee.engine.envelope import MAX_NESTING
 from pytracee.engine.events import Event, LazyEvent, MalformedEventError, container_id_of, origin_of
 from pytracee.engine.reader import EventReader
 from pytracee.engine.session import Session, SessionConfig
-from record_strategies import ARG_TABLE, dump, events, in_pieces, mutated
+from record_strategies import ARG_TABLE, dump, events, in_pieces, mutated, tracee_recordings
 
 pytestmark = pytest.mark.usefixtures("quiet_logs")
 
@@ -202,13 +202,7 @@ def test_not_sure(text: bytes) -> None:
 
 def test_tracee_recordings_are_read_by_the_scanner() -> None:
     """Real Tracee output (v0.8 and v0.24.1 documentation events) is read by the fast path."""
-    fixtures = Path(__file__).parent / "fixtures"
-    lines = [
-        line
-        for name in ("events_v0.24.1_docs.jsonl", "events_v0.8.3_docs.jsonl")
-        for line in (fixtures / name).read_bytes().splitlines()
-        if line.strip()
-    ]
+    lines = tracee_recordings()
     answered = [check(line, {}) for line in lines if line.isascii()]
     assert len(answered) > 10 and all(answer is not None for answer in answered)
 

@@ -23,12 +23,10 @@ from pytracee.engine import recscan
 from pytracee.engine.errors import MalformedEventError
 from pytracee.engine.events import Event
 from pytracee.engine.reader import EventReader
-from record_strategies import dump, events, mutated
+from record_strategies import FIXTURES, dump, events, mutated, signature_test_events, tracee_recordings
 from test_fuzz_record_extract import records, typed
 
 pytestmark = pytest.mark.skipif(not recscan.COMPILED, reason="the compiled scanner was not built")
-
-FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def check(text: bytes) -> Any:
@@ -108,14 +106,8 @@ def _readable(value: Any) -> bool:
 def test_tracee_records_are_split() -> None:
     """Real Tracee output and the events of Tracee's signature tests (sockaddr objects, argv lists ...):
     every record whose arguments hold what split_args reads is split, exactly."""
-    lines = [
-        line
-        for name in ("events_v0.24.1_docs.jsonl", "events_v0.8.3_docs.jsonl")
-        for line in (FIXTURES / name).read_bytes().splitlines()
-        if b'"args":[' in line
-    ]
-    cases = json.loads((FIXTURES / "go_signature_unit_tests_v0.24.1.json").read_text())["cases"]
-    lines += [orjson.dumps(raw) for case in cases for raw in case["events"] if raw.get("args")]
+    lines = [line for line in tracee_recordings() if b'"args":[' in line]
+    lines += [orjson.dumps(raw) for raw in signature_test_events() if raw.get("args")]
     readable = [line for line in lines if all(_readable(arg.get("value")) for arg in orjson.loads(line)["args"])]
     assert len(readable) > 100
     assert all(check(line) is not None for line in readable)
