@@ -35,7 +35,9 @@ With ``--workers N`` (default 2) it also runs the default set as ``tracee-rules
 one-process rate for N = 2. ``--ceiling`` adds what no sharding can beat: the
 stream split beforehand into one file per worker (each record to the worker
 ``--workers`` gives it) and N one-process commands run at once, one per CPU, so
-that no worker reads another's records or follows another's processes.
+that no worker reads another's records or follows another's processes; and the
+same commands again beside :mod:`splitter_walk`, a process that reads the whole
+stream and finds each record's owner once: the least a splitter design adds.
 
 Throughputs are the best of ``--repeat`` runs; parse-only and the commands are
 interleaved so machine noise hits all alike, and every run is listed. Finally it
@@ -159,13 +161,22 @@ def command_env(workdir: Path) -> dict[str, str]:
 
 def engine_build(command: list[str], workdir: Path) -> str:
     """Whether the command runs the engine's compiled modules or their sources (and why)."""
-    sibling = Path(command[0]).with_name("python")  # the command's own interpreter, beside it in its venv
-    python = sibling if sibling.is_absolute() and sibling.exists() else Path(sys.executable)
     probe = "import pytracee.engine as e; print(e.compiled.status())"
     done = subprocess.run(
-        [str(python), "-c", probe], capture_output=True, text=True, env=command_env(workdir), timeout=60, check=False
+        [_python(command), "-c", probe],
+        capture_output=True,
+        text=True,
+        env=command_env(workdir),
+        timeout=60,
+        check=False,
     )
     return done.stdout.strip() or f"unknown ({done.stderr.strip().splitlines()[-1:]})"
+
+
+def _python(command: list[str]) -> str:
+    """The command's own interpreter: beside it in its venv, else this one."""
+    sibling = Path(command[0]).with_name("python")
+    return str(sibling if sibling.is_absolute() and sibling.exists() else Path(sys.executable))
 
 
 def run_command(
@@ -192,19 +203,29 @@ def run_command(
 
 
 def run_presplit(
-    command: list[str], parts: list[Path], outputs: list[Path], extra: list[str], env: dict[str, str] | None
+    command: list[str],
+    parts: list[Path],
+    outputs: list[Path],
+    extra: list[str],
+    env: dict[str, str] | None,
+    splitter: list[str] | None = None,
 ) -> Run:
     """The ``--ceiling`` run: one one-process ``tracee-rules`` (default set) per part, all started
-    at once, each on its own CPU; timed until the last exits (cpu: all of them; findings: the sum)."""
+    at once, each on its own CPU; timed until the last exits (cpu: all of them; findings: the sum).
+    With ``splitter`` (the command of :mod:`splitter_walk`), it runs beside them, as a process
+    handing out the records would, all of them sharing the CPUs."""
     cpus = sorted(_cpus(len(parts)))
     gc.collect()
     start = time.perf_counter()
     procs = [
-        _start([*command, *extra, "--input", str(part), "--output", str(output)], env, {cpu})
+        _start([*command, *extra, "--input", str(part), "--output", str(output)], env, set(cpus) if splitter else {cpu})
         for part, output, cpu in zip(parts, outputs, cpus)
     ]
-    with ThreadPoolExecutor(len(procs)) as pool:  # each one's stderr read as it comes
-        runs = list(pool.map(lambda job: _finish(*job, start), zip(procs, outputs)))
+    jobs = list(zip(procs, outputs))
+    if splitter is not None:
+        jobs.append((_start(splitter, env, set(cpus)), Path(os.devnull)))
+    with ThreadPoolExecutor(len(jobs)) as pool:  # each one's stderr read as it comes
+        runs = list(pool.map(lambda job: _finish(job[0], job[1], start), jobs))
     found: Counter[str] = Counter()
     for r in runs:
         found += r.found
@@ -310,7 +331,8 @@ def main(argv: list[str] | None = None) -> int:
         "--ceiling",
         action="store_true",
         help="also run the stream split beforehand by owner, one one-process command per part at once: "
-        "what no --workers design can beat",
+        "what no --workers design can beat; and again beside a process that reads the whole stream "
+        "and finds every record's owner once (benchmarks/splitter_walk.py): the least a splitter adds",
     )
     parser.add_argument("--parse-arguments", action="store_true", help="streams with option:parse-arguments values")
     parser.add_argument("--cpu", type=int, default=None, help="CPU to pin to (default: the last allowed one)")
@@ -375,7 +397,9 @@ def run(args: argparse.Namespace, workdir: Path, pinned: str, started: float) ->
     cases = {(mix, rules): Case(mix, rules) for mix in args.mix for rules in args.sets}
     parallel = {mix: Case(mix, "default", args.workers) for mix in args.mix} if args.workers > 1 else {}
     ceiling = {mix: Case(mix, "default", args.workers) for mix in parallel} if args.ceiling else {}
+    walked = {mix: Case(mix, "default", args.workers) for mix in ceiling}
     parts = {mix: split_by_owner(inputs[mix][0], args.workers) for mix in ceiling}
+    decodes = ",".join(sorted(default_set_decodes() or ())) if ceiling else ""
     for round_ in range(args.repeat):
         for mix, (path, _) in inputs.items():
             gc.collect()
@@ -401,6 +425,9 @@ def run(args: argparse.Namespace, workdir: Path, pinned: str, started: float) ->
             if mix in ceiling:
                 outputs = [workdir / f"findings-{mix}-part{index}.txt" for index in range(args.workers)]
                 ceiling[mix].runs.append(run_presplit(command, parts[mix], outputs, args.extra, env))
+                walker = [_python(command), str(Path(__file__).with_name("splitter_walk.py")), str(path)]
+                walker += [str(args.workers), decodes]
+                walked[mix].runs.append(run_presplit(command, parts[mix], outputs, args.extra, env, walker))
 
     ok = True
     problems: list[str] = []
@@ -427,9 +454,13 @@ def run(args: argparse.Namespace, workdir: Path, pinned: str, started: float) ->
             for problem in check(parallel[mix], stats, args.events):
                 problems.append(f"{mix} --workers {args.workers}: {problem}")
         if mix in ceiling:
-            report_ceiling(ceiling[mix], cases.get((mix, "default")), parallel[mix], parse_rate, args.events)
+            single = cases.get((mix, "default"))
+            report_ceiling(ceiling[mix], single, parallel[mix], parse_rate, args.events)
+            report_ceiling(
+                walked[mix], single, parallel[mix], parse_rate, args.events, "pre-split, beside a splitter's walk"
+            )
             expected = stats.expected_for("default")
-            for index, r in enumerate(ceiling[mix].runs, 1):
+            for index, r in enumerate([*ceiling[mix].runs, *walked[mix].runs], 1):
                 if r.status != 0 or r.found != expected:
                     problems.append(f"{mix} pre-split run {index}: status {r.status}, findings {dict(r.found)}")
         print()
@@ -470,8 +501,11 @@ def report_parallel(case: Case, single: Case | None, parse_rate: float, events: 
     return met
 
 
-def report_ceiling(case: Case, single: Case | None, parallel: Case, parse_rate: float, events: int) -> None:
-    """Print the ``--ceiling`` line of one stream: the pre-split run against one process and ``--workers``."""
+def report_ceiling(
+    case: Case, single: Case | None, parallel: Case, parse_rate: float, events: int, label: str = ""
+) -> None:
+    """Print a ``--ceiling`` line of one stream (``label``; default: the pre-split commands alone)
+    against one process and ``--workers``."""
     rate = best_rate(case, events)
     ratios = [
         f"{rate / best_rate(other, events):.2f}x {name}"
@@ -479,7 +513,8 @@ def report_ceiling(case: Case, single: Case | None, parallel: Case, parse_rate: 
         if other is not None and other.runs
     ]
     startup = min((single or parallel).startups)  # each command starts as one process does
-    print_case(f"pre-split, {case.workers} commands at once", case, events, parse_rate, startup, ", ".join(ratios))
+    label = label or f"pre-split, {case.workers} commands at once"
+    print_case(label, case, events, parse_rate, startup, ", ".join(ratios))
 
 
 def best_rate(case: Case, events: int) -> float:

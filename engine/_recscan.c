@@ -790,6 +790,8 @@ static PyMethodDef methods[] = {
      "extract(text, keys, arg_names) -> (fields, args) or None (not sure): named members read in place."},
     {"scan_lines", (PyCFunction)(void (*)(void))scan_lines, METH_FASTCALL,
      "scan_lines(data, pos, lineno, limit, plan) -> (records, pos, lineno, skipped): the lines from pos, scanned."},
+    {"owners", (PyCFunction)(void (*)(void))owners, METH_FASTCALL,
+     "owners(data, lineno, count, decoded, limit) -> bytes: the shard of each line, found once (255: the caller's)."},
     {"owner_fields", (PyCFunction)owner_fields, METH_O,
      "owner_fields(text) -> (eventName, hostProcessId, containerId, container id, processEntityId offset, nesting) "
      "or None: what a --workers worker reads of a record to find its owner (for the tests)."},

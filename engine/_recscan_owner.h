@@ -390,6 +390,76 @@ static int nobody_decodes(const unsigned char *line, const unsigned char *end, P
     return named && memchr(line, '\\', (size_t)(end - line)) == NULL;
 }
 
+/* owners(data, lineno, count, decoded, limit) -> bytes: for each complete line of `data` (up to its
+ * last newline; line lineno + 1 first), the shard of `count` (1 to 254) that scan_lines' workers
+ * give it, found once: by its line number when nobody decodes it (nobody_decodes(), `decoded` as in
+ * scan_lines' plan), else by its walk (owner_of()); 255 where the caller must find it, as the
+ * reader does (a line that does not start with '{', one longer than `limit` when it is not 0, a
+ * record the walk is not sure of). What a process handing the records out to the workers would
+ * compute; benchmarks/splitter_walk.py times it. */
+static PyObject *owners(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
+{
+    (void)module;
+    if (argc != 5 || !PyBytes_Check(argv[0]) || !(argv[3] == Py_None || PyFrozenSet_Check(argv[3]))) {
+        PyErr_SetString(PyExc_TypeError,
+                        "owners(data: bytes, lineno: int, count: int, decoded: frozenset | None, limit: int)");
+        return NULL;
+    }
+    Py_ssize_t lineno = PyLong_AsSsize_t(argv[1]), count = PyLong_AsSsize_t(argv[2]);
+    Py_ssize_t limit = PyLong_AsSsize_t(argv[4]);
+    if (PyErr_Occurred())
+        return NULL;
+    if (lineno < 0 || count < 1 || count > 254 || limit < 0) {
+        PyErr_SetString(PyExc_ValueError, "owners: lineno and limit must be 0 or more, count 1 to 254");
+        return NULL;
+    }
+    PyObject *decoded = argv[3];
+    const unsigned char *base = (const unsigned char *)PyBytes_AS_STRING(argv[0]);
+    const unsigned char *end = base + PyBytes_GET_SIZE(argv[0]);
+    Py_ssize_t lines = 0;
+    for (const unsigned char *p = base; p < end && (p = memchr(p, '\n', (size_t)(end - p))) != NULL; p++)
+        lines++;
+    PyObject *observed = PyFrozenSet_New(NULL); /* (no tree: only the decoded events count) */
+    PyObject *out = observed == NULL ? NULL : PyBytes_FromStringAndSize(NULL, lines);
+    if (out == NULL) {
+        Py_XDECREF(observed);
+        return NULL;
+    }
+    unsigned char *owner = (unsigned char *)PyBytes_AS_STRING(out);
+    const unsigned char *line = base;
+    for (Py_ssize_t i = 0; i < lines; i++) {
+        const unsigned char *newline = memchr(line, '\n', (size_t)(end - line)); /* (counted above) */
+        Py_ssize_t number = lineno + i + 1;
+        owner[i] = 255;
+        if (newline > line && line[0] == '{' && (limit == 0 || newline - line <= limit)) {
+            int placed = nobody_decodes(line, newline, decoded, observed);
+            if (placed < 0)
+                goto fail;
+            envelope e;
+            int deepest, by_key;
+            envelope_init(&e, NULL);
+            if (placed) {
+                owner[i] = (unsigned char)(number % count);
+            } else if (walk_owner(line, newline, &e, &deepest) == OK) {
+                PyObject *name = shared_name(e.name, e.name_len);
+                Py_ssize_t found = name == NULL ? -1 : owner_of(&e, name, decoded, number, count, &by_key);
+                Py_XDECREF(name);
+                if (found < 0)
+                    goto fail;
+                owner[i] = (unsigned char)found;
+            }
+        }
+        line = newline + 1;
+    }
+    Py_DECREF(observed);
+    return out;
+
+fail:
+    Py_DECREF(observed);
+    Py_DECREF(out);
+    return NULL;
+}
+
 /* owner_fields(text) -> (eventName, hostProcessId, containerId, container id, processEntityId's
  * offset, nesting) | None: what walk_owner() reads of a record (None: UNSURE; a field absent: None,
  * hostProcessId 0), for the tests to hold it to the full decoding. */

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import zlib
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pytracee.engine import recscan
+from pytracee.engine.envelope import guess_event_name
 from pytracee.engine.events import container_id_of
-from pytracee.engine.reader import EventReader
+from pytracee.engine.reader import DEFAULT_MAX_LINE_SIZE, EventReader, record_owner
 from record_strategies import dump, events, mutated, signature_test_events, tracee_recordings
 from test_fuzz_record_extract import records
 from test_fuzz_record_scanner import _default_plan
@@ -35,6 +37,16 @@ def owner_fields(text: bytes) -> Any:
     from pytracee.engine import _recscan  # type: ignore[attr-defined]
 
     return _recscan.owner_fields(text)
+
+
+def owners(data: bytes, lineno: int, count: int, decoded: frozenset[str] | None, limit: int) -> bytes:
+    from pytracee.engine import _recscan
+
+    return _recscan.owners(data, lineno, count, decoded, limit)  # type: ignore[no-any-return]
+
+
+#: What ``owners`` answers for a line it leaves to its caller.
+CALLERS = 255
 
 
 def _depth(value: Any) -> int:
@@ -159,3 +171,36 @@ def test_each_record_has_one_owner_and_a_process_one_shard(lines: list[bytes]) -
     assert sum(count for _, count in shards) == handled  # read or skipped: each record once
     keys = [{container_id_of(raw) or raw.get("hostProcessId") for _, raw in shard} - {None, 0} for shard, _ in shards]
     assert not keys[0] & keys[1]
+    # a splitter's loop (owners, which benchmarks/splitter_walk.py times) places each as they did
+    wanted, admissions = _default_plan()
+    decoded = frozenset(wanted) | frozenset(admissions)
+    found = owners(b"\n".join(texts) + b"\n", 0, 2, decoded, DEFAULT_MAX_LINE_SIZE)
+    assert len(found) == len(texts)
+    for index, (shard, _) in enumerate(shards):
+        for location, _ in shard:
+            assert found[int(location.rpartition(":")[2]) - 1] in (index, CALLERS), location
+    for number, text in enumerate(texts, 1):  # the records nobody decodes too: by the reader's rule
+        try:
+            raw = orjson.loads(text) if found[number - 1] != CALLERS else None
+        except orjson.JSONDecodeError:
+            continue  # any owner will do (all run this loop): the owner's decoding rejects it
+        if type(raw) is dict and raw.get("eventName") == guess_event_name(text):  # (no name nested first)
+            assert found[number - 1] == record_owner(text, number, 2, decoded), text
+
+
+def test_owners_leaves_to_its_caller_what_the_reader_places_itself() -> None:
+    lines = [
+        b'{"eventName":"execve","hostProcessId":3}',  # decoded: by its process
+        b"",  # no record
+        b"[1]",  # an array: the reader's
+        b'{"eventName":"read","hostProcessId":3}',  # decoded by nobody: by its line (4)
+        b'{"eventName":"execve","hostProcessId":5,"hostProcessId":6}',  # not sure (a key twice)
+        b'{"eventName":"execve","hostProcessId":7,' + b" " * 80 + b"}",  # longer than the limit
+        b'{"eventName":"execve","containerId":"c1","hostProcessId":3}',  # by its container
+    ]
+    data = b"\n".join(lines) + b"\n" + b'{"eventName":"execve"'  # a last line begun, not ended
+    found = owners(data, 10, 3, frozenset({"execve"}), 64)
+    assert list(found) == [3 % 3, CALLERS, CALLERS, 14 % 3, CALLERS, CALLERS, zlib.crc32(b"c1") % 3]
+    assert list(owners(data, 0, 3, None, 0))[3] == 3 % 3  # every event decoded: by its process
+    with pytest.raises(ValueError, match="count 1 to 254"):
+        owners(data, 0, 255, None, 0)  # 255 is the caller's mark

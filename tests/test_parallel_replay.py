@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import re
+import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 from conftest import tracee_rules
+from pytracee.engine import recscan
 
 REPO = Path(__file__).resolve().parent.parent
 ANCESTRY = REPO / "examples" / "ancestry"
@@ -178,6 +180,26 @@ def test_the_benchmarks_presplit_parts_are_the_workers_own_records(tmp_path: Pat
     finally:
         session.finish(session.run([]))
     assert sorted(parts[0] + parts[1]) == sorted(lines)
+
+
+@pytest.mark.skipif(not recscan.COMPILED, reason="the compiled scanner was not built")
+def test_the_benchmarks_splitter_walk_places_each_record_as_the_workers_do(tmp_path: Path) -> None:
+    """``bench_commands.py --ceiling`` times a splitter's least work beside the pre-split commands:
+    ``splitter_walk.py``, run as the benchmark runs it, must find every record the owner that the
+    parts (held to the workers above) give it, by the default set's decoded events."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        from bench_commands import default_set_decodes, split_by_owner
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    path = tmp_path / "w.jsonl"
+    _workload(path, 4_000, seed=4)
+    sizes = [str(len(part.read_bytes().splitlines())) for part in split_by_owner(path, 2)]
+    decodes = ",".join(sorted(default_set_decodes() or ()))
+    walker = [sys.executable, str(REPO / "benchmarks" / "splitter_walk.py"), str(path), "2", decodes]
+    walked = subprocess.run(walker, capture_output=True, text=True, timeout=120, check=False)
+    assert walked.returncode == 0, walked.stderr
+    assert walked.stdout.split() == sizes
 
 
 def test_bad_records_are_counted_once_with_their_line(tmp_path: Path) -> None:
