@@ -37,7 +37,8 @@ stream split beforehand into one file per worker (each record to the worker
 ``--workers`` gives it) and N one-process commands run at once, one per CPU, so
 that no worker reads another's records or follows another's processes; and the
 same commands again beside :mod:`splitter_walk`, a process that reads the whole
-stream and finds each record's owner once: the least a splitter design adds.
+stream and finds each record's owner once: the least a splitter running beside
+the workers adds.
 
 Throughputs are the best of ``--repeat`` runs; parse-only and the commands are
 interleaved so machine noise hits all alike, and every run is listed. Finally it
@@ -332,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also run the stream split beforehand by owner, one one-process command per part at once: "
         "what no --workers design can beat; and again beside a process that reads the whole stream "
-        "and finds every record's owner once (benchmarks/splitter_walk.py): the least a splitter adds",
+        "and finds every record's owner once (benchmarks/splitter_walk.py): the least a splitter beside the workers adds",
     )
     parser.add_argument("--parse-arguments", action="store_true", help="streams with option:parse-arguments values")
     parser.add_argument("--cpu", type=int, default=None, help="CPU to pin to (default: the last allowed one)")
@@ -399,7 +400,7 @@ def run(args: argparse.Namespace, workdir: Path, pinned: str, started: float) ->
     ceiling = {mix: Case(mix, "default", args.workers) for mix in parallel} if args.ceiling else {}
     walked = {mix: Case(mix, "default", args.workers) for mix in ceiling}
     parts = {mix: split_by_owner(inputs[mix][0], args.workers) for mix in ceiling}
-    decodes = ",".join(sorted(default_set_decodes() or ())) if ceiling else ""
+    decodes = default_set_decodes() if ceiling else None
     for round_ in range(args.repeat):
         for mix, (path, _) in inputs.items():
             gc.collect()
@@ -426,7 +427,7 @@ def run(args: argparse.Namespace, workdir: Path, pinned: str, started: float) ->
                 outputs = [workdir / f"findings-{mix}-part{index}.txt" for index in range(args.workers)]
                 ceiling[mix].runs.append(run_presplit(command, parts[mix], outputs, args.extra, env))
                 walker = [_python(command), str(Path(__file__).with_name("splitter_walk.py")), str(path)]
-                walker += [str(args.workers), decodes]
+                walker += [str(args.workers)] + ([] if decodes is None else [",".join(sorted(decodes))])
                 walked[mix].runs.append(run_presplit(command, parts[mix], outputs, args.extra, env, walker))
 
     ok = True

@@ -4,8 +4,9 @@ each record's worker, as a process handing the records out to ``--workers N`` wo
 Every record is placed by the rule the workers use, with the compiled loop they run (``owners`` of
 the record scanner: by its line when nobody decodes its event, else by container or host
 process); the few records that loop leaves to its caller are placed as the reader places them
-(:func:`pytracee.engine.reader.record_owner`). Nothing is handed over, so the time it takes is
-less than any real splitter's::
+(:func:`pytracee.engine.reader.record_owner`). Nothing is handed over, so apart from its own
+start-up (about 0.14 s, which a splitter forked from the main process would not pay) the time
+it takes is less than any real splitter's::
 
     .venv/bin/python benchmarks/splitter_walk.py STREAM.jsonl 2 [EVENT,EVENT,...]
 

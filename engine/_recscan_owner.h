@@ -394,9 +394,10 @@ static int nobody_decodes(const unsigned char *line, const unsigned char *end, P
  * last newline; line lineno + 1 first), the shard of `count` (1 to 254) that scan_lines' workers
  * give it, found once: by its line number when nobody decodes it (nobody_decodes(), `decoded` as in
  * scan_lines' plan), else by its walk (owner_of()); 255 where the caller must find it, as the
- * reader does (a line that does not start with '{', one longer than `limit` when it is not 0, a
- * record the walk is not sure of). What a process handing the records out to the workers would
- * compute; benchmarks/splitter_walk.py times it. */
+ * reader does (a line that does not start with '{', one longer than `limit`, a record the walk is
+ * not sure of). `limit` 0: no limit (the reader's max_line_size 0, which it passes scan_lines as
+ * the largest size). What a process handing the records out to the workers would compute;
+ * benchmarks/splitter_walk.py times it. */
 static PyObject *owners(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
 {
     (void)module;
@@ -405,20 +406,24 @@ static PyObject *owners(PyObject *module, PyObject *const *argv, Py_ssize_t argc
                         "owners(data: bytes, lineno: int, count: int, decoded: frozenset | None, limit: int)");
         return NULL;
     }
-    Py_ssize_t lineno = PyLong_AsSsize_t(argv[1]), count = PyLong_AsSsize_t(argv[2]);
-    Py_ssize_t limit = PyLong_AsSsize_t(argv[4]);
-    if (PyErr_Occurred())
+    Py_ssize_t lineno, count, limit;
+    if ((lineno = PyLong_AsSsize_t(argv[1])) == -1 && PyErr_Occurred())
         return NULL;
-    if (lineno < 0 || count < 1 || count > 254 || limit < 0) {
-        PyErr_SetString(PyExc_ValueError, "owners: lineno and limit must be 0 or more, count 1 to 254");
+    if ((count = PyLong_AsSsize_t(argv[2])) == -1 && PyErr_Occurred())
         return NULL;
-    }
+    if ((limit = PyLong_AsSsize_t(argv[4])) == -1 && PyErr_Occurred())
+        return NULL;
     PyObject *decoded = argv[3];
     const unsigned char *base = (const unsigned char *)PyBytes_AS_STRING(argv[0]);
     const unsigned char *end = base + PyBytes_GET_SIZE(argv[0]);
     Py_ssize_t lines = 0;
     for (const unsigned char *p = base; p < end && (p = memchr(p, '\n', (size_t)(end - p))) != NULL; p++)
         lines++;
+    if (lineno < 0 || lineno > PY_SSIZE_T_MAX - lines || count < 1 || count > 254 || limit < 0) {
+        PyErr_SetString(PyExc_ValueError, "owners: lineno and limit must be 0 or more, count 1 to 254, and "
+                                          "the last line's number a Py_ssize_t");
+        return NULL;
+    }
     PyObject *observed = PyFrozenSet_New(NULL); /* (no tree: only the decoded events count) */
     PyObject *out = observed == NULL ? NULL : PyBytes_FromStringAndSize(NULL, lines);
     if (out == NULL) {

@@ -192,14 +192,21 @@ def test_the_benchmarks_splitter_walk_places_each_record_as_the_workers_do(tmp_p
         from bench_commands import default_set_decodes, split_by_owner
     finally:
         sys.path.remove(str(REPO / "benchmarks"))
+    from pytracee.engine import _recscan  # type: ignore[attr-defined]
+    from pytracee.engine.reader import DEFAULT_MAX_LINE_SIZE, record_owner
+
     path = tmp_path / "w.jsonl"
     _workload(path, 4_000, seed=4)
     sizes = [str(len(part.read_bytes().splitlines())) for part in split_by_owner(path, 2)]
-    decodes = ",".join(sorted(default_set_decodes() or ()))
-    walker = [sys.executable, str(REPO / "benchmarks" / "splitter_walk.py"), str(path), "2", decodes]
+    decoded = default_set_decodes()
+    assert decoded is not None
+    walker = [sys.executable, str(REPO / "benchmarks" / "splitter_walk.py"), str(path), "2", ",".join(decoded)]
     walked = subprocess.run(walker, capture_output=True, text=True, timeout=120, check=False)
     assert walked.returncode == 0, walked.stderr
     assert walked.stdout.split() == sizes
+    lines = path.read_bytes().splitlines()  # and each record, by the loop it runs: none left to the reader
+    found = _recscan.owners(path.read_bytes(), 0, 2, decoded, DEFAULT_MAX_LINE_SIZE)
+    assert list(found) == [record_owner(text, number, 2, decoded) for number, text in enumerate(lines, 1)]
 
 
 def test_bad_records_are_counted_once_with_their_line(tmp_path: Path) -> None:
