@@ -185,8 +185,8 @@ def test_the_benchmarks_presplit_parts_are_the_workers_own_records(tmp_path: Pat
 @pytest.mark.skipif(not recscan.COMPILED, reason="the compiled scanner was not built")
 def test_the_benchmarks_splitter_walk_places_each_record_as_the_workers_do(tmp_path: Path) -> None:
     """``bench_commands.py --ceiling`` times a splitter's least work beside the pre-split commands:
-    ``splitter_walk.py``, run as the benchmark runs it, must find every record the owner that the
-    parts (held to the workers above) give it, by the default set's decoded events."""
+    ``splitter_walk.py``, run as the benchmark runs it, must give each worker the records of its
+    part (held to the workers above), and its loop each record the reader's owner."""
     sys.path.insert(0, str(REPO / "benchmarks"))
     try:
         from bench_commands import default_set_decodes, split_by_owner
