@@ -257,13 +257,12 @@ def _finish(proc: subprocess.Popen[bytes], output: Path, start: float) -> Run:
     return Run(wall, usage.ru_utime + usage.ru_stime, proc.returncode, found, summary, notes)
 
 
-def split_by_owner(path: Path, count: int) -> list[Path]:
+def split_by_owner(path: Path, count: int, decoded: frozenset[str] | None) -> list[Path]:
     """``path``'s records written to ``count`` files beside it, each to the file of the worker that
-    ``tracee-rules --workers count`` (default set) makes its owner: by container, else by host
-    process, for the events it decodes; by line number for the others."""
+    ``tracee-rules --workers count`` makes its owner: by container, else by host process, for the
+    events it decodes (``decoded``: :func:`default_set_decodes`); by line number for the others."""
     from pytracee.engine.reader import record_owner
 
-    decoded = default_set_decodes()
     parts = [path.with_name(f"{path.stem}.part{index}of{count}{path.suffix}") for index in range(count)]
     files = [part.open("wb") for part in parts]
     try:
@@ -399,8 +398,8 @@ def run(args: argparse.Namespace, workdir: Path, pinned: str, started: float) ->
     parallel = {mix: Case(mix, "default", args.workers) for mix in args.mix} if args.workers > 1 else {}
     ceiling = {mix: Case(mix, "default", args.workers) for mix in parallel} if args.ceiling else {}
     walked = {mix: Case(mix, "default", args.workers) for mix in ceiling}
-    parts = {mix: split_by_owner(inputs[mix][0], args.workers) for mix in ceiling}
     decodes = default_set_decodes() if ceiling else None
+    parts = {mix: split_by_owner(inputs[mix][0], args.workers, decodes) for mix in ceiling}
     for round_ in range(args.repeat):
         for mix, (path, _) in inputs.items():
             gc.collect()

@@ -674,17 +674,16 @@ static PyObject *scan_lines(PyObject *module, PyObject *const *argv, Py_ssize_t 
             if (whole < 0)
                 goto fail;
             step = whole ? WHOLE : SCAN;
-        } else if ((placed = nobody_decodes(line, newline, decoded, observed)) != 0) {
-            if (placed < 0)
-                goto fail;
-            owner = number % count; /* owner_of()'s answer for a name `decoded` does not hold */
+        } else if ((owner = place_record(line, newline, number, count, decoded, observed, &e, &deepest, &by_key,
+                                         &name)) == -2) {
+            goto fail;
+        } else if (!(placed = owner >= 0)) {
+            owner = 0; /* not sure: the scan decides, the caller places it */
+        } else if (name == NULL) { /* placed by its line: nobody decodes it */
             step = owner == index ? SCAN : LEAVE;
-        } else if ((placed = walk_owner(line, newline, &e, &deepest) == OK)) {
-            if ((name = shared_name(e.name, e.name_len)) == NULL)
-                goto fail;
-            if ((owner = owner_of(&e, name, decoded, number, count, &by_key)) < 0 ||
-                (step = after_walk(&e, newline, name, owner == index, by_key, deepest, direct, &shards, &pause)) < 0)
-                goto fail_name;
+        } else if ((step = after_walk(&e, newline, name, owner == index, by_key, deepest, direct, &shards,
+                                      &pause)) < 0) {
+            goto fail_name;
         }
         if (count > 0 && step == SCAN)
             envelope_init(&e, want); /* scanned afresh: nothing the walk read (or half read) is left */

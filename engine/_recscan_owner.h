@@ -390,10 +390,35 @@ static int nobody_decodes(const unsigned char *line, const unsigned char *end, P
     return named && memchr(line, '\\', (size_t)(end - line)) == NULL;
 }
 
+/* The shard of `count` that owns the record [line, newline) at line `number`, as every worker finds
+ * it: by its line when nobody decodes it (nobody_decodes(), `observed` as in scan_lines' plan), else
+ * by its walk into `e` (clean, from envelope_init), which sets *deepest (walk_owner()) and *by_key
+ * (owner_of()) and leaves its eventName in *name (a new reference; NULL when placed by line).
+ * -1: not sure (the caller's to find); -2: an error. */
+static Py_ssize_t place_record(const unsigned char *line, const unsigned char *newline, Py_ssize_t number,
+                               Py_ssize_t count, PyObject *decoded, PyObject *observed, envelope *e, int *deepest,
+                               int *by_key, PyObject **name)
+{
+    *name = NULL;
+    int nobody = nobody_decodes(line, newline, decoded, observed);
+    if (nobody != 0)
+        return nobody < 0 ? -2 : number % count; /* owner_of()'s answer for a name `decoded` does not hold */
+    if (walk_owner(line, newline, e, deepest) != OK)
+        return -1;
+    if ((*name = shared_name(e->name, e->name_len)) == NULL)
+        return -2;
+    Py_ssize_t owner = owner_of(e, *name, decoded, number, count, by_key);
+    if (owner < 0) {
+        Py_CLEAR(*name);
+        return -2;
+    }
+    return owner;
+}
+
 /* owners(data, lineno, count, decoded, limit) -> bytes: for each complete line of `data` (up to its
  * last newline; line lineno + 1 first), the shard of `count` (1 to 254) that scan_lines' workers
- * give it, found once: by its line number when nobody decodes it (nobody_decodes(), `decoded` as in
- * scan_lines' plan), else by its walk (owner_of()); 255 where the caller must find it, as the
+ * give it, found once by place_record() (`decoded` as in scan_lines' plan); 255 where the caller
+ * must find it, as the
  * reader does (a line that does not start with '{', one longer than `limit`, a record the walk is
  * not sure of). `limit` 0: no limit (the reader's max_line_size 0, which it passes scan_lines as
  * the largest size). What a process handing the records out to the workers would compute;
@@ -437,22 +462,17 @@ static PyObject *owners(PyObject *module, PyObject *const *argv, Py_ssize_t argc
         Py_ssize_t number = lineno + i + 1;
         owner[i] = 255;
         if (newline > line && line[0] == '{' && (limit == 0 || newline - line <= limit)) {
-            int placed = nobody_decodes(line, newline, decoded, observed);
-            if (placed < 0)
-                goto fail;
             envelope e;
             int deepest, by_key;
+            PyObject *name;
             envelope_init(&e, NULL);
-            if (placed) {
-                owner[i] = (unsigned char)(number % count);
-            } else if (walk_owner(line, newline, &e, &deepest) == OK) {
-                PyObject *name = shared_name(e.name, e.name_len);
-                Py_ssize_t found = name == NULL ? -1 : owner_of(&e, name, decoded, number, count, &by_key);
-                Py_XDECREF(name);
-                if (found < 0)
-                    goto fail;
+            Py_ssize_t found =
+                place_record(line, newline, number, count, decoded, observed, &e, &deepest, &by_key, &name);
+            Py_XDECREF(name);
+            if (found == -2)
+                goto fail;
+            if (found >= 0)
                 owner[i] = (unsigned char)found;
-            }
         }
         line = newline + 1;
     }

@@ -162,13 +162,13 @@ def test_the_benchmarks_presplit_parts_are_the_workers_own_records(tmp_path: Pat
 
     sys.path.insert(0, str(REPO / "benchmarks"))
     try:
-        from bench_commands import split_by_owner
+        from bench_commands import default_set_decodes, split_by_owner
     finally:
         sys.path.remove(str(REPO / "benchmarks"))
     path = tmp_path / "w.jsonl"
     _workload(path, 4_000, seed=4)  # the realistic mix: most of its events nobody decodes
     lines = path.read_bytes().splitlines()
-    parts = [part.read_bytes().splitlines() for part in split_by_owner(path, 2)]
+    parts = [part.read_bytes().splitlines() for part in split_by_owner(path, 2, default_set_decodes())]
     session = Session(SessionConfig())
     session.load()
     try:
@@ -197,9 +197,9 @@ def test_the_benchmarks_splitter_walk_places_each_record_as_the_workers_do(tmp_p
 
     path = tmp_path / "w.jsonl"
     _workload(path, 4_000, seed=4)
-    sizes = [str(len(part.read_bytes().splitlines())) for part in split_by_owner(path, 2)]
     decoded = default_set_decodes()
     assert decoded is not None
+    sizes = [str(len(part.read_bytes().splitlines())) for part in split_by_owner(path, 2, decoded)]
     walker = [sys.executable, str(REPO / "benchmarks" / "splitter_walk.py"), str(path), "2", ",".join(decoded)]
     walked = subprocess.run(walker, capture_output=True, text=True, timeout=120, check=False)
     assert walked.returncode == 0, walked.stderr
