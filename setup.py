@@ -144,6 +144,7 @@ setup(
                 "engine/_recscan_decoded.h",
                 "engine/_recscan_split.h",
                 "engine/_recscan_owner.h",
+                "engine/_recscan_ahead.h",
             ],
             optional=True,
         ),

@@ -555,6 +555,7 @@ static PyObject *extract(PyObject *module, PyObject *const *argv, Py_ssize_t arg
 #include "_recscan_shards.h"
 #include "_recscan_owner.h"
 #include "_recscan_split.h"
+#include "_recscan_ahead.h"
 
 /*
  * scan_lines(data, pos, lineno, limit, plan) -> (records, pos, lineno, skipped)
@@ -596,9 +597,11 @@ static PyObject *extract(PyObject *module, PyObject *const *argv, Py_ssize_t arg
  *     `direct`); with shards, a record of this shard that the walk read as an event of `direct`
  *     nested at most MAX_NESTING deep. The caller validates what it decodes.
  * plan: (arg_table, actions, decoded, observed, index, count, verdicts, lazy (a dict), lazy_keys,
- * processes, direct, tree_args, lazy_count); count 0: no shards. A lazy event's fields are the first
- * lazy_count of lazy_keys; with shards, the process tree of this shard reads them all of other
- * shards' records (tree_args: a dict, name -> argument names; None: the caller reads them).
+ * processes, direct, tree_args, lazy_count, ahead); count 0: no shards. A lazy event's fields are the
+ * first lazy_count of lazy_keys; with shards, the process tree of this shard reads them all of other
+ * shards' records (tree_args: a dict, name -> argument names; None: the caller reads them). With
+ * shards, `ahead` is the walk-ahead ring (_recscan_ahead.h) the records are placed from where its
+ * walker has been, and where this shard publishes how far it has placed (None: no ring).
  */
 static PyObject *scan_lines(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
 {
@@ -606,7 +609,7 @@ static PyObject *scan_lines(PyObject *module, PyObject *const *argv, Py_ssize_t 
     PyObject *table, *actions, *decoded, *observed, *verdicts, *lazy, *processes, *direct, *tree_args;
     Py_ssize_t pos, lineno, limit, index, count, lazy_count;
     keyset lazy_keys;
-    if (argc != 5 || !PyBytes_Check(argv[0]) || !PyTuple_Check(argv[4]) || PyTuple_GET_SIZE(argv[4]) != 13) {
+    if (argc != 5 || !PyBytes_Check(argv[0]) || !PyTuple_Check(argv[4]) || PyTuple_GET_SIZE(argv[4]) != 14) {
         PyErr_SetString(PyExc_TypeError, "scan_lines(data: bytes, pos: int, lineno: int, limit: int, plan: tuple)");
         return NULL;
     }
@@ -644,6 +647,20 @@ static PyObject *scan_lines(PyObject *module, PyObject *const *argv, Py_ssize_t 
         return NULL;
     const keyset *want = PyDict_GET_SIZE(lazy) > 0 || tree_args != Py_None ? &lazy_keys : NULL;
     const shard_plan shards = {observed, processes, table, verdicts, tree_args};
+    PyObject *ring = PyTuple_GET_ITEM(argv[4], 13);
+    Py_buffer ring_buffer = {0};
+    ahead_view ahead = {0};
+    if (ring != Py_None) {
+        if (count == 0 || PyObject_GetBuffer(ring, &ring_buffer, PyBUF_WRITABLE) < 0) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "scan_lines: a bad plan");
+            return NULL;
+        }
+        if (ahead_open(&ring_buffer, &ahead) < 0) {
+            PyBuffer_Release(&ring_buffer);
+            return NULL;
+        }
+    }
     const unsigned char *base = (const unsigned char *)PyBytes_AS_STRING(argv[0]);
     Py_ssize_t size = PyBytes_GET_SIZE(argv[0]);
     Py_ssize_t skipped = 0;
@@ -651,7 +668,7 @@ static PyObject *scan_lines(PyObject *module, PyObject *const *argv, Py_ssize_t 
         pos = size;
     PyObject *records = PyList_New(0);
     if (records == NULL)
-        return NULL;
+        goto fail;
     while (pos < size) {
         const unsigned char *line = base + pos;
         const unsigned char *newline = memchr(line, '\n', (size_t)(size - pos));
@@ -674,8 +691,8 @@ static PyObject *scan_lines(PyObject *module, PyObject *const *argv, Py_ssize_t 
             if (whole < 0)
                 goto fail;
             step = whole ? WHOLE : SCAN;
-        } else if ((owner = place_record(line, newline, number, count, decoded, observed, &e, &deepest, &by_key,
-                                         &name)) == -2) {
+        } else if ((owner = place_ahead(&ahead, line, newline, number, count, decoded, observed, &e, &deepest,
+                                        &by_key, &name)) == -2) {
             goto fail;
         } else if (!(placed = owner >= 0)) {
             owner = 0; /* not sure: the scan decides, the caller places it */
@@ -775,10 +792,15 @@ static PyObject *scan_lines(PyObject *module, PyObject *const *argv, Py_ssize_t 
         Py_XDECREF(name);
         goto fail;
     }
+    ahead_placed(&ahead, index, lineno);
+    if (ring != Py_None)
+        PyBuffer_Release(&ring_buffer);
     return Py_BuildValue("(Nnnn)", records, pos, lineno, skipped);
 
 fail:
-    Py_DECREF(records);
+    Py_XDECREF(records);
+    if (ring != Py_None)
+        PyBuffer_Release(&ring_buffer);
     return NULL;
 }
 
@@ -791,6 +813,14 @@ static PyMethodDef methods[] = {
      "scan_lines(data, pos, lineno, limit, plan) -> (records, pos, lineno, skipped): the lines from pos, scanned."},
     {"owners", (PyCFunction)(void (*)(void))owners, METH_FASTCALL,
      "owners(data, lineno, count, decoded, limit) -> bytes: the shard of each line, found once (255: the caller's)."},
+    {"ahead_size", (PyCFunction)ahead_size, METH_O,
+     "ahead_size(slots) -> int: the bytes of a walk-ahead ring of that many slots."},
+    {"ahead_init", (PyCFunction)(void (*)(void))ahead_init, METH_FASTCALL,
+     "ahead_init(ring, slots, readers, device, inode): a walk-ahead ring of that file for `readers` workers."},
+    {"ahead_stats", (PyCFunction)ahead_stats, METH_O,
+     "ahead_stats(ring) -> (device, inode, walked, state, taken): the walk so far; per worker, lines placed from it."},
+    {"walk_ahead", (PyCFunction)(void (*)(void))walk_ahead, METH_FASTCALL,
+     "walk_ahead(ring, fd, limit, parent) -> state: every record of the file walked into the ring (the walker)."},
     {"owner_fields", (PyCFunction)owner_fields, METH_O,
      "owner_fields(text) -> (eventName, hostProcessId, containerId, container id, processEntityId offset, nesting) "
      "or None: what a --workers worker reads of a record to find its owner (for the tests)."},

@@ -390,6 +390,21 @@ static int nobody_decodes(const unsigned char *line, const unsigned char *end, P
     return named && memchr(line, '\\', (size_t)(end - line)) == NULL;
 }
 
+/* The shard of `count` that owns the record at line `number` walked into `e` (owner_of()), its
+ * eventName left in *name (a new reference); -2 on an error. */
+static Py_ssize_t placed_by_walk(const envelope *e, Py_ssize_t number, Py_ssize_t count, PyObject *decoded,
+                                 int *by_key, PyObject **name)
+{
+    if ((*name = shared_name(e->name, e->name_len)) == NULL)
+        return -2;
+    Py_ssize_t owner = owner_of(e, *name, decoded, number, count, by_key);
+    if (owner < 0) {
+        Py_CLEAR(*name);
+        return -2;
+    }
+    return owner;
+}
+
 /* The shard of `count` that owns the record [line, newline) at line `number`, as every worker finds
  * it: by its line when nobody decodes it (nobody_decodes(), `observed` as in scan_lines' plan), else
  * by its walk into `e` (clean, from envelope_init), which sets *deepest (walk_owner()) and *by_key
@@ -405,14 +420,7 @@ static Py_ssize_t place_record(const unsigned char *line, const unsigned char *n
         return nobody < 0 ? -2 : number % count; /* owner_of()'s answer for a name `decoded` does not hold */
     if (walk_owner(line, newline, e, deepest) != OK)
         return -1;
-    if ((*name = shared_name(e->name, e->name_len)) == NULL)
-        return -2;
-    Py_ssize_t owner = owner_of(e, *name, decoded, number, count, by_key);
-    if (owner < 0) {
-        Py_CLEAR(*name);
-        return -2;
-    }
-    return owner;
+    return placed_by_walk(e, number, count, decoded, by_key, name);
 }
 
 /* owners(data, lineno, count, decoded, limit) -> bytes: for each complete line of `data` (up to its

@@ -30,6 +30,10 @@ worker also reports its counts and position every :data:`PROGRESS_INTERVAL`
 seconds, so that the main process's metrics, health check and progress line follow
 the run (its own reader reads nothing): the records and findings of all workers,
 and the bytes read by the slowest.
+Finding each record's owner is the one walk every worker would repeat over the whole input:
+with a single regular file, ``tracee-rules`` starts a walker process before the signatures load
+(:mod:`~pytracee.engine.walkahead`), and the workers place the records it reached from its ring
+(the same answers) and walk only the others themselves.
 Each record has one owner (:meth:`~pytracee.engine.reader.EventReader` ``shard``):
 bad records are counted and reported once; the counts of all workers are added up
 for the summary, which shows each worker's context (process tree, containers, hashes) once

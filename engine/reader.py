@@ -42,6 +42,7 @@ from .recscan import scan as _compiled_scan
 from .recscan import scan_lines as _compiled_scan_lines
 from .recscan import split_args as _compiled_split_args
 from .sources import REPORTED_PER_PLACE, SkipLog, SourceStats
+from .walkahead import ring_for
 
 __all__ = ["DEFAULT_MAX_LINE_SIZE", "MAX_NESTING", "STDIN", "EventReader", "ObserveOthers", "record_owner", "shard_of"]
 
@@ -123,6 +124,9 @@ class EventReader:
         read (not copied).
     :param on_next_input: called before each input file but the first is read, once the events
         of those before have been delivered (:meth:`~pytracee.engine.session.Session.next_input`).
+    :param walk_ahead: with ``shard`` and a single source: the ring of its owner walk done once
+        ahead of the workers (:attr:`~pytracee.engine.walkahead.WalkAhead.ring`), from which the
+        compiled loop places the records its walker has reached (the same answers).
     """
 
     def __init__(
@@ -141,6 +145,7 @@ class EventReader:
         lazy_args: Mapping[str, Sequence[str]] | None = None,
         lazy_idle: Mapping[str, Callable[[Mapping[str, Any]], bool]] | None = None,
         on_next_input: Callable[[], None] | None = None,
+        walk_ahead: object | None = None,
     ) -> None:
         self.sources = [str(s) for s in sources] or [STDIN]
         if self.sources.count(STDIN) > 1:
@@ -158,6 +163,7 @@ class EventReader:
         self.lazy_args = {name: tuple((lazy_args or {}).get(name, ())) for name in self.lazy_events}
         self.lazy_idle: Mapping[str, Callable[[Mapping[str, Any]], bool]] = lazy_idle if lazy_idle is not None else {}
         self.on_next_input = on_next_input
+        self.walk_ahead = walk_ahead if shard is not None and len(self.sources) == 1 else None
         self.stats = SourceStats()
         self._stdin = stdin
         self._log = SkipLog(log, REPORTED_PER_SOURCE)
@@ -304,6 +310,7 @@ class EventReader:
                 direct,
                 tree_args,
                 len(LAZY_FIELDS),
+                ring_for(self.walk_ahead, self.current_fd),
             )
 
             def left_out(records: int) -> None:

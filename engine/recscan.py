@@ -79,5 +79,8 @@ args_of: Final[Callable[[Any], dict[str, Any] | None] | None] = None if _recscan
 split_args: Final[Callable[[bytes], tuple[dict[str, Any], bytes, int, int] | None] | None] = (
     None if _recscan is None else _recscan.split_args
 )
+#: The compiled module itself (``None`` when not built): its walk-ahead ring and walker are
+#: :mod:`~pytracee.engine.walkahead`'s.
+compiled_module: Final[Any] = _recscan
 #: Whether the compiled scanner is there.
 COMPILED: Final = scan is not None

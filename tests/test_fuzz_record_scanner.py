@@ -214,7 +214,7 @@ def test_bad_calls_raise() -> None:
         _scan(b'{"eventName":"x"}', {"x": ["a"]})  # type: ignore[dict-item]
     scan_lines = recscan.scan_lines
     assert scan_lines is not None
-    plan = ({}, {}, None, frozenset(), 0, 0, {}, {}, (), None, frozenset(), None, 0)
+    plan = ({}, {}, None, frozenset(), 0, 0, {}, {}, (), None, frozenset(), None, 0, None)
     assert scan_lines(b'{"eventName":"x"}\n{"eventName":"y"}\n[', 0, 0, 100, plan) == (
         [(b'{"eventName":"x"}', 1, ("x", "host", "", 0, None)), (b'{"eventName":"y"}', 2, ("y", "host", "", 0, None))],
         36,
@@ -222,10 +222,10 @@ def test_bad_calls_raise() -> None:
         0,
     )
     with pytest.raises(TypeError):
-        scan_lines(b"", 0, 0, 100, plan[:12])
+        scan_lines(b"", 0, 0, 100, plan[:13])
     with pytest.raises(ValueError, match="bad plan"):  # lazy: a dict of the arguments each event reads in place
         scan_lines(b"", 0, 0, 100, (*plan[:7], frozenset(), *plan[8:]))
-    lazy_plan = (*plan[:7], {"x": ("a",), "y": ()}, ("eventName",), *plan[9:12], 1)
+    lazy_plan = (*plan[:7], {"x": ("a",), "y": ()}, ("eventName",), *plan[9:12], 1, None)
     text = b'{"eventName":"x","args":[{"name":"a","value":"1"},{"name":"b","value":2}]}\n{"eventName":"y"}\n'
     assert [answer for _, _, answer in scan_lines(text, 0, 0, 100, lazy_plan)[0]] == [
         {"eventName": "x", "args": {"a": "1"}},
@@ -238,11 +238,11 @@ def test_bad_calls_raise() -> None:
     with pytest.raises(ValueError, match="bad plan"):
         scan_lines(b"", 0, 0, 100, (*plan[:4], 2, 2, *plan[6:]))  # no shard 2 of 2
     with pytest.raises(ValueError, match="bad plan"):  # what a tree reads of other shards: without shards
-        scan_lines(b"", 0, 0, 100, (*plan[:11], {}, 0))
+        scan_lines(b"", 0, 0, 100, (*plan[:11], {}, 0, None))
     with pytest.raises(ValueError, match="bad plan"):
-        scan_lines(b"", 0, 0, 100, (*plan[:4], 0, 2, *plan[6:11], {"x": ["a"]}, 0))
+        scan_lines(b"", 0, 0, 100, (*plan[:4], 0, 2, *plan[6:11], {"x": ["a"]}, 0, None))
     with pytest.raises(TypeError, match="must be str"):
-        scan_lines(b"", 0, 0, 100, (*plan[:4], 0, 2, *plan[6:11], {"x": (1,)}, 0))
+        scan_lines(b"", 0, 0, 100, (*plan[:4], 0, 2, *plan[6:11], {"x": (1,)}, 0, None))
     with pytest.raises(ValueError, match="bad plan"):
         scan_lines(b"", -1, 0, 100, plan)
 
@@ -258,7 +258,7 @@ def test_the_compiled_loop_applies_remembered_admission_answers() -> None:
         return b'{"eventName":"open"%s,"args":[{"name":"pathname","value":"%s"}]}' % (flags, path.encode())
 
     verdicts = {"open": {"host": ("pathname", {"/etc/passwd": True, "/tmp/x": False})}}
-    plan = ({"open": ("pathname",)}, {}, None, frozenset(), 0, 0, verdicts, {}, (), None, frozenset(), None, 0)
+    plan = ({"open": ("pathname",)}, {}, None, frozenset(), 0, 0, verdicts, {}, (), None, frozenset(), None, 0, None)
     lines = [record("/etc/passwd"), record("/tmp/x"), record("/other"), record("/tmp/x", started=True)]
     records, _, _, skipped = scan_lines(b"\n".join(lines) + b"\n", 0, 0, 1000, plan)
     assert skipped == 1  # /tmp/x from the host
@@ -292,7 +292,7 @@ def test_the_compiled_loop_reads_what_a_shards_tree_needs_of_other_shards_record
     text = b"\n".join(lines) + b"\n"
     tree_args = {"sched_process_exec": ("argv", "pathname")}
     # shard 0 of 2, every event decoded by its host process (odd pids: shard 1's), a tree that knows nobody
-    plan = ({}, {}, None, frozenset({"sched_process_exec"}), 0, 2, {}, {}, keys, {}, frozenset(), tree_args, 1)
+    plan = ({}, {}, None, frozenset({"sched_process_exec"}), 0, 2, {}, {}, keys, {}, frozenset(), tree_args, 1, None)
 
     def answers_of(plan: tuple[Any, ...]) -> list[tuple[int, Any]]:
         """Every line's answer: the loop pauses after each (each changes the tree: learnt or shown)."""
@@ -316,7 +316,7 @@ def test_the_compiled_loop_reads_what_a_shards_tree_needs_of_other_shards_record
         (4, ["open", "host", "", 7, None, None]),
         (5, ("open", "host", "", 2, None)),  # this shard's
     ]
-    without = (*plan[:11], None, 1)  # the reader reads them (the Python loop's way)
+    without = (*plan[:11], None, 1, None)  # the reader reads them (the Python loop's way)
     assert [answer for _, answer in answers_of(without)][:4] == [
         "sched_process_exec",
         "sched_process_exec",

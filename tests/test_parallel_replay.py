@@ -355,10 +355,10 @@ def test_an_interrupted_sharded_run_finishes_its_workers(tmp_path: Path) -> None
     try:
         assert "in 2 processes" in proc.stderr.readline()
         deadline = time.monotonic() + 30
-        while len(psutil.Process(proc.pid).children()) < 2 and time.monotonic() < deadline:
+        while len(_workers(psutil.Process(proc.pid).children())) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
-        workers = psutil.Process(proc.pid).children()
-        assert len(workers) == 2
+        children = psutil.Process(proc.pid).children()  # the workers, and the walker of their records
+        assert len(_workers(children)) == 2
         proc.send_signal(signal.SIGINT)
         stderr = proc.stderr.read()
         assert proc.wait(60) == 130, stderr
@@ -367,7 +367,7 @@ def test_an_interrupted_sharded_run_finishes_its_workers(tmp_path: Path) -> None
             proc.kill()
     assert "interrupted; finishing the signatures and outputs" in stderr
     assert _summary(stderr)[1] == 0
-    assert not [w for w in workers if w.is_running() and w.status() != psutil.STATUS_ZOMBIE]
+    assert not [child for child in children if child.is_running() and child.status() != psutil.STATUS_ZOMBIE]
 
 
 def test_an_interrupted_run_on_workers_prints_every_finding_it_counts(tmp_path: Path) -> None:
@@ -447,6 +447,13 @@ def _held_run(tmp_path: Path) -> tuple[Any, Path, Path]:
     return proc, held, release
 
 
+def _workers(children: list[Any]) -> list[Any]:
+    """Of a sharded run's child processes, the workers (not the walker of their records' owners)."""
+    from pytracee.engine.walkahead import WALKER_NAME
+
+    return [child for child in children if child.name() != WALKER_NAME.decode()]
+
+
 def test_workers_end_with_a_killed_main_process(tmp_path: Path) -> None:
     """A main process killed outright (SIGKILL: no chance to stop its workers) leaves none
     behind, not even one stuck in a signature."""
@@ -455,9 +462,9 @@ def test_workers_end_with_a_killed_main_process(tmp_path: Path) -> None:
     proc, _, release = _held_run(tmp_path)
     workers: list[psutil.Process] = []
     try:
-        # the forked workers (not the Rego engine's process: a session of its own)
+        # the forked workers and walker (not the Rego engine's process: a session of its own)
         workers = [child for child in psutil.Process(proc.pid).children() if os.getpgid(child.pid) == proc.pid]
-        assert len(workers) == 2
+        assert len(_workers(workers)) == 2
         proc.kill()
         proc.communicate(timeout=10)
         _, alive = psutil.wait_procs(workers, timeout=10)

@@ -26,7 +26,7 @@ from ..bus.address import BusAddress
 from ..context.proctree import ARGS_READ, FIELDS_READ
 from ..dispatch import LoadedSignature
 from ..errors import ConfigError, ExitStatus, Interrupted
-from ..operations.config import ConfigFileError, merge_options
+from ..operations.config import ConfigFile, ConfigFileError, merge_options
 from ..operations.metrics import MetricsServer, add_metrics_options, open_metrics_server
 from ..operations.progress import InputPosition, ProgressLine
 from ..output.plugin import silence_closed_output
@@ -38,6 +38,7 @@ from ..reader import DEFAULT_MAX_LINE_SIZE, STDIN, EventReader, ObserveOthers
 from ..safetext import EscapingLogFilter
 from ..session import Session, SessionConfig, signature_id_order
 from ..sources import EventSource
+from ..walkahead import WalkAhead
 from .operations import (
     add_operations_options,
     config_from_argv,
@@ -212,7 +213,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     problem = _output_problem(args, inputs)
     if problem:
         return usage_error(parser, problem)
+    walker = _walk_ahead(args, inputs)  # at once: it walks while the signatures load
+    try:
+        return _load_and_run(args, parser, argv, pm, file_config, broken_config, inputs, walker)
+    finally:
+        if walker is not None:
+            stats = walker.stats()
+            logging.getLogger("pytracee").debug(
+                "walked ahead: %d lines (%s); placed from the walk, per worker: %s",
+                stats.walked,
+                ("walking", "finished", "stopped")[stats.state],
+                ", ".join(map(str, stats.taken)),
+            )
+            walker.stop()
 
+
+def _load_and_run(
+    args: argparse.Namespace,
+    parser: argparse.ArgumentParser,
+    argv: list[str],
+    pm: PluginManager,
+    file_config: ConfigFile | None,
+    broken_config: ConfigFileError | None,
+    inputs: list[str],
+    walker: WalkAhead | None,
+) -> int:
+    """Load the session, then list or replay; the exit status."""
     config = SessionConfig(
         rules_dirs=args.rules_dir,
         rules=args.rules,
@@ -242,14 +268,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitStatus.USAGE
     status = ExitStatus.FAILED
     try:
-        status = _list_or_replay(args, parser, session, inputs)
+        status = _list_or_replay(args, parser, session, inputs, walker)
     finally:
         status = session.finish(status)  # when it did not run (--list, usage errors): run() already did
     return status
 
 
 def _list_or_replay(
-    args: argparse.Namespace, parser: argparse.ArgumentParser, session: Session, inputs: list[str]
+    args: argparse.Namespace,
+    parser: argparse.ArgumentParser,
+    session: Session,
+    inputs: list[str],
+    walker: WalkAhead | None = None,
 ) -> ExitStatus:
     """After loading: print the list, or replay the inputs; the exit status."""
     log = logging.getLogger("pytracee")
@@ -294,6 +324,7 @@ def _list_or_replay(
             max_line_size=args.max_line_size,
             shard=shard,
             observe_others=tree_events,
+            walk_ahead=walker.ring if walker is not None else None,
             **session.reader_plan(),
         )
 
@@ -321,6 +352,15 @@ def _list_or_replay(
         reader.close()
     log.info("%s", session.summary())
     return status
+
+
+def _walk_ahead(args: argparse.Namespace, inputs: list[str]) -> WalkAhead | None:
+    """The walker of the owners of a ``--workers`` replay's records (one regular file), else None."""
+    if args.workers < 2 or args.list or args.list_events or args.list_params or args.validate or len(inputs) != 1:
+        return None
+    if inputs[0] == STDIN or is_bus_url(inputs[0]):
+        return None
+    return WalkAhead.start(inputs[0], args.workers, args.max_line_size)
 
 
 def _regular(path: str) -> bool:

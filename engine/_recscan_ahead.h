@@ -1,0 +1,392 @@
+/*
+ * The owner walk done once, ahead of the workers (tracee-rules --workers; engine/walkahead.py): one
+ * process walks every record of the input file (walk_owner(): its eventName, process, container,
+ * entity id and nesting) and leaves each walk in a ring of shared memory; each worker's scan_lines
+ * then places a record from its slot (place_ahead()) where the walker has been, and walks it itself
+ * where it has not. The answer is place_record()'s either way: the slot holds what walk_owner()
+ * read, as offsets into the same line.
+ *
+ * Included by engine/_recscan.c after _recscan_owner.h (not a public header).
+ *
+ * The ring: a header, then `slots` slots (a power of two); line n is in slot n % slots.
+ *   - The walker writes a slot, then publishes `walked` (release); a worker reads `walked`
+ *     (acquire) before a slot, and takes the slot only if it holds that line, of that length.
+ *   - Each worker publishes in `placed[index]` the last line it has placed; the walker writes line
+ *     n only when every worker has placed line n - slots, so a slot is never rewritten while a
+ *     worker may still read it. The walker waits, the workers never do: a worker ahead of the
+ *     walker walks its lines itself.
+ * Memory stays bounded: `slots` slots, whatever the input's size.
+ */
+#ifndef PYTRACEE_RECSCAN_AHEAD_H
+#define PYTRACEE_RECSCAN_AHEAD_H
+
+#include <errno.h>
+#include <time.h>
+#include <unistd.h>
+
+#define AHEAD_MAGIC 0x64616568416b6c57ULL /* "WlkAhead" */
+#define AHEAD_MAX_READERS 254
+#define AHEAD_NONE 0   /* a line the walker did not walk (blank, not a record, too long): the worker's */
+#define AHEAD_WALKED 1 /* walk_owner() answered OK: the fields below */
+#define AHEAD_UNSURE 2 /* walk_owner() was not sure: the worker places it as place_record() does then */
+#define AHEAD_WALKING 0
+#define AHEAD_FINISHED 1 /* the input's end */
+#define AHEAD_STOPPED 2  /* a line the reader handles otherwise (an array), or an error: the rest is the workers' */
+#define AHEAD_BUFFER (1 << 20)
+#define AHEAD_WAIT_NS (5 * 1000 * 1000) /* the walker's sleep when the ring is full */
+
+typedef struct {
+    int64_t line;     /* the line number the slot holds */
+    int64_t host_pid; /* hostProcessId, 0 when absent */
+    int32_t length;   /* the line's length, without its newline */
+    int32_t status;   /* AHEAD_NONE, AHEAD_WALKED or AHEAD_UNSURE */
+    int32_t name_at, name_len;
+    int32_t id_at, id_len;     /* container.id, at -1 when absent */
+    int32_t flat_at, flat_len; /* containerId, at -1 when absent */
+    int32_t entity_at;         /* processEntityId's value, -1 when absent */
+    int32_t deepest;
+} ahead_slot;
+
+typedef struct {
+    uint64_t magic;
+    int64_t slots;   /* a power of two */
+    int64_t readers; /* the workers */
+    uint64_t device, inode; /* the file walked: a reader of another file leaves the ring alone */
+    int64_t pad0[3];
+    int64_t walked; /* the last line whose slot is written */
+    int64_t state;  /* AHEAD_WALKING, AHEAD_FINISHED or AHEAD_STOPPED */
+    int64_t pad1[6];
+    /* each worker's last line placed, then how many it placed from the ring, on a cache line of its own */
+    int64_t placed[AHEAD_MAX_READERS][8];
+} ahead_header;
+
+/* A worker's view of the ring, for one scan_lines call. */
+typedef struct {
+    ahead_header *header; /* NULL: no ring */
+    ahead_slot *slots;
+    int64_t mask;
+    int64_t walked; /* `walked` as last read */
+    int64_t taken;  /* lines placed from the ring in this call */
+} ahead_view;
+
+/* The ring in `buffer` (a writable buffer holding one, from ahead_init()), or an exception. */
+static int ahead_open(Py_buffer *buffer, ahead_view *view)
+{
+    ahead_header *header = buffer->buf;
+    if ((size_t)buffer->len < sizeof(ahead_header) || buffer->readonly || header->magic != AHEAD_MAGIC ||
+        header->slots <= 0 || (header->slots & (header->slots - 1)) != 0 || header->readers <= 0 ||
+        header->readers > AHEAD_MAX_READERS ||
+        (size_t)buffer->len < sizeof(ahead_header) + (size_t)header->slots * sizeof(ahead_slot)) {
+        PyErr_SetString(PyExc_ValueError, "not a walk-ahead ring (ahead_init())");
+        return -1;
+    }
+    view->header = header;
+    view->slots = (ahead_slot *)(header + 1);
+    view->mask = header->slots - 1;
+    view->walked = __atomic_load_n(&header->walked, __ATOMIC_ACQUIRE);
+    view->taken = 0;
+    return 0;
+}
+
+/* The slot of line `number` (of `length` bytes) if the walker has written it, else NULL. */
+static inline const ahead_slot *ahead_slot_of(ahead_view *view, Py_ssize_t number, Py_ssize_t length)
+{
+    if (number > view->walked) {
+        view->walked = __atomic_load_n(&view->header->walked, __ATOMIC_ACQUIRE);
+        if (number > view->walked)
+            return NULL;
+    }
+    const ahead_slot *slot = &view->slots[number & view->mask];
+    return slot->line == number && slot->length == length ? slot : NULL;
+}
+
+/* Everything up to line `lineno` placed by worker `index`: the walker may reuse those slots. */
+static inline void ahead_placed(const ahead_view *view, Py_ssize_t index, Py_ssize_t lineno)
+{
+    if (view->header == NULL || index < 0 || index >= view->header->readers)
+        return;
+    int64_t *mine = view->header->placed[index];
+    __atomic_store_n(&mine[1], mine[1] + view->taken, __ATOMIC_RELAXED);
+    __atomic_store_n(&mine[0], (int64_t)lineno, __ATOMIC_RELEASE);
+}
+
+/* place_record() for scan_lines' workers: the walk taken from the ring when the walker has written
+ * line `number`, else walked here. Same answers, same outputs. */
+static Py_ssize_t place_ahead(ahead_view *view, const unsigned char *line, const unsigned char *newline,
+                              Py_ssize_t number, Py_ssize_t count, PyObject *decoded, PyObject *observed, envelope *e,
+                              int *deepest, int *by_key, PyObject **name)
+{
+    const ahead_slot *slot = view->header == NULL ? NULL : ahead_slot_of(view, number, newline - line);
+    if (slot == NULL || slot->status == AHEAD_NONE)
+        return place_record(line, newline, number, count, decoded, observed, e, deepest, by_key, name);
+    *name = NULL;
+    view->taken++;
+    if (slot->status == AHEAD_UNSURE) { /* place_record()'s answer when the walk is not sure */
+        int nobody = nobody_decodes(line, newline, decoded, observed);
+        return nobody < 0 ? -2 : nobody ? number % count : -1;
+    }
+    e->name = line + slot->name_at;
+    e->name_len = slot->name_len;
+    e->host_pid = slot->host_pid;
+    if (slot->id_at >= 0) {
+        e->container_id = line + slot->id_at;
+        e->container_id_len = slot->id_len;
+    }
+    if (slot->flat_at >= 0) {
+        e->flat_container_id = line + slot->flat_at;
+        e->flat_container_id_len = slot->flat_len;
+    }
+    e->entity_at = slot->entity_at >= 0 ? line + slot->entity_at : NULL;
+    *deepest = slot->deepest;
+    return placed_by_walk(e, number, count, decoded, by_key, name);
+}
+
+/* --- the walker ---------------------------------------------------------------------------------- */
+
+static inline int32_t offset_in(const unsigned char *line, const unsigned char *at)
+{
+    return at == NULL ? -1 : (int32_t)(at - line);
+}
+
+/* Write the walk of line `number` [line, newline) into its slot (`limit`: the longest record). */
+static void ahead_walk_line(ahead_slot *slot, Py_ssize_t number, const unsigned char *line,
+                            const unsigned char *newline, Py_ssize_t limit)
+{
+    Py_ssize_t length = newline - line;
+    envelope e;
+    int deepest = 0;
+    slot->line = number;
+    slot->length = (int32_t)length;
+    slot->status = AHEAD_NONE;
+    if (length == 0 || line[0] != '{' || length > limit)
+        return;
+    envelope_init(&e, NULL);
+    if (walk_owner(line, newline, &e, &deepest) != OK) {
+        slot->status = AHEAD_UNSURE;
+        return;
+    }
+    slot->status = AHEAD_WALKED;
+    slot->host_pid = e.host_pid;
+    slot->name_at = offset_in(line, e.name);
+    slot->name_len = (int32_t)e.name_len;
+    slot->id_at = offset_in(line, e.container_id);
+    slot->id_len = (int32_t)e.container_id_len;
+    slot->flat_at = offset_in(line, e.flat_container_id);
+    slot->flat_len = (int32_t)e.flat_container_id_len;
+    slot->entity_at = offset_in(line, e.entity_at);
+    slot->deepest = deepest;
+}
+
+/* Whether [line, newline) opens a JSON array (its first byte that Python's bytes.strip() keeps is
+ * '['): the reader reads on element by element, with line numbers of its own from there. */
+static int opens_array(const unsigned char *line, const unsigned char *newline)
+{
+    for (; line < newline; line++)
+        if (!(*line == ' ' || (*line >= '\t' && *line <= '\r')))
+            return *line == '[';
+    return 0;
+}
+
+/* Wait until every worker has placed line `number` - slots (its slot is free): 0, or -1 when the
+ * parent is gone (its workers with it). */
+static int ahead_wait(ahead_header *header, Py_ssize_t number, pid_t parent)
+{
+    int64_t free_from = (int64_t)number - header->slots;
+    for (;;) {
+        int64_t slowest = INT64_MAX;
+        for (int64_t r = 0; r < header->readers; r++) {
+            int64_t placed = __atomic_load_n(&header->placed[r][0], __ATOMIC_ACQUIRE);
+            if (placed < slowest)
+                slowest = placed;
+        }
+        if (slowest >= free_from)
+            return 0;
+        if (getppid() != parent)
+            return -1;
+        struct timespec pause = {0, AHEAD_WAIT_NS}; /* (a ring ahead of the workers: no hurry) */
+        nanosleep(&pause, NULL);
+    }
+}
+
+/* ahead_init(ring, slots, readers, device, inode): a ring of `slots` slots (a power of two) for
+ * `readers` workers, of the file (device, inode), written at the start of `ring` (a writable buffer
+ * of at least ahead_size(slots) bytes). */
+static PyObject *ahead_init(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
+{
+    (void)module;
+    Py_buffer buffer;
+    Py_ssize_t slots, readers;
+    unsigned long long device, inode;
+    if (argc != 5 || (slots = PyLong_AsSsize_t(argv[1])) == -1 || (readers = PyLong_AsSsize_t(argv[2])) == -1 ||
+        ((device = PyLong_AsUnsignedLongLong(argv[3])) == (unsigned long long)-1 && PyErr_Occurred()) ||
+        ((inode = PyLong_AsUnsignedLongLong(argv[4])) == (unsigned long long)-1 && PyErr_Occurred())) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError,
+                            "ahead_init(ring: buffer, slots: int, readers: int, device: int, inode: int)");
+        return NULL;
+    }
+    if (slots <= 0 || (slots & (slots - 1)) != 0 || slots > (1 << 24) || readers < 1 || readers > AHEAD_MAX_READERS) {
+        PyErr_SetString(PyExc_ValueError, "ahead_init: slots a power of two up to 2**24, readers 1 to 254");
+        return NULL;
+    }
+    if (PyObject_GetBuffer(argv[0], &buffer, PyBUF_WRITABLE) < 0)
+        return NULL;
+    if ((size_t)buffer.len < sizeof(ahead_header) + (size_t)slots * sizeof(ahead_slot)) {
+        PyBuffer_Release(&buffer);
+        PyErr_SetString(PyExc_ValueError, "ahead_init: the buffer is smaller than ahead_size(slots)");
+        return NULL;
+    }
+    ahead_header *header = buffer.buf;
+    memset(header, 0, sizeof(ahead_header));
+    header->slots = slots;
+    header->readers = readers;
+    header->device = device;
+    header->inode = inode;
+    ahead_slot *slot = (ahead_slot *)(header + 1);
+    for (Py_ssize_t i = 0; i < slots; i++)
+        slot[i].line = -1;
+    __atomic_store_n(&header->magic, AHEAD_MAGIC, __ATOMIC_RELEASE);
+    PyBuffer_Release(&buffer);
+    Py_RETURN_NONE;
+}
+
+/* ahead_stats(ring) -> (device, inode, walked, state, taken): the file walked, its last line walked,
+ * the walker's state (walking, finished, stopped), and per worker the lines placed from the ring. */
+static PyObject *ahead_stats(PyObject *module, PyObject *ring)
+{
+    (void)module;
+    Py_buffer buffer;
+    ahead_view view;
+    if (PyObject_GetBuffer(ring, &buffer, PyBUF_WRITABLE) < 0)
+        return NULL;
+    if (ahead_open(&buffer, &view) < 0) {
+        PyBuffer_Release(&buffer);
+        return NULL;
+    }
+    ahead_header *header = view.header;
+    PyObject *taken = PyTuple_New(header->readers);
+    for (Py_ssize_t r = 0; taken != NULL && r < header->readers; r++) {
+        PyObject *n = PyLong_FromLongLong(__atomic_load_n(&header->placed[r][1], __ATOMIC_RELAXED));
+        if (n == NULL)
+            Py_CLEAR(taken);
+        else
+            PyTuple_SET_ITEM(taken, r, n);
+    }
+    PyObject *stats = taken == NULL ? NULL
+                                    : Py_BuildValue("(KKLLN)", (unsigned long long)header->device,
+                                                    (unsigned long long)header->inode, (long long)view.walked,
+                                                    (long long)__atomic_load_n(&header->state, __ATOMIC_ACQUIRE), taken);
+    PyBuffer_Release(&buffer);
+    return stats;
+}
+
+static PyObject *ahead_size(PyObject *module, PyObject *slots)
+{
+    (void)module;
+    Py_ssize_t n = PyLong_AsSsize_t(slots);
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    if (n < 0 || n > (1 << 24)) {
+        PyErr_SetString(PyExc_ValueError, "ahead_size: 0 to 2**24 slots");
+        return NULL;
+    }
+    return PyLong_FromSize_t(sizeof(ahead_header) + (size_t)n * sizeof(ahead_slot));
+}
+
+/* The walker's loop over the file `fd` from its start: every line's walk into the ring, until the
+ * input's end (AHEAD_FINISHED) or a line that opens an array, a read error, a line too long to hold
+ * when `limit` is 0, or the parent's end (AHEAD_STOPPED). Lines longer than `limit` (0: none) are
+ * counted, not walked, as the reader counts and skips them. */
+static int64_t ahead_loop(ahead_header *header, int fd, Py_ssize_t limit, pid_t parent)
+{
+    ahead_slot *slots = (ahead_slot *)(header + 1);
+    int64_t mask = header->slots - 1;
+    Py_ssize_t capacity = AHEAD_BUFFER, have = 0, number = 0;
+    int skipping = 0; /* inside a line longer than the buffer can hold: counted at its newline */
+    unsigned char *buffer = malloc((size_t)capacity);
+    if (buffer == NULL)
+        return AHEAD_STOPPED;
+    if (limit == 0)
+        limit = PY_SSIZE_T_MAX;
+    for (;;) {
+        if (have == capacity) { /* a line longer than the buffer */
+            if (capacity <= limit && capacity < ((Py_ssize_t)1 << 30)) {
+                unsigned char *grown = realloc(buffer, (size_t)capacity * 2);
+                if (grown == NULL)
+                    break;
+                buffer = grown;
+                capacity *= 2;
+            } else { /* longer than the limit: skipped by the reader, counted at its newline */
+                skipping = 1;
+                have = 0;
+            }
+        }
+        ssize_t got = read(fd, buffer + have, (size_t)(capacity - have));
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0) {
+            free(buffer);
+            return got == 0 ? AHEAD_FINISHED : AHEAD_STOPPED;
+        }
+        const unsigned char *p = buffer, *end = buffer + have + got, *newline;
+        while ((newline = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+            number++;
+            if (ahead_wait(header, number, parent) < 0)
+                goto stop;
+            ahead_slot *slot = &slots[number & mask];
+            if (skipping) {
+                skipping = 0;
+                slot->line = number;
+                slot->length = -1; /* (never a line's length: the worker handles it) */
+                slot->status = AHEAD_NONE;
+            } else {
+                if (newline - p > INT32_MAX || opens_array(p, newline))
+                    goto stop;
+                ahead_walk_line(slot, number, p, newline, limit);
+            }
+            __atomic_store_n(&header->walked, (int64_t)number, __ATOMIC_RELEASE);
+            p = newline + 1;
+        }
+        have = skipping ? 0 : end - p;
+        memmove(buffer, p, (size_t)have);
+    }
+stop:
+    free(buffer);
+    return AHEAD_STOPPED;
+}
+
+/* walk_ahead(ring, fd, limit, parent) -> int: the walker process's work (see ahead_loop()); its end
+ * state, also left in the ring. Returns at the input's end; never raises but on a bad ring. */
+static PyObject *walk_ahead(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
+{
+    (void)module;
+    Py_buffer buffer;
+    long fd, parent;
+    Py_ssize_t limit;
+    if (argc != 4 || (fd = PyLong_AsLong(argv[1])) == -1 || (limit = PyLong_AsSsize_t(argv[2])) == -1 ||
+        (parent = PyLong_AsLong(argv[3])) == -1) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "walk_ahead(ring: buffer, fd: int, limit: int, parent: int)");
+        return NULL;
+    }
+    if (fd < 0 || limit < 0 || parent <= 0) {
+        PyErr_SetString(PyExc_ValueError, "walk_ahead: fd and limit must be 0 or more, parent a pid");
+        return NULL;
+    }
+    if (PyObject_GetBuffer(argv[0], &buffer, PyBUF_WRITABLE) < 0)
+        return NULL;
+    ahead_view view;
+    if (ahead_open(&buffer, &view) < 0) {
+        PyBuffer_Release(&buffer);
+        return NULL;
+    }
+    int64_t state;
+    Py_BEGIN_ALLOW_THREADS
+    state = ahead_loop(view.header, (int)fd, limit, (pid_t)parent);
+    Py_END_ALLOW_THREADS
+    __atomic_store_n(&view.header->state, state, __ATOMIC_RELEASE);
+    PyBuffer_Release(&buffer);
+    return PyLong_FromLongLong(state);
+}
+
+#endif

@@ -1,0 +1,227 @@
+"""The owner walk done once, ahead of the ``--workers`` readers (engine/walkahead.py, _recscan_ahead.h).
+
+Property: a sharded reader given the walker's ring hands on exactly what it hands on without it
+(the same events, counts and reports), whatever the records, however far the walker got; and it
+does place from the ring every line the walker walked.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+from conftest import tracee_rules
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pytracee.engine import recscan
+from pytracee.engine.reader import DEFAULT_MAX_LINE_SIZE, EventReader
+from pytracee.engine.walkahead import FINISHED, STOPPED, WALKER_NAME, WalkAhead, ring_stats
+from record_strategies import mutated
+from test_fuzz_owner_walk import ODD_LINES
+from test_fuzz_record_extract import records
+from test_fuzz_record_scanner import _default_plan
+
+pytestmark = pytest.mark.skipif(not recscan.COMPILED, reason="the compiled scanner was not built")
+
+
+def _ring(path: Path, readers: int = 2, slots: int = 1 << 10) -> mmap.mmap:
+    from pytracee.engine import _recscan  # type: ignore[attr-defined]
+
+    ring = mmap.mmap(-1, _recscan.ahead_size(slots), flags=mmap.MAP_SHARED)
+    status = path.stat()
+    _recscan.ahead_init(ring, slots, readers, status.st_dev, status.st_ino)
+    return ring
+
+
+def _walk(ring: mmap.mmap, path: Path, limit: int = DEFAULT_MAX_LINE_SIZE) -> int:
+    """The walker's loop, run here to the input's end (the file fits in the ring: it never waits)."""
+    from pytracee.engine import _recscan
+
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return _recscan.walk_ahead(ring, fd, limit, os.getppid())  # type: ignore[no-any-return]
+    finally:
+        os.close(fd)
+
+
+def _read(path: Path, shard: tuple[int, int], ring: mmap.mmap | None) -> tuple[list[Any], int, dict[str, int]]:
+    wanted, admissions = _default_plan()
+    reader = EventReader([path], wanted_events=wanted, admissions=admissions, shard=shard, walk_ahead=ring)
+    events = [(event.location, event.raw) for event in reader]
+    return events, reader.stats.events, dict(reader.stats.skipped_by_reason)
+
+
+def _records(texts: list[bytes], limit: int = DEFAULT_MAX_LINE_SIZE) -> int:
+    """Lines the workers' compiled loop places (non-empty, starting with ``{``, within the limit)."""
+    return sum(1 for text in texts if text[:1] == b"{" and len(text) <= limit)
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow], max_examples=40, deadline=None)
+@given(st.lists(st.one_of(mutated(), records(), st.sampled_from([*ODD_LINES, b"", b"  "])), min_size=1, max_size=30))
+def test_records_placed_from_the_ring_go_where_the_workers_own_walk_puts_them(lines: list[bytes]) -> None:
+    texts = [line.replace(b"\n", b" ") for line in lines]
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch, "s.jsonl")
+        path.write_bytes(b"\n".join(texts) + b"\n")
+        ring = _ring(path)
+        assert _walk(ring, path) == FINISHED
+        for index in range(2):
+            assert _read(path, (index, 2), ring) == _read(path, (index, 2), None)
+    stats = ring_stats(ring)
+    assert stats.walked == len(texts)
+    assert stats.taken == (_records(texts), _records(texts))  # every record placed from the ring
+
+
+def test_a_partial_walk_or_another_files_walk_changes_nothing(tmp_path: Path) -> None:
+    texts = [
+        b'{"eventName":"sched_process_exec","hostProcessId":%d,"args":[]}' % (pid % 7) for pid in range(40)
+    ] + ODD_LINES
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(b"\n".join(texts[:25]) + b"\n" + texts[25][:10])  # the walker saw 25 lines, and half one
+    ring = _ring(path)
+    assert _walk(ring, path) == FINISHED
+    with path.open("wb") as out:  # (the same file, written on)
+        out.write(b"\n".join(texts) + b"\n")
+    expected = [_read(path, (index, 2), None) for index in range(2)]
+    assert [_read(path, (index, 2), ring) for index in range(2)] == expected
+    assert ring_stats(ring).taken == (25, 25)  # the rest walked by each reader
+
+    other = tmp_path / "other.jsonl"
+    other.write_bytes(path.read_bytes())
+    elsewhere = _ring(other)
+    assert _walk(elsewhere, other) == FINISHED
+    assert [_read(path, (index, 2), elsewhere) for index in range(2)] == expected
+    assert ring_stats(elsewhere).taken == (0, 0)  # not the file it walked: left alone
+
+
+def test_the_walker_stops_at_an_array_and_counts_long_lines(tmp_path: Path) -> None:
+    texts = [
+        b'{"eventName":"sched_process_exec","hostProcessId":3}',
+        b'{"eventName":"sched_process_exec","hostProcessId":4,"pad":"' + b"x" * (2 << 20) + b'"}',  # > its buffer
+        b'{"eventName":"sched_process_exec","hostProcessId":5}',
+        b"\t[",
+        b'{"eventName":"sched_process_exec","hostProcessId":6}',
+        b"]",
+        b'{"eventName":"sched_process_exec","hostProcessId":7}',
+    ]
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(b"\n".join(texts) + b"\n")
+    for limit in (DEFAULT_MAX_LINE_SIZE, 0):
+        ring = _ring(path)
+        assert _walk(ring, path, limit) == STOPPED
+        stats = ring_stats(ring)
+        assert stats.walked == 3  # the array's line and what follows: the readers'
+        wanted, admissions = _default_plan()
+        for index in range(2):
+            with_ring = EventReader(
+                [path],
+                wanted_events=wanted,
+                admissions=admissions,
+                shard=(index, 2),
+                walk_ahead=ring,
+                max_line_size=limit,
+            )
+            alone = EventReader(
+                [path], wanted_events=wanted, admissions=admissions, shard=(index, 2), max_line_size=limit
+            )
+            assert [e.location for e in with_ring] == [e.location for e in alone]
+            assert with_ring.stats.skipped_by_reason == alone.stats.skipped_by_reason
+        assert ring_stats(ring).taken == ((2, 2) if limit else (3, 3))  # the long line: too long, or walked
+
+
+def test_a_walker_a_ring_ahead_waits_for_the_slowest_reader(tmp_path: Path) -> None:
+    """A ring of 4 slots over 300 lines: the walker (a process) waits while one reader reads it
+    all, then goes on with the second; each reader's records are what it reads without a ring."""
+    texts = [b'{"eventName":"sched_process_exec","hostProcessId":%d}' % pid for pid in range(300)]
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(b"\n".join(texts) + b"\n")
+    walker = WalkAhead.start(str(path), 2, DEFAULT_MAX_LINE_SIZE, slots=4)
+    assert walker is not None
+    try:
+        for index in range(2):
+            wanted, admissions = _default_plan()
+            reader = EventReader(
+                [path], wanted_events=wanted, admissions=admissions, shard=(index, 2), walk_ahead=walker.ring
+            )
+            assert [e.location for e in reader] == [f"{path}:{n}" for n in range(index + 1, 301, 2)]
+        stats = walker.stats()
+        assert stats.walked <= 300 and sum(stats.taken) <= 600
+    finally:
+        pid = walker.pid
+        walker.stop()
+    assert pid is not None
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # ended and reaped
+    assert not _walkers()
+
+
+def test_only_a_regular_uncompressed_file_is_walked_ahead(tmp_path: Path) -> None:
+    import gzip
+
+    packed = tmp_path / "s.jsonl.gz"
+    packed.write_bytes(gzip.compress(b'{"eventName":"x"}\n'))
+    assert WalkAhead.start(str(packed), 2, 0) is None
+    assert WalkAhead.start(str(tmp_path), 2, 0) is None  # a directory
+    assert WalkAhead.start(str(tmp_path / "missing"), 2, 0) is None  # the reader reports it
+    assert WalkAhead.start(str(packed), 1, 0) is None  # one process walks for itself
+    fifo = tmp_path / "events.fifo"
+    os.mkfifo(fifo)
+    assert WalkAhead.start(str(fifo), 2, 0) is None  # (at once: no writer waited for)
+    assert not _walkers()
+
+
+def test_bad_rings_are_refused() -> None:
+    from pytracee.engine import _recscan
+
+    with pytest.raises(ValueError, match="power of two"):
+        _recscan.ahead_init(bytearray(1 << 20), 3, 2, 0, 0)
+    with pytest.raises(ValueError, match="smaller"):
+        _recscan.ahead_init(bytearray(64), 4, 2, 0, 0)
+    with pytest.raises(ValueError, match="not a walk-ahead ring"):
+        ring_stats(bytearray(1 << 16))
+    plan = ({}, {}, None, frozenset(), 0, 2, {}, {}, (), None, frozenset(), None, 0, bytearray(1 << 16))
+    with pytest.raises(ValueError, match="not a walk-ahead ring"):
+        _recscan.scan_lines(b'{"eventName":"x"}\n', 0, 0, 100, plan)
+    with pytest.raises(ValueError, match="bad plan"):  # a ring without shards
+        _recscan.scan_lines(b"", 0, 0, 100, (*plan[:5], 0, *plan[6:]))
+
+
+def test_tracee_rules_workers_place_records_from_the_walk(tmp_path: Path) -> None:
+    """End to end: the walker walks the file while the signatures load and the workers run, the
+    workers place records from its ring, and the findings are one process's."""
+    from test_parallel_replay import _findings, _summary, _workload
+
+    path = tmp_path / "w.jsonl"
+    stats = _workload(path, 5_000, seed=11, mix="heavy")
+    one = tracee_rules("--input", str(path), "--output-template", "rawjson", "--log", "debug")
+    two = tracee_rules("--input", str(path), "--output-template", "rawjson", "--workers", "2", "--log", "debug")
+    assert _findings(two) == _findings(one)
+    assert sum(_findings(one).values()) == sum(stats.expected_findings.values())
+    assert _summary(two.stderr) == _summary(one.stderr)
+    assert "walked ahead" not in one.stderr  # one process walks nothing for others
+    found = re.search(
+        r"walked ahead: (\d+) lines \((\w+)\); placed from the walk, per worker: (\d+), (\d+)", two.stderr
+    )
+    assert found is not None, two.stderr
+    assert (int(found[1]), found[2]) == (5_000, "finished")
+    assert all(0 < int(taken) <= 5_000 for taken in found.group(3, 4))  # (all, unless the walker lagged)
+
+
+def test_a_run_that_fails_after_the_walker_started_stops_it(tmp_path: Path) -> None:
+    from pytracee.engine.cli.tracee_rules import main
+
+    path = tmp_path / "w.jsonl"
+    path.write_bytes(b'{"eventName":"sched_process_exec","hostProcessId":3}\n' * 100)
+    assert main(["--input", str(path), "--workers", "2", "--rules", "lang:nope"]) == 2  # (a usage error)
+    assert not _walkers()  # the walker was stopped and reaped
+
+
+def _walkers() -> list[psutil.Process]:
+    """This process's walkers, running or not reaped."""
+    return [child for child in psutil.Process().children() if child.name() == WALKER_NAME.decode()]
