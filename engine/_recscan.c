@@ -656,7 +656,9 @@ static PyObject *scan_lines(PyObject *module, PyObject *const *argv, Py_ssize_t 
                 PyErr_SetString(PyExc_ValueError, "scan_lines: a bad plan");
             return NULL;
         }
-        if (ahead_open(&ring_buffer, &ahead) < 0) {
+        if (ahead_open(&ring_buffer, &ahead) < 0 || ahead.header->readers != count) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "scan_lines: a bad plan (the ring is for another count of shards)");
             PyBuffer_Release(&ring_buffer);
             return NULL;
         }
@@ -855,6 +857,7 @@ PyMODINIT_FUNC PyInit__recscan(void)
     if (init_member_names() < 0 || init_decoded_keys() < 0)
         return NULL;
     init_walk();
+    init_ahead();
     if (init_shards() < 0)
         return NULL;
     if (!ORIGIN_HOST || !ORIGIN_CONTAINER || !ORIGIN_CONTAINER_INIT || !EMPTY)

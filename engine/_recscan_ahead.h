@@ -21,11 +21,13 @@
 #define PYTRACEE_RECSCAN_AHEAD_H
 
 #include <errno.h>
+#include <limits.h>
 #include <time.h>
 #include <unistd.h>
 
 #define AHEAD_MAGIC 0x64616568416b6c57ULL /* "WlkAhead" */
 #define AHEAD_MAX_READERS 254
+#define AHEAD_MAX_SLOTS (1 << 24)
 #define AHEAD_NONE 0   /* a line the walker did not walk (blank, not a record, too long): the worker's */
 #define AHEAD_WALKED 1 /* walk_owner() answered OK: the fields below */
 #define AHEAD_UNSURE 2 /* walk_owner() was not sure: the worker places it as place_record() does then */
@@ -37,6 +39,7 @@
 
 typedef struct {
     int64_t line;     /* the line number the slot holds */
+    uint64_t digest;  /* line_digest() of the line: a file written over in place is not taken for the one walked */
     int64_t host_pid; /* hostProcessId, 0 when absent */
     int32_t length;   /* the line's length, without its newline */
     int32_t status;   /* AHEAD_NONE, AHEAD_WALKED or AHEAD_UNSURE */
@@ -74,7 +77,8 @@ static int ahead_open(Py_buffer *buffer, ahead_view *view)
 {
     ahead_header *header = buffer->buf;
     if ((size_t)buffer->len < sizeof(ahead_header) || buffer->readonly || header->magic != AHEAD_MAGIC ||
-        header->slots <= 0 || (header->slots & (header->slots - 1)) != 0 || header->readers <= 0 ||
+        header->slots <= 0 || header->slots > AHEAD_MAX_SLOTS || (header->slots & (header->slots - 1)) != 0 ||
+        header->readers <= 0 ||
         header->readers > AHEAD_MAX_READERS ||
         (size_t)buffer->len < sizeof(ahead_header) + (size_t)header->slots * sizeof(ahead_slot)) {
         PyErr_SetString(PyExc_ValueError, "not a walk-ahead ring (ahead_init())");
@@ -88,16 +92,85 @@ static int ahead_open(Py_buffer *buffer, ahead_view *view)
     return 0;
 }
 
-/* The slot of line `number` (of `length` bytes) if the walker has written it, else NULL. */
-static inline const ahead_slot *ahead_slot_of(ahead_view *view, Py_ssize_t number, Py_ssize_t length)
+/* A digest of the line's bytes (CRC-32C in two lanes where the processor has it, else a multiply
+ * and xor per 8 bytes): both sides compute it the same way in one process tree (init_walk() chose). */
+static uint64_t digest_portable(const unsigned char *p, Py_ssize_t n)
+{
+    uint64_t h = 0x9E3779B97F4A7C15ULL ^ (uint64_t)n, word;
+    for (; n >= 8; p += 8, n -= 8) {
+        memcpy(&word, p, 8);
+        h = (h ^ word) * 0xFF51AFD7ED558CCDULL;
+        h ^= h >> 32;
+    }
+    for (; n > 0; p++, n--)
+        h = (h ^ *p) * 0x100000001B3ULL;
+    return h;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define DIGEST_SSE42
+__attribute__((target("sse4.2"))) static uint64_t digest_sse42(const unsigned char *p, Py_ssize_t n)
+{
+    uint64_t a = 0xFFFFFFFFULL ^ (uint64_t)n, b = 0x12345678ULL, word;
+    for (; n >= 16; p += 16, n -= 16) {
+        memcpy(&word, p, 8);
+        a = __builtin_ia32_crc32di(a, word);
+        memcpy(&word, p + 8, 8);
+        b = __builtin_ia32_crc32di(b, word);
+    }
+    for (; n > 0; p++, n--)
+        a = __builtin_ia32_crc32qi((unsigned)a, *p);
+    return a << 32 | (b & 0xFFFFFFFFULL);
+}
+#endif
+
+static uint64_t (*line_digest)(const unsigned char *, Py_ssize_t) = digest_portable;
+
+static void init_ahead(void)
+{
+#ifdef DIGEST_SSE42
+    if (__builtin_cpu_supports("sse4.2"))
+        line_digest = digest_sse42;
+#endif
+}
+
+/* A copy of the slot of line `number` [line, line + length) if the walker has written it (the same
+ * line number, length and digest), else 0. */
+static inline int ahead_slot_of(ahead_view *view, Py_ssize_t number, const unsigned char *line, Py_ssize_t length,
+                                ahead_slot *copy)
 {
     if (number > view->walked) {
         view->walked = __atomic_load_n(&view->header->walked, __ATOMIC_ACQUIRE);
         if (number > view->walked)
-            return NULL;
+            return 0;
     }
-    const ahead_slot *slot = &view->slots[number & view->mask];
-    return slot->line == number && slot->length == length ? slot : NULL;
+    memcpy(copy, &view->slots[number & view->mask], sizeof(*copy));
+    return copy->line == number && copy->length == length && copy->digest == line_digest(line, length);
+}
+
+/* Whether [at, at + len) lies within a line of `length` bytes (at -1: absent, when `absent_ok`). */
+static inline int within(int32_t at, int32_t len, Py_ssize_t length, int absent_ok)
+{
+    if (at < 0)
+        return absent_ok && at == -1;
+    return len >= 0 && (Py_ssize_t)at + len <= length;
+}
+
+/* Whether the walk in `slot` fits its line (offsets within it, the name plain printable ASCII, as the
+ * walk reads names): a ring's content is not trusted further than that. */
+static int slot_fits(const ahead_slot *slot, const unsigned char *line)
+{
+    Py_ssize_t length = slot->length;
+    if (!within(slot->name_at, slot->name_len, length, 0) || slot->name_len == 0 ||
+        !within(slot->id_at, slot->id_len, length, 1) || !within(slot->flat_at, slot->flat_len, length, 1) ||
+        !(slot->entity_at == -1 || (slot->entity_at >= 0 && slot->entity_at < length)) || slot->deepest < 0)
+        return 0;
+    for (int32_t i = 0; i < slot->name_len; i++) {
+        unsigned char c = line[slot->name_at + i];
+        if (c < 0x20 || c >= 0x7F || c == '"' || c == '\\')
+            return 0;
+    }
+    return 1;
 }
 
 /* Everything up to line `lineno` placed by worker `index`: the walker may reuse those slots. */
@@ -116,8 +189,10 @@ static Py_ssize_t place_ahead(ahead_view *view, const unsigned char *line, const
                               Py_ssize_t number, Py_ssize_t count, PyObject *decoded, PyObject *observed, envelope *e,
                               int *deepest, int *by_key, PyObject **name)
 {
-    const ahead_slot *slot = view->header == NULL ? NULL : ahead_slot_of(view, number, newline - line);
-    if (slot == NULL || slot->status == AHEAD_NONE)
+    ahead_slot copy;
+    const ahead_slot *slot = &copy;
+    if (view->header == NULL || !ahead_slot_of(view, number, line, newline - line, &copy) ||
+        !(slot->status == AHEAD_UNSURE || (slot->status == AHEAD_WALKED && slot_fits(slot, line))))
         return place_record(line, newline, number, count, decoded, observed, e, deepest, by_key, name);
     *name = NULL;
     view->taken++;
@@ -160,6 +235,7 @@ static void ahead_walk_line(ahead_slot *slot, Py_ssize_t number, const unsigned 
     slot->status = AHEAD_NONE;
     if (length == 0 || line[0] != '{' || length > limit)
         return;
+    slot->digest = line_digest(line, length);
     envelope_init(&e, NULL);
     if (walk_owner(line, newline, &e, &deepest) != OK) {
         slot->status = AHEAD_UNSURE;
@@ -189,17 +265,19 @@ static int opens_array(const unsigned char *line, const unsigned char *newline)
 
 /* Wait until every worker has placed line `number` - slots (its slot is free): 0, or -1 when the
  * parent is gone (its workers with it). */
-static int ahead_wait(ahead_header *header, Py_ssize_t number, pid_t parent)
+static int ahead_wait(ahead_header *header, Py_ssize_t number, pid_t parent, int64_t *slowest)
 {
     int64_t free_from = (int64_t)number - header->slots;
+    if (*slowest >= free_from) /* (as last read: the workers only move on) */
+        return 0;
     for (;;) {
-        int64_t slowest = INT64_MAX;
+        *slowest = INT64_MAX;
         for (int64_t r = 0; r < header->readers; r++) {
             int64_t placed = __atomic_load_n(&header->placed[r][0], __ATOMIC_ACQUIRE);
-            if (placed < slowest)
-                slowest = placed;
+            if (placed < *slowest)
+                *slowest = placed;
         }
-        if (slowest >= free_from)
+        if (*slowest >= free_from)
             return 0;
         if (getppid() != parent)
             return -1;
@@ -294,15 +372,16 @@ static PyObject *ahead_size(PyObject *module, PyObject *slots)
 }
 
 /* The walker's loop over the file `fd` from its start: every line's walk into the ring, until the
- * input's end (AHEAD_FINISHED) or a line that opens an array, a read error, a line too long to hold
- * when `limit` is 0, or the parent's end (AHEAD_STOPPED). Lines longer than `limit` (0: none) are
- * counted, not walked, as the reader counts and skips them. */
+ * input's end (AHEAD_FINISHED) or a line that opens an array, a read error or the parent's end
+ * (AHEAD_STOPPED). Lines longer than `limit` (0: none) or than the buffer (up to 1 GiB) are counted,
+ * not walked: the workers walk them, or report them, themselves. */
 static int64_t ahead_loop(ahead_header *header, int fd, Py_ssize_t limit, pid_t parent)
 {
     ahead_slot *slots = (ahead_slot *)(header + 1);
     int64_t mask = header->slots - 1;
     Py_ssize_t capacity = AHEAD_BUFFER, have = 0, number = 0;
     int skipping = 0; /* inside a line longer than the buffer can hold: counted at its newline */
+    int64_t slowest = 0; /* the slowest worker's last line placed, as last read */
     unsigned char *buffer = malloc((size_t)capacity);
     if (buffer == NULL)
         return AHEAD_STOPPED;
@@ -317,6 +396,8 @@ static int64_t ahead_loop(ahead_header *header, int fd, Py_ssize_t limit, pid_t 
                 buffer = grown;
                 capacity *= 2;
             } else { /* longer than the limit: skipped by the reader, counted at its newline */
+                if (!skipping && opens_array(buffer, buffer + have))
+                    break; /* (an array: the reader numbers its lines itself) */
                 skipping = 1;
                 have = 0;
             }
@@ -331,7 +412,7 @@ static int64_t ahead_loop(ahead_header *header, int fd, Py_ssize_t limit, pid_t 
         const unsigned char *p = buffer, *end = buffer + have + got, *newline;
         while ((newline = memchr(p, '\n', (size_t)(end - p))) != NULL) {
             number++;
-            if (ahead_wait(header, number, parent) < 0)
+            if (ahead_wait(header, number, parent, &slowest) < 0)
                 goto stop;
             ahead_slot *slot = &slots[number & mask];
             if (skipping) {
@@ -361,15 +442,15 @@ static PyObject *walk_ahead(PyObject *module, PyObject *const *argv, Py_ssize_t 
 {
     (void)module;
     Py_buffer buffer;
-    long fd, parent;
-    Py_ssize_t limit;
-    if (argc != 4 || (fd = PyLong_AsLong(argv[1])) == -1 || (limit = PyLong_AsSsize_t(argv[2])) == -1 ||
-        (parent = PyLong_AsLong(argv[3])) == -1) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_TypeError, "walk_ahead(ring: buffer, fd: int, limit: int, parent: int)");
+    if (argc != 4) {
+        PyErr_SetString(PyExc_TypeError, "walk_ahead(ring: buffer, fd: int, limit: int, parent: int)");
         return NULL;
     }
-    if (fd < 0 || limit < 0 || parent <= 0) {
+    long fd = PyLong_AsLong(argv[1]), parent = fd == -1 && PyErr_Occurred() ? 0 : PyLong_AsLong(argv[3]);
+    Py_ssize_t limit = PyErr_Occurred() ? 0 : PyLong_AsSsize_t(argv[2]);
+    if (PyErr_Occurred())
+        return NULL;
+    if (fd < 0 || fd > INT_MAX || limit < 0 || parent <= 0 || parent > INT_MAX) {
         PyErr_SetString(PyExc_ValueError, "walk_ahead: fd and limit must be 0 or more, parent a pid");
         return NULL;
     }

@@ -8,8 +8,10 @@ walker process reads the input file and leaves each record's walk in a ring of s
 (``engine/_recscan_ahead.h``), from which the workers' compiled loop places the records it reaches.
 
 * The answers are the workers' own: the slot holds what their walk would read, as offsets into the
-  same line, and a worker walks a line itself wherever the walker has not been (yet), so a slow,
-  stopped or failed walker costs time, never a record or a finding.
+  same line, and a worker takes it only if it fits the line the worker read (its number, length
+  and digest; the offsets within it). It walks a line itself wherever the walker has not been
+  (yet), so a slow, stopped or failed walker, or a file written over meanwhile, costs time, never a
+  record or a finding.
 * The workers never wait for the walker; the walker waits for the slowest worker when it is a
   ring (:data:`SLOTS` lines) ahead, so memory stays bounded whatever the input's size.
 * Only a single regular, uncompressed file is walked; the walker stops at a line that opens a JSON
@@ -20,6 +22,7 @@ walker process reads the input file and leaves each record's walk in a ring of s
 from __future__ import annotations
 
 import contextlib
+import logging
 import mmap
 import os
 import signal
@@ -29,10 +32,14 @@ from typing import Final, NamedTuple
 from .lifetime import end_with, libc_prctl
 from .recscan import compiled_module as _recscan
 
+log = logging.getLogger("pytracee")
+
 __all__ = ["SLOTS", "WALKER_NAME", "AheadStats", "WalkAhead", "ring_for", "ring_stats"]
 
-#: Lines the walker may be ahead of the slowest worker (the ring's slots, 56 bytes each).
+#: Lines the walker may be ahead of the slowest worker (the ring's slots, 64 bytes each).
 SLOTS: Final = 1 << 16
+#: The most workers a ring serves.
+MAX_READERS: Final = 254
 #: The walker process's name (``ps``, ``top``).
 WALKER_NAME: Final = b"walk-ahead"
 _PR_SET_NAME: Final = 15
@@ -85,8 +92,8 @@ class WalkAhead:
     @classmethod
     def start(cls, path: str, readers: int, max_line_size: int, slots: int = SLOTS) -> WalkAhead | None:
         """Fork the walker of ``path`` for ``readers`` workers (``max_line_size`` as the reader's)."""
-        if _recscan is None or readers < 2:
-            return None
+        if _recscan is None or not 2 <= readers <= MAX_READERS:
+            return None  # (each worker past 254 walks for itself)
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)  # (a FIFO: not waited for)
         except OSError:
@@ -94,26 +101,30 @@ class WalkAhead:
         try:
             status = os.fstat(fd)
             if not stat.S_ISREG(status.st_mode) or os.pread(fd, 2, 0) == b"\x1f\x8b":
+                os.close(fd)
                 return None  # (gzip: the reader decompresses it)
             ring = mmap.mmap(-1, _recscan.ahead_size(slots), flags=mmap.MAP_SHARED)
             _recscan.ahead_init(ring, slots, readers, status.st_dev, status.st_ino)
             parent, prctl = os.getpid(), libc_prctl()
             pid = os.fork()
-            if pid == 0:  # the walker: never returns
-                code = 1
-                try:
-                    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-                        signal.signal(sig, signal.SIG_DFL)
-                    end_with(parent, prctl)
-                    if prctl is not None:  # named in ps and top (and told apart from the workers)
-                        prctl(_PR_SET_NAME, WALKER_NAME, 0, 0, 0)
-                    _recscan.walk_ahead(ring, fd, max_line_size, parent)
-                    code = 0
-                finally:
-                    os._exit(code)
-            return cls(ring, pid)
-        finally:
+        except OSError as exc:  # no memory, no process left: the workers walk for themselves
             os.close(fd)
+            log.debug("no walk ahead: %s", exc)
+            return None
+        if pid == 0:  # the walker: never returns
+            code = 1
+            try:
+                for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                    signal.signal(sig, signal.SIG_DFL)
+                end_with(parent, prctl)
+                if prctl is not None:  # its name (comm) in ps -o comm and top: told apart from the workers
+                    prctl(_PR_SET_NAME, WALKER_NAME, 0, 0, 0)
+                _recscan.walk_ahead(ring, fd, max_line_size, parent)
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(fd)
+        return cls(ring, pid)
 
     def stats(self) -> AheadStats:
         """How far the walker went, and how many lines each worker placed from its ring."""

@@ -7,6 +7,7 @@ does place from the ring every line the walker walked.
 
 from __future__ import annotations
 
+import json
 import mmap
 import os
 import re
@@ -20,12 +21,14 @@ from conftest import tracee_rules
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pytracee.engine import recscan
+from pytracee.engine.context.state import ContextSettings, EventContext
 from pytracee.engine.reader import DEFAULT_MAX_LINE_SIZE, EventReader
 from pytracee.engine.walkahead import FINISHED, STOPPED, WALKER_NAME, WalkAhead, ring_stats
 from record_strategies import mutated
 from test_fuzz_owner_walk import ODD_LINES
 from test_fuzz_record_extract import records
 from test_fuzz_record_scanner import _default_plan
+from test_lazy_events import _planned_reader, _snapshot, _stream_record
 
 pytestmark = pytest.mark.skipif(not recscan.COMPILED, reason="the compiled scanner was not built")
 
@@ -149,9 +152,12 @@ def test_a_walker_a_ring_ahead_waits_for_the_slowest_reader(tmp_path: Path) -> N
             reader = EventReader(
                 [path], wanted_events=wanted, admissions=admissions, shard=(index, 2), walk_ahead=walker.ring
             )
+            if index == 1:  # reader 1 has placed nothing yet: the walker waits 4 lines ahead of it
+                assert _settled(walker) == (4, 0)
             assert [e.location for e in reader] == [f"{path}:{n}" for n in range(index + 1, 301, 2)]
-        stats = walker.stats()
-        assert stats.walked <= 300 and sum(stats.taken) <= 600
+        assert _settled(walker) == (300, FINISHED)  # reader 1 read on to the end: so could the walker
+        taken = walker.stats().taken  # reader 0 found 4 lines walked at most; reader 1 those, and more
+        assert taken[0] <= 4 <= taken[1] < 150  # as it read on (a chunk at a time), the walker followed
     finally:
         pid = walker.pid
         walker.stop()
@@ -159,6 +165,20 @@ def test_a_walker_a_ring_ahead_waits_for_the_slowest_reader(tmp_path: Path) -> N
     with pytest.raises(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)  # ended and reaped
     assert not _walkers()
+
+
+def _settled(walker: WalkAhead) -> tuple[int, int]:
+    """The walker's (last line walked, state) once it stops moving (at most 10 s)."""
+    import time
+
+    deadline, last = time.monotonic() + 10, None
+    while time.monotonic() < deadline:
+        stats = walker.stats()
+        if (stats.walked, stats.state) == last:
+            return last
+        last = (stats.walked, stats.state)
+        time.sleep(0.05)  # (the walker sleeps 5 ms at a time when the ring is full)
+    raise AssertionError(f"the walker kept moving: {last}")
 
 
 def test_only_a_regular_uncompressed_file_is_walked_ahead(tmp_path: Path) -> None:
@@ -170,6 +190,7 @@ def test_only_a_regular_uncompressed_file_is_walked_ahead(tmp_path: Path) -> Non
     assert WalkAhead.start(str(tmp_path), 2, 0) is None  # a directory
     assert WalkAhead.start(str(tmp_path / "missing"), 2, 0) is None  # the reader reports it
     assert WalkAhead.start(str(packed), 1, 0) is None  # one process walks for itself
+    assert WalkAhead.start(str(packed), 255, 0) is None  # more workers than a ring serves
     fifo = tmp_path / "events.fifo"
     os.mkfifo(fifo)
     assert WalkAhead.start(str(fifo), 2, 0) is None  # (at once: no writer waited for)
@@ -190,6 +211,104 @@ def test_bad_rings_are_refused() -> None:
         _recscan.scan_lines(b'{"eventName":"x"}\n', 0, 0, 100, plan)
     with pytest.raises(ValueError, match="bad plan"):  # a ring without shards
         _recscan.scan_lines(b"", 0, 0, 100, (*plan[:5], 0, *plan[6:]))
+
+
+def _tree_replay(path: Path, shard: tuple[int, int], ring: mmap.mmap | None) -> tuple[Any, ...]:
+    """A worker's reader with its process tree learning from the other worker's records: what it
+    delivers and counts, and its tree."""
+    context = EventContext(ContextSettings())
+    reader = _planned_reader([path], context, shard, walk_ahead=ring)
+    delivered = []
+    for event in reader:
+        context.observe(event)
+        delivered.append((event.location, event.raw))
+    assert context.tree is not None
+    return delivered, reader.stats.events, dict(reader.stats.skipped_by_reason), _snapshot(context.tree)
+
+
+#: Records whose walk the tree and the nesting check read: a process's entity id changing (a reused
+#: pid), another worker's exec of it, and an event of `direct` nested deeper than the scanner reads.
+def _record(name: str, pid: int, args: list[Any], **fields: Any) -> bytes:
+    return json.dumps({"eventName": name, "hostProcessId": pid, **fields, "args": args}).encode()
+
+
+def _path(value: str) -> dict[str, Any]:
+    return {"name": "pathname", "type": "const char*", "value": value}
+
+
+ENTITY_AND_NESTING = [
+    _record(
+        "sched_process_exec",
+        3,
+        [_path("/bin/a")],
+        hostThreadId=3,
+        threadStartTime=1000,
+        processEntityId=100,
+        processName="a",
+    ),
+    _record("ptrace", 3, [{"name": "request", "type": "long", "value": 0}], processEntityId=100, processName="a"),
+    # pid 3 again, another process (its entity id differs): the other worker's tree learns it too
+    _record("ptrace", 3, [{"name": "request", "type": "long", "value": 0}], processEntityId=200, processName="b"),
+    _record("sched_process_exec", 4, [_path("/bin/c")], hostParentProcessId=3, parentEntityId=200, processEntityId=300),
+    _record("sched_process_exec", 6, [{"name": "x", "type": "int", "value": json.loads("[" * 40 + "]" * 40)}]),
+]
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow], max_examples=30, deadline=None)
+@given(st.lists(_stream_record(), min_size=1, max_size=12))
+def test_workers_trees_learn_the_same_from_a_ring(records: list[bytes]) -> None:
+    """With their process trees learning from each other's records (the walk's entity ids and
+    nesting read from the ring), the workers deliver, count and learn what they do without it."""
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch, "s.jsonl")
+        path.write_bytes(b"\n".join([*ENTITY_AND_NESTING, *records]) + b"\n")
+        ring = _ring(path)
+        assert _walk(ring, path) in (FINISHED, STOPPED)  # (stopped at a line that opens an array)
+        for index in range(2):
+            assert _tree_replay(path, (index, 2), ring) == _tree_replay(path, (index, 2), None)
+    assert ring_stats(ring).taken[0] >= len(ENTITY_AND_NESTING)
+
+
+def test_a_file_written_over_in_place_is_not_placed_from_its_old_walk(tmp_path: Path) -> None:
+    """The same inode, lines of the same lengths, other processes: each line's digest tells them apart."""
+    path = tmp_path / "s.jsonl"
+    before = [b'{"eventName":"sched_process_exec","hostProcessId":%d}' % (10 + pid) for pid in range(20)]
+    path.write_bytes(b"\n".join(before) + b"\n")
+    ring = _ring(path)
+    assert _walk(ring, path) == FINISHED
+    after = [b'{"eventName":"sched_process_exec","hostProcessId":%d}' % (31 + pid) for pid in range(20)]
+    with path.open("r+b") as out:  # (written over, not replaced: the same device and inode)
+        out.write(b"\n".join(after) + b"\n")
+    for index in range(2):
+        assert _read(path, (index, 2), ring) == _read(path, (index, 2), None)
+    assert ring_stats(ring).taken == (0, 0)
+
+
+def test_a_ring_whose_slots_point_outside_their_line_is_not_trusted(tmp_path: Path) -> None:
+    """Slots written by something else than the walker (the digest right, the offsets wrong): the
+    workers walk those lines themselves."""
+    import struct
+
+    from pytracee.engine import _recscan
+
+    header, slot_size = _recscan.ahead_size(0), _recscan.ahead_size(1) - _recscan.ahead_size(0)
+    assert (header, slot_size) == (16384, 64)  # (the layout of _recscan_ahead.h, written below)
+    texts = [b'{"eventName":"sched_process_exec","hostProcessId":%d}' % pid for pid in range(1, 9)]
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(b"\n".join(texts) + b"\n")
+    expected = [_read(path, (index, 2), None) for index in range(2)]
+    for field, value in ((6, 10_000), (7, 2**31 - 1), (6, -5), (8, 2**31 - 1), (12, 10_000), (13, -2)):
+        ring = _ring(path, slots=16)
+        assert _walk(ring, path) == FINISHED
+        for number in range(1, 9):  # name_at, name_len, id_at, entity_at, deepest: out of the line
+            at = header + slot_size * number + 24 + 4 * (field - 4)
+            ring[at : at + 4] = struct.pack("<i", value)
+        assert [_read(path, (index, 2), ring) for index in range(2)] == expected
+        assert ring_stats(ring).taken == (0, 0) or field == 13  # (deepest -2: refused; see below)
+    ring = _ring(path, slots=16)
+    assert _walk(ring, path) == FINISHED
+    with pytest.raises(ValueError, match="another count of shards"):
+        _read(path, (0, 3), ring)
 
 
 def test_tracee_rules_workers_place_records_from_the_walk(tmp_path: Path) -> None:
@@ -213,13 +332,23 @@ def test_tracee_rules_workers_place_records_from_the_walk(tmp_path: Path) -> Non
     assert all(0 < int(taken) <= 5_000 for taken in found.group(3, 4))  # (all, unless the walker lagged)
 
 
-def test_a_run_that_fails_after_the_walker_started_stops_it(tmp_path: Path) -> None:
+def test_a_run_that_fails_after_the_walker_started_stops_it(tmp_path: Path, monkeypatch: Any) -> None:
     from pytracee.engine.cli.tracee_rules import main
 
+    started: list[WalkAhead | None] = []
+    real_start = WalkAhead.start
+
+    def start(*args: Any, **kwargs: Any) -> WalkAhead | None:
+        started.append(real_start(*args, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(WalkAhead, "start", start)
     path = tmp_path / "w.jsonl"
     path.write_bytes(b'{"eventName":"sched_process_exec","hostProcessId":3}\n' * 100)
     assert main(["--input", str(path), "--workers", "2", "--rules", "lang:nope"]) == 2  # (a usage error)
-    assert not _walkers()  # the walker was stopped and reaped
+    assert len(started) == 1 and started[0] is not None and started[0].pid is None  # started, then stopped
+    assert not _walkers()  # and reaped
+    assert main(["--input", str(path), "--workers", "255", "--rules", "lang:nope"]) == 2  # none: no failure
 
 
 def _walkers() -> list[psutil.Process]:
