@@ -662,6 +662,7 @@ static PyObject *scan_lines(PyObject *module, PyObject *const *argv, Py_ssize_t 
             PyBuffer_Release(&ring_buffer);
             return NULL;
         }
+        ahead.names_ok = __atomic_load_n(&ahead.header->placed[index][2], __ATOMIC_ACQUIRE) == 1;
     }
     const unsigned char *base = (const unsigned char *)PyBytes_AS_STRING(argv[0]);
     Py_ssize_t size = PyBytes_GET_SIZE(argv[0]);
@@ -819,6 +820,10 @@ static PyMethodDef methods[] = {
      "ahead_size(slots) -> int: the bytes of a walk-ahead ring of that many slots."},
     {"ahead_init", (PyCFunction)(void (*)(void))ahead_init, METH_FASTCALL,
      "ahead_init(ring, slots, readers, device, inode): a walk-ahead ring of that file for `readers` workers."},
+    {"ahead_names", (PyCFunction)(void (*)(void))ahead_names, METH_FASTCALL,
+     "ahead_names(ring, decoded, observed) -> bool: the events decoded and observed, published for the walker."},
+    {"ahead_accept", (PyCFunction)(void (*)(void))ahead_accept, METH_FASTCALL,
+     "ahead_accept(ring, index, decoded, observed) -> bool: worker `index` takes the walker's answers by names."},
     {"ahead_stats", (PyCFunction)ahead_stats, METH_O,
      "ahead_stats(ring) -> (device, inode, walked, state, taken): the walk so far; per worker, lines placed from it."},
     {"walk_ahead", (PyCFunction)(void (*)(void))walk_ahead, METH_FASTCALL,

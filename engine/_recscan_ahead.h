@@ -31,6 +31,9 @@
 #define AHEAD_NONE 0   /* a line the walker did not walk (blank, not a record, too long): the worker's */
 #define AHEAD_WALKED 1 /* walk_owner() answered OK: the fields below */
 #define AHEAD_UNSURE 2 /* walk_owner() was not sure: the worker places it as place_record() does then */
+#define AHEAD_NOBODY 3 /* nobody_decodes() with the names the main process published: placed by its line */
+#define AHEAD_NAMES (32 * 1024) /* room for the names of the events decoded and observed */
+#define AHEAD_EVERY UINT32_MAX  /* (decoded_count) every event is decoded */
 #define AHEAD_WALKING 0
 #define AHEAD_FINISHED 1 /* the input's end */
 #define AHEAD_STOPPED 2  /* a line the reader handles otherwise (an array), or an error: the rest is the workers' */
@@ -59,8 +62,14 @@ typedef struct {
     int64_t walked; /* the last line whose slot is written */
     int64_t state;  /* AHEAD_WALKING, AHEAD_FINISHED or AHEAD_STOPPED */
     int64_t pad1[6];
-    /* each worker's last line placed, then how many it placed from the ring, on a cache line of its own */
+    /* each worker's last line placed, how many it placed from the ring, and whether its names are
+     * those published (ahead_accept()), on a cache line of its own */
     int64_t placed[AHEAD_MAX_READERS][8];
+    /* the events decoded and observed (scan_lines' plan), published once by the main process when
+     * the signatures are loaded (names_ready, release), for the walker's nobody_decodes() */
+    int64_t names_ready;
+    uint32_t decoded_count, observed_count, names_len;
+    char names[AHEAD_NAMES]; /* decoded_count, then observed_count names, each ending with a NUL */
 } ahead_header;
 
 /* A worker's view of the ring, for one scan_lines call. */
@@ -70,6 +79,7 @@ typedef struct {
     int64_t mask;
     int64_t walked; /* `walked` as last read */
     int64_t taken;  /* lines placed from the ring in this call */
+    int names_ok;   /* this worker's names are those published: its AHEAD_NOBODY slots are its answers */
 } ahead_view;
 
 /* The ring in `buffer` (a writable buffer holding one, from ahead_init()), or an exception. */
@@ -89,6 +99,7 @@ static int ahead_open(Py_buffer *buffer, ahead_view *view)
     view->mask = header->slots - 1;
     view->walked = __atomic_load_n(&header->walked, __ATOMIC_ACQUIRE);
     view->taken = 0;
+    view->names_ok = 0;
     return 0;
 }
 
@@ -192,10 +203,13 @@ static Py_ssize_t place_ahead(ahead_view *view, const unsigned char *line, const
     ahead_slot copy;
     const ahead_slot *slot = &copy;
     if (view->header == NULL || !ahead_slot_of(view, number, line, newline - line, &copy) ||
-        !(slot->status == AHEAD_UNSURE || (slot->status == AHEAD_WALKED && slot_fits(slot, line))))
+        !(slot->status == AHEAD_UNSURE || (slot->status == AHEAD_NOBODY && view->names_ok) ||
+          (slot->status == AHEAD_WALKED && slot_fits(slot, line))))
         return place_record(line, newline, number, count, decoded, observed, e, deepest, by_key, name);
     *name = NULL;
     view->taken++;
+    if (slot->status == AHEAD_NOBODY) /* nobody_decodes() said so, with this worker's names */
+        return number % count;
     if (slot->status == AHEAD_UNSURE) { /* place_record()'s answer when the walk is not sure */
         int nobody = nobody_decodes(line, newline, decoded, observed);
         return nobody < 0 ? -2 : nobody ? number % count : -1;
@@ -223,9 +237,10 @@ static inline int32_t offset_in(const unsigned char *line, const unsigned char *
     return at == NULL ? -1 : (int32_t)(at - line);
 }
 
-/* Write the walk of line `number` [line, newline) into its slot (`limit`: the longest record). */
+/* Write the walk of line `number` [line, newline) into its slot (`limit`: the longest record;
+ * `decoded` and `observed`, when not NULL, the names published: a record nobody decodes is not walked). */
 static void ahead_walk_line(ahead_slot *slot, Py_ssize_t number, const unsigned char *line,
-                            const unsigned char *newline, Py_ssize_t limit)
+                            const unsigned char *newline, Py_ssize_t limit, PyObject *decoded, PyObject *observed)
 {
     Py_ssize_t length = newline - line;
     envelope e;
@@ -236,6 +251,15 @@ static void ahead_walk_line(ahead_slot *slot, Py_ssize_t number, const unsigned 
     if (length == 0 || line[0] != '{' || length > limit)
         return;
     slot->digest = line_digest(line, length);
+    if (decoded != NULL) {
+        int nobody = nobody_decodes(line, newline, decoded, observed);
+        if (nobody < 0)
+            PyErr_Clear(); /* (no memory for a name: walked as without the names) */
+        if (nobody > 0) {
+            slot->status = AHEAD_NOBODY;
+            return;
+        }
+    }
     envelope_init(&e, NULL);
     if (walk_owner(line, newline, &e, &deepest) != OK) {
         slot->status = AHEAD_UNSURE;
@@ -358,6 +382,114 @@ static PyObject *ahead_stats(PyObject *module, PyObject *ring)
     return stats;
 }
 
+/* 0 when `set` (a frozenset of str) holds exactly the `count` names from *at on (each ending with a
+ * NUL; *at moved past them), 1 when not, -1 on an error. */
+static int names_differ(PyObject *set, uint32_t count, const char **at, const char *end)
+{
+    if (!PyFrozenSet_Check(set) || PySet_GET_SIZE(set) != (Py_ssize_t)count)
+        return 1;
+    for (uint32_t i = 0; i < count; i++) {
+        const char *stop = *at < end ? memchr(*at, '\0', (size_t)(end - *at)) : NULL;
+        if (stop == NULL)
+            return 1;
+        PyObject *name = PyUnicode_DecodeUTF8(*at, stop - *at, "strict");
+        int held = name == NULL ? -1 : PySet_Contains(set, name);
+        Py_XDECREF(name);
+        if (held <= 0)
+            return held < 0 ? -1 : 1;
+        *at = stop + 1;
+    }
+    return 0;
+}
+
+/* ahead_names(ring, decoded, observed) -> bool: publish the events decoded (a frozenset of str, or
+ * None: every event) and observed (a frozenset of str) for the walker's nobody_decodes(), once;
+ * False when they do not fit (the walker walks every record then). */
+static PyObject *ahead_names(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
+{
+    (void)module;
+    Py_buffer buffer;
+    ahead_view view;
+    if (argc != 3 || !(argv[1] == Py_None || PyFrozenSet_Check(argv[1])) || !PyFrozenSet_Check(argv[2])) {
+        PyErr_SetString(PyExc_TypeError, "ahead_names(ring, decoded: frozenset | None, observed: frozenset)");
+        return NULL;
+    }
+    if (PyObject_GetBuffer(argv[0], &buffer, PyBUF_WRITABLE) < 0)
+        return NULL;
+    if (ahead_open(&buffer, &view) < 0) {
+        PyBuffer_Release(&buffer);
+        return NULL;
+    }
+    ahead_header *header = view.header;
+    int fits = __atomic_load_n(&header->names_ready, __ATOMIC_ACQUIRE) == 0;
+    size_t used = 0;
+    for (int k = argv[1] == Py_None ? 1 : 0; fits && k < 2; k++) {
+        PyObject *names = PyObject_GetIter(argv[1 + k]), *name;
+        while (fits && names != NULL && (name = PyIter_Next(names)) != NULL) {
+            Py_ssize_t len;
+            const char *utf8 = PyUnicode_Check(name) ? PyUnicode_AsUTF8AndSize(name, &len) : NULL;
+            if (utf8 == NULL || memchr(utf8, '\0', (size_t)len) != NULL || used + (size_t)len + 1 > AHEAD_NAMES) {
+                fits = 0;
+            } else {
+                memcpy(header->names + used, utf8, (size_t)len + 1);
+                used += (size_t)len + 1;
+            }
+            Py_DECREF(name);
+        }
+        if (names == NULL || PyErr_Occurred()) {
+            PyErr_Clear();
+            fits = 0;
+        }
+        Py_XDECREF(names);
+    }
+    if (fits) {
+        header->decoded_count = argv[1] == Py_None ? AHEAD_EVERY : (uint32_t)PySet_GET_SIZE(argv[1]);
+        header->observed_count = (uint32_t)PySet_GET_SIZE(argv[2]);
+        header->names_len = (uint32_t)used;
+        __atomic_store_n(&header->names_ready, 1, __ATOMIC_RELEASE);
+    }
+    PyBuffer_Release(&buffer);
+    return PyBool_FromLong(fits);
+}
+
+/* ahead_accept(ring, index, decoded, observed) -> bool: whether worker `index`'s names (scan_lines'
+ * plan) are those published, so that it takes the walker's AHEAD_NOBODY slots as its own answers;
+ * noted in the ring for its scan_lines. */
+static PyObject *ahead_accept(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
+{
+    (void)module;
+    Py_buffer buffer;
+    ahead_view view;
+    Py_ssize_t index;
+    if (argc != 4 || ((index = PyLong_AsSsize_t(argv[1])) == -1 && PyErr_Occurred())) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "ahead_accept(ring, index: int, decoded, observed)");
+        return NULL;
+    }
+    if (PyObject_GetBuffer(argv[0], &buffer, PyBUF_WRITABLE) < 0)
+        return NULL;
+    if (ahead_open(&buffer, &view) < 0 || index < 0 || index >= view.header->readers) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "ahead_accept: no such worker");
+        PyBuffer_Release(&buffer);
+        return NULL;
+    }
+    ahead_header *header = view.header;
+    int same = 0;
+    if (__atomic_load_n(&header->names_ready, __ATOMIC_ACQUIRE) && header->decoded_count != AHEAD_EVERY &&
+        argv[2] != Py_None) {
+        const char *at = header->names, *end = header->names + header->names_len;
+        int differ = names_differ(argv[2], header->decoded_count, &at, end);
+        if (differ == 0)
+            differ = names_differ(argv[3], header->observed_count, &at, end);
+        same = differ < 0 ? -1 : differ == 0;
+    }
+    if (same >= 0)
+        __atomic_store_n(&header->placed[index][2], (int64_t)same, __ATOMIC_RELEASE);
+    PyBuffer_Release(&buffer);
+    return same < 0 ? NULL : PyBool_FromLong(same);
+}
+
 static PyObject *ahead_size(PyObject *module, PyObject *slots)
 {
     (void)module;
@@ -375,8 +507,44 @@ static PyObject *ahead_size(PyObject *module, PyObject *slots)
  * input's end (AHEAD_FINISHED) or a line that opens an array, a read error or the parent's end
  * (AHEAD_STOPPED). Lines longer than `limit` (0: none) or than the buffer (up to 1 GiB) are counted,
  * not walked: the workers walk them, or report them, themselves. */
+/* The names the main process published, as the frozensets of scan_lines' plan (*decoded None when
+ * every event is decoded); 0, or -1 (an error cleared) when they cannot be built. */
+static int ahead_sets(const ahead_header *header, PyObject **decoded, PyObject **observed)
+{
+    PyObject *sets[2] = {NULL, NULL};
+    uint32_t counts[2] = {header->decoded_count, header->observed_count};
+    const char *at = header->names, *end = header->names + header->names_len;
+    for (int k = 0; k < 2; k++) {
+        if (k == 0 && counts[0] == AHEAD_EVERY) {
+            sets[0] = Py_NewRef(Py_None);
+            continue;
+        }
+        PyObject *names = PyList_New(0);
+        for (uint32_t i = 0; names != NULL && i < counts[k]; i++) {
+            const char *stop = at < end ? memchr(at, '\0', (size_t)(end - at)) : NULL;
+            PyObject *name = stop == NULL ? NULL : PyUnicode_DecodeUTF8(at, stop - at, "strict");
+            if (name == NULL || PyList_Append(names, name) < 0)
+                Py_CLEAR(names);
+            Py_XDECREF(name);
+            at = stop == NULL ? end : stop + 1;
+        }
+        sets[k] = names == NULL ? NULL : PyFrozenSet_New(names);
+        Py_XDECREF(names);
+        if (sets[k] == NULL) {
+            Py_XDECREF(sets[0]);
+            PyErr_Clear();
+            return -1;
+        }
+    }
+    *decoded = sets[0];
+    *observed = sets[1];
+    return 0;
+}
+
 static int64_t ahead_loop(ahead_header *header, int fd, Py_ssize_t limit, pid_t parent)
 {
+    PyObject *decoded = NULL, *observed = NULL; /* the names, once published */
+    int named = 0;                                /* looked for them, found or not */
     ahead_slot *slots = (ahead_slot *)(header + 1);
     int64_t mask = header->slots - 1;
     Py_ssize_t capacity = AHEAD_BUFFER, have = 0, number = 0;
@@ -402,11 +570,18 @@ static int64_t ahead_loop(ahead_header *header, int fd, Py_ssize_t limit, pid_t 
                 have = 0;
             }
         }
+        if (!named && __atomic_load_n(&header->names_ready, __ATOMIC_ACQUIRE)) {
+            named = 1;
+            if (ahead_sets(header, &decoded, &observed) == 0 && decoded == Py_None)
+                Py_CLEAR(decoded); /* (every event decoded: no shortcut) */
+        }
         ssize_t got = read(fd, buffer + have, (size_t)(capacity - have));
         if (got < 0 && errno == EINTR)
             continue;
         if (got <= 0) {
             free(buffer);
+            Py_XDECREF(decoded);
+            Py_XDECREF(observed);
             return got == 0 ? AHEAD_FINISHED : AHEAD_STOPPED;
         }
         const unsigned char *p = buffer, *end = buffer + have + got, *newline;
@@ -423,7 +598,7 @@ static int64_t ahead_loop(ahead_header *header, int fd, Py_ssize_t limit, pid_t 
             } else {
                 if (newline - p > INT32_MAX || opens_array(p, newline))
                     goto stop;
-                ahead_walk_line(slot, number, p, newline, limit);
+                ahead_walk_line(slot, number, p, newline, limit, decoded, observed);
             }
             __atomic_store_n(&header->walked, (int64_t)number, __ATOMIC_RELEASE);
             p = newline + 1;
@@ -433,6 +608,8 @@ static int64_t ahead_loop(ahead_header *header, int fd, Py_ssize_t limit, pid_t 
     }
 stop:
     free(buffer);
+    Py_XDECREF(decoded);
+    Py_XDECREF(observed);
     return AHEAD_STOPPED;
 }
 
@@ -461,10 +638,7 @@ static PyObject *walk_ahead(PyObject *module, PyObject *const *argv, Py_ssize_t 
         PyBuffer_Release(&buffer);
         return NULL;
     }
-    int64_t state;
-    Py_BEGIN_ALLOW_THREADS
-    state = ahead_loop(view.header, (int)fd, limit, (pid_t)parent);
-    Py_END_ALLOW_THREADS
+    int64_t state = ahead_loop(view.header, (int)fd, limit, (pid_t)parent); /* (its process's only thread) */
     __atomic_store_n(&view.header->state, state, __ATOMIC_RELEASE);
     PyBuffer_Release(&buffer);
     return PyLong_FromLongLong(state);

@@ -279,7 +279,7 @@ class EventReader:
         for event_name, admission in admissions.items():
             if isinstance(admission, Admission):
                 fast[event_name], arg_table[event_name] = admission.admits, admission.arg_names
-        decoded = None if wanted is None else frozenset(wanted) | frozenset(admissions)
+        decoded, shown = placement_names(wanted, admissions, others)
         owners: dict[str, int] = {}  # container id -> its shard
         actions: dict[str, int] = {}  # 0: a known event nobody wants (the compiled loop counts those itself)
         # event -> origin -> (argument, {value: admitted?}): admissions' answers per value (those that read one argument)
@@ -289,7 +289,6 @@ class EventReader:
         plain = _compiled_plain_event
         direct = frozenset(wanted).difference(lazy) if wanted is not None and plain is not None else frozenset()
         if scan is not None and _compiled_scan_lines is not None:
-            shown = frozenset(observed) if observe is not None else frozenset()
             # sharded, the compiled loop reads in place what the tree needs of other shards' records
             tree_reads = shard is not None and observe_fields is not None
             tree_args = dict(args_read) if tree_reads else None
@@ -310,7 +309,7 @@ class EventReader:
                 direct,
                 tree_args,
                 len(LAZY_FIELDS),
-                ring_for(self.walk_ahead, self.current_fd),
+                ring_for(self.walk_ahead, self.current_fd, index, decoded, shown),
             )
 
             def left_out(records: int) -> None:
@@ -552,8 +551,7 @@ class EventReader:
         if self.shard is None:
             return None
         count = self.shard[1]
-        wanted = self.wanted_events
-        decoded = None if wanted is None else frozenset(wanted) | frozenset(self.admissions)
+        decoded, _ = placement_names(self.wanted_events, self.admissions, None)
 
         def owner(text: bytes, line: int, guess: str) -> int:
             return record_owner(text, line, count, decoded, guess)
@@ -707,6 +705,15 @@ def _show_to(observe: Callable[[Event], object], raw: Any, text: bytes, name: st
 
 def _unreported(where: str, line: int, reason: str, detail: str) -> None:
     """Another shard's bad record: its owner reports it."""
+
+
+def placement_names(
+    wanted: Collection[str] | None, admissions: Mapping[str, Any], others: ObserveOthers | None
+) -> tuple[frozenset[str] | None, frozenset[str]]:
+    """What a sharded reader places records by: the events decoded (whole or by admission; None:
+    every event), which go by process, and those every shard's process tree is shown (``others``)."""
+    decoded = None if wanted is None else frozenset(wanted) | frozenset(admissions)
+    return decoded, frozenset(others.names) if others is not None else frozenset()
 
 
 def record_owner(text: bytes, line: int, count: int, decoded: Collection[str] | None, guess: str | None = None) -> int:

@@ -66,8 +66,12 @@ def ring_stats(ring: object) -> AheadStats:
     return AheadStats(*_recscan.ahead_stats(ring))
 
 
-def ring_for(ring: object | None, fd: int | None) -> object | None:
-    """``ring`` if it is the walk of the file open as ``fd``, else None (its reader walks alone)."""
+def ring_for(
+    ring: object | None, fd: int | None, index: int, decoded: frozenset[str] | None, observed: frozenset[str]
+) -> object | None:
+    """``ring`` if it is the walk of the file open as ``fd``, else None (its reader walks alone).
+    Worker ``index`` takes the records the walker placed by the names published
+    (:meth:`WalkAhead.publish`) only if ``decoded`` and ``observed`` are those names."""
     if ring is None or fd is None:
         return None
     try:
@@ -75,7 +79,10 @@ def ring_for(ring: object | None, fd: int | None) -> object | None:
     except OSError:
         return None
     stats = ring_stats(ring)
-    return ring if (status.st_dev, status.st_ino) == (stats.device, stats.inode) else None
+    if (status.st_dev, status.st_ino) != (stats.device, stats.inode):
+        return None
+    _recscan.ahead_accept(ring, index, decoded, observed)
+    return ring
 
 
 class WalkAhead:
@@ -125,6 +132,13 @@ class WalkAhead:
                 os._exit(code)
         os.close(fd)
         return cls(ring, pid)
+
+    def publish(self, decoded: frozenset[str] | None, observed: frozenset[str]) -> bool:
+        """Tell the walker the events the workers decode (None: all) and those their trees are shown
+        (:func:`~pytracee.engine.reader.placement_names`), once the signatures are loaded: from then
+        on it places a record nobody decodes by its line, as the workers would, without walking it.
+        False when the names do not fit in the ring (it walks every record then)."""
+        return bool(_recscan.ahead_names(self.ring, decoded, observed))
 
     def stats(self) -> AheadStats:
         """How far the walker went, and how many lines each worker placed from its ring."""

@@ -21,8 +21,9 @@ from conftest import tracee_rules
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pytracee.engine import recscan
+from pytracee.engine.context.proctree import CONSUMED_EVENTS
 from pytracee.engine.context.state import ContextSettings, EventContext
-from pytracee.engine.reader import DEFAULT_MAX_LINE_SIZE, EventReader
+from pytracee.engine.reader import DEFAULT_MAX_LINE_SIZE, EventReader, ObserveOthers, placement_names
 from pytracee.engine.walkahead import FINISHED, STOPPED, WALKER_NAME, WalkAhead, ring_stats
 from record_strategies import mutated
 from test_fuzz_owner_walk import ODD_LINES
@@ -40,6 +41,14 @@ def _ring(path: Path, readers: int = 2, slots: int = 1 << 10) -> mmap.mmap:
     status = path.stat()
     _recscan.ahead_init(ring, slots, readers, status.st_dev, status.st_ino)
     return ring
+
+
+def _publish(ring: mmap.mmap, others: Any = None) -> None:
+    """Publish the default plan's names (and those of ``others``' tree) for the walker, as tracee-rules does."""
+    from pytracee.engine import _recscan
+
+    wanted, admissions = _default_plan()
+    assert _recscan.ahead_names(ring, *placement_names(wanted, admissions, others))
 
 
 def _walk(ring: mmap.mmap, path: Path, limit: int = DEFAULT_MAX_LINE_SIZE) -> int:
@@ -66,13 +75,19 @@ def _records(texts: list[bytes], limit: int = DEFAULT_MAX_LINE_SIZE) -> int:
 
 
 @settings(suppress_health_check=[HealthCheck.too_slow], max_examples=40, deadline=None)
-@given(st.lists(st.one_of(mutated(), records(), st.sampled_from([*ODD_LINES, b"", b"  "])), min_size=1, max_size=30))
-def test_records_placed_from_the_ring_go_where_the_workers_own_walk_puts_them(lines: list[bytes]) -> None:
+@given(
+    st.lists(st.one_of(mutated(), records(), st.sampled_from([*ODD_LINES, b"", b"  "])), min_size=1, max_size=30),
+    st.booleans(),
+)
+def test_records_placed_from_the_ring_go_where_the_workers_own_walk_puts_them(lines: list[bytes], named: bool) -> None:
+    """With the names published (the records nobody decodes placed by their lines) or not."""
     texts = [line.replace(b"\n", b" ") for line in lines]
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch, "s.jsonl")
         path.write_bytes(b"\n".join(texts) + b"\n")
         ring = _ring(path)
+        if named:
+            _publish(ring)
         assert _walk(ring, path) == FINISHED
         for index in range(2):
             assert _read(path, (index, 2), ring) == _read(path, (index, 2), None)
@@ -263,10 +278,43 @@ def test_workers_trees_learn_the_same_from_a_ring(records: list[bytes]) -> None:
         path = Path(scratch, "s.jsonl")
         path.write_bytes(b"\n".join([*ENTITY_AND_NESTING, *records]) + b"\n")
         ring = _ring(path)
+        _publish(ring, ObserveOthers(CONSUMED_EVENTS, print, print, (), {}))  # (only its names are read)
         assert _walk(ring, path) in (FINISHED, STOPPED)  # (stopped at a line that opens an array)
         for index in range(2):
             assert _tree_replay(path, (index, 2), ring) == _tree_replay(path, (index, 2), None)
     assert ring_stats(ring).taken[0] >= len(ENTITY_AND_NESTING)
+
+
+def test_records_nobody_decodes_are_placed_by_their_line_only_with_the_workers_own_names(tmp_path: Path) -> None:
+    """Once the names are published, the walker places a record nobody decodes by its line without
+    walking it; a worker takes that answer only if its own names are those published."""
+    from pytracee.engine import _recscan
+
+    texts = [b'{"eventName":"read","hostProcessId":%d}' % pid for pid in range(10)]  # nobody decodes a read
+    texts += [b'{"eventName":"sched_process_exec","hostProcessId":%d}' % pid for pid in range(10)]
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(b"\n".join(texts) + b"\n")
+    expected = [_read(path, (index, 2), None) for index in range(2)]
+    ring = _ring(path)
+    _publish(ring)
+    assert _walk(ring, path) == FINISHED
+    assert [_read(path, (index, 2), ring) for index in range(2)] == expected
+    assert ring_stats(ring).taken == (20, 20)
+    wanted, admissions = _default_plan()
+    decoded, observed = placement_names(wanted, admissions, None)
+    assert _recscan.ahead_accept(ring, 0, decoded, observed)
+    assert not _recscan.ahead_accept(ring, 0, decoded | {"read"}, observed)  # a worker that decodes reads
+    assert not _recscan.ahead_accept(ring, 0, decoded, observed | {"read"})
+    assert not _recscan.ahead_accept(ring, 0, None, observed)
+
+    other = _ring(path)  # names other than the workers': the walker places the execs by their lines too
+    assert _recscan.ahead_names(other, decoded - {"sched_process_exec"}, observed)
+    assert _walk(other, path) == FINISHED
+    assert [_read(path, (index, 2), other) for index in range(2)] == expected
+    assert ring_stats(other).taken == (0, 0)  # which the workers do not take: each walks every line itself
+    assert not _recscan.ahead_names(other, decoded, observed)  # once only
+    too_many = _ring(path)
+    assert not _recscan.ahead_names(too_many, frozenset(f"e{n:05}" for n in range(6000)), observed)
 
 
 def test_a_file_written_over_in_place_is_not_placed_from_its_old_walk(tmp_path: Path) -> None:
@@ -292,7 +340,7 @@ def test_a_ring_whose_slots_point_outside_their_line_is_not_trusted(tmp_path: Pa
     from pytracee.engine import _recscan
 
     header, slot_size = _recscan.ahead_size(0), _recscan.ahead_size(1) - _recscan.ahead_size(0)
-    assert (header, slot_size) == (16384, 64)  # (the layout of _recscan_ahead.h, written below)
+    assert slot_size == 64  # (the layout of _recscan_ahead.h's slots, written below)
     texts = [b'{"eventName":"sched_process_exec","hostProcessId":%d}' % pid for pid in range(1, 9)]
     path = tmp_path / "s.jsonl"
     path.write_bytes(b"\n".join(texts) + b"\n")

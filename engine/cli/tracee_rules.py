@@ -34,7 +34,7 @@ from ..output.printer import complete_standard_output
 from ..output.templates import TemplateError
 from ..parallel import replay_sharded
 from ..plugins import PluginManager
-from ..reader import DEFAULT_MAX_LINE_SIZE, STDIN, EventReader, ObserveOthers
+from ..reader import DEFAULT_MAX_LINE_SIZE, STDIN, EventReader, ObserveOthers, placement_names
 from ..safetext import EscapingLogFilter
 from ..session import Session, SessionConfig, signature_id_order
 from ..sources import EventSource
@@ -317,6 +317,10 @@ def _list_or_replay(
         else None
     )
 
+    plan = session.reader_plan()
+    if walker is not None:  # from here on, the walker places by their names the records nobody decodes
+        walker.publish(*placement_names(plan["wanted_events"], plan["admissions"], tree_events))
+
     def reader_of(shard: tuple[int, int] | None = None) -> EventReader:
         return EventReader(
             inputs,
@@ -325,7 +329,7 @@ def _list_or_replay(
             shard=shard,
             observe_others=tree_events,
             walk_ahead=walker.ring if walker is not None else None,
-            **session.reader_plan(),
+            **plan,
         )
 
     for sig in (signal.SIGINT, signal.SIGTERM):  # finish signatures and outputs, once
