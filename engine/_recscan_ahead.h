@@ -38,6 +38,7 @@
 #define AHEAD_FINISHED 1 /* the input's end */
 #define AHEAD_STOPPED 2  /* a line the reader handles otherwise (an array), or an error: the rest is the workers' */
 #define AHEAD_BUFFER (1 << 20)
+#define AHEAD_MAX_BUFFER (64 << 20) /* the walker holds no longer line: the workers walk those */
 #define AHEAD_WAIT_NS (5 * 1000 * 1000) /* the walker's sleep when the ring is full */
 
 typedef struct {
@@ -505,7 +506,7 @@ static PyObject *ahead_size(PyObject *module, PyObject *slots)
 
 /* The walker's loop over the file `fd` from its start: every line's walk into the ring, until the
  * input's end (AHEAD_FINISHED) or a line that opens an array, a read error or the parent's end
- * (AHEAD_STOPPED). Lines longer than `limit` (0: none) or than the buffer (up to 1 GiB) are counted,
+ * (AHEAD_STOPPED). Lines longer than `limit` (0: none) or than the buffer (up to 64 MiB) are counted,
  * not walked: the workers walk them, or report them, themselves. */
 /* The names the main process published, as the frozensets of scan_lines' plan (*decoded None when
  * every event is decoded); 0, or -1 (an error cleared) when they cannot be built. */
@@ -557,7 +558,7 @@ static int64_t ahead_loop(ahead_header *header, int fd, Py_ssize_t limit, pid_t 
         limit = PY_SSIZE_T_MAX;
     for (;;) {
         if (have == capacity) { /* a line longer than the buffer */
-            if (capacity <= limit && capacity < ((Py_ssize_t)1 << 30)) {
+            if (capacity <= limit && capacity < AHEAD_MAX_BUFFER) {
                 unsigned char *grown = realloc(buffer, (size_t)capacity * 2);
                 if (grown == NULL)
                     break;

@@ -153,6 +153,31 @@ def test_the_walker_stops_at_an_array_and_counts_long_lines(tmp_path: Path) -> N
         assert ring_stats(ring).taken == ((2, 2) if limit else (3, 3))  # the long line: too long, or walked
 
 
+def test_the_walker_holds_no_line_longer_than_64_mib(tmp_path: Path) -> None:
+    """Without a limit (--max-line-size 0) the readers take any line; the walker counts one longer
+    than its largest buffer without holding it, and the readers walk it themselves."""
+    texts = [
+        b'{"eventName":"sched_process_exec","hostProcessId":3}',
+        b'{"eventName":"sched_process_exec","hostProcessId":4,"pad":"' + b"x" * (65 << 20) + b'"}',
+        b'{"eventName":"sched_process_exec","hostProcessId":5}',
+    ]
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(b"\n".join(texts) + b"\n")
+    ring = _ring(path)
+    assert _walk(ring, path, 0) == FINISHED
+    wanted, admissions = _default_plan()
+    for index in range(2):
+        readers = [
+            EventReader(
+                [path], wanted_events=wanted, admissions=admissions, shard=(index, 2), walk_ahead=r, max_line_size=0
+            )
+            for r in (ring, None)
+        ]
+        expected = [f"{path}:2"] if index == 0 else [f"{path}:1", f"{path}:3"]  # by process: 4 even, 3 and 5 odd
+        assert [[e.location for e in reader] for reader in readers] == [expected, expected]
+    assert ring_stats(ring).walked == 3 and ring_stats(ring).taken == (2, 2)
+
+
 def test_a_walker_a_ring_ahead_waits_for_the_slowest_reader(tmp_path: Path) -> None:
     """A ring of 4 slots over 300 lines: the walker (a process) waits while one reader reads it
     all, then goes on with the second; each reader's records are what it reads without a ring."""
