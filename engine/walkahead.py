@@ -37,7 +37,7 @@ log = logging.getLogger("pytracee")
 __all__ = ["SLOTS", "WALKER_NAME", "AheadStats", "WalkAhead", "ring_for", "ring_stats"]
 
 #: Lines the walker may be ahead of the slowest worker (the ring's slots, 64 bytes each).
-SLOTS: Final = 1 << 16
+SLOTS: Final = 1 << 18
 #: The most workers a ring serves.
 MAX_READERS: Final = 254
 #: The walker process's name (``ps``, ``top``).
@@ -92,9 +92,11 @@ class WalkAhead:
     single regular file, compressed, or the compiled scanner missing.
     """
 
-    def __init__(self, ring: mmap.mmap, pid: int) -> None:
+    def __init__(self, ring: mmap.mmap, pid: int, path: str, readers: int, max_line_size: int) -> None:
         self.ring = ring
         self.pid: int | None = pid
+        #: What it walks, and for whom: ``(path, readers, max_line_size)`` as :meth:`start` got them.
+        self.walks = (path, readers, max_line_size)
 
     @classmethod
     def start(cls, path: str, readers: int, max_line_size: int, slots: int = SLOTS) -> WalkAhead | None:
@@ -131,7 +133,7 @@ class WalkAhead:
             finally:
                 os._exit(code)
         os.close(fd)
-        return cls(ring, pid)
+        return cls(ring, pid, path, readers, max_line_size)
 
     def publish(self, decoded: frozenset[str] | None, observed: frozenset[str]) -> bool:
         """Tell the walker the events the workers decode (None: all) and those their trees are shown

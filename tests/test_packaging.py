@@ -117,7 +117,7 @@ def test_pytest_plugin_is_registered(installed: Path) -> None:
     dist_info = next(installed.glob("pytracee-*.dist-info"))
     entry_points = (dist_info / "entry_points.txt").read_text()
     assert "[pytest11]\npytracee = pytracee.engine.testing" in entry_points
-    assert "tracee-rules = pytracee.engine.cli.tracee_rules:main" in entry_points
+    assert "tracee-rules = pytracee.engine.cli.entry:tracee_rules" in entry_points
 
 
 def test_installed_collector_uses_the_packaged_object(installed: Path) -> None:

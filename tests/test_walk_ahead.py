@@ -427,3 +427,100 @@ def test_a_run_that_fails_after_the_walker_started_stops_it(tmp_path: Path, monk
 def _walkers() -> list[psutil.Process]:
     """This process's walkers, running or not reaped."""
     return [child for child in psutil.Process().children() if child.name() == WALKER_NAME.decode()]
+
+
+def test_the_entry_point_starts_the_walker_only_from_a_plain_command_line(tmp_path: Path, capsys: Any) -> None:
+    from pytracee.engine.cli.entry import early_walker
+
+    path = tmp_path / "w.jsonl"
+    path.write_bytes(b'{"eventName":"sched_process_exec","hostProcessId":3}\n' * 10)
+    walker = early_walker(["--input", str(path), "--workers", "2", "--output-template", "rawjson"])
+    assert walker is not None
+    walker.stop()
+    assert walker.walks == (str(path), 2, DEFAULT_MAX_LINE_SIZE)
+    for doubtful in (
+        ["--input", str(path)],  # one process
+        ["--input", str(path), "--workers", "2", "--config", "c.yaml"],  # a file may say otherwise
+        ["--input", str(path), "--input", str(path), "--workers", "2"],  # several inputs
+        ["--input-tracee", f"file:{path}", "--workers", "2"],
+        ["--inp", str(path), "--workers", "2"],  # abbreviated: the command's parser decides
+        ["--input", str(path), "--workers", "two"],  # its parser reports it
+        ["--input", str(path), "--workers"],
+        ["--input", "-", "--workers", "2"],
+    ):
+        assert early_walker(doubtful) is None, doubtful
+    assert capsys.readouterr() == ("", "")  # (nothing said: the command's parser speaks)
+    assert not _walkers()
+
+
+def test_tracee_rules_keeps_the_early_walker_only_if_its_options_agree(tmp_path: Path, monkeypatch: Any) -> None:
+    from pytracee.engine.cli.tracee_rules import main
+
+    path = tmp_path / "w.jsonl"
+    path.write_bytes(b'{"eventName":"sched_process_exec","hostProcessId":3}\n' * 100)
+    started: list[tuple[Any, ...]] = []
+    real_start = WalkAhead.start
+
+    def start(*args: Any, **kwargs: Any) -> WalkAhead | None:
+        started.append(args)
+        return real_start(*args, **kwargs)
+
+    argv = ["--input", str(path), "--workers", "2", "--rules", "lang:nope"]  # (a usage error once loaded)
+    for readers, restarted in ((2, []), (3, [(str(path), 2, DEFAULT_MAX_LINE_SIZE)])):
+        early = real_start(str(path), readers, DEFAULT_MAX_LINE_SIZE)
+        assert early is not None
+        monkeypatch.setattr(WalkAhead, "start", start)
+        started.clear()
+        assert main(argv, early) == 2
+        monkeypatch.setattr(WalkAhead, "start", real_start)
+        assert early.pid is None and started == restarted  # kept (then stopped), or stopped and replaced
+    assert not _walkers()
+
+
+def test_the_tracee_rules_command_walks_ahead_from_its_start(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from test_parallel_replay import _workload
+
+    path = tmp_path / "w.jsonl"
+    _workload(path, 3_000, seed=12, mix="heavy")
+    command = "from pytracee.engine.cli.entry import tracee_rules; raise SystemExit(tracee_rules())"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            command,
+            "--input",
+            str(path),
+            "--workers",
+            "2",
+            "--log",
+            "debug",
+            "--output",
+            str(tmp_path / "out.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "walked ahead (from the start): 3000 lines (finished)" in result.stderr
+
+
+def test_the_engine_package_imports_its_public_names_when_first_used() -> None:
+    """``pytracee.engine`` imports its public API lazily (so that the command starts its walker
+    first): every name of ``__all__`` is there, from its module, and only those."""
+    import subprocess
+    import sys
+
+    from pytracee import engine
+
+    for name in engine.__all__:
+        assert getattr(engine, name) is not None, name
+    assert set(dir(engine)) >= set(engine.__all__)
+    with pytest.raises(AttributeError):
+        engine.Evnt  # type: ignore[attr-defined]  # noqa: B018
+    probe = "import sys, pytracee.engine; print(sorted(m for m in sys.modules if m.startswith('pytracee.engine.')))"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "['pytracee.engine.compiled']"  # nothing else until used

@@ -174,8 +174,12 @@ def _workers(text: str) -> int:
     return non_negative_int("a number of processes (0: one per CPU)")(text) or len(os.sched_getaffinity(0))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run tracee-rules; returns the exit status."""
+def main(argv: Sequence[str] | None = None, early: WalkAhead | None = None) -> int:
+    """Run tracee-rules; returns the exit status.
+
+    :param early: the walker the entry point started from the command line
+        (:mod:`~pytracee.engine.cli.entry`): kept if the options parsed here agree, else stopped.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     complete_standard_output()
     pre, _ = _pre_parser().parse_known_args(argv)
@@ -213,14 +217,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     problem = _output_problem(args, inputs)
     if problem:
         return usage_error(parser, problem)
-    walker = _walk_ahead(args, inputs)  # at once: it walks while the signatures load
+    walker = _walk_ahead(args, inputs, early)  # at once: it walks while the signatures load
     try:
         return _load_and_run(args, parser, argv, pm, file_config, broken_config, inputs, walker)
     finally:
         if walker is not None:
             stats = walker.stats()
             logging.getLogger("pytracee").debug(
-                "walked ahead: %d lines (%s); placed from the walk, per worker: %s",
+                "walked ahead%s: %d lines (%s); placed from the walk, per worker: %s",
+                " (from the start)" if walker is early else "",
                 stats.walked,
                 ("walking", "finished", "stopped")[stats.state],
                 ", ".join(map(str, stats.taken)),
@@ -358,13 +363,18 @@ def _list_or_replay(
     return status
 
 
-def _walk_ahead(args: argparse.Namespace, inputs: list[str]) -> WalkAhead | None:
-    """The walker of the owners of a ``--workers`` replay's records (one regular file), else None."""
-    if args.workers < 2 or args.list or args.list_events or args.list_params or args.validate or len(inputs) != 1:
-        return None
-    if inputs[0] == STDIN or is_bus_url(inputs[0]):
-        return None
-    return WalkAhead.start(inputs[0], args.workers, args.max_line_size)
+def _walk_ahead(args: argparse.Namespace, inputs: list[str], early: WalkAhead | None) -> WalkAhead | None:
+    """The walker of the owners of a ``--workers`` replay's records (one regular file), else None:
+    ``early`` (started from the command line) if it walks that file for as many workers."""
+    listing = args.list or args.list_events or args.list_params or args.validate
+    wanted = None
+    if args.workers >= 2 and not listing and len(inputs) == 1 and inputs[0] != STDIN and not is_bus_url(inputs[0]):
+        wanted = (inputs[0], args.workers, args.max_line_size)
+    if early is not None:
+        if early.walks == wanted:
+            return early
+        early.stop()
+    return None if wanted is None else WalkAhead.start(*wanted)
 
 
 def _regular(path: str) -> bool:
