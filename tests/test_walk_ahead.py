@@ -434,10 +434,14 @@ def test_the_entry_point_starts_the_walker_only_from_a_plain_command_line(tmp_pa
 
     path = tmp_path / "w.jsonl"
     path.write_bytes(b'{"eventName":"sched_process_exec","hostProcessId":3}\n' * 10)
-    walker = early_walker(["--input", str(path), "--workers", "2", "--output-template", "rawjson"])
-    assert walker is not None
-    walker.stop()
-    assert walker.walks == (str(path), 2, DEFAULT_MAX_LINE_SIZE)
+    for plain in (
+        ["--input", str(path), "--workers", "2", "--output-template", "rawjson"],
+        ["-i", str(path), "--workers=2"],
+    ):
+        walker = early_walker(plain)
+        assert walker is not None
+        walker.stop()
+        assert walker.walks == (str(path), 2, DEFAULT_MAX_LINE_SIZE)
     for doubtful in (
         ["--input", str(path)],  # one process
         ["--input", str(path), "--workers", "2", "--config", "c.yaml"],  # a file may say otherwise

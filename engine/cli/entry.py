@@ -51,7 +51,7 @@ def early_walker(argv: Sequence[str]) -> WalkAhead | None:
     """The walker of the input that ``argv`` names plainly for ``--workers`` N >= 2, else None."""
     parser = _QuietParser(add_help=False, allow_abbrev=False)
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--input", action="append", default=[])
+    parser.add_argument("--input", "-i", action="append", default=[])
     parser.add_argument("--input-tracee", action="append", default=[])
     parser.add_argument("--max-line-size", type=int, default=DEFAULT_MAX_LINE_SIZE)
     parser.add_argument("--config")
