@@ -71,13 +71,12 @@ _PUBLIC: dict[str, str] = {
 }
 
 
-
 class _Package(types.ModuleType):
     """This package's module: ``signature`` stays the decorator when its module, ``.signature``, is
     imported (which would bind the name to the module), as the eager import used to leave it."""
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name in _PUBLIC and isinstance(value, types.ModuleType):
+        if name in _PUBLIC and isinstance(value, types.ModuleType) and value.__name__ == f"{__name__}.{name}":
             return  # (the submodule stays in sys.modules: `import pytracee.engine.signature` works)
         super().__setattr__(name, value)
 
@@ -87,15 +86,19 @@ sys.modules[__name__].__class__ = _Package
 if not TYPE_CHECKING:  # (type checkers see the imports above: a misspelt name stays an error)
 
     def __getattr__(name: str) -> Any:
-        """A public name, imported from its module on first use (then kept here)."""
-        module = _PUBLIC.get(name)
-        if module is None:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        """A public name, imported from its module on first use (then kept here); or a submodule,
+        imported (``pytracee.engine.errors`` without an import of its own, as before)."""
         import importlib
+        import importlib.util
 
-        value = getattr(importlib.import_module(module, __name__), name)
-        globals()[name] = value
-        return value
+        module = _PUBLIC.get(name)
+        if module is not None:
+            value = getattr(importlib.import_module(module, __name__), name)
+            globals()[name] = value
+            return value
+        if not name.startswith("__") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+            return importlib.import_module(f"{__name__}.{name}")
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
     def __dir__() -> list[str]:
         return sorted({*globals(), *_PUBLIC})

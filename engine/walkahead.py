@@ -81,7 +81,10 @@ def ring_for(
     stats = ring_stats(ring)
     if (status.st_dev, status.st_ino) != (stats.device, stats.inode):
         return None
-    _recscan.ahead_accept(ring, index, decoded, observed)
+    try:
+        _recscan.ahead_accept(ring, index, decoded, observed)
+    except (ValueError, MemoryError):  # (no such worker, no memory): its reader walks alone
+        return None
     return ring
 
 

@@ -331,6 +331,13 @@ def test_records_nobody_decodes_are_placed_by_their_line_only_with_the_workers_o
     assert not _recscan.ahead_accept(ring, 0, decoded | {"read"}, observed)  # a worker that decodes reads
     assert not _recscan.ahead_accept(ring, 0, decoded, observed | {"read"})
     assert not _recscan.ahead_accept(ring, 0, None, observed)
+    swapped = decoded - {"sched_process_exec"} | {"read"}  # as many names, another one
+    assert len(swapped) == len(decoded) and not _recscan.ahead_accept(ring, 0, swapped, observed)
+    moved = _ring(path)  # a name the trees are shown, not decoded: the walker must walk its records
+    assert _recscan.ahead_names(moved, decoded - {"sched_process_exec"}, frozenset({"sched_process_exec"}))
+    assert _walk(moved, path) == FINISHED
+    assert not _recscan.ahead_accept(moved, 0, decoded, observed)  # (the workers' names differ)
+    assert _recscan.ahead_accept(moved, 0, decoded - {"sched_process_exec"}, frozenset({"sched_process_exec"}))
 
     other = _ring(path)  # names other than the workers': the walker places the execs by their lines too
     assert _recscan.ahead_names(other, decoded - {"sched_process_exec"}, observed)
@@ -451,6 +458,11 @@ def test_the_entry_point_starts_the_walker_only_from_a_plain_command_line(tmp_pa
         ["--input", str(path), "--workers", "two"],  # its parser reports it
         ["--input", str(path), "--workers"],
         ["--input", "-", "--workers", "2"],
+        ["--input", str(path), "--workers", "2", "--conf", "c.yaml"],  # --config, abbreviated
+        ["--input", str(path), "--workers", "2", "--max-line", "0"],
+        ["--input", str(path), "--workers", "2", "--help"],  # nothing replayed
+        ["--input", str(path), "--workers", "2", "--list"],
+        ["--input", str(path), "--workers", "2", "--validate"],
     ):
         assert early_walker(doubtful) is None, doubtful
     assert capsys.readouterr() == ("", "")  # (nothing said: the command's parser speaks)
@@ -481,6 +493,40 @@ def test_tracee_rules_keeps_the_early_walker_only_if_its_options_agree(tmp_path:
     assert not _walkers()
 
 
+def test_an_early_walker_is_kept_only_for_the_same_file_workers_and_line_limit(tmp_path: Path) -> None:
+    import argparse
+
+    from pytracee.engine.cli.tracee_rules import _walk_ahead
+
+    path = tmp_path / "w.jsonl"
+    path.write_bytes(b'{"eventName":"sched_process_exec","hostProcessId":3}\n' * 10)
+    plain = {"workers": 2, "list": False, "list_events": False, "list_params": False, "validate": False}
+    for other, kept in (({}, True), ({"max_line_size": 0}, False), ({"workers": 3}, False), ({"list": True}, False)):
+        early = WalkAhead.start(str(path), 2, DEFAULT_MAX_LINE_SIZE)
+        assert early is not None
+        args = argparse.Namespace(**{**plain, "max_line_size": DEFAULT_MAX_LINE_SIZE, **other})
+        walker = _walk_ahead(args, [str(path)], early)
+        try:
+            assert (walker is early) == kept, other
+            assert kept or early.pid is None  # stopped when not kept
+            assert walker is None or walker.walks == (str(path), args.workers, args.max_line_size)
+        finally:
+            for started in (walker, early):
+                if started is not None:
+                    started.stop()
+    assert not _walkers()
+
+
+def test_the_entry_point_imports_only_what_the_walker_needs() -> None:
+    import subprocess
+    import sys
+
+    probe = "import sys, pytracee.engine.cli.entry; print(sorted(m for m in sys.modules if m.startswith('pytracee.')))"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    modules = ("", "._recscan", ".cli", ".cli.entry", ".compiled", ".lifetime", ".recscan", ".walkahead")
+    assert loaded.strip() == str([f"pytracee.engine{name}" for name in modules])  # not the reader, nor the engine
+
+
 def test_the_tracee_rules_command_walks_ahead_from_its_start(tmp_path: Path) -> None:
     import subprocess
     import sys
@@ -488,7 +534,7 @@ def test_the_tracee_rules_command_walks_ahead_from_its_start(tmp_path: Path) -> 
     from test_parallel_replay import _workload
 
     path = tmp_path / "w.jsonl"
-    _workload(path, 3_000, seed=12, mix="heavy")
+    _workload(path, 20_000, seed=12, mix="heavy")
     command = "from pytracee.engine.cli.entry import tracee_rules; raise SystemExit(tracee_rules())"
     result = subprocess.run(
         [
@@ -503,13 +549,25 @@ def test_the_tracee_rules_command_walks_ahead_from_its_start(tmp_path: Path) -> 
             "debug",
             "--output",
             str(tmp_path / "out.json"),
+            "--output-template",
+            "rawjson",
         ],
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    assert "walked ahead (from the start): 3000 lines (finished)" in result.stderr
+    assert "walked ahead (from the start): 20000 lines (finished)" in result.stderr
+    one = tracee_rules("--input", str(path), "--output", str(tmp_path / "one.json"), "--output-template", "rawjson")
+    assert one.returncode == 0, one.stderr
+    findings = [
+        sorted(
+            (found["SigMetadata"]["ID"], found["Context"]["hostProcessId"])
+            for found in map(json.loads, (tmp_path / name).read_text().splitlines())
+        )
+        for name in ("out.json", "one.json")
+    ]
+    assert findings[0] == findings[1] and findings[0]
 
 
 def test_the_engine_package_imports_its_public_names_when_first_used() -> None:
@@ -528,3 +586,9 @@ def test_the_engine_package_imports_its_public_names_when_first_used() -> None:
     probe = "import sys, pytracee.engine; print(sorted(m for m in sys.modules if m.startswith('pytracee.engine.')))"
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "['pytracee.engine.compiled']"  # nothing else until used
+    probe = (
+        "import types, pytracee.engine.signature, pytracee.engine as e; "
+        "assert not isinstance(e.signature, types.ModuleType) and e.signature is e.signature.__globals__['signature']; "
+        "import pytracee.engine as f; assert f.errors.ConfigError and f.events.Event; print('ok')"
+    )
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout == "ok\n"

@@ -47,8 +47,29 @@ class _QuietParser(argparse.ArgumentParser):
         raise ValueError(message)
 
 
+#: Options of a run that replays nothing, and the long options read here or that could change
+#: what they say (a prefix of one of them, which the command's parser may take for it: no guess).
+_NO_REPLAY = frozenset({"-h", "--help", "--list", "--list-events", "--list-params", "--validate", "--version"})
+_READ = ("--workers", "--input", "--input-tracee", "--max-line-size", "--config")
+
+
+def _plain(argv: Sequence[str]) -> bool:
+    """Whether ``argv`` asks for a replay in words read here without a doubt."""
+    for arg in argv:
+        if arg == "--":
+            break
+        option = arg.partition("=")[0]
+        if option in _NO_REPLAY or (
+            option.startswith("--") and option not in _READ and any(full.startswith(option) for full in _READ)
+        ):
+            return False
+    return True
+
+
 def early_walker(argv: Sequence[str]) -> WalkAhead | None:
     """The walker of the input that ``argv`` names plainly for ``--workers`` N >= 2, else None."""
+    if not _plain(argv):
+        return None
     parser = _QuietParser(add_help=False, allow_abbrev=False)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--input", "-i", action="append", default=[])

@@ -323,8 +323,10 @@ def _list_or_replay(
     )
 
     plan = session.reader_plan()
-    if walker is not None:  # from here on, the walker places by their names the records nobody decodes
-        walker.publish(*placement_names(plan["wanted_events"], plan["admissions"], tree_events))
+    if walker is not None and not walker.publish(
+        *placement_names(plan["wanted_events"], plan["admissions"], tree_events)
+    ):
+        log.debug("walk ahead: the event names do not fit in its ring: every record is walked")
 
     def reader_of(shard: tuple[int, int] | None = None) -> EventReader:
         return EventReader(
