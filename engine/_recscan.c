@@ -651,15 +651,15 @@ static PyObject *scan_lines(PyObject *module, PyObject *const *argv, Py_ssize_t 
     Py_buffer ring_buffer = {0};
     ahead_view ahead = {0};
     if (ring != Py_None) {
-        if (count == 0 || PyObject_GetBuffer(ring, &ring_buffer, PyBUF_WRITABLE) < 0) {
-            if (!PyErr_Occurred())
-                PyErr_SetString(PyExc_ValueError, "scan_lines: a bad plan");
+        if (count == 0) {
+            PyErr_SetString(PyExc_ValueError, "scan_lines: a bad plan");
             return NULL;
         }
-        if (ahead_open(&ring_buffer, &ahead) < 0 || ahead.header->readers != count) {
-            if (!PyErr_Occurred())
-                PyErr_SetString(PyExc_ValueError, "scan_lines: a bad plan (the ring is for another count of shards)");
+        if (ahead_open(ring, &ring_buffer, &ahead) < 0)
+            return NULL;
+        if (ahead.header->readers != count) {
             PyBuffer_Release(&ring_buffer);
+            PyErr_SetString(PyExc_ValueError, "scan_lines: a bad plan (the ring is for another count of shards)");
             return NULL;
         }
         ahead.names_ok = __atomic_load_n(&ahead.header->placed[index][2], __ATOMIC_ACQUIRE) == 1;

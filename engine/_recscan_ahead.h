@@ -83,15 +83,18 @@ typedef struct {
     int names_ok;   /* this worker's names are those published: its AHEAD_NOBODY slots are its answers */
 } ahead_view;
 
-/* The ring in `buffer` (a writable buffer holding one, from ahead_init()), or an exception. */
-static int ahead_open(Py_buffer *buffer, ahead_view *view)
+/* The ring `ring` (a writable buffer holding one, from ahead_init()), its buffer held in `buffer`
+ * (PyBuffer_Release() it): 0, or -1 with an exception (nothing held). */
+static int ahead_open(PyObject *ring, Py_buffer *buffer, ahead_view *view)
 {
+    if (PyObject_GetBuffer(ring, buffer, PyBUF_WRITABLE) < 0)
+        return -1;
     ahead_header *header = buffer->buf;
-    if ((size_t)buffer->len < sizeof(ahead_header) || buffer->readonly || header->magic != AHEAD_MAGIC ||
-        header->slots <= 0 || header->slots > AHEAD_MAX_SLOTS || (header->slots & (header->slots - 1)) != 0 ||
-        header->readers <= 0 ||
+    if ((size_t)buffer->len < sizeof(ahead_header) || header->magic != AHEAD_MAGIC || header->slots <= 0 ||
+        header->slots > AHEAD_MAX_SLOTS || (header->slots & (header->slots - 1)) != 0 || header->readers <= 0 ||
         header->readers > AHEAD_MAX_READERS ||
         (size_t)buffer->len < sizeof(ahead_header) + (size_t)header->slots * sizeof(ahead_slot)) {
+        PyBuffer_Release(buffer);
         PyErr_SetString(PyExc_ValueError, "not a walk-ahead ring (ahead_init())");
         return -1;
     }
@@ -328,7 +331,8 @@ static PyObject *ahead_init(PyObject *module, PyObject *const *argv, Py_ssize_t 
                             "ahead_init(ring: buffer, slots: int, readers: int, device: int, inode: int)");
         return NULL;
     }
-    if (slots <= 0 || (slots & (slots - 1)) != 0 || slots > (1 << 24) || readers < 1 || readers > AHEAD_MAX_READERS) {
+    if (slots <= 0 || (slots & (slots - 1)) != 0 || slots > AHEAD_MAX_SLOTS || readers < 1 ||
+        readers > AHEAD_MAX_READERS) {
         PyErr_SetString(PyExc_ValueError, "ahead_init: slots a power of two up to 2**24, readers 1 to 254");
         return NULL;
     }
@@ -360,12 +364,8 @@ static PyObject *ahead_stats(PyObject *module, PyObject *ring)
     (void)module;
     Py_buffer buffer;
     ahead_view view;
-    if (PyObject_GetBuffer(ring, &buffer, PyBUF_WRITABLE) < 0)
+    if (ahead_open(ring, &buffer, &view) < 0)
         return NULL;
-    if (ahead_open(&buffer, &view) < 0) {
-        PyBuffer_Release(&buffer);
-        return NULL;
-    }
     ahead_header *header = view.header;
     PyObject *taken = PyTuple_New(header->readers);
     for (Py_ssize_t r = 0; taken != NULL && r < header->readers; r++) {
@@ -383,23 +383,37 @@ static PyObject *ahead_stats(PyObject *module, PyObject *ring)
     return stats;
 }
 
-/* 0 when `set` (a frozenset of str) holds exactly the `count` names from *at on (each ending with a
- * NUL; *at moved past them), 1 when not, -1 on an error. */
-static int names_differ(PyObject *set, uint32_t count, const char **at, const char *end)
+/* The names the main process published, as the frozensets of scan_lines' plan (*decoded None when
+ * every event is decoded); 0, or -1 (an error cleared) when they cannot be built. */
+static int ahead_sets(const ahead_header *header, PyObject **decoded, PyObject **observed)
 {
-    if (!PyFrozenSet_Check(set) || PySet_GET_SIZE(set) != (Py_ssize_t)count)
-        return 1;
-    for (uint32_t i = 0; i < count; i++) {
-        const char *stop = *at < end ? memchr(*at, '\0', (size_t)(end - *at)) : NULL;
-        if (stop == NULL)
-            return 1;
-        PyObject *name = PyUnicode_DecodeUTF8(*at, stop - *at, "strict");
-        int held = name == NULL ? -1 : PySet_Contains(set, name);
-        Py_XDECREF(name);
-        if (held <= 0)
-            return held < 0 ? -1 : 1;
-        *at = stop + 1;
+    PyObject *sets[2] = {NULL, NULL};
+    uint32_t counts[2] = {header->decoded_count, header->observed_count};
+    const char *at = header->names, *end = header->names + header->names_len;
+    for (int k = 0; k < 2; k++) {
+        if (k == 0 && counts[0] == AHEAD_EVERY) {
+            sets[0] = Py_NewRef(Py_None);
+            continue;
+        }
+        PyObject *names = PyList_New(0);
+        for (uint32_t i = 0; names != NULL && i < counts[k]; i++) {
+            const char *stop = at < end ? memchr(at, '\0', (size_t)(end - at)) : NULL;
+            PyObject *name = stop == NULL ? NULL : PyUnicode_DecodeUTF8(at, stop - at, "strict");
+            if (name == NULL || PyList_Append(names, name) < 0)
+                Py_CLEAR(names);
+            Py_XDECREF(name);
+            at = stop == NULL ? end : stop + 1;
+        }
+        sets[k] = names == NULL ? NULL : PyFrozenSet_New(names);
+        Py_XDECREF(names);
+        if (sets[k] == NULL) {
+            Py_XDECREF(sets[0]);
+            PyErr_Clear();
+            return -1;
+        }
     }
+    *decoded = sets[0];
+    *observed = sets[1];
     return 0;
 }
 
@@ -415,12 +429,8 @@ static PyObject *ahead_names(PyObject *module, PyObject *const *argv, Py_ssize_t
         PyErr_SetString(PyExc_TypeError, "ahead_names(ring, decoded: frozenset | None, observed: frozenset)");
         return NULL;
     }
-    if (PyObject_GetBuffer(argv[0], &buffer, PyBUF_WRITABLE) < 0)
+    if (ahead_open(argv[0], &buffer, &view) < 0)
         return NULL;
-    if (ahead_open(&buffer, &view) < 0) {
-        PyBuffer_Release(&buffer);
-        return NULL;
-    }
     ahead_header *header = view.header;
     int fits = __atomic_load_n(&header->names_ready, __ATOMIC_ACQUIRE) == 0;
     size_t used = 0;
@@ -467,23 +477,23 @@ static PyObject *ahead_accept(PyObject *module, PyObject *const *argv, Py_ssize_
             PyErr_SetString(PyExc_TypeError, "ahead_accept(ring, index: int, decoded, observed)");
         return NULL;
     }
-    if (PyObject_GetBuffer(argv[0], &buffer, PyBUF_WRITABLE) < 0)
+    if (ahead_open(argv[0], &buffer, &view) < 0)
         return NULL;
-    if (ahead_open(&buffer, &view) < 0 || index < 0 || index >= view.header->readers) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_ValueError, "ahead_accept: no such worker");
+    if (index < 0 || index >= view.header->readers) {
         PyBuffer_Release(&buffer);
+        PyErr_SetString(PyExc_ValueError, "ahead_accept: no such worker");
         return NULL;
     }
     ahead_header *header = view.header;
     int same = 0;
+    PyObject *decoded, *observed;
     if (__atomic_load_n(&header->names_ready, __ATOMIC_ACQUIRE) && header->decoded_count != AHEAD_EVERY &&
-        argv[2] != Py_None) {
-        const char *at = header->names, *end = header->names + header->names_len;
-        int differ = names_differ(argv[2], header->decoded_count, &at, end);
-        if (differ == 0)
-            differ = names_differ(argv[3], header->observed_count, &at, end);
-        same = differ < 0 ? -1 : differ == 0;
+        argv[2] != Py_None && ahead_sets(header, &decoded, &observed) == 0) {
+        same = PyObject_RichCompareBool(argv[2], decoded, Py_EQ);
+        if (same == 1)
+            same = PyObject_RichCompareBool(argv[3], observed, Py_EQ);
+        Py_DECREF(decoded);
+        Py_DECREF(observed);
     }
     if (same >= 0)
         __atomic_store_n(&header->placed[index][2], (int64_t)same, __ATOMIC_RELEASE);
@@ -497,7 +507,7 @@ static PyObject *ahead_size(PyObject *module, PyObject *slots)
     Py_ssize_t n = PyLong_AsSsize_t(slots);
     if (n == -1 && PyErr_Occurred())
         return NULL;
-    if (n < 0 || n > (1 << 24)) {
+    if (n < 0 || n > AHEAD_MAX_SLOTS) {
         PyErr_SetString(PyExc_ValueError, "ahead_size: 0 to 2**24 slots");
         return NULL;
     }
@@ -508,40 +518,6 @@ static PyObject *ahead_size(PyObject *module, PyObject *slots)
  * input's end (AHEAD_FINISHED) or a line that opens an array, a read error or the parent's end
  * (AHEAD_STOPPED). Lines longer than `limit` (0: none) or than the buffer (up to 64 MiB) are counted,
  * not walked: the workers walk them, or report them, themselves. */
-/* The names the main process published, as the frozensets of scan_lines' plan (*decoded None when
- * every event is decoded); 0, or -1 (an error cleared) when they cannot be built. */
-static int ahead_sets(const ahead_header *header, PyObject **decoded, PyObject **observed)
-{
-    PyObject *sets[2] = {NULL, NULL};
-    uint32_t counts[2] = {header->decoded_count, header->observed_count};
-    const char *at = header->names, *end = header->names + header->names_len;
-    for (int k = 0; k < 2; k++) {
-        if (k == 0 && counts[0] == AHEAD_EVERY) {
-            sets[0] = Py_NewRef(Py_None);
-            continue;
-        }
-        PyObject *names = PyList_New(0);
-        for (uint32_t i = 0; names != NULL && i < counts[k]; i++) {
-            const char *stop = at < end ? memchr(at, '\0', (size_t)(end - at)) : NULL;
-            PyObject *name = stop == NULL ? NULL : PyUnicode_DecodeUTF8(at, stop - at, "strict");
-            if (name == NULL || PyList_Append(names, name) < 0)
-                Py_CLEAR(names);
-            Py_XDECREF(name);
-            at = stop == NULL ? end : stop + 1;
-        }
-        sets[k] = names == NULL ? NULL : PyFrozenSet_New(names);
-        Py_XDECREF(names);
-        if (sets[k] == NULL) {
-            Py_XDECREF(sets[0]);
-            PyErr_Clear();
-            return -1;
-        }
-    }
-    *decoded = sets[0];
-    *observed = sets[1];
-    return 0;
-}
-
 static int64_t ahead_loop(ahead_header *header, int fd, Py_ssize_t limit, pid_t parent)
 {
     PyObject *decoded = NULL, *observed = NULL; /* the names, once published */
@@ -632,13 +608,9 @@ static PyObject *walk_ahead(PyObject *module, PyObject *const *argv, Py_ssize_t 
         PyErr_SetString(PyExc_ValueError, "walk_ahead: fd and limit must be 0 or more, parent a pid");
         return NULL;
     }
-    if (PyObject_GetBuffer(argv[0], &buffer, PyBUF_WRITABLE) < 0)
-        return NULL;
     ahead_view view;
-    if (ahead_open(&buffer, &view) < 0) {
-        PyBuffer_Release(&buffer);
+    if (ahead_open(argv[0], &buffer, &view) < 0)
         return NULL;
-    }
     int64_t state = ahead_loop(view.header, (int)fd, limit, (pid_t)parent); /* (its process's only thread) */
     __atomic_store_n(&view.header->state, state, __ATOMIC_RELEASE);
     PyBuffer_Release(&buffer);
