@@ -6,7 +6,9 @@ buffer in between (a time-of-check/time-of-use race), so the syscall event shows
 harmless argument while the kernel acts on another. Each signature here pairs the
 syscall event (the tracer's read) with the event that carries the kernel's view of
 the same call, per thread (per process for exec, whose thread id may change), in
-either arrival order, and reports a difference on the kernel's event:
+either arrival order, and reports a difference on the kernel's event. An event
+without that id (only a damaged record lacks it) is paired with nothing, and
+counted in a warning at the end of the input.
 
 * PYT-1 (execve): ``sched_process_exec``'s ``cmdpath`` is the filename the kernel
   copied; it must equal the syscall's ``pathname``.
@@ -78,6 +80,8 @@ class _SyscallKernelPairs(Signature):
     #: Names of the syscalls and of the kernel's event.
     syscalls: tuple[str, ...] = ()
     kernel_event: str = ""
+    #: The field :meth:`key` reads (named in the warning about events without it).
+    key_field: str = "hostThreadId"
     parameters = {
         "max_pending": Param(MAX_PENDING, "unpaired events remembered per table (the oldest forgotten first)"),
         "max_pending_mib": Param(MAX_PENDING_BYTES >> 20, "MiB of unpaired events remembered per table"),
@@ -93,6 +97,7 @@ class _SyscallKernelPairs(Signature):
         # security_socket_connect through the table); such events are counted
         self._seen_kernel = self._seen_syscall = False
         self._not_held = 0
+        self._without_key = 0
 
     def key(self, event: Event) -> Hashable:
         """What pairs the two events: the host thread."""
@@ -108,6 +113,9 @@ class _SyscallKernelPairs(Signature):
 
     def on_event(self, event: Event) -> None:
         key = self.key(event)
+        if not key:  # no thread (or process) to pair by: a damaged record would pair with any other such
+            self._without_key += 1
+            return
         if event.name == self.kernel_event:
             self._seen_kernel = True
             syscall_event = self._syscall_view.pop(key)
@@ -150,10 +158,19 @@ class _SyscallKernelPairs(Signature):
                 self._not_held,
                 min(self.params.max_pending, MAX_HELD_UNSEEN),
             )
+        if self._without_key:
+            log.warning(
+                "%s: %d %s events had no %s and were not paired; tampering with those calls was not checked",
+                self.metadata.id,
+                self._without_key,
+                "/".join((*self.syscalls[:2], self.kernel_event)),
+                self.key_field,
+            )
         self._kernel_view.clear()
         self._syscall_view.clear()
         self._seen_kernel = self._seen_syscall = False
         self._not_held = 0
+        self._without_key = 0
 
 
 class ExecArgumentTampering(_SyscallKernelPairs):
@@ -174,6 +191,7 @@ class ExecArgumentTampering(_SyscallKernelPairs):
     selected_events = [select("sched_process_exec"), select("execve"), select("execveat")]
     syscalls = _EXEC_SYSCALLS
     kernel_event = "sched_process_exec"
+    key_field = "hostProcessId"
 
     def key(self, event: Event) -> Hashable:
         return event.host_process_id  # an exec from another thread takes over the leader's id

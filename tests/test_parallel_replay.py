@@ -79,7 +79,7 @@ def _workload(path: Path, events: int, seed: int, mix: str = "realistic") -> Any
 def _findings(result: Any) -> Counter[str]:
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
-    return Counter(f"{f['SigMetadata']['ID']} pid={f['Context']['hostProcessId']}" for f in lines)
+    return Counter(f"{f['SigMetadata']['ID']} pid={f['Context'].get('hostProcessId')}" for f in lines)
 
 
 def _summary(stderr: str) -> tuple[int, int, int, str]:
@@ -129,6 +129,24 @@ def test_a_process_exec_pairs_meet_in_one_worker(tmp_path: Path) -> None:
         )
         assert _findings(result) == expected, workers
         assert "unpaired" not in result.stderr
+
+
+def test_exec_halves_without_a_process_id_pair_with_nothing_in_any_mode(tmp_path: Path) -> None:
+    """A damaged record without hostProcessId has no process to pair by. Two such halves of two
+    different processes' execs must not pair: one process would report them as a tampered exec,
+    while workers, which place them apart, would not. Both are counted in a warning instead."""
+    damaged_syscall, damaged_kernel = _execve(601, "/bin/dash"), _exec(602, "/usr/bin/ps", container="c" * 64)
+    del damaged_syscall["hostProcessId"], damaged_kernel["hostProcessId"]
+    events = [damaged_syscall, damaged_kernel, _execve(603, "/bin/true"), _exec(603, "/tmp/.evil")]
+    path = tmp_path / "damaged.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    unpaired = re.compile(r"PYT-1: (\d+) execve/execveat/sched_process_exec events had no hostProcessId")
+    for workers in ("1", "2"):
+        result = tracee_rules(
+            "--input", str(path), "--rules", "PYT-1", "--output-template", "rawjson", "--workers", workers
+        )
+        assert _findings(result) == Counter({"PYT-1 pid=603": 1}), workers
+        assert sum(int(n) for n in unpaired.findall(result.stderr)) == 2, result.stderr
 
 
 def test_workers_find_what_one_process_finds_on_the_workload(tmp_path: Path) -> None:

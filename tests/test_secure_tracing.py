@@ -254,3 +254,32 @@ def test_a_call_left_unchecked_does_not_shift_the_pairs() -> None:
         *connect_pair(inet("127.0.0.1", 9), inet("127.0.0.1", 9)),
     ]
     assert_silent(ConnectArgumentTampering, events)
+
+
+def test_events_without_the_id_they_pair_by_pair_with_nothing_and_are_counted(caplog) -> None:
+    """A damaged record without hostThreadId (hostProcessId for exec) has no call to pair with:
+    two such halves of different calls would otherwise make a tampering finding out of nothing."""
+    from pytracee.engine.dispatch import Engine
+
+    exec_halves = [e for pid in (41, 42) for e in exec_pair("/bin/sh", "/bin/sh", pid=pid)]
+    exec_halves[0].fields["hostProcessId"] = 0  # /bin/sh's execve, then another process's exec of /bin/ls
+    exec_halves[3].fields["hostProcessId"] = 0
+    exec_halves[3].fields["args"][0]["value"] = "/bin/ls"
+    connect_halves = list(connect_pair(inet("127.0.0.1", 1), inet("127.0.0.1", 1), tid=51))
+    connect_halves += connect_pair(inet("127.0.0.1", 2), inet("127.0.0.1", 2), tid=52)
+    connect_halves[0].fields["hostThreadId"] = 0
+    connect_halves[3].fields["hostThreadId"] = 0
+    for signature, halves, field in (
+        (ExecArgumentTampering(), exec_halves, "hostProcessId"),
+        (ConnectArgumentTampering(), connect_halves, "hostThreadId"),
+    ):
+        caplog.clear()
+        findings: list = []
+        engine = Engine([signature], findings.append)
+        for event in halves:
+            engine.dispatch(event)
+        engine.complete()
+        assert findings == [], signature.metadata.id
+        warnings = [r.getMessage() for r in caplog.records if "were not paired" in r.getMessage()]
+        assert len(warnings) == 1 and warnings[0].startswith(f"{signature.metadata.id}: 2 "), warnings
+        assert f"had no {field}" in warnings[0] and "forgotten" not in " ".join(r.getMessage() for r in caplog.records)
