@@ -131,6 +131,11 @@ class _SyscallKernelPairs(Signature):
             elif self.wanted(event):
                 self.compare(event, kernel_event)
 
+    @property
+    def _event_names(self) -> str:
+        """The events paired, as the warnings name them (``connect/security_socket_connect``)."""
+        return "/".join((*self.syscalls[:2], self.kernel_event))
+
     def _hold(self, table: PendingEvents, key: Hashable, event: Event, other_half_seen: bool) -> None:
         """Hold ``event`` for its other half: once the stream has shown events of the other
         half's kind, else while fewer than :data:`MAX_HELD_UNSEEN` (and the table's room) wait."""
@@ -151,7 +156,7 @@ class _SyscallKernelPairs(Signature):
                 "tampering with those calls was not checked",
                 self.metadata.id,
                 forgotten + self._not_held,
-                "/".join((*self.syscalls[:2], self.kernel_event)),
+                self._event_names,
                 forgotten,
                 self.params.max_pending,
                 self.params.max_pending_mib,
@@ -163,7 +168,7 @@ class _SyscallKernelPairs(Signature):
                 "%s: %d %s events had no %s and were not paired; tampering with those calls was not checked",
                 self.metadata.id,
                 self._without_key,
-                "/".join((*self.syscalls[:2], self.kernel_event)),
+                self._event_names,
                 self.key_field,
             )
         self._kernel_view.clear()
