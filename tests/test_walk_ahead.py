@@ -525,6 +525,9 @@ def test_the_entry_point_imports_only_what_the_walker_needs() -> None:
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     modules = ("", "._recscan", ".cli", ".cli.entry", ".compiled", ".lifetime", ".recscan", ".walkahead")
     assert loaded.strip() == str([f"pytracee.engine{name}" for name in modules])  # not the reader, nor the engine
+    from pytracee.engine.cli import entry
+
+    assert entry.DEFAULT_MAX_LINE_SIZE == DEFAULT_MAX_LINE_SIZE  # its copy (not imported) is the reader's
 
 
 def test_the_tracee_rules_command_walks_ahead_from_its_start(tmp_path: Path) -> None:
@@ -578,6 +581,7 @@ def test_the_engine_package_imports_its_public_names_when_first_used() -> None:
 
     from pytracee import engine
 
+    assert set(engine._PUBLIC) == set(engine.__all__)  # the lazy map and the literal list name the same
     for name in engine.__all__:
         assert getattr(engine, name) is not None, name
     assert set(dir(engine)) >= set(engine.__all__)
