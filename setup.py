@@ -139,6 +139,7 @@ setup(
             ["engine/_recscan.c"],
             depends=[
                 "engine/_recscan_json.h",
+                "engine/_recscan_args.h",
                 "engine/_recscan_shards.h",
                 "engine/_recscan_plan.h",
                 "engine/_recscan_decoded.h",

@@ -261,7 +261,7 @@ def split_by_owner(path: Path, count: int, decoded: frozenset[str] | None) -> li
     """``path``'s records written to ``count`` files beside it, each to the file of the worker that
     ``tracee-rules --workers count`` makes its owner: by container, else by host process, for the
     events it decodes (``decoded``: :func:`default_set_decodes`); by line number for the others."""
-    from pytracee.engine.reader import record_owner
+    from pytracee.engine.sharding import record_owner
 
     parts = [path.with_name(f"{path.stem}.part{index}of{count}{path.suffix}") for index in range(count)]
     files = [part.open("wb") for part in parts]

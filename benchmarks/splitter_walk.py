@@ -4,7 +4,7 @@ each record's worker, as a process handing the records out to ``--workers N`` wo
 Every record is placed by the rule the workers use, with the compiled loop they run (``owners`` of
 the record scanner: by its line when nobody decodes its event, else by container or host
 process); the few records that loop leaves to its caller are placed as the reader places them
-(:func:`pytracee.engine.reader.record_owner`). Nothing is handed over, so apart from its own
+(:func:`pytracee.engine.sharding.record_owner`). Nothing is handed over, so apart from its own
 start-up (about 0.14 s, which a splitter forked from the main process would not pay) the time
 it takes is less than any real splitter's::
 
@@ -21,7 +21,8 @@ from collections.abc import Collection
 from pathlib import Path
 
 from pytracee.engine import _recscan  # type: ignore[attr-defined]
-from pytracee.engine.reader import DEFAULT_MAX_LINE_SIZE, record_owner
+from pytracee.engine.reader import DEFAULT_MAX_LINE_SIZE
+from pytracee.engine.sharding import record_owner
 
 #: Bytes read at a time.
 CHUNK = 4 << 20

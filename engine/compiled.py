@@ -46,6 +46,7 @@ MODULES: Final = (
     "engine/records.py",
     "engine/selectors.py",
     "engine/session.py",
+    "engine/sharding.py",
     "signatures/pairing.py",
     "signatures/syscall_context.py",
 )

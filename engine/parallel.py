@@ -2,7 +2,7 @@
 
 After the session is loaded, :func:`replay_sharded` forks ``N`` workers. Each one
 reads the whole input but decodes and dispatches only the events of its shard
-(:func:`~pytracee.engine.reader.shard_of`), with its own copy of every signature:
+(:func:`~pytracee.engine.sharding.shard_of`), with its own copy of every signature:
 
 * **by container**: every event with a container id goes to the shard of that
   container, whatever process it comes from;

@@ -26,11 +26,11 @@ import sys
 import zlib
 from collections.abc import Callable, Collection, Generator, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any, Final, NamedTuple
+from typing import IO, Any, Final
 
 import orjson
 
-from .envelope import MAX_NESTING, Envelope, guess_event_name, may_nest_too_deeply, read_envelope, read_process_key
+from .envelope import MAX_NESTING, Envelope, guess_event_name, may_nest_too_deeply, read_envelope
 from .errors import InputError
 from .events import LAZY_FIELDS, Event, LazyEvent
 from .filtermemo import MAX_VALUE_CHARS, MAX_VALUES
@@ -41,10 +41,11 @@ from .recscan import plain_event as _compiled_plain_event
 from .recscan import scan as _compiled_scan
 from .recscan import scan_lines as _compiled_scan_lines
 from .recscan import split_args as _compiled_split_args
+from .sharding import ObserveOthers, placement_names, record_owner, shard_of
 from .sources import REPORTED_PER_PLACE, SkipLog, SourceStats
 from .walkahead import ring_for
 
-__all__ = ["DEFAULT_MAX_LINE_SIZE", "MAX_NESTING", "STDIN", "EventReader", "ObserveOthers", "record_owner", "shard_of"]
+__all__ = ["DEFAULT_MAX_LINE_SIZE", "MAX_NESTING", "STDIN", "EventReader"]
 
 log = logging.getLogger("pytracee.input")
 
@@ -54,25 +55,6 @@ DEFAULT_MAX_LINE_SIZE: Final = 64 * 1024
 STDIN: Final = "-"
 #: How many bad records per source are described before the rest are only counted.
 REPORTED_PER_SOURCE: Final = REPORTED_PER_PLACE
-
-
-class ObserveOthers(NamedTuple):
-    """What a shard's process tree needs of the records other shards own (``--workers``), so that
-    it is the tree one process keeps: every fork, exec and exit, and the context of every event
-    its owner decodes, in input order."""
-
-    #: The events shown whoever owns them (fork, exec, exit).
-    names: Collection[str]
-    #: Shown such a decoded event (when it cannot be read in place).
-    observer: Callable[[Event], object]
-    #: Shown an event's ``(fields, args)`` read in place: its fields named in ``fields_read``, its
-    #: arguments named in ``args_read[name]`` (none for events outside ``names``).
-    observe_fields: Callable[[Mapping[str, Any], Mapping[str, Any]], object]
-    fields_read: tuple[str, ...]
-    args_read: Mapping[str, tuple[str, ...]]
-    #: The tree's processes by host pid (:attr:`~pytracee.engine.context.proctree.ProcessTree.by_pid`):
-    #: another shard's event whose process the tree knows is not shown (None: none is shown).
-    processes: Mapping[int, Any] | None = None
 
 
 _INT_FIELDS: Final = ("timestamp", "processId", "threadId", "parentProcessId", "hostProcessId", "userId", "returnValue")
@@ -705,37 +687,6 @@ def _show_to(observe: Callable[[Event], object], raw: Any, text: bytes, name: st
 
 def _unreported(where: str, line: int, reason: str, detail: str) -> None:
     """Another shard's bad record: its owner reports it."""
-
-
-def placement_names(
-    wanted: Collection[str] | None, admissions: Mapping[str, Any], others: ObserveOthers | None
-) -> tuple[frozenset[str] | None, frozenset[str]]:
-    """What a sharded reader places records by: the events decoded (whole or by admission; None:
-    every event), which go by process, and those every shard's process tree is shown (``others``)."""
-    decoded = None if wanted is None else frozenset(wanted) | frozenset(admissions)
-    return decoded, frozenset(others.names) if others is not None else frozenset()
-
-
-def record_owner(text: bytes, line: int, count: int, decoded: Collection[str] | None, guess: str | None = None) -> int:
-    """The shard (of ``count``) that handles the record ``text`` at ``line`` of its input, as the
-    readers of ``EventReader(shard=...)`` agree on it: by its process key (:func:`shard_of`) when it
-    will likely be decoded (``decoded``: the event names decoded whole or by admission, None: all;
-    ``guess``: its name as :func:`~.envelope.guess_event_name` finds it), else by its line."""
-    if decoded is not None:
-        if guess is None:
-            guess = guess_event_name(text)
-        if guess and guess not in decoded:  # no guess: another layout, maybe wanted
-            return line % count
-    key = read_process_key(text)
-    return line % count if key is None else shard_of(*key, count)
-
-
-def shard_of(container_id: str, host_process_id: int, count: int) -> int:
-    """The shard (of ``count``) of an event: by its container when it has one (all the
-    container's processes together), else by its host process id."""
-    if container_id:
-        return zlib.crc32(container_id.encode("utf-8", "surrogateescape")) % count
-    return host_process_id % count if type(host_process_id) is int else 0
 
 
 def _position(fd: int | None) -> int:

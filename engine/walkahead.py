@@ -1,7 +1,7 @@
 """The owner walk of a ``--workers`` replay done once, by a process of its own, ahead of the workers.
 
 Each ``tracee-rules --workers N`` worker reads the whole input and must find the owner of every
-record (its process or container, :func:`~pytracee.engine.reader.record_owner`) to skip the others'.
+record (its process or container, :func:`~pytracee.engine.sharding.record_owner`) to skip the others'.
 Done by every worker, that walk costs each of them about a tenth of what one process spends on the
 whole stream. :class:`WalkAhead` does it once instead: started before the signatures are loaded, a
 walker process reads the input file and leaves each record's walk in a ring of shared memory
@@ -140,7 +140,7 @@ class WalkAhead:
 
     def publish(self, decoded: frozenset[str] | None, observed: frozenset[str]) -> bool:
         """Tell the walker the events the workers decode (None: all) and those their trees are shown
-        (:func:`~pytracee.engine.reader.placement_names`), once the signatures are loaded: from then
+        (:func:`~pytracee.engine.sharding.placement_names`), once the signatures are loaded: from then
         on it places a record nobody decodes by its line, as the workers would, without walking it.
         False when the names do not fit in the ring (it walks every record then)."""
         return bool(_recscan.ahead_names(self.ring, decoded, observed))

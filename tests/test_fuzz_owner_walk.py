@@ -25,7 +25,8 @@ from hypothesis import strategies as st
 from pytracee.engine import recscan
 from pytracee.engine.envelope import guess_event_name
 from pytracee.engine.events import container_id_of
-from pytracee.engine.reader import DEFAULT_MAX_LINE_SIZE, EventReader, record_owner
+from pytracee.engine.reader import DEFAULT_MAX_LINE_SIZE, EventReader
+from pytracee.engine.sharding import record_owner
 from record_strategies import dump, events, mutated, signature_test_events, tracee_recordings
 from test_fuzz_record_extract import records
 from test_fuzz_record_scanner import _default_plan

@@ -22,8 +22,9 @@ from pytracee.engine import recscan
 from pytracee.engine.context.proctree import ARGS_READ, CONSUMED_EVENTS, FIELDS_READ, ProcessTree
 from pytracee.engine.context.state import ContextSettings, EventContext
 from pytracee.engine.events import LAZY_FIELDS, ArgumentError, Event, LazyEvent, MalformedEventError
-from pytracee.engine.reader import EventReader, ObserveOthers
+from pytracee.engine.reader import EventReader
 from pytracee.engine.session import Session, SessionConfig
+from pytracee.engine.sharding import ObserveOthers
 from record_strategies import TEXT, dump, events, in_pieces, mutated
 
 pytestmark = [

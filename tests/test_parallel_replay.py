@@ -211,7 +211,8 @@ def test_the_benchmarks_splitter_walk_places_each_record_as_the_workers_do(tmp_p
     finally:
         sys.path.remove(str(REPO / "benchmarks"))
     from pytracee.engine import _recscan  # type: ignore[attr-defined]
-    from pytracee.engine.reader import DEFAULT_MAX_LINE_SIZE, record_owner
+    from pytracee.engine.reader import DEFAULT_MAX_LINE_SIZE
+    from pytracee.engine.sharding import record_owner
 
     path = tmp_path / "w.jsonl"
     _workload(path, 4_000, seed=4)

@@ -23,7 +23,8 @@ from hypothesis import strategies as st
 from pytracee.engine import recscan
 from pytracee.engine.context.proctree import CONSUMED_EVENTS
 from pytracee.engine.context.state import ContextSettings, EventContext
-from pytracee.engine.reader import DEFAULT_MAX_LINE_SIZE, EventReader, ObserveOthers, placement_names
+from pytracee.engine.reader import DEFAULT_MAX_LINE_SIZE, EventReader
+from pytracee.engine.sharding import ObserveOthers, placement_names
 from pytracee.engine.walkahead import FINISHED, STOPPED, WALKER_NAME, WalkAhead, ring_stats
 from record_strategies import mutated
 from test_fuzz_owner_walk import ODD_LINES

@@ -34,9 +34,10 @@ from ..output.printer import complete_standard_output
 from ..output.templates import TemplateError
 from ..parallel import replay_sharded
 from ..plugins import PluginManager
-from ..reader import DEFAULT_MAX_LINE_SIZE, STDIN, EventReader, ObserveOthers, placement_names
+from ..reader import DEFAULT_MAX_LINE_SIZE, STDIN, EventReader
 from ..safetext import EscapingLogFilter
 from ..session import Session, SessionConfig, signature_id_order
+from ..sharding import ObserveOthers, placement_names
 from ..sources import EventSource
 from ..walkahead import WalkAhead
 from .operations import (
