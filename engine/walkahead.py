@@ -141,7 +141,8 @@ class WalkAhead:
     def publish(self, decoded: frozenset[str] | None, observed: frozenset[str]) -> bool:
         """Tell the walker the events the workers decode (None: all) and those their trees are shown
         (:func:`~pytracee.engine.sharding.placement_names`), once the signatures are loaded: from then
-        on it places a record nobody decodes by its line, as the workers would, without walking it.
+        on it places a record nobody decodes by its line, as the workers would, without walking it
+        (while such records are common enough for the question to pay: ``_recscan_ahead.h``).
         False when the names do not fit in the ring (it walks every record then)."""
         return bool(_recscan.ahead_names(self.ring, decoded, observed))
 
