@@ -83,6 +83,19 @@ typedef struct {
     int names_ok;   /* this worker's names are those published: its AHEAD_NOBODY slots are its answers */
 } ahead_view;
 
+/* The bytes of a ring of `slots` slots (0 to AHEAD_MAX_SLOTS). */
+static inline size_t ring_size(int64_t slots)
+{
+    return sizeof(ahead_header) + (size_t)slots * sizeof(ahead_slot);
+}
+
+/* Whether a ring may have `slots` slots (a power of two up to AHEAD_MAX_SLOTS) for `readers` workers. */
+static inline int ring_shape_ok(int64_t slots, int64_t readers)
+{
+    return slots > 0 && slots <= AHEAD_MAX_SLOTS && (slots & (slots - 1)) == 0 && readers >= 1 &&
+           readers <= AHEAD_MAX_READERS;
+}
+
 /* The ring `ring` (a writable buffer holding one, from ahead_init()), its buffer held in `buffer`
  * (PyBuffer_Release() it): 0, or -1 with an exception (nothing held). */
 static int ahead_open(PyObject *ring, Py_buffer *buffer, ahead_view *view)
@@ -90,10 +103,8 @@ static int ahead_open(PyObject *ring, Py_buffer *buffer, ahead_view *view)
     if (PyObject_GetBuffer(ring, buffer, PyBUF_WRITABLE) < 0)
         return -1;
     ahead_header *header = buffer->buf;
-    if ((size_t)buffer->len < sizeof(ahead_header) || header->magic != AHEAD_MAGIC || header->slots <= 0 ||
-        header->slots > AHEAD_MAX_SLOTS || (header->slots & (header->slots - 1)) != 0 || header->readers <= 0 ||
-        header->readers > AHEAD_MAX_READERS ||
-        (size_t)buffer->len < sizeof(ahead_header) + (size_t)header->slots * sizeof(ahead_slot)) {
+    if ((size_t)buffer->len < sizeof(ahead_header) || header->magic != AHEAD_MAGIC ||
+        !ring_shape_ok(header->slots, header->readers) || (size_t)buffer->len < ring_size(header->slots)) {
         PyBuffer_Release(buffer);
         PyErr_SetString(PyExc_ValueError, "not a walk-ahead ring (ahead_init())");
         return -1;
@@ -366,14 +377,13 @@ static PyObject *ahead_init(PyObject *module, PyObject *const *argv, Py_ssize_t 
                             "ahead_init(ring: buffer, slots: int, readers: int, device: int, inode: int)");
         return NULL;
     }
-    if (slots <= 0 || (slots & (slots - 1)) != 0 || slots > AHEAD_MAX_SLOTS || readers < 1 ||
-        readers > AHEAD_MAX_READERS) {
+    if (!ring_shape_ok(slots, readers)) {
         PyErr_SetString(PyExc_ValueError, "ahead_init: slots a power of two up to 2**24, readers 1 to 254");
         return NULL;
     }
     if (PyObject_GetBuffer(argv[0], &buffer, PyBUF_WRITABLE) < 0)
         return NULL;
-    if ((size_t)buffer.len < sizeof(ahead_header) + (size_t)slots * sizeof(ahead_slot)) {
+    if ((size_t)buffer.len < ring_size(slots)) {
         PyBuffer_Release(&buffer);
         PyErr_SetString(PyExc_ValueError, "ahead_init: the buffer is smaller than ahead_size(slots)");
         return NULL;
@@ -546,7 +556,7 @@ static PyObject *ahead_size(PyObject *module, PyObject *slots)
         PyErr_SetString(PyExc_ValueError, "ahead_size: 0 to 2**24 slots");
         return NULL;
     }
-    return PyLong_FromSize_t(sizeof(ahead_header) + (size_t)n * sizeof(ahead_slot));
+    return PyLong_FromSize_t(ring_size(n));
 }
 
 /* The walker's loop over the file `fd` from its start: every line's walk into the ring, until the
